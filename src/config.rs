@@ -1,0 +1,334 @@
+//! `ElectraConfig`: the HF `config.json` of one ELECTRA model, validated, plus the paper's presets.
+//!
+//! Field names and defaults are those of `transformers.ElectraConfig`, whose defaults are the
+//! Small discriminator; fields we do not use are kept in `extra` so a config round-trips.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The activation functions HF's `ACT2FN` can name that we implement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// Exact GELU, x·Φ(x) with erf (HF "gelu"; ELECTRA's default).
+    Gelu,
+    /// Tanh approximation of GELU (HF "gelu_new", "gelu_pytorch_tanh").
+    GeluTanh,
+    /// HF "gelu_fast": the tanh approximation written as x·0.79788456·(1 + 0.044715·x²).
+    GeluFast,
+    /// x·sigmoid(1.702·x) (HF "quick_gelu").
+    QuickGelu,
+    /// max(0, x).
+    Relu,
+    /// x·sigmoid(x) (HF "silu" and "swish").
+    Silu,
+    /// tanh(x).
+    Tanh,
+    /// sigmoid(x).
+    Sigmoid,
+    /// The identity (HF "linear").
+    Linear,
+}
+
+impl Activation {
+    /// Parses an HF `hidden_act` name.
+    pub fn from_name(name: &str) -> Result<Self> {
+        Ok(match name {
+            "gelu" => Activation::Gelu,
+            "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
+            "gelu_fast" => Activation::GeluFast,
+            "quick_gelu" => Activation::QuickGelu,
+            "relu" => Activation::Relu,
+            "silu" | "swish" => Activation::Silu,
+            "tanh" => Activation::Tanh,
+            "sigmoid" => Activation::Sigmoid,
+            "linear" => Activation::Linear,
+            other => {
+                return Err(Error::Config(format!(
+                    "unknown hidden_act {other:?} (supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, \
+                     quick_gelu, relu, silu, swish, tanh, sigmoid, linear)"
+                )))
+            }
+        })
+    }
+}
+
+// Some configs write `"pad_token_id": null`; HF then behaves as 0.
+fn null_as_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    Ok(Option::<usize>::deserialize(d)?.unwrap_or(0))
+}
+
+fn d_vocab() -> usize { 30522 }
+fn d_emb() -> usize { 128 }
+fn d_hidden() -> usize { 256 }
+fn d_layers() -> usize { 12 }
+fn d_heads() -> usize { 4 }
+fn d_inter() -> usize { 1024 }
+fn d_act() -> String { "gelu".into() }
+fn d_drop() -> f32 { 0.1 }
+fn d_maxpos() -> usize { 512 }
+fn d_types() -> usize { 2 }
+fn d_init() -> f32 { 0.02 }
+fn d_eps() -> f64 { 1e-12 }
+fn d_pos_type() -> String { "absolute".into() }
+fn d_true() -> bool { true }
+fn d_model_type() -> String { "electra".into() }
+
+/// One ELECTRA model's configuration, as in HF `config.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ElectraConfig {
+    /// HF architecture names, e.g. `["ElectraForPreTraining"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub architectures: Vec<String>,
+    /// Always "electra".
+    #[serde(default = "d_model_type")]
+    pub model_type: String,
+    /// V: vocabulary size.
+    #[serde(default = "d_vocab")]
+    pub vocab_size: usize,
+    /// E: width of the embeddings (projected to H when different).
+    #[serde(default = "d_emb")]
+    pub embedding_size: usize,
+    /// H: hidden width of the encoder.
+    #[serde(default = "d_hidden")]
+    pub hidden_size: usize,
+    /// L: number of encoder layers.
+    #[serde(default = "d_layers")]
+    pub num_hidden_layers: usize,
+    /// NH: attention heads; must divide H.
+    #[serde(default = "d_heads")]
+    pub num_attention_heads: usize,
+    /// I: feed-forward width.
+    #[serde(default = "d_inter")]
+    pub intermediate_size: usize,
+    /// Activation name (see [`Activation::from_name`]).
+    #[serde(default = "d_act")]
+    pub hidden_act: String,
+    /// Dropout after embeddings, attention output and feed-forward (training only).
+    #[serde(default = "d_drop")]
+    pub hidden_dropout_prob: f32,
+    /// Dropout on attention probabilities (training only).
+    #[serde(default = "d_drop")]
+    pub attention_probs_dropout_prob: f32,
+    /// T_max: largest sequence length.
+    #[serde(default = "d_maxpos")]
+    pub max_position_embeddings: usize,
+    /// Number of token types (segments).
+    #[serde(default = "d_types")]
+    pub type_vocab_size: usize,
+    /// Standard deviation of the weight initialisation.
+    #[serde(default = "d_init")]
+    pub initializer_range: f32,
+    /// LayerNorm epsilon.
+    #[serde(default = "d_eps")]
+    pub layer_norm_eps: f64,
+    /// The [PAD] id; its embedding row gets no gradient from the lookup (as HF `padding_idx`).
+    #[serde(default, deserialize_with = "null_as_zero")]
+    pub pad_token_id: usize,
+    /// Only "absolute" is supported.
+    #[serde(default = "d_pos_type")]
+    pub position_embedding_type: String,
+    /// Whether the generator's output projection is its input word embedding matrix.
+    #[serde(default = "d_true")]
+    pub tie_word_embeddings: bool,
+    /// Every other field, kept so that saving preserves it.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for ElectraConfig {
+    fn default() -> Self {
+        serde_json::from_str("{}").expect("empty config parses")
+    }
+}
+
+/// Preset names accepted by [`ElectraConfig::preset`].
+pub const PRESETS: &[&str] = &["tiny", "small", "base", "large"];
+
+impl ElectraConfig {
+    /// Parses and validates a `config.json` string.
+    pub fn from_json_str(s: &str) -> Result<Self> {
+        let cfg: ElectraConfig =
+            serde_json::from_str(s).map_err(|e| Error::Config(format!("config.json: {e}")))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads and validates a `config.json` file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let s = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let cfg: ElectraConfig =
+            serde_json::from_str(&s).map_err(|e| Error::format(path, format!("config.json: {e}")))?;
+        cfg.validate().map_err(|e| Error::format(path, e.to_string()))?;
+        Ok(cfg)
+    }
+
+    /// Serialises to pretty JSON as HF writes it.
+    pub fn to_json_string(&self) -> String {
+        serde_json::to_string_pretty(self).expect("config serialises")
+    }
+
+    /// Checks every numeric invariant the model relies on.
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("vocab_size", self.vocab_size),
+            ("embedding_size", self.embedding_size),
+            ("hidden_size", self.hidden_size),
+            ("num_attention_heads", self.num_attention_heads),
+            ("intermediate_size", self.intermediate_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("type_vocab_size", self.type_vocab_size),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(Error::Config(format!("{name} must be positive")));
+            }
+        }
+        if self.hidden_size % self.num_attention_heads != 0 {
+            return Err(Error::Config(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            )));
+        }
+        Activation::from_name(&self.hidden_act)?;
+        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
+            return Err(Error::Config(format!("layer_norm_eps must be positive, got {}", self.layer_norm_eps)));
+        }
+        for (name, p) in [
+            ("hidden_dropout_prob", self.hidden_dropout_prob),
+            ("attention_probs_dropout_prob", self.attention_probs_dropout_prob),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(Error::Config(format!("{name} must be in [0, 1), got {p}")));
+            }
+        }
+        if self.position_embedding_type != "absolute" {
+            return Err(Error::Config(format!(
+                "position_embedding_type {:?} is not supported (only \"absolute\")",
+                self.position_embedding_type
+            )));
+        }
+        if self.pad_token_id >= self.vocab_size {
+            return Err(Error::Config(format!(
+                "pad_token_id {} is outside the vocabulary ({})",
+                self.pad_token_id, self.vocab_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// The parsed activation (validated at construction).
+    pub fn activation(&self) -> Activation {
+        Activation::from_name(&self.hidden_act).expect("validated config")
+    }
+
+    /// HD: width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+
+    /// A discriminator preset: `tiny` (for tests and demos), `small`, `base` or `large` (the paper's).
+    pub fn preset(name: &str) -> Result<Self> {
+        let (layers, hidden, emb) = match name {
+            "tiny" => (2, 128, 64),
+            "small" => (12, 256, 128),
+            "base" => (12, 768, 768),
+            "large" => (24, 1024, 1024),
+            other => return Err(Error::arg(format!("unknown preset {other:?} (expected one of {PRESETS:?})"))),
+        };
+        let mut cfg = ElectraConfig {
+            num_hidden_layers: layers,
+            hidden_size: hidden,
+            embedding_size: emb,
+            num_attention_heads: (hidden / 64).max(1),
+            intermediate_size: 4 * hidden,
+            architectures: vec!["ElectraForPreTraining".into()],
+            ..Default::default()
+        };
+        if name == "tiny" {
+            cfg.max_position_embeddings = 128;
+        }
+        Ok(cfg)
+    }
+
+    /// The paper's generator fraction for a preset: 1/4 for small and large, 1/3 for base.
+    pub fn paper_generator_fraction(preset: &str) -> f64 {
+        if preset == "base" {
+            1.0 / 3.0
+        } else {
+            0.25
+        }
+    }
+
+    /// The generator config for this discriminator, by the original code's size rule:
+    /// hidden = round(H·fraction), intermediate = 4·hidden, heads = max(1, hidden/64), same depth
+    /// and the discriminator's embedding_size (so embeddings can be shared).
+    pub fn generator_config(&self, hidden_fraction: f64) -> Result<Self> {
+        if !(hidden_fraction > 0.0 && hidden_fraction <= 1.0) {
+            return Err(Error::arg(format!("generator_hidden_fraction must be in (0, 1], got {hidden_fraction}")));
+        }
+        let hidden = ((self.hidden_size as f64 * hidden_fraction).round() as usize).max(1);
+        let heads = (hidden / 64).max(1);
+        if hidden % heads != 0 {
+            return Err(Error::Config(format!("generator hidden {hidden} is not a multiple of its {heads} heads")));
+        }
+        let mut g = self.clone();
+        g.hidden_size = hidden;
+        g.intermediate_size = 4 * hidden;
+        g.num_attention_heads = heads;
+        g.architectures = vec!["ElectraForMaskedLM".into()];
+        g.validate()?;
+        Ok(g)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_hf_small() {
+        let c = ElectraConfig::from_json_str("{}").unwrap();
+        assert_eq!((c.vocab_size, c.embedding_size, c.hidden_size), (30522, 128, 256));
+        assert_eq!((c.num_hidden_layers, c.num_attention_heads, c.intermediate_size), (12, 4, 1024));
+        assert_eq!(c.layer_norm_eps, 1e-12);
+        assert_eq!(c.activation(), Activation::Gelu);
+    }
+
+    #[test]
+    fn invalid_configs_are_rejected() {
+        for bad in [
+            r#"{"hidden_size": 100, "num_attention_heads": 3}"#,
+            r#"{"hidden_act": "bogus"}"#,
+            r#"{"position_embedding_type": "relative_key"}"#,
+            r#"{"vocab_size": 0}"#,
+            r#"{"layer_norm_eps": -1.0}"#,
+            r#"{"hidden_size": "wide"}"#,
+        ] {
+            assert!(ElectraConfig::from_json_str(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn presets_and_generator_rule() {
+        let small = ElectraConfig::preset("small").unwrap();
+        let g = small.generator_config(0.25).unwrap();
+        assert_eq!((g.hidden_size, g.num_attention_heads, g.intermediate_size), (64, 1, 256));
+        assert_eq!((g.embedding_size, g.num_hidden_layers), (128, 12));
+        let base = ElectraConfig::preset("base").unwrap();
+        let g = base.generator_config(ElectraConfig::paper_generator_fraction("base")).unwrap();
+        assert_eq!((g.hidden_size, g.num_attention_heads, g.intermediate_size), (256, 4, 1024));
+        let large = ElectraConfig::preset("large").unwrap();
+        assert_eq!(large.num_attention_heads, 16);
+        assert_eq!(large.generator_config(0.25).unwrap().hidden_size, 256);
+    }
+
+    #[test]
+    fn unknown_fields_round_trip() {
+        let c = ElectraConfig::from_json_str(r#"{"summary_type": "first", "hidden_size": 64, "num_attention_heads": 1}"#)
+            .unwrap();
+        let back = ElectraConfig::from_json_str(&c.to_json_string()).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(back.extra["summary_type"], "first");
+    }
+}

@@ -1,0 +1,122 @@
+//! One error type for the whole crate, and its mapping onto the stable C status codes.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in electra. Each variant carries enough context
+/// (file, tensor, shape, argument) for a message a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // === Caller mistakes ===
+    /// An argument is out of range or inconsistent.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A required pointer was NULL.
+    #[error("null pointer: {0}")]
+    NullPointer(&'static str),
+    /// A handle is NULL, freed, or of the wrong kind.
+    #[error("invalid handle: {0}")]
+    InvalidHandle(&'static str),
+    /// Two shapes that must agree do not.
+    #[error("shape mismatch: {what}: expected {expected:?}, got {got:?}")]
+    Shape {
+        /// What was being checked.
+        what: String,
+        /// The shape required.
+        expected: Vec<usize>,
+        /// The shape given.
+        got: Vec<usize>,
+    },
+    /// A caller-provided output buffer is too small.
+    #[error("buffer too small: need {needed} elements, got {got}")]
+    BufferTooSmall {
+        /// Elements required.
+        needed: usize,
+        /// Elements provided.
+        got: usize,
+    },
+    /// The model lacks the part (generator or discriminator) the call needs.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+
+    // === Files ===
+    /// Reading or writing a file failed.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A file exists but its contents are wrong (corrupt, truncated, missing tensor, bad JSON).
+    #[error("bad format in {path}: {msg}")]
+    Format {
+        /// The file involved.
+        path: PathBuf,
+        /// What is wrong with it.
+        msg: String,
+    },
+    /// A config is syntactically fine but describes an invalid model.
+    #[error("invalid config: {0}")]
+    Config(String),
+
+    // === Run time ===
+    /// A numeric result was NaN or infinite; nothing was updated.
+    #[error("non-finite value: {0}")]
+    NonFinite(String),
+    /// The operation was cancelled by the caller.
+    #[error("cancelled")]
+    Cancelled,
+    /// An allocation failed.
+    #[error("out of memory: {0}")]
+    OutOfMemory(String),
+    /// The CUDA backend failed or was not compiled in.
+    #[error("cuda: {0}")]
+    Cuda(String),
+    /// A bug: a broken invariant.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// A panic caught at the C boundary (always a bug in electra).
+    #[error("panic: {0}")]
+    Panic(String),
+}
+
+/// Crate-wide result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Builds an [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+
+    /// Builds an [`Error::Format`] for `path`.
+    pub fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Format { path: path.into(), msg: msg.into() }
+    }
+
+    /// Builds an [`Error::InvalidArgument`].
+    pub fn arg(msg: impl Into<String>) -> Self {
+        Error::InvalidArgument(msg.into())
+    }
+
+    /// The stable C status code for this error (see `electra_status` in the header).
+    pub fn status(&self) -> i32 {
+        use crate::ffi::status::*;
+        match self {
+            Error::InvalidArgument(_) | Error::Config(_) => ELECTRA_ERR_INVALID_ARGUMENT,
+            Error::NonFinite(_) => ELECTRA_ERR_NUMERIC,
+            Error::NullPointer(_) => ELECTRA_ERR_NULL_POINTER,
+            Error::InvalidHandle(_) => ELECTRA_ERR_INVALID_HANDLE,
+            Error::Shape { .. } => ELECTRA_ERR_SHAPE,
+            Error::BufferTooSmall { .. } => ELECTRA_ERR_BUFFER_TOO_SMALL,
+            Error::Unsupported(_) => ELECTRA_ERR_UNSUPPORTED,
+            Error::Io { .. } => ELECTRA_ERR_IO,
+            Error::Format { .. } => ELECTRA_ERR_FORMAT,
+            Error::Cancelled => ELECTRA_ERR_CANCELLED,
+            Error::OutOfMemory(_) => ELECTRA_ERR_OUT_OF_MEMORY,
+            Error::Cuda(_) => ELECTRA_ERR_CUDA,
+            Error::Internal(_) => ELECTRA_ERR_INTERNAL,
+            Error::Panic(_) => ELECTRA_ERR_PANIC,
+        }
+    }
+}

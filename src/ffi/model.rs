@@ -1,0 +1,148 @@
+//! `electra_model`: loaded weights, immutable and shared (an `Arc`), safe to use from many threads.
+
+use super::status::*;
+use super::{c_str, guard, guard_void};
+use crate::error::{Error, Result};
+use crate::model::Model;
+use std::ffi::c_char;
+use std::path::Path;
+use std::sync::Arc;
+
+const MODEL_MAGIC: u64 = 0x454c_4543_4d4f_444c; // "ELECMODL"
+
+/// Opaque handle to a loaded model. Free with `electra_model_free`.
+pub struct electra_model {
+    magic: u64,
+    pub(crate) model: Arc<Model>,
+}
+
+impl electra_model {
+    pub(crate) fn wrap(model: Arc<Model>) -> *mut electra_model {
+        Box::into_raw(Box::new(electra_model { magic: MODEL_MAGIC, model }))
+    }
+
+    /// Checks a handle pointer (best effort against stale or foreign pointers).
+    pub(crate) unsafe fn from_ptr<'a>(p: *const electra_model) -> Result<&'a electra_model> {
+        match p.as_ref() {
+            Some(m) if m.magic == MODEL_MAGIC => Ok(m),
+            Some(_) => Err(Error::InvalidHandle("not a live electra_model")),
+            None => Err(Error::InvalidHandle("electra_model is NULL")),
+        }
+    }
+}
+
+/// Model dimensions, filled by `electra_model_get_info`. Set `struct_size` to
+/// `sizeof(electra_model_info)` first; the library writes only the fields that fit, so older
+/// callers keep working when fields are appended.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct electra_model_info {
+    /// Set by the caller: `sizeof(electra_model_info)`.
+    pub struct_size: u32,
+    /// V: vocabulary size.
+    pub vocab_size: u32,
+    /// H: the discriminator's hidden width (the generator's when there is no discriminator).
+    pub hidden_size: u32,
+    /// E: embedding width.
+    pub embedding_size: u32,
+    /// Largest seq_len accepted.
+    pub max_position_embeddings: u32,
+    /// Number of token types accepted.
+    pub type_vocab_size: u32,
+    /// Encoder layers of the discriminator (else the generator).
+    pub num_hidden_layers: u32,
+    /// 1 when the model has a discriminator.
+    pub has_discriminator: i32,
+    /// 1 when the model has a generator.
+    pub has_generator: i32,
+    /// The generator's hidden width (0 without a generator).
+    pub generator_hidden_size: u32,
+    /// Total number of distinct parameters.
+    pub num_parameters: u64,
+}
+
+/// Loads a model from `path`: an HF directory (config.json + model.safetensors of an
+/// ElectraForPreTraining or ElectraForMaskedLM), or the pair layout (`path/discriminator`,
+/// `path/generator`). On success `*out` owns the model; on failure `*out` is NULL.
+///
+/// # Safety
+/// `path` must be a NUL-terminated string; `out` a valid pointer.
+#[no_mangle]
+pub unsafe extern "C" fn electra_model_load(path: *const c_char, out: *mut *mut electra_model) -> electra_status {
+    guard(|| {
+        if out.is_null() {
+            return Err(Error::NullPointer("out"));
+        }
+        *out = std::ptr::null_mut();
+        let path = c_str(path, "path")?;
+        let model = crate::io::hf::load(Path::new(path))?;
+        *out = electra_model::wrap(Arc::new(model));
+        Ok(())
+    })
+}
+
+/// Frees a model. NULL is a no-op. Sessions created from it stay valid (they share the weights).
+///
+/// # Safety
+/// `m` must be NULL or a handle from `electra_model_load` not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn electra_model_free(m: *mut electra_model) {
+    guard_void(|| {
+        if let Ok(h) = electra_model::from_ptr(m) {
+            let _ = h;
+            (*m).magic = 0;
+            drop(Box::from_raw(m));
+        }
+    })
+}
+
+/// Fills `info` with the model's dimensions (see `electra_model_info`).
+///
+/// # Safety
+/// `m` must be a live model; `info` must point to at least `info->struct_size` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn electra_model_get_info(m: *const electra_model, info: *mut electra_model_info) -> electra_status {
+    guard(|| {
+        let h = electra_model::from_ptr(m)?;
+        if info.is_null() {
+            return Err(Error::NullPointer("info"));
+        }
+        let size = (*info).struct_size as usize;
+        if size < std::mem::size_of::<u32>() {
+            return Err(Error::arg("info->struct_size must be set to sizeof(electra_model_info)"));
+        }
+        let model = &h.model;
+        let cfg = model.input_config();
+        let full = electra_model_info {
+            struct_size: (*info).struct_size,
+            vocab_size: cfg.vocab_size as u32,
+            hidden_size: cfg.hidden_size as u32,
+            embedding_size: cfg.embedding_size as u32,
+            max_position_embeddings: cfg.max_position_embeddings as u32,
+            type_vocab_size: cfg.type_vocab_size as u32,
+            num_hidden_layers: cfg.num_hidden_layers as u32,
+            has_discriminator: model.disc.is_some() as i32,
+            has_generator: model.gen.is_some() as i32,
+            generator_hidden_size: model.gen.as_ref().map_or(0, |g| g.config.hidden_size as u32),
+            num_parameters: model.num_parameters() as u64,
+        };
+        let n = size.min(std::mem::size_of::<electra_model_info>());
+        std::ptr::copy_nonoverlapping((&full as *const electra_model_info).cast::<u8>(), info.cast::<u8>(), n);
+        Ok(())
+    })
+}
+
+/// Saves the model in the pair layout under `dir` (`dir/discriminator`, `dir/generator`), each
+/// an HF directory loadable by `transformers` and by `electra_model_load`. Files are written
+/// atomically.
+///
+/// # Safety
+/// `m` must be a live model; `dir` a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn electra_model_save(m: *const electra_model, dir: *const c_char) -> electra_status {
+    guard(|| {
+        let h = electra_model::from_ptr(m)?;
+        let dir = c_str(dir, "dir")?;
+        crate::io::hf::save_pair(&h.model, Path::new(dir))
+    })
+}

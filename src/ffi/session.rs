@@ -1,0 +1,153 @@
+//! `electra_session`: inference scratch over a shared model; one thread at a time.
+
+use super::model::electra_model;
+use super::status::*;
+use super::{guard, guard_void, in_slice};
+use crate::error::{Error, Result};
+use crate::session::{Batch, Session};
+
+const SESSION_MAGIC: u64 = 0x454c_4543_5345_5353; // "ELECSESS"
+
+/// Opaque inference session. Free with `electra_session_free`.
+pub struct electra_session {
+    magic: u64,
+    session: Session,
+}
+
+unsafe fn session_mut<'a>(p: *mut electra_session) -> Result<&'a mut Session> {
+    match p.as_mut() {
+        Some(s) if s.magic == SESSION_MAGIC => Ok(&mut s.session),
+        Some(_) => Err(Error::InvalidHandle("not a live electra_session")),
+        None => Err(Error::InvalidHandle("electra_session is NULL")),
+    }
+}
+
+/// Creates an inference session over `m`. The session keeps the weights alive, so `m` may be
+/// freed first. On failure `*out` is NULL.
+///
+/// # Safety
+/// `m` must be a live model; `out` a valid pointer.
+#[no_mangle]
+pub unsafe extern "C" fn electra_session_new(m: *const electra_model, out: *mut *mut electra_session) -> electra_status {
+    guard(|| {
+        if out.is_null() {
+            return Err(Error::NullPointer("out"));
+        }
+        *out = std::ptr::null_mut();
+        let model = electra_model::from_ptr(m)?.model.clone();
+        *out = Box::into_raw(Box::new(electra_session { magic: SESSION_MAGIC, session: Session::new(model) }));
+        Ok(())
+    })
+}
+
+/// Frees a session. NULL is a no-op.
+///
+/// # Safety
+/// `s` must be NULL or a live session.
+#[no_mangle]
+pub unsafe extern "C" fn electra_session_free(s: *mut electra_session) {
+    guard_void(|| {
+        if session_mut(s).is_ok() {
+            (*s).magic = 0;
+            drop(Box::from_raw(s));
+        }
+    })
+}
+
+type Run = fn(&mut Session, &Batch, &mut [f32]) -> Result<()>;
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn run(
+    s: *mut electra_session,
+    input_ids: *const i32,
+    attention_mask: *const i32,
+    token_type_ids: *const i32,
+    batch: usize,
+    seq_len: usize,
+    out: *mut f32,
+    out_len: usize,
+    f: Run,
+) -> electra_status {
+    guard(|| {
+        let sess = session_mut(s)?;
+        if input_ids.is_null() {
+            return Err(Error::NullPointer("input_ids"));
+        }
+        if out.is_null() {
+            return Err(Error::NullPointer("out"));
+        }
+        let n = Batch { input_ids: &[], attention_mask: None, token_type_ids: None, batch, seq_len }.tokens()?;
+        if n > isize::MAX as usize / 4 || out_len > isize::MAX as usize / 4 {
+            return Err(Error::arg("batch too large"));
+        }
+        let b = Batch {
+            input_ids: std::slice::from_raw_parts(input_ids, n),
+            attention_mask: in_slice(attention_mask, n),
+            token_type_ids: in_slice(token_type_ids, n),
+            batch,
+            seq_len,
+        };
+        f(sess, &b, std::slice::from_raw_parts_mut(out, out_len))
+    })
+}
+
+/// Replaced-token detection: writes `batch*seq_len` raw logits (row-major; > 0 means
+/// "replaced") into `out`. `attention_mask` (1 = token, 0 = padding) and `token_type_ids` may be
+/// NULL (all ones, all zeros). An `out_len` below `batch*seq_len` is
+/// `ELECTRA_ERR_BUFFER_TOO_SMALL` and nothing is written.
+///
+/// # Safety
+/// Input arrays must hold `batch*seq_len` elements (or be NULL where allowed); `out` must hold
+/// `out_len` floats.
+#[no_mangle]
+pub unsafe extern "C" fn electra_session_discriminate(
+    s: *mut electra_session,
+    input_ids: *const i32,
+    attention_mask: *const i32,
+    token_type_ids: *const i32,
+    batch: usize,
+    seq_len: usize,
+    out: *mut f32,
+    out_len: usize,
+) -> electra_status {
+    run(s, input_ids, attention_mask, token_type_ids, batch, seq_len, out, out_len, Session::discriminate)
+}
+
+/// Generator (masked-LM) logits: writes `batch*seq_len*vocab_size` floats, row-major.
+/// Same arguments and rules as `electra_session_discriminate`; a model without a generator
+/// returns `ELECTRA_ERR_UNSUPPORTED`.
+///
+/// # Safety
+/// As `electra_session_discriminate`.
+#[no_mangle]
+pub unsafe extern "C" fn electra_session_generator_logits(
+    s: *mut electra_session,
+    input_ids: *const i32,
+    attention_mask: *const i32,
+    token_type_ids: *const i32,
+    batch: usize,
+    seq_len: usize,
+    out: *mut f32,
+    out_len: usize,
+) -> electra_status {
+    run(s, input_ids, attention_mask, token_type_ids, batch, seq_len, out, out_len, Session::generator_logits)
+}
+
+/// The discriminator's last hidden states: writes `batch*seq_len*hidden_size` floats,
+/// row-major. Same arguments and rules as `electra_session_discriminate`.
+///
+/// # Safety
+/// As `electra_session_discriminate`.
+#[no_mangle]
+pub unsafe extern "C" fn electra_session_hidden_states(
+    s: *mut electra_session,
+    input_ids: *const i32,
+    attention_mask: *const i32,
+    token_type_ids: *const i32,
+    batch: usize,
+    seq_len: usize,
+    out: *mut f32,
+    out_len: usize,
+) -> electra_status {
+    run(s, input_ids, attention_mask, token_type_ids, batch, seq_len, out, out_len, Session::hidden_states)
+}

@@ -1,0 +1,117 @@
+//! Reading and writing safetensors files: dtype conversion (f32/f16/bf16/f64 → f32) and clear
+//! errors naming the file and the tensor.
+
+use super::atomic::write_atomic;
+use crate::error::{Error, Result};
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// One tensor read from a file, converted to f32 (integer tensors are kept as i64 too).
+#[derive(Clone, Debug)]
+pub struct Tensor {
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Values as f32 (integers converted).
+    pub data: Vec<f32>,
+    /// Values as i64 for integer tensors (empty for floating ones).
+    pub ints: Vec<i64>,
+    /// The stored dtype.
+    pub dtype: Dtype,
+}
+
+/// All tensors of one safetensors file, by name.
+#[derive(Debug)]
+pub struct TensorFile {
+    /// Where it was read from (for messages).
+    pub path: PathBuf,
+    /// Tensors by name.
+    pub tensors: HashMap<String, Tensor>,
+}
+
+impl TensorFile {
+    /// Reads and converts every tensor of `path`. A truncated or corrupt file, or a dtype we do
+    /// not convert, is a [`Error::Format`] naming the file (and tensor).
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(path, &bytes)
+    }
+
+    /// Parses bytes already in memory; `path` is used in messages.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self> {
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| Error::format(path, format!("not a valid safetensors file: {e}")))?;
+        let mut tensors = HashMap::new();
+        for (name, view) in st.tensors() {
+            let t = convert(&view).map_err(|msg| Error::format(path, format!("tensor {name}: {msg}")))?;
+            tensors.insert(name, t);
+        }
+        Ok(TensorFile { path: path.to_path_buf(), tensors })
+    }
+
+    /// A tensor that must exist with this shape.
+    pub fn expect(&self, name: &str, shape: &[usize]) -> Result<&Tensor> {
+        let t = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| Error::format(&self.path, format!("missing tensor {name} (expected shape {shape:?})")))?;
+        if t.shape != shape {
+            return Err(Error::format(&self.path, format!("tensor {name} has shape {:?}, expected {shape:?}", t.shape)));
+        }
+        if t.ints.len() == t.data.len() && !t.data.is_empty() {
+            return Err(Error::format(&self.path, format!("tensor {name} has integer dtype {:?}, expected a float", t.dtype)));
+        }
+        Ok(t)
+    }
+
+    /// A float tensor by name (any shape).
+    pub fn get(&self, name: &str) -> Result<&Tensor> {
+        self.tensors.get(name).ok_or_else(|| Error::format(&self.path, format!("missing tensor {name}")))
+    }
+}
+
+fn convert(v: &TensorView) -> std::result::Result<Tensor, String> {
+    let b = v.data();
+    let shape = v.shape().to_vec();
+    let n: usize = shape.iter().product();
+    let size = v.dtype().bitsize() / 8;
+    if b.len() != n * size {
+        return Err(format!("{} bytes for {n} elements of {:?}", b.len(), v.dtype()));
+    }
+    let mut ints = Vec::new();
+    let data: Vec<f32> = match v.dtype() {
+        Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+        Dtype::F64 => b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+        Dtype::F16 => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        Dtype::BF16 => b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        Dtype::I64 => {
+            ints = b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect();
+            ints.iter().map(|&x| x as f32).collect()
+        }
+        Dtype::I32 => {
+            ints = b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64).collect();
+            ints.iter().map(|&x| x as f32).collect()
+        }
+        other => return Err(format!("unsupported dtype {other:?}")),
+    };
+    Ok(Tensor { shape, data, ints, dtype: v.dtype() })
+}
+
+/// Writes f32 tensors (name, shape, values) to `path` atomically, with HF's `{"format": "pt"}`
+/// metadata so `transformers` accepts the file.
+pub fn write_f32(path: &Path, tensors: &[(String, Vec<usize>, &[f32])]) -> Result<()> {
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, shape, _), b)| {
+            TensorView::new(Dtype::F32, shape.clone(), b)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| Error::Internal(format!("tensor {name}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let out = safetensors::serialize(views, Some(meta)).map_err(|e| Error::Internal(format!("serialize: {e}")))?;
+    write_atomic(path, &out)
+}

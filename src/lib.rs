@@ -1,0 +1,36 @@
+//! # electra
+//!
+//! ELECTRA text encoders (Clark et al., 2020): the generator (a small masked LM) and the
+//! discriminator (replaced-token detection), with HuggingFace `transformers` as the numeric
+//! reference and checkpoint format, and a stable C ABI (`include/electra.h`).
+//!
+//! Shape letters used throughout: B batch, T sequence length, N = B·T tokens, E embedding
+//! width, H hidden width, NH attention heads, HD = H/NH head width, I feed-forward width,
+//! V vocabulary, L layers.
+//!
+//! ```no_run
+//! use electra::{io::hf, session::{Batch, Session}};
+//! use std::sync::Arc;
+//! let model = Arc::new(hf::load("model_dir".as_ref())?);
+//! let mut s = Session::new(model);
+//! let ids = [101, 2023, 2003, 102];
+//! let logits = s.discriminate_array(&Batch::new(&ids, 1, 4))?;
+//! # Ok::<(), electra::Error>(())
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod backend;
+pub mod config;
+pub mod error;
+pub mod ffi;
+pub mod io;
+pub mod model;
+pub mod ops;
+pub mod params;
+pub mod session;
+
+pub use config::ElectraConfig;
+pub use error::{Error, Result};
+pub use model::Model;
+pub use session::{Batch, Session};

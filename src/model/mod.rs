@@ -1,0 +1,163 @@
+//! `Model`: one flat parameter store holding a discriminator, a generator, or both (the
+//! pre-training pair, whose embeddings are shared as in the original code).
+
+pub mod encoder;
+pub mod heads;
+pub mod layers;
+
+use crate::config::ElectraConfig;
+use crate::error::{Error, Result};
+use crate::params::{ParamId, ParamStore};
+use encoder::Encoder;
+use heads::{DiscHead, GenHead};
+use layers::Registrar;
+use rand::SeedableRng;
+use rand_distr::{Distribution, Normal};
+
+/// The replaced-token detector (HF `ElectraForPreTraining`).
+#[derive(Clone, Debug)]
+pub struct Discriminator {
+    /// Its config.json.
+    pub config: ElectraConfig,
+    /// `electra.*`.
+    pub encoder: Encoder,
+    /// `discriminator_predictions.*`.
+    pub head: DiscHead,
+    /// (HF name, id) of every tensor of its checkpoint, in HF order.
+    pub names: Vec<(String, ParamId)>,
+}
+
+/// The masked-LM generator (HF `ElectraForMaskedLM`).
+#[derive(Clone, Debug)]
+pub struct Generator {
+    /// Its config.json.
+    pub config: ElectraConfig,
+    /// `electra.*`.
+    pub encoder: Encoder,
+    /// `generator_predictions.*` and `generator_lm_head.*`.
+    pub head: GenHead,
+    /// (HF name, id) of every tensor of its checkpoint, in HF order (a tied lm head weight is
+    /// not listed: transformers omits it from the file).
+    pub names: Vec<(String, ParamId)>,
+}
+
+/// A discriminator, a generator, or both, over one [`ParamStore`].
+#[derive(Clone, Debug)]
+pub struct Model {
+    /// Every weight.
+    pub params: ParamStore,
+    /// The discriminator, if present.
+    pub disc: Option<Discriminator>,
+    /// The generator, if present.
+    pub gen: Option<Generator>,
+    /// Whether the generator reads the discriminator's embedding tables.
+    pub shared_embeddings: bool,
+}
+
+impl Model {
+    /// Allocates a zero-filled model. With both towers and `share_embeddings`, the generator uses
+    /// the discriminator's word, position and type tables and embedding LayerNorm (the original
+    /// ELECTRA code's sharing), which requires equal vocab, embedding_size, positions and types.
+    pub fn new(disc: Option<ElectraConfig>, gen: Option<ElectraConfig>, share_embeddings: bool) -> Result<Self> {
+        if disc.is_none() && gen.is_none() {
+            return Err(Error::arg("a model needs a discriminator, a generator, or both"));
+        }
+        let mut params = ParamStore::new();
+        let disc = disc.map(|cfg| {
+            cfg.validate()?;
+            let mut names = Vec::new();
+            let mut reg = Registrar { store: &mut params, scope: "discriminator", names: &mut names };
+            let encoder = Encoder::register(&mut reg, &cfg, None);
+            let head = DiscHead::register(&mut reg, &cfg);
+            Ok::<_, Error>(Discriminator { config: cfg, encoder, head, names })
+        });
+        let disc = disc.transpose()?;
+        let share = share_embeddings && disc.is_some() && gen.is_some();
+        let gen = match gen {
+            None => None,
+            Some(cfg) => {
+                cfg.validate()?;
+                if let (true, Some(d)) = (share, &disc) {
+                    let dc = &d.config;
+                    let same = dc.vocab_size == cfg.vocab_size
+                        && dc.embedding_size == cfg.embedding_size
+                        && dc.max_position_embeddings == cfg.max_position_embeddings
+                        && dc.type_vocab_size == cfg.type_vocab_size;
+                    if !same {
+                        return Err(Error::Config(
+                            "shared embeddings need equal vocab_size, embedding_size, max_position_embeddings and \
+                             type_vocab_size in generator and discriminator"
+                                .into(),
+                        ));
+                    }
+                }
+                let mut names = Vec::new();
+                let mut reg = Registrar { store: &mut params, scope: "generator", names: &mut names };
+                let shared = match (share, &disc) {
+                    (true, Some(d)) => Some((&d.encoder.emb, d.names.as_slice())),
+                    _ => None,
+                };
+                let encoder = Encoder::register(&mut reg, &cfg, shared);
+                let word_id = reg
+                    .names
+                    .iter()
+                    .find(|(n, _)| n == "electra.embeddings.word_embeddings.weight")
+                    .expect("registered")
+                    .1;
+                let head = GenHead::register(&mut reg, &cfg, cfg.tie_word_embeddings.then_some(word_id));
+                Some(Generator { config: cfg, encoder, head, names })
+            }
+        };
+        Ok(Model { params, disc, gen, shared_embeddings: share })
+    }
+
+    /// HF-style random initialisation from `seed`: normal(0, initializer_range) for Linear and
+    /// embedding weights, zero biases, LayerNorm 1/0, and a zero [PAD] row in the word table.
+    pub fn init_weights(&mut self, seed: u64) {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let std = self
+            .disc
+            .as_ref()
+            .map(|d| d.config.initializer_range)
+            .or(self.gen.as_ref().map(|g| g.config.initializer_range))
+            .unwrap_or(0.02);
+        let normal = Normal::new(0.0f32, std).expect("valid std");
+        let pad = self.pad_id();
+        let infos: Vec<_> = self.params.infos().to_vec();
+        for info in &infos {
+            let vals = &mut self.params.data[info.offset..info.offset + info.len];
+            if info.name.contains("LayerNorm") {
+                let one = info.name.ends_with(".weight");
+                vals.fill(if one { 1.0 } else { 0.0 });
+            } else if info.name.ends_with("bias") {
+                vals.fill(0.0);
+            } else {
+                for v in vals.iter_mut() {
+                    *v = normal.sample(&mut rng);
+                }
+                if info.name.ends_with("word_embeddings.weight") {
+                    let e = info.shape[1];
+                    vals[pad * e..(pad + 1) * e].fill(0.0);
+                }
+            }
+        }
+    }
+
+    fn pad_id(&self) -> usize {
+        self.disc.as_ref().map(|d| d.config.pad_token_id).or(self.gen.as_ref().map(|g| g.config.pad_token_id)).unwrap_or(0)
+    }
+
+    /// The config that describes the model's inputs (the discriminator's, else the generator's).
+    pub fn input_config(&self) -> &ElectraConfig {
+        match (&self.disc, &self.gen) {
+            (Some(d), _) => &d.config,
+            (None, Some(g)) => &g.config,
+            (None, None) => unreachable!("a model has at least one tower"),
+        }
+    }
+
+    /// Number of distinct scalars.
+    pub fn num_parameters(&self) -> usize {
+        self.params.numel()
+    }
+}

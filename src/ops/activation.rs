@@ -1,0 +1,118 @@
+//! Elementwise activations (HF `ACT2FN` names) and their derivatives, side by side.
+
+use crate::config::Activation;
+
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+const INV_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+const INV_SQRT_2PI: f32 = 0.398_942_3;
+
+#[inline]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// f(x) for one element.
+#[inline]
+pub fn act(a: Activation, x: f32) -> f32 {
+    match a {
+        Activation::Gelu => 0.5 * x * (1.0 + libm::erff(x * INV_SQRT_2)),
+        Activation::GeluTanh => 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh()),
+        Activation::GeluFast => 0.5 * x * (1.0 + (x * SQRT_2_OVER_PI * (1.0 + 0.044715 * x * x)).tanh()),
+        Activation::QuickGelu => x * sigmoid(1.702 * x),
+        Activation::Relu => x.max(0.0),
+        Activation::Silu => x * sigmoid(x),
+        Activation::Tanh => x.tanh(),
+        Activation::Sigmoid => sigmoid(x),
+        Activation::Linear => x,
+    }
+}
+
+/// f'(x) for one element.
+#[inline]
+pub fn act_grad(a: Activation, x: f32) -> f32 {
+    match a {
+        Activation::Gelu => {
+            0.5 * (1.0 + libm::erff(x * INV_SQRT_2)) + x * INV_SQRT_2PI * (-0.5 * x * x).exp()
+        }
+        Activation::GeluTanh | Activation::GeluFast => {
+            let t = (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh();
+            0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x)
+        }
+        Activation::QuickGelu => {
+            let s = sigmoid(1.702 * x);
+            s + 1.702 * x * s * (1.0 - s)
+        }
+        Activation::Relu => {
+            if x > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Activation::Silu => {
+            let s = sigmoid(x);
+            s + x * s * (1.0 - s)
+        }
+        Activation::Tanh => {
+            let t = x.tanh();
+            1.0 - t * t
+        }
+        Activation::Sigmoid => {
+            let s = sigmoid(x);
+            s * (1.0 - s)
+        }
+        Activation::Linear => 1.0,
+    }
+}
+
+/// `out[i] = f(x[i])`.
+pub fn activation_forward(out: &mut [f32], x: &[f32], a: Activation) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = act(a, v);
+    }
+}
+
+/// `dx[i] = dout[i]·f'(x[i])` (assigned).
+pub fn activation_backward(dx: &mut [f32], dout: &[f32], x: &[f32], a: Activation) {
+    for ((d, &g), &v) in dx.iter_mut().zip(dout).zip(x) {
+        *d = g * act_grad(a, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derivatives_match_central_differences() {
+        let all = [
+            Activation::Gelu,
+            Activation::GeluTanh,
+            Activation::GeluFast,
+            Activation::QuickGelu,
+            Activation::Relu,
+            Activation::Silu,
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Activation::Linear,
+        ];
+        for a in all {
+            for i in -30..=30 {
+                let x = i as f32 * 0.173 + 0.01;
+                let h = 1e-2f32;
+                let fd = (act(a, x + h) - act(a, x - h)) / (2.0 * h);
+                let g = act_grad(a, x);
+                assert!((fd - g).abs() < 2e-3, "{a:?} at {x}: fd {fd} vs {g}");
+            }
+        }
+    }
+
+    #[test]
+    fn gelu_known_values() {
+        // torch.nn.functional.gelu(torch.tensor([1.0, -0.5, 2.0]))
+        let want = [0.841_344_7f32, -0.154_269_3, 1.954_5];
+        for (x, w) in [1.0f32, -0.5, 2.0].iter().zip(want) {
+            assert!((act(Activation::Gelu, *x) - w).abs() < 1e-4);
+        }
+    }
+}

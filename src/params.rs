@@ -1,0 +1,156 @@
+//! `ParamStore`: every weight of a model in one flat `Vec<f32>`, with a table of (name, shape,
+//! offset). Optimizer, clipping, gradient zeroing and checkpointing are single passes over it,
+//! and a tied weight is one entry that every use reads and accumulates into.
+
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+
+/// Index of one tensor in a [`ParamStore`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ParamId(pub usize);
+
+/// One tensor's entry in the table.
+#[derive(Clone, Debug)]
+pub struct ParamInfo {
+    /// Canonical name: `<scope>.<HF name>`, e.g. `discriminator.electra.embeddings.LayerNorm.weight`.
+    pub name: String,
+    /// Shape, row-major (Linear weights are `[out, in]` as in PyTorch).
+    pub shape: Vec<usize>,
+    /// Start in the flat buffer.
+    pub offset: usize,
+    /// Number of elements.
+    pub len: usize,
+    /// Whether AdamW weight decay applies (false for LayerNorm and biases, as the original).
+    pub decay: bool,
+    /// Learning-rate multiplier (1 by default; layer-wise decay sets it for fine-tuning).
+    pub lr_scale: f32,
+}
+
+/// Flat parameter storage plus its name table.
+#[derive(Clone, Debug, Default)]
+pub struct ParamStore {
+    /// All values, tensors laid out back to back in registration order.
+    pub data: Vec<f32>,
+    infos: Vec<ParamInfo>,
+    by_name: HashMap<String, ParamId>,
+}
+
+/// Whether the original ELECTRA optimizer decays a tensor with this name.
+pub fn decays(name: &str) -> bool {
+    !(name.contains("LayerNorm") || name.contains("layer_norm") || name.contains("bias"))
+}
+
+impl ParamStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a zero-filled tensor and returns its id. Names must be unique.
+    pub fn add(&mut self, name: impl Into<String>, shape: &[usize]) -> ParamId {
+        let name = name.into();
+        assert!(!self.by_name.contains_key(&name), "duplicate parameter {name}");
+        let len = shape.iter().product();
+        let id = ParamId(self.infos.len());
+        self.infos.push(ParamInfo {
+            decay: decays(&name),
+            name: name.clone(),
+            shape: shape.to_vec(),
+            offset: self.data.len(),
+            len,
+            lr_scale: 1.0,
+        });
+        self.data.resize(self.data.len() + len, 0.0);
+        self.by_name.insert(name, id);
+        id
+    }
+
+    /// The table, in layout order.
+    pub fn infos(&self) -> &[ParamInfo] {
+        &self.infos
+    }
+
+    /// One tensor's entry.
+    pub fn info(&self, id: ParamId) -> &ParamInfo {
+        &self.infos[id.0]
+    }
+
+    /// Mutable entry (to set `lr_scale`).
+    pub fn info_mut(&mut self, id: ParamId) -> &mut ParamInfo {
+        &mut self.infos[id.0]
+    }
+
+    /// Looks a tensor up by canonical name.
+    pub fn id(&self, name: &str) -> Option<ParamId> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Number of tensors.
+    pub fn len(&self) -> usize {
+        self.infos.len()
+    }
+
+    /// Whether the store has no tensors.
+    pub fn is_empty(&self) -> bool {
+        self.infos.is_empty()
+    }
+
+    /// Total number of scalars.
+    pub fn numel(&self) -> usize {
+        self.data.len()
+    }
+
+    /// A tensor's values.
+    pub fn get(&self, id: ParamId) -> &[f32] {
+        let i = &self.infos[id.0];
+        &self.data[i.offset..i.offset + i.len]
+    }
+
+    /// A tensor's values, mutable.
+    pub fn get_mut(&mut self, id: ParamId) -> &mut [f32] {
+        let i = &self.infos[id.0];
+        &mut self.data[i.offset..i.offset + i.len]
+    }
+
+    /// Copies `values` into a tensor, checking the shape.
+    pub fn set(&mut self, id: ParamId, shape: &[usize], values: &[f32]) -> Result<()> {
+        let info = &self.infos[id.0];
+        if info.shape != shape {
+            return Err(Error::Shape { what: info.name.clone(), expected: info.shape.clone(), got: shape.to_vec() });
+        }
+        self.get_mut(id).copy_from_slice(values);
+        Ok(())
+    }
+}
+
+/// Where one tensor sits in a flat buffer. Weights, gradients and Adam moments share the
+/// layout, so a layer indexes any of them with the spans it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// Start.
+    pub off: usize,
+    /// Number of elements.
+    pub len: usize,
+}
+
+impl Span {
+    /// This tensor's slice of a flat buffer.
+    #[inline]
+    pub fn of<'a>(&self, flat: &'a [f32]) -> &'a [f32] {
+        &flat[self.off..self.off + self.len]
+    }
+
+    /// This tensor's slice of a flat buffer, mutable.
+    #[inline]
+    pub fn of_mut<'a>(&self, flat: &'a mut [f32]) -> &'a mut [f32] {
+        &mut flat[self.off..self.off + self.len]
+    }
+}
+
+impl ParamStore {
+    /// The span of a tensor.
+    pub fn span(&self, id: ParamId) -> Span {
+        let i = &self.infos[id.0];
+        Span { off: i.offset, len: i.len }
+    }
+}
