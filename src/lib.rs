@@ -27,7 +27,9 @@ pub mod ffi;
 pub mod io;
 pub mod model;
 pub mod ops;
+pub mod optim;
 pub mod params;
+pub mod pretrain;
 pub mod session;
 
 pub use config::ElectraConfig;

@@ -31,6 +31,14 @@ pub struct TensorFile {
 }
 
 impl TensorFile {
+    /// The header's string metadata of `path` (without reading tensors into f32).
+    pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let (_, meta) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| Error::format(path, format!("not a valid safetensors file: {e}")))?;
+        Ok(meta.metadata().clone().unwrap_or_default())
+    }
+
     /// Reads and converts every tensor of `path`. A truncated or corrupt file, or a dtype we do
     /// not convert, is a [`Error::Format`] naming the file (and tensor).
     pub fn read(path: &Path) -> Result<Self> {
@@ -101,6 +109,11 @@ fn convert(v: &TensorView) -> std::result::Result<Tensor, String> {
 /// Writes f32 tensors (name, shape, values) to `path` atomically, with HF's `{"format": "pt"}`
 /// metadata so `transformers` accepts the file.
 pub fn write_f32(path: &Path, tensors: &[(String, Vec<usize>, &[f32])]) -> Result<()> {
+    write_f32_with_metadata(path, tensors, &[])
+}
+
+/// As [`write_f32`], with extra string metadata entries in the header.
+pub fn write_f32_with_metadata(path: &Path, tensors: &[(String, Vec<usize>, &[f32])], extra: &[(&str, String)]) -> Result<()> {
     let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
     let views = tensors
         .iter()
@@ -111,7 +124,10 @@ pub fn write_f32(path: &Path, tensors: &[(String, Vec<usize>, &[f32])]) -> Resul
                 .map_err(|e| Error::Internal(format!("tensor {name}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let mut meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    for (k, v) in extra {
+        meta.insert(k.to_string(), v.clone());
+    }
     let out = safetensors::serialize(views, Some(meta)).map_err(|e| Error::Internal(format!("serialize: {e}")))?;
     write_atomic(path, &out)
 }

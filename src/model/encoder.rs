@@ -289,3 +289,207 @@ pub fn add_in_place(a: &mut [f32], b: &[f32]) {
         *x += y;
     }
 }
+
+/// Scratch for one encoder backward, reused across layers and steps.
+#[derive(Default, Debug)]
+pub struct EncoderGrads {
+    /// Gradient flowing down the residual stream `[N, H]` (ping).
+    pub d_res: Vec<f32>,
+    /// Gradient of a LayerNorm input `[N, H]`.
+    pub d_ln_in: Vec<f32>,
+    /// Gradient of the attention block output x1 `[N, H]`.
+    pub d_x1: Vec<f32>,
+    /// Feed-forward activation / pre-activation gradients `[N, I]`.
+    pub d_ff: Vec<f32>,
+    /// `[N, I]`.
+    pub d_ff_pre: Vec<f32>,
+    /// Context gradient `[N, H]`.
+    pub d_ctx: Vec<f32>,
+    /// Query/key/value gradients `[N, H]`.
+    pub dq: Vec<f32>,
+    /// `[N, H]`.
+    pub dk: Vec<f32>,
+    /// `[N, H]`.
+    pub dv: Vec<f32>,
+    /// Attention scratch `[B, NH, T, T]`.
+    pub d_scores: Vec<f32>,
+    /// Embedding-output gradient `[N, E]`.
+    pub d_emb: Vec<f32>,
+    /// Embedding-sum gradient `[N, E]`.
+    pub d_emb_sum: Vec<f32>,
+}
+
+impl Encoder {
+    /// Backward of [`Encoder::forward`] (which must have run with `keep_all` activations) from
+    /// `d_out`, the gradient of the final hidden states `[N, H]`. Parameter gradients accumulate
+    /// into `g` (same layout as the weights `w`), including the embedding tables.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        w: &[f32],
+        g: &mut [f32],
+        acts: &EncoderActs,
+        gs: &mut EncoderGrads,
+        d_out: &[f32],
+        ids: &[i32],
+        types: Option<&[i32]>,
+    ) {
+        assert!(acts.keep_all, "backward needs every layer's activations");
+        let (b, t) = (acts.b, acts.t);
+        let n = b * t;
+        let (e, h, i) = (self.emb_dim, self.hidden, self.inter);
+        for (v, len) in [
+            (&mut gs.d_res, n * h),
+            (&mut gs.d_ln_in, n * h),
+            (&mut gs.d_x1, n * h),
+            (&mut gs.d_ctx, n * h),
+            (&mut gs.dq, n * h),
+            (&mut gs.dk, n * h),
+            (&mut gs.dv, n * h),
+            (&mut gs.d_ff, n * i),
+            (&mut gs.d_ff_pre, n * i),
+            (&mut gs.d_scores, b * self.heads * t * t),
+            (&mut gs.d_emb, n * e),
+            (&mut gs.d_emb_sum, n * e),
+        ] {
+            grow(v, len);
+        }
+        gs.d_res[..n * h].copy_from_slice(&d_out[..n * h]);
+        for l in (0..self.layers.len()).rev() {
+            let x: &[f32] = if l == 0 { acts.layer0_input(self) } else { &acts.layers[l - 1].out };
+            self.layer_backward(l, w, g, &acts.layers[l], x, gs, b, t);
+        }
+        // gs.d_res now holds the gradient of layer 0's input.
+        let d_emb_out: &[f32] = if let Some(p) = &self.proj {
+            crate::ops::matmul::linear_backward(
+                Some(&mut gs.d_emb),
+                p.w.of_mut(g),
+                None,
+                &gs.d_res,
+                &acts.emb_out,
+                p.w.of(w),
+                n,
+                e,
+                h,
+                false,
+            );
+            add_bias_grad(p.b.of_mut(g), &gs.d_res[..n * h], h);
+            &gs.d_emb
+        } else {
+            &gs.d_res
+        };
+        let ln = &self.emb.ln;
+        {
+            let (dg, db) = two_spans(g, ln.g, ln.b);
+            crate::ops::layer_norm::layer_norm_backward(
+                &mut gs.d_emb_sum,
+                dg,
+                db,
+                d_emb_out,
+                &acts.emb_sum,
+                ln.g.of(w),
+                &acts.emb_mean,
+                &acts.emb_rstd,
+                n,
+                e,
+                false,
+            );
+        }
+        let (dword, dpos, dtyp) = three_spans(g, self.emb.word, self.emb.pos, self.emb.typ);
+        crate::ops::embedding::embedding_backward(dword, dpos, dtyp, &gs.d_emb_sum, ids, types, b, t, e, Some(self.pad_id));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn layer_backward(&self, l: usize, w: &[f32], g: &mut [f32], la: &LayerActs, x: &[f32], gs: &mut EncoderGrads, b: usize, t: usize) {
+        use crate::ops::activation::activation_backward;
+        use crate::ops::attention::attention_backward;
+        use crate::ops::layer_norm::layer_norm_backward;
+        let ly = &self.layers[l];
+        let (n, h, i) = (b * t, self.hidden, self.inter);
+        // out = LN2(ln2_in), ln2_in = dense_out(ff_act) + x1
+        {
+            let (dg, db) = two_spans(g, ly.out_ln.g, ly.out_ln.b);
+            layer_norm_backward(&mut gs.d_ln_in, dg, db, &gs.d_res, &la.ln2_in, ly.out_ln.g.of(w), &la.ln2_mean, &la.ln2_rstd, n, h, false);
+        }
+        lin_back(Some(&mut gs.d_ff), g, &ly.out, &gs.d_ln_in, &la.ff_act, w, n, false);
+        gs.d_x1[..n * h].copy_from_slice(&gs.d_ln_in[..n * h]);
+        activation_backward(&mut gs.d_ff_pre[..n * i], &gs.d_ff[..n * i], &la.ff_pre[..n * i], self.act);
+        lin_back(Some(&mut gs.d_x1), g, &ly.inter, &gs.d_ff_pre, &la.x1, w, n, true);
+        // x1 = LN1(ln1_in), ln1_in = dense_o(ctx) + x
+        {
+            let (dg, db) = two_spans(g, ly.attn_ln.g, ly.attn_ln.b);
+            layer_norm_backward(&mut gs.d_ln_in, dg, db, &gs.d_x1, &la.ln1_in, ly.attn_ln.g.of(w), &la.ln1_mean, &la.ln1_rstd, n, h, false);
+        }
+        lin_back(Some(&mut gs.d_ctx), g, &ly.o, &gs.d_ln_in, &la.ctx, w, n, false);
+        gs.d_res[..n * h].copy_from_slice(&gs.d_ln_in[..n * h]);
+        attention_backward(
+            &mut gs.dq,
+            &mut gs.dk,
+            &mut gs.dv,
+            &mut gs.d_scores,
+            &gs.d_ctx,
+            &la.probs,
+            &la.q,
+            &la.k,
+            &la.v,
+            b,
+            t,
+            self.heads,
+            h / self.heads,
+        );
+        lin_back(Some(&mut gs.d_res), g, &ly.q, &gs.dq, x, w, n, true);
+        lin_back(Some(&mut gs.d_res), g, &ly.k, &gs.dk, x, w, n, true);
+        lin_back(Some(&mut gs.d_res), g, &ly.v, &gs.dv, x, w, n, true);
+    }
+}
+
+/// Linear backward through the layer's spans: dW, db accumulate; dx assigned or accumulated.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn lin_back(dx: Option<&mut [f32]>, g: &mut [f32], lin: &Linear, dy: &[f32], x: &[f32], w: &[f32], n: usize, acc: bool) {
+    crate::ops::matmul::linear_backward(dx, lin.w.of_mut(g), None, dy, x, lin.w.of(w), n, lin.din, lin.dout, acc);
+    add_bias_grad(lin.b.of_mut(g), &dy[..n * lin.dout], lin.dout);
+}
+
+fn add_bias_grad(db: &mut [f32], dy: &[f32], dout: usize) {
+    for row in dy.chunks_exact(dout) {
+        for (d, v) in db.iter_mut().zip(row) {
+            *d += v;
+        }
+    }
+}
+
+/// Two disjoint tensors of one flat buffer, mutably.
+pub(crate) fn two_spans(g: &mut [f32], a: crate::params::Span, b: crate::params::Span) -> (&mut [f32], &mut [f32]) {
+    assert!(a.off + a.len <= b.off || b.off + b.len <= a.off, "overlapping spans");
+    if a.off < b.off {
+        let (lo, hi) = g.split_at_mut(b.off);
+        (&mut lo[a.off..a.off + a.len], &mut hi[..b.len])
+    } else {
+        let (lo, hi) = g.split_at_mut(a.off);
+        (&mut hi[..a.len], &mut lo[b.off..b.off + b.len])
+    }
+}
+
+fn three_spans(
+    g: &mut [f32],
+    a: crate::params::Span,
+    b: crate::params::Span,
+    c: crate::params::Span,
+) -> (&mut [f32], &mut [f32], &mut [f32]) {
+    let base = g.as_mut_ptr();
+    let total = g.len();
+    for s in [a, b, c] {
+        assert!(s.off + s.len <= total);
+    }
+    for (x, y) in [(a, b), (a, c), (b, c)] {
+        assert!(x.off + x.len <= y.off || y.off + y.len <= x.off, "overlapping spans");
+    }
+    // SAFETY: the three ranges are in bounds and pairwise disjoint (checked above).
+    unsafe {
+        (
+            std::slice::from_raw_parts_mut(base.add(a.off), a.len),
+            std::slice::from_raw_parts_mut(base.add(b.off), b.len),
+            std::slice::from_raw_parts_mut(base.add(c.off), c.len),
+        )
+    }
+}

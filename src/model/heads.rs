@@ -124,3 +124,39 @@ pub(crate) fn grow(v: &mut Vec<f32>, n: usize) {
         v.resize(n, 0.0);
     }
 }
+
+impl DiscHead {
+    /// Backward from `d_logits` `[M]`: accumulates head gradients into `g` and assigns
+    /// `d_hidden` `[M, H]`. `scratch` must hold `M·H`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(&self, w: &[f32], g: &mut [f32], acts: &DiscHeadActs, hidden: &[f32], d_logits: &[f32], d_hidden: &mut [f32], scratch: &mut Vec<f32>, m: usize) {
+        use crate::model::encoder::lin_back;
+        let h = self.dense.din;
+        grow(scratch, 2 * m * h);
+        let (d_act, d_pre) = scratch.split_at_mut(m * h);
+        lin_back(Some(d_act), g, &self.pred, d_logits, &acts.act, w, m, false);
+        crate::ops::activation::activation_backward(&mut d_pre[..m * h], &d_act[..m * h], &acts.pre[..m * h], self.act);
+        lin_back(Some(d_hidden), g, &self.dense, d_pre, hidden, w, m, false);
+    }
+}
+
+impl GenHead {
+    /// Backward from `d_logits` `[M, V]`: accumulates head gradients into `g` (the output
+    /// projection's into the word embeddings when tied) and assigns `d_hidden` `[M, Hg]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(&self, w: &[f32], g: &mut [f32], acts: &GenHeadActs, hidden: &[f32], d_logits: &[f32], d_hidden: &mut [f32], scratch: &mut Vec<f32>, m: usize) {
+        use crate::model::encoder::{lin_back, two_spans};
+        let (e, v) = (self.dense.dout, self.vocab);
+        grow(scratch, 2 * m * e);
+        let (d_normed, d_act) = scratch.split_at_mut(m * e);
+        let lm = Linear { w: self.lm_w, b: self.lm_b, din: e, dout: v };
+        lin_back(Some(d_normed), g, &lm, d_logits, &acts.normed, w, m, false);
+        {
+            let (dg, db) = two_spans(g, self.ln.g, self.ln.b);
+            crate::ops::layer_norm::layer_norm_backward(d_act, dg, db, d_normed, &acts.act, self.ln.g.of(w), &acts.mean, &acts.rstd, m, e, false);
+        }
+        // d_pre overwrites d_normed (no longer needed).
+        crate::ops::activation::activation_backward(&mut d_normed[..m * e], &d_act[..m * e], &acts.pre[..m * e], Activation::Gelu);
+        lin_back(Some(d_hidden), g, &self.dense, d_normed, hidden, w, m, false);
+    }
+}

@@ -8,4 +8,5 @@ pub mod activation;
 pub mod attention;
 pub mod embedding;
 pub mod layer_norm;
+pub mod loss;
 pub mod matmul;

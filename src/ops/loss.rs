@@ -1,0 +1,99 @@
+//! Losses with their gradients: softmax cross-entropy (the generator's masked LM) and sigmoid
+//! binary cross-entropy (the discriminator's replaced-token detection), both as weighted means
+//! with the original code's `Σw + 1e-6` denominator.
+
+/// Mean cross-entropy of `m` rows of `v` logits against `targets`, each row weighted equally:
+/// `Σ CE / (m + 1e-6)`. Writes `dlogits = scale·(softmax − onehot)/(m + 1e-6)` when given, and
+/// returns (loss, number of rows whose argmax equals the target).
+pub fn cross_entropy(logits: &[f32], targets: &[i32], m: usize, v: usize, dlogits: Option<&mut [f32]>, scale: f32) -> (f32, usize) {
+    let denom = m as f64 + 1e-6;
+    let mut total = 0.0f64;
+    let mut correct = 0;
+    let mut dl = dlogits;
+    for r in 0..m {
+        let row = &logits[r * v..(r + 1) * v];
+        let tgt = targets[r] as usize;
+        let (mut max, mut arg) = (f32::NEG_INFINITY, 0);
+        for (j, &x) in row.iter().enumerate() {
+            if x > max {
+                max = x;
+                arg = j;
+            }
+        }
+        correct += (arg == tgt) as usize;
+        let sum: f64 = row.iter().map(|&x| ((x - max) as f64).exp()).sum();
+        let lse = max as f64 + sum.ln();
+        total += lse - row[tgt] as f64;
+        if let Some(d) = dl.as_deref_mut() {
+            let drow = &mut d[r * v..(r + 1) * v];
+            let k = scale as f64 / denom;
+            for (j, (g, &x)) in drow.iter_mut().zip(row).enumerate() {
+                let p = ((x as f64) - lse).exp();
+                *g = (k * (p - (j == tgt) as i32 as f64)) as f32;
+            }
+        }
+    }
+    ((total / denom) as f32, correct)
+}
+
+/// Weighted mean sigmoid BCE over `logits` with 0/1 `labels` and 0/1 `weights`:
+/// `Σ w·bce / (Σw + 1e-6)`. Writes `dlogits = scale·w·(σ(x) − y)/(Σw + 1e-6)` when given, and
+/// returns (loss, number of weighted tokens classified correctly).
+pub fn binary_cross_entropy(logits: &[f32], labels: &[f32], weights: &[f32], dlogits: Option<&mut [f32]>, scale: f32) -> (f32, usize) {
+    let denom = weights.iter().map(|&w| w as f64).sum::<f64>() + 1e-6;
+    let mut total = 0.0f64;
+    let mut correct = 0;
+    for (i, (&x, &y)) in logits.iter().zip(labels).enumerate() {
+        let w = weights[i] as f64;
+        let (xd, yd) = (x as f64, y as f64);
+        // max(x, 0) − x·y + log(1 + e^−|x|): stable for any x.
+        let l = xd.max(0.0) - xd * yd + (-xd.abs()).exp().ln_1p();
+        total += w * l;
+        if w > 0.0 && ((x > 0.0) == (y > 0.5)) {
+            correct += 1;
+        }
+    }
+    if let Some(d) = dlogits {
+        for (i, g) in d.iter_mut().enumerate().take(logits.len()) {
+            let s = 1.0 / (1.0 + (-(logits[i] as f64)).exp());
+            *g = (scale as f64 * weights[i] as f64 * (s - labels[i] as f64) / denom) as f32;
+        }
+    }
+    ((total / denom) as f32, correct)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fd_check(f: impl Fn(&[f32]) -> f32, x: &[f32], g: &[f32]) {
+        for i in 0..x.len() {
+            let mut a = x.to_vec();
+            let mut b = x.to_vec();
+            a[i] += 1e-3;
+            b[i] -= 1e-3;
+            let fd = (f(&a) - f(&b)) / 2e-3;
+            assert!((fd - g[i]).abs() < 1e-3, "element {i}: fd {fd} vs {}", g[i]);
+        }
+    }
+
+    #[test]
+    fn cross_entropy_gradient() {
+        let logits: Vec<f32> = (0..12).map(|i| (i as f32 * 0.7).sin()).collect();
+        let targets = [1, 3, 0];
+        let mut g = vec![0.0; 12];
+        cross_entropy(&logits, &targets, 3, 4, Some(&mut g), 2.0);
+        fd_check(|x| 2.0 * cross_entropy(x, &targets, 3, 4, None, 1.0).0, &logits, &g);
+    }
+
+    #[test]
+    fn bce_gradient() {
+        let logits = [0.3f32, -1.2, 2.5, 0.0, -0.7];
+        let labels = [1.0f32, 0.0, 0.0, 1.0, 1.0];
+        let weights = [1.0f32, 1.0, 1.0, 0.0, 1.0];
+        let mut g = vec![0.0; 5];
+        binary_cross_entropy(&logits, &labels, &weights, Some(&mut g), 3.0);
+        fd_check(|x| 3.0 * binary_cross_entropy(x, &labels, &weights, None, 1.0).0, &logits, &g);
+        assert_eq!(g[3], 0.0);
+    }
+}

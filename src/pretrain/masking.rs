@@ -1,0 +1,135 @@
+//! Dynamic masking and generator sampling, as the original ELECTRA code does them (with one
+//! deliberate difference: positions are drawn without replacement).
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// The masked positions of one batch and the generator's input.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Masking {
+    /// Flat indices `b·T + t` of the chosen positions, row by row.
+    pub positions: Vec<usize>,
+    /// Input ids with [MASK] at 85% of the chosen positions (`[B, T]`).
+    pub generator_input: Vec<i32>,
+}
+
+/// Round half to even, as `tf.round`.
+fn round_half_even(x: f64) -> f64 {
+    let r = x.round();
+    if (x - x.trunc()).abs() == 0.5 && r % 2.0 != 0.0 {
+        r - x.signum()
+    } else {
+        r
+    }
+}
+
+/// Chooses, per row, k = max(1, min(budget, round(mask_prob·real tokens))) distinct positions
+/// among real, non-special tokens, and replaces each by [MASK] with probability 0.85 (kept
+/// otherwise; no random-token swap). The original draws positions *with* replacement and
+/// averages colliding ids when it scatters the samples back; we draw without replacement on
+/// purpose, so every masked slot is a distinct token.
+#[allow(clippy::too_many_arguments)]
+pub fn mask_batch(
+    rng: &mut ChaCha8Rng,
+    ids: &[i32],
+    attention_mask: Option<&[i32]>,
+    b: usize,
+    t: usize,
+    mask_prob: f64,
+    budget: usize,
+    mask_id: i32,
+    special: &[i32],
+) -> Masking {
+    let mut out = Masking { positions: Vec::new(), generator_input: ids[..b * t].to_vec() };
+    let mut cand = Vec::with_capacity(t);
+    for r in 0..b {
+        let row = r * t..(r + 1) * t;
+        let real = |i: usize| attention_mask.is_none_or(|m| m[i] != 0);
+        let num_tokens = row.clone().filter(|&i| real(i)).count();
+        cand.clear();
+        cand.extend(row.filter(|&i| real(i) && !special.contains(&ids[i])));
+        let k = (round_half_even(num_tokens as f64 * mask_prob) as usize).clamp(1, budget.max(1)).min(cand.len());
+        // Partial Fisher–Yates: the first k entries become a uniform sample without replacement.
+        for j in 0..k {
+            let pick = rng.random_range(j..cand.len());
+            cand.swap(j, pick);
+        }
+        let chosen = &mut cand[..k];
+        chosen.sort_unstable();
+        for &p in chosen.iter() {
+            if rng.random::<f32>() < 0.85 {
+                out.generator_input[p] = mask_id;
+            }
+            out.positions.push(p);
+        }
+    }
+    out
+}
+
+/// Gumbel-max sampling from softmax(logits / temperature) for `m` rows of `v` logits:
+/// argmax(logits/τ + g), g = −log(−log(u + 1e−9) + 1e−9), u ~ U[0, 1), as the original.
+pub fn gumbel_sample(rng: &mut ChaCha8Rng, logits: &[f32], m: usize, v: usize, temperature: f32, out: &mut Vec<i32>) {
+    out.clear();
+    for r in 0..m {
+        let row = &logits[r * v..(r + 1) * v];
+        let (mut best, mut arg) = (f32::NEG_INFINITY, 0usize);
+        for (j, &x) in row.iter().enumerate() {
+            let u: f32 = rng.random();
+            let g = -(-(u + 1e-9).ln() + 1e-9).ln();
+            let s = x / temperature + g;
+            if s > best {
+                best = s;
+                arg = j;
+            }
+        }
+        out.push(arg as i32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn masks_distinct_real_nonspecial_positions() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let (b, t) = (4, 40);
+        let ids: Vec<i32> = (0..b * t).map(|i| if i % t == 0 { 101 } else { 1000 + i as i32 }).collect();
+        let mask: Vec<i32> = (0..b * t).map(|i| (i % t < 30) as i32).collect();
+        let m = mask_batch(&mut rng, &ids, Some(&mask), b, t, 0.15, 6, 103, &[0, 101, 102, 103]);
+        assert_eq!(m.positions.len(), b * 4); // round(30·0.15) = round(4.5) = 4 (half to even)
+        for w in m.positions.windows(2) {
+            assert!(w[0] != w[1]);
+        }
+        for &p in &m.positions {
+            assert!(p % t != 0 && mask[p] == 1);
+        }
+        let masked = m.positions.iter().filter(|&&p| m.generator_input[p] == 103).count();
+        assert!(masked > 0 && masked <= m.positions.len());
+        let mut rng2 = ChaCha8Rng::seed_from_u64(1);
+        assert_eq!(m, mask_batch(&mut rng2, &ids, Some(&mask), b, t, 0.15, 6, 103, &[0, 101, 102, 103]));
+    }
+
+    #[test]
+    fn gumbel_follows_the_softmax() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let logits = [0.0f32, (3.0f32).ln(), f32::NEG_INFINITY];
+        let mut counts = [0usize; 3];
+        let mut out = Vec::new();
+        for _ in 0..20000 {
+            gumbel_sample(&mut rng, &logits, 1, 3, 1.0, &mut out);
+            counts[out[0] as usize] += 1;
+        }
+        let p1 = counts[1] as f64 / 20000.0;
+        assert!((p1 - 0.75).abs() < 0.02, "{counts:?}");
+        assert_eq!(counts[2], 0);
+    }
+
+    #[test]
+    fn tf_rounding() {
+        assert_eq!(round_half_even(4.5), 4.0);
+        assert_eq!(round_half_even(5.5), 6.0);
+        assert_eq!(round_half_even(2.4), 2.0);
+    }
+}

@@ -1,0 +1,10 @@
+//! ELECTRA pre-training: options, dynamic masking and sampling, the joint objective's step,
+//! and resumable trainer checkpoints.
+
+pub mod checkpoint;
+pub mod masking;
+pub mod options;
+pub mod trainer;
+
+pub use options::{Objective, TrainOptions};
+pub use trainer::{StepStats, Trainer};

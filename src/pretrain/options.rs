@@ -1,0 +1,199 @@
+//! `TrainOptions`: every knob of pre-training, read from a JSON object whose unknown keys and
+//! bad values are errors that name them.
+
+use crate::error::{Error, Result};
+use crate::optim::AdamWConfig;
+use serde::{Deserialize, Serialize};
+
+/// Which pre-training objective to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// Generator MLM + λ·replaced-token detection (the paper).
+    #[default]
+    Electra,
+    /// BERT-style masked LM on a discriminator-sized model alone (the baseline).
+    Mlm,
+}
+
+/// Pre-training options. JSON keys are the field names; every field has the original
+/// ELECTRA-Small default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainOptions {
+    /// Peak learning rate (5e-4).
+    pub learning_rate: f32,
+    /// Linear warm-up steps (10000).
+    pub warmup_steps: u64,
+    /// Steps over which the learning rate decays linearly to 0 (1000000; 0: no decay).
+    pub total_steps: u64,
+    /// Decoupled weight decay, not applied to LayerNorm and biases (0.01).
+    pub weight_decay: f32,
+    /// Adam ε (1e-6).
+    pub adam_epsilon: f32,
+    /// Adam β1 (0.9).
+    pub adam_beta1: f32,
+    /// Adam β2 (0.999).
+    pub adam_beta2: f32,
+    /// Bias-corrected moments (false, as the original).
+    pub bias_correction: bool,
+    /// Global gradient-norm clip (1.0; 0 disables).
+    pub max_grad_norm: f32,
+    /// Share of real tokens masked per example (0.15).
+    pub mask_prob: f64,
+    /// Weight of the generator's MLM loss (1).
+    pub gen_weight: f32,
+    /// Weight λ of the discriminator's loss (50).
+    pub disc_weight: f32,
+    /// Sampling temperature of the generator (1).
+    pub temperature: f32,
+    /// "electra" or "mlm".
+    pub objective: Objective,
+    /// Generator hidden size as a fraction of the discriminator's (paper: 1/4; 1/3 for base).
+    pub generator_hidden_fraction: Option<f64>,
+    /// Vocabulary size for a preset (its default: 30522, BERT uncased).
+    pub vocab_size: Option<usize>,
+    /// Longest sequence a batch may have (128); also sets the masking budget.
+    pub max_seq_len: usize,
+    /// The [MASK] id (103).
+    pub mask_token_id: i32,
+    /// Ids never masked ([PAD] [UNK] [CLS] [SEP] [MASK] = 0, 100, 101, 102, 103).
+    pub special_token_ids: Vec<i32>,
+    /// Seed of initialisation, masking and sampling (0).
+    pub seed: u64,
+    /// Worker threads of this trainer (0: one per core).
+    pub threads: usize,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            learning_rate: 5e-4,
+            warmup_steps: 10_000,
+            total_steps: 1_000_000,
+            weight_decay: 0.01,
+            adam_epsilon: 1e-6,
+            adam_beta1: 0.9,
+            adam_beta2: 0.999,
+            bias_correction: false,
+            max_grad_norm: 1.0,
+            mask_prob: 0.15,
+            gen_weight: 1.0,
+            disc_weight: 50.0,
+            temperature: 1.0,
+            objective: Objective::Electra,
+            generator_hidden_fraction: None,
+            vocab_size: None,
+            max_seq_len: 128,
+            mask_token_id: 103,
+            special_token_ids: vec![0, 100, 101, 102, 103],
+            seed: 0,
+            threads: 0,
+        }
+    }
+}
+
+impl TrainOptions {
+    /// Parses a JSON object (`None` or empty: all defaults) and validates it.
+    pub fn from_json(json: Option<&str>) -> Result<Self> {
+        let o: TrainOptions = match json.map(str::trim).filter(|s| !s.is_empty()) {
+            None => TrainOptions::default(),
+            Some(s) => serde_json::from_str(s).map_err(|e| Error::arg(format!("options: {e}")))?,
+        };
+        o.validate()?;
+        Ok(o)
+    }
+
+    /// Checks ranges; the message names the offending key.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |k: &str, v: String| Err(Error::arg(format!("options: {k} = {v} is out of range")));
+        let finite_nonneg = |x: f32| x.is_finite() && x >= 0.0;
+        if !finite_nonneg(self.learning_rate) {
+            return bad("learning_rate", self.learning_rate.to_string());
+        }
+        if !finite_nonneg(self.weight_decay) {
+            return bad("weight_decay", self.weight_decay.to_string());
+        }
+        if !(self.adam_epsilon.is_finite() && self.adam_epsilon > 0.0) {
+            return bad("adam_epsilon", self.adam_epsilon.to_string());
+        }
+        for (k, b) in [("adam_beta1", self.adam_beta1), ("adam_beta2", self.adam_beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return bad(k, b.to_string());
+            }
+        }
+        if !finite_nonneg(self.max_grad_norm) {
+            return bad("max_grad_norm", self.max_grad_norm.to_string());
+        }
+        if !(self.mask_prob > 0.0 && self.mask_prob < 1.0) {
+            return bad("mask_prob", self.mask_prob.to_string());
+        }
+        for (k, w) in [("gen_weight", self.gen_weight), ("disc_weight", self.disc_weight)] {
+            if !finite_nonneg(w) {
+                return bad(k, w.to_string());
+            }
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return bad("temperature", self.temperature.to_string());
+        }
+        if let Some(f) = self.generator_hidden_fraction {
+            if !(f > 0.0 && f <= 1.0) {
+                return bad("generator_hidden_fraction", f.to_string());
+            }
+        }
+        if self.vocab_size == Some(0) {
+            return bad("vocab_size", "0".into());
+        }
+        if self.max_seq_len < 2 {
+            return bad("max_seq_len", self.max_seq_len.to_string());
+        }
+        if self.mask_token_id < 0 {
+            return bad("mask_token_id", self.mask_token_id.to_string());
+        }
+        if let Some(s) = self.special_token_ids.iter().find(|&&s| s < 0) {
+            return bad("special_token_ids", s.to_string());
+        }
+        if self.threads > 1024 {
+            return bad("threads", self.threads.to_string());
+        }
+        Ok(())
+    }
+
+    /// The optimizer part.
+    pub fn adamw(&self) -> AdamWConfig {
+        AdamWConfig {
+            learning_rate: self.learning_rate,
+            beta1: self.adam_beta1,
+            beta2: self.adam_beta2,
+            epsilon: self.adam_epsilon,
+            weight_decay: self.weight_decay,
+            bias_correction: self.bias_correction,
+            warmup_steps: self.warmup_steps,
+            total_steps: self.total_steps,
+            max_grad_norm: self.max_grad_norm,
+        }
+    }
+
+    /// Masked positions per example at most: int((mask_prob + 0.005)·max_seq_len), as the original.
+    pub fn max_predictions(&self) -> usize {
+        (((self.mask_prob + 0.005) * self.max_seq_len as f64) as usize).max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let e = TrainOptions::from_json(Some(r#"{"learning_rat": 1e-3}"#)).unwrap_err().to_string();
+        assert!(e.contains("learning_rat"), "{e}");
+        let e = TrainOptions::from_json(Some(r#"{"mask_prob": 1.5}"#)).unwrap_err().to_string();
+        assert!(e.contains("mask_prob"), "{e}");
+        let e = TrainOptions::from_json(Some(r#"{"objective": "gan"}"#)).unwrap_err().to_string();
+        assert!(e.contains("gan"), "{e}");
+        let o = TrainOptions::from_json(Some(r#"{"objective": "mlm", "seed": 7}"#)).unwrap();
+        assert_eq!((o.objective, o.seed, o.disc_weight), (Objective::Mlm, 7, 50.0));
+        assert_eq!(TrainOptions::default().max_predictions(), 19);
+    }
+}
