@@ -56,7 +56,7 @@ pub fn compare(got: &[f32], want: &[f32], rtol: f32, floor: f32) -> Diff {
             d.worst = i;
         }
         d.max_abs = d.max_abs.max(err);
-        if err > atol {
+        if w.abs() > atol {
             d.max_rel = d.max_rel.max(rel);
         }
     }
@@ -67,7 +67,7 @@ pub fn compare(got: &[f32], want: &[f32], rtol: f32, floor: f32) -> Diff {
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f32, floor: f32) -> Diff {
     let d = compare(got, want, rtol, floor);
     println!(
-        "{what}: max_abs {:.3e} max_rel(above floor) {:.3e} worst[{}] got {} want {}",
+        "{what}: max_abs {:.3e} max_rel(|want|>floor) {:.3e} worst[{}] got {} want {}",
         d.max_abs, d.max_rel, d.worst, got[d.worst], want[d.worst]
     );
     assert!(d.ok, "{what}: worst element {} got {} want {} ({d:?})", d.worst, got[d.worst], want[d.worst]);

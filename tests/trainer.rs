@@ -1,0 +1,243 @@
+//! Trainer behaviour: determinism, bit-exact resume, crash-safe saves, refusal of bad input and
+//! non-finite updates, cancellation, learning progress, export.
+
+use electra::io::hf;
+use electra::pretrain::{Objective, TrainOptions, Trainer};
+use electra::session::{Batch, Session};
+use electra::{ElectraConfig, Error, Model};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+const B: usize = 4;
+const T: usize = 16;
+const V: usize = 60;
+
+fn tiny_model(seed: u64) -> Model {
+    let d = ElectraConfig::from_json_str(
+        r#"{"vocab_size": 60, "embedding_size": 16, "hidden_size": 32, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 32,
+            "architectures": ["ElectraForPreTraining"]}"#,
+    )
+    .unwrap();
+    let g = d.generator_config(0.5).unwrap();
+    let mut m = Model::new(Some(d), Some(g), true).unwrap();
+    m.init_weights(seed);
+    m
+}
+
+fn opts() -> TrainOptions {
+    TrainOptions {
+        learning_rate: 2e-3,
+        warmup_steps: 2,
+        total_steps: 100,
+        max_seq_len: T,
+        mask_token_id: 4,
+        special_token_ids: vec![0, 1, 2, 3, 4],
+        mask_prob: 0.25,
+        seed: 11,
+        threads: 2,
+        ..Default::default()
+    }
+}
+
+fn trainer() -> Trainer {
+    Trainer::from_model(tiny_model(5), opts()).unwrap()
+}
+
+/// A deterministic batch `k`: [CLS]=2 … [SEP]=3, padding 0 at the end of some rows.
+fn batch_data(k: usize) -> (Vec<i32>, Vec<i32>, Vec<i32>) {
+    let mut ids = vec![0; B * T];
+    let mut mask = vec![0; B * T];
+    let mut types = vec![0; B * T];
+    for r in 0..B {
+        let len = T - (r * 3 + k) % 7;
+        for i in 0..len {
+            ids[r * T + i] = if i == 0 {
+                2
+            } else if i == len - 1 {
+                3
+            } else {
+                5 + ((r + i + k) % 6) as i32
+            };
+            mask[r * T + i] = 1;
+            types[r * T + i] = (i >= len / 2) as i32;
+        }
+    }
+    (ids, mask, types)
+}
+
+fn step(t: &mut Trainer, k: usize) -> electra::pretrain::StepStats {
+    let (ids, mask, types) = batch_data(k);
+    t.train_step(&Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: Some(&types), batch: B, seq_len: T }).unwrap()
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn same_seed_same_bits() {
+    let (mut a, mut b) = (trainer(), trainer());
+    for k in 0..3 {
+        let (sa, sb) = (step(&mut a, k), step(&mut b, k));
+        assert_eq!(sa, sb);
+    }
+    assert_eq!(bits(&a.model.params.data), bits(&b.model.params.data));
+    let mut c = Trainer::from_model(tiny_model(5), TrainOptions { seed: 12, ..opts() }).unwrap();
+    for k in 0..3 {
+        step(&mut c, k);
+    }
+    assert_ne!(bits(&a.model.params.data), bits(&c.model.params.data), "another seed gives another run");
+}
+
+#[test]
+fn resume_is_bit_identical() {
+    let dir = tempdir("resume");
+    let mut straight = trainer();
+    let mut first: Vec<_> = (0..6).map(|k| step(&mut straight, k)).collect();
+    let mut half = trainer();
+    for k in 0..3 {
+        step(&mut half, k);
+    }
+    half.data_cursor = Some(serde_json::json!({"file": 1, "offset": 1234}));
+    half.save(&dir).unwrap();
+    drop(half);
+    let mut resumed = Trainer::resume(&dir).unwrap();
+    assert_eq!(resumed.step, 3);
+    assert_eq!(resumed.data_cursor, Some(serde_json::json!({"file": 1, "offset": 1234})));
+    let second: Vec<_> = (3..6).map(|k| step(&mut resumed, k)).collect();
+    assert_eq!(first.split_off(3), second);
+    assert_eq!(bits(&straight.model.params.data), bits(&resumed.model.params.data));
+    assert_eq!(bits(&straight.adam_v), bits(&resumed.adam_v));
+}
+
+#[test]
+fn failed_save_keeps_the_previous_checkpoint() {
+    let dir = tempdir("atomic");
+    let mut t = trainer();
+    step(&mut t, 0);
+    t.save(&dir).unwrap();
+    let saved = bits(&t.model.params.data);
+    step(&mut t, 1);
+    electra::io::atomic::simulate_write_failure(Some("trainer.safetensors"));
+    let err = t.save(&dir).unwrap_err();
+    electra::io::atomic::simulate_write_failure(None);
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    let back = Trainer::resume(&dir).unwrap();
+    assert_eq!(back.step, 1);
+    assert_eq!(bits(&back.model.params.data), saved);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 1, "no temporary file is left behind: {leftovers:?}");
+}
+
+#[test]
+fn corrupt_checkpoint_is_a_clear_error() {
+    let dir = tempdir("corrupt");
+    let t = trainer();
+    t.save(&dir).unwrap();
+    let f = dir.join("trainer.safetensors");
+    let len = std::fs::metadata(&f).unwrap().len();
+    let bytes = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &bytes[..(len / 2) as usize]).unwrap();
+    let err = Trainer::resume(&dir).err().expect("truncated checkpoint must fail").to_string();
+    assert!(err.contains("trainer.safetensors"), "{err}");
+    assert!(Trainer::resume(&dir.join("missing")).is_err());
+}
+
+#[test]
+fn bad_input_leaves_the_trainer_untouched() {
+    let mut t = trainer();
+    step(&mut t, 0);
+    let before = (bits(&t.model.params.data), t.step, t.rng.clone());
+    let (mut ids, mask, types) = batch_data(1);
+    ids[5] = V as i32;
+    let r = t.train_step(&Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: Some(&types), batch: B, seq_len: T });
+    assert!(matches!(r, Err(Error::InvalidArgument(_))));
+    let long = vec![5; 2 * T];
+    assert!(t.train_step(&Batch::new(&long, 1, 2 * T)).is_err(), "seq_len above max_seq_len");
+    assert!(t.train_step(&Batch::new(&[], 0, T)).is_err(), "empty batch");
+    assert!(t.train_step(&Batch::new(&ids[..T], 2, T)).is_err(), "short input");
+    assert_eq!(before, (bits(&t.model.params.data), t.step, t.rng.clone()));
+    step(&mut t, 1);
+}
+
+#[test]
+fn non_finite_update_is_refused() {
+    let mut t = trainer();
+    step(&mut t, 0);
+    let id = t.model.params.id("discriminator.discriminator_predictions.dense.weight").unwrap();
+    t.model.params.get_mut(id)[0] = f32::NAN;
+    let before = (bits(&t.model.params.data), bits(&t.adam_m), t.step, t.rng.clone());
+    let (ids, mask, types) = batch_data(1);
+    let r = t.train_step(&Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: Some(&types), batch: B, seq_len: T });
+    assert!(matches!(r, Err(Error::NonFinite(_))), "{r:?}");
+    assert_eq!(before, (bits(&t.model.params.data), bits(&t.adam_m), t.step, t.rng.clone()));
+}
+
+#[test]
+fn cancel_stops_one_step_and_training_continues() {
+    let mut t = trainer();
+    let flag = t.cancel_flag();
+    flag.store(true, Ordering::SeqCst);
+    let (ids, mask, types) = batch_data(0);
+    let b = Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: Some(&types), batch: B, seq_len: T };
+    assert!(matches!(t.train_step(&b), Err(Error::Cancelled)));
+    assert_eq!(t.step, 0);
+    assert!(t.train_step(&b).is_ok());
+}
+
+#[test]
+fn training_learns_and_export_loads() {
+    let mut t = Trainer::from_model(tiny_model(5), TrainOptions { learning_rate: 1e-2, warmup_steps: 10, total_steps: 10_000, ..opts() }).unwrap();
+    let first: Vec<_> = (0..5).map(|k| step(&mut t, k % 2)).collect();
+    for k in 5..400 {
+        step(&mut t, k % 2);
+    }
+    let last: Vec<_> = (400..405).map(|k| step(&mut t, k % 2)).collect();
+    let mean = |s: &[electra::pretrain::StepStats], f: fn(&electra::pretrain::StepStats) -> f32| s.iter().map(f).sum::<f32>() / s.len() as f32;
+    assert!(mean(&last, |s| s.mlm_loss) < 0.7 * mean(&first, |s| s.mlm_loss), "generator learns: {first:?} -> {last:?}");
+    assert!(mean(&last, |s| s.disc_loss) < 0.9 * mean(&first, |s| s.disc_loss), "discriminator learns");
+    let dir = tempdir("export");
+    t.export(&dir).unwrap();
+    let loaded = Arc::new(hf::load(&dir).unwrap());
+    assert!(loaded.shared_embeddings);
+    let (ids, mask, types) = batch_data(0);
+    let b = Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: Some(&types), batch: B, seq_len: T };
+    let mut want = vec![0.0; B * T];
+    Session::new(Arc::new(t.model.clone())).discriminate(&b, &mut want).unwrap();
+    let mut got = vec![0.0; B * T];
+    Session::new(loaded).discriminate(&b, &mut got).unwrap();
+    assert_eq!(bits(&got), bits(&want));
+}
+
+#[test]
+fn mlm_objective_trains_a_masked_lm_alone() {
+    let d = tiny_model(1).disc.unwrap().config;
+    let mut g = d.clone();
+    g.architectures = vec!["ElectraForMaskedLM".into()];
+    let mut m = Model::new(None, Some(g), false).unwrap();
+    m.init_weights(3);
+    let mut t = Trainer::from_model(m, TrainOptions { objective: Objective::Mlm, learning_rate: 5e-3, ..opts() }).unwrap();
+    let s0 = step(&mut t, 0);
+    assert_eq!(s0.disc_loss, 0.0);
+    for k in 1..40 {
+        step(&mut t, k % 2);
+    }
+    assert!(step(&mut t, 0).mlm_loss < s0.mlm_loss);
+    assert!(Trainer::from_model(tiny_model(1), TrainOptions { objective: Objective::Mlm, ..opts() }).is_ok());
+}
+
+#[test]
+fn presets_build() {
+    let t = Trainer::new("tiny", TrainOptions { vocab_size: Some(1000), ..Default::default() }).unwrap();
+    assert_eq!(t.model.gen.as_ref().unwrap().config.hidden_size, 32);
+    assert!(Trainer::new("huge", TrainOptions::default()).is_err());
+    assert!(Trainer::new("tiny", TrainOptions { mask_token_id: 5000, vocab_size: Some(1000), ..Default::default() }).is_err());
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("electra-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
