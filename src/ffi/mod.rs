@@ -7,14 +7,16 @@
 pub mod model;
 pub mod session;
 pub mod status;
+pub mod trainer;
 
 use crate::error::{Error, Result};
+use status::*;
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use status::*;
 
-/// Version of the C ABI; bumped on any incompatible change. The soname carries it.
+/// Version of the C ABI this header describes; bumped on any incompatible change. Compare it
+/// with `electra_abi_version()`, the version of the library loaded at run time.
 pub const ELECTRA_ABI_VERSION: u32 = 1;
 
 thread_local! {
@@ -45,7 +47,10 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<()>) -> electra_status {
             code
         }
         Err(p) => {
-            set_last_error(format!("panic inside electra (a bug, please report it): {}", panic_message(&*p)));
+            set_last_error(format!(
+                "panic inside electra (a bug, please report it): {}",
+                panic_message(&*p)
+            ));
             ELECTRA_ERR_PANIC
         }
     }
@@ -54,8 +59,30 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<()>) -> electra_status {
 /// Runs a function that returns nothing (frees, cancels), swallowing any panic.
 pub(crate) fn guard_void(f: impl FnOnce()) {
     if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
-        set_last_error(format!("panic inside electra (a bug, please report it): {}", panic_message(&*p)));
+        set_last_error(format!(
+            "panic inside electra (a bug, please report it): {}",
+            panic_message(&*p)
+        ));
     }
+}
+
+/// Checks that `p` is a live handle whose tag is `magic`, best effort against stale or foreign
+/// pointers. Every handle is a `#[repr(C)]` struct whose first field is its `u64` tag, behind a
+/// zero-sized opaque type for C, so this reads 8 in-bounds bytes whatever kind of handle `p`
+/// really points to.
+pub(crate) unsafe fn check_tag<H>(
+    p: *const H,
+    magic: u64,
+    null: &'static str,
+    wrong: &'static str,
+) -> Result<()> {
+    if p.is_null() {
+        return Err(Error::InvalidHandle(null));
+    }
+    if p as usize % std::mem::align_of::<u64>() != 0 || p.cast::<u64>().read() != magic {
+        return Err(Error::InvalidHandle(wrong));
+    }
+    Ok(())
 }
 
 /// A NUL-terminated UTF-8 string argument.
@@ -63,7 +90,9 @@ pub(crate) unsafe fn c_str<'a>(p: *const c_char, what: &'static str) -> Result<&
     if p.is_null() {
         return Err(Error::NullPointer(what));
     }
-    CStr::from_ptr(p).to_str().map_err(|_| Error::arg(format!("{what} is not valid UTF-8")))
+    CStr::from_ptr(p)
+        .to_str()
+        .map_err(|_| Error::arg(format!("{what} is not valid UTF-8")))
 }
 
 /// An optional input array of `n` elements.

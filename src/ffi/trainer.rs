@@ -1,0 +1,280 @@
+//! `electra_trainer`: pre-training from C. One thread steps a trainer at a time; any thread may
+//! cancel it.
+
+use super::model::electra_model;
+use super::status::*;
+use super::{c_str, guard, guard_void, in_slice};
+use crate::error::{Error, Result};
+use crate::pretrain::{TrainOptions, Trainer};
+use crate::session::Batch;
+use std::ffi::c_char;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+const TRAINER_MAGIC: u64 = 0x454c_4543_5452_4e52; // "ELECTRNR"
+
+/// Opaque pre-training state (model, optimizer, RNG). Free with `electra_trainer_free`.
+pub struct electra_trainer {
+    magic: u64,
+    cancel: Arc<AtomicBool>,
+    trainer: Mutex<Trainer>,
+}
+
+/// What one `electra_trainer_step` measured. Set `struct_size` to `sizeof(electra_step_stats)`;
+/// the library fills only the fields that fit, so fields can be appended compatibly.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct electra_step_stats {
+    /// Set by the caller: `sizeof(electra_step_stats)`.
+    pub struct_size: u32,
+    /// Updates applied so far, this one included.
+    pub step: u64,
+    /// gen_weight·mlm_loss + disc_weight·disc_loss.
+    pub loss: f32,
+    /// Generator cross-entropy at the masked positions.
+    pub mlm_loss: f32,
+    /// Discriminator BCE over real tokens (0 for the mlm objective).
+    pub disc_loss: f32,
+    /// Share of real tokens the discriminator labels correctly.
+    pub disc_accuracy: f32,
+    /// Learning rate this step used.
+    pub learning_rate: f32,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f32,
+}
+
+unsafe fn handle<'a>(p: *const electra_trainer) -> Result<&'a electra_trainer> {
+    match p.as_ref() {
+        Some(t) if t.magic == TRAINER_MAGIC => Ok(t),
+        Some(_) => Err(Error::InvalidHandle("not a live electra_trainer")),
+        None => Err(Error::InvalidHandle("electra_trainer is NULL")),
+    }
+}
+
+fn with_trainer<R>(t: &electra_trainer, f: impl FnOnce(&mut Trainer) -> Result<R>) -> Result<R> {
+    let mut guard = t.trainer.try_lock().map_err(|_| {
+        Error::arg(
+            "the trainer is in use by another thread (a trainer is used by one thread at a time)",
+        )
+    })?;
+    f(&mut guard)
+}
+
+unsafe fn publish(t: Trainer, out: *mut *mut electra_trainer) {
+    let cancel = t.cancel_flag();
+    *out = Box::into_raw(Box::new(electra_trainer {
+        magic: TRAINER_MAGIC,
+        cancel,
+        trainer: Mutex::new(t),
+    }));
+}
+
+/// Creates a trainer. `init` is a preset name (`tiny`, `small`, `base`, `large`) or a directory
+/// (the pair layout, or a lone discriminator whose generator is built by the paper's size rule).
+/// `options_json` is NULL or a JSON object; unknown keys and bad values are
+/// `ELECTRA_ERR_INVALID_ARGUMENT` with a message naming them. Keys: learning_rate,
+/// warmup_steps, total_steps, weight_decay, adam_epsilon, adam_beta1, adam_beta2,
+/// bias_correction, max_grad_norm, mask_prob, gen_weight, disc_weight, temperature, objective
+/// ("electra" or "mlm"), generator_hidden_fraction, vocab_size, max_seq_len, mask_token_id,
+/// special_token_ids, seed, threads. On failure `*out` is NULL.
+///
+/// # Safety
+/// `init` must be a NUL-terminated string, `options_json` NULL or one; `out` valid.
+#[no_mangle]
+pub unsafe extern "C" fn electra_trainer_new(
+    init: *const c_char,
+    options_json: *const c_char,
+    out: *mut *mut electra_trainer,
+) -> electra_status {
+    guard(|| {
+        if out.is_null() {
+            return Err(Error::NullPointer("out"));
+        }
+        *out = std::ptr::null_mut();
+        let init = c_str(init, "init")?;
+        let json = if options_json.is_null() {
+            None
+        } else {
+            Some(c_str(options_json, "options_json")?)
+        };
+        let t = Trainer::new(init, TrainOptions::from_json(json)?)?;
+        publish(t, out);
+        Ok(())
+    })
+}
+
+/// One pre-training step on a batch of `batch*seq_len` token ids: the library masks, samples,
+/// computes the joint loss and updates the weights. `attention_mask` and `token_type_ids` may
+/// be NULL (all ones, all zeros); `stats` may be NULL. Bad input, a non-finite loss or gradient
+/// (`ELECTRA_ERR_NUMERIC`) and cancellation (`ELECTRA_ERR_CANCELLED`) leave the trainer exactly
+/// as it was and usable.
+///
+/// # Safety
+/// Input arrays must hold `batch*seq_len` elements (or be NULL where allowed); `stats` NULL or
+/// valid for `stats->struct_size` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn electra_trainer_step(
+    t: *mut electra_trainer,
+    input_ids: *const i32,
+    attention_mask: *const i32,
+    token_type_ids: *const i32,
+    batch: usize,
+    seq_len: usize,
+    stats: *mut electra_step_stats,
+) -> electra_status {
+    guard(|| {
+        let h = handle(t)?;
+        if input_ids.is_null() {
+            return Err(Error::NullPointer("input_ids"));
+        }
+        let n = Batch {
+            input_ids: &[],
+            attention_mask: None,
+            token_type_ids: None,
+            batch,
+            seq_len,
+        }
+        .tokens()?;
+        if n > isize::MAX as usize / 4 {
+            return Err(Error::arg("batch too large"));
+        }
+        if !stats.is_null() && ((*stats).struct_size as usize) < std::mem::size_of::<u32>() {
+            return Err(Error::arg(
+                "stats->struct_size must be set to sizeof(electra_step_stats)",
+            ));
+        }
+        let b = Batch {
+            input_ids: std::slice::from_raw_parts(input_ids, n),
+            attention_mask: in_slice(attention_mask, n),
+            token_type_ids: in_slice(token_type_ids, n),
+            batch,
+            seq_len,
+        };
+        let s = with_trainer(h, |tr| tr.train_step(&b))?;
+        if !stats.is_null() {
+            let full = electra_step_stats {
+                struct_size: (*stats).struct_size,
+                step: s.step,
+                loss: s.loss,
+                mlm_loss: s.mlm_loss,
+                disc_loss: s.disc_loss,
+                disc_accuracy: s.disc_accuracy,
+                learning_rate: s.learning_rate,
+                grad_norm: s.grad_norm,
+            };
+            let size =
+                ((*stats).struct_size as usize).min(std::mem::size_of::<electra_step_stats>());
+            std::ptr::copy_nonoverlapping(
+                (&full as *const electra_step_stats).cast::<u8>(),
+                stats.cast::<u8>(),
+                size,
+            );
+        }
+        Ok(())
+    })
+}
+
+/// Saves the full trainer state (weights, Adam moments, step, RNG, options) to
+/// `dir/trainer.safetensors`, atomically: a failure leaves the previous checkpoint intact.
+///
+/// # Safety
+/// `t` must be a live trainer; `dir` a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn electra_trainer_save(
+    t: *mut electra_trainer,
+    dir: *const c_char,
+) -> electra_status {
+    guard(|| {
+        let h = handle(t)?;
+        let dir = c_str(dir, "dir")?;
+        with_trainer(h, |tr| tr.save(Path::new(dir)))
+    })
+}
+
+/// Restores a trainer saved by `electra_trainer_save`; training continues bit-identically.
+///
+/// # Safety
+/// `dir` must be a NUL-terminated string; `out` valid.
+#[no_mangle]
+pub unsafe extern "C" fn electra_trainer_resume(
+    dir: *const c_char,
+    out: *mut *mut electra_trainer,
+) -> electra_status {
+    guard(|| {
+        if out.is_null() {
+            return Err(Error::NullPointer("out"));
+        }
+        *out = std::ptr::null_mut();
+        let dir = c_str(dir, "dir")?;
+        publish(Trainer::resume(Path::new(dir))?, out);
+        Ok(())
+    })
+}
+
+/// Writes the model in the pair layout (`dir/discriminator`, `dir/generator`), each an HF
+/// directory loadable by `transformers` and by `electra_model_load`.
+///
+/// # Safety
+/// `t` must be a live trainer; `dir` a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn electra_trainer_export(
+    t: *mut electra_trainer,
+    dir: *const c_char,
+) -> electra_status {
+    guard(|| {
+        let h = handle(t)?;
+        let dir = c_str(dir, "dir")?;
+        with_trainer(h, |tr| tr.export(Path::new(dir)))
+    })
+}
+
+/// A snapshot of the trainer's current weights as a model for inference (free it with
+/// `electra_model_free`; later steps do not change it).
+///
+/// # Safety
+/// `t` must be a live trainer; `out` valid.
+#[no_mangle]
+pub unsafe extern "C" fn electra_trainer_get_model(
+    t: *mut electra_trainer,
+    out: *mut *mut electra_model,
+) -> electra_status {
+    guard(|| {
+        if out.is_null() {
+            return Err(Error::NullPointer("out"));
+        }
+        *out = std::ptr::null_mut();
+        let h = handle(t)?;
+        let model = with_trainer(h, |tr| Ok(tr.model.clone()))?;
+        *out = electra_model::wrap(Arc::new(model));
+        Ok(())
+    })
+}
+
+/// Asks the running (or next) step to stop: it returns `ELECTRA_ERR_CANCELLED` and leaves the
+/// trainer consistent. Safe to call from any thread while another steps; NULL is a no-op.
+///
+/// # Safety
+/// `t` must be NULL or a live trainer.
+#[no_mangle]
+pub unsafe extern "C" fn electra_trainer_cancel(t: *mut electra_trainer) {
+    guard_void(|| {
+        if let Ok(h) = handle(t) {
+            h.cancel.store(true, Ordering::SeqCst);
+        }
+    })
+}
+
+/// Frees a trainer. NULL is a no-op.
+///
+/// # Safety
+/// `t` must be NULL or a live trainer not in use by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn electra_trainer_free(t: *mut electra_trainer) {
+    guard_void(|| {
+        if handle(t).is_ok() {
+            (*t).magic = 0;
+            drop(Box::from_raw(t));
+        }
+    })
+}
