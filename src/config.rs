@@ -58,21 +58,51 @@ fn null_as_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Erro
     Ok(Option::<usize>::deserialize(d)?.unwrap_or(0))
 }
 
-fn d_vocab() -> usize { 30522 }
-fn d_emb() -> usize { 128 }
-fn d_hidden() -> usize { 256 }
-fn d_layers() -> usize { 12 }
-fn d_heads() -> usize { 4 }
-fn d_inter() -> usize { 1024 }
-fn d_act() -> String { "gelu".into() }
-fn d_drop() -> f32 { 0.1 }
-fn d_maxpos() -> usize { 512 }
-fn d_types() -> usize { 2 }
-fn d_init() -> f32 { 0.02 }
-fn d_eps() -> f64 { 1e-12 }
-fn d_pos_type() -> String { "absolute".into() }
-fn d_true() -> bool { true }
-fn d_model_type() -> String { "electra".into() }
+fn d_vocab() -> usize {
+    30522
+}
+fn d_emb() -> usize {
+    128
+}
+fn d_hidden() -> usize {
+    256
+}
+fn d_layers() -> usize {
+    12
+}
+fn d_heads() -> usize {
+    4
+}
+fn d_inter() -> usize {
+    1024
+}
+fn d_act() -> String {
+    "gelu".into()
+}
+fn d_drop() -> f32 {
+    0.1
+}
+fn d_maxpos() -> usize {
+    512
+}
+fn d_types() -> usize {
+    2
+}
+fn d_init() -> f32 {
+    0.02
+}
+fn d_eps() -> f64 {
+    1e-12
+}
+fn d_pos_type() -> String {
+    "absolute".into()
+}
+fn d_true() -> bool {
+    true
+}
+fn d_model_type() -> String {
+    "electra".into()
+}
 
 /// One ELECTRA model's configuration, as in HF `config.json`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -148,8 +178,7 @@ pub const PRESETS: &[&str] = &["tiny", "small", "base", "large"];
 impl ElectraConfig {
     /// Parses and validates a `config.json` string.
     pub fn from_json_str(s: &str) -> Result<Self> {
-        let cfg: ElectraConfig =
-            serde_json::from_str(s).map_err(|e| Error::Config(format!("config.json: {e}")))?;
+        let cfg: ElectraConfig = serde_json::from_str(s).map_err(|e| Error::Config(format!("config.json: {e}")))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -325,8 +354,9 @@ mod tests {
 
     #[test]
     fn unknown_fields_round_trip() {
-        let c = ElectraConfig::from_json_str(r#"{"summary_type": "first", "hidden_size": 64, "num_attention_heads": 1}"#)
-            .unwrap();
+        let c =
+            ElectraConfig::from_json_str(r#"{"summary_type": "first", "hidden_size": 64, "num_attention_heads": 1}"#)
+                .unwrap();
         let back = ElectraConfig::from_json_str(&c.to_json_string()).unwrap();
         assert_eq!(back, c);
         assert_eq!(back.extra["summary_type"], "first");

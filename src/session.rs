@@ -58,7 +58,9 @@ impl<'a> Batch<'a> {
             }
         };
         check_len("input_ids", self.input_ids.len())?;
-        if let Some((i, &id)) = self.input_ids.iter().enumerate().find(|(_, &id)| id < 0 || id as usize >= cfg.vocab_size) {
+        if let Some((i, &id)) =
+            self.input_ids.iter().enumerate().find(|(_, &id)| id < 0 || id as usize >= cfg.vocab_size)
+        {
             return Err(Error::arg(format!("input_ids[{i}] = {id} is outside the vocabulary [0, {})", cfg.vocab_size)));
         }
         if let Some(m) = self.attention_mask {
@@ -159,7 +161,15 @@ impl Session {
         check_out(out, n.checked_mul(v).ok_or_else(|| Error::arg("output size overflows"))?)?;
         batch.validate(&g.config)?;
         let w = &self.model.params.data;
-        g.encoder.forward(w, &mut self.gen_acts, batch.input_ids, batch.token_type_ids, batch.attention_mask, batch.batch, batch.seq_len);
+        g.encoder.forward(
+            w,
+            &mut self.gen_acts,
+            batch.input_ids,
+            batch.token_type_ids,
+            batch.attention_mask,
+            batch.batch,
+            batch.seq_len,
+        );
         g.head.forward(w, &mut self.gen_head, self.gen_acts.output(&g.encoder), n);
         out[..n * v].copy_from_slice(&self.gen_head.logits[..n * v]);
         Ok(())

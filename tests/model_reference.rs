@@ -22,7 +22,13 @@ struct Inputs {
 fn inputs(case: &str) -> (Inputs, electra::io::safetensors::TensorFile) {
     let f = read(case, "expected.safetensors");
     let shape = f.get("input_ids").unwrap().shape.clone();
-    let i = Inputs { ids: ints(&f, "input_ids"), mask: ints(&f, "attention_mask"), types: ints(&f, "token_type_ids"), b: shape[0], t: shape[1] };
+    let i = Inputs {
+        ids: ints(&f, "input_ids"),
+        mask: ints(&f, "attention_mask"),
+        types: ints(&f, "token_type_ids"),
+        b: shape[0],
+        t: shape[1],
+    };
     (i, f)
 }
 
@@ -117,8 +123,11 @@ fn padding_is_ignored() {
     let ids = &i.ids[row * i.t..row * i.t + len];
     let types = &i.types[row * i.t..row * i.t + len];
     let mut alone = vec![0.0; len];
-    s.discriminate(&Batch { input_ids: ids, attention_mask: None, token_type_ids: Some(types), batch: 1, seq_len: len }, &mut alone)
-        .unwrap();
+    s.discriminate(
+        &Batch { input_ids: ids, attention_mask: None, token_type_ids: Some(types), batch: 1, seq_len: len },
+        &mut alone,
+    )
+    .unwrap();
     let mut all = vec![0.0; i.b * i.t];
     s.discriminate(&batch(&i), &mut all).unwrap();
     assert_close("padded vs alone", &all[row * i.t..row * i.t + len], &alone, RTOL, FLOOR);

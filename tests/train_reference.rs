@@ -81,7 +81,13 @@ fn setup(case: &str) -> Setup {
 
 impl Setup {
     fn step(&mut self) -> electra::pretrain::StepStats {
-        let batch = Batch { input_ids: &self.ids, attention_mask: Some(&self.mask), token_type_ids: Some(&self.types), batch: self.b, seq_len: self.t };
+        let batch = Batch {
+            input_ids: &self.ids,
+            attention_mask: Some(&self.mask),
+            token_type_ids: Some(&self.types),
+            batch: self.b,
+            seq_len: self.t,
+        };
         self.trainer.forward_backward(&batch, &self.masking, Some(&self.sampled)).unwrap()
     }
 
@@ -89,7 +95,9 @@ impl Setup {
     fn pairs(&self, prefix: &str, buf: &[f32]) -> Vec<(String, Vec<f32>)> {
         let model = &self.trainer.model;
         let mut out = Vec::new();
-        for (scope, names) in [("discriminator", &model.disc.as_ref().unwrap().names), ("generator", &model.gen.as_ref().unwrap().names)] {
+        for (scope, names) in
+            [("discriminator", &model.disc.as_ref().unwrap().names), ("generator", &model.gen.as_ref().unwrap().names)]
+        {
             for (hf, id) in names.iter() {
                 let key = format!("{prefix}.{scope}.{hf}");
                 let info = model.params.info(*id);
@@ -109,7 +117,12 @@ fn joint_loss_and_every_gradient_match_autograd() {
         assert_close(&format!("{case} mlm_loss"), &[stats.mlm_loss], &[scalar(f, "mlm_loss")], 1e-5, 0.0);
         assert_close(&format!("{case} disc_loss"), &[stats.disc_loss], &[scalar(f, "disc_loss")], 1e-5, 0.0);
         assert_close(&format!("{case} loss"), &[stats.loss], &[scalar(f, "loss")], 1e-5, 0.0);
-        let global = f.tensors.iter().filter(|(k, _)| k.starts_with("grad.")).flat_map(|(_, t)| t.data.iter()).fold(0.0f32, |m, v| m.max(v.abs()));
+        let global = f
+            .tensors
+            .iter()
+            .filter(|(k, _)| k.starts_with("grad."))
+            .flat_map(|(_, t)| t.data.iter())
+            .fold(0.0f32, |m, v| m.max(v.abs()));
         let pairs = s.pairs("grad", &s.trainer.grads);
         let mut checked = 0;
         let mut worst = (0.0f32, String::new());
@@ -131,7 +144,11 @@ fn joint_loss_and_every_gradient_match_autograd() {
             checked += 1;
         }
         println!("{case}: {checked} gradients checked, worst relative error {:.3e} in {}", worst.0, worst.1);
-        assert_eq!(checked, f.tensors.keys().filter(|k| k.starts_with("grad.")).count(), "every fixture gradient is compared");
+        assert_eq!(
+            checked,
+            f.tensors.keys().filter(|k| k.starts_with("grad.")).count(),
+            "every fixture gradient is compared"
+        );
     }
 }
 

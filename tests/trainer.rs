@@ -68,7 +68,14 @@ fn batch_data(k: usize) -> (Vec<i32>, Vec<i32>, Vec<i32>) {
 
 fn step(t: &mut Trainer, k: usize) -> electra::pretrain::StepStats {
     let (ids, mask, types) = batch_data(k);
-    t.train_step(&Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: Some(&types), batch: B, seq_len: T }).unwrap()
+    t.train_step(&Batch {
+        input_ids: &ids,
+        attention_mask: Some(&mask),
+        token_type_ids: Some(&types),
+        batch: B,
+        seq_len: T,
+    })
+    .unwrap()
 }
 
 fn bits(v: &[f32]) -> Vec<u32> {
@@ -151,7 +158,13 @@ fn bad_input_leaves_the_trainer_untouched() {
     let before = (bits(&t.model.params.data), t.step, t.rng.clone());
     let (mut ids, mask, types) = batch_data(1);
     ids[5] = V as i32;
-    let r = t.train_step(&Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: Some(&types), batch: B, seq_len: T });
+    let r = t.train_step(&Batch {
+        input_ids: &ids,
+        attention_mask: Some(&mask),
+        token_type_ids: Some(&types),
+        batch: B,
+        seq_len: T,
+    });
     assert!(matches!(r, Err(Error::InvalidArgument(_))));
     let long = vec![5; 2 * T];
     assert!(t.train_step(&Batch::new(&long, 1, 2 * T)).is_err(), "seq_len above max_seq_len");
@@ -169,7 +182,13 @@ fn non_finite_update_is_refused() {
     t.model.params.get_mut(id)[0] = f32::NAN;
     let before = (bits(&t.model.params.data), bits(&t.adam_m), t.step, t.rng.clone());
     let (ids, mask, types) = batch_data(1);
-    let r = t.train_step(&Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: Some(&types), batch: B, seq_len: T });
+    let r = t.train_step(&Batch {
+        input_ids: &ids,
+        attention_mask: Some(&mask),
+        token_type_ids: Some(&types),
+        batch: B,
+        seq_len: T,
+    });
     assert!(matches!(r, Err(Error::NonFinite(_))), "{r:?}");
     assert_eq!(before, (bits(&t.model.params.data), bits(&t.adam_m), t.step, t.rng.clone()));
 }
@@ -188,14 +207,23 @@ fn cancel_stops_one_step_and_training_continues() {
 
 #[test]
 fn training_learns_and_export_loads() {
-    let mut t = Trainer::from_model(tiny_model(5), TrainOptions { learning_rate: 1e-2, warmup_steps: 10, total_steps: 10_000, ..opts() }).unwrap();
+    let mut t = Trainer::from_model(
+        tiny_model(5),
+        TrainOptions { learning_rate: 1e-2, warmup_steps: 10, total_steps: 10_000, ..opts() },
+    )
+    .unwrap();
     let first: Vec<_> = (0..5).map(|k| step(&mut t, k % 2)).collect();
     for k in 5..400 {
         step(&mut t, k % 2);
     }
     let last: Vec<_> = (400..405).map(|k| step(&mut t, k % 2)).collect();
-    let mean = |s: &[electra::pretrain::StepStats], f: fn(&electra::pretrain::StepStats) -> f32| s.iter().map(f).sum::<f32>() / s.len() as f32;
-    assert!(mean(&last, |s| s.mlm_loss) < 0.7 * mean(&first, |s| s.mlm_loss), "generator learns: {first:?} -> {last:?}");
+    let mean = |s: &[electra::pretrain::StepStats], f: fn(&electra::pretrain::StepStats) -> f32| {
+        s.iter().map(f).sum::<f32>() / s.len() as f32
+    };
+    assert!(
+        mean(&last, |s| s.mlm_loss) < 0.7 * mean(&first, |s| s.mlm_loss),
+        "generator learns: {first:?} -> {last:?}"
+    );
     assert!(mean(&last, |s| s.disc_loss) < 0.9 * mean(&first, |s| s.disc_loss), "discriminator learns");
     let dir = tempdir("export");
     t.export(&dir).unwrap();
@@ -217,7 +245,8 @@ fn mlm_objective_trains_a_masked_lm_alone() {
     g.architectures = vec!["ElectraForMaskedLM".into()];
     let mut m = Model::new(None, Some(g), false).unwrap();
     m.init_weights(3);
-    let mut t = Trainer::from_model(m, TrainOptions { objective: Objective::Mlm, learning_rate: 5e-3, ..opts() }).unwrap();
+    let mut t =
+        Trainer::from_model(m, TrainOptions { objective: Objective::Mlm, learning_rate: 5e-3, ..opts() }).unwrap();
     let s0 = step(&mut t, 0);
     assert_eq!(s0.disc_loss, 0.0);
     for k in 1..40 {
@@ -232,7 +261,8 @@ fn presets_build() {
     let t = Trainer::new("tiny", TrainOptions { vocab_size: Some(1000), ..Default::default() }).unwrap();
     assert_eq!(t.model.gen.as_ref().unwrap().config.hidden_size, 32);
     assert!(Trainer::new("huge", TrainOptions::default()).is_err());
-    assert!(Trainer::new("tiny", TrainOptions { mask_token_id: 5000, vocab_size: Some(1000), ..Default::default() }).is_err());
+    assert!(Trainer::new("tiny", TrainOptions { mask_token_id: 5000, vocab_size: Some(1000), ..Default::default() })
+        .is_err());
 }
 
 fn tempdir(name: &str) -> std::path::PathBuf {

@@ -47,10 +47,7 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<()>) -> electra_status {
             code
         }
         Err(p) => {
-            set_last_error(format!(
-                "panic inside electra (a bug, please report it): {}",
-                panic_message(&*p)
-            ));
+            set_last_error(format!("panic inside electra (a bug, please report it): {}", panic_message(&*p)));
             ELECTRA_ERR_PANIC
         }
     }
@@ -59,10 +56,7 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<()>) -> electra_status {
 /// Runs a function that returns nothing (frees, cancels), swallowing any panic.
 pub(crate) fn guard_void(f: impl FnOnce()) {
     if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
-        set_last_error(format!(
-            "panic inside electra (a bug, please report it): {}",
-            panic_message(&*p)
-        ));
+        set_last_error(format!("panic inside electra (a bug, please report it): {}", panic_message(&*p)));
     }
 }
 
@@ -70,12 +64,7 @@ pub(crate) fn guard_void(f: impl FnOnce()) {
 /// pointers. Every handle is a `#[repr(C)]` struct whose first field is its `u64` tag, behind a
 /// zero-sized opaque type for C, so this reads 8 in-bounds bytes whatever kind of handle `p`
 /// really points to.
-pub(crate) unsafe fn check_tag<H>(
-    p: *const H,
-    magic: u64,
-    null: &'static str,
-    wrong: &'static str,
-) -> Result<()> {
+pub(crate) unsafe fn check_tag<H>(p: *const H, magic: u64, null: &'static str, wrong: &'static str) -> Result<()> {
     if p.is_null() {
         return Err(Error::InvalidHandle(null));
     }
@@ -90,9 +79,7 @@ pub(crate) unsafe fn c_str<'a>(p: *const c_char, what: &'static str) -> Result<&
     if p.is_null() {
         return Err(Error::NullPointer(what));
     }
-    CStr::from_ptr(p)
-        .to_str()
-        .map_err(|_| Error::arg(format!("{what} is not valid UTF-8")))
+    CStr::from_ptr(p).to_str().map_err(|_| Error::arg(format!("{what} is not valid UTF-8")))
 }
 
 /// An optional input array of `n` elements.

@@ -1,7 +1,7 @@
 //! `electra_model`: loaded weights, immutable and shared (an `Arc`), safe to use from many threads.
 
 use super::status::*;
-use super::{c_str, guard, guard_void};
+use super::{c_str, check_tag, guard, guard_void};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use std::ffi::c_char;
@@ -11,23 +11,27 @@ use std::sync::Arc;
 const MODEL_MAGIC: u64 = 0x454c_4543_4d4f_444c; // "ELECMODL"
 
 /// Opaque handle to a loaded model. Free with `electra_model_free`.
+// Zero-sized: an `electra_model *` really points to a [`ModelHandle`].
 pub struct electra_model {
+    _opaque: [u8; 0],
+}
+
+/// What an `electra_model *` points to; `repr(C)` keeps the tag at offset 0 (see [`check_tag`]).
+#[repr(C)]
+pub(crate) struct ModelHandle {
     magic: u64,
     pub(crate) model: Arc<Model>,
 }
 
 impl electra_model {
     pub(crate) fn wrap(model: Arc<Model>) -> *mut electra_model {
-        Box::into_raw(Box::new(electra_model { magic: MODEL_MAGIC, model }))
+        Box::into_raw(Box::new(ModelHandle { magic: MODEL_MAGIC, model })).cast()
     }
 
     /// Checks a handle pointer (best effort against stale or foreign pointers).
-    pub(crate) unsafe fn from_ptr<'a>(p: *const electra_model) -> Result<&'a electra_model> {
-        match p.as_ref() {
-            Some(m) if m.magic == MODEL_MAGIC => Ok(m),
-            Some(_) => Err(Error::InvalidHandle("not a live electra_model")),
-            None => Err(Error::InvalidHandle("electra_model is NULL")),
-        }
+    pub(crate) unsafe fn from_ptr<'a>(p: *const electra_model) -> Result<&'a ModelHandle> {
+        check_tag(p, MODEL_MAGIC, "electra_model is NULL", "not a live electra_model")?;
+        Ok(&*p.cast::<ModelHandle>())
     }
 }
 
@@ -88,10 +92,10 @@ pub unsafe extern "C" fn electra_model_load(path: *const c_char, out: *mut *mut 
 #[no_mangle]
 pub unsafe extern "C" fn electra_model_free(m: *mut electra_model) {
     guard_void(|| {
-        if let Ok(h) = electra_model::from_ptr(m) {
-            let _ = h;
-            (*m).magic = 0;
-            drop(Box::from_raw(m));
+        if electra_model::from_ptr(m).is_ok() {
+            let h = m.cast::<ModelHandle>();
+            (*h).magic = 0;
+            drop(Box::from_raw(h));
         }
     })
 }
@@ -101,20 +105,25 @@ pub unsafe extern "C" fn electra_model_free(m: *mut electra_model) {
 /// # Safety
 /// `m` must be a live model; `info` must point to at least `info->struct_size` writable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn electra_model_get_info(m: *const electra_model, info: *mut electra_model_info) -> electra_status {
+pub unsafe extern "C" fn electra_model_get_info(
+    m: *const electra_model,
+    info: *mut electra_model_info,
+) -> electra_status {
     guard(|| {
         let h = electra_model::from_ptr(m)?;
         if info.is_null() {
             return Err(Error::NullPointer("info"));
         }
-        let size = (*info).struct_size as usize;
+        // Read as a lone u32: a caller built against an older, smaller struct may align it to 4 only.
+        let struct_size = info.cast::<u32>().read_unaligned();
+        let size = struct_size as usize;
         if size < std::mem::size_of::<u32>() {
             return Err(Error::arg("info->struct_size must be set to sizeof(electra_model_info)"));
         }
         let model = &h.model;
         let cfg = model.input_config();
         let full = electra_model_info {
-            struct_size: (*info).struct_size,
+            struct_size,
             vocab_size: cfg.vocab_size as u32,
             hidden_size: cfg.hidden_size as u32,
             embedding_size: cfg.embedding_size as u32,

@@ -2,24 +2,28 @@
 
 use super::model::electra_model;
 use super::status::*;
-use super::{guard, guard_void, in_slice};
+use super::{check_tag, guard, guard_void, in_slice};
 use crate::error::{Error, Result};
 use crate::session::{Batch, Session};
 
 const SESSION_MAGIC: u64 = 0x454c_4543_5345_5353; // "ELECSESS"
 
 /// Opaque inference session. Free with `electra_session_free`.
+// Zero-sized: an `electra_session *` really points to a [`SessionHandle`].
 pub struct electra_session {
+    _opaque: [u8; 0],
+}
+
+/// What an `electra_session *` points to; `repr(C)` keeps the tag at offset 0 (see [`check_tag`]).
+#[repr(C)]
+struct SessionHandle {
     magic: u64,
     session: Session,
 }
 
 unsafe fn session_mut<'a>(p: *mut electra_session) -> Result<&'a mut Session> {
-    match p.as_mut() {
-        Some(s) if s.magic == SESSION_MAGIC => Ok(&mut s.session),
-        Some(_) => Err(Error::InvalidHandle("not a live electra_session")),
-        None => Err(Error::InvalidHandle("electra_session is NULL")),
-    }
+    check_tag(p, SESSION_MAGIC, "electra_session is NULL", "not a live electra_session")?;
+    Ok(&mut (*p.cast::<SessionHandle>()).session)
 }
 
 /// Creates an inference session over `m`. The session keeps the weights alive, so `m` may be
@@ -28,14 +32,17 @@ unsafe fn session_mut<'a>(p: *mut electra_session) -> Result<&'a mut Session> {
 /// # Safety
 /// `m` must be a live model; `out` a valid pointer.
 #[no_mangle]
-pub unsafe extern "C" fn electra_session_new(m: *const electra_model, out: *mut *mut electra_session) -> electra_status {
+pub unsafe extern "C" fn electra_session_new(
+    m: *const electra_model,
+    out: *mut *mut electra_session,
+) -> electra_status {
     guard(|| {
         if out.is_null() {
             return Err(Error::NullPointer("out"));
         }
         *out = std::ptr::null_mut();
         let model = electra_model::from_ptr(m)?.model.clone();
-        *out = Box::into_raw(Box::new(electra_session { magic: SESSION_MAGIC, session: Session::new(model) }));
+        *out = Box::into_raw(Box::new(SessionHandle { magic: SESSION_MAGIC, session: Session::new(model) })).cast();
         Ok(())
     })
 }
@@ -48,8 +55,9 @@ pub unsafe extern "C" fn electra_session_new(m: *const electra_model, out: *mut 
 pub unsafe extern "C" fn electra_session_free(s: *mut electra_session) {
     guard_void(|| {
         if session_mut(s).is_ok() {
-            (*s).magic = 0;
-            drop(Box::from_raw(s));
+            let h = s.cast::<SessionHandle>();
+            (*h).magic = 0;
+            drop(Box::from_raw(h));
         }
     })
 }

@@ -54,20 +54,14 @@ unsafe fn handle<'a>(p: *const electra_trainer) -> Result<&'a electra_trainer> {
 
 fn with_trainer<R>(t: &electra_trainer, f: impl FnOnce(&mut Trainer) -> Result<R>) -> Result<R> {
     let mut guard = t.trainer.try_lock().map_err(|_| {
-        Error::arg(
-            "the trainer is in use by another thread (a trainer is used by one thread at a time)",
-        )
+        Error::arg("the trainer is in use by another thread (a trainer is used by one thread at a time)")
     })?;
     f(&mut guard)
 }
 
 unsafe fn publish(t: Trainer, out: *mut *mut electra_trainer) {
     let cancel = t.cancel_flag();
-    *out = Box::into_raw(Box::new(electra_trainer {
-        magic: TRAINER_MAGIC,
-        cancel,
-        trainer: Mutex::new(t),
-    }));
+    *out = Box::into_raw(Box::new(electra_trainer { magic: TRAINER_MAGIC, cancel, trainer: Mutex::new(t) }));
 }
 
 /// Creates a trainer. `init` is a preset name (`tiny`, `small`, `base`, `large`) or a directory
@@ -93,11 +87,7 @@ pub unsafe extern "C" fn electra_trainer_new(
         }
         *out = std::ptr::null_mut();
         let init = c_str(init, "init")?;
-        let json = if options_json.is_null() {
-            None
-        } else {
-            Some(c_str(options_json, "options_json")?)
-        };
+        let json = if options_json.is_null() { None } else { Some(c_str(options_json, "options_json")?) };
         let t = Trainer::new(init, TrainOptions::from_json(json)?)?;
         publish(t, out);
         Ok(())
@@ -128,21 +118,12 @@ pub unsafe extern "C" fn electra_trainer_step(
         if input_ids.is_null() {
             return Err(Error::NullPointer("input_ids"));
         }
-        let n = Batch {
-            input_ids: &[],
-            attention_mask: None,
-            token_type_ids: None,
-            batch,
-            seq_len,
-        }
-        .tokens()?;
+        let n = Batch { input_ids: &[], attention_mask: None, token_type_ids: None, batch, seq_len }.tokens()?;
         if n > isize::MAX as usize / 4 {
             return Err(Error::arg("batch too large"));
         }
         if !stats.is_null() && ((*stats).struct_size as usize) < std::mem::size_of::<u32>() {
-            return Err(Error::arg(
-                "stats->struct_size must be set to sizeof(electra_step_stats)",
-            ));
+            return Err(Error::arg("stats->struct_size must be set to sizeof(electra_step_stats)"));
         }
         let b = Batch {
             input_ids: std::slice::from_raw_parts(input_ids, n),
@@ -163,13 +144,8 @@ pub unsafe extern "C" fn electra_trainer_step(
                 learning_rate: s.learning_rate,
                 grad_norm: s.grad_norm,
             };
-            let size =
-                ((*stats).struct_size as usize).min(std::mem::size_of::<electra_step_stats>());
-            std::ptr::copy_nonoverlapping(
-                (&full as *const electra_step_stats).cast::<u8>(),
-                stats.cast::<u8>(),
-                size,
-            );
+            let size = ((*stats).struct_size as usize).min(std::mem::size_of::<electra_step_stats>());
+            std::ptr::copy_nonoverlapping((&full as *const electra_step_stats).cast::<u8>(), stats.cast::<u8>(), size);
         }
         Ok(())
     })
@@ -181,10 +157,7 @@ pub unsafe extern "C" fn electra_trainer_step(
 /// # Safety
 /// `t` must be a live trainer; `dir` a NUL-terminated string.
 #[no_mangle]
-pub unsafe extern "C" fn electra_trainer_save(
-    t: *mut electra_trainer,
-    dir: *const c_char,
-) -> electra_status {
+pub unsafe extern "C" fn electra_trainer_save(t: *mut electra_trainer, dir: *const c_char) -> electra_status {
     guard(|| {
         let h = handle(t)?;
         let dir = c_str(dir, "dir")?;
@@ -197,10 +170,7 @@ pub unsafe extern "C" fn electra_trainer_save(
 /// # Safety
 /// `dir` must be a NUL-terminated string; `out` valid.
 #[no_mangle]
-pub unsafe extern "C" fn electra_trainer_resume(
-    dir: *const c_char,
-    out: *mut *mut electra_trainer,
-) -> electra_status {
+pub unsafe extern "C" fn electra_trainer_resume(dir: *const c_char, out: *mut *mut electra_trainer) -> electra_status {
     guard(|| {
         if out.is_null() {
             return Err(Error::NullPointer("out"));
@@ -218,10 +188,7 @@ pub unsafe extern "C" fn electra_trainer_resume(
 /// # Safety
 /// `t` must be a live trainer; `dir` a NUL-terminated string.
 #[no_mangle]
-pub unsafe extern "C" fn electra_trainer_export(
-    t: *mut electra_trainer,
-    dir: *const c_char,
-) -> electra_status {
+pub unsafe extern "C" fn electra_trainer_export(t: *mut electra_trainer, dir: *const c_char) -> electra_status {
     guard(|| {
         let h = handle(t)?;
         let dir = c_str(dir, "dir")?;

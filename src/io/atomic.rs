@@ -42,9 +42,8 @@ pub fn simulate_write_failure(file_name: Option<&str>) {
 }
 
 fn fail_point(path: &Path) -> Result<()> {
-    let hit = FAIL_WRITE.with(|f| {
-        f.borrow().as_deref().is_some_and(|n| path.file_name().is_some_and(|p| p.to_string_lossy() == n))
-    });
+    let hit = FAIL_WRITE
+        .with(|f| f.borrow().as_deref().is_some_and(|n| path.file_name().is_some_and(|p| p.to_string_lossy() == n)));
     if hit {
         return Err(Error::io(path, std::io::Error::other("simulated failure before rename")));
     }

@@ -33,7 +33,8 @@ fn read_dir(dir: &Path, want: Option<Role>) -> Result<HfDir> {
     let file = TensorFile::read(&dir.join(WEIGHTS))?;
     let has = |prefix: &str| file.tensors.keys().any(|k| k.starts_with(prefix));
     let arch = |a: &str| config.architectures.iter().any(|x| x == a);
-    let role = if has("discriminator_predictions.") || (arch("ElectraForPreTraining") && !has("generator_predictions.")) {
+    let role = if has("discriminator_predictions.") || (arch("ElectraForPreTraining") && !has("generator_predictions."))
+    {
         Role::Discriminator
     } else if has("generator_predictions.") || arch("ElectraForMaskedLM") {
         Role::Generator
@@ -67,7 +68,9 @@ fn fill(model: &mut Model, names: &[(String, ParamId)], file: &TensorFile) -> Re
 
 fn embeddings_equal(a: &TensorFile, b: &TensorFile) -> bool {
     let mut any = false;
-    for (name, ta) in a.tensors.iter().filter(|(n, _)| n.starts_with("electra.embeddings.") && !n.ends_with("position_ids")) {
+    for (name, ta) in
+        a.tensors.iter().filter(|(n, _)| n.starts_with("electra.embeddings.") && !n.ends_with("position_ids"))
+    {
         any = true;
         match b.tensors.get(name) {
             Some(tb) if tb.shape == ta.shape && tb.data == ta.data => {}

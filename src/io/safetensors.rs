@@ -65,10 +65,16 @@ impl TensorFile {
             .get(name)
             .ok_or_else(|| Error::format(&self.path, format!("missing tensor {name} (expected shape {shape:?})")))?;
         if t.shape != shape {
-            return Err(Error::format(&self.path, format!("tensor {name} has shape {:?}, expected {shape:?}", t.shape)));
+            return Err(Error::format(
+                &self.path,
+                format!("tensor {name} has shape {:?}, expected {shape:?}", t.shape),
+            ));
         }
         if t.ints.len() == t.data.len() && !t.data.is_empty() {
-            return Err(Error::format(&self.path, format!("tensor {name} has integer dtype {:?}, expected a float", t.dtype)));
+            return Err(Error::format(
+                &self.path,
+                format!("tensor {name} has integer dtype {:?}, expected a float", t.dtype),
+            ));
         }
         Ok(t)
     }
@@ -113,8 +119,13 @@ pub fn write_f32(path: &Path, tensors: &[(String, Vec<usize>, &[f32])]) -> Resul
 }
 
 /// As [`write_f32`], with extra string metadata entries in the header.
-pub fn write_f32_with_metadata(path: &Path, tensors: &[(String, Vec<usize>, &[f32])], extra: &[(&str, String)]) -> Result<()> {
-    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+pub fn write_f32_with_metadata(
+    path: &Path,
+    tensors: &[(String, Vec<usize>, &[f32])],
+    extra: &[(&str, String)],
+) -> Result<()> {
+    let bytes: Vec<Vec<u8>> =
+        tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
     let views = tensors
         .iter()
         .zip(&bytes)

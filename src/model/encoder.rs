@@ -38,7 +38,11 @@ pub struct Encoder {
 impl Encoder {
     /// Registers the tower's tensors with HF names (`electra.…`). `shared` reuses another tower's
     /// embeddings (the original code's generator/discriminator sharing).
-    pub fn register(reg: &mut Registrar, cfg: &ElectraConfig, shared: Option<(&Embeddings, &[(String, crate::params::ParamId)])>) -> Self {
+    pub fn register(
+        reg: &mut Registrar,
+        cfg: &ElectraConfig,
+        shared: Option<(&Embeddings, &[(String, crate::params::ParamId)])>,
+    ) -> Self {
         let (e, h) = (cfg.embedding_size, cfg.hidden_size);
         let emb = match shared {
             Some((emb, names)) => {
@@ -177,7 +181,9 @@ impl EncoderActs {
         let want = if self.keep_all { enc.layers.len() } else { enc.layers.len().min(2) };
         self.layers.resize_with(want.max(self.layers.len()), LayerActs::default);
         for la in &mut self.layers[..want] {
-            for v in [&mut la.q, &mut la.k, &mut la.v, &mut la.ctx, &mut la.ln1_in, &mut la.x1, &mut la.ln2_in, &mut la.out] {
+            for v in
+                [&mut la.q, &mut la.k, &mut la.v, &mut la.ctx, &mut la.ln1_in, &mut la.x1, &mut la.ln2_in, &mut la.out]
+            {
                 grow(v, n * h);
             }
             for v in [&mut la.ln1_mean, &mut la.ln1_rstd, &mut la.ln2_mean, &mut la.ln2_rstd] {
@@ -235,9 +241,29 @@ impl Encoder {
         let n = b * t;
         let (e, h) = (self.emb_dim, self.hidden);
         key_mask(&mut acts.mask_add, mask, n);
-        embedding_forward(&mut acts.emb_sum, ids, types, self.emb.word.of(w), self.emb.pos.of(w), self.emb.typ.of(w), b, t, e);
+        embedding_forward(
+            &mut acts.emb_sum,
+            ids,
+            types,
+            self.emb.word.of(w),
+            self.emb.pos.of(w),
+            self.emb.typ.of(w),
+            b,
+            t,
+            e,
+        );
         let ln = &self.emb.ln;
-        layer_norm_forward(&mut acts.emb_out, &mut acts.emb_mean, &mut acts.emb_rstd, &acts.emb_sum, ln.g.of(w), ln.b.of(w), n, e, ln.eps);
+        layer_norm_forward(
+            &mut acts.emb_out,
+            &mut acts.emb_mean,
+            &mut acts.emb_rstd,
+            &acts.emb_sum,
+            ln.g.of(w),
+            ln.b.of(w),
+            n,
+            e,
+            ln.eps,
+        );
         if let Some(p) = &self.proj {
             linear_forward(&mut acts.proj_out, &acts.emb_out, p.w.of(w), Some(p.b.of(w)), n, e, h);
         }
@@ -273,13 +299,33 @@ impl Encoder {
         linear_forward(&mut la.ln1_in, &la.ctx, ly.o.w.of(w), Some(ly.o.b.of(w)), n, h, h);
         add_in_place(&mut la.ln1_in[..n * h], x);
         let g = &ly.attn_ln;
-        layer_norm_forward(&mut la.x1, &mut la.ln1_mean, &mut la.ln1_rstd, &la.ln1_in, g.g.of(w), g.b.of(w), n, h, g.eps);
+        layer_norm_forward(
+            &mut la.x1,
+            &mut la.ln1_mean,
+            &mut la.ln1_rstd,
+            &la.ln1_in,
+            g.g.of(w),
+            g.b.of(w),
+            n,
+            h,
+            g.eps,
+        );
         linear_forward(&mut la.ff_pre, &la.x1, ly.inter.w.of(w), Some(ly.inter.b.of(w)), n, h, i);
         activation_forward(&mut la.ff_act[..n * i], &la.ff_pre[..n * i], self.act);
         linear_forward(&mut la.ln2_in, &la.ff_act, ly.out.w.of(w), Some(ly.out.b.of(w)), n, i, h);
         add_in_place(&mut la.ln2_in[..n * h], &la.x1[..n * h]);
         let g = &ly.out_ln;
-        layer_norm_forward(&mut la.out, &mut la.ln2_mean, &mut la.ln2_rstd, &la.ln2_in, g.g.of(w), g.b.of(w), n, h, g.eps);
+        layer_norm_forward(
+            &mut la.out,
+            &mut la.ln2_mean,
+            &mut la.ln2_rstd,
+            &la.ln2_in,
+            g.g.of(w),
+            g.b.of(w),
+            n,
+            h,
+            g.eps,
+        );
     }
 }
 
@@ -396,11 +442,32 @@ impl Encoder {
             );
         }
         let (dword, dpos, dtyp) = three_spans(g, self.emb.word, self.emb.pos, self.emb.typ);
-        crate::ops::embedding::embedding_backward(dword, dpos, dtyp, &gs.d_emb_sum, ids, types, b, t, e, Some(self.pad_id));
+        crate::ops::embedding::embedding_backward(
+            dword,
+            dpos,
+            dtyp,
+            &gs.d_emb_sum,
+            ids,
+            types,
+            b,
+            t,
+            e,
+            Some(self.pad_id),
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn layer_backward(&self, l: usize, w: &[f32], g: &mut [f32], la: &LayerActs, x: &[f32], gs: &mut EncoderGrads, b: usize, t: usize) {
+    fn layer_backward(
+        &self,
+        l: usize,
+        w: &[f32],
+        g: &mut [f32],
+        la: &LayerActs,
+        x: &[f32],
+        gs: &mut EncoderGrads,
+        b: usize,
+        t: usize,
+    ) {
         use crate::ops::activation::activation_backward;
         use crate::ops::attention::attention_backward;
         use crate::ops::layer_norm::layer_norm_backward;
@@ -409,7 +476,19 @@ impl Encoder {
         // out = LN2(ln2_in), ln2_in = dense_out(ff_act) + x1
         {
             let (dg, db) = two_spans(g, ly.out_ln.g, ly.out_ln.b);
-            layer_norm_backward(&mut gs.d_ln_in, dg, db, &gs.d_res, &la.ln2_in, ly.out_ln.g.of(w), &la.ln2_mean, &la.ln2_rstd, n, h, false);
+            layer_norm_backward(
+                &mut gs.d_ln_in,
+                dg,
+                db,
+                &gs.d_res,
+                &la.ln2_in,
+                ly.out_ln.g.of(w),
+                &la.ln2_mean,
+                &la.ln2_rstd,
+                n,
+                h,
+                false,
+            );
         }
         lin_back(Some(&mut gs.d_ff), g, &ly.out, &gs.d_ln_in, &la.ff_act, w, n, false);
         gs.d_x1[..n * h].copy_from_slice(&gs.d_ln_in[..n * h]);
@@ -418,7 +497,19 @@ impl Encoder {
         // x1 = LN1(ln1_in), ln1_in = dense_o(ctx) + x
         {
             let (dg, db) = two_spans(g, ly.attn_ln.g, ly.attn_ln.b);
-            layer_norm_backward(&mut gs.d_ln_in, dg, db, &gs.d_x1, &la.ln1_in, ly.attn_ln.g.of(w), &la.ln1_mean, &la.ln1_rstd, n, h, false);
+            layer_norm_backward(
+                &mut gs.d_ln_in,
+                dg,
+                db,
+                &gs.d_x1,
+                &la.ln1_in,
+                ly.attn_ln.g.of(w),
+                &la.ln1_mean,
+                &la.ln1_rstd,
+                n,
+                h,
+                false,
+            );
         }
         lin_back(Some(&mut gs.d_ctx), g, &ly.o, &gs.d_ln_in, &la.ctx, w, n, false);
         gs.d_res[..n * h].copy_from_slice(&gs.d_ln_in[..n * h]);
@@ -445,7 +536,16 @@ impl Encoder {
 
 /// Linear backward through the layer's spans: dW, db accumulate; dx assigned or accumulated.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn lin_back(dx: Option<&mut [f32]>, g: &mut [f32], lin: &Linear, dy: &[f32], x: &[f32], w: &[f32], n: usize, acc: bool) {
+pub(crate) fn lin_back(
+    dx: Option<&mut [f32]>,
+    g: &mut [f32],
+    lin: &Linear,
+    dy: &[f32],
+    x: &[f32],
+    w: &[f32],
+    n: usize,
+    acc: bool,
+) {
     crate::ops::matmul::linear_backward(dx, lin.w.of_mut(g), None, dy, x, lin.w.of(w), n, lin.din, lin.dout, acc);
     add_bias_grad(lin.b.of_mut(g), &dy[..n * lin.dout], lin.dout);
 }

@@ -109,12 +109,29 @@ impl GenHead {
     /// Vocabulary logits for `m` rows of generator hidden states; result in `acts.logits[..m·V]`.
     pub fn forward(&self, w: &[f32], acts: &mut GenHeadActs, hidden: &[f32], m: usize) {
         let (h, e, v) = (self.dense.din, self.dense.dout, self.vocab);
-        for (buf, len) in [(&mut acts.pre, m * e), (&mut acts.act, m * e), (&mut acts.normed, m * e), (&mut acts.mean, m), (&mut acts.rstd, m), (&mut acts.logits, m * v)] {
+        for (buf, len) in [
+            (&mut acts.pre, m * e),
+            (&mut acts.act, m * e),
+            (&mut acts.normed, m * e),
+            (&mut acts.mean, m),
+            (&mut acts.rstd, m),
+            (&mut acts.logits, m * v),
+        ] {
             grow(buf, len);
         }
         linear_forward(&mut acts.pre, hidden, self.dense.w.of(w), Some(self.dense.b.of(w)), m, h, e);
         activation_forward(&mut acts.act[..m * e], &acts.pre[..m * e], Activation::Gelu);
-        layer_norm_forward(&mut acts.normed, &mut acts.mean, &mut acts.rstd, &acts.act, self.ln.g.of(w), self.ln.b.of(w), m, e, self.ln.eps);
+        layer_norm_forward(
+            &mut acts.normed,
+            &mut acts.mean,
+            &mut acts.rstd,
+            &acts.act,
+            self.ln.g.of(w),
+            self.ln.b.of(w),
+            m,
+            e,
+            self.ln.eps,
+        );
         linear_forward(&mut acts.logits, &acts.normed, self.lm_w.of(w), Some(self.lm_b.of(w)), m, e, v);
     }
 }
@@ -129,7 +146,17 @@ impl DiscHead {
     /// Backward from `d_logits` `[M]`: accumulates head gradients into `g` and assigns
     /// `d_hidden` `[M, H]`. `scratch` must hold `M·H`.
     #[allow(clippy::too_many_arguments)]
-    pub fn backward(&self, w: &[f32], g: &mut [f32], acts: &DiscHeadActs, hidden: &[f32], d_logits: &[f32], d_hidden: &mut [f32], scratch: &mut Vec<f32>, m: usize) {
+    pub fn backward(
+        &self,
+        w: &[f32],
+        g: &mut [f32],
+        acts: &DiscHeadActs,
+        hidden: &[f32],
+        d_logits: &[f32],
+        d_hidden: &mut [f32],
+        scratch: &mut Vec<f32>,
+        m: usize,
+    ) {
         use crate::model::encoder::lin_back;
         let h = self.dense.din;
         grow(scratch, 2 * m * h);
@@ -144,7 +171,17 @@ impl GenHead {
     /// Backward from `d_logits` `[M, V]`: accumulates head gradients into `g` (the output
     /// projection's into the word embeddings when tied) and assigns `d_hidden` `[M, Hg]`.
     #[allow(clippy::too_many_arguments)]
-    pub fn backward(&self, w: &[f32], g: &mut [f32], acts: &GenHeadActs, hidden: &[f32], d_logits: &[f32], d_hidden: &mut [f32], scratch: &mut Vec<f32>, m: usize) {
+    pub fn backward(
+        &self,
+        w: &[f32],
+        g: &mut [f32],
+        acts: &GenHeadActs,
+        hidden: &[f32],
+        d_logits: &[f32],
+        d_hidden: &mut [f32],
+        scratch: &mut Vec<f32>,
+        m: usize,
+    ) {
         use crate::model::encoder::{lin_back, two_spans};
         let (e, v) = (self.dense.dout, self.vocab);
         grow(scratch, 2 * m * e);
@@ -153,10 +190,27 @@ impl GenHead {
         lin_back(Some(d_normed), g, &lm, d_logits, &acts.normed, w, m, false);
         {
             let (dg, db) = two_spans(g, self.ln.g, self.ln.b);
-            crate::ops::layer_norm::layer_norm_backward(d_act, dg, db, d_normed, &acts.act, self.ln.g.of(w), &acts.mean, &acts.rstd, m, e, false);
+            crate::ops::layer_norm::layer_norm_backward(
+                d_act,
+                dg,
+                db,
+                d_normed,
+                &acts.act,
+                self.ln.g.of(w),
+                &acts.mean,
+                &acts.rstd,
+                m,
+                e,
+                false,
+            );
         }
         // d_pre overwrites d_normed (no longer needed).
-        crate::ops::activation::activation_backward(&mut d_normed[..m * e], &d_act[..m * e], &acts.pre[..m * e], Activation::Gelu);
+        crate::ops::activation::activation_backward(
+            &mut d_normed[..m * e],
+            &d_act[..m * e],
+            &acts.pre[..m * e],
+            Activation::Gelu,
+        );
         lin_back(Some(d_hidden), g, &self.dense, d_normed, hidden, w, m, false);
     }
 }

@@ -30,12 +30,22 @@ impl Registrar<'_> {
 
     /// A Linear layer `prefix.{weight,bias}` of shape `[dout, din]`.
     pub fn linear(&mut self, prefix: &str, din: usize, dout: usize) -> Linear {
-        Linear { w: self.add(&format!("{prefix}.weight"), &[dout, din]), b: self.add(&format!("{prefix}.bias"), &[dout]), din, dout }
+        Linear {
+            w: self.add(&format!("{prefix}.weight"), &[dout, din]),
+            b: self.add(&format!("{prefix}.bias"), &[dout]),
+            din,
+            dout,
+        }
     }
 
     /// A LayerNorm `prefix.{weight,bias}` of width `dim`.
     pub fn layer_norm(&mut self, prefix: &str, dim: usize, eps: f64) -> LayerNorm {
-        LayerNorm { g: self.add(&format!("{prefix}.weight"), &[dim]), b: self.add(&format!("{prefix}.bias"), &[dim]), dim, eps }
+        LayerNorm {
+            g: self.add(&format!("{prefix}.weight"), &[dim]),
+            b: self.add(&format!("{prefix}.bias"), &[dim]),
+            dim,
+            eps,
+        }
     }
 }
 

@@ -144,7 +144,11 @@ impl Model {
     }
 
     fn pad_id(&self) -> usize {
-        self.disc.as_ref().map(|d| d.config.pad_token_id).or(self.gen.as_ref().map(|g| g.config.pad_token_id)).unwrap_or(0)
+        self.disc
+            .as_ref()
+            .map(|d| d.config.pad_token_id)
+            .or(self.gen.as_ref().map(|g| g.config.pad_token_id))
+            .unwrap_or(0)
     }
 
     /// The config that describes the model's inputs (the discriminator's, else the generator's).

@@ -31,9 +31,7 @@ pub fn act(a: Activation, x: f32) -> f32 {
 #[inline]
 pub fn act_grad(a: Activation, x: f32) -> f32 {
     match a {
-        Activation::Gelu => {
-            0.5 * (1.0 + libm::erff(x * INV_SQRT_2)) + x * INV_SQRT_2PI * (-0.5 * x * x).exp()
-        }
+        Activation::Gelu => 0.5 * (1.0 + libm::erff(x * INV_SQRT_2)) + x * INV_SQRT_2PI * (-0.5 * x * x).exp(),
         Activation::GeluTanh | Activation::GeluFast => {
             let t = (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh();
             0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x)

@@ -40,11 +40,8 @@ pub fn attention_forward(
     let hidden = nh * hd;
     let scale = 1.0 / (hd as f32).sqrt();
     let rows = t * hidden;
-    ctx[..b * rows]
-        .par_chunks_mut(rows)
-        .zip(probs[..b * nh * t * t].par_chunks_mut(nh * t * t))
-        .enumerate()
-        .for_each(|(bi, (ctx_b, probs_b))| {
+    ctx[..b * rows].par_chunks_mut(rows).zip(probs[..b * nh * t * t].par_chunks_mut(nh * t * t)).enumerate().for_each(
+        |(bi, (ctx_b, probs_b))| {
             let (qb, kb, vb) = (&q[bi * rows..], &k[bi * rows..], &v[bi * rows..]);
             let mb = &mask_add[bi * t..(bi + 1) * t];
             for h in 0..nh {
@@ -55,7 +52,8 @@ pub fn attention_forward(
                 }
                 gemm(1.0, Mat::rows(p, t, t), head(vb, h, hd, t, hidden), 0.0, &mut ctx_b[h * hd..], hidden, 1);
             }
-        });
+        },
+    );
 }
 
 /// In place: `row = softmax(row + mask)`.

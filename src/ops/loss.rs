@@ -5,7 +5,14 @@
 /// Mean cross-entropy of `m` rows of `v` logits against `targets`, each row weighted equally:
 /// `Σ CE / (m + 1e-6)`. Writes `dlogits = scale·(softmax − onehot)/(m + 1e-6)` when given, and
 /// returns (loss, number of rows whose argmax equals the target).
-pub fn cross_entropy(logits: &[f32], targets: &[i32], m: usize, v: usize, dlogits: Option<&mut [f32]>, scale: f32) -> (f32, usize) {
+pub fn cross_entropy(
+    logits: &[f32],
+    targets: &[i32],
+    m: usize,
+    v: usize,
+    dlogits: Option<&mut [f32]>,
+    scale: f32,
+) -> (f32, usize) {
     let denom = m as f64 + 1e-6;
     let mut total = 0.0f64;
     let mut correct = 0;
@@ -39,7 +46,13 @@ pub fn cross_entropy(logits: &[f32], targets: &[i32], m: usize, v: usize, dlogit
 /// Weighted mean sigmoid BCE over `logits` with 0/1 `labels` and 0/1 `weights`:
 /// `Σ w·bce / (Σw + 1e-6)`. Writes `dlogits = scale·w·(σ(x) − y)/(Σw + 1e-6)` when given, and
 /// returns (loss, number of weighted tokens classified correctly).
-pub fn binary_cross_entropy(logits: &[f32], labels: &[f32], weights: &[f32], dlogits: Option<&mut [f32]>, scale: f32) -> (f32, usize) {
+pub fn binary_cross_entropy(
+    logits: &[f32],
+    labels: &[f32],
+    weights: &[f32],
+    dlogits: Option<&mut [f32]>,
+    scale: f32,
+) -> (f32, usize) {
     let denom = weights.iter().map(|&w| w as f64).sum::<f64>() + 1e-6;
     let mut total = 0.0f64;
     let mut correct = 0;

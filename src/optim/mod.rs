@@ -68,7 +68,15 @@ pub fn clip_global_norm(grads: &mut [f32], norm: f32, max_norm: f32) {
 
 /// One AdamW update of every tensor in `store` with gradients `grads` and moments `m`, `v`
 /// (all in the store's flat layout). `step` is the 0-based index of this update.
-pub fn adamw_update(cfg: &AdamWConfig, store: &mut ParamStore, grads: &[f32], m: &mut [f32], v: &mut [f32], lr: f32, step: u64) {
+pub fn adamw_update(
+    cfg: &AdamWConfig,
+    store: &mut ParamStore,
+    grads: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    lr: f32,
+    step: u64,
+) {
     let (b1, b2) = (cfg.beta1, cfg.beta2);
     let (c1, c2) = if cfg.bias_correction {
         let t = (step + 1) as i32;
@@ -76,12 +84,15 @@ pub fn adamw_update(cfg: &AdamWConfig, store: &mut ParamStore, grads: &[f32], m:
     } else {
         (1.0, 1.0)
     };
-    let infos: Vec<(usize, usize, bool, f32)> = store.infos().iter().map(|i| (i.offset, i.len, i.decay, i.lr_scale)).collect();
+    let infos: Vec<(usize, usize, bool, f32)> =
+        store.infos().iter().map(|i| (i.offset, i.len, i.decay, i.lr_scale)).collect();
     for (off, len, decay, scale) in infos {
         let r = off..off + len;
         let lr_t = lr * scale;
         let wd = if decay { cfg.weight_decay } else { 0.0 };
-        for (((p, &g), mi), vi) in store.data[r.clone()].iter_mut().zip(&grads[r.clone()]).zip(&mut m[r.clone()]).zip(&mut v[r]) {
+        for (((p, &g), mi), vi) in
+            store.data[r.clone()].iter_mut().zip(&grads[r.clone()]).zip(&mut m[r.clone()]).zip(&mut v[r])
+        {
             *mi = b1 * *mi + (1.0 - b1) * g;
             *vi = b2 * *vi + (1.0 - b2) * g * g;
             let update = (*mi / c1) / ((*vi / c2).sqrt() + cfg.epsilon) + wd * *p;
@@ -97,7 +108,9 @@ pub fn set_layerwise_lr_decay(store: &mut ParamStore, scope: &str, num_layers: u
     let ids: Vec<_> = (0..store.len()).map(crate::params::ParamId).collect();
     for id in ids {
         let name = store.info(id).name.clone();
-        let Some(rest) = name.strip_prefix(scope).and_then(|r| r.strip_prefix('.')) else { continue };
+        let Some(rest) = name.strip_prefix(scope).and_then(|r| r.strip_prefix('.')) else {
+            continue;
+        };
         let depth = if rest.starts_with("electra.embeddings") {
             0
         } else if let Some(layer) = rest.strip_prefix("electra.encoder.layer.") {

@@ -47,7 +47,11 @@ impl Trainer {
         let mut tensors = Vec::with_capacity(3 * self.model.params.len());
         for (prefix, buf) in [("param", &self.model.params.data), ("adam_m", &self.adam_m), ("adam_v", &self.adam_v)] {
             for info in self.model.params.infos() {
-                tensors.push((format!("{prefix}/{}", info.name), info.shape.clone(), &buf[info.offset..info.offset + info.len]));
+                tensors.push((
+                    format!("{prefix}/{}", info.name),
+                    info.shape.clone(),
+                    &buf[info.offset..info.offset + info.len],
+                ));
             }
         }
         write_f32_with_metadata(&dir.join(TRAINER_FILE), &tensors, &[(META_KEY, json)])
@@ -60,7 +64,8 @@ impl Trainer {
         let json = meta
             .get(META_KEY)
             .ok_or_else(|| Error::format(&path, "no trainer state in the header: not a trainer checkpoint"))?;
-        let state: State = serde_json::from_str(json).map_err(|e| Error::format(&path, format!("trainer state: {e}")))?;
+        let state: State =
+            serde_json::from_str(json).map_err(|e| Error::format(&path, format!("trainer state: {e}")))?;
         if state.format_version != FORMAT_VERSION {
             return Err(Error::format(&path, format!("checkpoint format {} is not supported", state.format_version)));
         }
@@ -70,7 +75,8 @@ impl Trainer {
         let infos = t.model.params.infos().to_vec();
         for info in &infos {
             let r = info.offset..info.offset + info.len;
-            t.model.params.data[r.clone()].copy_from_slice(&file.expect(&format!("param/{}", info.name), &info.shape)?.data);
+            t.model.params.data[r.clone()]
+                .copy_from_slice(&file.expect(&format!("param/{}", info.name), &info.shape)?.data);
             t.adam_m[r.clone()].copy_from_slice(&file.expect(&format!("adam_m/{}", info.name), &info.shape)?.data);
             t.adam_v[r].copy_from_slice(&file.expect(&format!("adam_v/{}", info.name), &info.shape)?.data);
         }

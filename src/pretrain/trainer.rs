@@ -104,7 +104,9 @@ impl Trainer {
             Objective::Electra if model.disc.is_none() || model.gen.is_none() => {
                 return Err(Error::arg("the electra objective needs a generator and a discriminator"))
             }
-            Objective::Mlm if model.gen.is_none() => return Err(Error::arg("the mlm objective needs a masked-LM model")),
+            Objective::Mlm if model.gen.is_none() => {
+                return Err(Error::arg("the mlm objective needs a masked-LM model"))
+            }
             _ => {}
         }
         let cfg = model.input_config();
@@ -121,7 +123,10 @@ impl Trainer {
         }
         let vocab = cfg.vocab_size as i32;
         if opts.mask_token_id >= vocab {
-            return Err(Error::arg(format!("options: mask_token_id {} is outside the vocabulary ({vocab})", opts.mask_token_id)));
+            return Err(Error::arg(format!(
+                "options: mask_token_id {} is outside the vocabulary ({vocab})",
+                opts.mask_token_id
+            )));
         }
         let n = model.params.numel();
         Ok(Trainer {
@@ -177,7 +182,9 @@ impl Trainer {
                     m
                 }
                 (Objective::Mlm, Some(_), _) => {
-                    return Err(Error::arg("the mlm objective needs an ElectraForMaskedLM directory, not a discriminator"))
+                    return Err(Error::arg(
+                        "the mlm objective needs an ElectraForMaskedLM directory, not a discriminator",
+                    ))
                 }
                 _ => loaded,
             }
@@ -202,7 +209,10 @@ impl Trainer {
     pub fn validate_batch(&self, batch: &Batch) -> Result<usize> {
         let n = batch.validate(self.model.input_config())?;
         if batch.seq_len > self.opts.max_seq_len {
-            return Err(Error::arg(format!("seq_len {} exceeds the trainer's max_seq_len {}", batch.seq_len, self.opts.max_seq_len)));
+            return Err(Error::arg(format!(
+                "seq_len {} exceeds the trainer's max_seq_len {}",
+                batch.seq_len, self.opts.max_seq_len
+            )));
         }
         Ok(n)
     }
@@ -249,7 +259,12 @@ impl Trainer {
         pool.install(|| self.forward_backward_inner(batch, masking, sampled))
     }
 
-    fn forward_backward_inner(&mut self, batch: &Batch, masking: &Masking, sampled: Option<&[i32]>) -> Result<StepStats> {
+    fn forward_backward_inner(
+        &mut self,
+        batch: &Batch,
+        masking: &Masking,
+        sampled: Option<&[i32]>,
+    ) -> Result<StepStats> {
         let (b, t) = (batch.batch, batch.seq_len);
         let n = b * t;
         let w = &self.model.params.data;
@@ -269,7 +284,15 @@ impl Trainer {
         let gen = self.model.gen.as_ref().expect("checked at construction");
         let (hg, v) = (gen.config.hidden_size, gen.config.vocab_size);
         let m = masking.positions.len();
-        gen.encoder.forward(w, &mut ws.gen_acts, &masking.generator_input, batch.token_type_ids, batch.attention_mask, b, t);
+        gen.encoder.forward(
+            w,
+            &mut ws.gen_acts,
+            &masking.generator_input,
+            batch.token_type_ids,
+            batch.attention_mask,
+            b,
+            t,
+        );
         let gen_hidden = ws.gen_acts.output(&gen.encoder);
         ws.gathered.clear();
         ws.targets.clear();
@@ -326,15 +349,41 @@ impl Trainer {
             }
             // Discriminator backward.
             grow(&mut ws.d_disc_hidden, n * h);
-            disc.head.backward(w, g, &ws.disc_head, disc_hidden, &ws.d_disc_logits, &mut ws.d_disc_hidden, &mut ws.head_scratch, n);
-            disc.encoder.backward(w, g, &ws.disc_acts, &mut ws.disc_grads, &ws.d_disc_hidden, &ws.corrupted, batch.token_type_ids);
+            disc.head.backward(
+                w,
+                g,
+                &ws.disc_head,
+                disc_hidden,
+                &ws.d_disc_logits,
+                &mut ws.d_disc_hidden,
+                &mut ws.head_scratch,
+                n,
+            );
+            disc.encoder.backward(
+                w,
+                g,
+                &ws.disc_acts,
+                &mut ws.disc_grads,
+                &ws.d_disc_hidden,
+                &ws.corrupted,
+                batch.token_type_ids,
+            );
         } else if !stats.loss.is_finite() {
             return Err(Error::NonFinite(format!("loss is {}", stats.loss)));
         }
 
         // Generator backward: head at the masked rows, scattered back into the sequence.
         grow(&mut ws.d_gathered, m * hg);
-        gen.head.backward(w, g, &ws.gen_head, &ws.gathered, &ws.d_mlm_logits, &mut ws.d_gathered, &mut ws.head_scratch, m);
+        gen.head.backward(
+            w,
+            g,
+            &ws.gen_head,
+            &ws.gathered,
+            &ws.d_mlm_logits,
+            &mut ws.d_gathered,
+            &mut ws.head_scratch,
+            m,
+        );
         grow(&mut ws.d_gen_hidden, n * hg);
         ws.d_gen_hidden[..n * hg].fill(0.0);
         for (k, &p) in masking.positions.iter().enumerate() {
@@ -342,7 +391,15 @@ impl Trainer {
                 *d += s;
             }
         }
-        gen.encoder.backward(w, g, &ws.gen_acts, &mut ws.gen_grads, &ws.d_gen_hidden, &masking.generator_input, batch.token_type_ids);
+        gen.encoder.backward(
+            w,
+            g,
+            &ws.gen_acts,
+            &mut ws.gen_grads,
+            &ws.d_gen_hidden,
+            &masking.generator_input,
+            batch.token_type_ids,
+        );
         Ok(stats)
     }
 
@@ -356,7 +413,15 @@ impl Trainer {
         }
         let lr = optim::learning_rate(&cfg, self.step);
         optim::clip_global_norm(&mut self.grads, norm, cfg.max_grad_norm);
-        optim::adamw_update(&cfg, &mut self.model.params, &self.grads, &mut self.adam_m, &mut self.adam_v, lr, self.step);
+        optim::adamw_update(
+            &cfg,
+            &mut self.model.params,
+            &self.grads,
+            &mut self.adam_m,
+            &mut self.adam_v,
+            lr,
+            self.step,
+        );
         self.step += 1;
         stats.step = self.step;
         stats.learning_rate = lr;

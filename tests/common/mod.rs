@@ -6,9 +6,7 @@ use std::path::PathBuf;
 
 /// Path of a fixture case folder.
 pub fn fixture(case: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(case)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(case)
 }
 
 /// Every parity case the fixture script writes.
@@ -21,12 +19,7 @@ pub fn read(case: &str, file: &str) -> TensorFile {
 
 /// Integer tensor as i32.
 pub fn ints(f: &TensorFile, name: &str) -> Vec<i32> {
-    f.get(name)
-        .unwrap()
-        .ints
-        .iter()
-        .map(|&x| x as i32)
-        .collect()
+    f.get(name).unwrap().ints.iter().map(|&x| x as i32).collect()
 }
 
 /// Float tensor.
@@ -49,12 +42,7 @@ pub fn compare(got: &[f32], want: &[f32], rtol: f32, floor: f32) -> Diff {
     assert_eq!(got.len(), want.len(), "length mismatch");
     let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let atol = floor * scale;
-    let mut d = Diff {
-        max_abs: 0.0,
-        max_rel: 0.0,
-        worst: 0,
-        ok: true,
-    };
+    let mut d = Diff { max_abs: 0.0, max_rel: 0.0, worst: 0, ok: true };
     let mut worst_excess = f32::NEG_INFINITY;
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let err = (g - w).abs();
@@ -82,10 +70,6 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f32, floor: f32
         "{what}: max_abs {:.3e} max_rel(|want|>floor) {:.3e} worst[{}] got {} want {}",
         d.max_abs, d.max_rel, d.worst, got[d.worst], want[d.worst]
     );
-    assert!(
-        d.ok,
-        "{what}: worst element {} got {} want {} ({d:?})",
-        d.worst, got[d.worst], want[d.worst]
-    );
+    assert!(d.ok, "{what}: worst element {} got {} want {} ({d:?})", d.worst, got[d.worst], want[d.worst]);
     d
 }
