@@ -1,0 +1,208 @@
+//! Finite-difference checks of every op's backward and of the whole joint objective.
+//!
+//! The kernels are f32-only, so (as the style guide prescribes for f32 kernels) each check is a
+//! directional derivative: for a random direction d, (L(x + εd) − L(x − εd)) / 2ε must equal
+//! ⟨∇L, d⟩ within 1e-2 relative, with L = Σ out·r for a random r (accumulated in f64).
+
+use electra::config::Activation;
+use electra::ops::{activation, attention, embedding, layer_norm, matmul};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn rnd(rng: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|_| (rng.random::<f32>() * 2.0 - 1.0) * scale).collect()
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
+}
+
+/// Checks ⟨grad, d⟩ against central differences of `loss` along `d` at `x`.
+fn check(what: &str, x: &[f32], grad: &[f32], loss: impl Fn(&[f32]) -> f64, rng: &mut ChaCha8Rng) {
+    let d = rnd(rng, x.len(), 1.0);
+    let eps = 1e-2f32;
+    let plus: Vec<f32> = x.iter().zip(&d).map(|(a, b)| a + eps * b).collect();
+    let minus: Vec<f32> = x.iter().zip(&d).map(|(a, b)| a - eps * b).collect();
+    let fd = (loss(&plus) - loss(&minus)) / (2.0 * eps as f64);
+    let an = dot(grad, &d);
+    let rel = (fd - an).abs() / an.abs().max(fd.abs()).max(1e-3);
+    println!("{what}: analytic {an:.6} fd {fd:.6} rel {rel:.2e}");
+    assert!(rel < 1e-2, "{what}: analytic {an} vs finite difference {fd} (rel {rel:.2e})");
+}
+
+#[test]
+fn linear() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let (n, din, dout) = (5, 7, 3);
+    let (x, w, b, r) = (
+        rnd(&mut rng, n * din, 1.0),
+        rnd(&mut rng, dout * din, 1.0),
+        rnd(&mut rng, dout, 1.0),
+        rnd(&mut rng, n * dout, 1.0),
+    );
+    let f = |x: &[f32], w: &[f32], b: &[f32]| {
+        let mut y = vec![0.0; n * dout];
+        matmul::linear_forward(&mut y, x, w, Some(b), n, din, dout);
+        dot(&y, &r)
+    };
+    let (mut dx, mut dw, mut db) = (vec![0.0; n * din], vec![0.0; dout * din], vec![0.0; dout]);
+    matmul::linear_backward(Some(&mut dx), &mut dw, Some(&mut db), &r, &x, &w, n, din, dout, false);
+    check("linear dx", &x, &dx, |v| f(v, &w, &b), &mut rng);
+    check("linear dw", &w, &dw, |v| f(&x, v, &b), &mut rng);
+    check("linear db", &b, &db, |v| f(&x, &w, v), &mut rng);
+}
+
+#[test]
+fn layer_norm_op() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let (n, c) = (4, 9);
+    let (x, g, b, r) =
+        (rnd(&mut rng, n * c, 2.0), rnd(&mut rng, c, 1.0), rnd(&mut rng, c, 1.0), rnd(&mut rng, n * c, 1.0));
+    let f = |x: &[f32], g: &[f32], b: &[f32]| {
+        let (mut y, mut m, mut s) = (vec![0.0; n * c], vec![0.0; n], vec![0.0; n]);
+        layer_norm::layer_norm_forward(&mut y, &mut m, &mut s, x, g, b, n, c, 1e-12);
+        dot(&y, &r)
+    };
+    let (mut y, mut m, mut s) = (vec![0.0; n * c], vec![0.0; n], vec![0.0; n]);
+    layer_norm::layer_norm_forward(&mut y, &mut m, &mut s, &x, &g, &b, n, c, 1e-12);
+    let (mut dx, mut dg, mut db) = (vec![0.0; n * c], vec![0.0; c], vec![0.0; c]);
+    layer_norm::layer_norm_backward(&mut dx, &mut dg, &mut db, &r, &x, &g, &m, &s, n, c, false);
+    check("layer_norm dx", &x, &dx, |v| f(v, &g, &b), &mut rng);
+    check("layer_norm dg", &g, &dg, |v| f(&x, v, &b), &mut rng);
+    check("layer_norm db", &b, &db, |v| f(&x, &g, v), &mut rng);
+}
+
+#[test]
+fn activations() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    for a in [
+        Activation::Gelu,
+        Activation::GeluTanh,
+        Activation::GeluFast,
+        Activation::QuickGelu,
+        Activation::Relu,
+        Activation::Silu,
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Activation::Linear,
+    ] {
+        let (x, r) = (rnd(&mut rng, 40, 3.0), rnd(&mut rng, 40, 1.0));
+        let f = |x: &[f32]| {
+            let mut y = vec![0.0; 40];
+            activation::activation_forward(&mut y, x, a);
+            dot(&y, &r)
+        };
+        let mut dx = vec![0.0; 40];
+        activation::activation_backward(&mut dx, &r, &x, a);
+        check(&format!("{a:?}"), &x, &dx, f, &mut rng);
+    }
+}
+
+#[test]
+fn attention_with_padding() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let (b, t, nh, hd) = (2, 5, 2, 3);
+    let h = nh * hd;
+    let n = b * t;
+    let (q, k, v, r) =
+        (rnd(&mut rng, n * h, 1.0), rnd(&mut rng, n * h, 1.0), rnd(&mut rng, n * h, 1.0), rnd(&mut rng, n * h, 1.0));
+    let am = [1, 1, 1, 1, 1, 1, 1, 1, 0, 0];
+    let mut mask = vec![0.0; n];
+    attention::key_mask(&mut mask, Some(&am), n);
+    let f = |q: &[f32], k: &[f32], v: &[f32]| {
+        let (mut ctx, mut p) = (vec![0.0; n * h], vec![0.0; b * nh * t * t]);
+        attention::attention_forward(&mut ctx, &mut p, q, k, v, &mask, b, t, nh, hd);
+        dot(&ctx, &r)
+    };
+    let (mut ctx, mut p) = (vec![0.0; n * h], vec![0.0; b * nh * t * t]);
+    attention::attention_forward(&mut ctx, &mut p, &q, &k, &v, &mask, b, t, nh, hd);
+    let (mut dq, mut dk, mut dv, mut s) =
+        (vec![0.0; n * h], vec![0.0; n * h], vec![0.0; n * h], vec![0.0; b * nh * t * t]);
+    attention::attention_backward(&mut dq, &mut dk, &mut dv, &mut s, &r, &p, &q, &k, &v, b, t, nh, hd);
+    check("attention dq", &q, &dq, |x| f(x, &k, &v), &mut rng);
+    check("attention dk", &k, &dk, |x| f(&q, x, &v), &mut rng);
+    check("attention dv", &v, &dv, |x| f(&q, &k, x), &mut rng);
+    // Padded keys get no gradient.
+    for j in 8..10 {
+        assert!(dk[j * h..(j + 1) * h].iter().chain(&dv[j * h..(j + 1) * h]).all(|&g| g == 0.0));
+    }
+}
+
+#[test]
+fn embeddings() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let (b, t, e, vocab, types) = (2, 3, 4, 6, 2);
+    let ids = [1, 0, 5, 2, 2, 3];
+    let tt = [0, 1, 1, 0, 0, 1];
+    let (word, pos, typ, r) = (
+        rnd(&mut rng, vocab * e, 1.0),
+        rnd(&mut rng, t * e, 1.0),
+        rnd(&mut rng, types * e, 1.0),
+        rnd(&mut rng, b * t * e, 1.0),
+    );
+    let f = |w: &[f32], p: &[f32], y: &[f32]| {
+        let mut out = vec![0.0; b * t * e];
+        embedding::embedding_forward(&mut out, &ids, Some(&tt), w, p, y, b, t, e);
+        dot(&out, &r)
+    };
+    let (mut dw, mut dp, mut dy) = (vec![0.0; vocab * e], vec![0.0; t * e], vec![0.0; types * e]);
+    embedding::embedding_backward(&mut dw, &mut dp, &mut dy, &r, &ids, Some(&tt), b, t, e, None);
+    check("embedding word", &word, &dw, |x| f(x, &pos, &typ), &mut rng);
+    check("embedding pos", &pos, &dp, |x| f(&word, x, &typ), &mut rng);
+    check("embedding type", &typ, &dy, |x| f(&word, &pos, x), &mut rng);
+}
+
+/// The whole joint objective (generator MLM + 50·RTD, shared embeddings, tied output) on a
+/// tiny model, along the gradient direction mixed with noise.
+#[test]
+fn joint_objective_end_to_end() {
+    use electra::pretrain::masking::Masking;
+    use electra::pretrain::{TrainOptions, Trainer};
+    use electra::session::Batch;
+    let d = electra::ElectraConfig::from_json_str(
+        r#"{"vocab_size": 30, "embedding_size": 8, "hidden_size": 12, "num_hidden_layers": 2,
+            "num_attention_heads": 3, "intermediate_size": 20, "max_position_embeddings": 16}"#,
+    )
+    .unwrap();
+    let g = d.generator_config(0.5).unwrap();
+    let mut model = electra::Model::new(Some(d), Some(g), true).unwrap();
+    model.init_weights(9);
+    // Weights of std 0.2 (not 0.02), so no layer is near-linear.
+    for info in model.params.infos().to_vec() {
+        if !info.name.contains("LayerNorm") {
+            model.params.data[info.offset..info.offset + info.len].iter_mut().for_each(|x| *x *= 10.0);
+        }
+    }
+    let opts = TrainOptions { max_seq_len: 8, mask_token_id: 4, ..Default::default() };
+    let mut t = Trainer::from_model(model, opts).unwrap();
+    let ids = [2, 7, 9, 11, 13, 3, 0, 0, 2, 8, 10, 12, 14, 16, 18, 3];
+    let mask = [1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1];
+    let types = [0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1];
+    let batch =
+        Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: Some(&types), batch: 2, seq_len: 8 };
+    let mut gen_in = ids.to_vec();
+    gen_in[2] = 4;
+    gen_in[10] = 4;
+    let masking = Masking { positions: vec![2, 4, 10, 13], generator_input: gen_in };
+    let sampled = [9, 20, 21, 14];
+    t.forward_backward(&batch, &masking, Some(&sampled)).unwrap();
+    let grad = t.grads.clone();
+    let theta = t.model.params.data.clone();
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let gn = dot(&grad, &grad).sqrt() as f32;
+    let noise = rnd(&mut rng, grad.len(), 1.0);
+    let nn = dot(&noise, &noise).sqrt() as f32;
+    let dir: Vec<f32> = grad.iter().zip(&noise).map(|(g, z)| g / gn + z / nn).collect();
+    let mut loss_at = |eps: f32| {
+        for ((p, t0), d) in t.model.params.data.iter_mut().zip(&theta).zip(&dir) {
+            *p = t0 + eps * d;
+        }
+        t.forward_backward(&batch, &masking, Some(&sampled)).unwrap().loss as f64
+    };
+    let eps = 1e-3;
+    let fd = (loss_at(eps) - loss_at(-eps)) / (2.0 * eps as f64);
+    let an = dot(&grad, &dir);
+    let rel = (fd - an).abs() / an.abs();
+    println!("joint objective: analytic {an:.5} fd {fd:.5} rel {rel:.2e}");
+    assert!(rel < 1e-2, "analytic {an} vs finite difference {fd}");
+}
