@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod ffi;

@@ -1,0 +1,3 @@
+//! The `electra` command line: each subcommand's work, callable from Rust too.
+
+pub mod bench;
