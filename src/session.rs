@@ -89,6 +89,7 @@ pub struct Session {
     gen_acts: EncoderActs,
     disc_head: DiscHeadActs,
     gen_head: GenHeadActs,
+    cls_head: crate::model::classifier::ClsHeadActs,
 }
 
 fn check_out(out: &[f32], needed: usize) -> Result<()> {
@@ -107,6 +108,7 @@ impl Session {
             gen_acts: EncoderActs::new(false),
             disc_head: DiscHeadActs::default(),
             gen_head: GenHeadActs::default(),
+            cls_head: Default::default(),
         }
     }
 
@@ -180,5 +182,21 @@ impl Session {
         let mut out = vec![0.0; batch.tokens()?];
         self.discriminate(batch, &mut out)?;
         ndarray::Array2::from_shape_vec((batch.batch, batch.seq_len), out).map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// Sequence-classification logits, `[B, labels]` into `out[..B·labels]` (a model with a
+    /// classification head: `ElectraForSequenceClassification`).
+    pub fn classify(&mut self, batch: &Batch, out: &mut [f32]) -> Result<()> {
+        let c = self.model.cls.as_ref().ok_or_else(|| Error::Unsupported("the model has no classification head".into()))?;
+        let l = c.num_labels;
+        batch.tokens()?;
+        check_out(out, batch.batch.checked_mul(l).ok_or_else(|| Error::arg("output size overflows"))?)?;
+        batch.validate(&c.config)?;
+        let w = &self.model.params.data;
+        let (b, t) = (batch.batch, batch.seq_len);
+        c.encoder.forward(w, &mut self.disc_acts, batch.input_ids, batch.token_type_ids, batch.attention_mask, b, t);
+        c.head.forward(w, &mut self.cls_head, self.disc_acts.output(&c.encoder), b, t);
+        out[..b * l].copy_from_slice(&self.cls_head.logits[..b * l]);
+        Ok(())
     }
 }

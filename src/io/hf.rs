@@ -16,6 +16,8 @@ pub enum Role {
     Discriminator,
     /// `ElectraForMaskedLM`.
     Generator,
+    /// `ElectraForSequenceClassification`.
+    Classifier,
 }
 
 const WEIGHTS: &str = "model.safetensors";
@@ -33,7 +35,9 @@ fn read_dir(dir: &Path, want: Option<Role>) -> Result<HfDir> {
     let file = TensorFile::read(&dir.join(WEIGHTS))?;
     let has = |prefix: &str| file.tensors.keys().any(|k| k.starts_with(prefix));
     let arch = |a: &str| config.architectures.iter().any(|x| x == a);
-    let role = if has("discriminator_predictions.") || (arch("ElectraForPreTraining") && !has("generator_predictions."))
+    let role = if has("classifier.") || arch("ElectraForSequenceClassification") {
+        Role::Classifier
+    } else if has("discriminator_predictions.") || (arch("ElectraForPreTraining") && !has("generator_predictions."))
     {
         Role::Discriminator
     } else if has("generator_predictions.") || arch("ElectraForMaskedLM") {
@@ -41,8 +45,8 @@ fn read_dir(dir: &Path, want: Option<Role>) -> Result<HfDir> {
     } else {
         return Err(Error::format(
             dir.join(WEIGHTS),
-            "neither discriminator_predictions.* nor generator_predictions.* tensors: not an ElectraForPreTraining \
-             or ElectraForMaskedLM checkpoint",
+            "no discriminator_predictions.*, generator_predictions.* or classifier.* tensors: not an \
+             ElectraForPreTraining, ElectraForMaskedLM or ElectraForSequenceClassification checkpoint",
         ));
     };
     if let Some(w) = want {
@@ -94,14 +98,15 @@ pub fn load(path: &Path) -> Result<Model> {
     }
     if path.join(CONFIG).exists() {
         let d = read_dir(path, None)?;
-        let (dc, gc) = match d.role {
-            Role::Discriminator => (Some(d.config.clone()), None),
-            Role::Generator => (None, Some(d.config.clone())),
+        let mut model = match d.role {
+            Role::Discriminator => Model::new(Some(d.config.clone()), None, false)?,
+            Role::Generator => Model::new(None, Some(d.config.clone()), false)?,
+            Role::Classifier => Model::new_classifier(d.config.clone())?,
         };
-        let mut model = Model::new(dc, gc, false)?;
         let names = match d.role {
             Role::Discriminator => model.disc.as_ref().map(|x| x.names.clone()),
             Role::Generator => model.gen.as_ref().map(|x| x.names.clone()),
+            Role::Classifier => model.cls.as_ref().map(|x| x.names.clone()),
         }
         .expect("tower exists");
         fill(&mut model, &names, &d.file)?;
@@ -157,6 +162,10 @@ pub fn save_dir(model: &Model, role: Role, dir: &Path) -> Result<()> {
             let mut cfg = g.config.clone();
             cfg.architectures = vec!["ElectraForMaskedLM".into()];
             save_tower(model, dir, &cfg, &g.names)
+        }
+        Role::Classifier => {
+            let c = model.cls.as_ref().ok_or_else(|| Error::Unsupported("the model has no classifier".into()))?;
+            save_tower(model, dir, &c.config, &c.names)
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `Model`: one flat parameter store holding a discriminator, a generator, or both (the
 //! pre-training pair, whose embeddings are shared as in the original code).
 
+pub mod classifier;
 pub mod encoder;
 pub mod heads;
 pub mod layers;
@@ -50,6 +51,8 @@ pub struct Model {
     pub disc: Option<Discriminator>,
     /// The generator, if present.
     pub gen: Option<Generator>,
+    /// A sequence classifier (fine-tuning), if present.
+    pub cls: Option<classifier::Classifier>,
     /// Whether the generator reads the discriminator's embedding tables.
     pub shared_embeddings: bool,
 }
@@ -108,7 +111,21 @@ impl Model {
                 Some(Generator { config: cfg, encoder, head, names })
             }
         };
-        Ok(Model { params, disc, gen, shared_embeddings: share })
+        Ok(Model { params, disc, gen, cls: None, shared_embeddings: share })
+    }
+
+    /// A zero-filled sequence classifier (HF `ElectraForSequenceClassification`); `cfg` says the
+    /// number of labels through `id2label` (see [`classifier::set_labels`]).
+    pub fn new_classifier(cfg: ElectraConfig) -> Result<Self> {
+        cfg.validate()?;
+        let num_labels = classifier::num_labels(&cfg)?;
+        let mut params = ParamStore::new();
+        let mut names = Vec::new();
+        let mut reg = Registrar { store: &mut params, scope: "classifier", names: &mut names };
+        let encoder = Encoder::register(&mut reg, &cfg, None);
+        let head = classifier::ClsHead::register(&mut reg, cfg.hidden_size, num_labels);
+        let cls = classifier::Classifier { config: cfg, encoder, head, num_labels, names };
+        Ok(Model { params, disc: None, gen: None, cls: Some(cls), shared_embeddings: false })
     }
 
     /// HF-style random initialisation from `seed`: normal(0, initializer_range) for Linear and
@@ -120,6 +137,7 @@ impl Model {
             .as_ref()
             .map(|d| d.config.initializer_range)
             .or(self.gen.as_ref().map(|g| g.config.initializer_range))
+            .or(self.cls.as_ref().map(|c| c.config.initializer_range))
             .unwrap_or(0.02);
         let normal = Normal::new(0.0f32, std).expect("valid std");
         let pad = self.pad_id();
@@ -144,19 +162,16 @@ impl Model {
     }
 
     fn pad_id(&self) -> usize {
-        self.disc
-            .as_ref()
-            .map(|d| d.config.pad_token_id)
-            .or(self.gen.as_ref().map(|g| g.config.pad_token_id))
-            .unwrap_or(0)
+        self.input_config().pad_token_id
     }
 
     /// The config that describes the model's inputs (the discriminator's, else the generator's).
     pub fn input_config(&self) -> &ElectraConfig {
-        match (&self.disc, &self.gen) {
-            (Some(d), _) => &d.config,
-            (None, Some(g)) => &g.config,
-            (None, None) => unreachable!("a model has at least one tower"),
+        match (&self.disc, &self.gen, &self.cls) {
+            (Some(d), _, _) => &d.config,
+            (None, Some(g), _) => &g.config,
+            (None, None, Some(c)) => &c.config,
+            (None, None, None) => unreachable!("a model has at least one tower"),
         }
     }
 
