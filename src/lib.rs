@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod ffi;
+pub mod finetune;
 pub mod io;
 pub mod model;
 pub mod ops;

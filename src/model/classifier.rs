@@ -44,7 +44,9 @@ impl ClsHead {
     /// Logits for the first token of each of `b` rows of `t` hidden states `[B·T, H]`.
     pub fn forward(&self, w: &[f32], acts: &mut ClsHeadActs, hidden: &[f32], b: usize, t: usize) {
         let (h, l) = (self.dense.din, self.out_proj.dout);
-        for (v, n) in [(&mut acts.cls, b * h), (&mut acts.pre, b * h), (&mut acts.act, b * h), (&mut acts.logits, b * l)] {
+        for (v, n) in
+            [(&mut acts.cls, b * h), (&mut acts.pre, b * h), (&mut acts.act, b * h), (&mut acts.logits, b * l)]
+        {
             grow(v, n);
         }
         for r in 0..b {
@@ -128,6 +130,10 @@ pub fn label_names(cfg: &ElectraConfig) -> Vec<String> {
     let n = num_labels(cfg).unwrap_or(2);
     let map = cfg.extra.get("id2label").and_then(|v| v.as_object());
     (0..n)
-        .map(|i| map.and_then(|m| m.get(&i.to_string())).and_then(|v| v.as_str()).map_or(format!("LABEL_{i}"), str::to_string))
+        .map(|i| {
+            map.and_then(|m| m.get(&i.to_string()))
+                .and_then(|v| v.as_str())
+                .map_or(format!("LABEL_{i}"), str::to_string)
+        })
         .collect()
 }
