@@ -4,6 +4,7 @@
 
 #![allow(non_camel_case_types)]
 
+pub mod finetune;
 pub mod model;
 pub mod session;
 pub mod status;
@@ -100,9 +101,10 @@ pub extern "C" fn electra_version() -> *const c_char {
 }
 
 /// Copies the calling thread's last error message into `buf` (NUL-terminated, truncated to
-/// `cap` bytes including the NUL) and returns the message's full length in bytes, without the
-/// NUL. `buf` may be NULL when `cap` is 0, to query the length. The message describes the most
-/// recent failed call on this thread; successful calls leave it unchanged.
+/// `cap` bytes including the NUL, never inside a UTF-8 character) and returns the message's
+/// full length in bytes, without the NUL. `buf` may be NULL when `cap` is 0, to query the
+/// length. The message describes the most recent failed call on this thread; successful calls
+/// leave it unchanged.
 ///
 /// # Safety
 /// `buf` must be NULL or point to `cap` writable bytes.
@@ -114,7 +116,10 @@ pub unsafe extern "C" fn electra_last_error_message(buf: *mut c_char, cap: usize
             let msg = e.borrow();
             len = msg.len();
             if !buf.is_null() && cap > 0 {
-                let n = msg.len().min(cap - 1);
+                let mut n = msg.len().min(cap - 1);
+                while !msg.is_char_boundary(n) {
+                    n -= 1;
+                }
                 std::ptr::copy_nonoverlapping(msg.as_ptr(), buf.cast::<u8>(), n);
                 *buf.add(n) = 0;
             }

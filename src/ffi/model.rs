@@ -63,6 +63,8 @@ pub struct electra_model_info {
     pub generator_hidden_size: u32,
     /// Total number of distinct parameters.
     pub num_parameters: u64,
+    /// Labels of the classification head (0 without one).
+    pub num_labels: u32,
 }
 
 /// Loads a model from `path`: an HF directory (config.json + model.safetensors of an
@@ -134,6 +136,7 @@ pub unsafe extern "C" fn electra_model_get_info(
             has_generator: model.gen.is_some() as i32,
             generator_hidden_size: model.gen.as_ref().map_or(0, |g| g.config.hidden_size as u32),
             num_parameters: model.num_parameters() as u64,
+            num_labels: model.cls.as_ref().map_or(0, |c| c.num_labels as u32),
         };
         let n = size.min(std::mem::size_of::<electra_model_info>());
         std::ptr::copy_nonoverlapping((&full as *const electra_model_info).cast::<u8>(), info.cast::<u8>(), n);

@@ -65,7 +65,7 @@ pub unsafe extern "C" fn electra_session_free(s: *mut electra_session) {
 type Run = fn(&mut Session, &Batch, &mut [f32]) -> Result<()>;
 
 #[allow(clippy::too_many_arguments)]
-unsafe fn run(
+pub(crate) unsafe fn run(
     s: *mut electra_session,
     input_ids: *const i32,
     attention_mask: *const i32,
