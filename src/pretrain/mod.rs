@@ -2,6 +2,7 @@
 //! and resumable trainer checkpoints.
 
 pub mod checkpoint;
+pub mod eval;
 pub mod masking;
 pub mod options;
 pub mod trainer;
