@@ -1,3 +1,4 @@
 //! The `electra` command line: each subcommand's work, callable from Rust too.
 
 pub mod bench;
+pub mod plot;
