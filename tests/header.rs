@@ -49,7 +49,9 @@ fn header_is_up_to_date() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     if committed != fresh {
         let hint = match first_difference(&committed, &fresh) {
-            Some((n, old, new)) => format!("first difference at line {n}:\n  committed: {old}\n  generated: {new}"),
+            Some((n, old, new)) => {
+                format!("first difference at line {n}:\n  committed: {old}\n  generated: {new}")
+            }
             None => "they differ only in line endings".to_string(),
         };
         panic!(
@@ -107,13 +109,16 @@ fn header_exports_only_electra_names() {
     let h = generate(&root());
     for line in h.lines() {
         let name = if let Some(rest) = line.strip_prefix("#define ") {
-            rest.split(|c: char| c == ' ' || c == '(').next().unwrap()
+            rest.split([' ', '(']).next().unwrap()
         } else if line.starts_with("typedef ") || (line.starts_with("} ") && line.ends_with(';')) {
             line.trim_end_matches(';').rsplit(' ').next().unwrap()
         } else {
             continue;
         };
         let ok = name.starts_with("ELECTRA_") || name.starts_with("electra_") || name == "{";
-        assert!(ok, "the header exports `{name}` (line `{line}`): mark it `/// cbindgen:ignore` or rename it electra_*");
+        assert!(
+            ok,
+            "the header exports `{name}` (line `{line}`): mark it `/// cbindgen:ignore` or rename it electra_*"
+        );
     }
 }

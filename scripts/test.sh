@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Every test of the project, in order, stopping at the first failure:
+#   fmt, clippy, cargo test (unit, parity, FFI, header freshness, doc tests),
+#   the CUDA build (compiles with no toolkit and no GPU), the C ABI test under valgrind.
+# Ends with a summary of each suite and its time. CI runs it through .ci/run.
+#
+# To add a suite (Go, C#, ...): append one `suite NAME COMMAND...` line at the end. The
+# command runs from the repository root and fails the run with a non-zero exit status.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+summary=()
+
+print_summary() {
+  echo
+  echo "== Summary"
+  printf '%s\n' "${summary[@]}"
+}
+
+# suite NAME COMMAND...: runs COMMAND, records how it went, stops everything on failure.
+suite() {
+  local name=$1
+  shift
+  echo
+  echo "== $name: $*"
+  local start=$SECONDS rc=0
+  "$@" || rc=$?
+  local took=$((SECONDS - start))
+  if [ "$rc" -ne 0 ]; then
+    summary+=("FAIL  $name (exit $rc, ${took}s)")
+    print_summary
+    echo "FAILED: $name" >&2
+    exit 1
+  fi
+  summary+=("ok    $name (${took}s)")
+}
+
+suite "rustfmt" cargo fmt --all -- --check
+suite "clippy" cargo clippy --all-targets -- -D warnings
+suite "cargo test" cargo test
+suite "cuda build (no GPU needed)" cargo build --features cuda
+suite "C ABI under valgrind" bash tests/c/run.sh
+
+print_summary
+echo "all suites passed"

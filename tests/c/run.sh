@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The C ABI from C: builds libelectra.so (release), checks the header compiles as C99 and C++11
+# without warnings, checks the exported symbols against abi/symbols.txt, then builds
+# tests/c/test_electra.c against include/electra.h and runs it under valgrind.
+#
+#   bash tests/c/run.sh                  # everything
+#   NO_VALGRIND=1 bash tests/c/run.sh    # run the C test directly (faster)
+#   UPDATE_SYMBOLS=1 bash tests/c/run.sh # rewrite abi/symbols.txt after a deliberate ABI change
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+target=${CARGO_TARGET_DIR:-target}
+lib="$target/release/libelectra.so"
+out="$target/c"
+mkdir -p "$out"
+CC=${CC:-cc}
+CXX=${CXX:-c++}
+warn=(-Wall -Wextra -Werror -pedantic)
+
+echo "-- cargo build --release --lib"
+cargo build --release --lib --quiet
+
+echo "-- include/electra.h compiles as C99, C11 and C++11/17"
+for std in c99 c11; do
+  "$CC" -std=$std "${warn[@]}" -fsyntax-only -x c include/electra.h
+done
+for std in c++11 c++17; do
+  "$CXX" -std=$std "${warn[@]}" -fsyntax-only -x c++ include/electra.h
+done
+
+echo "-- exported symbols match abi/symbols.txt and the header"
+exported=$(nm -D --defined-only "$lib" | awk '$2 == "T" && $3 ~ /^electra_/ { print $3 }' | sort)
+declared=$(grep -oE '\<electra_[a-z0-9_]+\(' include/electra.h | tr -d '(' | sort -u)
+if [ -n "${UPDATE_SYMBOLS:-}" ]; then
+  printf '%s\n' "$exported" > abi/symbols.txt
+  echo "wrote abi/symbols.txt"
+fi
+if ! diff -u abi/symbols.txt <(printf '%s\n' "$exported"); then
+  echo "FAIL: libelectra.so exports other electra_* functions than abi/symbols.txt lists (diff above)." >&2
+  echo "If the ABI change is deliberate: UPDATE_SYMBOLS=1 bash tests/c/run.sh, and bump" >&2
+  echo "ELECTRA_ABI_VERSION when a function was removed or changed." >&2
+  exit 1
+fi
+if ! diff -u <(printf '%s\n' "$declared") <(printf '%s\n' "$exported"); then
+  echo "FAIL: the functions declared in include/electra.h differ from those exported (diff above)." >&2
+  echo "Regenerate the header: UPDATE_HEADER=1 cargo test --test header" >&2
+  exit 1
+fi
+echo "$(printf '%s\n' "$exported" | wc -l) functions"
+
+echo "-- build tests/c/test_electra.c (C99)"
+"$CC" -std=c99 "${warn[@]}" -g -O1 -Iinclude tests/c/test_electra.c -o "$out/test_electra" \
+  -L"$target/release" -lelectra -Wl,-rpath,"$PWD/$target/release" -lpthread -lm
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+if [ -n "${NO_VALGRIND:-}" ]; then
+  echo "-- run test_electra"
+  "$out/test_electra" tests/fixtures "$tmp/t"
+else
+  echo "-- run test_electra under valgrind"
+  # Only real errors and definite/indirect leaks fail: Rust's std and the thread pools keep
+  # some thread-locals "still reachable" at exit, which is not a leak.
+  valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect \
+    --errors-for-leak-kinds=definite,indirect --error-exitcode=1 \
+    "$out/test_electra" tests/fixtures "$tmp/t"
+fi

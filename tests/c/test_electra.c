@@ -1,0 +1,748 @@
+/*
+ * test_electra.c: the C ABI as a C program sees it (include/electra.h + libelectra.so).
+ *
+ * Checks parity with PyTorch on the fixtures (the expected values are read straight from
+ * tests/fixtures/<case>/expected.safetensors by a small reader below, so no Rust is involved),
+ * every documented error path, the error-message and struct-size protocols, and one model shared
+ * by sessions on several threads. Ends with "N passed, N failed"; exits non-zero on a failure.
+ *
+ * Build and run: bash tests/c/run.sh (C99, -Wall -Wextra -Werror -pedantic, under valgrind).
+ * Usage: test_electra [FIXTURES_DIR] [TMP_DIR]   (defaults: tests/fixtures, a new dir in /tmp)
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "electra.h"
+
+/* Layout checks at compile time (C99 has no _Static_assert); tests/ffi.rs checks the same. */
+typedef char check_info_size[sizeof(electra_model_info) == 56 ? 1 : -1];
+typedef char check_info_params[offsetof(electra_model_info, num_parameters) == 40 ? 1 : -1];
+typedef char check_info_labels[offsetof(electra_model_info, num_labels) == 48 ? 1 : -1];
+typedef char check_status_size[sizeof(electra_status) == 4 ? 1 : -1];
+
+#define RTOL 1e-5f
+#define FLOOR 1e-6f
+#define SENTINEL (-12345.678f)
+
+static const char *const CASES[] = {"emb_lt_hidden", "emb_eq_hidden", "gelu_new_act", "relu_act"};
+#define NCASES (sizeof CASES / sizeof CASES[0])
+
+static const char *fixtures = "tests/fixtures";
+static char tmp_root[512];
+static int passed, failed;
+/* Worst parity seen over every compared tensor. */
+static double worst_rel, worst_abs;
+static char worst_rel_where[128], worst_abs_where[128];
+
+/* ---------------------------------------------------------------------------------------------
+ * Checks and messages.
+ */
+
+static void check_at(const char *file, int line, int ok, const char *cond, const char *fmt, ...) {
+    va_list ap;
+    if (ok) {
+        passed++;
+        return;
+    }
+    failed++;
+    fprintf(stderr, "FAIL %s:%d: %s: ", file, line, cond);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+#define CHECK(cond, ...) check_at(__FILE__, __LINE__, (cond) != 0, #cond, __VA_ARGS__)
+
+/* The calling thread's last error message, in a static buffer (main thread only). */
+static const char *last_error(void) {
+    static char buf[4096];
+    electra_last_error_message(buf, sizeof buf);
+    return buf;
+}
+
+/* The status must be `want` and the message must contain `needle`. */
+static void expect_at(const char *file, int line, electra_status got, electra_status want, const char *needle) {
+    const char *msg = last_error();
+    check_at(file, line, got == want, "status", "expected %s (%d), got %s (%d): %s", electra_status_str(want),
+             (int)want, electra_status_str(got), (int)got, msg);
+    check_at(file, line, strstr(msg, needle) != NULL, "message", "%s lacks \"%s\"", msg, needle);
+}
+#define EXPECT(got, want, needle) expect_at(__FILE__, __LINE__, (got), (want), (needle))
+
+static int all_sentinel(const float *p, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (p[i] != SENTINEL) return 0;
+    return 1;
+}
+
+static float *sentinel_buffer(size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    size_t i;
+    if (!p) abort();
+    for (i = 0; i < (n ? n : 1); i++) p[i] = SENTINEL;
+    return p;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Files and a minimal safetensors reader: 8-byte little-endian header length, a JSON header
+ * {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...}, raw data.
+ */
+
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long n;
+    if (!f) return NULL;
+    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return NULL;
+    }
+    buf = malloc((size_t)n + 1);
+    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        fclose(f);
+        return NULL;
+    }
+    buf[n] = '\0';
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+static int write_file(const char *path, const char *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    int ok;
+    if (!f) return 0;
+    ok = fwrite(data, 1, len, f) == len;
+    return fclose(f) == 0 && ok;
+}
+
+typedef struct {
+    char *bytes;  /* the whole file */
+    size_t len;
+    char *header; /* NUL-terminated copy of the JSON header */
+    size_t data_start;
+} st_file;
+
+static int st_open(const char *path, st_file *f) {
+    uint64_t hlen = 0;
+    int i;
+    memset(f, 0, sizeof *f);
+    f->bytes = read_file(path, &f->len);
+    if (!f->bytes || f->len < 8) return 0;
+    for (i = 7; i >= 0; i--) hlen = (hlen << 8) | (unsigned char)f->bytes[i];
+    if (hlen > f->len - 8) return 0;
+    f->header = malloc((size_t)hlen + 1);
+    if (!f->header) return 0;
+    memcpy(f->header, f->bytes + 8, (size_t)hlen);
+    f->header[hlen] = '\0';
+    f->data_start = 8 + (size_t)hlen;
+    return 1;
+}
+
+static void st_close(st_file *f) {
+    free(f->bytes);
+    free(f->header);
+}
+
+/* Position just after `"key"` and the following ':' within [p, end), or NULL. */
+static const char *json_key(const char *p, const char *end, const char *key) {
+    size_t k = strlen(key);
+    for (; p + k + 2 <= end; p++) {
+        if (p[0] == '"' && strncmp(p + 1, key, k) == 0 && p[k + 1] == '"') {
+            p += k + 2;
+            while (p < end && (*p == ' ' || *p == '\n')) p++;
+            return p < end && *p == ':' ? p + 1 : NULL;
+        }
+    }
+    return NULL;
+}
+
+/* Parses "[a, b, ...]" into up to `max` numbers; returns the count, or -1. */
+static int json_uints(const char *p, const char *end, size_t *out, int max) {
+    int n = 0;
+    while (p < end && *p != '[') p++;
+    if (p == end) return -1;
+    p++;
+    for (;;) {
+        char *next;
+        unsigned long long v;
+        while (p < end && (*p == ' ' || *p == ',')) p++;
+        if (p < end && *p == ']') return n;
+        if (p >= end || n == max) return -1;
+        v = strtoull(p, &next, 10);
+        if (next == p) return -1;
+        out[n++] = (size_t)v;
+        p = next;
+    }
+}
+
+/* Reads a tensor of `dtype` ("F32" or "I32") into a new array of 4-byte values. */
+static void *st_read(const st_file *f, const char *name, const char *dtype, size_t *count, size_t *shape,
+                     int *rank) {
+    const char *obj = json_key(f->header, f->header + strlen(f->header), name), *end, *v;
+    size_t offs[2], n = 1, i;
+    unsigned char *out;
+    int r;
+    if (!obj) return NULL;
+    end = strchr(obj, '}');
+    if (!end) return NULL;
+    v = json_key(obj, end, "dtype");
+    if (!v || !strstr(v, dtype) || strstr(v, dtype) > end) return NULL;
+    v = json_key(obj, end, "shape");
+    if (!v || (r = json_uints(v, end, shape, 8)) < 0) return NULL;
+    for (i = 0; i < (size_t)r; i++) n *= shape[i];
+    v = json_key(obj, end, "data_offsets");
+    if (!v || json_uints(v, end, offs, 2) != 2) return NULL;
+    if (offs[1] < offs[0] || offs[1] - offs[0] != n * 4 || f->data_start + offs[1] > f->len) return NULL;
+    out = malloc(n * 4 + 1);
+    if (!out) return NULL;
+    /* Little-endian in the file; assemble each value so the host's byte order does not matter. */
+    for (i = 0; i < n; i++) {
+        const unsigned char *b = (const unsigned char *)f->bytes + f->data_start + offs[0] + 4 * i;
+        uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+        memcpy(out + 4 * i, &u, 4);
+    }
+    *count = n;
+    *rank = r;
+    return out;
+}
+
+/* A fixture case's inputs and PyTorch outputs. */
+typedef struct {
+    int32_t *ids, *mask, *types;
+    float *disc_logits, *disc_hidden, *gen_logits;
+    size_t b, t, n_hidden, n_gen;
+} fixture;
+
+static int fixture_load(const char *c, fixture *fx) {
+    char path[1024];
+    st_file f;
+    size_t shape[8], n;
+    int rank, ok;
+    memset(fx, 0, sizeof *fx);
+    snprintf(path, sizeof path, "%s/%s/expected.safetensors", fixtures, c);
+    if (!st_open(path, &f)) {
+        fprintf(stderr, "cannot read %s\n", path);
+        st_close(&f);
+        return 0;
+    }
+    fx->ids = st_read(&f, "input_ids", "I32", &n, shape, &rank);
+    if (fx->ids && rank == 2) {
+        fx->b = shape[0];
+        fx->t = shape[1];
+    }
+    fx->mask = st_read(&f, "attention_mask", "I32", &n, shape, &rank);
+    fx->types = st_read(&f, "token_type_ids", "I32", &n, shape, &rank);
+    fx->disc_logits = st_read(&f, "disc_logits", "F32", &n, shape, &rank);
+    fx->disc_hidden = st_read(&f, "disc_hidden", "F32", &fx->n_hidden, shape, &rank);
+    fx->gen_logits = st_read(&f, "gen_logits", "F32", &fx->n_gen, shape, &rank);
+    st_close(&f);
+    ok = fx->ids && fx->mask && fx->types && fx->disc_logits && fx->disc_hidden && fx->gen_logits && fx->b;
+    if (!ok) fprintf(stderr, "%s: a tensor is missing or malformed\n", path);
+    return ok;
+}
+
+static void fixture_free(fixture *fx) {
+    free(fx->ids);
+    free(fx->mask);
+    free(fx->types);
+    free(fx->disc_logits);
+    free(fx->disc_hidden);
+    free(fx->gen_logits);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Helpers over the API.
+ */
+
+typedef electra_status (*run_fn)(electra_session *, const int32_t *, const int32_t *, const int32_t *, size_t,
+                                 size_t, float *, size_t);
+
+static electra_model *load(const char *dir) {
+    electra_model *m = (electra_model *)&m; /* garbage the call must overwrite */
+    electra_status st = electra_model_load(dir, &m);
+    CHECK(st == ELECTRA_OK, "load %s: %s: %s", dir, electra_status_str(st), last_error());
+    CHECK(st == ELECTRA_OK ? m != NULL : m == NULL, "*out after load");
+    return st == ELECTRA_OK ? m : NULL;
+}
+
+static electra_model *load_case(const char *c, const char *sub) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s%s%s", fixtures, c, sub ? "/" : "", sub ? sub : "");
+    return load(path);
+}
+
+static electra_session *new_session(const electra_model *m) {
+    electra_session *s = NULL;
+    electra_status st = electra_session_new(m, &s);
+    CHECK(st == ELECTRA_OK && s != NULL, "session: %s", last_error());
+    return s;
+}
+
+static electra_model_info get_info(const electra_model *m) {
+    electra_model_info info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    CHECK(electra_model_get_info(m, &info) == ELECTRA_OK, "get_info: %s", last_error());
+    return info;
+}
+
+/* Compares like tests/common: |got - want| <= FLOOR * max|want| + RTOL * |want|. */
+static void compare(const char *what, const float *got, const float *want, size_t n) {
+    float scale = 0, atol;
+    double max_abs = 0, max_rel = 0;
+    size_t i, bad = 0, worst = 0;
+    for (i = 0; i < n; i++)
+        if (fabsf(want[i]) > scale) scale = fabsf(want[i]);
+    atol = FLOOR * scale;
+    for (i = 0; i < n; i++) {
+        double err = fabs((double)got[i] - (double)want[i]);
+        if (!(err <= atol + RTOL * fabsf(want[i]))) {
+            if (!bad) worst = i;
+            bad++;
+        }
+        if (err > max_abs) max_abs = err;
+        /* Relative error where it means something: |want| at least 1e-3 of the tensor's scale. */
+        if (fabsf(want[i]) >= 1e-3f * scale && err / fabs((double)want[i]) > max_rel)
+            max_rel = err / fabs((double)want[i]);
+    }
+    printf("  %-28s max_abs %.3e  max_rel %.3e (|want| >= 1e-3 max|want|)\n", what, max_abs, max_rel);
+    if (max_rel > worst_rel) {
+        worst_rel = max_rel;
+        snprintf(worst_rel_where, sizeof worst_rel_where, "%s", what);
+    }
+    if (max_abs > worst_abs) {
+        worst_abs = max_abs;
+        snprintf(worst_abs_where, sizeof worst_abs_where, "%s", what);
+    }
+    CHECK(bad == 0, "%s: %lu elements off, first [%lu] got %.9g want %.9g", what, (unsigned long)bad,
+          (unsigned long)worst, got[worst], want[worst]);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Tests.
+ */
+
+static void test_globals(void) {
+    electra_status c;
+    CHECK(electra_abi_version() == ELECTRA_ABI_VERSION, "abi %u", electra_abi_version());
+    CHECK(electra_version() != NULL && strlen(electra_version()) > 0, "version");
+    for (c = ELECTRA_OK; c <= ELECTRA_ERR_PANIC; c++)
+        CHECK(strcmp(electra_status_str(c), "unknown status") != 0, "code %d has no name", (int)c);
+    CHECK(strcmp(electra_status_str(ELECTRA_OK), "ok") == 0, "ok");
+    CHECK(strcmp(electra_status_str(999), "unknown status") == 0, "999");
+    CHECK(strcmp(electra_status_str(-1), "unknown status") == 0, "-1");
+}
+
+static void test_parity(void) {
+    size_t k;
+    for (k = 0; k < NCASES; k++) {
+        const char *c = CASES[k];
+        fixture fx;
+        electra_model *pair, *disc;
+        electra_session *s;
+        electra_model_info info;
+        float *d, *d2, *h, *g;
+        size_t n;
+        char what[96];
+        if (!fixture_load(c, &fx)) {
+            CHECK(0, "fixture %s", c);
+            fixture_free(&fx);
+            continue;
+        }
+        n = fx.b * fx.t;
+        printf("%s (batch %lu x seq_len %lu)\n", c, (unsigned long)fx.b, (unsigned long)fx.t);
+        pair = load_case(c, NULL);
+        disc = load_case(c, "discriminator");
+        if (!pair || !disc) {
+            electra_model_free(pair);
+            electra_model_free(disc);
+            fixture_free(&fx);
+            continue;
+        }
+        info = get_info(pair);
+        CHECK(info.has_discriminator == 1 && info.has_generator == 1, "pair has both towers");
+        CHECK(n * info.hidden_size == fx.n_hidden, "hidden size %u", info.hidden_size);
+        CHECK(n * info.vocab_size == fx.n_gen, "vocab size %u", info.vocab_size);
+        d = calloc(n, sizeof *d);
+        d2 = calloc(n, sizeof *d2);
+        h = calloc(fx.n_hidden, sizeof *h);
+        g = calloc(fx.n_gen, sizeof *g);
+        s = new_session(pair);
+        CHECK(electra_session_discriminate(s, fx.ids, fx.mask, fx.types, fx.b, fx.t, d, n) == ELECTRA_OK, "%s",
+              last_error());
+        CHECK(electra_session_hidden_states(s, fx.ids, fx.mask, fx.types, fx.b, fx.t, h, fx.n_hidden) == ELECTRA_OK,
+              "%s", last_error());
+        CHECK(electra_session_generator_logits(s, fx.ids, fx.mask, fx.types, fx.b, fx.t, g, fx.n_gen) == ELECTRA_OK,
+              "%s", last_error());
+        snprintf(what, sizeof what, "%s disc_logits", c);
+        compare(what, d, fx.disc_logits, n);
+        snprintf(what, sizeof what, "%s disc_hidden", c);
+        compare(what, h, fx.disc_hidden, fx.n_hidden);
+        snprintf(what, sizeof what, "%s gen_logits", c);
+        compare(what, g, fx.gen_logits, fx.n_gen);
+        electra_session_free(s);
+
+        /* The lone discriminator directory gives the same logits, and the session outlives it. */
+        s = new_session(disc);
+        electra_model_free(disc);
+        CHECK(electra_session_discriminate(s, fx.ids, fx.mask, fx.types, fx.b, fx.t, d2, n) == ELECTRA_OK, "%s",
+              last_error());
+        CHECK(memcmp(d, d2, n * sizeof *d) == 0, "%s: lone discriminator differs from the pair", c);
+        electra_session_free(s);
+        electra_model_free(pair);
+        free(d);
+        free(d2);
+        free(h);
+        free(g);
+        fixture_free(&fx);
+    }
+}
+
+static void test_info(electra_model *m) {
+    electra_model_info info = get_info(m);
+    unsigned char raw[96];
+    uint32_t u;
+    CHECK(info.struct_size == sizeof info, "struct_size");
+    CHECK(info.vocab_size == 64 && info.hidden_size == 16 && info.embedding_size == 8, "dims");
+    CHECK(info.max_position_embeddings == 32 && info.type_vocab_size == 2 && info.num_hidden_layers == 2, "dims");
+    CHECK(info.generator_hidden_size == 4 && info.num_parameters > 0, "generator, parameters");
+    CHECK(info.num_labels == 0, "no classification head");
+
+    /* A smaller struct_size (an older caller) gets only that prefix. */
+    memset(raw, 0xab, sizeof raw);
+    u = 8;
+    memcpy(raw, &u, 4);
+    CHECK(electra_model_get_info(m, (electra_model_info *)(void *)raw) == ELECTRA_OK, "%s", last_error());
+    memcpy(&u, raw + 4, 4);
+    CHECK(u == 64, "vocab_size in the prefix: %u", u);
+    CHECK(raw[8] == 0xab && raw[sizeof info - 1] == 0xab && raw[95] == 0xab, "bytes past struct_size untouched");
+
+    memset(&info, 0, sizeof info);
+    EXPECT(electra_model_get_info(m, &info), ELECTRA_ERR_INVALID_ARGUMENT, "struct_size");
+    EXPECT(electra_model_get_info(m, NULL), ELECTRA_ERR_NULL_POINTER, "info");
+    EXPECT(electra_model_get_info(NULL, &info), ELECTRA_ERR_INVALID_HANDLE, "NULL");
+}
+
+static void test_null_and_wrong_handles(electra_model *m) {
+    int32_t ids[4] = {1, 2, 3, 4};
+    float *out = sentinel_buffer(4 * 64);
+    electra_model *mo = (electra_model *)&mo;
+    electra_session *so = (electra_session *)&so;
+    electra_session *s = new_session(m);
+    run_fn fns[3];
+    uint64_t zeros[8] = {0};
+    int k;
+    fns[0] = electra_session_discriminate;
+    fns[1] = electra_session_generator_logits;
+    fns[2] = electra_session_hidden_states;
+
+    EXPECT(electra_model_load(NULL, &mo), ELECTRA_ERR_NULL_POINTER, "path");
+    CHECK(mo == NULL, "*out is NULL after a failed load");
+    EXPECT(electra_model_load(fixtures, NULL), ELECTRA_ERR_NULL_POINTER, "out");
+    EXPECT(electra_session_new(NULL, &so), ELECTRA_ERR_INVALID_HANDLE, "electra_model is NULL");
+    CHECK(so == NULL, "*out is NULL after a failed session_new");
+    EXPECT(electra_session_new(m, NULL), ELECTRA_ERR_NULL_POINTER, "out");
+    EXPECT(electra_model_save(NULL, "x"), ELECTRA_ERR_INVALID_HANDLE, "NULL");
+    EXPECT(electra_model_save(m, NULL), ELECTRA_ERR_NULL_POINTER, "dir");
+    for (k = 0; k < 3; k++) {
+        EXPECT(fns[k](NULL, ids, NULL, NULL, 1, 4, out, 4 * 64), ELECTRA_ERR_INVALID_HANDLE, "NULL");
+        EXPECT(fns[k](s, NULL, NULL, NULL, 1, 4, out, 4 * 64), ELECTRA_ERR_NULL_POINTER, "input_ids");
+        EXPECT(fns[k](s, ids, NULL, NULL, 1, 4, NULL, 4 * 64), ELECTRA_ERR_NULL_POINTER, "out");
+    }
+    /* Best effort against handles of the wrong kind and foreign memory. */
+    EXPECT(electra_session_new((const electra_model *)(void *)s, &so), ELECTRA_ERR_INVALID_HANDLE, "not a live");
+    EXPECT(electra_session_discriminate((electra_session *)(void *)m, ids, NULL, NULL, 1, 4, out, 4),
+           ELECTRA_ERR_INVALID_HANDLE, "not a live electra_session");
+    EXPECT(electra_session_new((const electra_model *)(void *)zeros, &so), ELECTRA_ERR_INVALID_HANDLE, "not a live");
+    electra_model_free((electra_model *)(void *)s);   /* wrong kind: ignored */
+    electra_session_free((electra_session *)(void *)m); /* wrong kind: ignored */
+    CHECK(all_sentinel(out, 4 * 64), "failed calls wrote output");
+    CHECK(electra_session_discriminate(s, ids, NULL, NULL, 1, 4, out, 4) == ELECTRA_OK, "still alive: %s",
+          last_error());
+    electra_model_free(NULL);
+    electra_session_free(NULL);
+    electra_session_free(s);
+    free(out);
+}
+
+/* Calls fn on a sentinel buffer of out_len floats; expects `want` and an untouched buffer. */
+static void reject_at(int line, run_fn fn, electra_session *s, const int32_t *ids, const int32_t *mask,
+                      const int32_t *types, size_t b, size_t t, size_t out_len, electra_status want,
+                      const char *needle) {
+    float *out = sentinel_buffer(out_len + 1);
+    expect_at(__FILE__, line, fn(s, ids, mask, types, b, t, out, out_len), want, needle);
+    check_at(__FILE__, line, all_sentinel(out, out_len + 1), "untouched", "a failed call wrote into the output");
+    free(out);
+}
+#define REJECT(...) reject_at(__LINE__, __VA_ARGS__)
+
+static void test_bad_inputs(electra_model *m) {
+    enum { B = 2, T = 5, N = B * T };
+    int32_t ids[N], mask[N], types[N], bad[N], long_ids[33];
+    electra_session *s = new_session(m);
+    run_fn fns[3];
+    size_t per_token[3] = {1, 64, 16};
+    const electra_status INVALID = ELECTRA_ERR_INVALID_ARGUMENT, SMALL = ELECTRA_ERR_BUFFER_TOO_SMALL;
+    int i, k;
+    fns[0] = electra_session_discriminate;
+    fns[1] = electra_session_generator_logits;
+    fns[2] = electra_session_hidden_states;
+    for (i = 0; i < N; i++) {
+        ids[i] = i + 1;
+        mask[i] = 1;
+        types[i] = 0;
+    }
+    for (i = 0; i < 33; i++) long_ids[i] = 1;
+    for (k = 0; k < 3; k++) {
+        run_fn f = fns[k];
+        size_t need = N * per_token[k];
+        char msg[64];
+        memcpy(bad, ids, sizeof bad);
+        bad[7] = 64;
+        REJECT(f, s, bad, mask, types, B, T, need, INVALID, "input_ids[7] = 64");
+        bad[7] = -1;
+        REJECT(f, s, bad, mask, types, B, T, need, INVALID, "input_ids[7] = -1");
+        memcpy(bad, types, sizeof bad);
+        bad[9] = 2;
+        REJECT(f, s, ids, mask, bad, B, T, need, INVALID, "token_type_ids[9] = 2");
+        bad[9] = -1;
+        REJECT(f, s, ids, mask, bad, B, T, need, INVALID, "token_type_ids[9] = -1");
+        memcpy(bad, mask, sizeof bad);
+        bad[4] = 2;
+        REJECT(f, s, ids, bad, types, B, T, need, INVALID, "attention_mask[4] = 2");
+        bad[4] = -1;
+        REJECT(f, s, ids, bad, types, B, T, need, INVALID, "must be 0 or 1");
+        REJECT(f, s, long_ids, NULL, NULL, 1, 33, 33 * per_token[k], INVALID, "max_position_embeddings");
+        REJECT(f, s, ids, NULL, NULL, 0, T, need, INVALID, "empty batch");
+        REJECT(f, s, ids, NULL, NULL, B, 0, need, INVALID, "empty batch");
+        REJECT(f, s, ids, NULL, NULL, SIZE_MAX / 2 + 1, 2, need, INVALID, "overflows");
+        REJECT(f, s, ids, NULL, NULL, SIZE_MAX / 4, 2, need, INVALID, "too large");
+        snprintf(msg, sizeof msg, "need %lu elements", (unsigned long)need);
+        REJECT(f, s, ids, mask, types, B, T, need - 1, SMALL, msg);
+        REJECT(f, s, ids, mask, types, B, T, 0, SMALL, msg);
+    }
+    electra_session_free(s);
+}
+
+static void test_unsupported(void) {
+    int32_t ids[3] = {1, 2, 3};
+    electra_model *disc = load_case("emb_lt_hidden", "discriminator");
+    electra_model *gen = load_case("emb_lt_hidden", "generator");
+    electra_session *s;
+    if (!disc || !gen) return;
+    s = new_session(disc);
+    REJECT(electra_session_generator_logits, s, ids, NULL, NULL, 1, 3, 3 * 64, ELECTRA_ERR_UNSUPPORTED,
+           "no generator");
+    electra_session_free(s);
+    s = new_session(gen);
+    REJECT(electra_session_discriminate, s, ids, NULL, NULL, 1, 3, 3, ELECTRA_ERR_UNSUPPORTED, "no discriminator");
+    electra_session_free(s);
+    electra_model_free(disc);
+    electra_model_free(gen);
+}
+
+/* Copies the fixture discriminator's files into tmp_root/name, returning the dir. */
+static const char *damaged_copy(const char *name, const char *weights, size_t wlen, const char *config) {
+    static char dir[1024];
+    char path[1100];
+    snprintf(dir, sizeof dir, "%s/%s", tmp_root, name);
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    CHECK(write_file(path, weights, wlen), "write %s", path);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    CHECK(write_file(path, config, strlen(config)), "write %s", path);
+    return dir;
+}
+
+static void remove_copy(const char *dir) {
+    char path[1100];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+static void expect_load_fails(const char *dir, electra_status want, const char *needle) {
+    electra_model *m = (electra_model *)&m;
+    EXPECT(electra_model_load(dir, &m), want, needle);
+    CHECK(m == NULL, "*out is NULL after a failed load of %s", dir);
+    electra_model_free(m);
+}
+
+static void test_files(void) {
+    char path[1024], *weights, *config, *edited;
+    const char *dir, *heads;
+    size_t wlen, clen;
+    snprintf(path, sizeof path, "%s/does-not-exist", tmp_root);
+    expect_load_fails(path, ELECTRA_ERR_IO, "does-not-exist");
+    expect_load_fails(tmp_root, ELECTRA_ERR_FORMAT, "config.json");
+
+    snprintf(path, sizeof path, "%s/emb_lt_hidden/discriminator/model.safetensors", fixtures);
+    weights = read_file(path, &wlen);
+    snprintf(path, sizeof path, "%s/emb_lt_hidden/discriminator/config.json", fixtures);
+    config = read_file(path, &clen);
+    CHECK(weights && config, "read the fixture discriminator");
+    if (!weights || !config) {
+        free(weights);
+        free(config);
+        return;
+    }
+    /* The untouched copy loads (so the failures below are due to the damage). */
+    dir = damaged_copy("intact", weights, wlen, config);
+    electra_model_free(load(dir));
+    remove_copy(dir);
+    dir = damaged_copy("truncated-data", weights, wlen - 100, config);
+    expect_load_fails(dir, ELECTRA_ERR_FORMAT, "model.safetensors");
+    remove_copy(dir);
+    dir = damaged_copy("truncated-header", weights, 40, config);
+    expect_load_fails(dir, ELECTRA_ERR_FORMAT, "model.safetensors");
+    remove_copy(dir);
+    dir = damaged_copy("four-bytes", weights, 4, config);
+    expect_load_fails(dir, ELECTRA_ERR_FORMAT, "model.safetensors");
+    remove_copy(dir);
+
+    /* 16 hidden units over 3 heads. */
+    heads = strstr(config, "\"num_attention_heads\": 2");
+    CHECK(heads != NULL, "fixture config names its heads");
+    if (heads) {
+        edited = malloc(clen + 1);
+        memcpy(edited, config, clen + 1);
+        edited[heads - config + strlen("\"num_attention_heads\": ")] = '3';
+        dir = damaged_copy("heads", weights, wlen, edited);
+        expect_load_fails(dir, ELECTRA_ERR_FORMAT, "num_attention_heads");
+        remove_copy(dir);
+        free(edited);
+    }
+    free(weights);
+    free(config);
+}
+
+static void test_last_error(void) {
+    char buf[64], full[1024];
+    size_t n;
+    electra_model *m;
+    EXPECT(electra_model_load(NULL, &m), ELECTRA_ERR_NULL_POINTER, "path");
+    n = electra_last_error_message(NULL, 0);
+    CHECK(n > 8 && n < sizeof full, "length %lu", (unsigned long)n);
+    CHECK(electra_last_error_message(full, sizeof full) == n && strlen(full) == n, "full copy");
+    memset(buf, '#', sizeof buf);
+    CHECK(electra_last_error_message(buf, 0) == n && buf[0] == '#', "cap 0 writes nothing");
+    CHECK(electra_last_error_message(NULL, 100) == n, "NULL buffer: length only");
+    CHECK(electra_last_error_message(buf, 1) == n && buf[0] == '\0' && buf[1] == '#', "cap 1: just the NUL");
+    memset(buf, '#', sizeof buf);
+    CHECK(electra_last_error_message(buf, 5) == n, "cap 5 returns the full length");
+    CHECK(memcmp(buf, full, 4) == 0 && buf[4] == '\0' && buf[5] == '#', "cap 5: 4 bytes and a NUL");
+    CHECK(electra_abi_version() == ELECTRA_ABI_VERSION, "a success");
+    CHECK(electra_last_error_message(buf, sizeof buf) == n, "successes leave the message");
+}
+
+/* One model, several threads, each with its own session: identical results. */
+typedef struct {
+    const electra_model *model;
+    const fixture *fx;
+    const float *reference;
+    int ok;
+} thread_arg;
+
+static void *thread_main(void *p) {
+    thread_arg *a = p;
+    electra_session *s = NULL;
+    size_t n = a->fx->b * a->fx->t;
+    float *out = calloc(n, sizeof *out);
+    int i;
+    a->ok = out && electra_session_new(a->model, &s) == ELECTRA_OK;
+    for (i = 0; i < 10 && a->ok; i++) {
+        a->ok = electra_session_discriminate(s, a->fx->ids, a->fx->mask, a->fx->types, a->fx->b, a->fx->t, out,
+                                             n) == ELECTRA_OK &&
+                memcmp(out, a->reference, n * sizeof *out) == 0;
+    }
+    electra_session_free(s);
+    free(out);
+    return NULL;
+}
+
+static void test_threads(void) {
+    enum { THREADS = 4 };
+    pthread_t th[THREADS];
+    thread_arg args[THREADS];
+    fixture fx;
+    electra_model *m;
+    electra_session *s;
+    float *ref;
+    int i;
+    if (!fixture_load("emb_eq_hidden", &fx)) {
+        CHECK(0, "fixture");
+        fixture_free(&fx);
+        return;
+    }
+    m = load_case("emb_eq_hidden", NULL);
+    ref = calloc(fx.b * fx.t, sizeof *ref);
+    s = new_session(m);
+    CHECK(electra_session_discriminate(s, fx.ids, fx.mask, fx.types, fx.b, fx.t, ref, fx.b * fx.t) == ELECTRA_OK,
+          "%s", last_error());
+    electra_session_free(s);
+    for (i = 0; i < THREADS; i++) {
+        args[i].model = m;
+        args[i].fx = &fx;
+        args[i].reference = ref;
+        args[i].ok = 0;
+        CHECK(pthread_create(&th[i], NULL, thread_main, &args[i]) == 0, "pthread_create");
+    }
+    for (i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(args[i].ok, "thread %d: results differ or a call failed", i);
+    }
+    electra_model_free(m);
+    free(ref);
+    fixture_free(&fx);
+}
+
+int main(int argc, char **argv) {
+    electra_model *m;
+    if (argc > 1) fixtures = argv[1];
+    if (argc > 2) {
+        snprintf(tmp_root, sizeof tmp_root, "%s", argv[2]);
+        mkdir(tmp_root, 0700);
+    } else {
+        snprintf(tmp_root, sizeof tmp_root, "/tmp/electra-c-test-XXXXXX");
+        if (!mkdtemp(tmp_root)) {
+            perror("mkdtemp");
+            return 2;
+        }
+    }
+    printf("libelectra %s, ABI %u\n", electra_version(), electra_abi_version());
+
+    test_globals();
+    test_parity();
+    m = load_case("emb_lt_hidden", NULL);
+    if (m) {
+        test_info(m);
+        test_null_and_wrong_handles(m);
+        test_bad_inputs(m);
+        electra_model_free(m);
+    }
+    test_unsupported();
+    test_files();
+    test_last_error();
+    test_threads();
+    rmdir(tmp_root);
+
+    printf("worst parity: max_rel %.3e (%s), max_abs %.3e (%s)\n", worst_rel, worst_rel_where, worst_abs,
+           worst_abs_where);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
