@@ -118,7 +118,9 @@ fn header_exports_only_electra_names() {
         let ok = name.starts_with("ELECTRA_") || name.starts_with("electra_") || name == "{";
         assert!(
             ok,
-            "the header exports `{name}` (line `{line}`): mark it `/// cbindgen:ignore` or rename it electra_*"
+            "the header exports `{name}` (line `{line}`), which is not part of the C ABI: put `/// cbindgen:ignore` \
+             on its module's `pub mod` line in src/lib.rs (or on the item), or list it in [export] exclude in \
+             cbindgen.toml; FFI names start with electra_ / ELECTRA_"
         );
     }
 }
