@@ -23,6 +23,7 @@
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod data;
 pub mod error;
 pub mod ffi;
 pub mod finetune;

@@ -1,0 +1,395 @@
+//! BERT-uncased WordPiece tokenization, a thin wrapper over the HF `tokenizers` crate.
+//!
+//! The pipeline is exactly `transformers.BertTokenizerFast` for an uncased `vocab.txt`:
+//! `BertNormalizer` (clean text: drop NUL, U+FFFD and control characters, whitespace → space; put
+//! spaces around CJK ideographs; lowercase; strip accents by NFD + dropping Mn), `BertPreTokenizer`
+//! (split on whitespace and on every punctuation character), then greedy longest-match WordPiece with
+//! the `##` continuation prefix, where a word longer than 100 characters, or one with no match at
+//! some position, becomes `[UNK]`. The five special tokens are registered as added tokens, so a
+//! literal `[MASK]` in the text encodes to the mask id, as in HF. A `tokenizer.json` is used as
+//! saved, except that truncation and padding are always switched off (HF model folders often carry
+//! `truncation: 128` and fixed padding, which would silently cut or pad every text).
+//!
+//! Special ids are read from the vocabulary ([`Tokenizer::special_ids`]); nothing else in the crate
+//! may assume numbers for them (BERT's own vocabulary has `[PAD]=0, [UNK]=100, [CLS]=101, [SEP]=102,
+//! [MASK]=103`, vocabularies trained here have them at 0..4).
+
+use crate::io::atomic::write_atomic;
+use crate::{Error, Result};
+use ahash::{AHashMap, AHashSet};
+use compact_str::CompactString;
+use serde::{Deserialize, Serialize};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
+use tokenizers::models::bpe::{BpeTrainer, BPE};
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::normalizers::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::processors::template::TemplateProcessing;
+use tokenizers::{
+    AddedToken, Model, NormalizedString, Normalizer, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer,
+};
+
+/// The special tokens, in the order [`Tokenizer::train`] gives them ids 0..4.
+pub const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
+
+/// Words longer than this many characters encode to `[UNK]` (HF `max_input_chars_per_word`).
+pub const MAX_INPUT_CHARS_PER_WORD: usize = 100;
+
+/// The largest alphabet (distinct single characters) [`Tokenizer::train`] keeps; rarer characters
+/// are left out of the vocabulary, as with HF `BertWordPieceTokenizer.train(limit_alphabet=1000)`.
+pub const TRAIN_ALPHABET_LIMIT: usize = 1000;
+
+/// The ids of the five special tokens, as found in the vocabulary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecialIds {
+    /// `[PAD]`: padding; its attention-mask entry is 0.
+    pub pad: i32,
+    /// `[UNK]`: unknown word.
+    pub unk: i32,
+    /// `[CLS]`: first token of every sequence.
+    pub cls: i32,
+    /// `[SEP]`: ends each segment.
+    pub sep: i32,
+    /// `[MASK]`: the masked-LM placeholder.
+    pub mask: i32,
+}
+
+impl SpecialIds {
+    /// True for any of the five special ids.
+    pub fn contains(&self, id: i32) -> bool {
+        [self.pad, self.unk, self.cls, self.sep, self.mask].contains(&id)
+    }
+}
+
+/// A WordPiece tokenizer (see the module docs for the exact pipeline).
+#[derive(Clone)]
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    special: SpecialIds,
+    source: PathBuf,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("vocab_size", &self.vocab_size())
+            .field("special", &self.special)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+fn bert_normalizer() -> BertNormalizer {
+    // clean_text, handle_chinese_chars, strip_accents = None (follows lowercase), lowercase
+    BertNormalizer::new(true, true, None, true)
+}
+
+impl Tokenizer {
+    /// Loads a tokenizer from `path`: a `tokenizer.json` (any file ending in `.json`), a BERT
+    /// `vocab.txt` (any other file; built as BERT-uncased), or a directory holding either (a
+    /// `tokenizer.json` there wins over a `vocab.txt`).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read, [`Error::Format`] when it cannot be parsed, names
+    /// no special token `[PAD]`, `[UNK]`, `[CLS]`, `[SEP]` or `[MASK]`, or a directory holds neither file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if meta.is_dir() {
+            let json = path.join("tokenizer.json");
+            let vocab = path.join("vocab.txt");
+            if json.is_file() {
+                Self::from_tokenizer_json(&json)
+            } else if vocab.is_file() {
+                Self::from_vocab_file(&vocab)
+            } else {
+                Err(Error::format(path, "directory holds neither tokenizer.json nor vocab.txt"))
+            }
+        } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+            Self::from_tokenizer_json(path)
+        } else {
+            Self::from_vocab_file(path)
+        }
+    }
+
+    /// Loads an HF `tokenizer.json`, with truncation and padding switched off.
+    ///
+    /// # Errors
+    /// As [`Tokenizer::from_file`].
+    pub fn from_tokenizer_json(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let mut inner = tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| Error::format(path, e.to_string()))?;
+        inner.with_truncation(None).map_err(|e| Error::format(path, e.to_string()))?;
+        inner.with_padding(None);
+        Self::wrap(inner, path)
+    }
+
+    /// Loads a BERT `vocab.txt` (one token per line, the line number is the id) and builds the
+    /// BERT-uncased pipeline around it.
+    ///
+    /// # Errors
+    /// As [`Tokenizer::from_file`]; also [`Error::Format`] for an empty file or invalid UTF-8.
+    pub fn from_vocab_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let text = String::from_utf8(bytes).map_err(|e| Error::format(path, format!("not UTF-8: {e}")))?;
+        // Same reading as tokenizers' WordPiece::read_file: `lines()`, each token `trim_end()`ed.
+        let tokens: Vec<String> = text.lines().map(|l| l.trim_end().to_owned()).collect();
+        Self::from_tokens(tokens, path)
+    }
+
+    /// Builds the BERT-uncased pipeline over `tokens` (token `i` gets id `i`). `source` is only
+    /// used in messages. A repeated token keeps its last id, as in HF.
+    ///
+    /// # Errors
+    /// [`Error::Format`] when `tokens` is empty or lacks a special token.
+    pub fn from_tokens(tokens: Vec<String>, source: impl AsRef<Path>) -> Result<Self> {
+        let source = source.as_ref();
+        if tokens.is_empty() {
+            return Err(Error::format(source, "empty vocabulary"));
+        }
+        let vocab: AHashMap<String, u32> = tokens.into_iter().enumerate().map(|(i, t)| (t, i as u32)).collect();
+        let model = WordPiece::builder()
+            .vocab(vocab)
+            .unk_token("[UNK]".into())
+            .continuing_subword_prefix("##".into())
+            .max_input_chars_per_word(MAX_INPUT_CHARS_PER_WORD)
+            .build()
+            .map_err(|e| Error::format(source, e.to_string()))?;
+        let mut inner = tokenizers::Tokenizer::new(model);
+        inner.with_normalizer(Some(bert_normalizer())).map_err(|e| Error::format(source, e.to_string()))?;
+        inner.with_pre_tokenizer(Some(BertPreTokenizer));
+        inner.with_decoder(Some(WordPieceDecoder::new("##".into(), true)));
+        let present: Vec<AddedToken> = SPECIAL_TOKENS
+            .iter()
+            .filter(|t| inner.get_model().token_to_id(t).is_some())
+            .map(|t| AddedToken::from(*t, true))
+            .collect();
+        inner.add_special_tokens(present).map_err(|e| Error::format(source, e.to_string()))?;
+        if let (Some(cls), Some(sep)) = (inner.token_to_id("[CLS]"), inner.token_to_id("[SEP]")) {
+            // Only used by HF when it encodes with special tokens; we never do, but a saved
+            // tokenizer.json should behave like BertTokenizerFast's.
+            let post = TemplateProcessing::builder()
+                .try_single("[CLS]:0 $A:0 [SEP]:0")
+                .and_then(|b| b.try_pair("[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1"))
+                .map_err(|e| Error::Internal(e.to_string()))?
+                .special_tokens(vec![("[CLS]", cls), ("[SEP]", sep)])
+                .build()
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            inner.with_post_processor(Some(post));
+        }
+        Self::wrap(inner, source)
+    }
+
+    fn wrap(inner: tokenizers::Tokenizer, source: &Path) -> Result<Self> {
+        let id = |t: &str| {
+            inner
+                .token_to_id(t)
+                .map(|i| i as i32)
+                .ok_or_else(|| Error::format(source, format!("the vocabulary has no {t} token")))
+        };
+        let special = SpecialIds {
+            pad: id("[PAD]")?,
+            unk: id("[UNK]")?,
+            cls: id("[CLS]")?,
+            sep: id("[SEP]")?,
+            mask: id("[MASK]")?,
+        };
+        Ok(Tokenizer { inner, special, source: source.to_path_buf() })
+    }
+
+    /// Token ids of `text`, without `[CLS]`/`[SEP]` (HF `encode(text, add_special_tokens=False)`).
+    ///
+    /// # Errors
+    /// [`Error::Internal`] if the underlying tokenizer fails (it does not for a WordPiece model).
+    pub fn encode(&self, text: &str) -> Result<Vec<i32>> {
+        let enc = self.inner.encode_fast(text, false).map_err(|e| Error::Internal(format!("tokenizer: {e}")))?;
+        Ok(enc.get_ids().iter().map(|&i| i as i32).collect())
+    }
+
+    /// The text of `ids`: tokens joined by spaces, `##` pieces glued to the previous token, and
+    /// the spaces BERT puts before punctuation and around contractions removed (HF `decode` with
+    /// `clean_up_tokenization_spaces`). Special tokens are left out when `skip_special_tokens`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an id outside `0..vocab_size()`.
+    pub fn decode(&self, ids: &[i32], skip_special_tokens: bool) -> Result<String> {
+        let n = self.vocab_size();
+        let ids: Vec<u32> = ids
+            .iter()
+            .map(|&i| {
+                if i < 0 || i as usize >= n {
+                    Err(Error::arg(format!("token id {i} outside the vocabulary (size {n})")))
+                } else {
+                    Ok(i as u32)
+                }
+            })
+            .collect::<Result<_>>()?;
+        self.inner.decode(&ids, skip_special_tokens).map_err(|e| Error::Internal(format!("tokenizer: {e}")))
+    }
+
+    /// The token with id `id`, if any.
+    pub fn id_to_token(&self, id: i32) -> Option<String> {
+        u32::try_from(id).ok().and_then(|i| self.inner.id_to_token(i))
+    }
+
+    /// The id of `token` (a vocabulary entry such as `"##ing"`, not text), if any.
+    pub fn token_to_id(&self, token: &str) -> Option<i32> {
+        self.inner.token_to_id(token).map(|i| i as i32)
+    }
+
+    /// Number of ids (largest id + 1 for a `vocab.txt`); the model's vocabulary must be at least this.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// The ids of `[PAD]`, `[UNK]`, `[CLS]`, `[SEP]` and `[MASK]`.
+    pub fn special_ids(&self) -> SpecialIds {
+        self.special
+    }
+
+    /// Where this tokenizer was loaded from (or `"<trained>"`).
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    /// All tokens in id order, i.e. the lines of `vocab.txt`.
+    ///
+    /// # Errors
+    /// [`Error::Format`] when some id below [`Tokenizer::vocab_size`] has no token (a `tokenizer.json`
+    /// with gaps, or a `vocab.txt` with repeated tokens), so no `vocab.txt` can represent it.
+    pub fn vocab(&self) -> Result<Vec<String>> {
+        (0..self.vocab_size() as u32)
+            .map(|i| {
+                self.inner.id_to_token(i).ok_or_else(|| {
+                    Error::format(&self.source, format!("id {i} has no token; ids must be 0..{}", self.vocab_size()))
+                })
+            })
+            .collect()
+    }
+
+    /// Writes `tokenizer.json` and `vocab.txt` into `dir` (created if needed), plus a
+    /// `tokenizer_config.json` naming `BertTokenizer` unless `dir` already has one, so that both
+    /// [`Tokenizer::from_file`] and HF `AutoTokenizer.from_pretrained(dir)` load it. Each file is
+    /// written atomically.
+    ///
+    /// # Errors
+    /// [`Error::Io`] on a write failure; [`Error::Format`] as in [`Tokenizer::vocab`].
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        let vocab = self.vocab()?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let json_path = dir.join("tokenizer.json");
+        let json = self.inner.to_string(true).map_err(|e| Error::format(&json_path, e.to_string()))?;
+        write_atomic(&json_path, json.as_bytes())?;
+        let mut txt = vocab.join("\n");
+        txt.push('\n');
+        write_atomic(&dir.join("vocab.txt"), txt.as_bytes())?;
+        let config = dir.join("tokenizer_config.json");
+        if !config.exists() {
+            let c = serde_json::json!({
+                "tokenizer_class": "BertTokenizer",
+                "do_lower_case": true,
+                "tokenize_chinese_chars": true,
+                "strip_accents": null,
+                "unk_token": "[UNK]",
+                "sep_token": "[SEP]",
+                "pad_token": "[PAD]",
+                "cls_token": "[CLS]",
+                "mask_token": "[MASK]",
+            });
+            let s = serde_json::to_string_pretty(&c).map_err(|e| Error::Internal(e.to_string()))?;
+            write_atomic(&config, s.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Trains a BERT-uncased WordPiece vocabulary on `paths` (files, or directories of `*.txt`, see
+    /// [`crate::data::text_files`]), read line by line, and returns its tokenizer.
+    ///
+    /// Words are counted after BERT normalization and pre-tokenization, then the `tokenizers` crate's
+    /// WordPiece trainer (BPE-style merges of the most frequent adjacent pieces, `##` continuation
+    /// prefix) runs until the vocabulary has `vocab_size` entries or no pair occurs `min_frequency`
+    /// times. The vocabulary is: `[PAD] [UNK] [CLS] [SEP] [MASK]` (ids 0..4), the alphabet (at most
+    /// [`TRAIN_ALPHABET_LIMIT`] most frequent characters, by code point), their `##` forms, then the
+    /// merged pieces in merge order. It can exceed `vocab_size` only when the alphabet alone does.
+    /// Undecodable bytes are replaced by U+FFFD (which the normalizer drops).
+    ///
+    /// The result is deterministic: the same files and arguments give the same vocabulary, run
+    /// after run (the word counts are kept in a fixed-seed map, since the trainer's tie-breaking
+    /// follows the map's iteration order).
+    ///
+    /// # Errors
+    /// [`Error::Io`] for unreadable paths, [`Error::InvalidArgument`] for `vocab_size < 6` or
+    /// input without a single word.
+    pub fn train<P: AsRef<Path>>(paths: &[P], vocab_size: usize, min_frequency: u64) -> Result<Tokenizer> {
+        if vocab_size <= SPECIAL_TOKENS.len() {
+            return Err(Error::arg(format!("vocab_size {vocab_size} leaves no room beyond the 5 special tokens")));
+        }
+        let files = super::text_files(paths)?;
+        let normalizer = bert_normalizer();
+        let mut counts: AHashMap<CompactString, u64> =
+            AHashMap::with_hasher(ahash::RandomState::with_seeds(0x656c_6563, 0x7472_6120, 0x766f_6361, 0x6220_0001));
+        let mut line = Vec::new();
+        for file in &files {
+            let f = std::fs::File::open(file).map_err(|e| Error::io(file, e))?;
+            let mut r = std::io::BufReader::with_capacity(1 << 16, f);
+            loop {
+                line.clear();
+                if r.read_until(b'\n', &mut line).map_err(|e| Error::io(file, e))? == 0 {
+                    break;
+                }
+                let text = String::from_utf8_lossy(&line);
+                let mut n = NormalizedString::from(text.as_ref());
+                normalizer.normalize(&mut n).map_err(|e| Error::Internal(e.to_string()))?;
+                let mut pre = PreTokenizedString::from(n);
+                BertPreTokenizer.pre_tokenize(&mut pre).map_err(|e| Error::Internal(e.to_string()))?;
+                for (word, _, _) in pre.get_splits(OffsetReferential::Original, OffsetType::Byte) {
+                    *counts.entry(CompactString::from(word)).or_default() += 1;
+                }
+            }
+        }
+        if counts.is_empty() {
+            return Err(Error::arg("the training files contain no words"));
+        }
+
+        // The alphabet: the most frequent characters, ties by code point. Passing exactly these as the
+        // initial alphabet with the same limit makes the trainer drop precisely the others.
+        let mut chars: AHashMap<char, u64> = AHashMap::new();
+        for (w, c) in &counts {
+            for ch in w.chars() {
+                *chars.entry(ch).or_default() += c;
+            }
+        }
+        let mut chars: Vec<(char, u64)> = chars.into_iter().collect();
+        chars.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        chars.truncate(TRAIN_ALPHABET_LIMIT);
+        let alphabet: std::collections::HashSet<char> = chars.iter().map(|c| c.0).collect();
+
+        let trainer = BpeTrainer::builder()
+            .vocab_size(vocab_size)
+            .min_frequency(min_frequency)
+            .show_progress(false)
+            .special_tokens(SPECIAL_TOKENS.iter().map(|t| AddedToken::from(*t, true)).collect())
+            .limit_alphabet(alphabet.len())
+            .initial_alphabet(alphabet)
+            .continuing_subword_prefix("##".into())
+            .build();
+        let mut bpe = BPE::default();
+        trainer.do_train(&counts, &mut bpe).map_err(|e| Error::Internal(format!("WordPiece training: {e}")))?;
+        let vocab = WordPiece::from_bpe(&bpe).get_vocab();
+        let mut tokens = vec![String::new(); vocab.len()];
+        let mut seen: AHashSet<usize> = AHashSet::new();
+        for (t, i) in vocab {
+            let i = i as usize;
+            if i >= tokens.len() || !seen.insert(i) {
+                return Err(Error::Internal(format!("trained vocabulary has non-contiguous id {i}")));
+            }
+            tokens[i] = t;
+        }
+        Self::from_tokens(tokens, "<trained>")
+    }
+}
