@@ -1,0 +1,78 @@
+using System;
+using System.Runtime.InteropServices;
+
+namespace Electra
+{
+    /// <summary>Loaded, immutable weights. Safe to share between threads, each with its own
+    /// Session. Sessions keep the weights alive, so a Model may be disposed before them.</summary>
+    public sealed class Model : IDisposable
+    {
+        internal readonly ModelHandle Handle;
+        private readonly ModelInfo info;
+
+        internal Model(ModelHandle handle)
+        {
+            Handle = handle;
+            var i = new ModelInfo();
+            i.structSize = (uint)Marshal.SizeOf(typeof(ModelInfo));
+            int st = Native.electra_model_get_info(handle, ref i);
+            if (st != 0)
+            {
+                string msg = Native.LastErrorMessage();
+                handle.Dispose();
+                throw new ElectraException((Status)st, msg);
+            }
+            info = i;
+        }
+
+        /// <summary>Loads a HuggingFace ELECTRA directory (config.json + model.safetensors) or a
+        /// pair layout (path/discriminator, path/generator).</summary>
+        public static Model Load(string path)
+        {
+            Library.CheckAbi();
+            byte[] p = Native.Utf8Z(path, "path");
+            ModelHandle h;
+            int st = Native.electra_model_load(p, out h);
+            Native.CheckCreated(st, h);
+            return new Model(h);
+        }
+
+        /// <summary>The model's dimensions.</summary>
+        public ModelInfo Info
+        {
+            get
+            {
+                ThrowIfDisposed();
+                return info;
+            }
+        }
+
+        /// <summary>True once Dispose has run.</summary>
+        public bool IsDisposed { get { return Handle.IsClosed; } }
+
+        /// <summary>Writes the pair layout under dir (dir/discriminator, dir/generator).</summary>
+        public void Save(string dir)
+        {
+            byte[] d = Native.Utf8Z(dir, "dir");
+            ThrowIfDisposed();
+            Native.Check(Native.electra_model_save(Handle, d));
+        }
+
+        /// <summary>A new inference session over this model.</summary>
+        public Session CreateSession()
+        {
+            return new Session(this);
+        }
+
+        public void Dispose()
+        {
+            Handle.Dispose();
+        }
+
+        internal void ThrowIfDisposed()
+        {
+            if (Handle.IsClosed)
+                throw new ObjectDisposedException("Electra.Model");
+        }
+    }
+}

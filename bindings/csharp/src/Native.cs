@@ -1,0 +1,210 @@
+// P/Invoke declarations for libelectra (include/electra.h). Only blittable types cross the
+// boundary: IntPtr/UIntPtr, pointers to pinned arrays, byte[] holding NUL-terminated UTF-8,
+// SafeHandles and Sequential structs of plain numbers.
+
+using System;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Electra
+{
+    internal static unsafe class Native
+    {
+        // mono and .NET resolve "electra" to libelectra.so (LD_LIBRARY_PATH), electra.dll or
+        // libelectra.dylib.
+        private const string Lib = "electra";
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern uint electra_abi_version();
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr electra_version();
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern UIntPtr electra_last_error_message(byte[] buf, UIntPtr cap);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr electra_status_str(int status);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_model_load(byte[] path, out ModelHandle model);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern void electra_model_free(IntPtr model);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_model_get_info(ModelHandle model, ref ModelInfo info);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_model_save(ModelHandle model, byte[] dir);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_session_new(ModelHandle model, out SessionHandle session);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern void electra_session_free(IntPtr session);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_session_discriminate(SessionHandle s, int* ids, int* mask, int* types,
+            UIntPtr batch, UIntPtr seqLen, float* output, UIntPtr outLen);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_session_generator_logits(SessionHandle s, int* ids, int* mask, int* types,
+            UIntPtr batch, UIntPtr seqLen, float* output, UIntPtr outLen);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_session_hidden_states(SessionHandle s, int* ids, int* mask, int* types,
+            UIntPtr batch, UIntPtr seqLen, float* output, UIntPtr outLen);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_session_classify(SessionHandle s, int* ids, int* mask, int* types,
+            UIntPtr batch, UIntPtr seqLen, float* output, UIntPtr outLen);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_finetuner_new(byte[] modelDir, UIntPtr numLabels, byte[] optionsJson,
+            out FineTunerHandle finetuner);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_finetuner_step(FineTunerHandle f, int* ids, int* mask, int* types,
+            UIntPtr batch, UIntPtr seqLen, int* labels, ref FineTuneStats stats);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_finetuner_save(FineTunerHandle f, byte[] dir);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern void electra_finetuner_free(IntPtr finetuner);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_trainer_new(byte[] init, byte[] optionsJson, out TrainerHandle trainer);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_trainer_step(TrainerHandle t, int* ids, int* mask, int* types,
+            UIntPtr batch, UIntPtr seqLen, ref StepStats stats);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_trainer_save(TrainerHandle t, byte[] dir);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_trainer_resume(byte[] dir, out TrainerHandle trainer);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_trainer_export(TrainerHandle t, byte[] dir);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_trainer_get_model(TrainerHandle t, out ModelHandle model);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern void electra_trainer_cancel(TrainerHandle t);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern void electra_trainer_free(IntPtr trainer);
+
+        /// <summary>Throws the ElectraException of a failed call. Must run right after the call, on
+        /// the same thread: the library keeps the message per thread.</summary>
+        internal static void Check(int status)
+        {
+            if (status != 0)
+                throw new ElectraException((Status)status, LastErrorMessage());
+        }
+
+        /// <summary>Checks a create call: on failure reads the message first (same thread), then
+        /// disposes the NULL handle the marshaller made, then throws.</summary>
+        internal static void CheckCreated(int status, SafeHandle created)
+        {
+            if (status == 0)
+                return;
+            string msg = LastErrorMessage();
+            if (created != null)
+                created.Dispose();
+            throw new ElectraException((Status)status, msg);
+        }
+
+        internal static string LastErrorMessage()
+        {
+            ulong n = electra_last_error_message(null, UIntPtr.Zero).ToUInt64();
+            if (n > int.MaxValue - 1)
+                n = int.MaxValue - 1;
+            var buf = new byte[n + 1];
+            ulong got = electra_last_error_message(buf, new UIntPtr((ulong)buf.Length)).ToUInt64();
+            int len = (int)Math.Min(got, n);
+            return Encoding.UTF8.GetString(buf, 0, len);
+        }
+
+        /// <summary>A string as NUL-terminated UTF-8. An embedded NUL would silently truncate a
+        /// path, so it is refused.</summary>
+        internal static byte[] Utf8Z(string s, string paramName)
+        {
+            if (s == null)
+                throw new ArgumentNullException(paramName);
+            if (s.IndexOf('\0') >= 0)
+                throw new ArgumentException(paramName + " contains a NUL character", paramName);
+            var bytes = new byte[Encoding.UTF8.GetByteCount(s) + 1];
+            Encoding.UTF8.GetBytes(s, 0, s.Length, bytes, 0);
+            return bytes;
+        }
+
+        /// <summary>A static NUL-terminated UTF-8 string owned by the library.</summary>
+        internal static string FromUtf8Z(IntPtr p)
+        {
+            if (p == IntPtr.Zero)
+                return null;
+            byte* b = (byte*)p;
+            int n = 0;
+            while (b[n] != 0)
+                n++;
+            var bytes = new byte[n];
+            Marshal.Copy(p, bytes, 0, n);
+            return Encoding.UTF8.GetString(bytes);
+        }
+
+        internal static UIntPtr Size(long n) { return new UIntPtr((ulong)n); }
+    }
+
+    /// <summary>Owns an electra_model*; ReleaseHandle calls electra_model_free.</summary>
+    internal sealed class ModelHandle : SafeHandle
+    {
+        public ModelHandle() : base(IntPtr.Zero, true) { }
+        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+        protected override bool ReleaseHandle()
+        {
+            Native.electra_model_free(handle);
+            return true;
+        }
+    }
+
+    /// <summary>Owns an electra_session*; ReleaseHandle calls electra_session_free.</summary>
+    internal sealed class SessionHandle : SafeHandle
+    {
+        public SessionHandle() : base(IntPtr.Zero, true) { }
+        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+        protected override bool ReleaseHandle()
+        {
+            Native.electra_session_free(handle);
+            return true;
+        }
+    }
+
+    /// <summary>Owns an electra_trainer*; ReleaseHandle calls electra_trainer_free.</summary>
+    internal sealed class TrainerHandle : SafeHandle
+    {
+        public TrainerHandle() : base(IntPtr.Zero, true) { }
+        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+        protected override bool ReleaseHandle()
+        {
+            Native.electra_trainer_free(handle);
+            return true;
+        }
+    }
+
+    /// <summary>Owns an electra_finetuner*; ReleaseHandle calls electra_finetuner_free.</summary>
+    internal sealed class FineTunerHandle : SafeHandle
+    {
+        public FineTunerHandle() : base(IntPtr.Zero, true) { }
+        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+        protected override bool ReleaseHandle()
+        {
+            Native.electra_finetuner_free(handle);
+            return true;
+        }
+    }
+}

@@ -1,0 +1,821 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Runtime.InteropServices;
+using System.Text.RegularExpressions;
+using System.Threading;
+
+namespace Electra.Tests
+{
+    internal static class Tests
+    {
+        // ---------------------------------------------------------------- fixtures and helpers
+
+        private static readonly string[] Cases = { "emb_lt_hidden", "emb_eq_hidden", "gelu_new_act", "relu_act" };
+        private static readonly string Root = FindRoot();
+        private static readonly string TempRoot = Path.Combine(Path.GetTempPath(),
+            "electra-csharp-" + System.Diagnostics.Process.GetCurrentProcess().Id);
+
+        // The repository root: $ELECTRA_REPO, else the first parent of the working directory
+        // holding tests/fixtures.
+        private static string FindRoot()
+        {
+            string env = Environment.GetEnvironmentVariable("ELECTRA_REPO");
+            if (!string.IsNullOrEmpty(env)) return env;
+            for (var d = new DirectoryInfo(Directory.GetCurrentDirectory()); d != null; d = d.Parent)
+                if (Directory.Exists(Path.Combine(d.FullName, "tests", "fixtures"))) return d.FullName;
+            throw new DirectoryNotFoundException("set ELECTRA_REPO to the repository root");
+        }
+
+        private static string Fixture(params string[] parts)
+        {
+            return Path.Combine(new[] { Root, "tests", "fixtures" }.Concat(parts).ToArray());
+        }
+
+        private static string TempDir(string name)
+        {
+            string d = Path.Combine(TempRoot, name);
+            if (Directory.Exists(d)) Directory.Delete(d, true);
+            Directory.CreateDirectory(d);
+            return d;
+        }
+
+        internal static void Cleanup()
+        {
+            if (Directory.Exists(TempRoot)) Directory.Delete(TempRoot, true);
+        }
+
+        private sealed class Expected
+        {
+            public int[] Ids, Mask, Types;
+            public int Batch, SeqLen;
+            public Dictionary<string, Tensor> F;
+            public float[] Floats(string name) { return F[name].Floats(); }
+            public int Dim(string name, int axis) { return F[name].Shape[axis]; }
+        }
+
+        private static Expected Load(string c)
+        {
+            var f = SafeTensors.Read(Fixture(c, "expected.safetensors"));
+            var ids = f["input_ids"];
+            return new Expected
+            {
+                Ids = ids.Ints(), Mask = f["attention_mask"].Ints(), Types = f["token_type_ids"].Ints(),
+                Batch = ids.Shape[0], SeqLen = ids.Shape[1], F = f,
+            };
+        }
+
+        // |got - want| <= 1e-6·max|want| + 1e-5·|want| elementwise, as the Rust parity tests.
+        private static void AssertClose(string what, float[] got, float[] want)
+        {
+            Assert.Equal(want.Length, got.Length, what + " length");
+            double scale = want.Max(w => Math.Abs((double)w));
+            double atol = 1e-6 * scale;
+            for (int i = 0; i < got.Length; i++)
+            {
+                double diff = Math.Abs((double)got[i] - want[i]);
+                if (!(diff <= atol + 1e-5 * Math.Abs((double)want[i])))
+                    throw new AssertionException(string.Format("{0}: element {1}: got {2:R} want {3:R}", what, i, got[i], want[i]));
+            }
+        }
+
+        private static bool SameBits(float[] a, float[] b)
+        {
+            if (a.Length != b.Length) return false;
+            for (int i = 0; i < a.Length; i++)
+                if (BitConverter.ToInt32(BitConverter.GetBytes(a[i]), 0) != BitConverter.ToInt32(BitConverter.GetBytes(b[i]), 0))
+                    return false;
+            return true;
+        }
+
+        private static void AssertSameBits(string what, float[] got, float[] want)
+        {
+            Assert.True(SameBits(got, want), what + ": results differ bitwise");
+        }
+
+        private static bool Finite(float x) { return !float.IsNaN(x) && !float.IsInfinity(x); }
+
+        // Runs body on n threads and rethrows the first failure.
+        private static void OnThreads(int n, Action<int> body)
+        {
+            var errors = new List<Exception>();
+            var threads = Enumerable.Range(0, n).Select(w => new Thread(() =>
+            {
+                try { body(w); }
+                catch (Exception e) { lock (errors) errors.Add(e); }
+            })).ToList();
+            threads.ForEach(t => t.Start());
+            threads.ForEach(t => t.Join());
+            if (errors.Count > 0)
+                throw new AssertionException(string.Format("{0} thread(s) failed; first: {1}", errors.Count, errors[0]));
+        }
+
+        // ---------------------------------------------------------------- library
+
+        [Test]
+        private static void VersionAndAbi()
+        {
+            Assert.True(Regex.IsMatch(Library.Version, @"^\d+\.\d+\.\d+"), "Version = " + Library.Version);
+            Assert.Equal(Library.HeaderAbiVersion, Library.AbiVersion, "runtime ABI vs binding");
+            Library.CheckAbi();
+            string header = File.ReadAllText(Path.Combine(Root, "include", "electra.h"));
+            var abi = Regex.Match(header, @"#define ELECTRA_ABI_VERSION (\d+)");
+            Assert.True(abi.Success, "electra.h defines ELECTRA_ABI_VERSION");
+            Assert.Equal(Library.HeaderAbiVersion, uint.Parse(abi.Groups[1].Value), "ELECTRA_ABI_VERSION in electra.h");
+            // Every status code of the header is mirrored by the Status enum, and vice versa.
+            var codes = Regex.Matches(header, @"#define ELECTRA_(OK|ERR_[A-Z_]+) (\d+)").Cast<Match>().ToList();
+            Assert.Equal(Enum.GetValues(typeof(Status)).Length, codes.Count, "number of status codes");
+            foreach (var m in codes)
+            {
+                string name = string.Concat(m.Groups[1].Value.Replace("ERR_", "").Split('_')
+                    .Select(w => w.Substring(0, 1) + w.Substring(1).ToLowerInvariant()));
+                Status s;
+                Assert.True(Enum.TryParse(name, out s), "Status lacks " + name);
+                Assert.Equal(int.Parse(m.Groups[2].Value), (int)s, "Status." + name);
+            }
+            Assert.Equal("invalid argument", Library.StatusName(Status.InvalidArgument), "status name");
+            Assert.Equal("cancelled", Library.StatusName(Status.Cancelled), "status name");
+            Assert.Equal("unknown status", Library.StatusName((Status)999), "status name");
+        }
+
+        [Test]
+        private static void StructLayoutsMatchTheHeader()
+        {
+            // C layout on LP64 targets (x86-64, aarch64). electra_model_info: ten 4-byte fields, a
+            // uint64 at 40, a uint32 at 48, padded to 56. electra_step_stats: uint32, padding,
+            // uint64 at 8, six floats. electra_finetune_stats: uint32, padding, uint64, four floats.
+            Assert.Equal(56, Marshal.SizeOf(typeof(ModelInfo)), "sizeof(electra_model_info)");
+            Assert.Equal(36, (int)Marshal.OffsetOf(typeof(ModelInfo), "generatorHiddenSize"), "offsetof generator_hidden_size");
+            Assert.Equal(40, (int)Marshal.OffsetOf(typeof(ModelInfo), "numParameters"), "offsetof num_parameters");
+            Assert.Equal(48, (int)Marshal.OffsetOf(typeof(ModelInfo), "numLabels"), "offsetof num_labels");
+            Assert.Equal(40, Marshal.SizeOf(typeof(StepStats)), "sizeof(electra_step_stats)");
+            Assert.Equal(8, (int)Marshal.OffsetOf(typeof(StepStats), "step"), "offsetof step");
+            Assert.Equal(36, (int)Marshal.OffsetOf(typeof(StepStats), "gradNorm"), "offsetof grad_norm");
+            Assert.Equal(32, Marshal.SizeOf(typeof(FineTuneStats)), "sizeof(electra_finetune_stats)");
+            Assert.Equal(8, (int)Marshal.OffsetOf(typeof(FineTuneStats), "step"), "offsetof step");
+            Assert.Equal(28, (int)Marshal.OffsetOf(typeof(FineTuneStats), "gradNorm"), "offsetof grad_norm");
+            // The header's structs have exactly the fields mirrored here, in this order.
+            string header = File.ReadAllText(Path.Combine(Root, "include", "electra.h"));
+            foreach (var mirror in new[] { Tuple.Create("electra_model_info", typeof(ModelInfo)),
+                Tuple.Create("electra_step_stats", typeof(StepStats)), Tuple.Create("electra_finetune_stats", typeof(FineTuneStats)) })
+            {
+                var body = Regex.Match(header, @"typedef struct \{([^}]*)\} " + mirror.Item1 + ";");
+                Assert.True(body.Success, "electra.h defines " + mirror.Item1);
+                var cFields = Regex.Matches(Regex.Replace(body.Groups[1].Value, @"/\*.*?\*/", "", RegexOptions.Singleline),
+                    @"\b(\w+);").Cast<Match>().Select(m => m.Groups[1].Value.Replace("_", "")).ToList();
+                var csFields = mirror.Item2.GetFields(System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic
+                    | System.Reflection.BindingFlags.Public).OrderBy(f => (int)Marshal.OffsetOf(mirror.Item2, f.Name))
+                    .Select(f => f.Name.ToLowerInvariant()).ToList();
+                Assert.Equal(string.Join(",", cFields), string.Join(",", csFields), mirror.Item1 + " fields");
+            }
+        }
+
+        // ---------------------------------------------------------------- inference parity
+
+        [Test]
+        private static void DiscriminatorParity()
+        {
+            foreach (var c in Cases)
+            {
+                var e = Load(c);
+                using (var m = Model.Load(Fixture(c, "discriminator")))
+                using (var s = m.CreateSession())
+                {
+                    var info = m.Info;
+                    Assert.True(info.HasDiscriminator && !info.HasGenerator && info.HiddenSize == e.Dim("disc_hidden", 2)
+                        && info.NumParameters > 0 && info.MaxPositionEmbeddings >= e.SeqLen, c + ": " + info);
+                    AssertClose(c + " disc_logits", s.Discriminate(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen), e.Floats("disc_logits"));
+                    AssertClose(c + " disc_hidden", s.HiddenStates(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen), e.Floats("disc_hidden"));
+                    Assert.Fails(c + " generator logits without a generator", Status.Unsupported,
+                        () => s.GeneratorLogits(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen));
+                }
+            }
+        }
+
+        [Test]
+        private static void GeneratorParity()
+        {
+            foreach (var c in Cases)
+            {
+                var e = Load(c);
+                using (var m = Model.Load(Fixture(c, "generator")))
+                using (var s = new Session(m))
+                {
+                    Assert.True(!m.Info.HasDiscriminator && m.Info.HasGenerator && m.Info.VocabSize == e.Dim("gen_logits", 2), c + ": " + m.Info);
+                    AssertClose(c + " gen_logits", s.GeneratorLogits(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen), e.Floats("gen_logits"));
+                    Assert.Fails(c + " discriminate without a discriminator", Status.Unsupported,
+                        () => s.Discriminate(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen));
+                }
+            }
+        }
+
+        [Test]
+        private static void PairLayoutParity()
+        {
+            foreach (var c in Cases)
+            {
+                var e = Load(c);
+                using (var m = Model.Load(Fixture(c)))
+                using (var s = m.CreateSession())
+                {
+                    Assert.True(m.Info.HasDiscriminator && m.Info.HasGenerator && m.Info.GeneratorHiddenSize == e.Dim("gen_hidden", 2), c + ": " + m.Info);
+                    AssertClose(c + " disc_logits", s.Discriminate(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen), e.Floats("disc_logits"));
+                    AssertClose(c + " gen_logits", s.GeneratorLogits(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen), e.Floats("gen_logits"));
+                }
+            }
+        }
+
+        [Test]
+        private static void OptionalInputsAndOutputBuffers()
+        {
+            var e = Load("emb_lt_hidden");
+            using (var m = Model.Load(Fixture("emb_lt_hidden")))
+            using (var s = m.CreateSession())
+            {
+                int n = e.Batch * e.SeqLen;
+                var ones = Enumerable.Repeat(1, n).ToArray();
+                var zeros = new int[n];
+                AssertSameBits("null mask/types = ones/zeros", s.Discriminate(e.Ids, e.Batch, e.SeqLen),
+                    s.Discriminate(e.Ids, ones, zeros, e.Batch, e.SeqLen));
+                var buf = Enumerable.Repeat(-42f, n * s.Info.VocabSize + 5).ToArray();
+                s.GeneratorLogits(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen, buf);
+                AssertClose("GeneratorLogits into a buffer", buf.Take(n * s.Info.VocabSize).ToArray(), e.Floats("gen_logits"));
+                Assert.Equal(-42f, buf[buf.Length - 1], "beyond the result");
+                var hb = new float[n * s.Info.HiddenSize];
+                s.HiddenStates(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen, hb);
+                AssertClose("HiddenStates into a buffer", hb, e.Floats("disc_hidden"));
+                var db = new float[n];
+                s.Discriminate(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen, db);
+                AssertClose("Discriminate into a buffer", db, e.Floats("disc_logits"));
+            }
+        }
+
+        [Test]
+        private static void SharedModelManyThreads()
+        {
+            var e = Load("emb_eq_hidden");
+            using (var m = Model.Load(Fixture("emb_eq_hidden")))
+            {
+                float[] refD, refG;
+                using (var s = m.CreateSession())
+                {
+                    refD = s.Discriminate(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen);
+                    refG = s.GeneratorLogits(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen);
+                }
+                OnThreads(16, w =>
+                {
+                    using (var s = m.CreateSession())
+                        for (int i = 0; i < 25; i++)
+                        {
+                            bool disc = (w + i) % 2 == 0;
+                            var got = disc ? s.Discriminate(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen)
+                                           : s.GeneratorLogits(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen);
+                            AssertSameBits(string.Format("thread {0} iteration {1}", w, i), got, disc ? refD : refG);
+                        }
+                });
+            }
+        }
+
+        [Test]
+        private static void OneSessionManyThreads()
+        {
+            var e = Load("relu_act");
+            using (var m = Model.Load(Fixture("relu_act", "discriminator")))
+            using (var s = m.CreateSession())
+            {
+                var want = e.Floats("disc_hidden");
+                OnThreads(8, w =>
+                {
+                    for (int i = 0; i < 10; i++)
+                        AssertClose("shared session", s.HiddenStates(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen), want);
+                });
+            }
+        }
+
+        [Test]
+        private static void SessionOutlivesModel()
+        {
+            var e = Load("gelu_new_act");
+            var m = Model.Load(Fixture("gelu_new_act", "discriminator"));
+            using (var s = m.CreateSession())
+            {
+                m.Dispose();
+                Assert.True(m.IsDisposed, "IsDisposed");
+                AssertClose("after Model.Dispose", s.Discriminate(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen), e.Floats("disc_logits"));
+            }
+        }
+
+        [Test]
+        private static void FinalizersFreeForgottenHandles()
+        {
+            var e = Load("gelu_new_act");
+            for (int i = 0; i < 20; i++)
+            {
+                var s = Model.Load(Fixture("gelu_new_act")).CreateSession();
+                s.Discriminate(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen);
+                Trainer.Create("tiny", TinyOptions(null)).GetModel();
+            }
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            GC.Collect();
+        }
+
+        // ---------------------------------------------------------------- errors
+
+        [Test]
+        private static void LoadErrors()
+        {
+            string missing = Path.Combine(TempDir("load-errors"), "no-such-model");
+            Assert.Fails("missing dir", Status.Io, () => Model.Load(missing), "no-such-model");
+            Assert.Throws<ArgumentException>("NUL in path", () => Model.Load("bad\0path"));
+            Assert.Throws<ArgumentNullException>("null path", () => Model.Load(null));
+            string dir = TempDir("corrupt");
+            File.Copy(Fixture("relu_act", "discriminator", "config.json"), Path.Combine(dir, "config.json"));
+            File.WriteAllBytes(Path.Combine(dir, "model.safetensors"),
+                new byte[] { 16, 0, 0, 0, 0, 0, 0, 0, (byte)'{', (byte)'n', (byte)'o', (byte)'t' });
+            Assert.Fails("corrupt weights", Status.Format, () => Model.Load(dir), "model.safetensors");
+        }
+
+        [Test]
+        private static void InputErrors()
+        {
+            var e = Load("emb_lt_hidden");
+            using (var m = Model.Load(Fixture("emb_lt_hidden")))
+            using (var s = m.CreateSession())
+            {
+                var info = m.Info;
+                int n = e.Batch * e.SeqLen;
+                var bad = (int[])e.Ids.Clone();
+                bad[3] = info.VocabSize;
+                Assert.Fails("id = vocab_size", Status.InvalidArgument, () => s.Discriminate(bad, e.Mask, e.Types, e.Batch, e.SeqLen),
+                    info.VocabSize.ToString());
+                bad[3] = -1;
+                Assert.Fails("negative id", Status.InvalidArgument, () => s.Discriminate(bad, e.Mask, e.Types, e.Batch, e.SeqLen));
+                var badTypes = (int[])e.Types.Clone();
+                badTypes[0] = info.TypeVocabSize;
+                Assert.Fails("token type out of range", Status.InvalidArgument, () => s.HiddenStates(e.Ids, e.Mask, badTypes, e.Batch, e.SeqLen));
+                var badMask = (int[])e.Mask.Clone();
+                badMask[0] = 7;
+                Assert.Fails("mask not 0/1", Status.InvalidArgument, () => s.Discriminate(e.Ids, badMask, e.Types, e.Batch, e.SeqLen));
+                var tooLong = Enumerable.Repeat(5, info.MaxPositionEmbeddings + 1).ToArray();
+                Assert.Fails("seqLen > max positions", Status.InvalidArgument, () => s.Discriminate(tooLong, 1, tooLong.Length),
+                    "max_position_embeddings");
+
+                // Checked by the binding before anything is pinned.
+                Assert.Throws<ArgumentException>("short ids", () => s.Discriminate(e.Ids.Take(n - 1).ToArray(), e.Mask, e.Types, e.Batch, e.SeqLen));
+                Assert.Throws<ArgumentException>("short mask", () => s.Discriminate(e.Ids, e.Mask.Take(n - 1).ToArray(), e.Types, e.Batch, e.SeqLen));
+                Assert.Throws<ArgumentException>("empty types", () => s.GeneratorLogits(e.Ids, e.Mask, new int[0], e.Batch, e.SeqLen));
+                Assert.Throws<ArgumentNullException>("null ids", () => s.Discriminate(null, e.Batch, e.SeqLen));
+                Assert.Throws<ArgumentOutOfRangeException>("empty batch", () => s.Discriminate(new int[0], 0, 4));
+                Assert.Throws<ArgumentOutOfRangeException>("negative seqLen", () => s.Discriminate(e.Ids, 1, -n));
+                Assert.Throws<ArgumentException>("short output", () => s.Discriminate(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen, new float[n - 1]));
+                Assert.Throws<ArgumentNullException>("null output", () => s.HiddenStates(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen, null));
+
+                AssertClose("after refusals", s.Discriminate(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen), e.Floats("disc_logits"));
+            }
+        }
+
+        [Test]
+        private static void DisposedHandles()
+        {
+            var e = Load("relu_act");
+            var m = Model.Load(Fixture("relu_act"));
+            var s = m.CreateSession();
+            s.Dispose();
+            s.Dispose();
+            Assert.True(s.IsDisposed, "session IsDisposed");
+            Assert.Throws<ObjectDisposedException>("disposed session", () => s.Discriminate(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen));
+            m.Dispose();
+            m.Dispose();
+            Assert.Throws<ObjectDisposedException>("disposed model Info", () => { var i = m.Info; });
+            Assert.Throws<ObjectDisposedException>("disposed model CreateSession", () => m.CreateSession());
+            Assert.Throws<ObjectDisposedException>("disposed model Save", () => m.Save(TempDir("disposed-save")));
+            Assert.Throws<ArgumentNullException>("null model", () => new Session(null));
+
+            var t = Trainer.Create("tiny", TinyOptions(null));
+            t.Dispose();
+            t.Dispose();
+            t.Cancel(); // a no-op
+            var b = TrainBatch(0);
+            Assert.Throws<ObjectDisposedException>("disposed trainer Step", () => t.Step(b[0], b[1], b[2], TrainB, TrainT));
+            Assert.Throws<ObjectDisposedException>("disposed trainer Save", () => t.Save(TempDir("disposed-tsave")));
+            Assert.Throws<ObjectDisposedException>("disposed trainer Export", () => t.Export(TempDir("disposed-export")));
+            Assert.Throws<ObjectDisposedException>("disposed trainer GetModel", () => t.GetModel());
+        }
+
+        [Test]
+        private static void ErrorMessagesPerThread()
+        {
+            string root = TempDir("per-thread");
+            OnThreads(16, w =>
+            {
+                for (int i = 0; i < 20; i++)
+                {
+                    string name = string.Format("missing-{0}-{1}", w, i);
+                    var ex = Assert.Fails(name, Status.Io, () => Model.Load(Path.Combine(root, name)));
+                    Assert.True(Regex.IsMatch(ex.NativeMessage, Regex.Escape(name) + @"(\W|$)"),
+                        string.Format("thread {0}: message \"{1}\" is not about {2}", w, ex.NativeMessage, name));
+                }
+            });
+        }
+
+        [Test]
+        private static void SaveModelRoundTrip()
+        {
+            var e = Load("emb_lt_hidden");
+            string dir = Path.Combine(TempDir("save-model"), "saved");
+            using (var m = Model.Load(Fixture("emb_lt_hidden")))
+            using (var s = m.CreateSession())
+            {
+                m.Save(dir);
+                Assert.True(File.Exists(Path.Combine(dir, "discriminator", "config.json")), "discriminator saved");
+                Assert.True(File.Exists(Path.Combine(dir, "generator", "config.json")), "generator saved");
+                using (var m2 = Model.Load(dir))
+                using (var s2 = m2.CreateSession())
+                    AssertSameBits("saved model", s2.GeneratorLogits(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen),
+                        s.GeneratorLogits(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen));
+            }
+        }
+
+        // ---------------------------------------------------------------- fine-tuning
+
+        // cls_train.safetensors of emb_lt_hidden: a batch, its labels and PyTorch's logits.
+        private static Expected LoadCls(out int[] labels)
+        {
+            var f = SafeTensors.Read(Fixture("emb_lt_hidden", "cls_train.safetensors"));
+            var ids = f["input_ids"];
+            labels = f["labels"].Ints();
+            return new Expected
+            {
+                Ids = ids.Ints(), Mask = f["attention_mask"].Ints(), Types = f["token_type_ids"].Ints(),
+                Batch = ids.Shape[0], SeqLen = ids.Shape[1], F = f,
+            };
+        }
+
+        [Test]
+        private static void ClassifierParity()
+        {
+            int[] labels;
+            var c = LoadCls(out labels);
+            using (var m = Model.Load(Fixture("emb_lt_hidden", "classifier")))
+            using (var s = m.CreateSession())
+            {
+                Assert.Equal(3, m.Info.NumLabels, "NumLabels");
+                var logits = s.Classify(c.Ids, c.Mask, c.Types, c.Batch, c.SeqLen);
+                AssertClose("cls_logits", logits, c.Floats("cls_logits"));
+                var buf = new float[c.Batch * 3];
+                s.Classify(c.Ids, c.Mask, c.Types, c.Batch, c.SeqLen, buf);
+                AssertSameBits("Classify into a buffer", buf, logits);
+                Assert.Throws<ArgumentException>("short output", () => s.Classify(c.Ids, c.Mask, c.Types, c.Batch, c.SeqLen, new float[c.Batch * 3 - 1]));
+            }
+            using (var m = Model.Load(Fixture("emb_lt_hidden", "discriminator")))
+            using (var s = m.CreateSession())
+            {
+                Assert.Equal(0, m.Info.NumLabels, "NumLabels of a discriminator");
+                Assert.Fails("classify without a head", Status.Unsupported, () => s.Classify(c.Ids, c.Mask, c.Types, c.Batch, c.SeqLen), "classification head");
+            }
+        }
+
+        [Test]
+        private static void FineTunerTrainsSavesAndContinues()
+        {
+            int[] labels;
+            var c = LoadCls(out labels);
+            string dir = Path.Combine(TempDir("finetune"), "cls");
+            using (var f = FineTuner.Create(Fixture("emb_lt_hidden", "discriminator"), 3,
+                new Dictionary<string, object> { { "learning_rate", 1e-3 }, { "seed", 3 }, { "threads", 1 } }))
+            {
+                FineTuneStats first = default(FineTuneStats), last = default(FineTuneStats);
+                for (int k = 1; k <= 10; k++)
+                {
+                    var s = f.Step(c.Ids, c.Mask, c.Types, labels, c.Batch, c.SeqLen);
+                    Assert.True(s.Step == k && Finite(s.Loss) && s.Loss > 0 && Finite(s.GradNorm) && s.Accuracy >= 0 && s.Accuracy <= 1, s.ToString());
+                    if (k == 1) first = s;
+                    last = s;
+                }
+                Assert.True(last.Loss < first.Loss, string.Format("loss did not fall: {0} -> {1}", first.Loss, last.Loss));
+                f.Step(c.Ids, null, null, labels, c.Batch, c.SeqLen);
+                f.Save(dir);
+            }
+            using (var m = Model.Load(dir))
+            using (var s = m.CreateSession())
+            {
+                Assert.Equal(3, m.Info.NumLabels, "saved NumLabels");
+                var logits = s.Classify(c.Ids, c.Mask, c.Types, c.Batch, c.SeqLen);
+                Assert.True(logits.Length == c.Batch * 3 && logits.All(Finite), "classify the saved classifier");
+            }
+            using (var g = FineTuner.Create(dir, 0, "{\"threads\": 1}"))
+                Assert.Equal(1L, g.Step(c.Ids, c.Mask, c.Types, labels, c.Batch, c.SeqLen).Step, "continued fine-tuning");
+        }
+
+        [Test]
+        private static void FineTunerErrors()
+        {
+            int[] labels;
+            var c = LoadCls(out labels);
+            string disc = Fixture("emb_lt_hidden", "discriminator");
+            Assert.Fails("0 labels for a new head", Status.InvalidArgument, () => FineTuner.Create(disc, 0), "two labels");
+            Assert.Throws<ArgumentOutOfRangeException>("negative labels", () => FineTuner.Create(disc, -1));
+            Assert.Fails("generator checkpoint", Status.InvalidArgument, () => FineTuner.Create(Fixture("emb_lt_hidden", "generator"), 2), "discriminator");
+            Assert.Fails("unknown option", Status.InvalidArgument, () => FineTuner.Create(disc, 2, "{\"layerwise_lr_decy\": 0.9}"), "layerwise_lr_decy");
+            Assert.Fails("missing dir", Status.Io, () => FineTuner.Create(Path.Combine(TempDir("ft-missing"), "nope"), 2), "nope");
+            var f = FineTuner.Create(disc, 3, "{\"threads\": 1}");
+            Assert.Fails("label out of range", Status.InvalidArgument, () => f.Step(c.Ids, c.Mask, c.Types, new[] { 0, 1, 3 }, c.Batch, c.SeqLen), "label 3");
+            Assert.Throws<ArgumentException>("short labels", () => f.Step(c.Ids, c.Mask, c.Types, labels.Take(c.Batch - 1).ToArray(), c.Batch, c.SeqLen));
+            Assert.Throws<ArgumentNullException>("null labels", () => f.Step(c.Ids, c.Mask, c.Types, null, c.Batch, c.SeqLen));
+            Assert.Throws<ArgumentException>("short ids", () => f.Step(c.Ids.Skip(1).ToArray(), c.Mask, c.Types, labels, c.Batch, c.SeqLen));
+            Assert.Equal(1L, f.Step(c.Ids, c.Mask, c.Types, labels, c.Batch, c.SeqLen).Step, "after refused steps");
+            f.Dispose();
+            f.Dispose();
+            Assert.Throws<ObjectDisposedException>("disposed fine-tuner Step", () => f.Step(c.Ids, c.Mask, c.Types, labels, c.Batch, c.SeqLen));
+            Assert.Throws<ObjectDisposedException>("disposed fine-tuner Save", () => f.Save(TempDir("ft-disposed")));
+        }
+
+        [Test]
+        private static void FineTunerConcurrentSteps()
+        {
+            int[] labels;
+            var c = LoadCls(out labels);
+            using (var f = FineTuner.Create(Fixture("emb_lt_hidden", "discriminator"), 3, "{\"threads\": 1}"))
+            {
+                OnThreads(4, w =>
+                {
+                    for (int i = 0; i < 3; i++) f.Step(c.Ids, c.Mask, c.Types, labels, c.Batch, c.SeqLen);
+                });
+                Assert.Equal(13L, f.Step(c.Ids, c.Mask, c.Types, labels, c.Batch, c.SeqLen).Step, "after 12 concurrent steps");
+            }
+        }
+
+        // ---------------------------------------------------------------- training
+
+        private const int TrainB = 4, TrainT = 16, TrainVocab = 200;
+
+        private static Dictionary<string, object> TinyOptions(Dictionary<string, object> extra)
+        {
+            var o = new Dictionary<string, object>
+            {
+                { "vocab_size", TrainVocab }, { "max_seq_len", 32 }, { "mask_token_id", 4 },
+                { "special_token_ids", new[] { 0, 1, 2, 3, 4 } }, { "threads", 1 }, { "seed", 7 },
+            };
+            if (extra != null)
+                foreach (var kv in extra) o[kv.Key] = kv.Value;
+            return o;
+        }
+
+        // Batch k: [CLS]=2 ... [SEP]=3, padded with 0 (mask 0); returns { ids, mask, types }.
+        private static int[][] TrainBatch(int k)
+        {
+            int n = TrainB * TrainT;
+            int[] ids = new int[n], mask = new int[n], types = new int[n];
+            for (int r = 0; r < TrainB; r++)
+            {
+                int len = TrainT - (r * 3 + k) % 7;
+                for (int i = 0; i < len; i++)
+                {
+                    int p = r * TrainT + i;
+                    ids[p] = i == 0 ? 2 : i == len - 1 ? 3 : 5 + (r * 17 + i * 7 + k * 3) % (TrainVocab - 5);
+                    mask[p] = 1;
+                    types[p] = i >= len / 2 ? 1 : 0;
+                }
+            }
+            return new[] { ids, mask, types };
+        }
+
+        // Field by field: the struct's padding bytes are not part of the value.
+        private static bool SameStats(StepStats a, StepStats b)
+        {
+            return a.Step == b.Step && SameBits(new[] { a.Loss, a.MlmLoss, a.DiscLoss, a.DiscAccuracy, a.LearningRate, a.GradNorm },
+                new[] { b.Loss, b.MlmLoss, b.DiscLoss, b.DiscAccuracy, b.LearningRate, b.GradNorm });
+        }
+
+        private static StepStats Step(Trainer t, int k)
+        {
+            var b = TrainBatch(k);
+            return t.Step(b[0], b[1], b[2], TrainB, TrainT);
+        }
+
+        [Test]
+        private static void TrainerSteps()
+        {
+            using (var t = Trainer.Create("tiny", TinyOptions(null)))
+            {
+                for (int k = 1; k <= 4; k++)
+                {
+                    var s = Step(t, k);
+                    Assert.Equal((long)k, s.Step, "Step");
+                    Assert.True(Finite(s.Loss) && s.Loss > 0 && Finite(s.MlmLoss) && Finite(s.DiscLoss) && Finite(s.GradNorm)
+                        && s.DiscAccuracy >= 0 && s.DiscAccuracy <= 1 && s.LearningRate >= 0, s.ToString());
+                }
+                Assert.Equal(5L, t.Step(TrainBatch(0)[0], TrainB, TrainT).Step, "step without mask/types");
+            }
+        }
+
+        [Test]
+        private static void TrainerOptionForms()
+        {
+            string json = "{\"vocab_size\": 200, \"max_seq_len\": 32, \"mask_token_id\": 4, \"special_token_ids\": [0,1,2,3,4], \"threads\": 1}";
+            using (var a = Trainer.Create("tiny", json))
+            using (var b = Trainer.Create("tiny", TinyOptions(new Dictionary<string, object> { { "seed", 0 }, { "learning_rate", 1e-3f },
+                { "objective", "electra" }, { "bias_correction", true } })))
+            {
+                Step(a, 0);
+                Step(b, 0);
+            }
+        }
+
+        [Test]
+        private static void TrainerBadOptions()
+        {
+            Assert.Fails("unknown key", Status.InvalidArgument,
+                () => Trainer.Create("tiny", TinyOptions(new Dictionary<string, object> { { "learning_rat", 0.1 } })), "learning_rat");
+            Assert.Fails("out of range", Status.InvalidArgument,
+                () => Trainer.Create("tiny", TinyOptions(new Dictionary<string, object> { { "mask_prob", 1.5 } })), "mask_prob");
+            Assert.Fails("wrong type", Status.InvalidArgument,
+                () => Trainer.Create("tiny", TinyOptions(new Dictionary<string, object> { { "seed", "seven" } })), "options");
+            Assert.Fails("malformed JSON", Status.InvalidArgument, () => Trainer.Create("tiny", "{\"vocab_size\": 200,"), "options");
+            Assert.Fails("unknown preset", Status.Io, () => Trainer.Create("huge", TinyOptions(null)), "huge");
+            Assert.Fails("mask token outside the vocabulary", Status.InvalidArgument,
+                () => Trainer.Create("tiny", TinyOptions(new Dictionary<string, object> { { "mask_token_id", 5000 } })), "mask_token_id");
+            Assert.Fails("resume from a missing dir", Status.Io,
+                () => Trainer.Resume(Path.Combine(TempDir("resume-missing"), "nothing-here")), "nothing-here");
+            Assert.Throws<ArgumentException>("NaN option", () => Trainer.Create("tiny", TinyOptions(new Dictionary<string, object> { { "learning_rate", double.NaN } })));
+            Assert.Throws<ArgumentException>("unwritable option", () => Trainer.Create("tiny", TinyOptions(new Dictionary<string, object> { { "seed", new object() } })));
+        }
+
+        [Test]
+        private static void TrainerBadInput()
+        {
+            using (var t = Trainer.Create("tiny", TinyOptions(null)))
+            {
+                var b = TrainBatch(0);
+                var bad = (int[])b[0].Clone();
+                bad[5] = TrainVocab;
+                Assert.Fails("id out of range", Status.InvalidArgument, () => t.Step(bad, b[1], b[2], TrainB, TrainT));
+                Assert.Throws<ArgumentException>("short ids", () => t.Step(b[0].Take(10).ToArray(), b[1], b[2], TrainB, TrainT));
+                Assert.Throws<ArgumentException>("short types", () => t.Step(b[0], b[1], new int[3], TrainB, TrainT));
+                Assert.Throws<ArgumentOutOfRangeException>("empty batch", () => t.Step(b[0], b[1], b[2], 0, TrainT));
+                var tooLong = Enumerable.Repeat(9, 33).ToArray();
+                Assert.Fails("seqLen > max_seq_len", Status.InvalidArgument, () => t.Step(tooLong, 1, 33));
+                Assert.Equal(1L, Step(t, 0).Step, "nothing applied by refused steps");
+                Assert.Throws<ArgumentException>("NUL in dir", () => t.Save("a\0b"));
+                string file = Path.Combine(TempDir("bad-input"), "file");
+                File.WriteAllText(file, "x");
+                Assert.Fails("save under a file", Status.Io, () => t.Save(Path.Combine(file, "sub")));
+            }
+        }
+
+        [Test]
+        private static void TrainerSaveResumeExport()
+        {
+            string ckpt = Path.Combine(TempDir("ckpt"), "ckpt");
+            string export = Path.Combine(TempDir("export"), "export");
+            using (var t = Trainer.Create("tiny", TinyOptions(null)))
+            {
+                Step(t, 0);
+                Step(t, 1);
+                t.Save(ckpt);
+                Assert.True(File.Exists(Path.Combine(ckpt, "trainer.safetensors")), "trainer.safetensors written");
+                var a2 = Step(t, 2);
+                var a3 = Step(t, 3);
+                using (var r = Trainer.Resume(ckpt))
+                {
+                    var b2 = Step(r, 2);
+                    var b3 = Step(r, 3);
+                    Assert.True(SameStats(a2, b2) && SameStats(a3, b3) && b3.Step == 4,
+                        string.Format("resumed run differs: {0} {1} vs {2} {3}", a2, a3, b2, b3));
+                }
+                using (var snap = t.GetModel())
+                {
+                    Assert.True(snap.Info.HasDiscriminator && snap.Info.HasGenerator && snap.Info.VocabSize == TrainVocab, snap.Info.ToString());
+                    t.Export(export);
+                    Step(t, 4); // changes neither the snapshot nor the export
+                    var b = TrainBatch(9);
+                    using (var loaded = Model.Load(export))
+                    using (var s1 = snap.CreateSession())
+                    using (var s2 = loaded.CreateSession())
+                    {
+                        AssertSameBits("export vs snapshot", s2.Discriminate(b[0], b[1], b[2], TrainB, TrainT),
+                            s1.Discriminate(b[0], b[1], b[2], TrainB, TrainT));
+                        AssertSameBits("export vs snapshot (generator)", s2.GeneratorLogits(b[0], b[1], b[2], TrainB, TrainT),
+                            s1.GeneratorLogits(b[0], b[1], b[2], TrainB, TrainT));
+                    }
+                }
+            }
+            using (var t2 = Trainer.Create(export, TinyOptions(null)))
+                Step(t2, 0);
+        }
+
+        [Test]
+        private static void TrainerCancelBeforeStep()
+        {
+            using (var t = Trainer.Create("tiny", TinyOptions(null)))
+            {
+                Step(t, 0);
+                t.Cancel();
+                Assert.Fails("cancelled step", Status.Cancelled, () => Step(t, 1));
+                Assert.Equal(2L, Step(t, 1).Step, "step after a cancelled one");
+            }
+        }
+
+        [Test]
+        private static void TrainerCancelFromAnotherThread()
+        {
+            using (var t = Trainer.Create("tiny", TinyOptions(new Dictionary<string, object> { { "max_seq_len", 64 } })))
+            {
+                const int b = 8, T = 64;
+                var ids = Enumerable.Range(0, b * T).Select(i => 5 + (i * 31) % (TrainVocab - 5)).ToArray();
+                long last = 0;
+                bool cancelled = false;
+                Exception failure = null;
+                var started = new ManualResetEventSlim();
+                var worker = new Thread(() =>
+                {
+                    try
+                    {
+                        for (int i = 0; i < 100000; i++)
+                        {
+                            StepStats s;
+                            try
+                            {
+                                s = t.Step(ids, b, T);
+                            }
+                            catch (ElectraException ex)
+                            {
+                                if (ex.Status != Status.Cancelled) throw;
+                                cancelled = true;
+                                return;
+                            }
+                            finally
+                            {
+                                started.Set();
+                            }
+                            if (s.Step != last + 1) throw new AssertionException("step count skipped");
+                            last = s.Step;
+                        }
+                    }
+                    catch (Exception ex)
+                    {
+                        failure = ex;
+                    }
+                });
+                worker.Start();
+                started.Wait();
+                Thread.Sleep(20);
+                t.Cancel();
+                Assert.True(worker.Join(60000), "the stepping thread did not stop");
+                Assert.True(failure == null, "worker: " + failure);
+                Assert.True(cancelled, "never cancelled");
+                Assert.Equal(last + 1, t.Step(ids, b, T).Step, "step after cancel");
+            }
+        }
+
+        [Test]
+        private static void TrainerConcurrentSteps()
+        {
+            using (var t = Trainer.Create("tiny", TinyOptions(null)))
+            {
+                OnThreads(4, w =>
+                {
+                    for (int i = 0; i < 3; i++) Step(t, w + i);
+                });
+                Assert.Equal(13L, Step(t, 0).Step, "after 12 concurrent steps");
+            }
+        }
+
+        [Test]
+        private static void TrainerDisposeWhileStepping()
+        {
+            // The SafeHandle defers the native free until the running step returns.
+            var t = Trainer.Create("tiny", TinyOptions(new Dictionary<string, object> { { "max_seq_len", 64 } }));
+            var ids = Enumerable.Range(0, 8 * 64).Select(i => 5 + (i * 13) % (TrainVocab - 5)).ToArray();
+            Exception failure = null;
+            var started = new ManualResetEventSlim();
+            var worker = new Thread(() =>
+            {
+                try
+                {
+                    for (int i = 0; i < 100000; i++)
+                    {
+                        started.Set();
+                        t.Step(ids, 8, 64);
+                    }
+                }
+                catch (ObjectDisposedException)
+                {
+                }
+                catch (Exception ex)
+                {
+                    failure = ex;
+                }
+            });
+            worker.Start();
+            started.Wait();
+            Thread.Sleep(10);
+            t.Dispose();
+            Assert.True(worker.Join(60000), "the stepping thread did not stop");
+            Assert.True(failure == null, "worker: " + failure);
+            Assert.True(t.IsDisposed, "IsDisposed");
+        }
+    }
+}

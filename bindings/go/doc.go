@@ -1,0 +1,23 @@
+// Package electra binds libelectra, the C ABI of the electra crate: ELECTRA text encoders
+// (replaced-token detection, generator logits, hidden states) and their pre-training.
+//
+// The package links against ../../target/release/libelectra.so and includes
+// ../../include/electra.h, so build the library first:
+//
+//	cargo build --release --lib
+//	cd bindings/go && go test -race ./...
+//
+// Handles (Model, Session, Trainer) wrap native objects: call Close when done. A finalizer
+// frees a handle that is dropped without Close, but Close releases memory promptly and is
+// idempotent.
+//
+// Concurrency: a Model may be shared by any number of goroutines (typically one Session per
+// goroutine). A Session or a Trainer serialises its own calls with a mutex, so concurrent use
+// is safe but not parallel. Trainer.Cancel may be called from any goroutine while another
+// steps.
+//
+// Errors from the library are *Error values carrying a Status code and the library's
+// message; compare codes with errors.Is(err, electra.ErrCancelled) and the like. The binding
+// reads the library's thread-local message inside the same cgo call that failed, so messages
+// are never mixed up when goroutines move between OS threads.
+package electra

@@ -1,0 +1,3 @@
+module github.com/electra-project/electra/bindings/go
+
+go 1.19

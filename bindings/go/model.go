@@ -1,0 +1,93 @@
+package electra
+
+// #include "electra.h"
+import "C"
+
+import (
+	"runtime"
+	"sync"
+)
+
+// ModelInfo describes a model's dimensions (electra_model_info).
+type ModelInfo struct {
+	VocabSize             int  // V
+	HiddenSize            int  // the discriminator's hidden width (the generator's without one)
+	EmbeddingSize         int  // E
+	MaxPositionEmbeddings int  // largest seqLen accepted
+	TypeVocabSize         int  // number of token types accepted
+	NumHiddenLayers       int  // encoder layers of the discriminator (else the generator)
+	HasDiscriminator      bool // Discriminate and HiddenStates need it
+	HasGenerator          bool // GeneratorLogits needs it
+	GeneratorHiddenSize   int  // 0 without a generator
+	NumParameters         uint64
+	NumLabels             int // labels of the classification head (0 without one)
+}
+
+// Model is loaded, immutable weights. It is safe for concurrent use: share one Model between
+// goroutines, each with its own Session. Sessions keep the weights alive, so a Model may be
+// closed while its sessions are still in use.
+type Model struct {
+	mu   sync.RWMutex // read-held by calls, write-held by Close
+	ptr  *C.electra_model
+	info ModelInfo
+}
+
+func wrapModel(p *C.electra_model) (*Model, error) {
+	info, err := nativeModelInfo(p)
+	if err != nil {
+		nativeModelFree(p)
+		return nil, err
+	}
+	m := &Model{ptr: p, info: info}
+	runtime.SetFinalizer(m, (*Model).Close)
+	return m, nil
+}
+
+// LoadModel loads a HuggingFace ELECTRA directory (config.json + model.safetensors of an
+// ElectraForPreTraining or ElectraForMaskedLM), or a pair layout (path/discriminator,
+// path/generator).
+func LoadModel(path string) (*Model, error) {
+	if err := CheckABI(); err != nil {
+		return nil, err
+	}
+	p, err := nativeModelLoad(path)
+	if err != nil {
+		return nil, err
+	}
+	return wrapModel(p)
+}
+
+// Info returns the model's dimensions.
+func (m *Model) Info() (ModelInfo, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.ptr == nil {
+		return ModelInfo{}, closedError("model")
+	}
+	return m.info, nil
+}
+
+// Save writes the model in the pair layout under dir (dir/discriminator, dir/generator),
+// each a HuggingFace directory.
+func (m *Model) Save(dir string) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.ptr == nil {
+		return closedError("model")
+	}
+	err := nativeModelSave(m.ptr, dir)
+	runtime.KeepAlive(m)
+	return err
+}
+
+// Close frees the model. It is idempotent; sessions made from the model stay usable.
+func (m *Model) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ptr != nil {
+		nativeModelFree(m.ptr)
+		m.ptr = nil
+		runtime.SetFinalizer(m, nil)
+	}
+	return nil
+}
