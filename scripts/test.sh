@@ -41,5 +41,12 @@ suite "cargo test" cargo test
 suite "cuda build (no GPU needed)" cargo build --features cuda
 suite "C ABI under valgrind" bash tests/c/run.sh
 
+# --- Language bindings (bindings/go, bindings/csharp; owned by the bindings engineer) ---
+# Need golang-go (Go >= 1.19) and mono-mcs + mono-runtime; each script builds the release
+# library first (cargo build --release --lib) and runs its suite against it.
+suite "Go binding (go test -race)" bash bindings/go/test.sh
+suite "C# binding (mono)" bash bindings/csharp/test.sh
+# --- end of language bindings ---
+
 print_summary
 echo "all suites passed"
