@@ -621,7 +621,7 @@ static void test_files(void) {
     if (heads) {
         edited = malloc(clen + 1);
         memcpy(edited, config, clen + 1);
-        edited[heads - config + strlen("\"num_attention_heads\": ")] = '3';
+        edited[(size_t)(heads - config) + strlen("\"num_attention_heads\": ")] = '3';
         dir = damaged_copy("heads", weights, wlen, edited);
         expect_load_fails(dir, ELECTRA_ERR_FORMAT, "num_attention_heads");
         remove_copy(dir);
