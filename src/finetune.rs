@@ -61,7 +61,7 @@ impl FinetuneOptions {
     pub fn from_json(json: Option<&str>) -> Result<Self> {
         let o: FinetuneOptions = match json.map(str::trim).filter(|s| !s.is_empty()) {
             None => Self::default(),
-            Some(s) => serde_json::from_str(s).map_err(|e| Error::arg(format!("options: {e}")))?,
+            Some(s) => crate::pretrain::options::parse_json_options(s)?,
         };
         let ok = |x: f32| x.is_finite() && x >= 0.0;
         if !ok(o.learning_rate) || !ok(o.weight_decay) || !ok(o.max_grad_norm) {
@@ -135,7 +135,16 @@ impl FineTuner {
     /// `opts.seed`). `labels` may be empty when `dir` already is a classifier.
     pub fn new(dir: &Path, labels: &[String], opts: FinetuneOptions) -> Result<Self> {
         let loaded = crate::io::hf::load(dir)?;
-        let model = if loaded.cls.is_some() && labels.is_empty() {
+        let existing = loaded.cls.as_ref().map(|c| c.num_labels);
+        let model = if let Some(n) = existing.filter(|_| loaded.disc.is_none()) {
+            if !labels.is_empty() && labels.len() != n {
+                return Err(Error::arg(format!(
+                    "{} is a classifier with {n} labels; {} were asked for (pass none, or the same number, to \
+                     continue it)",
+                    dir.display(),
+                    labels.len()
+                )));
+            }
             loaded
         } else {
             let src = loaded

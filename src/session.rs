@@ -147,11 +147,19 @@ impl Session {
     /// The discriminator's last hidden states, `[B, T, H]` into `out[..B·T·H]`.
     pub fn hidden_states(&mut self, batch: &Batch, out: &mut [f32]) -> Result<()> {
         let n = batch.tokens()?;
-        let h = self.model.disc.as_ref().map_or(0, |d| d.config.hidden_size);
+        // The discriminator's encoder, or a fine-tuned classifier's.
+        let model = self.model.clone();
+        let (cfg, enc) = match (&model.disc, &model.cls) {
+            (Some(d), _) => (&d.config, &d.encoder),
+            (None, Some(c)) => (&c.config, &c.encoder),
+            (None, None) => return Err(Error::Unsupported("the model has no discriminator or classifier encoder".into())),
+        };
+        let h = cfg.hidden_size;
         check_out(out, n.checked_mul(h).ok_or_else(|| Error::arg("output size overflows"))?)?;
-        self.run_disc(batch)?;
-        let d = self.model.disc.as_ref().expect("checked");
-        out[..n * h].copy_from_slice(&self.disc_acts.output(&d.encoder)[..n * h]);
+        batch.validate(cfg)?;
+        let w = &model.params.data;
+        enc.forward(w, &mut self.disc_acts, batch.input_ids, batch.token_type_ids, batch.attention_mask, batch.batch, batch.seq_len);
+        out[..n * h].copy_from_slice(&self.disc_acts.output(enc)[..n * h]);
         Ok(())
     }
 

@@ -9,13 +9,15 @@ use crate::finetune::{FineTuner, FinetuneOptions};
 use crate::session::Batch;
 use std::ffi::c_char;
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 
 const FINETUNER_MAGIC: u64 = 0x454c_4543_4654_554e; // "ELECFTUN"
 
 /// Opaque fine-tuning state. Free with `electra_finetuner_free`.
 pub struct electra_finetuner {
     magic: u64,
-    ft: FineTuner,
+    // One thread at a time: concurrent use becomes a clear error, not a data race.
+    ft: Mutex<FineTuner>,
 }
 
 /// What one `electra_finetuner_step` measured. Set `struct_size` to
@@ -37,12 +39,18 @@ pub struct electra_finetune_stats {
     pub grad_norm: f32,
 }
 
-unsafe fn ft_mut<'a>(p: *mut electra_finetuner) -> Result<&'a mut FineTuner> {
-    match p.as_mut() {
-        Some(f) if f.magic == FINETUNER_MAGIC => Ok(&mut f.ft),
+unsafe fn ft_check<'a>(p: *mut electra_finetuner) -> Result<&'a electra_finetuner> {
+    match p.as_ref() {
+        Some(f) if f.magic == FINETUNER_MAGIC => Ok(f),
         Some(_) => Err(Error::InvalidHandle("not a live electra_finetuner")),
         None => Err(Error::InvalidHandle("electra_finetuner is NULL")),
     }
+}
+
+unsafe fn ft_lock<'a>(p: *mut electra_finetuner) -> Result<MutexGuard<'a, FineTuner>> {
+    ft_check(p)?.ft.try_lock().map_err(|_| {
+        Error::arg("the fine-tuner is in use by another thread (or was poisoned by a panic in an earlier call)")
+    })
 }
 
 unsafe fn batch_from<'a>(
@@ -95,7 +103,7 @@ pub unsafe extern "C" fn electra_finetuner_new(
         }
         let labels: Vec<String> = (0..num_labels).map(|i| format!("LABEL_{i}")).collect();
         let ft = FineTuner::new(Path::new(dir), &labels, FinetuneOptions::from_json(json)?)?;
-        *out = Box::into_raw(Box::new(electra_finetuner { magic: FINETUNER_MAGIC, ft }));
+        *out = Box::into_raw(Box::new(electra_finetuner { magic: FINETUNER_MAGIC, ft: Mutex::new(ft) }));
         Ok(())
     })
 }
@@ -118,7 +126,7 @@ pub unsafe extern "C" fn electra_finetuner_step(
     stats: *mut electra_finetune_stats,
 ) -> electra_status {
     guard(|| {
-        let ft = ft_mut(f)?;
+        let mut ft = ft_lock(f)?;
         let b = batch_from(input_ids, attention_mask, token_type_ids, batch, seq_len)?;
         if labels.is_null() {
             return Err(Error::NullPointer("labels"));
@@ -155,7 +163,7 @@ pub unsafe extern "C" fn electra_finetuner_step(
 #[no_mangle]
 pub unsafe extern "C" fn electra_finetuner_save(f: *mut electra_finetuner, dir: *const c_char) -> electra_status {
     guard(|| {
-        let ft = ft_mut(f)?;
+        let ft = ft_lock(f)?;
         ft.save(Path::new(c_str(dir, "dir")?))
     })
 }
@@ -167,7 +175,7 @@ pub unsafe extern "C" fn electra_finetuner_save(f: *mut electra_finetuner, dir: 
 #[no_mangle]
 pub unsafe extern "C" fn electra_finetuner_free(f: *mut electra_finetuner) {
     guard_void(|| {
-        if ft_mut(f).is_ok() {
+        if ft_check(f).is_ok() {
             (*f).magic = 0;
             drop(Box::from_raw(f));
         }

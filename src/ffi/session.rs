@@ -5,6 +5,7 @@ use super::status::*;
 use super::{check_tag, guard, guard_void, in_slice};
 use crate::error::{Error, Result};
 use crate::session::{Batch, Session};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 const SESSION_MAGIC: u64 = 0x454c_4543_5345_5353; // "ELECSESS"
 
@@ -18,12 +19,30 @@ pub struct electra_session {
 #[repr(C)]
 struct SessionHandle {
     magic: u64,
-    session: Session,
+    // A session is used by one thread at a time; the lock turns a host's accidental concurrent
+    // use into a clear error instead of a data race.
+    session: Mutex<Session>,
 }
 
-unsafe fn session_mut<'a>(p: *mut electra_session) -> Result<&'a mut Session> {
-    check_tag(p, SESSION_MAGIC, "electra_session is NULL", "not a live electra_session")?;
-    Ok(&mut (*p.cast::<SessionHandle>()).session)
+unsafe fn session_check(p: *mut electra_session) -> Result<()> {
+    check_tag(p, SESSION_MAGIC, "electra_session is NULL", "not a live electra_session")
+}
+
+unsafe fn session_lock<'a>(p: *mut electra_session) -> Result<MutexGuard<'a, Session>> {
+    session_check(p)?;
+    let h = &*p.cast::<SessionHandle>();
+    h.session.try_lock().map_err(|e| match e {
+        TryLockError::WouldBlock => {
+            Error::arg("the session is in use by another thread (a session serves one thread at a time)")
+        }
+        // A panic during an earlier call (already reported): the scratch buffers are only
+        // overwritten by the next call, so the session stays usable.
+        TryLockError::Poisoned(p) => {
+            h.session.clear_poison();
+            drop(p.into_inner());
+            Error::Internal("the session was poisoned by an earlier panic; retry".into())
+        }
+    })
 }
 
 /// Creates an inference session over `m`. The session keeps the weights alive, so `m` may be
@@ -42,7 +61,9 @@ pub unsafe extern "C" fn electra_session_new(
         }
         *out = std::ptr::null_mut();
         let model = electra_model::from_ptr(m)?.model.clone();
-        *out = Box::into_raw(Box::new(SessionHandle { magic: SESSION_MAGIC, session: Session::new(model) })).cast();
+        *out =
+            Box::into_raw(Box::new(SessionHandle { magic: SESSION_MAGIC, session: Mutex::new(Session::new(model)) }))
+                .cast();
         Ok(())
     })
 }
@@ -54,7 +75,7 @@ pub unsafe extern "C" fn electra_session_new(
 #[no_mangle]
 pub unsafe extern "C" fn electra_session_free(s: *mut electra_session) {
     guard_void(|| {
-        if session_mut(s).is_ok() {
+        if session_check(s).is_ok() {
             let h = s.cast::<SessionHandle>();
             (*h).magic = 0;
             drop(Box::from_raw(h));
@@ -77,7 +98,7 @@ pub(crate) unsafe fn run(
     f: Run,
 ) -> electra_status {
     guard(|| {
-        let sess = session_mut(s)?;
+        let mut sess = session_lock(s)?;
         if input_ids.is_null() {
             return Err(Error::NullPointer("input_ids"));
         }
@@ -95,7 +116,7 @@ pub(crate) unsafe fn run(
             batch,
             seq_len,
         };
-        f(sess, &b, std::slice::from_raw_parts_mut(out, out_len))
+        f(&mut sess, &b, std::slice::from_raw_parts_mut(out, out_len))
     })
 }
 

@@ -93,12 +93,35 @@ impl Default for TrainOptions {
     }
 }
 
+/// Parses a JSON object of options into `T` (whose fields all have defaults). Errors name the
+/// offending key: unknown keys and values of the wrong type alike.
+pub fn parse_json_options<T: serde::de::DeserializeOwned>(json: &str) -> Result<T> {
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| Error::arg(format!("options: not valid JSON: {e}")))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(Error::arg("options: expected a JSON object"));
+    };
+    match serde_json::from_value::<T>(serde_json::Value::Object(map.clone())) {
+        Ok(t) => Ok(t),
+        Err(whole) => {
+            // Find the key: try each one alone over the defaults.
+            for (k, v) in &map {
+                let one = serde_json::Value::Object([(k.clone(), v.clone())].into_iter().collect());
+                if let Err(e) = serde_json::from_value::<T>(one) {
+                    return Err(Error::arg(format!("options: key {k:?}: {e}")));
+                }
+            }
+            Err(Error::arg(format!("options: {whole}")))
+        }
+    }
+}
+
 impl TrainOptions {
     /// Parses a JSON object (`None` or empty: all defaults) and validates it.
     pub fn from_json(json: Option<&str>) -> Result<Self> {
         let o: TrainOptions = match json.map(str::trim).filter(|s| !s.is_empty()) {
             None => TrainOptions::default(),
-            Some(s) => serde_json::from_str(s).map_err(|e| Error::arg(format!("options: {e}")))?,
+            Some(s) => parse_json_options(s)?,
         };
         o.validate()?;
         Ok(o)
@@ -191,7 +214,10 @@ mod tests {
         let e = TrainOptions::from_json(Some(r#"{"mask_prob": 1.5}"#)).unwrap_err().to_string();
         assert!(e.contains("mask_prob"), "{e}");
         let e = TrainOptions::from_json(Some(r#"{"objective": "gan"}"#)).unwrap_err().to_string();
-        assert!(e.contains("gan"), "{e}");
+        assert!(e.contains("gan") && e.contains("objective"), "{e}");
+        let e = TrainOptions::from_json(Some(r#"{"seed": "x"}"#)).unwrap_err().to_string();
+        assert!(e.contains("\"seed\""), "{e}");
+        assert!(TrainOptions::from_json(Some("[1]")).is_err());
         let o = TrainOptions::from_json(Some(r#"{"objective": "mlm", "seed": 7}"#)).unwrap();
         assert_eq!((o.objective, o.seed, o.disc_weight), (Objective::Mlm, 7, 50.0));
         assert_eq!(TrainOptions::default().max_predictions(), 19);

@@ -168,6 +168,12 @@ impl Trainer {
             m.init_weights(opts.seed);
             m
         } else {
+            if !Path::new(init).exists() {
+                return Err(Error::arg(format!(
+                    "init {init:?} is neither a preset ({}) nor an existing model directory",
+                    crate::config::PRESETS.join(", ")
+                )));
+            }
             let loaded = crate::io::hf::load(Path::new(init))?;
             match (opts.objective, &loaded.disc, &loaded.gen) {
                 (Objective::Electra, Some(d), None) => {
