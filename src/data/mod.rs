@@ -6,8 +6,10 @@
 //! - [`corpus`]: the original ELECTRA example builder (`build_pretraining_dataset.py`) over plain text
 //!   files streamed line by line, with seeded shuffling, a resumable [`Cursor`] and a held-out split.
 
+pub mod corpus;
 pub mod tokenizer;
 
+pub use corpus::{Batch, Corpus, CorpusOptions, CorpusStats, Cursor};
 pub use tokenizer::{SpecialIds, Tokenizer};
 
 use crate::{Error, Result};
