@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use electra::cli;
+use electra::pretrain::Objective;
+use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(name = "electra", version, about = "Pre-train, fine-tune and run ELECTRA text encoders")]
@@ -12,6 +14,143 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Pre-train an ELECTRA generator + discriminator on plain text (default: the bundled corpus).
+    Pretrain {
+        /// Run directory: metrics.jsonl, curves.svg, checkpoint/, final/.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Text files or folders of *.txt (repeatable; default: the bundled Moby-Dick).
+        #[arg(long)]
+        corpus: Vec<PathBuf>,
+        /// Model size: tiny, small, base or large.
+        #[arg(long, default_value = "tiny")]
+        preset: String,
+        /// Optimizer steps.
+        #[arg(long, default_value_t = 600)]
+        steps: u64,
+        /// Sequences per batch.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        /// Tokens per sequence.
+        #[arg(long, default_value_t = 128)]
+        seq_len: usize,
+        /// Seed of initialisation, data order, masking and sampling.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Worker threads (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Objective: electra (generator + discriminator) or mlm (BERT-style baseline).
+        #[arg(long, default_value = "electra")]
+        objective: String,
+        /// Start from this model directory (pair layout or a discriminator) instead of a preset.
+        #[arg(long)]
+        init: Option<PathBuf>,
+        /// Continue the run in this directory from its checkpoint.
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        /// Vocabulary: vocab.txt or tokenizer.json (default: the bundled one, else trained).
+        #[arg(long)]
+        vocab: Option<PathBuf>,
+        /// Peak learning rate (default: 1e-3 tiny, 5e-4 small, 2e-4 base/large).
+        #[arg(long)]
+        learning_rate: Option<f32>,
+        /// Warm-up steps (default: a tenth of --steps).
+        #[arg(long)]
+        warmup_steps: Option<u64>,
+        /// Evaluate on held-out text every N steps.
+        #[arg(long, default_value_t = 100)]
+        eval_every: u64,
+        /// Held-out batches per evaluation.
+        #[arg(long, default_value_t = 4)]
+        eval_batches: usize,
+        /// Checkpoint every N steps (0: at the end and on Ctrl-C only).
+        #[arg(long, default_value_t = 200)]
+        save_every: u64,
+        /// Write a metrics line every N steps.
+        #[arg(long, default_value_t = 10)]
+        log_every: u64,
+    },
+    /// Show, for each token of TEXT, the probability that it was replaced.
+    Detect {
+        /// Model directory (pair layout or discriminator, with its tokenizer).
+        #[arg(long)]
+        model: PathBuf,
+        /// The sentence.
+        text: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Predict each [MASK] of TEXT with the generator (top k).
+    FillMask {
+        /// Model directory (pair layout or generator, with its tokenizer).
+        #[arg(long)]
+        model: PathBuf,
+        /// Text with one or more [MASK] tokens.
+        text: String,
+        /// Candidates per mask.
+        #[arg(long, default_value_t = 5)]
+        top_k: usize,
+    },
+    /// Sentence embeddings as JSON lines (texts from the arguments, else one per stdin line).
+    Embed {
+        /// Model directory (pair layout, discriminator or classifier, with its tokenizer).
+        #[arg(long)]
+        model: PathBuf,
+        /// Pooling: mean (over tokens) or cls.
+        #[arg(long, default_value = "mean")]
+        pool: String,
+        /// Texts (default: read lines from stdin).
+        text: Vec<String>,
+    },
+    /// Fine-tune a sentence classifier on TSV (label<TAB>text) or CSV (label,text) files.
+    Finetune {
+        /// Pre-trained model directory (pair layout or discriminator, with its tokenizer).
+        #[arg(long)]
+        model: PathBuf,
+        /// Training file.
+        #[arg(long)]
+        train: PathBuf,
+        /// Evaluation file (accuracy after each epoch).
+        #[arg(long)]
+        eval: Option<PathBuf>,
+        /// Output directory (HF ElectraForSequenceClassification with tokenizer).
+        #[arg(long)]
+        out: PathBuf,
+        /// Passes over the training data.
+        #[arg(long, default_value_t = 3)]
+        epochs: usize,
+        /// Rows per batch.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        /// Longest row in tokens.
+        #[arg(long, default_value_t = 128)]
+        seq_len: usize,
+        /// Peak learning rate.
+        #[arg(long, default_value_t = 1e-4)]
+        learning_rate: f32,
+        /// Layer-wise learning-rate decay (1 disables).
+        #[arg(long, default_value_t = 0.8)]
+        layer_decay: f32,
+        /// Decoupled weight decay.
+        #[arg(long, default_value_t = 0.01)]
+        weight_decay: f32,
+        /// Seed of the head's initialisation and the data order.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Worker threads (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+    /// Label probabilities of TEXT from a fine-tuned classifier.
+    Predict {
+        /// Classifier directory written by `electra finetune`.
+        #[arg(long)]
+        model: PathBuf,
+        /// The sentence.
+        text: String,
+    },
     /// Time a training step or discriminator inference (median, tokens/s, GFLOP/s, peak RSS).
     Bench {
         /// `train` or `infer`.
@@ -40,6 +179,123 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let r = match cli.cmd {
+        Cmd::Pretrain {
+            out,
+            corpus,
+            preset,
+            steps,
+            batch_size,
+            seq_len,
+            seed,
+            threads,
+            objective,
+            init,
+            resume,
+            vocab,
+            learning_rate,
+            warmup_steps,
+            eval_every,
+            eval_batches,
+            save_every,
+            log_every,
+        } => (|| {
+            let objective = match objective.as_str() {
+                "electra" => Objective::Electra,
+                "mlm" => Objective::Mlm,
+                o => return Err(electra::Error::arg(format!("--objective {o:?}: expected electra or mlm"))),
+            };
+            let out = match (out, &resume) {
+                (Some(o), _) => o,
+                (None, Some(r)) => r.clone(),
+                (None, None) => return Err(electra::Error::arg("--out DIR is required (or --resume DIR)")),
+            };
+            let args = cli::pretrain::PretrainArgs {
+                out,
+                corpus,
+                preset,
+                steps,
+                batch_size,
+                seq_len,
+                seed,
+                threads,
+                objective,
+                init,
+                vocab,
+                learning_rate,
+                warmup_steps,
+                eval_every,
+                eval_batches,
+                save_every,
+                log_every,
+            };
+            cli::pretrain::run(args, resume.is_some())
+        })(),
+        Cmd::Detect { model, text, json } => cli::infer::load_with_tokenizer(&model).and_then(|(m, tok)| {
+            let scores = cli::infer::detect(&m, &tok, &text)?;
+            cli::infer::print_detect(&scores, json);
+            Ok(())
+        }),
+        Cmd::FillMask { model, text, top_k } => cli::infer::load_with_tokenizer(&model).and_then(|(m, tok)| {
+            for (i, cands) in cli::infer::fill_mask(&m, &tok, &text, top_k)?.iter().enumerate() {
+                println!("[MASK] #{}:", i + 1);
+                for (t, p) in cands {
+                    println!("  {t:>16}  {p:.4}");
+                }
+            }
+            Ok(())
+        }),
+        Cmd::Embed { model, pool, text } => cli::infer::load_with_tokenizer(&model).and_then(|(m, tok)| {
+            let texts: Vec<String> = if text.is_empty() {
+                std::io::stdin().lines().collect::<Result<_, _>>().map_err(|e| electra::Error::io("<stdin>", e))?
+            } else {
+                text
+            };
+            let mut s = electra::Session::new(m);
+            for t in texts {
+                let v = cli::infer::embed(&mut s, &tok, &t, &pool)?;
+                println!("{}", serde_json::json!({"text": t, "embedding": v}));
+            }
+            Ok(())
+        }),
+        Cmd::Finetune {
+            model,
+            train,
+            eval,
+            out,
+            epochs,
+            batch_size,
+            seq_len,
+            learning_rate,
+            layer_decay,
+            weight_decay,
+            seed,
+            threads,
+        } => {
+            let opts = electra::finetune::FinetuneOptions {
+                learning_rate,
+                layerwise_lr_decay: layer_decay,
+                weight_decay,
+                seed,
+                threads,
+                ..Default::default()
+            };
+            cli::finetune::run(&cli::finetune::FinetuneArgs {
+                model,
+                train,
+                eval,
+                out,
+                epochs,
+                batch_size,
+                seq_len,
+                opts,
+            })
+            .map(|_| ())
+        }
+        Cmd::Predict { model, text } => cli::finetune::predict(&model, &text).map(|probs| {
+            for (l, p) in probs {
+                println!("{l:>16}  {p:.4}");
+            }
+        }),
         Cmd::Bench { what, preset, batch_size, seq_len, threads, reps, json } => {
             cli::bench::run(&cli::bench::BenchArgs { what, preset, batch_size, seq_len, threads, reps, json })
         }

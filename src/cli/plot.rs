@@ -76,8 +76,10 @@ pub fn render(panels: &[Panel]) -> String {
         for k in 0..=4 {
             let y = y0 + (y1 - y0) * k as f64 / 4.0;
             let x = x0 + (x1 - x0) * k as f64 / 4.0;
-            let _ = writeln!(s, r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#, ox + PAD - 4.0, sy(y) + 4.0, nice(y));
-            let _ = writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#, sx(x), H - PAD + 15.0, nice(x));
+            let _ =
+                writeln!(s, r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#, ox + PAD - 4.0, sy(y) + 4.0, nice(y));
+            let _ =
+                writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#, sx(x), H - PAD + 15.0, nice(x));
         }
         let _ = writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">step</text>"#, ox + W / 2.0, H - 8.0);
         for (si, series) in p.series.iter().enumerate() {

@@ -1,0 +1,201 @@
+//! `electra finetune` and `electra predict`: sentence classification from labelled text files
+//! (TSV `label<TAB>text`, or CSV `label,text`).
+
+use super::infer::{encode_row, load_with_tokenizer};
+use super::pretrain::save_tokenizer_into;
+use crate::data::tokenizer::Tokenizer;
+use crate::error::{Error, Result};
+use crate::finetune::{FineTuner, FinetuneOptions};
+use crate::model::classifier::label_names;
+use crate::model::Model;
+use crate::session::{Batch, Session};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Everything `electra finetune` takes.
+#[derive(Clone, Debug)]
+pub struct FinetuneArgs {
+    /// Pre-trained model directory (pair layout or discriminator).
+    pub model: PathBuf,
+    /// Training file.
+    pub train: PathBuf,
+    /// Evaluation file.
+    pub eval: Option<PathBuf>,
+    /// Output directory (HF ElectraForSequenceClassification + tokenizer).
+    pub out: PathBuf,
+    /// Passes over the training file.
+    pub epochs: usize,
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// Longest row in tokens (longer texts are cut).
+    pub seq_len: usize,
+    /// Optimizer options.
+    pub opts: FinetuneOptions,
+}
+
+/// Reads `label<TAB>text` (or `label,text` when the file ends in .csv) lines; blank lines and a
+/// `label` header are skipped. Quotes around a CSV text are removed.
+pub fn read_labeled(path: &Path) -> Result<Vec<(String, String)>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            continue;
+        }
+        let sep = if csv { ',' } else { '\t' };
+        let (label, body) = line.split_once(sep).ok_or_else(|| {
+            Error::format(path, format!("line {}: expected label{}text", i + 1, if csv { "," } else { "<TAB>" }))
+        })?;
+        let (label, body) = (label.trim().to_string(), body.trim());
+        if i == 0 && label.eq_ignore_ascii_case("label") {
+            continue;
+        }
+        let body = if csv && body.len() >= 2 && body.starts_with('"') && body.ends_with('"') {
+            body[1..body.len() - 1].replace("\"\"", "\"")
+        } else {
+            body.to_string()
+        };
+        rows.push((label, body));
+    }
+    if rows.is_empty() {
+        return Err(Error::format(path, "no labelled lines"));
+    }
+    Ok(rows)
+}
+
+fn batches(tok: &Tokenizer, rows: &[(usize, Vec<i32>)], b: usize) -> Vec<(Vec<i32>, Vec<i32>, Vec<i32>, usize, usize)> {
+    let pad = tok.special_ids().pad;
+    rows.chunks(b)
+        .map(|chunk| {
+            let t = chunk.iter().map(|(_, r)| r.len()).max().unwrap_or(2);
+            let mut ids = vec![pad; chunk.len() * t];
+            let mut mask = vec![0; chunk.len() * t];
+            for (r, (_, row)) in chunk.iter().enumerate() {
+                ids[r * t..r * t + row.len()].copy_from_slice(row);
+                mask[r * t..r * t + row.len()].fill(1);
+            }
+            (ids, mask, chunk.iter().map(|(y, _)| *y as i32).collect(), chunk.len(), t)
+        })
+        .collect()
+}
+
+fn encode_all(
+    tok: &Tokenizer,
+    model: &Model,
+    data: &[(String, String)],
+    labels: &[String],
+    seq_len: usize,
+) -> Result<Vec<(usize, Vec<i32>)>> {
+    data.iter()
+        .map(|(l, text)| {
+            let y = labels
+                .iter()
+                .position(|x| x == l)
+                .ok_or_else(|| Error::arg(format!("label {l:?} does not occur in the training file")))?;
+            let mut row = encode_row(tok, model, text)?;
+            if row.len() > seq_len {
+                let sep = *row.last().expect("row has [SEP]");
+                row.truncate(seq_len - 1);
+                row.push(sep);
+            }
+            Ok((y, row))
+        })
+        .collect()
+}
+
+/// Accuracy of `session` (a classifier) on encoded rows.
+fn accuracy(session: &mut Session, tok: &Tokenizer, rows: &[(usize, Vec<i32>)], l: usize) -> Result<f64> {
+    let mut right = 0;
+    for (ids, mask, ys, b, t) in batches(tok, rows, 64) {
+        let mut logits = vec![0.0; b * l];
+        session.classify(
+            &Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: None, batch: b, seq_len: t },
+            &mut logits,
+        )?;
+        for r in 0..b {
+            let top = (0..l).max_by(|&i, &j| logits[r * l + i].total_cmp(&logits[r * l + j])).unwrap_or(0);
+            right += (top as i32 == ys[r]) as usize;
+        }
+    }
+    Ok(right as f64 / rows.len().max(1) as f64)
+}
+
+/// Fine-tunes and saves; returns the final evaluation accuracy (if an eval file was given).
+pub fn run(a: &FinetuneArgs) -> Result<Option<f64>> {
+    let (pre, tok) = load_with_tokenizer(&a.model)?;
+    let train = read_labeled(&a.train)?;
+    let mut labels: Vec<String> = train.iter().map(|(l, _)| l.clone()).collect();
+    labels.sort();
+    labels.dedup();
+    let eval = a.eval.as_ref().map(|p| read_labeled(p)).transpose()?;
+    let train_rows = encode_all(&tok, &pre, &train, &labels, a.seq_len)?;
+    let eval_rows = eval.as_ref().map(|e| encode_all(&tok, &pre, e, &labels, a.seq_len)).transpose()?;
+    let steps_per_epoch = train_rows.len().div_ceil(a.batch_size);
+    let mut opts = a.opts.clone();
+    if opts.total_steps == 0 {
+        opts.total_steps = (steps_per_epoch * a.epochs) as u64;
+        opts.warmup_steps = opts.total_steps / 10;
+    }
+    drop(pre);
+    let mut ft = FineTuner::new(&a.model, &labels, opts)?;
+    eprintln!(
+        "fine-tuning on {} examples ({} labels: {:?}), {} epochs of {} steps",
+        train_rows.len(),
+        labels.len(),
+        labels,
+        a.epochs,
+        steps_per_epoch
+    );
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.opts.seed);
+    let mut order = train_rows.clone();
+    let mut last = None;
+    for epoch in 0..a.epochs {
+        order.shuffle(&mut rng);
+        let (mut loss, mut acc, mut n) = (0.0, 0.0, 0);
+        for (ids, mask, ys, b, t) in batches(&tok, &order, a.batch_size) {
+            let s = ft.train_step(
+                &Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: None, batch: b, seq_len: t },
+                &ys,
+            )?;
+            loss += s.loss as f64;
+            acc += s.accuracy as f64;
+            n += 1;
+        }
+        let mut line =
+            format!("epoch {}: train loss {:.4}, train accuracy {:.3}", epoch + 1, loss / n as f64, acc / n as f64);
+        if let Some(rows) = &eval_rows {
+            let mut s = Session::new(Arc::new(ft.model.clone()));
+            let ev = accuracy(&mut s, &tok, rows, labels.len())?;
+            line += &format!(", eval accuracy {ev:.4} ({} examples)", rows.len());
+            last = Some(ev);
+        }
+        eprintln!("{line}");
+    }
+    ft.save(&a.out)?;
+    save_tokenizer_into(&tok, &a.out)?;
+    eprintln!("saved the classifier to {}", a.out.display());
+    Ok(last)
+}
+
+/// Label probabilities of `text` from a fine-tuned classifier directory.
+pub fn predict(dir: &Path, text: &str) -> Result<Vec<(String, f32)>> {
+    let (model, tok) = load_with_tokenizer(dir)?;
+    let c = model
+        .cls
+        .as_ref()
+        .ok_or_else(|| Error::Unsupported("predict needs a fine-tuned classifier (electra finetune)".into()))?;
+    let names = label_names(&c.config);
+    let l = c.num_labels;
+    let row = encode_row(&tok, &model, text)?;
+    let mut s = Session::new(model.clone());
+    let mut logits = vec![0.0; l];
+    s.classify(&Batch::new(&row, 1, row.len()), &mut logits)?;
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    let sum: f32 = logits.iter().map(|&x| (x - max).exp()).sum();
+    Ok(names.into_iter().zip(logits.iter().map(|&x| (x - max).exp() / sum)).collect())
+}

@@ -1,0 +1,393 @@
+//! `electra pretrain`: from a folder of plain text to a trained ELECTRA pair, with a progress
+//! bar, metrics.jsonl, held-out evaluation, periodic and Ctrl-C checkpoints, the final model in
+//! the pair layout with its tokenizer, and a plot of the curves.
+
+use super::plot;
+use crate::data::corpus::{Corpus, CorpusOptions};
+use crate::data::tokenizer::Tokenizer;
+use crate::error::{Error, Result};
+use crate::io::atomic::{create_dir, write_atomic};
+use crate::pretrain::eval::{evaluate, EvalStats};
+use crate::pretrain::{Objective, StepStats, TrainOptions, Trainer};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Everything `electra pretrain` takes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PretrainArgs {
+    /// Run directory (metrics, checkpoint, final model).
+    pub out: PathBuf,
+    /// Text files or folders (empty: the bundled Moby-Dick corpus).
+    pub corpus: Vec<PathBuf>,
+    /// Preset of a fresh model.
+    pub preset: String,
+    /// Optimizer steps in total.
+    pub steps: u64,
+    /// Sequences per batch.
+    pub batch_size: usize,
+    /// Tokens per sequence.
+    pub seq_len: usize,
+    /// Seed of initialisation, data order, masking and sampling.
+    pub seed: u64,
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+    /// "electra" or "mlm".
+    pub objective: Objective,
+    /// Start from this model directory instead of a preset.
+    pub init: Option<PathBuf>,
+    /// Vocabulary (vocab.txt or tokenizer.json); default: the bundled one, else trained.
+    pub vocab: Option<PathBuf>,
+    /// Peak learning rate (default by preset).
+    pub learning_rate: Option<f32>,
+    /// Warm-up steps (default: a tenth of the steps, at most 10000).
+    pub warmup_steps: Option<u64>,
+    /// Evaluate on held-out text every this many steps (0: only at the start and end).
+    pub eval_every: u64,
+    /// Held-out batches per evaluation.
+    pub eval_batches: usize,
+    /// Write a checkpoint every this many steps (0: only at the end and on Ctrl-C).
+    pub save_every: u64,
+    /// Log a metrics line every this many steps.
+    pub log_every: u64,
+}
+
+/// Where the bundled corpus and vocabulary live: `./data` when run from the repository, else
+/// the source tree this binary was built from.
+pub fn bundled(rel: &str) -> Option<PathBuf> {
+    [PathBuf::from("data").join(rel), Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join(rel)]
+        .into_iter()
+        .find(|p| p.exists())
+}
+
+fn default_lr(preset: &str) -> f32 {
+    match preset {
+        "tiny" => 1e-3,
+        "small" => 5e-4,
+        _ => 2e-4,
+    }
+}
+
+fn load_tokenizer(args: &PretrainArgs, corpus: &[PathBuf]) -> Result<Tokenizer> {
+    if let Some(v) = &args.vocab {
+        return Tokenizer::from_file(v);
+    }
+    if let Some(init) = &args.init {
+        for d in [init.join("discriminator"), init.join("generator"), init.clone()] {
+            if d.join("tokenizer.json").exists() || d.join("vocab.txt").exists() {
+                return Tokenizer::from_file(&d);
+            }
+        }
+    }
+    if args.corpus.is_empty() {
+        if let Some(v) = bundled("vocab.txt") {
+            return Tokenizer::from_file(v);
+        }
+    }
+    eprintln!("training an 8192-entry WordPiece vocabulary on the corpus ...");
+    let files = crate::data::text_files(corpus)?;
+    Tokenizer::train(&files, 8192, 2)
+}
+
+/// One line of metrics.jsonl.
+#[derive(Serialize)]
+struct TrainLine {
+    step: u64,
+    loss: f32,
+    mlm_loss: f32,
+    disc_loss: f32,
+    disc_accuracy: f32,
+    mlm_accuracy: f32,
+    learning_rate: f32,
+    grad_norm: f32,
+    tokens_per_second: f64,
+    elapsed_seconds: f64,
+}
+
+#[derive(Serialize)]
+struct EvalLine {
+    step: u64,
+    eval_disc_auc: f64,
+    eval_disc_accuracy: f64,
+    eval_mlm_accuracy: f64,
+    eval_tokens: usize,
+}
+
+fn append(path: &Path, line: &impl Serialize) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| Error::io(path, e))?;
+    let s = serde_json::to_string(line).map_err(|e| Error::Internal(e.to_string()))?;
+    writeln!(f, "{s}").map_err(|e| Error::io(path, e))
+}
+
+/// Saves the tokenizer beside a model's weights so HF `AutoTokenizer` and we can load it.
+pub fn save_tokenizer_into(tok: &Tokenizer, dir: &Path) -> Result<()> {
+    tok.save(dir)?;
+    let cfg = serde_json::json!({
+        "tokenizer_class": "ElectraTokenizer", "do_lower_case": true, "model_max_length": 512,
+        "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]"
+    });
+    write_atomic(&dir.join("tokenizer_config.json"), serde_json::to_string_pretty(&cfg).expect("json").as_bytes())
+}
+
+fn checkpoint(trainer: &mut Trainer, corpus: &Corpus, run: &Path) -> Result<()> {
+    trainer.data_cursor = Some(corpus.cursor().to_json());
+    trainer.save(&run.join("checkpoint"))
+}
+
+/// Runs (or resumes) pre-training. `resume`: continue the run in `args.out`.
+pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
+    let run_dir = args.out.clone();
+    create_dir(&run_dir)?;
+    let args_path = run_dir.join("run.json");
+    if resume {
+        let s = std::fs::read_to_string(&args_path).map_err(|e| Error::io(&args_path, e))?;
+        let saved: PretrainArgs = serde_json::from_str(&s).map_err(|e| Error::format(&args_path, e.to_string()))?;
+        let (steps, threads) = (args.steps, args.threads);
+        args = PretrainArgs { out: run_dir.clone(), steps: steps.max(saved.steps), threads, ..saved };
+    }
+    let corpus_paths = if args.corpus.is_empty() {
+        vec![bundled("moby-dick")
+            .ok_or_else(|| Error::arg("no --corpus given and the bundled data/moby-dick is missing"))?]
+    } else {
+        args.corpus.clone()
+    };
+    let tok =
+        if resume { Tokenizer::from_file(run_dir.join("tokenizer"))? } else { load_tokenizer(&args, &corpus_paths)? };
+    let sp = tok.special_ids();
+    let copts = CorpusOptions { max_seq_len: args.seq_len, seed: args.seed, ..Default::default() };
+    let mut corpus = Corpus::open(&corpus_paths, copts, &tok)?;
+    let eval_set: Vec<_> = corpus
+        .eval_batches(args.batch_size, Some(args.eval_batches))?
+        .into_iter()
+        .map(|b| (b.input_ids, b.attention_mask, b.token_type_ids, b.batch, b.seq_len))
+        .collect();
+
+    let mut trainer = if resume {
+        let t = Trainer::resume(&run_dir.join("checkpoint"))?;
+        if let Some(c) = &t.data_cursor {
+            corpus.restore(&crate::data::corpus::Cursor::from_json(c)?)?;
+        }
+        t
+    } else {
+        let warmup = args.warmup_steps.unwrap_or((args.steps / 10).min(10_000));
+        let opts = TrainOptions {
+            learning_rate: args.learning_rate.unwrap_or(default_lr(&args.preset)),
+            warmup_steps: warmup,
+            total_steps: args.steps,
+            objective: args.objective,
+            vocab_size: if args.init.is_some() { None } else { Some(tok.vocab_size()) },
+            max_seq_len: args.seq_len,
+            mask_token_id: sp.mask,
+            special_token_ids: vec![sp.pad, sp.unk, sp.cls, sp.sep, sp.mask],
+            seed: args.seed,
+            threads: args.threads,
+            ..Default::default()
+        };
+        let init = args.init.as_ref().map_or(args.preset.clone(), |p| p.display().to_string());
+        let t = Trainer::new(&init, opts)?;
+        write_atomic(&args_path, serde_json::to_string_pretty(&args).expect("json").as_bytes())?;
+        save_tokenizer_into(&tok, &run_dir.join("tokenizer"))?;
+        let _ = std::fs::remove_file(run_dir.join("metrics.jsonl"));
+        t
+    };
+    // The schedule follows the (possibly extended) step budget.
+    trainer.opts.total_steps = args.steps;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let cancel = trainer.cancel_flag();
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                cancel.store(true, Ordering::SeqCst); // a second Ctrl-C interrupts the running step
+            }
+        });
+    }
+    let metrics = run_dir.join("metrics.jsonl");
+    let eval_now = |trainer: &Trainer| -> Result<Option<EvalStats>> {
+        if trainer.model.disc.is_none() || eval_set.is_empty() {
+            return Ok(None);
+        }
+        let e = evaluate(Arc::new(trainer.model.clone()), &trainer.opts, &eval_set, 1234)?;
+        append(
+            &metrics,
+            &EvalLine {
+                step: trainer.step,
+                eval_disc_auc: e.disc_auc,
+                eval_disc_accuracy: e.disc_accuracy,
+                eval_mlm_accuracy: e.mlm_accuracy,
+                eval_tokens: e.tokens,
+            },
+        )?;
+        Ok(Some(e))
+    };
+    let params = trainer.model.num_parameters();
+    eprintln!(
+        "electra pretrain: {} objective, {:.2}M parameters, {} steps of {}x{} tokens, corpus {:?}, vocab {}",
+        match args.objective {
+            Objective::Electra => "electra",
+            Objective::Mlm => "mlm",
+        },
+        params as f64 / 1e6,
+        args.steps,
+        args.batch_size,
+        args.seq_len,
+        corpus_paths,
+        tok.vocab_size()
+    );
+    let first_eval = if trainer.step == 0 { eval_now(&trainer)? } else { None };
+    if let Some(e) = first_eval {
+        eprintln!("step 0: held-out discriminator AUC {:.3}", e.disc_auc);
+    }
+    let bar = indicatif::ProgressBar::new(args.steps);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    bar.set_position(trainer.step);
+    let plain = bar.is_hidden(); // no terminal: print log lines instead
+    let started = Instant::now();
+    let (mut tokens, mut window_start, mut window_tokens) = (0usize, Instant::now(), 0usize);
+    let mut last: Option<StepStats> = None;
+    let mut interrupted = false;
+    while trainer.step < args.steps {
+        if stop.load(Ordering::SeqCst) {
+            interrupted = true;
+            break;
+        }
+        let batch = corpus.next_batch(args.batch_size)?;
+        let s = match trainer.train_step(&batch.as_model_input()) {
+            Err(Error::Cancelled) => {
+                interrupted = true;
+                break;
+            }
+            r => r?,
+        };
+        tokens += s.tokens;
+        window_tokens += s.tokens;
+        let tps = window_tokens as f64 / window_start.elapsed().as_secs_f64().max(1e-9);
+        bar.set_position(s.step);
+        bar.set_message(format!("loss {:.3} disc acc {:.3} {:.0} tok/s", s.loss, s.disc_accuracy, tps));
+        if s.step % args.log_every.max(1) == 0 || s.step == args.steps {
+            append(
+                &metrics,
+                &TrainLine {
+                    step: s.step,
+                    loss: s.loss,
+                    mlm_loss: s.mlm_loss,
+                    disc_loss: s.disc_loss,
+                    disc_accuracy: s.disc_accuracy,
+                    mlm_accuracy: s.mlm_accuracy,
+                    learning_rate: s.learning_rate,
+                    grad_norm: s.grad_norm,
+                    tokens_per_second: tps,
+                    elapsed_seconds: started.elapsed().as_secs_f64(),
+                },
+            )?;
+            if plain {
+                eprintln!(
+                    "step {}/{}: loss {:.4} (mlm {:.4}, disc {:.4}) disc acc {:.3} lr {:.2e} {:.0} tok/s",
+                    s.step, args.steps, s.loss, s.mlm_loss, s.disc_loss, s.disc_accuracy, s.learning_rate, tps
+                );
+            }
+            window_start = Instant::now();
+            window_tokens = 0;
+        }
+        if args.eval_every > 0 && s.step % args.eval_every == 0 && s.step < args.steps {
+            if let Some(e) = eval_now(&trainer)? {
+                let msg = format!(
+                    "step {}: held-out discriminator AUC {:.3}, accuracy {:.3}, generator MLM accuracy {:.3}",
+                    s.step, e.disc_auc, e.disc_accuracy, e.mlm_accuracy
+                );
+                if plain {
+                    eprintln!("{msg}");
+                } else {
+                    bar.println(msg);
+                }
+            }
+        }
+        if args.save_every > 0 && s.step % args.save_every == 0 {
+            checkpoint(&mut trainer, &corpus, &run_dir)?;
+        }
+        last = Some(s);
+    }
+    bar.finish_and_clear();
+    checkpoint(&mut trainer, &corpus, &run_dir)?;
+    if interrupted {
+        eprintln!(
+            "interrupted at step {}: checkpoint saved; continue with `electra pretrain --out {} --resume {}`",
+            trainer.step,
+            run_dir.display(),
+            run_dir.display()
+        );
+        std::process::exit(130);
+    }
+    let final_eval = eval_now(&trainer)?;
+    let final_dir = run_dir.join("final");
+    trainer.export(&final_dir)?;
+    for sub in ["discriminator", "generator"] {
+        if final_dir.join(sub).exists() {
+            save_tokenizer_into(&tok, &final_dir.join(sub))?;
+        }
+    }
+    plot_metrics(&metrics, &run_dir.join("curves.svg"))?;
+    let secs = started.elapsed().as_secs_f64();
+    if let Some(s) = last {
+        eprintln!(
+            "done: {} steps in {:.0} s ({:.0} tokens/s); last loss {:.4}",
+            trainer.step,
+            secs,
+            tokens as f64 / secs,
+            s.loss
+        );
+    }
+    if let (Some(a), Some(b)) = (first_eval, final_eval) {
+        eprintln!("held-out discriminator AUC: {:.3} at the start -> {:.3} at the end", a.disc_auc, b.disc_auc);
+    } else if let Some(b) = final_eval {
+        eprintln!("held-out discriminator AUC {:.3}", b.disc_auc);
+    }
+    eprintln!(
+        "model: {} (pair layout with tokenizer), curves: {}",
+        final_dir.display(),
+        run_dir.join("curves.svg").display()
+    );
+    Ok(())
+}
+
+/// Draws metrics.jsonl as curves.svg: training losses and held-out metrics against the step.
+pub fn plot_metrics(metrics: &Path, out: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(metrics).map_err(|e| Error::io(metrics, e))?;
+    let (mut mlm, mut disc, mut auc, mut acc) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let step = v["step"].as_f64().unwrap_or(0.0);
+        if let Some(x) = v["eval_disc_auc"].as_f64() {
+            auc.push((step, x));
+            acc.push((step, v["eval_mlm_accuracy"].as_f64().unwrap_or(f64::NAN)));
+        } else {
+            mlm.push((step, v["mlm_loss"].as_f64().unwrap_or(f64::NAN)));
+            disc.push((step, v["disc_loss"].as_f64().unwrap_or(f64::NAN)));
+        }
+    }
+    let svg = plot::render(&[
+        plot::Panel {
+            title: "training losses".into(),
+            series: vec![
+                plot::Series { name: "generator MLM".into(), points: mlm, color: "#1f77b4" },
+                plot::Series { name: "discriminator BCE".into(), points: disc, color: "#d62728" },
+            ],
+        },
+        plot::Panel {
+            title: "held-out".into(),
+            series: vec![
+                plot::Series { name: "disc ROC AUC".into(), points: auc, color: "#2ca02c" },
+                plot::Series { name: "gen MLM accuracy".into(), points: acc, color: "#9467bd" },
+            ],
+        },
+    ]);
+    write_atomic(out, svg.as_bytes())
+}
