@@ -5,11 +5,10 @@
 use super::layers::{Embeddings, EncoderLayer, Registrar};
 use crate::config::{Activation, ElectraConfig};
 use crate::model::layers::Linear;
-use crate::ops::activation::activation_forward;
 use crate::ops::attention::{attention_forward, key_mask};
 use crate::ops::embedding::embedding_forward;
 use crate::ops::layer_norm::layer_norm_forward;
-use crate::ops::matmul::linear_forward;
+use crate::ops::matmul::{linear_act_forward, linear_forward, linear_residual_layer_norm_forward};
 
 /// Shape letters: B batch, T sequence, N = B·T tokens, E embedding width, H hidden width,
 /// NH heads, HD head width, I feed-forward width, V vocabulary.
@@ -296,35 +295,49 @@ impl Encoder {
         linear_forward(&mut la.k, x, ly.k.w.of(w), Some(ly.k.b.of(w)), n, h, h);
         linear_forward(&mut la.v, x, ly.v.w.of(w), Some(ly.v.b.of(w)), n, h, h);
         attention_forward(&mut la.ctx, &mut la.probs, &la.q, &la.k, &la.v, mask_add, b, t, self.heads, h / self.heads);
-        linear_forward(&mut la.ln1_in, &la.ctx, ly.o.w.of(w), Some(ly.o.b.of(w)), n, h, h);
-        add_in_place(&mut la.ln1_in[..n * h], x);
+        // x1 = LN1(dense_o(ctx) + x), fused per row block.
         let g = &ly.attn_ln;
-        layer_norm_forward(
+        linear_residual_layer_norm_forward(
+            &mut la.ln1_in,
             &mut la.x1,
             &mut la.ln1_mean,
             &mut la.ln1_rstd,
-            &la.ln1_in,
-            g.g.of(w),
-            g.b.of(w),
+            &la.ctx,
+            ly.o.w.of(w),
+            ly.o.b.of(w),
+            x,
+            (g.g.of(w), g.b.of(w), g.eps),
             n,
             h,
-            g.eps,
+            h,
         );
-        linear_forward(&mut la.ff_pre, &la.x1, ly.inter.w.of(w), Some(ly.inter.b.of(w)), n, h, i);
-        activation_forward(&mut la.ff_act[..n * i], &la.ff_pre[..n * i], self.act);
-        linear_forward(&mut la.ln2_in, &la.ff_act, ly.out.w.of(w), Some(ly.out.b.of(w)), n, i, h);
-        add_in_place(&mut la.ln2_in[..n * h], &la.x1[..n * h]);
+        // ff_act = act(dense_inter(x1)), bias and activation fused.
+        linear_act_forward(
+            &mut la.ff_pre,
+            &mut la.ff_act,
+            &la.x1,
+            ly.inter.w.of(w),
+            ly.inter.b.of(w),
+            n,
+            h,
+            i,
+            self.act,
+        );
+        // out = LN2(dense_out(ff_act) + x1).
         let g = &ly.out_ln;
-        layer_norm_forward(
+        linear_residual_layer_norm_forward(
+            &mut la.ln2_in,
             &mut la.out,
             &mut la.ln2_mean,
             &mut la.ln2_rstd,
-            &la.ln2_in,
-            g.g.of(w),
-            g.b.of(w),
+            &la.ff_act,
+            ly.out.w.of(w),
+            ly.out.b.of(w),
+            &la.x1,
+            (g.g.of(w), g.b.of(w), g.eps),
             n,
+            i,
             h,
-            g.eps,
         );
     }
 }
@@ -341,13 +354,9 @@ pub fn add_in_place(a: &mut [f32], b: &[f32]) {
 pub struct EncoderGrads {
     /// Gradient flowing down the residual stream `[N, H]` (ping).
     pub d_res: Vec<f32>,
-    /// Gradient of a LayerNorm input `[N, H]`.
-    pub d_ln_in: Vec<f32>,
-    /// Gradient of the attention block output x1 `[N, H]`.
+    /// Gradient of the attention block output x1 (the output LayerNorm's input) `[N, H]`.
     pub d_x1: Vec<f32>,
-    /// Feed-forward activation / pre-activation gradients `[N, I]`.
-    pub d_ff: Vec<f32>,
-    /// `[N, I]`.
+    /// Feed-forward pre-activation gradient `[N, I]`.
     pub d_ff_pre: Vec<f32>,
     /// Context gradient `[N, H]`.
     pub d_ctx: Vec<f32>,
@@ -386,13 +395,11 @@ impl Encoder {
         let (e, h, i) = (self.emb_dim, self.hidden, self.inter);
         for (v, len) in [
             (&mut gs.d_res, n * h),
-            (&mut gs.d_ln_in, n * h),
             (&mut gs.d_x1, n * h),
             (&mut gs.d_ctx, n * h),
             (&mut gs.dq, n * h),
             (&mut gs.dk, n * h),
             (&mut gs.dv, n * h),
-            (&mut gs.d_ff, n * i),
             (&mut gs.d_ff_pre, n * i),
             (&mut gs.d_scores, b * self.heads * t * t),
             (&mut gs.d_emb, n * e),
@@ -419,7 +426,7 @@ impl Encoder {
                 h,
                 false,
             );
-            add_bias_grad(p.b.of_mut(g), &gs.d_res[..n * h], h);
+            crate::ops::matmul::bias_grad(p.b.of_mut(g), &gs.d_res[..n * h], n, h);
             &gs.d_emb
         } else {
             &gs.d_res
@@ -468,16 +475,17 @@ impl Encoder {
         b: usize,
         t: usize,
     ) {
-        use crate::ops::activation::activation_backward;
         use crate::ops::attention::attention_backward;
         use crate::ops::layer_norm::layer_norm_backward;
+        use crate::ops::matmul::linear_backward_through_act;
         let ly = &self.layers[l];
         let (n, h, i) = (b * t, self.hidden, self.inter);
-        // out = LN2(ln2_in), ln2_in = dense_out(ff_act) + x1
+        // out = LN2(ln2_in), ln2_in = dense_out(ff_act) + x1: d_x1 = ∂/∂ln2_in, which is both
+        // dense_out's output gradient and (through the residual) part of x1's.
         {
             let (dg, db) = two_spans(g, ly.out_ln.g, ly.out_ln.b);
             layer_norm_backward(
-                &mut gs.d_ln_in,
+                &mut gs.d_x1,
                 dg,
                 db,
                 &gs.d_res,
@@ -490,15 +498,28 @@ impl Encoder {
                 false,
             );
         }
-        lin_back(Some(&mut gs.d_ff), g, &ly.out, &gs.d_ln_in, &la.ff_act, w, n, false);
-        gs.d_x1[..n * h].copy_from_slice(&gs.d_ln_in[..n * h]);
-        activation_backward(&mut gs.d_ff_pre[..n * i], &gs.d_ff[..n * i], &la.ff_pre[..n * i], self.act);
+        {
+            let (dw, db) = two_spans(g, ly.out.w, ly.out.b);
+            linear_backward_through_act(
+                &mut gs.d_ff_pre,
+                dw,
+                db,
+                &gs.d_x1,
+                &la.ff_act,
+                &la.ff_pre,
+                ly.out.w.of(w),
+                n,
+                i,
+                h,
+                self.act,
+            );
+        }
         lin_back(Some(&mut gs.d_x1), g, &ly.inter, &gs.d_ff_pre, &la.x1, w, n, true);
-        // x1 = LN1(ln1_in), ln1_in = dense_o(ctx) + x
+        // x1 = LN1(ln1_in), ln1_in = dense_o(ctx) + x: d_res = ∂/∂ln1_in, likewise.
         {
             let (dg, db) = two_spans(g, ly.attn_ln.g, ly.attn_ln.b);
             layer_norm_backward(
-                &mut gs.d_ln_in,
+                &mut gs.d_res,
                 dg,
                 db,
                 &gs.d_x1,
@@ -511,8 +532,7 @@ impl Encoder {
                 false,
             );
         }
-        lin_back(Some(&mut gs.d_ctx), g, &ly.o, &gs.d_ln_in, &la.ctx, w, n, false);
-        gs.d_res[..n * h].copy_from_slice(&gs.d_ln_in[..n * h]);
+        lin_back(Some(&mut gs.d_ctx), g, &ly.o, &gs.d_res, &la.ctx, w, n, false);
         attention_backward(
             &mut gs.dq,
             &mut gs.dk,
@@ -546,16 +566,8 @@ pub(crate) fn lin_back(
     n: usize,
     acc: bool,
 ) {
-    crate::ops::matmul::linear_backward(dx, lin.w.of_mut(g), None, dy, x, lin.w.of(w), n, lin.din, lin.dout, acc);
-    add_bias_grad(lin.b.of_mut(g), &dy[..n * lin.dout], lin.dout);
-}
-
-fn add_bias_grad(db: &mut [f32], dy: &[f32], dout: usize) {
-    for row in dy.chunks_exact(dout) {
-        for (d, v) in db.iter_mut().zip(row) {
-            *d += v;
-        }
-    }
+    let (dw, db) = two_spans(g, lin.w, lin.b);
+    crate::ops::matmul::linear_backward(dx, dw, Some(db), dy, x, lin.w.of(w), n, lin.din, lin.dout, acc);
 }
 
 /// Two disjoint tensors of one flat buffer, mutably.

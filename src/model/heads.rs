@@ -4,9 +4,8 @@
 
 use super::layers::{LayerNorm, Linear, Registrar};
 use crate::config::{Activation, ElectraConfig};
-use crate::ops::activation::activation_forward;
 use crate::ops::layer_norm::layer_norm_forward;
-use crate::ops::matmul::linear_forward;
+use crate::ops::matmul::{linear_act_forward, linear_forward};
 use crate::params::{ParamId, Span};
 
 /// dense(H→H) → hidden_act → dense_prediction(H→1).
@@ -48,8 +47,17 @@ impl DiscHead {
         grow(&mut acts.pre, m * h);
         grow(&mut acts.act, m * h);
         grow(&mut acts.logits, m);
-        linear_forward(&mut acts.pre, hidden, self.dense.w.of(w), Some(self.dense.b.of(w)), m, h, h);
-        activation_forward(&mut acts.act[..m * h], &acts.pre[..m * h], self.act);
+        linear_act_forward(
+            &mut acts.pre,
+            &mut acts.act,
+            hidden,
+            self.dense.w.of(w),
+            self.dense.b.of(w),
+            m,
+            h,
+            h,
+            self.act,
+        );
         linear_forward(&mut acts.logits, &acts.act, self.pred.w.of(w), Some(self.pred.b.of(w)), m, h, 1);
     }
 }
@@ -119,8 +127,8 @@ impl GenHead {
         ] {
             grow(buf, len);
         }
-        linear_forward(&mut acts.pre, hidden, self.dense.w.of(w), Some(self.dense.b.of(w)), m, h, e);
-        activation_forward(&mut acts.act[..m * e], &acts.pre[..m * e], Activation::Gelu);
+        let (dw, db) = (self.dense.w.of(w), self.dense.b.of(w));
+        linear_act_forward(&mut acts.pre, &mut acts.act, hidden, dw, db, m, h, e, Activation::Gelu);
         layer_norm_forward(
             &mut acts.normed,
             &mut acts.mean,
@@ -157,12 +165,26 @@ impl DiscHead {
         scratch: &mut Vec<f32>,
         m: usize,
     ) {
-        use crate::model::encoder::lin_back;
+        use crate::model::encoder::{lin_back, two_spans};
         let h = self.dense.din;
-        grow(scratch, 2 * m * h);
-        let (d_act, d_pre) = scratch.split_at_mut(m * h);
-        lin_back(Some(d_act), g, &self.pred, d_logits, &acts.act, w, m, false);
-        crate::ops::activation::activation_backward(&mut d_pre[..m * h], &d_act[..m * h], &acts.pre[..m * h], self.act);
+        grow(scratch, m * h);
+        let d_pre = &mut scratch[..m * h];
+        {
+            let (dw, db) = two_spans(g, self.pred.w, self.pred.b);
+            crate::ops::matmul::linear_backward_through_act(
+                d_pre,
+                dw,
+                db,
+                d_logits,
+                &acts.act,
+                &acts.pre,
+                self.pred.w.of(w),
+                m,
+                h,
+                1,
+                self.act,
+            );
+        }
         lin_back(Some(d_hidden), g, &self.dense, d_pre, hidden, w, m, false);
     }
 }

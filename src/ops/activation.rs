@@ -1,10 +1,12 @@
-//! Elementwise activations (HF `ACT2FN` names) and their derivatives, side by side.
+//! Elementwise activations (HF `ACT2FN` names) and their derivatives, side by side. GELU (the
+//! ELECTRA default) runs through the SIMD kernels; the others through the scalar formulas below.
+//! Both are split over the current pool.
 
+use super::par::rows_mut;
+use super::simd;
 use crate::config::Activation;
 
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-const INV_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
-const INV_SQRT_2PI: f32 = 0.398_942_3;
 
 #[inline]
 fn sigmoid(x: f32) -> f32 {
@@ -15,7 +17,7 @@ fn sigmoid(x: f32) -> f32 {
 #[inline]
 pub fn act(a: Activation, x: f32) -> f32 {
     match a {
-        Activation::Gelu => 0.5 * x * (1.0 + libm::erff(x * INV_SQRT_2)),
+        Activation::Gelu => simd::gelu(x),
         Activation::GeluTanh => 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh()),
         Activation::GeluFast => 0.5 * x * (1.0 + (x * SQRT_2_OVER_PI * (1.0 + 0.044715 * x * x)).tanh()),
         Activation::QuickGelu => x * sigmoid(1.702 * x),
@@ -31,7 +33,7 @@ pub fn act(a: Activation, x: f32) -> f32 {
 #[inline]
 pub fn act_grad(a: Activation, x: f32) -> f32 {
     match a {
-        Activation::Gelu => 0.5 * (1.0 + libm::erff(x * INV_SQRT_2)) + x * INV_SQRT_2PI * (-0.5 * x * x).exp(),
+        Activation::Gelu => simd::gelu_grad(x),
         Activation::GeluTanh | Activation::GeluFast => {
             let t = (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh();
             0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x)
@@ -63,17 +65,52 @@ pub fn act_grad(a: Activation, x: f32) -> f32 {
     }
 }
 
+/// Elements per parallel block.
+const BLOCK: usize = 1 << 14;
+
 /// `out[i] = f(x[i])`.
 pub fn activation_forward(out: &mut [f32], x: &[f32], a: Activation) {
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = act(a, v);
+    let n = out.len().min(x.len());
+    rows_mut(&mut out[..n], 1, BLOCK, |s, block| activation_serial(block, &x[s..s + block.len()], a));
+}
+
+/// `out[i] = f(x[i])` on the calling thread.
+pub fn activation_serial(out: &mut [f32], x: &[f32], a: Activation) {
+    match a {
+        Activation::Gelu => simd::gelu_forward(out, x),
+        _ => {
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = act(a, v);
+            }
+        }
     }
 }
 
 /// `dx[i] = dout[i]·f'(x[i])` (assigned).
 pub fn activation_backward(dx: &mut [f32], dout: &[f32], x: &[f32], a: Activation) {
-    for ((d, &g), &v) in dx.iter_mut().zip(dout).zip(x) {
-        *d = g * act_grad(a, v);
+    let n = dx.len().min(dout.len()).min(x.len());
+    rows_mut(&mut dx[..n], 1, BLOCK, |s, block| {
+        let e = s + block.len();
+        match a {
+            Activation::Gelu => simd::gelu_backward(block, &dout[s..e], &x[s..e]),
+            _ => {
+                for ((d, &g), &v) in block.iter_mut().zip(&dout[s..e]).zip(&x[s..e]) {
+                    *d = g * act_grad(a, v);
+                }
+            }
+        }
+    });
+}
+
+/// `d[i] *= f'(x[i])` on the calling thread.
+pub fn activation_backward_serial_inplace(d: &mut [f32], x: &[f32], a: Activation) {
+    match a {
+        Activation::Gelu => simd::gelu_backward_inplace(d, x),
+        _ => {
+            for (g, &v) in d.iter_mut().zip(x) {
+                *g *= act_grad(a, v);
+            }
+        }
     }
 }
 

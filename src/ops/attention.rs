@@ -2,9 +2,12 @@
 //!
 //! Q, K, V and the context are `[B·T, H]` row-major with head `h` in columns `h·HD..(h+1)·HD`;
 //! each head is addressed through strides, so nothing is split or copied. The forward keeps the
-//! softmax probabilities `[B, NH, T, T]` for the backward.
+//! softmax probabilities `[B, NH, T, T]` for the backward. Each (batch row, head) is one task on
+//! the pool, with single-threaded products inside.
 
-use super::matmul::{gemm, Mat};
+use super::matmul::gemm_raw;
+use super::par::RowsMut;
+use super::simd;
 use rayon::prelude::*;
 
 /// Additive key mask as HF builds it: 0 where attended, `f32::MIN` where padded.
@@ -19,11 +22,26 @@ pub fn key_mask(mask_add: &mut [f32], attention_mask: Option<&[i32]>, n: usize) 
     }
 }
 
-fn head<'a>(x: &'a [f32], h: usize, hd: usize, t: usize, hidden: usize) -> Mat<'a> {
-    Mat { data: &x[h * hd..], rows: t, cols: hd, rs: hidden, cs: 1 }
+/// Runs `f(batch_row, head)` for every (batch row, head) pair over the pool.
+fn for_heads(b: usize, nh: usize, f: impl Fn(usize, usize) + Sync) {
+    (0..b * nh).into_par_iter().for_each(|i| f(i / nh, i % nh));
 }
 
+/// The view of head `h` in a `[T, H]` block at `base` (row stride H).
+fn head(base: *const f32, h: usize, hd: usize) -> *const f32 {
+    base.wrapping_add(h * hd)
+}
+
+/// A raw pointer shared with pool tasks that write disjoint head blocks through it.
+#[derive(Clone, Copy)]
+struct Shared(*mut f32);
+// SAFETY: tasks write disjoint (batch row, head) blocks only.
+unsafe impl Send for Shared {}
+// SAFETY: as above.
+unsafe impl Sync for Shared {}
+
 /// `ctx = softmax(Q·Kᵀ/√HD + mask)·V` per batch row and head; writes `probs` for the backward.
+/// One task per (batch row, head); the scaling and mask are fused into the softmax.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_forward(
     ctx: &mut [f32],
@@ -39,40 +57,52 @@ pub fn attention_forward(
 ) {
     let hidden = nh * hd;
     let scale = 1.0 / (hd as f32).sqrt();
-    let rows = t * hidden;
-    ctx[..b * rows].par_chunks_mut(rows).zip(probs[..b * nh * t * t].par_chunks_mut(nh * t * t)).enumerate().for_each(
-        |(bi, (ctx_b, probs_b))| {
-            let (qb, kb, vb) = (&q[bi * rows..], &k[bi * rows..], &v[bi * rows..]);
-            let mb = &mask_add[bi * t..(bi + 1) * t];
-            for h in 0..nh {
-                let p = &mut probs_b[h * t * t..(h + 1) * t * t];
-                gemm(scale, head(qb, h, hd, t, hidden), head(kb, h, hd, t, hidden).t(), 0.0, p, t, 1);
-                for row in p.chunks_exact_mut(t) {
-                    softmax_row_masked(row, mb);
-                }
-                gemm(1.0, Mat::rows(p, t, t), head(vb, h, hd, t, hidden), 0.0, &mut ctx_b[h * hd..], hidden, 1);
+    let n = b * t * hidden;
+    let (q, k, v, ctx) = (&q[..n], &k[..n], &v[..n], &mut ctx[..n]);
+    let probs = RowsMut::new(probs, b * nh, t * t);
+    let out = Shared(ctx.as_mut_ptr());
+    let rs = hidden as isize;
+    for_heads(b, nh, |bi, h| {
+        let out = out;
+        // SAFETY: this task's probability block is its own.
+        let p = unsafe { probs.get(bi * nh + h, bi * nh + h + 1) };
+        let at = bi * t * hidden;
+        let mb = &mask_add[bi * t..(bi + 1) * t];
+        // SAFETY: Q, K, V and ctx cover rows bi·T..(bi+1)·T of width H (sliced to n above);
+        // this task writes only columns h·HD..(h+1)·HD of those ctx rows.
+        unsafe {
+            gemm_raw(
+                t,
+                t,
+                hd,
+                1.0,
+                head(q[at..].as_ptr(), h, hd),
+                (rs, 1),
+                head(k[at..].as_ptr(), h, hd),
+                (1, rs),
+                0.0,
+                p.as_mut_ptr(),
+                (t as isize, 1),
+            );
+            for row in p.chunks_exact_mut(t) {
+                simd::softmax_scaled_masked(row, scale, mb);
             }
-        },
-    );
-}
-
-/// In place: `row = softmax(row + mask)`.
-#[inline]
-fn softmax_row_masked(row: &mut [f32], mask: &[f32]) {
-    let mut max = f32::NEG_INFINITY;
-    for (s, &m) in row.iter_mut().zip(mask) {
-        *s += m;
-        max = max.max(*s);
-    }
-    let mut sum = 0.0f32;
-    for s in row.iter_mut() {
-        *s = (*s - max).exp();
-        sum += *s;
-    }
-    let inv = 1.0 / sum;
-    for s in row.iter_mut() {
-        *s *= inv;
-    }
+            let c = out.0.add(at + h * hd);
+            gemm_raw(
+                t,
+                hd,
+                t,
+                1.0,
+                p.as_ptr(),
+                (t as isize, 1),
+                head(v[at..].as_ptr(), h, hd),
+                (rs, 1),
+                0.0,
+                c,
+                (rs, 1),
+            );
+        }
+    });
 }
 
 /// Attention backward: assigns `dq`, `dk`, `dv` from `dctx`, using `scratch` (`[B, NH, T, T]`).
@@ -94,33 +124,40 @@ pub fn attention_backward(
 ) {
     let hidden = nh * hd;
     let scale = 1.0 / (hd as f32).sqrt();
-    let rows = t * hidden;
-    let tt = nh * t * t;
-    dq[..b * rows]
-        .par_chunks_mut(rows)
-        .zip(dk[..b * rows].par_chunks_mut(rows))
-        .zip(dv[..b * rows].par_chunks_mut(rows))
-        .zip(scratch[..b * tt].par_chunks_mut(tt))
-        .enumerate()
-        .for_each(|(bi, (((dq_b, dk_b), dv_b), ds_b))| {
-            let (qb, kb, vb, gb) = (&q[bi * rows..], &k[bi * rows..], &v[bi * rows..], &dctx[bi * rows..]);
-            let pb = &probs[bi * tt..(bi + 1) * tt];
-            for h in 0..nh {
-                let p = &pb[h * t * t..(h + 1) * t * t];
-                let ds = &mut ds_b[h * t * t..(h + 1) * t * t];
-                // dP = dctx·Vᵀ ; dV = Pᵀ·dctx
-                gemm(1.0, head(gb, h, hd, t, hidden), head(vb, h, hd, t, hidden).t(), 0.0, ds, t, 1);
-                gemm(1.0, Mat::rows(p, t, t).t(), head(gb, h, hd, t, hidden), 0.0, &mut dv_b[h * hd..], hidden, 1);
-                // dS = P ⊙ (dP − Σⱼ dP·P)
-                for (dsr, pr) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
-                    let dot: f32 = dsr.iter().zip(pr).map(|(a, b)| a * b).sum();
-                    for (d, &pv) in dsr.iter_mut().zip(pr) {
-                        *d = pv * (*d - dot);
-                    }
-                }
-                // dQ = scale·dS·K ; dK = scale·dSᵀ·Q
-                gemm(scale, Mat::rows(ds, t, t), head(kb, h, hd, t, hidden), 0.0, &mut dq_b[h * hd..], hidden, 1);
-                gemm(scale, Mat::rows(ds, t, t).t(), head(qb, h, hd, t, hidden), 0.0, &mut dk_b[h * hd..], hidden, 1);
+    let n = b * t * hidden;
+    let (q, k, v, g) = (&q[..n], &k[..n], &v[..n], &dctx[..n]);
+    let probs = &probs[..b * nh * t * t];
+    let (dq, dk, dv) = (Shared(dq[..n].as_mut_ptr()), Shared(dk[..n].as_mut_ptr()), Shared(dv[..n].as_mut_ptr()));
+    let scratch = RowsMut::new(scratch, b * nh, t * t);
+    let rs = hidden as isize;
+    let tt = t as isize;
+    for_heads(b, nh, |bi, h| {
+        let (dq, dk, dv) = (dq, dk, dv);
+        let blk = bi * nh + h;
+        // SAFETY: this task's scratch block is its own.
+        let ds = unsafe { scratch.get(blk, blk + 1) };
+        let p = &probs[blk * t * t..(blk + 1) * t * t];
+        let at = bi * t * hidden;
+        let (qh, kh, vh, gh) = (
+            head(q[at..].as_ptr(), h, hd),
+            head(k[at..].as_ptr(), h, hd),
+            head(v[at..].as_ptr(), h, hd),
+            head(g[at..].as_ptr(), h, hd),
+        );
+        let off = at + h * hd;
+        // SAFETY: reads stay within rows bi·T..(bi+1)·T of the [N, H] inputs; writes go to
+        // columns h·HD..(h+1)·HD of those rows of dq, dk, dv (this task's alone).
+        unsafe {
+            // dP = dctx·Vᵀ ; dV = Pᵀ·dctx
+            gemm_raw(t, t, hd, 1.0, gh, (rs, 1), vh, (1, rs), 0.0, ds.as_mut_ptr(), (tt, 1));
+            gemm_raw(t, hd, t, 1.0, p.as_ptr(), (1, tt), gh, (rs, 1), 0.0, dv.0.add(off), (rs, 1));
+            // dS = P ⊙ (dP − Σⱼ dP·P)
+            for (dsr, pr) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
+                simd::softmax_backward(dsr, pr);
             }
-        });
+            // dQ = scale·dS·K ; dK = scale·dSᵀ·Q
+            gemm_raw(t, hd, t, scale, ds.as_ptr(), (tt, 1), kh, (rs, 1), 0.0, dq.0.add(off), (rs, 1));
+            gemm_raw(t, hd, t, scale, ds.as_ptr(), (1, tt), qh, (rs, 1), 0.0, dk.0.add(off), (rs, 1));
+        }
+    });
 }

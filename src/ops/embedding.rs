@@ -1,4 +1,8 @@
-//! Embedding lookup (word + token type + position) and its scatter-add backward.
+//! Embedding lookup (word + token type + position) and its scatter-add backward. The lookup
+//! runs in row blocks over the pool; the backward splits the width into column blocks, each
+//! scattering every token in order, so sums do not depend on the thread count.
+
+use super::par::{for_ranges, rows_mut, threads, RowsMut};
 
 /// `out[b·T+t] = word[ids] + type[types] + pos[t]`, each of width `e` (HF's summation order).
 #[allow(clippy::too_many_arguments)]
@@ -13,12 +17,12 @@ pub fn embedding_forward(
     t: usize,
     e: usize,
 ) {
-    for bi in 0..b {
-        for ti in 0..t {
-            let n = bi * t + ti;
+    rows_mut(&mut out[..b * t * e], e, 64, |r0, block| {
+        for (i, o) in block.chunks_exact_mut(e).enumerate() {
+            let n = r0 + i;
+            let ti = n % t;
             let id = ids[n] as usize;
             let ty = types.map_or(0, |tt| tt[n] as usize);
-            let o = &mut out[n * e..(n + 1) * e];
             let w = &word[id * e..(id + 1) * e];
             let y = &typ[ty * e..(ty + 1) * e];
             let p = &pos[ti * e..(ti + 1) * e];
@@ -26,7 +30,7 @@ pub fn embedding_forward(
                 o[i] = (w[i] + y[i]) + p[i];
             }
         }
-    }
+    });
 }
 
 /// Scatter-adds `dout` into the three tables. The `padding_idx` row of the word table gets no
@@ -44,23 +48,29 @@ pub fn embedding_backward(
     e: usize,
     padding_idx: Option<usize>,
 ) {
-    for bi in 0..b {
-        for ti in 0..t {
-            let n = bi * t + ti;
-            let g = &dout[n * e..(n + 1) * e];
+    let (dw, dp, dt) =
+        (RowsMut::new(dword, 1, dword.len()), RowsMut::new(dpos, 1, dpos.len()), RowsMut::new(dtyp, 1, dtyp.len()));
+    let parts = if b * t * e < 1 << 15 { 1 } else { threads() };
+    for_ranges(e, parts, 32.min(e).max(1), 16, |c0, c1| {
+        for n in 0..b * t {
+            let ti = n % t;
+            let g = &dout[n * e + c0..n * e + c1];
             let id = ids[n] as usize;
             let ty = types.map_or(0, |tt| tt[n] as usize);
-            if Some(id) != padding_idx {
-                for (d, v) in dword[id * e..(id + 1) * e].iter_mut().zip(g) {
-                    *d += v;
+            // SAFETY: tasks own disjoint column ranges [c0, c1) of every table row.
+            unsafe {
+                if Some(id) != padding_idx {
+                    add(dw.span(id * e + c0, id * e + c1), g);
                 }
-            }
-            for (d, v) in dtyp[ty * e..(ty + 1) * e].iter_mut().zip(g) {
-                *d += v;
-            }
-            for (d, v) in dpos[ti * e..(ti + 1) * e].iter_mut().zip(g) {
-                *d += v;
+                add(dt.span(ty * e + c0, ty * e + c1), g);
+                add(dp.span(ti * e + c0, ti * e + c1), g);
             }
         }
+    });
+}
+
+fn add(d: &mut [f32], g: &[f32]) {
+    for (d, v) in d.iter_mut().zip(g) {
+        *d += v;
     }
 }

@@ -1,4 +1,9 @@
 //! LayerNorm over the last dimension: forward saves mean and 1/std per row for the backward.
+//! Rows run in parallel (SIMD rows); the parameter gradients are summed over rows in order, per
+//! block of columns, so they do not depend on the thread count.
+
+use super::par::{for_ranges, rows_mut, threads, RowsMut};
+use super::simd;
 
 /// `out = (x - mean)·rstd·g + b` per row of `c` elements; writes `mean` and `rstd` (n each).
 #[allow(clippy::too_many_arguments)]
@@ -13,20 +18,17 @@ pub fn layer_norm_forward(
     c: usize,
     eps: f64,
 ) {
-    for r in 0..n {
-        let xr = &x[r * c..(r + 1) * c];
-        // f64 accumulation: cheap at these widths and keeps the statistics exact to f32.
-        let mu = xr.iter().map(|&v| v as f64).sum::<f64>() / c as f64;
-        let var = xr.iter().map(|&v| (v as f64 - mu) * (v as f64 - mu)).sum::<f64>() / c as f64;
-        let rs = 1.0 / (var + eps).sqrt();
-        let (muf, rsf) = (mu as f32, rs as f32);
-        mean[r] = muf;
-        rstd[r] = rsf;
-        let orow = &mut out[r * c..(r + 1) * c];
-        for i in 0..c {
-            orow[i] = (xr[i] - muf) * rsf * g[i] + b[i];
+    let mean = RowsMut::new(mean, n, 1);
+    let rstd = RowsMut::new(rstd, n, 1);
+    rows_mut(&mut out[..n * c], c, 16, |r0, block| {
+        let r1 = r0 + block.len() / c;
+        // SAFETY: rows_mut hands out disjoint row blocks.
+        let (mu, rs) = unsafe { (mean.get(r0, r1), rstd.get(r0, r1)) };
+        for (i, orow) in block.chunks_exact_mut(c).enumerate() {
+            let r = r0 + i;
+            (mu[i], rs[i]) = simd::layer_norm_row(orow, &x[r * c..(r + 1) * c], g, b, eps);
         }
-    }
+    });
 }
 
 /// LayerNorm backward. `dg`/`db` accumulate; `dx` is assigned, or accumulated when
@@ -45,31 +47,37 @@ pub fn layer_norm_backward(
     c: usize,
     accumulate_dx: bool,
 ) {
-    for r in 0..n {
-        let xr = &x[r * c..(r + 1) * c];
-        let dr = &dout[r * c..(r + 1) * c];
-        let (mu, rs) = (mean[r], rstd[r]);
-        let mut sum_dxhat = 0.0f64;
-        let mut sum_dxhat_xhat = 0.0f64;
-        for i in 0..c {
-            let xhat = (xr[i] - mu) * rs;
-            let dxhat = dr[i] * g[i];
-            sum_dxhat += dxhat as f64;
-            sum_dxhat_xhat += (dxhat * xhat) as f64;
-            dg[i] += dr[i] * xhat;
-            db[i] += dr[i];
+    rows_mut(&mut dx[..n * c], c, 16, |r0, block| {
+        for (i, dxr) in block.chunks_exact_mut(c).enumerate() {
+            let r = r0 + i;
+            let span = r * c..(r + 1) * c;
+            simd::layer_norm_backward_row(dxr, &dout[span.clone()], &x[span], g, mean[r], rstd[r], accumulate_dx);
         }
-        let m1 = (sum_dxhat / c as f64) as f32;
-        let m2 = (sum_dxhat_xhat / c as f64) as f32;
-        let dxr = &mut dx[r * c..(r + 1) * c];
-        for i in 0..c {
-            let xhat = (xr[i] - mu) * rs;
-            let v = rs * (dr[i] * g[i] - m1 - xhat * m2);
-            if accumulate_dx {
-                dxr[i] += v;
-            } else {
-                dxr[i] = v;
-            }
+    });
+    layer_norm_param_grads(dg, db, dout, x, mean, rstd, n, c);
+}
+
+/// `dg += Σ_rows dout·x̂`, `db += Σ_rows dout`, columns split over the pool, rows in order.
+#[allow(clippy::too_many_arguments)]
+pub fn layer_norm_param_grads(
+    dg: &mut [f32],
+    db: &mut [f32],
+    dout: &[f32],
+    x: &[f32],
+    mean: &[f32],
+    rstd: &[f32],
+    n: usize,
+    c: usize,
+) {
+    let dgv = RowsMut::new(dg, 1, c);
+    let dbv = RowsMut::new(db, 1, c);
+    let parts = if n * c < 1 << 15 { 1 } else { threads() };
+    for_ranges(c, parts, 64.min(c).max(1), 16, |c0, c1| {
+        // SAFETY: disjoint column ranges.
+        let (g_acc, b_acc) = unsafe { (dgv.span(c0, c1), dbv.span(c0, c1)) };
+        for r in 0..n {
+            let row = r * c;
+            simd::ln_param_grad_row(g_acc, b_acc, &dout[row + c0..row + c1], &x[row + c0..row + c1], mean[r], rstd[r]);
         }
-    }
+    });
 }

@@ -1,6 +1,11 @@
 //! Losses with their gradients: softmax cross-entropy (the generator's masked LM) and sigmoid
 //! binary cross-entropy (the discriminator's replaced-token detection), both as weighted means
-//! with the original code's `Σw + 1e-6` denominator.
+//! with the original code's `Σw + 1e-6` denominator. Cross-entropy rows run in parallel with
+//! SIMD exponentials; per-row losses are summed in row order.
+
+use super::par::RowsMut;
+use super::simd;
+use rayon::prelude::*;
 
 /// Mean cross-entropy of `m` rows of `v` logits against `targets`, each row weighted equally:
 /// `Σ CE / (m + 1e-6)`. Writes `dlogits = scale·(softmax − onehot)/(m + 1e-6)` when given, and
@@ -14,32 +19,28 @@ pub fn cross_entropy(
     scale: f32,
 ) -> (f32, usize) {
     let denom = m as f64 + 1e-6;
-    let mut total = 0.0f64;
-    let mut correct = 0;
-    let mut dl = dlogits;
-    for r in 0..m {
-        let row = &logits[r * v..(r + 1) * v];
-        let tgt = targets[r] as usize;
-        let (mut max, mut arg) = (f32::NEG_INFINITY, 0);
-        for (j, &x) in row.iter().enumerate() {
-            if x > max {
-                max = x;
-                arg = j;
+    let k = (scale as f64 / denom) as f32;
+    let grads = dlogits.map(|d| RowsMut::new(d, m, v));
+    // Rows in parallel; per-row results come back in order and are summed in order.
+    let rows: Vec<(f64, bool)> = (0..m)
+        .into_par_iter()
+        .map(|r| {
+            let row = &logits[r * v..(r + 1) * v];
+            let tgt = targets[r] as usize;
+            let max = simd::max(row);
+            let arg = row.iter().position(|&x| x == max).unwrap_or(0);
+            let lse = max as f64 + (simd::sum_exp(row, max) as f64).ln();
+            if let Some(g) = &grads {
+                // SAFETY: one task per row.
+                let drow = unsafe { g.get(r, r + 1) };
+                simd::scaled_exp(drow, row, lse as f32, k);
+                drow[tgt] -= k;
             }
-        }
-        correct += (arg == tgt) as usize;
-        let sum: f64 = row.iter().map(|&x| ((x - max) as f64).exp()).sum();
-        let lse = max as f64 + sum.ln();
-        total += lse - row[tgt] as f64;
-        if let Some(d) = dl.as_deref_mut() {
-            let drow = &mut d[r * v..(r + 1) * v];
-            let k = scale as f64 / denom;
-            for (j, (g, &x)) in drow.iter_mut().zip(row).enumerate() {
-                let p = ((x as f64) - lse).exp();
-                *g = (k * (p - (j == tgt) as i32 as f64)) as f32;
-            }
-        }
-    }
+            (lse - row[tgt] as f64, arg == tgt)
+        })
+        .collect();
+    let total: f64 = rows.iter().map(|r| r.0).sum();
+    let correct = rows.iter().filter(|r| r.1).count();
     ((total / denom) as f32, correct)
 }
 

@@ -1,5 +1,16 @@
-//! Matrix products through matrixmultiply's sgemm, and the Linear layer (y = x·Wᵀ + b) forward
-//! and backward built on it. Transposes are stride swaps, never copies.
+//! Matrix products and the Linear layer (y = x·Wᵀ + b), forward and backward.
+//!
+//! Kernel: the `gemm` crate's single-threaded sgemm (runtime-dispatched AVX-512 / AVX2+FMA /
+//! portable), which beat matrixmultiply on every shape of a training step (docs/PERFORMANCE.md).
+//! Parallelism is ours: a product is cut into blocks of output rows (or columns, whichever side
+//! is longer) that run on the current rayon pool, each a complete product with the whole inner
+//! dimension. Every output element is therefore computed exactly as without the split, whatever
+//! the thread count. Transposes are stride swaps, never copies. Linear forwards finish each row
+//! block while it is in cache: bias, bias + activation, or bias + residual + LayerNorm.
+
+use super::par::{for_ranges, split, threads, RowsMut};
+use super::simd;
+use crate::config::Activation;
 
 /// A read-only strided matrix: element (i, j) is `data[i*rs + j*cs]`.
 #[derive(Clone, Copy)]
@@ -35,53 +46,317 @@ impl<'a> Mat<'a> {
     }
 }
 
-/// C ← alpha·A·B + beta·C, where C is a strided `m x n` view into `c` (row stride `rsc`,
-/// column stride `csc`). Bounds are checked; the kernel is matrixmultiply's sgemm.
+/// Below this many multiply-adds a product runs on the calling thread.
+const PAR_MIN_MACS: usize = 1 << 18;
+/// Smallest row (or column) block of a split product: keeps blocks on the library's general
+/// path and the repacking of the shared operand small next to the block's work.
+const MIN_BLOCK: usize = 128;
+
+/// The single-threaded kernel on raw strided operands: C ← alpha·A·B + beta·C, where A is
+/// `m x k`, B `k x n`, C `m x n`. With beta = 0, C is not read.
+///
+/// # Safety
+/// Every addressed element of A, B and C must be valid, and C must not alias A or B.
 #[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_raw(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: *const f32,
+    (ars, acs): (isize, isize),
+    b: *const f32,
+    (brs, bcs): (isize, isize),
+    beta: f32,
+    c: *mut f32,
+    (rsc, csc): (isize, isize),
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for i in 0..m as isize {
+            for j in 0..n as isize {
+                let p = c.offset(i * rsc + j * csc);
+                *p = if beta == 0.0 { 0.0 } else { beta * *p };
+            }
+        }
+        return;
+    }
+    // gemm's convention: dst = alpha·dst + beta·lhs·rhs, strides given column first.
+    gemm::gemm(
+        m,
+        n,
+        k,
+        c,
+        csc,
+        rsc,
+        beta != 0.0,
+        a,
+        acs,
+        ars,
+        b,
+        bcs,
+        brs,
+        beta,
+        alpha,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    );
+}
+
+fn check_c(c: &[f32], m: usize, n: usize, rsc: usize, csc: usize) {
+    if m > 0 && n > 0 {
+        assert!((m - 1) * rsc + (n - 1) * csc < c.len(), "gemm output out of bounds");
+    }
+}
+
+/// C ← alpha·A·B + beta·C on the calling thread, where C is a strided `m x n` view into `c`.
+pub fn gemm_serial(alpha: f32, a: Mat, b: Mat, beta: f32, c: &mut [f32], rsc: usize, csc: usize) {
+    assert_eq!(a.cols, b.rows, "gemm inner dimensions differ");
+    a.check();
+    b.check();
+    check_c(c, a.rows, b.cols, rsc, csc);
+    // SAFETY: every addressed element was bounds-checked; `c` is a unique borrow.
+    unsafe {
+        gemm_raw(
+            a.rows,
+            b.cols,
+            a.cols,
+            alpha,
+            a.data.as_ptr(),
+            (a.rs as isize, a.cs as isize),
+            b.data.as_ptr(),
+            (b.rs as isize, b.cs as isize),
+            beta,
+            c.as_mut_ptr(),
+            (rsc as isize, csc as isize),
+        )
+    }
+}
+
+/// A raw pointer that may cross to pool threads (the blocks written through it are disjoint).
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: used only to write disjoint blocks from parallel tasks.
+unsafe impl Send for SendPtr {}
+// SAFETY: as above.
+unsafe impl Sync for SendPtr {}
+
+/// C ← alpha·A·B + beta·C, where C is a strided `m x n` view into `c` (row stride `rsc`,
+/// column stride `csc`). Bounds are checked; large products run in blocks on the current pool.
 pub fn gemm(alpha: f32, a: Mat, b: Mat, beta: f32, c: &mut [f32], rsc: usize, csc: usize) {
     assert_eq!(a.cols, b.rows, "gemm inner dimensions differ");
     a.check();
     b.check();
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    if m == 0 || n == 0 {
+    check_c(c, m, n, rsc, csc);
+    let by_rows = m >= n;
+    let dim = if by_rows { m } else { n };
+    let (_, blocks) = split(dim, 2 * threads(), MIN_BLOCK, 16);
+    if threads() == 1 || m * n * k < PAR_MIN_MACS || blocks <= 1 {
+        return gemm_serial(alpha, a, b, beta, c, rsc, csc);
+    }
+    let cp = SendPtr(c.as_mut_ptr());
+    let (ap, bp) = (a.data.as_ptr() as usize, b.data.as_ptr() as usize);
+    for_ranges(dim, 2 * threads(), MIN_BLOCK, 16, |s, e| {
+        let cp = cp;
+        let (ap, bp) = (ap as *const f32, bp as *const f32);
+        // SAFETY: the blocks are disjoint row (or column) ranges of the checked view of C, and
+        // A and B are only read.
+        unsafe {
+            if by_rows {
+                gemm_raw(
+                    e - s,
+                    n,
+                    k,
+                    alpha,
+                    ap.add(s * a.rs),
+                    (a.rs as isize, a.cs as isize),
+                    bp,
+                    (b.rs as isize, b.cs as isize),
+                    beta,
+                    cp.0.add(s * rsc),
+                    (rsc as isize, csc as isize),
+                )
+            } else {
+                gemm_raw(
+                    m,
+                    e - s,
+                    k,
+                    alpha,
+                    ap,
+                    (a.rs as isize, a.cs as isize),
+                    bp.add(s * b.cs),
+                    (b.rs as isize, b.cs as isize),
+                    beta,
+                    cp.0.add(s * csc),
+                    (rsc as isize, csc as isize),
+                )
+            }
+        }
+    });
+}
+
+/// Largest output block (bytes) finished by an epilogue while still in cache.
+const EPILOGUE_BLOCK_BYTES: usize = 1 << 20;
+
+/// `y[n, dout] = x[n, din]·Wᵀ` (W stored `[dout, din]`), then `epilogue(row, first_col, seg)` on
+/// every row segment of each finished block, in the task that computed it while it is in cache.
+/// Blocks are row ranges when rows outnumber columns or `full_rows` (the epilogue needs whole
+/// rows), else column ranges; with too few rows for row blocks, a full-row epilogue runs after a
+/// column-split product.
+#[allow(clippy::too_many_arguments)]
+fn linear_then(
+    y: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    n: usize,
+    din: usize,
+    dout: usize,
+    full_rows: bool,
+    epilogue: impl Fn(usize, usize, &mut [f32]) + Sync,
+) {
+    let y = &mut y[..n * dout];
+    let x = &x[..n * din];
+    let w = &w[..dout * din];
+    let wt = Mat::rows(w, dout, din).t();
+    let rows_split = split(n, 2 * threads(), MIN_BLOCK, 16).1 > 1;
+    let small = n * din * dout < PAR_MIN_MACS || threads() == 1;
+    if full_rows || (n >= dout && (rows_split || small)) {
+        if !rows_split && !small {
+            // Too few rows to share out: split the product by columns, then finish whole rows.
+            gemm(1.0, Mat::rows(x, n, din), wt, 0.0, y, dout, 1);
+            super::par::rows_mut(y, dout, 8, |r0, block| {
+                for (i, row) in block.chunks_exact_mut(dout).enumerate() {
+                    epilogue(r0 + i, 0, row);
+                }
+            });
+            return;
+        }
+        let rows = RowsMut::new(y, n, dout);
+        for_ranges(n, 2 * threads(), MIN_BLOCK, 16, |s, e| {
+            // SAFETY: for_ranges hands out disjoint row ranges.
+            let yb = unsafe { rows.get(s, e) };
+            gemm_serial(1.0, Mat::rows(&x[s * din..e * din], e - s, din), wt, 0.0, yb, dout, 1);
+            for (i, row) in yb.chunks_exact_mut(dout).enumerate() {
+                epilogue(s + i, 0, row);
+            }
+        });
         return;
     }
-    let last = (m - 1) * rsc + (n - 1) * csc;
-    assert!(last < c.len(), "gemm output out of bounds");
-    // SAFETY: every index the kernel touches was bounds-checked above; strides fit isize
-    // because they address elements of live slices.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            alpha,
-            a.data.as_ptr(),
-            a.rs as isize,
-            a.cs as isize,
-            b.data.as_ptr(),
-            b.rs as isize,
-            b.cs as isize,
-            beta,
-            c.as_mut_ptr(),
-            rsc as isize,
-            csc as isize,
-        );
-    }
+    // Column blocks: each repacks only x (the shorter side) and stays cache-sized.
+    let per_block = (EPILOGUE_BLOCK_BYTES / 4 / n.max(1)).max(MIN_BLOCK);
+    let parts = dout.div_ceil(per_block).max(2 * threads());
+    let cols = RowsMut::new(y, n, dout);
+    for_ranges(dout, parts, MIN_BLOCK.min(dout), 16, |c0, c1| {
+        // SAFETY: y holds n·dout elements (checked by RowsMut::new); tasks write disjoint column
+        // ranges [c0, c1) of its rows.
+        unsafe {
+            gemm_raw(
+                n,
+                c1 - c0,
+                din,
+                1.0,
+                x.as_ptr(),
+                (din as isize, 1),
+                w.as_ptr().add(c0 * din),
+                (1, din as isize),
+                0.0,
+                cols.ptr().add(c0),
+                (dout as isize, 1),
+            );
+        }
+        for r in 0..n {
+            // SAFETY: as above; this segment lies in this task's columns.
+            epilogue(r, c0, unsafe { cols.span(r * dout + c0, r * dout + c1) });
+        }
+    });
 }
 
 /// Linear forward: `y[n, dout] = x[n, din]·Wᵀ + b`, with W stored `[dout, din]` (PyTorch layout).
 pub fn linear_forward(y: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>, n: usize, din: usize, dout: usize) {
-    let y = &mut y[..n * dout];
-    match b {
-        Some(b) => {
-            for row in y.chunks_exact_mut(dout) {
-                row.copy_from_slice(b);
-            }
+    linear_then(y, x, w, n, din, dout, false, |_, c0, seg| {
+        if let Some(b) = b {
+            simd::add_assign(seg, &b[c0..c0 + seg.len()]);
         }
-        None => y.fill(0.0),
-    }
-    gemm(1.0, Mat::rows(&x[..n * din], n, din), Mat::rows(w, dout, din).t(), 1.0, y, dout, 1);
+    });
+}
+
+/// Linear + activation: `pre = x·Wᵀ + b`, `act = f(pre)` (both kept for the backward).
+#[allow(clippy::too_many_arguments)]
+pub fn linear_act_forward(
+    pre: &mut [f32],
+    act: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    n: usize,
+    din: usize,
+    dout: usize,
+    f: Activation,
+) {
+    let act = RowsMut::new(act, n, dout);
+    linear_then(pre, x, w, n, din, dout, false, |r, c0, seg| {
+        let start = r * dout + c0;
+        // SAFETY: epilogue segments are disjoint.
+        let out = unsafe { act.span(start, start + seg.len()) };
+        let bias = &b[c0..c0 + seg.len()];
+        if f == Activation::Gelu {
+            simd::bias_gelu(seg, out, bias);
+        } else {
+            simd::add_assign(seg, bias);
+            super::activation::activation_serial(out, seg, f);
+        }
+    });
+}
+
+/// Linear + residual + LayerNorm (BERT's post-LN output blocks):
+/// `sum = x·Wᵀ + b + residual`, `out = LayerNorm(sum)`; `sum`, `mean`, `rstd` are kept.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_residual_layer_norm_forward(
+    sum: &mut [f32],
+    out: &mut [f32],
+    mean: &mut [f32],
+    rstd: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    residual: &[f32],
+    (g, beta, eps): (&[f32], &[f32], f64),
+    n: usize,
+    din: usize,
+    dout: usize,
+) {
+    let out = RowsMut::new(out, n, dout);
+    let mean = RowsMut::new(mean, n, 1);
+    let rstd = RowsMut::new(rstd, n, 1);
+    linear_then(sum, x, w, n, din, dout, true, |r, _, row| {
+        // SAFETY: one epilogue call per row.
+        let (o, mu, rs) = unsafe { (out.get(r, r + 1), mean.span(r, r + 1), rstd.span(r, r + 1)) };
+        simd::add_assign(row, b);
+        simd::add_assign(row, &residual[r * dout..(r + 1) * dout]);
+        (mu[0], rs[0]) = simd::layer_norm_row(o, row, g, beta, eps);
+    });
+}
+
+/// `db += Σ_rows dy` over `[n, dout]`, columns split over the pool; each column is summed over
+/// rows in order, as on one thread.
+pub fn bias_grad(db: &mut [f32], dy: &[f32], n: usize, dout: usize) {
+    let dy = &dy[..n * dout];
+    let cols = RowsMut::new(db, 1, dout);
+    let rows_per_col = n.max(1);
+    // Column blocks of ≥ 64 (cache-line multiples); tiny problems stay on this thread.
+    let parts = if n * dout < 1 << 16 { 1 } else { threads() };
+    for_ranges(dout, parts, 64.min(dout).max(1), 16, |c0, c1| {
+        // SAFETY: disjoint column ranges of the one-row view.
+        let acc = unsafe { cols.span(c0, c1) };
+        for row in dy.chunks_exact(dout).take(rows_per_col) {
+            simd::add_assign(acc, &row[c0..c1]);
+        }
+    });
 }
 
 /// Linear backward. Parameter gradients accumulate (`dw += dyᵀ·x`, `db += Σ dy`); the input
@@ -106,12 +381,60 @@ pub fn linear_backward(
     }
     gemm(1.0, Mat::rows(dy, n, dout).t(), Mat::rows(&x[..n * din], n, din), 1.0, dw, din, 1);
     if let Some(db) = db {
-        for row in dy.chunks_exact(dout) {
-            for (g, d) in db.iter_mut().zip(row) {
-                *g += d;
-            }
-        }
+        bias_grad(db, dy, n, dout);
     }
+}
+
+/// Backward of a Linear whose input was `act = f(pre)`, through the activation too:
+/// `d_pre = (dy·W) ⊙ f′(pre)` (assigned), `dw += dyᵀ·act`, `db += Σ dy`. The derivative is
+/// applied to each row block of `dy·W` as it is produced.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_backward_through_act(
+    d_pre: &mut [f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+    dy: &[f32],
+    act: &[f32],
+    pre: &[f32],
+    w: &[f32],
+    n: usize,
+    din: usize,
+    dout: usize,
+    f: Activation,
+) {
+    let dy = &dy[..n * dout];
+    let d_pre = &mut d_pre[..n * din];
+    let (_, blocks) = split(n, 2 * threads(), MIN_BLOCK, 16);
+    let epi = |r0: usize, rows: &mut [f32]| {
+        let r1 = r0 + rows.len() / din;
+        if f == Activation::Gelu {
+            simd::gelu_backward_inplace(rows, &pre[r0 * din..r1 * din]);
+        } else {
+            super::activation::activation_backward_serial_inplace(rows, &pre[r0 * din..r1 * din], f);
+        }
+    };
+    if threads() > 1 && blocks <= 1 {
+        gemm(1.0, Mat::rows(dy, n, dout), Mat::rows(w, dout, din), 0.0, d_pre, din, 1);
+        super::par::rows_mut(d_pre, din, 8, epi);
+    } else {
+        let rows = RowsMut::new(d_pre, n, din);
+        for_ranges(n, 2 * threads(), MIN_BLOCK, 16, |s, e| {
+            // SAFETY: disjoint row ranges.
+            let block = unsafe { rows.get(s, e) };
+            gemm_serial(
+                1.0,
+                Mat::rows(&dy[s * dout..e * dout], e - s, dout),
+                Mat::rows(w, dout, din),
+                0.0,
+                block,
+                din,
+                1,
+            );
+            epi(s, block);
+        });
+    }
+    gemm(1.0, Mat::rows(dy, n, dout).t(), Mat::rows(&act[..n * din], n, din), 1.0, dw, din, 1);
+    bias_grad(db, dy, n, dout);
 }
 
 #[cfg(test)]
@@ -131,6 +454,20 @@ mod tests {
                 let r: f32 = (0..k).map(|p| a[i * k + p] * b[j * k + p]).sum();
                 assert!((c[i * n + j] - r).abs() < 1e-5);
             }
+        }
+    }
+
+    #[test]
+    fn split_products_equal_serial_ones_bit_for_bit() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        for (m, k, n) in [(700, 96, 64), (64, 300, 900), (513, 1030, 130)] {
+            let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let mut serial = vec![0.5; m * n];
+            gemm_serial(0.7, Mat::rows(&a, m, k), Mat::rows(&b, k, n), 1.0, &mut serial, n, 1);
+            let mut par = vec![0.5; m * n];
+            pool.install(|| gemm(0.7, Mat::rows(&a, m, k), Mat::rows(&b, k, n), 1.0, &mut par, n, 1));
+            assert_eq!(serial, par, "{m}x{k}x{n}");
         }
     }
 }

@@ -10,3 +10,5 @@ pub mod embedding;
 pub mod layer_norm;
 pub mod loss;
 pub mod matmul;
+pub mod par;
+pub mod simd;

@@ -1,0 +1,99 @@
+//! Splitting work over the current rayon pool (the handle's pool: kernels run inside
+//! `pool.install`). Splits never change what is computed for one row or one column, and every
+//! reduction that crosses rows runs in a fixed order, so results do not depend on the pool.
+
+use rayon::prelude::*;
+use std::marker::PhantomData;
+
+/// Worker threads of the pool this code runs in.
+pub fn threads() -> usize {
+    rayon::current_num_threads()
+}
+
+/// Runs `f(start, end)` over contiguous ranges covering `0..n`: about `parts` of them, each at
+/// least `min` long and (except the last) a multiple of `align`. One range runs inline.
+pub fn for_ranges(n: usize, parts: usize, min: usize, align: usize, f: impl Fn(usize, usize) + Sync) {
+    let ranges = split(n, parts, min, align);
+    if ranges.1 <= 1 {
+        if n > 0 {
+            f(0, n);
+        }
+        return;
+    }
+    let (size, count) = ranges;
+    (0..count).into_par_iter().for_each(|i| {
+        let start = i * size;
+        let end = if i + 1 == count { n } else { start + size };
+        f(start, end)
+    });
+}
+
+/// (range size, number of ranges) for [`for_ranges`]; the last range absorbs the remainder, so
+/// every range is at least `size` long.
+pub fn split(n: usize, parts: usize, min: usize, align: usize) -> (usize, usize) {
+    let align = align.max(1);
+    let size = n.div_ceil(parts.max(1)).max(min).max(1).next_multiple_of(align);
+    (size, (n / size).max(1))
+}
+
+/// Runs `f(row_start, rows)` over row blocks of a row-major `[n, width]` buffer in parallel,
+/// blocks of at least `min_rows` rows, about four per thread for load balance.
+pub fn rows_mut(data: &mut [f32], width: usize, min_rows: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    if width == 0 {
+        return;
+    }
+    let n = data.len() / width;
+    let (size, count) = split(n, 4 * threads(), min_rows, 1);
+    if count <= 1 {
+        f(0, &mut data[..n * width]);
+        return;
+    }
+    data[..n * width].par_chunks_mut(size * width).enumerate().for_each(|(i, block)| f(i * size, block));
+}
+
+/// A row-major `[rows, width]` buffer whose disjoint row ranges are handed to parallel tasks.
+pub struct RowsMut<'a> {
+    ptr: *mut f32,
+    rows: usize,
+    width: usize,
+    _borrow: PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: RowsMut only hands out row ranges through `get`, whose callers guarantee that ranges
+// used at the same time are disjoint; f32 is Send + Sync.
+unsafe impl Send for RowsMut<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for RowsMut<'_> {}
+
+impl<'a> RowsMut<'a> {
+    /// Wraps the first `rows·width` elements of `data`.
+    pub fn new(data: &'a mut [f32], rows: usize, width: usize) -> Self {
+        assert!(data.len() >= rows * width, "buffer shorter than {rows} x {width}");
+        RowsMut { ptr: data.as_mut_ptr(), rows, width, _borrow: PhantomData }
+    }
+
+    /// Rows `r0..r1`.
+    ///
+    /// # Safety
+    /// Ranges obtained at the same time (from any thread) must not overlap.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn get(&self, r0: usize, r1: usize) -> &'a mut [f32] {
+        assert!(r0 <= r1 && r1 <= self.rows, "rows {r0}..{r1} out of 0..{}", self.rows);
+        std::slice::from_raw_parts_mut(self.ptr.add(r0 * self.width), (r1 - r0) * self.width)
+    }
+
+    /// Elements `start..end` of the flat buffer.
+    ///
+    /// # Safety
+    /// Spans and row ranges obtained at the same time must not overlap.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn span(&self, start: usize, end: usize) -> &'a mut [f32] {
+        assert!(start <= end && end <= self.rows * self.width, "span {start}..{end} out of bounds");
+        std::slice::from_raw_parts_mut(self.ptr.add(start), end - start)
+    }
+
+    /// The raw base pointer (for strided kernels that write disjoint sub-blocks).
+    pub fn ptr(&self) -> *mut f32 {
+        self.ptr
+    }
+}

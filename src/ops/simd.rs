@@ -1,0 +1,890 @@
+//! Elementwise and row kernels written once over a 16-lane vector type and compiled three
+//! times: AVX-512F, AVX2+FMA, and a portable scalar emulation of the same 16 lanes. The CPU is
+//! probed once at run time (`is_x86_feature_detected!`); builds never assume `target-cpu`.
+//!
+//! Every kernel performs the same operations in the same order on every path (fused
+//! multiply-adds included, reductions through the same 16 lanes and the same tree), so the SIMD
+//! paths are bit-identical to the scalar one and results do not depend on the CPU's vector width.
+//! `ELECTRA_SIMD=scalar|avx2|avx512` caps the path (for tests and comparisons).
+
+use std::sync::OnceLock;
+
+/// Which compiled variant of the kernels runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    /// Portable code (16 emulated lanes).
+    Scalar,
+    /// x86-64 AVX2 + FMA (two 8-lane registers per vector).
+    Avx2,
+    /// x86-64 AVX-512F (one 16-lane register).
+    Avx512,
+}
+
+impl Isa {
+    /// The best variant this CPU supports.
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Scalar
+    }
+
+    /// Every variant this CPU can run (for tests).
+    pub fn available() -> Vec<Isa> {
+        let best = Isa::detect();
+        [Isa::Scalar, Isa::Avx2, Isa::Avx512].into_iter().filter(|&i| i <= best).collect()
+    }
+}
+
+/// The variant in use: the best supported, capped by `ELECTRA_SIMD` when set. Probed once.
+pub fn isa() -> Isa {
+    static ISA: OnceLock<Isa> = OnceLock::new();
+    *ISA.get_or_init(|| {
+        let best = Isa::detect();
+        let cap = match std::env::var("ELECTRA_SIMD").as_deref() {
+            Ok("scalar") => Isa::Scalar,
+            Ok("avx2") => Isa::Avx2,
+            _ => Isa::Avx512,
+        };
+        best.min(cap)
+    })
+}
+
+/// Lane count of every vector type.
+pub const W: usize = 16;
+
+/// A vector of 16 `f32` lanes. All methods are `unsafe` because the x86 variants require their
+/// target features; the dispatch below calls them only where the CPU has them.
+pub trait V16: Copy {
+    /// All lanes `x`.
+    unsafe fn splat(x: f32) -> Self;
+    /// 16 values from `p`.
+    unsafe fn load(p: *const f32) -> Self;
+    /// The first `n < 16` values from `p`; the other lanes are `fill`.
+    unsafe fn load_part(p: *const f32, n: usize, fill: f32) -> Self;
+    /// Stores 16 values at `p`.
+    unsafe fn store(self, p: *mut f32);
+    /// Stores the first `n < 16` lanes at `p`.
+    unsafe fn store_part(self, p: *mut f32, n: usize);
+    /// Lane-wise `self + o`.
+    unsafe fn add(self, o: Self) -> Self;
+    /// Lane-wise `self - o`.
+    unsafe fn sub(self, o: Self) -> Self;
+    /// Lane-wise `self · o`.
+    unsafe fn mul(self, o: Self) -> Self;
+    /// Lane-wise `self / o`.
+    unsafe fn div(self, o: Self) -> Self;
+    /// Lane-wise `self·a + b`, rounded once.
+    unsafe fn fma(self, a: Self, b: Self) -> Self;
+    /// Lane-wise maximum (`o` where either is NaN, as `maxps`).
+    unsafe fn max(self, o: Self) -> Self;
+    /// Lane-wise minimum (`o` where either is NaN, as `minps`).
+    unsafe fn min(self, o: Self) -> Self;
+    /// Round to nearest, ties to even.
+    unsafe fn round(self) -> Self;
+    /// Round toward −∞.
+    unsafe fn floor(self) -> Self;
+    /// `2^self` for integral lanes in [−126, 127].
+    unsafe fn pow2i(self) -> Self;
+    /// The 16 lanes.
+    unsafe fn to_array(self) -> [f32; W];
+}
+
+/// Sum of the 16 lanes in a fixed tree: lane i += lane i+8, then +4, +2, +1.
+#[inline(always)]
+unsafe fn hsum<V: V16>(v: V) -> f32 {
+    tree(v.to_array(), |a, b| a + b)
+}
+
+/// Maximum of the 16 lanes (same tree).
+#[inline(always)]
+unsafe fn hmax<V: V16>(v: V) -> f32 {
+    tree(v.to_array(), |a, b| if a > b { a } else { b })
+}
+
+#[inline(always)]
+fn tree(mut a: [f32; W], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut w = W / 2;
+    while w > 0 {
+        for i in 0..w {
+            a[i] = f(a[i], a[i + w]);
+        }
+        w /= 2;
+    }
+    a[0]
+}
+
+/// The portable variant: 16 lanes in an array.
+#[derive(Clone, Copy)]
+pub struct Scalar([f32; W]);
+
+macro_rules! lanes {
+    ($a:expr, $b:expr, |$x:ident, $y:ident| $e:expr) => {{
+        let mut r = [0.0f32; W];
+        for i in 0..W {
+            let ($x, $y) = ($a.0[i], $b.0[i]);
+            r[i] = $e;
+        }
+        Scalar(r)
+    }};
+}
+
+impl V16 for Scalar {
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        Scalar([x; W])
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        Scalar(std::ptr::read_unaligned(p as *const [f32; W]))
+    }
+    #[inline(always)]
+    unsafe fn load_part(p: *const f32, n: usize, fill: f32) -> Self {
+        let mut r = [fill; W];
+        for (i, v) in r.iter_mut().enumerate().take(n) {
+            *v = *p.add(i);
+        }
+        Scalar(r)
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        std::ptr::write_unaligned(p as *mut [f32; W], self.0)
+    }
+    #[inline(always)]
+    unsafe fn store_part(self, p: *mut f32, n: usize) {
+        for i in 0..n {
+            *p.add(i) = self.0[i];
+        }
+    }
+    #[inline(always)]
+    unsafe fn add(self, o: Self) -> Self {
+        lanes!(self, o, |x, y| x + y)
+    }
+    #[inline(always)]
+    unsafe fn sub(self, o: Self) -> Self {
+        lanes!(self, o, |x, y| x - y)
+    }
+    #[inline(always)]
+    unsafe fn mul(self, o: Self) -> Self {
+        lanes!(self, o, |x, y| x * y)
+    }
+    #[inline(always)]
+    unsafe fn div(self, o: Self) -> Self {
+        lanes!(self, o, |x, y| x / y)
+    }
+    #[inline(always)]
+    unsafe fn fma(self, a: Self, b: Self) -> Self {
+        let mut r = [0.0f32; W];
+        for i in 0..W {
+            r[i] = self.0[i].mul_add(a.0[i], b.0[i]);
+        }
+        Scalar(r)
+    }
+    #[inline(always)]
+    unsafe fn max(self, o: Self) -> Self {
+        lanes!(self, o, |x, y| if x > y { x } else { y })
+    }
+    #[inline(always)]
+    unsafe fn min(self, o: Self) -> Self {
+        lanes!(self, o, |x, y| if x < y { x } else { y })
+    }
+    #[inline(always)]
+    unsafe fn round(self) -> Self {
+        Scalar(self.0.map(f32::round_ties_even))
+    }
+    #[inline(always)]
+    unsafe fn floor(self) -> Self {
+        Scalar(self.0.map(f32::floor))
+    }
+    #[inline(always)]
+    unsafe fn pow2i(self) -> Self {
+        Scalar(self.0.map(|n| f32::from_bits(((n as i32 + 127) as u32) << 23)))
+    }
+    #[inline(always)]
+    unsafe fn to_array(self) -> [f32; W] {
+        self.0
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{V16, W};
+    use std::arch::x86_64::*;
+
+    /// AVX-512F: one zmm register.
+    #[derive(Clone, Copy)]
+    pub struct Avx512(__m512);
+
+    impl V16 for Avx512 {
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> Self {
+            Avx512(_mm512_set1_ps(x))
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            Avx512(_mm512_loadu_ps(p))
+        }
+        #[inline(always)]
+        unsafe fn load_part(p: *const f32, n: usize, fill: f32) -> Self {
+            let k: __mmask16 = ((1u32 << n) - 1) as __mmask16;
+            Avx512(_mm512_mask_loadu_ps(_mm512_set1_ps(fill), k, p))
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            _mm512_storeu_ps(p, self.0)
+        }
+        #[inline(always)]
+        unsafe fn store_part(self, p: *mut f32, n: usize) {
+            let k: __mmask16 = ((1u32 << n) - 1) as __mmask16;
+            _mm512_mask_storeu_ps(p, k, self.0)
+        }
+        #[inline(always)]
+        unsafe fn add(self, o: Self) -> Self {
+            Avx512(_mm512_add_ps(self.0, o.0))
+        }
+        #[inline(always)]
+        unsafe fn sub(self, o: Self) -> Self {
+            Avx512(_mm512_sub_ps(self.0, o.0))
+        }
+        #[inline(always)]
+        unsafe fn mul(self, o: Self) -> Self {
+            Avx512(_mm512_mul_ps(self.0, o.0))
+        }
+        #[inline(always)]
+        unsafe fn div(self, o: Self) -> Self {
+            Avx512(_mm512_div_ps(self.0, o.0))
+        }
+        #[inline(always)]
+        unsafe fn fma(self, a: Self, b: Self) -> Self {
+            Avx512(_mm512_fmadd_ps(self.0, a.0, b.0))
+        }
+        #[inline(always)]
+        unsafe fn max(self, o: Self) -> Self {
+            Avx512(_mm512_max_ps(self.0, o.0))
+        }
+        #[inline(always)]
+        unsafe fn min(self, o: Self) -> Self {
+            Avx512(_mm512_min_ps(self.0, o.0))
+        }
+        #[inline(always)]
+        unsafe fn round(self) -> Self {
+            Avx512(_mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(self.0))
+        }
+        #[inline(always)]
+        unsafe fn floor(self) -> Self {
+            Avx512(_mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(self.0))
+        }
+        #[inline(always)]
+        unsafe fn pow2i(self) -> Self {
+            let n = _mm512_cvtps_epi32(self.0);
+            Avx512(_mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(n, _mm512_set1_epi32(127)))))
+        }
+        #[inline(always)]
+        unsafe fn to_array(self) -> [f32; W] {
+            std::mem::transmute(self.0)
+        }
+    }
+
+    /// AVX2 + FMA: two ymm registers (lanes 0–7, 8–15).
+    #[derive(Clone, Copy)]
+    pub struct Avx2(__m256, __m256);
+
+    #[inline(always)]
+    unsafe fn mask8(n: usize) -> __m256i {
+        let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), idx)
+    }
+
+    macro_rules! both {
+        ($s:expr, $o:expr, $f:ident) => {
+            Avx2($f($s.0, $o.0), $f($s.1, $o.1))
+        };
+    }
+
+    impl V16 for Avx2 {
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> Self {
+            Avx2(_mm256_set1_ps(x), _mm256_set1_ps(x))
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            Avx2(_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
+        }
+        #[inline(always)]
+        unsafe fn load_part(p: *const f32, n: usize, fill: f32) -> Self {
+            let f = _mm256_set1_ps(fill);
+            let (m0, m1) = (mask8(n), mask8(n.saturating_sub(8)));
+            let lo = _mm256_blendv_ps(f, _mm256_maskload_ps(p, m0), _mm256_castsi256_ps(m0));
+            let hi = _mm256_blendv_ps(f, _mm256_maskload_ps(p.add(8), m1), _mm256_castsi256_ps(m1));
+            Avx2(lo, hi)
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            _mm256_storeu_ps(p, self.0);
+            _mm256_storeu_ps(p.add(8), self.1);
+        }
+        #[inline(always)]
+        unsafe fn store_part(self, p: *mut f32, n: usize) {
+            _mm256_maskstore_ps(p, mask8(n), self.0);
+            _mm256_maskstore_ps(p.add(8), mask8(n.saturating_sub(8)), self.1);
+        }
+        #[inline(always)]
+        unsafe fn add(self, o: Self) -> Self {
+            both!(self, o, _mm256_add_ps)
+        }
+        #[inline(always)]
+        unsafe fn sub(self, o: Self) -> Self {
+            both!(self, o, _mm256_sub_ps)
+        }
+        #[inline(always)]
+        unsafe fn mul(self, o: Self) -> Self {
+            both!(self, o, _mm256_mul_ps)
+        }
+        #[inline(always)]
+        unsafe fn div(self, o: Self) -> Self {
+            both!(self, o, _mm256_div_ps)
+        }
+        #[inline(always)]
+        unsafe fn fma(self, a: Self, b: Self) -> Self {
+            Avx2(_mm256_fmadd_ps(self.0, a.0, b.0), _mm256_fmadd_ps(self.1, a.1, b.1))
+        }
+        #[inline(always)]
+        unsafe fn max(self, o: Self) -> Self {
+            both!(self, o, _mm256_max_ps)
+        }
+        #[inline(always)]
+        unsafe fn min(self, o: Self) -> Self {
+            both!(self, o, _mm256_min_ps)
+        }
+        #[inline(always)]
+        unsafe fn round(self) -> Self {
+            const R: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+            Avx2(_mm256_round_ps::<R>(self.0), _mm256_round_ps::<R>(self.1))
+        }
+        #[inline(always)]
+        unsafe fn floor(self) -> Self {
+            Avx2(_mm256_floor_ps(self.0), _mm256_floor_ps(self.1))
+        }
+        #[inline(always)]
+        unsafe fn pow2i(self) -> Self {
+            let bias = _mm256_set1_epi32(127);
+            let lo = _mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_cvtps_epi32(self.0), bias));
+            let hi = _mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_cvtps_epi32(self.1), bias));
+            Avx2(_mm256_castsi256_ps(lo), _mm256_castsi256_ps(hi))
+        }
+        #[inline(always)]
+        unsafe fn to_array(self) -> [f32; W] {
+            std::mem::transmute((self.0, self.1))
+        }
+    }
+}
+
+/// Defines `pub fn $name(args)` that runs the generic `$imp::<V>(args)` with the best vector
+/// type, each instantiation compiled inside a function carrying its target features.
+macro_rules! dispatch {
+    ($(#[$doc:meta])* pub fn $name:ident($($a:ident: $t:ty),* $(,)?) $(-> $r:ty)? => $imp:ident) => {
+        $(#[$doc])*
+        pub fn $name($($a: $t),*) $(-> $r)? {
+            $imp::dispatch(isa(), $($a),*)
+        }
+        #[allow(clippy::too_many_arguments)]
+        mod $imp {
+            use super::*;
+            /// Runs the kernel with the given variant (which the CPU must support).
+            pub fn dispatch(isa: Isa, $($a: $t),*) $(-> $r)? {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    #[target_feature(enable = "avx512f")]
+                    unsafe fn k512($($a: $t),*) $(-> $r)? { unsafe { super::$imp::<x86::Avx512>($($a),*) } }
+                    #[target_feature(enable = "avx2,fma")]
+                    unsafe fn k256($($a: $t),*) $(-> $r)? { unsafe { super::$imp::<x86::Avx2>($($a),*) } }
+                    match isa {
+                        // SAFETY: `isa` never exceeds what `Isa::detect` found on this CPU.
+                        Isa::Avx512 => return unsafe { k512($($a),*) },
+                        Isa::Avx2 => return unsafe { k256($($a),*) },
+                        Isa::Scalar => {}
+                    }
+                }
+                let _ = isa;
+                // SAFETY: the scalar variant has no requirements.
+                unsafe { super::$imp::<Scalar>($($a),*) }
+            }
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Math: exp and erf on vectors.
+
+/// e^x to about 1 ulp (Cephes `expf`): x = n·ln2 + r, a degree-6 polynomial in r, and 2^n
+/// applied in two halves so that results down to the subnormals and 0 come out right.
+#[inline(always)]
+pub unsafe fn exp<V: V16>(x: V) -> V {
+    // Clamp so NaN survives (x86 min/max return the second operand when either is NaN).
+    let x = V::splat(88.72).min(V::splat(-105.0).max(x));
+    let n = x.mul(V::splat(std::f32::consts::LOG2_E)).round();
+    let r = n.fma(V::splat(-0.693_359_4), x);
+    let r = n.fma(V::splat(2.121_944_4e-4), r);
+    let mut p = V::splat(1.987_569_1e-4);
+    p = p.fma(r, V::splat(1.398_2e-3));
+    p = p.fma(r, V::splat(8.333_452e-3));
+    p = p.fma(r, V::splat(4.166_579_6e-2));
+    p = p.fma(r, V::splat(0.166_666_65));
+    p = p.fma(r, V::splat(0.5));
+    let y = p.fma(r.mul(r), r).add(V::splat(1.0));
+    let n1 = n.mul(V::splat(0.5)).floor();
+    let n2 = n.sub(n1);
+    y.mul(n1.pow2i()).mul(n2.pow2i())
+}
+
+/// erf(x) to a few ulp: Eigen's rational approximation `x·P(x²)/Q(x²)` on x clamped to [−4, 4].
+#[inline(always)]
+pub unsafe fn erf<V: V16>(x: V) -> V {
+    let x = V::splat(4.0).min(V::splat(-4.0).max(x));
+    let x2 = x.mul(x);
+    let mut p = V::splat(-2.726_142_3e-10);
+    p = p.fma(x2, V::splat(2.770_681_4e-8));
+    p = p.fma(x2, V::splat(-2.101_024e-6));
+    p = p.fma(x2, V::splat(-5.692_506_4e-5));
+    p = p.fma(x2, V::splat(-7.349_906_3e-4));
+    p = p.fma(x2, V::splat(-2.954_600_2e-3));
+    p = p.fma(x2, V::splat(-1.609_603_3e-2));
+    let mut q = V::splat(-1.456_607_2e-5);
+    q = q.fma(x2, V::splat(-2.133_740_6e-4));
+    q = q.fma(x2, V::splat(-1.682_827e-3));
+    q = q.fma(x2, V::splat(-7.373_329_5e-3));
+    q = q.fma(x2, V::splat(-1.426_474e-2));
+    x.mul(p).div(q)
+}
+
+const INV_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+const INV_SQRT_2PI: f32 = 0.398_942_3;
+
+/// GELU (erf form): `0.5·x·(1 + erf(x/√2))`.
+#[inline(always)]
+unsafe fn gelu_v<V: V16>(x: V) -> V {
+    let half_x = x.mul(V::splat(0.5));
+    half_x.fma(erf(x.mul(V::splat(INV_SQRT_2))), half_x)
+}
+
+/// GELU′: `0.5·(1 + erf(x/√2)) + x·φ(x)`.
+#[inline(always)]
+unsafe fn gelu_grad_v<V: V16>(x: V) -> V {
+    let cdf = V::splat(0.5).fma(erf(x.mul(V::splat(INV_SQRT_2))), V::splat(0.5));
+    let pdf = exp(x.mul(x).mul(V::splat(-0.5))).mul(V::splat(INV_SQRT_2PI));
+    x.fma(pdf, cdf)
+}
+
+/// Scalar GELU, bit-identical to the vector kernels.
+pub fn gelu(x: f32) -> f32 {
+    // SAFETY: the scalar variant has no requirements.
+    unsafe { gelu_v(Scalar::splat(x)).0[0] }
+}
+
+/// Scalar GELU′, bit-identical to the vector kernels.
+pub fn gelu_grad(x: f32) -> f32 {
+    // SAFETY: as above.
+    unsafe { gelu_grad_v(Scalar::splat(x)).0[0] }
+}
+
+/// Scalar e^x, bit-identical to the vector kernels.
+pub fn expf(x: f32) -> f32 {
+    // SAFETY: as above.
+    unsafe { exp(Scalar::splat(x)).0[0] }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loops: `while i < n` in steps of 16 with `cnt = min(16, n − i)`; `ld`/`st` mask the tail.
+// (No closures: a closure would be compiled without the target features and call the
+// intrinsics out of line.)
+
+/// Loads `cnt ≤ 16` values; missing lanes are `fill`.
+#[inline(always)]
+unsafe fn ld<V: V16>(p: *const f32, cnt: usize, fill: f32) -> V {
+    if cnt == W {
+        V::load(p)
+    } else {
+        V::load_part(p, cnt, fill)
+    }
+}
+
+/// Stores the first `cnt ≤ 16` lanes.
+#[inline(always)]
+unsafe fn st<V: V16>(v: V, p: *mut f32, cnt: usize) {
+    if cnt == W {
+        v.store(p)
+    } else {
+        v.store_part(p, cnt)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernels.
+
+#[inline(always)]
+unsafe fn gelu_forward_imp<V: V16>(out: &mut [f32], x: &[f32]) {
+    let n = out.len().min(x.len());
+    let (o, xp) = (out.as_mut_ptr(), x.as_ptr());
+    let mut i = 0;
+    while i < n {
+        let c = (n - i).min(W);
+        st(gelu_v(ld::<V>(xp.add(i), c, 0.0)), o.add(i), c);
+        i += W;
+    }
+}
+dispatch!(
+    /// `out[i] = GELU(x[i])` (erf form).
+    pub fn gelu_forward(out: &mut [f32], x: &[f32]) => gelu_forward_imp
+);
+
+#[inline(always)]
+unsafe fn bias_gelu_imp<V: V16>(pre: &mut [f32], act: &mut [f32], bias: &[f32]) {
+    let w = bias.len();
+    for (p, a) in pre.chunks_exact_mut(w).zip(act.chunks_exact_mut(w)) {
+        let (pp, ap, bp) = (p.as_mut_ptr(), a.as_mut_ptr(), bias.as_ptr());
+        let mut i = 0;
+        while i < w {
+            let c = (w - i).min(W);
+            let v = ld::<V>(pp.add(i), c, 0.0).add(ld(bp.add(i), c, 0.0));
+            st(v, pp.add(i), c);
+            st(gelu_v(v), ap.add(i), c);
+            i += W;
+        }
+    }
+}
+dispatch!(
+    /// Per row of width `bias.len()`: `pre += bias`, `act = GELU(pre)`.
+    pub fn bias_gelu(pre: &mut [f32], act: &mut [f32], bias: &[f32]) => bias_gelu_imp
+);
+
+#[inline(always)]
+unsafe fn gelu_backward_imp<V: V16>(dx: &mut [f32], dy: &[f32], x: &[f32]) {
+    let n = dx.len().min(dy.len()).min(x.len());
+    let (o, gp, xp) = (dx.as_mut_ptr(), dy.as_ptr(), x.as_ptr());
+    let mut i = 0;
+    while i < n {
+        let c = (n - i).min(W);
+        st(ld::<V>(gp.add(i), c, 0.0).mul(gelu_grad_v(ld(xp.add(i), c, 0.0))), o.add(i), c);
+        i += W;
+    }
+}
+dispatch!(
+    /// `dx[i] = dy[i]·GELU′(x[i])`.
+    pub fn gelu_backward(dx: &mut [f32], dy: &[f32], x: &[f32]) => gelu_backward_imp
+);
+
+#[inline(always)]
+unsafe fn gelu_backward_inplace_imp<V: V16>(d: &mut [f32], x: &[f32]) {
+    let n = d.len().min(x.len());
+    let (o, xp) = (d.as_mut_ptr(), x.as_ptr());
+    let mut i = 0;
+    while i < n {
+        let c = (n - i).min(W);
+        st(ld::<V>(o.add(i), c, 0.0).mul(gelu_grad_v(ld(xp.add(i), c, 0.0))), o.add(i), c);
+        i += W;
+    }
+}
+dispatch!(
+    /// `d[i] *= GELU′(x[i])`.
+    pub fn gelu_backward_inplace(d: &mut [f32], x: &[f32]) => gelu_backward_inplace_imp
+);
+
+#[inline(always)]
+unsafe fn add_rows_imp<V: V16>(y: &mut [f32], row: &[f32]) {
+    let w = row.len();
+    for r in y.chunks_exact_mut(w) {
+        add_assign_imp::<V>(r, row);
+    }
+}
+dispatch!(
+    /// Adds `row` to every row of `y` (width `row.len()`): a bias.
+    pub fn add_rows(y: &mut [f32], row: &[f32]) => add_rows_imp
+);
+
+#[inline(always)]
+unsafe fn add_assign_imp<V: V16>(y: &mut [f32], x: &[f32]) {
+    let n = y.len().min(x.len());
+    let (o, xp) = (y.as_mut_ptr(), x.as_ptr());
+    let mut i = 0;
+    while i < n {
+        let c = (n - i).min(W);
+        st(ld::<V>(o.add(i), c, 0.0).add(ld(xp.add(i), c, 0.0)), o.add(i), c);
+        i += W;
+    }
+}
+dispatch!(
+    /// `y[i] += x[i]`.
+    pub fn add_assign(y: &mut [f32], x: &[f32]) => add_assign_imp
+);
+
+#[inline(always)]
+unsafe fn softmax_imp<V: V16>(row: &mut [f32], scale: f32, mask: &[f32]) {
+    let n = row.len().min(mask.len());
+    let (p, m) = (row.as_mut_ptr(), mask.as_ptr());
+    let s = V::splat(scale);
+    // s = x·scale + mask, and its maximum (padding lanes: −∞).
+    let mut mx = V::splat(f32::NEG_INFINITY);
+    let mut i = 0;
+    while i < n {
+        let c = (n - i).min(W);
+        let v = ld::<V>(p.add(i), c, 0.0).fma(s, ld(m.add(i), c, f32::NEG_INFINITY));
+        st(v, p.add(i), c);
+        mx = mx.max(v);
+        i += W;
+    }
+    let max = V::splat(hmax(mx));
+    // e = exp(s − max) and Σe (padding lanes: exp(−∞) = 0).
+    let mut acc = V::splat(0.0);
+    let mut i = 0;
+    while i < n {
+        let c = (n - i).min(W);
+        let e = exp(ld::<V>(p.add(i), c, f32::NEG_INFINITY).sub(max));
+        st(e, p.add(i), c);
+        acc = acc.add(e);
+        i += W;
+    }
+    let inv = V::splat(1.0 / hsum(acc));
+    let mut i = 0;
+    while i < n {
+        let c = (n - i).min(W);
+        st(ld::<V>(p.add(i), c, 0.0).mul(inv), p.add(i), c);
+        i += W;
+    }
+}
+dispatch!(
+    /// In place: `row = softmax(row·scale + mask)` (mask 0 or `f32::MIN`).
+    pub fn softmax_scaled_masked(row: &mut [f32], scale: f32, mask: &[f32]) => softmax_imp
+);
+
+#[inline(always)]
+unsafe fn softmax_backward_imp<V: V16>(ds: &mut [f32], p: &[f32]) {
+    let n = ds.len().min(p.len());
+    let (d, pp) = (ds.as_mut_ptr(), p.as_ptr());
+    let mut acc = V::splat(0.0);
+    let mut i = 0;
+    while i < n {
+        let c = (n - i).min(W);
+        acc = ld::<V>(d.add(i), c, 0.0).fma(ld(pp.add(i), c, 0.0), acc);
+        i += W;
+    }
+    let dot = V::splat(hsum(acc));
+    let mut i = 0;
+    while i < n {
+        let c = (n - i).min(W);
+        let v = ld::<V>(pp.add(i), c, 0.0).mul(ld::<V>(d.add(i), c, 0.0).sub(dot));
+        st(v, d.add(i), c);
+        i += W;
+    }
+}
+dispatch!(
+    /// In place, one softmax row: `ds = p ⊙ (ds − Σ ds·p)`.
+    pub fn softmax_backward(ds: &mut [f32], p: &[f32]) => softmax_backward_imp
+);
+
+#[inline(always)]
+unsafe fn layer_norm_row_imp<V: V16>(out: &mut [f32], x: &[f32], g: &[f32], b: &[f32], eps: f64) -> (f32, f32) {
+    let n = x.len();
+    let (o, xp, gp, bp) = (out.as_mut_ptr(), x.as_ptr(), g.as_ptr(), b.as_ptr());
+    // Two-pass statistics; padding lanes add exactly 0 (0, then (mean − mean)²).
+    let mut acc = V::splat(0.0);
+    let mut i = 0;
+    while i < n {
+        acc = acc.add(ld(xp.add(i), (n - i).min(W), 0.0));
+        i += W;
+    }
+    let mean = hsum(acc) / n as f32;
+    let mu = V::splat(mean);
+    let mut acc = V::splat(0.0);
+    let mut i = 0;
+    while i < n {
+        let d = ld::<V>(xp.add(i), (n - i).min(W), mean).sub(mu);
+        acc = d.fma(d, acc);
+        i += W;
+    }
+    let var = hsum(acc) / n as f32;
+    let rstd = (1.0 / (var as f64 + eps).sqrt()) as f32;
+    let rs = V::splat(rstd);
+    let mut i = 0;
+    while i < n {
+        let c = (n - i).min(W);
+        let xh = ld::<V>(xp.add(i), c, 0.0).sub(mu).mul(rs);
+        st(xh.fma(ld(gp.add(i), c, 0.0), ld(bp.add(i), c, 0.0)), o.add(i), c);
+        i += W;
+    }
+    (mean, rstd)
+}
+dispatch!(
+    /// One LayerNorm row: `out = (x − mean)·rstd·g + b`; returns (mean, rstd). Statistics are
+    /// two-pass (mean, then the mean of squared deviations).
+    pub fn layer_norm_row(out: &mut [f32], x: &[f32], g: &[f32], b: &[f32], eps: f64) -> (f32, f32) => layer_norm_row_imp
+);
+
+#[inline(always)]
+unsafe fn layer_norm_backward_row_imp<V: V16>(
+    dx: &mut [f32],
+    dout: &[f32],
+    x: &[f32],
+    g: &[f32],
+    mean: f32,
+    rstd: f32,
+    accumulate: bool,
+) {
+    let n = x.len();
+    let (mu, rs) = (V::splat(mean), V::splat(rstd));
+    let (o, dp, xp, gp) = (dx.as_mut_ptr(), dout.as_ptr(), x.as_ptr(), g.as_ptr());
+    let (mut s1, mut s2) = (V::splat(0.0), V::splat(0.0));
+    let mut i = 0;
+    while i < n {
+        let c = (n - i).min(W);
+        let dxh = ld::<V>(dp.add(i), c, 0.0).mul(ld(gp.add(i), c, 0.0));
+        let xh = ld::<V>(xp.add(i), c, 0.0).sub(mu).mul(rs);
+        s1 = s1.add(dxh);
+        s2 = dxh.fma(xh, s2);
+        i += W;
+    }
+    let m1 = V::splat(hsum(s1) / n as f32);
+    let m2 = V::splat(hsum(s2) / n as f32);
+    let mut i = 0;
+    while i < n {
+        let c = (n - i).min(W);
+        let xh = ld::<V>(xp.add(i), c, 0.0).sub(mu).mul(rs);
+        let dxh = ld::<V>(dp.add(i), c, 0.0).mul(ld(gp.add(i), c, 0.0));
+        let mut v = rs.mul(dxh.sub(m1).sub(xh.mul(m2)));
+        if accumulate {
+            v = ld::<V>(o.add(i), c, 0.0).add(v);
+        }
+        st(v, o.add(i), c);
+        i += W;
+    }
+}
+dispatch!(
+    /// One LayerNorm row's input gradient: `dx = rstd·(dout·g − mean(dout·g) − x̂·mean(dout·g·x̂))`,
+    /// assigned or added to `dx`.
+    pub fn layer_norm_backward_row(
+        dx: &mut [f32],
+        dout: &[f32],
+        x: &[f32],
+        g: &[f32],
+        mean: f32,
+        rstd: f32,
+        accumulate: bool,
+    ) => layer_norm_backward_row_imp
+);
+
+#[inline(always)]
+unsafe fn ln_param_grad_row_imp<V: V16>(dg: &mut [f32], db: &mut [f32], dout: &[f32], x: &[f32], mean: f32, rstd: f32) {
+    let n = dg.len().min(db.len()).min(dout.len()).min(x.len());
+    let (mu, rs) = (V::splat(mean), V::splat(rstd));
+    let (gp, bp, dp, xp) = (dg.as_mut_ptr(), db.as_mut_ptr(), dout.as_ptr(), x.as_ptr());
+    let mut i = 0;
+    while i < n {
+        let c = (n - i).min(W);
+        let d = ld::<V>(dp.add(i), c, 0.0);
+        let xh = ld::<V>(xp.add(i), c, 0.0).sub(mu).mul(rs);
+        st(d.fma(xh, ld(gp.add(i), c, 0.0)), gp.add(i), c);
+        st(ld::<V>(bp.add(i), c, 0.0).add(d), bp.add(i), c);
+        i += W;
+    }
+}
+dispatch!(
+    /// One row's LayerNorm parameter gradients: `dg += dout·x̂`, `db += dout` (slices may be a
+    /// column range of the row).
+    pub fn ln_param_grad_row(dg: &mut [f32], db: &mut [f32], dout: &[f32], x: &[f32], mean: f32, rstd: f32) => ln_param_grad_row_imp
+);
+
+#[inline(always)]
+unsafe fn max_imp<V: V16>(x: &[f32]) -> f32 {
+    let n = x.len();
+    let p = x.as_ptr();
+    let mut mx = V::splat(f32::NEG_INFINITY);
+    let mut i = 0;
+    while i < n {
+        mx = mx.max(ld(p.add(i), (n - i).min(W), f32::NEG_INFINITY));
+        i += W;
+    }
+    hmax(mx)
+}
+dispatch!(
+    /// The largest element (−∞ for an empty slice).
+    pub fn max(x: &[f32]) -> f32 => max_imp
+);
+
+#[inline(always)]
+unsafe fn sum_exp_imp<V: V16>(x: &[f32], shift: f32) -> f32 {
+    let n = x.len();
+    let (p, s) = (x.as_ptr(), V::splat(shift));
+    let mut acc = V::splat(0.0);
+    let mut i = 0;
+    while i < n {
+        acc = acc.add(exp(ld::<V>(p.add(i), (n - i).min(W), f32::NEG_INFINITY).sub(s)));
+        i += W;
+    }
+    hsum(acc)
+}
+dispatch!(
+    /// `Σ exp(x[i] − shift)` (shift finite).
+    pub fn sum_exp(x: &[f32], shift: f32) -> f32 => sum_exp_imp
+);
+
+#[inline(always)]
+unsafe fn scaled_exp_imp<V: V16>(out: &mut [f32], x: &[f32], shift: f32, scale: f32) {
+    let n = out.len().min(x.len());
+    let (o, p) = (out.as_mut_ptr(), x.as_ptr());
+    let (s, k) = (V::splat(shift), V::splat(scale));
+    let mut i = 0;
+    while i < n {
+        let c = (n - i).min(W);
+        st(exp(ld::<V>(p.add(i), c, 0.0).sub(s)).mul(k), o.add(i), c);
+        i += W;
+    }
+}
+dispatch!(
+    /// `out[i] = scale·exp(x[i] − shift)`.
+    pub fn scaled_exp(out: &mut [f32], x: &[f32], shift: f32, scale: f32) => scaled_exp_imp
+);
+
+/// Runs a kernel with an explicit variant, for tests comparing variants.
+pub mod with {
+    pub use super::{
+        add_assign_imp::dispatch as add_assign, add_rows_imp::dispatch as add_rows,
+        bias_gelu_imp::dispatch as bias_gelu, gelu_backward_imp::dispatch as gelu_backward,
+        gelu_backward_inplace_imp::dispatch as gelu_backward_inplace, gelu_forward_imp::dispatch as gelu_forward,
+        layer_norm_backward_row_imp::dispatch as layer_norm_backward_row,
+        layer_norm_row_imp::dispatch as layer_norm_row, ln_param_grad_row_imp::dispatch as ln_param_grad_row,
+        max_imp::dispatch as max, scaled_exp_imp::dispatch as scaled_exp,
+        softmax_backward_imp::dispatch as softmax_backward, softmax_imp::dispatch as softmax_scaled_masked,
+        sum_exp_imp::dispatch as sum_exp,
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_and_erf_are_accurate() {
+        let mut worst_exp = 0.0f64;
+        let mut worst_erf = 0.0f64;
+        for i in -20000..=20000 {
+            let x = i as f32 * 0.0043;
+            let e = expf(x) as f64;
+            let want = (x as f64).exp();
+            worst_exp = worst_exp.max(((e - want) / want).abs());
+            let y = x * 0.05;
+            // SAFETY: scalar variant.
+            let r = unsafe { erf(Scalar::splat(y)).0[0] } as f64;
+            worst_erf = worst_erf.max((r - libm::erf(y as f64)).abs());
+        }
+        assert!(worst_exp < 3e-7, "exp relative error {worst_exp}");
+        assert!(worst_erf < 5e-7, "erf absolute error {worst_erf}");
+        assert_eq!(expf(-200.0), 0.0);
+        assert_eq!(expf(f32::NEG_INFINITY), 0.0);
+        assert!(expf(-100.0) > 0.0 && expf(-100.0) < 1e-43);
+    }
+}
