@@ -219,3 +219,29 @@ fn training_gives_a_usable_vocabulary() {
     assert!(matches!(Tokenizer::train(&[d.join("blank.txt")], 100, 2), Err(electra::Error::InvalidArgument(_))));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn bundled_vocab_is_reproducible_and_covers_the_corpus() {
+    // data/vocab.txt was made by `cargo run --example train_vocab` (8192 entries, min_frequency 2, on
+    // data/moby-dick); training is deterministic, so retraining gives the same bytes.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let committed = std::fs::read_to_string(root.join("data/vocab.txt")).unwrap();
+    let tok = Tokenizer::train(&[root.join("data/moby-dick")], 8192, 2).unwrap();
+    let mut retrained = tok.vocab().unwrap().join("\n");
+    retrained.push('\n');
+    assert!(retrained == committed, "data/vocab.txt differs from a retrain; regenerate it with the example");
+
+    let tok = Tokenizer::from_file(root.join("data/vocab.txt")).unwrap();
+    assert_eq!(tok.vocab_size(), 8192);
+    assert_eq!(tok.special_ids(), SpecialIds { pad: 0, unk: 1, cls: 2, sep: 3, mask: 4 });
+    let text = std::fs::read_to_string(moby_part(1)).unwrap();
+    let (mut words, mut tokens) = (0, 0);
+    for line in text.lines() {
+        let ids = tok.encode(line).unwrap();
+        assert!(!ids.contains(&1), "[UNK] in {line:?}");
+        words += line.split_whitespace().count();
+        tokens += ids.len();
+    }
+    let per_word = tokens as f64 / words as f64;
+    assert!(per_word < 1.5, "{per_word:.2} tokens per word");
+}
