@@ -1,6 +1,7 @@
 //! `Session`: inference over a shared [`Model`], owning its scratch buffers so repeated calls do
-//! not allocate. A model may serve many sessions on many threads; one session serves one
-//! thread at a time.
+//! not allocate, and its own worker pool, so sessions with different thread counts can run side
+//! by side. A model may serve many sessions on many threads; one session serves one thread at a
+//! time.
 
 use crate::config::ElectraConfig;
 use crate::error::{Error, Result};
@@ -85,6 +86,7 @@ impl<'a> Batch<'a> {
 /// Inference state over a shared model.
 pub struct Session {
     model: Arc<Model>,
+    pool: Arc<rayon::ThreadPool>,
     disc_acts: EncoderActs,
     gen_acts: EncoderActs,
     disc_head: DiscHeadActs,
@@ -100,16 +102,33 @@ fn check_out(out: &[f32], needed: usize) -> Result<()> {
 }
 
 impl Session {
-    /// A session over `model`.
+    /// A session over `model` with one worker thread per core.
     pub fn new(model: Arc<Model>) -> Self {
-        Session {
+        Self::with_threads(model, 0).expect("a thread pool with the default size")
+    }
+
+    /// A session over `model` whose computations run on its own pool of `threads` workers
+    /// (0: one per core). Results do not depend on the thread count.
+    pub fn with_threads(model: Arc<Model>, threads: usize) -> Result<Self> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("electra-session-{i}"))
+            .build()
+            .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
+        Ok(Session {
+            pool: Arc::new(pool),
             model,
             disc_acts: EncoderActs::new(false),
             gen_acts: EncoderActs::new(false),
             disc_head: DiscHeadActs::default(),
             gen_head: GenHeadActs::default(),
             cls_head: Default::default(),
-        }
+        })
+    }
+
+    /// Worker threads of this session's pool.
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
     }
 
     /// The model this session runs.
@@ -134,6 +153,11 @@ impl Session {
 
     /// Raw replaced-token logits, `[B, T]` into `out[..B·T]` (logit > 0: "replaced").
     pub fn discriminate(&mut self, batch: &Batch, out: &mut [f32]) -> Result<()> {
+        let pool = self.pool.clone();
+        pool.install(|| self.discriminate_inner(batch, out))
+    }
+
+    fn discriminate_inner(&mut self, batch: &Batch, out: &mut [f32]) -> Result<()> {
         let n = batch.tokens()?;
         check_out(out, n)?;
         self.run_disc(batch)?;
@@ -146,25 +170,45 @@ impl Session {
 
     /// The discriminator's last hidden states, `[B, T, H]` into `out[..B·T·H]`.
     pub fn hidden_states(&mut self, batch: &Batch, out: &mut [f32]) -> Result<()> {
+        let pool = self.pool.clone();
+        pool.install(|| self.hidden_states_inner(batch, out))
+    }
+
+    fn hidden_states_inner(&mut self, batch: &Batch, out: &mut [f32]) -> Result<()> {
         let n = batch.tokens()?;
         // The discriminator's encoder, or a fine-tuned classifier's.
         let model = self.model.clone();
         let (cfg, enc) = match (&model.disc, &model.cls) {
             (Some(d), _) => (&d.config, &d.encoder),
             (None, Some(c)) => (&c.config, &c.encoder),
-            (None, None) => return Err(Error::Unsupported("the model has no discriminator or classifier encoder".into())),
+            (None, None) => {
+                return Err(Error::Unsupported("the model has no discriminator or classifier encoder".into()))
+            }
         };
         let h = cfg.hidden_size;
         check_out(out, n.checked_mul(h).ok_or_else(|| Error::arg("output size overflows"))?)?;
         batch.validate(cfg)?;
         let w = &model.params.data;
-        enc.forward(w, &mut self.disc_acts, batch.input_ids, batch.token_type_ids, batch.attention_mask, batch.batch, batch.seq_len);
+        enc.forward(
+            w,
+            &mut self.disc_acts,
+            batch.input_ids,
+            batch.token_type_ids,
+            batch.attention_mask,
+            batch.batch,
+            batch.seq_len,
+        );
         out[..n * h].copy_from_slice(&self.disc_acts.output(enc)[..n * h]);
         Ok(())
     }
 
     /// The generator's vocabulary logits, `[B, T, V]` into `out[..B·T·V]`.
     pub fn generator_logits(&mut self, batch: &Batch, out: &mut [f32]) -> Result<()> {
+        let pool = self.pool.clone();
+        pool.install(|| self.generator_logits_inner(batch, out))
+    }
+
+    fn generator_logits_inner(&mut self, batch: &Batch, out: &mut [f32]) -> Result<()> {
         let n = batch.tokens()?;
         let g = self.model.gen.as_ref().ok_or_else(|| Error::Unsupported("the model has no generator".into()))?;
         let v = g.config.vocab_size;
@@ -195,7 +239,13 @@ impl Session {
     /// Sequence-classification logits, `[B, labels]` into `out[..B·labels]` (a model with a
     /// classification head: `ElectraForSequenceClassification`).
     pub fn classify(&mut self, batch: &Batch, out: &mut [f32]) -> Result<()> {
-        let c = self.model.cls.as_ref().ok_or_else(|| Error::Unsupported("the model has no classification head".into()))?;
+        let pool = self.pool.clone();
+        pool.install(|| self.classify_inner(batch, out))
+    }
+
+    fn classify_inner(&mut self, batch: &Batch, out: &mut [f32]) -> Result<()> {
+        let c =
+            self.model.cls.as_ref().ok_or_else(|| Error::Unsupported("the model has no classification head".into()))?;
         let l = c.num_labels;
         batch.tokens()?;
         check_out(out, batch.batch.checked_mul(l).ok_or_else(|| Error::arg("output size overflows"))?)?;

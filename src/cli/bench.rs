@@ -95,15 +95,11 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         "infer" => {
             let mut m = Model::new(Some(cfg.clone()), None, false)?;
             m.init_weights(1);
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(a.threads)
-                .build()
-                .map_err(|e| Error::Internal(e.to_string()))?;
-            let mut s = Session::new(Arc::new(m));
+            let mut s = Session::with_threads(Arc::new(m), a.threads)?;
             let mut out = vec![0.0; n];
             for rep in 0..=a.reps {
                 let t0 = Instant::now();
-                pool.install(|| s.discriminate(&batch, &mut out))?;
+                s.discriminate(&batch, &mut out)?;
                 if rep > 0 {
                     times.push(t0.elapsed().as_secs_f64());
                 }
