@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""Reference timings for `electra bench`: the same workloads in PyTorch + transformers and ONNX Runtime.
+
+Prints one JSON object per line with the keys of `electra bench --json` plus "impl"
+("pytorch" or "onnxruntime"); scripts/bench.sh runs both sides and tabulates the ratios.
+
+Workloads (same shapes, presets and hyper-parameters as `electra bench`):
+
+  train  one ELECTRA pre-training step: ElectraForMaskedLM generator (hidden = H/4, the paper's
+         small generator) sharing the discriminator's whole embeddings module (word, position, type,
+         LayerNorm) with its lm head tied to the word embeddings; 15% of positions masked; generator
+         head evaluated at the masked positions only (as the original ELECTRA code and ours do; pass
+         --full-mlm-logits for HF's default of logits at every position); Gumbel-max sampling;
+         ElectraForPreTraining discriminator on the corrupted batch; loss = mlm + 50 * bce; backward;
+         global-norm clipping at 1.0; AdamW (lr 5e-4, weight decay 0.01 except LayerNorm and biases).
+  infer  ElectraForPreTraining discriminator logits, eager PyTorch under torch.inference_mode().
+  ort    the same discriminator exported with torch.onnx.export and run by ONNX Runtime
+         (graph optimizations ORT_ENABLE_ALL, intra_op_num_threads = --threads, sequential).
+
+Each invocation runs one workload in a fresh process so that peak RSS (ru_maxrss) is its own.
+Timing: one warm-up, then --reps timed repetitions; the median is reported.
+
+Environment: a venv OUTSIDE the repository with torch, transformers and (for `ort`) onnxruntime + onnx:
+
+    python3 -m venv ~/electra-pyenv
+    ~/electra-pyenv/bin/pip install -r scripts/requirements.txt onnxruntime onnx onnxscript
+
+torch from PyPI is a large download (it pulls the CUDA wheels, several GB); everything here runs on
+the CPU, so the CPU-only wheel of the same version works as well.
+
+Usage:
+    python scripts/bench_reference.py train --batch-size 32 --seq-len 128 --threads 2 --reps 5
+    python scripts/bench_reference.py infer --batch-size 1 --seq-len 128 --threads 2 --reps 50
+    python scripts/bench_reference.py ort   --batch-size 32 --seq-len 128 --threads 2 --reps 5
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+
+PRESETS = {"tiny": (2, 128, 64), "small": (12, 256, 128), "base": (12, 768, 768), "large": (24, 1024, 1024)}
+
+
+def configs(preset, seq_len):
+    from transformers import ElectraConfig
+
+    layers, hidden, emb = PRESETS[preset]
+    max_pos = max(128 if preset == "tiny" else 512, seq_len)
+    common = dict(
+        vocab_size=30522,
+        embedding_size=emb,
+        num_hidden_layers=layers,
+        max_position_embeddings=max_pos,
+        type_vocab_size=2,
+        hidden_act="gelu",
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        layer_norm_eps=1e-12,
+    )
+    disc = ElectraConfig(hidden_size=hidden, num_attention_heads=max(1, hidden // 64), intermediate_size=4 * hidden,
+                         **common)
+    frac = 1 / 3 if preset == "base" else 0.25
+    gh = max(1, round(hidden * frac))
+    gen = ElectraConfig(hidden_size=gh, num_attention_heads=max(1, gh // 64), intermediate_size=4 * gh, **common)
+    for c in (disc, gen):
+        c._attn_implementation = "eager"
+    return disc, gen
+
+
+def encoder_flops(cfg, n, t):
+    """Matrix-product FLOPs of one encoder forward (the formula of src/cli/bench.rs)."""
+    h, i, e = cfg.hidden_size, cfg.intermediate_size, cfg.embedding_size
+    per_layer = 2.0 * n * (4.0 * h * h + 2.0 * h * i) + 4.0 * n * t * h
+    proj = 2.0 * n * e * h if e != h else 0.0
+    return per_layer * cfg.num_hidden_layers + proj
+
+
+def random_ids(vocab, n, seed=7):
+    """The id stream of `electra bench` (same LCG), so both sides see the same tokens."""
+    mask64 = (1 << 64) - 1
+    x = (seed * 6364136223846793005 + 1442695040888963407) & mask64
+    out = []
+    for _ in range(n):
+        x = (x * 6364136223846793005 + 1442695040888963407) & mask64
+        out.append(5 + (x >> 33) % (vocab - 5))
+    return out
+
+
+def peak_rss_bytes():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def timed(fn, reps):
+    fn()  # warm-up
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_train(args):
+    import torch
+    from transformers import ElectraForMaskedLM, ElectraForPreTraining
+
+    torch.manual_seed(0)
+    b, t = args.batch_size, args.seq_len
+    dcfg, gcfg = configs(args.preset, t)
+    disc = ElectraForPreTraining(dcfg)
+    gen = ElectraForMaskedLM(gcfg)
+    # Share the whole embeddings module (the original code's sharing) and tie the lm head to it.
+    gen.electra.embeddings = disc.electra.embeddings
+    gen.generator_lm_head.weight = disc.electra.embeddings.word_embeddings.weight
+    disc.train()
+    gen.train()
+    params = {id(p): (n, p) for m in (disc, gen) for n, p in m.named_parameters()}.values()
+    decay = [p for n, p in params if not ("LayerNorm" in n or "bias" in n)]
+    no_decay = [p for n, p in params if "LayerNorm" in n or "bias" in n]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=5e-4, betas=(0.9, 0.999), eps=1e-6)
+    all_params = decay + no_decay
+    ids = torch.tensor(random_ids(dcfg.vocab_size, b * t), dtype=torch.long).view(b, t)
+    attn = torch.ones(b, t, dtype=torch.long)
+    n_mask = round(0.15 * t)
+    gen_stream = torch.Generator().manual_seed(1)
+
+    def step():
+        # Mask n_mask distinct positions per row; 85% -> [MASK], as the original.
+        pos = torch.rand(b, t, generator=gen_stream).argsort(dim=1)[:, :n_mask]
+        rows = torch.arange(b).unsqueeze(1).expand_as(pos)
+        masked_in = ids.clone()
+        to_mask = torch.rand(b, n_mask, generator=gen_stream) < 0.85
+        masked_in[rows[to_mask], pos[to_mask]] = 103
+        targets = ids[rows, pos]
+        hidden = gen.electra(masked_in, attention_mask=attn)[0]
+        if args.full_mlm_logits:
+            logits = gen.generator_lm_head(gen.generator_predictions(hidden))[rows, pos]
+        else:
+            logits = gen.generator_lm_head(gen.generator_predictions(hidden[rows, pos]))
+        mlm = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        with torch.no_grad():
+            u = torch.rand(logits.shape, generator=gen_stream)
+            sampled = (logits + (-torch.log(-torch.log(u + 1e-9) + 1e-9))).argmax(-1)
+            corrupted = ids.clone()
+            corrupted[rows, pos] = sampled
+            labels = (corrupted != ids).float()
+        dl = disc(corrupted, attention_mask=attn).logits
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(dl, labels)
+        loss = mlm + 50.0 * bce
+        opt.zero_grad(set_to_none=False)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(all_params, 1.0)
+        opt.step()
+
+    med = timed(step, args.reps)
+    masked = n_mask * b
+    fwd = (encoder_flops(dcfg, b * t, t) + encoder_flops(gcfg, b * t, t) + 2.0 * b * t * dcfg.hidden_size ** 2
+           + 2.0 * masked * (gcfg.hidden_size * gcfg.embedding_size + gcfg.embedding_size * gcfg.vocab_size))
+    return med, 3.0 * fwd
+
+
+def bench_infer(args):
+    import torch
+    from transformers import ElectraForPreTraining
+
+    torch.manual_seed(0)
+    b, t = args.batch_size, args.seq_len
+    dcfg, _ = configs(args.preset, t)
+    disc = ElectraForPreTraining(dcfg).eval()
+    ids = torch.tensor(random_ids(dcfg.vocab_size, b * t), dtype=torch.long).view(b, t)
+    attn = torch.ones(b, t, dtype=torch.long)
+
+    def run():
+        with torch.inference_mode():
+            disc(ids, attention_mask=attn).logits
+
+    return timed(run, args.reps), infer_flops(dcfg, b, t)
+
+
+def infer_flops(dcfg, b, t):
+    return encoder_flops(dcfg, b * t, t) + 2.0 * b * t * dcfg.hidden_size ** 2
+
+
+def bench_ort(args):
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+    from transformers import ElectraForPreTraining
+
+    torch.manual_seed(0)
+    b, t = args.batch_size, args.seq_len
+    dcfg, _ = configs(args.preset, t)
+    disc = ElectraForPreTraining(dcfg).eval()
+    ids = torch.tensor(random_ids(dcfg.vocab_size, b * t), dtype=torch.long).view(b, t)
+    attn = torch.ones(b, t, dtype=torch.long)
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "disc.onnx")
+        export_kw = dict(input_names=["input_ids", "attention_mask"], output_names=["logits"],
+                         dynamic_axes={"input_ids": {0: "b", 1: "t"}, "attention_mask": {0: "b", 1: "t"},
+                                       "logits": {0: "b", 1: "t"}}, opset_version=17)
+        with torch.no_grad():
+            try:
+                torch.onnx.export(disc, (ids, attn), path, dynamo=False, **export_kw)
+            except TypeError:
+                torch.onnx.export(disc, (ids, attn), path, **export_kw)
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.intra_op_num_threads = args.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    del disc
+    feed = {"input_ids": ids.numpy().astype(np.int64), "attention_mask": attn.numpy().astype(np.int64)}
+    return timed(lambda: sess.run(None, feed), args.reps), infer_flops(dcfg, b, t)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("workload", choices=["train", "infer", "ort"])
+    p.add_argument("--preset", default="small", choices=sorted(PRESETS))
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--full-mlm-logits", action="store_true",
+                   help="train: generator logits at every position (HF ElectraForMaskedLM's default)")
+    args = p.parse_args()
+    warnings.filterwarnings("ignore")
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+    if args.workload == "ort":
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            print("onnxruntime is not installed; skipping the ort workload", file=sys.stderr)
+            return 3
+    fn = {"train": bench_train, "infer": bench_infer, "ort": bench_ort}[args.workload]
+    med, flops = fn(args)
+    n = args.batch_size * args.seq_len
+    print(json.dumps({
+        "workload": "train" if args.workload == "train" else "infer",
+        "impl": "onnxruntime" if args.workload == "ort" else "pytorch",
+        "preset": args.preset, "batch_size": args.batch_size, "seq_len": args.seq_len, "threads": args.threads,
+        "median_seconds": med, "tokens_per_second": n / med, "gflops": flops / med / 1e9,
+        "peak_rss_bytes": peak_rss_bytes(), "reps": args.reps,
+        "torch": torch.__version__,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
