@@ -30,7 +30,7 @@
 //! document counter), the packing and shuffle RNG states at that point, and how many of the buffer's
 //! examples were already emitted; [`Corpus::restore`] seeks there, rebuilds the buffer (re-reading at
 //! most a buffer's worth of text) and skips the emitted ones, so the batches that follow are identical.
-//! The cursor is a few hundred bytes of JSON, meant for `Trainer::data_cursor`.
+//! The cursor is about a kilobyte of JSON (plus a line per input file), meant for `Trainer::data_cursor`.
 //!
 //! # Held-out split
 //! With `eval_every_nth_doc = n > 0`, documents `n−1, 2n−1, …` of each pass (counted over all files in
