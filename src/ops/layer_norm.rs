@@ -75,9 +75,8 @@ pub fn layer_norm_param_grads(
     for_ranges(c, parts, 64.min(c).max(1), 16, |c0, c1| {
         // SAFETY: disjoint column ranges.
         let (g_acc, b_acc) = unsafe { (dgv.span(c0, c1), dbv.span(c0, c1)) };
-        for r in 0..n {
-            let row = r * c;
-            simd::ln_param_grad_row(g_acc, b_acc, &dout[row + c0..row + c1], &x[row + c0..row + c1], mean[r], rstd[r]);
+        if n > 0 {
+            simd::ln_param_grads(g_acc, b_acc, &dout[c0..n * c], &x[c0..n * c], &mean[..n], &rstd[..n], c);
         }
     });
 }

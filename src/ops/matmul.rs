@@ -347,14 +347,13 @@ pub fn linear_residual_layer_norm_forward(
 pub fn bias_grad(db: &mut [f32], dy: &[f32], n: usize, dout: usize) {
     let dy = &dy[..n * dout];
     let cols = RowsMut::new(db, 1, dout);
-    let rows_per_col = n.max(1);
-    // Column blocks of ≥ 64 (cache-line multiples); tiny problems stay on this thread.
+    // Column blocks of ≥ 64; tiny problems stay on this thread.
     let parts = if n * dout < 1 << 16 { 1 } else { threads() };
     for_ranges(dout, parts, 64.min(dout).max(1), 16, |c0, c1| {
         // SAFETY: disjoint column ranges of the one-row view.
         let acc = unsafe { cols.span(c0, c1) };
-        for row in dy.chunks_exact(dout).take(rows_per_col) {
-            simd::add_assign(acc, &row[c0..c1]);
+        if n > 0 {
+            simd::column_sums(acc, &dy[c0..], n, dout);
         }
     });
 }

@@ -624,6 +624,104 @@ dispatch!(
 );
 
 #[inline(always)]
+unsafe fn column_sums_imp<V: V16>(acc: &mut [f32], data: &[f32], rows: usize, stride: usize) {
+    let n = acc.len();
+    assert!(rows == 0 || (rows - 1) * stride + n <= data.len(), "column_sums out of bounds");
+    let (a, d) = (acc.as_mut_ptr(), data.as_ptr());
+    // Strips of 4 vectors kept in registers across all rows; each column still adds its rows in
+    // order, exactly as a scalar loop would.
+    let mut j = 0;
+    while j < n {
+        let c = [0, 1, 2, 3].map(|q| (n.saturating_sub(j + q * W)).min(W));
+        let mut s = [V::splat(0.0); 4];
+        for q in 0..4 {
+            if c[q] > 0 {
+                s[q] = ld(a.add(j + q * W), c[q], 0.0);
+            }
+        }
+        for r in 0..rows {
+            let row = d.add(r * stride + j);
+            for q in 0..4 {
+                if c[q] > 0 {
+                    s[q] = s[q].add(ld(row.add(q * W), c[q], 0.0));
+                }
+            }
+        }
+        for q in 0..4 {
+            if c[q] > 0 {
+                st(s[q], a.add(j + q * W), c[q]);
+            }
+        }
+        j += 4 * W;
+    }
+}
+dispatch!(
+    /// `acc[j] += Σ_r data[r·stride + j]` for `r < rows`, rows added in order (bias gradients).
+    pub fn column_sums(acc: &mut [f32], data: &[f32], rows: usize, stride: usize) => column_sums_imp
+);
+
+#[inline(always)]
+unsafe fn ln_param_grads_imp<V: V16>(
+    dg: &mut [f32],
+    db: &mut [f32],
+    dout: &[f32],
+    x: &[f32],
+    mean: &[f32],
+    rstd: &[f32],
+    stride: usize,
+) {
+    let n = dg.len().min(db.len());
+    let rows = mean.len().min(rstd.len());
+    assert!(rows == 0 || (rows - 1) * stride + n <= dout.len().min(x.len()), "ln_param_grads out of bounds");
+    let (gp, bp, dp, xp) = (dg.as_mut_ptr(), db.as_mut_ptr(), dout.as_ptr(), x.as_ptr());
+    // Strips of 2 vectors (4 accumulators) in registers across all rows, rows in order.
+    let mut j = 0;
+    while j < n {
+        let c = [0, 1].map(|q| (n.saturating_sub(j + q * W)).min(W));
+        let mut sg = [V::splat(0.0); 2];
+        let mut sb = [V::splat(0.0); 2];
+        for q in 0..2 {
+            if c[q] > 0 {
+                sg[q] = ld(gp.add(j + q * W), c[q], 0.0);
+                sb[q] = ld(bp.add(j + q * W), c[q], 0.0);
+            }
+        }
+        for r in 0..rows {
+            let (mu, rs) = (V::splat(mean[r]), V::splat(rstd[r]));
+            let off = r * stride + j;
+            for q in 0..2 {
+                if c[q] > 0 {
+                    let d = ld::<V>(dp.add(off + q * W), c[q], 0.0);
+                    let xh = ld::<V>(xp.add(off + q * W), c[q], 0.0).sub(mu).mul(rs);
+                    sg[q] = d.fma(xh, sg[q]);
+                    sb[q] = sb[q].add(d);
+                }
+            }
+        }
+        for q in 0..2 {
+            if c[q] > 0 {
+                st(sg[q], gp.add(j + q * W), c[q]);
+                st(sb[q], bp.add(j + q * W), c[q]);
+            }
+        }
+        j += 2 * W;
+    }
+}
+dispatch!(
+    /// LayerNorm parameter gradients over rows (in order) for a block of `dg.len()` columns:
+    /// `dg += Σ_r dout·x̂`, `db += Σ_r dout`, where row r starts at `r·stride` of `dout`/`x`.
+    pub fn ln_param_grads(
+        dg: &mut [f32],
+        db: &mut [f32],
+        dout: &[f32],
+        x: &[f32],
+        mean: &[f32],
+        rstd: &[f32],
+        stride: usize,
+    ) => ln_param_grads_imp
+);
+
+#[inline(always)]
 unsafe fn softmax_imp<V: V16>(row: &mut [f32], scale: f32, mask: &[f32]) {
     let n = row.len().min(mask.len());
     let (p, m) = (row.as_mut_ptr(), mask.as_ptr());
@@ -853,6 +951,7 @@ dispatch!(
 pub mod with {
     pub use super::{
         add_assign_imp::dispatch as add_assign, add_rows_imp::dispatch as add_rows,
+        column_sums_imp::dispatch as column_sums, ln_param_grads_imp::dispatch as ln_param_grads,
         bias_gelu_imp::dispatch as bias_gelu, gelu_backward_imp::dispatch as gelu_backward,
         gelu_backward_inplace_imp::dispatch as gelu_backward_inplace, gelu_forward_imp::dispatch as gelu_forward,
         layer_norm_backward_row_imp::dispatch as layer_norm_backward_row,
