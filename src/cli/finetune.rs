@@ -3,6 +3,7 @@
 
 use super::infer::{encode_row, load_with_tokenizer};
 use super::pretrain::save_tokenizer_into;
+use crate::data::corpus::Batch as Padded;
 use crate::data::tokenizer::Tokenizer;
 use crate::error::{Error, Result};
 use crate::finetune::{FineTuner, FinetuneOptions};
@@ -68,7 +69,8 @@ pub fn read_labeled(path: &Path) -> Result<Vec<(String, String)>> {
     Ok(rows)
 }
 
-fn batches(tok: &Tokenizer, rows: &[(usize, Vec<i32>)], b: usize) -> Vec<(Vec<i32>, Vec<i32>, Vec<i32>, usize, usize)> {
+/// Padded batches of encoded rows, each with its labels.
+fn batches(tok: &Tokenizer, rows: &[(usize, Vec<i32>)], b: usize) -> Vec<(Padded, Vec<i32>)> {
     let pad = tok.special_ids().pad;
     rows.chunks(b)
         .map(|chunk| {
@@ -79,7 +81,14 @@ fn batches(tok: &Tokenizer, rows: &[(usize, Vec<i32>)], b: usize) -> Vec<(Vec<i3
                 ids[r * t..r * t + row.len()].copy_from_slice(row);
                 mask[r * t..r * t + row.len()].fill(1);
             }
-            (ids, mask, chunk.iter().map(|(y, _)| *y as i32).collect(), chunk.len(), t)
+            let padded = Padded {
+                token_type_ids: vec![0; ids.len()],
+                input_ids: ids,
+                attention_mask: mask,
+                batch: chunk.len(),
+                seq_len: t,
+            };
+            (padded, chunk.iter().map(|(y, _)| *y as i32).collect())
         })
         .collect()
 }
@@ -111,12 +120,10 @@ fn encode_all(
 /// Accuracy of `session` (a classifier) on encoded rows.
 fn accuracy(session: &mut Session, tok: &Tokenizer, rows: &[(usize, Vec<i32>)], l: usize) -> Result<f64> {
     let mut right = 0;
-    for (ids, mask, ys, b, t) in batches(tok, rows, 64) {
+    for (batch, ys) in batches(tok, rows, 64) {
+        let b = batch.batch;
         let mut logits = vec![0.0; b * l];
-        session.classify(
-            &Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: None, batch: b, seq_len: t },
-            &mut logits,
-        )?;
+        session.classify(&batch.as_model_input(), &mut logits)?;
         for r in 0..b {
             let top = (0..l).max_by(|&i, &j| logits[r * l + i].total_cmp(&logits[r * l + j])).unwrap_or(0);
             right += (top as i32 == ys[r]) as usize;
@@ -157,11 +164,8 @@ pub fn run(a: &FinetuneArgs) -> Result<Option<f64>> {
     for epoch in 0..a.epochs {
         order.shuffle(&mut rng);
         let (mut loss, mut acc, mut n) = (0.0, 0.0, 0);
-        for (ids, mask, ys, b, t) in batches(&tok, &order, a.batch_size) {
-            let s = ft.train_step(
-                &Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: None, batch: b, seq_len: t },
-                &ys,
-            )?;
+        for (batch, ys) in batches(&tok, &order, a.batch_size) {
+            let s = ft.train_step(&batch.as_model_input(), &ys)?;
             loss += s.loss as f64;
             acc += s.accuracy as f64;
             n += 1;

@@ -159,11 +159,7 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
     let sp = tok.special_ids();
     let copts = CorpusOptions { max_seq_len: args.seq_len, seed: args.seed, ..Default::default() };
     let mut corpus = Corpus::open(&corpus_paths, copts, &tok)?;
-    let eval_set: Vec<_> = corpus
-        .eval_batches(args.batch_size, Some(args.eval_batches))?
-        .into_iter()
-        .map(|b| (b.input_ids, b.attention_mask, b.token_type_ids, b.batch, b.seq_len))
-        .collect();
+    let eval_set = corpus.eval_batches(args.batch_size, Some(args.eval_batches))?;
 
     let mut trainer = if resume {
         let t = Trainer::resume(&run_dir.join("checkpoint"))?;

@@ -54,11 +54,11 @@ pub fn roc_auc(scores: &[f32], labels: &[bool]) -> Option<f64> {
     Some((rank_sum - (pos * (pos + 1)) as f64 / 2.0) / (pos as f64 * neg as f64))
 }
 
-/// Evaluates `model` (generator + discriminator) on `batches` of `(ids, mask, types, B, T)`.
+/// Evaluates `model` (generator + discriminator) on held-out `batches`.
 pub fn evaluate(
     model: Arc<Model>,
     opts: &TrainOptions,
-    batches: &[(Vec<i32>, Vec<i32>, Vec<i32>, usize, usize)],
+    batches: &[crate::data::corpus::Batch],
     seed: u64,
 ) -> Result<EvalStats> {
     let (Some(_), Some(gen)) = (&model.disc, &model.gen) else {
@@ -70,10 +70,10 @@ pub fn evaluate(
     let (mut scores, mut labels) = (Vec::new(), Vec::new());
     let (mut mlm_right, mut mlm_total) = (0usize, 0usize);
     let mut sampled = Vec::new();
-    for (ids, mask, types, b, t) in batches {
-        let (b, t) = (*b, *t);
-        let batch =
-            Batch { input_ids: ids, attention_mask: Some(mask), token_type_ids: Some(types), batch: b, seq_len: t };
+    for held_out in batches {
+        let (b, t) = (held_out.batch, held_out.seq_len);
+        let (ids, mask) = (&held_out.input_ids, &held_out.attention_mask);
+        let batch = held_out.as_model_input();
         let m = mask_batch(
             &mut rng,
             ids,
