@@ -22,9 +22,12 @@ enum Cmd {
         /// Text files or folders of *.txt (repeatable; default: the bundled Moby-Dick).
         #[arg(long)]
         corpus: Vec<PathBuf>,
-        /// Model size: tiny, small, base or large.
+        /// Model size: tiny, small, base, large, or a discriminator config.json (fresh weights).
         #[arg(long, default_value = "tiny")]
         preset: String,
+        /// Generator hidden size as a fraction of the discriminator's (default: 1/4; 1/3 for base).
+        #[arg(long)]
+        generator_fraction: Option<f64>,
         /// Optimizer steps.
         #[arg(long, default_value_t = 600)]
         steps: u64,
@@ -183,6 +186,7 @@ fn main() {
             out,
             corpus,
             preset,
+            generator_fraction,
             steps,
             batch_size,
             seq_len,
@@ -213,6 +217,7 @@ fn main() {
                 out,
                 corpus,
                 preset,
+                generator_fraction,
                 steps,
                 batch_size,
                 seq_len,

@@ -39,6 +39,8 @@ pub struct PretrainArgs {
     pub objective: Objective,
     /// Start from this model directory instead of a preset.
     pub init: Option<PathBuf>,
+    /// Generator hidden size as a fraction of the discriminator's (default: the paper's).
+    pub generator_fraction: Option<f64>,
     /// Vocabulary (vocab.txt or tokenizer.json); default: the bundled one, else trained.
     pub vocab: Option<PathBuf>,
     /// Peak learning rate (default by preset).
@@ -174,6 +176,7 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
             warmup_steps: warmup,
             total_steps: args.steps,
             objective: args.objective,
+            generator_hidden_fraction: args.generator_fraction,
             vocab_size: if args.init.is_some() { None } else { Some(tok.vocab_size()) },
             max_seq_len: args.seq_len,
             mask_token_id: sp.mask,

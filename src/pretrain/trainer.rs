@@ -144,19 +144,26 @@ impl Trainer {
         })
     }
 
-    /// A trainer from a preset name (`tiny`, `small`, `base`, `large`) or a directory: the pair
+    /// A trainer from a preset name (`tiny`, `small`, `base`, `large`), a discriminator
+    /// `config.json` (fresh weights, any size), or a directory: the pair
     /// layout, or a lone discriminator whose generator is built by the size rule (fresh
     /// weights, sharing the discriminator's embeddings). For the mlm objective a directory must
     /// hold an ElectraForMaskedLM model.
     pub fn new(init: &str, opts: TrainOptions) -> Result<Self> {
         opts.validate()?;
-        let model = if crate::config::PRESETS.contains(&init) {
-            let mut d = ElectraConfig::preset(init)?;
+        let is_config = init.ends_with(".json") && Path::new(init).is_file();
+        let model = if crate::config::PRESETS.contains(&init) || is_config {
+            // A fresh model: a preset, or a discriminator config.json of any size.
+            let (mut d, paper_frac) = if is_config {
+                (ElectraConfig::from_file(Path::new(init))?, 0.25)
+            } else {
+                (ElectraConfig::preset(init)?, ElectraConfig::paper_generator_fraction(init))
+            };
             if let Some(v) = opts.vocab_size {
                 d.vocab_size = v;
             }
             d.max_position_embeddings = d.max_position_embeddings.max(opts.max_seq_len);
-            let frac = opts.generator_hidden_fraction.unwrap_or(ElectraConfig::paper_generator_fraction(init));
+            let frac = opts.generator_hidden_fraction.unwrap_or(paper_frac);
             let mut m = match opts.objective {
                 Objective::Electra => Model::new(Some(d.clone()), Some(d.generator_config(frac)?), true)?,
                 Objective::Mlm => {
