@@ -62,9 +62,14 @@ pub(crate) fn guard_void(f: impl FnOnce()) {
 }
 
 /// Checks that `p` is a live handle whose tag is `magic`, best effort against stale or foreign
-/// pointers. Every handle is a `#[repr(C)]` struct whose first field is its `u64` tag, behind a
-/// zero-sized opaque type for C, so this reads 8 in-bounds bytes whatever kind of handle `p`
-/// really points to.
+/// pointers. Every handle is a `#[repr(C)]` struct whose first field is its `u64` tag, so this
+/// reads 8 in-bounds bytes whatever kind of handle `p` really points to.
+///
+/// The pattern (see `model.rs`, `session.rs`): the public type C sees stays zero-sized and
+/// without `repr(C)`, `pub struct electra_x { _opaque: [u8; 0] }`, so cbindgen emits an opaque
+/// `typedef struct electra_x electra_x;`; the allocation is a private
+/// `#[repr(C)] struct XHandle { magic: u64, .. }` reached by casting the pointer. (`repr(C)` on
+/// the public type itself would make cbindgen print its Rust fields into the header.)
 pub(crate) unsafe fn check_tag<H>(p: *const H, magic: u64, null: &'static str, wrong: &'static str) -> Result<()> {
     if p.is_null() {
         return Err(Error::InvalidHandle(null));
