@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The C ABI from C: builds libelectra.so (release), checks the header compiles as C99 and C++11
-# without warnings, checks the exported symbols against abi/symbols.txt, then builds
-# tests/c/test_electra.c against include/electra.h and runs it under valgrind.
+# without warnings, checks the exported symbols against abi/symbols.txt, then builds each
+# tests/c/test_*.c against include/electra.h and runs it under valgrind.
 #
 #   bash tests/c/run.sh                  # everything
-#   NO_VALGRIND=1 bash tests/c/run.sh    # run the C test directly (faster)
+#   NO_VALGRIND=1 bash tests/c/run.sh    # run the C tests directly (faster)
 #   UPDATE_SYMBOLS=1 bash tests/c/run.sh # rewrite abi/symbols.txt after a deliberate ABI change
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -48,20 +48,29 @@ if ! diff -u <(printf '%s\n' "$declared") <(printf '%s\n' "$exported"); then
 fi
 echo "$(printf '%s\n' "$exported" | wc -l) functions"
 
-echo "-- build tests/c/test_electra.c (C99)"
-"$CC" -std=c99 "${warn[@]}" -g -O1 -Iinclude tests/c/test_electra.c -o "$out/test_electra" \
-  -L"$target/release" -lelectra -Wl,-rpath,"$PWD/$target/release" -lpthread -lm
-
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-if [ -n "${NO_VALGRIND:-}" ]; then
-  echo "-- run test_electra"
-  "$out/test_electra" tests/fixtures "$tmp/t"
-else
-  echo "-- run test_electra under valgrind"
-  # Only real errors and definite/indirect leaks fail: Rust's std and the thread pools keep
-  # some thread-locals "still reachable" at exit, which is not a leak.
-  valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect \
-    --errors-for-leak-kinds=definite,indirect --error-exitcode=1 \
-    "$out/test_electra" tests/fixtures "$tmp/t"
+failed=()
+# Every tests/c/test_*.c is one program: C99, no warnings, run from the repository root with a
+# fresh scratch directory as its only argument, printing "N passed, N failed" last.
+for src in tests/c/test_*.c; do
+  name=$(basename "$src" .c)
+  echo "-- build $src (C99)"
+  "$CC" -std=c99 "${warn[@]}" -g -O1 -Iinclude "$src" -o "$out/$name" \
+    -L"$target/release" -lelectra -Wl,-rpath,"$PWD/$target/release" -lpthread -lm
+  if [ -n "${NO_VALGRIND:-}" ]; then
+    echo "-- run $name"
+    "$out/$name" "$tmp/$name" || failed+=("$name")
+  else
+    echo "-- run $name under valgrind"
+    # Only real errors and definite/indirect leaks fail: Rust's std and the thread pools keep
+    # some thread-locals "still reachable" at exit, which is not a leak.
+    valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect \
+      --errors-for-leak-kinds=definite,indirect --error-exitcode=1 \
+      "$out/$name" "$tmp/$name" || failed+=("$name")
+  fi
+done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAIL: ${failed[*]}" >&2
+  exit 1
 fi

@@ -7,7 +7,8 @@
  * by sessions on several threads. Ends with "N passed, N failed"; exits non-zero on a failure.
  *
  * Build and run: bash tests/c/run.sh (C99, -Wall -Wextra -Werror -pedantic, under valgrind).
- * Usage: test_electra [FIXTURES_DIR] [TMP_DIR]   (defaults: tests/fixtures, a new dir in /tmp)
+ * Usage: test_electra [TMP_DIR]   (default: a new dir in /tmp), from the repository root; the
+ * environment variable ELECTRA_FIXTURES overrides the fixture directory (tests/fixtures).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -713,9 +714,9 @@ static void test_threads(void) {
 
 int main(int argc, char **argv) {
     electra_model *m;
-    if (argc > 1) fixtures = argv[1];
-    if (argc > 2) {
-        snprintf(tmp_root, sizeof tmp_root, "%s", argv[2]);
+    if (getenv("ELECTRA_FIXTURES")) fixtures = getenv("ELECTRA_FIXTURES");
+    if (argc > 1) {
+        snprintf(tmp_root, sizeof tmp_root, "%s", argv[1]);
         mkdir(tmp_root, 0700);
     } else {
         snprintf(tmp_root, sizeof tmp_root, "/tmp/electra-c-test-XXXXXX");
