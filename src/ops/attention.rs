@@ -40,6 +40,13 @@ unsafe impl Send for Shared {}
 // SAFETY: as above.
 unsafe impl Sync for Shared {}
 
+impl Shared {
+    /// The pointer (a method, so closures capture the whole Send wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// `ctx = softmax(Q·Kᵀ/√HD + mask)·V` per batch row and head; writes `probs` for the backward.
 /// One task per (batch row, head); the scaling and mask are fused into the softmax.
 #[allow(clippy::too_many_arguments)]
@@ -63,7 +70,6 @@ pub fn attention_forward(
     let out = Shared(ctx.as_mut_ptr());
     let rs = hidden as isize;
     for_heads(b, nh, |bi, h| {
-        let out = out;
         // SAFETY: this task's probability block is its own.
         let p = unsafe { probs.get(bi * nh + h, bi * nh + h + 1) };
         let at = bi * t * hidden;
@@ -87,7 +93,7 @@ pub fn attention_forward(
             for row in p.chunks_exact_mut(t) {
                 simd::softmax_scaled_masked(row, scale, mb);
             }
-            let c = out.0.add(at + h * hd);
+            let c = out.get().add(at + h * hd);
             gemm_raw(
                 t,
                 hd,
@@ -132,7 +138,6 @@ pub fn attention_backward(
     let rs = hidden as isize;
     let tt = t as isize;
     for_heads(b, nh, |bi, h| {
-        let (dq, dk, dv) = (dq, dk, dv);
         let blk = bi * nh + h;
         // SAFETY: this task's scratch block is its own.
         let ds = unsafe { scratch.get(blk, blk + 1) };
@@ -150,14 +155,14 @@ pub fn attention_backward(
         unsafe {
             // dP = dctx·Vᵀ ; dV = Pᵀ·dctx
             gemm_raw(t, t, hd, 1.0, gh, (rs, 1), vh, (1, rs), 0.0, ds.as_mut_ptr(), (tt, 1));
-            gemm_raw(t, hd, t, 1.0, p.as_ptr(), (1, tt), gh, (rs, 1), 0.0, dv.0.add(off), (rs, 1));
+            gemm_raw(t, hd, t, 1.0, p.as_ptr(), (1, tt), gh, (rs, 1), 0.0, dv.get().add(off), (rs, 1));
             // dS = P ⊙ (dP − Σⱼ dP·P)
             for (dsr, pr) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
                 simd::softmax_backward(dsr, pr);
             }
             // dQ = scale·dS·K ; dK = scale·dSᵀ·Q
-            gemm_raw(t, hd, t, scale, ds.as_ptr(), (tt, 1), kh, (rs, 1), 0.0, dq.0.add(off), (rs, 1));
-            gemm_raw(t, hd, t, scale, ds.as_ptr(), (1, tt), qh, (rs, 1), 0.0, dk.0.add(off), (rs, 1));
+            gemm_raw(t, hd, t, scale, ds.as_ptr(), (tt, 1), kh, (rs, 1), 0.0, dq.get().add(off), (rs, 1));
+            gemm_raw(t, hd, t, scale, ds.as_ptr(), (1, tt), qh, (rs, 1), 0.0, dk.get().add(off), (rs, 1));
         }
     });
 }

@@ -145,6 +145,13 @@ unsafe impl Send for SendPtr {}
 // SAFETY: as above.
 unsafe impl Sync for SendPtr {}
 
+impl SendPtr {
+    /// The pointer (a method, so closures capture the whole Send wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// C ← alpha·A·B + beta·C, where C is a strided `m x n` view into `c` (row stride `rsc`,
 /// column stride `csc`). Bounds are checked; large products run in blocks on the current pool.
 pub fn gemm(alpha: f32, a: Mat, b: Mat, beta: f32, c: &mut [f32], rsc: usize, csc: usize) {
@@ -162,7 +169,6 @@ pub fn gemm(alpha: f32, a: Mat, b: Mat, beta: f32, c: &mut [f32], rsc: usize, cs
     let cp = SendPtr(c.as_mut_ptr());
     let (ap, bp) = (a.data.as_ptr() as usize, b.data.as_ptr() as usize);
     for_ranges(dim, 2 * threads(), MIN_BLOCK, 16, |s, e| {
-        let cp = cp;
         let (ap, bp) = (ap as *const f32, bp as *const f32);
         // SAFETY: the blocks are disjoint row (or column) ranges of the checked view of C, and
         // A and B are only read.
@@ -178,7 +184,7 @@ pub fn gemm(alpha: f32, a: Mat, b: Mat, beta: f32, c: &mut [f32], rsc: usize, cs
                     bp,
                     (b.rs as isize, b.cs as isize),
                     beta,
-                    cp.0.add(s * rsc),
+                    cp.get().add(s * rsc),
                     (rsc as isize, csc as isize),
                 )
             } else {
@@ -192,7 +198,7 @@ pub fn gemm(alpha: f32, a: Mat, b: Mat, beta: f32, c: &mut [f32], rsc: usize, cs
                     bp.add(s * b.cs),
                     (b.rs as isize, b.cs as isize),
                     beta,
-                    cp.0.add(s * csc),
+                    cp.get().add(s * csc),
                     (rsc as isize, csc as isize),
                 )
             }

@@ -7,6 +7,10 @@
 //! paths are bit-identical to the scalar one and results do not depend on the CPU's vector width.
 //! `ELECTRA_SIMD=scalar|avx2|avx512` caps the path (for tests and comparisons).
 
+// The AVX-512 intrinsics are stable since Rust 1.89 (as are the gemm crate's x86-v4 kernels),
+// above the declared rust-version; building therefore needs 1.89 or newer.
+#![allow(clippy::incompatible_msrv)]
+
 use std::sync::OnceLock;
 
 /// Which compiled variant of the kernels runs.
@@ -59,8 +63,13 @@ pub fn isa() -> Isa {
 /// Lane count of every vector type.
 pub const W: usize = 16;
 
-/// A vector of 16 `f32` lanes. All methods are `unsafe` because the x86 variants require their
-/// target features; the dispatch below calls them only where the CPU has them.
+/// A vector of 16 `f32` lanes.
+///
+/// # Safety
+/// Every method is `unsafe`: the x86 implementations require their target features (the
+/// dispatch below calls them only where the CPU has them), and loads and stores require the
+/// addressed elements to be valid.
+#[allow(clippy::missing_safety_doc)]
 pub trait V16: Copy {
     /// All lanes `x`.
     unsafe fn splat(x: f32) -> Self;
@@ -128,12 +137,10 @@ pub struct Scalar([f32; W]);
 
 macro_rules! lanes {
     ($a:expr, $b:expr, |$x:ident, $y:ident| $e:expr) => {{
-        let mut r = [0.0f32; W];
-        for i in 0..W {
+        Scalar(std::array::from_fn(|i| {
             let ($x, $y) = ($a.0[i], $b.0[i]);
-            r[i] = $e;
-        }
-        Scalar(r)
+            $e
+        }))
     }};
 }
 
@@ -182,11 +189,7 @@ impl V16 for Scalar {
     }
     #[inline(always)]
     unsafe fn fma(self, a: Self, b: Self) -> Self {
-        let mut r = [0.0f32; W];
-        for i in 0..W {
-            r[i] = self.0[i].mul_add(a.0[i], b.0[i]);
-        }
-        Scalar(r)
+        Scalar(std::array::from_fn(|i| self.0[i].mul_add(a.0[i], b.0[i])))
     }
     #[inline(always)]
     unsafe fn max(self, o: Self) -> Self {
@@ -210,11 +213,7 @@ impl V16 for Scalar {
     }
     #[inline(always)]
     unsafe fn sel_ge(a: Self, b: Self, t: Self, f: Self) -> Self {
-        let mut r = [0.0f32; W];
-        for i in 0..W {
-            r[i] = if a.0[i] >= b.0[i] { t.0[i] } else { f.0[i] };
-        }
-        Scalar(r)
+        Scalar(std::array::from_fn(|i| if a.0[i] >= b.0[i] { t.0[i] } else { f.0[i] }))
     }
     #[inline(always)]
     unsafe fn to_array(self) -> [f32; W] {
@@ -443,6 +442,9 @@ macro_rules! dispatch {
 // ---------------------------------------------------------------------------------------------
 // Math: exp and erf on vectors.
 
+/// # Safety
+/// The vector type's target features must be available.
+///
 /// e^x to about 1 ulp (Cephes `expf`): x = n·ln2 + r, a degree-6 polynomial in r, and 2^n
 /// applied in two halves so that results down to the subnormals and 0 come out right.
 #[inline(always)]
@@ -464,6 +466,9 @@ pub unsafe fn exp<V: V16>(x: V) -> V {
     y.mul(n1.pow2i()).mul(n2.pow2i())
 }
 
+/// # Safety
+/// The vector type's target features must be available.
+///
 /// erf(x) by Abramowitz & Stegun 7.1.26, `1 − t·P(t)·e^(−x²)` with `t = 1/(1 + p|x|)`, to
 /// 1.5e-7 absolute — the formula of PyTorch's vectorized CPU `erf`, which its GELU uses. Tails
 /// go to exactly ±1 (GELU of large negative inputs is exactly 0, as in PyTorch).
