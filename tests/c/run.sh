@@ -20,6 +20,13 @@ warn=(-Wall -Wextra -Werror -pedantic)
 echo "-- cargo build --release --lib"
 cargo build --release --lib --quiet
 
+# Programs linked with -lelectra record the library's soname (libelectra.so.<ABI>, see build.rs);
+# cargo writes only libelectra.so, so give the loader the soname beside it.
+soname=$(objdump -p "$lib" | awk '$1 == "SONAME" { print $2 }')
+if [ -n "$soname" ] && [ "$soname" != "libelectra.so" ]; then
+  ln -sf libelectra.so "$target/release/$soname"
+fi
+
 echo "-- include/electra.h compiles as C99, C11 and C++11/17"
 for std in c99 c11; do
   "$CC" -std=$std "${warn[@]}" -fsyntax-only -x c include/electra.h

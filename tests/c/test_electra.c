@@ -468,8 +468,15 @@ static void test_null_and_wrong_handles(electra_model *m) {
     EXPECT(electra_session_discriminate((electra_session *)(void *)m, ids, NULL, NULL, 1, 4, out, 4),
            ELECTRA_ERR_INVALID_HANDLE, "not a live electra_session");
     EXPECT(electra_session_new((const electra_model *)(void *)zeros, &so), ELECTRA_ERR_INVALID_HANDLE, "not a live");
+    /* The training handles check their tags the same way (valgrind sees any out-of-bounds read). */
+    EXPECT(electra_trainer_save((electra_trainer *)(void *)m, "x"), ELECTRA_ERR_INVALID_HANDLE, "not a live");
+    EXPECT(electra_finetuner_save((electra_finetuner *)(void *)s, "x"), ELECTRA_ERR_INVALID_HANDLE, "not a live");
     electra_model_free((electra_model *)(void *)s);   /* wrong kind: ignored */
     electra_session_free((electra_session *)(void *)m); /* wrong kind: ignored */
+    electra_trainer_free((electra_trainer *)(void *)m);
+    electra_trainer_free((electra_trainer *)(void *)s);
+    electra_finetuner_free((electra_finetuner *)(void *)m);
+    electra_finetuner_free((electra_finetuner *)(void *)s);
     CHECK(all_sentinel(out, 4 * 64), "failed calls wrote output");
     CHECK(electra_session_discriminate(s, ids, NULL, NULL, 1, 4, out, 4) == ELECTRA_OK, "still alive: %s",
           last_error());
