@@ -12,7 +12,7 @@ use std::time::Instant;
 /// What to measure.
 #[derive(Clone, Debug)]
 pub struct BenchArgs {
-    /// "train" or "infer".
+    /// "train", "infer" or "gemm" (the matrix products of one training step, alone).
     pub what: String,
     /// Model preset.
     pub preset: String,
@@ -106,7 +106,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             }
             (encoder_flops(&cfg, n, t) + 2.0 * n as f64 * (cfg.hidden_size * cfg.hidden_size) as f64, String::new())
         }
-        other => return Err(Error::arg(format!("bench: unknown workload {other:?} (train or infer)"))),
+        "gemm" => return bench_gemm(a),
+        other => return Err(Error::arg(format!("bench: unknown workload {other:?} (train, infer or gemm)"))),
     };
     let med = median(times);
     let rss = peak_rss_bytes().unwrap_or(0);
@@ -136,6 +137,137 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             tokens_per_s,
             gflops,
             rss as f64 / 1048576.0
+        );
+    }
+    Ok(())
+}
+
+/// The matrix products of one ELECTRA training step for the preset (discriminator and paper-size
+/// generator): each Linear's forward `x·Wᵀ`, input gradient `dy·W` and weight gradient `dyᵀ·x`,
+/// and the attention products per (batch row, head): (name, m, k, n, count per step, kind).
+type Product = (String, usize, usize, usize, usize, &'static str);
+
+fn step_products(a: &BenchArgs) -> Result<Vec<Product>> {
+    let (b, t) = (a.batch_size, a.seq_len);
+    let n = b * t;
+    let d = ElectraConfig::preset(&a.preset)?;
+    let g = d.generator_config(ElectraConfig::paper_generator_fraction(&a.preset))?;
+    let masked = (n as f64 * 0.15).round() as usize;
+    let mut out = Vec::new();
+    let mut linear = |name: &str, rows: usize, din: usize, dout: usize, count: usize| {
+        out.push((format!("{name} fwd"), rows, din, dout, count, "x·Wt"));
+        out.push((format!("{name} dx"), rows, dout, din, count, "dy·W"));
+        out.push((format!("{name} dW"), dout, rows, din, count, "dyt·x"));
+    };
+    for (tag, c) in [("disc", &d), ("gen", &g)] {
+        let (h, i, l) = (c.hidden_size, c.intermediate_size, c.num_hidden_layers);
+        linear(&format!("{tag} qkvo {n}x{h}x{h}"), n, h, h, 4 * l);
+        linear(&format!("{tag} ff1 {n}x{h}x{i}"), n, h, i, l);
+        linear(&format!("{tag} ff2 {n}x{i}x{h}"), n, i, h, l);
+        if c.embedding_size != h {
+            linear(&format!("{tag} proj {n}x{}x{h}", c.embedding_size), n, c.embedding_size, h, 1);
+        }
+    }
+    linear(&format!("disc head {n}x{0}x{0}", d.hidden_size), n, d.hidden_size, d.hidden_size, 1);
+    linear(
+        &format!("gen head {masked}x{}x{}", g.hidden_size, g.embedding_size),
+        masked,
+        g.hidden_size,
+        g.embedding_size,
+        1,
+    );
+    linear(&format!("lm {masked}x{}x{}", g.embedding_size, g.vocab_size), masked, g.embedding_size, g.vocab_size, 1);
+    for (tag, c) in [("disc", &d), ("gen", &g)] {
+        let hd = c.hidden_size / c.num_attention_heads;
+        let heads = b * c.num_attention_heads * c.num_hidden_layers;
+        // Forward: Q·Kᵀ and P·V; backward: dP, dV, dQ, dK (two of each shape).
+        out.push((format!("{tag} attn {t}x{hd}x{t} (per head)"), t, hd, t, 2 * heads, "head"));
+        out.push((format!("{tag} attn {t}x{t}x{hd} (per head)"), t, t, hd, 4 * heads, "head"));
+    }
+    Ok(out)
+}
+
+fn bench_gemm(a: &BenchArgs) -> Result<()> {
+    use crate::ops::matmul::{gemm, gemm_serial, Mat};
+    use rayon::prelude::*;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads)
+        .build()
+        .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
+    let threads = pool.current_num_threads();
+    // FMA peak of the pool: every worker runs the probe at once.
+    let iters = 20_000_000;
+    let t0 = Instant::now();
+    pool.broadcast(|_| std::hint::black_box(crate::ops::simd::fma_probe(iters)));
+    let peak = (threads * iters * 384) as f64 / t0.elapsed().as_secs_f64() / 1e9;
+    let products = step_products(a)?;
+    let (mut total_flops, mut total_time) = (0.0, 0.0);
+    let mut rows = Vec::new();
+    for (name, m, k, n, count, kind) in products {
+        let fill = |len: usize, s: f32| (0..len).map(|i| ((i % 97) as f32 * 0.01 + s).sin()).collect::<Vec<f32>>();
+        let flops = 2.0 * (m * k * n) as f64;
+        let reps = ((2e9 / flops).ceil() as usize).clamp(3, 200);
+        let secs = if kind == "head" {
+            // One (batch row, head) per task, single-threaded products: as in attention.
+            let tasks = count.min(256);
+            let (x, y) = (fill(m * k, 0.1), fill(k * n, 0.2));
+            let mut c = vec![0.0f32; tasks * m * n];
+            let mut best = f64::MAX;
+            for _ in 0..reps.min(20) {
+                let t0 = Instant::now();
+                pool.install(|| {
+                    c.par_chunks_mut(m * n)
+                        .for_each(|cb| gemm_serial(1.0, Mat::rows(&x, m, k), Mat::rows(&y, k, n), 0.0, cb, n, 1))
+                });
+                best = best.min(t0.elapsed().as_secs_f64() / tasks as f64);
+            }
+            best
+        } else {
+            let (x, y) = (fill(m * k, 0.1), fill(k * n, 0.2));
+            let mut c = vec![0.0f32; m * n];
+            // Operand layouts as in ops::matmul: W is [dout, din]; dyᵀ·x reads dy transposed.
+            let (av, bv) = match kind {
+                "x·Wt" => (Mat::rows(&x, m, k), Mat::rows(&y, n, k).t()),
+                "dyt·x" => (Mat::rows(&x, k, m).t(), Mat::rows(&y, k, n)),
+                _ => (Mat::rows(&x, m, k), Mat::rows(&y, k, n)),
+            };
+            let mut best = f64::MAX;
+            for _ in 0..reps {
+                let t0 = Instant::now();
+                pool.install(|| gemm(1.0, av, bv, 0.0, &mut c, n, 1));
+                best = best.min(t0.elapsed().as_secs_f64());
+            }
+            best
+        };
+        total_flops += flops * count as f64;
+        total_time += secs * count as f64;
+        rows.push((name, count, flops / secs / 1e9));
+    }
+    let overall = total_flops / total_time / 1e9;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "workload": "gemm", "preset": a.preset, "batch_size": a.batch_size, "seq_len": a.seq_len,
+                "threads": threads, "fma_peak_gflops": peak, "gflops": overall,
+                "efficiency": overall / peak, "seconds_per_step": total_time, "gflop_per_step": total_flops / 1e9,
+                "products": rows.iter().map(|(n, c, g)| serde_json::json!({"name": n, "count": c, "gflops": g})).collect::<Vec<_>>(),
+            })
+        );
+    } else {
+        println!("| product | per step | GFLOP/s |");
+        println!("|---|---|---|");
+        for (name, count, g) in &rows {
+            println!("| {name} | {count} | {g:.1} |");
+        }
+        println!(
+            "\n{:.1} GFLOP of products per step in {:.3} s (best of reps): {:.1} GFLOP/s = {:.0}% of the measured FMA peak {:.1} GFLOP/s ({} threads)",
+            total_flops / 1e9,
+            total_time,
+            overall,
+            100.0 * overall / peak,
+            peak,
+            threads
         );
     }
     Ok(())

@@ -110,8 +110,6 @@ pub struct LayerActs {
     pub x1: Vec<f32>,
     /// Feed-forward pre-activation `[N, I]`.
     pub ff_pre: Vec<f32>,
-    /// Feed-forward activation `[N, I]`.
-    pub ff_act: Vec<f32>,
     /// Input of the output LayerNorm: dense(ff_act) + x1 `[N, H]`.
     pub ln2_in: Vec<f32>,
     /// Its mean `[N]`.
@@ -146,6 +144,9 @@ pub struct EncoderActs {
     pub layers: Vec<LayerActs>,
     /// Whether every layer's activations are kept.
     pub keep_all: bool,
+    /// Feed-forward activation `[N, I]` of the layer being computed: not kept per layer (the
+    /// backward recomputes it from the pre-activation), which saves L·N·I floats.
+    pub ff_act: Vec<f32>,
 }
 
 fn grow(v: &mut Vec<f32>, n: usize) {
@@ -177,6 +178,7 @@ impl EncoderActs {
         if enc.proj.is_some() {
             grow(&mut self.proj_out, n * h);
         }
+        grow(&mut self.ff_act, n * i);
         let want = if self.keep_all { enc.layers.len() } else { enc.layers.len().min(2) };
         self.layers.resize_with(want.max(self.layers.len()), LayerActs::default);
         for la in &mut self.layers[..want] {
@@ -189,7 +191,6 @@ impl EncoderActs {
                 grow(v, n);
             }
             grow(&mut la.ff_pre, n * i);
-            grow(&mut la.ff_act, n * i);
             grow(&mut la.probs, b * nh * t * t);
         }
     }
@@ -282,12 +283,22 @@ impl Encoder {
                     (&hi[0].out, &mut lo[cur])
                 }
             };
-            self.layer_forward(l, w, la, x, &acts.mask_add, b, t);
+            self.layer_forward(l, w, la, &mut acts.ff_act, x, &acts.mask_add, b, t);
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn layer_forward(&self, l: usize, w: &[f32], la: &mut LayerActs, x: &[f32], mask_add: &[f32], b: usize, t: usize) {
+    fn layer_forward(
+        &self,
+        l: usize,
+        w: &[f32],
+        la: &mut LayerActs,
+        ff_act: &mut [f32],
+        x: &[f32],
+        mask_add: &[f32],
+        b: usize,
+        t: usize,
+    ) {
         let ly = &self.layers[l];
         let (n, h, i) = (b * t, self.hidden, self.inter);
         let x = &x[..n * h];
@@ -312,17 +323,7 @@ impl Encoder {
             h,
         );
         // ff_act = act(dense_inter(x1)), bias and activation fused.
-        linear_act_forward(
-            &mut la.ff_pre,
-            &mut la.ff_act,
-            &la.x1,
-            ly.inter.w.of(w),
-            ly.inter.b.of(w),
-            n,
-            h,
-            i,
-            self.act,
-        );
+        linear_act_forward(&mut la.ff_pre, ff_act, &la.x1, ly.inter.w.of(w), ly.inter.b.of(w), n, h, i, self.act);
         // out = LN2(dense_out(ff_act) + x1).
         let g = &ly.out_ln;
         linear_residual_layer_norm_forward(
@@ -330,7 +331,7 @@ impl Encoder {
             &mut la.out,
             &mut la.ln2_mean,
             &mut la.ln2_rstd,
-            &la.ff_act,
+            ff_act,
             ly.out.w.of(w),
             ly.out.b.of(w),
             &la.x1,
@@ -358,6 +359,8 @@ pub struct EncoderGrads {
     pub d_x1: Vec<f32>,
     /// Feed-forward pre-activation gradient `[N, I]`.
     pub d_ff_pre: Vec<f32>,
+    /// The feed-forward activation recomputed for the layer being differentiated `[N, I]`.
+    pub ff_act: Vec<f32>,
     /// Context gradient `[N, H]`.
     pub d_ctx: Vec<f32>,
     /// Query/key/value gradients `[N, H]`.
@@ -401,6 +404,7 @@ impl Encoder {
             (&mut gs.dk, n * h),
             (&mut gs.dv, n * h),
             (&mut gs.d_ff_pre, n * i),
+            (&mut gs.ff_act, n * i),
             (&mut gs.d_scores, b * self.heads * t * t),
             (&mut gs.d_emb, n * e),
             (&mut gs.d_emb_sum, n * e),
@@ -475,6 +479,7 @@ impl Encoder {
         b: usize,
         t: usize,
     ) {
+        use crate::ops::activation::activation_forward;
         use crate::ops::attention::attention_backward;
         use crate::ops::layer_norm::layer_norm_backward;
         use crate::ops::matmul::linear_backward_through_act;
@@ -498,6 +503,8 @@ impl Encoder {
                 false,
             );
         }
+        // The forward did not keep the activation: recompute it (bit-identical) from ff_pre.
+        activation_forward(&mut gs.ff_act[..n * i], &la.ff_pre[..n * i], self.act);
         {
             let (dw, db) = two_spans(g, ly.out.w, ly.out.b);
             linear_backward_through_act(
@@ -505,7 +512,7 @@ impl Encoder {
                 dw,
                 db,
                 &gs.d_x1,
-                &la.ff_act,
+                &gs.ff_act,
                 &la.ff_pre,
                 ly.out.w.of(w),
                 n,

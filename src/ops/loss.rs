@@ -27,21 +27,45 @@ pub fn cross_entropy(
         .map(|r| {
             let row = &logits[r * v..(r + 1) * v];
             let tgt = targets[r] as usize;
-            let max = simd::max(row);
-            let arg = row.iter().position(|&x| x == max).unwrap_or(0);
-            let lse = max as f64 + (simd::sum_exp(row, max) as f64).ln();
+            let (loss, correct, lse) = row_loss(row, tgt);
             if let Some(g) = &grads {
                 // SAFETY: one task per row.
                 let drow = unsafe { g.get(r, r + 1) };
                 simd::scaled_exp(drow, row, lse as f32, k);
                 drow[tgt] -= k;
             }
-            (lse - row[tgt] as f64, arg == tgt)
+            (loss, correct)
         })
         .collect();
     let total: f64 = rows.iter().map(|r| r.0).sum();
     let correct = rows.iter().filter(|r| r.1).count();
     ((total / denom) as f32, correct)
+}
+
+/// [`cross_entropy`] that overwrites `logits` with `dlogits` (saving an `[m, v]` buffer).
+pub fn cross_entropy_in_place(logits: &mut [f32], targets: &[i32], m: usize, v: usize, scale: f32) -> (f32, usize) {
+    let denom = m as f64 + 1e-6;
+    let k = (scale as f64 / denom) as f32;
+    let rows: Vec<(f64, bool)> = logits[..m * v]
+        .par_chunks_mut(v.max(1))
+        .zip(&targets[..m])
+        .map(|(row, &tgt)| {
+            let (loss, correct, lse) = row_loss(row, tgt as usize);
+            simd::scaled_exp_inplace(row, lse as f32, k);
+            row[tgt as usize] -= k;
+            (loss, correct)
+        })
+        .collect();
+    let total: f64 = rows.iter().map(|r| r.0).sum();
+    ((total / denom) as f32, rows.iter().filter(|r| r.1).count())
+}
+
+/// (loss, argmax == target, log-sum-exp) of one row.
+fn row_loss(row: &[f32], tgt: usize) -> (f64, bool, f64) {
+    let max = simd::max(row);
+    let arg = row.iter().position(|&x| x == max).unwrap_or(0);
+    let lse = max as f64 + (simd::sum_exp(row, max) as f64).ln();
+    (lse - row[tgt] as f64, arg == tgt, lse)
 }
 
 /// Weighted mean sigmoid BCE over `logits` with 0/1 `labels` and 0/1 `weights`:

@@ -972,6 +972,45 @@ dispatch!(
     pub fn scaled_exp(out: &mut [f32], x: &[f32], shift: f32, scale: f32) => scaled_exp_imp
 );
 
+#[inline(always)]
+unsafe fn scaled_exp_inplace_imp<V: V16>(x: &mut [f32], shift: f32, scale: f32) {
+    let n = x.len();
+    let p = x.as_mut_ptr();
+    let (s, k) = (V::splat(shift), V::splat(scale));
+    let mut i = 0;
+    while i < n {
+        let c = (n - i).min(W);
+        st(exp(ld::<V>(p.add(i), c, 0.0).sub(s)).mul(k), p.add(i), c);
+        i += W;
+    }
+}
+dispatch!(
+    /// In place: `x[i] = scale·exp(x[i] − shift)`.
+    pub fn scaled_exp_inplace(x: &mut [f32], shift: f32, scale: f32) => scaled_exp_inplace_imp
+);
+
+#[inline(always)]
+unsafe fn fma_probe_imp<V: V16>(iters: usize) -> f32 {
+    // 12 independent FMA chains: enough to cover FMA latency × throughput on current cores.
+    let mut acc = [V::splat(0.0); 12];
+    let (a, b) = (V::splat(0.999_999), V::splat(1e-7));
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = v.fma(a, b);
+        }
+    }
+    let mut s = V::splat(0.0);
+    for v in acc {
+        s = s.add(v);
+    }
+    hsum(s)
+}
+dispatch!(
+    /// Runs `iters × 12` vector FMAs (`iters × 384` FLOPs) and returns a checksum: a probe of
+    /// this core's FMA peak for the bench.
+    pub fn fma_probe(iters: usize) -> f32 => fma_probe_imp
+);
+
 /// Runs a kernel with an explicit variant, for tests comparing variants.
 pub mod with {
     pub use super::{
@@ -981,8 +1020,9 @@ pub mod with {
         gelu_forward_imp::dispatch as gelu_forward, layer_norm_backward_row_imp::dispatch as layer_norm_backward_row,
         layer_norm_row_imp::dispatch as layer_norm_row, ln_param_grad_row_imp::dispatch as ln_param_grad_row,
         ln_param_grads_imp::dispatch as ln_param_grads, max_imp::dispatch as max,
-        scaled_exp_imp::dispatch as scaled_exp, softmax_backward_imp::dispatch as softmax_backward,
-        softmax_imp::dispatch as softmax_scaled_masked, sum_exp_imp::dispatch as sum_exp,
+        scaled_exp_imp::dispatch as scaled_exp, scaled_exp_inplace_imp::dispatch as scaled_exp_inplace,
+        softmax_backward_imp::dispatch as softmax_backward, softmax_imp::dispatch as softmax_scaled_masked,
+        sum_exp_imp::dispatch as sum_exp,
     };
 }
 

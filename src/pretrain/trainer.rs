@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::model::encoder::{EncoderActs, EncoderGrads};
 use crate::model::heads::{grow, DiscHeadActs, GenHeadActs};
 use crate::model::Model;
-use crate::ops::loss::{binary_cross_entropy, cross_entropy};
+use crate::ops::loss::{binary_cross_entropy, cross_entropy_in_place};
 use crate::optim;
 use crate::session::Batch;
 use rand::SeedableRng;
@@ -54,7 +54,6 @@ struct Workspace {
     d_gathered: Vec<f32>,
     d_gen_hidden: Vec<f32>,
     d_disc_hidden: Vec<f32>,
-    d_mlm_logits: Vec<f32>,
     d_disc_logits: Vec<f32>,
     head_scratch: Vec<f32>,
     targets: Vec<i32>,
@@ -314,15 +313,9 @@ impl Trainer {
             ws.targets.push(batch.input_ids[p]);
         }
         gen.head.forward(w, &mut ws.gen_head, &ws.gathered, m);
-        grow(&mut ws.d_mlm_logits, m * v);
-        let (mlm_loss, mlm_correct) =
-            cross_entropy(&ws.gen_head.logits, &ws.targets, m, v, Some(&mut ws.d_mlm_logits), opts.gen_weight);
-        stats.mlm_loss = mlm_loss;
-        stats.mlm_accuracy = if m > 0 { mlm_correct as f32 / m as f32 } else { 0.0 };
-        stats.loss = opts.gen_weight * mlm_loss;
-
         if opts.objective == Objective::Electra {
-            // Sample replacements (no gradient flows through the sample) and corrupt the input.
+            // Sample replacements (no gradient flows through the sample) before the loss
+            // overwrites the logits with their gradient.
             match sampled {
                 Some(s) => {
                     if s.len() != m {
@@ -333,6 +326,15 @@ impl Trainer {
                 }
                 None => gumbel_sample(&mut self.rng, &ws.gen_head.logits, m, v, opts.temperature, &mut ws.sampled),
             }
+        }
+        // The logits buffer becomes d(loss)/d(logits): no second [M, V] buffer.
+        let (mlm_loss, mlm_correct) =
+            cross_entropy_in_place(&mut ws.gen_head.logits[..m * v], &ws.targets, m, v, opts.gen_weight);
+        stats.mlm_loss = mlm_loss;
+        stats.mlm_accuracy = if m > 0 { mlm_correct as f32 / m as f32 } else { 0.0 };
+        stats.loss = opts.gen_weight * mlm_loss;
+
+        if opts.objective == Objective::Electra {
             ws.corrupted.clear();
             ws.corrupted.extend_from_slice(&batch.input_ids[..n]);
             for (&p, &s) in masking.positions.iter().zip(&ws.sampled) {
@@ -392,7 +394,7 @@ impl Trainer {
             g,
             &ws.gen_head,
             &ws.gathered,
-            &ws.d_mlm_logits,
+            &ws.gen_head.logits,
             &mut ws.d_gathered,
             &mut ws.head_scratch,
             m,
