@@ -48,5 +48,12 @@ suite "Go binding (go test -race)" bash bindings/go/test.sh
 suite "C# binding (mono)" bash bindings/csharp/test.sh
 # --- end of language bindings ---
 
+# --- C/C++ examples and packaging (examples/, include/electra.hpp, Makefile, cmake/) ---
+# Need valgrind, cmake and pkg-config. test_install.sh builds target/dist (fat LTO, its own
+# profile, so it does not disturb the release build the other suites share).
+suite "C/C++ examples (valgrind)" bash tests/c/test_examples.sh
+suite "make install: soname, pkg-config, CMake" bash tests/c/test_install.sh
+# --- end of C/C++ examples and packaging ---
+
 print_summary
 echo "all suites passed"
