@@ -4,12 +4,15 @@
  *   make -C examples            # builds target/examples-c/infer (needs target/release/libelectra.so)
  *   target/examples-c/infer tests/fixtures/emb_eq_hidden
  *   target/examples-c/infer path/to/google-electra-small-discriminator
+ *   target/examples-c/infer --logits MODEL_DIR   # only the raw logits, one per line (%.9e)
  *
  * MODEL_DIR is an HF directory (config.json + model.safetensors) or the pair layout
  * (MODEL_DIR/discriminator, MODEL_DIR/generator). The example prints the model's dimensions,
  * then runs the discriminator on a few synthetic rows of token ids (no tokenizer needed: any
  * id below vocab_size is valid input) and prints P(replaced) = sigmoid(logit) for each token.
- * The last row is shorter and padded, to show the attention mask.
+ * The last row is shorter and padded, to show the attention mask. With --logits it prints only
+ * the raw logits of the real tokens, one per line, to compare builds (scripts/cross-check.sh
+ * diffs x86-64 against aarch64 this way).
  *
  * Every call's status is checked; on failure the status name and the library's message (which
  * names the file, tensor, shape or argument at fault) are printed and everything is freed.
@@ -18,6 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "electra.h"
 
@@ -44,21 +48,26 @@ int main(int argc, char **argv) {
     int32_t *ids = NULL, *mask = NULL;
     float *logits = NULL;
     size_t seq_len, n, r, j;
-    int rc = 1;
+    const char *dir;
+    int rc = 1, raw = 0;
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s MODEL_DIR\n", argv[0]);
+    if (argc == 3 && strcmp(argv[1], "--logits") == 0)
+        raw = 1;
+    else if (argc != 2) {
+        fprintf(stderr, "usage: %s [--logits] MODEL_DIR\n", argv[0]);
         return 2;
     }
+    dir = argv[argc - 1];
     /* The header and the loaded library must describe the same ABI. */
     if (electra_abi_version() != ELECTRA_ABI_VERSION) {
         fprintf(stderr, "infer: libelectra has ABI %u, this program was built for ABI %d\n",
                 (unsigned)electra_abi_version(), ELECTRA_ABI_VERSION);
         return 1;
     }
-    printf("libelectra %s (ABI %u)\n", electra_version(), (unsigned)electra_abi_version());
+    if (!raw)
+        printf("libelectra %s (ABI %u)\n", electra_version(), (unsigned)electra_abi_version());
 
-    st = electra_model_load(argv[1], &model);
+    st = electra_model_load(dir, &model);
     if (st != ELECTRA_OK) {
         rc = failed("electra_model_load", st);
         goto done;
@@ -69,7 +78,9 @@ int main(int argc, char **argv) {
         rc = failed("electra_model_get_info", st);
         goto done;
     }
-    printf("model %s\n", argv[1]);
+    if (raw)
+        goto info_done;
+    printf("model %s\n", dir);
     printf("  vocab_size %u, hidden_size %u, embedding_size %u, layers %u\n", (unsigned)info.vocab_size,
            (unsigned)info.hidden_size, (unsigned)info.embedding_size, (unsigned)info.num_hidden_layers);
     printf("  max_position_embeddings %u, type_vocab_size %u\n", (unsigned)info.max_position_embeddings,
@@ -77,8 +88,9 @@ int main(int argc, char **argv) {
     printf("  discriminator %s, generator %s (hidden %u), parameters %llu, labels %u\n",
            info.has_discriminator ? "yes" : "no", info.has_generator ? "yes" : "no",
            (unsigned)info.generator_hidden_size, (unsigned long long)info.num_parameters, (unsigned)info.num_labels);
+info_done:
     if (!info.has_discriminator) {
-        fprintf(stderr, "infer: %s has no discriminator, nothing to detect\n", argv[1]);
+        fprintf(stderr, "infer: %s has no discriminator, nothing to detect\n", dir);
         goto done;
     }
 
@@ -112,6 +124,13 @@ int main(int argc, char **argv) {
     st = electra_session_discriminate(session, ids, mask, NULL, ROWS, seq_len, logits, n);
     if (st != ELECTRA_OK) {
         rc = failed("electra_session_discriminate", st);
+        goto done;
+    }
+    if (raw) {
+        for (j = 0; j < n; j++)
+            if (mask[j])
+                printf("%.9e\n", (double)logits[j]);
+        rc = 0;
         goto done;
     }
     printf("P(replaced) per token (%d rows x %zu tokens; '-' = padding):\n", ROWS, seq_len);
