@@ -14,7 +14,14 @@ use std::sync::{Mutex, MutexGuard};
 const FINETUNER_MAGIC: u64 = 0x454c_4543_4654_554e; // "ELECFTUN"
 
 /// Opaque fine-tuning state. Free with `electra_finetuner_free`.
+// Zero-sized: an `electra_finetuner *` really points to a [`FinetunerHandle`].
 pub struct electra_finetuner {
+    _opaque: [u8; 0],
+}
+
+/// What an `electra_finetuner *` points to; `repr(C)` keeps the tag at offset 0.
+#[repr(C)]
+struct FinetunerHandle {
     magic: u64,
     // One thread at a time: concurrent use becomes a clear error, not a data race.
     ft: Mutex<FineTuner>,
@@ -39,12 +46,9 @@ pub struct electra_finetune_stats {
     pub grad_norm: f32,
 }
 
-unsafe fn ft_check<'a>(p: *mut electra_finetuner) -> Result<&'a electra_finetuner> {
-    match p.as_ref() {
-        Some(f) if f.magic == FINETUNER_MAGIC => Ok(f),
-        Some(_) => Err(Error::InvalidHandle("not a live electra_finetuner")),
-        None => Err(Error::InvalidHandle("electra_finetuner is NULL")),
-    }
+unsafe fn ft_check<'a>(p: *mut electra_finetuner) -> Result<&'a FinetunerHandle> {
+    super::check_tag(p, FINETUNER_MAGIC, "electra_finetuner is NULL", "not a live electra_finetuner")?;
+    Ok(&*p.cast::<FinetunerHandle>())
 }
 
 unsafe fn ft_lock<'a>(p: *mut electra_finetuner) -> Result<MutexGuard<'a, FineTuner>> {
@@ -103,7 +107,7 @@ pub unsafe extern "C" fn electra_finetuner_new(
         }
         let labels: Vec<String> = (0..num_labels).map(|i| format!("LABEL_{i}")).collect();
         let ft = FineTuner::new(Path::new(dir), &labels, FinetuneOptions::from_json(json)?)?;
-        *out = Box::into_raw(Box::new(electra_finetuner { magic: FINETUNER_MAGIC, ft: Mutex::new(ft) }));
+        *out = Box::into_raw(Box::new(FinetunerHandle { magic: FINETUNER_MAGIC, ft: Mutex::new(ft) })).cast();
         Ok(())
     })
 }
@@ -176,8 +180,9 @@ pub unsafe extern "C" fn electra_finetuner_save(f: *mut electra_finetuner, dir: 
 pub unsafe extern "C" fn electra_finetuner_free(f: *mut electra_finetuner) {
     guard_void(|| {
         if ft_check(f).is_ok() {
-            (*f).magic = 0;
-            drop(Box::from_raw(f));
+            let h = f.cast::<FinetunerHandle>();
+            (*h).magic = 0;
+            drop(Box::from_raw(h));
         }
     })
 }

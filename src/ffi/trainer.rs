@@ -15,7 +15,14 @@ use std::sync::{Arc, Mutex};
 const TRAINER_MAGIC: u64 = 0x454c_4543_5452_4e52; // "ELECTRNR"
 
 /// Opaque pre-training state (model, optimizer, RNG). Free with `electra_trainer_free`.
+// Zero-sized: an `electra_trainer *` really points to a [`TrainerHandle`].
 pub struct electra_trainer {
+    _opaque: [u8; 0],
+}
+
+/// What an `electra_trainer *` points to; `repr(C)` keeps the tag at offset 0 (see `check_tag`).
+#[repr(C)]
+struct TrainerHandle {
     magic: u64,
     cancel: Arc<AtomicBool>,
     trainer: Mutex<Trainer>,
@@ -44,15 +51,12 @@ pub struct electra_step_stats {
     pub grad_norm: f32,
 }
 
-unsafe fn handle<'a>(p: *const electra_trainer) -> Result<&'a electra_trainer> {
-    match p.as_ref() {
-        Some(t) if t.magic == TRAINER_MAGIC => Ok(t),
-        Some(_) => Err(Error::InvalidHandle("not a live electra_trainer")),
-        None => Err(Error::InvalidHandle("electra_trainer is NULL")),
-    }
+unsafe fn handle<'a>(p: *const electra_trainer) -> Result<&'a TrainerHandle> {
+    super::check_tag(p, TRAINER_MAGIC, "electra_trainer is NULL", "not a live electra_trainer")?;
+    Ok(&*p.cast::<TrainerHandle>())
 }
 
-fn with_trainer<R>(t: &electra_trainer, f: impl FnOnce(&mut Trainer) -> Result<R>) -> Result<R> {
+fn with_trainer<R>(t: &TrainerHandle, f: impl FnOnce(&mut Trainer) -> Result<R>) -> Result<R> {
     let mut guard = t.trainer.try_lock().map_err(|_| {
         Error::arg("the trainer is in use by another thread (a trainer is used by one thread at a time)")
     })?;
@@ -61,7 +65,7 @@ fn with_trainer<R>(t: &electra_trainer, f: impl FnOnce(&mut Trainer) -> Result<R
 
 unsafe fn publish(t: Trainer, out: *mut *mut electra_trainer) {
     let cancel = t.cancel_flag();
-    *out = Box::into_raw(Box::new(electra_trainer { magic: TRAINER_MAGIC, cancel, trainer: Mutex::new(t) }));
+    *out = Box::into_raw(Box::new(TrainerHandle { magic: TRAINER_MAGIC, cancel, trainer: Mutex::new(t) })).cast();
 }
 
 /// Creates a trainer. `init` is a preset name (`tiny`, `small`, `base`, `large`) or a directory
@@ -240,8 +244,9 @@ pub unsafe extern "C" fn electra_trainer_cancel(t: *mut electra_trainer) {
 pub unsafe extern "C" fn electra_trainer_free(t: *mut electra_trainer) {
     guard_void(|| {
         if handle(t).is_ok() {
-            (*t).magic = 0;
-            drop(Box::from_raw(t));
+            let h = t.cast::<TrainerHandle>();
+            (*h).magic = 0;
+            drop(Box::from_raw(h));
         }
     })
 }

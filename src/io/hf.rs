@@ -37,8 +37,7 @@ fn read_dir(dir: &Path, want: Option<Role>) -> Result<HfDir> {
     let arch = |a: &str| config.architectures.iter().any(|x| x == a);
     let role = if has("classifier.") || arch("ElectraForSequenceClassification") {
         Role::Classifier
-    } else if has("discriminator_predictions.") || (arch("ElectraForPreTraining") && !has("generator_predictions."))
-    {
+    } else if has("discriminator_predictions.") || (arch("ElectraForPreTraining") && !has("generator_predictions.")) {
         Role::Discriminator
     } else if has("generator_predictions.") || arch("ElectraForMaskedLM") {
         Role::Generator
