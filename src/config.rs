@@ -213,7 +213,7 @@ impl ElectraConfig {
                 return Err(Error::Config(format!("{name} must be positive")));
             }
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(Error::Config(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads
@@ -298,7 +298,7 @@ impl ElectraConfig {
         }
         let hidden = ((self.hidden_size as f64 * hidden_fraction).round() as usize).max(1);
         let heads = (hidden / 64).max(1);
-        if hidden % heads != 0 {
+        if !hidden.is_multiple_of(heads) {
             return Err(Error::Config(format!("generator hidden {hidden} is not a multiple of its {heads} heads")));
         }
         let mut g = self.clone();

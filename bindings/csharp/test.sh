@@ -17,6 +17,8 @@ done
 if [ "${ELECTRA_SKIP_BUILD:-0}" != 1 ]; then
   (cd "$repo" && cargo build --release --lib)
 fi
+# Executables record the soname (libelectra.so.1); cargo writes only libelectra.so.
+ln -sf libelectra.so "$repo/target/release/libelectra.so.1"
 [ -f "$repo/target/release/libelectra.so" ] || { echo "missing $repo/target/release/libelectra.so" >&2; exit 1; }
 
 out="$here/build"

@@ -14,6 +14,8 @@ command -v go >/dev/null || { echo "go not found (Debian: apt-get install golang
 if [ "${ELECTRA_SKIP_BUILD:-0}" != 1 ]; then
   (cd "$repo" && cargo build --release --lib)
 fi
+# Executables record the soname (libelectra.so.1); cargo writes only libelectra.so.
+ln -sf libelectra.so "$repo/target/release/libelectra.so.1"
 [ -f "$repo/target/release/libelectra.so" ] || { echo "missing $repo/target/release/libelectra.so" >&2; exit 1; }
 [ -f "$repo/include/electra.h" ] || { echo "missing $repo/include/electra.h" >&2; exit 1; }
 

@@ -128,7 +128,7 @@ func TestTrainerBadOptions(t *testing.T) {
 	_, err = electra.NewTrainer("tiny", map[string]interface{}{"x": func() {}})
 	wantErr(t, "unencodable options", err, electra.StatusInvalidArgument, "options")
 	_, err = electra.NewTrainer("huge", tinyOptions(nil))
-	wantErr(t, "unknown preset", err, electra.StatusIO, "huge")
+	wantErr(t, "unknown preset", err, electra.StatusInvalidArgument, "huge")
 	_, err = electra.NewTrainer("tiny", tinyOptions(map[string]interface{}{"mask_token_id": 5000}))
 	wantErr(t, "mask token outside the vocabulary", err, electra.StatusInvalidArgument, "mask_token_id")
 	_, err = electra.ResumeTrainer(filepath.Join(t.TempDir(), "nothing-here"))

@@ -73,6 +73,10 @@ enum Cmd {
         /// Write a metrics line every N steps.
         #[arg(long, default_value_t = 10)]
         log_every: u64,
+        /// Training options as a JSON object (the keys of electra_trainer_new, e.g.
+        /// '{"temperature": 1.5, "disc_weight": 50}'); they override the flags above.
+        #[arg(long)]
+        options: Option<String>,
     },
     /// Show, for each token of TEXT, the probability that it was replaced.
     Detect {
@@ -202,6 +206,7 @@ fn main() {
             eval_batches,
             save_every,
             log_every,
+            options,
         } => (|| {
             let objective = match objective.as_str() {
                 "electra" => Objective::Electra,
@@ -232,6 +237,7 @@ fn main() {
                 eval_batches,
                 save_every,
                 log_every,
+                options,
             };
             cli::pretrain::run(args, resume.is_some())
         })(),

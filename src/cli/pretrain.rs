@@ -55,6 +55,9 @@ pub struct PretrainArgs {
     pub save_every: u64,
     /// Log a metrics line every this many steps.
     pub log_every: u64,
+    /// Training options as a JSON object; its keys override those derived from the flags.
+    #[serde(default)]
+    pub options: Option<String>,
 }
 
 /// Where the bundled corpus and vocabulary live: `./data` when run from the repository, else
@@ -184,6 +187,10 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
             seed: args.seed,
             threads: args.threads,
             ..Default::default()
+        };
+        let opts = match &args.options {
+            Some(json) => merge_options(&opts, json)?,
+            None => opts,
         };
         let init = args.init.as_ref().map_or(args.preset.clone(), |p| p.display().to_string());
         let t = Trainer::new(&init, opts)?;
@@ -389,4 +396,19 @@ pub fn plot_metrics(metrics: &Path, out: &Path) -> Result<()> {
         },
     ]);
     write_atomic(out, svg.as_bytes())
+}
+
+/// `base` with the keys of the JSON object `json` replaced; unknown keys and bad values are
+/// errors that name them.
+fn merge_options(base: &TrainOptions, json: &str) -> Result<TrainOptions> {
+    let extra: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| Error::arg(format!("--options: not valid JSON: {e}")))?;
+    let serde_json::Value::Object(extra) = extra else {
+        return Err(Error::arg("--options must be a JSON object"));
+    };
+    let serde_json::Value::Object(mut map) = serde_json::to_value(base).expect("options serialize") else {
+        unreachable!("TrainOptions serializes to an object")
+    };
+    map.extend(extra);
+    crate::pretrain::options::parse_json_options(&serde_json::Value::Object(map).to_string())
 }

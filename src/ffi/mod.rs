@@ -74,7 +74,7 @@ pub(crate) unsafe fn check_tag<H>(p: *const H, magic: u64, null: &'static str, w
     if p.is_null() {
         return Err(Error::InvalidHandle(null));
     }
-    if p as usize % std::mem::align_of::<u64>() != 0 || p.cast::<u64>().read() != magic {
+    if !(p as usize).is_multiple_of(std::mem::align_of::<u64>()) || p.cast::<u64>().read() != magic {
         return Err(Error::InvalidHandle(wrong));
     }
     Ok(())

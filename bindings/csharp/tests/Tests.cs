@@ -634,7 +634,7 @@ namespace Electra.Tests
             Assert.Fails("wrong type", Status.InvalidArgument,
                 () => Trainer.Create("tiny", TinyOptions(new Dictionary<string, object> { { "seed", "seven" } })), "options");
             Assert.Fails("malformed JSON", Status.InvalidArgument, () => Trainer.Create("tiny", "{\"vocab_size\": 200,"), "options");
-            Assert.Fails("unknown preset", Status.Io, () => Trainer.Create("huge", TinyOptions(null)), "huge");
+            Assert.Fails("unknown preset", Status.InvalidArgument, () => Trainer.Create("huge", TinyOptions(null)), "huge");
             Assert.Fails("mask token outside the vocabulary", Status.InvalidArgument,
                 () => Trainer.Create("tiny", TinyOptions(new Dictionary<string, object> { { "mask_token_id", 5000 } })), "mask_token_id");
             Assert.Fails("resume from a missing dir", Status.Io,
