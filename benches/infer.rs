@@ -8,7 +8,7 @@
 //! `electra bench infer` measures one configuration from the command line; this bench is the
 //! fixed table to compare commits by.
 
-use electra::cli::bench::encoder_flops;
+use electra::pretrain::flops::encoder_flops;
 use electra::session::{Batch, Session};
 use electra::{ElectraConfig, Model};
 use std::sync::Arc;

@@ -77,6 +77,10 @@ enum Cmd {
         /// '{"temperature": 1.5, "disc_weight": 50}'); they override the flags above.
         #[arg(long)]
         options: Option<String>,
+        /// Take as many steps as it needs to spend the pre-training FLOPs of that earlier run
+        /// directory (its summary.json): compares objectives at equal compute. Overrides --steps.
+        #[arg(long)]
+        match_flops: Option<PathBuf>,
     },
     /// Show, for each token of TEXT, the probability that it was replaced.
     Detect {
@@ -207,6 +211,7 @@ fn main() {
             save_every,
             log_every,
             options,
+            match_flops,
         } => (|| {
             let objective = match objective.as_str() {
                 "electra" => Objective::Electra,
@@ -238,6 +243,7 @@ fn main() {
                 save_every,
                 log_every,
                 options,
+                match_flops,
             };
             cli::pretrain::run(args, resume.is_some())
         })(),

@@ -4,6 +4,7 @@
 use crate::config::ElectraConfig;
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::pretrain::flops::{encoder_flops, train_step_flops};
 use crate::pretrain::{TrainOptions, Trainer};
 use crate::session::{Batch, Session};
 use std::sync::Arc;
@@ -34,15 +35,6 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
-}
-
-/// Matrix-product FLOPs of one encoder forward over `n` tokens of `t`-long rows.
-pub fn encoder_flops(cfg: &ElectraConfig, n: usize, t: usize) -> f64 {
-    let (h, i, e) = (cfg.hidden_size as f64, cfg.intermediate_size as f64, cfg.embedding_size as f64);
-    let n = n as f64;
-    let per_layer = 2.0 * n * (4.0 * h * h + 2.0 * h * i) + 4.0 * n * t as f64 * h;
-    let proj = if cfg.embedding_size != cfg.hidden_size { 2.0 * n * e * h } else { 0.0 };
-    per_layer * cfg.num_hidden_layers as f64 + proj
 }
 
 fn random_ids(vocab: usize, n: usize, seed: u64) -> Vec<i32> {
@@ -79,16 +71,12 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 if rep > 0 {
                     times.push(t0.elapsed().as_secs_f64());
                 }
-                masked = (s.tokens as f64 * 0.15).round() as usize;
+                masked = s.masked;
             }
             let d = &tr.model.disc.as_ref().expect("electra objective").config;
             let g = &tr.model.gen.as_ref().expect("electra objective").config;
-            let fwd = encoder_flops(d, n, t)
-                + encoder_flops(g, n, t)
-                + 2.0 * n as f64 * (d.hidden_size * d.hidden_size) as f64
-                + 2.0 * masked as f64 * (g.hidden_size * g.embedding_size + g.embedding_size * g.vocab_size) as f64;
             (
-                3.0 * fwd,
+                train_step_flops(&tr.model, n, t, masked),
                 format!("disc {}x{} gen {}x{}", d.num_hidden_layers, d.hidden_size, g.num_hidden_layers, g.hidden_size),
             )
         }

@@ -7,6 +7,7 @@ use crate::data::corpus::Batch as Padded;
 use crate::data::tokenizer::Tokenizer;
 use crate::error::{Error, Result};
 use crate::finetune::{FineTuner, FinetuneOptions};
+use crate::io::atomic::write_atomic;
 use crate::model::classifier::label_names;
 use crate::model::Model;
 use crate::session::{Batch, Session};
@@ -161,6 +162,7 @@ pub fn run(a: &FinetuneArgs) -> Result<Option<f64>> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.opts.seed);
     let mut order = train_rows.clone();
     let mut last = None;
+    let mut history = Vec::new();
     for epoch in 0..a.epochs {
         order.shuffle(&mut rng);
         let (mut loss, mut acc, mut n) = (0.0, 0.0, 0);
@@ -178,10 +180,16 @@ pub fn run(a: &FinetuneArgs) -> Result<Option<f64>> {
             line += &format!(", eval accuracy {ev:.4} ({} examples)", rows.len());
             last = Some(ev);
         }
+        history.push(serde_json::json!({
+            "epoch": epoch + 1, "train_loss": loss / n as f64, "train_accuracy": acc / n as f64, "eval_accuracy": last,
+        }));
         eprintln!("{line}");
     }
     ft.save(&a.out)?;
     save_tokenizer_into(&tok, &a.out)?;
+    // One record per epoch, for scripts (scripts/replicate.sh reads the last eval_accuracy).
+    let report = serde_json::json!({ "epochs": history, "eval_examples": eval_rows.as_ref().map(Vec::len) });
+    write_atomic(&a.out.join("finetune.json"), serde_json::to_string_pretty(&report).expect("json").as_bytes())?;
     eprintln!("saved the classifier to {}", a.out.display());
     Ok(last)
 }

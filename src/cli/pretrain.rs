@@ -8,6 +8,7 @@ use crate::data::tokenizer::Tokenizer;
 use crate::error::{Error, Result};
 use crate::io::atomic::{create_dir, write_atomic};
 use crate::pretrain::eval::{evaluate, EvalStats};
+use crate::pretrain::flops::train_step_flops;
 use crate::pretrain::{Objective, StepStats, TrainOptions, Trainer};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -58,6 +59,31 @@ pub struct PretrainArgs {
     /// Training options as a JSON object; its keys override those derived from the flags.
     #[serde(default)]
     pub options: Option<String>,
+    /// Run as many steps as needed to spend the pre-training FLOPs recorded in this run
+    /// directory's summary.json (comparing objectives at equal compute); overrides `steps`.
+    #[serde(default)]
+    pub match_flops: Option<PathBuf>,
+}
+
+/// DIR/summary.json, written at the end of a run.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// "electra" or "mlm".
+    pub objective: Objective,
+    /// Optimizer steps taken.
+    pub steps: u64,
+    /// Real tokens seen.
+    pub tokens: u64,
+    /// Matrix-product FLOPs spent (see [`crate::pretrain::flops`]).
+    pub flops: f64,
+    /// Wall-clock seconds of the training loop (this invocation, evaluations included).
+    pub seconds: f64,
+    /// Parameters of the whole pre-training model.
+    pub parameters: usize,
+    /// Held-out discriminator AUC at the end (electra objective).
+    pub eval_disc_auc: Option<f64>,
+    /// Held-out accuracy of the generator (or MLM model) at masked positions, at the end.
+    pub eval_mlm_accuracy: Option<f64>,
 }
 
 /// Where the bundled corpus and vocabulary live: `./data` when run from the repository, else
@@ -199,6 +225,26 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
         let _ = std::fs::remove_file(run_dir.join("metrics.jsonl"));
         t
     };
+    if let Some(other) = &args.match_flops {
+        let path = other.join("summary.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let target: RunSummary =
+            serde_json::from_str(&text).map_err(|e| Error::format(&path, format!("not a run summary: {e}")))?;
+        let n = args.batch_size * args.seq_len;
+        let masked = (n as f64 * trainer.opts.mask_prob).round() as usize;
+        let per_step = train_step_flops(&trainer.model, n, args.seq_len, masked);
+        args.steps = (target.flops / per_step).round().max(1.0) as u64;
+        if args.warmup_steps.is_none() && !resume {
+            trainer.opts.warmup_steps = (args.steps / 10).min(10_000);
+        }
+        eprintln!(
+            "matching {:.3e} FLOPs of {}: {} steps of {:.3e} FLOPs",
+            target.flops,
+            other.display(),
+            args.steps,
+            per_step
+        );
+    }
     // The schedule follows the (possibly extended) step budget.
     trainer.opts.total_steps = args.steps;
 
@@ -259,6 +305,7 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
     let started = Instant::now();
     let (mut tokens, mut window_start, mut window_tokens) = (0usize, Instant::now(), 0usize);
     let mut last: Option<StepStats> = None;
+    let mut flops = previous_flops(&run_dir, resume);
     let mut interrupted = false;
     while trainer.step < args.steps {
         if stop.load(Ordering::SeqCst) {
@@ -274,6 +321,7 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
             r => r?,
         };
         tokens += s.tokens;
+        flops += train_step_flops(&trainer.model, s.tokens, batch.seq_len, s.masked);
         window_tokens += s.tokens;
         let tps = window_tokens as f64 / window_start.elapsed().as_secs_f64().max(1e-9);
         bar.set_position(s.step);
@@ -342,6 +390,18 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
     }
     plot_metrics(&metrics, &run_dir.join("curves.svg"))?;
     let secs = started.elapsed().as_secs_f64();
+    let summary = RunSummary {
+        objective: args.objective,
+        steps: trainer.step,
+        tokens: tokens as u64,
+        flops,
+        seconds: secs,
+        parameters: params,
+        eval_disc_auc: final_eval.map(|e| e.disc_auc),
+        eval_mlm_accuracy: final_eval.map(|e| e.mlm_accuracy),
+    };
+    write_atomic(&run_dir.join("summary.json"), serde_json::to_string_pretty(&summary).expect("json").as_bytes())?;
+    eprintln!("pre-training FLOPs: {flops:.3e} (matrix products; summary.json)");
     if let Some(s) = last {
         eprintln!(
             "done: {} steps in {:.0} s ({:.0} tokens/s); last loss {:.4}",
@@ -411,4 +471,15 @@ fn merge_options(base: &TrainOptions, json: &str) -> Result<TrainOptions> {
     };
     map.extend(extra);
     crate::pretrain::options::parse_json_options(&serde_json::Value::Object(map).to_string())
+}
+
+/// FLOPs already spent by the run being resumed: its last summary, or none.
+fn previous_flops(run_dir: &Path, resume: bool) -> f64 {
+    if !resume {
+        return 0.0;
+    }
+    std::fs::read_to_string(run_dir.join("summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<RunSummary>(&t).ok())
+        .map_or(0.0, |s| s.flops)
 }

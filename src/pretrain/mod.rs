@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod eval;
+pub mod flops;
 pub mod masking;
 pub mod options;
 pub mod trainer;

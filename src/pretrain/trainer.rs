@@ -39,6 +39,8 @@ pub struct StepStats {
     pub grad_norm: f32,
     /// Real (non-padding) tokens in the batch.
     pub tokens: usize,
+    /// Masked positions (where the generator or MLM model was trained).
+    pub masked: usize,
 }
 
 /// Buffers reused by every step.
@@ -296,6 +298,7 @@ impl Trainer {
         let gen = self.model.gen.as_ref().expect("checked at construction");
         let (hg, v) = (gen.config.hidden_size, gen.config.vocab_size);
         let m = masking.positions.len();
+        stats.masked = m;
         gen.encoder.forward(
             w,
             &mut ws.gen_acts,
