@@ -152,7 +152,9 @@ impl FineTuner {
                 .as_ref()
                 .map(|d| (&d.config, &d.names))
                 .or(loaded.cls.as_ref().map(|c| (&c.config, &c.names)))
-                .ok_or_else(|| Error::arg("fine-tuning needs a discriminator (or classifier) checkpoint"))?;
+                // A lone masked-LM model (the mlm objective's output) has the same encoder.
+                .or(loaded.gen.as_ref().map(|g| (&g.config, &g.names)))
+                .ok_or_else(|| Error::arg("fine-tuning needs a discriminator, classifier or masked-LM checkpoint"))?;
             if labels.len() < 2 {
                 return Err(Error::arg("a classifier needs at least two labels"));
             }

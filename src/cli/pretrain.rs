@@ -230,7 +230,13 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
         let target: RunSummary =
             serde_json::from_str(&text).map_err(|e| Error::format(&path, format!("not a run summary: {e}")))?;
-        let n = args.batch_size * args.seq_len;
+        // Price a step at the earlier run's average real tokens per step (short examples and
+        // padding make it less than batch x seq_len).
+        let n = if target.steps > 0 && target.tokens > 0 {
+            (target.tokens as f64 / target.steps as f64).round() as usize
+        } else {
+            args.batch_size * args.seq_len
+        };
         let masked = (n as f64 * trainer.opts.mask_prob).round() as usize;
         let per_step = train_step_flops(&trainer.model, n, args.seq_len, masked);
         args.steps = (target.flops / per_step).round().max(1.0) as u64;
