@@ -10,7 +10,7 @@ pub mod cuda;
 /// Where a handle runs its kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Device {
-    /// The CPU reference backend (matrixmultiply + rayon).
+    /// The CPU reference backend (the `gemm` crate + rayon).
     #[default]
     Cpu,
     /// A CUDA GPU by ordinal.
