@@ -92,27 +92,6 @@ fn info(m: &Model) -> electra_model_info {
 }
 
 /// Inputs of a fixture case, as C would hold them.
-struct Inputs {
-    ids: Vec<i32>,
-    mask: Vec<i32>,
-    types: Vec<i32>,
-    b: usize,
-    t: usize,
-}
-
-fn inputs(case: &str) -> (Inputs, electra::io::safetensors::TensorFile) {
-    let f = read(case, "expected.safetensors");
-    let shape = f.get("input_ids").unwrap().shape.clone();
-    let i = Inputs {
-        ids: ints(&f, "input_ids"),
-        mask: ints(&f, "attention_mask"),
-        types: ints(&f, "token_type_ids"),
-        b: shape[0],
-        t: shape[1],
-    };
-    (i, f)
-}
-
 type RunFn = unsafe extern "C" fn(
     *mut electra_session,
     *const i32,

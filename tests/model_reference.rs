@@ -11,27 +11,6 @@ use std::sync::Arc;
 const RTOL: f32 = 1e-5;
 const FLOOR: f32 = 1e-6;
 
-struct Inputs {
-    ids: Vec<i32>,
-    mask: Vec<i32>,
-    types: Vec<i32>,
-    b: usize,
-    t: usize,
-}
-
-fn inputs(case: &str) -> (Inputs, electra::io::safetensors::TensorFile) {
-    let f = read(case, "expected.safetensors");
-    let shape = f.get("input_ids").unwrap().shape.clone();
-    let i = Inputs {
-        ids: ints(&f, "input_ids"),
-        mask: ints(&f, "attention_mask"),
-        types: ints(&f, "token_type_ids"),
-        b: shape[0],
-        t: shape[1],
-    };
-    (i, f)
-}
-
 fn batch(i: &Inputs) -> Batch<'_> {
     Batch { input_ids: &i.ids, attention_mask: Some(&i.mask), token_type_ids: Some(&i.types), batch: i.b, seq_len: i.t }
 }

@@ -73,3 +73,26 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f32, floor: f32
     assert!(d.ok, "{what}: worst element {} got {} want {} ({d:?})", d.worst, got[d.worst], want[d.worst]);
     d
 }
+
+/// A fixture's inputs: ids, attention mask and token types, each `[b, t]`.
+pub struct Inputs {
+    pub ids: Vec<i32>,
+    pub mask: Vec<i32>,
+    pub types: Vec<i32>,
+    pub b: usize,
+    pub t: usize,
+}
+
+/// The inputs of fixture `case` and its expected-outputs file.
+pub fn inputs(case: &str) -> (Inputs, TensorFile) {
+    let f = read(case, "expected.safetensors");
+    let shape = f.get("input_ids").unwrap().shape.clone();
+    let i = Inputs {
+        ids: ints(&f, "input_ids"),
+        mask: ints(&f, "attention_mask"),
+        types: ints(&f, "token_type_ids"),
+        b: shape[0],
+        t: shape[1],
+    };
+    (i, f)
+}
