@@ -107,3 +107,22 @@ fn toy_task_beats_chance_and_round_trips() {
     let cfg = ElectraConfig::from_file(&dir.join("cls/config.json")).unwrap();
     assert_eq!(electra::model::classifier::label_names(&cfg), labels);
 }
+
+/// A lone masked-LM checkpoint (what the mlm objective exports) starts a classifier with its
+/// encoder weights, as a discriminator does.
+#[test]
+fn masked_lm_checkpoint_seeds_the_encoder() {
+    let gen_dir = fixture("emb_lt_hidden").join("generator");
+    let gen = hf::load(&gen_dir).unwrap();
+    let ft = FineTuner::new(&gen_dir, &["neg".into(), "pos".into()], FinetuneOptions::default()).unwrap();
+    let cls = ft.model.cls.as_ref().unwrap();
+    let g = gen.gen.as_ref().unwrap();
+    let mut copied = 0;
+    for (name, id) in &cls.names {
+        if let Some((_, src)) = g.names.iter().find(|(n, _)| n == name) {
+            assert_eq!(ft.model.params.get(*id), gen.params.get(*src), "{name}");
+            copied += 1;
+        }
+    }
+    assert!(copied >= 10, "{copied} encoder tensors copied");
+}
