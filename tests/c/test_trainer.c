@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "electra.h"
@@ -99,6 +100,7 @@ int main(int argc, char **argv) {
     snprintf(ckpt, sizeof ckpt, "%s/ckpt", argv[1]);
     snprintf(exported, sizeof exported, "%s/export", argv[1]);
     snprintf(config, sizeof config, "%s/config.json", argv[1]);
+    mkdir(argv[1], 0700); /* may exist already */
     {
         /* A discriminator config.json smaller than the tiny preset: valgrind runs ~50x slower. */
         FILE *f = fopen(config, "w");
