@@ -158,8 +158,8 @@ struct TrainLine {
 #[derive(Serialize)]
 struct EvalLine {
     step: u64,
-    eval_disc_auc: f64,
-    eval_disc_accuracy: f64,
+    eval_disc_auc: Option<f64>,
+    eval_disc_accuracy: Option<f64>,
     eval_mlm_accuracy: f64,
     eval_tokens: usize,
 }
@@ -284,7 +284,7 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
     }
     let metrics = run_dir.join("metrics.jsonl");
     let eval_now = |trainer: &Trainer| -> Result<Option<EvalStats>> {
-        if trainer.model.disc.is_none() || eval_set.is_empty() {
+        if eval_set.is_empty() {
             return Ok(None);
         }
         let e = evaluate(Arc::new(trainer.model.clone()), &trainer.opts, &eval_set, 1234)?;
@@ -315,8 +315,10 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
         tok.vocab_size()
     );
     let first_eval = if trainer.step == 0 { eval_now(&trainer)? } else { None };
-    if let Some(e) = first_eval {
-        eprintln!("step 0: held-out discriminator AUC {:.3}", e.disc_auc);
+    match first_eval {
+        Some(EvalStats { disc_auc: Some(auc), .. }) => eprintln!("step 0: held-out discriminator AUC {auc:.3}"),
+        Some(e) => eprintln!("step 0: held-out MLM accuracy {:.3}", e.mlm_accuracy),
+        None => {}
     }
     let bar = indicatif::ProgressBar::new(args.steps);
     bar.set_style(
@@ -377,10 +379,13 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
         }
         if args.eval_every > 0 && s.step % args.eval_every == 0 && s.step < args.steps {
             if let Some(e) = eval_now(&trainer)? {
-                let msg = format!(
-                    "step {}: held-out discriminator AUC {:.3}, accuracy {:.3}, generator MLM accuracy {:.3}",
-                    s.step, e.disc_auc, e.disc_accuracy, e.mlm_accuracy
-                );
+                let msg = match (e.disc_auc, e.disc_accuracy) {
+                    (Some(auc), Some(acc)) => format!(
+                        "step {}: held-out discriminator AUC {auc:.3}, accuracy {acc:.3}, generator MLM accuracy {:.3}",
+                        s.step, e.mlm_accuracy
+                    ),
+                    _ => format!("step {}: held-out MLM accuracy {:.3}", s.step, e.mlm_accuracy),
+                };
                 if plain {
                     eprintln!("{msg}");
                 } else {
@@ -421,7 +426,7 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
         flops,
         seconds: secs,
         parameters: params,
-        eval_disc_auc: final_eval.map(|e| e.disc_auc),
+        eval_disc_auc: final_eval.and_then(|e| e.disc_auc),
         eval_mlm_accuracy: final_eval.map(|e| e.mlm_accuracy),
     };
     write_atomic(&run_dir.join("summary.json"), serde_json::to_string_pretty(&summary).expect("json").as_bytes())?;
@@ -435,10 +440,13 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
             s.loss
         );
     }
-    if let (Some(a), Some(b)) = (first_eval, final_eval) {
-        eprintln!("held-out discriminator AUC: {:.3} at the start -> {:.3} at the end", a.disc_auc, b.disc_auc);
-    } else if let Some(b) = final_eval {
-        eprintln!("held-out discriminator AUC {:.3}", b.disc_auc);
+    match (first_eval.and_then(|e| e.disc_auc), final_eval) {
+        (Some(a), Some(EvalStats { disc_auc: Some(b), .. })) => {
+            eprintln!("held-out discriminator AUC: {a:.3} at the start -> {b:.3} at the end")
+        }
+        (_, Some(EvalStats { disc_auc: Some(b), .. })) => eprintln!("held-out discriminator AUC {b:.3}"),
+        (_, Some(e)) => eprintln!("held-out MLM accuracy {:.3}", e.mlm_accuracy),
+        _ => {}
     }
     eprintln!(
         "model: {} (pair layout with tokenizer), curves: {}",
@@ -455,9 +463,11 @@ pub fn plot_metrics(metrics: &Path, out: &Path) -> Result<()> {
     for line in text.lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
         let step = v["step"].as_f64().unwrap_or(0.0);
-        if let Some(x) = v["eval_disc_auc"].as_f64() {
-            auc.push((step, x));
-            acc.push((step, v["eval_mlm_accuracy"].as_f64().unwrap_or(f64::NAN)));
+        if let Some(x) = v["eval_mlm_accuracy"].as_f64() {
+            if let Some(a) = v["eval_disc_auc"].as_f64() {
+                auc.push((step, a));
+            }
+            acc.push((step, x));
         } else {
             mlm.push((step, v["mlm_loss"].as_f64().unwrap_or(f64::NAN)));
             disc.push((step, v["disc_loss"].as_f64().unwrap_or(f64::NAN)));

@@ -14,10 +14,12 @@ use std::sync::Arc;
 /// Held-out metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct EvalStats {
-    /// ROC AUC of the replaced-token logits over real tokens (0.5 = chance).
-    pub disc_auc: f64,
-    /// Share of real tokens labelled correctly (logit > 0 ⇔ replaced).
-    pub disc_accuracy: f64,
+    /// ROC AUC of the replaced-token logits over real tokens (0.5 = chance); `None` for a
+    /// masked-LM model alone (the mlm objective).
+    pub disc_auc: Option<f64>,
+    /// Share of real tokens labelled correctly (logit > 0 ⇔ replaced); `None` without a
+    /// discriminator.
+    pub disc_accuracy: Option<f64>,
     /// Share of masked positions whose top generator prediction is the original token.
     pub mlm_accuracy: f64,
     /// Real tokens scored.
@@ -54,26 +56,30 @@ pub fn roc_auc(scores: &[f32], labels: &[bool]) -> Option<f64> {
     Some((rank_sum - (pos * (pos + 1)) as f64 / 2.0) / (pos as f64 * neg as f64))
 }
 
-/// Evaluates `model` (generator + discriminator) on held-out `batches`.
+/// Evaluates `model` on held-out `batches`: the generator's (or MLM model's) accuracy at masked
+/// positions, and with a discriminator its AUC and accuracy on the sampled replacements.
 pub fn evaluate(
     model: Arc<Model>,
     opts: &TrainOptions,
     batches: &[crate::data::corpus::Batch],
     seed: u64,
 ) -> Result<EvalStats> {
-    let (Some(_), Some(gen)) = (&model.disc, &model.gen) else {
-        return Err(Error::Unsupported("evaluation needs a generator and a discriminator".into()));
+    let Some(gen) = &model.gen else {
+        return Err(Error::Unsupported("evaluation needs a generator (or masked-LM model)".into()));
     };
+    let has_disc = model.disc.is_some();
     let v = gen.config.vocab_size;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut s = Session::new(model.clone());
     let (mut scores, mut labels) = (Vec::new(), Vec::new());
     let (mut mlm_right, mut mlm_total) = (0usize, 0usize);
     let mut sampled = Vec::new();
+    let mut real_tokens = 0usize;
     for held_out in batches {
         let (b, t) = (held_out.batch, held_out.seq_len);
         let (ids, mask) = (&held_out.input_ids, &held_out.attention_mask);
         let batch = held_out.as_model_input();
+        real_tokens += mask.iter().filter(|&&x| x != 0).count();
         let m = mask_batch(
             &mut rng,
             ids,
@@ -97,6 +103,9 @@ pub fn evaluate(
             mlm_total += 1;
             rows.extend_from_slice(row);
         }
+        if !has_disc {
+            continue;
+        }
         gumbel_sample(&mut rng, &rows, m.positions.len(), v, opts.temperature, &mut sampled);
         let mut corrupted = ids.clone();
         for (&p, &x) in m.positions.iter().zip(&sampled) {
@@ -111,11 +120,11 @@ pub fn evaluate(
             }
         }
     }
-    let tokens = scores.len();
+    let tokens = real_tokens;
     let correct = scores.iter().zip(&labels).filter(|(s, l)| (**s > 0.0) == **l).count();
     Ok(EvalStats {
-        disc_auc: roc_auc(&scores, &labels).unwrap_or(0.5),
-        disc_accuracy: correct as f64 / tokens.max(1) as f64,
+        disc_auc: has_disc.then(|| roc_auc(&scores, &labels).unwrap_or(0.5)),
+        disc_accuracy: has_disc.then(|| correct as f64 / tokens.max(1) as f64),
         mlm_accuracy: mlm_right as f64 / mlm_total.max(1) as f64,
         tokens,
         replaced_fraction: labels.iter().filter(|&&l| l).count() as f64 / tokens.max(1) as f64,
@@ -131,5 +140,39 @@ mod tests {
         assert_eq!(roc_auc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]), Some(0.75));
         assert_eq!(roc_auc(&[1.0, 1.0], &[true, false]), Some(0.5));
         assert_eq!(roc_auc(&[1.0, 2.0], &[true, true]), None);
+    }
+
+    /// Both objectives evaluate; only the electra one reports discriminator metrics.
+    #[test]
+    fn evaluates_both_objectives() {
+        use crate::pretrain::{Objective, TrainOptions, Trainer};
+        let (b, t) = (2, 16);
+        let ids: Vec<i32> = (0..b * t).map(|i| if i % t == 0 { 2 } else { 5 + (i * 7 % 40) as i32 }).collect();
+        let mask: Vec<i32> = (0..b * t).map(|i| (i % t < 12) as i32).collect();
+        let batch = crate::data::corpus::Batch {
+            input_ids: ids,
+            attention_mask: mask,
+            token_type_ids: vec![0; b * t],
+            batch: b,
+            seq_len: t,
+        };
+        for objective in [Objective::Electra, Objective::Mlm] {
+            let opts = TrainOptions {
+                objective,
+                vocab_size: Some(48),
+                max_seq_len: t,
+                mask_token_id: 4,
+                special_token_ids: vec![0, 1, 2, 3, 4],
+                threads: 1,
+                ..Default::default()
+            };
+            let tr = Trainer::new("tiny", opts).unwrap();
+            let e = super::evaluate(std::sync::Arc::new(tr.model.clone()), &tr.opts, std::slice::from_ref(&batch), 1)
+                .unwrap();
+            assert_eq!(e.tokens, 24);
+            assert!((0.0..=1.0).contains(&e.mlm_accuracy));
+            assert_eq!(e.disc_auc.is_some(), objective == Objective::Electra);
+            assert_eq!(e.disc_accuracy.is_some(), objective == Objective::Electra);
+        }
     }
 }
