@@ -139,8 +139,9 @@ impl Session {
     fn run_disc(&mut self, batch: &Batch) -> Result<usize> {
         let d = self.model.disc.as_ref().ok_or_else(|| Error::Unsupported("the model has no discriminator".into()))?;
         let n = batch.validate(&d.config)?;
-        d.encoder.forward(
+        d.encoder.forward_with(
             &self.model.params.data,
+            Some(self.model.inout_weights()),
             &mut self.disc_acts,
             batch.input_ids,
             batch.token_type_ids,
@@ -215,8 +216,9 @@ impl Session {
         check_out(out, n.checked_mul(v).ok_or_else(|| Error::arg("output size overflows"))?)?;
         batch.validate(&g.config)?;
         let w = &self.model.params.data;
-        g.encoder.forward(
+        g.encoder.forward_with(
             w,
+            Some(self.model.inout_weights()),
             &mut self.gen_acts,
             batch.input_ids,
             batch.token_type_ids,
@@ -252,7 +254,17 @@ impl Session {
         batch.validate(&c.config)?;
         let w = &self.model.params.data;
         let (b, t) = (batch.batch, batch.seq_len);
-        c.encoder.forward(w, &mut self.disc_acts, batch.input_ids, batch.token_type_ids, batch.attention_mask, b, t);
+        let inout = Some(self.model.inout_weights());
+        c.encoder.forward_with(
+            w,
+            inout,
+            &mut self.disc_acts,
+            batch.input_ids,
+            batch.token_type_ids,
+            batch.attention_mask,
+            b,
+            t,
+        );
         c.head.forward(w, &mut self.cls_head, self.disc_acts.output(&c.encoder), b, t);
         out[..b * l].copy_from_slice(&self.cls_head.logits[..b * l]);
         Ok(())

@@ -111,3 +111,23 @@ fn padding_is_ignored() {
     s.discriminate(&batch(&i), &mut all).unwrap();
     assert_close("padded vs alone", &all[row * i.t..row * i.t + len], &alone, RTOL, FLOOR);
 }
+
+/// Sessions read the Linear weights from the model's `[in, out]` copy; training reads them in
+/// PyTorch's `[out, in]` layout. Both must give the same hidden states.
+#[test]
+fn inout_weight_copy_matches_the_checkpoint_layout() {
+    use electra::model::encoder::EncoderActs;
+    for case in ["emb_lt_hidden", "emb_eq_hidden"] {
+        let (i, _) = inputs(case);
+        let model = hf::load(&fixture(case)).unwrap();
+        let enc = &model.disc.as_ref().unwrap().encoder;
+        let w = &model.params.data;
+        let (mut a, mut b) = (EncoderActs::new(false), EncoderActs::new(false));
+        enc.forward(w, &mut a, &i.ids, Some(&i.types), Some(&i.mask), i.b, i.t);
+        enc.forward_with(w, Some(model.inout_weights()), &mut b, &i.ids, Some(&i.types), Some(&i.mask), i.b, i.t);
+        let (ha, hb) = (a.output(enc), b.output(enc));
+        let worst = ha.iter().zip(hb).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        println!("{case}: [in, out] vs [out, in] max abs difference {worst:e}");
+        assert!(worst <= 1e-6, "{case}: {worst}");
+    }
+}

@@ -8,7 +8,9 @@ use crate::model::layers::Linear;
 use crate::ops::attention::{attention_forward, key_mask};
 use crate::ops::embedding::embedding_forward;
 use crate::ops::layer_norm::layer_norm_forward;
-use crate::ops::matmul::{linear_act_forward, linear_forward, linear_residual_layer_norm_forward};
+use crate::ops::matmul::{
+    linear_act_forward, linear_forward, linear_residual_layer_norm_forward, transpose_weight, Weight,
+};
 
 /// Shape letters: B batch, T sequence, N = B·T tokens, E embedding width, H hidden width,
 /// NH heads, HD head width, I feed-forward width, V vocabulary.
@@ -237,6 +239,39 @@ impl Encoder {
         b: usize,
         t: usize,
     ) {
+        self.forward_with(w, None, acts, ids, types, mask, b, t)
+    }
+
+    /// Every Linear weight of this tower (the projection and each layer's six), for
+    /// [`Self::transpose_linears`].
+    pub fn linears(&self) -> impl Iterator<Item = &Linear> + '_ {
+        self.proj.iter().chain(self.layers.iter().flat_map(|l| [&l.q, &l.k, &l.v, &l.o, &l.inter, &l.out]))
+    }
+
+    /// Writes into `dst` (a copy of the flat parameters) the `[in, out]` transpose of each of
+    /// this tower's Linear weights, at the weight's own offset: the `inout` argument of
+    /// [`Self::forward_with`].
+    pub fn transpose_linears(&self, w: &[f32], dst: &mut [f32]) {
+        for l in self.linears() {
+            transpose_weight(l.w.of_mut(dst), l.w.of(w), l.dout, l.din);
+        }
+    }
+
+    /// [`Self::forward`], reading the Linear weights from `inout` (see
+    /// [`Self::transpose_linears`]) when given: faster for inference, same results.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_with(
+        &self,
+        w: &[f32],
+        inout: Option<&[f32]>,
+        acts: &mut EncoderActs,
+        ids: &[i32],
+        types: Option<&[i32]>,
+        mask: Option<&[i32]>,
+        b: usize,
+        t: usize,
+    ) {
+        let lw = |l: &Linear| -> Weight { inout.map_or(Weight::OutIn(l.w.of(w)), |t| Weight::InOut(l.w.of(t))) };
         acts.reserve(self, b, t);
         let n = b * t;
         let (e, h) = (self.emb_dim, self.hidden);
@@ -265,7 +300,7 @@ impl Encoder {
             ln.eps,
         );
         if let Some(p) = &self.proj {
-            linear_forward(&mut acts.proj_out, &acts.emb_out, p.w.of(w), Some(p.b.of(w)), n, e, h);
+            linear_forward(&mut acts.proj_out, &acts.emb_out, lw(p), Some(p.b.of(w)), n, e, h);
         }
         for l in 0..self.layers.len() {
             let cur = acts.slot(l);
@@ -283,15 +318,16 @@ impl Encoder {
                     (&hi[0].out, &mut lo[cur])
                 }
             };
-            self.layer_forward(l, w, la, &mut acts.ff_act, x, &acts.mask_add, b, t);
+            self.layer_forward(l, w, &lw, la, &mut acts.ff_act, x, &acts.mask_add, b, t);
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn layer_forward(
+    fn layer_forward<'w>(
         &self,
         l: usize,
         w: &[f32],
+        lw: &impl Fn(&Linear) -> Weight<'w>,
         la: &mut LayerActs,
         ff_act: &mut [f32],
         x: &[f32],
@@ -302,9 +338,9 @@ impl Encoder {
         let ly = &self.layers[l];
         let (n, h, i) = (b * t, self.hidden, self.inter);
         let x = &x[..n * h];
-        linear_forward(&mut la.q, x, ly.q.w.of(w), Some(ly.q.b.of(w)), n, h, h);
-        linear_forward(&mut la.k, x, ly.k.w.of(w), Some(ly.k.b.of(w)), n, h, h);
-        linear_forward(&mut la.v, x, ly.v.w.of(w), Some(ly.v.b.of(w)), n, h, h);
+        linear_forward(&mut la.q, x, lw(&ly.q), Some(ly.q.b.of(w)), n, h, h);
+        linear_forward(&mut la.k, x, lw(&ly.k), Some(ly.k.b.of(w)), n, h, h);
+        linear_forward(&mut la.v, x, lw(&ly.v), Some(ly.v.b.of(w)), n, h, h);
         attention_forward(&mut la.ctx, &mut la.probs, &la.q, &la.k, &la.v, mask_add, b, t, self.heads, h / self.heads);
         // x1 = LN1(dense_o(ctx) + x), fused per row block.
         let g = &ly.attn_ln;
@@ -314,7 +350,7 @@ impl Encoder {
             &mut la.ln1_mean,
             &mut la.ln1_rstd,
             &la.ctx,
-            ly.o.w.of(w),
+            lw(&ly.o),
             ly.o.b.of(w),
             x,
             (g.g.of(w), g.b.of(w), g.eps),
@@ -323,7 +359,7 @@ impl Encoder {
             h,
         );
         // ff_act = act(dense_inter(x1)), bias and activation fused.
-        linear_act_forward(&mut la.ff_pre, ff_act, &la.x1, ly.inter.w.of(w), ly.inter.b.of(w), n, h, i, self.act);
+        linear_act_forward(&mut la.ff_pre, ff_act, &la.x1, lw(&ly.inter), ly.inter.b.of(w), n, h, i, self.act);
         // out = LN2(dense_out(ff_act) + x1).
         let g = &ly.out_ln;
         linear_residual_layer_norm_forward(
@@ -332,7 +368,7 @@ impl Encoder {
             &mut la.ln2_mean,
             &mut la.ln2_rstd,
             ff_act,
-            ly.out.w.of(w),
+            lw(&ly.out),
             ly.out.b.of(w),
             &la.x1,
             (g.g.of(w), g.b.of(w), g.eps),

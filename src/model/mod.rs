@@ -55,6 +55,27 @@ pub struct Model {
     pub cls: Option<classifier::Classifier>,
     /// Whether the generator reads the discriminator's embedding tables.
     pub shared_embeddings: bool,
+    /// Inference's copy of the weights with Linear layers in `[in, out]` layout.
+    inout: InOutCache,
+}
+
+/// The parameters with every encoder Linear weight transposed to `[in, out]`, which the matrix
+/// kernel multiplies faster at inference's row counts. Built on first use by a [`Session`]
+/// (crate::session::Session) and shared by all sessions of the model; never copied by `clone`,
+/// because a clone may be trained and the copy would then be stale.
+#[derive(Default)]
+struct InOutCache(std::sync::OnceLock<Vec<f32>>);
+
+impl Clone for InOutCache {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl std::fmt::Debug for InOutCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "InOutCache {{ built: {} }}", self.0.get().is_some())
+    }
 }
 
 impl Model {
@@ -111,7 +132,7 @@ impl Model {
                 Some(Generator { config: cfg, encoder, head, names })
             }
         };
-        Ok(Model { params, disc, gen, cls: None, shared_embeddings: share })
+        Ok(Model { params, disc, gen, cls: None, shared_embeddings: share, inout: InOutCache::default() })
     }
 
     /// A zero-filled sequence classifier (HF `ElectraForSequenceClassification`); `cfg` says the
@@ -125,7 +146,14 @@ impl Model {
         let encoder = Encoder::register(&mut reg, &cfg, None);
         let head = classifier::ClsHead::register(&mut reg, cfg.hidden_size, num_labels);
         let cls = classifier::Classifier { config: cfg, encoder, head, num_labels, names };
-        Ok(Model { params, disc: None, gen: None, cls: Some(cls), shared_embeddings: false })
+        Ok(Model {
+            params,
+            disc: None,
+            gen: None,
+            cls: Some(cls),
+            shared_embeddings: false,
+            inout: InOutCache::default(),
+        })
     }
 
     /// HF-style random initialisation from `seed`: normal(0, initializer_range) for Linear and
@@ -173,6 +201,21 @@ impl Model {
             (None, None, Some(c)) => &c.config,
             (None, None, None) => unreachable!("a model has at least one tower"),
         }
+    }
+
+    /// The flat parameters with every encoder Linear weight in `[in, out]` layout (the `inout`
+    /// argument of [`encoder::Encoder::forward_with`]), built on the first call and kept: call it
+    /// only on a model whose weights no longer change (sessions hold theirs in an `Arc`).
+    pub fn inout_weights(&self) -> &[f32] {
+        self.inout.0.get_or_init(|| {
+            let mut t = self.params.data.clone();
+            let towers = self.disc.iter().map(|d| &d.encoder);
+            let towers = towers.chain(self.gen.iter().map(|g| &g.encoder)).chain(self.cls.iter().map(|c| &c.encoder));
+            for enc in towers {
+                enc.transpose_linears(&self.params.data, &mut t);
+            }
+            t
+        })
     }
 
     /// Number of distinct scalars.
