@@ -458,7 +458,9 @@ electra_status electra_model_save(const electra_model *m, const char *dir);
 
 /**
  * Creates an inference session over `m`. The session keeps the weights alive, so `m` may be
- * freed first. On failure `*out` is NULL.
+ * freed first. On failure `*out` is NULL. The first call on any session of a model builds a
+ * copy of its dense-layer weights in the layout the matrix kernel reads fastest (about the
+ * size of the model again, shared by all its sessions).
  *
  * # Safety
  * `m` must be a live model; `out` a valid pointer.

@@ -46,7 +46,9 @@ unsafe fn session_lock<'a>(p: *mut electra_session) -> Result<MutexGuard<'a, Ses
 }
 
 /// Creates an inference session over `m`. The session keeps the weights alive, so `m` may be
-/// freed first. On failure `*out` is NULL.
+/// freed first. On failure `*out` is NULL. The first call on any session of a model builds a
+/// copy of its dense-layer weights in the layout the matrix kernel reads fastest (about the
+/// size of the model again, shared by all its sessions).
 ///
 /// # Safety
 /// `m` must be a live model; `out` a valid pointer.
