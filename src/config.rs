@@ -31,6 +31,19 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// Every activation, in declaration order (for tests and tools that sweep them).
+    pub const ALL: [Activation; 9] = [
+        Activation::Gelu,
+        Activation::GeluTanh,
+        Activation::GeluFast,
+        Activation::QuickGelu,
+        Activation::Relu,
+        Activation::Silu,
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Activation::Linear,
+    ];
+
     /// Parses an HF `hidden_act` name.
     pub fn from_name(name: &str) -> Result<Self> {
         Ok(match name {

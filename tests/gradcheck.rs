@@ -75,17 +75,7 @@ fn layer_norm_op() {
 #[test]
 fn activations() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
-    for a in [
-        Activation::Gelu,
-        Activation::GeluTanh,
-        Activation::GeluFast,
-        Activation::QuickGelu,
-        Activation::Relu,
-        Activation::Silu,
-        Activation::Tanh,
-        Activation::Sigmoid,
-        Activation::Linear,
-    ] {
+    for a in Activation::ALL {
         let (x, r) = (rnd(&mut rng, 40, 3.0), rnd(&mut rng, 40, 1.0));
         let f = |x: &[f32]| {
             let mut y = vec![0.0; 40];

@@ -42,18 +42,6 @@ const FWD_TOL: f64 = 1e-4;
 /// Central-difference step (relative to max(1, |x|)).
 const STEP: f64 = 1e-5;
 
-const ALL_ACTIVATIONS: [Activation; 9] = [
-    Activation::Gelu,
-    Activation::GeluTanh,
-    Activation::GeluFast,
-    Activation::QuickGelu,
-    Activation::Relu,
-    Activation::Silu,
-    Activation::Tanh,
-    Activation::Sigmoid,
-    Activation::Linear,
-];
-
 // ---------------------------------------------------------------------------------------------
 // Comparison and reporting.
 
@@ -389,7 +377,7 @@ fn linear() {
 fn linear_through_activation() {
     let mut rng = ChaCha8Rng::seed_from_u64(12);
     let (n, din, hid, dout) = (5, 7, 19, 6);
-    for a in ALL_ACTIVATIONS {
+    for a in Activation::ALL {
         let (x, w1, b1, w2, b2, r) = (
             rnd(&mut rng, n * din, 1.0),
             rnd(&mut rng, hid * din, 1.0),
@@ -464,7 +452,7 @@ fn layer_norm_op() {
 fn activations() {
     let mut rng = ChaCha8Rng::seed_from_u64(14);
     let n = 53; // three 16-lane vectors and a tail
-    for a in ALL_ACTIVATIONS {
+    for a in Activation::ALL {
         let (mut x, r) = (rnd(&mut rng, n, 4.0), rnd(&mut rng, n, 1.0));
         // Keep ReLU's kink out of reach of the difference step.
         x.iter_mut().filter(|v| v.abs() < 1e-3).for_each(|v| *v += 0.01);

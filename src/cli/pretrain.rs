@@ -68,18 +68,19 @@ pub struct PretrainArgs {
     pub match_flops: Option<PathBuf>,
 }
 
-/// DIR/summary.json, written at the end of a run.
-#[derive(Debug, Serialize, Deserialize)]
+/// DIR/summary.json: what a run has spent, rewritten with every checkpoint (so a resumed run
+/// keeps counting from it) and, with the final held-out metrics, at the end.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunSummary {
     /// "electra" or "mlm".
     pub objective: Objective,
     /// Optimizer steps taken.
     pub steps: u64,
-    /// Real tokens seen.
+    /// Real tokens seen, across resumes.
     pub tokens: u64,
-    /// Matrix-product FLOPs spent (see [`crate::pretrain::flops`]).
+    /// Matrix-product FLOPs spent, across resumes (see [`crate::pretrain::flops`]).
     pub flops: f64,
-    /// Wall-clock seconds of the training loop (this invocation, evaluations included).
+    /// Wall-clock seconds of the training loops, across resumes (evaluations included).
     pub seconds: f64,
     /// Parameters of the whole pre-training model.
     pub parameters: usize,
@@ -87,6 +88,20 @@ pub struct RunSummary {
     pub eval_disc_auc: Option<f64>,
     /// Held-out accuracy of the generator (or MLM model) at masked positions, at the end.
     pub eval_mlm_accuracy: Option<f64>,
+}
+
+impl RunSummary {
+    /// Reads `run_dir/summary.json`.
+    pub fn read(run_dir: &Path) -> Result<Self> {
+        let path = run_dir.join("summary.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::format(&path, format!("not a run summary: {e}")))
+    }
+
+    /// Writes `run_dir/summary.json` atomically.
+    fn write(&self, run_dir: &Path) -> Result<()> {
+        write_atomic(&run_dir.join("summary.json"), serde_json::to_string_pretty(self).expect("json").as_bytes())
+    }
 }
 
 /// Where the bundled corpus and vocabulary live: `./data` when run from the repository, else
@@ -180,9 +195,12 @@ pub fn save_tokenizer_into(tok: &Tokenizer, dir: &Path) -> Result<()> {
     write_atomic(&dir.join("tokenizer_config.json"), serde_json::to_string_pretty(&cfg).expect("json").as_bytes())
 }
 
-fn checkpoint(trainer: &mut Trainer, corpus: &Corpus, run: &Path) -> Result<()> {
+/// Saves the trainer (with the corpus cursor) and then the summary of what the run has spent up
+/// to this step, which a resume continues from.
+fn checkpoint(trainer: &mut Trainer, corpus: &Corpus, run: &Path, spent: &RunSummary) -> Result<()> {
     trainer.data_cursor = Some(corpus.cursor().to_json());
-    trainer.save(&run.join("checkpoint"))
+    trainer.save(&run.join("checkpoint"))?;
+    spent.write(run)
 }
 
 /// Runs (or resumes) pre-training. `resume`: continue the run in `args.out`.
@@ -244,10 +262,7 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
         t
     };
     if let Some(other) = &args.match_flops {
-        let path = other.join("summary.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let target: RunSummary =
-            serde_json::from_str(&text).map_err(|e| Error::format(&path, format!("not a run summary: {e}")))?;
+        let target = RunSummary::read(other)?;
         // Price a step at the earlier run's average real tokens per step (short examples and
         // padding make it less than batch x seq_len).
         let n = if target.steps > 0 && target.tokens > 0 {
@@ -331,7 +346,21 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
     let started = Instant::now();
     let (mut tokens, mut window_start, mut window_tokens) = (0usize, Instant::now(), 0usize);
     let mut last: Option<StepStats> = None;
-    let mut flops = previous_flops(&run_dir, resume);
+    // What the run has spent: continued from the summary saved with the checkpoint on resume.
+    let mut spent = match RunSummary::read(&run_dir) {
+        Ok(before) if resume => before,
+        _ => RunSummary {
+            objective: args.objective,
+            steps: trainer.step,
+            tokens: 0,
+            flops: 0.0,
+            seconds: 0.0,
+            parameters: params,
+            eval_disc_auc: None,
+            eval_mlm_accuracy: None,
+        },
+    };
+    let seconds_before = spent.seconds;
     let mut interrupted = false;
     while trainer.step < args.steps {
         if stop.load(Ordering::SeqCst) {
@@ -347,7 +376,10 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
             r => r?,
         };
         tokens += s.tokens;
-        flops += train_step_flops(&trainer.model, s.tokens, batch.seq_len, s.masked);
+        spent.steps = s.step;
+        spent.tokens += s.tokens as u64;
+        spent.flops += train_step_flops(&trainer.model, s.tokens, batch.seq_len, s.masked);
+        spent.seconds = seconds_before + started.elapsed().as_secs_f64();
         window_tokens += s.tokens;
         let tps = window_tokens as f64 / window_start.elapsed().as_secs_f64().max(1e-9);
         bar.set_position(s.step);
@@ -394,12 +426,12 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
             }
         }
         if args.save_every > 0 && s.step % args.save_every == 0 {
-            checkpoint(&mut trainer, &corpus, &run_dir)?;
+            checkpoint(&mut trainer, &corpus, &run_dir, &spent)?;
         }
         last = Some(s);
     }
     bar.finish_and_clear();
-    checkpoint(&mut trainer, &corpus, &run_dir)?;
+    checkpoint(&mut trainer, &corpus, &run_dir, &spent)?;
     if interrupted {
         eprintln!(
             "interrupted at step {}: checkpoint saved; continue with `electra pretrain --out {} --resume {}`",
@@ -419,18 +451,11 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
     }
     plot_metrics(&metrics, &run_dir.join("curves.svg"))?;
     let secs = started.elapsed().as_secs_f64();
-    let summary = RunSummary {
-        objective: args.objective,
-        steps: trainer.step,
-        tokens: tokens as u64,
-        flops,
-        seconds: secs,
-        parameters: params,
-        eval_disc_auc: final_eval.and_then(|e| e.disc_auc),
-        eval_mlm_accuracy: final_eval.map(|e| e.mlm_accuracy),
-    };
-    write_atomic(&run_dir.join("summary.json"), serde_json::to_string_pretty(&summary).expect("json").as_bytes())?;
-    eprintln!("pre-training FLOPs: {flops:.3e} (matrix products; summary.json)");
+    spent.seconds = seconds_before + secs;
+    spent.eval_disc_auc = final_eval.and_then(|e| e.disc_auc);
+    spent.eval_mlm_accuracy = final_eval.map(|e| e.mlm_accuracy);
+    spent.write(&run_dir)?;
+    eprintln!("pre-training FLOPs: {:.3e} (matrix products; summary.json)", spent.flops);
     if let Some(s) = last {
         eprintln!(
             "done: {} steps in {:.0} s ({:.0} tokens/s); last loss {:.4}",
@@ -505,15 +530,4 @@ fn merge_options(base: &TrainOptions, json: &str) -> Result<TrainOptions> {
     };
     map.extend(extra);
     crate::pretrain::options::parse_json_options(&serde_json::Value::Object(map).to_string())
-}
-
-/// FLOPs already spent by the run being resumed: its last summary, or none.
-fn previous_flops(run_dir: &Path, resume: bool) -> f64 {
-    if !resume {
-        return 0.0;
-    }
-    std::fs::read_to_string(run_dir.join("summary.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<RunSummary>(&t).ok())
-        .map_or(0.0, |s| s.flops)
 }

@@ -120,18 +120,7 @@ mod tests {
 
     #[test]
     fn derivatives_match_central_differences() {
-        let all = [
-            Activation::Gelu,
-            Activation::GeluTanh,
-            Activation::GeluFast,
-            Activation::QuickGelu,
-            Activation::Relu,
-            Activation::Silu,
-            Activation::Tanh,
-            Activation::Sigmoid,
-            Activation::Linear,
-        ];
-        for a in all {
+        for a in Activation::ALL {
             for i in -30..=30 {
                 let x = i as f32 * 0.173 + 0.01;
                 let h = 1e-2f32;
