@@ -32,6 +32,8 @@ pub enum Activation {
 
 impl Activation {
     /// Every activation, in declaration order (for tests and tools that sweep them).
+    ///
+    /// cbindgen:ignore
     pub const ALL: [Activation; 9] = [
         Activation::Gelu,
         Activation::GeluTanh,
