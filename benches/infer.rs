@@ -22,9 +22,9 @@ fn main() -> electra::Result<()> {
     let reps: usize = std::env::var("ELECTRA_BENCH_REPS").ok().and_then(|s| s.parse().ok()).unwrap_or(7).max(1);
     let cfg = ElectraConfig::preset("small")?;
     let mut model = Model::new(Some(cfg.clone()), None, false)?;
-    model.init_weights(0);
+    model.init_weights(0).unwrap();
     let params = model.num_parameters();
-    let mut session = Session::new(Arc::new(model));
+    let mut session = Session::new(Arc::new(model)).unwrap();
 
     println!(
         "electra-small discriminator ({} layers, hidden {}, {:.1}M parameters), random weights, {} threads, \

@@ -41,7 +41,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         cfg.num_hidden_layers,
         model.num_parameters()
     );
-    let mut session = Session::new(model);
+    let mut session = Session::new(model)?;
     let logits = session.discriminate_array(&Batch::new(&ids, 1, ids.len()))?;
     println!("position  token id  P(replaced)");
     for (i, (&id, &logit)) in ids.iter().zip(logits.iter()).enumerate() {

@@ -2,14 +2,16 @@
 //! recipe: AdamW without bias correction, layer-wise learning-rate decay, warm-up × linear decay,
 //! global-norm clipping, cross-entropy on the [CLS] state.
 
+use crate::backend::{self, to_host, Backend, Buf, Device, Weights};
+use crate::batch::Batch;
 use crate::error::{Error, Result};
-use crate::model::classifier::{set_labels, ClsHeadActs};
+use crate::model::classifier::{set_labels, Classifier, ClsHeadActs, ClsHeadGrads};
 use crate::model::encoder::{EncoderActs, EncoderGrads};
-use crate::model::Model;
-use crate::ops::loss::cross_entropy;
-use crate::optim;
-use crate::session::Batch;
+use crate::model::{Model, Towers};
+use crate::optim::{self, AdamW};
+use crate::params::{ParamStore, ParamTable};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -37,6 +39,8 @@ pub struct FinetuneOptions {
     pub seed: u64,
     /// Worker threads (0: one per core).
     pub threads: usize,
+    /// The device: "cpu" (default), "cuda" or "cuda:N".
+    pub device: Device,
 }
 
 impl Default for FinetuneOptions {
@@ -52,6 +56,7 @@ impl Default for FinetuneOptions {
             max_grad_norm: 1.0,
             seed: 0,
             threads: 0,
+            device: Device::Cpu,
         }
     }
 }
@@ -75,6 +80,9 @@ impl FinetuneOptions {
         }
         if !(o.adam_epsilon.is_finite() && o.adam_epsilon > 0.0) {
             return Err(Error::arg(format!("options: adam_epsilon = {} must be positive", o.adam_epsilon)));
+        }
+        if o.threads > 1024 {
+            return Err(Error::arg(format!("options: threads = {} is out of range", o.threads)));
         }
         Ok(o)
     }
@@ -108,25 +116,25 @@ pub struct FinetuneStats {
     pub grad_norm: f32,
 }
 
-/// A classifier being fine-tuned.
+/// A classifier being fine-tuned: its weights, gradients and Adam moments on the backend's
+/// device.
 pub struct FineTuner {
-    /// The classifier.
-    pub model: Model,
     /// Options.
     pub opts: FinetuneOptions,
-    /// Gradients (flat layout).
-    pub grads: Vec<f32>,
-    adam_m: Vec<f32>,
-    adam_v: Vec<f32>,
     /// Updates applied.
     pub step: u64,
+    be: Arc<dyn Backend>,
+    cls: Classifier,
+    table: ParamTable,
+    weights: Buf,
+    grads: Buf,
+    optim: AdamW,
     acts: EncoderActs,
     enc_grads: EncoderGrads,
     head: ClsHeadActs,
-    d_logits: Vec<f32>,
-    d_hidden: Vec<f32>,
-    scratch: Vec<f32>,
-    pool: Arc<rayon::ThreadPool>,
+    head_grads: ClsHeadGrads,
+    d_hidden: Buf,
+    labels: Buf<i32>,
 }
 
 impl FineTuner {
@@ -135,8 +143,8 @@ impl FineTuner {
     /// `opts.seed`). `labels` may be empty when `dir` already is a classifier.
     pub fn new(dir: &Path, labels: &[String], opts: FinetuneOptions) -> Result<Self> {
         let loaded = crate::io::hf::load(dir)?;
-        let existing = loaded.cls.as_ref().map(|c| c.num_labels);
-        let model = if let Some(n) = existing.filter(|_| loaded.disc.is_none()) {
+        let model = if let Towers::Classifier(c) = &loaded.towers {
+            let n = c.num_labels;
             if !labels.is_empty() && labels.len() != n {
                 return Err(Error::arg(format!(
                     "{} is a classifier with {n} labels; {} were asked for (pass none, or the same number, to \
@@ -147,24 +155,26 @@ impl FineTuner {
             }
             loaded
         } else {
-            let src = loaded
-                .disc
-                .as_ref()
-                .map(|d| (&d.config, &d.names))
-                .or(loaded.cls.as_ref().map(|c| (&c.config, &c.names)))
+            let src = match &loaded.towers {
+                Towers::Pair { disc, .. } | Towers::Discriminator(disc) => (&disc.config, &disc.names),
                 // A lone masked-LM model (the mlm objective's output) has the same encoder.
-                .or(loaded.gen.as_ref().map(|g| (&g.config, &g.names)))
-                .ok_or_else(|| Error::arg("fine-tuning needs a discriminator, classifier or masked-LM checkpoint"))?;
+                Towers::Generator(g) => (&g.config, &g.names),
+                Towers::Classifier(c) => (&c.config, &c.names),
+            };
             if labels.len() < 2 {
                 return Err(Error::arg("a classifier needs at least two labels"));
             }
             let mut cfg = src.0.clone();
             set_labels(&mut cfg, labels);
             let mut m = Model::new_classifier(cfg)?;
-            m.init_weights(opts.seed);
-            let dst = m.cls.as_ref().expect("classifier").names.clone();
+            m.init_weights(opts.seed)?;
+            let dst = m.cls().map(|c| c.names.clone()).unwrap_or_default();
             for (hf, id) in src.1.iter().filter(|(n, _)| n.starts_with("electra.")) {
-                let to = dst.iter().find(|(n, _)| n == hf).expect("same encoder layout").1;
+                let to = dst
+                    .iter()
+                    .find(|(n, _)| n == hf)
+                    .map(|(_, id)| *id)
+                    .ok_or_else(|| Error::Internal(format!("{hf} is missing from the classifier's layout")))?;
                 let v = loaded.params.get(*id).to_vec();
                 m.params.get_mut(to).copy_from_slice(&v);
             }
@@ -173,109 +183,121 @@ impl FineTuner {
         Self::from_model(model, opts)
     }
 
-    /// Fine-tunes an in-memory classifier.
-    pub fn from_model(mut model: Model, opts: FinetuneOptions) -> Result<Self> {
-        let layers = model
-            .cls
-            .as_ref()
-            .ok_or_else(|| Error::arg("the model has no classification head"))?
-            .config
-            .num_hidden_layers;
-        optim::set_layerwise_lr_decay(&mut model.params, "classifier", layers, opts.layerwise_lr_decay);
-        let n = model.params.numel();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(opts.threads)
-            .build()
-            .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
+    /// Fine-tunes an in-memory classifier, on `opts.device`.
+    pub fn from_model(model: Model, opts: FinetuneOptions) -> Result<Self> {
+        let Model { params: ParamStore { mut table, data }, towers, .. } = model;
+        let Towers::Classifier(cls) = towers else {
+            return Err(Error::arg("the model has no classification head"));
+        };
+        optim::set_layerwise_lr_decay(&mut table, "classifier", cls.config.num_hidden_layers, opts.layerwise_lr_decay);
+        let be = backend::open(opts.device, opts.threads)?;
+        let n = table.numel();
+        let weights = be.import(data)?;
+        let mut grads = Buf::default();
+        be.ensure(&mut grads, n)?;
+        be.fill(&mut grads, n, 0.0)?;
+        let optim = AdamW::new(&*be, opts.adamw(), &table)?;
         Ok(FineTuner {
-            model,
             opts,
-            grads: vec![0.0; n],
-            adam_m: vec![0.0; n],
-            adam_v: vec![0.0; n],
             step: 0,
+            be,
+            cls,
+            table,
+            weights,
+            grads,
+            optim,
             acts: EncoderActs::new(true),
             enc_grads: EncoderGrads::default(),
             head: ClsHeadActs::default(),
-            d_logits: Vec::new(),
-            d_hidden: Vec::new(),
-            scratch: Vec::new(),
-            pool: Arc::new(pool),
+            head_grads: ClsHeadGrads::default(),
+            d_hidden: Buf::default(),
+            labels: Buf::default(),
         })
     }
 
     /// Number of labels.
     pub fn num_labels(&self) -> usize {
-        self.model.cls.as_ref().expect("classifier").num_labels
+        self.cls.num_labels
     }
 
-    /// Loss and gradients (into `self.grads`) for a batch with one label per row.
+    /// The classifier (config and parameter spans).
+    pub fn classifier(&self) -> &Classifier {
+        &self.cls
+    }
+
+    /// The parameter layout (names, shapes, offsets, learning-rate scales).
+    pub fn params(&self) -> &ParamTable {
+        &self.table
+    }
+
+    /// The current weights in the layout of [`Self::params`].
+    pub fn weights(&self) -> Result<Cow<'_, [f32]>> {
+        to_host(&*self.be, &self.weights, self.table.numel())
+    }
+
+    /// The gradients of the last [`Self::forward_backward`].
+    pub fn grads(&self) -> Result<Cow<'_, [f32]>> {
+        to_host(&*self.be, &self.grads, self.table.numel())
+    }
+
+    /// A snapshot of the classifier with the current weights, in host memory.
+    pub fn model(&self) -> Result<Model> {
+        let data = self.weights()?.into_owned();
+        Ok(Model::from_parts(ParamStore { table: self.table.clone(), data }, Towers::Classifier(self.cls.clone())))
+    }
+
+    /// Loss and gradients (into the gradient buffer) for a batch with one label per row.
     pub fn forward_backward(&mut self, batch: &Batch, labels: &[i32]) -> Result<FinetuneStats> {
-        let c = self.model.cls.as_ref().expect("classifier");
-        batch.validate(&c.config)?;
-        let (b, t, l) = (batch.batch, batch.seq_len, c.num_labels);
+        batch.validate(&self.cls.config)?;
+        let (b, l) = (batch.batch, self.cls.num_labels);
         if labels.len() != b {
             return Err(Error::Shape { what: "labels".into(), expected: vec![b], got: vec![labels.len()] });
         }
         if let Some(bad) = labels.iter().find(|&&y| y < 0 || y as usize >= l) {
             return Err(Error::arg(format!("label {bad} is outside [0, {l})")));
         }
-        let pool = self.pool.clone();
-        pool.install(|| {
-            let w = &self.model.params.data;
-            let g = &mut self.grads;
-            g.fill(0.0);
-            c.encoder.forward(w, &mut self.acts, batch.input_ids, batch.token_type_ids, batch.attention_mask, b, t);
-            c.head.forward(w, &mut self.head, self.acts.output(&c.encoder), b, t);
-            self.d_logits.resize(b * l, 0.0);
-            let (loss, correct) = cross_entropy(&self.head.logits, labels, b, l, Some(&mut self.d_logits), 1.0);
-            if !loss.is_finite() {
-                return Err(Error::NonFinite(format!("loss is {loss}")));
-            }
-            self.d_hidden.resize(b * t * c.config.hidden_size, 0.0);
-            c.head.backward(w, g, &self.head, &self.d_logits, &mut self.d_hidden, &mut self.scratch, b, t);
-            c.encoder.backward(
-                w,
-                g,
-                &self.acts,
-                &mut self.enc_grads,
-                &self.d_hidden,
-                batch.input_ids,
-                batch.token_type_ids,
-            );
-            Ok(FinetuneStats { loss, accuracy: correct as f32 / b as f32, ..Default::default() })
-        })
+        let be = self.be.clone();
+        backend::run(&*be, || self.forward_backward_on(&*be, batch, labels))
+    }
+
+    fn forward_backward_on(&mut self, be: &dyn Backend, batch: &Batch, labels: &[i32]) -> Result<FinetuneStats> {
+        let FineTuner { cls: c, table, weights, grads, acts, enc_grads, head, head_grads, d_hidden, labels: y, .. } =
+            self;
+        let (b, t, l) = (batch.batch, batch.seq_len, c.num_labels);
+        let w = Weights::flat(weights.mem());
+        be.fill(grads, table.numel(), 0.0)?;
+        let (ids, types, mask) = (batch.input_ids, batch.token_type_ids, batch.attention_mask);
+        c.encoder.forward(be, &w, acts, ids, types, mask, b, t)?;
+        c.head.forward(be, &w, head, acts.output(&c.encoder), b, t)?;
+        be.upload_ids(y, labels)?;
+        // The logits become d(loss)/d(logits).
+        let ce = be.cross_entropy(&mut head.logits, y, b, l, 1.0)?;
+        if !ce.loss.is_finite() {
+            return Err(Error::NonFinite(format!("loss is {}", ce.loss)));
+        }
+        be.ensure(d_hidden, b * t * c.config.hidden_size)?;
+        c.head.backward(be, w.flat, grads, head, head_grads, &head.logits, d_hidden, b, t)?;
+        c.encoder.backward(be, w.flat, grads, acts, enc_grads, d_hidden)?;
+        Ok(FinetuneStats { loss: ce.loss, accuracy: ce.correct as f32 / b as f32, ..Default::default() })
     }
 
     /// One step: forward, backward, clip, AdamW with layer-wise learning rates. Bad input and
     /// non-finite values leave the weights untouched.
     pub fn train_step(&mut self, batch: &Batch, labels: &[i32]) -> Result<FinetuneStats> {
         let mut s = self.forward_backward(batch, labels)?;
-        let cfg = self.opts.adamw();
-        let norm = optim::global_norm(&self.grads);
-        if !norm.is_finite() {
-            return Err(Error::NonFinite(format!("gradient norm is {norm}; the update was refused")));
-        }
-        let lr = optim::learning_rate(&cfg, self.step);
-        optim::clip_global_norm(&mut self.grads, norm, cfg.max_grad_norm);
-        optim::adamw_update(
-            &cfg,
-            &mut self.model.params,
-            &self.grads,
-            &mut self.adam_m,
-            &mut self.adam_v,
-            lr,
-            self.step,
-        );
+        let be = self.be.clone();
+        let (optim, weights, grads, step) = (&mut self.optim, &mut self.weights, &mut self.grads, self.step);
+        let u = backend::run(&*be, || optim.update(&*be, weights, grads, step))?;
         self.step += 1;
         s.step = self.step;
-        s.learning_rate = lr;
-        s.grad_norm = norm;
+        s.learning_rate = u.learning_rate;
+        s.grad_norm = u.grad_norm;
         Ok(s)
     }
 
     /// Saves the classifier as an HF `ElectraForSequenceClassification` directory.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        crate::io::hf::save_dir(&self.model, crate::io::hf::Role::Classifier, dir)
+        let towers = Towers::Classifier(self.cls.clone());
+        crate::io::hf::save_towers(&towers, &self.table, &self.weights()?, dir)
     }
 }

@@ -8,11 +8,16 @@
 //! width, H hidden width, NH attention heads, HD = H/NH head width, I feed-forward width,
 //! V vocabulary, L layers.
 //!
+//! The model, the pre-training step, the fine-tuning step and inference are written once over
+//! the compute seam in [`backend`] (one trait, [`backend::Backend`]); the CPU backend is the
+//! reference and CUDA plugs in behind the `cuda` feature. docs/ARCHITECTURE.md draws the data
+//! path from text to a C handle.
+//!
 //! ```no_run
 //! use electra::{io::hf, session::{Batch, Session}};
 //! use std::sync::Arc;
 //! let model = Arc::new(hf::load("model_dir".as_ref())?);
-//! let mut s = Session::new(model);
+//! let mut s = Session::new(model)?;
 //! let ids = [101, 2023, 2003, 102];
 //! let logits = s.discriminate_array(&Batch::new(&ids, 1, 4))?;
 //! # Ok::<(), electra::Error>(())
@@ -21,7 +26,7 @@
 #![deny(missing_docs)]
 
 pub mod backend;
-pub mod cli;
+pub mod batch;
 pub mod config;
 pub mod data;
 pub mod error;
@@ -29,13 +34,14 @@ pub mod ffi;
 pub mod finetune;
 pub mod io;
 pub mod model;
-pub mod ops;
 pub mod optim;
 pub mod params;
 pub mod pretrain;
 pub mod session;
 
+pub use backend::{Backend, Device};
+pub use batch::Batch;
 pub use config::ElectraConfig;
 pub use error::{Error, Result};
 pub use model::Model;
-pub use session::{Batch, Session};
+pub use session::{Session, SessionOptions};

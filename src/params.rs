@@ -1,8 +1,7 @@
-//! `ParamStore`: every weight of a model in one flat `Vec<f32>`, with a table of (name, shape,
-//! offset). Optimizer, clipping, gradient zeroing and checkpointing are single passes over it,
+//! `ParamStore`: every weight of a model in one flat `Vec<f32>`, with a [`ParamTable`] of (name,
+//! shape, offset). Optimizer, clipping, gradient zeroing and checkpointing are single passes over it,
 //! and a tied weight is one entry that every use reads and accumulates into.
 
-use crate::error::{Error, Result};
 use std::collections::HashMap;
 
 /// Index of one tensor in a [`ParamStore`].
@@ -26,13 +25,23 @@ pub struct ParamInfo {
     pub lr_scale: f32,
 }
 
-/// Flat parameter storage plus its name table.
+/// The name table of a flat parameter layout: every tensor's name, shape, offset and optimizer
+/// settings, without the values. Weights, gradients and Adam moments all share this layout.
 #[derive(Clone, Debug, Default)]
-pub struct ParamStore {
-    /// All values, tensors laid out back to back in registration order.
-    pub data: Vec<f32>,
+pub struct ParamTable {
     infos: Vec<ParamInfo>,
     by_name: HashMap<String, ParamId>,
+    numel: usize,
+}
+
+/// Flat parameter storage in host memory: the table plus every value. Derefs to its
+/// [`ParamTable`], so `store.info(id)` and `store.id(name)` read the table.
+#[derive(Clone, Debug, Default)]
+pub struct ParamStore {
+    /// Names, shapes and offsets.
+    pub table: ParamTable,
+    /// All values, tensors laid out back to back in registration order.
+    pub data: Vec<f32>,
 }
 
 /// Whether the original ELECTRA optimizer decays a tensor with this name.
@@ -40,31 +49,7 @@ pub fn decays(name: &str) -> bool {
     !(name.contains("LayerNorm") || name.contains("layer_norm") || name.contains("bias"))
 }
 
-impl ParamStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Registers a zero-filled tensor and returns its id. Names must be unique.
-    pub fn add(&mut self, name: impl Into<String>, shape: &[usize]) -> ParamId {
-        let name = name.into();
-        assert!(!self.by_name.contains_key(&name), "duplicate parameter {name}");
-        let len = shape.iter().product();
-        let id = ParamId(self.infos.len());
-        self.infos.push(ParamInfo {
-            decay: decays(&name),
-            name: name.clone(),
-            shape: shape.to_vec(),
-            offset: self.data.len(),
-            len,
-            lr_scale: 1.0,
-        });
-        self.data.resize(self.data.len() + len, 0.0);
-        self.by_name.insert(name, id);
-        id
-    }
-
+impl ParamTable {
     /// The table, in layout order.
     pub fn infos(&self) -> &[ParamInfo] {
         &self.infos
@@ -90,36 +75,77 @@ impl ParamStore {
         self.infos.len()
     }
 
-    /// Whether the store has no tensors.
+    /// Whether the table has no tensors.
     pub fn is_empty(&self) -> bool {
         self.infos.is_empty()
     }
 
     /// Total number of scalars.
     pub fn numel(&self) -> usize {
-        self.data.len()
+        self.numel
+    }
+
+    /// The span of a tensor.
+    pub fn span(&self, id: ParamId) -> Span {
+        let i = &self.infos[id.0];
+        Span { off: i.offset, len: i.len }
+    }
+}
+
+impl std::ops::Deref for ParamStore {
+    type Target = ParamTable;
+
+    fn deref(&self) -> &ParamTable {
+        &self.table
+    }
+}
+
+impl std::ops::DerefMut for ParamStore {
+    fn deref_mut(&mut self) -> &mut ParamTable {
+        &mut self.table
+    }
+}
+
+impl ParamStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a zero-filled tensor and returns its id. Names must be unique.
+    pub fn add(&mut self, name: impl Into<String>, shape: &[usize]) -> ParamId {
+        let name = name.into();
+        assert!(!self.table.by_name.contains_key(&name), "duplicate parameter {name}");
+        let len = shape.iter().product();
+        let id = ParamId(self.table.infos.len());
+        self.table.infos.push(ParamInfo {
+            decay: decays(&name),
+            name: name.clone(),
+            shape: shape.to_vec(),
+            offset: self.table.numel,
+            len,
+            lr_scale: 1.0,
+        });
+        self.table.numel += len;
+        self.data.resize(self.table.numel, 0.0);
+        self.table.by_name.insert(name, id);
+        id
+    }
+
+    /// Every value, in layout order.
+    pub fn values(&self) -> &[f32] {
+        &self.data
     }
 
     /// A tensor's values.
     pub fn get(&self, id: ParamId) -> &[f32] {
-        let i = &self.infos[id.0];
-        &self.data[i.offset..i.offset + i.len]
+        self.span(id).of(&self.data)
     }
 
     /// A tensor's values, mutable.
     pub fn get_mut(&mut self, id: ParamId) -> &mut [f32] {
-        let i = &self.infos[id.0];
-        &mut self.data[i.offset..i.offset + i.len]
-    }
-
-    /// Copies `values` into a tensor, checking the shape.
-    pub fn set(&mut self, id: ParamId, shape: &[usize], values: &[f32]) -> Result<()> {
-        let info = &self.infos[id.0];
-        if info.shape != shape {
-            return Err(Error::Shape { what: info.name.clone(), expected: info.shape.clone(), got: shape.to_vec() });
-        }
-        self.get_mut(id).copy_from_slice(values);
-        Ok(())
+        let s = self.span(id);
+        s.of_mut(&mut self.data)
     }
 }
 
@@ -144,13 +170,5 @@ impl Span {
     #[inline]
     pub fn of_mut<'a>(&self, flat: &'a mut [f32]) -> &'a mut [f32] {
         &mut flat[self.off..self.off + self.len]
-    }
-}
-
-impl ParamStore {
-    /// The span of a tensor.
-    pub fn span(&self, id: ParamId) -> Span {
-        let i = &self.infos[id.0];
-        Span { off: i.offset, len: i.len }
     }
 }

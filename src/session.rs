@@ -1,97 +1,53 @@
-//! `Session`: inference over a shared [`Model`], owning its scratch buffers so repeated calls do
-//! not allocate, and its own worker pool, so sessions with different thread counts can run side
-//! by side. A model may serve many sessions on many threads; one session serves one thread at a
-//! time.
+//! `Session`: inference over a shared [`Model`] on one backend, owning its scratch buffers so
+//! repeated calls do not allocate, and its own backend (on the CPU: its own worker pool), so
+//! sessions with different devices or thread counts run side by side. A model may serve many
+//! sessions on many threads; one session serves one thread at a time.
 
-use crate::config::ElectraConfig;
+use crate::backend::{self, Backend, Device, Mem, Prepared, Weights};
+pub use crate::batch::Batch;
 use crate::error::{Error, Result};
+use crate::model::classifier::ClsHeadActs;
 use crate::model::encoder::EncoderActs;
 use crate::model::heads::{DiscHeadActs, GenHeadActs};
 use crate::model::Model;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// A batch of token ids `[B, T]` with optional attention mask and token types, row-major.
-#[derive(Clone, Copy, Debug)]
-pub struct Batch<'a> {
-    /// Token ids, `B·T`.
-    pub input_ids: &'a [i32],
-    /// 1 = attend, 0 = padding; `None` means all ones.
-    pub attention_mask: Option<&'a [i32]>,
-    /// Segment ids; `None` means all zeros.
-    pub token_type_ids: Option<&'a [i32]>,
-    /// B.
-    pub batch: usize,
-    /// T.
-    pub seq_len: usize,
+/// Where and how a session runs (JSON keys are the field names).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionOptions {
+    /// The device: `"cpu"` (default), `"cuda"` or `"cuda:N"`.
+    pub device: Device,
+    /// Worker threads on the host (0: one per core). Results do not depend on it.
+    pub threads: usize,
 }
 
-impl<'a> Batch<'a> {
-    /// A batch of `batch` rows of `seq_len` ids, without mask or types.
-    pub fn new(input_ids: &'a [i32], batch: usize, seq_len: usize) -> Self {
-        Batch { input_ids, attention_mask: None, token_type_ids: None, batch, seq_len }
-    }
-
-    /// B·T, checked for overflow and emptiness.
-    pub fn tokens(&self) -> Result<usize> {
-        if self.batch == 0 || self.seq_len == 0 {
-            return Err(Error::arg(format!("empty batch: batch {} x seq_len {}", self.batch, self.seq_len)));
-        }
-        self.batch
-            .checked_mul(self.seq_len)
-            .ok_or_else(|| Error::arg(format!("batch {} x seq_len {} overflows", self.batch, self.seq_len)))
-    }
-
-    /// Checks lengths and ranges against a model config: ids < vocab_size, types <
-    /// type_vocab_size, mask ∈ {0, 1}, seq_len ≤ max_position_embeddings.
-    pub fn validate(&self, cfg: &ElectraConfig) -> Result<usize> {
-        let n = self.tokens()?;
-        if self.seq_len > cfg.max_position_embeddings {
-            return Err(Error::arg(format!(
-                "seq_len {} exceeds max_position_embeddings {}",
-                self.seq_len, cfg.max_position_embeddings
-            )));
-        }
-        let check_len = |name: &str, len: usize| {
-            if len != n {
-                Err(Error::Shape { what: name.to_string(), expected: vec![self.batch, self.seq_len], got: vec![len] })
-            } else {
-                Ok(())
-            }
+impl SessionOptions {
+    /// Parses a JSON object (`None` or empty: defaults), rejecting unknown keys and bad values.
+    pub fn from_json(json: Option<&str>) -> Result<Self> {
+        let o: SessionOptions = match json.map(str::trim).filter(|s| !s.is_empty()) {
+            None => Self::default(),
+            Some(s) => crate::pretrain::options::parse_json_options(s)?,
         };
-        check_len("input_ids", self.input_ids.len())?;
-        if let Some((i, &id)) =
-            self.input_ids.iter().enumerate().find(|(_, &id)| id < 0 || id as usize >= cfg.vocab_size)
-        {
-            return Err(Error::arg(format!("input_ids[{i}] = {id} is outside the vocabulary [0, {})", cfg.vocab_size)));
+        if o.threads > 1024 {
+            return Err(Error::arg(format!("options: threads = {} is out of range", o.threads)));
         }
-        if let Some(m) = self.attention_mask {
-            check_len("attention_mask", m.len())?;
-            if let Some((i, &v)) = m.iter().enumerate().find(|(_, &v)| v != 0 && v != 1) {
-                return Err(Error::arg(format!("attention_mask[{i}] = {v}: must be 0 or 1")));
-            }
-        }
-        if let Some(t) = self.token_type_ids {
-            check_len("token_type_ids", t.len())?;
-            if let Some((i, &v)) = t.iter().enumerate().find(|(_, &v)| v < 0 || v as usize >= cfg.type_vocab_size) {
-                return Err(Error::arg(format!(
-                    "token_type_ids[{i}] = {v} is outside [0, {}) (type_vocab_size)",
-                    cfg.type_vocab_size
-                )));
-            }
-        }
-        Ok(n)
+        Ok(o)
     }
 }
 
 /// Inference state over a shared model.
 pub struct Session {
     model: Arc<Model>,
-    pool: Arc<rayon::ThreadPool>,
-    disc_acts: EncoderActs,
+    be: Arc<dyn Backend>,
+    prepared: Option<Arc<Prepared>>,
+    /// The discriminator's (or the classifier's) encoder activations.
+    acts: EncoderActs,
     gen_acts: EncoderActs,
     disc_head: DiscHeadActs,
     gen_head: GenHeadActs,
-    cls_head: crate::model::classifier::ClsHeadActs,
+    cls_head: ClsHeadActs,
 }
 
 fn check_out(out: &[f32], needed: usize) -> Result<()> {
@@ -101,34 +57,63 @@ fn check_out(out: &[f32], needed: usize) -> Result<()> {
     Ok(())
 }
 
+/// The weights a session reads: the backend's device copy when it has one, else the model's
+/// host memory, plus the prepared Linear weights.
+fn weights<'a>(model: &'a Model, prepared: &'a Prepared) -> Weights<'a> {
+    let flat = prepared.flat.as_ref().map_or(Mem::Host(model.params.values()), |b| b.mem());
+    Weights { flat, prepared: Some(prepared) }
+}
+
+/// The encoder whose states `hidden_states` returns: the discriminator's, else a classifier's.
+fn encoder_for_hidden_states(
+    model: &Model,
+) -> Result<(&crate::config::ElectraConfig, &crate::model::encoder::Encoder)> {
+    match (model.disc(), model.cls()) {
+        (Some(d), _) => Ok((&d.config, &d.encoder)),
+        (None, Some(c)) => Ok((&c.config, &c.encoder)),
+        (None, None) => Err(Error::Unsupported("the model has no discriminator or classifier encoder".into())),
+    }
+}
+
 impl Session {
-    /// A session over `model` with one worker thread per core.
-    pub fn new(model: Arc<Model>) -> Self {
-        Self::with_threads(model, 0).expect("a thread pool with the default size")
+    /// A session over `model` on the CPU with one worker thread per core.
+    pub fn new(model: Arc<Model>) -> Result<Self> {
+        Self::with_threads(model, 0)
     }
 
-    /// A session over `model` whose computations run on its own pool of `threads` workers
-    /// (0: one per core). Results do not depend on the thread count.
+    /// A session over `model` on the CPU, whose computations run on its own pool of `threads`
+    /// workers (0: one per core). Results do not depend on the thread count.
     pub fn with_threads(model: Arc<Model>, threads: usize) -> Result<Self> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("electra-session-{i}"))
-            .build()
-            .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
-        Ok(Session {
-            pool: Arc::new(pool),
+        Self::with_options(model, &SessionOptions { threads, ..Default::default() })
+    }
+
+    /// A session over `model` on `opts.device`.
+    pub fn with_options(model: Arc<Model>, opts: &SessionOptions) -> Result<Self> {
+        Ok(Self::on(model, backend::open(opts.device, opts.threads)?))
+    }
+
+    /// A session over `model` on an open backend.
+    pub fn on(model: Arc<Model>, be: Arc<dyn Backend>) -> Self {
+        Session {
             model,
-            disc_acts: EncoderActs::new(false),
+            be,
+            prepared: None,
+            acts: EncoderActs::new(false),
             gen_acts: EncoderActs::new(false),
             disc_head: DiscHeadActs::default(),
             gen_head: GenHeadActs::default(),
-            cls_head: Default::default(),
-        })
+            cls_head: ClsHeadActs::default(),
+        }
     }
 
-    /// Worker threads of this session's pool.
+    /// Worker threads of this session's backend.
     pub fn threads(&self) -> usize {
-        self.pool.current_num_threads()
+        self.be.threads()
+    }
+
+    /// The backend this session runs on.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.be
     }
 
     /// The model this session runs.
@@ -136,99 +121,74 @@ impl Session {
         &self.model
     }
 
-    fn run_disc(&mut self, batch: &Batch) -> Result<usize> {
-        let d = self.model.disc.as_ref().ok_or_else(|| Error::Unsupported("the model has no discriminator".into()))?;
-        let n = batch.validate(&d.config)?;
-        d.encoder.forward_with(
-            &self.model.params.data,
-            Some(self.model.inout_weights()),
-            &mut self.disc_acts,
-            batch.input_ids,
-            batch.token_type_ids,
-            batch.attention_mask,
-            batch.batch,
-            batch.seq_len,
-        );
-        Ok(n)
+    /// The model's weights in this backend's inference form (built by the first call of any of
+    /// the model's sessions on this device).
+    fn prepared(&mut self) -> Result<Arc<Prepared>> {
+        if let Some(p) = &self.prepared {
+            return Ok(p.clone());
+        }
+        let p = self.model.prepared(&*self.be)?;
+        self.prepared = Some(p.clone());
+        Ok(p)
+    }
+
+    /// Runs `f` on this session's backend with the model, its weights and the session's buffers.
+    fn run<R: Send>(
+        &mut self,
+        f: impl FnOnce(&dyn Backend, &Model, &Weights, &mut Self) -> Result<R> + Send,
+    ) -> Result<R> {
+        let (be, model, prepared) = (self.be.clone(), self.model.clone(), self.prepared()?);
+        backend::run(&*be, || f(&*be, &model, &weights(&model, &prepared), self))
     }
 
     /// Raw replaced-token logits, `[B, T]` into `out[..B·T]` (logit > 0: "replaced").
     pub fn discriminate(&mut self, batch: &Batch, out: &mut [f32]) -> Result<()> {
-        let pool = self.pool.clone();
-        pool.install(|| self.discriminate_inner(batch, out))
-    }
-
-    fn discriminate_inner(&mut self, batch: &Batch, out: &mut [f32]) -> Result<()> {
         let n = batch.tokens()?;
         check_out(out, n)?;
-        self.run_disc(batch)?;
-        let d = self.model.disc.as_ref().expect("checked");
-        let hidden = self.disc_acts.output(&d.encoder);
-        d.head.forward(&self.model.params.data, &mut self.disc_head, hidden, n);
-        out[..n].copy_from_slice(&self.disc_head.logits[..n]);
-        Ok(())
+        self.run(|be, model, w, s| {
+            let d = model.disc().ok_or_else(|| Error::Unsupported("the model has no discriminator".into()))?;
+            batch.validate(&d.config)?;
+            let (ids, types, mask) = (batch.input_ids, batch.token_type_ids, batch.attention_mask);
+            d.encoder.forward(be, w, &mut s.acts, ids, types, mask, batch.batch, batch.seq_len)?;
+            d.head.forward(be, w, &mut s.disc_head, s.acts.output(&d.encoder), n)?;
+            be.download(s.disc_head.logits.mem(), &mut out[..n])
+        })
     }
 
-    /// The discriminator's last hidden states, `[B, T, H]` into `out[..B·T·H]`.
+    /// The last hidden states of the discriminator's encoder (a classifier's when the model is
+    /// one), `[B, T, H]` into `out[..B·T·H]`.
     pub fn hidden_states(&mut self, batch: &Batch, out: &mut [f32]) -> Result<()> {
-        let pool = self.pool.clone();
-        pool.install(|| self.hidden_states_inner(batch, out))
-    }
-
-    fn hidden_states_inner(&mut self, batch: &Batch, out: &mut [f32]) -> Result<()> {
         let n = batch.tokens()?;
-        // The discriminator's encoder, or a fine-tuned classifier's.
-        let model = self.model.clone();
-        let (cfg, enc) = match (&model.disc, &model.cls) {
-            (Some(d), _) => (&d.config, &d.encoder),
-            (None, Some(c)) => (&c.config, &c.encoder),
-            (None, None) => {
-                return Err(Error::Unsupported("the model has no discriminator or classifier encoder".into()))
-            }
-        };
-        let h = cfg.hidden_size;
-        check_out(out, n.checked_mul(h).ok_or_else(|| Error::arg("output size overflows"))?)?;
+        let (cfg, _) = encoder_for_hidden_states(&self.model)?;
+        let len = n.checked_mul(cfg.hidden_size).ok_or_else(|| Error::arg("output size overflows"))?;
+        check_out(out, len)?;
         batch.validate(cfg)?;
-        let w = &model.params.data;
-        enc.forward(
-            w,
-            &mut self.disc_acts,
-            batch.input_ids,
-            batch.token_type_ids,
-            batch.attention_mask,
-            batch.batch,
-            batch.seq_len,
-        );
-        out[..n * h].copy_from_slice(&self.disc_acts.output(enc)[..n * h]);
-        Ok(())
+        self.run(|be, model, w, s| {
+            let (_, enc) = encoder_for_hidden_states(model)?;
+            // Hidden states read the checkpoint layout, as they always have: the prepared
+            // [in, out] copy agrees only to ~1e-7 (tests/model_reference.rs), and embeddings
+            // users compare these values across releases.
+            let w = &Weights::flat(w.flat);
+            let (ids, types, mask) = (batch.input_ids, batch.token_type_ids, batch.attention_mask);
+            enc.forward(be, w, &mut s.acts, ids, types, mask, batch.batch, batch.seq_len)?;
+            be.download(s.acts.output(enc).mem(), &mut out[..len])
+        })
     }
 
     /// The generator's vocabulary logits, `[B, T, V]` into `out[..B·T·V]`.
     pub fn generator_logits(&mut self, batch: &Batch, out: &mut [f32]) -> Result<()> {
-        let pool = self.pool.clone();
-        pool.install(|| self.generator_logits_inner(batch, out))
-    }
-
-    fn generator_logits_inner(&mut self, batch: &Batch, out: &mut [f32]) -> Result<()> {
         let n = batch.tokens()?;
-        let g = self.model.gen.as_ref().ok_or_else(|| Error::Unsupported("the model has no generator".into()))?;
-        let v = g.config.vocab_size;
-        check_out(out, n.checked_mul(v).ok_or_else(|| Error::arg("output size overflows"))?)?;
+        let g = self.model.gen().ok_or_else(|| Error::Unsupported("the model has no generator".into()))?;
+        let len = n.checked_mul(g.config.vocab_size).ok_or_else(|| Error::arg("output size overflows"))?;
+        check_out(out, len)?;
         batch.validate(&g.config)?;
-        let w = &self.model.params.data;
-        g.encoder.forward_with(
-            w,
-            Some(self.model.inout_weights()),
-            &mut self.gen_acts,
-            batch.input_ids,
-            batch.token_type_ids,
-            batch.attention_mask,
-            batch.batch,
-            batch.seq_len,
-        );
-        g.head.forward(w, &mut self.gen_head, self.gen_acts.output(&g.encoder), n);
-        out[..n * v].copy_from_slice(&self.gen_head.logits[..n * v]);
-        Ok(())
+        self.run(|be, model, w, s| {
+            let g = model.gen().ok_or_else(|| Error::Unsupported("the model has no generator".into()))?;
+            let (ids, types, mask) = (batch.input_ids, batch.token_type_ids, batch.attention_mask);
+            g.encoder.forward(be, w, &mut s.gen_acts, ids, types, mask, batch.batch, batch.seq_len)?;
+            g.head.forward(be, w, &mut s.gen_head, s.gen_acts.output(&g.encoder), n)?;
+            be.download(s.gen_head.logits.mem(), &mut out[..len])
+        })
     }
 
     /// Replaced-token logits as an owned `[B, T]` array.
@@ -241,32 +201,19 @@ impl Session {
     /// Sequence-classification logits, `[B, labels]` into `out[..B·labels]` (a model with a
     /// classification head: `ElectraForSequenceClassification`).
     pub fn classify(&mut self, batch: &Batch, out: &mut [f32]) -> Result<()> {
-        let pool = self.pool.clone();
-        pool.install(|| self.classify_inner(batch, out))
-    }
-
-    fn classify_inner(&mut self, batch: &Batch, out: &mut [f32]) -> Result<()> {
-        let c =
-            self.model.cls.as_ref().ok_or_else(|| Error::Unsupported("the model has no classification head".into()))?;
+        let c = self.model.cls().ok_or_else(|| Error::Unsupported("the model has no classification head".into()))?;
         let l = c.num_labels;
         batch.tokens()?;
-        check_out(out, batch.batch.checked_mul(l).ok_or_else(|| Error::arg("output size overflows"))?)?;
+        let len = batch.batch.checked_mul(l).ok_or_else(|| Error::arg("output size overflows"))?;
+        check_out(out, len)?;
         batch.validate(&c.config)?;
-        let w = &self.model.params.data;
-        let (b, t) = (batch.batch, batch.seq_len);
-        let inout = Some(self.model.inout_weights());
-        c.encoder.forward_with(
-            w,
-            inout,
-            &mut self.disc_acts,
-            batch.input_ids,
-            batch.token_type_ids,
-            batch.attention_mask,
-            b,
-            t,
-        );
-        c.head.forward(w, &mut self.cls_head, self.disc_acts.output(&c.encoder), b, t);
-        out[..b * l].copy_from_slice(&self.cls_head.logits[..b * l]);
-        Ok(())
+        self.run(|be, model, w, s| {
+            let c = model.cls().ok_or_else(|| Error::Unsupported("the model has no classification head".into()))?;
+            let (b, t) = (batch.batch, batch.seq_len);
+            let (ids, types, mask) = (batch.input_ids, batch.token_type_ids, batch.attention_mask);
+            c.encoder.forward(be, w, &mut s.acts, ids, types, mask, b, t)?;
+            c.head.forward(be, w, &mut s.cls_head, s.acts.output(&c.encoder), b, t)?;
+            be.download(s.cls_head.logits.mem(), &mut out[..len])
+        })
     }
 }

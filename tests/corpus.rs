@@ -1,7 +1,7 @@
 //! The pre-training corpus: packing invariants and rules, determinism, exact resume, the held-out
 //! split, bad inputs and large files.
 
-use electra::data::corpus::{Batch, Corpus, CorpusOptions, Cursor};
+use electra::data::corpus::{Corpus, CorpusOptions, Cursor, TokenBatch as Batch};
 use electra::data::tokenizer::Tokenizer;
 use std::collections::BTreeSet;
 use std::path::PathBuf;

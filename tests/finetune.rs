@@ -20,19 +20,20 @@ fn classifier_matches_pytorch() {
     let batch =
         Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: Some(&types), batch: b, seq_len: t };
     let model = hf::load(&fixture(case).join("classifier")).unwrap();
-    let mut s = Session::new(Arc::new(model.clone()));
+    let mut s = Session::new(Arc::new(model.clone())).unwrap();
     let mut logits = vec![0.0; b * 3];
     s.classify(&batch, &mut logits).unwrap();
     assert_close("cls_logits", &logits, floats(&f, "cls_logits"), 1e-5, 1e-6);
     let mut ft = FineTuner::from_model(model, FinetuneOptions::default()).unwrap();
     let st = ft.forward_backward(&batch, &labels).unwrap();
     assert_close("cls_loss", &[st.loss], floats(&f, "cls_loss"), 1e-5, 0.0);
-    let names = ft.model.cls.as_ref().unwrap().names.clone();
+    let names = ft.classifier().names.clone();
+    let grads = ft.grads().unwrap();
     let mut n = 0;
     for (hf_name, id) in &names {
         let key = format!("grad.classifier.{hf_name}");
-        let info = ft.model.params.info(*id);
-        let ours = &ft.grads[info.offset..info.offset + info.len];
+        let info = ft.params().info(*id);
+        let ours = &grads[info.offset..info.offset + info.len];
         if hf_name.ends_with("attention.self.key.bias") {
             continue; // rounding noise only: see tests/train_reference.rs
         }
@@ -54,7 +55,7 @@ fn toy_task_beats_chance_and_round_trips() {
     )
     .unwrap();
     let mut m = Model::new(Some(cfg), None, false).unwrap();
-    m.init_weights(1);
+    m.init_weights(1).unwrap();
     hf::save_dir(&m, hf::Role::Discriminator, &dir.join("disc")).unwrap();
     let opts = FinetuneOptions {
         learning_rate: 3e-3,
@@ -90,7 +91,7 @@ fn toy_task_beats_chance_and_round_trips() {
     }
     ft.save(&dir.join("cls")).unwrap();
     let model = Arc::new(hf::load(&dir.join("cls")).unwrap());
-    let mut s = Session::new(model);
+    let mut s = Session::new(model).unwrap();
     let (mut right, mut total) = (0, 0);
     for k in 0..10 {
         let (ids, y) = make(10_000 + k);
@@ -115,12 +116,13 @@ fn masked_lm_checkpoint_seeds_the_encoder() {
     let gen_dir = fixture("emb_lt_hidden").join("generator");
     let gen = hf::load(&gen_dir).unwrap();
     let ft = FineTuner::new(&gen_dir, &["neg".into(), "pos".into()], FinetuneOptions::default()).unwrap();
-    let cls = ft.model.cls.as_ref().unwrap();
-    let g = gen.gen.as_ref().unwrap();
+    let snapshot = ft.model().unwrap();
+    let cls = snapshot.cls().unwrap();
+    let g = gen.gen().unwrap();
     let mut copied = 0;
     for (name, id) in &cls.names {
         if let Some((_, src)) = g.names.iter().find(|(n, _)| n == name) {
-            assert_eq!(ft.model.params.get(*id), gen.params.get(*src), "{name}");
+            assert_eq!(snapshot.params.get(*id), gen.params.get(*src), "{name}");
             copied += 1;
         }
     }

@@ -1,9 +1,20 @@
-//! Stand-in for the CUDA backend when the `cuda` feature is off: same API, every call fails
-//! with [`Error::Cuda`], so callers need no `#[cfg]`.
+//! Stand-in for the CUDA backend when the `cuda` feature is off: the same functions, each
+//! failing with [`Error::Cuda`], so callers need no `#[cfg]`.
 
+use super::Backend;
 use crate::error::{Error, Result};
+use std::sync::Arc;
+
+fn not_compiled() -> Error {
+    Error::Cuda("electra was built without the `cuda` feature (rebuild with `--features cuda`)".into())
+}
 
 /// Number of usable CUDA devices (always an error without the feature).
 pub fn device_count() -> Result<usize> {
-    Err(Error::Cuda("electra was built without the `cuda` feature".into()))
+    Err(not_compiled())
+}
+
+/// Opens CUDA device `ordinal` (always an error without the feature).
+pub fn open(_ordinal: usize) -> Result<Arc<dyn Backend>> {
+    Err(not_compiled())
 }

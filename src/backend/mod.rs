@@ -1,18 +1,496 @@
-//! Compute backends. The CPU kernels in [`crate::ops`] are the reference; the CUDA backend
-//! (feature `cuda`) implements the same operations on a GPU and is checked against them.
+//! The compute seam: one trait, [`Backend`], that owns device memory and the kernel set the model
+//! uses, so the model, the pre-training step, the fine-tuning step and inference are written once
+//! (in `model/`, `pretrain/`, `finetune.rs`, `session.rs`) and run on whichever backend a handle
+//! opened.
+//!
+//! - [`cpu`]: the reference backend (the `gemm` crate + run-time dispatched SIMD + a per-handle
+//!   rayon pool), bit-identical for any thread count.
+//! - [`cuda`]: behind the `cuda` feature (cudarc, loaded at run time). Today it reports devices
+//!   only; opening one is a clear [`Error::Cuda`] until its kernels land.
+//!
+//! Conventions for every kernel (after llm.c): outputs first, then inputs, then dimensions;
+//! parameter gradients accumulate (`+=`) into the flat gradient buffer at the layer's spans;
+//! activation gradients are assigned, or accumulated where [`InputGrad::Add`] says the
+//! destination is a residual stream. Buffers may be longer than an operation needs; kernels read
+//! and write only the leading elements the dimensions give. Every call returns a `Result` because
+//! a device can fail (launch errors, out of memory); the CPU fails only on operands too short for
+//! their dimensions, which would be a bug in the caller.
+//!
+//! Randomness never lives in a backend: masking runs on the host, and [`Backend::gumbel_argmax`]
+//! draws its noise from the trainer's host RNG in a fixed order, so every backend samples the same
+//! tokens from the same logits.
+#![allow(clippy::too_many_arguments)]
 
+pub mod activation;
+mod buf;
+pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 #[cfg(not(feature = "cuda"))]
 #[path = "cuda_stub.rs"]
 pub mod cuda;
 
+pub use activation::Activation;
+pub use buf::{Buf, Mem};
+
+use crate::error::{Error, Result};
+use crate::model::layers::{Embeddings, LayerNorm, Linear};
+use crate::model::Model;
+use crate::params::Span;
+use rand_chacha::ChaCha8Rng;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
 /// Where a handle runs its kernels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Device {
-    /// The CPU reference backend (the `gemm` crate + rayon).
+    /// The CPU reference backend.
     #[default]
     Cpu,
     /// A CUDA GPU by ordinal.
     Cuda(usize),
+}
+
+impl FromStr for Device {
+    type Err = Error;
+
+    /// `"cpu"`, `"cuda"` (device 0) or `"cuda:N"`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse::<usize>().ok())
+                .map(Device::Cuda)
+                .ok_or_else(|| Error::arg(format!("device {other:?}: expected \"cpu\", \"cuda\" or \"cuda:N\""))),
+        }
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Cpu => f.write_str("cpu"),
+            Device::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl serde::Serialize for Device {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Device {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(|e: Error| serde::de::Error::custom(e.to_string()))
+    }
+}
+
+/// A kind of device, for [`device_count`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// The host CPU (always one).
+    Cpu,
+    /// CUDA GPUs.
+    Cuda,
+}
+
+/// How many devices of `kind` this process can use: 1 for the CPU; for CUDA the driver's count,
+/// or [`Error::Cuda`] when the library was built without the `cuda` feature or the driver cannot
+/// be loaded.
+pub fn device_count(kind: DeviceKind) -> Result<usize> {
+    match kind {
+        DeviceKind::Cpu => Ok(1),
+        DeviceKind::Cuda => cuda::device_count(),
+    }
+}
+
+/// Opens a backend on `device`. `threads` sizes the CPU backend's worker pool (0: one per core;
+/// results do not depend on it). A device that is not compiled in or not present is
+/// [`Error::Cuda`] with a message saying which.
+pub fn open(device: Device, threads: usize) -> Result<Arc<dyn Backend>> {
+    match device {
+        Device::Cpu => Ok(Arc::new(cpu::CpuBackend::new(threads)?)),
+        Device::Cuda(ordinal) => cuda::open(ordinal),
+    }
+}
+
+/// Runs `f` inside `be` (on the CPU: on its worker pool, where the kernels split their work) and
+/// returns its result.
+pub fn run<R: Send>(be: &dyn Backend, f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
+    let mut f = Some(f);
+    let mut out = None;
+    be.enter(&mut || {
+        if let Some(f) = f.take() {
+            out = Some(f());
+        }
+    });
+    out.unwrap_or_else(|| Err(Error::Internal(format!("the {} backend did not run the call", be.device()))))
+}
+
+/// The first `len` elements of `buf` on the host: borrowed when the buffer is host memory (the
+/// CPU backend: no copy), else downloaded.
+pub fn to_host<'a>(be: &dyn Backend, buf: &'a Buf, len: usize) -> Result<std::borrow::Cow<'a, [f32]>> {
+    if let Some(h) = buf.host() {
+        return h
+            .get(..len)
+            .map(std::borrow::Cow::Borrowed)
+            .ok_or_else(|| Error::Internal(format!("buffer holds {} elements, {len} were asked for", h.len())));
+    }
+    let mut v = vec![0.0; len];
+    be.download(buf.mem(), &mut v)?;
+    Ok(std::borrow::Cow::Owned(v))
+}
+
+/// The parameters a forward pass reads.
+#[derive(Clone, Copy)]
+pub struct Weights<'a> {
+    /// Every tensor, in the flat layout of the model's [`crate::params::ParamStore`].
+    pub flat: Mem<'a>,
+    /// The backend's inference form of some Linear weights (see [`Backend::prepare`]); `None`
+    /// when training, where the weights change every step.
+    pub prepared: Option<&'a Prepared>,
+}
+
+impl<'a> Weights<'a> {
+    /// The flat parameters alone.
+    pub fn flat(flat: Mem<'a>) -> Self {
+        Weights { flat, prepared: None }
+    }
+}
+
+/// A backend's inference-time form of one model's weights, built once per model and device and
+/// shared by the model's sessions there (see [`Model::prepared`]).
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// A copy of the flat parameters in device memory, for backends that cannot read the model's
+    /// host memory (`None` on the CPU, which reads the model itself).
+    pub flat: Option<Buf>,
+    /// Linear weights in the layout the backend's matrix kernel reads fastest, each at its own
+    /// offset of the flat layout (CPU: the `[in, out]` transpose).
+    pub linear: Option<Buf>,
+    /// Offsets, sorted, of the Linear weights present in `linear`.
+    pub covered: Vec<usize>,
+}
+
+impl Prepared {
+    /// Whether `linear` holds the weight at `w`.
+    pub fn covers(&self, w: Span) -> bool {
+        self.linear.is_some() && self.covered.binary_search(&w.off).is_ok()
+    }
+}
+
+/// What a backward does with an input's gradient.
+pub enum InputGrad<'a> {
+    /// Overwrite the buffer.
+    Set(&'a mut Buf),
+    /// Add to the buffer (a residual stream that already holds a gradient).
+    Add(&'a mut Buf),
+}
+
+/// A weighted loss and how many rows (or tokens) were predicted right.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LossSum {
+    /// The loss.
+    pub loss: f32,
+    /// Rows whose prediction matched the target.
+    pub correct: usize,
+}
+
+/// One tensor's AdamW settings for [`Backend::adamw`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamTensor {
+    /// Where the tensor sits in the flat parameter, gradient and moment buffers.
+    pub span: Span,
+    /// Its learning rate this step (schedule × layer-wise scale).
+    pub lr: f32,
+    /// Its decoupled weight decay (0 for LayerNorm and biases).
+    pub weight_decay: f32,
+}
+
+/// AdamW constants of one step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamStep {
+    /// β1.
+    pub beta1: f32,
+    /// β2.
+    pub beta2: f32,
+    /// ε, added to √v̂.
+    pub epsilon: f32,
+    /// Bias-correction divisor of the first moment (1 without correction).
+    pub c1: f32,
+    /// Bias-correction divisor of the second moment.
+    pub c2: f32,
+}
+
+/// The kernel set of the model, on one device. Shape letters as in the crate docs: B batch,
+/// T sequence, N = B·T rows, H hidden, NH heads, HD head width, V vocabulary, M gathered rows.
+pub trait Backend: Send + Sync {
+    // === Identity and execution ===
+    /// The device this backend runs on.
+    fn device(&self) -> Device;
+    /// A one-line description for logs ("cpu: avx512, 2 threads").
+    fn describe(&self) -> String;
+    /// Worker threads the backend uses on the host.
+    fn threads(&self) -> usize;
+    /// Runs `f` with the backend current: the CPU runs it on its pool (kernels split work over
+    /// the pool they run in); a GPU binds its context to the thread. Use [`run`] to get a result.
+    fn enter(&self, f: &mut (dyn FnMut() + Send));
+
+    // === Memory ===
+    /// Makes `buf` hold at least `len` f32s on this device (contents unspecified when it grows).
+    fn ensure(&self, buf: &mut Buf, len: usize) -> Result<()>;
+    /// [`Self::ensure`] for an id buffer.
+    fn ensure_ids(&self, buf: &mut Buf<i32>, len: usize) -> Result<()>;
+    /// Takes host memory over as a buffer of this device (the CPU keeps it without a copy).
+    fn import(&self, host: Vec<f32>) -> Result<Buf>;
+    /// Copies `src` into the first `src.len()` elements of `dst`, growing it as needed.
+    fn upload(&self, dst: &mut Buf, src: &[f32]) -> Result<()>;
+    /// [`Self::upload`] for ids.
+    fn upload_ids(&self, dst: &mut Buf<i32>, src: &[i32]) -> Result<()>;
+    /// Copies the first `dst.len()` elements of `src` to the host.
+    fn download(&self, src: Mem, dst: &mut [f32]) -> Result<()>;
+    /// Sets the first `len` elements to `value`.
+    fn fill(&self, buf: &mut Buf, len: usize, value: f32) -> Result<()>;
+    /// `dst[..len] = src[..len]`.
+    fn copy(&self, dst: &mut Buf, src: &Buf, len: usize) -> Result<()>;
+    /// The inference form of `model`'s weights on this device (built once per model and device by
+    /// [`Model::prepared`]).
+    fn prepare(&self, model: &Model) -> Result<Prepared>;
+
+    // === Linear layers: y = x·Wᵀ + b with W stored [out, in] (PyTorch) ===
+    /// `y[n, out] = x[n, in]·Wᵀ + b`.
+    fn linear(&self, y: &mut Buf, x: &Buf, w: &Weights, lin: &Linear, n: usize) -> Result<()>;
+    /// `pre = x·Wᵀ + b`, `act = f(pre)` (both kept for the backward).
+    fn linear_act(
+        &self,
+        pre: &mut Buf,
+        act: &mut Buf,
+        x: &Buf,
+        w: &Weights,
+        lin: &Linear,
+        n: usize,
+        f: Activation,
+    ) -> Result<()>;
+    /// BERT's post-LN block output: `sum = x·Wᵀ + b + residual`, `out = LayerNorm(sum)`, keeping
+    /// `sum` and the per-row `mean` and `rstd` for the backward.
+    fn linear_residual_layer_norm(
+        &self,
+        sum: &mut Buf,
+        out: &mut Buf,
+        mean: &mut Buf,
+        rstd: &mut Buf,
+        x: &Buf,
+        w: &Weights,
+        lin: &Linear,
+        residual: &Buf,
+        ln: &LayerNorm,
+        n: usize,
+    ) -> Result<()>;
+    /// Linear backward: `dW += dyᵀ·x`, `db += Σ dy` into `grads`; `dx = dy·W` per `dx`.
+    fn linear_backward(
+        &self,
+        dx: InputGrad,
+        grads: &mut Buf,
+        dy: &Buf,
+        x: &Buf,
+        w: Mem,
+        lin: &Linear,
+        n: usize,
+    ) -> Result<()>;
+    /// Backward of a Linear whose input was `act = f(pre)`, through `f` too:
+    /// `d_pre = (dy·W) ⊙ f′(pre)` (assigned), `dW += dyᵀ·act`, `db += Σ dy`.
+    fn linear_act_backward(
+        &self,
+        d_pre: &mut Buf,
+        grads: &mut Buf,
+        dy: &Buf,
+        act: &Buf,
+        pre: &Buf,
+        w: Mem,
+        lin: &Linear,
+        n: usize,
+        f: Activation,
+    ) -> Result<()>;
+
+    // === Elementwise ===
+    /// `out[i] = f(x[i])` for `len` elements.
+    fn activation(&self, out: &mut Buf, x: &Buf, len: usize, f: Activation) -> Result<()>;
+    /// `dx[i] = dout[i]·f′(x[i])` (assigned).
+    fn activation_backward(&self, dx: &mut Buf, dout: &Buf, x: &Buf, len: usize, f: Activation) -> Result<()>;
+
+    // === LayerNorm over rows of `ln.dim` ===
+    /// `out = (x − mean)·rstd·γ + β` per row; writes `mean` and `rstd` (N each).
+    fn layer_norm(
+        &self,
+        out: &mut Buf,
+        mean: &mut Buf,
+        rstd: &mut Buf,
+        x: &Buf,
+        w: Mem,
+        ln: &LayerNorm,
+        n: usize,
+    ) -> Result<()>;
+    /// LayerNorm backward: `dx` assigned, `dγ`, `dβ` accumulated into `grads`.
+    fn layer_norm_backward(
+        &self,
+        dx: &mut Buf,
+        grads: &mut Buf,
+        dout: &Buf,
+        x: &Buf,
+        w: Mem,
+        ln: &LayerNorm,
+        mean: &Buf,
+        rstd: &Buf,
+        n: usize,
+    ) -> Result<()>;
+
+    // === Attention: Q, K, V, context [N, H], head h in columns h·HD..(h+1)·HD ===
+    /// The additive key mask HF builds: 0 where `mask` is 1 (or absent), `f32::MIN` where 0.
+    fn key_mask(&self, mask_add: &mut Buf, mask: Option<&Buf<i32>>, n: usize) -> Result<()>;
+    /// `ctx = softmax(Q·Kᵀ/√HD + mask)·V` per batch row and head; keeps `probs` `[B, NH, T, T]`.
+    fn attention(
+        &self,
+        ctx: &mut Buf,
+        probs: &mut Buf,
+        q: &Buf,
+        k: &Buf,
+        v: &Buf,
+        mask_add: &Buf,
+        b: usize,
+        t: usize,
+        nh: usize,
+        hd: usize,
+    ) -> Result<()>;
+    /// Attention backward: assigns `dq`, `dk`, `dv` from `dctx`; `scratch` holds `[B, NH, T, T]`.
+    fn attention_backward(
+        &self,
+        dq: &mut Buf,
+        dk: &mut Buf,
+        dv: &mut Buf,
+        scratch: &mut Buf,
+        dctx: &Buf,
+        probs: &Buf,
+        q: &Buf,
+        k: &Buf,
+        v: &Buf,
+        b: usize,
+        t: usize,
+        nh: usize,
+        hd: usize,
+    ) -> Result<()>;
+
+    // === Embeddings ===
+    /// `out[b·T+t] = word[ids] + type[types] + pos[t]` (HF's summation order); no types = 0.
+    fn embedding(
+        &self,
+        out: &mut Buf,
+        ids: &Buf<i32>,
+        types: Option<&Buf<i32>>,
+        w: Mem,
+        emb: &Embeddings,
+        b: usize,
+        t: usize,
+    ) -> Result<()>;
+    /// Scatter-adds `dout` into the three tables' gradients (none into the `[PAD]` row).
+    fn embedding_backward(
+        &self,
+        grads: &mut Buf,
+        dout: &Buf,
+        ids: &Buf<i32>,
+        types: Option<&Buf<i32>>,
+        emb: &Embeddings,
+        b: usize,
+        t: usize,
+    ) -> Result<()>;
+
+    // === Rows (the masked positions, the [CLS] rows) ===
+    /// `dst[i] = src[rows[i]]` for `m` rows of `width`.
+    fn gather_rows(&self, dst: &mut Buf, src: &Buf, rows: &Buf<i32>, m: usize, width: usize) -> Result<()>;
+    /// `dst[rows[i]] (+)= src[i]` for `m` distinct rows of `width` (`accumulate` adds).
+    fn scatter_rows(
+        &self,
+        dst: &mut Buf,
+        src: &Buf,
+        rows: &Buf<i32>,
+        m: usize,
+        width: usize,
+        accumulate: bool,
+    ) -> Result<()>;
+
+    // === Losses and sampling ===
+    /// Mean softmax cross-entropy of `m` rows of `v` logits against `targets`,
+    /// `Σ CE / (m + 1e-6)`; overwrites the logits with `scale·(softmax − onehot)/(m + 1e-6)`.
+    fn cross_entropy(&self, logits: &mut Buf, targets: &Buf<i32>, m: usize, v: usize, scale: f32) -> Result<LossSum>;
+    /// Weighted mean sigmoid BCE of `n` logits against 0/1 `labels` with 0/1 `weights`,
+    /// `Σ w·bce / (Σw + 1e-6)`; writes `dlogits = scale·w·(σ(x) − y)/(Σw + 1e-6)`.
+    fn binary_cross_entropy(
+        &self,
+        dlogits: &mut Buf,
+        logits: &Buf,
+        labels: &Buf,
+        weights: &Buf,
+        n: usize,
+        scale: f32,
+    ) -> Result<LossSum>;
+    /// Gumbel-max sampling of one id per row from softmax(logits / τ) for `m` rows of `v`:
+    /// argmax(logits/τ + g), g = −log(−log(u + 1e−9) + 1e−9), with the uniforms `u` drawn from
+    /// `rng` row by row, column by column (so every backend draws the same ids).
+    fn gumbel_argmax(
+        &self,
+        logits: &Buf,
+        m: usize,
+        v: usize,
+        temperature: f32,
+        rng: &mut ChaCha8Rng,
+        out: &mut Vec<i32>,
+    ) -> Result<()>;
+
+    // === Optimizer ===
+    /// Σ x² over the first `len` elements, accumulated in f64 in a fixed order.
+    fn sum_squares(&self, buf: &Buf, len: usize) -> Result<f64>;
+    /// `buf[..len] *= s`.
+    fn scale(&self, buf: &mut Buf, len: usize, s: f32) -> Result<()>;
+    /// One AdamW update of every tensor listed, each with its own learning rate and decay:
+    /// `m = β1·m + (1−β1)·g`, `v = β2·v + (1−β2)·g²`, `p -= lr·((m/c1)/(√(v/c2) + ε) + wd·p)`.
+    fn adamw(
+        &self,
+        params: &mut Buf,
+        grads: &Buf,
+        m: &mut Buf,
+        v: &mut Buf,
+        tensors: &[AdamTensor],
+        step: &AdamStep,
+    ) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse_and_print() {
+        assert_eq!("cpu".parse::<Device>().unwrap(), Device::Cpu);
+        assert_eq!("cuda".parse::<Device>().unwrap(), Device::Cuda(0));
+        assert_eq!("cuda:3".parse::<Device>().unwrap(), Device::Cuda(3));
+        for bad in ["gpu", "cuda:", "cuda:x", "cuda:-1", ""] {
+            assert!(bad.parse::<Device>().is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(Device::Cuda(1).to_string(), "cuda:1");
+        let j = serde_json::to_string(&Device::Cuda(2)).unwrap();
+        assert_eq!(j, "\"cuda:2\"");
+        assert_eq!(serde_json::from_str::<Device>(&j).unwrap(), Device::Cuda(2));
+    }
+
+    #[test]
+    fn run_returns_the_result_inside_the_pool() {
+        let be = open(Device::Cpu, 2).unwrap();
+        let threads = run(&*be, || Ok(rayon::current_num_threads())).unwrap();
+        assert_eq!(threads, 2);
+    }
 }

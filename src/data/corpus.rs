@@ -138,9 +138,10 @@ pub struct CorpusStats {
     pub epochs: u64,
 }
 
-/// A batch of padded examples, row-major `[batch, seq_len]`.
+/// A batch of padded examples the corpus reader owns, row-major `[batch, seq_len]`; borrowed as
+/// the model's input by [`TokenBatch::as_model_input`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Batch {
+pub struct TokenBatch {
     /// Token ids; `[PAD]` after the last `[SEP]`.
     pub input_ids: Vec<i32>,
     /// 1 on real tokens, 0 on padding.
@@ -153,10 +154,10 @@ pub struct Batch {
     pub seq_len: usize,
 }
 
-impl Batch {
+impl TokenBatch {
     /// Borrows the batch as the model's input type.
-    pub fn as_model_input(&self) -> crate::session::Batch<'_> {
-        crate::session::Batch {
+    pub fn as_model_input(&self) -> crate::batch::Batch<'_> {
+        crate::batch::Batch {
             input_ids: &self.input_ids,
             attention_mask: Some(&self.attention_mask),
             token_type_ids: Some(&self.token_type_ids),
@@ -700,7 +701,7 @@ impl Corpus {
     /// # Errors
     /// [`Error::InvalidArgument`] for `batch_size` 0 or a corpus without a single training example;
     /// [`Error::Io`] when a file cannot be read.
-    pub fn next_batch(&mut self, batch_size: usize) -> Result<Batch> {
+    pub fn next_batch(&mut self, batch_size: usize) -> Result<TokenBatch> {
         if batch_size == 0 {
             return Err(Error::arg("batch_size is 0"));
         }
@@ -803,7 +804,7 @@ impl Corpus {
     /// # Errors
     /// [`Error::InvalidArgument`] for `batch_size` 0 or when `eval_every_nth_doc` is 0 (no held-out
     /// split); [`Error::Io`] when a file cannot be read.
-    pub fn eval_batches(&self, batch_size: usize, max_batches: Option<usize>) -> Result<Vec<Batch>> {
+    pub fn eval_batches(&self, batch_size: usize, max_batches: Option<usize>) -> Result<Vec<TokenBatch>> {
         Ok(self.eval_set(batch_size, max_batches)?.0)
     }
 
@@ -811,7 +812,7 @@ impl Corpus {
     ///
     /// # Errors
     /// As [`Corpus::eval_batches`].
-    pub fn eval_set(&self, batch_size: usize, max_batches: Option<usize>) -> Result<(Vec<Batch>, CorpusStats)> {
+    pub fn eval_set(&self, batch_size: usize, max_batches: Option<usize>) -> Result<(Vec<TokenBatch>, CorpusStats)> {
         if batch_size == 0 {
             return Err(Error::arg("batch_size is 0"));
         }
@@ -839,7 +840,7 @@ impl Corpus {
     }
 }
 
-fn pad(examples: &[Example], t: usize, pad_id: i32) -> Batch {
+fn pad(examples: &[Example], t: usize, pad_id: i32) -> TokenBatch {
     let b = examples.len();
     let mut input_ids = vec![pad_id; b * t];
     let mut attention_mask = vec![0; b * t];
@@ -850,5 +851,5 @@ fn pad(examples: &[Example], t: usize, pad_id: i32) -> Batch {
         attention_mask[row..row + e.ids.len()].fill(1);
         token_type_ids[row + e.len_a..row + e.ids.len()].fill(1);
     }
-    Batch { input_ids, attention_mask, token_type_ids, batch: b, seq_len: t }
+    TokenBatch { input_ids, attention_mask, token_type_ids, batch: b, seq_len: t }
 }

@@ -9,7 +9,7 @@
 pub mod corpus;
 pub mod tokenizer;
 
-pub use corpus::{Batch, Corpus, CorpusOptions, CorpusStats, Cursor};
+pub use corpus::{Corpus, CorpusOptions, CorpusStats, Cursor, TokenBatch};
 pub use tokenizer::{SpecialIds, Tokenizer};
 
 use crate::{Error, Result};

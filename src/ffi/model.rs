@@ -132,11 +132,11 @@ pub unsafe extern "C" fn electra_model_get_info(
             max_position_embeddings: cfg.max_position_embeddings as u32,
             type_vocab_size: cfg.type_vocab_size as u32,
             num_hidden_layers: cfg.num_hidden_layers as u32,
-            has_discriminator: model.disc.is_some() as i32,
-            has_generator: model.gen.is_some() as i32,
-            generator_hidden_size: model.gen.as_ref().map_or(0, |g| g.config.hidden_size as u32),
+            has_discriminator: model.disc().is_some() as i32,
+            has_generator: model.gen().is_some() as i32,
+            generator_hidden_size: model.gen().map_or(0, |g| g.config.hidden_size as u32),
             num_parameters: model.num_parameters() as u64,
-            num_labels: model.cls.as_ref().map_or(0, |c| c.num_labels as u32),
+            num_labels: model.cls().map_or(0, |c| c.num_labels as u32),
         };
         let n = size.min(std::mem::size_of::<electra_model_info>());
         std::ptr::copy_nonoverlapping((&full as *const electra_model_info).cast::<u8>(), info.cast::<u8>(), n);
@@ -155,6 +155,6 @@ pub unsafe extern "C" fn electra_model_save(m: *const electra_model, dir: *const
     guard(|| {
         let h = electra_model::from_ptr(m)?;
         let dir = c_str(dir, "dir")?;
-        crate::io::hf::save_pair(&h.model, Path::new(dir))
+        crate::io::hf::save(&h.model, Path::new(dir))
     })
 }

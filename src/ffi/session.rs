@@ -64,7 +64,7 @@ pub unsafe extern "C" fn electra_session_new(
         *out = std::ptr::null_mut();
         let model = electra_model::from_ptr(m)?.model.clone();
         *out =
-            Box::into_raw(Box::new(SessionHandle { magic: SESSION_MAGIC, session: Mutex::new(Session::new(model)) }))
+            Box::into_raw(Box::new(SessionHandle { magic: SESSION_MAGIC, session: Mutex::new(Session::new(model)?) }))
                 .cast();
         Ok(())
     })

@@ -216,7 +216,7 @@ pub unsafe extern "C" fn electra_trainer_get_model(
         }
         *out = std::ptr::null_mut();
         let h = handle(t)?;
-        let model = with_trainer(h, |tr| Ok(tr.model.clone()))?;
+        let model = with_trainer(h, |tr| tr.model())?;
         *out = electra_model::wrap(Arc::new(model));
         Ok(())
     })

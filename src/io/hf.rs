@@ -5,8 +5,8 @@ use super::atomic::{create_dir, write_atomic};
 use super::safetensors::{write_f32, TensorFile};
 use crate::config::ElectraConfig;
 use crate::error::{Error, Result};
-use crate::model::Model;
-use crate::params::ParamId;
+use crate::model::{Model, Towers};
+use crate::params::{ParamId, ParamTable};
 use std::path::Path;
 
 /// What a single HF directory holds.
@@ -83,10 +83,10 @@ fn embeddings_equal(a: &TensorFile, b: &TensorFile) -> bool {
     any
 }
 
-/// Loads a model from `path`: an HF directory (discriminator or generator), the pair layout
-/// (`path/discriminator`, `path/generator`, either or both), or a `model.safetensors` file with
-/// its `config.json` beside it. In a pair whose generator embeddings equal the discriminator's,
-/// they become one shared set of tensors.
+/// Loads a model from `path`: an HF directory (discriminator, generator or classifier), the pair
+/// layout (`path/discriminator`, `path/generator`, either or both), or a `model.safetensors` file
+/// with its `config.json` beside it. In a pair whose generator embeddings equal the
+/// discriminator's, they become one shared set of tensors.
 pub fn load(path: &Path) -> Result<Model> {
     if path.is_file() {
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -102,12 +102,7 @@ pub fn load(path: &Path) -> Result<Model> {
             Role::Generator => Model::new(None, Some(d.config.clone()), false)?,
             Role::Classifier => Model::new_classifier(d.config.clone())?,
         };
-        let names = match d.role {
-            Role::Discriminator => model.disc.as_ref().map(|x| x.names.clone()),
-            Role::Generator => model.gen.as_ref().map(|x| x.names.clone()),
-            Role::Classifier => model.cls.as_ref().map(|x| x.names.clone()),
-        }
-        .expect("tower exists");
+        let names = tower_names(&model.towers).concat();
         fill(&mut model, &names, &d.file)?;
         return Ok(model);
     }
@@ -126,56 +121,94 @@ pub fn load(path: &Path) -> Result<Model> {
         _ => false,
     };
     let mut model = Model::new(disc.as_ref().map(|d| d.config.clone()), gen.as_ref().map(|g| g.config.clone()), share)?;
+    let (disc_names, gen_names) = match &model.towers {
+        Towers::Pair { disc, gen, .. } => (disc.names.clone(), gen.names.clone()),
+        Towers::Discriminator(d) => (d.names.clone(), Vec::new()),
+        Towers::Generator(g) => (Vec::new(), g.names.clone()),
+        Towers::Classifier(_) => (Vec::new(), Vec::new()),
+    };
     if let Some(d) = &disc {
-        let names = model.disc.as_ref().expect("disc").names.clone();
-        fill(&mut model, &names, &d.file)?;
+        fill(&mut model, &disc_names, &d.file)?;
     }
     if let Some(g) = &gen {
-        let names = model.gen.as_ref().expect("gen").names.clone();
-        fill(&mut model, &names, &g.file)?;
+        fill(&mut model, &gen_names, &g.file)?;
     }
     Ok(model)
 }
 
-fn save_tower(model: &Model, dir: &Path, config: &ElectraConfig, names: &[(String, ParamId)]) -> Result<()> {
+/// The (HF name, id) lists of every tower, in file order.
+fn tower_names(towers: &Towers) -> Vec<Vec<(String, ParamId)>> {
+    match towers {
+        Towers::Pair { disc, gen, .. } => vec![disc.names.clone(), gen.names.clone()],
+        Towers::Discriminator(d) => vec![d.names.clone()],
+        Towers::Generator(g) => vec![g.names.clone()],
+        Towers::Classifier(c) => vec![c.names.clone()],
+    }
+}
+
+fn save_tower(
+    table: &ParamTable,
+    values: &[f32],
+    dir: &Path,
+    config: &ElectraConfig,
+    names: &[(String, ParamId)],
+) -> Result<()> {
     create_dir(dir)?;
-    let tensors: Vec<(String, Vec<usize>, &[f32])> = names
-        .iter()
-        .map(|(hf, id)| (hf.clone(), model.params.info(*id).shape.clone(), model.params.get(*id)))
-        .collect();
+    let tensors: Vec<(String, Vec<usize>, &[f32])> =
+        names.iter().map(|(hf, id)| (hf.clone(), table.info(*id).shape.clone(), table.span(*id).of(values))).collect();
     write_f32(&dir.join(WEIGHTS), &tensors)?;
     write_atomic(&dir.join(CONFIG), config.to_json_string().as_bytes())
 }
 
+fn with_arch(config: &ElectraConfig, arch: &str) -> ElectraConfig {
+    let mut cfg = config.clone();
+    cfg.architectures = vec![arch.into()];
+    cfg
+}
+
 /// Saves one tower as an HF directory loadable by `transformers` `from_pretrained`.
 pub fn save_dir(model: &Model, role: Role, dir: &Path) -> Result<()> {
+    save_role(&model.towers, &model.params, model.params.values(), role, dir)
+}
+
+fn save_role(towers: &Towers, table: &ParamTable, values: &[f32], role: Role, dir: &Path) -> Result<()> {
+    if values.len() != table.numel() {
+        return Err(Error::Internal(format!("{} values for a layout of {}", values.len(), table.numel())));
+    }
     match role {
         Role::Discriminator => {
-            let d = model.disc.as_ref().ok_or_else(|| Error::Unsupported("the model has no discriminator".into()))?;
-            let mut cfg = d.config.clone();
-            cfg.architectures = vec!["ElectraForPreTraining".into()];
-            save_tower(model, dir, &cfg, &d.names)
+            let d = towers.disc().ok_or_else(|| Error::Unsupported("the model has no discriminator".into()))?;
+            save_tower(table, values, dir, &with_arch(&d.config, "ElectraForPreTraining"), &d.names)
         }
         Role::Generator => {
-            let g = model.gen.as_ref().ok_or_else(|| Error::Unsupported("the model has no generator".into()))?;
-            let mut cfg = g.config.clone();
-            cfg.architectures = vec!["ElectraForMaskedLM".into()];
-            save_tower(model, dir, &cfg, &g.names)
+            let g = towers.gen().ok_or_else(|| Error::Unsupported("the model has no generator".into()))?;
+            save_tower(table, values, dir, &with_arch(&g.config, "ElectraForMaskedLM"), &g.names)
         }
         Role::Classifier => {
-            let c = model.cls.as_ref().ok_or_else(|| Error::Unsupported("the model has no classifier".into()))?;
-            save_tower(model, dir, &c.config, &c.names)
+            let c = towers.cls().ok_or_else(|| Error::Unsupported("the model has no classifier".into()))?;
+            save_tower(table, values, dir, &c.config, &c.names)
         }
     }
 }
 
-/// Saves every tower in the pair layout: `dir/discriminator/` and/or `dir/generator/`.
-pub fn save_pair(model: &Model, dir: &Path) -> Result<()> {
-    if model.disc.is_some() {
-        save_dir(model, Role::Discriminator, &dir.join("discriminator"))?;
+/// Saves what `towers` holds with these weights: a pair (or a lone discriminator or generator)
+/// in the pair layout (`dir/discriminator/`, `dir/generator/`), a classifier as one HF
+/// `ElectraForSequenceClassification` directory at `dir`.
+pub fn save_towers(towers: &Towers, table: &ParamTable, values: &[f32], dir: &Path) -> Result<()> {
+    if towers.cls().is_some() {
+        return save_role(towers, table, values, Role::Classifier, dir);
     }
-    if model.gen.is_some() {
-        save_dir(model, Role::Generator, &dir.join("generator"))?;
+    if towers.disc().is_some() {
+        save_role(towers, table, values, Role::Discriminator, &dir.join("discriminator"))?;
+    }
+    if towers.gen().is_some() {
+        save_role(towers, table, values, Role::Generator, &dir.join("generator"))?;
     }
     Ok(())
+}
+
+/// Saves a model: the pair layout for pre-training models, one HF directory for a classifier
+/// (see [`save_towers`]).
+pub fn save(model: &Model, dir: &Path) -> Result<()> {
+    save_towers(&model.towers, &model.params, model.params.values(), dir)
 }

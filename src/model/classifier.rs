@@ -1,13 +1,11 @@
 //! Sequence classification (HF `ElectraForSequenceClassification`): the encoder's [CLS] state →
 //! `classifier.dense` (H→H) → GELU → `classifier.out_proj` (H→labels).
 
-use super::encoder::{lin_back, Encoder};
-use super::heads::grow;
+use super::encoder::Encoder;
 use super::layers::{Linear, Registrar};
-use crate::config::{Activation, ElectraConfig};
+use crate::backend::{Activation, Backend, Buf, InputGrad, Mem, Weights};
+use crate::config::ElectraConfig;
 use crate::error::{Error, Result};
-use crate::ops::activation::{activation_backward, activation_forward};
-use crate::ops::matmul::linear_forward;
 use crate::params::ParamId;
 
 /// HF `ElectraClassificationHead` (dropout is a no-op at inference and not applied in training).
@@ -22,14 +20,27 @@ pub struct ClsHead {
 /// Activations of the classification head, kept for its backward.
 #[derive(Default, Debug)]
 pub struct ClsHeadActs {
+    /// Row index of each sequence's [CLS] token, `b·T` `[B]`.
+    pub rows: Buf<i32>,
     /// [CLS] hidden states `[B, H]`.
-    pub cls: Vec<f32>,
+    pub cls: Buf,
     /// dense output `[B, H]`.
-    pub pre: Vec<f32>,
+    pub pre: Buf,
     /// After GELU `[B, H]`.
-    pub act: Vec<f32>,
+    pub act: Buf,
     /// Logits `[B, labels]`.
-    pub logits: Vec<f32>,
+    pub logits: Buf,
+}
+
+/// Scratch of the classification head's backward.
+#[derive(Default, Debug)]
+pub struct ClsHeadGrads {
+    /// Gradient of the GELU output `[B, H]`.
+    pub d_act: Buf,
+    /// Gradient of the dense output `[B, H]`.
+    pub d_pre: Buf,
+    /// Gradient of the [CLS] states `[B, H]`.
+    pub d_cls: Buf,
 }
 
 impl ClsHead {
@@ -42,19 +53,31 @@ impl ClsHead {
     }
 
     /// Logits for the first token of each of `b` rows of `t` hidden states `[B·T, H]`.
-    pub fn forward(&self, w: &[f32], acts: &mut ClsHeadActs, hidden: &[f32], b: usize, t: usize) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &self,
+        be: &dyn Backend,
+        w: &Weights,
+        acts: &mut ClsHeadActs,
+        hidden: &Buf,
+        b: usize,
+        t: usize,
+    ) -> Result<()> {
         let (h, l) = (self.dense.din, self.out_proj.dout);
         for (v, n) in
             [(&mut acts.cls, b * h), (&mut acts.pre, b * h), (&mut acts.act, b * h), (&mut acts.logits, b * l)]
         {
-            grow(v, n);
+            be.ensure(v, n)?;
         }
-        for r in 0..b {
-            acts.cls[r * h..(r + 1) * h].copy_from_slice(&hidden[r * t * h..r * t * h + h]);
-        }
-        linear_forward(&mut acts.pre, &acts.cls, self.dense.w.of(w), Some(self.dense.b.of(w)), b, h, h);
-        activation_forward(&mut acts.act[..b * h], &acts.pre[..b * h], Activation::Gelu);
-        linear_forward(&mut acts.logits, &acts.act, self.out_proj.w.of(w), Some(self.out_proj.b.of(w)), b, h, l);
+        let rows = (0..b)
+            .map(|r| i32::try_from(r * t))
+            .collect::<std::result::Result<Vec<i32>, _>>()
+            .map_err(|_| Error::arg(format!("batch {b} x seq_len {t} is too large for the classifier")))?;
+        be.upload_ids(&mut acts.rows, &rows)?;
+        be.gather_rows(&mut acts.cls, hidden, &acts.rows, b, h)?;
+        be.linear(&mut acts.pre, &acts.cls, w, &self.dense, b)?;
+        be.activation(&mut acts.act, &acts.pre, b * h, Activation::Gelu)?;
+        be.linear(&mut acts.logits, &acts.act, w, &self.out_proj, b)
     }
 
     /// Backward from `d_logits` `[B, labels]`: head gradients accumulate into `g`; `d_hidden`
@@ -62,26 +85,25 @@ impl ClsHead {
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
-        w: &[f32],
-        g: &mut [f32],
+        be: &dyn Backend,
+        w: Mem,
+        g: &mut Buf,
         acts: &ClsHeadActs,
-        d_logits: &[f32],
-        d_hidden: &mut [f32],
-        scratch: &mut Vec<f32>,
+        gs: &mut ClsHeadGrads,
+        d_logits: &Buf,
+        d_hidden: &mut Buf,
         b: usize,
         t: usize,
-    ) {
+    ) -> Result<()> {
         let h = self.dense.din;
-        grow(scratch, 3 * b * h);
-        let (d_act, rest) = scratch.split_at_mut(b * h);
-        let (d_pre, d_cls) = rest.split_at_mut(b * h);
-        lin_back(Some(d_act), g, &self.out_proj, d_logits, &acts.act, w, b, false);
-        activation_backward(&mut d_pre[..b * h], &d_act[..b * h], &acts.pre[..b * h], Activation::Gelu);
-        lin_back(Some(&mut d_cls[..b * h]), g, &self.dense, d_pre, &acts.cls, w, b, false);
-        d_hidden[..b * t * h].fill(0.0);
-        for r in 0..b {
-            d_hidden[r * t * h..r * t * h + h].copy_from_slice(&d_cls[r * h..(r + 1) * h]);
+        for v in [&mut gs.d_act, &mut gs.d_pre, &mut gs.d_cls] {
+            be.ensure(v, b * h)?;
         }
+        be.linear_backward(InputGrad::Set(&mut gs.d_act), g, d_logits, &acts.act, w, &self.out_proj, b)?;
+        be.activation_backward(&mut gs.d_pre, &gs.d_act, &acts.pre, b * h, Activation::Gelu)?;
+        be.linear_backward(InputGrad::Set(&mut gs.d_cls), g, &gs.d_pre, &acts.cls, w, &self.dense, b)?;
+        be.fill(d_hidden, b * t * h, 0.0)?;
+        be.scatter_rows(d_hidden, &gs.d_cls, &acts.rows, b, h, false)
     }
 }
 

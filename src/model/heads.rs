@@ -1,11 +1,11 @@
-//! The two pre-training heads: the discriminator's per-token "replaced" logit
-//! (HF `ElectraDiscriminatorPredictions`) and the generator's masked-LM head
+//! The two pre-training heads, each forward beside its backward: the discriminator's per-token
+//! "replaced" logit (HF `ElectraDiscriminatorPredictions`) and the generator's masked-LM head
 //! (HF `ElectraGeneratorPredictions` + `generator_lm_head`, output tied to the word embeddings).
 
 use super::layers::{LayerNorm, Linear, Registrar};
-use crate::config::{Activation, ElectraConfig};
-use crate::ops::layer_norm::layer_norm_forward;
-use crate::ops::matmul::{linear_act_forward, linear_forward};
+use crate::backend::{Activation, Backend, Buf, InputGrad, Mem, Weights};
+use crate::config::ElectraConfig;
+use crate::error::Result;
 use crate::params::{ParamId, Span};
 
 /// dense(H→H) → hidden_act → dense_prediction(H→1).
@@ -23,42 +23,66 @@ pub struct DiscHead {
 #[derive(Default, Debug)]
 pub struct DiscHeadActs {
     /// dense output before the activation `[M, H]`.
-    pub pre: Vec<f32>,
+    pub pre: Buf,
     /// After the activation `[M, H]`.
-    pub act: Vec<f32>,
+    pub act: Buf,
     /// One logit per row `[M]`.
-    pub logits: Vec<f32>,
+    pub logits: Buf,
+}
+
+/// Scratch of the discriminator head's backward.
+#[derive(Default, Debug)]
+pub struct DiscHeadGrads {
+    /// Gradient of the dense output before the activation `[M, H]`.
+    pub d_pre: Buf,
 }
 
 impl DiscHead {
     /// Registers `discriminator_predictions.*`.
-    pub fn register(reg: &mut Registrar, cfg: &ElectraConfig) -> Self {
+    pub fn register(reg: &mut Registrar, cfg: &ElectraConfig) -> Result<Self> {
         let h = cfg.hidden_size;
-        DiscHead {
+        Ok(DiscHead {
             dense: reg.linear("discriminator_predictions.dense", h, h),
             pred: reg.linear("discriminator_predictions.dense_prediction", h, 1),
-            act: cfg.activation(),
-        }
+            act: cfg.activation()?,
+        })
     }
 
     /// Logits for `m` rows of hidden states; result in `acts.logits[..m]`.
-    pub fn forward(&self, w: &[f32], acts: &mut DiscHeadActs, hidden: &[f32], m: usize) {
+    pub fn forward(
+        &self,
+        be: &dyn Backend,
+        w: &Weights,
+        acts: &mut DiscHeadActs,
+        hidden: &Buf,
+        m: usize,
+    ) -> Result<()> {
         let h = self.dense.din;
-        grow(&mut acts.pre, m * h);
-        grow(&mut acts.act, m * h);
-        grow(&mut acts.logits, m);
-        linear_act_forward(
-            &mut acts.pre,
-            &mut acts.act,
-            hidden,
-            self.dense.w.of(w),
-            self.dense.b.of(w),
-            m,
-            h,
-            h,
-            self.act,
-        );
-        linear_forward(&mut acts.logits, &acts.act, self.pred.w.of(w), Some(self.pred.b.of(w)), m, h, 1);
+        be.ensure(&mut acts.pre, m * h)?;
+        be.ensure(&mut acts.act, m * h)?;
+        be.ensure(&mut acts.logits, m)?;
+        be.linear_act(&mut acts.pre, &mut acts.act, hidden, w, &self.dense, m, self.act)?;
+        be.linear(&mut acts.logits, &acts.act, w, &self.pred, m)
+    }
+
+    /// Backward from `d_logits` `[M]`: accumulates head gradients into `g` and assigns
+    /// `d_hidden` `[M, H]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        be: &dyn Backend,
+        w: Mem,
+        g: &mut Buf,
+        acts: &DiscHeadActs,
+        gs: &mut DiscHeadGrads,
+        hidden: &Buf,
+        d_logits: &Buf,
+        d_hidden: &mut Buf,
+        m: usize,
+    ) -> Result<()> {
+        be.ensure(&mut gs.d_pre, m * self.dense.din)?;
+        be.linear_act_backward(&mut gs.d_pre, g, d_logits, &acts.act, &acts.pre, w, &self.pred, m, self.act)?;
+        be.linear_backward(InputGrad::Set(d_hidden), g, &gs.d_pre, hidden, w, &self.dense, m)
     }
 }
 
@@ -83,17 +107,26 @@ pub struct GenHead {
 #[derive(Default, Debug)]
 pub struct GenHeadActs {
     /// dense output `[M, E]`.
-    pub pre: Vec<f32>,
+    pub pre: Buf,
     /// After GELU `[M, E]`.
-    pub act: Vec<f32>,
+    pub act: Buf,
     /// LayerNorm mean `[M]`.
-    pub mean: Vec<f32>,
+    pub mean: Buf,
     /// LayerNorm 1/std `[M]`.
-    pub rstd: Vec<f32>,
+    pub rstd: Buf,
     /// LayerNorm output `[M, E]`.
-    pub normed: Vec<f32>,
+    pub normed: Buf,
     /// Vocabulary logits `[M, V]`.
-    pub logits: Vec<f32>,
+    pub logits: Buf,
+}
+
+/// Scratch of the generator head's backward.
+#[derive(Default, Debug)]
+pub struct GenHeadGrads {
+    /// Gradient of the LayerNorm output, then of the dense output `[M, E]`.
+    pub d_normed: Buf,
+    /// Gradient of the GELU output `[M, E]`.
+    pub d_act: Buf,
 }
 
 impl GenHead {
@@ -103,20 +136,23 @@ impl GenHead {
         let (h, e, v) = (cfg.hidden_size, cfg.embedding_size, cfg.vocab_size);
         let dense = reg.linear("generator_predictions.dense", h, e);
         let ln = reg.layer_norm("generator_predictions.LayerNorm", e, cfg.layer_norm_eps);
-        let (lm_w, lm_w_id) = match tied_word {
-            Some(id) => (reg.store.span(id), id),
-            None => {
-                let s = reg.add("generator_lm_head.weight", &[v, e]);
-                (s, reg.names.last().expect("just added").1)
-            }
+        let lm_w_id = match tied_word {
+            Some(id) => id,
+            None => reg.add_id("generator_lm_head.weight", &[v, e]),
         };
+        let lm_w = reg.store.span(lm_w_id);
         let lm_b = reg.add("generator_lm_head.bias", &[v]);
         GenHead { dense, ln, lm_w, lm_w_id, lm_b, vocab: v }
     }
 
+    /// The output projection as a Linear layer `[V, E]`.
+    pub fn lm(&self) -> Linear {
+        Linear { w: self.lm_w, b: self.lm_b, din: self.dense.dout, dout: self.vocab }
+    }
+
     /// Vocabulary logits for `m` rows of generator hidden states; result in `acts.logits[..m·V]`.
-    pub fn forward(&self, w: &[f32], acts: &mut GenHeadActs, hidden: &[f32], m: usize) {
-        let (h, e, v) = (self.dense.din, self.dense.dout, self.vocab);
+    pub fn forward(&self, be: &dyn Backend, w: &Weights, acts: &mut GenHeadActs, hidden: &Buf, m: usize) -> Result<()> {
+        let (e, v) = (self.dense.dout, self.vocab);
         for (buf, len) in [
             (&mut acts.pre, m * e),
             (&mut acts.act, m * e),
@@ -125,114 +161,35 @@ impl GenHead {
             (&mut acts.rstd, m),
             (&mut acts.logits, m * v),
         ] {
-            grow(buf, len);
+            be.ensure(buf, len)?;
         }
-        let (dw, db) = (self.dense.w.of(w), self.dense.b.of(w));
-        linear_act_forward(&mut acts.pre, &mut acts.act, hidden, dw, db, m, h, e, Activation::Gelu);
-        layer_norm_forward(
-            &mut acts.normed,
-            &mut acts.mean,
-            &mut acts.rstd,
-            &acts.act,
-            self.ln.g.of(w),
-            self.ln.b.of(w),
-            m,
-            e,
-            self.ln.eps,
-        );
-        linear_forward(&mut acts.logits, &acts.normed, self.lm_w.of(w), Some(self.lm_b.of(w)), m, e, v);
+        be.linear_act(&mut acts.pre, &mut acts.act, hidden, w, &self.dense, m, Activation::Gelu)?;
+        be.layer_norm(&mut acts.normed, &mut acts.mean, &mut acts.rstd, &acts.act, w.flat, &self.ln, m)?;
+        be.linear(&mut acts.logits, &acts.normed, w, &self.lm(), m)
     }
-}
 
-pub(crate) fn grow(v: &mut Vec<f32>, n: usize) {
-    if v.len() < n {
-        v.resize(n, 0.0);
-    }
-}
-
-impl DiscHead {
-    /// Backward from `d_logits` `[M]`: accumulates head gradients into `g` and assigns
-    /// `d_hidden` `[M, H]`. `scratch` must hold `M·H`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn backward(
-        &self,
-        w: &[f32],
-        g: &mut [f32],
-        acts: &DiscHeadActs,
-        hidden: &[f32],
-        d_logits: &[f32],
-        d_hidden: &mut [f32],
-        scratch: &mut Vec<f32>,
-        m: usize,
-    ) {
-        use crate::model::encoder::{lin_back, two_spans};
-        let h = self.dense.din;
-        grow(scratch, m * h);
-        let d_pre = &mut scratch[..m * h];
-        {
-            let (dw, db) = two_spans(g, self.pred.w, self.pred.b);
-            crate::ops::matmul::linear_backward_through_act(
-                d_pre,
-                dw,
-                db,
-                d_logits,
-                &acts.act,
-                &acts.pre,
-                self.pred.w.of(w),
-                m,
-                h,
-                1,
-                self.act,
-            );
-        }
-        lin_back(Some(d_hidden), g, &self.dense, d_pre, hidden, w, m, false);
-    }
-}
-
-impl GenHead {
     /// Backward from `d_logits` `[M, V]`: accumulates head gradients into `g` (the output
     /// projection's into the word embeddings when tied) and assigns `d_hidden` `[M, Hg]`.
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
-        w: &[f32],
-        g: &mut [f32],
+        be: &dyn Backend,
+        w: Mem,
+        g: &mut Buf,
         acts: &GenHeadActs,
-        hidden: &[f32],
-        d_logits: &[f32],
-        d_hidden: &mut [f32],
-        scratch: &mut Vec<f32>,
+        gs: &mut GenHeadGrads,
+        hidden: &Buf,
+        d_logits: &Buf,
+        d_hidden: &mut Buf,
         m: usize,
-    ) {
-        use crate::model::encoder::{lin_back, two_spans};
-        let (e, v) = (self.dense.dout, self.vocab);
-        grow(scratch, 2 * m * e);
-        let (d_normed, d_act) = scratch.split_at_mut(m * e);
-        let lm = Linear { w: self.lm_w, b: self.lm_b, din: e, dout: v };
-        lin_back(Some(d_normed), g, &lm, d_logits, &acts.normed, w, m, false);
-        {
-            let (dg, db) = two_spans(g, self.ln.g, self.ln.b);
-            crate::ops::layer_norm::layer_norm_backward(
-                d_act,
-                dg,
-                db,
-                d_normed,
-                &acts.act,
-                self.ln.g.of(w),
-                &acts.mean,
-                &acts.rstd,
-                m,
-                e,
-                false,
-            );
-        }
-        // d_pre overwrites d_normed (no longer needed).
-        crate::ops::activation::activation_backward(
-            &mut d_normed[..m * e],
-            &d_act[..m * e],
-            &acts.pre[..m * e],
-            Activation::Gelu,
-        );
-        lin_back(Some(d_hidden), g, &self.dense, d_normed, hidden, w, m, false);
+    ) -> Result<()> {
+        let e = self.dense.dout;
+        be.ensure(&mut gs.d_normed, m * e)?;
+        be.ensure(&mut gs.d_act, m * e)?;
+        be.linear_backward(InputGrad::Set(&mut gs.d_normed), g, d_logits, &acts.normed, w, &self.lm(), m)?;
+        be.layer_norm_backward(&mut gs.d_act, g, &gs.d_normed, &acts.act, w, &self.ln, &acts.mean, &acts.rstd, m)?;
+        // The dense output's gradient overwrites d_normed (no longer needed).
+        be.activation_backward(&mut gs.d_normed, &gs.d_act, &acts.pre, m * e, Activation::Gelu)?;
+        be.linear_backward(InputGrad::Set(d_hidden), g, &gs.d_normed, hidden, w, &self.dense, m)
     }
 }

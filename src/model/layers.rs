@@ -15,10 +15,16 @@ pub struct Registrar<'a> {
 }
 
 impl Registrar<'_> {
-    /// Adds a new tensor named `hf` in this scope.
-    pub fn add(&mut self, hf: &str, shape: &[usize]) -> Span {
+    /// Adds a new tensor named `hf` in this scope and returns its id.
+    pub fn add_id(&mut self, hf: &str, shape: &[usize]) -> ParamId {
         let id = self.store.add(format!("{}.{hf}", self.scope), shape);
         self.names.push((hf.to_string(), id));
+        id
+    }
+
+    /// Adds a new tensor named `hf` in this scope and returns its span.
+    pub fn add(&mut self, hf: &str, shape: &[usize]) -> Span {
+        let id = self.add_id(hf, shape);
         self.store.span(id)
     }
 
@@ -50,7 +56,7 @@ impl Registrar<'_> {
 }
 
 /// `torch.nn.Linear`: weight `[dout, din]`, bias `[dout]`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Linear {
     /// Weight span.
     pub w: Span,
@@ -63,7 +69,7 @@ pub struct Linear {
 }
 
 /// `torch.nn.LayerNorm` over the last dimension.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LayerNorm {
     /// Gain (HF `weight`).
     pub g: Span,
@@ -75,8 +81,9 @@ pub struct LayerNorm {
     pub eps: f64,
 }
 
-/// HF `ElectraEmbeddings`: word, position and token-type tables of width E, then LayerNorm.
-#[derive(Clone, Copy, Debug)]
+/// HF `ElectraEmbeddings`: word, position and token-type tables of width E (= `ln.dim`), then
+/// LayerNorm.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Embeddings {
     /// `[V, E]`.
     pub word: Span,
@@ -86,6 +93,8 @@ pub struct Embeddings {
     pub typ: Span,
     /// LayerNorm(E).
     pub ln: LayerNorm,
+    /// The [PAD] id: its word row gets no gradient from the lookup (HF `padding_idx`).
+    pub pad_id: usize,
 }
 
 /// One BERT post-LN encoder layer (HF `ElectraLayer`).

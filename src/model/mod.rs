@@ -1,19 +1,27 @@
-//! `Model`: one flat parameter store holding a discriminator, a generator, or both (the
-//! pre-training pair, whose embeddings are shared as in the original code).
+//! `Model`: one flat parameter store and what it holds ([`Towers`]): the pre-training pair
+//! (generator + discriminator, embeddings shared as in the original code), a lone discriminator,
+//! a lone generator (masked LM), or a sequence classifier.
+//!
+//! A model lives in host memory; the layers' forward and backward passes (`encoder.rs`,
+//! `heads.rs`, `classifier.rs`) run on any [`Backend`] and read the weights through
+//! [`crate::backend::Weights`].
 
 pub mod classifier;
 pub mod encoder;
 pub mod heads;
 pub mod layers;
 
+use crate::backend::{Backend, Device, Prepared};
 use crate::config::ElectraConfig;
 use crate::error::{Error, Result};
 use crate::params::{ParamId, ParamStore};
+use classifier::Classifier;
 use encoder::Encoder;
 use heads::{DiscHead, GenHead};
 use layers::Registrar;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
+use std::sync::{Arc, Mutex};
 
 /// The replaced-token detector (HF `ElectraForPreTraining`).
 #[derive(Clone, Debug)]
@@ -42,97 +50,168 @@ pub struct Generator {
     pub names: Vec<(String, ParamId)>,
 }
 
-/// A discriminator, a generator, or both, over one [`ParamStore`].
+/// What a model holds.
+#[derive(Clone, Debug)]
+pub enum Towers {
+    /// The pre-training pair.
+    Pair {
+        /// The discriminator.
+        disc: Discriminator,
+        /// The generator.
+        gen: Generator,
+        /// Whether the generator reads the discriminator's embedding tables.
+        shared_embeddings: bool,
+    },
+    /// A discriminator alone.
+    Discriminator(Discriminator),
+    /// A generator (or masked-LM model) alone.
+    Generator(Generator),
+    /// A sequence classifier (HF `ElectraForSequenceClassification`).
+    Classifier(Classifier),
+}
+
+impl Towers {
+    /// The discriminator, if there is one.
+    pub fn disc(&self) -> Option<&Discriminator> {
+        match self {
+            Towers::Pair { disc, .. } | Towers::Discriminator(disc) => Some(disc),
+            _ => None,
+        }
+    }
+
+    /// The generator, if there is one.
+    pub fn gen(&self) -> Option<&Generator> {
+        match self {
+            Towers::Pair { gen, .. } | Towers::Generator(gen) => Some(gen),
+            _ => None,
+        }
+    }
+
+    /// The classifier, if this is one.
+    pub fn cls(&self) -> Option<&Classifier> {
+        match self {
+            Towers::Classifier(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Whether the generator reads the discriminator's embeddings.
+    pub fn shared_embeddings(&self) -> bool {
+        matches!(self, Towers::Pair { shared_embeddings: true, .. })
+    }
+
+    /// The config that describes the model's inputs (the discriminator's in a pair).
+    pub fn input_config(&self) -> &ElectraConfig {
+        match self {
+            Towers::Pair { disc, .. } | Towers::Discriminator(disc) => &disc.config,
+            Towers::Generator(g) => &g.config,
+            Towers::Classifier(c) => &c.config,
+        }
+    }
+
+    /// Every encoder tower.
+    pub fn encoders(&self) -> impl Iterator<Item = &Encoder> + '_ {
+        let (a, b) = match self {
+            Towers::Pair { disc, gen, .. } => (&disc.encoder, Some(&gen.encoder)),
+            Towers::Discriminator(d) => (&d.encoder, None),
+            Towers::Generator(g) => (&g.encoder, None),
+            Towers::Classifier(c) => (&c.encoder, None),
+        };
+        std::iter::once(a).chain(b)
+    }
+}
+
+/// A model: its weights in host memory and what they make up.
 #[derive(Clone, Debug)]
 pub struct Model {
     /// Every weight.
     pub params: ParamStore,
-    /// The discriminator, if present.
-    pub disc: Option<Discriminator>,
-    /// The generator, if present.
-    pub gen: Option<Generator>,
-    /// A sequence classifier (fine-tuning), if present.
-    pub cls: Option<classifier::Classifier>,
-    /// Whether the generator reads the discriminator's embedding tables.
-    pub shared_embeddings: bool,
-    /// Inference's copy of the weights with Linear layers in `[in, out]` layout.
-    inout: InOutCache,
+    /// What the weights make up.
+    pub towers: Towers,
+    /// Inference forms of the weights, one per device (see [`Model::prepared`]).
+    prepared: PreparedCache,
 }
 
-/// The parameters with every encoder Linear weight transposed to `[in, out]`, which the matrix
-/// kernel multiplies faster at inference's row counts. Built on first use by a [`Session`]
-/// (crate::session::Session) and shared by all sessions of the model; never copied by `clone`,
-/// because a clone may be trained and the copy would then be stale.
+/// The backends' [`Prepared`] weights of a model, built on first use by a session and shared by
+/// all sessions of the model on that device. Never copied by `clone`: a clone may be trained and
+/// the copy would then be stale.
 #[derive(Default)]
-struct InOutCache(std::sync::OnceLock<Vec<f32>>);
+struct PreparedCache(Mutex<Vec<(Device, Arc<Prepared>)>>);
 
-impl Clone for InOutCache {
+impl Clone for PreparedCache {
     fn clone(&self) -> Self {
         Self::default()
     }
 }
 
-impl std::fmt::Debug for InOutCache {
+impl std::fmt::Debug for PreparedCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "InOutCache {{ built: {} }}", self.0.get().is_some())
+        let devices: Vec<Device> = self.0.lock().map(|v| v.iter().map(|(d, _)| *d).collect()).unwrap_or_default();
+        write!(f, "PreparedCache {devices:?}")
     }
 }
 
+fn register_disc(params: &mut ParamStore, cfg: ElectraConfig) -> Result<Discriminator> {
+    cfg.validate()?;
+    let mut names = Vec::new();
+    let mut reg = Registrar { store: params, scope: "discriminator", names: &mut names };
+    let encoder = Encoder::register(&mut reg, &cfg, None)?;
+    let head = DiscHead::register(&mut reg, &cfg)?;
+    Ok(Discriminator { config: cfg, encoder, head, names })
+}
+
+fn register_gen(params: &mut ParamStore, cfg: ElectraConfig, shared: Option<&Discriminator>) -> Result<Generator> {
+    cfg.validate()?;
+    let mut names = Vec::new();
+    let mut reg = Registrar { store: params, scope: "generator", names: &mut names };
+    let encoder = Encoder::register(&mut reg, &cfg, shared.map(|d| (&d.encoder.emb, d.names.as_slice())))?;
+    let word = reg
+        .names
+        .iter()
+        .find(|(n, _)| n == "electra.embeddings.word_embeddings.weight")
+        .map(|(_, id)| *id)
+        .ok_or_else(|| Error::Internal("the generator registered no word embeddings".into()))?;
+    let head = GenHead::register(&mut reg, &cfg, cfg.tie_word_embeddings.then_some(word));
+    Ok(Generator { config: cfg, encoder, head, names })
+}
+
 impl Model {
-    /// Allocates a zero-filled model. With both towers and `share_embeddings`, the generator uses
-    /// the discriminator's word, position and type tables and embedding LayerNorm (the original
-    /// ELECTRA code's sharing), which requires equal vocab, embedding_size, positions and types.
+    fn from_towers(params: ParamStore, towers: Towers) -> Self {
+        Model { params, towers, prepared: PreparedCache::default() }
+    }
+
+    /// Allocates a zero-filled model: a discriminator, a generator, or the pair. With both and
+    /// `share_embeddings`, the generator uses the discriminator's word, position and type tables
+    /// and embedding LayerNorm (the original ELECTRA code's sharing), which requires equal vocab,
+    /// embedding_size, positions and types.
     pub fn new(disc: Option<ElectraConfig>, gen: Option<ElectraConfig>, share_embeddings: bool) -> Result<Self> {
-        if disc.is_none() && gen.is_none() {
-            return Err(Error::arg("a model needs a discriminator, a generator, or both"));
-        }
         let mut params = ParamStore::new();
-        let disc = disc.map(|cfg| {
-            cfg.validate()?;
-            let mut names = Vec::new();
-            let mut reg = Registrar { store: &mut params, scope: "discriminator", names: &mut names };
-            let encoder = Encoder::register(&mut reg, &cfg, None);
-            let head = DiscHead::register(&mut reg, &cfg);
-            Ok::<_, Error>(Discriminator { config: cfg, encoder, head, names })
-        });
-        let disc = disc.transpose()?;
-        let share = share_embeddings && disc.is_some() && gen.is_some();
-        let gen = match gen {
-            None => None,
-            Some(cfg) => {
-                cfg.validate()?;
-                if let (true, Some(d)) = (share, &disc) {
-                    let dc = &d.config;
-                    let same = dc.vocab_size == cfg.vocab_size
-                        && dc.embedding_size == cfg.embedding_size
-                        && dc.max_position_embeddings == cfg.max_position_embeddings
-                        && dc.type_vocab_size == cfg.type_vocab_size;
+        let towers = match (disc, gen) {
+            (None, None) => return Err(Error::arg("a model needs a discriminator, a generator, or both")),
+            (Some(d), None) => Towers::Discriminator(register_disc(&mut params, d)?),
+            (None, Some(g)) => Towers::Generator(register_gen(&mut params, g, None)?),
+            (Some(d), Some(g)) => {
+                let disc = register_disc(&mut params, d)?;
+                if share_embeddings {
+                    let dc = &disc.config;
+                    let same = dc.vocab_size == g.vocab_size
+                        && dc.embedding_size == g.embedding_size
+                        && dc.max_position_embeddings == g.max_position_embeddings
+                        && dc.type_vocab_size == g.type_vocab_size
+                        && dc.pad_token_id == g.pad_token_id;
                     if !same {
                         return Err(Error::Config(
-                            "shared embeddings need equal vocab_size, embedding_size, max_position_embeddings and \
-                             type_vocab_size in generator and discriminator"
+                            "shared embeddings need equal vocab_size, embedding_size, max_position_embeddings, \
+                             type_vocab_size and pad_token_id in generator and discriminator"
                                 .into(),
                         ));
                     }
                 }
-                let mut names = Vec::new();
-                let mut reg = Registrar { store: &mut params, scope: "generator", names: &mut names };
-                let shared = match (share, &disc) {
-                    (true, Some(d)) => Some((&d.encoder.emb, d.names.as_slice())),
-                    _ => None,
-                };
-                let encoder = Encoder::register(&mut reg, &cfg, shared);
-                let word_id = reg
-                    .names
-                    .iter()
-                    .find(|(n, _)| n == "electra.embeddings.word_embeddings.weight")
-                    .expect("registered")
-                    .1;
-                let head = GenHead::register(&mut reg, &cfg, cfg.tie_word_embeddings.then_some(word_id));
-                Some(Generator { config: cfg, encoder, head, names })
+                let gen = register_gen(&mut params, g, share_embeddings.then_some(&disc))?;
+                Towers::Pair { disc, gen, shared_embeddings: share_embeddings }
             }
         };
-        Ok(Model { params, disc, gen, cls: None, shared_embeddings: share, inout: InOutCache::default() })
+        Ok(Self::from_towers(params, towers))
     }
 
     /// A zero-filled sequence classifier (HF `ElectraForSequenceClassification`); `cfg` says the
@@ -143,32 +222,51 @@ impl Model {
         let mut params = ParamStore::new();
         let mut names = Vec::new();
         let mut reg = Registrar { store: &mut params, scope: "classifier", names: &mut names };
-        let encoder = Encoder::register(&mut reg, &cfg, None);
+        let encoder = Encoder::register(&mut reg, &cfg, None)?;
         let head = classifier::ClsHead::register(&mut reg, cfg.hidden_size, num_labels);
-        let cls = classifier::Classifier { config: cfg, encoder, head, num_labels, names };
-        Ok(Model {
-            params,
-            disc: None,
-            gen: None,
-            cls: Some(cls),
-            shared_embeddings: false,
-            inout: InOutCache::default(),
-        })
+        let cls = Classifier { config: cfg, encoder, head, num_labels, names };
+        Ok(Self::from_towers(params, Towers::Classifier(cls)))
+    }
+
+    /// A model from its parts: `towers` must have been registered into a store with `params`'
+    /// layout (as a trainer's snapshot is).
+    pub fn from_parts(params: ParamStore, towers: Towers) -> Self {
+        Self::from_towers(params, towers)
+    }
+
+    /// The discriminator, if there is one.
+    pub fn disc(&self) -> Option<&Discriminator> {
+        self.towers.disc()
+    }
+
+    /// The generator, if there is one.
+    pub fn gen(&self) -> Option<&Generator> {
+        self.towers.gen()
+    }
+
+    /// The classifier, if this is one.
+    pub fn cls(&self) -> Option<&Classifier> {
+        self.towers.cls()
+    }
+
+    /// Whether the generator reads the discriminator's embedding tables.
+    pub fn shared_embeddings(&self) -> bool {
+        self.towers.shared_embeddings()
+    }
+
+    /// Every encoder tower.
+    pub fn encoders(&self) -> impl Iterator<Item = &Encoder> + '_ {
+        self.towers.encoders()
     }
 
     /// HF-style random initialisation from `seed`: normal(0, initializer_range) for Linear and
     /// embedding weights, zero biases, LayerNorm 1/0, and a zero [PAD] row in the word table.
-    pub fn init_weights(&mut self, seed: u64) {
+    pub fn init_weights(&mut self, seed: u64) -> Result<()> {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let std = self
-            .disc
-            .as_ref()
-            .map(|d| d.config.initializer_range)
-            .or(self.gen.as_ref().map(|g| g.config.initializer_range))
-            .or(self.cls.as_ref().map(|c| c.config.initializer_range))
-            .unwrap_or(0.02);
-        let normal = Normal::new(0.0f32, std).expect("valid std");
-        let pad = self.pad_id();
+        let cfg = self.input_config();
+        let (std, pad) = (cfg.initializer_range, cfg.pad_token_id);
+        let normal = Normal::new(0.0f32, std)
+            .map_err(|e| Error::Config(format!("initializer_range {std} is not a valid standard deviation: {e}")))?;
         let infos: Vec<_> = self.params.infos().to_vec();
         for info in &infos {
             let vals = &mut self.params.data[info.offset..info.offset + info.len];
@@ -187,35 +285,24 @@ impl Model {
                 }
             }
         }
-    }
-
-    fn pad_id(&self) -> usize {
-        self.input_config().pad_token_id
+        Ok(())
     }
 
     /// The config that describes the model's inputs (the discriminator's, else the generator's).
     pub fn input_config(&self) -> &ElectraConfig {
-        match (&self.disc, &self.gen, &self.cls) {
-            (Some(d), _, _) => &d.config,
-            (None, Some(g), _) => &g.config,
-            (None, None, Some(c)) => &c.config,
-            (None, None, None) => unreachable!("a model has at least one tower"),
-        }
+        self.towers.input_config()
     }
 
-    /// The flat parameters with every encoder Linear weight in `[in, out]` layout (the `inout`
-    /// argument of [`encoder::Encoder::forward_with`]), built on the first call and kept: call it
-    /// only on a model whose weights no longer change (sessions hold theirs in an `Arc`).
-    pub fn inout_weights(&self) -> &[f32] {
-        self.inout.0.get_or_init(|| {
-            let mut t = self.params.data.clone();
-            let towers = self.disc.iter().map(|d| &d.encoder);
-            let towers = towers.chain(self.gen.iter().map(|g| &g.encoder)).chain(self.cls.iter().map(|c| &c.encoder));
-            for enc in towers {
-                enc.transpose_linears(&self.params.data, &mut t);
-            }
-            t
-        })
+    /// The weights in `be`'s inference form, built on the first call for `be`'s device and kept:
+    /// call it only on a model whose weights no longer change (sessions hold theirs in an `Arc`).
+    pub fn prepared(&self, be: &dyn Backend) -> Result<Arc<Prepared>> {
+        let mut cache = self.prepared.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, p)) = cache.iter().find(|(d, _)| *d == be.device()) {
+            return Ok(p.clone());
+        }
+        let p = Arc::new(be.prepare(self)?);
+        cache.push((be.device(), p.clone()));
+        Ok(p)
     }
 
     /// Number of distinct scalars.

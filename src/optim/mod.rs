@@ -1,8 +1,11 @@
 //! The original ELECTRA optimizer: AdamW with decoupled weight decay and no bias correction
 //! (optional), global-norm clipping, and the warm-up × linear-decay schedule.
 
-use crate::params::ParamStore;
+use crate::backend::{to_host, AdamStep, AdamTensor, Backend, Buf};
+use crate::error::{Error, Result};
+use crate::params::{ParamTable, Span};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// Optimizer hyper-parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -51,60 +54,96 @@ pub fn learning_rate(cfg: &AdamWConfig, step: u64) -> f32 {
     (cfg.learning_rate as f64 * decay * warm) as f32
 }
 
-/// √(Σ g²) over every gradient, accumulated in f64 in a fixed order (deterministic).
-pub fn global_norm(grads: &[f32]) -> f32 {
-    grads.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt() as f32
+/// What one update did.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Update {
+    /// Global gradient norm before clipping.
+    pub grad_norm: f32,
+    /// The scheduled learning rate (before layer-wise scaling).
+    pub learning_rate: f32,
 }
 
-/// Scales `grads` so their global norm is at most `max_norm` (TF `clip_by_global_norm`).
-pub fn clip_global_norm(grads: &mut [f32], norm: f32, max_norm: f32) {
-    if max_norm > 0.0 && norm > max_norm {
-        let s = max_norm / norm;
-        for g in grads.iter_mut() {
-            *g *= s;
+/// The optimizer of pre-training and fine-tuning alike: AdamW moments on the backend's device,
+/// global-norm clipping and the schedule, over the tensors of one [`ParamTable`].
+pub struct AdamW {
+    /// Hyper-parameters and schedule.
+    pub cfg: AdamWConfig,
+    /// First moments, in the parameters' flat layout.
+    m: Buf,
+    /// Second moments.
+    v: Buf,
+    /// (span, decays, learning-rate scale) of every tensor.
+    tensors: Vec<(Span, bool, f32)>,
+    numel: usize,
+}
+
+impl AdamW {
+    /// Zero moments for every tensor of `table` (with each tensor's decay flag and `lr_scale`).
+    pub fn new(be: &dyn Backend, cfg: AdamWConfig, table: &ParamTable) -> Result<Self> {
+        let numel = table.numel();
+        let (mut m, mut v) = (Buf::default(), Buf::default());
+        for b in [&mut m, &mut v] {
+            be.ensure(b, numel)?;
+            be.fill(b, numel, 0.0)?;
         }
+        let tensors = table.infos().iter().map(|i| (Span { off: i.offset, len: i.len }, i.decay, i.lr_scale)).collect();
+        Ok(AdamW { cfg, m, v, tensors, numel })
     }
-}
 
-/// One AdamW update of every tensor in `store` with gradients `grads` and moments `m`, `v`
-/// (all in the store's flat layout). `step` is the 0-based index of this update.
-pub fn adamw_update(
-    cfg: &AdamWConfig,
-    store: &mut ParamStore,
-    grads: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    lr: f32,
-    step: u64,
-) {
-    let (b1, b2) = (cfg.beta1, cfg.beta2);
-    let (c1, c2) = if cfg.bias_correction {
-        let t = (step + 1) as i32;
-        (1.0 - b1.powi(t), 1.0 - b2.powi(t))
-    } else {
-        (1.0, 1.0)
-    };
-    let infos: Vec<(usize, usize, bool, f32)> =
-        store.infos().iter().map(|i| (i.offset, i.len, i.decay, i.lr_scale)).collect();
-    for (off, len, decay, scale) in infos {
-        let r = off..off + len;
-        let lr_t = lr * scale;
-        let wd = if decay { cfg.weight_decay } else { 0.0 };
-        for (((p, &g), mi), vi) in
-            store.data[r.clone()].iter_mut().zip(&grads[r.clone()]).zip(&mut m[r.clone()]).zip(&mut v[r])
-        {
-            *mi = b1 * *mi + (1.0 - b1) * g;
-            *vi = b2 * *vi + (1.0 - b2) * g * g;
-            let update = (*mi / c1) / ((*vi / c2).sqrt() + cfg.epsilon) + wd * *p;
-            *p -= lr_t * update;
+    /// The moments (m, v), copied to the host (for checkpoints).
+    pub fn moments<'a>(&'a self, be: &dyn Backend) -> Result<(Cow<'a, [f32]>, Cow<'a, [f32]>)> {
+        Ok((to_host(be, &self.m, self.numel)?, to_host(be, &self.v, self.numel)?))
+    }
+
+    /// Replaces the moments (from a checkpoint); each slice holds every tensor's values.
+    pub fn set_moments(&mut self, be: &dyn Backend, m: &[f32], v: &[f32]) -> Result<()> {
+        if m.len() != self.numel || v.len() != self.numel {
+            return Err(Error::Shape { what: "adam moments".into(), expected: vec![self.numel], got: vec![m.len()] });
         }
+        be.upload(&mut self.m, m)?;
+        be.upload(&mut self.v, v)
+    }
+
+    /// Clips `grads` to the global norm and applies one AdamW update to `params`; `step` is the
+    /// 0-based index of this update (for the schedule and bias correction). A non-finite norm
+    /// changes nothing and is [`Error::NonFinite`].
+    pub fn update(&mut self, be: &dyn Backend, params: &mut Buf, grads: &mut Buf, step: u64) -> Result<Update> {
+        let cfg = &self.cfg;
+        let norm = be.sum_squares(grads, self.numel)?.sqrt() as f32;
+        if !norm.is_finite() {
+            return Err(Error::NonFinite(format!("gradient norm is {norm}; the update was refused")));
+        }
+        let lr = learning_rate(cfg, step);
+        // TF `clip_by_global_norm`.
+        if cfg.max_grad_norm > 0.0 && norm > cfg.max_grad_norm {
+            be.scale(grads, self.numel, cfg.max_grad_norm / norm)?;
+        }
+        let (b1, b2) = (cfg.beta1, cfg.beta2);
+        let (c1, c2) = if cfg.bias_correction {
+            let t = (step + 1) as i32;
+            (1.0 - b1.powi(t), 1.0 - b2.powi(t))
+        } else {
+            (1.0, 1.0)
+        };
+        let tensors: Vec<AdamTensor> = self
+            .tensors
+            .iter()
+            .map(|&(span, decay, scale)| AdamTensor {
+                span,
+                lr: lr * scale,
+                weight_decay: if decay { cfg.weight_decay } else { 0.0 },
+            })
+            .collect();
+        let k = AdamStep { beta1: b1, beta2: b2, epsilon: cfg.epsilon, c1, c2 };
+        be.adamw(params, grads, &mut self.m, &mut self.v, &tensors, &k)?;
+        Ok(Update { grad_norm: norm, learning_rate: lr })
     }
 }
 
 /// Layer-wise learning-rate decay for fine-tuning, as the original code computes it:
 /// scale = decay^(L + 2 − depth), depth 0 for embeddings and the projection, i + 1 for encoder
 /// layer i, L + 2 for everything else (task heads). Applies to tensors under `scope`.
-pub fn set_layerwise_lr_decay(store: &mut ParamStore, scope: &str, num_layers: usize, decay: f32) {
+pub fn set_layerwise_lr_decay(store: &mut ParamTable, scope: &str, num_layers: usize, decay: f32) {
     let ids: Vec<_> = (0..store.len()).map(crate::params::ParamId).collect();
     for id in ids {
         let name = store.info(id).name.clone();
@@ -136,11 +175,26 @@ mod tests {
     }
 
     #[test]
-    fn clipping_caps_the_norm() {
-        let mut g = vec![3.0, 4.0];
-        let n = global_norm(&g);
-        assert_eq!(n, 5.0);
-        clip_global_norm(&mut g, n, 1.0);
-        assert!((global_norm(&g) - 1.0).abs() < 1e-6);
+    fn clipping_caps_the_norm_and_nan_changes_nothing() {
+        let be = crate::backend::open(crate::backend::Device::Cpu, 1).unwrap();
+        let mut store = crate::params::ParamStore::new();
+        store.add("w", &[2]);
+        let cfg = AdamWConfig {
+            learning_rate: 0.1,
+            warmup_steps: 0,
+            total_steps: 0,
+            max_grad_norm: 1.0,
+            ..Default::default()
+        };
+        let mut opt = AdamW::new(&*be, cfg, &store).unwrap();
+        let (mut p, mut g) = (Buf::from_host(vec![1.0, 1.0]), Buf::from_host(vec![3.0, 4.0]));
+        let u = opt.update(&*be, &mut p, &mut g, 0).unwrap();
+        assert_eq!(u.grad_norm, 5.0);
+        let g = g.host().unwrap();
+        assert!(((g[0] * g[0] + g[1] * g[1]).sqrt() - 1.0).abs() < 1e-6, "{g:?}");
+        let before = p.host().unwrap().to_vec();
+        let mut bad = Buf::from_host(vec![f32::NAN, 0.0]);
+        assert!(matches!(opt.update(&*be, &mut p, &mut bad, 1), Err(Error::NonFinite(_))));
+        assert_eq!(p.host().unwrap(), &before[..]);
     }
 }

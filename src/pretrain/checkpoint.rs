@@ -4,6 +4,7 @@
 
 use super::options::TrainOptions;
 use super::trainer::Trainer;
+use crate::backend::Device;
 use crate::config::ElectraConfig;
 use crate::error::{Error, Result};
 use crate::io::atomic::create_dir;
@@ -33,20 +34,23 @@ impl Trainer {
     /// Saves the full trainer state to `dir/trainer.safetensors` (atomically).
     pub fn save(&self, dir: &Path) -> Result<()> {
         create_dir(dir)?;
+        let towers = self.towers();
         let state = State {
             format_version: FORMAT_VERSION,
             step: self.step,
             options: self.opts.clone(),
             rng: self.rng.clone(),
-            discriminator_config: self.model.disc.as_ref().map(|d| d.config.clone()),
-            generator_config: self.model.gen.as_ref().map(|g| g.config.clone()),
-            shared_embeddings: self.model.shared_embeddings,
+            discriminator_config: towers.disc().map(|d| d.config.clone()),
+            generator_config: towers.gen().map(|g| g.config.clone()),
+            shared_embeddings: towers.shared_embeddings(),
             data_cursor: self.data_cursor.clone(),
         };
         let json = serde_json::to_string(&state).map_err(|e| Error::Internal(format!("state json: {e}")))?;
-        let mut tensors = Vec::with_capacity(3 * self.model.params.len());
-        for (prefix, buf) in [("param", &self.model.params.data), ("adam_m", &self.adam_m), ("adam_v", &self.adam_v)] {
-            for info in self.model.params.infos() {
+        let table = self.params();
+        let (weights, (m, v)) = (self.weights()?, self.moments()?);
+        let mut tensors = Vec::with_capacity(3 * table.len());
+        for (prefix, buf) in [("param", &weights), ("adam_m", &m), ("adam_v", &v)] {
+            for info in table.infos() {
                 tensors.push((
                     format!("{prefix}/{}", info.name),
                     info.shape.clone(),
@@ -59,6 +63,12 @@ impl Trainer {
 
     /// Restores a trainer saved by [`Trainer::save`]; training continues bit-identically.
     pub fn resume(dir: &Path) -> Result<Self> {
+        Self::resume_on(dir, None)
+    }
+
+    /// [`Self::resume`] on `device` instead of the one the checkpoint was trained on (`None`:
+    /// that one); the device changes nothing in the arithmetic's definition.
+    pub fn resume_on(dir: &Path, device: Option<Device>) -> Result<Self> {
         let path = dir.join(TRAINER_FILE);
         let meta = TensorFile::read_metadata(&path)?;
         let json = meta
@@ -70,16 +80,24 @@ impl Trainer {
             return Err(Error::format(&path, format!("checkpoint format {} is not supported", state.format_version)));
         }
         let file = TensorFile::read(&path)?;
-        let model = Model::new(state.discriminator_config, state.generator_config, state.shared_embeddings)?;
-        let mut t = Trainer::from_model(model, state.options)?;
-        let infos = t.model.params.infos().to_vec();
+        let mut model = Model::new(state.discriminator_config, state.generator_config, state.shared_embeddings)?;
+        let n = model.params.numel();
+        let (mut m, mut v) = (vec![0.0; n], vec![0.0; n]);
+        let infos = model.params.infos().to_vec();
         for info in &infos {
             let r = info.offset..info.offset + info.len;
-            t.model.params.data[r.clone()]
+            model.params.data[r.clone()]
                 .copy_from_slice(&file.expect(&format!("param/{}", info.name), &info.shape)?.data);
-            t.adam_m[r.clone()].copy_from_slice(&file.expect(&format!("adam_m/{}", info.name), &info.shape)?.data);
-            t.adam_v[r].copy_from_slice(&file.expect(&format!("adam_v/{}", info.name), &info.shape)?.data);
+            m[r.clone()].copy_from_slice(&file.expect(&format!("adam_m/{}", info.name), &info.shape)?.data);
+            v[r].copy_from_slice(&file.expect(&format!("adam_v/{}", info.name), &info.shape)?.data);
         }
+        drop(file);
+        let mut options = state.options;
+        if let Some(d) = device {
+            options.device = d;
+        }
+        let mut t = Trainer::from_model(model, options)?;
+        t.set_moments(&m, &v)?;
         t.step = state.step;
         t.rng = state.rng;
         t.data_cursor = state.data_cursor;

@@ -2,11 +2,14 @@
 //! a fixed seed, so evaluations at different steps see the same positions), then measure the
 //! discriminator's ROC AUC and accuracy on real tokens and the generator's MLM accuracy.
 
-use super::masking::{gumbel_sample, mask_batch};
+use super::masking::mask_batch;
 use super::options::TrainOptions;
+use crate::backend::cpu::sample::gumbel_argmax;
+use crate::batch::Batch;
+use crate::data::corpus::TokenBatch;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::session::{Batch, Session};
+use crate::session::{Session, SessionOptions};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
@@ -56,21 +59,17 @@ pub fn roc_auc(scores: &[f32], labels: &[bool]) -> Option<f64> {
     Some((rank_sum - (pos * (pos + 1)) as f64 / 2.0) / (pos as f64 * neg as f64))
 }
 
-/// Evaluates `model` on held-out `batches`: the generator's (or MLM model's) accuracy at masked
-/// positions, and with a discriminator its AUC and accuracy on the sampled replacements.
-pub fn evaluate(
-    model: Arc<Model>,
-    opts: &TrainOptions,
-    batches: &[crate::data::corpus::Batch],
-    seed: u64,
-) -> Result<EvalStats> {
-    let Some(gen) = &model.gen else {
+/// Evaluates `model` on held-out `batches` (on `opts.device`): the generator's (or MLM model's)
+/// accuracy at masked positions, and with a discriminator its AUC and accuracy on the sampled
+/// replacements (drawn on the host from the generator's logits).
+pub fn evaluate(model: Arc<Model>, opts: &TrainOptions, batches: &[TokenBatch], seed: u64) -> Result<EvalStats> {
+    let Some(gen) = model.gen() else {
         return Err(Error::Unsupported("evaluation needs a generator (or masked-LM model)".into()));
     };
-    let has_disc = model.disc.is_some();
+    let has_disc = model.disc().is_some();
     let v = gen.config.vocab_size;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut s = Session::new(model.clone());
+    let mut s = Session::with_options(model.clone(), &SessionOptions { device: opts.device, threads: opts.threads })?;
     let (mut scores, mut labels) = (Vec::new(), Vec::new());
     let (mut mlm_right, mut mlm_total) = (0usize, 0usize);
     let mut sampled = Vec::new();
@@ -106,7 +105,7 @@ pub fn evaluate(
         if !has_disc {
             continue;
         }
-        gumbel_sample(&mut rng, &rows, m.positions.len(), v, opts.temperature, &mut sampled);
+        gumbel_argmax(&mut rng, &rows, m.positions.len(), v, opts.temperature, &mut sampled);
         let mut corrupted = ids.clone();
         for (&p, &x) in m.positions.iter().zip(&sampled) {
             corrupted[p] = x;
@@ -149,7 +148,7 @@ mod tests {
         let (b, t) = (2, 16);
         let ids: Vec<i32> = (0..b * t).map(|i| if i % t == 0 { 2 } else { 5 + (i * 7 % 40) as i32 }).collect();
         let mask: Vec<i32> = (0..b * t).map(|i| (i % t < 12) as i32).collect();
-        let batch = crate::data::corpus::Batch {
+        let batch = crate::data::corpus::TokenBatch {
             input_ids: ids,
             attention_mask: mask,
             token_type_ids: vec![0; b * t],
@@ -167,8 +166,9 @@ mod tests {
                 ..Default::default()
             };
             let tr = Trainer::new("tiny", opts).unwrap();
-            let e = super::evaluate(std::sync::Arc::new(tr.model.clone()), &tr.opts, std::slice::from_ref(&batch), 1)
-                .unwrap();
+            let e =
+                super::evaluate(std::sync::Arc::new(tr.model().unwrap()), &tr.opts, std::slice::from_ref(&batch), 1)
+                    .unwrap();
             assert_eq!(e.tokens, 24);
             assert!((0.0..=1.0).contains(&e.mlm_accuracy));
             assert_eq!(e.disc_auc.is_some(), objective == Objective::Electra);

@@ -3,7 +3,7 @@
 //! percent of the total at every size we ship.
 
 use crate::config::ElectraConfig;
-use crate::model::Model;
+use crate::model::Towers;
 
 /// FLOPs of one encoder forward over `n` real tokens in rows of `t` (projections, feed-forward,
 /// attention scores and mixing, and the embedding projection when there is one).
@@ -19,14 +19,14 @@ pub fn encoder_flops(cfg: &ElectraConfig, n: usize, t: usize) -> f64 {
 /// pre-training model on `n` tokens of `t`-long rows with `masked` masked positions: the
 /// generator (or MLM model) encoder and its head at the masked positions, plus the
 /// discriminator encoder and head over every token when there is one.
-pub fn train_step_flops(model: &Model, n: usize, t: usize, masked: usize) -> f64 {
+pub fn train_step_flops(towers: &Towers, n: usize, t: usize, masked: usize) -> f64 {
     let mut fwd = 0.0;
-    if let Some(g) = &model.gen {
+    if let Some(g) = towers.gen() {
         let c = &g.config;
         fwd += encoder_flops(c, n, t)
             + 2.0 * masked as f64 * (c.hidden_size * c.embedding_size + c.embedding_size * c.vocab_size) as f64;
     }
-    if let Some(d) = &model.disc {
+    if let Some(d) = towers.disc() {
         let c = &d.config;
         fwd += encoder_flops(c, n, t) + 2.0 * n as f64 * (c.hidden_size * c.hidden_size + c.hidden_size) as f64;
     }

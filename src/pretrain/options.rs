@@ -1,6 +1,7 @@
 //! `TrainOptions`: every knob of pre-training, read from a JSON object whose unknown keys and
 //! bad values are errors that name them.
 
+use crate::backend::Device;
 use crate::error::{Error, Result};
 use crate::optim::AdamWConfig;
 use serde::{Deserialize, Serialize};
@@ -63,6 +64,8 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Worker threads of this trainer (0: one per core).
     pub threads: usize,
+    /// The device: "cpu" (default), "cuda" or "cuda:N".
+    pub device: Device,
 }
 
 impl Default for TrainOptions {
@@ -89,6 +92,7 @@ impl Default for TrainOptions {
             special_token_ids: vec![0, 100, 101, 102, 103],
             seed: 0,
             threads: 0,
+            device: Device::Cpu,
         }
     }
 }
@@ -221,5 +225,9 @@ mod tests {
         let o = TrainOptions::from_json(Some(r#"{"objective": "mlm", "seed": 7}"#)).unwrap();
         assert_eq!((o.objective, o.seed, o.disc_weight), (Objective::Mlm, 7, 50.0));
         assert_eq!(TrainOptions::default().max_predictions(), 19);
+        let o = TrainOptions::from_json(Some(r#"{"device": "cuda:1"}"#)).unwrap();
+        assert_eq!(o.device, Device::Cuda(1));
+        let e = TrainOptions::from_json(Some(r#"{"device": "tpu"}"#)).unwrap_err().to_string();
+        assert!(e.contains("device") && e.contains("tpu"), "{e}");
     }
 }

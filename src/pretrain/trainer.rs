@@ -1,19 +1,21 @@
 //! `Trainer`: one pre-training step, top to bottom — mask, generator forward, sample, corrupt,
-//! discriminator forward, joint loss, both backwards, clip, AdamW — with buffers reused across
-//! steps and seeded randomness.
+//! discriminator forward, joint loss, both backwards, clip, AdamW — on any backend, with buffers
+//! reused across steps and seeded randomness drawn on the host.
 
-use super::masking::{gumbel_sample, mask_batch, Masking};
+use super::masking::{mask_batch, Masking};
 use super::options::{Objective, TrainOptions};
+use crate::backend::{self, to_host, Backend, Buf, Weights};
+use crate::batch::Batch;
 use crate::config::ElectraConfig;
 use crate::error::{Error, Result};
 use crate::model::encoder::{EncoderActs, EncoderGrads};
-use crate::model::heads::{grow, DiscHeadActs, GenHeadActs};
-use crate::model::Model;
-use crate::ops::loss::{binary_cross_entropy, cross_entropy_in_place};
-use crate::optim;
-use crate::session::Batch;
+use crate::model::heads::{DiscHeadActs, DiscHeadGrads, GenHeadActs, GenHeadGrads};
+use crate::model::{Discriminator, Generator, Model, Towers};
+use crate::optim::AdamW;
+use crate::params::{ParamStore, ParamTable};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -43,7 +45,7 @@ pub struct StepStats {
     pub masked: usize,
 }
 
-/// Buffers reused by every step.
+/// Buffers reused by every step, on the trainer's device unless said otherwise.
 #[derive(Default)]
 struct Workspace {
     gen_acts: EncoderActs,
@@ -52,63 +54,61 @@ struct Workspace {
     disc_grads: EncoderGrads,
     gen_head: GenHeadActs,
     disc_head: DiscHeadActs,
-    gathered: Vec<f32>,
-    d_gathered: Vec<f32>,
-    d_gen_hidden: Vec<f32>,
-    d_disc_hidden: Vec<f32>,
-    d_disc_logits: Vec<f32>,
-    head_scratch: Vec<f32>,
-    targets: Vec<i32>,
+    gen_head_grads: GenHeadGrads,
+    disc_head_grads: DiscHeadGrads,
+    /// Masked positions (flat indices) and the original ids there `[M]`.
+    positions: Buf<i32>,
+    targets: Buf<i32>,
+    /// Generator hidden states at the masked positions `[M, Hg]`, and their gradient.
+    gathered: Buf,
+    d_gathered: Buf,
+    d_gen_hidden: Buf,
+    d_disc_hidden: Buf,
+    d_disc_logits: Buf,
+    /// Replaced (1) or original (0) per token, and the loss weight per token (the mask) `[N]`.
+    labels: Buf,
+    weights: Buf,
+    /// Host scratch: positions and targets before upload, the samples, the corrupted ids.
+    host_positions: Vec<i32>,
+    host_targets: Vec<i32>,
+    host_labels: Vec<f32>,
+    host_weights: Vec<f32>,
     sampled: Vec<i32>,
     corrupted: Vec<i32>,
-    labels: Vec<f32>,
-    weights: Vec<f32>,
 }
 
-/// Pre-training state: model, gradients, Adam moments, step, RNG, options.
+/// Pre-training state: the backend, the weights, gradients and Adam moments on its device, the
+/// step, the RNG and the options.
 pub struct Trainer {
-    /// The model being trained (generator + discriminator, or the MLM model alone).
-    pub model: Model,
     /// Options it was created with.
     pub opts: TrainOptions,
-    /// Gradients, in the parameter store's flat layout.
-    pub grads: Vec<f32>,
-    /// Adam first moments.
-    pub adam_m: Vec<f32>,
-    /// Adam second moments.
-    pub adam_v: Vec<f32>,
     /// Updates applied so far.
     pub step: u64,
     /// The masking and sampling stream.
     pub rng: ChaCha8Rng,
     /// Opaque data-pipeline cursor stored with checkpoints (set by the caller).
     pub data_cursor: Option<serde_json::Value>,
+    be: Arc<dyn Backend>,
+    towers: Towers,
+    table: ParamTable,
+    weights: Buf,
+    grads: Buf,
+    optim: AdamW,
     cancel: Arc<AtomicBool>,
-    pool: Arc<rayon::ThreadPool>,
     ws: Workspace,
 }
 
-fn build_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("electra-{i}"))
-        .build()
-        .map(Arc::new)
-        .map_err(|e| Error::Internal(format!("thread pool: {e}")))
-}
-
 impl Trainer {
-    /// A trainer over an existing model (already initialised or loaded).
+    /// A trainer over an existing model (already initialised or loaded), on `opts.device`.
     pub fn from_model(model: Model, opts: TrainOptions) -> Result<Self> {
         opts.validate()?;
-        match opts.objective {
-            Objective::Electra if model.disc.is_none() || model.gen.is_none() => {
+        match (opts.objective, &model.towers) {
+            (Objective::Electra, Towers::Pair { .. })
+            | (Objective::Mlm, Towers::Pair { .. } | Towers::Generator(_)) => {}
+            (Objective::Electra, _) => {
                 return Err(Error::arg("the electra objective needs a generator and a discriminator"))
             }
-            Objective::Mlm if model.gen.is_none() => {
-                return Err(Error::arg("the mlm objective needs a masked-LM model"))
-            }
-            _ => {}
+            (Objective::Mlm, _) => return Err(Error::arg("the mlm objective needs a masked-LM model")),
         }
         let cfg = model.input_config();
         if opts.max_seq_len > cfg.max_position_embeddings {
@@ -129,18 +129,26 @@ impl Trainer {
                 opts.mask_token_id
             )));
         }
-        let n = model.params.numel();
+        let be = backend::open(opts.device, opts.threads)?;
+        let Model { params: ParamStore { table, data }, towers, .. } = model;
+        let n = table.numel();
+        let weights = be.import(data)?;
+        let mut grads = Buf::default();
+        be.ensure(&mut grads, n)?;
+        be.fill(&mut grads, n, 0.0)?;
+        let optim = AdamW::new(&*be, opts.adamw(), &table)?;
         Ok(Trainer {
-            grads: vec![0.0; n],
-            adam_m: vec![0.0; n],
-            adam_v: vec![0.0; n],
             step: 0,
             rng: ChaCha8Rng::seed_from_u64(opts.seed),
             data_cursor: None,
             cancel: Arc::new(AtomicBool::new(false)),
-            pool: build_pool(opts.threads)?,
             ws: Workspace { gen_acts: EncoderActs::new(true), disc_acts: EncoderActs::new(true), ..Default::default() },
-            model,
+            be,
+            towers,
+            table,
+            weights,
+            grads,
+            optim,
             opts,
         })
     }
@@ -173,7 +181,7 @@ impl Trainer {
                     Model::new(None, Some(g), false)?
                 }
             };
-            m.init_weights(opts.seed);
+            m.init_weights(opts.seed)?;
             m
         } else {
             if !Path::new(init).exists() {
@@ -183,19 +191,21 @@ impl Trainer {
                 )));
             }
             let loaded = crate::io::hf::load(Path::new(init))?;
-            match (opts.objective, &loaded.disc, &loaded.gen) {
-                (Objective::Electra, Some(d), None) => {
+            match (opts.objective, &loaded.towers) {
+                (Objective::Electra, Towers::Discriminator(d)) => {
                     let frac = opts.generator_hidden_fraction.unwrap_or(0.25);
                     let gcfg = d.config.generator_config(frac)?;
                     let mut m = Model::new(Some(d.config.clone()), Some(gcfg), true)?;
-                    m.init_weights(opts.seed);
+                    m.init_weights(opts.seed)?;
                     for info in loaded.params.infos() {
-                        let id = m.params.id(&info.name).expect("same discriminator layout");
+                        let id = m.params.id(&info.name).ok_or_else(|| {
+                            Error::Internal(format!("{} is missing from the new pair's layout", info.name))
+                        })?;
                         m.params.get_mut(id).copy_from_slice(&loaded.params.data[info.offset..info.offset + info.len]);
                     }
                     m
                 }
-                (Objective::Mlm, Some(_), _) => {
+                (Objective::Mlm, Towers::Discriminator(_) | Towers::Classifier(_)) => {
                     return Err(Error::arg(
                         "the mlm objective needs an ElectraForMaskedLM directory, not a discriminator",
                     ))
@@ -219,9 +229,65 @@ impl Trainer {
         Ok(())
     }
 
+    /// The backend the trainer runs on.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.be
+    }
+
+    /// What the model holds (configs and the layers' parameter spans).
+    pub fn towers(&self) -> &Towers {
+        &self.towers
+    }
+
+    /// The parameter layout (names, shapes, offsets) of [`Self::weights`], [`Self::grads`] and
+    /// the moments.
+    pub fn params(&self) -> &ParamTable {
+        &self.table
+    }
+
+    /// The current weights, in the layout of [`Self::params`] (borrowed on the CPU, copied from
+    /// a device).
+    pub fn weights(&self) -> Result<Cow<'_, [f32]>> {
+        to_host(&*self.be, &self.weights, self.table.numel())
+    }
+
+    /// The gradients of the last [`Self::forward_backward`] (clipped by the update, if one ran).
+    pub fn grads(&self) -> Result<Cow<'_, [f32]>> {
+        to_host(&*self.be, &self.grads, self.table.numel())
+    }
+
+    /// The Adam moments (m, v).
+    pub fn moments(&self) -> Result<(Cow<'_, [f32]>, Cow<'_, [f32]>)> {
+        self.optim.moments(&*self.be)
+    }
+
+    /// Replaces every weight (same layout as [`Self::weights`]); step, RNG and moments are kept.
+    pub fn set_weights(&mut self, values: &[f32]) -> Result<()> {
+        if values.len() != self.table.numel() {
+            return Err(Error::Shape {
+                what: "weights".into(),
+                expected: vec![self.table.numel()],
+                got: vec![values.len()],
+            });
+        }
+        self.be.upload(&mut self.weights, values)
+    }
+
+    /// Replaces the Adam moments (from a checkpoint).
+    pub fn set_moments(&mut self, m: &[f32], v: &[f32]) -> Result<()> {
+        self.optim.set_moments(&*self.be, m, v)
+    }
+
+    /// A snapshot of the model with the current weights, in host memory (later steps do not
+    /// change it).
+    pub fn model(&self) -> Result<Model> {
+        let data = self.weights()?.into_owned();
+        Ok(Model::from_parts(ParamStore { table: self.table.clone(), data }, self.towers.clone()))
+    }
+
     /// Validates a batch against the model and options.
     pub fn validate_batch(&self, batch: &Batch) -> Result<usize> {
-        let n = batch.validate(self.model.input_config())?;
+        let n = batch.validate(self.towers.input_config())?;
         if batch.seq_len > self.opts.max_seq_len {
             return Err(Error::arg(format!(
                 "seq_len {} exceeds the trainer's max_seq_len {}",
@@ -267,56 +333,66 @@ impl Trainer {
 
     /// Forward and backward for given masked positions; with `sampled` the generator's samples
     /// are replaced by these ids (one per masked position), for tests against fixed draws.
-    /// Gradients land in `self.grads` (zeroed first).
+    /// Gradients land in the trainer's gradient buffer (zeroed first; see [`Self::grads`]).
     pub fn forward_backward(&mut self, batch: &Batch, masking: &Masking, sampled: Option<&[i32]>) -> Result<StepStats> {
-        let pool = self.pool.clone();
-        pool.install(|| self.forward_backward_inner(batch, masking, sampled))
+        self.validate_batch(batch)?;
+        let be = self.be.clone();
+        backend::run(&*be, || self.forward_backward_on(&*be, batch, masking, sampled))
     }
 
-    fn forward_backward_inner(
+    fn forward_backward_on(
         &mut self,
+        be: &dyn Backend,
         batch: &Batch,
         masking: &Masking,
         sampled: Option<&[i32]>,
     ) -> Result<StepStats> {
+        let Trainer { towers, weights, grads, ws, rng, opts, table, .. } = self;
+        let (gen, disc): (&Generator, Option<&Discriminator>) = match (opts.objective, &*towers) {
+            (Objective::Electra, Towers::Pair { disc, gen, .. }) => (gen, Some(disc)),
+            (Objective::Mlm, Towers::Pair { gen, .. } | Towers::Generator(gen)) => (gen, None),
+            _ => return Err(Error::Internal("the trainer's model does not fit its objective".into())),
+        };
         let (b, t) = (batch.batch, batch.seq_len);
         let n = b * t;
-        let w = &self.model.params.data;
-        let g = &mut self.grads;
-        g.fill(0.0);
-        let ws = &mut self.ws;
-        let opts = &self.opts;
+        let w = Weights::flat(weights.mem());
+        be.fill(grads, table.numel(), 0.0)?;
         let mut stats = StepStats::default();
-        ws.weights.clear();
+        ws.host_weights.clear();
         match batch.attention_mask {
-            Some(m) => ws.weights.extend(m.iter().map(|&x| x as f32)),
-            None => ws.weights.resize(n, 1.0),
+            Some(m) => ws.host_weights.extend(m[..n].iter().map(|&x| x as f32)),
+            None => ws.host_weights.resize(n, 1.0),
         }
-        stats.tokens = ws.weights.iter().filter(|&&x| x > 0.0).count();
+        stats.tokens = ws.host_weights.iter().filter(|&&x| x > 0.0).count();
+        let (types, mask) = (batch.token_type_ids, batch.attention_mask);
 
         // Generator (or MLM model): forward on the masked input, head only at masked positions.
-        let gen = self.model.gen.as_ref().expect("checked at construction");
         let (hg, v) = (gen.config.hidden_size, gen.config.vocab_size);
         let m = masking.positions.len();
         stats.masked = m;
-        gen.encoder.forward(
-            w,
-            &mut ws.gen_acts,
-            &masking.generator_input,
-            batch.token_type_ids,
-            batch.attention_mask,
-            b,
-            t,
-        );
-        let gen_hidden = ws.gen_acts.output(&gen.encoder);
-        ws.gathered.clear();
-        ws.targets.clear();
-        for &p in &masking.positions {
-            ws.gathered.extend_from_slice(&gen_hidden[p * hg..(p + 1) * hg]);
-            ws.targets.push(batch.input_ids[p]);
+        if masking.generator_input.len() != n {
+            return Err(Error::Shape {
+                what: "generator input".into(),
+                expected: vec![b, t],
+                got: vec![masking.generator_input.len()],
+            });
         }
-        gen.head.forward(w, &mut ws.gen_head, &ws.gathered, m);
-        if opts.objective == Objective::Electra {
+        gen.encoder.forward(be, &w, &mut ws.gen_acts, &masking.generator_input, types, mask, b, t)?;
+        ws.host_positions.clear();
+        ws.host_targets.clear();
+        for &p in &masking.positions {
+            let (Some(&id), Ok(p32)) = (batch.input_ids.get(p), i32::try_from(p)) else {
+                return Err(Error::arg(format!("masked position {p} is outside the batch ({n} tokens)")));
+            };
+            ws.host_positions.push(p32);
+            ws.host_targets.push(id);
+        }
+        be.upload_ids(&mut ws.positions, &ws.host_positions)?;
+        be.upload_ids(&mut ws.targets, &ws.host_targets)?;
+        be.ensure(&mut ws.gathered, m * hg)?;
+        be.gather_rows(&mut ws.gathered, ws.gen_acts.output(&gen.encoder), &ws.positions, m, hg)?;
+        gen.head.forward(be, &w, &mut ws.gen_head, &ws.gathered, m)?;
+        if disc.is_some() {
             // Sample replacements (no gradient flows through the sample) before the loss
             // overwrites the logits with their gradient.
             match sampled {
@@ -327,129 +403,99 @@ impl Trainer {
                     ws.sampled.clear();
                     ws.sampled.extend_from_slice(s);
                 }
-                None => gumbel_sample(&mut self.rng, &ws.gen_head.logits, m, v, opts.temperature, &mut ws.sampled),
+                None => be.gumbel_argmax(&ws.gen_head.logits, m, v, opts.temperature, rng, &mut ws.sampled)?,
             }
         }
         // The logits buffer becomes d(loss)/d(logits): no second [M, V] buffer.
-        let (mlm_loss, mlm_correct) =
-            cross_entropy_in_place(&mut ws.gen_head.logits[..m * v], &ws.targets, m, v, opts.gen_weight);
-        stats.mlm_loss = mlm_loss;
-        stats.mlm_accuracy = if m > 0 { mlm_correct as f32 / m as f32 } else { 0.0 };
-        stats.loss = opts.gen_weight * mlm_loss;
+        let mlm = be.cross_entropy(&mut ws.gen_head.logits, &ws.targets, m, v, opts.gen_weight)?;
+        stats.mlm_loss = mlm.loss;
+        stats.mlm_accuracy = if m > 0 { mlm.correct as f32 / m as f32 } else { 0.0 };
+        stats.loss = opts.gen_weight * mlm.loss;
 
-        if opts.objective == Objective::Electra {
+        if let Some(disc) = disc {
             ws.corrupted.clear();
             ws.corrupted.extend_from_slice(&batch.input_ids[..n]);
             for (&p, &s) in masking.positions.iter().zip(&ws.sampled) {
                 ws.corrupted[p] = s;
             }
-            ws.labels.clear();
-            ws.labels.extend(ws.corrupted.iter().zip(batch.input_ids).map(|(a, b)| (a != b) as i32 as f32));
+            ws.host_labels.clear();
+            ws.host_labels.extend(ws.corrupted.iter().zip(batch.input_ids).map(|(a, b)| (a != b) as i32 as f32));
+            be.upload(&mut ws.labels, &ws.host_labels)?;
+            be.upload(&mut ws.weights, &ws.host_weights)?;
 
-            let disc = self.model.disc.as_ref().expect("checked at construction");
             let h = disc.config.hidden_size;
-            disc.encoder.forward(w, &mut ws.disc_acts, &ws.corrupted, batch.token_type_ids, batch.attention_mask, b, t);
+            disc.encoder.forward(be, &w, &mut ws.disc_acts, &ws.corrupted, types, mask, b, t)?;
             let disc_hidden = ws.disc_acts.output(&disc.encoder);
-            disc.head.forward(w, &mut ws.disc_head, disc_hidden, n);
-            grow(&mut ws.d_disc_logits, n);
-            let (disc_loss, correct) = binary_cross_entropy(
-                &ws.disc_head.logits[..n],
+            disc.head.forward(be, &w, &mut ws.disc_head, disc_hidden, n)?;
+            be.ensure(&mut ws.d_disc_logits, n)?;
+            let bce = be.binary_cross_entropy(
+                &mut ws.d_disc_logits,
+                &ws.disc_head.logits,
                 &ws.labels,
                 &ws.weights,
-                Some(&mut ws.d_disc_logits[..n]),
+                n,
                 opts.disc_weight,
-            );
-            stats.disc_loss = disc_loss;
-            stats.disc_accuracy = correct as f32 / stats.tokens.max(1) as f32;
-            stats.loss += opts.disc_weight * disc_loss;
+            )?;
+            stats.disc_loss = bce.loss;
+            stats.disc_accuracy = bce.correct as f32 / stats.tokens.max(1) as f32;
+            stats.loss += opts.disc_weight * bce.loss;
             if !stats.loss.is_finite() {
-                return Err(Error::NonFinite(format!("loss is {} (mlm {mlm_loss}, disc {disc_loss})", stats.loss)));
+                return Err(Error::NonFinite(format!("loss is {} (mlm {}, disc {})", stats.loss, mlm.loss, bce.loss)));
             }
             // Discriminator backward.
-            grow(&mut ws.d_disc_hidden, n * h);
+            be.ensure(&mut ws.d_disc_hidden, n * h)?;
             disc.head.backward(
-                w,
-                g,
+                be,
+                w.flat,
+                grads,
                 &ws.disc_head,
+                &mut ws.disc_head_grads,
                 disc_hidden,
                 &ws.d_disc_logits,
                 &mut ws.d_disc_hidden,
-                &mut ws.head_scratch,
                 n,
-            );
-            disc.encoder.backward(
-                w,
-                g,
-                &ws.disc_acts,
-                &mut ws.disc_grads,
-                &ws.d_disc_hidden,
-                &ws.corrupted,
-                batch.token_type_ids,
-            );
+            )?;
+            disc.encoder.backward(be, w.flat, grads, &ws.disc_acts, &mut ws.disc_grads, &ws.d_disc_hidden)?;
         } else if !stats.loss.is_finite() {
             return Err(Error::NonFinite(format!("loss is {}", stats.loss)));
         }
 
         // Generator backward: head at the masked rows, scattered back into the sequence.
-        grow(&mut ws.d_gathered, m * hg);
+        be.ensure(&mut ws.d_gathered, m * hg)?;
         gen.head.backward(
-            w,
-            g,
+            be,
+            w.flat,
+            grads,
             &ws.gen_head,
+            &mut ws.gen_head_grads,
             &ws.gathered,
             &ws.gen_head.logits,
             &mut ws.d_gathered,
-            &mut ws.head_scratch,
             m,
-        );
-        grow(&mut ws.d_gen_hidden, n * hg);
-        ws.d_gen_hidden[..n * hg].fill(0.0);
-        for (k, &p) in masking.positions.iter().enumerate() {
-            for (d, s) in ws.d_gen_hidden[p * hg..(p + 1) * hg].iter_mut().zip(&ws.d_gathered[k * hg..(k + 1) * hg]) {
-                *d += s;
-            }
-        }
-        gen.encoder.backward(
-            w,
-            g,
-            &ws.gen_acts,
-            &mut ws.gen_grads,
-            &ws.d_gen_hidden,
-            &masking.generator_input,
-            batch.token_type_ids,
-        );
+        )?;
+        be.ensure(&mut ws.d_gen_hidden, n * hg)?;
+        be.fill(&mut ws.d_gen_hidden, n * hg, 0.0)?;
+        be.scatter_rows(&mut ws.d_gen_hidden, &ws.d_gathered, &ws.positions, m, hg, true)?;
+        gen.encoder.backward(be, w.flat, grads, &ws.gen_acts, &mut ws.gen_grads, &ws.d_gen_hidden)?;
         Ok(stats)
     }
 
-    /// Clips the gradients in `self.grads` and applies one AdamW update; refuses (changing
-    /// nothing) when a gradient is not finite.
+    /// Clips the gradients and applies one AdamW update; refuses (changing nothing) when a
+    /// gradient is not finite.
     pub fn apply_update(&mut self, stats: &mut StepStats) -> Result<()> {
-        let cfg = self.opts.adamw();
-        let norm = optim::global_norm(&self.grads);
-        if !norm.is_finite() {
-            return Err(Error::NonFinite(format!("gradient norm is {norm}; the update was refused")));
-        }
-        let lr = optim::learning_rate(&cfg, self.step);
-        optim::clip_global_norm(&mut self.grads, norm, cfg.max_grad_norm);
-        optim::adamw_update(
-            &cfg,
-            &mut self.model.params,
-            &self.grads,
-            &mut self.adam_m,
-            &mut self.adam_v,
-            lr,
-            self.step,
-        );
+        let be = self.be.clone();
+        let (optim, weights, grads, step) = (&mut self.optim, &mut self.weights, &mut self.grads, self.step);
+        let u = backend::run(&*be, || optim.update(&*be, weights, grads, step))?;
         self.step += 1;
         stats.step = self.step;
-        stats.learning_rate = lr;
-        stats.grad_norm = norm;
+        stats.learning_rate = u.learning_rate;
+        stats.grad_norm = u.grad_norm;
         Ok(())
     }
 
     /// Writes the model in the pair layout (`dir/discriminator`, `dir/generator`), loadable by
     /// `transformers` and by [`crate::io::hf::load`].
     pub fn export(&self, dir: &Path) -> Result<()> {
-        crate::io::hf::save_pair(&self.model, dir)
+        crate::io::hf::save_towers(&self.towers, &self.table, &self.weights()?, dir)
     }
 }

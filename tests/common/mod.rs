@@ -96,3 +96,6 @@ pub fn inputs(case: &str) -> (Inputs, TensorFile) {
     };
     (i, f)
 }
+pub mod forward_fixture;
+pub mod reference;
+pub mod train_fixture;

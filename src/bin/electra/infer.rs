@@ -1,11 +1,11 @@
 //! `electra detect`, `fill-mask` and `embed`: a model directory plus the tokenizer saved beside
 //! its weights, applied to text.
 
-use crate::data::tokenizer::Tokenizer;
-use crate::error::{Error, Result};
-use crate::io::hf;
-use crate::model::Model;
-use crate::session::{Batch, Session};
+use electra::data::tokenizer::Tokenizer;
+use electra::error::{Error, Result};
+use electra::io::hf;
+use electra::model::Model;
+use electra::session::{Batch, Session};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
@@ -53,9 +53,8 @@ fn sigmoid(x: f32) -> f32 {
 
 /// Per-token probability that the token was replaced, as (token, probability) without the
 /// [CLS]/[SEP] ends.
-pub fn detect(model: &Arc<Model>, tok: &Tokenizer, text: &str) -> Result<Vec<(String, f32)>> {
-    let row = encode_row(tok, model, text)?;
-    let mut s = Session::new(model.clone());
+pub fn detect(s: &mut Session, tok: &Tokenizer, text: &str) -> Result<Vec<(String, f32)>> {
+    let row = encode_row(tok, s.model(), text)?;
     let mut logits = vec![0.0; row.len()];
     s.discriminate(&Batch::new(&row, 1, row.len()), &mut logits)?;
     Ok(row[1..row.len() - 1]
@@ -97,17 +96,16 @@ pub fn print_detect(scores: &[(String, f32)], json: bool) {
 }
 
 /// Top-`k` (token, probability) for each [MASK] of `text`, in order.
-pub fn fill_mask(model: &Arc<Model>, tok: &Tokenizer, text: &str, k: usize) -> Result<Vec<Vec<(String, f32)>>> {
-    let g =
-        model.gen.as_ref().ok_or_else(|| Error::Unsupported("fill-mask needs a generator (masked LM) model".into()))?;
+pub fn fill_mask(s: &mut Session, tok: &Tokenizer, text: &str, k: usize) -> Result<Vec<Vec<(String, f32)>>> {
+    let model = s.model().clone();
+    let g = model.gen().ok_or_else(|| Error::Unsupported("fill-mask needs a generator (masked LM) model".into()))?;
     let v = g.config.vocab_size;
-    let row = encode_row(tok, model, text)?;
+    let row = encode_row(tok, &model, text)?;
     let mask = tok.special_ids().mask;
     let positions: Vec<usize> = row.iter().enumerate().filter(|(_, &id)| id == mask).map(|(i, _)| i).collect();
     if positions.is_empty() {
         return Err(Error::arg("the text has no [MASK] token"));
     }
-    let mut s = Session::new(model.clone());
     let mut logits = vec![0.0; row.len() * v];
     s.generator_logits(&Batch::new(&row, 1, row.len()), &mut logits)?;
     Ok(positions
@@ -131,7 +129,7 @@ pub fn fill_mask(model: &Arc<Model>, tok: &Tokenizer, text: &str, k: usize) -> R
 pub fn embed(session: &mut Session, tok: &Tokenizer, text: &str, pool: &str) -> Result<Vec<f32>> {
     let model = session.model().clone();
     let row = encode_row(tok, &model, text)?;
-    let h = model.disc.as_ref().map(|d| d.config.hidden_size).or(model.cls.as_ref().map(|c| c.config.hidden_size));
+    let h = model.disc().map(|d| d.config.hidden_size).or(model.cls().map(|c| c.config.hidden_size));
     let h = h.ok_or_else(|| Error::Unsupported("embeddings need a discriminator or classifier encoder".into()))?;
     let t = row.len();
     let mut states = vec![0.0; t * h];

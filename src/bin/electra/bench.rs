@@ -1,12 +1,13 @@
 //! `electra bench`: median step or call time, tokens/s, GFLOP/s and peak RSS for the training
 //! step and discriminator inference, like llama-bench.
 
-use crate::config::ElectraConfig;
-use crate::error::{Error, Result};
-use crate::model::Model;
-use crate::pretrain::flops::{encoder_flops, train_step_flops};
-use crate::pretrain::{TrainOptions, Trainer};
-use crate::session::{Batch, Session};
+use electra::config::ElectraConfig;
+use electra::error::{Error, Result};
+use electra::model::Model;
+use electra::pretrain::flops::{encoder_flops, train_step_flops};
+use electra::pretrain::{TrainOptions, Trainer};
+use electra::session::{Batch, Session, SessionOptions};
+use electra::Device;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,6 +28,8 @@ pub struct BenchArgs {
     pub reps: usize,
     /// Print one JSON object instead of a table.
     pub json: bool,
+    /// Where to run.
+    pub device: Device,
 }
 
 /// Peak resident set size of this process in bytes (Linux `VmHWM`), if known.
@@ -62,7 +65,13 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let mut times = Vec::new();
     let (flops, extra) = match a.what.as_str() {
         "train" => {
-            let opts = TrainOptions { max_seq_len: t, threads: a.threads, warmup_steps: 0, ..Default::default() };
+            let opts = TrainOptions {
+                max_seq_len: t,
+                threads: a.threads,
+                warmup_steps: 0,
+                device: a.device,
+                ..Default::default()
+            };
             let mut tr = Trainer::new(&a.preset, opts)?;
             let mut masked = 0;
             for rep in 0..=a.reps {
@@ -73,17 +82,20 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 }
                 masked = s.masked;
             }
-            let d = &tr.model.disc.as_ref().expect("electra objective").config;
-            let g = &tr.model.gen.as_ref().expect("electra objective").config;
+            let towers = tr.towers();
+            let (Some(d), Some(g)) = (towers.disc(), towers.gen()) else {
+                return Err(Error::Internal("a preset trainer holds a generator and a discriminator".into()));
+            };
+            let (d, g) = (&d.config, &g.config);
             (
-                train_step_flops(&tr.model, n, t, masked),
+                train_step_flops(towers, n, t, masked),
                 format!("disc {}x{} gen {}x{}", d.num_hidden_layers, d.hidden_size, g.num_hidden_layers, g.hidden_size),
             )
         }
         "infer" => {
             let mut m = Model::new(Some(cfg.clone()), None, false)?;
-            m.init_weights(1);
-            let mut s = Session::with_threads(Arc::new(m), a.threads)?;
+            m.init_weights(1)?;
+            let mut s = Session::with_options(Arc::new(m), &SessionOptions { device: a.device, threads: a.threads })?;
             let mut out = vec![0.0; n];
             for rep in 0..=a.reps {
                 let t0 = Instant::now();
@@ -176,7 +188,7 @@ fn step_products(a: &BenchArgs) -> Result<Vec<Product>> {
 }
 
 fn bench_gemm(a: &BenchArgs) -> Result<()> {
-    use crate::ops::matmul::{gemm, gemm_serial, Mat};
+    use electra::backend::cpu::matmul::{gemm, gemm_serial, Mat};
     use rayon::prelude::*;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(a.threads)
@@ -186,7 +198,7 @@ fn bench_gemm(a: &BenchArgs) -> Result<()> {
     // FMA peak of the pool: every worker runs the probe at once.
     let iters = 20_000_000;
     let t0 = Instant::now();
-    pool.broadcast(|_| std::hint::black_box(crate::ops::simd::fma_probe(iters)));
+    pool.broadcast(|_| std::hint::black_box(electra::backend::cpu::simd::fma_probe(iters)));
     let peak = (threads * iters * 384) as f64 / t0.elapsed().as_secs_f64() / 1e9;
     let products = step_products(a)?;
     let (mut total_flops, mut total_time) = (0.0, 0.0);

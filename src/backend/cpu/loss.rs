@@ -3,46 +3,13 @@
 //! with the original code's `Σw + 1e-6` denominator. Cross-entropy rows run in parallel with
 //! SIMD exponentials; per-row losses are summed in row order.
 
-use super::par::RowsMut;
 use super::simd;
 use rayon::prelude::*;
 
 /// Mean cross-entropy of `m` rows of `v` logits against `targets`, each row weighted equally:
-/// `Σ CE / (m + 1e-6)`. Writes `dlogits = scale·(softmax − onehot)/(m + 1e-6)` when given, and
-/// returns (loss, number of rows whose argmax equals the target).
-pub fn cross_entropy(
-    logits: &[f32],
-    targets: &[i32],
-    m: usize,
-    v: usize,
-    dlogits: Option<&mut [f32]>,
-    scale: f32,
-) -> (f32, usize) {
-    let denom = m as f64 + 1e-6;
-    let k = (scale as f64 / denom) as f32;
-    let grads = dlogits.map(|d| RowsMut::new(d, m, v));
-    // Rows in parallel; per-row results come back in order and are summed in order.
-    let rows: Vec<(f64, bool)> = (0..m)
-        .into_par_iter()
-        .map(|r| {
-            let row = &logits[r * v..(r + 1) * v];
-            let tgt = targets[r] as usize;
-            let (loss, correct, lse) = row_loss(row, tgt);
-            if let Some(g) = &grads {
-                // SAFETY: one task per row.
-                let drow = unsafe { g.get(r, r + 1) };
-                simd::scaled_exp(drow, row, lse as f32, k);
-                drow[tgt] -= k;
-            }
-            (loss, correct)
-        })
-        .collect();
-    let total: f64 = rows.iter().map(|r| r.0).sum();
-    let correct = rows.iter().filter(|r| r.1).count();
-    ((total / denom) as f32, correct)
-}
-
-/// [`cross_entropy`] that overwrites `logits` with `dlogits` (saving an `[m, v]` buffer).
+/// `Σ CE / (m + 1e-6)`. Overwrites the logits with their gradient
+/// `scale·(softmax − onehot)/(m + 1e-6)` (no second `[m, v]` buffer) and returns (loss, number
+/// of rows whose argmax equals the target).
 pub fn cross_entropy_in_place(logits: &mut [f32], targets: &[i32], m: usize, v: usize, scale: f32) -> (f32, usize) {
     let denom = m as f64 + 1e-6;
     let k = (scale as f64 / denom) as f32;
@@ -119,9 +86,9 @@ mod tests {
     fn cross_entropy_gradient() {
         let logits: Vec<f32> = (0..12).map(|i| (i as f32 * 0.7).sin()).collect();
         let targets = [1, 3, 0];
-        let mut g = vec![0.0; 12];
-        cross_entropy(&logits, &targets, 3, 4, Some(&mut g), 2.0);
-        fd_check(|x| 2.0 * cross_entropy(x, &targets, 3, 4, None, 1.0).0, &logits, &g);
+        let mut g = logits.clone();
+        cross_entropy_in_place(&mut g, &targets, 3, 4, 2.0);
+        fd_check(|x| 2.0 * cross_entropy_in_place(&mut x.to_vec(), &targets, 3, 4, 1.0).0, &logits, &g);
     }
 
     #[test]

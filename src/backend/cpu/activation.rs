@@ -4,7 +4,7 @@
 
 use super::par::rows_mut;
 use super::simd;
-use crate::config::Activation;
+use crate::backend::Activation;
 
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 

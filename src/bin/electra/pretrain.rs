@@ -3,13 +3,14 @@
 //! the pair layout with its tokenizer, and a plot of the curves.
 
 use super::plot;
-use crate::data::corpus::{Corpus, CorpusOptions};
-use crate::data::tokenizer::Tokenizer;
-use crate::error::{Error, Result};
-use crate::io::atomic::{create_dir, write_atomic};
-use crate::pretrain::eval::{evaluate, EvalStats};
-use crate::pretrain::flops::train_step_flops;
-use crate::pretrain::{Objective, StepStats, TrainOptions, Trainer};
+use electra::data::corpus::{Corpus, CorpusOptions};
+use electra::data::tokenizer::Tokenizer;
+use electra::error::{Error, Result};
+use electra::io::atomic::{create_dir, write_atomic};
+use electra::pretrain::eval::{evaluate, EvalStats};
+use electra::pretrain::flops::train_step_flops;
+use electra::pretrain::{Objective, StepStats, TrainOptions, Trainer};
+use electra::Device;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -51,6 +52,9 @@ pub struct PretrainArgs {
     /// Generator sampling temperature (default: [`default_temperature`]).
     #[serde(default)]
     pub temperature: Option<f32>,
+    /// Where to train (a resumed run may move to another device).
+    #[serde(default)]
+    pub device: Device,
     /// Evaluate on held-out text every this many steps (0: only at the start and end).
     pub eval_every: u64,
     /// Held-out batches per evaluation.
@@ -78,7 +82,7 @@ pub struct RunSummary {
     pub steps: u64,
     /// Real tokens seen, across resumes.
     pub tokens: u64,
-    /// Matrix-product FLOPs spent, across resumes (see [`crate::pretrain::flops`]).
+    /// Matrix-product FLOPs spent, across resumes (see `electra::pretrain::flops`).
     pub flops: f64,
     /// Wall-clock seconds of the training loops, across resumes (evaluations included).
     pub seconds: f64,
@@ -151,7 +155,7 @@ fn load_tokenizer(args: &PretrainArgs, corpus: &[PathBuf]) -> Result<Tokenizer> 
         }
     }
     eprintln!("training an 8192-entry WordPiece vocabulary on the corpus ...");
-    let files = crate::data::text_files(corpus)?;
+    let files = electra::data::text_files(corpus)?;
     Tokenizer::train(&files, 8192, 2)
 }
 
@@ -228,9 +232,9 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
     let eval_set = corpus.eval_batches(args.batch_size, Some(args.eval_batches))?;
 
     let mut trainer = if resume {
-        let t = Trainer::resume(&run_dir.join("checkpoint"))?;
+        let t = Trainer::resume_on(&run_dir.join("checkpoint"), Some(args.device))?;
         if let Some(c) = &t.data_cursor {
-            corpus.restore(&crate::data::corpus::Cursor::from_json(c)?)?;
+            corpus.restore(&electra::data::corpus::Cursor::from_json(c)?)?;
         }
         t
     } else {
@@ -248,6 +252,7 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
             special_token_ids: vec![sp.pad, sp.unk, sp.cls, sp.sep, sp.mask],
             seed: args.seed,
             threads: args.threads,
+            device: args.device,
             ..Default::default()
         };
         let opts = match &args.options {
@@ -271,7 +276,7 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
             args.batch_size * args.seq_len
         };
         let masked = (n as f64 * trainer.opts.mask_prob).round() as usize;
-        let per_step = train_step_flops(&trainer.model, n, args.seq_len, masked);
+        let per_step = train_step_flops(trainer.towers(), n, args.seq_len, masked);
         args.steps = (target.flops / per_step).round().max(1.0) as u64;
         if args.warmup_steps.is_none() && !resume {
             trainer.opts.warmup_steps = (args.steps / 10).min(10_000);
@@ -302,7 +307,7 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
         if eval_set.is_empty() {
             return Ok(None);
         }
-        let e = evaluate(Arc::new(trainer.model.clone()), &trainer.opts, &eval_set, 1234)?;
+        let e = evaluate(Arc::new(trainer.model()?), &trainer.opts, &eval_set, 1234)?;
         append(
             &metrics,
             &EvalLine {
@@ -315,7 +320,7 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
         )?;
         Ok(Some(e))
     };
-    let params = trainer.model.num_parameters();
+    let params = trainer.params().numel();
     eprintln!(
         "electra pretrain: {} objective, {:.2}M parameters, {} steps of {}x{} tokens, corpus {:?}, vocab {}",
         match args.objective {
@@ -378,7 +383,7 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
         tokens += s.tokens;
         spent.steps = s.step;
         spent.tokens += s.tokens as u64;
-        spent.flops += train_step_flops(&trainer.model, s.tokens, batch.seq_len, s.masked);
+        spent.flops += train_step_flops(trainer.towers(), s.tokens, batch.seq_len, s.masked);
         spent.seconds = seconds_before + started.elapsed().as_secs_f64();
         window_tokens += s.tokens;
         let tps = window_tokens as f64 / window_start.elapsed().as_secs_f64().max(1e-9);
@@ -439,7 +444,7 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
             run_dir.display(),
             run_dir.display()
         );
-        std::process::exit(130);
+        return Err(Error::Cancelled);
     }
     let final_eval = eval_now(&trainer)?;
     let final_dir = run_dir.join("final");
@@ -529,5 +534,5 @@ fn merge_options(base: &TrainOptions, json: &str) -> Result<TrainOptions> {
         unreachable!("TrainOptions serializes to an object")
     };
     map.extend(extra);
-    crate::pretrain::options::parse_json_options(&serde_json::Value::Object(map).to_string())
+    electra::pretrain::options::parse_json_options(&serde_json::Value::Object(map).to_string())
 }

@@ -1,13 +1,22 @@
 //! `electra`: pre-train, inspect and benchmark ELECTRA models from the shell.
 
 use clap::{Parser, Subcommand};
-use electra::cli;
+mod bench;
+mod finetune;
+mod infer;
+mod plot;
+mod pretrain;
 use electra::pretrain::Objective;
+use electra::Device;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(name = "electra", version, about = "Pre-train, fine-tune and run ELECTRA text encoders")]
 struct Cli {
+    /// Where to run: cpu, cuda or cuda:N (CUDA needs a build with `--features cuda`).
+    #[arg(long, global = true, default_value = "cpu")]
+    device: String,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -192,8 +201,20 @@ enum Cmd {
     },
 }
 
-fn main() {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("electra: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> electra::Result<ExitCode> {
+    let device: Device = cli.device.parse()?;
+    let session = |m| electra::Session::with_options(m, &electra::SessionOptions { device, threads: 0 });
     let r = match cli.cmd {
         Cmd::Pretrain {
             out,
@@ -229,7 +250,7 @@ fn main() {
                 (None, Some(r)) => r.clone(),
                 (None, None) => return Err(electra::Error::arg("--out DIR is required (or --resume DIR)")),
             };
-            let args = cli::pretrain::PretrainArgs {
+            let args = pretrain::PretrainArgs {
                 out,
                 corpus,
                 preset,
@@ -251,16 +272,17 @@ fn main() {
                 log_every,
                 options,
                 match_flops,
+                device,
             };
-            cli::pretrain::run(args, resume.is_some())
+            pretrain::run(args, resume.is_some())
         })(),
-        Cmd::Detect { model, text, json } => cli::infer::load_with_tokenizer(&model).and_then(|(m, tok)| {
-            let scores = cli::infer::detect(&m, &tok, &text)?;
-            cli::infer::print_detect(&scores, json);
+        Cmd::Detect { model, text, json } => infer::load_with_tokenizer(&model).and_then(|(m, tok)| {
+            let scores = infer::detect(&mut session(m)?, &tok, &text)?;
+            infer::print_detect(&scores, json);
             Ok(())
         }),
-        Cmd::FillMask { model, text, top_k } => cli::infer::load_with_tokenizer(&model).and_then(|(m, tok)| {
-            for (i, cands) in cli::infer::fill_mask(&m, &tok, &text, top_k)?.iter().enumerate() {
+        Cmd::FillMask { model, text, top_k } => infer::load_with_tokenizer(&model).and_then(|(m, tok)| {
+            for (i, cands) in infer::fill_mask(&mut session(m)?, &tok, &text, top_k)?.iter().enumerate() {
                 println!("[MASK] #{}:", i + 1);
                 for (t, p) in cands {
                     println!("  {t:>16}  {p:.4}");
@@ -268,15 +290,15 @@ fn main() {
             }
             Ok(())
         }),
-        Cmd::Embed { model, pool, text } => cli::infer::load_with_tokenizer(&model).and_then(|(m, tok)| {
+        Cmd::Embed { model, pool, text } => infer::load_with_tokenizer(&model).and_then(|(m, tok)| {
             let texts: Vec<String> = if text.is_empty() {
                 std::io::stdin().lines().collect::<Result<_, _>>().map_err(|e| electra::Error::io("<stdin>", e))?
             } else {
                 text
             };
-            let mut s = electra::Session::new(m);
+            let mut s = session(m)?;
             for t in texts {
-                let v = cli::infer::embed(&mut s, &tok, &t, &pool)?;
+                let v = infer::embed(&mut s, &tok, &t, &pool)?;
                 println!("{}", serde_json::json!({"text": t, "embedding": v}));
             }
             Ok(())
@@ -301,31 +323,24 @@ fn main() {
                 weight_decay,
                 seed,
                 threads,
+                device,
                 ..Default::default()
             };
-            cli::finetune::run(&cli::finetune::FinetuneArgs {
-                model,
-                train,
-                eval,
-                out,
-                epochs,
-                batch_size,
-                seq_len,
-                opts,
-            })
-            .map(|_| ())
+            finetune::run(&finetune::FinetuneArgs { model, train, eval, out, epochs, batch_size, seq_len, opts })
+                .map(|_| ())
         }
-        Cmd::Predict { model, text } => cli::finetune::predict(&model, &text).map(|probs| {
+        Cmd::Predict { model, text } => finetune::predict(&model, &text, device).map(|probs| {
             for (l, p) in probs {
                 println!("{l:>16}  {p:.4}");
             }
         }),
         Cmd::Bench { what, preset, batch_size, seq_len, threads, reps, json } => {
-            cli::bench::run(&cli::bench::BenchArgs { what, preset, batch_size, seq_len, threads, reps, json })
+            bench::run(&bench::BenchArgs { what, preset, batch_size, seq_len, threads, reps, json, device })
         }
     };
-    if let Err(e) = r {
-        eprintln!("electra: {e}");
-        std::process::exit(1);
-    }
+    r.map(|_| ExitCode::SUCCESS).or_else(|e| match e {
+        // Ctrl-C during pre-training: the checkpoint is saved; 130 as a shell reports SIGINT.
+        electra::Error::Cancelled => Ok(ExitCode::from(130)),
+        e => Err(e),
+    })
 }

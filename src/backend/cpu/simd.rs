@@ -956,23 +956,6 @@ dispatch!(
 );
 
 #[inline(always)]
-unsafe fn scaled_exp_imp<V: V16>(out: &mut [f32], x: &[f32], shift: f32, scale: f32) {
-    let n = out.len().min(x.len());
-    let (o, p) = (out.as_mut_ptr(), x.as_ptr());
-    let (s, k) = (V::splat(shift), V::splat(scale));
-    let mut i = 0;
-    while i < n {
-        let c = (n - i).min(W);
-        st(exp(ld::<V>(p.add(i), c, 0.0).sub(s)).mul(k), o.add(i), c);
-        i += W;
-    }
-}
-dispatch!(
-    /// `out[i] = scale·exp(x[i] − shift)`.
-    pub fn scaled_exp(out: &mut [f32], x: &[f32], shift: f32, scale: f32) => scaled_exp_imp
-);
-
-#[inline(always)]
 unsafe fn scaled_exp_inplace_imp<V: V16>(x: &mut [f32], shift: f32, scale: f32) {
     let n = x.len();
     let p = x.as_mut_ptr();
@@ -1020,9 +1003,8 @@ pub mod with {
         gelu_forward_imp::dispatch as gelu_forward, layer_norm_backward_row_imp::dispatch as layer_norm_backward_row,
         layer_norm_row_imp::dispatch as layer_norm_row, ln_param_grad_row_imp::dispatch as ln_param_grad_row,
         ln_param_grads_imp::dispatch as ln_param_grads, max_imp::dispatch as max,
-        scaled_exp_imp::dispatch as scaled_exp, scaled_exp_inplace_imp::dispatch as scaled_exp_inplace,
-        softmax_backward_imp::dispatch as softmax_backward, softmax_imp::dispatch as softmax_scaled_masked,
-        sum_exp_imp::dispatch as sum_exp,
+        scaled_exp_inplace_imp::dispatch as scaled_exp_inplace, softmax_backward_imp::dispatch as softmax_backward,
+        softmax_imp::dispatch as softmax_scaled_masked, sum_exp_imp::dispatch as sum_exp,
     };
 }
 

@@ -3,6 +3,26 @@
 //! scattering every token in order, so sums do not depend on the thread count.
 
 use super::par::{for_ranges, rows_mut, threads, RowsMut};
+use crate::error::{Error, Result};
+use crate::model::layers::Embeddings;
+
+/// Checks that every id and type indexes its table and that `t` positions exist, so the kernels
+/// below never index out of bounds (callers validate user input first; this guards the seam).
+pub fn check_ids(ids: &[i32], types: Option<&[i32]>, emb: &Embeddings, t: usize) -> Result<()> {
+    let e = emb.ln.dim.max(1);
+    let (vocab, npos, ntypes) = (emb.word.len / e, emb.pos.len / e, emb.typ.len / e);
+    let bad = |what: &str, x: i32, n: usize| Error::Internal(format!("embedding: {what} {x} is outside [0, {n})"));
+    if let Some(&x) = ids.iter().find(|&&x| x < 0 || x as usize >= vocab) {
+        return Err(bad("id", x, vocab));
+    }
+    if let Some(&x) = types.and_then(|ty| ty.iter().find(|&&x| x < 0 || x as usize >= ntypes)) {
+        return Err(bad("token type", x, ntypes));
+    }
+    if t > npos {
+        return Err(bad("position", t as i32 - 1, npos));
+    }
+    Ok(())
+}
 
 /// `out[b·T+t] = word[ids] + type[types] + pos[t]`, each of width `e` (HF's summation order).
 #[allow(clippy::too_many_arguments)]

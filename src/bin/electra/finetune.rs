@@ -3,14 +3,15 @@
 
 use super::infer::{encode_row, load_with_tokenizer};
 use super::pretrain::save_tokenizer_into;
-use crate::data::corpus::Batch as Padded;
-use crate::data::tokenizer::Tokenizer;
-use crate::error::{Error, Result};
-use crate::finetune::{FineTuner, FinetuneOptions};
-use crate::io::atomic::write_atomic;
-use crate::model::classifier::label_names;
-use crate::model::Model;
-use crate::session::{Batch, Session};
+use electra::data::corpus::TokenBatch as Padded;
+use electra::data::tokenizer::Tokenizer;
+use electra::error::{Error, Result};
+use electra::finetune::{FineTuner, FinetuneOptions};
+use electra::io::atomic::write_atomic;
+use electra::model::classifier::label_names;
+use electra::model::Model;
+use electra::session::{Batch, Session, SessionOptions};
+use electra::Device;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::path::{Path, PathBuf};
@@ -175,7 +176,8 @@ pub fn run(a: &FinetuneArgs) -> Result<Option<f64>> {
         let mut line =
             format!("epoch {}: train loss {:.4}, train accuracy {:.3}", epoch + 1, loss / n as f64, acc / n as f64);
         if let Some(rows) = &eval_rows {
-            let mut s = Session::new(Arc::new(ft.model.clone()));
+            let opts = SessionOptions { device: a.opts.device, threads: a.opts.threads };
+            let mut s = Session::with_options(Arc::new(ft.model()?), &opts)?;
             let ev = accuracy(&mut s, &tok, rows, labels.len())?;
             line += &format!(", eval accuracy {ev:.4} ({} examples)", rows.len());
             last = Some(ev);
@@ -195,16 +197,15 @@ pub fn run(a: &FinetuneArgs) -> Result<Option<f64>> {
 }
 
 /// Label probabilities of `text` from a fine-tuned classifier directory.
-pub fn predict(dir: &Path, text: &str) -> Result<Vec<(String, f32)>> {
+pub fn predict(dir: &Path, text: &str, device: Device) -> Result<Vec<(String, f32)>> {
     let (model, tok) = load_with_tokenizer(dir)?;
     let c = model
-        .cls
-        .as_ref()
+        .cls()
         .ok_or_else(|| Error::Unsupported("predict needs a fine-tuned classifier (electra finetune)".into()))?;
     let names = label_names(&c.config);
     let l = c.num_labels;
     let row = encode_row(&tok, &model, text)?;
-    let mut s = Session::new(model.clone());
+    let mut s = Session::with_options(model.clone(), &SessionOptions { device, threads: 0 })?;
     let mut logits = vec![0.0; l];
     s.classify(&Batch::new(&row, 1, row.len()), &mut logits)?;
     let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));

@@ -10,7 +10,7 @@
 
 use super::par::{for_ranges, split, threads, RowsMut};
 use super::simd;
-use crate::config::Activation;
+use crate::backend::Activation;
 
 /// A read-only strided matrix: element (i, j) is `data[i*rs + j*cs]`.
 #[derive(Clone, Copy)]

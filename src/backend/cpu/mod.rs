@@ -1,0 +1,601 @@
+//! The CPU backend: stateless kernels over flat `f32` slices (each op's forward beside its
+//! backward, one file per op), and [`CpuBackend`], which implements the seam by checking each
+//! operand and calling them. Work is split over the backend's own rayon pool; every split keeps
+//! what one row or column computes unchanged and every cross-row reduction in a fixed order, so
+//! results are bit-identical for any thread count.
+//!
+//! Conventions (after llm.c): outputs first, then inputs, then dimensions. Parameter gradients
+//! accumulate (`+=`); activation gradients are assigned unless a flag says the destination is a
+//! residual stream that already holds a gradient.
+
+pub mod activation;
+pub mod attention;
+pub mod embedding;
+pub mod layer_norm;
+pub mod loss;
+pub mod matmul;
+pub mod optim;
+pub mod par;
+pub mod rows;
+pub mod sample;
+pub mod simd;
+
+use super::{Activation, AdamStep, AdamTensor, Backend, Buf, Device, InputGrad, LossSum, Mem, Prepared, Weights};
+use crate::error::{Error, Result};
+use crate::model::layers::{Embeddings, LayerNorm, Linear};
+use crate::model::Model;
+use crate::params::Span;
+use matmul::Weight;
+use rand_chacha::ChaCha8Rng;
+use std::sync::Arc;
+
+/// The CPU backend: the kernels of this module on a rayon pool of its own, so handles with
+/// different thread counts run side by side.
+pub struct CpuBackend {
+    pool: Arc<rayon::ThreadPool>,
+}
+
+impl CpuBackend {
+    /// A backend with `threads` workers (0: one per core).
+    pub fn new(threads: usize) -> Result<Self> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("electra-{i}"))
+            .build()
+            .map_err(|e| Error::Internal(format!("could not start {threads} worker threads: {e}")))?;
+        Ok(CpuBackend { pool: Arc::new(pool) })
+    }
+}
+
+// === Operand checks: a wrong-device or too-short buffer is an error, never an out-of-bounds
+// access inside a kernel. ===
+
+fn wrong_device(what: &str) -> Error {
+    Error::Internal(format!("{what}: a buffer of another device was passed to the CPU backend"))
+}
+
+fn too_short(what: &str, len: usize, need: usize) -> Error {
+    Error::Internal(format!("{what}: buffer holds {len} elements, the call needs {need}"))
+}
+
+fn rd<'a, T>(b: &'a Buf<T>, need: usize, what: &str) -> Result<&'a [T]> {
+    let s = b.host().ok_or_else(|| wrong_device(what))?;
+    s.get(..need).ok_or_else(|| too_short(what, s.len(), need))
+}
+
+fn wr<'a, T>(b: &'a mut Buf<T>, need: usize, what: &str) -> Result<&'a mut [T]> {
+    let s = b.host_mut().ok_or_else(|| wrong_device(what))?;
+    let len = s.len();
+    s.get_mut(..need).ok_or_else(|| too_short(what, len, need))
+}
+
+fn mem<'a>(m: Mem<'a>, what: &str) -> Result<&'a [f32]> {
+    m.host().ok_or_else(|| wrong_device(what))
+}
+
+fn span<'a>(flat: &'a [f32], s: Span, what: &str) -> Result<&'a [f32]> {
+    flat.get(s.off..s.off + s.len).ok_or_else(|| too_short(what, flat.len(), s.off + s.len))
+}
+
+/// Disjoint mutable tensors of one flat buffer (the gradients of a layer's parameters).
+fn spans_mut<'a, const K: usize>(g: &'a mut [f32], spans: [Span; K]) -> Result<[&'a mut [f32]; K]> {
+    let mut order: [usize; K] = std::array::from_fn(|i| i);
+    order.sort_by_key(|&i| spans[i].off);
+    let mut out: [Option<&'a mut [f32]>; K] = std::array::from_fn(|_| None);
+    let (mut rest, mut base) = (g, 0usize);
+    for &i in &order {
+        let s = spans[i];
+        if s.off < base || s.off - base + s.len > rest.len() {
+            return Err(Error::Internal(format!(
+                "gradient spans overlap or exceed the buffer ({spans:?}, {} elements)",
+                base + rest.len()
+            )));
+        }
+        let (_, tail) = std::mem::take(&mut rest).split_at_mut(s.off - base);
+        let (mine, tail) = tail.split_at_mut(s.len);
+        out[i] = Some(mine);
+        (rest, base) = (tail, s.off + s.len);
+    }
+    Ok(out.map(Option::unwrap_or_default))
+}
+
+/// A Linear layer's weight as the matrix kernel reads it, and its bias.
+fn linear_weight<'a>(w: &Weights<'a>, lin: &Linear) -> Result<(Weight<'a>, &'a [f32])> {
+    let flat = mem(w.flat, "weights")?;
+    let bias = span(flat, lin.b, "bias")?;
+    if let Some(p) = w.prepared.filter(|p| p.covers(lin.w)) {
+        let t = p.linear.as_ref().and_then(Buf::host).ok_or_else(|| wrong_device("prepared weights"))?;
+        return Ok((Weight::InOut(span(t, lin.w, "prepared weight")?), bias));
+    }
+    Ok((Weight::OutIn(span(flat, lin.w, "weight")?), bias))
+}
+
+impl Backend for CpuBackend {
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
+
+    fn describe(&self) -> String {
+        format!("cpu: {:?} kernels, {} threads", simd::isa(), self.threads())
+    }
+
+    fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    fn enter(&self, f: &mut (dyn FnMut() + Send)) {
+        self.pool.install(f)
+    }
+
+    fn ensure(&self, buf: &mut Buf, len: usize) -> Result<()> {
+        grow(buf, len)
+    }
+
+    fn ensure_ids(&self, buf: &mut Buf<i32>, len: usize) -> Result<()> {
+        grow(buf, len)
+    }
+
+    fn import(&self, host: Vec<f32>) -> Result<Buf> {
+        Ok(Buf::from_host(host))
+    }
+
+    fn upload(&self, dst: &mut Buf, src: &[f32]) -> Result<()> {
+        grow(dst, src.len())?;
+        wr(dst, src.len(), "upload")?.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn upload_ids(&self, dst: &mut Buf<i32>, src: &[i32]) -> Result<()> {
+        grow(dst, src.len())?;
+        wr(dst, src.len(), "upload")?.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn download(&self, src: Mem, dst: &mut [f32]) -> Result<()> {
+        let s = mem(src, "download")?;
+        dst.copy_from_slice(s.get(..dst.len()).ok_or_else(|| too_short("download", s.len(), dst.len()))?);
+        Ok(())
+    }
+
+    fn fill(&self, buf: &mut Buf, len: usize, value: f32) -> Result<()> {
+        wr(buf, len, "fill")?.fill(value);
+        Ok(())
+    }
+
+    fn copy(&self, dst: &mut Buf, src: &Buf, len: usize) -> Result<()> {
+        wr(dst, len, "copy")?.copy_from_slice(rd(src, len, "copy")?);
+        Ok(())
+    }
+
+    /// A copy of the flat parameters with every encoder Linear weight transposed to `[in, out]`,
+    /// which the gemm crate multiplies 20–40% faster at inference's row counts and with the same
+    /// sums in the same order (docs/PERFORMANCE.md; tests/model_reference.rs checks the bits).
+    fn prepare(&self, model: &Model) -> Result<Prepared> {
+        let w = model.params.values();
+        let mut t = Vec::new();
+        t.try_reserve_exact(w.len()).map_err(|_| oom(w.len()))?;
+        t.extend_from_slice(w);
+        let mut covered = Vec::new();
+        for enc in model.encoders() {
+            for l in enc.linears() {
+                matmul::transpose_weight(l.w.of_mut(&mut t), l.w.of(w), l.dout, l.din);
+                covered.push(l.w.off);
+            }
+        }
+        covered.sort_unstable();
+        Ok(Prepared { flat: None, linear: Some(Buf::from_host(t)), covered })
+    }
+
+    fn linear(&self, y: &mut Buf, x: &Buf, w: &Weights, lin: &Linear, n: usize) -> Result<()> {
+        let (wt, b) = linear_weight(w, lin)?;
+        let x = rd(x, n * lin.din, "linear x")?;
+        matmul::linear_forward(wr(y, n * lin.dout, "linear y")?, x, wt, Some(b), n, lin.din, lin.dout);
+        Ok(())
+    }
+
+    fn linear_act(
+        &self,
+        pre: &mut Buf,
+        act: &mut Buf,
+        x: &Buf,
+        w: &Weights,
+        lin: &Linear,
+        n: usize,
+        f: Activation,
+    ) -> Result<()> {
+        let (wt, b) = linear_weight(w, lin)?;
+        let (x, len) = (rd(x, n * lin.din, "linear x")?, n * lin.dout);
+        matmul::linear_act_forward(wr(pre, len, "pre")?, wr(act, len, "act")?, x, wt, b, n, lin.din, lin.dout, f);
+        Ok(())
+    }
+
+    fn linear_residual_layer_norm(
+        &self,
+        sum: &mut Buf,
+        out: &mut Buf,
+        mean: &mut Buf,
+        rstd: &mut Buf,
+        x: &Buf,
+        w: &Weights,
+        lin: &Linear,
+        residual: &Buf,
+        ln: &LayerNorm,
+        n: usize,
+    ) -> Result<()> {
+        let (wt, b) = linear_weight(w, lin)?;
+        let flat = mem(w.flat, "weights")?;
+        let (g, beta) = (span(flat, ln.g, "LayerNorm weight")?, span(flat, ln.b, "LayerNorm bias")?);
+        let len = n * lin.dout;
+        matmul::linear_residual_layer_norm_forward(
+            wr(sum, len, "sum")?,
+            wr(out, len, "out")?,
+            wr(mean, n, "mean")?,
+            wr(rstd, n, "rstd")?,
+            rd(x, n * lin.din, "linear x")?,
+            wt,
+            b,
+            rd(residual, len, "residual")?,
+            (g, beta, ln.eps),
+            n,
+            lin.din,
+            lin.dout,
+        );
+        Ok(())
+    }
+
+    fn linear_backward(
+        &self,
+        dx: InputGrad,
+        grads: &mut Buf,
+        dy: &Buf,
+        x: &Buf,
+        w: Mem,
+        lin: &Linear,
+        n: usize,
+    ) -> Result<()> {
+        let (din, dout) = (lin.din, lin.dout);
+        let wt = span(mem(w, "weights")?, lin.w, "weight")?;
+        let (dy, x) = (rd(dy, n * dout, "dy")?, rd(x, n * din, "x")?);
+        let g = grads.host_mut().ok_or_else(|| wrong_device("grads"))?;
+        let [dw, db] = spans_mut(g, [lin.w, lin.b])?;
+        let (dx, acc) = match dx {
+            InputGrad::Set(b) => (wr(b, n * din, "dx")?, false),
+            InputGrad::Add(b) => (wr(b, n * din, "dx")?, true),
+        };
+        matmul::linear_backward(Some(dx), dw, Some(db), dy, x, wt, n, din, dout, acc);
+        Ok(())
+    }
+
+    fn linear_act_backward(
+        &self,
+        d_pre: &mut Buf,
+        grads: &mut Buf,
+        dy: &Buf,
+        act: &Buf,
+        pre: &Buf,
+        w: Mem,
+        lin: &Linear,
+        n: usize,
+        f: Activation,
+    ) -> Result<()> {
+        let (din, dout) = (lin.din, lin.dout);
+        let wt = span(mem(w, "weights")?, lin.w, "weight")?;
+        let g = grads.host_mut().ok_or_else(|| wrong_device("grads"))?;
+        let [dw, db] = spans_mut(g, [lin.w, lin.b])?;
+        matmul::linear_backward_through_act(
+            wr(d_pre, n * din, "d_pre")?,
+            dw,
+            db,
+            rd(dy, n * dout, "dy")?,
+            rd(act, n * din, "act")?,
+            rd(pre, n * din, "pre")?,
+            wt,
+            n,
+            din,
+            dout,
+            f,
+        );
+        Ok(())
+    }
+
+    fn activation(&self, out: &mut Buf, x: &Buf, len: usize, f: Activation) -> Result<()> {
+        activation::activation_forward(wr(out, len, "out")?, rd(x, len, "x")?, f);
+        Ok(())
+    }
+
+    fn activation_backward(&self, dx: &mut Buf, dout: &Buf, x: &Buf, len: usize, f: Activation) -> Result<()> {
+        activation::activation_backward(wr(dx, len, "dx")?, rd(dout, len, "dout")?, rd(x, len, "x")?, f);
+        Ok(())
+    }
+
+    fn layer_norm(
+        &self,
+        out: &mut Buf,
+        mean: &mut Buf,
+        rstd: &mut Buf,
+        x: &Buf,
+        w: Mem,
+        ln: &LayerNorm,
+        n: usize,
+    ) -> Result<()> {
+        let flat = mem(w, "weights")?;
+        let c = ln.dim;
+        layer_norm::layer_norm_forward(
+            wr(out, n * c, "out")?,
+            wr(mean, n, "mean")?,
+            wr(rstd, n, "rstd")?,
+            rd(x, n * c, "x")?,
+            span(flat, ln.g, "LayerNorm weight")?,
+            span(flat, ln.b, "LayerNorm bias")?,
+            n,
+            c,
+            ln.eps,
+        );
+        Ok(())
+    }
+
+    fn layer_norm_backward(
+        &self,
+        dx: &mut Buf,
+        grads: &mut Buf,
+        dout: &Buf,
+        x: &Buf,
+        w: Mem,
+        ln: &LayerNorm,
+        mean: &Buf,
+        rstd: &Buf,
+        n: usize,
+    ) -> Result<()> {
+        let c = ln.dim;
+        let gamma = span(mem(w, "weights")?, ln.g, "LayerNorm weight")?;
+        let g = grads.host_mut().ok_or_else(|| wrong_device("grads"))?;
+        let [dg, db] = spans_mut(g, [ln.g, ln.b])?;
+        layer_norm::layer_norm_backward(
+            wr(dx, n * c, "dx")?,
+            dg,
+            db,
+            rd(dout, n * c, "dout")?,
+            rd(x, n * c, "x")?,
+            gamma,
+            rd(mean, n, "mean")?,
+            rd(rstd, n, "rstd")?,
+            n,
+            c,
+            false,
+        );
+        Ok(())
+    }
+
+    fn key_mask(&self, mask_add: &mut Buf, mask: Option<&Buf<i32>>, n: usize) -> Result<()> {
+        let mask = mask.map(|m| rd(m, n, "attention mask")).transpose()?;
+        attention::key_mask(wr(mask_add, n, "mask_add")?, mask, n);
+        Ok(())
+    }
+
+    fn attention(
+        &self,
+        ctx: &mut Buf,
+        probs: &mut Buf,
+        q: &Buf,
+        k: &Buf,
+        v: &Buf,
+        mask_add: &Buf,
+        b: usize,
+        t: usize,
+        nh: usize,
+        hd: usize,
+    ) -> Result<()> {
+        let len = b * t * nh * hd;
+        attention::attention_forward(
+            wr(ctx, len, "ctx")?,
+            wr(probs, b * nh * t * t, "probs")?,
+            rd(q, len, "q")?,
+            rd(k, len, "k")?,
+            rd(v, len, "v")?,
+            rd(mask_add, b * t, "mask_add")?,
+            b,
+            t,
+            nh,
+            hd,
+        );
+        Ok(())
+    }
+
+    fn attention_backward(
+        &self,
+        dq: &mut Buf,
+        dk: &mut Buf,
+        dv: &mut Buf,
+        scratch: &mut Buf,
+        dctx: &Buf,
+        probs: &Buf,
+        q: &Buf,
+        k: &Buf,
+        v: &Buf,
+        b: usize,
+        t: usize,
+        nh: usize,
+        hd: usize,
+    ) -> Result<()> {
+        let (len, pl) = (b * t * nh * hd, b * nh * t * t);
+        attention::attention_backward(
+            wr(dq, len, "dq")?,
+            wr(dk, len, "dk")?,
+            wr(dv, len, "dv")?,
+            wr(scratch, pl, "scratch")?,
+            rd(dctx, len, "dctx")?,
+            rd(probs, pl, "probs")?,
+            rd(q, len, "q")?,
+            rd(k, len, "k")?,
+            rd(v, len, "v")?,
+            b,
+            t,
+            nh,
+            hd,
+        );
+        Ok(())
+    }
+
+    fn embedding(
+        &self,
+        out: &mut Buf,
+        ids: &Buf<i32>,
+        types: Option<&Buf<i32>>,
+        w: Mem,
+        emb: &Embeddings,
+        b: usize,
+        t: usize,
+    ) -> Result<()> {
+        let (n, e) = (b * t, emb.ln.dim);
+        let flat = mem(w, "weights")?;
+        let ids = rd(ids, n, "input ids")?;
+        let types = types.map(|x| rd(x, n, "token types")).transpose()?;
+        embedding::check_ids(ids, types, emb, t)?;
+        embedding::embedding_forward(
+            wr(out, n * e, "out")?,
+            ids,
+            types,
+            span(flat, emb.word, "word embeddings")?,
+            span(flat, emb.pos, "position embeddings")?,
+            span(flat, emb.typ, "type embeddings")?,
+            b,
+            t,
+            e,
+        );
+        Ok(())
+    }
+
+    fn embedding_backward(
+        &self,
+        grads: &mut Buf,
+        dout: &Buf,
+        ids: &Buf<i32>,
+        types: Option<&Buf<i32>>,
+        emb: &Embeddings,
+        b: usize,
+        t: usize,
+    ) -> Result<()> {
+        let (n, e) = (b * t, emb.ln.dim);
+        let ids = rd(ids, n, "input ids")?;
+        let types = types.map(|x| rd(x, n, "token types")).transpose()?;
+        embedding::check_ids(ids, types, emb, t)?;
+        let g = grads.host_mut().ok_or_else(|| wrong_device("grads"))?;
+        let [dword, dpos, dtyp] = spans_mut(g, [emb.word, emb.pos, emb.typ])?;
+        embedding::embedding_backward(
+            dword,
+            dpos,
+            dtyp,
+            rd(dout, n * e, "dout")?,
+            ids,
+            types,
+            b,
+            t,
+            e,
+            Some(emb.pad_id),
+        );
+        Ok(())
+    }
+
+    fn gather_rows(&self, dst: &mut Buf, src: &Buf, rows: &Buf<i32>, m: usize, width: usize) -> Result<()> {
+        let src = src.host().ok_or_else(|| wrong_device("gather source"))?;
+        rows::gather(wr(dst, m * width, "gather destination")?, src, rd(rows, m, "rows")?, width)
+    }
+
+    fn scatter_rows(
+        &self,
+        dst: &mut Buf,
+        src: &Buf,
+        rows: &Buf<i32>,
+        m: usize,
+        width: usize,
+        accumulate: bool,
+    ) -> Result<()> {
+        let dst = dst.host_mut().ok_or_else(|| wrong_device("scatter destination"))?;
+        rows::scatter(dst, rd(src, m * width, "scatter source")?, rd(rows, m, "rows")?, width, accumulate)
+    }
+
+    fn cross_entropy(&self, logits: &mut Buf, targets: &Buf<i32>, m: usize, v: usize, scale: f32) -> Result<LossSum> {
+        let targets = rd(targets, m, "targets")?;
+        if let Some(&bad) = targets.iter().find(|&&y| y < 0 || y as usize >= v) {
+            return Err(Error::Internal(format!("cross-entropy target {bad} is outside [0, {v})")));
+        }
+        let (loss, correct) = loss::cross_entropy_in_place(wr(logits, m * v, "logits")?, targets, m, v, scale);
+        Ok(LossSum { loss, correct })
+    }
+
+    fn binary_cross_entropy(
+        &self,
+        dlogits: &mut Buf,
+        logits: &Buf,
+        labels: &Buf,
+        weights: &Buf,
+        n: usize,
+        scale: f32,
+    ) -> Result<LossSum> {
+        let (loss, correct) = loss::binary_cross_entropy(
+            rd(logits, n, "logits")?,
+            rd(labels, n, "labels")?,
+            rd(weights, n, "weights")?,
+            Some(wr(dlogits, n, "dlogits")?),
+            scale,
+        );
+        Ok(LossSum { loss, correct })
+    }
+
+    fn gumbel_argmax(
+        &self,
+        logits: &Buf,
+        m: usize,
+        v: usize,
+        temperature: f32,
+        rng: &mut ChaCha8Rng,
+        out: &mut Vec<i32>,
+    ) -> Result<()> {
+        sample::gumbel_argmax(rng, rd(logits, m * v, "logits")?, m, v, temperature, out);
+        Ok(())
+    }
+
+    fn sum_squares(&self, buf: &Buf, len: usize) -> Result<f64> {
+        Ok(optim::sum_squares(rd(buf, len, "sum_squares")?))
+    }
+
+    fn scale(&self, buf: &mut Buf, len: usize, s: f32) -> Result<()> {
+        optim::scale(wr(buf, len, "scale")?, s);
+        Ok(())
+    }
+
+    fn adamw(
+        &self,
+        params: &mut Buf,
+        grads: &Buf,
+        m: &mut Buf,
+        v: &mut Buf,
+        tensors: &[AdamTensor],
+        step: &AdamStep,
+    ) -> Result<()> {
+        let len = tensors.iter().map(|t| t.span.off + t.span.len).max().unwrap_or(0);
+        optim::adamw(
+            wr(params, len, "params")?,
+            rd(grads, len, "grads")?,
+            wr(m, len, "adam m")?,
+            wr(v, len, "adam v")?,
+            tensors,
+            step,
+        );
+        Ok(())
+    }
+}
+
+fn oom(elements: usize) -> Error {
+    Error::OutOfMemory(format!("{elements} elements ({} bytes) could not be allocated", elements.saturating_mul(4)))
+}
+
+/// Grows a host buffer to `len` zero-initialised elements, failing cleanly when memory runs out.
+fn grow<T: Copy + Default>(buf: &mut Buf<T>, len: usize) -> Result<()> {
+    let v = buf.host_vec().ok_or_else(|| wrong_device("ensure"))?;
+    if v.len() < len {
+        v.try_reserve_exact(len - v.len()).map_err(|_| oom(len))?;
+        v.resize(len, T::default());
+    }
+    Ok(())
+}
