@@ -2,7 +2,9 @@
 //! task learned well above chance, save/load round trip.
 
 mod common;
+use common::train_fixture::classifier_matches;
 use common::*;
+use electra::backend::Device;
 use electra::finetune::{FineTuner, FinetuneOptions};
 use electra::io::hf;
 use electra::session::{Batch, Session};
@@ -11,36 +13,7 @@ use std::sync::Arc;
 
 #[test]
 fn classifier_matches_pytorch() {
-    let case = "emb_lt_hidden";
-    let f = read(case, "cls_train.safetensors");
-    let shape = f.get("input_ids").unwrap().shape.clone();
-    let (b, t) = (shape[0], shape[1]);
-    let (ids, mask, types) = (ints(&f, "input_ids"), ints(&f, "attention_mask"), ints(&f, "token_type_ids"));
-    let labels = ints(&f, "labels");
-    let batch =
-        Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: Some(&types), batch: b, seq_len: t };
-    let model = hf::load(&fixture(case).join("classifier")).unwrap();
-    let mut s = Session::new(Arc::new(model.clone())).unwrap();
-    let mut logits = vec![0.0; b * 3];
-    s.classify(&batch, &mut logits).unwrap();
-    assert_close("cls_logits", &logits, floats(&f, "cls_logits"), 1e-5, 1e-6);
-    let mut ft = FineTuner::from_model(model, FinetuneOptions::default()).unwrap();
-    let st = ft.forward_backward(&batch, &labels).unwrap();
-    assert_close("cls_loss", &[st.loss], floats(&f, "cls_loss"), 1e-5, 0.0);
-    let names = ft.classifier().names.clone();
-    let grads = ft.grads().unwrap();
-    let mut n = 0;
-    for (hf_name, id) in &names {
-        let key = format!("grad.classifier.{hf_name}");
-        let info = ft.params().info(*id);
-        let ours = &grads[info.offset..info.offset + info.len];
-        if hf_name.ends_with("attention.self.key.bias") {
-            continue; // rounding noise only: see tests/train_reference.rs
-        }
-        assert_close(&key, ours, floats(&f, &key), 1e-4, 1e-5);
-        n += 1;
-    }
-    assert!(n >= 39, "{n} gradients compared");
+    classifier_matches(Device::Cpu, 0);
 }
 
 /// Label = whether token 7 occurs in the row; a tiny randomly initialised encoder must learn it.
