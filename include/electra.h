@@ -72,15 +72,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-/** Marks a function whose result must not be ignored. */
-#if defined(__cplusplus) && __cplusplus >= 201703L
-#define ELECTRA_NODISCARD [[nodiscard]]
-#elif defined(__GNUC__) || defined(__clang__)
-#define ELECTRA_NODISCARD __attribute__((warn_unused_result))
-#else
-#define ELECTRA_NODISCARD
-#endif
-
 /** Marks a deprecated function, with a note saying what to use instead. */
 #if defined(__GNUC__) || defined(__clang__)
 #define ELECTRA_DEPRECATED(note) __attribute__((deprecated(note)))

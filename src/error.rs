@@ -1,4 +1,5 @@
-//! One error type for the whole crate, and its mapping onto the stable C status codes.
+//! One error type for the whole crate. The C ABI maps each variant onto a stable status code
+//! (`status_of`, beside the codes).
 
 use std::path::PathBuf;
 
@@ -75,9 +76,6 @@ pub enum Error {
     /// A bug: a broken invariant.
     #[error("internal error: {0}")]
     Internal(String),
-    /// A panic caught at the C boundary (always a bug in electra).
-    #[error("panic: {0}")]
-    Panic(String),
 }
 
 /// Crate-wide result alias.
@@ -97,26 +95,5 @@ impl Error {
     /// Builds an [`Error::InvalidArgument`].
     pub fn arg(msg: impl Into<String>) -> Self {
         Error::InvalidArgument(msg.into())
-    }
-
-    /// The stable C status code for this error (see `electra_status` in the header).
-    pub fn status(&self) -> i32 {
-        use crate::ffi::status::*;
-        match self {
-            Error::InvalidArgument(_) | Error::Config(_) => ELECTRA_ERR_INVALID_ARGUMENT,
-            Error::NonFinite(_) => ELECTRA_ERR_NUMERIC,
-            Error::NullPointer(_) => ELECTRA_ERR_NULL_POINTER,
-            Error::InvalidHandle(_) => ELECTRA_ERR_INVALID_HANDLE,
-            Error::Shape { .. } => ELECTRA_ERR_SHAPE,
-            Error::BufferTooSmall { .. } => ELECTRA_ERR_BUFFER_TOO_SMALL,
-            Error::Unsupported(_) => ELECTRA_ERR_UNSUPPORTED,
-            Error::Io { .. } => ELECTRA_ERR_IO,
-            Error::Format { .. } => ELECTRA_ERR_FORMAT,
-            Error::Cancelled => ELECTRA_ERR_CANCELLED,
-            Error::OutOfMemory(_) => ELECTRA_ERR_OUT_OF_MEMORY,
-            Error::Cuda(_) => ELECTRA_ERR_CUDA,
-            Error::Internal(_) => ELECTRA_ERR_INTERNAL,
-            Error::Panic(_) => ELECTRA_ERR_PANIC,
-        }
     }
 }

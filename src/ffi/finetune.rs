@@ -1,30 +1,28 @@
 //! `electra_finetuner`: sequence-classification fine-tuning from C, and classification
 //! inference through `electra_session_classify`.
 
+use super::handle::{lock, FfiHandle};
 use super::session::electra_session;
 use super::status::*;
-use super::{c_str, guard, guard_void, in_slice};
+use super::{batch_from, c_str, guard, guard_void, SizedOut, StructSized};
 use crate::error::{Error, Result};
 use crate::finetune::{FineTuner, FinetuneOptions};
-use crate::session::Batch;
 use std::ffi::c_char;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-const FINETUNER_MAGIC: u64 = 0x454c_4543_4654_554e; // "ELECFTUN"
-
 /// Opaque fine-tuning state. Free with `electra_finetuner_free`.
-// Zero-sized: an `electra_finetuner *` really points to a [`FinetunerHandle`].
+// Zero-sized: an `electra_finetuner *` really points to a `Handle<Mutex<FineTuner>>` (see
+// handle.rs). One thread at a time: concurrent use becomes a clear error, not a data race.
 pub struct electra_finetuner {
     _opaque: [u8; 0],
 }
 
-/// What an `electra_finetuner *` points to; `repr(C)` keeps the tag at offset 0.
-#[repr(C)]
-struct FinetunerHandle {
-    magic: u64,
-    // One thread at a time: concurrent use becomes a clear error, not a data race.
-    ft: Mutex<FineTuner>,
+impl FfiHandle for electra_finetuner {
+    type Value = Mutex<FineTuner>;
+    const MAGIC: u64 = 0x454c_4543_4654_554e; // "ELECFTUN"
+    const NULL: &'static str = "electra_finetuner is NULL";
+    const DEAD: &'static str = "not a live electra_finetuner";
 }
 
 /// What one `electra_finetuner_step` measured. Set `struct_size` to
@@ -46,38 +44,17 @@ pub struct electra_finetune_stats {
     pub grad_norm: f32,
 }
 
-unsafe fn ft_check<'a>(p: *mut electra_finetuner) -> Result<&'a FinetunerHandle> {
-    super::check_tag(p, FINETUNER_MAGIC, "electra_finetuner is NULL", "not a live electra_finetuner")?;
-    Ok(&*p.cast::<FinetunerHandle>())
-}
+// SAFETY: `#[repr(C)]` with `struct_size: u32` first (checked at compile time below).
+unsafe impl StructSized for electra_finetune_stats {}
+const _: () = assert!(std::mem::offset_of!(electra_finetune_stats, struct_size) == 0);
 
-unsafe fn ft_lock<'a>(p: *mut electra_finetuner) -> Result<MutexGuard<'a, FineTuner>> {
-    ft_check(p)?.ft.try_lock().map_err(|_| {
-        Error::arg("the fine-tuner is in use by another thread (or was poisoned by a panic in an earlier call)")
-    })
-}
-
-unsafe fn batch_from<'a>(
-    input_ids: *const i32,
-    attention_mask: *const i32,
-    token_type_ids: *const i32,
-    batch: usize,
-    seq_len: usize,
-) -> Result<Batch<'a>> {
-    if input_ids.is_null() {
-        return Err(Error::NullPointer("input_ids"));
-    }
-    let n = Batch { input_ids: &[], attention_mask: None, token_type_ids: None, batch, seq_len }.tokens()?;
-    if n > isize::MAX as usize / 4 {
-        return Err(Error::arg("batch too large"));
-    }
-    Ok(Batch {
-        input_ids: std::slice::from_raw_parts(input_ids, n),
-        attention_mask: in_slice(attention_mask, n),
-        token_type_ids: in_slice(token_type_ids, n),
-        batch,
-        seq_len,
-    })
+/// The fine-tuner behind a live handle, locked for this call.
+///
+/// # Safety
+/// `f` must be NULL or a live fine-tuner, alive for `'a`.
+unsafe fn fine_tuner<'a>(f: *const electra_finetuner) -> Result<MutexGuard<'a, FineTuner>> {
+    // SAFETY: forwarded from this function's contract; `get` checks the tag.
+    lock(unsafe { electra_finetuner::get(f)? }, "fine-tuner")
 }
 
 /// Starts fine-tuning from `model_dir`: any checkpoint with a discriminator (its encoder is
@@ -107,7 +84,8 @@ pub unsafe extern "C" fn electra_finetuner_new(
         }
         let labels: Vec<String> = (0..num_labels).map(|i| format!("LABEL_{i}")).collect();
         let ft = FineTuner::new(Path::new(dir), &labels, FinetuneOptions::from_json(json)?)?;
-        *out = Box::into_raw(Box::new(FinetunerHandle { magic: FINETUNER_MAGIC, ft: Mutex::new(ft) })).cast();
+        // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
+        unsafe { *out = electra_finetuner::publish(Mutex::new(ft)) };
         Ok(())
     })
 }
@@ -130,30 +108,28 @@ pub unsafe extern "C" fn electra_finetuner_step(
     stats: *mut electra_finetune_stats,
 ) -> electra_status {
     guard(|| {
-        let mut ft = ft_lock(f)?;
-        let b = batch_from(input_ids, attention_mask, token_type_ids, batch, seq_len)?;
+        // SAFETY: `f` is a live fine-tuner (the contract); `get` checks its tag.
+        let mut ft = unsafe { fine_tuner(f)? };
+        // SAFETY: the input arrays hold `batch*seq_len` elements for this call (the contract).
+        let b = unsafe { batch_from(input_ids, attention_mask, token_type_ids, batch, seq_len)? };
         if labels.is_null() {
             return Err(Error::NullPointer("labels"));
         }
-        if !stats.is_null() && ((*stats).struct_size as usize) < std::mem::size_of::<u32>() {
-            return Err(Error::arg("stats->struct_size must be set to sizeof(electra_finetune_stats)"));
-        }
-        let s = ft.train_step(&b, std::slice::from_raw_parts(labels, batch))?;
-        if !stats.is_null() {
-            let full = electra_finetune_stats {
-                struct_size: (*stats).struct_size,
+        // SAFETY: `stats` is NULL or valid for `stats->struct_size` bytes (the contract).
+        let stats =
+            unsafe { SizedOut::new(stats, "stats->struct_size must be set to sizeof(electra_finetune_stats)")? };
+        // SAFETY: `labels` is non-NULL and holds `batch` labels (the contract); `batch*seq_len`
+        // passed `batch_from`, so `batch` elements fit in `isize` bytes.
+        let s = ft.train_step(&b, unsafe { std::slice::from_raw_parts(labels, batch) })?;
+        if let Some(stats) = stats {
+            stats.write(&electra_finetune_stats {
+                struct_size: 0, // `write` keeps the caller's
                 step: s.step,
                 loss: s.loss,
                 accuracy: s.accuracy,
                 learning_rate: s.learning_rate,
                 grad_norm: s.grad_norm,
-            };
-            let size = ((*stats).struct_size as usize).min(std::mem::size_of::<electra_finetune_stats>());
-            std::ptr::copy_nonoverlapping(
-                (&full as *const electra_finetune_stats).cast::<u8>(),
-                stats.cast::<u8>(),
-                size,
-            );
+            });
         }
         Ok(())
     })
@@ -167,8 +143,9 @@ pub unsafe extern "C" fn electra_finetuner_step(
 #[no_mangle]
 pub unsafe extern "C" fn electra_finetuner_save(f: *mut electra_finetuner, dir: *const c_char) -> electra_status {
     guard(|| {
-        let ft = ft_lock(f)?;
-        ft.save(Path::new(c_str(dir, "dir")?))
+        // SAFETY: `f` is a live fine-tuner and `dir` a NUL-terminated string (the contract).
+        let (ft, dir) = unsafe { (fine_tuner(f)?, c_str(dir, "dir")?) };
+        ft.save(Path::new(dir))
     })
 }
 
@@ -178,13 +155,8 @@ pub unsafe extern "C" fn electra_finetuner_save(f: *mut electra_finetuner, dir: 
 /// `f` must be NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn electra_finetuner_free(f: *mut electra_finetuner) {
-    guard_void(|| {
-        if ft_check(f).is_ok() {
-            let h = f.cast::<FinetunerHandle>();
-            (*h).magic = 0;
-            drop(Box::from_raw(h));
-        }
-    })
+    // SAFETY: `f` is NULL or a live fine-tuner (the contract); `free` checks its tag.
+    guard_void(|| unsafe { electra_finetuner::free(f) })
 }
 
 /// Classification logits: writes `batch*num_labels` floats, row-major, for a model with a

@@ -5,12 +5,14 @@
 #![allow(non_camel_case_types)]
 
 pub mod finetune;
+mod handle;
 pub mod model;
 pub mod session;
 pub mod status;
 pub mod trainer;
 
 use crate::error::{Error, Result};
+use crate::session::Batch;
 use status::*;
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr};
@@ -43,7 +45,7 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<()>) -> electra_status {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => ELECTRA_OK,
         Ok(Err(e)) => {
-            let code = e.status();
+            let code = status_of(&e);
             set_last_error(e.to_string());
             code
         }
@@ -61,25 +63,6 @@ pub(crate) fn guard_void(f: impl FnOnce()) {
     }
 }
 
-/// Checks that `p` is a live handle whose tag is `magic`, best effort against stale or foreign
-/// pointers. Every handle is a `#[repr(C)]` struct whose first field is its `u64` tag, so this
-/// reads 8 in-bounds bytes whatever kind of handle `p` really points to.
-///
-/// The pattern (see `model.rs`, `session.rs`): the public type C sees stays zero-sized and
-/// without `repr(C)`, `pub struct electra_x { _opaque: [u8; 0] }`, so cbindgen emits an opaque
-/// `typedef struct electra_x electra_x;`; the allocation is a private
-/// `#[repr(C)] struct XHandle { magic: u64, .. }` reached by casting the pointer. (`repr(C)` on
-/// the public type itself would make cbindgen print its Rust fields into the header.)
-pub(crate) unsafe fn check_tag<H>(p: *const H, magic: u64, null: &'static str, wrong: &'static str) -> Result<()> {
-    if p.is_null() {
-        return Err(Error::InvalidHandle(null));
-    }
-    if !(p as usize).is_multiple_of(std::mem::align_of::<u64>()) || p.cast::<u64>().read() != magic {
-        return Err(Error::InvalidHandle(wrong));
-    }
-    Ok(())
-}
-
 /// A NUL-terminated UTF-8 string argument.
 pub(crate) unsafe fn c_str<'a>(p: *const c_char, what: &'static str) -> Result<&'a str> {
     if p.is_null() {
@@ -89,8 +72,100 @@ pub(crate) unsafe fn c_str<'a>(p: *const c_char, what: &'static str) -> Result<&
 }
 
 /// An optional input array of `n` elements.
-pub(crate) unsafe fn in_slice<'a, T>(p: *const T, n: usize) -> Option<&'a [T]> {
-    (!p.is_null()).then(|| std::slice::from_raw_parts(p, n))
+///
+/// # Safety
+/// `p` must be NULL or point to `n` initialised elements that stay alive and unchanged for `'a`.
+unsafe fn in_slice<'a, T>(p: *const T, n: usize) -> Option<&'a [T]> {
+    // SAFETY: `p` is non-NULL here and, by the contract, holds `n` elements alive for `'a`.
+    (!p.is_null()).then(|| unsafe { std::slice::from_raw_parts(p, n) })
+}
+
+/// The batch behind the raw input arrays of a session, trainer or fine-tuner call:
+/// `batch*seq_len` token ids (required), with an optional attention mask and token types
+/// (NULL: all ones, all zeros). Fails on NULL `input_ids`, an empty or overflowing shape, and a
+/// batch too large to address.
+///
+/// # Safety
+/// Each non-NULL array must hold `batch*seq_len` `i32`s that stay alive and unchanged for `'a`.
+pub(crate) unsafe fn batch_from<'a>(
+    input_ids: *const i32,
+    attention_mask: *const i32,
+    token_type_ids: *const i32,
+    batch: usize,
+    seq_len: usize,
+) -> Result<Batch<'a>> {
+    if input_ids.is_null() {
+        return Err(Error::NullPointer("input_ids"));
+    }
+    let n = Batch { input_ids: &[], attention_mask: None, token_type_ids: None, batch, seq_len }.tokens()?;
+    if n > isize::MAX as usize / 4 {
+        return Err(Error::arg("batch too large"));
+    }
+    // SAFETY: the arrays hold `n = batch*seq_len` elements alive for `'a` (the contract), `n`
+    // fits in `isize` bytes, and `input_ids` is non-NULL (checked above; `in_slice` checks the
+    // others).
+    unsafe {
+        Ok(Batch {
+            input_ids: std::slice::from_raw_parts(input_ids, n),
+            attention_mask: in_slice(attention_mask, n),
+            token_type_ids: in_slice(token_type_ids, n),
+            batch,
+            seq_len,
+        })
+    }
+}
+
+/// An output struct of the C ABI that is versioned by its size: `#[repr(C)]`, first field
+/// `uint32_t struct_size`, set by the caller to the `sizeof` it was compiled with. The library
+/// writes only that prefix, so fields can be appended without breaking older callers. Used
+/// through [`SizedOut`].
+///
+/// # Safety
+/// Implementors must be `#[repr(C)]` with a `u32` `struct_size` as their first field.
+pub(crate) unsafe trait StructSized: Copy {}
+
+/// A caller's [`StructSized`] output, its `struct_size` read and checked before any work is done,
+/// so a bad size fails the call before it changes anything.
+pub(crate) struct SizedOut<T> {
+    dst: *mut T,
+    struct_size: u32,
+}
+
+impl<T: StructSized> SizedOut<T> {
+    /// Reads and checks `dst->struct_size`: `Ok(None)` when `dst` is NULL, and
+    /// `ELECTRA_ERR_INVALID_ARGUMENT` with `too_small` when it is below 4 (it must hold at least
+    /// `struct_size` itself).
+    ///
+    /// # Safety
+    /// `dst` must be NULL or point to the caller's struct: its first 4 bytes readable, and
+    /// `struct_size` bytes writable until [`SizedOut::write`].
+    pub(crate) unsafe fn new(dst: *mut T, too_small: &'static str) -> Result<Option<Self>> {
+        if dst.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: `dst` is non-NULL and starts with the caller's `u32 struct_size` (the contract).
+        // Read unaligned: a caller built against an older, smaller struct may align it to 4 only.
+        let struct_size = unsafe { dst.cast::<u32>().read_unaligned() };
+        if (struct_size as usize) < std::mem::size_of::<u32>() {
+            return Err(Error::arg(too_small));
+        }
+        Ok(Some(SizedOut { dst, struct_size }))
+    }
+
+    /// Copies the first `min(struct_size, sizeof(T))` bytes of `full` to the caller's struct, then
+    /// writes `struct_size` back as the caller set it (whatever `full.struct_size` holds). Bytes
+    /// past `struct_size` are not touched.
+    pub(crate) fn write(self, full: &T) {
+        let n = (self.struct_size as usize).min(std::mem::size_of::<T>());
+        // SAFETY: `new`'s contract makes `dst` writable for `struct_size >= 4` bytes, and `n` is at
+        // most that and at most `sizeof(T)`, so both ranges are in bounds; a byte copy has no
+        // alignment requirement, and the caller's struct cannot overlap our local `full`. The
+        // first field of a `StructSized` is the `u32 struct_size`, at offset 0, within `n`.
+        unsafe {
+            std::ptr::copy_nonoverlapping((full as *const T).cast::<u8>(), self.dst.cast::<u8>(), n);
+            self.dst.cast::<u32>().write_unaligned(self.struct_size);
+        }
+    }
 }
 
 /// The ABI version this library was built with (compare with `ELECTRA_ABI_VERSION`).

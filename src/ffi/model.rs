@@ -1,38 +1,25 @@
 //! `electra_model`: loaded weights, immutable and shared (an `Arc`), safe to use from many threads.
 
+use super::handle::FfiHandle;
 use super::status::*;
-use super::{c_str, check_tag, guard, guard_void};
-use crate::error::{Error, Result};
+use super::{c_str, guard, guard_void, SizedOut, StructSized};
+use crate::error::Error;
 use crate::model::Model;
 use std::ffi::c_char;
 use std::path::Path;
 use std::sync::Arc;
 
-const MODEL_MAGIC: u64 = 0x454c_4543_4d4f_444c; // "ELECMODL"
-
 /// Opaque handle to a loaded model. Free with `electra_model_free`.
-// Zero-sized: an `electra_model *` really points to a [`ModelHandle`].
+// Zero-sized: an `electra_model *` really points to a `Handle<Arc<Model>>` (see handle.rs).
 pub struct electra_model {
     _opaque: [u8; 0],
 }
 
-/// What an `electra_model *` points to; `repr(C)` keeps the tag at offset 0 (see [`check_tag`]).
-#[repr(C)]
-pub(crate) struct ModelHandle {
-    magic: u64,
-    pub(crate) model: Arc<Model>,
-}
-
-impl electra_model {
-    pub(crate) fn wrap(model: Arc<Model>) -> *mut electra_model {
-        Box::into_raw(Box::new(ModelHandle { magic: MODEL_MAGIC, model })).cast()
-    }
-
-    /// Checks a handle pointer (best effort against stale or foreign pointers).
-    pub(crate) unsafe fn from_ptr<'a>(p: *const electra_model) -> Result<&'a ModelHandle> {
-        check_tag(p, MODEL_MAGIC, "electra_model is NULL", "not a live electra_model")?;
-        Ok(&*p.cast::<ModelHandle>())
-    }
+impl FfiHandle for electra_model {
+    type Value = Arc<Model>;
+    const MAGIC: u64 = 0x454c_4543_4d4f_444c; // "ELECMODL"
+    const NULL: &'static str = "electra_model is NULL";
+    const DEAD: &'static str = "not a live electra_model";
 }
 
 /// Model dimensions, filled by `electra_model_get_info`. Set `struct_size` to
@@ -67,6 +54,10 @@ pub struct electra_model_info {
     pub num_labels: u32,
 }
 
+// SAFETY: `#[repr(C)]` with `struct_size: u32` first (checked at compile time below).
+unsafe impl StructSized for electra_model_info {}
+const _: () = assert!(std::mem::offset_of!(electra_model_info, struct_size) == 0);
+
 /// Loads a model from `path`: an HF directory (config.json + model.safetensors of an
 /// ElectraForPreTraining or ElectraForMaskedLM), or the pair layout (`path/discriminator`,
 /// `path/generator`). On success `*out` owns the model; on failure `*out` is NULL.
@@ -82,7 +73,8 @@ pub unsafe extern "C" fn electra_model_load(path: *const c_char, out: *mut *mut 
         *out = std::ptr::null_mut();
         let path = c_str(path, "path")?;
         let model = crate::io::hf::load(Path::new(path))?;
-        *out = electra_model::wrap(Arc::new(model));
+        // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
+        unsafe { *out = electra_model::publish(Arc::new(model)) };
         Ok(())
     })
 }
@@ -93,13 +85,8 @@ pub unsafe extern "C" fn electra_model_load(path: *const c_char, out: *mut *mut 
 /// `m` must be NULL or a handle from `electra_model_load` not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn electra_model_free(m: *mut electra_model) {
-    guard_void(|| {
-        if electra_model::from_ptr(m).is_ok() {
-            let h = m.cast::<ModelHandle>();
-            (*h).magic = 0;
-            drop(Box::from_raw(h));
-        }
-    })
+    // SAFETY: `m` is NULL or a handle not yet freed (the contract); `free` checks its tag.
+    guard_void(|| unsafe { electra_model::free(m) })
 }
 
 /// Fills `info` with the model's dimensions (see `electra_model_info`).
@@ -112,20 +99,14 @@ pub unsafe extern "C" fn electra_model_get_info(
     info: *mut electra_model_info,
 ) -> electra_status {
     guard(|| {
-        let h = electra_model::from_ptr(m)?;
-        if info.is_null() {
-            return Err(Error::NullPointer("info"));
-        }
-        // Read as a lone u32: a caller built against an older, smaller struct may align it to 4 only.
-        let struct_size = info.cast::<u32>().read_unaligned();
-        let size = struct_size as usize;
-        if size < std::mem::size_of::<u32>() {
-            return Err(Error::arg("info->struct_size must be set to sizeof(electra_model_info)"));
-        }
-        let model = &h.model;
+        // SAFETY: `m` is a live model (the contract); `get` checks its tag.
+        let model = unsafe { electra_model::get(m)? };
+        // SAFETY: `info` is NULL or valid for `info->struct_size` bytes (the contract).
+        let info = unsafe { SizedOut::new(info, "info->struct_size must be set to sizeof(electra_model_info)")? }
+            .ok_or(Error::NullPointer("info"))?;
         let cfg = model.input_config();
-        let full = electra_model_info {
-            struct_size,
+        info.write(&electra_model_info {
+            struct_size: 0, // `write` keeps the caller's
             vocab_size: cfg.vocab_size as u32,
             hidden_size: cfg.hidden_size as u32,
             embedding_size: cfg.embedding_size as u32,
@@ -137,9 +118,7 @@ pub unsafe extern "C" fn electra_model_get_info(
             generator_hidden_size: model.gen().map_or(0, |g| g.config.hidden_size as u32),
             num_parameters: model.num_parameters() as u64,
             num_labels: model.cls().map_or(0, |c| c.num_labels as u32),
-        };
-        let n = size.min(std::mem::size_of::<electra_model_info>());
-        std::ptr::copy_nonoverlapping((&full as *const electra_model_info).cast::<u8>(), info.cast::<u8>(), n);
+        });
         Ok(())
     })
 }
@@ -153,8 +132,8 @@ pub unsafe extern "C" fn electra_model_get_info(
 #[no_mangle]
 pub unsafe extern "C" fn electra_model_save(m: *const electra_model, dir: *const c_char) -> electra_status {
     guard(|| {
-        let h = electra_model::from_ptr(m)?;
-        let dir = c_str(dir, "dir")?;
-        crate::io::hf::save(&h.model, Path::new(dir))
+        // SAFETY: `m` is a live model and `dir` a NUL-terminated string (the contract).
+        let (model, dir) = unsafe { (electra_model::get(m)?, c_str(dir, "dir")?) };
+        crate::io::hf::save(model, Path::new(dir))
     })
 }

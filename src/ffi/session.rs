@@ -1,48 +1,27 @@
 //! `electra_session`: inference scratch over a shared model; one thread at a time.
 
+use super::handle::{lock, FfiHandle};
 use super::model::electra_model;
 use super::status::*;
-use super::{check_tag, guard, guard_void, in_slice};
+use super::{batch_from, guard, guard_void};
 use crate::error::{Error, Result};
 use crate::session::{Batch, Session};
-use std::sync::{Mutex, MutexGuard, TryLockError};
-
-const SESSION_MAGIC: u64 = 0x454c_4543_5345_5353; // "ELECSESS"
+use std::sync::Mutex;
 
 /// Opaque inference session. Free with `electra_session_free`.
-// Zero-sized: an `electra_session *` really points to a [`SessionHandle`].
+// Zero-sized: an `electra_session *` really points to a `Handle<Mutex<Session>>` (see handle.rs).
+// A session is used by one thread at a time; the lock turns a host's accidental concurrent use
+// into a clear error instead of a data race. After a panic in an earlier call the scratch
+// buffers are only overwritten by the next call, so the session stays usable (see `lock`).
 pub struct electra_session {
     _opaque: [u8; 0],
 }
 
-/// What an `electra_session *` points to; `repr(C)` keeps the tag at offset 0 (see [`check_tag`]).
-#[repr(C)]
-struct SessionHandle {
-    magic: u64,
-    // A session is used by one thread at a time; the lock turns a host's accidental concurrent
-    // use into a clear error instead of a data race.
-    session: Mutex<Session>,
-}
-
-unsafe fn session_check(p: *mut electra_session) -> Result<()> {
-    check_tag(p, SESSION_MAGIC, "electra_session is NULL", "not a live electra_session")
-}
-
-unsafe fn session_lock<'a>(p: *mut electra_session) -> Result<MutexGuard<'a, Session>> {
-    session_check(p)?;
-    let h = &*p.cast::<SessionHandle>();
-    h.session.try_lock().map_err(|e| match e {
-        TryLockError::WouldBlock => {
-            Error::arg("the session is in use by another thread (a session serves one thread at a time)")
-        }
-        // A panic during an earlier call (already reported): the scratch buffers are only
-        // overwritten by the next call, so the session stays usable.
-        TryLockError::Poisoned(p) => {
-            h.session.clear_poison();
-            drop(p.into_inner());
-            Error::Internal("the session was poisoned by an earlier panic; retry".into())
-        }
-    })
+impl FfiHandle for electra_session {
+    type Value = Mutex<Session>;
+    const MAGIC: u64 = 0x454c_4543_5345_5353; // "ELECSESS"
+    const NULL: &'static str = "electra_session is NULL";
+    const DEAD: &'static str = "not a live electra_session";
 }
 
 /// Creates an inference session over `m`. The session keeps the weights alive, so `m` may be
@@ -62,10 +41,10 @@ pub unsafe extern "C" fn electra_session_new(
             return Err(Error::NullPointer("out"));
         }
         *out = std::ptr::null_mut();
-        let model = electra_model::from_ptr(m)?.model.clone();
-        *out =
-            Box::into_raw(Box::new(SessionHandle { magic: SESSION_MAGIC, session: Mutex::new(Session::new(model)?) }))
-                .cast();
+        // SAFETY: `m` is a live model (the contract); `get` checks its tag.
+        let model = unsafe { electra_model::get(m)? }.clone();
+        // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
+        unsafe { *out = electra_session::publish(Mutex::new(Session::new(model)?)) };
         Ok(())
     })
 }
@@ -76,17 +55,17 @@ pub unsafe extern "C" fn electra_session_new(
 /// `s` must be NULL or a live session.
 #[no_mangle]
 pub unsafe extern "C" fn electra_session_free(s: *mut electra_session) {
-    guard_void(|| {
-        if session_check(s).is_ok() {
-            let h = s.cast::<SessionHandle>();
-            (*h).magic = 0;
-            drop(Box::from_raw(h));
-        }
-    })
+    // SAFETY: `s` is NULL or a live session (the contract); `free` checks its tag.
+    guard_void(|| unsafe { electra_session::free(s) })
 }
 
 type Run = fn(&mut Session, &Batch, &mut [f32]) -> Result<()>;
 
+/// The body of every `electra_session_*` inference call: checks the handle and arrays, then runs
+/// `f` on the batch into `out`.
+///
+/// # Safety
+/// As `electra_session_discriminate`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn run(
     s: *mut electra_session,
@@ -100,25 +79,24 @@ pub(crate) unsafe fn run(
     f: Run,
 ) -> electra_status {
     guard(|| {
-        let mut sess = session_lock(s)?;
+        // SAFETY: `s` is a live session (the contract); `get` checks its tag.
+        let mut sess = lock(unsafe { electra_session::get(s)? }, "session")?;
+        // `batch_from` checks this too; here it is checked before `out`, so NULL `input_ids` is
+        // the error reported when both are NULL.
         if input_ids.is_null() {
             return Err(Error::NullPointer("input_ids"));
         }
         if out.is_null() {
             return Err(Error::NullPointer("out"));
         }
-        let n = Batch { input_ids: &[], attention_mask: None, token_type_ids: None, batch, seq_len }.tokens()?;
-        if n > isize::MAX as usize / 4 || out_len > isize::MAX as usize / 4 {
+        // SAFETY: the input arrays hold `batch*seq_len` elements for this call (the contract).
+        let b = unsafe { batch_from(input_ids, attention_mask, token_type_ids, batch, seq_len)? };
+        if out_len > isize::MAX as usize / 4 {
             return Err(Error::arg("batch too large"));
         }
-        let b = Batch {
-            input_ids: std::slice::from_raw_parts(input_ids, n),
-            attention_mask: in_slice(attention_mask, n),
-            token_type_ids: in_slice(token_type_ids, n),
-            batch,
-            seq_len,
-        };
-        f(&mut sess, &b, std::slice::from_raw_parts_mut(out, out_len))
+        // SAFETY: `out` is non-NULL and holds `out_len` writable floats (the contract), which fit
+        // in `isize` bytes (checked above); the caller does not alias it with the inputs.
+        f(&mut sess, &b, unsafe { std::slice::from_raw_parts_mut(out, out_len) })
     })
 }
 

@@ -1,4 +1,7 @@
-//! Stable status codes of the C ABI. Values are never renumbered; new ones are appended.
+//! Stable status codes of the C ABI, and the mapping of [`Error`] onto them. Values are never
+//! renumbered; new ones are appended.
+
+use crate::error::Error;
 
 /// Result of every fallible C call: 0 on success, one of the `ELECTRA_ERR_*` codes otherwise.
 pub type electra_status = i32;
@@ -35,6 +38,27 @@ pub const ELECTRA_ERR_INTERNAL: electra_status = 13;
 /// A panic was caught at the boundary (a bug); the handle involved should be freed.
 pub const ELECTRA_ERR_PANIC: electra_status = 14;
 
+/// The stable C status code of an error. (A panic caught at the boundary has no [`Error`]:
+/// `guard` reports it as `ELECTRA_ERR_PANIC` directly.)
+pub(crate) fn status_of(e: &Error) -> electra_status {
+    match e {
+        Error::InvalidArgument(_) | Error::Config(_) => ELECTRA_ERR_INVALID_ARGUMENT,
+        Error::NonFinite(_) => ELECTRA_ERR_NUMERIC,
+        Error::NullPointer(_) => ELECTRA_ERR_NULL_POINTER,
+        Error::InvalidHandle(_) => ELECTRA_ERR_INVALID_HANDLE,
+        Error::Shape { .. } => ELECTRA_ERR_SHAPE,
+        Error::BufferTooSmall { .. } => ELECTRA_ERR_BUFFER_TOO_SMALL,
+        Error::Unsupported(_) => ELECTRA_ERR_UNSUPPORTED,
+        Error::Io { .. } => ELECTRA_ERR_IO,
+        Error::Format { .. } => ELECTRA_ERR_FORMAT,
+        Error::Cancelled => ELECTRA_ERR_CANCELLED,
+        Error::OutOfMemory(_) => ELECTRA_ERR_OUT_OF_MEMORY,
+        Error::Cuda(_) => ELECTRA_ERR_CUDA,
+        Error::Internal(_) => ELECTRA_ERR_INTERNAL,
+    }
+}
+
+/// The static, NUL-terminated name of a status code (`electra_status_str`).
 pub(crate) fn describe(s: electra_status) -> &'static str {
     match s {
         ELECTRA_OK => "ok\0",

@@ -1,31 +1,36 @@
 //! `electra_trainer`: pre-training from C. One thread steps a trainer at a time; any thread may
 //! cancel it.
 
+use super::handle::{lock, FfiHandle};
 use super::model::electra_model;
 use super::status::*;
-use super::{c_str, guard, guard_void, in_slice};
-use crate::error::{Error, Result};
+use super::{batch_from, c_str, guard, guard_void, SizedOut, StructSized};
+use crate::error::Error;
 use crate::pretrain::{TrainOptions, Trainer};
-use crate::session::Batch;
 use std::ffi::c_char;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-const TRAINER_MAGIC: u64 = 0x454c_4543_5452_4e52; // "ELECTRNR"
-
 /// Opaque pre-training state (model, optimizer, RNG). Free with `electra_trainer_free`.
-// Zero-sized: an `electra_trainer *` really points to a [`TrainerHandle`].
+// Zero-sized: an `electra_trainer *` really points to a `Handle<TrainerState>` (see handle.rs).
 pub struct electra_trainer {
     _opaque: [u8; 0],
 }
 
-/// What an `electra_trainer *` points to; `repr(C)` keeps the tag at offset 0 (see `check_tag`).
-#[repr(C)]
-struct TrainerHandle {
-    magic: u64,
+/// What an `electra_trainer *` owns.
+pub(crate) struct TrainerState {
+    /// The trainer's cancel flag, outside the lock so any thread can cancel a running step.
     cancel: Arc<AtomicBool>,
+    /// One thread steps a trainer at a time (see `lock`).
     trainer: Mutex<Trainer>,
+}
+
+impl FfiHandle for electra_trainer {
+    type Value = TrainerState;
+    const MAGIC: u64 = 0x454c_4543_5452_4e52; // "ELECTRNR"
+    const NULL: &'static str = "electra_trainer is NULL";
+    const DEAD: &'static str = "not a live electra_trainer";
 }
 
 /// What one `electra_trainer_step` measured. Set `struct_size` to `sizeof(electra_step_stats)`;
@@ -51,21 +56,12 @@ pub struct electra_step_stats {
     pub grad_norm: f32,
 }
 
-unsafe fn handle<'a>(p: *const electra_trainer) -> Result<&'a TrainerHandle> {
-    super::check_tag(p, TRAINER_MAGIC, "electra_trainer is NULL", "not a live electra_trainer")?;
-    Ok(&*p.cast::<TrainerHandle>())
-}
+// SAFETY: `#[repr(C)]` with `struct_size: u32` first (checked at compile time below).
+unsafe impl StructSized for electra_step_stats {}
+const _: () = assert!(std::mem::offset_of!(electra_step_stats, struct_size) == 0);
 
-fn with_trainer<R>(t: &TrainerHandle, f: impl FnOnce(&mut Trainer) -> Result<R>) -> Result<R> {
-    let mut guard = t.trainer.try_lock().map_err(|_| {
-        Error::arg("the trainer is in use by another thread (a trainer is used by one thread at a time)")
-    })?;
-    f(&mut guard)
-}
-
-unsafe fn publish(t: Trainer, out: *mut *mut electra_trainer) {
-    let cancel = t.cancel_flag();
-    *out = Box::into_raw(Box::new(TrainerHandle { magic: TRAINER_MAGIC, cancel, trainer: Mutex::new(t) })).cast();
+fn publish(t: Trainer) -> *mut electra_trainer {
+    electra_trainer::publish(TrainerState { cancel: t.cancel_flag(), trainer: Mutex::new(t) })
 }
 
 /// Creates a trainer. `init` is a preset name (`tiny`, `small`, `base`, `large`) or a directory
@@ -93,7 +89,8 @@ pub unsafe extern "C" fn electra_trainer_new(
         let init = c_str(init, "init")?;
         let json = if options_json.is_null() { None } else { Some(c_str(options_json, "options_json")?) };
         let t = Trainer::new(init, TrainOptions::from_json(json)?)?;
-        publish(t, out);
+        // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
+        unsafe { *out = publish(t) };
         Ok(())
     })
 }
@@ -118,28 +115,20 @@ pub unsafe extern "C" fn electra_trainer_step(
     stats: *mut electra_step_stats,
 ) -> electra_status {
     guard(|| {
-        let h = handle(t)?;
-        if input_ids.is_null() {
-            return Err(Error::NullPointer("input_ids"));
-        }
-        let n = Batch { input_ids: &[], attention_mask: None, token_type_ids: None, batch, seq_len }.tokens()?;
-        if n > isize::MAX as usize / 4 {
-            return Err(Error::arg("batch too large"));
-        }
-        if !stats.is_null() && ((*stats).struct_size as usize) < std::mem::size_of::<u32>() {
-            return Err(Error::arg("stats->struct_size must be set to sizeof(electra_step_stats)"));
-        }
-        let b = Batch {
-            input_ids: std::slice::from_raw_parts(input_ids, n),
-            attention_mask: in_slice(attention_mask, n),
-            token_type_ids: in_slice(token_type_ids, n),
-            batch,
-            seq_len,
+        // SAFETY: `t` is a live trainer (the contract); `get` checks its tag.
+        let h = unsafe { electra_trainer::get(t)? };
+        // SAFETY: the input arrays hold `batch*seq_len` elements for this call, and `stats` is
+        // NULL or valid for `stats->struct_size` bytes (the contract).
+        let (b, stats) = unsafe {
+            (
+                batch_from(input_ids, attention_mask, token_type_ids, batch, seq_len)?,
+                SizedOut::new(stats, "stats->struct_size must be set to sizeof(electra_step_stats)")?,
+            )
         };
-        let s = with_trainer(h, |tr| tr.train_step(&b))?;
-        if !stats.is_null() {
-            let full = electra_step_stats {
-                struct_size: (*stats).struct_size,
+        let s = lock(&h.trainer, "trainer")?.train_step(&b)?;
+        if let Some(stats) = stats {
+            stats.write(&electra_step_stats {
+                struct_size: 0, // `write` keeps the caller's
                 step: s.step,
                 loss: s.loss,
                 mlm_loss: s.mlm_loss,
@@ -147,9 +136,7 @@ pub unsafe extern "C" fn electra_trainer_step(
                 disc_accuracy: s.disc_accuracy,
                 learning_rate: s.learning_rate,
                 grad_norm: s.grad_norm,
-            };
-            let size = ((*stats).struct_size as usize).min(std::mem::size_of::<electra_step_stats>());
-            std::ptr::copy_nonoverlapping((&full as *const electra_step_stats).cast::<u8>(), stats.cast::<u8>(), size);
+            });
         }
         Ok(())
     })
@@ -163,9 +150,9 @@ pub unsafe extern "C" fn electra_trainer_step(
 #[no_mangle]
 pub unsafe extern "C" fn electra_trainer_save(t: *mut electra_trainer, dir: *const c_char) -> electra_status {
     guard(|| {
-        let h = handle(t)?;
-        let dir = c_str(dir, "dir")?;
-        with_trainer(h, |tr| tr.save(Path::new(dir)))
+        // SAFETY: `t` is a live trainer and `dir` a NUL-terminated string (the contract).
+        let (h, dir) = unsafe { (electra_trainer::get(t)?, c_str(dir, "dir")?) };
+        lock(&h.trainer, "trainer")?.save(Path::new(dir))
     })
 }
 
@@ -181,7 +168,9 @@ pub unsafe extern "C" fn electra_trainer_resume(dir: *const c_char, out: *mut *m
         }
         *out = std::ptr::null_mut();
         let dir = c_str(dir, "dir")?;
-        publish(Trainer::resume(Path::new(dir))?, out);
+        let t = Trainer::resume(Path::new(dir))?;
+        // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
+        unsafe { *out = publish(t) };
         Ok(())
     })
 }
@@ -194,9 +183,9 @@ pub unsafe extern "C" fn electra_trainer_resume(dir: *const c_char, out: *mut *m
 #[no_mangle]
 pub unsafe extern "C" fn electra_trainer_export(t: *mut electra_trainer, dir: *const c_char) -> electra_status {
     guard(|| {
-        let h = handle(t)?;
-        let dir = c_str(dir, "dir")?;
-        with_trainer(h, |tr| tr.export(Path::new(dir)))
+        // SAFETY: `t` is a live trainer and `dir` a NUL-terminated string (the contract).
+        let (h, dir) = unsafe { (electra_trainer::get(t)?, c_str(dir, "dir")?) };
+        lock(&h.trainer, "trainer")?.export(Path::new(dir))
     })
 }
 
@@ -215,9 +204,11 @@ pub unsafe extern "C" fn electra_trainer_get_model(
             return Err(Error::NullPointer("out"));
         }
         *out = std::ptr::null_mut();
-        let h = handle(t)?;
-        let model = with_trainer(h, |tr| tr.model())?;
-        *out = electra_model::wrap(Arc::new(model));
+        // SAFETY: `t` is a live trainer (the contract); `get` checks its tag.
+        let h = unsafe { electra_trainer::get(t)? };
+        let model = lock(&h.trainer, "trainer")?.model()?;
+        // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
+        unsafe { *out = electra_model::publish(Arc::new(model)) };
         Ok(())
     })
 }
@@ -230,7 +221,9 @@ pub unsafe extern "C" fn electra_trainer_get_model(
 #[no_mangle]
 pub unsafe extern "C" fn electra_trainer_cancel(t: *mut electra_trainer) {
     guard_void(|| {
-        if let Ok(h) = handle(t) {
+        // SAFETY: `t` is NULL or a live trainer (the contract); `get` checks its tag. Only the
+        // atomic flag is touched, so this may run while another thread holds the lock.
+        if let Ok(h) = unsafe { electra_trainer::get(t) } {
             h.cancel.store(true, Ordering::SeqCst);
         }
     })
@@ -242,11 +235,7 @@ pub unsafe extern "C" fn electra_trainer_cancel(t: *mut electra_trainer) {
 /// `t` must be NULL or a live trainer not in use by another thread.
 #[no_mangle]
 pub unsafe extern "C" fn electra_trainer_free(t: *mut electra_trainer) {
-    guard_void(|| {
-        if handle(t).is_ok() {
-            let h = t.cast::<TrainerHandle>();
-            (*h).magic = 0;
-            drop(Box::from_raw(h));
-        }
-    })
+    // SAFETY: `t` is NULL or a live trainer not in use by another thread (the contract); `free`
+    // checks its tag.
+    guard_void(|| unsafe { electra_trainer::free(t) })
 }
