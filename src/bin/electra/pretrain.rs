@@ -503,22 +503,36 @@ pub fn plot_metrics(metrics: &Path, out: &Path) -> Result<()> {
             disc.push((step, v["disc_loss"].as_f64().unwrap_or(f64::NAN)));
         }
     }
+    let series = |name: &str, points, color, markers| plot::Series { name: name.into(), points, color, markers };
     let svg = plot::render(&[
         plot::Panel {
             title: "training losses".into(),
-            series: vec![
-                plot::Series { name: "generator MLM".into(), points: mlm, color: "#1f77b4" },
-                plot::Series { name: "discriminator BCE".into(), points: disc, color: "#d62728" },
-            ],
+            left: plot::YAxis {
+                label: "generator MLM cross-entropy".into(),
+                range: None,
+                series: vec![series("generator MLM", mlm, (31, 119, 180), false)],
+            },
+            // The discriminator's BCE sits near 0.1-0.7 while the MLM loss starts near ln(vocab):
+            // each on its own scale.
+            right: Some(plot::YAxis {
+                label: "discriminator BCE".into(),
+                range: None,
+                series: vec![series("discriminator BCE", disc, (214, 39, 40), false)],
+            }),
         },
         plot::Panel {
             title: "held-out".into(),
-            series: vec![
-                plot::Series { name: "disc ROC AUC".into(), points: auc, color: "#2ca02c" },
-                plot::Series { name: "gen MLM accuracy".into(), points: acc, color: "#9467bd" },
-            ],
+            left: plot::YAxis {
+                label: "AUC / accuracy".into(),
+                range: Some((0.0, 1.0)),
+                series: vec![
+                    series("disc ROC AUC", auc, (44, 160, 44), true),
+                    series("gen MLM accuracy", acc, (148, 103, 189), true),
+                ],
+            },
+            right: None,
         },
-    ]);
+    ])?;
     write_atomic(out, svg.as_bytes())
 }
 
