@@ -5,11 +5,11 @@
 
 use super::*;
 use electra::backend::Device;
+use electra::finetune::{FineTuner, FinetuneOptions};
 use electra::io::hf;
 use electra::io::safetensors::TensorFile;
 use electra::pretrain::masking::Masking;
 use electra::pretrain::{TrainOptions, Trainer};
-use electra::finetune::{FineTuner, FinetuneOptions};
 use electra::session::{Batch, Session, SessionOptions};
 use std::sync::Arc;
 
@@ -224,4 +224,3 @@ pub fn classifier_matches(device: Device, threads: usize) {
     }
     assert!(n >= 39, "{n} gradients compared");
 }
-
