@@ -31,6 +31,15 @@
  *   at a time but may move between threads. Global functions (version, status strings, error
  *   messages) are thread-safe. No global initialisation is needed.
  *
+ * DEVICES
+ *   Sessions, trainers and fine-tuners run on the CPU unless their options say otherwise:
+ *   "device": "cpu" | "cuda" | "cuda:N" in the options JSON of electra_session_new_with_options,
+ *   electra_trainer_new, electra_trainer_resume_with_options and electra_finetuner_new.
+ *   electra_device_count(ELECTRA_DEVICE_CUDA, &n) says how many GPUs this library can use. A
+ *   device that is not compiled in (the `cuda` feature) or not present is ELECTRA_ERR_CUDA with
+ *   a message saying which, never a crash. The device does not change the numbers a model
+ *   computes beyond rounding, nor the randomness of training.
+ *
  * ERRORS
  *   Every fallible call returns an electra_status: ELECTRA_OK (0) on success, otherwise one
  *   of the ELECTRA_ERR_* codes. electra_status_str(code) names a code. The detailed message of
@@ -111,6 +120,11 @@ typedef struct electra_trainer electra_trainer;
  * Result of every fallible C call: 0 on success, one of the `ELECTRA_ERR_*` codes otherwise.
  */
 typedef int32_t electra_status;
+
+/**
+ * A kind of compute device (`ELECTRA_DEVICE_*`).
+ */
+typedef int32_t electra_device_kind;
 
 /**
  * What one `electra_finetuner_step` measured. Set `struct_size` to
@@ -239,6 +253,16 @@ typedef struct {
 } electra_step_stats;
 
 /**
+ * The host CPU (always present).
+ */
+#define ELECTRA_DEVICE_CPU 0
+
+/**
+ * NVIDIA GPUs through CUDA (needs a library built with the `cuda` feature and a driver).
+ */
+#define ELECTRA_DEVICE_CUDA 1
+
+/**
  * Success.
  */
 #define ELECTRA_OK 0
@@ -346,11 +370,23 @@ size_t electra_last_error_message(char *buf, size_t cap);
 const char *electra_status_str(electra_status status);
 
 /**
+ * Writes to `*count` how many devices of `kind` this library can use: 1 for
+ * `ELECTRA_DEVICE_CPU`, the driver's device count for `ELECTRA_DEVICE_CUDA`. When the library
+ * was built without CUDA or the CUDA driver cannot be loaded, returns `ELECTRA_ERR_CUDA` with a
+ * message saying which; `*count` is 0 on every error, so a host may also just read it.
+ *
+ * # Safety
+ * `count` must be NULL (an error) or valid for a write.
+ */
+electra_status electra_device_count(electra_device_kind kind, size_t *count);
+
+/**
  * Starts fine-tuning from `model_dir`: any checkpoint with a discriminator (its encoder is
  * kept and a fresh classification head for `num_labels` labels is added) or an existing
  * classifier (continued; pass its label count or 0). `options_json` is NULL or a JSON object
  * with keys learning_rate, warmup_steps, total_steps, weight_decay, layerwise_lr_decay,
- * adam_epsilon, bias_correction, max_grad_norm, seed, threads.
+ * adam_epsilon, bias_correction, max_grad_norm, seed, threads, device (`"cpu"`, the default;
+ * `"cuda"` or `"cuda:N"`: a device not compiled in or not present is `ELECTRA_ERR_CUDA`).
  *
  * # Safety
  * Strings must be NUL-terminated (options_json may be NULL); `out` valid.
@@ -448,15 +484,31 @@ electra_status electra_model_get_info(const electra_model *m, electra_model_info
 electra_status electra_model_save(const electra_model *m, const char *dir);
 
 /**
- * Creates an inference session over `m`. The session keeps the weights alive, so `m` may be
- * freed first. On failure `*out` is NULL. The first call on any session of a model builds a
- * copy of its dense-layer weights in the layout the matrix kernel reads fastest (about the
- * size of the model again, shared by all its sessions).
+ * Creates an inference session over `m` on the CPU, one worker thread per core (as
+ * `electra_session_new_with_options(m, NULL, out)`). The session keeps the weights alive, so `m`
+ * may be freed first. On failure `*out` is NULL. The first call on any session of a model builds
+ * a copy of its dense-layer weights in the layout the matrix kernel reads fastest (about the
+ * size of the model again, shared by all its sessions on that device).
  *
  * # Safety
  * `m` must be a live model; `out` a valid pointer.
  */
 electra_status electra_session_new(const electra_model *m, electra_session **out);
+
+/**
+ * Creates an inference session over `m` with options. `options_json` is NULL (the defaults) or
+ * a JSON object with the keys `device` (`"cpu"`, the default; `"cuda"` or `"cuda:N"`) and
+ * `threads` (host worker threads, 0 = one per core, the default; results do not depend on it).
+ * A device that is not compiled in or not present is `ELECTRA_ERR_CUDA` with a message saying
+ * which; unknown keys and bad values are `ELECTRA_ERR_INVALID_ARGUMENT`. Otherwise as
+ * `electra_session_new`.
+ *
+ * # Safety
+ * `m` must be a live model; `options_json` NULL or a NUL-terminated string; `out` valid.
+ */
+electra_status electra_session_new_with_options(const electra_model *m,
+                                                const char *options_json,
+                                                electra_session **out);
 
 /**
  * Frees a session. NULL is a no-op.
@@ -526,7 +578,8 @@ electra_status electra_session_hidden_states(electra_session *s,
  * warmup_steps, total_steps, weight_decay, adam_epsilon, adam_beta1, adam_beta2,
  * bias_correction, max_grad_norm, mask_prob, gen_weight, disc_weight, temperature, objective
  * ("electra" or "mlm"), generator_hidden_fraction, vocab_size, max_seq_len, mask_token_id,
- * special_token_ids, seed, threads. On failure `*out` is NULL.
+ * special_token_ids, seed, threads, device (`"cpu"`, the default; `"cuda"` or `"cuda:N"`: a
+ * device not compiled in or not present is `ELECTRA_ERR_CUDA`). On failure `*out` is NULL.
  *
  * # Safety
  * `init` must be a NUL-terminated string, `options_json` NULL or one; `out` valid.
@@ -564,12 +617,25 @@ electra_status electra_trainer_step(electra_trainer *t,
 electra_status electra_trainer_save(electra_trainer *t, const char *dir);
 
 /**
- * Restores a trainer saved by `electra_trainer_save`; training continues bit-identically.
+ * Restores a trainer saved by `electra_trainer_save`, on the device and thread count it was
+ * created with; training continues bit-identically.
  *
  * # Safety
  * `dir` must be a NUL-terminated string; `out` valid.
  */
 electra_status electra_trainer_resume(const char *dir, electra_trainer **out);
+
+/**
+ * `electra_trainer_resume` elsewhere: `options_json` is NULL or a JSON object with the keys
+ * `device` (`"cpu"`, `"cuda"`, `"cuda:N"`) and `threads`; an absent key keeps the checkpoint's
+ * value. A run begun on a GPU continues on a machine without one with `{"device": "cpu"}`.
+ *
+ * # Safety
+ * `dir` must be a NUL-terminated string, `options_json` NULL or one; `out` valid.
+ */
+electra_status electra_trainer_resume_with_options(const char *dir,
+                                                   const char *options_json,
+                                                   electra_trainer **out);
 
 /**
  * Writes the model in the pair layout (`dir/discriminator`, `dir/generator`), each an HF

@@ -730,3 +730,159 @@ fn session_moves_between_threads() {
         assert_close("moved session", &d, floats(&f, "disc_logits"), RTOL, FLOOR);
     }
 }
+
+/// Devices: the CPU is always there; CUDA is counted or refused with ELECTRA_ERR_CUDA, and
+/// asking a session, trainer or fine-tuner for a device that is not there is that error, never a
+/// crash; bad device names are invalid arguments.
+#[test]
+fn devices_are_counted_and_chosen_through_options() {
+    use electra::ffi::device::*;
+    use electra::ffi::finetune::*;
+    use electra::ffi::trainer::*;
+    let mut n = 99usize;
+    assert_eq!(unsafe { electra_device_count(ELECTRA_DEVICE_CPU, &mut n) }, ELECTRA_OK);
+    assert_eq!(n, 1);
+    n = 99;
+    let st = unsafe { electra_device_count(ELECTRA_DEVICE_CUDA, &mut n) };
+    let cuda = if cfg!(feature = "cuda") { st == ELECTRA_OK && n > 0 } else { false };
+    if st != ELECTRA_OK {
+        expect_err(st, ELECTRA_ERR_CUDA, if cfg!(feature = "cuda") { "" } else { "without the `cuda` feature" });
+        assert_eq!(n, 0, "the count is 0 on error");
+    }
+    n = 99;
+    expect_err(unsafe { electra_device_count(7, &mut n) }, ELECTRA_ERR_INVALID_ARGUMENT, "unknown device kind 7");
+    assert_eq!(n, 0);
+    expect_err(unsafe { electra_device_count(ELECTRA_DEVICE_CPU, null_mut()) }, ELECTRA_ERR_NULL_POINTER, "count");
+
+    // Sessions: the CPU with any thread count gives the same logits as the default session.
+    let (i, _) = inputs("emb_lt_hidden");
+    let m = load(&fixture("emb_lt_hidden").join("discriminator"));
+    let mut want = vec![0.0; i.b * i.t];
+    assert_eq!(run(DISC, &session(&m), &i, true, &mut want), ELECTRA_OK);
+    let with = |json: &str| {
+        let mut s = 0x10 as *mut electra_session;
+        let json = CString::new(json).unwrap();
+        let st = unsafe { electra_session_new_with_options(m.0, json.as_ptr(), &mut s) };
+        if st != ELECTRA_OK {
+            assert!(s.is_null(), "*out is NULL after a failed create");
+        }
+        (st, Session(s))
+    };
+    for json in [r#"{"device": "cpu", "threads": 1}"#, r#"{"threads": 3}"#, "{}", ""] {
+        let (st, s) = with(json);
+        assert_eq!(st, ELECTRA_OK, "{json}: {}", last_error());
+        let mut got = vec![0.0; i.b * i.t];
+        assert_eq!(run(DISC, &s, &i, true, &mut got), ELECTRA_OK);
+        assert_eq!(got, want, "{json}");
+    }
+    let mut s = null_mut();
+    assert_eq!(unsafe { electra_session_new_with_options(m.0, null(), &mut s) }, ELECTRA_OK);
+    drop(Session(s));
+    let (st, _) = with(r#"{"device": "gpu"}"#);
+    expect_err(st, ELECTRA_ERR_INVALID_ARGUMENT, "device");
+    let (st, _) = with(r#"{"device": "cpu", "cores": 2}"#);
+    expect_err(st, ELECTRA_ERR_INVALID_ARGUMENT, "cores");
+    if !cuda {
+        let (st, _) = with(r#"{"device": "cuda:0"}"#);
+        expect_err(st, ELECTRA_ERR_CUDA, "");
+        assert!(!last_error().is_empty());
+        // Trainers and fine-tuners take the device in their options JSON.
+        let mut t = 0x10 as *mut electra_trainer;
+        let opts =
+            CString::new(r#"{"device": "cuda:1", "vocab_size": 64, "max_seq_len": 16, "mask_token_id": 4}"#).unwrap();
+        let init = CString::new("tiny").unwrap();
+        expect_err(unsafe { electra_trainer_new(init.as_ptr(), opts.as_ptr(), &mut t) }, ELECTRA_ERR_CUDA, "");
+        assert!(t.is_null());
+        let mut f = 0x10 as *mut electra_finetuner;
+        let dir = cpath(&fixture("emb_lt_hidden").join("discriminator"));
+        let opts = CString::new(r#"{"device": "cuda"}"#).unwrap();
+        expect_err(unsafe { electra_finetuner_new(dir.as_ptr(), 2, opts.as_ptr(), &mut f) }, ELECTRA_ERR_CUDA, "");
+        assert!(f.is_null());
+    }
+}
+
+/// A trainer checkpoint resumes with another thread count (and could move device) through
+/// `electra_trainer_resume_with_options`, continuing bit-identically.
+#[test]
+fn resume_with_options_overrides_threads() {
+    use electra::ffi::trainer::*;
+    let dir = temp_dir("resume-options");
+    let (init, opts) = (
+        CString::new("tiny").unwrap(),
+        CString::new(r#"{"vocab_size": 64, "max_seq_len": 16, "threads": 1, "mask_token_id": 4}"#).unwrap(),
+    );
+    let mut t = null_mut();
+    assert_eq!(unsafe { electra_trainer_new(init.as_ptr(), opts.as_ptr(), &mut t) }, ELECTRA_OK, "{}", last_error());
+    let ids: Vec<i32> = (0..32).map(|k| 5 + (k * 7 % 50)).collect();
+    let step = |t: *mut electra_trainer| {
+        let mut s = electra_step_stats { struct_size: size_of::<electra_step_stats>() as u32, ..Default::default() };
+        assert_eq!(
+            unsafe { electra_trainer_step(t, ids.as_ptr(), null(), null(), 2, 16, &mut s) },
+            ELECTRA_OK,
+            "{}",
+            last_error()
+        );
+        s.loss
+    };
+    step(t);
+    let d = cpath(&dir);
+    assert_eq!(unsafe { electra_trainer_save(t, d.as_ptr()) }, ELECTRA_OK);
+    let straight = step(t);
+    unsafe { electra_trainer_free(t) };
+    for json in [r#"{"threads": 2}"#, r#"{"device": "cpu"}"#] {
+        let mut r = null_mut();
+        let j = CString::new(json).unwrap();
+        assert_eq!(
+            unsafe { electra_trainer_resume_with_options(d.as_ptr(), j.as_ptr(), &mut r) },
+            ELECTRA_OK,
+            "{}",
+            last_error()
+        );
+        assert_eq!(step(r).to_bits(), straight.to_bits(), "{json}: resumed step");
+        unsafe { electra_trainer_free(r) };
+    }
+    let mut r = 0x10 as *mut electra_trainer;
+    let j = CString::new(r#"{"device": "cpu", "seed": 1}"#).unwrap();
+    expect_err(
+        unsafe { electra_trainer_resume_with_options(d.as_ptr(), j.as_ptr(), &mut r) },
+        ELECTRA_ERR_INVALID_ARGUMENT,
+        "seed",
+    );
+    assert!(r.is_null());
+}
+
+/// `electra_model_save` of a classifier writes one HF `ElectraForSequenceClassification`
+/// directory (config.json + model.safetensors at `dir`) that loads back with the same logits.
+#[test]
+fn classifier_model_saves_as_one_hf_directory() {
+    use electra::ffi::finetune::electra_session_classify;
+    let m = load(&fixture("emb_lt_hidden").join("classifier"));
+    let labels = info(&m).num_labels as usize;
+    assert!(labels >= 2);
+    let dir = temp_dir("classifier-save");
+    assert_eq!(unsafe { electra_model_save(m.0, cpath(&dir).as_ptr()) }, ELECTRA_OK, "{}", last_error());
+    let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    assert!(cfg.contains("ElectraForSequenceClassification"), "{cfg}");
+    assert!(dir.join("model.safetensors").is_file());
+    let back = load(&dir);
+    let (i, _) = inputs("emb_lt_hidden");
+    let classify = |m: &Model| {
+        let mut out = vec![0.0; i.b * labels];
+        let s = session(m);
+        let st = unsafe {
+            electra_session_classify(
+                s.0,
+                i.ids.as_ptr(),
+                i.mask.as_ptr(),
+                i.types.as_ptr(),
+                i.b,
+                i.t,
+                out.as_mut_ptr(),
+                out.len(),
+            )
+        };
+        assert_eq!(st, ELECTRA_OK, "{}", last_error());
+        out
+    };
+    assert_eq!(classify(&m), classify(&back));
+}

@@ -4,6 +4,7 @@
 
 #![allow(non_camel_case_types)]
 
+pub mod device;
 pub mod finetune;
 mod handle;
 pub mod model;

@@ -3,9 +3,10 @@
 use super::handle::{lock, FfiHandle};
 use super::model::electra_model;
 use super::status::*;
-use super::{batch_from, guard, guard_void};
+use super::{batch_from, c_str, guard, guard_void};
 use crate::error::{Error, Result};
-use crate::session::{Batch, Session};
+use crate::session::{Batch, Session, SessionOptions};
+use std::ffi::c_char;
 use std::sync::Mutex;
 
 /// Opaque inference session. Free with `electra_session_free`.
@@ -24,10 +25,11 @@ impl FfiHandle for electra_session {
     const DEAD: &'static str = "not a live electra_session";
 }
 
-/// Creates an inference session over `m`. The session keeps the weights alive, so `m` may be
-/// freed first. On failure `*out` is NULL. The first call on any session of a model builds a
-/// copy of its dense-layer weights in the layout the matrix kernel reads fastest (about the
-/// size of the model again, shared by all its sessions).
+/// Creates an inference session over `m` on the CPU, one worker thread per core (as
+/// `electra_session_new_with_options(m, NULL, out)`). The session keeps the weights alive, so `m`
+/// may be freed first. On failure `*out` is NULL. The first call on any session of a model builds
+/// a copy of its dense-layer weights in the layout the matrix kernel reads fastest (about the
+/// size of the model again, shared by all its sessions on that device).
 ///
 /// # Safety
 /// `m` must be a live model; `out` a valid pointer.
@@ -36,15 +38,38 @@ pub unsafe extern "C" fn electra_session_new(
     m: *const electra_model,
     out: *mut *mut electra_session,
 ) -> electra_status {
+    // SAFETY: the same contract.
+    unsafe { electra_session_new_with_options(m, std::ptr::null(), out) }
+}
+
+/// Creates an inference session over `m` with options. `options_json` is NULL (the defaults) or
+/// a JSON object with the keys `device` (`"cpu"`, the default; `"cuda"` or `"cuda:N"`) and
+/// `threads` (host worker threads, 0 = one per core, the default; results do not depend on it).
+/// A device that is not compiled in or not present is `ELECTRA_ERR_CUDA` with a message saying
+/// which; unknown keys and bad values are `ELECTRA_ERR_INVALID_ARGUMENT`. Otherwise as
+/// `electra_session_new`.
+///
+/// # Safety
+/// `m` must be a live model; `options_json` NULL or a NUL-terminated string; `out` valid.
+#[no_mangle]
+pub unsafe extern "C" fn electra_session_new_with_options(
+    m: *const electra_model,
+    options_json: *const c_char,
+    out: *mut *mut electra_session,
+) -> electra_status {
     guard(|| {
         if out.is_null() {
             return Err(Error::NullPointer("out"));
         }
-        *out = std::ptr::null_mut();
+        // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
+        unsafe { *out = std::ptr::null_mut() };
         // SAFETY: `m` is a live model (the contract); `get` checks its tag.
         let model = unsafe { electra_model::get(m)? }.clone();
-        // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
-        unsafe { *out = electra_session::publish(Mutex::new(Session::new(model)?)) };
+        // SAFETY: `options_json` is NULL or a NUL-terminated string (the contract).
+        let json = if options_json.is_null() { None } else { Some(unsafe { c_str(options_json, "options_json")? }) };
+        let session = Session::with_options(model, &SessionOptions::from_json(json)?)?;
+        // SAFETY: as above.
+        unsafe { *out = electra_session::publish(Mutex::new(session)) };
         Ok(())
     })
 }

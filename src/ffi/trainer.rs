@@ -6,7 +6,7 @@ use super::model::electra_model;
 use super::status::*;
 use super::{batch_from, c_str, guard, guard_void, SizedOut, StructSized};
 use crate::error::Error;
-use crate::pretrain::{TrainOptions, Trainer};
+use crate::pretrain::{ResumeOptions, TrainOptions, Trainer};
 use std::ffi::c_char;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,7 +71,8 @@ fn publish(t: Trainer) -> *mut electra_trainer {
 /// warmup_steps, total_steps, weight_decay, adam_epsilon, adam_beta1, adam_beta2,
 /// bias_correction, max_grad_norm, mask_prob, gen_weight, disc_weight, temperature, objective
 /// ("electra" or "mlm"), generator_hidden_fraction, vocab_size, max_seq_len, mask_token_id,
-/// special_token_ids, seed, threads. On failure `*out` is NULL.
+/// special_token_ids, seed, threads, device (`"cpu"`, the default; `"cuda"` or `"cuda:N"`: a
+/// device not compiled in or not present is `ELECTRA_ERR_CUDA`). On failure `*out` is NULL.
 ///
 /// # Safety
 /// `init` must be a NUL-terminated string, `options_json` NULL or one; `out` valid.
@@ -156,19 +157,40 @@ pub unsafe extern "C" fn electra_trainer_save(t: *mut electra_trainer, dir: *con
     })
 }
 
-/// Restores a trainer saved by `electra_trainer_save`; training continues bit-identically.
+/// Restores a trainer saved by `electra_trainer_save`, on the device and thread count it was
+/// created with; training continues bit-identically.
 ///
 /// # Safety
 /// `dir` must be a NUL-terminated string; `out` valid.
 #[no_mangle]
 pub unsafe extern "C" fn electra_trainer_resume(dir: *const c_char, out: *mut *mut electra_trainer) -> electra_status {
+    // SAFETY: the same contract.
+    unsafe { electra_trainer_resume_with_options(dir, std::ptr::null(), out) }
+}
+
+/// `electra_trainer_resume` elsewhere: `options_json` is NULL or a JSON object with the keys
+/// `device` (`"cpu"`, `"cuda"`, `"cuda:N"`) and `threads`; an absent key keeps the checkpoint's
+/// value. A run begun on a GPU continues on a machine without one with `{"device": "cpu"}`.
+///
+/// # Safety
+/// `dir` must be a NUL-terminated string, `options_json` NULL or one; `out` valid.
+#[no_mangle]
+pub unsafe extern "C" fn electra_trainer_resume_with_options(
+    dir: *const c_char,
+    options_json: *const c_char,
+    out: *mut *mut electra_trainer,
+) -> electra_status {
     guard(|| {
         if out.is_null() {
             return Err(Error::NullPointer("out"));
         }
-        *out = std::ptr::null_mut();
-        let dir = c_str(dir, "dir")?;
-        let t = Trainer::resume(Path::new(dir))?;
+        // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
+        unsafe { *out = std::ptr::null_mut() };
+        // SAFETY: both are NUL-terminated strings or (options) NULL, by the contract.
+        let (dir, json) = unsafe {
+            (c_str(dir, "dir")?, if options_json.is_null() { None } else { Some(c_str(options_json, "options_json")?) })
+        };
+        let t = Trainer::resume_with(Path::new(dir), &ResumeOptions::from_json(json)?)?;
         // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
         unsafe { *out = publish(t) };
         Ok(())

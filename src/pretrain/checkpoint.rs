@@ -18,6 +18,30 @@ pub const TRAINER_FILE: &str = "trainer.safetensors";
 const META_KEY: &str = "electra_trainer";
 const FORMAT_VERSION: u32 = 1;
 
+/// Where a resumed trainer runs, when not where it was saved (JSON keys are the field names).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResumeOptions {
+    /// The device: "cpu", "cuda" or "cuda:N" (absent: the checkpoint's).
+    pub device: Option<Device>,
+    /// Host worker threads, 0 = one per core (absent: the checkpoint's).
+    pub threads: Option<usize>,
+}
+
+impl ResumeOptions {
+    /// Parses a JSON object (`None` or empty: nothing overridden).
+    pub fn from_json(json: Option<&str>) -> Result<Self> {
+        let o: ResumeOptions = match json.map(str::trim).filter(|s| !s.is_empty()) {
+            None => Self::default(),
+            Some(s) => super::options::parse_json_options(s)?,
+        };
+        if o.threads.is_some_and(|t| t > 1024) {
+            return Err(Error::arg(format!("options: threads = {:?} is out of range", o.threads)));
+        }
+        Ok(o)
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct State {
     format_version: u32,
@@ -61,14 +85,15 @@ impl Trainer {
         write_f32_with_metadata(&dir.join(TRAINER_FILE), &tensors, &[(META_KEY, json)])
     }
 
-    /// Restores a trainer saved by [`Trainer::save`]; training continues bit-identically.
+    /// Restores a trainer saved by [`Trainer::save`], on the device and thread count it was
+    /// trained with; training continues bit-identically.
     pub fn resume(dir: &Path) -> Result<Self> {
-        Self::resume_on(dir, None)
+        Self::resume_with(dir, &ResumeOptions::default())
     }
 
-    /// [`Self::resume`] on `device` instead of the one the checkpoint was trained on (`None`:
-    /// that one); the device changes nothing in the arithmetic's definition.
-    pub fn resume_on(dir: &Path, device: Option<Device>) -> Result<Self> {
+    /// [`Self::resume`] on another device or thread count (`None` fields: the checkpoint's own),
+    /// e.g. a run begun on a GPU continued on a machine without one.
+    pub fn resume_with(dir: &Path, over: &ResumeOptions) -> Result<Self> {
         let path = dir.join(TRAINER_FILE);
         let meta = TensorFile::read_metadata(&path)?;
         let json = meta
@@ -93,9 +118,8 @@ impl Trainer {
         }
         drop(file);
         let mut options = state.options;
-        if let Some(d) = device {
-            options.device = d;
-        }
+        options.device = over.device.unwrap_or(options.device);
+        options.threads = over.threads.unwrap_or(options.threads);
         let mut t = Trainer::from_model(model, options)?;
         t.set_moments(&m, &v)?;
         t.step = state.step;

@@ -8,5 +8,6 @@ pub mod masking;
 pub mod options;
 pub mod trainer;
 
+pub use checkpoint::ResumeOptions;
 pub use options::{Objective, TrainOptions};
 pub use trainer::{StepStats, Trainer};

@@ -719,6 +719,42 @@ static void test_threads(void) {
     fixture_free(&fx);
 }
 
+/* Devices: the CPU is always one; CUDA is counted or refused with ELECTRA_ERR_CUDA; a session
+ * on the CPU with options gives the default session's logits bit for bit; an absent device is
+ * ELECTRA_ERR_CUDA and a bad name an invalid argument. */
+static void test_devices(electra_model *m) {
+    size_t n = 99, len = 0;
+    electra_session *s = NULL, *d = NULL;
+    int32_t ids[6] = {2, 17, 33, 9, 41, 3};
+    float a[6], b[6];
+    electra_status st;
+    CHECK(electra_device_count(ELECTRA_DEVICE_CPU, &n) == ELECTRA_OK && n == 1, "one CPU: %zu", n);
+    n = 99;
+    st = electra_device_count(ELECTRA_DEVICE_CUDA, &n);
+    CHECK(st == ELECTRA_OK || (st == ELECTRA_ERR_CUDA && n == 0 && electra_last_error_message(NULL, 0) > 0),
+          "CUDA count: %s, %zu", electra_status_str(st), n);
+    EXPECT(electra_device_count(9, &n), ELECTRA_ERR_INVALID_ARGUMENT, "unknown device kind");
+    EXPECT(electra_device_count(ELECTRA_DEVICE_CPU, NULL), ELECTRA_ERR_NULL_POINTER, "count");
+
+    CHECK(electra_session_new(m, &s) == ELECTRA_OK, "default session: %s", last_error());
+    CHECK(electra_session_new_with_options(m, "{\"device\": \"cpu\", \"threads\": 1}", &d) == ELECTRA_OK,
+          "session on the CPU with 1 thread: %s", last_error());
+    if (s && d) {
+        CHECK(electra_session_discriminate(s, ids, NULL, NULL, 1, 6, a, 6) == ELECTRA_OK, "%s", last_error());
+        CHECK(electra_session_discriminate(d, ids, NULL, NULL, 1, 6, b, 6) == ELECTRA_OK, "%s", last_error());
+        CHECK(memcmp(a, b, sizeof a) == 0, "the thread count changes no bit");
+    }
+    electra_session_free(d);
+    d = (electra_session *)(void *)&len; /* garbage the call must overwrite */
+    EXPECT(electra_session_new_with_options(m, "{\"device\": \"tpu\"}", &d), ELECTRA_ERR_INVALID_ARGUMENT, "device");
+    CHECK(d == NULL, "*out is NULL after a failed create");
+    if (st != ELECTRA_OK || n == 0) {
+        EXPECT(electra_session_new_with_options(m, "{\"device\": \"cuda:0\"}", &d), ELECTRA_ERR_CUDA, "");
+        CHECK(d == NULL, "*out is NULL after a failed create");
+    }
+    electra_session_free(s);
+}
+
 int main(int argc, char **argv) {
     electra_model *m;
     if (getenv("ELECTRA_FIXTURES")) fixtures = getenv("ELECTRA_FIXTURES");
@@ -741,6 +777,7 @@ int main(int argc, char **argv) {
         test_info(m);
         test_null_and_wrong_handles(m);
         test_bad_inputs(m);
+        test_devices(m);
         electra_model_free(m);
     }
     test_unsupported();

@@ -9,7 +9,7 @@ use electra::error::{Error, Result};
 use electra::io::atomic::{create_dir, write_atomic};
 use electra::pretrain::eval::{evaluate, EvalStats};
 use electra::pretrain::flops::train_step_flops;
-use electra::pretrain::{Objective, StepStats, TrainOptions, Trainer};
+use electra::pretrain::{Objective, ResumeOptions, StepStats, TrainOptions, Trainer};
 use electra::Device;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -232,7 +232,8 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
     let eval_set = corpus.eval_batches(args.batch_size, Some(args.eval_batches))?;
 
     let mut trainer = if resume {
-        let t = Trainer::resume_on(&run_dir.join("checkpoint"), Some(args.device))?;
+        let over = ResumeOptions { device: Some(args.device), threads: Some(args.threads) };
+        let t = Trainer::resume_with(&run_dir.join("checkpoint"), &over)?;
         if let Some(c) = &t.data_cursor {
             corpus.restore(&electra::data::corpus::Cursor::from_json(c)?)?;
         }
