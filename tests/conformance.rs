@@ -791,7 +791,7 @@ fn pretrain_step() {
         };
         let mut tr = Trainer::from_model(pair_model(), opts).unwrap();
         let stats = [tr.train_step(&batch).unwrap(), tr.train_step(&batch).unwrap()];
-        (stats, tr.weights().unwrap().into_owned(), tr.moments().unwrap().1.into_owned(), tr.rng.clone())
+        (stats, tr.weights().unwrap().into_owned(), tr.moments().unwrap().v.into_owned(), tr.rng.clone())
     };
     let reference = run(Device::Cpu, 1);
     steps("pretrain_step", |t| {

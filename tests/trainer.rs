@@ -115,7 +115,7 @@ fn resume_is_bit_identical() {
     let second: Vec<_> = (3..6).map(|k| step(&mut resumed, k)).collect();
     assert_eq!(first.split_off(3), second);
     assert_eq!(bits(&straight.weights().unwrap()), bits(&resumed.weights().unwrap()));
-    assert_eq!(bits(&straight.moments().unwrap().1), bits(&resumed.moments().unwrap().1));
+    assert_eq!(bits(&straight.moments().unwrap().v), bits(&resumed.moments().unwrap().v));
 }
 
 #[test]
@@ -182,7 +182,7 @@ fn non_finite_update_is_refused() {
     let mut w = t.weights().unwrap().into_owned();
     w[t.params().span(id).off] = f32::NAN;
     t.set_weights(&w).unwrap();
-    let before = (bits(&t.weights().unwrap()), bits(&t.moments().unwrap().0), t.step, t.rng.clone());
+    let before = (bits(&t.weights().unwrap()), bits(&t.moments().unwrap().m), t.step, t.rng.clone());
     let (ids, mask, types) = batch_data(1);
     let r = t.train_step(&Batch {
         input_ids: &ids,
@@ -192,7 +192,7 @@ fn non_finite_update_is_refused() {
         seq_len: T,
     });
     assert!(matches!(r, Err(Error::NonFinite(_))), "{r:?}");
-    assert_eq!(before, (bits(&t.weights().unwrap()), bits(&t.moments().unwrap().0), t.step, t.rng.clone()));
+    assert_eq!(before, (bits(&t.weights().unwrap()), bits(&t.moments().unwrap().m), t.step, t.rng.clone()));
 }
 
 #[test]

@@ -16,6 +16,11 @@
 // is safe but not parallel. Trainer.Cancel may be called from any goroutine while another
 // steps.
 //
+// Devices: sessions, trainers and fine-tuners run on the CPU unless their options say
+// otherwise ("device": "cpu", "cuda" or "cuda:N"; see NewSessionWithOptions, NewTrainer,
+// ResumeTrainerWithOptions, NewFineTuner). DeviceCount(DeviceCUDA) says how many GPUs the
+// library can use; a device that is not compiled in or not present is ErrCUDA, never a crash.
+//
 // Errors from the library are *Error values carrying a Status code and the library's
 // message; compare codes with errors.Is(err, electra.ErrCancelled) and the like. The binding
 // reads the library's thread-local message inside the same cgo call that failed, so messages

@@ -17,8 +17,8 @@ var (
 )
 
 // CheckABI returns an error when the loaded library's ABI differs from the header this
-// package was compiled against. LoadModel, NewTrainer and ResumeTrainer call it and refuse to
-// run on a mismatch.
+// package was compiled against. LoadModel, NewTrainer, ResumeTrainer(WithOptions) and
+// NewFineTuner call it and refuse to run on a mismatch.
 func CheckABI() error {
 	abiOnce.Do(func() {
 		if lib := ABIVersion(); lib != HeaderABIVersion {

@@ -28,7 +28,8 @@ type FineTuner struct {
 // head for numLabels labels is added) or an existing classifier (continued; pass its label
 // count or 0). options is as for NewTrainer; keys: learning_rate, warmup_steps, total_steps,
 // weight_decay, layerwise_lr_decay, adam_epsilon, bias_correction, max_grad_norm, seed,
-// threads.
+// threads, device ("cpu", the default; "cuda" or "cuda:N": ErrCUDA when not compiled in or
+// not present).
 func NewFineTuner(modelDir string, numLabels int, options interface{}) (*FineTuner, error) {
 	if err := CheckABI(); err != nil {
 		return nil, err

@@ -44,6 +44,15 @@ static electra_status electra_go_session_new(const electra_model *m, electra_ses
 	ELECTRA_GO_CHECK(electra_session_new(m, out));
 }
 
+static electra_status electra_go_session_new_with_options(const electra_model *m, const char *options,
+		electra_session **out, char **err) {
+	ELECTRA_GO_CHECK(electra_session_new_with_options(m, options, out));
+}
+
+static electra_status electra_go_device_count(electra_device_kind kind, size_t *count, char **err) {
+	ELECTRA_GO_CHECK(electra_device_count(kind, count));
+}
+
 // kind: 0 discriminate, 1 generator logits, 2 hidden states, 3 classify.
 static electra_status electra_go_session_run(int kind, electra_session *s, const int32_t *ids,
 		const int32_t *mask, const int32_t *types, size_t batch, size_t seq_len, float *out,
@@ -80,6 +89,11 @@ static electra_status electra_go_trainer_export(electra_trainer *t, const char *
 
 static electra_status electra_go_trainer_resume(const char *dir, electra_trainer **out, char **err) {
 	ELECTRA_GO_CHECK(electra_trainer_resume(dir, out));
+}
+
+static electra_status electra_go_trainer_resume_with_options(const char *dir, const char *options,
+		electra_trainer **out, char **err) {
+	ELECTRA_GO_CHECK(electra_trainer_resume_with_options(dir, options, out));
 }
 
 static electra_status electra_go_trainer_get_model(electra_trainer *t, electra_model **out, char **err) {
@@ -200,7 +214,25 @@ func nativeSessionNew(m *C.electra_model) (*C.electra_session, error) {
 	return out, errorFrom(st, msg)
 }
 
+func nativeSessionNewWithOptions(m *C.electra_model, options *string) (*C.electra_session, error) {
+	var out *C.electra_session
+	err := withOptions(options, func(copts *C.char) error {
+		var msg *C.char
+		return errorFrom(C.electra_go_session_new_with_options(m, copts, &out, &msg), msg)
+	})
+	return out, err
+}
+
 func nativeSessionFree(s *C.electra_session) { C.electra_session_free(s) }
+
+func nativeDeviceCount(kind DeviceKind) (int, error) {
+	var n C.size_t
+	var msg *C.char
+	if err := errorFrom(C.electra_go_device_count(C.electra_device_kind(kind), &n, &msg), msg); err != nil {
+		return 0, err
+	}
+	return int(n), nil
+}
 
 // nativeSessionRun passes the slices' backing arrays to C for the duration of the call only
 // (the cgo rules allow it: they hold no Go pointers). Lengths are checked by the caller.
@@ -211,8 +243,8 @@ func nativeSessionRun(kind int, s *C.electra_session, ids, mask, types []int32, 
 	return errorFrom(st, msg)
 }
 
-// optionsString turns the options argument of NewTrainer and NewFineTuner into JSON text (nil:
-// no options).
+// optionsString turns the options argument of NewTrainer, NewFineTuner, NewSessionWithOptions
+// and ResumeTrainerWithOptions into JSON text (nil: no options).
 func optionsString(options interface{}) (*string, error) {
 	var s string
 	switch o := options.(type) {
@@ -309,6 +341,20 @@ func nativeTrainerResume(dir string) (*C.electra_trainer, error) {
 	var msg *C.char
 	st := C.electra_go_trainer_resume(cdir, &out, &msg)
 	return out, errorFrom(st, msg)
+}
+
+func nativeTrainerResumeWithOptions(dir string, options *string) (*C.electra_trainer, error) {
+	cdir, err := cString("dir", dir)
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(cdir))
+	var out *C.electra_trainer
+	err = withOptions(options, func(copts *C.char) error {
+		var msg *C.char
+		return errorFrom(C.electra_go_trainer_resume_with_options(cdir, copts, &out, &msg), msg)
+	})
+	return out, err
 }
 
 func nativeTrainerGetModel(t *C.electra_trainer) (*C.electra_model, error) {

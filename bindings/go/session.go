@@ -27,8 +27,26 @@ const (
 	runClassify
 )
 
-// NewSession creates a session over m.
+// NewSession creates a session over m on the CPU, one worker thread per core.
 func NewSession(m *Model) (*Session, error) {
+	return newSession(m, nil, false)
+}
+
+// NewSessionWithOptions creates a session over m with options: nil (the defaults, as
+// NewSession), a SessionOptions, a JSON object as a string, []byte or json.RawMessage, or any
+// value encoding/json turns into an object (map[string]any, a struct). Keys: device ("cpu",
+// the default; "cuda" or "cuda:N") and threads (host worker threads, 0 = one per core, the
+// default). A device that is not compiled in or not present is ErrCUDA with a message saying
+// which; unknown keys and bad values are ErrInvalidArgument.
+func NewSessionWithOptions(m *Model, options interface{}) (*Session, error) {
+	opts, err := optionsString(options)
+	if err != nil {
+		return nil, err
+	}
+	return newSession(m, opts, true)
+}
+
+func newSession(m *Model, opts *string, withOptions bool) (*Session, error) {
 	if m == nil {
 		return nil, newError(StatusInvalidHandle, "invalid handle: the model is nil")
 	}
@@ -37,7 +55,13 @@ func NewSession(m *Model) (*Session, error) {
 	if m.ptr == nil {
 		return nil, closedError("model")
 	}
-	p, err := nativeSessionNew(m.ptr)
+	var p *C.electra_session
+	var err error
+	if withOptions {
+		p, err = nativeSessionNewWithOptions(m.ptr, opts)
+	} else {
+		p, err = nativeSessionNew(m.ptr)
+	}
 	runtime.KeepAlive(m)
 	if err != nil {
 		return nil, err

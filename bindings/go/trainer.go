@@ -38,6 +38,8 @@ func wrapTrainer(p *C.electra_trainer) *Trainer {
 // model directory. options is nil (defaults), a JSON object as a string, []byte or
 // json.RawMessage, or any value encoding/json turns into an object (map[string]any, a
 // struct). Unknown keys and bad values are ErrInvalidArgument with a message naming the key.
+// The "device" key ("cpu", the default; "cuda" or "cuda:N") picks where training runs; a
+// device not compiled in or not present is ErrCUDA.
 func NewTrainer(init string, options interface{}) (*Trainer, error) {
 	if err := CheckABI(); err != nil {
 		return nil, err
@@ -53,12 +55,32 @@ func NewTrainer(init string, options interface{}) (*Trainer, error) {
 	return wrapTrainer(p), nil
 }
 
-// ResumeTrainer restores a trainer saved by Save; training continues bit-identically.
+// ResumeTrainer restores a trainer saved by Save, on the device and thread count it was
+// created with; training continues bit-identically.
 func ResumeTrainer(dir string) (*Trainer, error) {
 	if err := CheckABI(); err != nil {
 		return nil, err
 	}
 	p, err := nativeTrainerResume(dir)
+	if err != nil {
+		return nil, err
+	}
+	return wrapTrainer(p), nil
+}
+
+// ResumeTrainerWithOptions is ResumeTrainer elsewhere: options (nil, a SessionOptions, or any
+// form NewTrainer accepts) may set device ("cpu", "cuda", "cuda:N") and threads; an absent key
+// keeps the checkpoint's value. A run begun on a GPU continues on a machine without one with
+// SessionOptions{Device: "cpu"}.
+func ResumeTrainerWithOptions(dir string, options interface{}) (*Trainer, error) {
+	if err := CheckABI(); err != nil {
+		return nil, err
+	}
+	opts, err := optionsString(options)
+	if err != nil {
+		return nil, err
+	}
+	p, err := nativeTrainerResumeWithOptions(dir, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -51,6 +51,8 @@ pub struct Generator {
 }
 
 /// What a model holds.
+// One per model, never in a collection: the pair's size is of no concern.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Towers {
     /// The pre-training pair.

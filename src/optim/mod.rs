@@ -63,6 +63,14 @@ pub struct Update {
     pub learning_rate: f32,
 }
 
+/// Adam's moments in the parameters' flat layout, on the host.
+pub struct Moments<'a> {
+    /// First moments.
+    pub m: Cow<'a, [f32]>,
+    /// Second moments.
+    pub v: Cow<'a, [f32]>,
+}
+
 /// The optimizer of pre-training and fine-tuning alike: AdamW moments on the backend's device,
 /// global-norm clipping and the schedule, over the tensors of one [`ParamTable`].
 pub struct AdamW {
@@ -90,9 +98,9 @@ impl AdamW {
         Ok(AdamW { cfg, m, v, tensors, numel })
     }
 
-    /// The moments (m, v), copied to the host (for checkpoints).
-    pub fn moments<'a>(&'a self, be: &dyn Backend) -> Result<(Cow<'a, [f32]>, Cow<'a, [f32]>)> {
-        Ok((to_host(be, &self.m, self.numel)?, to_host(be, &self.v, self.numel)?))
+    /// The moments on the host (for checkpoints): borrowed on the CPU, copied from a device.
+    pub fn moments<'a>(&'a self, be: &dyn Backend) -> Result<Moments<'a>> {
+        Ok(Moments { m: to_host(be, &self.m, self.numel)?, v: to_host(be, &self.v, self.numel)? })
     }
 
     /// Replaces the moments (from a checkpoint); each slice holds every tensor's values.

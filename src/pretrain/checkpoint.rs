@@ -71,7 +71,8 @@ impl Trainer {
         };
         let json = serde_json::to_string(&state).map_err(|e| Error::Internal(format!("state json: {e}")))?;
         let table = self.params();
-        let (weights, (m, v)) = (self.weights()?, self.moments()?);
+        let (weights, moments) = (self.weights()?, self.moments()?);
+        let (m, v) = (moments.m, moments.v);
         let mut tensors = Vec::with_capacity(3 * table.len());
         for (prefix, buf) in [("param", &weights), ("adam_m", &m), ("adam_v", &v)] {
             for info in table.infos() {

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::model::encoder::{EncoderActs, EncoderGrads};
 use crate::model::heads::{DiscHeadActs, DiscHeadGrads, GenHeadActs, GenHeadGrads};
 use crate::model::{Discriminator, Generator, Model, Towers};
-use crate::optim::AdamW;
+use crate::optim::{AdamW, Moments};
 use crate::params::{ParamStore, ParamTable};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -256,8 +256,8 @@ impl Trainer {
         to_host(&*self.be, &self.grads, self.table.numel())
     }
 
-    /// The Adam moments (m, v).
-    pub fn moments(&self) -> Result<(Cow<'_, [f32]>, Cow<'_, [f32]>)> {
+    /// The Adam moments.
+    pub fn moments(&self) -> Result<Moments<'_>> {
         self.optim.moments(&*self.be)
     }
 

@@ -23,6 +23,15 @@ namespace Electra
         Panic = 14,
     }
 
+    /// <summary>A kind of compute device (electra_device_kind, ELECTRA_DEVICE_*).</summary>
+    public enum DeviceKind
+    {
+        /// <summary>The host CPU, always present.</summary>
+        Cpu = 0,
+        /// <summary>NVIDIA GPUs through CUDA (a library built with the cuda feature, and a driver).</summary>
+        Cuda = 1,
+    }
+
     /// <summary>A failure reported by libelectra: its status code and detailed message.</summary>
     public class ElectraException : Exception
     {
@@ -61,8 +70,20 @@ namespace Electra
             return Native.FromUtf8Z(Native.electra_status_str((int)status));
         }
 
+        /// <summary>How many devices of a kind the library can use: 1 for DeviceKind.Cpu, the
+        /// driver's device count for DeviceKind.Cuda. A library built without CUDA, or a machine
+        /// whose CUDA driver cannot be loaded, throws ElectraException with Status.Cuda and a
+        /// message saying which; an unknown kind, Status.InvalidArgument.</summary>
+        public static int DeviceCount(DeviceKind kind)
+        {
+            UIntPtr n;
+            Native.Check(Native.electra_device_count((int)kind, out n));
+            return (int)Math.Min(n.ToUInt64(), (ulong)int.MaxValue);
+        }
+
         /// <summary>Throws when the loaded library's ABI differs from the one this binding was
-        /// written for. Model.Load, Trainer.Create and Trainer.Resume call it.</summary>
+        /// written for. Model.Load, Trainer.Create, Trainer.Resume and FineTuner.Create call
+        /// it.</summary>
         public static void CheckAbi()
         {
             lock (abiLock)

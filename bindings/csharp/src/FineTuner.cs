@@ -20,7 +20,8 @@ namespace Electra
         /// head for numLabels labels is added) or an existing classifier (continued; pass its
         /// label count or 0). optionsJson is null or a JSON object with keys learning_rate,
         /// warmup_steps, total_steps, weight_decay, layerwise_lr_decay, adam_epsilon,
-        /// bias_correction, max_grad_norm, seed, threads.</summary>
+        /// bias_correction, max_grad_norm, seed, threads, device ("cpu", the default; "cuda" or
+        /// "cuda:N": Status.Cuda when not compiled in or not present).</summary>
         public static FineTuner Create(string modelDir, int numLabels, string optionsJson)
         {
             Library.CheckAbi();

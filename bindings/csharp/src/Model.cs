@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Runtime.InteropServices;
 
 namespace Electra
@@ -62,6 +63,19 @@ namespace Electra
         public Session CreateSession()
         {
             return new Session(this);
+        }
+
+        /// <summary>A new inference session with options (see Session(Model, string)): null or
+        /// a JSON object with the keys device ("cpu", "cuda", "cuda:N") and threads.</summary>
+        public Session CreateSession(string optionsJson)
+        {
+            return new Session(this, optionsJson);
+        }
+
+        /// <summary>CreateSession(optionsJson) with the options as a dictionary.</summary>
+        public Session CreateSession(IDictionary<string, object> options)
+        {
+            return new Session(this, options);
         }
 
         public void Dispose()

@@ -27,6 +27,9 @@ namespace Electra
         internal static extern IntPtr electra_status_str(int status);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_device_count(int kind, out UIntPtr count);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int electra_model_load(byte[] path, out ModelHandle model);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
@@ -40,6 +43,10 @@ namespace Electra
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int electra_session_new(ModelHandle model, out SessionHandle session);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_session_new_with_options(ModelHandle model, byte[] optionsJson,
+            out SessionHandle session);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern void electra_session_free(IntPtr session);
@@ -86,6 +93,10 @@ namespace Electra
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int electra_trainer_resume(byte[] dir, out TrainerHandle trainer);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_trainer_resume_with_options(byte[] dir, byte[] optionsJson,
+            out TrainerHandle trainer);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int electra_trainer_export(TrainerHandle t, byte[] dir);

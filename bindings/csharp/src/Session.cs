@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 
 namespace Electra
 {
@@ -16,6 +17,7 @@ namespace Electra
         private readonly ModelInfo info;
         private readonly object gate = new object();
 
+        /// <summary>A session over model on the CPU, one worker thread per core.</summary>
         public Session(Model model)
         {
             if (model == null)
@@ -26,6 +28,31 @@ namespace Electra
             Native.CheckCreated(st, h);
             handle = h;
             info = model.Info;
+        }
+
+        /// <summary>A session over model with options: optionsJson is null (the defaults, as
+        /// Session(model)) or a JSON object with the keys device ("cpu", the default; "cuda" or
+        /// "cuda:N") and threads (host worker threads, 0 = one per core, the default). A device
+        /// that is not compiled in or not present throws ElectraException with Status.Cuda;
+        /// unknown keys and bad values, Status.InvalidArgument.</summary>
+        public Session(Model model, string optionsJson)
+        {
+            if (model == null)
+                throw new ArgumentNullException("model");
+            byte[] o = optionsJson == null ? null : Native.Utf8Z(optionsJson, "optionsJson");
+            model.ThrowIfDisposed();
+            SessionHandle h;
+            int st = Native.electra_session_new_with_options(model.Handle, o, out h);
+            Native.CheckCreated(st, h);
+            handle = h;
+            info = model.Info;
+        }
+
+        /// <summary>Session(model, optionsJson) with the options as a dictionary
+        /// (e.g. { "device", "cpu" }, { "threads", 2 }), serialised to JSON.</summary>
+        public Session(Model model, IDictionary<string, object> options)
+            : this(model, options == null ? null : Json.Write(options))
+        {
         }
 
         /// <summary>The dimensions of the session's model.</summary>

@@ -22,7 +22,9 @@ namespace Electra
 
         /// <summary>Creates a trainer. init is a preset ("tiny", "small", "base", "large") or a
         /// model directory; optionsJson is null or a JSON object (see electra.h). Unknown keys and
-        /// bad values throw ElectraException with Status.InvalidArgument naming the key.</summary>
+        /// bad values throw ElectraException with Status.InvalidArgument naming the key. The
+        /// device key ("cpu", the default; "cuda" or "cuda:N") picks where training runs; a
+        /// device not compiled in or not present throws with Status.Cuda.</summary>
         public static Trainer Create(string init, string optionsJson)
         {
             Library.CheckAbi();
@@ -46,7 +48,8 @@ namespace Electra
             return Create(init, options == null ? null : Json.Write(options));
         }
 
-        /// <summary>Restores a trainer saved by Save; training continues bit-identically.</summary>
+        /// <summary>Restores a trainer saved by Save, on the device and thread count it was
+        /// created with; training continues bit-identically.</summary>
         public static Trainer Resume(string dir)
         {
             Library.CheckAbi();
@@ -55,6 +58,26 @@ namespace Electra
             int st = Native.electra_trainer_resume(d, out h);
             Native.CheckCreated(st, h);
             return new Trainer(h);
+        }
+
+        /// <summary>Resume elsewhere: optionsJson is null or a JSON object with the keys device
+        /// ("cpu", "cuda", "cuda:N") and threads; an absent key keeps the checkpoint's value. A
+        /// run begun on a GPU continues on a machine without one with {"device": "cpu"}.</summary>
+        public static Trainer Resume(string dir, string optionsJson)
+        {
+            Library.CheckAbi();
+            byte[] d = Native.Utf8Z(dir, "dir");
+            byte[] o = optionsJson == null ? null : Native.Utf8Z(optionsJson, "optionsJson");
+            TrainerHandle h;
+            int st = Native.electra_trainer_resume_with_options(d, o, out h);
+            Native.CheckCreated(st, h);
+            return new Trainer(h);
+        }
+
+        /// <summary>Resume(dir, optionsJson) with the options as a dictionary.</summary>
+        public static Trainer Resume(string dir, IDictionary<string, object> options)
+        {
+            return Resume(dir, options == null ? null : Json.Write(options));
         }
 
         public bool IsDisposed { get { return handle.IsClosed; } }
@@ -149,7 +172,7 @@ namespace Electra
         }
     }
 
-    /// <summary>A minimal JSON writer for trainer options.</summary>
+    /// <summary>A minimal JSON writer for trainer, fine-tuner and session options.</summary>
     internal static class Json
     {
         internal static string Write(object value)

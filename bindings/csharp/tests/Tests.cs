@@ -821,5 +821,179 @@ namespace Electra.Tests
             Assert.True(failure == null, "worker: " + failure);
             Assert.True(t.IsDisposed, "IsDisposed");
         }
+
+        // ---------------------------------------------------------------- devices
+
+        // Library.DeviceCount(DeviceKind.Cuda): a count, or null after checking that it threw
+        // Status.Cuda (no CUDA in the library or no driver on the machine). The default build
+        // (cargo build --release --lib, no `cuda` feature) on a machine without a GPU, as where
+        // these tests usually run, throws.
+        private static int? CudaCount()
+        {
+            try
+            {
+                int n = Library.DeviceCount(DeviceKind.Cuda);
+                Assert.True(n >= 0, "CUDA count " + n);
+                return n;
+            }
+            catch (ElectraException e)
+            {
+                Assert.Equal(Status.Cuda, e.Status, "DeviceCount(Cuda) status (" + e.NativeMessage + ")");
+                return null;
+            }
+        }
+
+        private static bool HaveCuda() { return (CudaCount() ?? 0) > 0; }
+
+        [Test]
+        private static void DeviceKindsMatchTheHeader()
+        {
+            string header = File.ReadAllText(Path.Combine(Root, "include", "electra.h"));
+            var kinds = Regex.Matches(header, @"#define ELECTRA_DEVICE_([A-Z]+) (\d+)").Cast<Match>().ToList();
+            Assert.Equal(Enum.GetValues(typeof(DeviceKind)).Length, kinds.Count, "number of device kinds");
+            foreach (var m in kinds)
+            {
+                string name = m.Groups[1].Value.Substring(0, 1) + m.Groups[1].Value.Substring(1).ToLowerInvariant();
+                DeviceKind k;
+                Assert.True(Enum.TryParse(name, out k), "DeviceKind lacks " + name);
+                Assert.Equal(int.Parse(m.Groups[2].Value), (int)k, "DeviceKind." + name);
+            }
+        }
+
+        [Test]
+        private static void DeviceCount()
+        {
+            Assert.Equal(1, Library.DeviceCount(DeviceKind.Cpu), "CPU count");
+            // Either a number or Status.Cuda; without CUDA (the default build here) it throws.
+            int? cuda = CudaCount();
+            Console.WriteLine("     CUDA devices: " + (cuda.HasValue ? cuda.Value.ToString() : "none (Status.Cuda)"));
+            Assert.Fails("unknown device kind", Status.InvalidArgument, () => Library.DeviceCount((DeviceKind)7), "7");
+        }
+
+        [Test]
+        private static void SessionWithOptionsMatchesDefault()
+        {
+            foreach (var c in Cases)
+            {
+                var e = Load(c);
+                using (var m = Model.Load(Fixture(c, "discriminator")))
+                {
+                    float[] want;
+                    using (var s = m.CreateSession())
+                        want = s.Discriminate(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen);
+                    AssertClose(c + " default session", want, e.Floats("disc_logits"));
+                    var forms = new Dictionary<string, Func<Session>>
+                    {
+                        { "json", () => m.CreateSession("{\"device\": \"cpu\", \"threads\": 1}") },
+                        { "dictionary", () => m.CreateSession(new Dictionary<string, object> { { "device", "cpu" }, { "threads", 1 } }) },
+                        { "constructor", () => new Session(m, "{\"threads\": 3}") },
+                        { "null json", () => m.CreateSession((string)null) },
+                        { "empty object", () => new Session(m, new Dictionary<string, object>()) },
+                    };
+                    foreach (var f in forms)
+                        using (var s = f.Value())
+                            AssertSameBits(c + " " + f.Key + " vs default session", s.Discriminate(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen), want);
+                }
+            }
+        }
+
+        [Test]
+        private static void SessionDeviceErrors()
+        {
+            var e = Load("relu_act");
+            using (var m = Model.Load(Fixture("relu_act")))
+            {
+                int? cuda = CudaCount();
+                if ((cuda ?? 0) == 0)
+                {
+                    // No CUDA in this library or no GPU on this machine (the default build here).
+                    Assert.Fails("device cuda:0", Status.Cuda, () => m.CreateSession("{\"device\": \"cuda:0\"}"));
+                    Assert.Fails("device cuda", Status.Cuda, () => m.CreateSession(new Dictionary<string, object> { { "device", "cuda" } }));
+                }
+                else
+                {
+                    using (var s = m.CreateSession("{\"device\": \"cuda:0\"}"))
+                        AssertClose("cuda:0 disc_logits", s.Discriminate(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen), e.Floats("disc_logits"));
+                    Assert.Fails("a GPU past the last", Status.Cuda, () => m.CreateSession("{\"device\": \"cuda:" + cuda.Value + "\"}"));
+                }
+                Assert.Fails("device tpu", Status.InvalidArgument, () => m.CreateSession("{\"device\": \"tpu\"}"), "tpu");
+                Assert.Fails("device cuda:x", Status.InvalidArgument,
+                    () => m.CreateSession(new Dictionary<string, object> { { "device", "cuda:x" } }), "cuda:x");
+                Assert.Fails("unknown key", Status.InvalidArgument, () => m.CreateSession("{\"devic\": \"cpu\"}"), "devic");
+                Assert.Fails("negative threads", Status.InvalidArgument, () => m.CreateSession("{\"threads\": -1}"));
+                Assert.Fails("malformed JSON", Status.InvalidArgument, () => m.CreateSession("{\"device\": \"cpu\","));
+                Assert.Throws<ArgumentException>("NUL in options", () => m.CreateSession("{\"device\": \"cpu\0\"}"));
+                Assert.Throws<ArgumentException>("unwritable option", () => m.CreateSession(new Dictionary<string, object> { { "threads", new object() } }));
+                Assert.Throws<ArgumentNullException>("null model", () => new Session(null, "{}"));
+                // The refusals left the model usable.
+                using (var s = m.CreateSession("{\"threads\": 1}"))
+                    AssertClose("after refusals", s.Discriminate(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen), e.Floats("disc_logits"));
+            }
+            var disposed = Model.Load(Fixture("relu_act"));
+            disposed.Dispose();
+            Assert.Throws<ObjectDisposedException>("disposed model", () => disposed.CreateSession("{\"device\": \"cpu\"}"));
+        }
+
+        [Test]
+        private static void TrainerAndFineTunerDevice()
+        {
+            // An explicit CPU trains as the default does.
+            using (var a = Trainer.Create("tiny", TinyOptions(null)))
+            using (var b = Trainer.Create("tiny", TinyOptions(new Dictionary<string, object> { { "device", "cpu" } })))
+            {
+                StepStats sa = Step(a, 0), sb = Step(b, 0);
+                Assert.True(SameStats(sa, sb), string.Format("device cpu differs from the default: {0} vs {1}", sb, sa));
+            }
+            string disc = Fixture("relu_act", "discriminator");
+            Assert.Fails("trainer device tpu", Status.InvalidArgument,
+                () => Trainer.Create("tiny", TinyOptions(new Dictionary<string, object> { { "device", "tpu" } })), "tpu");
+            Assert.Fails("fine-tuner device tpu", Status.InvalidArgument, () => FineTuner.Create(disc, 2, "{\"device\": \"tpu\"}"), "tpu");
+            if (HaveCuda())
+                return; // the device errors below are for libraries and machines without CUDA
+            // No CUDA in this library or no GPU on this machine (the default build here).
+            Assert.Fails("trainer device cuda", Status.Cuda,
+                () => Trainer.Create("tiny", TinyOptions(new Dictionary<string, object> { { "device", "cuda" } })));
+            Assert.Fails("fine-tuner device cuda:0", Status.Cuda,
+                () => FineTuner.Create(disc, 2, new Dictionary<string, object> { { "device", "cuda:0" } }));
+        }
+
+        // TrainerSaveResumeExport with other options on resume: the thread count does not change
+        // the numbers, so the run continues bit-identically.
+        [Test]
+        private static void TrainerResumeWithOptions()
+        {
+            string ckpt = Path.Combine(TempDir("ckpt-options"), "ckpt");
+            using (var t = Trainer.Create("tiny", TinyOptions(null))) // threads 1
+            {
+                Step(t, 0);
+                Step(t, 1);
+                t.Save(ckpt);
+                var a2 = Step(t, 2);
+                var a3 = Step(t, 3);
+                var forms = new Dictionary<string, Func<Trainer>>
+                {
+                    { "json", () => Trainer.Resume(ckpt, "{\"threads\": 2}") },
+                    { "dictionary", () => Trainer.Resume(ckpt, new Dictionary<string, object> { { "device", "cpu" }, { "threads", 2 } }) },
+                    { "null json", () => Trainer.Resume(ckpt, (string)null) },
+                };
+                foreach (var f in forms)
+                    using (var r = f.Value())
+                    {
+                        var b2 = Step(r, 2);
+                        var b3 = Step(r, 3);
+                        Assert.True(SameStats(a2, b2) && SameStats(a3, b3) && b3.Step == 4,
+                            string.Format("{0}: resumed run differs: {1} {2} vs {3} {4}", f.Key, a2, a3, b2, b3));
+                    }
+            }
+            Assert.Fails("resume on tpu", Status.InvalidArgument, () => Trainer.Resume(ckpt, "{\"device\": \"tpu\"}"), "tpu");
+            Assert.Fails("resume with a trainer-only key", Status.InvalidArgument,
+                () => Trainer.Resume(ckpt, new Dictionary<string, object> { { "learning_rate", 0.1 } }), "learning_rate");
+            Assert.Fails("resume from a missing dir", Status.Io,
+                () => Trainer.Resume(Path.Combine(TempDir("resume-options-missing"), "nothing-here"), "{\"threads\": 2}"), "nothing-here");
+            Assert.Throws<ArgumentException>("NUL in dir", () => Trainer.Resume("a\0b", "{}"));
+            if (!HaveCuda())
+                // No CUDA in this library or no GPU on this machine (the default build here).
+                Assert.Fails("resume on cuda", Status.Cuda, () => Trainer.Resume(ckpt, "{\"device\": \"cuda\"}"));
+        }
     }
 }
