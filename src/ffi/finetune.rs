@@ -53,7 +53,8 @@ const _: () = assert!(std::mem::offset_of!(electra_finetune_stats, struct_size) 
 /// # Safety
 /// `f` must be NULL or a live fine-tuner, alive for `'a`.
 unsafe fn fine_tuner<'a>(f: *const electra_finetuner) -> Result<MutexGuard<'a, FineTuner>> {
-    // SAFETY: forwarded from this function's contract; `get` checks the tag.
+    // SAFETY: `f` is NULL or a live fine-tuner that stays alive for `'a` (this function's
+    // contract), which is what `get` needs; `get` checks the tag.
     lock(unsafe { electra_finetuner::get(f)? }, "fine-tuner")
 }
 
@@ -77,9 +78,13 @@ pub unsafe extern "C" fn electra_finetuner_new(
         if out.is_null() {
             return Err(Error::NullPointer("out"));
         }
-        *out = std::ptr::null_mut();
-        let dir = c_str(model_dir, "model_dir")?;
-        let json = if options_json.is_null() { None } else { Some(c_str(options_json, "options_json")?) };
+        // SAFETY: `out` is non-NULL (checked above) and, by the contract, valid for a write.
+        unsafe { *out = std::ptr::null_mut() };
+        // SAFETY: `model_dir` is NULL or a NUL-terminated string alive for this call (the contract).
+        let dir = unsafe { c_str(model_dir, "model_dir")? };
+        // SAFETY: `options_json` is non-NULL in the `else` branch and then, by the contract, a
+        // NUL-terminated string alive for this call.
+        let json = if options_json.is_null() { None } else { Some(unsafe { c_str(options_json, "options_json")? }) };
         if num_labels > 100_000 {
             return Err(Error::arg(format!("num_labels {num_labels} is implausibly large")));
         }
@@ -177,15 +182,19 @@ pub unsafe extern "C" fn electra_session_classify(
     out: *mut f32,
     out_len: usize,
 ) -> electra_status {
-    super::session::run(
-        s,
-        input_ids,
-        attention_mask,
-        token_type_ids,
-        batch,
-        seq_len,
-        out,
-        out_len,
-        crate::session::Session::classify,
-    )
+    // SAFETY: `run` has this function's contract (see # Safety), and every argument is passed on
+    // unchanged.
+    unsafe {
+        super::session::run(
+            s,
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            batch,
+            seq_len,
+            out,
+            out_len,
+            crate::session::Session::classify,
+        )
+    }
 }

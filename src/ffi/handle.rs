@@ -43,7 +43,8 @@ pub(crate) trait FfiHandle: Sized {
     /// `p` must be NULL or point to at least 8 readable bytes; when it is a live handle of this
     /// kind, it must stay live (not freed) for `'a`.
     unsafe fn get<'a>(p: *const Self) -> Result<&'a Self::Value> {
-        // SAFETY: forwarded from this function's contract.
+        // SAFETY: `check` needs `p` NULL or pointing to 8 readable bytes, which this function's
+        // contract gives.
         let h = unsafe { check(p)? };
         // SAFETY: `check` found this kind's tag, so `p` came from `publish::<Self>` (as far as the
         // best-effort check can tell) and points to a live `Handle<Self::Value>`, which the
@@ -59,7 +60,8 @@ pub(crate) trait FfiHandle: Sized {
     /// `p` must be NULL or point to at least 8 readable bytes; a live handle must not be in use
     /// by another thread (nothing may hold a reference from [`FfiHandle::get`]).
     unsafe fn free(p: *mut Self) {
-        // SAFETY: forwarded from this function's contract.
+        // SAFETY: `check` needs `p` NULL or pointing to 8 readable bytes, which this function's
+        // contract gives.
         if let Ok(h) = unsafe { check(p) } {
             let h = h.cast_mut();
             // SAFETY: the tag says `h` is a live `Box<Handle<Self::Value>>` from `publish` that no

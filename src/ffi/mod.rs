@@ -65,11 +65,16 @@ pub(crate) fn guard_void(f: impl FnOnce()) {
 }
 
 /// A NUL-terminated UTF-8 string argument.
+///
+/// # Safety
+/// `p` must be NULL or point to a NUL-terminated string that stays alive and unchanged for `'a`.
 pub(crate) unsafe fn c_str<'a>(p: *const c_char, what: &'static str) -> Result<&'a str> {
     if p.is_null() {
         return Err(Error::NullPointer(what));
     }
-    CStr::from_ptr(p).to_str().map_err(|_| Error::arg(format!("{what} is not valid UTF-8")))
+    // SAFETY: `p` is non-NULL (checked above) and, by the contract, a NUL-terminated string
+    // alive and unchanged for `'a`.
+    unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| Error::arg(format!("{what} is not valid UTF-8")))
 }
 
 /// An optional input array of `n` elements.
@@ -201,8 +206,12 @@ pub unsafe extern "C" fn electra_last_error_message(buf: *mut c_char, cap: usize
                 while !msg.is_char_boundary(n) {
                     n -= 1;
                 }
-                std::ptr::copy_nonoverlapping(msg.as_ptr(), buf.cast::<u8>(), n);
-                *buf.add(n) = 0;
+                // SAFETY: `buf` is non-NULL and holds `cap` writable bytes (the contract); we
+                // write n + 1 <= cap of them, and it cannot overlap the thread-local message.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(msg.as_ptr(), buf.cast::<u8>(), n);
+                    *buf.add(n) = 0;
+                }
             }
         })
     });

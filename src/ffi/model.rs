@@ -70,8 +70,10 @@ pub unsafe extern "C" fn electra_model_load(path: *const c_char, out: *mut *mut 
         if out.is_null() {
             return Err(Error::NullPointer("out"));
         }
-        *out = std::ptr::null_mut();
-        let path = c_str(path, "path")?;
+        // SAFETY: `out` is non-NULL (checked above) and, by the contract, valid for a write.
+        unsafe { *out = std::ptr::null_mut() };
+        // SAFETY: `path` is NULL or a NUL-terminated string alive for this call (the contract).
+        let path = unsafe { c_str(path, "path")? };
         let model = crate::io::hf::load(Path::new(path))?;
         // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
         unsafe { *out = electra_model::publish(Arc::new(model)) };

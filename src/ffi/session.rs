@@ -61,7 +61,7 @@ pub unsafe extern "C" fn electra_session_new_with_options(
         if out.is_null() {
             return Err(Error::NullPointer("out"));
         }
-        // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
+        // SAFETY: `out` is non-NULL (checked above) and, by the contract, valid for a write.
         unsafe { *out = std::ptr::null_mut() };
         // SAFETY: `m` is a live model (the contract); `get` checks its tag.
         let model = unsafe { electra_model::get(m)? }.clone();
@@ -144,7 +144,9 @@ pub unsafe extern "C" fn electra_session_discriminate(
     out: *mut f32,
     out_len: usize,
 ) -> electra_status {
-    run(s, input_ids, attention_mask, token_type_ids, batch, seq_len, out, out_len, Session::discriminate)
+    // SAFETY: `run` has this function's contract (see # Safety), and every argument is passed on
+    // unchanged.
+    unsafe { run(s, input_ids, attention_mask, token_type_ids, batch, seq_len, out, out_len, Session::discriminate) }
 }
 
 /// Generator (masked-LM) logits: writes `batch*seq_len*vocab_size` floats, row-major.
@@ -164,7 +166,11 @@ pub unsafe extern "C" fn electra_session_generator_logits(
     out: *mut f32,
     out_len: usize,
 ) -> electra_status {
-    run(s, input_ids, attention_mask, token_type_ids, batch, seq_len, out, out_len, Session::generator_logits)
+    // SAFETY: `run` has this function's contract (see # Safety), and every argument is passed on
+    // unchanged.
+    unsafe {
+        run(s, input_ids, attention_mask, token_type_ids, batch, seq_len, out, out_len, Session::generator_logits)
+    }
 }
 
 /// The discriminator's last hidden states: writes `batch*seq_len*hidden_size` floats,
@@ -183,5 +189,7 @@ pub unsafe extern "C" fn electra_session_hidden_states(
     out: *mut f32,
     out_len: usize,
 ) -> electra_status {
-    run(s, input_ids, attention_mask, token_type_ids, batch, seq_len, out, out_len, Session::hidden_states)
+    // SAFETY: `run` has this function's contract (see # Safety), and every argument is passed on
+    // unchanged.
+    unsafe { run(s, input_ids, attention_mask, token_type_ids, batch, seq_len, out, out_len, Session::hidden_states) }
 }

@@ -86,9 +86,13 @@ pub unsafe extern "C" fn electra_trainer_new(
         if out.is_null() {
             return Err(Error::NullPointer("out"));
         }
-        *out = std::ptr::null_mut();
-        let init = c_str(init, "init")?;
-        let json = if options_json.is_null() { None } else { Some(c_str(options_json, "options_json")?) };
+        // SAFETY: `out` is non-NULL (checked above) and, by the contract, valid for a write.
+        unsafe { *out = std::ptr::null_mut() };
+        // SAFETY: `init` is NULL or a NUL-terminated string alive for this call (the contract).
+        let init = unsafe { c_str(init, "init")? };
+        // SAFETY: `options_json` is non-NULL in the `else` branch and then, by the contract, a
+        // NUL-terminated string alive for this call.
+        let json = if options_json.is_null() { None } else { Some(unsafe { c_str(options_json, "options_json")? }) };
         let t = Trainer::new(init, TrainOptions::from_json(json)?)?;
         // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
         unsafe { *out = publish(t) };
@@ -184,7 +188,7 @@ pub unsafe extern "C" fn electra_trainer_resume_with_options(
         if out.is_null() {
             return Err(Error::NullPointer("out"));
         }
-        // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
+        // SAFETY: `out` is non-NULL (checked above) and, by the contract, valid for a write.
         unsafe { *out = std::ptr::null_mut() };
         // SAFETY: both are NUL-terminated strings or (options) NULL, by the contract.
         let (dir, json) = unsafe {
@@ -225,7 +229,8 @@ pub unsafe extern "C" fn electra_trainer_get_model(
         if out.is_null() {
             return Err(Error::NullPointer("out"));
         }
-        *out = std::ptr::null_mut();
+        // SAFETY: `out` is non-NULL (checked above) and, by the contract, valid for a write.
+        unsafe { *out = std::ptr::null_mut() };
         // SAFETY: `t` is a live trainer (the contract); `get` checks its tag.
         let h = unsafe { electra_trainer::get(t)? };
         let model = lock(&h.trainer, "trainer")?.model()?;

@@ -35,9 +35,11 @@ fn head(base: *const f32, h: usize, hd: usize) -> *const f32 {
 /// A raw pointer shared with pool tasks that write disjoint head blocks through it.
 #[derive(Clone, Copy)]
 struct Shared(*mut f32);
-// SAFETY: tasks write disjoint (batch row, head) blocks only.
+// SAFETY: a bare address into a `&mut` output held for the whole parallel loop; tasks on other
+// threads use it only to write their own disjoint (batch row, head) block of that output.
 unsafe impl Send for Shared {}
-// SAFETY: as above.
+// SAFETY: a shared `&Shared` only lets a task copy the address; the writes through it are to
+// disjoint blocks, as for `Send`.
 unsafe impl Sync for Shared {}
 
 impl Shared {
@@ -70,7 +72,8 @@ pub fn attention_forward(
     let out = Shared(ctx.as_mut_ptr());
     let rs = hidden as isize;
     for_heads(b, nh, |bi, h| {
-        // SAFETY: this task's probability block is its own.
+        // SAFETY: block bi·NH + h of `probs` belongs to this (batch row, head) task alone:
+        // for_heads runs each pair exactly once.
         let p = unsafe { probs.get(bi * nh + h, bi * nh + h + 1) };
         let at = bi * t * hidden;
         let mb = &mask_add[bi * t..(bi + 1) * t];
@@ -139,7 +142,8 @@ pub fn attention_backward(
     let tt = t as isize;
     for_heads(b, nh, |bi, h| {
         let blk = bi * nh + h;
-        // SAFETY: this task's scratch block is its own.
+        // SAFETY: block bi·NH + h of `scratch` belongs to this (batch row, head) task alone:
+        // for_heads runs each pair exactly once.
         let ds = unsafe { scratch.get(blk, blk + 1) };
         let p = &probs[blk * t * t..(blk + 1) * t * t];
         let at = bi * t * hidden;

@@ -77,7 +77,9 @@ pub fn embedding_backward(
             let g = &dout[n * e + c0..n * e + c1];
             let id = ids[n] as usize;
             let ty = types.map_or(0, |tt| tt[n] as usize);
-            // SAFETY: tasks own disjoint column ranges [c0, c1) of every table row.
+            // SAFETY: for_ranges gives tasks disjoint column ranges [c0, c1), and every span
+            // here lies in this task's columns of one table row, so concurrent spans never
+            // overlap (`span` bounds-checks each).
             unsafe {
                 if Some(id) != padding_idx {
                     add(dw.span(id * e + c0, id * e + c1), g);

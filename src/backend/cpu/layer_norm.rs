@@ -22,7 +22,8 @@ pub fn layer_norm_forward(
     let rstd = RowsMut::new(rstd, n, 1);
     rows_mut(&mut out[..n * c], c, 16, |r0, block| {
         let r1 = r0 + block.len() / c;
-        // SAFETY: rows_mut hands out disjoint row blocks.
+        // SAFETY: rows_mut hands each task a disjoint block of rows r0..r1, so those rows of
+        // `mean` and `rstd` are this task's alone.
         let (mu, rs) = unsafe { (mean.get(r0, r1), rstd.get(r0, r1)) };
         for (i, orow) in block.chunks_exact_mut(c).enumerate() {
             let r = r0 + i;
@@ -73,7 +74,8 @@ pub fn layer_norm_param_grads(
     let dbv = RowsMut::new(db, 1, c);
     let parts = if n * c < 1 << 15 { 1 } else { threads() };
     for_ranges(c, parts, 64.min(c).max(1), 16, |c0, c1| {
-        // SAFETY: disjoint column ranges.
+        // SAFETY: for_ranges gives each task a disjoint column range c0..c1 of the one-row views
+        // of `dg` and `db`.
         let (g_acc, b_acc) = unsafe { (dgv.span(c0, c1), dbv.span(c0, c1)) };
         if n > 0 {
             simd::ln_param_grads(g_acc, b_acc, &dout[c0..n * c], &x[c0..n * c], &mean[..n], &rstd[..n], c);

@@ -77,34 +77,42 @@ pub unsafe fn gemm_raw(
     if k == 0 {
         for i in 0..m as isize {
             for j in 0..n as isize {
-                let p = c.offset(i * rsc + j * csc);
-                *p = if beta == 0.0 { 0.0 } else { beta * *p };
+                // SAFETY: (i, j) is inside the m x n output, whose every addressed element is
+                // valid by this function's contract.
+                unsafe {
+                    let p = c.offset(i * rsc + j * csc);
+                    *p = if beta == 0.0 { 0.0 } else { beta * *p };
+                }
             }
         }
         return;
     }
     // gemm's convention: dst = alpha·dst + beta·lhs·rhs, strides given column first.
-    gemm::gemm(
-        m,
-        n,
-        k,
-        c,
-        csc,
-        rsc,
-        beta != 0.0,
-        a,
-        acs,
-        ars,
-        b,
-        bcs,
-        brs,
-        beta,
-        alpha,
-        false,
-        false,
-        false,
-        gemm::Parallelism::None,
-    );
+    // SAFETY: the dimensions and strides describe exactly the A, B and C of this function's
+    // contract (every addressed element valid, C not aliasing A or B); no threads are spawned.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c,
+            csc,
+            rsc,
+            beta != 0.0,
+            a,
+            acs,
+            ars,
+            b,
+            bcs,
+            brs,
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
 }
 
 fn check_c(c: &[f32], m: usize, n: usize, rsc: usize, csc: usize) {
@@ -140,9 +148,11 @@ pub fn gemm_serial(alpha: f32, a: Mat, b: Mat, beta: f32, c: &mut [f32], rsc: us
 /// A raw pointer that may cross to pool threads (the blocks written through it are disjoint).
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
-// SAFETY: used only to write disjoint blocks from parallel tasks.
+// SAFETY: a bare address into a `&mut` output that `gemm` holds for the whole parallel loop;
+// tasks on other threads use it only to write their own disjoint block of that output.
 unsafe impl Send for SendPtr {}
-// SAFETY: as above.
+// SAFETY: a shared `&SendPtr` only lets a task copy the address; the writes through it are to
+// disjoint blocks, as for `Send`.
 unsafe impl Sync for SendPtr {}
 
 impl SendPtr {
@@ -170,8 +180,10 @@ pub fn gemm(alpha: f32, a: Mat, b: Mat, beta: f32, c: &mut [f32], rsc: usize, cs
     let (ap, bp) = (a.data.as_ptr() as usize, b.data.as_ptr() as usize);
     for_ranges(dim, 2 * threads(), MIN_BLOCK, 16, |s, e| {
         let (ap, bp) = (ap as *const f32, bp as *const f32);
-        // SAFETY: the blocks are disjoint row (or column) ranges of the checked view of C, and
-        // A and B are only read.
+        // SAFETY: each block is rows (or columns) s..e of the views of A (or B) and C whose
+        // bounds were checked above, so every address is valid; for_ranges gives tasks disjoint
+        // ranges, so no two write the same element of C, and A and B (which the unique borrow
+        // `c` cannot alias) are only read.
         unsafe {
             if by_rows {
                 gemm_raw(
@@ -292,7 +304,8 @@ fn linear_then(
         }
         let rows = RowsMut::new(y, n, dout);
         for_ranges(n, 2 * threads(), MIN_BLOCK, 16, |s, e| {
-            // SAFETY: for_ranges hands out disjoint row ranges.
+            // SAFETY: for_ranges hands each task its own disjoint row range s..e, and `rows` is
+            // the only view of `y` while the tasks run.
             let yb = unsafe { rows.get(s, e) };
             gemm_serial(1.0, Mat::rows(&x[s * din..e * din], e - s, din), wt, 0.0, yb, dout, 1);
             for (i, row) in yb.chunks_exact_mut(dout).enumerate() {
@@ -307,7 +320,8 @@ fn linear_then(
     let cols = RowsMut::new(y, n, dout);
     for_ranges(dout, parts, MIN_BLOCK.min(dout), 16, |c0, c1| {
         // SAFETY: y holds n·dout elements (checked by RowsMut::new); tasks write disjoint column
-        // ranges [c0, c1) of its rows.
+        // ranges [c0, c1) of its rows. x (sliced to n·din) and columns c0..c1 of wt (checked by
+        // `wt.check()`) are in bounds and only read.
         unsafe {
             gemm_raw(
                 n,
@@ -324,7 +338,8 @@ fn linear_then(
             );
         }
         for r in 0..n {
-            // SAFETY: as above; this segment lies in this task's columns.
+            // SAFETY: columns c0..c1 of row r belong to this task alone (disjoint column
+            // ranges), and the gemm_raw writes through `cols.ptr()` above have finished.
             epilogue(r, c0, unsafe { cols.span(r * dout + c0, r * dout + c1) });
         }
     });
@@ -363,7 +378,8 @@ pub fn linear_act_forward<'w>(
     let act = RowsMut::new(act, n, dout);
     linear_then(pre, x, w.into(), n, din, dout, false, |r, c0, seg| {
         let start = r * dout + c0;
-        // SAFETY: epilogue segments are disjoint.
+        // SAFETY: `linear_then` passes each (row, column range) segment to one epilogue call
+        // only, so concurrent calls take disjoint spans of `act` (the same [n, dout] shape).
         let out = unsafe { act.span(start, start + seg.len()) };
         let bias = &b[c0..c0 + seg.len()];
         if f == Activation::Gelu {
@@ -396,7 +412,8 @@ pub fn linear_residual_layer_norm_forward<'w>(
     let mean = RowsMut::new(mean, n, 1);
     let rstd = RowsMut::new(rstd, n, 1);
     linear_then(sum, x, w.into(), n, din, dout, true, |r, _, row| {
-        // SAFETY: one epilogue call per row.
+        // SAFETY: with `full_rows`, `linear_then` makes exactly one epilogue call per row r, so
+        // row r of `out` and element r of `mean`/`rstd` are taken by one task only.
         let (o, mu, rs) = unsafe { (out.get(r, r + 1), mean.span(r, r + 1), rstd.span(r, r + 1)) };
         simd::add_assign(row, b);
         simd::add_assign(row, &residual[r * dout..(r + 1) * dout]);
@@ -412,7 +429,8 @@ pub fn bias_grad(db: &mut [f32], dy: &[f32], n: usize, dout: usize) {
     // Column blocks of ≥ 64; tiny problems stay on this thread.
     let parts = if n * dout < 1 << 16 { 1 } else { threads() };
     for_ranges(dout, parts, 64.min(dout).max(1), 16, |c0, c1| {
-        // SAFETY: disjoint column ranges of the one-row view.
+        // SAFETY: for_ranges gives each task a disjoint column range c0..c1 of the one-row view
+        // of `db`.
         let acc = unsafe { cols.span(c0, c1) };
         if n > 0 {
             simd::column_sums(acc, &dy[c0..], n, dout);
@@ -480,7 +498,8 @@ pub fn linear_backward_through_act(
     } else {
         let rows = RowsMut::new(d_pre, n, din);
         for_ranges(n, 2 * threads(), MIN_BLOCK, 16, |s, e| {
-            // SAFETY: disjoint row ranges.
+            // SAFETY: for_ranges hands each task its own disjoint row range s..e, and `rows` is
+            // the only view of `d_pre` while the tasks run.
             let block = unsafe { rows.get(s, e) };
             gemm_serial(
                 1.0,

@@ -59,10 +59,12 @@ pub struct RowsMut<'a> {
     _borrow: PhantomData<&'a mut [f32]>,
 }
 
-// SAFETY: RowsMut only hands out row ranges through `get`, whose callers guarantee that ranges
-// used at the same time are disjoint; f32 is Send + Sync.
+// SAFETY: RowsMut holds a unique borrow of `f32`s (which are Send + Sync) for 'a, and hands out
+// parts of it only through the unsafe `get`/`span`, whose contract keeps ranges used at the same
+// time, from any thread, disjoint.
 unsafe impl Send for RowsMut<'_> {}
-// SAFETY: as above.
+// SAFETY: `&RowsMut` exposes the buffer only through those same `get`/`span`, so sharing it
+// across threads creates no overlapping `&mut` either.
 unsafe impl Sync for RowsMut<'_> {}
 
 impl<'a> RowsMut<'a> {
@@ -79,7 +81,9 @@ impl<'a> RowsMut<'a> {
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn get(&self, r0: usize, r1: usize) -> &'a mut [f32] {
         assert!(r0 <= r1 && r1 <= self.rows, "rows {r0}..{r1} out of 0..{}", self.rows);
-        std::slice::from_raw_parts_mut(self.ptr.add(r0 * self.width), (r1 - r0) * self.width)
+        // SAFETY: rows r0..r1 lie within the `rows·width` elements borrowed mutably for 'a in
+        // `new` (asserted above), and the contract keeps concurrently live ranges disjoint.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r0 * self.width), (r1 - r0) * self.width) }
     }
 
     /// Elements `start..end` of the flat buffer.
@@ -89,7 +93,9 @@ impl<'a> RowsMut<'a> {
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn span(&self, start: usize, end: usize) -> &'a mut [f32] {
         assert!(start <= end && end <= self.rows * self.width, "span {start}..{end} out of bounds");
-        std::slice::from_raw_parts_mut(self.ptr.add(start), end - start)
+        // SAFETY: start..end lies within the `rows·width` elements borrowed mutably for 'a in
+        // `new` (asserted above), and the contract keeps concurrently live spans disjoint.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), end - start) }
     }
 
     /// The raw base pointer (for strided kernels that write disjoint sub-blocks).

@@ -69,54 +69,113 @@ pub const W: usize = 16;
 /// Every method is `unsafe`: the x86 implementations require their target features (the
 /// dispatch below calls them only where the CPU has them), and loads and stores require the
 /// addressed elements to be valid.
-#[allow(clippy::missing_safety_doc)]
 pub trait V16: Copy {
     /// All lanes `x`.
+    ///
+    /// # Safety
+    /// `Self`'s target features must be available on this CPU.
     unsafe fn splat(x: f32) -> Self;
     /// 16 values from `p`.
+    ///
+    /// # Safety
+    /// `Self`'s target features must be available; `p..p+16` must be readable.
     unsafe fn load(p: *const f32) -> Self;
     /// The first `n < 16` values from `p`; the other lanes are `fill`.
+    ///
+    /// # Safety
+    /// `Self`'s target features must be available; `n < 16` and `p..p+n` must be readable.
     unsafe fn load_part(p: *const f32, n: usize, fill: f32) -> Self;
     /// Stores 16 values at `p`.
+    ///
+    /// # Safety
+    /// `Self`'s target features must be available; `p..p+16` must be writable.
     unsafe fn store(self, p: *mut f32);
     /// Stores the first `n < 16` lanes at `p`.
+    ///
+    /// # Safety
+    /// `Self`'s target features must be available; `n < 16` and `p..p+n` must be writable.
     unsafe fn store_part(self, p: *mut f32, n: usize);
     /// Lane-wise `self + o`.
+    ///
+    /// # Safety
+    /// `Self`'s target features must be available on this CPU.
     unsafe fn add(self, o: Self) -> Self;
     /// Lane-wise `self - o`.
+    ///
+    /// # Safety
+    /// `Self`'s target features must be available on this CPU.
     unsafe fn sub(self, o: Self) -> Self;
     /// Lane-wise `self · o`.
+    ///
+    /// # Safety
+    /// `Self`'s target features must be available on this CPU.
     unsafe fn mul(self, o: Self) -> Self;
     /// Lane-wise `self / o`.
+    ///
+    /// # Safety
+    /// `Self`'s target features must be available on this CPU.
     unsafe fn div(self, o: Self) -> Self;
     /// Lane-wise `self·a + b`, rounded once.
+    ///
+    /// # Safety
+    /// `Self`'s target features must be available on this CPU.
     unsafe fn fma(self, a: Self, b: Self) -> Self;
     /// Lane-wise maximum (`o` where either is NaN, as `maxps`).
+    ///
+    /// # Safety
+    /// `Self`'s target features must be available on this CPU.
     unsafe fn max(self, o: Self) -> Self;
     /// Lane-wise minimum (`o` where either is NaN, as `minps`).
+    ///
+    /// # Safety
+    /// `Self`'s target features must be available on this CPU.
     unsafe fn min(self, o: Self) -> Self;
     /// Round to nearest, ties to even.
+    ///
+    /// # Safety
+    /// `Self`'s target features must be available on this CPU.
     unsafe fn round(self) -> Self;
     /// Round toward −∞.
+    ///
+    /// # Safety
+    /// `Self`'s target features must be available on this CPU.
     unsafe fn floor(self) -> Self;
     /// `2^self` for integral lanes in [−126, 127].
+    ///
+    /// # Safety
+    /// `Self`'s target features must be available on this CPU.
     unsafe fn pow2i(self) -> Self;
     /// Per lane: `a ≥ b ? t : f` (f where either is NaN).
+    ///
+    /// # Safety
+    /// `Self`'s target features must be available on this CPU.
     unsafe fn sel_ge(a: Self, b: Self, t: Self, f: Self) -> Self;
     /// The 16 lanes.
+    ///
+    /// # Safety
+    /// `Self`'s target features must be available on this CPU.
     unsafe fn to_array(self) -> [f32; W];
 }
 
 /// Sum of the 16 lanes in a fixed tree: lane i += lane i+8, then +4, +2, +1.
+///
+/// # Safety
+/// `V`'s target features must be available on this CPU.
 #[inline(always)]
 unsafe fn hsum<V: V16>(v: V) -> f32 {
-    tree(v.to_array(), |a, b| a + b)
+    // SAFETY: `V`'s target features are available (this function's contract); `to_array`
+    // touches no memory but its result.
+    tree(unsafe { v.to_array() }, |a, b| a + b)
 }
 
 /// Maximum of the 16 lanes (same tree).
+///
+/// # Safety
+/// `V`'s target features must be available on this CPU.
 #[inline(always)]
 unsafe fn hmax<V: V16>(v: V) -> f32 {
-    tree(v.to_array(), |a, b| if a > b { a } else { b })
+    // SAFETY: as in `hsum`: `V`'s target features are available (this function's contract).
+    tree(unsafe { v.to_array() }, |a, b| if a > b { a } else { b })
 }
 
 #[inline(always)]
@@ -144,6 +203,8 @@ macro_rules! lanes {
     }};
 }
 
+// The methods' contracts are those declared on `V16`; the scalar variant needs no target
+// features, so only the loads and stores have anything to uphold.
 impl V16 for Scalar {
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
@@ -151,24 +212,30 @@ impl V16 for Scalar {
     }
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
-        Scalar(std::ptr::read_unaligned(p as *const [f32; W]))
+        // SAFETY: `p..p+16` is readable (the `V16::load` contract); `read_unaligned` needs no
+        // alignment, and every bit pattern is a valid `[f32; 16]`.
+        Scalar(unsafe { std::ptr::read_unaligned(p as *const [f32; W]) })
     }
     #[inline(always)]
     unsafe fn load_part(p: *const f32, n: usize, fill: f32) -> Self {
         let mut r = [fill; W];
         for (i, v) in r.iter_mut().enumerate().take(n) {
-            *v = *p.add(i);
+            // SAFETY: `i < n` and `p..p+n` is readable (the `V16::load_part` contract).
+            *v = unsafe { *p.add(i) };
         }
         Scalar(r)
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
-        std::ptr::write_unaligned(p as *mut [f32; W], self.0)
+        // SAFETY: `p..p+16` is writable (the `V16::store` contract); `write_unaligned` needs no
+        // alignment.
+        unsafe { std::ptr::write_unaligned(p as *mut [f32; W], self.0) }
     }
     #[inline(always)]
     unsafe fn store_part(self, p: *mut f32, n: usize) {
         for i in 0..n {
-            *p.add(i) = self.0[i];
+            // SAFETY: `i < n` and `p..p+n` is writable (the `V16::store_part` contract).
+            unsafe { *p.add(i) = self.0[i] };
         }
     }
     #[inline(always)]
@@ -230,78 +297,111 @@ mod x86 {
     #[derive(Clone, Copy)]
     pub struct Avx512(__m512);
 
+    // The methods' contracts are those declared on `V16` (for this type: the CPU has AVX-512F).
     impl V16 for Avx512 {
         #[inline(always)]
         unsafe fn splat(x: f32) -> Self {
-            Avx512(_mm512_set1_ps(x))
+            // SAFETY: AVX-512F is available (the `V16` contract); register operations only.
+            unsafe { Avx512(_mm512_set1_ps(x)) }
         }
         #[inline(always)]
         unsafe fn load(p: *const f32) -> Self {
-            Avx512(_mm512_loadu_ps(p))
+            // SAFETY: AVX-512F is available and `p..p+16` is readable (the `V16::load` contract);
+            // `loadu` has no alignment requirement.
+            unsafe { Avx512(_mm512_loadu_ps(p)) }
         }
         #[inline(always)]
         unsafe fn load_part(p: *const f32, n: usize, fill: f32) -> Self {
-            let k: __mmask16 = ((1u32 << n) - 1) as __mmask16;
-            Avx512(_mm512_mask_loadu_ps(_mm512_set1_ps(fill), k, p))
+            // SAFETY: AVX-512F is available and `p..p+n` is readable, `n < 16` (the
+            // `V16::load_part` contract); the mask enables exactly lanes 0..n, and masked-off
+            // lanes are not accessed (no fault), so only `p..p+n` is read.
+            unsafe {
+                let k: __mmask16 = ((1u32 << n) - 1) as __mmask16;
+                Avx512(_mm512_mask_loadu_ps(_mm512_set1_ps(fill), k, p))
+            }
         }
         #[inline(always)]
         unsafe fn store(self, p: *mut f32) {
-            _mm512_storeu_ps(p, self.0)
+            // SAFETY: AVX-512F is available and `p..p+16` is writable (the `V16::store` contract);
+            // `storeu` has no alignment requirement.
+            unsafe { _mm512_storeu_ps(p, self.0) }
         }
         #[inline(always)]
         unsafe fn store_part(self, p: *mut f32, n: usize) {
-            let k: __mmask16 = ((1u32 << n) - 1) as __mmask16;
-            _mm512_mask_storeu_ps(p, k, self.0)
+            // SAFETY: AVX-512F is available and `p..p+n` is writable, `n < 16` (the
+            // `V16::store_part` contract); the mask enables exactly lanes 0..n, so only
+            // `p..p+n` is written.
+            unsafe {
+                let k: __mmask16 = ((1u32 << n) - 1) as __mmask16;
+                _mm512_mask_storeu_ps(p, k, self.0)
+            }
         }
         #[inline(always)]
         unsafe fn add(self, o: Self) -> Self {
-            Avx512(_mm512_add_ps(self.0, o.0))
+            // SAFETY: AVX-512F is available (the `V16` contract); register operations only.
+            unsafe { Avx512(_mm512_add_ps(self.0, o.0)) }
         }
         #[inline(always)]
         unsafe fn sub(self, o: Self) -> Self {
-            Avx512(_mm512_sub_ps(self.0, o.0))
+            // SAFETY: AVX-512F is available (the `V16` contract); register operations only.
+            unsafe { Avx512(_mm512_sub_ps(self.0, o.0)) }
         }
         #[inline(always)]
         unsafe fn mul(self, o: Self) -> Self {
-            Avx512(_mm512_mul_ps(self.0, o.0))
+            // SAFETY: AVX-512F is available (the `V16` contract); register operations only.
+            unsafe { Avx512(_mm512_mul_ps(self.0, o.0)) }
         }
         #[inline(always)]
         unsafe fn div(self, o: Self) -> Self {
-            Avx512(_mm512_div_ps(self.0, o.0))
+            // SAFETY: AVX-512F is available (the `V16` contract); register operations only.
+            unsafe { Avx512(_mm512_div_ps(self.0, o.0)) }
         }
         #[inline(always)]
         unsafe fn fma(self, a: Self, b: Self) -> Self {
-            Avx512(_mm512_fmadd_ps(self.0, a.0, b.0))
+            // SAFETY: AVX-512F is available (the `V16` contract); register operations only.
+            unsafe { Avx512(_mm512_fmadd_ps(self.0, a.0, b.0)) }
         }
         #[inline(always)]
         unsafe fn max(self, o: Self) -> Self {
-            Avx512(_mm512_max_ps(self.0, o.0))
+            // SAFETY: AVX-512F is available (the `V16` contract); register operations only.
+            unsafe { Avx512(_mm512_max_ps(self.0, o.0)) }
         }
         #[inline(always)]
         unsafe fn min(self, o: Self) -> Self {
-            Avx512(_mm512_min_ps(self.0, o.0))
+            // SAFETY: AVX-512F is available (the `V16` contract); register operations only.
+            unsafe { Avx512(_mm512_min_ps(self.0, o.0)) }
         }
         #[inline(always)]
         unsafe fn round(self) -> Self {
-            Avx512(_mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(self.0))
+            // SAFETY: AVX-512F is available (the `V16` contract); register operations only.
+            unsafe { Avx512(_mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(self.0)) }
         }
         #[inline(always)]
         unsafe fn floor(self) -> Self {
-            Avx512(_mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(self.0))
+            // SAFETY: AVX-512F is available (the `V16` contract); register operations only.
+            unsafe { Avx512(_mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(self.0)) }
         }
         #[inline(always)]
         unsafe fn pow2i(self) -> Self {
-            let n = _mm512_cvtps_epi32(self.0);
-            Avx512(_mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(n, _mm512_set1_epi32(127)))))
+            // SAFETY: AVX-512F is available (the `V16` contract); register operations only.
+            unsafe {
+                let n = _mm512_cvtps_epi32(self.0);
+                Avx512(_mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(n, _mm512_set1_epi32(127)))))
+            }
         }
         #[inline(always)]
         unsafe fn sel_ge(a: Self, b: Self, t: Self, f: Self) -> Self {
-            let m = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(a.0, b.0);
-            Avx512(_mm512_mask_blend_ps(m, f.0, t.0))
+            // SAFETY: AVX-512F is available (the `V16` contract); register operations only.
+            unsafe {
+                let m = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(a.0, b.0);
+                Avx512(_mm512_mask_blend_ps(m, f.0, t.0))
+            }
         }
         #[inline(always)]
         unsafe fn to_array(self) -> [f32; W] {
-            std::mem::transmute(self.0)
+            // SAFETY: AVX-512F is available (the `V16` contract); `__m512` and `[f32; 16]` are
+            // both 64 bytes of plain `f32` data, so the transmute is a bit copy.
+            unsafe { std::mem::transmute(self.0) }
         }
     }
 
@@ -309,10 +409,17 @@ mod x86 {
     #[derive(Clone, Copy)]
     pub struct Avx2(__m256, __m256);
 
+    /// Lanes `i < n` of 8 set (all ones), the others clear.
+    ///
+    /// # Safety
+    /// AVX2 must be available on this CPU.
     #[inline(always)]
     unsafe fn mask8(n: usize) -> __m256i {
-        let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), idx)
+        // SAFETY: AVX2 is available (this function's contract); register operations only.
+        unsafe {
+            let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), idx)
+        }
     }
 
     macro_rules! both {
@@ -321,86 +428,127 @@ mod x86 {
         };
     }
 
+    // The methods' contracts are those declared on `V16` (for this type: the CPU has AVX2 and FMA).
     impl V16 for Avx2 {
         #[inline(always)]
         unsafe fn splat(x: f32) -> Self {
-            Avx2(_mm256_set1_ps(x), _mm256_set1_ps(x))
+            // SAFETY: AVX2 and FMA are available (the `V16` contract); register operations only.
+            unsafe { Avx2(_mm256_set1_ps(x), _mm256_set1_ps(x)) }
         }
         #[inline(always)]
         unsafe fn load(p: *const f32) -> Self {
-            Avx2(_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
+            // SAFETY: AVX2 is available and `p..p+16` is readable (the `V16::load` contract): both
+            // 8-lane halves, `p..p+8` and `p+8..p+16`, are in bounds; `loadu` needs no alignment.
+            unsafe { Avx2(_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))) }
         }
         #[inline(always)]
         unsafe fn load_part(p: *const f32, n: usize, fill: f32) -> Self {
-            let f = _mm256_set1_ps(fill);
-            let (m0, m1) = (mask8(n), mask8(n.saturating_sub(8)));
-            let lo = _mm256_blendv_ps(f, _mm256_maskload_ps(p, m0), _mm256_castsi256_ps(m0));
-            let hi = _mm256_blendv_ps(f, _mm256_maskload_ps(p.add(8), m1), _mm256_castsi256_ps(m1));
-            Avx2(lo, hi)
+            // SAFETY: AVX2 is available and `p..p+n` is readable, `n < 16` (the `V16::load_part`
+            // contract). `mask8` enables lanes below `n` (low half) and below `n − 8` (high half),
+            // so `maskload` reads only `p..p+n`; masked-off lanes are not accessed (no fault).
+            // The high half's address is formed with `wrapping_add`, as it may lie past the
+            // slice when `n ≤ 8` (then nothing is read through it).
+            unsafe {
+                let f = _mm256_set1_ps(fill);
+                let (m0, m1) = (mask8(n), mask8(n.saturating_sub(8)));
+                let lo = _mm256_blendv_ps(f, _mm256_maskload_ps(p, m0), _mm256_castsi256_ps(m0));
+                let hi = _mm256_blendv_ps(f, _mm256_maskload_ps(p.wrapping_add(8), m1), _mm256_castsi256_ps(m1));
+                Avx2(lo, hi)
+            }
         }
         #[inline(always)]
         unsafe fn store(self, p: *mut f32) {
-            _mm256_storeu_ps(p, self.0);
-            _mm256_storeu_ps(p.add(8), self.1);
+            // SAFETY: AVX2 is available and `p..p+16` is writable (the `V16::store` contract): both
+            // 8-lane halves are in bounds; `storeu` needs no alignment.
+            unsafe {
+                _mm256_storeu_ps(p, self.0);
+                _mm256_storeu_ps(p.add(8), self.1);
+            }
         }
         #[inline(always)]
         unsafe fn store_part(self, p: *mut f32, n: usize) {
-            _mm256_maskstore_ps(p, mask8(n), self.0);
-            _mm256_maskstore_ps(p.add(8), mask8(n.saturating_sub(8)), self.1);
+            // SAFETY: AVX2 is available and `p..p+n` is writable, `n < 16` (the
+            // `V16::store_part` contract); `mask8` enables only lanes below `n` (low half) and
+            // `n − 8` (high half), so only `p..p+n` is written; the high half's address uses
+            // `wrapping_add`, as it may lie past the slice when `n ≤ 8`.
+            unsafe {
+                _mm256_maskstore_ps(p, mask8(n), self.0);
+                _mm256_maskstore_ps(p.wrapping_add(8), mask8(n.saturating_sub(8)), self.1);
+            }
         }
         #[inline(always)]
         unsafe fn add(self, o: Self) -> Self {
-            both!(self, o, _mm256_add_ps)
+            // SAFETY: AVX2 and FMA are available (the `V16` contract); register operations only.
+            unsafe { both!(self, o, _mm256_add_ps) }
         }
         #[inline(always)]
         unsafe fn sub(self, o: Self) -> Self {
-            both!(self, o, _mm256_sub_ps)
+            // SAFETY: AVX2 and FMA are available (the `V16` contract); register operations only.
+            unsafe { both!(self, o, _mm256_sub_ps) }
         }
         #[inline(always)]
         unsafe fn mul(self, o: Self) -> Self {
-            both!(self, o, _mm256_mul_ps)
+            // SAFETY: AVX2 and FMA are available (the `V16` contract); register operations only.
+            unsafe { both!(self, o, _mm256_mul_ps) }
         }
         #[inline(always)]
         unsafe fn div(self, o: Self) -> Self {
-            both!(self, o, _mm256_div_ps)
+            // SAFETY: AVX2 and FMA are available (the `V16` contract); register operations only.
+            unsafe { both!(self, o, _mm256_div_ps) }
         }
         #[inline(always)]
         unsafe fn fma(self, a: Self, b: Self) -> Self {
-            Avx2(_mm256_fmadd_ps(self.0, a.0, b.0), _mm256_fmadd_ps(self.1, a.1, b.1))
+            // SAFETY: AVX2 and FMA are available (the `V16` contract); register operations only.
+            unsafe { Avx2(_mm256_fmadd_ps(self.0, a.0, b.0), _mm256_fmadd_ps(self.1, a.1, b.1)) }
         }
         #[inline(always)]
         unsafe fn max(self, o: Self) -> Self {
-            both!(self, o, _mm256_max_ps)
+            // SAFETY: AVX2 and FMA are available (the `V16` contract); register operations only.
+            unsafe { both!(self, o, _mm256_max_ps) }
         }
         #[inline(always)]
         unsafe fn min(self, o: Self) -> Self {
-            both!(self, o, _mm256_min_ps)
+            // SAFETY: AVX2 and FMA are available (the `V16` contract); register operations only.
+            unsafe { both!(self, o, _mm256_min_ps) }
         }
         #[inline(always)]
         unsafe fn round(self) -> Self {
-            const R: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-            Avx2(_mm256_round_ps::<R>(self.0), _mm256_round_ps::<R>(self.1))
+            // SAFETY: AVX2 and FMA are available (the `V16` contract); register operations only.
+            unsafe {
+                const R: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+                Avx2(_mm256_round_ps::<R>(self.0), _mm256_round_ps::<R>(self.1))
+            }
         }
         #[inline(always)]
         unsafe fn floor(self) -> Self {
-            Avx2(_mm256_floor_ps(self.0), _mm256_floor_ps(self.1))
+            // SAFETY: AVX2 and FMA are available (the `V16` contract); register operations only.
+            unsafe { Avx2(_mm256_floor_ps(self.0), _mm256_floor_ps(self.1)) }
         }
         #[inline(always)]
         unsafe fn pow2i(self) -> Self {
-            let bias = _mm256_set1_epi32(127);
-            let lo = _mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_cvtps_epi32(self.0), bias));
-            let hi = _mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_cvtps_epi32(self.1), bias));
-            Avx2(_mm256_castsi256_ps(lo), _mm256_castsi256_ps(hi))
+            // SAFETY: AVX2 and FMA are available (the `V16` contract); register operations only.
+            unsafe {
+                let bias = _mm256_set1_epi32(127);
+                let lo = _mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_cvtps_epi32(self.0), bias));
+                let hi = _mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_cvtps_epi32(self.1), bias));
+                Avx2(_mm256_castsi256_ps(lo), _mm256_castsi256_ps(hi))
+            }
         }
         #[inline(always)]
         unsafe fn sel_ge(a: Self, b: Self, t: Self, f: Self) -> Self {
-            let lo = _mm256_cmp_ps::<_CMP_GE_OQ>(a.0, b.0);
-            let hi = _mm256_cmp_ps::<_CMP_GE_OQ>(a.1, b.1);
-            Avx2(_mm256_blendv_ps(f.0, t.0, lo), _mm256_blendv_ps(f.1, t.1, hi))
+            // SAFETY: AVX2 and FMA are available (the `V16` contract); register operations only.
+            unsafe {
+                let lo = _mm256_cmp_ps::<_CMP_GE_OQ>(a.0, b.0);
+                let hi = _mm256_cmp_ps::<_CMP_GE_OQ>(a.1, b.1);
+                Avx2(_mm256_blendv_ps(f.0, t.0, lo), _mm256_blendv_ps(f.1, t.1, hi))
+            }
         }
         #[inline(always)]
         unsafe fn to_array(self) -> [f32; W] {
-            std::mem::transmute((self.0, self.1))
+            // SAFETY: AVX2 is available (the `V16` contract); `(__m256, __m256)` is two 32-byte
+            // fields in 64 bytes (no padding), all initialised `f32` data, and every bit pattern
+            // is a valid `[f32; 16]`, so the transmute is a plain bit copy.
+            unsafe { std::mem::transmute((self.0, self.1)) }
         }
     }
 }
@@ -420,19 +568,34 @@ macro_rules! dispatch {
             pub fn dispatch(isa: Isa, $($a: $t),*) $(-> $r)? {
                 #[cfg(target_arch = "x86_64")]
                 {
+                    /// # Safety
+                    /// The CPU must have AVX-512F.
                     #[target_feature(enable = "avx512f")]
-                    unsafe fn k512($($a: $t),*) $(-> $r)? { unsafe { super::$imp::<x86::Avx512>($($a),*) } }
+                    unsafe fn k512($($a: $t),*) $(-> $r)? {
+                        // SAFETY: the CPU has AVX-512F (this function's contract), the one
+                        // requirement of the kernel on `Avx512`; it bounds its accesses by its slices.
+                        unsafe { super::$imp::<x86::Avx512>($($a),*) }
+                    }
+                    /// # Safety
+                    /// The CPU must have AVX2 and FMA.
                     #[target_feature(enable = "avx2,fma")]
-                    unsafe fn k256($($a: $t),*) $(-> $r)? { unsafe { super::$imp::<x86::Avx2>($($a),*) } }
+                    unsafe fn k256($($a: $t),*) $(-> $r)? {
+                        // SAFETY: the CPU has AVX2 and FMA (this function's contract), the one
+                        // requirement of the kernel on `Avx2`; it bounds its accesses by its slices.
+                        unsafe { super::$imp::<x86::Avx2>($($a),*) }
+                    }
                     match isa {
-                        // SAFETY: `isa` never exceeds what `Isa::detect` found on this CPU.
+                        // SAFETY: `isa` never exceeds what `Isa::detect` found on this CPU, so
+                        // `Avx512` means the CPU has AVX-512F.
                         Isa::Avx512 => return unsafe { k512($($a),*) },
+                        // SAFETY: likewise, `Avx2` means `Isa::detect` found AVX2 and FMA.
                         Isa::Avx2 => return unsafe { k256($($a),*) },
                         Isa::Scalar => {}
                     }
                 }
                 let _ = isa;
-                // SAFETY: the scalar variant has no requirements.
+                // SAFETY: the scalar variant needs no target features, and the kernel bounds its
+                // accesses by its slices.
                 unsafe { super::$imp::<Scalar>($($a),*) }
             }
         }
@@ -449,21 +612,25 @@ macro_rules! dispatch {
 /// applied in two halves so that results down to the subnormals and 0 come out right.
 #[inline(always)]
 pub unsafe fn exp<V: V16>(x: V) -> V {
-    // Clamp so NaN survives (x86 min/max return the second operand when either is NaN).
-    let x = V::splat(88.72).min(V::splat(-105.0).max(x));
-    let n = x.mul(V::splat(std::f32::consts::LOG2_E)).round();
-    let r = n.fma(V::splat(-0.693_359_4), x);
-    let r = n.fma(V::splat(2.121_944_4e-4), r);
-    let mut p = V::splat(1.987_569_1e-4);
-    p = p.fma(r, V::splat(1.398_2e-3));
-    p = p.fma(r, V::splat(8.333_452e-3));
-    p = p.fma(r, V::splat(4.166_579_6e-2));
-    p = p.fma(r, V::splat(0.166_666_65));
-    p = p.fma(r, V::splat(0.5));
-    let y = p.fma(r.mul(r), r).add(V::splat(1.0));
-    let n1 = n.mul(V::splat(0.5)).floor();
-    let n2 = n.sub(n1);
-    y.mul(n1.pow2i()).mul(n2.pow2i())
+    // SAFETY: `V`'s target features are available (this function's contract); vector
+    // arithmetic on values only, no memory is accessed.
+    unsafe {
+        // Clamp so NaN survives (x86 min/max return the second operand when either is NaN).
+        let x = V::splat(88.72).min(V::splat(-105.0).max(x));
+        let n = x.mul(V::splat(std::f32::consts::LOG2_E)).round();
+        let r = n.fma(V::splat(-0.693_359_4), x);
+        let r = n.fma(V::splat(2.121_944_4e-4), r);
+        let mut p = V::splat(1.987_569_1e-4);
+        p = p.fma(r, V::splat(1.398_2e-3));
+        p = p.fma(r, V::splat(8.333_452e-3));
+        p = p.fma(r, V::splat(4.166_579_6e-2));
+        p = p.fma(r, V::splat(0.166_666_65));
+        p = p.fma(r, V::splat(0.5));
+        let y = p.fma(r.mul(r), r).add(V::splat(1.0));
+        let n1 = n.mul(V::splat(0.5)).floor();
+        let n2 = n.sub(n1);
+        y.mul(n1.pow2i()).mul(n2.pow2i())
+    }
 }
 
 /// # Safety
@@ -474,53 +641,71 @@ pub unsafe fn exp<V: V16>(x: V) -> V {
 /// go to exactly ±1 (GELU of large negative inputs is exactly 0, as in PyTorch).
 #[inline(always)]
 pub unsafe fn erf<V: V16>(x: V) -> V {
-    let zero = V::splat(0.0);
-    let neg = zero.sub(x);
-    let ax = x.max(neg);
-    let t = V::splat(1.0).div(V::splat(0.327_591_1).fma(ax, V::splat(1.0)));
-    let mut r = V::splat(1.061_405_4);
-    r = r.fma(t, V::splat(-1.453_152));
-    r = r.fma(t, V::splat(1.421_413_8));
-    r = r.fma(t, V::splat(-0.284_496_72));
-    r = r.fma(t, V::splat(0.254_829_6));
-    r = r.mul(t);
-    let y = V::splat(1.0).sub(r.mul(exp(neg.mul(x))));
-    V::sel_ge(x, zero, y, zero.sub(y))
+    // SAFETY: `V`'s target features are available (this function's contract); vector
+    // arithmetic on values only, no memory is accessed.
+    unsafe {
+        let zero = V::splat(0.0);
+        let neg = zero.sub(x);
+        let ax = x.max(neg);
+        let t = V::splat(1.0).div(V::splat(0.327_591_1).fma(ax, V::splat(1.0)));
+        let mut r = V::splat(1.061_405_4);
+        r = r.fma(t, V::splat(-1.453_152));
+        r = r.fma(t, V::splat(1.421_413_8));
+        r = r.fma(t, V::splat(-0.284_496_72));
+        r = r.fma(t, V::splat(0.254_829_6));
+        r = r.mul(t);
+        let y = V::splat(1.0).sub(r.mul(exp(neg.mul(x))));
+        V::sel_ge(x, zero, y, zero.sub(y))
+    }
 }
 
 const INV_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 const INV_SQRT_2PI: f32 = 0.398_942_3;
 
 /// GELU (erf form): `0.5·x·(1 + erf(x/√2))`.
+///
+/// # Safety
+/// `V`'s target features must be available on this CPU.
 #[inline(always)]
 unsafe fn gelu_v<V: V16>(x: V) -> V {
-    let half_x = x.mul(V::splat(0.5));
-    half_x.fma(erf(x.mul(V::splat(INV_SQRT_2))), half_x)
+    // SAFETY: `V`'s target features are available (this function's contract); vector
+    // arithmetic on values only, no memory is accessed.
+    unsafe {
+        let half_x = x.mul(V::splat(0.5));
+        half_x.fma(erf(x.mul(V::splat(INV_SQRT_2))), half_x)
+    }
 }
 
 /// GELU′: `0.5·(1 + erf(x/√2)) + x·φ(x)`.
+///
+/// # Safety
+/// `V`'s target features must be available on this CPU.
 #[inline(always)]
 unsafe fn gelu_grad_v<V: V16>(x: V) -> V {
-    let cdf = V::splat(0.5).fma(erf(x.mul(V::splat(INV_SQRT_2))), V::splat(0.5));
-    let pdf = exp(x.mul(x).mul(V::splat(-0.5))).mul(V::splat(INV_SQRT_2PI));
-    x.fma(pdf, cdf)
+    // SAFETY: `V`'s target features are available (this function's contract); vector
+    // arithmetic on values only, no memory is accessed.
+    unsafe {
+        let cdf = V::splat(0.5).fma(erf(x.mul(V::splat(INV_SQRT_2))), V::splat(0.5));
+        let pdf = exp(x.mul(x).mul(V::splat(-0.5))).mul(V::splat(INV_SQRT_2PI));
+        x.fma(pdf, cdf)
+    }
 }
 
 /// Scalar GELU, bit-identical to the vector kernels.
 pub fn gelu(x: f32) -> f32 {
-    // SAFETY: the scalar variant has no requirements.
+    // SAFETY: the `Scalar` variant needs no target features, and this touches no memory.
     unsafe { gelu_v(Scalar::splat(x)).0[0] }
 }
 
 /// Scalar GELU′, bit-identical to the vector kernels.
 pub fn gelu_grad(x: f32) -> f32 {
-    // SAFETY: as above.
+    // SAFETY: the `Scalar` variant needs no target features, and this touches no memory.
     unsafe { gelu_grad_v(Scalar::splat(x)).0[0] }
 }
 
 /// Scalar e^x, bit-identical to the vector kernels.
 pub fn expf(x: f32) -> f32 {
-    // SAFETY: as above.
+    // SAFETY: the `Scalar` variant needs no target features, and this touches no memory.
     unsafe { exp(Scalar::splat(x)).0[0] }
 }
 
@@ -530,37 +715,58 @@ pub fn expf(x: f32) -> f32 {
 // intrinsics out of line.)
 
 /// Loads `cnt ≤ 16` values; missing lanes are `fill`.
+///
+/// # Safety
+/// `V`'s target features must be available, and `p..p+cnt` readable.
 #[inline(always)]
 unsafe fn ld<V: V16>(p: *const f32, cnt: usize, fill: f32) -> V {
-    if cnt == W {
-        V::load(p)
-    } else {
-        V::load_part(p, cnt, fill)
+    // SAFETY: `V`'s target features are available and `p..p+cnt` is readable (this
+    // function's contract): all 16 lanes when `cnt == 16`, else `cnt < 16` of them.
+    unsafe {
+        if cnt == W {
+            V::load(p)
+        } else {
+            V::load_part(p, cnt, fill)
+        }
     }
 }
 
 /// Stores the first `cnt ≤ 16` lanes.
+///
+/// # Safety
+/// `V`'s target features must be available, and `p..p+cnt` writable.
 #[inline(always)]
 unsafe fn st<V: V16>(v: V, p: *mut f32, cnt: usize) {
-    if cnt == W {
-        v.store(p)
-    } else {
-        v.store_part(p, cnt)
+    // SAFETY: `V`'s target features are available and `p..p+cnt` is writable (this
+    // function's contract): all 16 lanes when `cnt == 16`, else `cnt < 16` of them.
+    unsafe {
+        if cnt == W {
+            v.store(p)
+        } else {
+            v.store_part(p, cnt)
+        }
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Kernels.
 
+/// # Safety
+/// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
 #[inline(always)]
 unsafe fn gelu_forward_imp<V: V16>(out: &mut [f32], x: &[f32]) {
-    let n = out.len().min(x.len());
-    let (o, xp) = (out.as_mut_ptr(), x.as_ptr());
-    let mut i = 0;
-    while i < n {
-        let c = (n - i).min(W);
-        st(gelu_v(ld::<V>(xp.add(i), c, 0.0)), o.add(i), c);
-        i += W;
+    // SAFETY: `V`'s target features are available (this function's contract). Every `ld`/`st`
+    // covers elements i..i+c with i < n and c = min(16, n − i), where n is
+    // `min(out.len(), x.len())`, so it stays inside the slices.
+    unsafe {
+        let n = out.len().min(x.len());
+        let (o, xp) = (out.as_mut_ptr(), x.as_ptr());
+        let mut i = 0;
+        while i < n {
+            let c = (n - i).min(W);
+            st(gelu_v(ld::<V>(xp.add(i), c, 0.0)), o.add(i), c);
+            i += W;
+        }
     }
 }
 dispatch!(
@@ -568,18 +774,25 @@ dispatch!(
     pub fn gelu_forward(out: &mut [f32], x: &[f32]) => gelu_forward_imp
 );
 
+/// # Safety
+/// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
 #[inline(always)]
 unsafe fn bias_gelu_imp<V: V16>(pre: &mut [f32], act: &mut [f32], bias: &[f32]) {
-    let w = bias.len();
-    for (p, a) in pre.chunks_exact_mut(w).zip(act.chunks_exact_mut(w)) {
-        let (pp, ap, bp) = (p.as_mut_ptr(), a.as_mut_ptr(), bias.as_ptr());
-        let mut i = 0;
-        while i < w {
-            let c = (w - i).min(W);
-            let v = ld::<V>(pp.add(i), c, 0.0).add(ld(bp.add(i), c, 0.0));
-            st(v, pp.add(i), c);
-            st(gelu_v(v), ap.add(i), c);
-            i += W;
+    // SAFETY: `V`'s target features are available (this function's contract). `p` and `a` are
+    // `w`-element chunks and `bias` has `w` elements; every `ld`/`st` covers elements i..i+c with
+    // i < w and c = min(16, w − i), inside all three.
+    unsafe {
+        let w = bias.len();
+        for (p, a) in pre.chunks_exact_mut(w).zip(act.chunks_exact_mut(w)) {
+            let (pp, ap, bp) = (p.as_mut_ptr(), a.as_mut_ptr(), bias.as_ptr());
+            let mut i = 0;
+            while i < w {
+                let c = (w - i).min(W);
+                let v = ld::<V>(pp.add(i), c, 0.0).add(ld(bp.add(i), c, 0.0));
+                st(v, pp.add(i), c);
+                st(gelu_v(v), ap.add(i), c);
+                i += W;
+            }
         }
     }
 }
@@ -588,15 +801,22 @@ dispatch!(
     pub fn bias_gelu(pre: &mut [f32], act: &mut [f32], bias: &[f32]) => bias_gelu_imp
 );
 
+/// # Safety
+/// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
 #[inline(always)]
 unsafe fn gelu_backward_imp<V: V16>(dx: &mut [f32], dy: &[f32], x: &[f32]) {
-    let n = dx.len().min(dy.len()).min(x.len());
-    let (o, gp, xp) = (dx.as_mut_ptr(), dy.as_ptr(), x.as_ptr());
-    let mut i = 0;
-    while i < n {
-        let c = (n - i).min(W);
-        st(ld::<V>(gp.add(i), c, 0.0).mul(gelu_grad_v(ld(xp.add(i), c, 0.0))), o.add(i), c);
-        i += W;
+    // SAFETY: `V`'s target features are available (this function's contract). Every `ld`/`st`
+    // covers elements i..i+c with i < n and c = min(16, n − i), where n is the shortest of `dx`,
+    // `dy` and `x`, so it stays inside the slices.
+    unsafe {
+        let n = dx.len().min(dy.len()).min(x.len());
+        let (o, gp, xp) = (dx.as_mut_ptr(), dy.as_ptr(), x.as_ptr());
+        let mut i = 0;
+        while i < n {
+            let c = (n - i).min(W);
+            st(ld::<V>(gp.add(i), c, 0.0).mul(gelu_grad_v(ld(xp.add(i), c, 0.0))), o.add(i), c);
+            i += W;
+        }
     }
 }
 dispatch!(
@@ -604,15 +824,22 @@ dispatch!(
     pub fn gelu_backward(dx: &mut [f32], dy: &[f32], x: &[f32]) => gelu_backward_imp
 );
 
+/// # Safety
+/// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
 #[inline(always)]
 unsafe fn gelu_backward_inplace_imp<V: V16>(d: &mut [f32], x: &[f32]) {
-    let n = d.len().min(x.len());
-    let (o, xp) = (d.as_mut_ptr(), x.as_ptr());
-    let mut i = 0;
-    while i < n {
-        let c = (n - i).min(W);
-        st(ld::<V>(o.add(i), c, 0.0).mul(gelu_grad_v(ld(xp.add(i), c, 0.0))), o.add(i), c);
-        i += W;
+    // SAFETY: `V`'s target features are available (this function's contract). Every `ld`/`st`
+    // covers elements i..i+c with i < n and c = min(16, n − i), where n is `min(d.len(), x.len())`,
+    // so it stays inside the slices.
+    unsafe {
+        let n = d.len().min(x.len());
+        let (o, xp) = (d.as_mut_ptr(), x.as_ptr());
+        let mut i = 0;
+        while i < n {
+            let c = (n - i).min(W);
+            st(ld::<V>(o.add(i), c, 0.0).mul(gelu_grad_v(ld(xp.add(i), c, 0.0))), o.add(i), c);
+            i += W;
+        }
     }
 }
 dispatch!(
@@ -620,11 +847,17 @@ dispatch!(
     pub fn gelu_backward_inplace(d: &mut [f32], x: &[f32]) => gelu_backward_inplace_imp
 );
 
+/// # Safety
+/// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
 #[inline(always)]
 unsafe fn add_rows_imp<V: V16>(y: &mut [f32], row: &[f32]) {
-    let w = row.len();
-    for r in y.chunks_exact_mut(w) {
-        add_assign_imp::<V>(r, row);
+    // SAFETY: `V`'s target features are available (this function's contract). That is all
+    // `add_assign_imp` requires; it bounds its accesses by its slices.
+    unsafe {
+        let w = row.len();
+        for r in y.chunks_exact_mut(w) {
+            add_assign_imp::<V>(r, row);
+        }
     }
 }
 dispatch!(
@@ -632,15 +865,22 @@ dispatch!(
     pub fn add_rows(y: &mut [f32], row: &[f32]) => add_rows_imp
 );
 
+/// # Safety
+/// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
 #[inline(always)]
 unsafe fn add_assign_imp<V: V16>(y: &mut [f32], x: &[f32]) {
-    let n = y.len().min(x.len());
-    let (o, xp) = (y.as_mut_ptr(), x.as_ptr());
-    let mut i = 0;
-    while i < n {
-        let c = (n - i).min(W);
-        st(ld::<V>(o.add(i), c, 0.0).add(ld(xp.add(i), c, 0.0)), o.add(i), c);
-        i += W;
+    // SAFETY: `V`'s target features are available (this function's contract). Every `ld`/`st`
+    // covers elements i..i+c with i < n and c = min(16, n − i), where n is `min(y.len(), x.len())`,
+    // so it stays inside the slices.
+    unsafe {
+        let n = y.len().min(x.len());
+        let (o, xp) = (y.as_mut_ptr(), x.as_ptr());
+        let mut i = 0;
+        while i < n {
+            let c = (n - i).min(W);
+            st(ld::<V>(o.add(i), c, 0.0).add(ld(xp.add(i), c, 0.0)), o.add(i), c);
+            i += W;
+        }
     }
 }
 dispatch!(
@@ -648,36 +888,44 @@ dispatch!(
     pub fn add_assign(y: &mut [f32], x: &[f32]) => add_assign_imp
 );
 
+/// # Safety
+/// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
 #[inline(always)]
 unsafe fn column_sums_imp<V: V16>(acc: &mut [f32], data: &[f32], rows: usize, stride: usize) {
-    let n = acc.len();
-    assert!(rows == 0 || (rows - 1) * stride + n <= data.len(), "column_sums out of bounds");
-    let (a, d) = (acc.as_mut_ptr(), data.as_ptr());
-    // Strips of 4 vectors kept in registers across all rows; each column still adds its rows in
-    // order, exactly as a scalar loop would.
-    let mut j = 0;
-    while j < n {
-        let c = [0, 1, 2, 3].map(|q| (n.saturating_sub(j + q * W)).min(W));
-        let mut s = [V::splat(0.0); 4];
-        for q in 0..4 {
-            if c[q] > 0 {
-                s[q] = ld(a.add(j + q * W), c[q], 0.0);
-            }
-        }
-        for r in 0..rows {
-            let row = d.add(r * stride + j);
+    // SAFETY: `V`'s target features are available (this function's contract). Lane block q of strip
+    // j is touched only when c[q] > 0, i.e. j + q·16 < n, and then covers columns up to
+    // j + q·16 + c[q] ≤ n = `acc.len()`; in `data`, row r < rows starts at r·stride, and
+    // (rows − 1)·stride + n ≤ `data.len()` is asserted on entry.
+    unsafe {
+        let n = acc.len();
+        assert!(rows == 0 || (rows - 1) * stride + n <= data.len(), "column_sums out of bounds");
+        let (a, d) = (acc.as_mut_ptr(), data.as_ptr());
+        // Strips of 4 vectors kept in registers across all rows; each column still adds its rows in
+        // order, exactly as a scalar loop would.
+        let mut j = 0;
+        while j < n {
+            let c = [0, 1, 2, 3].map(|q| (n.saturating_sub(j + q * W)).min(W));
+            let mut s = [V::splat(0.0); 4];
             for q in 0..4 {
                 if c[q] > 0 {
-                    s[q] = s[q].add(ld(row.add(q * W), c[q], 0.0));
+                    s[q] = ld(a.add(j + q * W), c[q], 0.0);
                 }
             }
-        }
-        for q in 0..4 {
-            if c[q] > 0 {
-                st(s[q], a.add(j + q * W), c[q]);
+            for r in 0..rows {
+                let row = d.add(r * stride + j);
+                for q in 0..4 {
+                    if c[q] > 0 {
+                        s[q] = s[q].add(ld(row.add(q * W), c[q], 0.0));
+                    }
+                }
             }
+            for q in 0..4 {
+                if c[q] > 0 {
+                    st(s[q], a.add(j + q * W), c[q]);
+                }
+            }
+            j += 4 * W;
         }
-        j += 4 * W;
     }
 }
 dispatch!(
@@ -685,6 +933,8 @@ dispatch!(
     pub fn column_sums(acc: &mut [f32], data: &[f32], rows: usize, stride: usize) => column_sums_imp
 );
 
+/// # Safety
+/// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
 #[inline(always)]
 unsafe fn ln_param_grads_imp<V: V16>(
     dg: &mut [f32],
@@ -695,41 +945,47 @@ unsafe fn ln_param_grads_imp<V: V16>(
     rstd: &[f32],
     stride: usize,
 ) {
-    let n = dg.len().min(db.len());
-    let rows = mean.len().min(rstd.len());
-    assert!(rows == 0 || (rows - 1) * stride + n <= dout.len().min(x.len()), "ln_param_grads out of bounds");
-    let (gp, bp, dp, xp) = (dg.as_mut_ptr(), db.as_mut_ptr(), dout.as_ptr(), x.as_ptr());
-    // Strips of 2 vectors (4 accumulators) in registers across all rows, rows in order.
-    let mut j = 0;
-    while j < n {
-        let c = [0, 1].map(|q| (n.saturating_sub(j + q * W)).min(W));
-        let mut sg = [V::splat(0.0); 2];
-        let mut sb = [V::splat(0.0); 2];
-        for q in 0..2 {
-            if c[q] > 0 {
-                sg[q] = ld(gp.add(j + q * W), c[q], 0.0);
-                sb[q] = ld(bp.add(j + q * W), c[q], 0.0);
-            }
-        }
-        for r in 0..rows {
-            let (mu, rs) = (V::splat(mean[r]), V::splat(rstd[r]));
-            let off = r * stride + j;
+    // SAFETY: `V`'s target features are available (this function's contract). Lane block q of strip
+    // j is touched only when c[q] > 0, i.e. j + q·16 < n, and then covers columns up to
+    // j + q·16 + c[q] ≤ n ≤ `dg.len()`, `db.len()`; in `dout` and `x`, row r < rows starts at
+    // r·stride, and (rows − 1)·stride + n ≤ both lengths is asserted on entry.
+    unsafe {
+        let n = dg.len().min(db.len());
+        let rows = mean.len().min(rstd.len());
+        assert!(rows == 0 || (rows - 1) * stride + n <= dout.len().min(x.len()), "ln_param_grads out of bounds");
+        let (gp, bp, dp, xp) = (dg.as_mut_ptr(), db.as_mut_ptr(), dout.as_ptr(), x.as_ptr());
+        // Strips of 2 vectors (4 accumulators) in registers across all rows, rows in order.
+        let mut j = 0;
+        while j < n {
+            let c = [0, 1].map(|q| (n.saturating_sub(j + q * W)).min(W));
+            let mut sg = [V::splat(0.0); 2];
+            let mut sb = [V::splat(0.0); 2];
             for q in 0..2 {
                 if c[q] > 0 {
-                    let d = ld::<V>(dp.add(off + q * W), c[q], 0.0);
-                    let xh = ld::<V>(xp.add(off + q * W), c[q], 0.0).sub(mu).mul(rs);
-                    sg[q] = d.fma(xh, sg[q]);
-                    sb[q] = sb[q].add(d);
+                    sg[q] = ld(gp.add(j + q * W), c[q], 0.0);
+                    sb[q] = ld(bp.add(j + q * W), c[q], 0.0);
                 }
             }
-        }
-        for q in 0..2 {
-            if c[q] > 0 {
-                st(sg[q], gp.add(j + q * W), c[q]);
-                st(sb[q], bp.add(j + q * W), c[q]);
+            for r in 0..rows {
+                let (mu, rs) = (V::splat(mean[r]), V::splat(rstd[r]));
+                let off = r * stride + j;
+                for q in 0..2 {
+                    if c[q] > 0 {
+                        let d = ld::<V>(dp.add(off + q * W), c[q], 0.0);
+                        let xh = ld::<V>(xp.add(off + q * W), c[q], 0.0).sub(mu).mul(rs);
+                        sg[q] = d.fma(xh, sg[q]);
+                        sb[q] = sb[q].add(d);
+                    }
+                }
             }
+            for q in 0..2 {
+                if c[q] > 0 {
+                    st(sg[q], gp.add(j + q * W), c[q]);
+                    st(sb[q], bp.add(j + q * W), c[q]);
+                }
+            }
+            j += 2 * W;
         }
-        j += 2 * W;
     }
 }
 dispatch!(
@@ -746,38 +1002,45 @@ dispatch!(
     ) => ln_param_grads_imp
 );
 
+/// # Safety
+/// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
 #[inline(always)]
 unsafe fn softmax_imp<V: V16>(row: &mut [f32], scale: f32, mask: &[f32]) {
-    let n = row.len().min(mask.len());
-    let (p, m) = (row.as_mut_ptr(), mask.as_ptr());
-    let s = V::splat(scale);
-    // s = x·scale + mask, and its maximum (padding lanes: −∞).
-    let mut mx = V::splat(f32::NEG_INFINITY);
-    let mut i = 0;
-    while i < n {
-        let c = (n - i).min(W);
-        let v = ld::<V>(p.add(i), c, 0.0).fma(s, ld(m.add(i), c, f32::NEG_INFINITY));
-        st(v, p.add(i), c);
-        mx = mx.max(v);
-        i += W;
-    }
-    let max = V::splat(hmax(mx));
-    // e = exp(s − max) and Σe (padding lanes: exp(−∞) = 0).
-    let mut acc = V::splat(0.0);
-    let mut i = 0;
-    while i < n {
-        let c = (n - i).min(W);
-        let e = exp(ld::<V>(p.add(i), c, f32::NEG_INFINITY).sub(max));
-        st(e, p.add(i), c);
-        acc = acc.add(e);
-        i += W;
-    }
-    let inv = V::splat(1.0 / hsum(acc));
-    let mut i = 0;
-    while i < n {
-        let c = (n - i).min(W);
-        st(ld::<V>(p.add(i), c, 0.0).mul(inv), p.add(i), c);
-        i += W;
+    // SAFETY: `V`'s target features are available (this function's contract). Every `ld`/`st`
+    // covers elements i..i+c with i < n and c = min(16, n − i), where n is
+    // `min(row.len(), mask.len())`, so it stays inside the slices.
+    unsafe {
+        let n = row.len().min(mask.len());
+        let (p, m) = (row.as_mut_ptr(), mask.as_ptr());
+        let s = V::splat(scale);
+        // s = x·scale + mask, and its maximum (padding lanes: −∞).
+        let mut mx = V::splat(f32::NEG_INFINITY);
+        let mut i = 0;
+        while i < n {
+            let c = (n - i).min(W);
+            let v = ld::<V>(p.add(i), c, 0.0).fma(s, ld(m.add(i), c, f32::NEG_INFINITY));
+            st(v, p.add(i), c);
+            mx = mx.max(v);
+            i += W;
+        }
+        let max = V::splat(hmax(mx));
+        // e = exp(s − max) and Σe (padding lanes: exp(−∞) = 0).
+        let mut acc = V::splat(0.0);
+        let mut i = 0;
+        while i < n {
+            let c = (n - i).min(W);
+            let e = exp(ld::<V>(p.add(i), c, f32::NEG_INFINITY).sub(max));
+            st(e, p.add(i), c);
+            acc = acc.add(e);
+            i += W;
+        }
+        let inv = V::splat(1.0 / hsum(acc));
+        let mut i = 0;
+        while i < n {
+            let c = (n - i).min(W);
+            st(ld::<V>(p.add(i), c, 0.0).mul(inv), p.add(i), c);
+            i += W;
+        }
     }
 }
 dispatch!(
@@ -785,24 +1048,31 @@ dispatch!(
     pub fn softmax_scaled_masked(row: &mut [f32], scale: f32, mask: &[f32]) => softmax_imp
 );
 
+/// # Safety
+/// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
 #[inline(always)]
 unsafe fn softmax_backward_imp<V: V16>(ds: &mut [f32], p: &[f32]) {
-    let n = ds.len().min(p.len());
-    let (d, pp) = (ds.as_mut_ptr(), p.as_ptr());
-    let mut acc = V::splat(0.0);
-    let mut i = 0;
-    while i < n {
-        let c = (n - i).min(W);
-        acc = ld::<V>(d.add(i), c, 0.0).fma(ld(pp.add(i), c, 0.0), acc);
-        i += W;
-    }
-    let dot = V::splat(hsum(acc));
-    let mut i = 0;
-    while i < n {
-        let c = (n - i).min(W);
-        let v = ld::<V>(pp.add(i), c, 0.0).mul(ld::<V>(d.add(i), c, 0.0).sub(dot));
-        st(v, d.add(i), c);
-        i += W;
+    // SAFETY: `V`'s target features are available (this function's contract). Every `ld`/`st`
+    // covers elements i..i+c with i < n and c = min(16, n − i), where n is
+    // `min(ds.len(), p.len())`, so it stays inside the slices.
+    unsafe {
+        let n = ds.len().min(p.len());
+        let (d, pp) = (ds.as_mut_ptr(), p.as_ptr());
+        let mut acc = V::splat(0.0);
+        let mut i = 0;
+        while i < n {
+            let c = (n - i).min(W);
+            acc = ld::<V>(d.add(i), c, 0.0).fma(ld(pp.add(i), c, 0.0), acc);
+            i += W;
+        }
+        let dot = V::splat(hsum(acc));
+        let mut i = 0;
+        while i < n {
+            let c = (n - i).min(W);
+            let v = ld::<V>(pp.add(i), c, 0.0).mul(ld::<V>(d.add(i), c, 0.0).sub(dot));
+            st(v, d.add(i), c);
+            i += W;
+        }
     }
 }
 dispatch!(
@@ -810,37 +1080,45 @@ dispatch!(
     pub fn softmax_backward(ds: &mut [f32], p: &[f32]) => softmax_backward_imp
 );
 
+/// # Safety
+/// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
 #[inline(always)]
 unsafe fn layer_norm_row_imp<V: V16>(out: &mut [f32], x: &[f32], g: &[f32], b: &[f32], eps: f64) -> (f32, f32) {
-    let n = x.len();
-    let (o, xp, gp, bp) = (out.as_mut_ptr(), x.as_ptr(), g.as_ptr(), b.as_ptr());
-    // Two-pass statistics; padding lanes add exactly 0 (0, then (mean − mean)²).
-    let mut acc = V::splat(0.0);
-    let mut i = 0;
-    while i < n {
-        acc = acc.add(ld(xp.add(i), (n - i).min(W), 0.0));
-        i += W;
+    // SAFETY: `V`'s target features are available (this function's contract). Every `ld`/`st`
+    // covers elements i..i+c with i < n and c = min(16, n − i), where n is `x.len()`, asserted on
+    // entry to be at most `out.len()`, `g.len()` and `b.len()`, so it stays inside the slices.
+    unsafe {
+        let n = x.len();
+        assert!(out.len() >= n && g.len() >= n && b.len() >= n, "layer_norm_row out of bounds");
+        let (o, xp, gp, bp) = (out.as_mut_ptr(), x.as_ptr(), g.as_ptr(), b.as_ptr());
+        // Two-pass statistics; padding lanes add exactly 0 (0, then (mean − mean)²).
+        let mut acc = V::splat(0.0);
+        let mut i = 0;
+        while i < n {
+            acc = acc.add(ld(xp.add(i), (n - i).min(W), 0.0));
+            i += W;
+        }
+        let mean = hsum(acc) / n as f32;
+        let mu = V::splat(mean);
+        let mut acc = V::splat(0.0);
+        let mut i = 0;
+        while i < n {
+            let d = ld::<V>(xp.add(i), (n - i).min(W), mean).sub(mu);
+            acc = d.fma(d, acc);
+            i += W;
+        }
+        let var = hsum(acc) / n as f32;
+        let rstd = (1.0 / (var as f64 + eps).sqrt()) as f32;
+        let rs = V::splat(rstd);
+        let mut i = 0;
+        while i < n {
+            let c = (n - i).min(W);
+            let xh = ld::<V>(xp.add(i), c, 0.0).sub(mu).mul(rs);
+            st(xh.fma(ld(gp.add(i), c, 0.0), ld(bp.add(i), c, 0.0)), o.add(i), c);
+            i += W;
+        }
+        (mean, rstd)
     }
-    let mean = hsum(acc) / n as f32;
-    let mu = V::splat(mean);
-    let mut acc = V::splat(0.0);
-    let mut i = 0;
-    while i < n {
-        let d = ld::<V>(xp.add(i), (n - i).min(W), mean).sub(mu);
-        acc = d.fma(d, acc);
-        i += W;
-    }
-    let var = hsum(acc) / n as f32;
-    let rstd = (1.0 / (var as f64 + eps).sqrt()) as f32;
-    let rs = V::splat(rstd);
-    let mut i = 0;
-    while i < n {
-        let c = (n - i).min(W);
-        let xh = ld::<V>(xp.add(i), c, 0.0).sub(mu).mul(rs);
-        st(xh.fma(ld(gp.add(i), c, 0.0), ld(bp.add(i), c, 0.0)), o.add(i), c);
-        i += W;
-    }
-    (mean, rstd)
 }
 dispatch!(
     /// One LayerNorm row: `out = (x − mean)·rstd·g + b`; returns (mean, rstd). Statistics are
@@ -848,6 +1126,8 @@ dispatch!(
     pub fn layer_norm_row(out: &mut [f32], x: &[f32], g: &[f32], b: &[f32], eps: f64) -> (f32, f32) => layer_norm_row_imp
 );
 
+/// # Safety
+/// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
 #[inline(always)]
 unsafe fn layer_norm_backward_row_imp<V: V16>(
     dx: &mut [f32],
@@ -858,32 +1138,38 @@ unsafe fn layer_norm_backward_row_imp<V: V16>(
     rstd: f32,
     accumulate: bool,
 ) {
-    let n = x.len();
-    let (mu, rs) = (V::splat(mean), V::splat(rstd));
-    let (o, dp, xp, gp) = (dx.as_mut_ptr(), dout.as_ptr(), x.as_ptr(), g.as_ptr());
-    let (mut s1, mut s2) = (V::splat(0.0), V::splat(0.0));
-    let mut i = 0;
-    while i < n {
-        let c = (n - i).min(W);
-        let dxh = ld::<V>(dp.add(i), c, 0.0).mul(ld(gp.add(i), c, 0.0));
-        let xh = ld::<V>(xp.add(i), c, 0.0).sub(mu).mul(rs);
-        s1 = s1.add(dxh);
-        s2 = dxh.fma(xh, s2);
-        i += W;
-    }
-    let m1 = V::splat(hsum(s1) / n as f32);
-    let m2 = V::splat(hsum(s2) / n as f32);
-    let mut i = 0;
-    while i < n {
-        let c = (n - i).min(W);
-        let xh = ld::<V>(xp.add(i), c, 0.0).sub(mu).mul(rs);
-        let dxh = ld::<V>(dp.add(i), c, 0.0).mul(ld(gp.add(i), c, 0.0));
-        let mut v = rs.mul(dxh.sub(m1).sub(xh.mul(m2)));
-        if accumulate {
-            v = ld::<V>(o.add(i), c, 0.0).add(v);
+    // SAFETY: `V`'s target features are available (this function's contract). Every `ld`/`st`
+    // covers elements i..i+c with i < n and c = min(16, n − i), where n is `x.len()`, asserted on
+    // entry to be at most `dx.len()`, `dout.len()` and `g.len()`, so it stays inside the slices.
+    unsafe {
+        let n = x.len();
+        assert!(dx.len() >= n && dout.len() >= n && g.len() >= n, "layer_norm_backward_row out of bounds");
+        let (mu, rs) = (V::splat(mean), V::splat(rstd));
+        let (o, dp, xp, gp) = (dx.as_mut_ptr(), dout.as_ptr(), x.as_ptr(), g.as_ptr());
+        let (mut s1, mut s2) = (V::splat(0.0), V::splat(0.0));
+        let mut i = 0;
+        while i < n {
+            let c = (n - i).min(W);
+            let dxh = ld::<V>(dp.add(i), c, 0.0).mul(ld(gp.add(i), c, 0.0));
+            let xh = ld::<V>(xp.add(i), c, 0.0).sub(mu).mul(rs);
+            s1 = s1.add(dxh);
+            s2 = dxh.fma(xh, s2);
+            i += W;
         }
-        st(v, o.add(i), c);
-        i += W;
+        let m1 = V::splat(hsum(s1) / n as f32);
+        let m2 = V::splat(hsum(s2) / n as f32);
+        let mut i = 0;
+        while i < n {
+            let c = (n - i).min(W);
+            let xh = ld::<V>(xp.add(i), c, 0.0).sub(mu).mul(rs);
+            let dxh = ld::<V>(dp.add(i), c, 0.0).mul(ld(gp.add(i), c, 0.0));
+            let mut v = rs.mul(dxh.sub(m1).sub(xh.mul(m2)));
+            if accumulate {
+                v = ld::<V>(o.add(i), c, 0.0).add(v);
+            }
+            st(v, o.add(i), c);
+            i += W;
+        }
     }
 }
 dispatch!(
@@ -900,19 +1186,26 @@ dispatch!(
     ) => layer_norm_backward_row_imp
 );
 
+/// # Safety
+/// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
 #[inline(always)]
 unsafe fn ln_param_grad_row_imp<V: V16>(dg: &mut [f32], db: &mut [f32], dout: &[f32], x: &[f32], mean: f32, rstd: f32) {
-    let n = dg.len().min(db.len()).min(dout.len()).min(x.len());
-    let (mu, rs) = (V::splat(mean), V::splat(rstd));
-    let (gp, bp, dp, xp) = (dg.as_mut_ptr(), db.as_mut_ptr(), dout.as_ptr(), x.as_ptr());
-    let mut i = 0;
-    while i < n {
-        let c = (n - i).min(W);
-        let d = ld::<V>(dp.add(i), c, 0.0);
-        let xh = ld::<V>(xp.add(i), c, 0.0).sub(mu).mul(rs);
-        st(d.fma(xh, ld(gp.add(i), c, 0.0)), gp.add(i), c);
-        st(ld::<V>(bp.add(i), c, 0.0).add(d), bp.add(i), c);
-        i += W;
+    // SAFETY: `V`'s target features are available (this function's contract). Every `ld`/`st`
+    // covers elements i..i+c with i < n and c = min(16, n − i), where n is the shortest of the four
+    // slices, so it stays inside the slices.
+    unsafe {
+        let n = dg.len().min(db.len()).min(dout.len()).min(x.len());
+        let (mu, rs) = (V::splat(mean), V::splat(rstd));
+        let (gp, bp, dp, xp) = (dg.as_mut_ptr(), db.as_mut_ptr(), dout.as_ptr(), x.as_ptr());
+        let mut i = 0;
+        while i < n {
+            let c = (n - i).min(W);
+            let d = ld::<V>(dp.add(i), c, 0.0);
+            let xh = ld::<V>(xp.add(i), c, 0.0).sub(mu).mul(rs);
+            st(d.fma(xh, ld(gp.add(i), c, 0.0)), gp.add(i), c);
+            st(ld::<V>(bp.add(i), c, 0.0).add(d), bp.add(i), c);
+            i += W;
+        }
     }
 }
 dispatch!(
@@ -921,50 +1214,71 @@ dispatch!(
     pub fn ln_param_grad_row(dg: &mut [f32], db: &mut [f32], dout: &[f32], x: &[f32], mean: f32, rstd: f32) => ln_param_grad_row_imp
 );
 
+/// # Safety
+/// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
 #[inline(always)]
 unsafe fn max_imp<V: V16>(x: &[f32]) -> f32 {
-    let n = x.len();
-    let p = x.as_ptr();
-    let mut mx = V::splat(f32::NEG_INFINITY);
-    let mut i = 0;
-    while i < n {
-        mx = mx.max(ld(p.add(i), (n - i).min(W), f32::NEG_INFINITY));
-        i += W;
+    // SAFETY: `V`'s target features are available (this function's contract). Every `ld`/`st`
+    // covers elements i..i+c with i < n and c = min(16, n − i), where n is `x.len()`, so it stays
+    // inside the slices.
+    unsafe {
+        let n = x.len();
+        let p = x.as_ptr();
+        let mut mx = V::splat(f32::NEG_INFINITY);
+        let mut i = 0;
+        while i < n {
+            mx = mx.max(ld(p.add(i), (n - i).min(W), f32::NEG_INFINITY));
+            i += W;
+        }
+        hmax(mx)
     }
-    hmax(mx)
 }
 dispatch!(
     /// The largest element (−∞ for an empty slice).
     pub fn max(x: &[f32]) -> f32 => max_imp
 );
 
+/// # Safety
+/// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
 #[inline(always)]
 unsafe fn sum_exp_imp<V: V16>(x: &[f32], shift: f32) -> f32 {
-    let n = x.len();
-    let (p, s) = (x.as_ptr(), V::splat(shift));
-    let mut acc = V::splat(0.0);
-    let mut i = 0;
-    while i < n {
-        acc = acc.add(exp(ld::<V>(p.add(i), (n - i).min(W), f32::NEG_INFINITY).sub(s)));
-        i += W;
+    // SAFETY: `V`'s target features are available (this function's contract). Every `ld`/`st`
+    // covers elements i..i+c with i < n and c = min(16, n − i), where n is `x.len()`, so it stays
+    // inside the slices.
+    unsafe {
+        let n = x.len();
+        let (p, s) = (x.as_ptr(), V::splat(shift));
+        let mut acc = V::splat(0.0);
+        let mut i = 0;
+        while i < n {
+            acc = acc.add(exp(ld::<V>(p.add(i), (n - i).min(W), f32::NEG_INFINITY).sub(s)));
+            i += W;
+        }
+        hsum(acc)
     }
-    hsum(acc)
 }
 dispatch!(
     /// `Σ exp(x[i] − shift)` (shift finite).
     pub fn sum_exp(x: &[f32], shift: f32) -> f32 => sum_exp_imp
 );
 
+/// # Safety
+/// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
 #[inline(always)]
 unsafe fn scaled_exp_inplace_imp<V: V16>(x: &mut [f32], shift: f32, scale: f32) {
-    let n = x.len();
-    let p = x.as_mut_ptr();
-    let (s, k) = (V::splat(shift), V::splat(scale));
-    let mut i = 0;
-    while i < n {
-        let c = (n - i).min(W);
-        st(exp(ld::<V>(p.add(i), c, 0.0).sub(s)).mul(k), p.add(i), c);
-        i += W;
+    // SAFETY: `V`'s target features are available (this function's contract). Every `ld`/`st`
+    // covers elements i..i+c with i < n and c = min(16, n − i), where n is `x.len()`, so it stays
+    // inside the slices.
+    unsafe {
+        let n = x.len();
+        let p = x.as_mut_ptr();
+        let (s, k) = (V::splat(shift), V::splat(scale));
+        let mut i = 0;
+        while i < n {
+            let c = (n - i).min(W);
+            st(exp(ld::<V>(p.add(i), c, 0.0).sub(s)).mul(k), p.add(i), c);
+            i += W;
+        }
     }
 }
 dispatch!(
@@ -972,21 +1286,27 @@ dispatch!(
     pub fn scaled_exp_inplace(x: &mut [f32], shift: f32, scale: f32) => scaled_exp_inplace_imp
 );
 
+/// # Safety
+/// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
 #[inline(always)]
 unsafe fn fma_probe_imp<V: V16>(iters: usize) -> f32 {
-    // 12 independent FMA chains: enough to cover FMA latency × throughput on current cores.
-    let mut acc = [V::splat(0.0); 12];
-    let (a, b) = (V::splat(0.999_999), V::splat(1e-7));
-    for _ in 0..iters {
-        for v in acc.iter_mut() {
-            *v = v.fma(a, b);
+    // SAFETY: `V`'s target features are available (this function's contract). Vector arithmetic on
+    // values only, no memory is accessed.
+    unsafe {
+        // 12 independent FMA chains: enough to cover FMA latency × throughput on current cores.
+        let mut acc = [V::splat(0.0); 12];
+        let (a, b) = (V::splat(0.999_999), V::splat(1e-7));
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = v.fma(a, b);
+            }
         }
+        let mut s = V::splat(0.0);
+        for v in acc {
+            s = s.add(v);
+        }
+        hsum(s)
     }
-    let mut s = V::splat(0.0);
-    for v in acc {
-        s = s.add(v);
-    }
-    hsum(s)
 }
 dispatch!(
     /// Runs `iters × 12` vector FMAs (`iters × 384` FLOPs) and returns a checksum: a probe of
@@ -1022,7 +1342,7 @@ mod tests {
             let want = (x as f64).exp();
             worst_exp = worst_exp.max(((e - want) / want).abs());
             let y = x * 0.05;
-            // SAFETY: scalar variant.
+            // SAFETY: the `Scalar` variant needs no target features, and this touches no memory.
             let r = unsafe { erf(Scalar::splat(y)).0[0] } as f64;
             worst_erf = worst_erf.max((r - libm::erf(y as f64)).abs());
         }
