@@ -2,18 +2,17 @@
 //! recipe: AdamW without bias correction, layer-wise learning-rate decay, warm-up × linear decay,
 //! global-norm clipping, cross-entropy on the [CLS] state.
 
-use crate::backend::{self, to_host, Backend, Buf, Device, Weights};
+use crate::backend::{self, Backend, Buf, Device, Weights};
 use crate::batch::Batch;
 use crate::error::{Error, Result};
 use crate::model::classifier::{set_labels, Classifier, ClsHeadActs, ClsHeadGrads};
 use crate::model::encoder::{EncoderActs, EncoderGrads};
 use crate::model::{Model, Towers};
-use crate::optim::{self, AdamW};
+use crate::optim::{self, Trained};
 use crate::params::{ParamStore, ParamTable};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::path::Path;
-use std::sync::Arc;
 
 /// Fine-tuning options (JSON keys are the field names).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -123,12 +122,8 @@ pub struct FineTuner {
     pub opts: FinetuneOptions,
     /// Updates applied.
     pub step: u64,
-    be: Arc<dyn Backend>,
     cls: Classifier,
-    table: ParamTable,
-    weights: Buf,
-    grads: Buf,
-    optim: AdamW,
+    params: Trained,
     acts: EncoderActs,
     enc_grads: EncoderGrads,
     head: ClsHeadActs,
@@ -190,22 +185,12 @@ impl FineTuner {
             return Err(Error::arg("the model has no classification head"));
         };
         optim::set_layerwise_lr_decay(&mut table, "classifier", cls.config.num_hidden_layers, opts.layerwise_lr_decay);
-        let be = backend::open(opts.device, opts.threads)?;
-        let n = table.numel();
-        let weights = be.import(data)?;
-        let mut grads = Buf::default();
-        be.ensure(&mut grads, n)?;
-        be.fill(&mut grads, n, 0.0)?;
-        let optim = AdamW::new(&*be, opts.adamw(), &table)?;
+        let params = Trained::new(backend::open(opts.device, opts.threads)?, table, data, opts.adamw())?;
         Ok(FineTuner {
             opts,
             step: 0,
-            be,
             cls,
-            table,
-            weights,
-            grads,
-            optim,
+            params,
             acts: EncoderActs::new(true),
             enc_grads: EncoderGrads::default(),
             head: ClsHeadActs::default(),
@@ -227,23 +212,22 @@ impl FineTuner {
 
     /// The parameter layout (names, shapes, offsets, learning-rate scales).
     pub fn params(&self) -> &ParamTable {
-        &self.table
+        &self.params.table
     }
 
     /// The current weights in the layout of [`Self::params`].
     pub fn weights(&self) -> Result<Cow<'_, [f32]>> {
-        to_host(&*self.be, &self.weights, self.table.numel())
+        self.params.weights()
     }
 
     /// The gradients of the last [`Self::forward_backward`].
     pub fn grads(&self) -> Result<Cow<'_, [f32]>> {
-        to_host(&*self.be, &self.grads, self.table.numel())
+        self.params.grads()
     }
 
     /// A snapshot of the classifier with the current weights, in host memory.
     pub fn model(&self) -> Result<Model> {
-        let data = self.weights()?.into_owned();
-        Ok(Model::from_parts(ParamStore { table: self.table.clone(), data }, Towers::Classifier(self.cls.clone())))
+        self.params.snapshot(Towers::Classifier(self.cls.clone()))
     }
 
     /// Loss and gradients (into the gradient buffer) for a batch with one label per row.
@@ -256,16 +240,16 @@ impl FineTuner {
         if let Some(bad) = labels.iter().find(|&&y| y < 0 || y as usize >= l) {
             return Err(Error::arg(format!("label {bad} is outside [0, {l})")));
         }
-        let be = self.be.clone();
+        let be = self.params.be.clone();
         backend::run(&*be, || self.forward_backward_on(&*be, batch, labels))
     }
 
     fn forward_backward_on(&mut self, be: &dyn Backend, batch: &Batch, labels: &[i32]) -> Result<FinetuneStats> {
-        let FineTuner { cls: c, table, weights, grads, acts, enc_grads, head, head_grads, d_hidden, labels: y, .. } =
-            self;
+        self.params.zero_grads()?;
+        let FineTuner { cls: c, params, acts, enc_grads, head, head_grads, d_hidden, labels: y, .. } = self;
+        let (weights, grads) = (&params.weights, &mut params.grads);
         let (b, t, l) = (batch.batch, batch.seq_len, c.num_labels);
         let w = Weights::flat(weights.mem());
-        be.fill(grads, table.numel(), 0.0)?;
         let (ids, types, mask) = (batch.input_ids, batch.token_type_ids, batch.attention_mask);
         c.encoder.forward(be, &w, acts, ids, types, mask, b, t)?;
         c.head.forward(be, &w, head, acts.output(&c.encoder), b, t)?;
@@ -285,9 +269,7 @@ impl FineTuner {
     /// non-finite values leave the weights untouched.
     pub fn train_step(&mut self, batch: &Batch, labels: &[i32]) -> Result<FinetuneStats> {
         let mut s = self.forward_backward(batch, labels)?;
-        let be = self.be.clone();
-        let (optim, weights, grads, step) = (&mut self.optim, &mut self.weights, &mut self.grads, self.step);
-        let u = backend::run(&*be, || optim.update(&*be, weights, grads, step))?;
+        let u = self.params.update(self.step)?;
         self.step += 1;
         s.step = self.step;
         s.learning_rate = u.learning_rate;
@@ -298,6 +280,6 @@ impl FineTuner {
     /// Saves the classifier as an HF `ElectraForSequenceClassification` directory.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let towers = Towers::Classifier(self.cls.clone());
-        crate::io::hf::save_towers(&towers, &self.table, &self.weights()?, dir)
+        crate::io::hf::save_towers(&towers, &self.params.table, &self.weights()?, dir)
     }
 }

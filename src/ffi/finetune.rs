@@ -4,7 +4,7 @@
 use super::handle::{lock, FfiHandle};
 use super::session::electra_session;
 use super::status::*;
-use super::{batch_from, c_str, guard, guard_void, SizedOut, StructSized};
+use super::{batch_from, c_str, guard, guard_void, options_str, SizedOut, StructSized};
 use crate::error::{Error, Result};
 use crate::finetune::{FineTuner, FinetuneOptions};
 use std::ffi::c_char;
@@ -84,7 +84,7 @@ pub unsafe extern "C" fn electra_finetuner_new(
         let dir = unsafe { c_str(model_dir, "model_dir")? };
         // SAFETY: `options_json` is non-NULL in the `else` branch and then, by the contract, a
         // NUL-terminated string alive for this call.
-        let json = if options_json.is_null() { None } else { Some(unsafe { c_str(options_json, "options_json")? }) };
+        let json = unsafe { options_str(options_json)? };
         if num_labels > 100_000 {
             return Err(Error::arg(format!("num_labels {num_labels} is implausibly large")));
         }

@@ -77,6 +77,15 @@ pub(crate) unsafe fn c_str<'a>(p: *const c_char, what: &'static str) -> Result<&
     unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| Error::arg(format!("{what} is not valid UTF-8")))
 }
 
+/// An optional options JSON argument: NULL is `None` (the defaults).
+///
+/// # Safety
+/// As [`c_str`].
+pub(crate) unsafe fn options_str<'a>(p: *const c_char) -> Result<Option<&'a str>> {
+    // SAFETY: forwarded: `p` is NULL or a NUL-terminated string alive for `'a`.
+    (!p.is_null()).then(|| unsafe { c_str(p, "options_json") }).transpose()
+}
+
 /// An optional input array of `n` elements.
 ///
 /// # Safety

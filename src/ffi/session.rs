@@ -3,7 +3,7 @@
 use super::handle::{lock, FfiHandle};
 use super::model::electra_model;
 use super::status::*;
-use super::{batch_from, c_str, guard, guard_void};
+use super::{batch_from, guard, guard_void, options_str};
 use crate::error::{Error, Result};
 use crate::session::{Batch, Session, SessionOptions};
 use std::ffi::c_char;
@@ -66,7 +66,7 @@ pub unsafe extern "C" fn electra_session_new_with_options(
         // SAFETY: `m` is a live model (the contract); `get` checks its tag.
         let model = unsafe { electra_model::get(m)? }.clone();
         // SAFETY: `options_json` is NULL or a NUL-terminated string (the contract).
-        let json = if options_json.is_null() { None } else { Some(unsafe { c_str(options_json, "options_json")? }) };
+        let json = unsafe { options_str(options_json)? };
         let session = Session::with_options(model, &SessionOptions::from_json(json)?)?;
         // SAFETY: as above.
         unsafe { *out = electra_session::publish(Mutex::new(session)) };

@@ -4,7 +4,7 @@
 use super::handle::{lock, FfiHandle};
 use super::model::electra_model;
 use super::status::*;
-use super::{batch_from, c_str, guard, guard_void, SizedOut, StructSized};
+use super::{batch_from, c_str, guard, guard_void, options_str, SizedOut, StructSized};
 use crate::error::Error;
 use crate::pretrain::{ResumeOptions, TrainOptions, Trainer};
 use std::ffi::c_char;
@@ -92,7 +92,7 @@ pub unsafe extern "C" fn electra_trainer_new(
         let init = unsafe { c_str(init, "init")? };
         // SAFETY: `options_json` is non-NULL in the `else` branch and then, by the contract, a
         // NUL-terminated string alive for this call.
-        let json = if options_json.is_null() { None } else { Some(unsafe { c_str(options_json, "options_json")? }) };
+        let json = unsafe { options_str(options_json)? };
         let t = Trainer::new(init, TrainOptions::from_json(json)?)?;
         // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
         unsafe { *out = publish(t) };
@@ -191,9 +191,7 @@ pub unsafe extern "C" fn electra_trainer_resume_with_options(
         // SAFETY: `out` is non-NULL (checked above) and, by the contract, valid for a write.
         unsafe { *out = std::ptr::null_mut() };
         // SAFETY: both are NUL-terminated strings or (options) NULL, by the contract.
-        let (dir, json) = unsafe {
-            (c_str(dir, "dir")?, if options_json.is_null() { None } else { Some(c_str(options_json, "options_json")?) })
-        };
+        let (dir, json) = unsafe { (c_str(dir, "dir")?, options_str(options_json)?) };
         let t = Trainer::resume_with(Path::new(dir), &ResumeOptions::from_json(json)?)?;
         // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
         unsafe { *out = publish(t) };

@@ -3,9 +3,11 @@
 
 use crate::backend::{to_host, AdamStep, AdamTensor, Backend, Buf};
 use crate::error::{Error, Result};
-use crate::params::{ParamTable, Span};
+use crate::model::{Model, Towers};
+use crate::params::{ParamStore, ParamTable, Span};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// Optimizer hyper-parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -145,6 +147,90 @@ impl AdamW {
         let k = AdamStep { beta1: b1, beta2: b2, epsilon: cfg.epsilon, c1, c2 };
         be.adamw(params, grads, &mut self.m, &mut self.v, &tensors, &k)?;
         Ok(Update { grad_norm: norm, learning_rate: lr })
+    }
+}
+
+/// The parameters being trained, on one backend: weights, their gradients and the optimizer, in
+/// the flat layout of one [`ParamTable`]. Pre-training and fine-tuning both hold one, so the
+/// device copies, the host views and the update are written once.
+pub struct Trained {
+    /// The backend all three live on.
+    pub be: Arc<dyn Backend>,
+    /// Names, shapes, offsets and optimizer settings of every tensor.
+    pub table: ParamTable,
+    /// The weights.
+    pub weights: Buf,
+    /// Their gradients (zeroed by [`Self::zero_grads`], accumulated by the backward passes).
+    pub grads: Buf,
+    optim: AdamW,
+}
+
+impl Trained {
+    /// Takes `values` (in `table`'s layout) onto `be` (the CPU keeps them without a copy), with
+    /// zero gradients and zero moments.
+    pub fn new(be: Arc<dyn Backend>, table: ParamTable, values: Vec<f32>, cfg: AdamWConfig) -> Result<Self> {
+        if values.len() != table.numel() {
+            return Err(Error::Shape {
+                what: "weights".into(),
+                expected: vec![table.numel()],
+                got: vec![values.len()],
+            });
+        }
+        let weights = be.import(values)?;
+        let mut grads = Buf::default();
+        be.ensure(&mut grads, table.numel())?;
+        be.fill(&mut grads, table.numel(), 0.0)?;
+        let optim = AdamW::new(&*be, cfg, &table)?;
+        Ok(Trained { be, table, weights, grads, optim })
+    }
+
+    /// The weights on the host (borrowed on the CPU, copied from a device).
+    pub fn weights(&self) -> Result<Cow<'_, [f32]>> {
+        to_host(&*self.be, &self.weights, self.table.numel())
+    }
+
+    /// The gradients on the host.
+    pub fn grads(&self) -> Result<Cow<'_, [f32]>> {
+        to_host(&*self.be, &self.grads, self.table.numel())
+    }
+
+    /// The Adam moments on the host.
+    pub fn moments(&self) -> Result<Moments<'_>> {
+        self.optim.moments(&*self.be)
+    }
+
+    /// Replaces every weight (same layout).
+    pub fn set_weights(&mut self, values: &[f32]) -> Result<()> {
+        if values.len() != self.table.numel() {
+            return Err(Error::Shape {
+                what: "weights".into(),
+                expected: vec![self.table.numel()],
+                got: vec![values.len()],
+            });
+        }
+        self.be.upload(&mut self.weights, values)
+    }
+
+    /// Replaces the Adam moments (from a checkpoint).
+    pub fn set_moments(&mut self, m: &[f32], v: &[f32]) -> Result<()> {
+        self.optim.set_moments(&*self.be, m, v)
+    }
+
+    /// Zeroes the gradients before a backward pass.
+    pub fn zero_grads(&mut self) -> Result<()> {
+        self.be.fill(&mut self.grads, self.table.numel(), 0.0)
+    }
+
+    /// Clips the gradients and applies update number `step` (0-based), on the backend.
+    pub fn update(&mut self, step: u64) -> Result<Update> {
+        let Trained { be, weights, grads, optim, .. } = self;
+        crate::backend::run(&**be, || optim.update(&**be, weights, grads, step))
+    }
+
+    /// A host snapshot of what `towers` holds with the current weights.
+    pub fn snapshot(&self, towers: Towers) -> Result<Model> {
+        let data = self.weights()?.into_owned();
+        Ok(Model::from_parts(ParamStore { table: self.table.clone(), data }, towers))
     }
 }
 

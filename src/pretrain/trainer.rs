@@ -4,14 +4,14 @@
 
 use super::masking::{mask_batch, Masking};
 use super::options::{Objective, TrainOptions};
-use crate::backend::{self, to_host, Backend, Buf, Weights};
+use crate::backend::{self, Backend, Buf, Weights};
 use crate::batch::Batch;
 use crate::config::ElectraConfig;
 use crate::error::{Error, Result};
 use crate::model::encoder::{EncoderActs, EncoderGrads};
 use crate::model::heads::{DiscHeadActs, DiscHeadGrads, GenHeadActs, GenHeadGrads};
 use crate::model::{Discriminator, Generator, Model, Towers};
-use crate::optim::{AdamW, Moments};
+use crate::optim::{Moments, Trained};
 use crate::params::{ParamStore, ParamTable};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -88,12 +88,8 @@ pub struct Trainer {
     pub rng: ChaCha8Rng,
     /// Opaque data-pipeline cursor stored with checkpoints (set by the caller).
     pub data_cursor: Option<serde_json::Value>,
-    be: Arc<dyn Backend>,
     towers: Towers,
-    table: ParamTable,
-    weights: Buf,
-    grads: Buf,
-    optim: AdamW,
+    params: Trained,
     cancel: Arc<AtomicBool>,
     ws: Workspace,
 }
@@ -131,24 +127,15 @@ impl Trainer {
         }
         let be = backend::open(opts.device, opts.threads)?;
         let Model { params: ParamStore { table, data }, towers, .. } = model;
-        let n = table.numel();
-        let weights = be.import(data)?;
-        let mut grads = Buf::default();
-        be.ensure(&mut grads, n)?;
-        be.fill(&mut grads, n, 0.0)?;
-        let optim = AdamW::new(&*be, opts.adamw(), &table)?;
+        let params = Trained::new(be, table, data, opts.adamw())?;
         Ok(Trainer {
             step: 0,
             rng: ChaCha8Rng::seed_from_u64(opts.seed),
             data_cursor: None,
             cancel: Arc::new(AtomicBool::new(false)),
             ws: Workspace { gen_acts: EncoderActs::new(true), disc_acts: EncoderActs::new(true), ..Default::default() },
-            be,
             towers,
-            table,
-            weights,
-            grads,
-            optim,
+            params,
             opts,
         })
     }
@@ -231,7 +218,7 @@ impl Trainer {
 
     /// The backend the trainer runs on.
     pub fn backend(&self) -> &Arc<dyn Backend> {
-        &self.be
+        &self.params.be
     }
 
     /// What the model holds (configs and the layers' parameter spans).
@@ -242,47 +229,39 @@ impl Trainer {
     /// The parameter layout (names, shapes, offsets) of [`Self::weights`], [`Self::grads`] and
     /// the moments.
     pub fn params(&self) -> &ParamTable {
-        &self.table
+        &self.params.table
     }
 
     /// The current weights, in the layout of [`Self::params`] (borrowed on the CPU, copied from
     /// a device).
     pub fn weights(&self) -> Result<Cow<'_, [f32]>> {
-        to_host(&*self.be, &self.weights, self.table.numel())
+        self.params.weights()
     }
 
     /// The gradients of the last [`Self::forward_backward`] (clipped by the update, if one ran).
     pub fn grads(&self) -> Result<Cow<'_, [f32]>> {
-        to_host(&*self.be, &self.grads, self.table.numel())
+        self.params.grads()
     }
 
     /// The Adam moments.
     pub fn moments(&self) -> Result<Moments<'_>> {
-        self.optim.moments(&*self.be)
+        self.params.moments()
     }
 
     /// Replaces every weight (same layout as [`Self::weights`]); step, RNG and moments are kept.
     pub fn set_weights(&mut self, values: &[f32]) -> Result<()> {
-        if values.len() != self.table.numel() {
-            return Err(Error::Shape {
-                what: "weights".into(),
-                expected: vec![self.table.numel()],
-                got: vec![values.len()],
-            });
-        }
-        self.be.upload(&mut self.weights, values)
+        self.params.set_weights(values)
     }
 
     /// Replaces the Adam moments (from a checkpoint).
     pub fn set_moments(&mut self, m: &[f32], v: &[f32]) -> Result<()> {
-        self.optim.set_moments(&*self.be, m, v)
+        self.params.set_moments(m, v)
     }
 
     /// A snapshot of the model with the current weights, in host memory (later steps do not
     /// change it).
     pub fn model(&self) -> Result<Model> {
-        let data = self.weights()?.into_owned();
-        Ok(Model::from_parts(ParamStore { table: self.table.clone(), data }, self.towers.clone()))
+        self.params.snapshot(self.towers.clone())
     }
 
     /// Validates a batch against the model and options.
@@ -336,7 +315,7 @@ impl Trainer {
     /// Gradients land in the trainer's gradient buffer (zeroed first; see [`Self::grads`]).
     pub fn forward_backward(&mut self, batch: &Batch, masking: &Masking, sampled: Option<&[i32]>) -> Result<StepStats> {
         self.validate_batch(batch)?;
-        let be = self.be.clone();
+        let be = self.params.be.clone();
         backend::run(&*be, || self.forward_backward_on(&*be, batch, masking, sampled))
     }
 
@@ -347,7 +326,9 @@ impl Trainer {
         masking: &Masking,
         sampled: Option<&[i32]>,
     ) -> Result<StepStats> {
-        let Trainer { towers, weights, grads, ws, rng, opts, table, .. } = self;
+        self.params.zero_grads()?;
+        let Trainer { towers, params, ws, rng, opts, .. } = self;
+        let (weights, grads) = (&params.weights, &mut params.grads);
         let (gen, disc): (&Generator, Option<&Discriminator>) = match (opts.objective, &*towers) {
             (Objective::Electra, Towers::Pair { disc, gen, .. }) => (gen, Some(disc)),
             (Objective::Mlm, Towers::Pair { gen, .. } | Towers::Generator(gen)) => (gen, None),
@@ -356,7 +337,6 @@ impl Trainer {
         let (b, t) = (batch.batch, batch.seq_len);
         let n = b * t;
         let w = Weights::flat(weights.mem());
-        be.fill(grads, table.numel(), 0.0)?;
         let mut stats = StepStats::default();
         ws.host_weights.clear();
         match batch.attention_mask {
@@ -483,9 +463,7 @@ impl Trainer {
     /// Clips the gradients and applies one AdamW update; refuses (changing nothing) when a
     /// gradient is not finite.
     pub fn apply_update(&mut self, stats: &mut StepStats) -> Result<()> {
-        let be = self.be.clone();
-        let (optim, weights, grads, step) = (&mut self.optim, &mut self.weights, &mut self.grads, self.step);
-        let u = backend::run(&*be, || optim.update(&*be, weights, grads, step))?;
+        let u = self.params.update(self.step)?;
         self.step += 1;
         stats.step = self.step;
         stats.learning_rate = u.learning_rate;
@@ -496,6 +474,6 @@ impl Trainer {
     /// Writes the model in the pair layout (`dir/discriminator`, `dir/generator`), loadable by
     /// `transformers` and by [`crate::io::hf::load`].
     pub fn export(&self, dir: &Path) -> Result<()> {
-        crate::io::hf::save_towers(&self.towers, &self.table, &self.weights()?, dir)
+        crate::io::hf::save_towers(&self.towers, &self.params.table, &self.weights()?, dir)
     }
 }
