@@ -80,9 +80,7 @@ impl FinetuneOptions {
         if !(o.adam_epsilon.is_finite() && o.adam_epsilon > 0.0) {
             return Err(Error::arg(format!("options: adam_epsilon = {} must be positive", o.adam_epsilon)));
         }
-        if o.threads > 1024 {
-            return Err(Error::arg(format!("options: threads = {} is out of range", o.threads)));
-        }
+        backend::check_threads(o.threads)?;
         Ok(o)
     }
 

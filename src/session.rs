@@ -30,9 +30,7 @@ impl SessionOptions {
             None => Self::default(),
             Some(s) => crate::pretrain::options::parse_json_options(s)?,
         };
-        if o.threads > 1024 {
-            return Err(Error::arg(format!("options: threads = {} is out of range", o.threads)));
-        }
+        backend::check_threads(o.threads)?;
         Ok(o)
     }
 }

@@ -110,6 +110,19 @@ pub fn device_count(kind: DeviceKind) -> Result<usize> {
     }
 }
 
+/// The most host worker threads an options object may ask for.
+///
+/// cbindgen:ignore
+pub const MAX_THREADS: usize = 1024;
+
+/// Checks a `threads` option (0: one per core) against [`MAX_THREADS`].
+pub fn check_threads(threads: usize) -> Result<()> {
+    if threads > MAX_THREADS {
+        return Err(Error::arg(format!("options: threads = {threads} is out of range (at most {MAX_THREADS})")));
+    }
+    Ok(())
+}
+
 /// Opens a backend on `device`. `threads` sizes the CPU backend's worker pool (0: one per core;
 /// results do not depend on it). A device that is not compiled in or not present is
 /// [`Error::Cuda`] with a message saying which.

@@ -35,9 +35,7 @@ impl ResumeOptions {
             None => Self::default(),
             Some(s) => super::options::parse_json_options(s)?,
         };
-        if o.threads.is_some_and(|t| t > 1024) {
-            return Err(Error::arg(format!("options: threads = {:?} is out of range", o.threads)));
-        }
+        crate::backend::check_threads(o.threads.unwrap_or(0))?;
         Ok(o)
     }
 }

@@ -180,10 +180,7 @@ impl TrainOptions {
         if let Some(s) = self.special_token_ids.iter().find(|&&s| s < 0) {
             return bad("special_token_ids", s.to_string());
         }
-        if self.threads > 1024 {
-            return bad("threads", self.threads.to_string());
-        }
-        Ok(())
+        crate::backend::check_threads(self.threads)
     }
 
     /// The optimizer part.

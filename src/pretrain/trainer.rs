@@ -299,7 +299,7 @@ impl Trainer {
         let rng_before = self.rng.clone();
         let result = (|| {
             let masking = self.mask(batch);
-            let mut stats = self.forward_backward(batch, &masking, None)?;
+            let mut stats = self.forward_backward_validated(batch, &masking, None)?;
             self.check_cancel()?;
             self.apply_update(&mut stats)?;
             Ok(stats)
@@ -315,6 +315,16 @@ impl Trainer {
     /// Gradients land in the trainer's gradient buffer (zeroed first; see [`Self::grads`]).
     pub fn forward_backward(&mut self, batch: &Batch, masking: &Masking, sampled: Option<&[i32]>) -> Result<StepStats> {
         self.validate_batch(batch)?;
+        self.forward_backward_validated(batch, masking, sampled)
+    }
+
+    /// [`Self::forward_backward`] on a batch already validated (train_step validates it once).
+    fn forward_backward_validated(
+        &mut self,
+        batch: &Batch,
+        masking: &Masking,
+        sampled: Option<&[i32]>,
+    ) -> Result<StepStats> {
         let be = self.params.be.clone();
         backend::run(&*be, || self.forward_backward_on(&*be, batch, masking, sampled))
     }

@@ -52,12 +52,7 @@ namespace Electra
         /// created with; training continues bit-identically.</summary>
         public static Trainer Resume(string dir)
         {
-            Library.CheckAbi();
-            byte[] d = Native.Utf8Z(dir, "dir");
-            TrainerHandle h;
-            int st = Native.electra_trainer_resume(d, out h);
-            Native.CheckCreated(st, h);
-            return new Trainer(h);
+            return Resume(dir, (string)null);
         }
 
         /// <summary>Resume elsewhere: optionsJson is null or a JSON object with the keys device
