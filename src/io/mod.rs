@@ -2,4 +2,5 @@
 
 pub mod atomic;
 pub mod hf;
+pub mod read;
 pub mod safetensors;
