@@ -127,6 +127,10 @@ impl Default for ElectraConfig {
     }
 }
 
+/// The largest dimension (vocabulary, widths, layers, positions, types, heads) a config may
+/// have: 2^24. Anything larger is a corrupt or hostile file, not a model.
+pub const MAX_DIM: usize = 1 << 24;
+
 /// Preset names accepted by [`ElectraConfig::preset`].
 pub const PRESETS: &[&str] = &["tiny", "small", "base", "large"];
 
@@ -163,11 +167,20 @@ impl ElectraConfig {
             ("max_position_embeddings", self.max_position_embeddings),
             ("type_vocab_size", self.type_vocab_size),
         ];
-        for (name, v) in positive {
-            if v == 0 {
+        for (name, v) in positive.into_iter().chain([("num_hidden_layers", self.num_hidden_layers)]) {
+            if v == 0 && name != "num_hidden_layers" {
                 return Err(Error::Config(format!("{name} must be positive")));
             }
+            if v > MAX_DIM {
+                return Err(Error::Config(format!(
+                    "{name} = {v} is absurdly large (at most {MAX_DIM}); check the config"
+                )));
+            }
         }
+        // Every product of the layout must be representable: a config whose parameter count
+        // overflows is not a model (one that merely exceeds memory is checked on allocation).
+        crate::limits::tower_params(self)
+            .map_err(|_| Error::Config("the parameter count of this config overflows the address space".into()))?;
         if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(Error::Config(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
@@ -288,6 +301,12 @@ mod tests {
             r#"{"vocab_size": 0}"#,
             r#"{"layer_norm_eps": -1.0}"#,
             r#"{"hidden_size": "wide"}"#,
+            r#"{"hidden_size": 1000000000, "num_attention_heads": 1}"#,
+            r#"{"vocab_size": 1000000000}"#,
+            r#"{"num_hidden_layers": 1000000000}"#,
+            r#"{"num_attention_heads": 1000000000}"#,
+            r#"{"max_position_embeddings": 2305843009213693952}"#,
+            r#"{"intermediate_size": 18446744073709551615}"#,
         ] {
             assert!(ElectraConfig::from_json_str(bad).is_err(), "{bad} accepted");
         }

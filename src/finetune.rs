@@ -40,6 +40,10 @@ pub struct FinetuneOptions {
     pub threads: usize,
     /// The device: "cpu" (default), "cuda" or "cuda:N".
     pub device: Device,
+    /// Memory budget in bytes (0: none beyond the machine's memory). Creation fails with
+    /// [`Error::OutOfMemory`] when weights, gradients and Adam moments would exceed it, and a
+    /// step when those plus the batch's activations would, before anything is allocated.
+    pub max_memory_bytes: u64,
 }
 
 impl Default for FinetuneOptions {
@@ -56,6 +60,7 @@ impl Default for FinetuneOptions {
             seed: 0,
             threads: 0,
             device: Device::Cpu,
+            max_memory_bytes: 0,
         }
     }
 }
@@ -183,6 +188,8 @@ impl FineTuner {
             return Err(Error::arg("the model has no classification head"));
         };
         optim::set_layerwise_lr_decay(&mut table, "classifier", cls.config.num_hidden_layers, opts.layerwise_lr_decay);
+        let state = crate::limits::training_bytes(table.numel())?;
+        crate::limits::check(state, opts.max_memory_bytes, "the fine-tuner's weights, gradients and Adam moments")?;
         let params = Trained::new(backend::open(opts.device, opts.threads)?, table, data, opts.adamw())?;
         Ok(FineTuner {
             opts,
@@ -231,6 +238,11 @@ impl FineTuner {
     /// Loss and gradients (into the gradient buffer) for a batch with one label per row.
     pub fn forward_backward(&mut self, batch: &Batch, labels: &[i32]) -> Result<FinetuneStats> {
         batch.validate(&self.cls.config)?;
+        let need = crate::limits::training_bytes(self.params.table.numel())?
+            .checked_add(crate::limits::activation_bytes(&self.cls.config, batch.batch, batch.seq_len, true)?)
+            .ok_or_else(|| Error::OutOfMemory("a fine-tuning step's size overflows".into()))?;
+        let what = format!("a fine-tuning step of {} x {} tokens", batch.batch, batch.seq_len);
+        crate::limits::check(need, self.opts.max_memory_bytes, &what)?;
         let (b, l) = (batch.batch, self.cls.num_labels);
         if labels.len() != b {
             return Err(Error::Shape { what: "labels".into(), expected: vec![b], got: vec![labels.len()] });

@@ -35,6 +35,7 @@ pub mod error;
 pub mod ffi;
 pub mod finetune;
 pub mod io;
+pub mod limits;
 pub mod model;
 pub mod optim;
 pub mod params;

@@ -112,6 +112,14 @@ impl ParamStore {
         Self::default()
     }
 
+    /// Reserves room for `numel` scalars in all, fallibly: [`crate::error::Error::OutOfMemory`]
+    /// with the size when the allocator refuses. Models call it with their size (checked
+    /// against the machine's memory first) before registering, so `add` never reallocates.
+    pub fn reserve(&mut self, numel: usize) -> crate::error::Result<()> {
+        let more = numel.saturating_sub(self.data.len());
+        self.data.try_reserve_exact(more).map_err(|_| crate::alloc::oom::<f32>(numel, "model weights"))
+    }
+
     /// Registers a zero-filled tensor and returns its id. Names must be unique.
     pub fn add(&mut self, name: impl Into<String>, shape: &[usize]) -> ParamId {
         let name = name.into();

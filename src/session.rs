@@ -21,6 +21,10 @@ pub struct SessionOptions {
     pub device: Device,
     /// Worker threads on the host (0: one per core). Results do not depend on it.
     pub threads: usize,
+    /// Memory budget in bytes (0: none beyond the machine's memory). A call whose model plus
+    /// activations for its batch would exceed it fails with [`Error::OutOfMemory`] before
+    /// allocating.
+    pub max_memory_bytes: u64,
 }
 
 impl SessionOptions {
@@ -46,6 +50,8 @@ pub struct Session {
     disc_head: DiscHeadActs,
     gen_head: GenHeadActs,
     cls_head: ClsHeadActs,
+    /// `max_memory_bytes` of the options (0: the machine's memory).
+    budget: u64,
 }
 
 fn check_out(out: &[f32], needed: usize) -> Result<()> {
@@ -87,7 +93,20 @@ impl Session {
 
     /// A session over `model` on `opts.device`.
     pub fn with_options(model: Arc<Model>, opts: &SessionOptions) -> Result<Self> {
-        Ok(Self::on(model, backend::open(opts.device, opts.threads)?))
+        let mut s = Self::on(model, backend::open(opts.device, opts.threads)?);
+        s.budget = opts.max_memory_bytes;
+        Ok(s)
+    }
+
+    /// Fails with [`Error::OutOfMemory`] when the model's weights (and their prepared copy) plus
+    /// one call's activations for `batch` exceed the budget or the machine, before the call
+    /// allocates anything.
+    fn check_memory(&self, cfg: &crate::config::ElectraConfig, batch: &Batch) -> Result<()> {
+        let overflow = || Error::OutOfMemory("a session call's size overflows".into());
+        let weights = self.model.num_parameters().checked_mul(8).ok_or_else(overflow)?;
+        let acts = crate::limits::activation_bytes(cfg, batch.batch, batch.seq_len, false)?;
+        let what = format!("a session call on {} x {} tokens", batch.batch, batch.seq_len);
+        crate::limits::check(weights.checked_add(acts).ok_or_else(overflow)?, self.budget, &what)
     }
 
     /// A session over `model` on an open backend.
@@ -101,6 +120,7 @@ impl Session {
             disc_head: DiscHeadActs::default(),
             gen_head: GenHeadActs::default(),
             cls_head: ClsHeadActs::default(),
+            budget: 0,
         }
     }
 
@@ -143,6 +163,7 @@ impl Session {
     pub fn discriminate(&mut self, batch: &Batch, out: &mut [f32]) -> Result<()> {
         let n = batch.tokens()?;
         check_out(out, n)?;
+        self.check_memory(self.model.input_config(), batch)?;
         self.run(|be, model, w, s| {
             let d = model.disc().ok_or_else(|| Error::Unsupported("the model has no discriminator".into()))?;
             batch.validate(&d.config)?;
@@ -161,6 +182,7 @@ impl Session {
         let len = n.checked_mul(cfg.hidden_size).ok_or_else(|| Error::arg("output size overflows"))?;
         check_out(out, len)?;
         batch.validate(cfg)?;
+        self.check_memory(cfg, batch)?;
         self.run(|be, model, w, s| {
             let (_, enc) = encoder_for_hidden_states(model)?;
             // Hidden states read the checkpoint layout, as they always have: the prepared
@@ -180,6 +202,7 @@ impl Session {
         let len = n.checked_mul(g.config.vocab_size).ok_or_else(|| Error::arg("output size overflows"))?;
         check_out(out, len)?;
         batch.validate(&g.config)?;
+        self.check_memory(&g.config, batch)?;
         self.run(|be, model, w, s| {
             let g = model.gen().ok_or_else(|| Error::Unsupported("the model has no generator".into()))?;
             let (ids, types, mask) = (batch.input_ids, batch.token_type_ids, batch.attention_mask);
@@ -191,7 +214,12 @@ impl Session {
 
     /// Replaced-token logits as an owned `[B, T]` array.
     pub fn discriminate_array(&mut self, batch: &Batch) -> Result<ndarray::Array2<f32>> {
-        let mut out = vec![0.0; batch.tokens()?];
+        let n = batch.tokens()?;
+        if batch.input_ids.len() != n {
+            let expected = vec![batch.batch, batch.seq_len];
+            return Err(Error::Shape { what: "input_ids".into(), expected, got: vec![batch.input_ids.len()] });
+        }
+        let mut out = crate::alloc::try_vec(n, 0.0, "replaced-token logits")?;
         self.discriminate(batch, &mut out)?;
         ndarray::Array2::from_shape_vec((batch.batch, batch.seq_len), out).map_err(|e| Error::Internal(e.to_string()))
     }
@@ -205,6 +233,7 @@ impl Session {
         let len = batch.batch.checked_mul(l).ok_or_else(|| Error::arg("output size overflows"))?;
         check_out(out, len)?;
         batch.validate(&c.config)?;
+        self.check_memory(&c.config, batch)?;
         self.run(|be, model, w, s| {
             let c = model.cls().ok_or_else(|| Error::Unsupported("the model has no classification head".into()))?;
             let (b, t) = (batch.batch, batch.seq_len);

@@ -8,6 +8,7 @@ pub mod device;
 pub mod finetune;
 mod handle;
 pub mod model;
+pub(crate) mod panic;
 pub mod session;
 pub mod status;
 pub mod trainer;
@@ -43,7 +44,10 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs `f`, turning an error or a panic into a status code and a thread-local message.
 pub(crate) fn guard(f: impl FnOnce() -> Result<()>) -> electra_status {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    let scope = panic::CallScope::enter();
+    let result = catch_unwind(AssertUnwindSafe(f));
+    drop(scope);
+    match result {
         Ok(Ok(())) => ELECTRA_OK,
         Ok(Err(e)) => {
             let code = status_of(&e);
@@ -51,7 +55,7 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<()>) -> electra_status {
             code
         }
         Err(p) => {
-            set_last_error(format!("panic inside electra (a bug, please report it): {}", panic_message(&*p)));
+            set_last_error(panicked(&*p));
             ELECTRA_ERR_PANIC
         }
     }
@@ -59,9 +63,19 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<()>) -> electra_status {
 
 /// Runs a function that returns nothing (frees, cancels), swallowing any panic.
 pub(crate) fn guard_void(f: impl FnOnce()) {
-    if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
-        set_last_error(format!("panic inside electra (a bug, please report it): {}", panic_message(&*p)));
+    let scope = panic::CallScope::enter();
+    let result = catch_unwind(AssertUnwindSafe(f));
+    drop(scope);
+    if let Err(p) = result {
+        set_last_error(panicked(&*p));
     }
+}
+
+/// The last-error message of a caught panic: the hook's message with its location when it saw
+/// the panic (it does unless another hook replaced ours), else the payload.
+fn panicked(p: &(dyn std::any::Any + Send)) -> String {
+    let msg = panic::take_message().unwrap_or_else(|| panic_message(p));
+    format!("panic inside electra (a bug, please report it): {msg}")
 }
 
 /// A NUL-terminated UTF-8 string argument.

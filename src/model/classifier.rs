@@ -130,8 +130,11 @@ pub fn num_labels(cfg: &ElectraConfig) -> Result<usize> {
         _ => Some(2), // HF's default
     };
     match n {
-        Some(n) if n >= 1 => Ok(n),
-        _ => Err(Error::Config("num_labels / id2label must name at least one label".into())),
+        Some(n) if (1..=crate::config::MAX_DIM).contains(&n) => Ok(n),
+        _ => Err(Error::Config(format!(
+            "num_labels / id2label must name between 1 and {} labels",
+            crate::config::MAX_DIM
+        ))),
     }
 }
 

@@ -177,6 +177,18 @@ fn register_gen(params: &mut ParamStore, cfg: ElectraConfig, shared: Option<&Dis
     Ok(Generator { config: cfg, encoder, head, names })
 }
 
+/// Validates `towers`, checks their weights' bytes against the machine's memory and reserves
+/// them, before anything is registered: a config too large for the machine is
+/// [`Error::OutOfMemory`] here, not an abort (or the OOM killer) halfway through registration.
+fn reserve(params: &mut ParamStore, towers: &[&ElectraConfig]) -> Result<()> {
+    for c in towers {
+        c.validate()?;
+    }
+    let bytes = crate::limits::model_bytes(towers)?;
+    crate::limits::check(bytes, 0, "the model's weights")?;
+    params.reserve(bytes / 4)
+}
+
 impl Model {
     fn from_towers(params: ParamStore, towers: Towers) -> Self {
         Model { params, towers, prepared: PreparedCache::default() }
@@ -188,6 +200,8 @@ impl Model {
     /// embedding_size, positions and types.
     pub fn new(disc: Option<ElectraConfig>, gen: Option<ElectraConfig>, share_embeddings: bool) -> Result<Self> {
         let mut params = ParamStore::new();
+        let towers: Vec<&ElectraConfig> = disc.iter().chain(gen.iter()).collect();
+        reserve(&mut params, &towers)?;
         let towers = match (disc, gen) {
             (None, None) => return Err(Error::arg("a model needs a discriminator, a generator, or both")),
             (Some(d), None) => Towers::Discriminator(register_disc(&mut params, d)?),
@@ -222,6 +236,7 @@ impl Model {
         cfg.validate()?;
         let num_labels = classifier::num_labels(&cfg)?;
         let mut params = ParamStore::new();
+        reserve(&mut params, &[&cfg])?;
         let mut names = Vec::new();
         let mut reg = Registrar { store: &mut params, scope: "classifier", names: &mut names };
         let encoder = Encoder::register(&mut reg, &cfg, None)?;

@@ -69,7 +69,10 @@ pub fn evaluate(model: Arc<Model>, opts: &TrainOptions, batches: &[TokenBatch], 
     let has_disc = model.disc().is_some();
     let v = gen.config.vocab_size;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut s = Session::with_options(model.clone(), &SessionOptions { device: opts.device, threads: opts.threads })?;
+    let mut s = Session::with_options(
+        model.clone(),
+        &SessionOptions { device: opts.device, threads: opts.threads, max_memory_bytes: opts.max_memory_bytes },
+    )?;
     let (mut scores, mut labels) = (Vec::new(), Vec::new());
     let (mut mlm_right, mut mlm_total) = (0usize, 0usize);
     let mut sampled = Vec::new();

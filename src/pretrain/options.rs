@@ -54,7 +54,8 @@ pub struct TrainOptions {
     pub generator_hidden_fraction: Option<f64>,
     /// Vocabulary size for a preset (its default: 30522, BERT uncased).
     pub vocab_size: Option<usize>,
-    /// Longest sequence a batch may have (128); also sets the masking budget.
+    /// Longest sequence a batch may have (128); also sets the masking budget. The default, 128,
+    /// is lowered to the model's `max_position_embeddings` when the model has fewer positions.
     pub max_seq_len: usize,
     /// The [MASK] id (103).
     pub mask_token_id: i32,
@@ -66,7 +67,14 @@ pub struct TrainOptions {
     pub threads: usize,
     /// The device: "cpu" (default), "cuda" or "cuda:N".
     pub device: Device,
+    /// Memory budget in bytes (0: none beyond the machine's memory). Creation fails with
+    /// [`Error::OutOfMemory`] when weights, gradients and Adam moments would exceed it, and a
+    /// step when those plus the batch's activations would, before anything is allocated.
+    pub max_memory_bytes: u64,
 }
+
+/// The default of [`TrainOptions::max_seq_len`].
+pub const DEFAULT_MAX_SEQ_LEN: usize = 128;
 
 impl Default for TrainOptions {
     fn default() -> Self {
@@ -87,12 +95,13 @@ impl Default for TrainOptions {
             objective: Objective::Electra,
             generator_hidden_fraction: None,
             vocab_size: None,
-            max_seq_len: 128,
+            max_seq_len: DEFAULT_MAX_SEQ_LEN,
             mask_token_id: 103,
             special_token_ids: vec![0, 100, 101, 102, 103],
             seed: 0,
             threads: 0,
             device: Device::Cpu,
+            max_memory_bytes: 0,
         }
     }
 }
@@ -168,10 +177,10 @@ impl TrainOptions {
                 return bad("generator_hidden_fraction", f.to_string());
             }
         }
-        if self.vocab_size == Some(0) {
-            return bad("vocab_size", "0".into());
+        if let Some(v) = self.vocab_size.filter(|&v| v == 0 || v > crate::config::MAX_DIM) {
+            return bad("vocab_size", v.to_string());
         }
-        if self.max_seq_len < 2 {
+        if self.max_seq_len < 2 || self.max_seq_len > crate::config::MAX_DIM {
             return bad("max_seq_len", self.max_seq_len.to_string());
         }
         if self.mask_token_id < 0 {

@@ -45,6 +45,23 @@ pub struct StepStats {
     pub masked: usize,
 }
 
+/// Makes `opts.max_seq_len` fit a model with `positions` positions: the default (128) is
+/// lowered to `positions`; any other value that does not fit is an error saying what to set.
+fn fit_max_seq_len(opts: &mut TrainOptions, positions: usize) -> Result<()> {
+    if opts.max_seq_len <= positions {
+        return Ok(());
+    }
+    if opts.max_seq_len == super::options::DEFAULT_MAX_SEQ_LEN {
+        opts.max_seq_len = positions;
+        return Ok(());
+    }
+    Err(Error::arg(format!(
+        "options: max_seq_len {} exceeds the model's max_position_embeddings {positions}; \
+         set \"max_seq_len\" to at most {positions} (or leave it out to use {positions})",
+        opts.max_seq_len
+    )))
+}
+
 /// Buffers reused by every step, on the trainer's device unless said otherwise.
 #[derive(Default)]
 struct Workspace {
@@ -96,7 +113,7 @@ pub struct Trainer {
 
 impl Trainer {
     /// A trainer over an existing model (already initialised or loaded), on `opts.device`.
-    pub fn from_model(model: Model, opts: TrainOptions) -> Result<Self> {
+    pub fn from_model(model: Model, mut opts: TrainOptions) -> Result<Self> {
         opts.validate()?;
         match (opts.objective, &model.towers) {
             (Objective::Electra, Towers::Pair { .. })
@@ -107,12 +124,7 @@ impl Trainer {
             (Objective::Mlm, _) => return Err(Error::arg("the mlm objective needs a masked-LM model")),
         }
         let cfg = model.input_config();
-        if opts.max_seq_len > cfg.max_position_embeddings {
-            return Err(Error::arg(format!(
-                "options: max_seq_len {} exceeds the model's max_position_embeddings {}",
-                opts.max_seq_len, cfg.max_position_embeddings
-            )));
-        }
+        fit_max_seq_len(&mut opts, cfg.max_position_embeddings)?;
         if let Some(v) = opts.vocab_size {
             if v != cfg.vocab_size {
                 return Err(Error::arg(format!("options: vocab_size {v} differs from the model's {}", cfg.vocab_size)));
@@ -125,6 +137,10 @@ impl Trainer {
                 opts.mask_token_id
             )));
         }
+        // Weights (already allocated: the model), plus gradients and moments, before any of
+        // the latter is allocated.
+        let state = crate::limits::training_bytes(model.num_parameters())?;
+        crate::limits::check(state, opts.max_memory_bytes, "the trainer's weights, gradients and Adam moments")?;
         let be = backend::open(opts.device, opts.threads)?;
         let Model { params: ParamStore { table, data }, towers, .. } = model;
         let params = Trained::new(be, table, data, opts.adamw())?;
@@ -160,14 +176,26 @@ impl Trainer {
             }
             d.max_position_embeddings = d.max_position_embeddings.max(opts.max_seq_len);
             let frac = opts.generator_hidden_fraction.unwrap_or(paper_frac);
-            let mut m = match opts.objective {
-                Objective::Electra => Model::new(Some(d.clone()), Some(d.generator_config(frac)?), true)?,
+            let (disc, gen) = match opts.objective {
+                Objective::Electra => {
+                    let g = d.generator_config(frac)?;
+                    (Some(d), g)
+                }
                 Objective::Mlm => {
-                    let mut g = d.clone();
+                    let mut g = d;
                     g.architectures = vec!["ElectraForMaskedLM".into()];
-                    Model::new(None, Some(g), false)?
+                    (None, g)
                 }
             };
+            // The whole training state, from the configs, before the weights are allocated.
+            for c in disc.iter().chain([&gen]) {
+                c.validate()?;
+            }
+            let towers: Vec<&ElectraConfig> = disc.iter().chain([&gen]).collect();
+            let state = crate::limits::training_bytes(crate::limits::model_bytes(&towers)? / 4)?;
+            crate::limits::check(state, opts.max_memory_bytes, "the trainer's weights, gradients and Adam moments")?;
+            let share = disc.is_some();
+            let mut m = Model::new(disc, Some(gen), share)?;
             m.init_weights(opts.seed)?;
             m
         } else {
@@ -273,7 +301,24 @@ impl Trainer {
                 batch.seq_len, self.opts.max_seq_len
             )));
         }
+        self.check_step_memory(batch.batch, batch.seq_len)?;
         Ok(n)
+    }
+
+    /// Fails with [`Error::OutOfMemory`] when the training state plus one step's activations for
+    /// `batch` × `seq_len` exceed the budget (or the machine), before the step allocates.
+    pub fn check_step_memory(&self, batch: usize, seq_len: usize) -> Result<()> {
+        let mut need = crate::limits::training_bytes(self.params.table.numel())?;
+        for enc in [self.towers.disc().map(|d| &d.config), self.towers.gen().map(|g| &g.config)].into_iter().flatten() {
+            let acts = crate::limits::activation_bytes(enc, batch, seq_len, true)?;
+            need =
+                need.checked_add(acts).ok_or_else(|| Error::OutOfMemory("a training step's size overflows".into()))?;
+        }
+        crate::limits::check(
+            need,
+            self.opts.max_memory_bytes,
+            &format!("a training step of {batch} x {seq_len} tokens"),
+        )
     }
 
     /// Draws this step's masked positions from the trainer's RNG.

@@ -202,7 +202,9 @@ pub fn classifier_matches(device: Device, threads: usize) {
     let batch =
         Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: Some(&types), batch: b, seq_len: t };
     let model = hf::load(&fixture(case).join("classifier")).unwrap();
-    let mut s = Session::with_options(Arc::new(model.clone()), &SessionOptions { device, threads }).unwrap();
+    let mut s =
+        Session::with_options(Arc::new(model.clone()), &SessionOptions { device, threads, ..Default::default() })
+            .unwrap();
     let mut logits = vec![0.0; b * 3];
     s.classify(&batch, &mut logits).unwrap();
     assert_close("cls_logits", &logits, floats(&f, "cls_logits"), 1e-5, 1e-6);

@@ -27,23 +27,34 @@ use crate::model::Model;
 use crate::params::Span;
 use matmul::Weight;
 use rand_chacha::ChaCha8Rng;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// The CPU backend: the kernels of this module on a rayon pool of its own, so handles with
 /// different thread counts run side by side.
 pub struct CpuBackend {
     pool: Arc<rayon::ThreadPool>,
+    /// C ABI calls this pool is serving: while positive, a panic on a worker is kept off the
+    /// host's stderr (see `ffi::panic`).
+    ffi_calls: Arc<AtomicUsize>,
 }
 
 impl CpuBackend {
     /// A backend with `threads` workers (0: one per core).
     pub fn new(threads: usize) -> Result<Self> {
+        let ffi_calls = Arc::new(AtomicUsize::new(0));
+        let calls = ffi_calls.clone();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("electra-{i}"))
+            .start_handler(move |_| crate::ffi::panic::mark_worker(calls.clone()))
             .build()
-            .map_err(|e| Error::Internal(format!("could not start {threads} worker threads: {e}")))?;
-        Ok(CpuBackend { pool: Arc::new(pool) })
+            .map_err(|e| {
+                Error::Internal(format!(
+                    "could not start {threads} worker threads: {e}; set \"threads\" lower or free resources"
+                ))
+            })?;
+        Ok(CpuBackend { pool: Arc::new(pool), ffi_calls })
     }
 }
 
@@ -124,7 +135,21 @@ impl Backend for CpuBackend {
     }
 
     fn enter(&self, f: &mut (dyn FnMut() + Send)) {
-        self.pool.install(f)
+        if crate::ffi::panic::in_call() {
+            // Workers stay quiet on panic while a C ABI call runs on them; decremented even when
+            // `f` panics, which `install` re-raises here.
+            struct Leave<'a>(&'a AtomicUsize);
+            impl Drop for Leave<'_> {
+                fn drop(&mut self) {
+                    self.0.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            self.ffi_calls.fetch_add(1, Ordering::SeqCst);
+            let _leave = Leave(&self.ffi_calls);
+            self.pool.install(f)
+        } else {
+            self.pool.install(f)
+        }
     }
 
     fn ensure(&self, buf: &mut Buf, len: usize) -> Result<()> {

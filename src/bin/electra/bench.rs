@@ -95,7 +95,10 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         "infer" => {
             let mut m = Model::new(Some(cfg.clone()), None, false)?;
             m.init_weights(1)?;
-            let mut s = Session::with_options(Arc::new(m), &SessionOptions { device: a.device, threads: a.threads })?;
+            let mut s = Session::with_options(
+                Arc::new(m),
+                &SessionOptions { device: a.device, threads: a.threads, ..Default::default() },
+            )?;
             let mut out = vec![0.0; n];
             for rep in 0..=a.reps {
                 let t0 = Instant::now();

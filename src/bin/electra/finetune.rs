@@ -176,7 +176,7 @@ pub fn run(a: &FinetuneArgs) -> Result<Option<f64>> {
         let mut line =
             format!("epoch {}: train loss {:.4}, train accuracy {:.3}", epoch + 1, loss / n as f64, acc / n as f64);
         if let Some(rows) = &eval_rows {
-            let opts = SessionOptions { device: a.opts.device, threads: a.opts.threads };
+            let opts = SessionOptions { device: a.opts.device, threads: a.opts.threads, ..Default::default() };
             let mut s = Session::with_options(Arc::new(ft.model()?), &opts)?;
             let ev = accuracy(&mut s, &tok, rows, labels.len())?;
             line += &format!(", eval accuracy {ev:.4} ({} examples)", rows.len());
@@ -205,7 +205,7 @@ pub fn predict(dir: &Path, text: &str, device: Device) -> Result<Vec<(String, f3
     let names = label_names(&c.config);
     let l = c.num_labels;
     let row = encode_row(&tok, &model, text)?;
-    let mut s = Session::with_options(model.clone(), &SessionOptions { device, threads: 0 })?;
+    let mut s = Session::with_options(model.clone(), &SessionOptions { device, ..Default::default() })?;
     let mut logits = vec![0.0; l];
     s.classify(&Batch::new(&row, 1, row.len()), &mut logits)?;
     let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));

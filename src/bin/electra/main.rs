@@ -214,7 +214,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> electra::Result<ExitCode> {
     let device: Device = cli.device.parse()?;
-    let session = |m| electra::Session::with_options(m, &electra::SessionOptions { device, threads: 0 });
+    let session = |m| electra::Session::with_options(m, &electra::SessionOptions { device, ..Default::default() });
     let r = match cli.cmd {
         Cmd::Pretrain {
             out,
