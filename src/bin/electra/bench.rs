@@ -58,8 +58,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Runs the benchmark and prints the result.
 pub fn run(a: &BenchArgs) -> Result<()> {
     let (b, t) = (a.batch_size, a.seq_len);
-    let n = b * t;
     let cfg = ElectraConfig::preset(&a.preset)?;
+    // Before the batch is allocated: sizes the machine cannot hold are an error, not an abort.
+    let frac = ElectraConfig::paper_generator_fraction(&a.preset);
+    super::pretrain::check_step_size(&cfg, electra::pretrain::Objective::Electra, frac, b, t)?;
+    let n = b * t;
     let ids = random_ids(cfg.vocab_size, n, 7);
     let batch = Batch::new(&ids, b, t);
     let mut times = Vec::new();

@@ -3,10 +3,12 @@
 //! the pair layout with its tokenizer, and a plot of the curves.
 
 use super::plot;
+use electra::config::ElectraConfig;
 use electra::data::corpus::{Corpus, CorpusOptions};
 use electra::data::tokenizer::Tokenizer;
 use electra::error::{Error, Result};
 use electra::io::atomic::{create_dir, write_atomic};
+use electra::limits;
 use electra::pretrain::eval::{evaluate, EvalStats};
 use electra::pretrain::flops::train_step_flops;
 use electra::pretrain::{Objective, ResumeOptions, StepStats, TrainOptions, Trainer};
@@ -130,6 +132,57 @@ pub fn default_temperature(preset: &str, from_init: bool) -> f32 {
     }
 }
 
+/// Checks `--batch-size` and `--seq-len` against what one training step of a model with the
+/// discriminator `disc` needs in bytes (weights, gradients, Adam moments, both towers'
+/// activations), before the corpus is read or anything is allocated: a size too large for the
+/// machine is a clear error instead of an abort, the OOM killer or a long wait.
+pub fn check_step_size(disc: &ElectraConfig, objective: Objective, frac: f64, batch: usize, seq: usize) -> Result<()> {
+    if batch == 0 || seq < 2 {
+        return Err(Error::arg(format!("--batch-size {batch} and --seq-len {seq}: need at least 1 and 2")));
+    }
+    if seq > electra::config::MAX_DIM {
+        return Err(Error::arg(format!("--seq-len {seq} is too large (at most {})", electra::config::MAX_DIM)));
+    }
+    let mut d = disc.clone();
+    d.max_position_embeddings = d.max_position_embeddings.max(seq);
+    let towers = match objective {
+        Objective::Electra => vec![d.generator_config(frac)?, d],
+        Objective::Mlm => vec![d],
+    };
+    let refs: Vec<&ElectraConfig> = towers.iter().collect();
+    let mut need = limits::training_bytes(limits::model_bytes(&refs)? / 4)?;
+    for c in &towers {
+        need = need
+            .checked_add(limits::activation_bytes(c, batch, seq, true)?)
+            .ok_or_else(|| Error::OutOfMemory("the step's size overflows".into()))?;
+    }
+    let what = format!("a training step with --batch-size {batch} --seq-len {seq}");
+    limits::check(need, 0, &what).map_err(|e| match e {
+        Error::OutOfMemory(m) => Error::OutOfMemory(format!("{m}; lower --batch-size or --seq-len")),
+        e => e,
+    })
+}
+
+/// The discriminator config a fresh run starts from: the preset, the config.json, or the
+/// `--init` directory's (`None` when the directory has no config.json where expected).
+fn start_config(args: &PretrainArgs, vocab: usize) -> Result<Option<ElectraConfig>> {
+    let Some(dir) = &args.init else {
+        let mut d = if args.preset.ends_with(".json") {
+            ElectraConfig::from_file(Path::new(&args.preset))?
+        } else {
+            ElectraConfig::preset(&args.preset)?
+        };
+        d.vocab_size = vocab;
+        return Ok(Some(d));
+    };
+    for p in [dir.join("discriminator").join("config.json"), dir.join("config.json")] {
+        if p.is_file() {
+            return ElectraConfig::from_file(&p).map(Some);
+        }
+    }
+    Ok(None)
+}
+
 fn default_lr(preset: &str) -> f32 {
     match preset {
         "tiny" => 1e-3,
@@ -227,6 +280,12 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
     let tok =
         if resume { Tokenizer::from_file(run_dir.join("tokenizer"))? } else { load_tokenizer(&args, &corpus_paths)? };
     let sp = tok.special_ids();
+    if !resume {
+        if let Some(d) = start_config(&args, tok.vocab_size())? {
+            let frac = args.generator_fraction.unwrap_or(ElectraConfig::paper_generator_fraction(&args.preset));
+            check_step_size(&d, args.objective, frac, args.batch_size, args.seq_len)?;
+        }
+    }
     let copts = CorpusOptions { max_seq_len: args.seq_len, seed: args.seed, ..Default::default() };
     let mut corpus = Corpus::open(&corpus_paths, copts, &tok)?;
     let eval_set = corpus.eval_batches(args.batch_size, Some(args.eval_batches))?;
