@@ -386,7 +386,9 @@ electra_status electra_device_count(electra_device_kind kind, size_t *count);
  * classifier (continued; pass its label count or 0). `options_json` is NULL or a JSON object
  * with keys learning_rate, warmup_steps, total_steps, weight_decay, layerwise_lr_decay,
  * adam_epsilon, bias_correction, max_grad_norm, seed, threads, device (`"cpu"`, the default;
- * `"cuda"` or `"cuda:N"`: a device not compiled in or not present is `ELECTRA_ERR_CUDA`).
+ * `"cuda"` or `"cuda:N"`: a device not compiled in or not present is `ELECTRA_ERR_CUDA`),
+ * max_memory_bytes (a memory budget, 0 = none beyond the machine's memory; over it creation or
+ * a step is `ELECTRA_ERR_OUT_OF_MEMORY` before anything is allocated).
  *
  * # Safety
  * Strings must be NUL-terminated (options_json may be NULL); `out` valid.
@@ -497,8 +499,11 @@ electra_status electra_session_new(const electra_model *m, electra_session **out
 
 /**
  * Creates an inference session over `m` with options. `options_json` is NULL (the defaults) or
- * a JSON object with the keys `device` (`"cpu"`, the default; `"cuda"` or `"cuda:N"`) and
- * `threads` (host worker threads, 0 = one per core, the default; results do not depend on it).
+ * a JSON object with the keys `device` (`"cpu"`, the default; `"cuda"` or `"cuda:N"`),
+ * `threads` (host worker threads, 0 = one per core, the default; results do not depend on it)
+ * and `max_memory_bytes` (a memory budget, 0 = none beyond the machine's memory, the default:
+ * a call whose model plus activations would exceed it is `ELECTRA_ERR_OUT_OF_MEMORY`, with the
+ * estimate and the budget in the message, before anything is allocated).
  * A device that is not compiled in or not present is `ELECTRA_ERR_CUDA` with a message saying
  * which; unknown keys and bad values are `ELECTRA_ERR_INVALID_ARGUMENT`. Otherwise as
  * `electra_session_new`.
@@ -579,7 +584,11 @@ electra_status electra_session_hidden_states(electra_session *s,
  * bias_correction, max_grad_norm, mask_prob, gen_weight, disc_weight, temperature, objective
  * ("electra" or "mlm"), generator_hidden_fraction, vocab_size, max_seq_len, mask_token_id,
  * special_token_ids, seed, threads, device (`"cpu"`, the default; `"cuda"` or `"cuda:N"`: a
- * device not compiled in or not present is `ELECTRA_ERR_CUDA`). On failure `*out` is NULL.
+ * device not compiled in or not present is `ELECTRA_ERR_CUDA`), max_memory_bytes (a memory
+ * budget, 0 = none beyond the machine's memory: weights, gradients and Adam moments over it
+ * fail creation, and those plus a batch's activations fail the step, with
+ * `ELECTRA_ERR_OUT_OF_MEMORY` before anything is allocated). max_seq_len left out is 128, or
+ * the model's max_position_embeddings when smaller. On failure `*out` is NULL.
  *
  * # Safety
  * `init` must be a NUL-terminated string, `options_json` NULL or one; `out` valid.

@@ -129,6 +129,8 @@ impl Default for ElectraConfig {
 
 /// The largest dimension (vocabulary, widths, layers, positions, types, heads) a config may
 /// have: 2^24. Anything larger is a corrupt or hostile file, not a model.
+///
+/// cbindgen:ignore
 pub const MAX_DIM: usize = 1 << 24;
 
 /// Preset names accepted by [`ElectraConfig::preset`].

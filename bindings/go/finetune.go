@@ -29,7 +29,8 @@ type FineTuner struct {
 // count or 0). options is as for NewTrainer; keys: learning_rate, warmup_steps, total_steps,
 // weight_decay, layerwise_lr_decay, adam_epsilon, bias_correction, max_grad_norm, seed,
 // threads, device ("cpu", the default; "cuda" or "cuda:N": ErrCUDA when not compiled in or
-// not present).
+// not present), max_memory_bytes (a memory budget, 0 = none beyond the machine's memory;
+// ErrOutOfMemory over it).
 func NewFineTuner(modelDir string, numLabels int, options interface{}) (*FineTuner, error) {
 	if err := CheckABI(); err != nil {
 		return nil, err

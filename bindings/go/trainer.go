@@ -39,7 +39,9 @@ func wrapTrainer(p *C.electra_trainer) *Trainer {
 // json.RawMessage, or any value encoding/json turns into an object (map[string]any, a
 // struct). Unknown keys and bad values are ErrInvalidArgument with a message naming the key.
 // The "device" key ("cpu", the default; "cuda" or "cuda:N") picks where training runs; a
-// device not compiled in or not present is ErrCUDA.
+// device not compiled in or not present is ErrCUDA. "max_memory_bytes" is a memory budget (0,
+// the default: none beyond the machine's memory): creation or a step whose estimate exceeds it
+// is ErrOutOfMemory before anything is allocated.
 func NewTrainer(init string, options interface{}) (*Trainer, error) {
 	if err := CheckABI(); err != nil {
 		return nil, err

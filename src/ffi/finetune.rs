@@ -63,7 +63,9 @@ unsafe fn fine_tuner<'a>(f: *const electra_finetuner) -> Result<MutexGuard<'a, F
 /// classifier (continued; pass its label count or 0). `options_json` is NULL or a JSON object
 /// with keys learning_rate, warmup_steps, total_steps, weight_decay, layerwise_lr_decay,
 /// adam_epsilon, bias_correction, max_grad_norm, seed, threads, device (`"cpu"`, the default;
-/// `"cuda"` or `"cuda:N"`: a device not compiled in or not present is `ELECTRA_ERR_CUDA`).
+/// `"cuda"` or `"cuda:N"`: a device not compiled in or not present is `ELECTRA_ERR_CUDA`),
+/// max_memory_bytes (a memory budget, 0 = none beyond the machine's memory; over it creation or
+/// a step is `ELECTRA_ERR_OUT_OF_MEMORY` before anything is allocated).
 ///
 /// # Safety
 /// Strings must be NUL-terminated (options_json may be NULL); `out` valid.

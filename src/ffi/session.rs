@@ -43,8 +43,11 @@ pub unsafe extern "C" fn electra_session_new(
 }
 
 /// Creates an inference session over `m` with options. `options_json` is NULL (the defaults) or
-/// a JSON object with the keys `device` (`"cpu"`, the default; `"cuda"` or `"cuda:N"`) and
-/// `threads` (host worker threads, 0 = one per core, the default; results do not depend on it).
+/// a JSON object with the keys `device` (`"cpu"`, the default; `"cuda"` or `"cuda:N"`),
+/// `threads` (host worker threads, 0 = one per core, the default; results do not depend on it)
+/// and `max_memory_bytes` (a memory budget, 0 = none beyond the machine's memory, the default:
+/// a call whose model plus activations would exceed it is `ELECTRA_ERR_OUT_OF_MEMORY`, with the
+/// estimate and the budget in the message, before anything is allocated).
 /// A device that is not compiled in or not present is `ELECTRA_ERR_CUDA` with a message saying
 /// which; unknown keys and bad values are `ELECTRA_ERR_INVALID_ARGUMENT`. Otherwise as
 /// `electra_session_new`.

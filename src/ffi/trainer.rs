@@ -72,7 +72,11 @@ fn publish(t: Trainer) -> *mut electra_trainer {
 /// bias_correction, max_grad_norm, mask_prob, gen_weight, disc_weight, temperature, objective
 /// ("electra" or "mlm"), generator_hidden_fraction, vocab_size, max_seq_len, mask_token_id,
 /// special_token_ids, seed, threads, device (`"cpu"`, the default; `"cuda"` or `"cuda:N"`: a
-/// device not compiled in or not present is `ELECTRA_ERR_CUDA`). On failure `*out` is NULL.
+/// device not compiled in or not present is `ELECTRA_ERR_CUDA`), max_memory_bytes (a memory
+/// budget, 0 = none beyond the machine's memory: weights, gradients and Adam moments over it
+/// fail creation, and those plus a batch's activations fail the step, with
+/// `ELECTRA_ERR_OUT_OF_MEMORY` before anything is allocated). max_seq_len left out is 128, or
+/// the model's max_position_embeddings when smaller. On failure `*out` is NULL.
 ///
 /// # Safety
 /// `init` must be a NUL-terminated string, `options_json` NULL or one; `out` valid.

@@ -74,6 +74,8 @@ pub struct TrainOptions {
 }
 
 /// The default of [`TrainOptions::max_seq_len`].
+///
+/// cbindgen:ignore
 pub const DEFAULT_MAX_SEQ_LEN: usize = 128;
 
 impl Default for TrainOptions {
