@@ -289,11 +289,16 @@ fn carry(from: &Path, to: &Path) -> Result<()> {
         let (src, dst) = (entry.path(), to.join(&name));
         let kind = entry.file_type().map_err(|e| Error::io(&src, e))?;
         if kind.is_dir() {
-            if !dst.exists() {
+            let created = !dst.exists();
+            if created {
                 fs::create_dir(&dst).map_err(|e| Error::io(&dst, e))?;
             }
             if dst.is_dir() {
                 carry(&src, &dst)?;
+            }
+            if created {
+                // Nothing carried (an old tower's model files only): leave no empty directory.
+                let _ = fs::remove_dir(&dst);
             }
         } else if !dst.exists() && !MODEL_FILES.iter().any(|m| name == OsStr::new(m)) {
             if fs::hard_link(&src, &dst).is_err() {
