@@ -296,11 +296,14 @@ fn rewrite(dir: &Path, edit: impl FnOnce(&mut serde_json::Value), extra: Option<
     .unwrap();
 }
 
+/// An edit of a checkpoint's trainer state.
+type Edit = dyn Fn(&mut serde_json::Value);
+
 #[test]
 fn out_of_range_counters_and_unknown_tensors_are_refused_on_resume() {
     let root = tempdir("counters");
     let t = trainer();
-    let cases: [(&str, Box<dyn Fn(&mut serde_json::Value)>, Option<&str>, &str); 4] = [
+    let cases: [(&str, Box<Edit>, Option<&str>, &str); 4] = [
         ("step", Box::new(|s| s["step"] = serde_json::json!(u64::MAX)), None, "step 18446744073709551615"),
         ("version", Box::new(|s| s["format_version"] = serde_json::json!(7)), None, "format 7"),
         ("cursor", Box::new(|s| s["data_cursor"] = serde_json::json!(12)), None, "data_cursor"),

@@ -300,10 +300,11 @@ fn carry(from: &Path, to: &Path) -> Result<()> {
                 // Nothing carried (an old tower's model files only): leave no empty directory.
                 let _ = fs::remove_dir(&dst);
             }
-        } else if !dst.exists() && !MODEL_FILES.iter().any(|m| name == OsStr::new(m)) {
-            if fs::hard_link(&src, &dst).is_err() {
-                fs::copy(&src, &dst).map_err(|e| Error::io(&dst, e))?;
-            }
+        } else if !dst.exists()
+            && !MODEL_FILES.iter().any(|m| name == OsStr::new(m))
+            && fs::hard_link(&src, &dst).is_err()
+        {
+            fs::copy(&src, &dst).map_err(|e| Error::io(&dst, e))?;
         }
     }
     Ok(())
