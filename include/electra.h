@@ -460,6 +460,21 @@ electra_status electra_session_classify(electra_session *s,
 electra_status electra_model_load(const char *path, electra_model **out);
 
 /**
+ * Loads a model as `electra_model_load` does, with options as a JSON object (NULL or "":
+ * the defaults). Keys: `"allow_unused_tensors"` (bool, default false): accept files holding
+ * tensors the config does not account for (by default an `ELECTRA_ERR_FORMAT` listing them,
+ * e.g. a config of 1 layer over a 2-layer file). Unknown keys are `ELECTRA_ERR_INVALID_ARGUMENT`.
+ * On failure `*out` is NULL.
+ *
+ * # Safety
+ * `path` must be a NUL-terminated string; `options_json` NULL or a NUL-terminated string;
+ * `out` a valid pointer.
+ */
+electra_status electra_model_load_with_options(const char *path,
+                                               const char *options_json,
+                                               electra_model **out);
+
+/**
  * Frees a model. NULL is a no-op. Sessions created from it stay valid (they share the weights).
  *
  * # Safety

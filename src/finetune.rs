@@ -287,8 +287,10 @@ impl FineTuner {
         Ok(s)
     }
 
-    /// Saves the classifier as an HF `ElectraForSequenceClassification` directory.
+    /// Saves the classifier as an HF `ElectraForSequenceClassification` directory, committed as
+    /// one unit; non-finite weights are [`Error::NonFinite`] and leave `dir` as it was.
     pub fn save(&self, dir: &Path) -> Result<()> {
+        crate::io::atomic::check_path(dir, "classifier directory")?;
         let towers = Towers::Classifier(self.cls.clone());
         crate::io::hf::save_towers(&towers, &self.params.table, &self.weights()?, dir)
     }

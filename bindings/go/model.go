@@ -57,6 +57,32 @@ func LoadModel(path string) (*Model, error) {
 	return wrapModel(p)
 }
 
+// LoadOptions are the options of LoadModelWithOptions.
+type LoadOptions struct {
+	// AllowUnusedTensors accepts files holding tensors the config does not account for (by
+	// default ErrFormat listing them, e.g. a config of 1 layer over a 2-layer file).
+	AllowUnusedTensors bool `json:"allow_unused_tensors"`
+}
+
+// LoadModelWithOptions loads a model as LoadModel does, with options: nil (the defaults, as
+// LoadModel), a LoadOptions, a JSON object as a string, []byte or json.RawMessage, or any value
+// encoding/json turns into an object. Key: allow_unused_tensors (bool, default false). Unknown
+// keys are ErrInvalidArgument.
+func LoadModelWithOptions(path string, options interface{}) (*Model, error) {
+	if err := CheckABI(); err != nil {
+		return nil, err
+	}
+	opts, err := optionsString(options)
+	if err != nil {
+		return nil, err
+	}
+	p, err := nativeModelLoadWithOptions(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	return wrapModel(p)
+}
+
 // Info returns the model's dimensions.
 func (m *Model) Info() (ModelInfo, error) {
 	m.mu.RLock()

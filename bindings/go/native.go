@@ -31,6 +31,11 @@ static electra_status electra_go_model_load(const char *path, electra_model **ou
 	ELECTRA_GO_CHECK(electra_model_load(path, out));
 }
 
+static electra_status electra_go_model_load_with_options(const char *path, const char *options,
+		electra_model **out, char **err) {
+	ELECTRA_GO_CHECK(electra_model_load_with_options(path, options, out));
+}
+
 static electra_status electra_go_model_get_info(const electra_model *m, electra_model_info *info, char **err) {
 	info->struct_size = (uint32_t)sizeof(electra_model_info);
 	ELECTRA_GO_CHECK(electra_model_get_info(m, info));
@@ -172,6 +177,20 @@ func nativeModelLoad(path string) (*C.electra_model, error) {
 	var msg *C.char
 	st := C.electra_go_model_load(cpath, &out, &msg)
 	return out, errorFrom(st, msg)
+}
+
+func nativeModelLoadWithOptions(path string, options *string) (*C.electra_model, error) {
+	cpath, err := cString("path", path)
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(cpath))
+	var out *C.electra_model
+	err = withOptions(options, func(copts *C.char) error {
+		var msg *C.char
+		return errorFrom(C.electra_go_model_load_with_options(cpath, copts, &out, &msg), msg)
+	})
+	return out, err
 }
 
 func nativeModelFree(m *C.electra_model) { C.electra_model_free(m) }

@@ -81,6 +81,38 @@ pub unsafe extern "C" fn electra_model_load(path: *const c_char, out: *mut *mut 
     })
 }
 
+/// Loads a model as `electra_model_load` does, with options as a JSON object (NULL or "":
+/// the defaults). Keys: `"allow_unused_tensors"` (bool, default false): accept files holding
+/// tensors the config does not account for (by default an `ELECTRA_ERR_FORMAT` listing them,
+/// e.g. a config of 1 layer over a 2-layer file). Unknown keys are `ELECTRA_ERR_INVALID_ARGUMENT`.
+/// On failure `*out` is NULL.
+///
+/// # Safety
+/// `path` must be a NUL-terminated string; `options_json` NULL or a NUL-terminated string;
+/// `out` a valid pointer.
+#[no_mangle]
+pub unsafe extern "C" fn electra_model_load_with_options(
+    path: *const c_char,
+    options_json: *const c_char,
+    out: *mut *mut electra_model,
+) -> electra_status {
+    guard(|| {
+        if out.is_null() {
+            return Err(Error::NullPointer("out"));
+        }
+        // SAFETY: `out` is non-NULL (checked above) and, by the contract, valid for a write.
+        unsafe { *out = std::ptr::null_mut() };
+        // SAFETY: `path` is NULL or a NUL-terminated string alive for this call (the contract).
+        let path = unsafe { c_str(path, "path")? };
+        // SAFETY: `options_json` is NULL or a NUL-terminated string alive for this call.
+        let opts = crate::io::hf::LoadOptions::from_json(unsafe { super::options_str(options_json)? })?;
+        let model = crate::io::hf::load_with(Path::new(path), &opts)?;
+        // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
+        unsafe { *out = electra_model::publish(Arc::new(model)) };
+        Ok(())
+    })
+}
+
 /// Frees a model. NULL is a no-op. Sessions created from it stay valid (they share the weights).
 ///
 /// # Safety

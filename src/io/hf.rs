@@ -1,7 +1,7 @@
 //! HF model directories (`config.json` + `model.safetensors`) and the pre-training pair layout
 //! (`DIR/discriminator/` and `DIR/generator/`, each an HF directory).
 
-use super::atomic::{create_dir, write_atomic};
+use super::atomic::{check_path, commit_dir, create_dir, resolve, write_atomic};
 use super::safetensors::{write_f32, TensorFile};
 use crate::config::ElectraConfig;
 use crate::error::{Error, Result};
@@ -22,6 +22,25 @@ pub enum Role {
 
 const WEIGHTS: &str = "model.safetensors";
 const CONFIG: &str = "config.json";
+
+/// How strictly [`load_with`] reads a model.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadOptions {
+    /// Accept tensors in a file that the config does not account for (by default an error:
+    /// a config that says 1 layer over a 2-layer file would silently drop layer 1).
+    pub allow_unused_tensors: bool,
+}
+
+impl LoadOptions {
+    /// Parses a JSON object (`None` or empty: the defaults), e.g. `{"allow_unused_tensors": true}`.
+    pub fn from_json(json: Option<&str>) -> Result<Self> {
+        match json.map(str::trim).filter(|s| !s.is_empty()) {
+            None => Ok(Self::default()),
+            Some(s) => serde_json::from_str(s).map_err(|e| Error::arg(format!("load options: {e}"))),
+        }
+    }
+}
 
 /// One HF directory read from disk.
 struct HfDir {
@@ -69,6 +88,49 @@ fn fill(model: &mut Model, names: &[(String, ParamId)], file: &TensorFile) -> Re
     Ok(())
 }
 
+/// Tensors HF itself drops without a word: position/token-type id buffers old checkpoints
+/// carry, and the generator's output weight when it is tied to the word embeddings.
+fn tolerated(name: &str) -> bool {
+    name.ends_with("embeddings.position_ids")
+        || name.ends_with("embeddings.token_type_ids")
+        || name == "generator_lm_head.weight"
+}
+
+/// Refuses tensors of `file` that `names` (what the config accounts for) does not list.
+fn check_unused(
+    file: &TensorFile,
+    names: &[(String, ParamId)],
+    config: &ElectraConfig,
+    opts: &LoadOptions,
+) -> Result<()> {
+    if opts.allow_unused_tensors {
+        return Ok(());
+    }
+    let used: std::collections::HashSet<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+    let mut unused: Vec<&str> =
+        file.tensors.keys().map(String::as_str).filter(|n| !used.contains(n) && !tolerated(n)).collect();
+    if unused.is_empty() {
+        return Ok(());
+    }
+    unused.sort_unstable();
+    let first = unused.iter().take(3).copied().collect::<Vec<_>>().join(", ");
+    let more = if unused.len() > 3 { ", ..." } else { "" };
+    let hint = if unused.iter().any(|n| n.contains("encoder.layer.")) {
+        format!("the config says num_hidden_layers={}; ", config.num_hidden_layers)
+    } else {
+        String::new()
+    };
+    let file_name = file.path.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    Err(Error::format(
+        &file.path,
+        format!(
+            "{file_name} has {} tensors the config does not use ({first}{more}): {hint}pass allow_unused_tensors \
+             to load anyway",
+            unused.len()
+        ),
+    ))
+}
+
 fn embeddings_equal(a: &TensorFile, b: &TensorFile) -> bool {
     let mut any = false;
     for (name, ta) in
@@ -87,11 +149,22 @@ fn embeddings_equal(a: &TensorFile, b: &TensorFile) -> bool {
 /// layout (`path/discriminator`, `path/generator`, either or both), or a `model.safetensors` file
 /// with its `config.json` beside it. In a pair whose generator embeddings equal the
 /// discriminator's, they become one shared set of tensors.
+///
+/// Tensors the config does not account for are an error (see [`load_with`]).
 pub fn load(path: &Path) -> Result<Model> {
+    load_with(path, &LoadOptions::default())
+}
+
+/// [`load`] with options: `allow_unused_tensors` accepts files holding tensors the config
+/// does not use.
+pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Model> {
+    check_path(path, "model path")?;
     if path.is_file() {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        return load(dir);
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        return load_with(dir, opts);
     }
+    // A save killed between its two renames left the previous version beside the target.
+    let path = &resolve(path)?;
     if !path.exists() {
         return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory")));
     }
@@ -104,6 +177,7 @@ pub fn load(path: &Path) -> Result<Model> {
         };
         let names = tower_names(&model.towers).concat();
         fill(&mut model, &names, &d.file)?;
+        check_unused(&d.file, &names, &d.config, opts)?;
         return Ok(model);
     }
     let (dp, gp) = (path.join("discriminator"), path.join("generator"));
@@ -129,9 +203,11 @@ pub fn load(path: &Path) -> Result<Model> {
     };
     if let Some(d) = &disc {
         fill(&mut model, &disc_names, &d.file)?;
+        check_unused(&d.file, &disc_names, &d.config, opts)?;
     }
     if let Some(g) = &gen {
         fill(&mut model, &gen_names, &g.file)?;
+        check_unused(&g.file, &gen_names, &g.config, opts)?;
     }
     Ok(model)
 }
@@ -166,9 +242,12 @@ fn with_arch(config: &ElectraConfig, arch: &str) -> ElectraConfig {
     cfg
 }
 
-/// Saves one tower as an HF directory loadable by `transformers` `from_pretrained`.
+/// Saves one tower as an HF directory loadable by `transformers` `from_pretrained`, committed
+/// as one unit (see [`crate::io::atomic::commit_dir`]). Non-finite weights are refused with
+/// [`Error::NonFinite`] and leave `dir` as it was.
 pub fn save_dir(model: &Model, role: Role, dir: &Path) -> Result<()> {
-    save_role(&model.towers, &model.params, model.params.values(), role, dir)
+    check_path(dir, "model directory")?;
+    commit_dir(dir, |tmp| save_role(&model.towers, &model.params, model.params.values(), role, tmp))
 }
 
 fn save_role(towers: &Towers, table: &ParamTable, values: &[f32], role: Role, dir: &Path) -> Result<()> {
@@ -191,10 +270,8 @@ fn save_role(towers: &Towers, table: &ParamTable, values: &[f32], role: Role, di
     }
 }
 
-/// Saves what `towers` holds with these weights: a pair (or a lone discriminator or generator)
-/// in the pair layout (`dir/discriminator/`, `dir/generator/`), a classifier as one HF
-/// `ElectraForSequenceClassification` directory at `dir`.
-pub fn save_towers(towers: &Towers, table: &ParamTable, values: &[f32], dir: &Path) -> Result<()> {
+/// Writes what `towers` holds into the (fresh) directory `dir`, not atomically.
+fn write_towers(towers: &Towers, table: &ParamTable, values: &[f32], dir: &Path) -> Result<()> {
     if towers.cls().is_some() {
         return save_role(towers, table, values, Role::Classifier, dir);
     }
@@ -205,6 +282,32 @@ pub fn save_towers(towers: &Towers, table: &ParamTable, values: &[f32], dir: &Pa
         save_role(towers, table, values, Role::Generator, &dir.join("generator"))?;
     }
     Ok(())
+}
+
+/// Saves what `towers` holds with these weights: a pair (or a lone discriminator or generator)
+/// in the pair layout (`dir/discriminator/`, `dir/generator/`), a classifier as one HF
+/// `ElectraForSequenceClassification` directory at `dir`. The whole of `dir` is committed as
+/// one unit (see [`crate::io::atomic::commit_dir`]): a failure or crash at any point leaves the
+/// previous export, never a new discriminator beside an old generator. Non-finite weights are
+/// refused with [`Error::NonFinite`] naming the tensor.
+pub fn save_towers(towers: &Towers, table: &ParamTable, values: &[f32], dir: &Path) -> Result<()> {
+    save_towers_with(towers, table, values, dir, |_| Ok(()))
+}
+
+/// [`save_towers`], with `extra` writing more files (a tokenizer, say) into the new version
+/// before it is committed, so they are part of the same unit.
+pub fn save_towers_with(
+    towers: &Towers,
+    table: &ParamTable,
+    values: &[f32],
+    dir: &Path,
+    extra: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
+    check_path(dir, "model directory")?;
+    commit_dir(dir, |tmp| {
+        write_towers(towers, table, values, tmp)?;
+        extra(tmp)
+    })
 }
 
 /// Saves a model: the pair layout for pre-training models, one HF directory for a classifier

@@ -118,14 +118,30 @@ pub fn write_f32(path: &Path, tensors: &[(String, Vec<usize>, &[f32])]) -> Resul
     write_f32_with_metadata(path, tensors, &[])
 }
 
-/// As [`write_f32`], with extra string metadata entries in the header.
+/// The little-endian bytes of `values`, refusing (before anything is written) a NaN or
+/// infinity: a checkpoint that holds one would poison every later load. One pass.
+fn finite_le_bytes(path: &Path, name: &str, values: &[f32]) -> Result<Vec<u8>> {
+    let mut out = crate::alloc::try_vec(crate::alloc::bytes::<f32>(values.len(), name)?, 0u8, name)?;
+    for (i, x) in values.iter().enumerate() {
+        if !x.is_finite() {
+            return Err(Error::NonFinite(format!(
+                "tensor {name} element {i} is {x}; refusing to write {} (nothing was written)",
+                path.display()
+            )));
+        }
+        out[4 * i..4 * i + 4].copy_from_slice(&x.to_le_bytes());
+    }
+    Ok(out)
+}
+
+/// As [`write_f32`], with extra string metadata entries in the header. A non-finite value is
+/// refused with [`Error::NonFinite`] naming the tensor, before anything is written.
 pub fn write_f32_with_metadata(
     path: &Path,
     tensors: &[(String, Vec<usize>, &[f32])],
     extra: &[(&str, String)],
 ) -> Result<()> {
-    let bytes: Vec<Vec<u8>> =
-        tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let bytes = tensors.iter().map(|(name, _, v)| finite_le_bytes(path, name, v)).collect::<Result<Vec<_>>>()?;
     let views = tensors
         .iter()
         .zip(&bytes)

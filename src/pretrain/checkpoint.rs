@@ -1,13 +1,15 @@
 //! Trainer checkpoints: weights, Adam moments, step, RNG state, options and the data cursor in
-//! one safetensors file (`trainer.safetensors`, state as JSON in its header). One file written
-//! atomically means a checkpoint is either the old one or the new one, never a mix.
+//! one safetensors file (`trainer.safetensors`, state as JSON in its header), in a directory
+//! committed as one unit ([`crate::io::atomic::commit_dir`]): a checkpoint is either the old one
+//! or the new one, never a mix. Non-finite weights or moments, and negative second moments, are
+//! refused on save and on load, naming the tensor.
 
 use super::options::TrainOptions;
 use super::trainer::Trainer;
 use crate::backend::Device;
 use crate::config::ElectraConfig;
 use crate::error::{Error, Result};
-use crate::io::atomic::create_dir;
+use crate::io::atomic::{check_path, commit_dir, resolve};
 use crate::io::safetensors::{write_f32_with_metadata, TensorFile};
 use crate::model::Model;
 use serde::{Deserialize, Serialize};
@@ -17,6 +19,9 @@ use std::path::Path;
 pub const TRAINER_FILE: &str = "trainer.safetensors";
 const META_KEY: &str = "electra_trainer";
 const FORMAT_VERSION: u32 = 1;
+/// The largest step a checkpoint may hold: far beyond any real run, and small enough that the
+/// step survives a round trip through a JSON double (hosts in other languages read it so).
+pub(crate) const MAX_STEP: u64 = 1 << 53;
 
 /// Where a resumed trainer runs, when not where it was saved (JSON keys are the field names).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -54,8 +59,12 @@ struct State {
 
 impl Trainer {
     /// Saves the full trainer state to `dir/trainer.safetensors` (atomically).
+    ///
+    /// The directory is replaced as a whole (see [`crate::io::atomic::commit_dir`]). Non-finite
+    /// weights or moments and negative second moments are [`Error::NonFinite`] naming the
+    /// tensor, and leave the previous checkpoint in place.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        create_dir(dir)?;
+        check_path(dir, "checkpoint directory")?;
         let towers = self.towers();
         let state = State {
             format_version: FORMAT_VERSION,
@@ -71,6 +80,18 @@ impl Trainer {
         let table = self.params();
         let (weights, moments) = (self.weights()?, self.moments()?);
         let (m, v) = (moments.m, moments.v);
+        // Adam's second moments are averages of squares: a negative one (a corrupted run) would
+        // give NaN at the next step's square root. (Non-finite values are refused as they are
+        // serialised, in the same pass.)
+        if let Some(i) = v.iter().position(|x| *x < 0.0) {
+            let name =
+                table.infos().iter().find(|t| (t.offset..t.offset + t.len).contains(&i)).map_or("?", |t| &t.name);
+            return Err(Error::NonFinite(format!(
+                "adam_v/{name} holds a negative second moment ({}); refusing to write the checkpoint {}",
+                v[i],
+                dir.display()
+            )));
+        }
         let mut tensors = Vec::with_capacity(3 * table.len());
         for (prefix, buf) in [("param", &weights), ("adam_m", &m), ("adam_v", &v)] {
             for info in table.infos() {
@@ -81,7 +102,7 @@ impl Trainer {
                 ));
             }
         }
-        write_f32_with_metadata(&dir.join(TRAINER_FILE), &tensors, &[(META_KEY, json)])
+        commit_dir(dir, |tmp| write_f32_with_metadata(&tmp.join(TRAINER_FILE), &tensors, &[(META_KEY, json)]))
     }
 
     /// Restores a trainer saved by [`Trainer::save`], on the device and thread count it was
@@ -93,7 +114,9 @@ impl Trainer {
     /// [`Self::resume`] on another device or thread count (`None` fields: the checkpoint's own),
     /// e.g. a run begun on a GPU continued on a machine without one.
     pub fn resume_with(dir: &Path, over: &ResumeOptions) -> Result<Self> {
-        let path = dir.join(TRAINER_FILE);
+        check_path(dir, "checkpoint directory")?;
+        // A save killed between its two renames left the previous checkpoint beside `dir`.
+        let path = resolve(dir)?.join(TRAINER_FILE);
         let meta = TensorFile::read_metadata(&path)?;
         let json = meta
             .get(META_KEY)
@@ -103,17 +126,57 @@ impl Trainer {
         if state.format_version != FORMAT_VERSION {
             return Err(Error::format(&path, format!("checkpoint format {} is not supported", state.format_version)));
         }
+        if state.step > MAX_STEP {
+            return Err(Error::format(
+                &path,
+                format!("step {} is out of range (at most {MAX_STEP}): the checkpoint is corrupt", state.step),
+            ));
+        }
+        if state.data_cursor.as_ref().is_some_and(|c| !c.is_object()) {
+            return Err(Error::format(&path, "data_cursor is not a JSON object: the checkpoint is corrupt"));
+        }
         let file = TensorFile::read(&path)?;
         let mut model = Model::new(state.discriminator_config, state.generator_config, state.shared_embeddings)?;
         let n = model.params.numel();
-        let (mut m, mut v) = (vec![0.0; n], vec![0.0; n]);
+        let (mut m, mut v) = (crate::alloc::try_vec(n, 0.0, "adam_m")?, crate::alloc::try_vec(n, 0.0, "adam_v")?);
         let infos = model.params.infos().to_vec();
         for info in &infos {
             let r = info.offset..info.offset + info.len;
-            model.params.data[r.clone()]
-                .copy_from_slice(&file.expect(&format!("param/{}", info.name), &info.shape)?.data);
-            m[r.clone()].copy_from_slice(&file.expect(&format!("adam_m/{}", info.name), &info.shape)?.data);
-            v[r].copy_from_slice(&file.expect(&format!("adam_v/{}", info.name), &info.shape)?.data);
+            let load = |prefix: &str, out: &mut [f32], moment2: bool| -> Result<()> {
+                let name = format!("{prefix}/{}", info.name);
+                let t = file.expect(&name, &info.shape)?;
+                if let Some(i) = t.data.iter().position(|x| !x.is_finite() || (moment2 && *x < 0.0)) {
+                    let what = if t.data[i].is_finite() { "a negative second moment" } else { "a non-finite value" };
+                    return Err(Error::format(
+                        &path,
+                        format!("tensor {name} holds {what} ({}) at element {i}", t.data[i]),
+                    ));
+                }
+                out.copy_from_slice(&t.data);
+                Ok(())
+            };
+            load("param", &mut model.params.data[r.clone()], false)?;
+            load("adam_m", &mut m[r.clone()], false)?;
+            load("adam_v", &mut v[r], true)?;
+        }
+        // Every tensor of the file must be one of the three per parameter read above.
+        let expected = 3 * infos.len();
+        if file.tensors.len() != expected {
+            let known: std::collections::HashSet<String> =
+                infos.iter().flat_map(|i| ["param", "adam_m", "adam_v"].map(|p| format!("{p}/{}", i.name))).collect();
+            let mut extra: Vec<&String> = file.tensors.keys().filter(|k| !known.contains(*k)).collect();
+            extra.sort();
+            let first: Vec<&str> = extra.iter().take(3).map(|s| s.as_str()).collect();
+            return Err(Error::format(
+                &path,
+                format!(
+                    "{} tensors the checkpoint's configs do not account for ({}{}): the checkpoint is corrupt or \
+                     was written by another program",
+                    extra.len(),
+                    first.join(", "),
+                    if extra.len() > 3 { ", ..." } else { "" }
+                ),
+            ));
         }
         drop(file);
         let mut options = state.options;

@@ -518,8 +518,13 @@ impl Trainer {
     /// Clips the gradients and applies one AdamW update; refuses (changing nothing) when a
     /// gradient is not finite.
     pub fn apply_update(&mut self, stats: &mut StepStats) -> Result<()> {
+        // Checked before the update, so a step counter at its end changes nothing (no wrap to 0).
+        let next = self
+            .step
+            .checked_add(1)
+            .ok_or_else(|| Error::arg(format!("step counter {} cannot be incremented", self.step)))?;
         let u = self.params.update(self.step)?;
-        self.step += 1;
+        self.step = next;
         stats.step = self.step;
         stats.learning_rate = u.learning_rate;
         stats.grad_norm = u.grad_norm;
@@ -527,8 +532,16 @@ impl Trainer {
     }
 
     /// Writes the model in the pair layout (`dir/discriminator`, `dir/generator`), loadable by
-    /// `transformers` and by [`crate::io::hf::load`].
+    /// `transformers` and by [`crate::io::hf::load`], committed as one unit (never a new
+    /// discriminator beside an old generator). Non-finite weights are [`Error::NonFinite`].
     pub fn export(&self, dir: &Path) -> Result<()> {
-        crate::io::hf::save_towers(&self.towers, &self.params.table, &self.weights()?, dir)
+        self.export_with(dir, |_| Ok(()))
+    }
+
+    /// [`Self::export`], with `extra` writing more files (a tokenizer) into the new version
+    /// before it is committed.
+    pub fn export_with(&self, dir: &Path, extra: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+        crate::io::atomic::check_path(dir, "export directory")?;
+        crate::io::hf::save_towers_with(&self.towers, &self.params.table, &self.weights()?, dir, extra)
     }
 }

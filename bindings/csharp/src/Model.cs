@@ -38,6 +38,28 @@ namespace Electra
             return new Model(h);
         }
 
+        /// <summary>Model.Load(path) with options: optionsJson is null (the defaults, as
+        /// Load(path)) or a JSON object with the key allow_unused_tensors (bool, default false:
+        /// tensors the config does not account for throw ElectraException with Status.Format).
+        /// Unknown keys throw Status.InvalidArgument.</summary>
+        public static Model Load(string path, string optionsJson)
+        {
+            Library.CheckAbi();
+            byte[] p = Native.Utf8Z(path, "path");
+            byte[] o = optionsJson == null ? null : Native.Utf8Z(optionsJson, "optionsJson");
+            ModelHandle h;
+            int st = Native.electra_model_load_with_options(p, o, out h);
+            Native.CheckCreated(st, h);
+            return new Model(h);
+        }
+
+        /// <summary>Load(path, optionsJson) with the options as a dictionary
+        /// (e.g. { "allow_unused_tensors", true }), serialised to JSON.</summary>
+        public static Model Load(string path, IDictionary<string, object> options)
+        {
+            return Load(path, options == null ? null : Json.Write(options));
+        }
+
         /// <summary>The model's dimensions.</summary>
         public ModelInfo Info
         {

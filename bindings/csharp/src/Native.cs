@@ -33,6 +33,10 @@ namespace Electra
         internal static extern int electra_model_load(byte[] path, out ModelHandle model);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_model_load_with_options(byte[] path, byte[] optionsJson,
+            out ModelHandle model);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern void electra_model_free(IntPtr model);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]

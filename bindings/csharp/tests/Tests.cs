@@ -338,6 +338,21 @@ namespace Electra.Tests
         }
 
         [Test]
+        private static void LoadWithOptionsUnusedTensors()
+        {
+            // A config of 1 layer over a 2-layer file: refused by default, loaded with the option.
+            string dir = TempDir("unused-tensors");
+            File.Copy(Fixture("emb_lt_hidden", "discriminator", "model.safetensors"), Path.Combine(dir, "model.safetensors"));
+            string cfg = File.ReadAllText(Fixture("emb_lt_hidden", "discriminator", "config.json"));
+            cfg = Regex.Replace(cfg, "\"num_hidden_layers\":\\s*2", "\"num_hidden_layers\": 1");
+            File.WriteAllText(Path.Combine(dir, "config.json"), cfg);
+            Assert.Fails("1-layer config over 2 layers", Status.Format, () => Model.Load(dir), "allow_unused_tensors");
+            Assert.Fails("unknown option", Status.InvalidArgument, () => Model.Load(dir, "{\"no_such_key\": true}"));
+            using (var m = Model.Load(dir, new Dictionary<string, object> { { "allow_unused_tensors", true } }))
+                Assert.Equal(1, m.Info.NumHiddenLayers, "NumHiddenLayers with allow_unused_tensors");
+        }
+
+        [Test]
         private static void InputErrors()
         {
             var e = Load("emb_lt_hidden");

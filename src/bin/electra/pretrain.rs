@@ -508,12 +508,16 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
     }
     let final_eval = eval_now(&trainer)?;
     let final_dir = run_dir.join("final");
-    trainer.export(&final_dir)?;
-    for sub in ["discriminator", "generator"] {
-        if final_dir.join(sub).exists() {
-            save_tokenizer_into(&tok, &final_dir.join(sub))?;
+    // The tokenizer goes into the same unit as the weights: a kill leaves the old final/ or a
+    // complete new one.
+    trainer.export_with(&final_dir, |tmp| {
+        for sub in ["discriminator", "generator"] {
+            if tmp.join(sub).exists() {
+                save_tokenizer_into(&tok, &tmp.join(sub))?;
+            }
         }
-    }
+        Ok(())
+    })?;
     plot_metrics(&metrics, &run_dir.join("curves.svg"))?;
     let secs = started.elapsed().as_secs_f64();
     spent.seconds = seconds_before + secs;

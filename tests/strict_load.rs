@@ -1,0 +1,129 @@
+//! Strict loading: tensors a file holds that the config does not account for are an error,
+//! unless `allow_unused_tensors` is given (Rust `hf::LoadOptions`, C
+//! `electra_model_load_with_options`). Names HF itself drops silently stay accepted.
+
+use electra::ffi::model::*;
+use electra::ffi::status::*;
+use electra::io::hf::{self, LoadOptions};
+use electra::io::safetensors::{write_f32, TensorFile};
+use electra::Error;
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::ptr::null_mut;
+
+fn fixture(parts: &[&str]) -> PathBuf {
+    parts.iter().fold(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"), |p, s| p.join(s))
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("electra-strict-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A copy of the 2-layer discriminator fixture whose config says 1 layer.
+fn one_layer_config_over_two_layers(name: &str) -> PathBuf {
+    let src = fixture(&["emb_lt_hidden", "discriminator"]);
+    let dir = tempdir(name);
+    std::fs::copy(src.join("model.safetensors"), dir.join("model.safetensors")).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["num_hidden_layers"], 2);
+    cfg["num_hidden_layers"] = 1.into();
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+    dir
+}
+
+#[test]
+fn a_config_with_fewer_layers_than_the_file_is_refused() {
+    let dir = one_layer_config_over_two_layers("layers");
+    let e = hf::load(&dir).err().unwrap();
+    let Error::Format { msg, .. } = &e else { panic!("{e}") };
+    for part in
+        ["model.safetensors has 16 tensors", "electra.encoder.layer.1.", "num_hidden_layers=1", "allow_unused_tensors"]
+    {
+        assert!(msg.contains(part), "{msg} lacks {part}");
+    }
+    let m = hf::load_with(&dir, &LoadOptions { allow_unused_tensors: true }).unwrap();
+    assert_eq!(m.disc().unwrap().config.num_hidden_layers, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Rewrites `dir/model.safetensors` with one more tensor.
+fn add_tensor(dir: &Path, name: &str) {
+    let path = dir.join("model.safetensors");
+    let file = TensorFile::read(&path).unwrap();
+    let one = [1.0f32];
+    let mut tensors: Vec<(String, Vec<usize>, &[f32])> =
+        file.tensors.iter().map(|(n, t)| (n.clone(), t.shape.clone(), t.data.as_slice())).collect();
+    tensors.push((name.to_string(), vec![1], &one));
+    write_f32(&path, &tensors).unwrap();
+}
+
+#[test]
+fn unknown_tensors_are_refused_in_each_tower_of_a_pair() {
+    for tower in ["discriminator", "generator"] {
+        let dir = tempdir(tower);
+        for t in ["discriminator", "generator"] {
+            std::fs::create_dir(dir.join(t)).unwrap();
+            for f in ["config.json", "model.safetensors"] {
+                std::fs::copy(fixture(&["emb_eq_hidden", t, f]), dir.join(t).join(f)).unwrap();
+            }
+        }
+        hf::load(&dir).unwrap();
+        add_tensor(&dir.join(tower), "electra.pooler.dense.weight");
+        let e = hf::load(&dir).err().unwrap();
+        assert!(matches!(&e, Error::Format { msg, .. } if msg.contains("electra.pooler.dense.weight")), "{e}");
+        hf::load_with(&dir, &LoadOptions { allow_unused_tensors: true }).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn names_hf_drops_silently_are_accepted() {
+    // The fixture carries electra.embeddings.position_ids and an untied generator_lm_head.weight
+    // under a tied config, as old HF checkpoints do.
+    hf::load(&fixture(&["emb_lt_hidden", "generator_untied_file"])).unwrap();
+    let dir = tempdir("buffers");
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture(&["relu_act", "discriminator", f]), dir.join(f)).unwrap();
+    }
+    add_tensor(&dir, "electra.embeddings.token_type_ids");
+    hf::load(&dir).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn c_load(path: &Path, options: Option<&str>) -> (electra_status, *mut electra_model) {
+    let p = CString::new(path.to_str().unwrap()).unwrap();
+    let o = options.map(|s| CString::new(s).unwrap());
+    let mut out = null_mut();
+    // SAFETY: both strings are NUL-terminated and alive for the call; `out` is a valid pointer.
+    let st = unsafe {
+        electra_model_load_with_options(p.as_ptr(), o.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()), &mut out)
+    };
+    (st, out)
+}
+
+#[test]
+fn the_c_abi_loads_strictly_unless_told_otherwise() {
+    let dir = one_layer_config_over_two_layers("ffi");
+    for opts in [None, Some(""), Some("{}"), Some(r#"{"allow_unused_tensors": false}"#)] {
+        let (st, out) = c_load(&dir, opts);
+        assert_eq!((st, out.is_null()), (ELECTRA_ERR_FORMAT, true), "{opts:?}");
+    }
+    let (st, out) = c_load(&dir, Some(r#"{"allow_unused_tensors": 1}"#));
+    assert_eq!((st, out.is_null()), (ELECTRA_ERR_INVALID_ARGUMENT, true));
+    let (st, out) = c_load(&dir, Some(r#"{"allow_unused": true}"#));
+    assert_eq!((st, out.is_null()), (ELECTRA_ERR_INVALID_ARGUMENT, true));
+    let (st, out) = c_load(&dir, Some(r#"{"allow_unused_tensors": true}"#));
+    assert_eq!(st, ELECTRA_OK);
+    assert!(!out.is_null());
+    // SAFETY: `out` is a live model from the call above, freed once.
+    unsafe { electra_model_free(out) };
+    let p = CString::new(dir.to_str().unwrap()).unwrap();
+    let mut out = null_mut();
+    // SAFETY: as above.
+    assert_eq!(unsafe { electra_model_load(p.as_ptr(), &mut out) }, ELECTRA_ERR_FORMAT);
+    let _ = std::fs::remove_dir_all(&dir);
+}
