@@ -471,6 +471,9 @@ pub trait Backend: Send + Sync {
     fn scale(&self, buf: &mut Buf, len: usize, s: f32) -> Result<()>;
     /// One AdamW update of every tensor listed, each with its own learning rate and decay:
     /// `m = β1·m + (1−β1)·g`, `v = β2·v + (1−β2)·g²`, `p -= lr·((m/c1)/(√(v/c2) + ε) + wd·p)`.
+    /// All or nothing: when any new weight or moment would be NaN or infinite, every buffer is
+    /// left exactly as it was and the result is `Ok(Some(i))`, `i` the index into `tensors` of
+    /// the first tensor at fault; `Ok(None)` when the update was committed.
     fn adamw(
         &self,
         params: &mut Buf,
@@ -479,7 +482,7 @@ pub trait Backend: Send + Sync {
         v: &mut Buf,
         tensors: &[AdamTensor],
         step: &AdamStep,
-    ) -> Result<()>;
+    ) -> Result<Option<usize>>;
 }
 
 #[cfg(test)]

@@ -48,6 +48,50 @@ impl Default for AdamWConfig {
     }
 }
 
+impl AdamWConfig {
+    /// Checks the hyper-parameters before any step, so a bad value is refused when the trainer
+    /// is made rather than after it has damaged the weights. Messages name the options keys
+    /// (`learning_rate`, `weight_decay`, `adam_epsilon`, `adam_beta1`, `adam_beta2`,
+    /// `max_grad_norm`), which pre-training and fine-tuning share.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |k: &str, v: f32, rule: &str| Err(Error::arg(format!("options: {k} = {v} {rule}")));
+        let lr = self.learning_rate;
+        if !(lr > 0.0 && lr <= 1.0) {
+            // Only this check catches a huge rate: 1e30 makes step 1 write finite but absurd
+            // weights, and the NaN shows only steps later.
+            return bad(
+                "learning_rate",
+                lr,
+                "must be finite and in (0, 1]: a larger rate gives finite but absurd weights on the first step, \
+                 which no later check can tell apart (typical rates are 1e-5 to 1e-3)",
+            );
+        }
+        let wd = self.weight_decay;
+        if !(wd.is_finite() && wd >= 0.0) {
+            return bad("weight_decay", wd, "must be finite and >= 0 (typically 0.01)");
+        }
+        if lr * wd >= 1.0 {
+            return bad(
+                "weight_decay",
+                wd,
+                &format!("times learning_rate {lr} must be below 1, or every step flips the weights' sign"),
+            );
+        }
+        if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
+            return bad("adam_epsilon", self.epsilon, "must be finite and > 0 (typically 1e-6)");
+        }
+        for (k, b) in [("adam_beta1", self.beta1), ("adam_beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return bad(k, b, "must be in [0, 1) (typically 0.9 and 0.999)");
+            }
+        }
+        if !(self.max_grad_norm.is_finite() && self.max_grad_norm >= 0.0) {
+            return bad("max_grad_norm", self.max_grad_norm, "must be finite and >= 0 (0 disables clipping)");
+        }
+        Ok(())
+    }
+}
+
 /// The original schedule: `lr·(1 − min(step, total)/total)·min(1, step/warmup)`, applied from
 /// step 0 (so step 0 has learning rate 0 when there is a warm-up).
 pub fn learning_rate(cfg: &AdamWConfig, step: u64) -> f32 {
@@ -84,6 +128,8 @@ pub struct AdamW {
     v: Buf,
     /// (span, decays, learning-rate scale) of every tensor.
     tensors: Vec<(Span, bool, f32)>,
+    /// Every tensor's name, for the message of a refused update.
+    names: Vec<String>,
     numel: usize,
 }
 
@@ -97,7 +143,8 @@ impl AdamW {
             be.fill(b, numel, 0.0)?;
         }
         let tensors = table.infos().iter().map(|i| (Span { off: i.offset, len: i.len }, i.decay, i.lr_scale)).collect();
-        Ok(AdamW { cfg, m, v, tensors, numel })
+        let names = table.infos().iter().map(|i| i.name.clone()).collect();
+        Ok(AdamW { cfg, m, v, tensors, names, numel })
     }
 
     /// The moments on the host (for checkpoints): borrowed on the CPU, copied from a device.
@@ -115,8 +162,9 @@ impl AdamW {
     }
 
     /// Clips `grads` to the global norm and applies one AdamW update to `params`; `step` is the
-    /// 0-based index of this update (for the schedule and bias correction). A non-finite norm
-    /// changes nothing and is [`Error::NonFinite`].
+    /// 0-based index of this update (for the schedule and bias correction). A non-finite norm,
+    /// or an update that would make any weight or moment NaN or infinite, changes neither the
+    /// weights nor the moments (the gradients may be clipped) and is [`Error::NonFinite`].
     pub fn update(&mut self, be: &dyn Backend, params: &mut Buf, grads: &mut Buf, step: u64) -> Result<Update> {
         let cfg = &self.cfg;
         let norm = be.sum_squares(grads, self.numel)?.sqrt() as f32;
@@ -145,7 +193,15 @@ impl AdamW {
             })
             .collect();
         let k = AdamStep { beta1: b1, beta2: b2, epsilon: cfg.epsilon, c1, c2 };
-        be.adamw(params, grads, &mut self.m, &mut self.v, &tensors, &k)?;
+        if let Some(bad) = be.adamw(params, grads, &mut self.m, &mut self.v, &tensors, &k)? {
+            let name = self.names.get(bad).map_or("?", String::as_str);
+            return Err(Error::NonFinite(format!(
+                "the AdamW update of step {} would make {name} NaN or infinite (learning rate {lr}, gradient \
+                 norm {norm}); the update was refused and the weights and Adam moments are unchanged: lower the \
+                 learning rate, or check the weights and the batch",
+                step + 1
+            )));
+        }
         Ok(Update { grad_norm: norm, learning_rate: lr })
     }
 }
@@ -290,5 +346,44 @@ mod tests {
         let mut bad = Buf::from_host(vec![f32::NAN, 0.0]);
         assert!(matches!(opt.update(&*be, &mut p, &mut bad, 1), Err(Error::NonFinite(_))));
         assert_eq!(p.host().unwrap(), &before[..]);
+    }
+
+    /// Finite gradients whose update overflows: g² is infinite in f32 (an infinite second
+    /// moment alone still gives a finite weight), or the weight itself overflows. Both are
+    /// refused with the weights and both moments left bit for bit as they were.
+    #[test]
+    fn an_update_that_would_overflow_commits_nothing() {
+        let be = crate::backend::open(crate::backend::Device::Cpu, 1).unwrap();
+        let mut store = crate::params::ParamStore::new();
+        store.add("a", &[2]);
+        store.add("b", &[2]);
+        let cfg = AdamWConfig {
+            learning_rate: 1.0,
+            warmup_steps: 0,
+            total_steps: 0,
+            max_grad_norm: 0.0,
+            ..Default::default()
+        };
+        let mut opt = AdamW::new(&*be, cfg, &store).unwrap();
+        let mut p = Buf::from_host(vec![1.0, 2.0, 3.0, 4.0]);
+        opt.update(&*be, &mut p, &mut Buf::from_host(vec![0.5, -0.5, 0.25, 1.0]), 0).unwrap();
+        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let snapshot = |opt: &AdamW, p: &Buf| {
+            let mo = opt.moments(&*be).unwrap();
+            (bits(p.host().unwrap()), bits(&mo.m), bits(&mo.v))
+        };
+        let before = snapshot(&opt, &p);
+        for (g, what) in [([0.0, 0.0, 1e30, 0.0], "second moment"), ([0.0, 0.0, 0.0, 3e38], "huge gradient")] {
+            let e = opt.update(&*be, &mut p, &mut Buf::from_host(g.to_vec()), 1).unwrap_err();
+            assert!(matches!(&e, Error::NonFinite(m) if m.contains(" b ")), "{what}: {e}");
+            assert_eq!(snapshot(&opt, &p), before, "{what}: something was written");
+        }
+        // A first moment that overflows the weight through a tiny second moment (a corrupt
+        // checkpoint's moments).
+        opt.set_moments(&*be, &[0.0, f32::MAX, 0.0, 0.0], &[0.0; 4]).unwrap();
+        let before = snapshot(&opt, &p);
+        let e = opt.update(&*be, &mut p, &mut Buf::from_host(vec![0.0, 1e-3, 0.0, 0.0]), 1).unwrap_err();
+        assert!(matches!(&e, Error::NonFinite(m) if m.contains(" a ")), "{e}");
+        assert_eq!(snapshot(&opt, &p), before);
     }
 }
