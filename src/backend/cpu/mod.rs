@@ -572,6 +572,7 @@ impl Backend for CpuBackend {
         v: &mut Buf,
         tensors: &[AdamTensor],
         step: &AdamStep,
+        check: bool,
     ) -> Result<Option<usize>> {
         let len = tensors.iter().map(|t| t.span.off + t.span.len).max().unwrap_or(0);
         Ok(optim::adamw(
@@ -581,6 +582,7 @@ impl Backend for CpuBackend {
             wr(v, len, "adam v")?,
             tensors,
             step,
+            check,
         ))
     }
 }

@@ -3,6 +3,11 @@
 
 use crate::backend::{AdamStep, AdamTensor};
 
+/// The largest |x| (0 for an empty slice); NaN is ignored, so call it on finite values.
+pub fn max_abs(x: &[f32]) -> f32 {
+    x.iter().fold(0.0f32, |a, &b| a.max(b.abs()))
+}
+
 /// Σ x², accumulated in f64 in element order.
 pub fn sum_squares(x: &[f32]) -> f64 {
     x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>()
@@ -15,13 +20,14 @@ pub fn scale(x: &mut [f32], s: f32) {
     }
 }
 
-/// One AdamW update of each listed tensor (see [`crate::backend::Backend::adamw`]), all or
-/// nothing: when any updated weight or moment of any tensor would be NaN or infinite, nothing is
-/// written and the index (into `tensors`) of the first such tensor is returned.
+/// One AdamW update of each listed tensor (see [`crate::backend::Backend::adamw`]). With
+/// `check`, all or nothing: when any updated weight or moment of any tensor would be NaN or
+/// infinite, nothing is written and the index (into `tensors`) of the first such tensor is
+/// returned. Without it the caller has proved the result finite (see `optim::Bounds`).
 ///
-/// A first read-only pass computes every new value and checks it; only when all are finite does
-/// the second pass compute them again and write them. Both passes run the same arithmetic in
-/// the same order, so the committed values are bit-identical to a single writing pass.
+/// The check is a first, read-only pass that computes every new value; only when all are
+/// finite does the second pass compute them again and write them. Both passes run the same
+/// arithmetic in the same order, so the committed values are bit-identical to a single pass.
 pub fn adamw(
     params: &mut [f32],
     grads: &[f32],
@@ -29,9 +35,12 @@ pub fn adamw(
     v: &mut [f32],
     tensors: &[AdamTensor],
     k: &AdamStep,
+    check: bool,
 ) -> Option<usize> {
-    if let Some(bad) = tensors.iter().position(|t| !tensor_stays_finite(params, grads, m, v, t, k)) {
-        return Some(bad);
+    if check {
+        if let Some(bad) = tensors.iter().position(|t| !tensor_stays_finite(params, grads, m, v, t, k)) {
+            return Some(bad);
+        }
     }
     for t in tensors {
         let r = t.span.off..t.span.off + t.span.len;
