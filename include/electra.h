@@ -14,6 +14,10 @@
  * OWNERSHIP
  *   - Every handle made by a *_load or *_new function is released by its *_free function
  *     (electra_model_free, electra_session_free). The free functions accept NULL.
+ *   - A handle is an opaque value, not an address: never dereference it. The library checks
+ *     every handle it is given against the handles it has live, so NULL, a freed handle (its
+ *     value is never reused), a handle of another kind or any made-up value is
+ *     ELECTRA_ERR_INVALID_HANDLE, and freeing one of them twice, or freeing NULL, does nothing.
  *   - A create function sets *out to NULL first and assigns it only on success.
  *   - A session keeps its model's weights alive, so models and sessions may be freed in any
  *     order.
@@ -27,9 +31,15 @@
  *
  * THREAD SAFETY
  *   A model may be shared by sessions on several threads (calls that take a
- *   `const electra_model *` may run concurrently). A session or trainer is used by one thread
- *   at a time but may move between threads. Global functions (version, status strings, error
- *   messages) are thread-safe. No global initialisation is needed.
+ *   `const electra_model *` may run concurrently). A session, trainer or fine-tuner is used by
+ *   one thread at a time but may move between threads; a second thread calling into it while
+ *   a call runs gets ELECTRA_ERR_INVALID_ARGUMENT ("in use by another thread"), not a data
+ *   race. Any thread may call electra_trainer_cancel on a running trainer. Any thread may free
+ *   any handle at any time, even while another thread is inside a call on it: the free takes
+ *   effect at once (later calls on the handle get ELECTRA_ERR_INVALID_HANDLE), the call in
+ *   flight finishes normally, and the memory is released when it returns. Global functions
+ *   (version, status strings, error messages) are thread-safe. No global initialisation is
+ *   needed.
  *
  * DEVICES
  *   Sessions, trainers and fine-tuners run on the CPU unless their options say otherwise:
@@ -425,10 +435,12 @@ electra_status electra_finetuner_step(electra_finetuner *f,
 electra_status electra_finetuner_save(electra_finetuner *f, const char *dir);
 
 /**
- * Frees a fine-tuner. NULL is a no-op.
+ * Frees a fine-tuner. NULL, an already freed fine-tuner and any other value are harmless
+ * no-ops. A step running in another thread finishes normally; the memory is released when it
+ * returns.
  *
  * # Safety
- * `f` must be NULL or live.
+ * None: `f` is looked up in the registry of live handles, never dereferenced.
  */
 void electra_finetuner_free(electra_finetuner *f);
 
@@ -475,10 +487,11 @@ electra_status electra_model_load_with_options(const char *path,
                                                electra_model **out);
 
 /**
- * Frees a model. NULL is a no-op. Sessions created from it stay valid (they share the weights).
+ * Frees a model. NULL, an already freed model and any other value are harmless no-ops.
+ * Sessions created from it stay valid (they share the weights).
  *
  * # Safety
- * `m` must be NULL or a handle from `electra_model_load` not yet freed.
+ * None: `m` is looked up in the registry of live handles, never dereferenced.
  */
 void electra_model_free(electra_model *m);
 
@@ -486,7 +499,7 @@ void electra_model_free(electra_model *m);
  * Fills `info` with the model's dimensions (see `electra_model_info`).
  *
  * # Safety
- * `m` must be a live model; `info` must point to at least `info->struct_size` writable bytes.
+ * `info` must point to at least `info->struct_size` writable bytes.
  */
 electra_status electra_model_get_info(const electra_model *m, electra_model_info *info);
 
@@ -496,7 +509,7 @@ electra_status electra_model_get_info(const electra_model *m, electra_model_info
  * atomically.
  *
  * # Safety
- * `m` must be a live model; `dir` a NUL-terminated string.
+ * `dir` must be NULL or a NUL-terminated string (`m` is looked up, never dereferenced).
  */
 electra_status electra_model_save(const electra_model *m, const char *dir);
 
@@ -531,10 +544,12 @@ electra_status electra_session_new_with_options(const electra_model *m,
                                                 electra_session **out);
 
 /**
- * Frees a session. NULL is a no-op.
+ * Frees a session. NULL, an already freed session and any other value are harmless no-ops.
+ * A call running on the session in another thread finishes normally; the session's memory is
+ * released when it returns.
  *
  * # Safety
- * `s` must be NULL or a live session.
+ * None: `s` is looked up in the registry of live handles, never dereferenced.
  */
 void electra_session_free(electra_session *s);
 
@@ -689,10 +704,12 @@ electra_status electra_trainer_get_model(electra_trainer *t, electra_model **out
 void electra_trainer_cancel(electra_trainer *t);
 
 /**
- * Frees a trainer. NULL is a no-op.
+ * Frees a trainer. NULL, an already freed trainer and any other value are harmless no-ops. A
+ * step running in another thread finishes normally (cancel it first to make that quick); the
+ * memory is released when it returns.
  *
  * # Safety
- * `t` must be NULL or a live trainer not in use by another thread.
+ * None: `t` is looked up in the registry of live handles, never dereferenced.
  */
 void electra_trainer_free(electra_trainer *t);
 

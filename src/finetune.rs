@@ -72,21 +72,21 @@ impl FinetuneOptions {
             None => Self::default(),
             Some(s) => crate::pretrain::options::parse_json_options(s)?,
         };
-        let ok = |x: f32| x.is_finite() && x >= 0.0;
-        if !ok(o.learning_rate) || !ok(o.weight_decay) || !ok(o.max_grad_norm) {
-            return Err(Error::arg("options: learning_rate, weight_decay and max_grad_norm must be finite and >= 0"));
-        }
-        if !(o.layerwise_lr_decay > 0.0 && o.layerwise_lr_decay <= 1.0) {
+        o.validate()?;
+        Ok(o)
+    }
+
+    /// Checks ranges (also for options built in Rust); the message names the offending key.
+    pub fn validate(&self) -> Result<()> {
+        // learning_rate, weight_decay, adam_epsilon, max_grad_norm.
+        self.adamw().validate()?;
+        if !(self.layerwise_lr_decay > 0.0 && self.layerwise_lr_decay <= 1.0) {
             return Err(Error::arg(format!(
                 "options: layerwise_lr_decay = {} must be in (0, 1]",
-                o.layerwise_lr_decay
+                self.layerwise_lr_decay
             )));
         }
-        if !(o.adam_epsilon.is_finite() && o.adam_epsilon > 0.0) {
-            return Err(Error::arg(format!("options: adam_epsilon = {} must be positive", o.adam_epsilon)));
-        }
-        backend::check_threads(o.threads)?;
-        Ok(o)
+        backend::check_threads(self.threads)
     }
 
     fn adamw(&self) -> optim::AdamWConfig {
@@ -183,6 +183,7 @@ impl FineTuner {
 
     /// Fine-tunes an in-memory classifier, on `opts.device`.
     pub fn from_model(model: Model, opts: FinetuneOptions) -> Result<Self> {
+        opts.validate()?;
         let Model { params: ParamStore { mut table, data }, towers, .. } = model;
         let Towers::Classifier(cls) = towers else {
             return Err(Error::arg("the model has no classification head"));
@@ -223,6 +224,21 @@ impl FineTuner {
     /// The current weights in the layout of [`Self::params`].
     pub fn weights(&self) -> Result<Cow<'_, [f32]>> {
         self.params.weights()
+    }
+
+    /// Replaces every weight (in the layout of [`Self::params`]).
+    pub fn set_weights(&mut self, values: &[f32]) -> Result<()> {
+        self.params.set_weights(values)
+    }
+
+    /// The Adam moments, in the layout of [`Self::params`].
+    pub fn moments(&self) -> Result<optim::Moments<'_>> {
+        self.params.moments()
+    }
+
+    /// Replaces the Adam moments (each slice holds every tensor's values).
+    pub fn set_moments(&mut self, m: &[f32], v: &[f32]) -> Result<()> {
+        self.params.set_moments(m, v)
     }
 
     /// The gradients of the last [`Self::forward_backward`].

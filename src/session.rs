@@ -61,6 +61,35 @@ fn check_out(out: &[f32], needed: usize) -> Result<()> {
     Ok(())
 }
 
+/// Copies a finished output into the caller's `out`, or refuses it with [`Error::NonFinite`],
+/// writing nothing, when any value is NaN or infinite: OK must mean usable numbers. `per` values
+/// belong to one position of a sequence of `seq_len` (`None`: to one sequence).
+fn deliver(be: &dyn Backend, src: &backend::Buf, out: &mut [f32], seq_len: Option<usize>, per: usize) -> Result<()> {
+    let host = backend::to_host(be, src, out.len())?;
+    if let Some(i) = first_non_finite(&host) {
+        let row = i / per.max(1);
+        let at = match seq_len {
+            Some(t) => format!("sequence {}, position {}", row / t.max(1), row % t.max(1)),
+            None => format!("sequence {row}"),
+        };
+        return Err(Error::NonFinite(format!(
+            "the model produced {} for {at}: its weights may be corrupt (nothing was written to the output)",
+            host[i]
+        )));
+    }
+    out.copy_from_slice(&host);
+    Ok(())
+}
+
+/// The index of the first NaN or infinity in `x`. Scans in blocks without early exit inside a
+/// block, so the common all-finite case vectorises.
+fn first_non_finite(x: &[f32]) -> Option<usize> {
+    const BLOCK: usize = 1024;
+    let block = x.chunks(BLOCK).position(|c| !c.iter().fold(true, |ok, v| ok & v.is_finite()))?;
+    let start = block * BLOCK;
+    x[start..].iter().position(|v| !v.is_finite()).map(|i| start + i)
+}
+
 /// The weights a session reads: the backend's device copy when it has one, else the model's
 /// host memory, plus the prepared Linear weights.
 fn weights<'a>(model: &'a Model, prepared: &'a Prepared) -> Weights<'a> {
@@ -170,7 +199,7 @@ impl Session {
             let (ids, types, mask) = (batch.input_ids, batch.token_type_ids, batch.attention_mask);
             d.encoder.forward(be, w, &mut s.acts, ids, types, mask, batch.batch, batch.seq_len)?;
             d.head.forward(be, w, &mut s.disc_head, s.acts.output(&d.encoder), n)?;
-            be.download(s.disc_head.logits.mem(), &mut out[..n])
+            deliver(be, &s.disc_head.logits, &mut out[..n], Some(batch.seq_len), 1)
         })
     }
 
@@ -184,14 +213,14 @@ impl Session {
         batch.validate(cfg)?;
         self.check_memory(cfg, batch)?;
         self.run(|be, model, w, s| {
-            let (_, enc) = encoder_for_hidden_states(model)?;
+            let (cfg, enc) = encoder_for_hidden_states(model)?;
             // Hidden states read the checkpoint layout, as they always have: the prepared
             // [in, out] copy agrees only to ~1e-7 (tests/model_reference.rs), and embeddings
             // users compare these values across releases.
             let w = &Weights::flat(w.flat);
             let (ids, types, mask) = (batch.input_ids, batch.token_type_ids, batch.attention_mask);
             enc.forward(be, w, &mut s.acts, ids, types, mask, batch.batch, batch.seq_len)?;
-            be.download(s.acts.output(enc).mem(), &mut out[..len])
+            deliver(be, s.acts.output(enc), &mut out[..len], Some(batch.seq_len), cfg.hidden_size)
         })
     }
 
@@ -208,7 +237,7 @@ impl Session {
             let (ids, types, mask) = (batch.input_ids, batch.token_type_ids, batch.attention_mask);
             g.encoder.forward(be, w, &mut s.gen_acts, ids, types, mask, batch.batch, batch.seq_len)?;
             g.head.forward(be, w, &mut s.gen_head, s.gen_acts.output(&g.encoder), n)?;
-            be.download(s.gen_head.logits.mem(), &mut out[..len])
+            deliver(be, &s.gen_head.logits, &mut out[..len], Some(batch.seq_len), g.config.vocab_size)
         })
     }
 
@@ -240,7 +269,7 @@ impl Session {
             let (ids, types, mask) = (batch.input_ids, batch.token_type_ids, batch.attention_mask);
             c.encoder.forward(be, w, &mut s.acts, ids, types, mask, b, t)?;
             c.head.forward(be, w, &mut s.cls_head, s.acts.output(&c.encoder), b, t)?;
-            be.download(s.cls_head.logits.mem(), &mut out[..len])
+            deliver(be, &s.cls_head.logits, &mut out[..len], None, l)
         })
     }
 }

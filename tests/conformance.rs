@@ -536,7 +536,9 @@ fn optimizer() {
             let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-6f32);
             let (c1, c2) = (1.0 - b1.powi(step), 1.0 - b2.powi(step));
             let k = AdamStep { beta1: b1, beta2: b2, epsilon: eps, c1, c2 };
-            be.adamw(&mut p, &gb, &mut mb, &mut vb, &tensors, &k).unwrap();
+            // Step 1 checks first, step 2 is the proved single pass: both must agree.
+            let refused = be.adamw(&mut p, &gb, &mut mb, &mut vb, &tensors, &k, step == 1).unwrap();
+            assert_eq!(refused, None, "{t}: a finite update was refused");
             for tn in &tensors {
                 for i in tn.span.off..tn.span.off + tn.span.len {
                     let gi = g[i] as f64;

@@ -471,6 +471,10 @@ pub trait Backend: Send + Sync {
     fn scale(&self, buf: &mut Buf, len: usize, s: f32) -> Result<()>;
     /// One AdamW update of every tensor listed, each with its own learning rate and decay:
     /// `m = β1·m + (1−β1)·g`, `v = β2·v + (1−β2)·g²`, `p -= lr·((m/c1)/(√(v/c2) + ε) + wd·p)`.
+    /// With `check`, all or nothing: when any new weight or moment would be NaN or infinite,
+    /// every buffer is left exactly as it was and the result is `Ok(Some(i))`, `i` the index
+    /// into `tensors` of the first tensor at fault; `Ok(None)` when the update was committed.
+    /// Without `check` the caller has proved the result finite, and the update is one pass.
     fn adamw(
         &self,
         params: &mut Buf,
@@ -479,7 +483,8 @@ pub trait Backend: Send + Sync {
         v: &mut Buf,
         tensors: &[AdamTensor],
         step: &AdamStep,
-    ) -> Result<()>;
+        check: bool,
+    ) -> Result<Option<usize>>;
 }
 
 #[cfg(test)]

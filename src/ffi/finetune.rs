@@ -9,10 +9,10 @@ use crate::error::{Error, Result};
 use crate::finetune::{FineTuner, FinetuneOptions};
 use std::ffi::c_char;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 /// Opaque fine-tuning state. Free with `electra_finetuner_free`.
-// Zero-sized: an `electra_finetuner *` really points to a `Handle<Mutex<FineTuner>>` (see
+// Zero-sized: an `electra_finetuner *` is a registry id for a `Mutex<FineTuner>` (see
 // handle.rs). One thread at a time: concurrent use becomes a clear error, not a data race.
 pub struct electra_finetuner {
     _opaque: [u8; 0],
@@ -22,7 +22,8 @@ impl FfiHandle for electra_finetuner {
     type Value = Mutex<FineTuner>;
     const MAGIC: u64 = 0x454c_4543_4654_554e; // "ELECFTUN"
     const NULL: &'static str = "electra_finetuner is NULL";
-    const DEAD: &'static str = "not a live electra_finetuner";
+    const DEAD: &'static str = "not a live electra_finetuner: freed already, never created, or not a handle";
+    const WRONG: &'static str = "not an electra_finetuner: a live handle of another kind was passed";
 }
 
 /// What one `electra_finetuner_step` measured. Set `struct_size` to
@@ -48,14 +49,9 @@ pub struct electra_finetune_stats {
 unsafe impl StructSized for electra_finetune_stats {}
 const _: () = assert!(std::mem::offset_of!(electra_finetune_stats, struct_size) == 0);
 
-/// The fine-tuner behind a live handle, locked for this call.
-///
-/// # Safety
-/// `f` must be NULL or a live fine-tuner, alive for `'a`.
-unsafe fn fine_tuner<'a>(f: *const electra_finetuner) -> Result<MutexGuard<'a, FineTuner>> {
-    // SAFETY: `f` is NULL or a live fine-tuner that stays alive for `'a` (this function's
-    // contract), which is what `get` needs; `get` checks the tag.
-    lock(unsafe { electra_finetuner::get(f)? }, "fine-tuner")
+/// The fine-tuner behind a handle, kept alive for this call (see handle.rs).
+fn fine_tuner(f: *const electra_finetuner) -> Result<Arc<Mutex<FineTuner>>> {
+    electra_finetuner::get(f)
 }
 
 /// Starts fine-tuning from `model_dir`: any checkpoint with a discriminator (its encoder is
@@ -92,8 +88,9 @@ pub unsafe extern "C" fn electra_finetuner_new(
         }
         let labels: Vec<String> = (0..num_labels).map(|i| format!("LABEL_{i}")).collect();
         let ft = FineTuner::new(Path::new(dir), &labels, FinetuneOptions::from_json(json)?)?;
+        let h = electra_finetuner::publish(Mutex::new(ft))?;
         // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
-        unsafe { *out = electra_finetuner::publish(Mutex::new(ft)) };
+        unsafe { *out = h };
         Ok(())
     })
 }
@@ -116,8 +113,8 @@ pub unsafe extern "C" fn electra_finetuner_step(
     stats: *mut electra_finetune_stats,
 ) -> electra_status {
     guard(|| {
-        // SAFETY: `f` is a live fine-tuner (the contract); `get` checks its tag.
-        let mut ft = unsafe { fine_tuner(f)? };
+        let handle = fine_tuner(f)?;
+        let mut ft = lock(&handle, "fine-tuner")?;
         // SAFETY: the input arrays hold `batch*seq_len` elements for this call (the contract).
         let b = unsafe { batch_from(input_ids, attention_mask, token_type_ids, batch, seq_len)? };
         if labels.is_null() {
@@ -151,20 +148,23 @@ pub unsafe extern "C" fn electra_finetuner_step(
 #[no_mangle]
 pub unsafe extern "C" fn electra_finetuner_save(f: *mut electra_finetuner, dir: *const c_char) -> electra_status {
     guard(|| {
-        // SAFETY: `f` is a live fine-tuner and `dir` a NUL-terminated string (the contract).
-        let (ft, dir) = unsafe { (fine_tuner(f)?, c_str(dir, "dir")?) };
-        ft.save(Path::new(dir))
+        let handle = fine_tuner(f)?;
+        // SAFETY: `dir` is NULL or a NUL-terminated string (the contract).
+        let dir = unsafe { c_str(dir, "dir")? };
+        let saved = lock(&handle, "fine-tuner")?.save(Path::new(dir));
+        saved
     })
 }
 
-/// Frees a fine-tuner. NULL is a no-op.
+/// Frees a fine-tuner. NULL, an already freed fine-tuner and any other value are harmless
+/// no-ops. A step running in another thread finishes normally; the memory is released when it
+/// returns.
 ///
 /// # Safety
-/// `f` must be NULL or live.
+/// None: `f` is looked up in the registry of live handles, never dereferenced.
 #[no_mangle]
 pub unsafe extern "C" fn electra_finetuner_free(f: *mut electra_finetuner) {
-    // SAFETY: `f` is NULL or a live fine-tuner (the contract); `free` checks its tag.
-    guard_void(|| unsafe { electra_finetuner::free(f) })
+    guard_void(|| electra_finetuner::free(f))
 }
 
 /// Classification logits: writes `batch*num_labels` floats, row-major, for a model with a

@@ -1,98 +1,133 @@
-//! The one FFI handle type behind every opaque `electra_x *`, and the lock shared by the kinds a
-//! single thread uses at a time.
+//! The one FFI handle type behind every opaque `electra_x *`: a registry of live handles, and the
+//! lock shared by the kinds a single thread uses at a time.
 //!
 //! The public type C sees stays zero-sized and without `repr(C)`,
 //! `pub struct electra_x { _opaque: [u8; 0] }`, so cbindgen emits an opaque
 //! `typedef struct electra_x electra_x;` (`repr(C)` on it would print its Rust fields into the
-//! header). The allocation behind an `electra_x *` is a [`Handle`] of that kind's
-//! [`FfiHandle::Value`], reached by casting the pointer; each kind implements [`FfiHandle`] to
-//! name its tag, its value and its messages.
+//! header). An `electra_x *` is not an address: it encodes a 64-bit id that is never reused, and
+//! the registry maps live ids to their kind and value. So a pointer is never dereferenced:
+//! NULL, a freed handle (even when its old address was reused by the allocator), a handle of
+//! another kind and a random integer are all `ELECTRA_ERR_INVALID_HANDLE`, found by a lookup.
+//!
+//! The registry holds each value as an `Arc`, and [`FfiHandle::get`] hands the call a clone, so
+//! freeing a handle while another thread is inside a call on it is safe: the free unregisters it
+//! at once (later calls fail with `ELECTRA_ERR_INVALID_HANDLE`) and the value is dropped when the
+//! last call in flight returns.
 
 use crate::error::{Error, Result};
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 
-/// What every `electra_x *` points to: `repr(C)` keeps the `u64` tag at offset 0, whatever `T`
-/// is, so [`check`] can read it without knowing the kind the pointer really has.
-#[repr(C)]
-pub(crate) struct Handle<T> {
-    magic: u64,
-    value: T,
+/// One live handle: its kind's tag and its value.
+struct Entry {
+    kind: u64,
+    value: Arc<dyn Any + Send + Sync>,
+}
+
+/// Live handles by id. One global map: a lookup is a hash and a short critical section, small
+/// next to any call that does work.
+fn registry() -> MutexGuard<'static, HashMap<u64, Entry>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<u64, Entry>>> = OnceLock::new();
+    // Nothing panics while the map is locked (inserts, removes and clones only), so a poisoned
+    // lock still guards a consistent map.
+    REGISTRY.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Where handle values start. They must never be valid addresses (so a host that dereferences
+/// one faults at once instead of reading someone's memory) and must be safe for garbage
+/// collectors that scan pointer-typed values: Go throws on pointers below 4096 and on values
+/// inside its heap arenas (around 0xc000000000 on linux/amd64). On 64-bit targets the values sit
+/// in the non-canonical hole of the address space (bits 63..48 neither all 0 nor all 1), which no
+/// OS maps; on 32-bit targets in the top quarter, kernel space on Linux and Windows.
+#[cfg(target_pointer_width = "64")]
+const BASE: u64 = 0xE1EC_0000_0000_0000;
+#[cfg(not(target_pointer_width = "64"))]
+const BASE: u64 = 0xC000_0000;
+/// Ids are spaced by 16, so handle values stay 16-aligned like real allocations.
+const SHIFT: u32 = 4;
+/// Ids available: 2^44 on 64-bit targets (never exhausted), 2^26 on 32-bit ones.
+#[cfg(target_pointer_width = "64")]
+const MAX_ID: u64 = (1 << 44) - 1;
+#[cfg(not(target_pointer_width = "64"))]
+const MAX_ID: u64 = (1 << 26) - 1;
+
+/// The next id; ids start at 1 and are never reused.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The pointer value of handle `id`.
+fn encode(id: u64) -> usize {
+    (BASE + (id << SHIFT)) as usize
+}
+
+/// The id a pointer value encodes, or `None` for values no handle ever had.
+fn decode(p: usize) -> Option<u64> {
+    let off = (p as u64).checked_sub(BASE)?;
+    let id = off >> SHIFT;
+    (off & ((1 << SHIFT) - 1) == 0 && (1..=MAX_ID).contains(&id)).then_some(id)
 }
 
 /// One kind of opaque handle, implemented by its public zero-sized type (`electra_model`, ...).
 /// `publish`, `get` and `free` are the only ways the FFI layer makes, reads and frees handles.
 pub(crate) trait FfiHandle: Sized {
     /// What the handle owns.
-    type Value: 'static;
-    /// The tag at offset 0 of a live handle of this kind: eight ASCII letters, distinct per kind.
+    type Value: Send + Sync + 'static;
+    /// The kind's tag in the registry: eight ASCII letters, distinct per kind.
     const MAGIC: u64;
     /// The `ELECTRA_ERR_INVALID_HANDLE` message for NULL, e.g. "electra_model is NULL".
     const NULL: &'static str;
-    /// The message for a pointer without this kind's tag, e.g. "not a live electra_model".
+    /// The message for a value that is no live handle (freed, never made, corrupted).
     const DEAD: &'static str;
+    /// The message for a live handle of another kind.
+    const WRONG: &'static str;
 
-    /// Moves `value` to the heap as a live handle; the pointer is released by [`FfiHandle::free`].
-    fn publish(value: Self::Value) -> *mut Self {
-        Box::into_raw(Box::new(Handle { magic: Self::MAGIC, value })).cast()
-    }
-
-    /// The value behind a handle pointer, or `ELECTRA_ERR_INVALID_HANDLE` for NULL and for a
-    /// pointer that does not carry this kind's tag (best effort, see [`check`]).
-    ///
-    /// # Safety
-    /// `p` must be NULL or point to at least 8 readable bytes; when it is a live handle of this
-    /// kind, it must stay live (not freed) for `'a`.
-    unsafe fn get<'a>(p: *const Self) -> Result<&'a Self::Value> {
-        // SAFETY: `check` needs `p` NULL or pointing to 8 readable bytes, which this function's
-        // contract gives.
-        let h = unsafe { check(p)? };
-        // SAFETY: `check` found this kind's tag, so `p` came from `publish::<Self>` (as far as the
-        // best-effort check can tell) and points to a live `Handle<Self::Value>`, which the
-        // caller keeps alive for `'a`; the value is only ever shared, never moved out.
-        Ok(unsafe { &(*h).value })
-    }
-
-    /// Frees a handle from [`FfiHandle::publish`]: zeroes its tag, so a later use of the stale
-    /// pointer is caught while the memory is not reused, then drops the value. NULL and pointers
-    /// without this kind's tag are ignored.
-    ///
-    /// # Safety
-    /// `p` must be NULL or point to at least 8 readable bytes; a live handle must not be in use
-    /// by another thread (nothing may hold a reference from [`FfiHandle::get`]).
-    unsafe fn free(p: *mut Self) {
-        // SAFETY: `check` needs `p` NULL or pointing to 8 readable bytes, which this function's
-        // contract gives.
-        if let Ok(h) = unsafe { check(p) } {
-            let h = h.cast_mut();
-            // SAFETY: the tag says `h` is a live `Box<Handle<Self::Value>>` from `publish` that no
-            // other thread uses (the contract); it is dropped exactly once, here, and its tag is
-            // cleared first so the best-effort check rejects the stale pointer afterwards.
-            unsafe {
-                (*h).magic = 0;
-                drop(Box::from_raw(h));
-            }
+    /// Registers `value` as a live handle; it is released by [`FfiHandle::free`].
+    fn publish(value: Self::Value) -> Result<*mut Self> {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        if id > MAX_ID {
+            return Err(Error::OutOfMemory(format!(
+                "{} handle ids are used up in this process (ids are never reused)",
+                MAX_ID
+            )));
         }
+        registry().insert(id, Entry { kind: Self::MAGIC, value: Arc::new(value) });
+        Ok(encode(id) as *mut Self)
     }
-}
 
-/// Checks that `p` is a live handle of kind `K`, best effort against stale or foreign pointers:
-/// it reads the 8-byte tag at offset 0, which every [`Handle`] has whatever kind it really is.
-/// This is the one place handle pointers are validated.
-///
-/// # Safety
-/// `p` must be NULL or point to at least 8 readable bytes.
-unsafe fn check<K: FfiHandle>(p: *const K) -> Result<*const Handle<K::Value>> {
-    if p.is_null() {
-        return Err(Error::InvalidHandle(K::NULL));
+    /// The value behind a handle, shared for the duration of the call (a free meanwhile only
+    /// unregisters it), or `ELECTRA_ERR_INVALID_HANDLE` for NULL, a freed handle, a handle of
+    /// another kind and any other value. `p` is never dereferenced.
+    fn get(p: *const Self) -> Result<Arc<Self::Value>> {
+        if p.is_null() {
+            return Err(Error::InvalidHandle(Self::NULL));
+        }
+        let id = decode(p as usize).ok_or(Error::InvalidHandle(Self::DEAD))?;
+        let value = match registry().get(&id) {
+            None => return Err(Error::InvalidHandle(Self::DEAD)),
+            Some(e) if e.kind != Self::MAGIC => return Err(Error::InvalidHandle(Self::WRONG)),
+            Some(e) => e.value.clone(),
+        };
+        // The kind matched, and every entry of this kind holds a `Self::Value`.
+        value
+            .downcast()
+            .map_err(|_| Error::Internal(format!("a registry entry tagged {} holds another type (a bug)", Self::NULL)))
     }
-    if !(p as usize).is_multiple_of(std::mem::align_of::<u64>()) {
-        return Err(Error::InvalidHandle(K::DEAD));
+
+    /// Unregisters a handle; its value is dropped now, or when the last call in flight on it
+    /// returns. NULL, freed handles, handles of another kind and other values are ignored.
+    fn free(p: *mut Self) {
+        let Some(id) = decode(p as usize) else { return };
+        let removed = {
+            let mut reg = registry();
+            match reg.get(&id) {
+                Some(e) if e.kind == Self::MAGIC => reg.remove(&id),
+                _ => None,
+            }
+        };
+        // Dropped here, outside the registry lock: freeing a trainer may take a while.
+        drop(removed);
     }
-    // SAFETY: `p` is non-NULL, 8-aligned and (the contract) points to 8 readable bytes.
-    if unsafe { p.cast::<u64>().read() } != K::MAGIC {
-        return Err(Error::InvalidHandle(K::DEAD));
-    }
-    Ok(p.cast())
 }
 
 /// Locks the state of a handle used by one thread at a time (a session, trainer or fine-tuner;
@@ -111,4 +146,21 @@ pub(crate) fn lock<'a, T>(m: &'a Mutex<T>, what: &str) -> Result<MutexGuard<'a, 
             Error::Internal(format!("the {what} was poisoned by an earlier panic; retry"))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn ids_round_trip_and_other_values_do_not_decode() {
+        for id in [1, 2, 1000, MAX_ID] {
+            assert_eq!(decode(encode(id)), Some(id));
+            assert!(encode(id) >= 4096);
+        }
+        for p in [0, 8, 4096, 0x00c0_0000_0000, encode(1) + 8, BASE as usize] {
+            assert_eq!(decode(p), None, "{p:#x}");
+        }
+    }
 }

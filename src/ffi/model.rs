@@ -7,19 +7,19 @@ use crate::error::Error;
 use crate::model::Model;
 use std::ffi::c_char;
 use std::path::Path;
-use std::sync::Arc;
 
 /// Opaque handle to a loaded model. Free with `electra_model_free`.
-// Zero-sized: an `electra_model *` really points to a `Handle<Arc<Model>>` (see handle.rs).
+// Zero-sized: an `electra_model *` is a registry id for a shared `Model` (see handle.rs).
 pub struct electra_model {
     _opaque: [u8; 0],
 }
 
 impl FfiHandle for electra_model {
-    type Value = Arc<Model>;
+    type Value = Model;
     const MAGIC: u64 = 0x454c_4543_4d4f_444c; // "ELECMODL"
     const NULL: &'static str = "electra_model is NULL";
-    const DEAD: &'static str = "not a live electra_model";
+    const DEAD: &'static str = "not a live electra_model: freed already, never created, or not a handle";
+    const WRONG: &'static str = "not an electra_model: a live handle of another kind was passed";
 }
 
 /// Model dimensions, filled by `electra_model_get_info`. Set `struct_size` to
@@ -75,8 +75,9 @@ pub unsafe extern "C" fn electra_model_load(path: *const c_char, out: *mut *mut 
         // SAFETY: `path` is NULL or a NUL-terminated string alive for this call (the contract).
         let path = unsafe { c_str(path, "path")? };
         let model = crate::io::hf::load(Path::new(path))?;
+        let h = electra_model::publish(model)?;
         // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
-        unsafe { *out = electra_model::publish(Arc::new(model)) };
+        unsafe { *out = h };
         Ok(())
     })
 }
@@ -107,34 +108,34 @@ pub unsafe extern "C" fn electra_model_load_with_options(
         // SAFETY: `options_json` is NULL or a NUL-terminated string alive for this call.
         let opts = crate::io::hf::LoadOptions::from_json(unsafe { super::options_str(options_json)? })?;
         let model = crate::io::hf::load_with(Path::new(path), &opts)?;
+        let h = electra_model::publish(model)?;
         // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
-        unsafe { *out = electra_model::publish(Arc::new(model)) };
+        unsafe { *out = h };
         Ok(())
     })
 }
 
-/// Frees a model. NULL is a no-op. Sessions created from it stay valid (they share the weights).
+/// Frees a model. NULL, an already freed model and any other value are harmless no-ops.
+/// Sessions created from it stay valid (they share the weights).
 ///
 /// # Safety
-/// `m` must be NULL or a handle from `electra_model_load` not yet freed.
+/// None: `m` is looked up in the registry of live handles, never dereferenced.
 #[no_mangle]
 pub unsafe extern "C" fn electra_model_free(m: *mut electra_model) {
-    // SAFETY: `m` is NULL or a handle not yet freed (the contract); `free` checks its tag.
-    guard_void(|| unsafe { electra_model::free(m) })
+    guard_void(|| electra_model::free(m))
 }
 
 /// Fills `info` with the model's dimensions (see `electra_model_info`).
 ///
 /// # Safety
-/// `m` must be a live model; `info` must point to at least `info->struct_size` writable bytes.
+/// `info` must point to at least `info->struct_size` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn electra_model_get_info(
     m: *const electra_model,
     info: *mut electra_model_info,
 ) -> electra_status {
     guard(|| {
-        // SAFETY: `m` is a live model (the contract); `get` checks its tag.
-        let model = unsafe { electra_model::get(m)? };
+        let model = electra_model::get(m)?;
         // SAFETY: `info` is NULL or valid for `info->struct_size` bytes (the contract).
         let info = unsafe { SizedOut::new(info, "info->struct_size must be set to sizeof(electra_model_info)")? }
             .ok_or(Error::NullPointer("info"))?;
@@ -162,12 +163,13 @@ pub unsafe extern "C" fn electra_model_get_info(
 /// atomically.
 ///
 /// # Safety
-/// `m` must be a live model; `dir` a NUL-terminated string.
+/// `dir` must be NULL or a NUL-terminated string (`m` is looked up, never dereferenced).
 #[no_mangle]
 pub unsafe extern "C" fn electra_model_save(m: *const electra_model, dir: *const c_char) -> electra_status {
     guard(|| {
-        // SAFETY: `m` is a live model and `dir` a NUL-terminated string (the contract).
-        let (model, dir) = unsafe { (electra_model::get(m)?, c_str(dir, "dir")?) };
-        crate::io::hf::save(model, Path::new(dir))
+        let model = electra_model::get(m)?;
+        // SAFETY: `dir` is NULL or a NUL-terminated string (the contract).
+        let dir = unsafe { c_str(dir, "dir")? };
+        crate::io::hf::save(&model, Path::new(dir))
     })
 }

@@ -10,7 +10,7 @@ use std::ffi::c_char;
 use std::sync::Mutex;
 
 /// Opaque inference session. Free with `electra_session_free`.
-// Zero-sized: an `electra_session *` really points to a `Handle<Mutex<Session>>` (see handle.rs).
+// Zero-sized: an `electra_session *` is a registry id for a `Mutex<Session>` (see handle.rs).
 // A session is used by one thread at a time; the lock turns a host's accidental concurrent use
 // into a clear error instead of a data race. After a panic in an earlier call the scratch
 // buffers are only overwritten by the next call, so the session stays usable (see `lock`).
@@ -22,7 +22,8 @@ impl FfiHandle for electra_session {
     type Value = Mutex<Session>;
     const MAGIC: u64 = 0x454c_4543_5345_5353; // "ELECSESS"
     const NULL: &'static str = "electra_session is NULL";
-    const DEAD: &'static str = "not a live electra_session";
+    const DEAD: &'static str = "not a live electra_session: freed already, never created, or not a handle";
+    const WRONG: &'static str = "not an electra_session: a live handle of another kind was passed";
 }
 
 /// Creates an inference session over `m` on the CPU, one worker thread per core (as
@@ -66,25 +67,26 @@ pub unsafe extern "C" fn electra_session_new_with_options(
         }
         // SAFETY: `out` is non-NULL (checked above) and, by the contract, valid for a write.
         unsafe { *out = std::ptr::null_mut() };
-        // SAFETY: `m` is a live model (the contract); `get` checks its tag.
-        let model = unsafe { electra_model::get(m)? }.clone();
+        let model = electra_model::get(m)?;
         // SAFETY: `options_json` is NULL or a NUL-terminated string (the contract).
         let json = unsafe { options_str(options_json)? };
         let session = Session::with_options(model, &SessionOptions::from_json(json)?)?;
+        let h = electra_session::publish(Mutex::new(session))?;
         // SAFETY: as above.
-        unsafe { *out = electra_session::publish(Mutex::new(session)) };
+        unsafe { *out = h };
         Ok(())
     })
 }
 
-/// Frees a session. NULL is a no-op.
+/// Frees a session. NULL, an already freed session and any other value are harmless no-ops.
+/// A call running on the session in another thread finishes normally; the session's memory is
+/// released when it returns.
 ///
 /// # Safety
-/// `s` must be NULL or a live session.
+/// None: `s` is looked up in the registry of live handles, never dereferenced.
 #[no_mangle]
 pub unsafe extern "C" fn electra_session_free(s: *mut electra_session) {
-    // SAFETY: `s` is NULL or a live session (the contract); `free` checks its tag.
-    guard_void(|| unsafe { electra_session::free(s) })
+    guard_void(|| electra_session::free(s))
 }
 
 type Run = fn(&mut Session, &Batch, &mut [f32]) -> Result<()>;
@@ -107,8 +109,8 @@ pub(crate) unsafe fn run(
     f: Run,
 ) -> electra_status {
     guard(|| {
-        // SAFETY: `s` is a live session (the contract); `get` checks its tag.
-        let mut sess = lock(unsafe { electra_session::get(s)? }, "session")?;
+        let handle = electra_session::get(s)?;
+        let mut sess = lock(&handle, "session")?;
         // `batch_from` checks this too; here it is checked before `out`, so NULL `input_ids` is
         // the error reported when both are NULL.
         if input_ids.is_null() {

@@ -5,7 +5,7 @@ use super::handle::{lock, FfiHandle};
 use super::model::electra_model;
 use super::status::*;
 use super::{batch_from, c_str, guard, guard_void, options_str, SizedOut, StructSized};
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::pretrain::{ResumeOptions, TrainOptions, Trainer};
 use std::ffi::c_char;
 use std::path::Path;
@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Opaque pre-training state (model, optimizer, RNG). Free with `electra_trainer_free`.
-// Zero-sized: an `electra_trainer *` really points to a `Handle<TrainerState>` (see handle.rs).
+// Zero-sized: an `electra_trainer *` is a registry id for a `TrainerState` (see handle.rs).
 pub struct electra_trainer {
     _opaque: [u8; 0],
 }
@@ -30,7 +30,8 @@ impl FfiHandle for electra_trainer {
     type Value = TrainerState;
     const MAGIC: u64 = 0x454c_4543_5452_4e52; // "ELECTRNR"
     const NULL: &'static str = "electra_trainer is NULL";
-    const DEAD: &'static str = "not a live electra_trainer";
+    const DEAD: &'static str = "not a live electra_trainer: freed already, never created, or not a handle";
+    const WRONG: &'static str = "not an electra_trainer: a live handle of another kind was passed";
 }
 
 /// What one `electra_trainer_step` measured. Set `struct_size` to `sizeof(electra_step_stats)`;
@@ -60,7 +61,7 @@ pub struct electra_step_stats {
 unsafe impl StructSized for electra_step_stats {}
 const _: () = assert!(std::mem::offset_of!(electra_step_stats, struct_size) == 0);
 
-fn publish(t: Trainer) -> *mut electra_trainer {
+fn publish(t: Trainer) -> Result<*mut electra_trainer> {
     electra_trainer::publish(TrainerState { cancel: t.cancel_flag(), trainer: Mutex::new(t) })
 }
 
@@ -98,8 +99,9 @@ pub unsafe extern "C" fn electra_trainer_new(
         // NUL-terminated string alive for this call.
         let json = unsafe { options_str(options_json)? };
         let t = Trainer::new(init, TrainOptions::from_json(json)?)?;
+        let h = publish(t)?;
         // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
-        unsafe { *out = publish(t) };
+        unsafe { *out = h };
         Ok(())
     })
 }
@@ -124,8 +126,7 @@ pub unsafe extern "C" fn electra_trainer_step(
     stats: *mut electra_step_stats,
 ) -> electra_status {
     guard(|| {
-        // SAFETY: `t` is a live trainer (the contract); `get` checks its tag.
-        let h = unsafe { electra_trainer::get(t)? };
+        let h = electra_trainer::get(t)?;
         // SAFETY: the input arrays hold `batch*seq_len` elements for this call, and `stats` is
         // NULL or valid for `stats->struct_size` bytes (the contract).
         let (b, stats) = unsafe {
@@ -159,9 +160,11 @@ pub unsafe extern "C" fn electra_trainer_step(
 #[no_mangle]
 pub unsafe extern "C" fn electra_trainer_save(t: *mut electra_trainer, dir: *const c_char) -> electra_status {
     guard(|| {
-        // SAFETY: `t` is a live trainer and `dir` a NUL-terminated string (the contract).
-        let (h, dir) = unsafe { (electra_trainer::get(t)?, c_str(dir, "dir")?) };
-        lock(&h.trainer, "trainer")?.save(Path::new(dir))
+        let h = electra_trainer::get(t)?;
+        // SAFETY: `dir` is NULL or a NUL-terminated string (the contract).
+        let dir = unsafe { c_str(dir, "dir")? };
+        let saved = lock(&h.trainer, "trainer")?.save(Path::new(dir));
+        saved
     })
 }
 
@@ -197,8 +200,9 @@ pub unsafe extern "C" fn electra_trainer_resume_with_options(
         // SAFETY: both are NUL-terminated strings or (options) NULL, by the contract.
         let (dir, json) = unsafe { (c_str(dir, "dir")?, options_str(options_json)?) };
         let t = Trainer::resume_with(Path::new(dir), &ResumeOptions::from_json(json)?)?;
+        let h = publish(t)?;
         // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
-        unsafe { *out = publish(t) };
+        unsafe { *out = h };
         Ok(())
     })
 }
@@ -211,9 +215,11 @@ pub unsafe extern "C" fn electra_trainer_resume_with_options(
 #[no_mangle]
 pub unsafe extern "C" fn electra_trainer_export(t: *mut electra_trainer, dir: *const c_char) -> electra_status {
     guard(|| {
-        // SAFETY: `t` is a live trainer and `dir` a NUL-terminated string (the contract).
-        let (h, dir) = unsafe { (electra_trainer::get(t)?, c_str(dir, "dir")?) };
-        lock(&h.trainer, "trainer")?.export(Path::new(dir))
+        let h = electra_trainer::get(t)?;
+        // SAFETY: `dir` is NULL or a NUL-terminated string (the contract).
+        let dir = unsafe { c_str(dir, "dir")? };
+        let exported = lock(&h.trainer, "trainer")?.export(Path::new(dir));
+        exported
     })
 }
 
@@ -233,11 +239,12 @@ pub unsafe extern "C" fn electra_trainer_get_model(
         }
         // SAFETY: `out` is non-NULL (checked above) and, by the contract, valid for a write.
         unsafe { *out = std::ptr::null_mut() };
-        // SAFETY: `t` is a live trainer (the contract); `get` checks its tag.
-        let h = unsafe { electra_trainer::get(t)? };
+        let h = electra_trainer::get(t)?;
         let model = lock(&h.trainer, "trainer")?.model()?;
         // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
-        unsafe { *out = electra_model::publish(Arc::new(model)) };
+        let m = electra_model::publish(model)?;
+        // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
+        unsafe { *out = m };
         Ok(())
     })
 }
@@ -250,21 +257,20 @@ pub unsafe extern "C" fn electra_trainer_get_model(
 #[no_mangle]
 pub unsafe extern "C" fn electra_trainer_cancel(t: *mut electra_trainer) {
     guard_void(|| {
-        // SAFETY: `t` is NULL or a live trainer (the contract); `get` checks its tag. Only the
-        // atomic flag is touched, so this may run while another thread holds the lock.
-        if let Ok(h) = unsafe { electra_trainer::get(t) } {
+        // Only the atomic flag is touched, so this may run while another thread holds the lock.
+        if let Ok(h) = electra_trainer::get(t) {
             h.cancel.store(true, Ordering::SeqCst);
         }
     })
 }
 
-/// Frees a trainer. NULL is a no-op.
+/// Frees a trainer. NULL, an already freed trainer and any other value are harmless no-ops. A
+/// step running in another thread finishes normally (cancel it first to make that quick); the
+/// memory is released when it returns.
 ///
 /// # Safety
-/// `t` must be NULL or a live trainer not in use by another thread.
+/// None: `t` is looked up in the registry of live handles, never dereferenced.
 #[no_mangle]
 pub unsafe extern "C" fn electra_trainer_free(t: *mut electra_trainer) {
-    // SAFETY: `t` is NULL or a live trainer not in use by another thread (the contract); `free`
-    // checks its tag.
-    guard_void(|| unsafe { electra_trainer::free(t) })
+    guard_void(|| electra_trainer::free(t))
 }

@@ -146,23 +146,8 @@ impl TrainOptions {
     pub fn validate(&self) -> Result<()> {
         let bad = |k: &str, v: String| Err(Error::arg(format!("options: {k} = {v} is out of range")));
         let finite_nonneg = |x: f32| x.is_finite() && x >= 0.0;
-        if !finite_nonneg(self.learning_rate) {
-            return bad("learning_rate", self.learning_rate.to_string());
-        }
-        if !finite_nonneg(self.weight_decay) {
-            return bad("weight_decay", self.weight_decay.to_string());
-        }
-        if !(self.adam_epsilon.is_finite() && self.adam_epsilon > 0.0) {
-            return bad("adam_epsilon", self.adam_epsilon.to_string());
-        }
-        for (k, b) in [("adam_beta1", self.adam_beta1), ("adam_beta2", self.adam_beta2)] {
-            if !(0.0..1.0).contains(&b) {
-                return bad(k, b.to_string());
-            }
-        }
-        if !finite_nonneg(self.max_grad_norm) {
-            return bad("max_grad_norm", self.max_grad_norm.to_string());
-        }
+        // learning_rate, weight_decay, adam_epsilon, adam_beta1/2, max_grad_norm.
+        self.adamw().validate()?;
         if !(self.mask_prob > 0.0 && self.mask_prob < 1.0) {
             return bad("mask_prob", self.mask_prob.to_string());
         }

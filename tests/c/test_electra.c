@@ -14,6 +14,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -463,14 +464,14 @@ static void test_null_and_wrong_handles(electra_model *m) {
         EXPECT(fns[k](s, NULL, NULL, NULL, 1, 4, out, 4 * 64), ELECTRA_ERR_NULL_POINTER, "input_ids");
         EXPECT(fns[k](s, ids, NULL, NULL, 1, 4, NULL, 4 * 64), ELECTRA_ERR_NULL_POINTER, "out");
     }
-    /* Best effort against handles of the wrong kind and foreign memory. */
-    EXPECT(electra_session_new((const electra_model *)(void *)s, &so), ELECTRA_ERR_INVALID_HANDLE, "not a live");
+    /* Handles of the wrong kind and foreign memory: looked up, never read (valgrind would see it). */
+    EXPECT(electra_session_new((const electra_model *)(void *)s, &so), ELECTRA_ERR_INVALID_HANDLE,
+           "not an electra_model");
     EXPECT(electra_session_discriminate((electra_session *)(void *)m, ids, NULL, NULL, 1, 4, out, 4),
-           ELECTRA_ERR_INVALID_HANDLE, "not a live electra_session");
+           ELECTRA_ERR_INVALID_HANDLE, "not an electra_session");
     EXPECT(electra_session_new((const electra_model *)(void *)zeros, &so), ELECTRA_ERR_INVALID_HANDLE, "not a live");
-    /* The training handles check their tags the same way (valgrind sees any out-of-bounds read). */
-    EXPECT(electra_trainer_save((electra_trainer *)(void *)m, "x"), ELECTRA_ERR_INVALID_HANDLE, "not a live");
-    EXPECT(electra_finetuner_save((electra_finetuner *)(void *)s, "x"), ELECTRA_ERR_INVALID_HANDLE, "not a live");
+    EXPECT(electra_trainer_save((electra_trainer *)(void *)m, "x"), ELECTRA_ERR_INVALID_HANDLE, "another kind");
+    EXPECT(electra_finetuner_save((electra_finetuner *)(void *)s, "x"), ELECTRA_ERR_INVALID_HANDLE, "another kind");
     electra_model_free((electra_model *)(void *)s);   /* wrong kind: ignored */
     electra_session_free((electra_session *)(void *)m); /* wrong kind: ignored */
     electra_trainer_free((electra_trainer *)(void *)m);
@@ -719,6 +720,88 @@ static void test_threads(void) {
     fixture_free(&fx);
 }
 
+/* Stale handles: use after free, double free, a freed address reused, made-up integers. All are
+ * ELECTRA_ERR_INVALID_HANDLE without reading memory (handles are registry ids, not addresses). */
+static void test_stale_handles(void) {
+    int32_t ids[4] = {1, 2, 3, 4};
+    float *out = sentinel_buffer(4);
+    electra_model *m = load_case("emb_lt_hidden", NULL), *m2;
+    electra_session *s = m ? new_session(m) : NULL, *so = NULL;
+    uintptr_t bogus[4];
+    int k;
+    if (!s) {
+        electra_model_free(m);
+        free(out);
+        return;
+    }
+    electra_session_free(s);
+    EXPECT(electra_session_discriminate(s, ids, NULL, NULL, 1, 4, out, 4), ELECTRA_ERR_INVALID_HANDLE,
+           "not a live electra_session");
+    electra_session_free(s); /* double free: a no-op */
+    electra_model_free(m);
+    EXPECT(electra_session_new(m, &so), ELECTRA_ERR_INVALID_HANDLE, "not a live electra_model");
+    CHECK(so == NULL, "*out is NULL after a failed session_new");
+    electra_model_free(m);
+    m2 = load_case("emb_lt_hidden", NULL); /* may reuse the freed memory: the old handle stays dead */
+    CHECK(m2 != m, "a handle value is never reused");
+    EXPECT(electra_model_save(m, tmp_root), ELECTRA_ERR_INVALID_HANDLE, "not a live electra_model");
+    bogus[0] = 1;
+    bogus[1] = 4096;
+    bogus[2] = (uintptr_t)(void *)out;
+    bogus[3] = (uintptr_t)(void *)m2 + 1;
+    for (k = 0; k < 4; k++) {
+        EXPECT(electra_session_discriminate((electra_session *)bogus[k], ids, NULL, NULL, 1, 4, out, 4),
+               ELECTRA_ERR_INVALID_HANDLE, "not a live electra_session");
+        electra_session_free((electra_session *)bogus[k]);
+        electra_model_free((electra_model *)bogus[k]);
+    }
+    CHECK(all_sentinel(out, 4), "failed calls wrote output");
+    electra_model_free(m2);
+    free(out);
+}
+
+/* A trainer freed by the main thread while another thread steps it: the step in flight finishes,
+ * the next one is ELECTRA_ERR_INVALID_HANDLE, nothing crashes or reads freed memory. */
+typedef struct {
+    electra_trainer *t;
+    volatile int steps;
+    electra_status last;
+} stepper_arg;
+
+static void *stepper_main(void *p) {
+    stepper_arg *a = p;
+    int32_t ids[64];
+    int i;
+    for (i = 0; i < 64; i++) ids[i] = 5 + (i * 7) % 50;
+    for (;;) {
+        electra_status st = electra_trainer_step(a->t, ids, NULL, NULL, 4, 16, NULL);
+        if (st != ELECTRA_OK) {
+            a->last = st;
+            return NULL;
+        }
+        __atomic_add_fetch(&a->steps, 1, __ATOMIC_SEQ_CST);
+    }
+}
+
+static void test_free_while_in_use(void) {
+    stepper_arg a;
+    pthread_t th;
+    electra_trainer *t = NULL;
+    electra_status st = electra_trainer_new(
+        "tiny", "{\"vocab_size\": 64, \"max_seq_len\": 16, \"threads\": 1, \"mask_token_id\": 4}", &t);
+    CHECK(st == ELECTRA_OK, "trainer_new: %s", last_error());
+    if (st != ELECTRA_OK) return;
+    a.t = t;
+    a.steps = 0;
+    a.last = ELECTRA_OK;
+    CHECK(pthread_create(&th, NULL, stepper_main, &a) == 0, "pthread_create");
+    while (__atomic_load_n(&a.steps, __ATOMIC_SEQ_CST) < 2) sched_yield();
+    electra_trainer_free(t);
+    pthread_join(th, NULL);
+    CHECK(a.last == ELECTRA_ERR_INVALID_HANDLE, "the stepper ended with %s", electra_status_str(a.last));
+    electra_trainer_free(t); /* double free after a free in flight: a no-op */
+}
+
 /* Devices: the CPU is always one; CUDA is counted or refused with ELECTRA_ERR_CUDA; a session
  * on the CPU with options gives the default session's logits bit for bit; an absent device is
  * ELECTRA_ERR_CUDA and a bad name an invalid argument. */
@@ -784,6 +867,8 @@ int main(int argc, char **argv) {
     test_files();
     test_last_error();
     test_threads();
+    test_stale_handles();
+    test_free_while_in_use();
     rmdir(tmp_root);
 
     printf("worst parity: max_rel %.3e (%s), max_abs %.3e (%s)\n", worst_rel, worst_rel_where, worst_abs,

@@ -597,17 +597,18 @@ impl Backend for CpuBackend {
         v: &mut Buf,
         tensors: &[AdamTensor],
         step: &AdamStep,
-    ) -> Result<()> {
+        check: bool,
+    ) -> Result<Option<usize>> {
         let len = tensors.iter().map(|t| t.span.off + t.span.len).max().unwrap_or(0);
-        optim::adamw(
+        Ok(optim::adamw(
             wr(params, len, "params")?,
             rd(grads, len, "grads")?,
             wr(m, len, "adam m")?,
             wr(v, len, "adam v")?,
             tensors,
             step,
-        );
-        Ok(())
+            check,
+        ))
     }
 }
 

@@ -3,6 +3,11 @@
 
 use crate::backend::{AdamStep, AdamTensor};
 
+/// The largest |x| (0 for an empty slice); NaN is ignored, so call it on finite values.
+pub fn max_abs(x: &[f32]) -> f32 {
+    x.iter().fold(0.0f32, |a, &b| a.max(b.abs()))
+}
+
 /// Σ x², accumulated in f64 in element order.
 pub fn sum_squares(x: &[f32]) -> f64 {
     x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>()
@@ -15,19 +20,58 @@ pub fn scale(x: &mut [f32], s: f32) {
     }
 }
 
-/// One AdamW update of each listed tensor (see [`crate::backend::Backend::adamw`]).
-pub fn adamw(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], tensors: &[AdamTensor], k: &AdamStep) {
-    let (b1, b2) = (k.beta1, k.beta2);
+/// One AdamW update of each listed tensor (see [`crate::backend::Backend::adamw`]). With
+/// `check`, all or nothing: when any updated weight or moment of any tensor would be NaN or
+/// infinite, nothing is written and the index (into `tensors`) of the first such tensor is
+/// returned. Without it the caller has proved the result finite (see `optim::Bounds`).
+///
+/// The check is a first, read-only pass that computes every new value; only when all are
+/// finite does the second pass compute them again and write them. Both passes run the same
+/// arithmetic in the same order, so the committed values are bit-identical to a single pass.
+pub fn adamw(
+    params: &mut [f32],
+    grads: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    tensors: &[AdamTensor],
+    k: &AdamStep,
+    check: bool,
+) -> Option<usize> {
+    if check {
+        if let Some(bad) = tensors.iter().position(|t| !tensor_stays_finite(params, grads, m, v, t, k)) {
+            return Some(bad);
+        }
+    }
     for t in tensors {
         let r = t.span.off..t.span.off + t.span.len;
-        let (lr, wd) = (t.lr, t.weight_decay);
         for (((p, &g), mi), vi) in
             params[r.clone()].iter_mut().zip(&grads[r.clone()]).zip(&mut m[r.clone()]).zip(&mut v[r])
         {
-            *mi = b1 * *mi + (1.0 - b1) * g;
-            *vi = b2 * *vi + (1.0 - b2) * g * g;
-            let update = (*mi / k.c1) / ((*vi / k.c2).sqrt() + k.epsilon) + wd * *p;
-            *p -= lr * update;
+            (*p, *mi, *vi) = step(*p, g, *mi, *vi, t, k);
         }
     }
+    None
+}
+
+/// The AdamW update of one element: the new weight, first and second moment.
+#[inline(always)]
+fn step(p: f32, g: f32, m: f32, v: f32, t: &AdamTensor, k: &AdamStep) -> (f32, f32, f32) {
+    let m = k.beta1 * m + (1.0 - k.beta1) * g;
+    let v = k.beta2 * v + (1.0 - k.beta2) * g * g;
+    let update = (m / k.c1) / ((v / k.c2).sqrt() + k.epsilon) + t.weight_decay * p;
+    (p - t.lr * update, m, v)
+}
+
+/// Whether updating tensor `t` keeps its weights and both moments finite (reads only). A
+/// moment must be checked on its own: an infinite second moment gives a finite weight.
+fn tensor_stays_finite(params: &[f32], grads: &[f32], m: &[f32], v: &[f32], t: &AdamTensor, k: &AdamStep) -> bool {
+    let r = t.span.off..t.span.off + t.span.len;
+    // A `&` over the whole span, without early exit, so the loop vectorises.
+    params[r.clone()].iter().zip(&grads[r.clone()]).zip(&m[r.clone()]).zip(&v[r]).fold(
+        true,
+        |ok, (((&p, &g), &mi), &vi)| {
+            let (p, mi, vi) = step(p, g, mi, vi, t, k);
+            ok & p.is_finite() & mi.is_finite() & vi.is_finite()
+        },
+    )
 }
