@@ -43,13 +43,13 @@
 //! order) are held out: the training stream skips them and [`Corpus::eval_batches`] reads only them,
 //! unshuffled, once, with a fixed packing seed.
 
+use super::lines::{LineReader, Piece};
 use super::tokenizer::{SpecialIds, Tokenizer};
+use crate::io::read::open_regular;
 use crate::{Error, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use super::lines::{LineReader, Piece};
-use crate::io::read::open_regular;
 use std::path::{Path, PathBuf};
 
 /// Settings of the example builder, the shuffle and the split. Stored in every [`Cursor`]; a cursor

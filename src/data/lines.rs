@@ -64,7 +64,12 @@ impl LineReader {
 
     /// Reads the next piece into `buf` (without its line ending; a `\r` before the newline is
     /// dropped); `None` at the end of the file.
-    pub fn next_piece(&mut self, buf: &mut Vec<u8>, max_line_bytes: usize, piece_bytes: usize) -> Result<Option<Piece>> {
+    pub fn next_piece(
+        &mut self,
+        buf: &mut Vec<u8>,
+        max_line_bytes: usize,
+        piece_bytes: usize,
+    ) -> Result<Option<Piece>> {
         buf.clear();
         let starts_line = self.line_offset == 0;
         let room = (max_line_bytes as u64).saturating_sub(self.line_offset) as usize;

@@ -14,13 +14,13 @@
 //! may assume numbers for them (BERT's own vocabulary has `[PAD]=0, [UNK]=100, [CLS]=101, [SEP]=102,
 //! [MASK]=103`, vocabularies trained here have them at 0..4).
 
+use super::lines::{LineReader, DEFAULT_LINE_PIECE_BYTES, DEFAULT_MAX_LINE_BYTES};
 use crate::io::atomic::write_atomic;
 use crate::io::read::{read_regular, read_regular_utf8, MAX_TOKENIZER_JSON_BYTES, MAX_VOCAB_TXT_BYTES};
 use crate::{Error, Result};
 use ahash::{AHashMap, AHashSet};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
-use super::lines::{LineReader, DEFAULT_LINE_PIECE_BYTES, DEFAULT_MAX_LINE_BYTES};
 use std::path::{Path, PathBuf};
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
 use tokenizers::models::bpe::{BpeTrainer, BPE};
