@@ -22,7 +22,8 @@ for t in $(cargo fuzz list); do
   # -rss_limit_mb: a target that tries to allocate gigabytes fails here, as it would hurt a host.
   if ! cargo fuzz run -s none "$t" "$scratch/$t" "corpus/$t" -- \
     -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 >"$scratch/$t.log" 2>&1; then
-    tail -n 60 "$scratch/$t.log"
+    # Lines cut: cargo fuzz prints the whole failing input as a byte list.
+    tail -n 60 "$scratch/$t.log" | cut -c1-400
     echo "FAIL: fuzz target $t (the input is in fuzz/artifacts/$t/)" >&2
     exit 1
   fi

@@ -283,3 +283,18 @@ fn a_cursor_without_the_new_fields_still_restores() {
     }
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn a_tokenizer_json_with_a_syntax_error_in_its_decoder_is_an_error_not_a_panic() {
+    // tokenizers 0.23 panics ("Helper") on this; found by fuzz/tokenizer.
+    let d = scratch("tokjson");
+    let good = std::fs::read_to_string(root().join("tests/fixtures/tokenizer/hf/tokenizer.json")).unwrap();
+    let at = good.find("\"decoder\"").expect("the fixture has a decoder");
+    let brace = at + good[at..].find('{').unwrap();
+    let bad = format!("{}{{\"type\": \"WordPiece\", \"prefix\": `}}{}", &good[..brace], &good[brace + 1..]);
+    let p = d.join("tokenizer.json");
+    std::fs::write(&p, bad).unwrap();
+    let e = Tokenizer::from_file(&p).unwrap_err();
+    assert!(matches!(&e, Error::Format { msg, .. } if msg.contains("JSON")), "{e}");
+    std::fs::remove_dir_all(&d).unwrap();
+}

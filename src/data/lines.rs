@@ -14,10 +14,12 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// Lines longer than this are cut; the rest of the line is skipped (1 MiB).
+/// cbindgen:ignore
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
 
 /// Lines longer than this are handed out in pieces of at most this size (16 KiB: far above a
 /// sentence or paragraph, far more text than one example of 512 tokens uses).
+/// cbindgen:ignore
 pub const DEFAULT_LINE_PIECE_BYTES: usize = 16 << 10;
 
 /// What [`LineReader::next_piece`] read.

@@ -124,6 +124,10 @@ impl Tokenizer {
     pub fn from_tokenizer_json(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let bytes = read_regular(path, MAX_TOKENIZER_JSON_BYTES)?;
+        // Check the JSON syntax first: `tokenizers` 0.23 panics ("Helper") on a syntax error inside
+        // the "decoder" object instead of returning an error (found by fuzz/tokenizer).
+        serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
+            .map_err(|e| Error::format(path, format!("tokenizer.json is not valid JSON: {e}")))?;
         let mut inner = tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| Error::format(path, e.to_string()))?;
         inner.with_truncation(None).map_err(|e| Error::format(path, e.to_string()))?;
         inner.with_padding(None);

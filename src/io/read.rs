@@ -10,12 +10,16 @@ use std::io::Read;
 use std::path::Path;
 
 /// Largest `config.json` (and other small JSON files such as `tokenizer_config.json`): 1 MiB.
+/// cbindgen:ignore
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// Largest `tokenizer.json`: 64 MiB (a 250k-entry multilingual tokenizer is about 20 MB).
+/// cbindgen:ignore
 pub const MAX_TOKENIZER_JSON_BYTES: u64 = 64 << 20;
 /// Largest `vocab.txt`: 16 MiB (BERT's 30k-entry vocabulary is 230 KB).
+/// cbindgen:ignore
 pub const MAX_VOCAB_TXT_BYTES: u64 = 16 << 20;
 /// Largest safetensors JSON header: 100 MB, the limit of the `safetensors` crate itself.
+/// cbindgen:ignore
 pub const MAX_SAFETENSORS_HEADER_BYTES: u64 = 100_000_000;
 
 /// Opens `path` for reading, refusing anything that is not a regular file (directory, FIFO,
