@@ -60,5 +60,10 @@ suite "C/C++ examples (valgrind)" bash tests/c/test_examples.sh
 suite "make install: soname, pkg-config, CMake" env PROFILE=release bash tests/c/test_install.sh
 # --- end of C/C++ examples and packaging ---
 
+# --- Fuzzing (fuzz/, needs cargo-fuzz; .ci/run installs it) ---
+# Every fuzz target for FUZZ_SECONDS (20) seconds on its seeds; a crash fails the run.
+suite "fuzz smoke (cargo fuzz, stable)" bash scripts/fuzz-smoke.sh
+# --- end of fuzzing ---
+
 print_summary
 echo "all suites passed"

@@ -146,7 +146,8 @@ impl ElectraConfig {
 
     /// Reads and validates a `config.json` file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let s = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        // A regular file of at most 1 MiB (a FIFO or a huge file is refused); not UTF-8 is a format error.
+        let s = crate::io::read::read_regular_utf8(path, crate::io::read::MAX_CONFIG_BYTES)?;
         let cfg: ElectraConfig =
             serde_json::from_str(&s).map_err(|e| Error::format(path, format!("config.json: {e}")))?;
         cfg.validate().map_err(|e| Error::format(path, e.to_string()))?;

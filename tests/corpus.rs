@@ -421,7 +421,15 @@ fn files_larger_than_the_read_buffer() {
     }
     text.push_str("w1 w2 w3");
     std::fs::write(d.join("big.txt"), &text).unwrap();
-    let o = CorpusOptions { max_seq_len: 64, eval_every_nth_doc: 0, shuffle_buffer: 0, ..Default::default() };
+    // line_piece_bytes 1 MiB: the long line is read whole, as one sentence (tests/input.rs covers
+    // the default, which reads it in pieces).
+    let o = CorpusOptions {
+        max_seq_len: 64,
+        eval_every_nth_doc: 0,
+        shuffle_buffer: 0,
+        line_piece_bytes: 1 << 20,
+        ..Default::default()
+    };
     let mut c = Corpus::open(&[d.join("big.txt")], o.clone(), &tok).unwrap();
     // Read one whole epoch: the last example is the last (unterminated) line; the first example of the
     // next epoch has read the file's first lines again (1 + 2 + … + 11 = 66 >= 64 tokens).

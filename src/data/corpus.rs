@@ -6,7 +6,13 @@
 //! line by line through a buffered reader, so a corpus may be far larger than memory. Each line is one
 //! "sentence" (there is no sentence splitter); a blank line (only whitespace) ends a document, and so
 //! does the end of a file. Bytes that are not UTF-8 are decoded lossily (U+FFFD, which the tokenizer
-//! drops) and the line is counted in [`CorpusStats::invalid_utf8_lines`].
+//! drops) and the line is counted in [`CorpusStats::invalid_utf8_lines`]. The input files must be
+//! regular files (a FIFO or device is refused when the corpus is opened).
+//!
+//! No line is read whole into memory: a line longer than `line_piece_bytes` (16 KiB) is read in
+//! pieces, split at a space, and each piece is a sentence of its own, so any layout (one 50 MB line,
+//! a file without newlines) streams in one pass, at a cost linear in its size; of a line longer than
+//! `max_line_bytes` (1 MiB), the rest is skipped and the line counted in [`CorpusStats::long_lines`].
 //!
 //! # Examples (exactly the original builder)
 //! Tokenized lines accumulate until their token count reaches the target length (`max_seq_len`) or the
@@ -37,13 +43,13 @@
 //! order) are held out: the training stream skips them and [`Corpus::eval_batches`] reads only them,
 //! unshuffled, once, with a fixed packing seed.
 
+use super::lines::{LineReader, Piece};
 use super::tokenizer::{SpecialIds, Tokenizer};
+use crate::io::read::open_regular;
 use crate::{Error, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// Settings of the example builder, the shuffle and the split. Stored in every [`Cursor`]; a cursor
@@ -69,6 +75,12 @@ pub struct CorpusOptions {
     /// Longer lines are cut to this many bytes (the rest of the line is skipped unread into memory and
     /// counted in [`CorpusStats::long_lines`]); 1 MiB by default, far beyond what one example can use.
     pub max_line_bytes: usize,
+    /// Longer lines are read in pieces of at most this many bytes, each taken as a sentence of its
+    /// own (split at a space where there is one; counted in [`CorpusStats::split_lines`]); 16 KiB by
+    /// default, far above a normal sentence or paragraph, so such corpora read exactly as if lines
+    /// were never split. Without it a corpus of a few huge lines would build one example per line
+    /// and re-read, re-tokenize the whole file for every few examples.
+    pub line_piece_bytes: usize,
 }
 
 impl Default for CorpusOptions {
@@ -81,7 +93,8 @@ impl Default for CorpusOptions {
             eval_every_nth_doc: 20,
             shuffle_buffer: 1000,
             blank_lines_separate_documents: true,
-            max_line_bytes: 1 << 20,
+            max_line_bytes: super::lines::DEFAULT_MAX_LINE_BYTES,
+            line_piece_bytes: super::lines::DEFAULT_LINE_PIECE_BYTES,
         }
     }
 }
@@ -102,6 +115,9 @@ impl CorpusOptions {
         if self.max_line_bytes < 16 {
             return Err(Error::arg(format!("max_line_bytes {} is below 16", self.max_line_bytes)));
         }
+        if self.line_piece_bytes < 64 {
+            return Err(Error::arg(format!("line_piece_bytes {} is below 64", self.line_piece_bytes)));
+        }
         Ok(())
     }
 }
@@ -109,6 +125,7 @@ impl CorpusOptions {
 /// Counters of one stream (training: cumulative over all epochs since the start, restored with the
 /// cursor; evaluation: one pass).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CorpusStats {
     /// Input files.
     pub files: u64,
@@ -118,12 +135,15 @@ pub struct CorpusStats {
     pub lines: u64,
     /// Lines of only whitespace.
     pub blank_lines: u64,
-    /// Non-blank lines that tokenized to nothing (e.g. only control characters).
+    /// Non-blank lines (or pieces of split lines) that tokenized to nothing (e.g. only control
+    /// characters).
     pub skipped_lines: u64,
-    /// Lines with bytes that are not UTF-8 (decoded lossily, still used).
+    /// Lines (or pieces of split lines) with bytes that are not UTF-8 (decoded lossily, still used).
     pub invalid_utf8_lines: u64,
     /// Lines longer than `max_line_bytes` (cut).
     pub long_lines: u64,
+    /// Lines longer than `line_piece_bytes` (read in pieces).
+    pub split_lines: u64,
     /// Lines of documents that belong to the other split (not tokenized).
     pub other_split_lines: u64,
     /// Documents completed (both splits).
@@ -190,14 +210,22 @@ pub struct StreamPos {
     pub epoch: u64,
     /// Index into the file list.
     pub file_index: usize,
-    /// Byte offset of the next line to read in that file.
+    /// Byte offset of the next line (or piece of a line) to read in that file.
     pub byte_offset: u64,
+    /// How far into its line `byte_offset` is (0 at a line start, the only case before lines were
+    /// read in pieces, hence absent from the JSON then).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub line_offset: u64,
     /// Index (within the pass) of the document the next non-blank line belongs to.
     pub doc_index: u64,
     /// Whether that document already has lines (the next line continues it).
     pub in_document: bool,
     /// Examples built so far in this pass (a pass that builds none is an error, not an endless loop).
     pub examples_in_epoch: u64,
+}
+
+fn is_zero(x: &u64) -> bool {
+    *x == 0
 }
 
 /// The exact state of the training stream, serialisable to JSON (see the module docs). Produced by
@@ -265,12 +293,11 @@ enum Split {
 }
 
 struct Line {
-    /// Bytes consumed (newline included).
-    consumed: u64,
-    /// The decoded line without its line ending.
+    /// What the line reader says about it.
+    piece: Piece,
+    /// The decoded line (or piece) without its line ending.
     text: String,
     invalid_utf8: bool,
-    cut: bool,
 }
 
 /// The example builder over the file list (one per split).
@@ -282,7 +309,7 @@ struct Stream {
     split: Split,
     cycle: bool,
     pos: StreamPos,
-    reader: Option<BufReader<File>>,
+    reader: Option<LineReader>,
     line_buf: Vec<u8>,
     rng: ChaCha8Rng,
     target_len: usize,
@@ -364,53 +391,22 @@ impl Stream {
         held_out == (self.split == Split::Eval)
     }
 
-    /// Reads the next line of the current file; `None` at its end.
+    /// Reads the next line (or piece of a long line) of the current file; `None` at its end.
     fn read_line(&mut self) -> Result<Option<Line>> {
         let (path, _) = &self.files[self.pos.file_index];
         if self.reader.is_none() {
-            let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
-            if self.pos.byte_offset > 0 {
-                f.seek(SeekFrom::Start(self.pos.byte_offset)).map_err(|e| Error::io(path, e))?;
-            }
-            self.reader = Some(BufReader::with_capacity(1 << 16, f));
+            self.reader = Some(LineReader::open(path, self.pos.byte_offset, self.pos.line_offset)?);
         }
         let r = self.reader.as_mut().expect("opened above");
-        let max = self.opts.max_line_bytes;
-        self.line_buf.clear();
-        let mut consumed = 0u64;
-        let mut cut = false;
-        loop {
-            let avail = r.fill_buf().map_err(|e| Error::io(path, e))?;
-            if avail.is_empty() {
-                break;
-            }
-            let (take, done) = match avail.iter().position(|&b| b == b'\n') {
-                Some(i) => (i + 1, true),
-                None => (avail.len(), false),
-            };
-            let room = max.saturating_sub(self.line_buf.len());
-            let keep = if done { take - 1 } else { take };
-            if keep > room {
-                cut = true;
-            }
-            self.line_buf.extend_from_slice(&avail[..keep.min(room)]);
-            r.consume(take);
-            consumed += take as u64;
-            if done {
-                break;
-            }
-        }
-        if consumed == 0 {
+        let Some(piece) = r.next_piece(&mut self.line_buf, self.opts.max_line_bytes, self.opts.line_piece_bytes)?
+        else {
             return Ok(None);
-        }
-        if self.line_buf.last() == Some(&b'\r') {
-            self.line_buf.pop();
-        }
+        };
         let mut bytes: &[u8] = &self.line_buf;
         if self.pos.byte_offset == 0 && bytes.starts_with(b"\xef\xbb\xbf") {
             bytes = &bytes[3..]; // UTF-8 byte-order mark
         }
-        if cut {
+        if piece.cut {
             // The cut may have split the last character: drop that partial sequence, not count it.
             if let Err(e) = std::str::from_utf8(bytes) {
                 if e.error_len().is_none() {
@@ -422,7 +418,7 @@ impl Stream {
             Ok(s) => (s.to_owned(), false),
             Err(_) => (String::from_utf8_lossy(bytes).into_owned(), true),
         };
-        Ok(Some(Line { consumed, text, invalid_utf8, cut }))
+        Ok(Some(Line { piece, text, invalid_utf8 }))
     }
 
     /// Closes the current document (if one is open) and builds an example from what is pending.
@@ -472,17 +468,24 @@ impl Stream {
                 let ex = self.end_document();
                 self.pos.file_index += 1;
                 self.pos.byte_offset = 0;
+                self.pos.line_offset = 0;
                 self.reader = None;
                 if let Some(ex) = ex {
                     return Ok(Some(ex));
                 }
                 continue;
             };
-            self.pos.byte_offset += line.consumed;
-            self.stats.lines += 1;
+            let piece = line.piece;
+            self.pos.byte_offset += piece.consumed;
+            self.pos.line_offset = self.reader.as_ref().map_or(0, LineReader::line_offset);
+            self.stats.lines += piece.ends_line as u64;
             self.stats.invalid_utf8_lines += line.invalid_utf8 as u64;
-            self.stats.long_lines += line.cut as u64;
+            self.stats.long_lines += piece.cut as u64;
+            self.stats.split_lines += piece.split as u64;
             let text = line.text.trim();
+            if text.is_empty() && !(piece.starts_line && piece.ends_line) {
+                continue; // a stretch of spaces inside a long line: not a blank line
+            }
             if text.is_empty() {
                 self.stats.blank_lines += 1;
                 if self.opts.blank_lines_separate_documents {
@@ -617,9 +620,9 @@ impl Corpus {
         opts.validate()?;
         let mut files = Vec::new();
         for f in super::text_files(paths)? {
-            let meta = std::fs::metadata(&f).map_err(|e| Error::io(&f, e))?;
-            File::open(&f).map_err(|e| Error::io(&f, e))?;
-            files.push((f, meta.len()));
+            // A regular file (a FIFO would block the reader forever), readable now.
+            let len = open_regular(&f)?.metadata().map_err(|e| Error::io(&f, e))?.len();
+            files.push((f, len));
         }
         if files.iter().all(|f| f.1 == 0) {
             return Err(Error::arg(format!("all {} input files are empty", files.len())));
@@ -768,6 +771,8 @@ impl Corpus {
         let p = &cursor.pos;
         if p.file_index > self.files.len()
             || (p.file_index < self.files.len() && p.byte_offset > self.files[p.file_index].1)
+            || p.line_offset > p.byte_offset
+            || p.line_offset >= self.opts.max_line_bytes as u64
             || cursor.target_len < 5
             || cursor.target_len > self.opts.max_seq_len
         {

@@ -7,6 +7,7 @@
 //!   files streamed line by line, with seeded shuffling, a resumable [`Cursor`] and a held-out split.
 
 pub mod corpus;
+pub(crate) mod lines;
 pub mod tokenizer;
 
 pub use corpus::{Corpus, CorpusOptions, CorpusStats, Cursor, TokenBatch};

@@ -14,12 +14,13 @@
 //! may assume numbers for them (BERT's own vocabulary has `[PAD]=0, [UNK]=100, [CLS]=101, [SEP]=102,
 //! [MASK]=103`, vocabularies trained here have them at 0..4).
 
+use super::lines::{LineReader, DEFAULT_LINE_PIECE_BYTES, DEFAULT_MAX_LINE_BYTES};
 use crate::io::atomic::write_atomic;
+use crate::io::read::{read_regular, read_regular_utf8, MAX_TOKENIZER_JSON_BYTES, MAX_VOCAB_TXT_BYTES};
 use crate::{Error, Result};
 use ahash::{AHashMap, AHashSet};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
 use tokenizers::models::bpe::{BpeTrainer, BPE};
@@ -92,17 +93,19 @@ impl Tokenizer {
     /// `tokenizer.json` there wins over a `vocab.txt`).
     ///
     /// # Errors
-    /// [`Error::Io`] when the file cannot be read, [`Error::Format`] when it cannot be parsed, names
-    /// no special token `[PAD]`, `[UNK]`, `[CLS]`, `[SEP]` or `[MASK]`, or a directory holds neither file.
+    /// [`Error::Io`] when the file cannot be read, [`Error::Format`] when it is not a regular file,
+    /// is larger than its cap (`tokenizer.json` 64 MiB, `vocab.txt` 16 MiB, see [`crate::io::read`]),
+    /// cannot be parsed, names no special token `[PAD]`, `[UNK]`, `[CLS]`, `[SEP]` or `[MASK]`, or a directory holds neither file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if meta.is_dir() {
             let json = path.join("tokenizer.json");
             let vocab = path.join("vocab.txt");
-            if json.is_file() {
+            // exists(), not is_file(): a FIFO named tokenizer.json gets "not a regular file".
+            if json.exists() {
                 Self::from_tokenizer_json(&json)
-            } else if vocab.is_file() {
+            } else if vocab.exists() {
                 Self::from_vocab_file(&vocab)
             } else {
                 Err(Error::format(path, "directory holds neither tokenizer.json nor vocab.txt"))
@@ -120,7 +123,11 @@ impl Tokenizer {
     /// As [`Tokenizer::from_file`].
     pub fn from_tokenizer_json(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = read_regular(path, MAX_TOKENIZER_JSON_BYTES)?;
+        // Check the JSON syntax first: `tokenizers` 0.23 panics ("Helper") on a syntax error inside
+        // the "decoder" object instead of returning an error (found by fuzz/tokenizer).
+        serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
+            .map_err(|e| Error::format(path, format!("tokenizer.json is not valid JSON: {e}")))?;
         let mut inner = tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| Error::format(path, e.to_string()))?;
         inner.with_truncation(None).map_err(|e| Error::format(path, e.to_string()))?;
         inner.with_padding(None);
@@ -134,8 +141,7 @@ impl Tokenizer {
     /// As [`Tokenizer::from_file`]; also [`Error::Format`] for an empty file or invalid UTF-8.
     pub fn from_vocab_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let text = String::from_utf8(bytes).map_err(|e| Error::format(path, format!("not UTF-8: {e}")))?;
+        let text = read_regular_utf8(path, MAX_VOCAB_TXT_BYTES)?;
         // Same reading as tokenizers' WordPiece::read_file: `lines()`, each token `trim_end()`ed.
         let tokens: Vec<String> = text.lines().map(|l| l.trim_end().to_owned()).collect();
         Self::from_tokens(tokens, path)
@@ -316,7 +322,10 @@ impl Tokenizer {
     /// times. The vocabulary is: `[PAD] [UNK] [CLS] [SEP] [MASK]` (ids 0..4), the alphabet (at most
     /// [`TRAIN_ALPHABET_LIMIT`] most frequent characters, by code point), their `##` forms, then the
     /// merged pieces in merge order. It can exceed `vocab_size` only when the alphabet alone does.
-    /// Undecodable bytes are replaced by U+FFFD (which the normalizer drops).
+    /// Undecodable bytes are replaced by U+FFFD (which the normalizer drops). The files must be
+    /// regular files; lines are read as the corpus reads them (see [`crate::data::corpus`]): in
+    /// pieces of at most 16 KiB split at spaces (the same words), and of a line longer than 1 MiB
+    /// only its first 1 MiB counts.
     ///
     /// The result is deterministic: the same files and arguments give the same vocabulary, run
     /// after run (the word counts are kept in a fixed-seed map, since the trainer's tie-breaking
@@ -335,13 +344,9 @@ impl Tokenizer {
             AHashMap::with_hasher(ahash::RandomState::with_seeds(0x656c_6563, 0x7472_6120, 0x766f_6361, 0x6220_0001));
         let mut line = Vec::new();
         for file in &files {
-            let f = std::fs::File::open(file).map_err(|e| Error::io(file, e))?;
-            let mut r = std::io::BufReader::with_capacity(1 << 16, f);
-            loop {
-                line.clear();
-                if r.read_until(b'\n', &mut line).map_err(|e| Error::io(file, e))? == 0 {
-                    break;
-                }
+            // Bounded pieces of lines, as the corpus reader reads them: a huge line costs no memory.
+            let mut r = LineReader::open(file, 0, 0)?;
+            while r.next_piece(&mut line, DEFAULT_MAX_LINE_BYTES, DEFAULT_LINE_PIECE_BYTES)?.is_some() {
                 let text = String::from_utf8_lossy(&line);
                 let mut n = NormalizedString::from(text.as_ref());
                 normalizer.normalize(&mut n).map_err(|e| Error::Internal(e.to_string()))?;

@@ -2,10 +2,12 @@
 //! errors naming the file and the tensor.
 
 use super::atomic::write_atomic;
+use super::read::{open_regular, read_regular, MAX_SAFETENSORS_HEADER_BYTES};
 use crate::error::{Error, Result};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// One tensor read from a file, converted to f32 (integer tensors are kept as i64 too).
@@ -31,18 +33,43 @@ pub struct TensorFile {
 }
 
 impl TensorFile {
-    /// The header's string metadata of `path` (without reading tensors into f32).
+    /// The header's string metadata of `path`, reading only the 8-byte length and the JSON header
+    /// (at most [`MAX_SAFETENSORS_HEADER_BYTES`]), not the tensors: a multi-GB checkpoint costs a
+    /// few kilobytes here. The tensors are validated later, by [`TensorFile::read`].
     pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let (_, meta) = SafeTensors::read_metadata(&bytes)
-            .map_err(|e| Error::format(path, format!("not a valid safetensors file: {e}")))?;
-        Ok(meta.metadata().clone().unwrap_or_default())
+        let mut f = open_regular(path)?;
+        let file_len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+        let bad = |msg: String| Error::format(path, format!("not a valid safetensors file: {msg}"));
+        let mut len8 = [0u8; 8];
+        f.read_exact(&mut len8).map_err(|_| bad(format!("{file_len} bytes, too short for the header length")))?;
+        let n = u64::from_le_bytes(len8);
+        if n > MAX_SAFETENSORS_HEADER_BYTES {
+            return Err(bad(format!("header of {n} bytes, more than the limit of {MAX_SAFETENSORS_HEADER_BYTES}")));
+        }
+        if n > file_len.saturating_sub(8) {
+            return Err(bad(format!("header of {n} bytes in a file of {file_len} bytes (truncated?)")));
+        }
+        let mut header = Vec::new();
+        header.try_reserve_exact(n as usize).map_err(|_| crate::alloc::oom::<u8>(n as usize, "safetensors header"))?;
+        f.by_ref().take(n).read_to_end(&mut header).map_err(|e| Error::io(path, e))?;
+        if header.len() as u64 != n {
+            return Err(bad(format!("header of {n} bytes, but the file ends after {}", header.len())));
+        }
+        /// Only the metadata; the tensor entries are checked when the tensors are read.
+        #[derive(serde::Deserialize)]
+        struct Header {
+            #[serde(rename = "__metadata__", default)]
+            metadata: Option<HashMap<String, String>>,
+        }
+        let h: Header = serde_json::from_slice(&header).map_err(|e| bad(format!("header: {e}")))?;
+        Ok(h.metadata.unwrap_or_default())
     }
 
-    /// Reads and converts every tensor of `path`. A truncated or corrupt file, or a dtype we do
-    /// not convert, is a [`Error::Format`] naming the file (and tensor).
+    /// Reads and converts every tensor of `path` (a regular file; its length decides the one
+    /// buffer, reserved fallibly). A truncated or corrupt file, or a dtype we do not convert, is
+    /// an [`Error::Format`] naming the file (and tensor).
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = read_regular(path, u64::MAX)?;
         Self::parse(path, &bytes)
     }
 
@@ -85,27 +112,36 @@ impl TensorFile {
     }
 }
 
+/// Decodes little-endian values of `N` bytes each into a vector reserved fallibly (a tensor's
+/// size comes from the file).
+fn decode<T, const N: usize>(b: &[u8], f: impl Fn([u8; N]) -> T) -> std::result::Result<Vec<T>, String> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(b.len() / N).map_err(|_| format!("could not allocate {} values", b.len() / N))?;
+    out.extend(b.chunks_exact(N).map(|c| f(c.try_into().expect("chunks_exact gives N bytes"))));
+    Ok(out)
+}
+
 fn convert(v: &TensorView) -> std::result::Result<Tensor, String> {
     let b = v.data();
     let shape = v.shape().to_vec();
-    let n: usize = shape.iter().product();
     let size = v.dtype().bitsize() / 8;
-    if b.len() != n * size {
+    let n = crate::alloc::count(&shape, "tensor").map_err(|e| e.to_string())?;
+    if n.checked_mul(size) != Some(b.len()) {
         return Err(format!("{} bytes for {n} elements of {:?}", b.len(), v.dtype()));
     }
     let mut ints = Vec::new();
     let data: Vec<f32> = match v.dtype() {
-        Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
-        Dtype::F64 => b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
-        Dtype::F16 => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        Dtype::BF16 => b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        Dtype::F32 => decode(b, f32::from_le_bytes)?,
+        Dtype::F64 => decode(b, |c| f64::from_le_bytes(c) as f32)?,
+        Dtype::F16 => decode(b, |c| half::f16::from_le_bytes(c).to_f32())?,
+        Dtype::BF16 => decode(b, |c| half::bf16::from_le_bytes(c).to_f32())?,
         Dtype::I64 => {
-            ints = b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect();
-            ints.iter().map(|&x| x as f32).collect()
+            ints = decode(b, i64::from_le_bytes)?;
+            decode(b, |c| i64::from_le_bytes(c) as f32)?
         }
         Dtype::I32 => {
-            ints = b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64).collect();
-            ints.iter().map(|&x| x as f32).collect()
+            ints = decode(b, |c| i32::from_le_bytes(c) as i64)?;
+            decode(b, |c| i32::from_le_bytes(c) as i64 as f32)?
         }
         other => return Err(format!("unsupported dtype {other:?}")),
     };

@@ -1,0 +1,34 @@
+//! Helpers shared by the fuzz targets: a scratch directory per process and a size cap on the
+//! models a target builds.
+
+use electra::ElectraConfig;
+use std::path::PathBuf;
+
+/// A scratch directory for this process and target (created on first use, reused across inputs).
+pub fn scratch(target: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("electra-fuzz-{target}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("scratch directory");
+    d
+}
+
+/// Whether a model of `cfg` is small enough to build in a fuzz iteration (at most ~50M parameters
+/// and 4096 positions). The library itself refuses configs whose sizes exceed what it can
+/// allocate; this cap only keeps each iteration fast and within the fuzzer's memory limit.
+pub fn small_enough(cfg: &ElectraConfig) -> bool {
+    let f = |x: usize| x as f64;
+    let (v, e, h, l, i) =
+        (f(cfg.vocab_size), f(cfg.embedding_size), f(cfg.hidden_size), f(cfg.num_hidden_layers), f(cfg.intermediate_size));
+    let emb = (v + f(cfg.max_position_embeddings) + f(cfg.type_vocab_size)) * e + e * h;
+    let layers = l * (4.0 * h * h + 2.0 * h * i + 9.0 * h + i);
+    let heads = h * h + v * e + e * h;
+    emb + layers + heads <= 50e6 && cfg.max_position_embeddings <= 4096
+}
+
+/// Like [`small_enough`] for a config given as JSON (a checkpoint's embedded config); `true` when
+/// it does not parse (the library reports that itself).
+pub fn json_small_enough(v: &serde_json::Value) -> bool {
+    match ElectraConfig::from_json_str(&v.to_string()) {
+        Ok(cfg) => small_enough(&cfg),
+        Err(_) => !v.is_object() || serde_json::from_value::<ElectraConfig>(v.clone()).map_or(true, |c| small_enough(&c)),
+    }
+}
