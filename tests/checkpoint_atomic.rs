@@ -334,3 +334,34 @@ fn the_step_counter_never_wraps() {
     assert_eq!(t.step, u64::MAX);
     assert_eq!(bits(&t.weights().unwrap()), w, "nothing updated");
 }
+
+#[test]
+fn a_checkpoint_whose_stored_config_is_huge_is_refused_before_allocating() {
+    let root = tempdir("huge-config");
+    let t = trainer();
+    for (key, value) in [
+        ("hidden_size", serde_json::json!(1_000_000_000u64)),
+        ("vocab_size", serde_json::json!(1_000_000_000u64)),
+        ("num_hidden_layers", serde_json::json!(u64::MAX)),
+        ("intermediate_size", serde_json::json!(1u64 << 61)),
+    ] {
+        let dir = root.join(key);
+        t.save(&dir).unwrap();
+        rewrite(
+            &dir,
+            |s| {
+                for tower in ["discriminator_config", "generator_config"] {
+                    if s[tower].is_object() {
+                        s[tower][key] = value.clone();
+                    }
+                }
+            },
+            None,
+        );
+        // An abort here ("memory allocation of ... bytes failed") would kill the test process.
+        let e = Trainer::resume(&dir).err().unwrap();
+        assert!(matches!(&e, Error::Config(_) | Error::Format { .. } | Error::OutOfMemory(_)), "{key}: {e}");
+        assert!(e.to_string().contains(key) || matches!(e, Error::OutOfMemory(_)), "{key}: {e}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}

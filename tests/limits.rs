@@ -201,3 +201,32 @@ fn finetuner_budget() {
     let e = FineTuner::from_model(m, FinetuneOptions { max_memory_bytes: 1000, ..Default::default() }).err().unwrap();
     assert!(matches!(e, Error::OutOfMemory(_)) && e.to_string().contains("max_memory_bytes = 1000"), "{e}");
 }
+
+/// The CLI refuses sizes it cannot hold up front, with a message and a failing exit status:
+/// no abort, no panic text, no hang building a huge batch.
+#[test]
+fn the_cli_refuses_hostile_sizes_with_a_message() {
+    let run = temp_dir("cli");
+    let huge = run.join("huge.json");
+    std::fs::write(&huge, r#"{"hidden_size": 1000000000}"#).unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (&["--seq-len", "100000"], "bytes"),
+        (&["--batch-size", "100000000"], "bytes"),
+        (&["--preset", huge.to_str().unwrap()], "hidden_size"),
+    ];
+    for (args, needle) in cases {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_electra"))
+            .args(["pretrain", "--steps", "1", "--out"])
+            .arg(run.join("out"))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("memory allocation"), "{args:?}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&run);
+}
