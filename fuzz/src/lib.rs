@@ -12,16 +12,11 @@ pub fn scratch(target: &str) -> PathBuf {
 }
 
 /// Whether a model of `cfg` is small enough to build in a fuzz iteration (at most ~50M parameters
-/// and 4096 positions). The library itself refuses configs whose sizes exceed what it can
-/// allocate; this cap only keeps each iteration fast and within the fuzzer's memory limit.
+/// and 4096 positions). The library itself refuses sizes that are absurd or exceed the machine's
+/// memory (`electra::limits`); a model that fits the machine can still be far above the fuzzer's
+/// 2 GB RSS limit, so this cap keeps each iteration fast and within it.
 pub fn small_enough(cfg: &ElectraConfig) -> bool {
-    let f = |x: usize| x as f64;
-    let (v, e, h, l, i) =
-        (f(cfg.vocab_size), f(cfg.embedding_size), f(cfg.hidden_size), f(cfg.num_hidden_layers), f(cfg.intermediate_size));
-    let emb = (v + f(cfg.max_position_embeddings) + f(cfg.type_vocab_size)) * e + e * h;
-    let layers = l * (4.0 * h * h + 2.0 * h * i + 9.0 * h + i);
-    let heads = h * h + v * e + e * h;
-    emb + layers + heads <= 50e6 && cfg.max_position_embeddings <= 4096
+    electra::limits::tower_params(cfg).is_ok_and(|n| n <= 50_000_000) && cfg.max_position_embeddings <= 4096
 }
 
 /// Like [`small_enough`] for a config given as JSON (a checkpoint's embedded config); `true` when
