@@ -44,4 +44,7 @@ type SessionOptions struct {
 	// Threads is the number of host worker threads (0: one per core). Results do not depend
 	// on it.
 	Threads int `json:"threads,omitempty"`
+	// MaxMemoryBytes is a memory budget for each call (0: none beyond the machine's memory). A
+	// call whose estimate exceeds it is ErrOutOfMemory before anything is allocated.
+	MaxMemoryBytes uint64 `json:"max_memory_bytes,omitempty"`
 }

@@ -209,3 +209,27 @@ func TestTrainerResumeWithOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A memory budget below what a call needs is ErrOutOfMemory before anything is allocated, and a
+// generous one changes nothing.
+func TestSessionMemoryBudget(t *testing.T) {
+	e := loadExpected(t, "relu_act")
+	m := mustLoad(t, fixture("relu_act"))
+	tight, err := electra.NewSessionWithOptions(m, electra.SessionOptions{MaxMemoryBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tight.Close()
+	_, err = tight.Discriminate(e.ids, e.mask, e.types, e.batch, e.seqLen)
+	wantErr(t, "1 KiB budget", err, electra.StatusOutOfMemory, "max_memory_bytes")
+	roomy, err := electra.NewSessionWithOptions(m, electra.SessionOptions{MaxMemoryBytes: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer roomy.Close()
+	got, err := roomy.Discriminate(e.ids, e.mask, e.types, e.batch, e.seqLen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertClose(t, "1 GiB budget disc_logits", got, e.floats(t, "disc_logits"))
+}

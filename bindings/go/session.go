@@ -37,8 +37,9 @@ func NewSession(m *Model) (*Session, error) {
 // value encoding/json turns into an object (map[string]any, a struct). Keys: device ("cpu",
 // the default; "cuda" or "cuda:N"), threads (host worker threads, 0 = one per core, the
 // default) and max_memory_bytes (a memory budget, 0 = none beyond the machine's memory: a call
-// over it is ErrOutOfMemory before anything is allocated). A device that is not compiled in or not present is ErrCUDA with a message saying
-// which; unknown keys and bad values are ErrInvalidArgument.
+// over it is ErrOutOfMemory before anything is allocated). A device that is not compiled in
+// or not present is ErrCUDA with a message saying which; unknown keys and bad values are
+// ErrInvalidArgument.
 func NewSessionWithOptions(m *Model, options interface{}) (*Session, error) {
 	opts, err := optionsString(options)
 	if err != nil {
