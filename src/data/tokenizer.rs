@@ -124,11 +124,18 @@ impl Tokenizer {
     pub fn from_tokenizer_json(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let bytes = read_regular(path, MAX_TOKENIZER_JSON_BYTES)?;
-        // Check the JSON syntax first: `tokenizers` 0.23 panics ("Helper") on a syntax error inside
-        // the "decoder" object instead of returning an error (found by fuzz/tokenizer).
-        serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
+        // Check the JSON first, strings and escapes included (a `serde_json::Value` validates what
+        // `IgnoredAny` skips, e.g. a lone surrogate `\ud800`): `tokenizers` 0.23 panics ("Helper")
+        // on such an error inside the "decoder" object instead of returning it (found by
+        // fuzz/tokenizer). The parse is bounded by the file cap above.
+        serde_json::from_slice::<serde_json::Value>(&bytes)
             .map_err(|e| Error::format(path, format!("tokenizer.json is not valid JSON: {e}")))?;
-        let mut inner = tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| Error::format(path, e.to_string()))?;
+        // Any other panic of the third-party parser on hostile input is a format error too, not
+        // a panic through the caller (the Rust API has no FFI guard).
+        let parsed = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(&bytes)).map_err(|_| {
+            Error::format(path, "tokenizer.json could not be parsed (the tokenizers crate gave up on it)")
+        })?;
+        let mut inner = parsed.map_err(|e| Error::format(path, e.to_string()))?;
         inner.with_truncation(None).map_err(|e| Error::format(path, e.to_string()))?;
         inner.with_padding(None);
         Self::wrap(inner, path)
