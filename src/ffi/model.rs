@@ -66,20 +66,8 @@ const _: () = assert!(std::mem::offset_of!(electra_model_info, struct_size) == 0
 /// `path` must be a NUL-terminated string; `out` a valid pointer.
 #[no_mangle]
 pub unsafe extern "C" fn electra_model_load(path: *const c_char, out: *mut *mut electra_model) -> electra_status {
-    guard(|| {
-        if out.is_null() {
-            return Err(Error::NullPointer("out"));
-        }
-        // SAFETY: `out` is non-NULL (checked above) and, by the contract, valid for a write.
-        unsafe { *out = std::ptr::null_mut() };
-        // SAFETY: `path` is NULL or a NUL-terminated string alive for this call (the contract).
-        let path = unsafe { c_str(path, "path")? };
-        let model = crate::io::hf::load(Path::new(path))?;
-        let h = electra_model::publish(model)?;
-        // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
-        unsafe { *out = h };
-        Ok(())
-    })
+    // SAFETY: the same contract as this function's, with NULL options (the defaults: strict).
+    unsafe { electra_model_load_with_options(path, std::ptr::null(), out) }
 }
 
 /// Loads a model as `electra_model_load` does, with options as a JSON object (NULL or "":
