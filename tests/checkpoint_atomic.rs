@@ -3,11 +3,13 @@
 //! discriminator beside an old generator); user files survive; stale temporaries are removed;
 //! empty paths, non-finite values and out-of-range counters are refused.
 
+mod common;
+
 use electra::io::atomic::{self, CommitStep};
 use electra::io::hf;
 use electra::io::safetensors::TensorFile;
 use electra::pretrain::{TrainOptions, Trainer};
-use electra::{ElectraConfig, Error, Model};
+use electra::{Error, Model};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -19,15 +21,7 @@ fn tempdir(name: &str) -> PathBuf {
 }
 
 fn trainer() -> Trainer {
-    let d = ElectraConfig::from_json_str(
-        r#"{"vocab_size": 60, "embedding_size": 16, "hidden_size": 32, "num_hidden_layers": 2,
-            "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 32,
-            "architectures": ["ElectraForPreTraining"]}"#,
-    )
-    .unwrap();
-    let g = d.generator_config(0.5).unwrap();
-    let mut m = Model::new(Some(d), Some(g), false).unwrap();
-    m.init_weights(5).unwrap();
+    let m = common::pair(common::TINY_DISC, false, 5);
     let opts = TrainOptions {
         max_seq_len: 16,
         mask_token_id: 4,

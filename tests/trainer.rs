@@ -1,10 +1,12 @@
 //! Trainer behaviour: determinism, bit-exact resume, crash-safe saves, refusal of bad input and
 //! non-finite updates, cancellation, learning progress, export.
 
+mod common;
+
 use electra::io::hf;
 use electra::pretrain::{Objective, TrainOptions, Trainer};
 use electra::session::{Batch, Session};
-use electra::{ElectraConfig, Error, Model};
+use electra::{Error, Model};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -13,16 +15,7 @@ const T: usize = 16;
 const V: usize = 60;
 
 fn tiny_model(seed: u64) -> Model {
-    let d = ElectraConfig::from_json_str(
-        r#"{"vocab_size": 60, "embedding_size": 16, "hidden_size": 32, "num_hidden_layers": 2,
-            "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 32,
-            "architectures": ["ElectraForPreTraining"]}"#,
-    )
-    .unwrap();
-    let g = d.generator_config(0.5).unwrap();
-    let mut m = Model::new(Some(d), Some(g), true).unwrap();
-    m.init_weights(seed).unwrap();
-    m
+    common::pair(common::TINY_DISC, true, seed)
 }
 
 fn opts() -> TrainOptions {

@@ -99,3 +99,18 @@ pub fn inputs(case: &str) -> (Inputs, TensorFile) {
 pub mod forward_fixture;
 pub mod reference;
 pub mod train_fixture;
+
+/// The discriminator config.json of the tiny pre-training tests (V=60, E=16, H=32, 2 layers).
+pub const TINY_DISC: &str = r#"{"vocab_size": 60, "embedding_size": 16, "hidden_size": 32, "num_hidden_layers": 2,
+    "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 32,
+    "architectures": ["ElectraForPreTraining"]}"#;
+
+/// A generator + discriminator pair from a discriminator config.json (the generator at half its
+/// width, embeddings shared or not), initialised with `seed`.
+pub fn pair(disc_json: &str, shared_embeddings: bool, seed: u64) -> electra::Model {
+    let d = electra::ElectraConfig::from_json_str(disc_json).unwrap();
+    let g = d.generator_config(0.5).unwrap();
+    let mut m = electra::Model::new(Some(d), Some(g), shared_embeddings).unwrap();
+    m.init_weights(seed).unwrap();
+    m
+}
