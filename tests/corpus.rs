@@ -1,10 +1,10 @@
 //! The pre-training corpus: packing invariants and rules, determinism, exact resume, the held-out
-//! split, bad inputs and large files.
+//! split, shards, bad inputs and large files.
 
 use electra::data::corpus::{Corpus, CorpusOptions, Cursor, TokenBatch as Batch};
 use electra::data::tokenizer::Tokenizer;
-use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -491,4 +491,258 @@ fn cursor_fits_the_trainer_checkpoint_field() {
     assert!(s.len() < 4096, "cursor JSON is {} bytes", s.len());
     let back: Option<serde_json::Value> = serde_json::from_str(&s).unwrap();
     assert_eq!(Cursor::from_json(back.as_ref().unwrap()).unwrap(), c.cursor());
+}
+
+/// `n` numbered documents over two files: document i has 1 to 3 lines of only the word `w{i}`, at
+/// most 15 tokens, so with `max_seq_len` 32 and `short_seq_prob` 0 each is exactly one example.
+fn numbered_documents(name: &str, n: usize) -> PathBuf {
+    let d = scratch(name);
+    let doc = |i: usize| -> String {
+        let lines: String = (0..1 + i % 3).map(|l| vec![format!("w{i}"); 2 + (i + l) % 4].join(" ") + "\n").collect();
+        lines + "\n"
+    };
+    std::fs::write(d.join("a.txt"), (0..n / 2).map(doc).collect::<String>()).unwrap();
+    std::fs::write(d.join("b.txt"), (n / 2..n).map(doc).collect::<String>()).unwrap();
+    d
+}
+
+/// Options under which [`numbered_documents`] are read one whole document per example, in order.
+fn one_doc_per_example(eval_every_nth_doc: usize) -> CorpusOptions {
+    CorpusOptions { max_seq_len: 32, short_seq_prob: 0.0, shuffle_buffer: 0, eval_every_nth_doc, ..opts(32, 4) }
+}
+
+/// The documents of the first training epoch of [`numbered_documents`] in reading order, each with
+/// its token count; checks that each example is one document and the counters account for the rest.
+fn first_epoch(dir: &Path, o: &CorpusOptions, tok: &Tokenizer) -> Vec<(usize, usize)> {
+    let mut c = Corpus::open(&[dir], o.clone(), tok).unwrap();
+    let sp = tok.special_ids();
+    let mut docs = Vec::new();
+    loop {
+        let b = c.next_batch(1).unwrap();
+        if c.stats().epochs > 0 {
+            return docs; // that example is the next epoch's
+        }
+        let ids: Vec<i32> = b.row(0).iter().copied().filter(|&i| !sp.contains(i)).collect();
+        assert!(ids.iter().all(|&i| i == ids[0]), "an example mixes documents: {ids:?}");
+        docs.push(((ids[0] - 5) as usize, ids.len()));
+        // The example ended its document: every document read so far is this shard's, held out, or
+        // another shard's.
+        let s = c.stats();
+        assert_eq!(s.documents - s.other_split_documents - s.other_shard_documents, docs.len() as u64, "{s:?}");
+    }
+}
+
+#[test]
+fn shards_deal_out_the_training_documents() {
+    let tok = word_tokenizer(100);
+    let d = numbered_documents("shards", 100);
+    for (eval, shards) in [(2, 3), (20, 3), (2, 2), (0, 3)] {
+        let o = one_doc_per_example(eval);
+        let all = first_epoch(&d, &o, &tok);
+        let training: Vec<usize> = (0..100).filter(|&i| eval == 0 || i % eval != eval - 1).collect();
+        assert_eq!(all.iter().map(|x| x.0).collect::<Vec<_>>(), training, "unsharded (eval {eval})");
+        let eval_all = (eval > 0).then(|| Corpus::open(&[&d], o.clone(), &tok).unwrap().eval_batches(4, None).unwrap());
+        let mut shard_of = BTreeMap::new();
+        let mut union = Vec::new();
+        for s in 0..shards {
+            let os = CorpusOptions { num_shards: shards, shard_index: s, ..o.clone() };
+            let mine = first_epoch(&d, &os, &tok);
+            // Training ordinals s, s + shards, …, not document indices.
+            let want: Vec<usize> = training.iter().copied().skip(s).step_by(shards).collect();
+            assert_eq!(mine.iter().map(|x| x.0).collect::<Vec<_>>(), want, "shard {s} of {shards}, eval {eval}");
+            for &(doc, _) in &mine {
+                assert_eq!(shard_of.insert(doc, s), None, "document {doc} is in two shards");
+            }
+            union.extend(mine);
+            // The held-out split is not sharded: every shard evaluates on all of it, identically.
+            if let Some(eval_all) = &eval_all {
+                assert_eq!(&Corpus::open(&[&d], os, &tok).unwrap().eval_batches(4, None).unwrap(), eval_all);
+            }
+        }
+        // Together the shards read each training document once, whole.
+        union.sort();
+        let mut all = all;
+        all.sort();
+        assert_eq!(union, all, "eval {eval}, {shards} shards");
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn shards_count_the_documents_they_skip() {
+    let tok = word_tokenizer(100);
+    let d = numbered_documents("shardstats", 100);
+    let o = CorpusOptions { num_shards: 3, shard_index: 1, ..one_doc_per_example(20) };
+    let mut c = Corpus::open(&[&d], o, &tok).unwrap();
+    while c.stats().epochs == 0 {
+        c.next_batch(1).unwrap();
+    }
+    // The first pass and the next one up to its first example of shard 1 (training ordinal 1,
+    // document 1): 102 documents, 5 held out, 2 + 32 of shard 1, 64 of shards 0 and 2.
+    let (mut other_shard_docs, mut other_shard_lines) = (0, 0);
+    for doc in (0..100).chain(0..2) {
+        let ordinal = doc - doc / 20;
+        if doc % 20 != 19 && ordinal % 3 != 1 {
+            other_shard_docs += 1;
+            other_shard_lines += 1 + doc % 3;
+        }
+    }
+    let s = c.stats();
+    assert_eq!((s.documents, s.other_split_documents), (102, 5), "{s:?}");
+    assert_eq!(other_shard_docs, 64);
+    assert_eq!((s.other_shard_documents, s.other_shard_lines), (other_shard_docs, other_shard_lines as u64), "{s:?}");
+    assert_eq!(s.examples, 32 + 1);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// FNV-1a of the ids and segment ids of batches.
+fn fingerprint<'a>(batches: impl IntoIterator<Item = &'a Batch>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in batches {
+        for &i in b.input_ids.iter().chain(&b.token_type_ids) {
+            for x in i.to_le_bytes() {
+                h ^= x as u64;
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+    h
+}
+
+#[test]
+fn one_shard_reads_exactly_as_before_shards_existed() {
+    let tok = fixture_tokenizer();
+    // Recorded before the corpus had shards: 12 shuffled training batches and 2 held-out ones.
+    const BEFORE_SHARDS: u64 = 0x294d_b7cf_c259_1b03;
+    let o = CorpusOptions { shuffle_buffer: 50, eval_every_nth_doc: 5, num_shards: 1, shard_index: 0, ..opts(64, 3) };
+    let mut c = Corpus::open(&[moby()], o, &tok).unwrap();
+    let mut batches: Vec<Batch> = (0..12).map(|_| c.next_batch(8).unwrap()).collect();
+    batches.extend(c.eval_batches(8, Some(2)).unwrap());
+    assert_eq!(fingerprint(&batches), BEFORE_SHARDS);
+    // Shard 0 of any number keeps the unsharded RNG streams; every other shard has its own.
+    let streams = |num_shards, shard_index| {
+        let cur =
+            Corpus::open(&[moby()], CorpusOptions { num_shards, shard_index, ..opts(64, 3) }, &tok).unwrap().cursor();
+        (cur.pack_rng.get_stream(), cur.shuffle_rng.get_stream())
+    };
+    assert_eq!(streams(1, 0), (1, 2));
+    assert_eq!(streams(4, 0), (1, 2));
+    assert_eq!(streams(4, 1), (4, 5));
+    assert_eq!(streams(4, 3), (10, 11));
+}
+
+#[test]
+fn resume_inside_a_shard_is_exact() {
+    let tok = word_tokenizer(100);
+    let d = numbered_documents("shardresume", 100);
+    // Documents split into several examples, shuffled, over epochs (a shard's pass is ~30 examples).
+    let o =
+        CorpusOptions { shuffle_buffer: 7, eval_every_nth_doc: 4, short_seq_prob: 0.3, num_shards: 3, ..opts(12, 9) };
+    for shard_index in [1, 2] {
+        let o = CorpusOptions { shard_index, ..o.clone() };
+        for k in [0, 1, 4, 9, 30] {
+            check_resume(std::slice::from_ref(&d), &o, &tok, k, 8, 3);
+        }
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_cursor_restores_only_into_its_own_shard() {
+    let tok = word_tokenizer(100);
+    let d = numbered_documents("shardcursor", 30);
+    let o = CorpusOptions { num_shards: 2, shard_index: 1, ..one_doc_per_example(4) };
+    let mut a = Corpus::open(&[&d], o.clone(), &tok).unwrap();
+    a.next_batch(2).unwrap();
+    let cur = a.cursor();
+    for (num_shards, shard_index) in [(2, 0), (1, 0), (3, 1)] {
+        let mut b = Corpus::open(&[&d], CorpusOptions { num_shards, shard_index, ..o.clone() }, &tok).unwrap();
+        let e = b.restore(&cur).unwrap_err().to_string();
+        let want = format!(
+            "made by shard_index 1 of num_shards 2 but this corpus is shard_index {shard_index} of num_shards {num_shards}"
+        );
+        assert!(e.contains(&want) && !e.contains("differ too"), "{e}");
+    }
+    // Another shard and another option: both are said.
+    let mut b = Corpus::open(&[&d], CorpusOptions { shard_index: 0, seed: 5, ..o.clone() }, &tok).unwrap();
+    let e = b.restore(&cur).unwrap_err().to_string();
+    assert!(e.contains("shard_index 1 of num_shards 2") && e.contains("other corpus options differ too"), "{e}");
+    // The same shard with another option: the plain message.
+    let mut b = Corpus::open(&[&d], CorpusOptions { seed: 5, ..o.clone() }, &tok).unwrap();
+    let e = b.restore(&cur).unwrap_err().to_string();
+    assert!(e.contains("other corpus options") && !e.contains("made by shard_index"), "{e}");
+
+    // A cursor written before shards existed (no shard options or counters) is one of 1 shard.
+    let o1 = one_doc_per_example(4);
+    let mut a = Corpus::open(&[&d], o1.clone(), &tok).unwrap();
+    a.next_batch(3).unwrap();
+    let mut v = a.cursor().to_json();
+    for key in ["num_shards", "shard_index"] {
+        assert!(v["options"].as_object_mut().unwrap().remove(key).is_some(), "{key}");
+    }
+    for key in ["other_shard_documents", "other_shard_lines"] {
+        assert!(v["stats"].as_object_mut().unwrap().remove(key).is_some(), "{key}");
+    }
+    let old = Cursor::from_json(&v).unwrap();
+    let mut b = Corpus::open(&[&d], o1.clone(), &tok).unwrap();
+    b.restore(&old).unwrap();
+    for _ in 0..10 {
+        assert_eq!(a.next_batch(2).unwrap(), b.next_batch(2).unwrap());
+    }
+    let mut b = Corpus::open(&[&d], CorpusOptions { num_shards: 2, ..o1 }, &tok).unwrap();
+    let e = b.restore(&old).unwrap_err().to_string();
+    assert!(e.contains("made by shard_index 0 of num_shards 1"), "{e}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn shard_options_are_checked_when_opening() {
+    let tok = word_tokenizer(10);
+    let d = numbered_documents("shardopts", 4);
+    let open = |num_shards, shard_index| {
+        Corpus::open(&[&d], CorpusOptions { num_shards, shard_index, ..Default::default() }, &tok)
+            .err()
+            .map(|e| e.to_string())
+    };
+    let e = open(0, 0).unwrap();
+    assert!(e.contains("num_shards 0"), "{e}");
+    let e = open(3, 3).unwrap();
+    assert!(e.contains("shard_index 3 is not below num_shards 3"), "{e}");
+    assert_eq!(open(3, 2), None);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_shard_without_examples_is_an_error_that_names_it() {
+    let tok = word_tokenizer(10);
+    let d = scratch("shardempty");
+    // Two training documents for three shards: shards 0 and 1 read one each, shard 2 none.
+    std::fs::write(d.join("a.txt"), "w1 w2\n\nw3\n").unwrap();
+    let o = |num_shards, shard_index| CorpusOptions {
+        num_shards,
+        shard_index,
+        eval_every_nth_doc: 0,
+        shuffle_buffer: 0,
+        ..opts(16, 0)
+    };
+    for s in [0, 1] {
+        Corpus::open(&[d.join("a.txt")], o(3, s), &tok).unwrap().next_batch(3).unwrap();
+    }
+    let mut c = Corpus::open(&[d.join("a.txt")], o(3, 2), &tok).unwrap();
+    let e = c.next_batch(1).unwrap_err();
+    assert!(matches!(e, electra::Error::InvalidArgument(_)));
+    let e = e.to_string();
+    assert!(e.contains("shard_index 2 of num_shards 3") && e.contains("0 of the pass's 2 training documents"), "{e}");
+    assert!(e.contains("3 shards need at least 3 training documents"), "{e}");
+    // A shard whose only document tokenizes to nothing: named, without the hint about too few.
+    std::fs::write(d.join("b.txt"), "w1 w2\n\n\x01\n\nw3\n").unwrap();
+    let mut c = Corpus::open(&[d.join("b.txt")], o(3, 1), &tok).unwrap();
+    let e = c.next_batch(1).unwrap_err().to_string();
+    assert!(e.contains("shard_index 1 of num_shards 3") && e.contains("1 of the pass's 3 training documents"), "{e}");
+    assert!(!e.contains("need at least"), "{e}");
+    // One shard: the message as before.
+    std::fs::write(d.join("c.txt"), "\x01\n").unwrap();
+    let e = Corpus::open(&[d.join("c.txt")], o(1, 0), &tok).unwrap().next_batch(1).unwrap_err().to_string();
+    assert!(e.contains("the corpus yields no training examples (1 files") && !e.contains("shard"), "{e}");
+    std::fs::remove_dir_all(&d).unwrap();
 }

@@ -42,6 +42,16 @@
 //! With `eval_every_nth_doc = n > 0`, documents `n−1, 2n−1, …` of each pass (counted over all files in
 //! order) are held out: the training stream skips them and [`Corpus::eval_batches`] reads only them,
 //! unshuffled, once, with a fixed packing seed.
+//!
+//! # Shards (data-parallel training)
+//! With `num_shards = N > 1`, N corpora opened on the same files with `shard_index` 0..N read
+//! disjoint sets of training documents that together make up the training split: the training
+//! document with ordinal k in its pass (counting training documents only, held-out ones skipped)
+//! belongs to shard `k % N`; the others are skipped untokenized and counted in
+//! [`CorpusStats::other_shard_documents`]. The held-out split is not sharded: every shard's
+//! [`Corpus::eval_batches`] reads all of it, with the same batches. Each shard has its own packing
+//! and shuffle RNG streams (see [`CorpusOptions::shard_index`]); shard 0 of any N uses exactly the
+//! streams of an unsharded corpus.
 
 use super::lines::{LineReader, Piece};
 use super::tokenizer::{SpecialIds, Tokenizer};
@@ -81,6 +91,14 @@ pub struct CorpusOptions {
     /// were never split. Without it a corpus of a few huge lines would build one example per line
     /// and re-read, re-tokenize the whole file for every few examples.
     pub line_piece_bytes: usize,
+    /// Number of disjoint shards the training documents are dealt into, one per data-parallel rank
+    /// (1: no sharding). Cursors written before shards existed restore as 1 shard.
+    pub num_shards: usize,
+    /// Which shard this corpus reads, `0..num_shards`: the training documents whose training ordinal
+    /// k (in their pass) has `k % num_shards == shard_index`. Shard s packs and shuffles with the
+    /// ChaCha8 streams `3s + 1` and `3s + 2` of `seed` (the held-out stream, shared by all shards,
+    /// is 3), so shard 0 reads exactly as an unsharded corpus and no two streams coincide.
+    pub shard_index: usize,
 }
 
 impl Default for CorpusOptions {
@@ -95,6 +113,8 @@ impl Default for CorpusOptions {
             blank_lines_separate_documents: true,
             max_line_bytes: super::lines::DEFAULT_MAX_LINE_BYTES,
             line_piece_bytes: super::lines::DEFAULT_LINE_PIECE_BYTES,
+            num_shards: 1,
+            shard_index: 0,
         }
     }
 }
@@ -118,9 +138,61 @@ impl CorpusOptions {
         if self.line_piece_bytes < 64 {
             return Err(Error::arg(format!("line_piece_bytes {} is below 64", self.line_piece_bytes)));
         }
+        if self.num_shards == 0 {
+            return Err(Error::arg("num_shards 0: a corpus is at least 1 shard"));
+        }
+        // Keeps the RNG stream numbers 3s + 2 far from overflowing u64.
+        if self.num_shards > u32::MAX as usize {
+            return Err(Error::arg(format!("num_shards {} is above 2^32 - 1", self.num_shards)));
+        }
+        if self.shard_index >= self.num_shards {
+            return Err(Error::arg(format!(
+                "shard_index {} is not below num_shards {} (shards are numbered from 0)",
+                self.shard_index, self.num_shards
+            )));
+        }
         Ok(())
     }
+
+    /// "shard_index i of num_shards n", for messages.
+    fn shard_label(&self) -> String {
+        format!("shard_index {} of num_shards {}", self.shard_index, self.num_shards)
+    }
 }
+
+/// The ChaCha8 streams (of `seed`) of a shard's packing and shuffle RNGs: `3s + 1` and `3s + 2`.
+/// Stream 3 is the held-out split's packing RNG, the same for every shard; `3s + 3` is left unused
+/// for s > 0, so every stream is distinct and shard 0 keeps the unsharded corpus's 1 and 2.
+fn shard_streams(shard_index: usize) -> (u64, u64) {
+    let base = 3 * shard_index as u64;
+    (base + 1, base + 2)
+}
+
+/// The training ordinal of the document at `doc_index` in its pass (how many training documents
+/// precede it), or `None` for a held-out one. Held-out documents n−1, 2n−1, … do not count, so
+/// dealing ordinals round-robin gives every shard its share whatever n is (dealing `doc_index`
+/// would leave a shard empty when n and the number of shards share a factor).
+fn training_ordinal(doc_index: u64, eval_every_nth_doc: usize) -> Option<u64> {
+    let n = eval_every_nth_doc as u64;
+    let held_out = n > 0 && doc_index % n == n - 1;
+    (!held_out).then(|| training_documents_before(doc_index, eval_every_nth_doc))
+}
+
+/// How many of the documents `0..doc_index` of a pass are training documents.
+fn training_documents_before(doc_index: u64, eval_every_nth_doc: usize) -> u64 {
+    match eval_every_nth_doc as u64 {
+        0 => doc_index,
+        n => doc_index - doc_index / n,
+    }
+}
+
+/// How many of `training` documents (ordinals `0..training`) shard `s` of `shards` gets.
+fn shard_share(training: u64, shards: u64, s: u64) -> u64 {
+    training / shards + u64::from(training % shards > s)
+}
+
+/// The ChaCha8 stream of the held-out split's packing RNG (not sharded).
+const EVAL_STREAM: u64 = 3;
 
 /// Counters of one stream (training: cumulative over all epochs since the start, restored with the
 /// cursor; evaluation: one pass).
@@ -150,6 +222,10 @@ pub struct CorpusStats {
     pub documents: u64,
     /// Of those, documents that belong to the other split.
     pub other_split_documents: u64,
+    /// Lines of training documents that belong to other shards (not tokenized).
+    pub other_shard_lines: u64,
+    /// Documents of the training split that belong to other shards (skipped; 0 with one shard).
+    pub other_shard_documents: u64,
     /// Examples built.
     pub examples: u64,
     /// Tokens dropped by the truncation of A and B (text beyond an example's length).
@@ -292,6 +368,14 @@ enum Split {
     Eval,
 }
 
+/// Whether the current document is read by a stream, and if not, why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Membership {
+    Read,
+    OtherSplit,
+    OtherShard,
+}
+
 struct Line {
     /// What the line reader says about it.
     piece: Piece,
@@ -384,11 +468,17 @@ impl Stream {
         self.finished = false;
     }
 
-    /// Whether the document at `doc_index` belongs to this stream's split.
-    fn selected(&self) -> bool {
-        let n = self.opts.eval_every_nth_doc as u64;
-        let held_out = n > 0 && self.pos.doc_index % n == n - 1;
-        held_out == (self.split == Split::Eval)
+    /// Whether the document at `doc_index` is this stream's: of its split and, for training, of
+    /// its shard.
+    fn membership(&self) -> Membership {
+        match (training_ordinal(self.pos.doc_index, self.opts.eval_every_nth_doc), self.split) {
+            (None, Split::Eval) => Membership::Read,
+            (Some(k), Split::Train) if k % self.opts.num_shards as u64 == self.opts.shard_index as u64 => {
+                Membership::Read
+            }
+            (Some(_), Split::Train) => Membership::OtherShard,
+            _ => Membership::OtherSplit,
+        }
     }
 
     /// Reads the next line (or piece of a long line) of the current file; `None` at its end.
@@ -426,8 +516,10 @@ impl Stream {
         if self.pos.in_document {
             self.pos.in_document = false;
             self.stats.documents += 1;
-            if !self.selected() {
-                self.stats.other_split_documents += 1;
+            match self.membership() {
+                Membership::Read => {}
+                Membership::OtherSplit => self.stats.other_split_documents += 1,
+                Membership::OtherShard => self.stats.other_shard_documents += 1,
             }
             self.pos.doc_index += 1;
         }
@@ -451,12 +543,7 @@ impl Stream {
                     return Ok(None);
                 }
                 if self.pos.examples_in_epoch == 0 {
-                    return Err(Error::arg(format!(
-                        "the corpus yields no training examples ({} files, {} documents, {} held out)",
-                        self.files.len(),
-                        self.stats.documents,
-                        self.stats.other_split_documents
-                    )));
+                    return Err(self.no_examples_error());
                 }
                 self.stats.epochs += 1;
                 self.pos = StreamPos { epoch: self.pos.epoch + 1, ..Default::default() };
@@ -496,9 +583,16 @@ impl Stream {
                 continue;
             }
             self.pos.in_document = true;
-            if !self.selected() {
-                self.stats.other_split_lines += 1;
-                continue;
+            match self.membership() {
+                Membership::Read => {}
+                Membership::OtherSplit => {
+                    self.stats.other_split_lines += 1;
+                    continue;
+                }
+                Membership::OtherShard => {
+                    self.stats.other_shard_lines += 1;
+                    continue;
+                }
             }
             let ids = self.tokenizer.encode(text)?;
             if ids.is_empty() {
@@ -514,6 +608,35 @@ impl Stream {
                 return Ok(Some(self.create_example()));
             }
         }
+    }
+
+    /// The error for a pass without a training example; with shards, it says which shard and how many
+    /// of the pass's training documents it got.
+    fn no_examples_error(&self) -> Error {
+        let o = &self.opts;
+        let what = format!(
+            "{} files, {} documents, {} held out",
+            self.files.len(),
+            self.stats.documents,
+            self.stats.other_split_documents
+        );
+        if o.num_shards == 1 {
+            return Error::arg(format!("the corpus yields no training examples ({what})"));
+        }
+        // At the end of a pass doc_index is the number of its documents.
+        let training = training_documents_before(self.pos.doc_index, o.eval_every_nth_doc);
+        let shards = o.num_shards as u64;
+        let mine = shard_share(training, shards, o.shard_index as u64);
+        let hint = if training < shards {
+            format!("; {shards} shards need at least {shards} training documents: use fewer shards or a larger corpus")
+        } else {
+            String::new()
+        };
+        Error::arg(format!(
+            "{}: the corpus yields no training examples for this shard ({mine} of the pass's {training} training \
+             documents; {what}){hint}",
+            o.shard_label()
+        ))
     }
 
     /// `_create_example` of the original, RNG draws in the same order.
@@ -627,10 +750,11 @@ impl Corpus {
         if files.iter().all(|f| f.1 == 0) {
             return Err(Error::arg(format!("all {} input files are empty", files.len())));
         }
-        let train = Stream::new(&files, &opts, tokenizer, Split::Train, rng(opts.seed, 1));
+        let (pack_stream, shuffle_stream) = shard_streams(opts.shard_index);
+        let train = Stream::new(&files, &opts, tokenizer, Split::Train, rng(opts.seed, pack_stream));
         Ok(Corpus {
             vocab_fingerprint: vocab_fingerprint(tokenizer),
-            shuffle_rng: rng(opts.seed, 2),
+            shuffle_rng: rng(opts.seed, shuffle_stream),
             files,
             opts,
             tokenizer: tokenizer.clone(),
@@ -749,10 +873,7 @@ impl Corpus {
             return Err(Error::arg(format!("corpus cursor version {} is not supported", cursor.version)));
         }
         if cursor.options != self.opts {
-            return Err(Error::arg(format!(
-                "the cursor was made with other corpus options: {:?} != {:?}",
-                cursor.options, self.opts
-            )));
+            return Err(options_mismatch(&cursor.options, &self.opts));
         }
         if cursor.vocab_fingerprint != self.vocab_fingerprint {
             return Err(Error::arg("the cursor was made with another vocabulary"));
@@ -824,7 +945,8 @@ impl Corpus {
         if self.opts.eval_every_nth_doc == 0 {
             return Err(Error::arg("eval_every_nth_doc is 0: there is no held-out split"));
         }
-        let mut s = Stream::new(&self.files, &self.opts, &self.tokenizer, Split::Eval, rng(self.opts.seed, 3));
+        let mut s =
+            Stream::new(&self.files, &self.opts, &self.tokenizer, Split::Eval, rng(self.opts.seed, EVAL_STREAM));
         let mut batches = Vec::new();
         let max_batches = max_batches.unwrap_or(usize::MAX);
         let mut examples = Vec::with_capacity(batch_size);
@@ -845,6 +967,26 @@ impl Corpus {
     }
 }
 
+/// The error for a cursor made with other options: a different shard is named first (the likely
+/// mistake of a data-parallel run: a rank given another rank's cursor, or another number of ranks).
+fn options_mismatch(theirs: &CorpusOptions, ours: &CorpusOptions) -> Error {
+    let unsharded = |o: &CorpusOptions| CorpusOptions { num_shards: 1, shard_index: 0, ..o.clone() };
+    let others = unsharded(theirs) != unsharded(ours);
+    if (theirs.num_shards, theirs.shard_index) == (ours.num_shards, ours.shard_index) {
+        return Error::arg(format!("the cursor was made with other corpus options: {theirs:?} != {ours:?}"));
+    }
+    let mut msg = format!(
+        "the cursor was made by {} but this corpus is {}: each shard resumes only from its own cursor, \
+         with the same number of shards",
+        theirs.shard_label(),
+        ours.shard_label()
+    );
+    if others {
+        msg.push_str(&format!(", and other corpus options differ too: {theirs:?} != {ours:?}"));
+    }
+    Error::arg(msg)
+}
+
 fn pad(examples: &[Example], t: usize, pad_id: i32) -> TokenBatch {
     let b = examples.len();
     let mut input_ids = vec![pad_id; b * t];
@@ -857,4 +999,64 @@ fn pad(examples: &[Example], t: usize, pad_id: i32) -> TokenBatch {
         token_type_ids[row + e.len_a..row + e.ids.len()].fill(1);
     }
     TokenBatch { input_ids, attention_mask, token_type_ids, batch: b, seq_len: t }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn training_ordinals_skip_the_held_out_documents() {
+        let got: Vec<Option<u64>> = (0..7).map(|d| training_ordinal(d, 2)).collect();
+        assert_eq!(got, [Some(0), None, Some(1), None, Some(2), None, Some(3)]);
+        assert_eq!((0..5).map(|d| training_ordinal(d, 0)).collect::<Vec<_>>(), (0..5).map(Some).collect::<Vec<_>>());
+        assert_eq!(training_ordinal(18, 20), Some(18));
+        assert_eq!(training_ordinal(19, 20), None);
+        assert_eq!(training_ordinal(20, 20), Some(19));
+        assert_eq!(training_ordinal(40, 20), Some(38));
+        assert_eq!(training_documents_before(40, 20), 38);
+        assert_eq!(training_documents_before(39, 20), 38);
+        assert_eq!(training_documents_before(7, 2), 4);
+        // Consecutive training documents get consecutive ordinals, for every n.
+        for n in [0, 2, 3, 20] {
+            let ks: Vec<u64> = (0..200).filter_map(|d| training_ordinal(d, n)).collect();
+            assert_eq!(ks, (0..ks.len() as u64).collect::<Vec<_>>(), "n = {n}");
+        }
+    }
+
+    #[test]
+    fn shard_shares_add_up_to_the_training_documents() {
+        for shards in 1..6 {
+            for training in 0..20 {
+                let shares: Vec<u64> = (0..shards).map(|s| shard_share(training, shards, s)).collect();
+                let brute: Vec<u64> =
+                    (0..shards).map(|s| (0..training).filter(|k| k % shards == s).count() as u64).collect();
+                assert_eq!(shares, brute, "{training} documents, {shards} shards");
+            }
+        }
+    }
+
+    #[test]
+    fn every_shard_has_its_own_rng_streams() {
+        assert_eq!(shard_streams(0), (1, 2), "shard 0 reads as an unsharded corpus");
+        let mut seen = std::collections::BTreeSet::from([EVAL_STREAM]);
+        for s in 0..1000 {
+            let (pack, shuffle) = shard_streams(s);
+            assert!(seen.insert(pack) && seen.insert(shuffle), "shard {s} reuses a stream");
+        }
+    }
+
+    #[test]
+    fn validate_refuses_impossible_shards() {
+        let o = |num_shards, shard_index| CorpusOptions { num_shards, shard_index, ..Default::default() };
+        assert!(o(1, 0).validate().is_ok());
+        assert!(o(3, 2).validate().is_ok());
+        let msg = |num_shards, shard_index| o(num_shards, shard_index).validate().unwrap_err().to_string();
+        assert!(msg(0, 0).contains("num_shards 0"), "{}", msg(0, 0));
+        assert!(msg(2, 2).contains("shard_index 2 is not below num_shards 2"), "{}", msg(2, 2));
+        assert!(msg(1, 5).contains("shard_index 5"), "{}", msg(1, 5));
+        if let Some(too_many) = (u32::MAX as usize).checked_add(1) {
+            assert!(msg(too_many, 0).contains("num_shards"), "{}", msg(too_many, 0));
+        }
+    }
 }
