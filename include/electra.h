@@ -263,6 +263,15 @@ typedef struct {
 } electra_step_stats;
 
 /**
+ * A host's sum all-reduce: replace the `count` floats at `data` by their element-wise sum over
+ * all ranks, in place, and return 0 (any other value fails the step with
+ * `ELECTRA_ERR_DISTRIBUTED` on this rank). Every rank must get the same bits back. It runs on
+ * the thread that called into the trainer and must not unwind (no C++ exception, no Go panic)
+ * across it.
+ */
+typedef int32_t (*electra_allreduce_fn)(float *data, size_t count, void *user_data);
+
+/**
  * The host CPU (always present).
  */
 #define ELECTRA_DEVICE_CPU 0
@@ -347,6 +356,12 @@ typedef struct {
  * A panic was caught at the boundary (a bug); the handle involved should be freed.
  */
 #define ELECTRA_ERR_PANIC 14
+
+/**
+ * Data-parallel training: another rank failed, the all-reduce failed or timed out, or the ranks
+ * disagree; the step changed nothing on this rank.
+ */
+#define ELECTRA_ERR_DISTRIBUTED 15
 
 #ifdef __cplusplus
 extern "C" {
@@ -667,7 +682,9 @@ electra_status electra_trainer_resume(const char *dir, electra_trainer **out);
 /**
  * `electra_trainer_resume` elsewhere: `options_json` is NULL or a JSON object with the keys
  * `device` (`"cpu"`, `"cuda"`, `"cuda:N"`) and `threads`; an absent key keeps the checkpoint's
- * value. A run begun on a GPU continues on a machine without one with `{"device": "cpu"}`.
+ * value. A run begun on a GPU continues on a machine without one with `{"device": "cpu"}`. In
+ * a run with a host's all-reduce every rank resumes the same checkpoint with its own `rank`
+ * (`{"rank": 1}`) and then sets the all-reduce again.
  *
  * # Safety
  * `dir` must be a NUL-terminated string, `options_json` NULL or one; `out` valid.
@@ -675,6 +692,26 @@ electra_status electra_trainer_resume(const char *dir, electra_trainer **out);
 electra_status electra_trainer_resume_with_options(const char *dir,
                                                    const char *options_json,
                                                    electra_trainer **out);
+
+/**
+ * Makes a trainer created with options `rank` and `world_size` one of `world_size` data-parallel
+ * ranks whose gradients the host sums with `allreduce` (its MPI, Gloo, Horovod, NCCL through
+ * host memory, or threads of its own). A collective call: every rank calls it, before its first
+ * step or right after resuming, and it checks that the ranks are distinct and hold the same
+ * options, step and weights (`ELECTRA_ERR_DISTRIBUTED` otherwise). From then on
+ * `electra_trainer_step` and `electra_trainer_save` are collective calls too: every rank makes
+ * them in the same order (each step on its own batch; the save is written by rank 0, into the
+ * directory rank 0 names, with every rank's RNG and cursor state). A failure on one rank fails
+ * that step on every rank, changing nothing anywhere. Not for a trainer with `distributed`
+ * `"mpi"`.
+ *
+ * # Safety
+ * `t` must be a live trainer; `allreduce` and `user_data` must stay valid, and usable from the
+ * thread that steps the trainer, until the trainer is freed.
+ */
+electra_status electra_trainer_set_allreduce(electra_trainer *t,
+                                             electra_allreduce_fn allreduce,
+                                             void *user_data);
 
 /**
  * Writes the model in the pair layout (`dir/discriminator`, `dir/generator`), each an HF

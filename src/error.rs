@@ -70,6 +70,10 @@ pub enum Error {
     /// An allocation failed.
     #[error("out of memory: {0}")]
     OutOfMemory(String),
+    /// Another rank of a data-parallel run failed, the collective failed or timed out, or the
+    /// ranks disagree (world size, weights); the step changed nothing on any rank.
+    #[error("distributed: {0}")]
+    Distributed(String),
     /// The CUDA backend failed or was not compiled in.
     #[error("cuda: {0}")]
     Cuda(String),

@@ -281,7 +281,7 @@ impl FineTuner {
         c.head.forward(be, &w, head, acts.output(&c.encoder), b, t)?;
         be.upload_ids(y, labels)?;
         // The logits become d(loss)/d(logits).
-        let ce = be.cross_entropy(&mut head.logits, y, b, l, 1.0)?;
+        let ce = be.cross_entropy(&mut head.logits, y, b, l, 1.0, backend::mean_denominator(b))?;
         if !ce.loss.is_finite() {
             return Err(Error::NonFinite(format!("loss is {}", ce.loss)));
         }

@@ -20,7 +20,8 @@ mod common;
 use common::reference::*;
 use common::*;
 use electra::backend::{
-    self, cpu, Activation, AdamStep, AdamTensor, Backend, Buf, Device, DeviceKind, InputGrad, Weights,
+    self, cpu, mean_denominator, Activation, AdamStep, AdamTensor, Backend, Buf, Device, DeviceKind, InputGrad,
+    Weights,
 };
 use electra::model::classifier::{ClsHeadActs, ClsHeadGrads};
 use electra::model::encoder::{EncoderActs, EncoderGrads};
@@ -460,7 +461,7 @@ fn cross_entropy() {
         let want = ref_cross_entropy(&f64s(&logits), &targets, v);
         let nl = numeric_grad(&logits, |x| scale as f64 * ref_cross_entropy(x, &targets, v));
         let mut lb = up(be, &logits);
-        let ce = be.cross_entropy(&mut lb, &up_ids(be, &targets), m, v, scale).unwrap();
+        let ce = be.cross_entropy(&mut lb, &up_ids(be, &targets), m, v, scale, mean_denominator(m)).unwrap();
         check_forward(&format!("{t} cross_entropy"), &[ce.loss], &[want]);
         let argmax =
             |r: &[f32]| r.iter().enumerate().fold((0, f32::MIN), |a, (j, &x)| if x > a.1 { (j, x) } else { a }).0;
@@ -483,7 +484,8 @@ fn binary_cross_entropy() {
         let nl = numeric_grad(&logits, |x| scale as f64 * ref_bce(x, &labels, &weights));
         let mut d = zeros(be, n);
         let bce =
-            be.binary_cross_entropy(&mut d, &up(be, &logits), &up(be, &labels), &up(be, &weights), n, scale).unwrap();
+            be.binary_cross_entropy(&mut d, &up(be, &logits), &up(be, &labels), &up(be, &weights), n, scale, wsum(&weights))
+                .unwrap();
         check_forward(&format!("{t} binary_cross_entropy"), &[bce.loss], &[want]);
         let right = (0..n).filter(|&i| weights[i] > 0.0 && (logits[i] > 0.0) == (labels[i] > 0.5)).count();
         assert_eq!(bce.correct, right, "{t}: tokens classified right");
@@ -626,7 +628,8 @@ fn discriminator_head_with_bce() {
             &ref_disc_head(head, &w64, &hidden64),
         );
         let mut d_logits = zeros(be, m);
-        be.binary_cross_entropy(&mut d_logits, &acts.logits, &up(be, &labels), &up(be, &weights), m, scale).unwrap();
+        be.binary_cross_entropy(&mut d_logits, &acts.logits, &up(be, &labels), &up(be, &weights), m, scale, wsum(&weights))
+            .unwrap();
         let (mut g, mut d_hidden) = (zeros(be, w.len()), zeros(be, m * h));
         head.backward(be, wb.mem(), &mut g, &acts, &mut DiscHeadGrads::default(), &hb, &d_logits, &mut d_hidden, m)
             .unwrap();
@@ -671,7 +674,7 @@ fn generator_head_with_cross_entropy() {
             &ref_gen_head(head, &w64, &hidden64),
         );
         // The logits become their gradient.
-        be.cross_entropy(&mut acts.logits, &up_ids(be, &targets), m, v, scale).unwrap();
+        be.cross_entropy(&mut acts.logits, &up_ids(be, &targets), m, v, scale, mean_denominator(m)).unwrap();
         let (mut g, mut d_hidden) = (zeros(be, w.len()), zeros(be, m * h));
         head.backward(be, wb.mem(), &mut g, &acts, &mut GenHeadGrads::default(), &hb, &acts.logits, &mut d_hidden, m)
             .unwrap();
@@ -793,7 +796,7 @@ fn pretrain_step() {
         };
         let mut tr = Trainer::from_model(pair_model(), opts).unwrap();
         let stats = [tr.train_step(&batch).unwrap(), tr.train_step(&batch).unwrap()];
-        (stats, tr.weights().unwrap().into_owned(), tr.moments().unwrap().v.into_owned(), tr.rng.clone())
+        (stats, tr.weights().unwrap().into_owned(), tr.moments().unwrap().v.into_owned(), tr.rngs.clone())
     };
     let reference = run(Device::Cpu, 1);
     steps("pretrain_step", |t| {
@@ -851,4 +854,9 @@ fn inference() {
             }
         }
     });
+}
+
+/// The BCE denominator of 0/1 weights: the count of weighted tokens, + 1e-6.
+fn wsum(weights: &[f32]) -> f64 {
+    mean_denominator(weights.iter().filter(|&&w| w > 0.0).count())
 }

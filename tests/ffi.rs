@@ -172,14 +172,14 @@ fn versions_and_status_strings() {
     let v = unsafe { CStr::from_ptr(electra_version()) }.to_str().unwrap();
     assert_eq!(v, env!("CARGO_PKG_VERSION"));
     let mut seen = std::collections::HashSet::new();
-    for code in ELECTRA_OK..=ELECTRA_ERR_PANIC {
+    for code in ELECTRA_OK..=ELECTRA_ERR_DISTRIBUTED {
         let name = status_name(code);
         assert!(!name.is_empty() && name != "unknown status", "code {code} has no name");
         assert!(seen.insert(name), "two codes share the name {name:?}");
     }
     assert_eq!(status_name(ELECTRA_OK), "ok");
     assert_eq!(status_name(ELECTRA_ERR_BUFFER_TOO_SMALL), "buffer too small");
-    for unknown in [-1, ELECTRA_ERR_PANIC + 1, i32::MAX, i32::MIN] {
+    for unknown in [-1, ELECTRA_ERR_DISTRIBUTED + 1, i32::MAX, i32::MIN] {
         assert_eq!(status_name(unknown), "unknown status");
     }
 }

@@ -246,7 +246,7 @@ fn cross_entropy_op() {
     let nl = numeric_grad(&logits, |x| scale as f64 * ref_cross_entropy(x, &targets, v));
 
     let mut dl = logits.clone();
-    let (l, _) = loss::cross_entropy_in_place(&mut dl, &targets, m, v, scale);
+    let (l, _) = loss::cross_entropy_in_place(&mut dl, &targets, m, v, scale, loss::mean_denominator(m));
     check_forward("cross_entropy", &[l], &[want]);
     check("cross_entropy", &[("dlogits", &dl, &nl)]);
 }
@@ -261,7 +261,7 @@ fn binary_cross_entropy_op() {
     let want = ref_bce(&f64s(&logits), &labels, &weights);
     let nl = numeric_grad(&logits, |x| scale as f64 * ref_bce(x, &labels, &weights));
     let mut dl = vec![0.0; n];
-    let (l, _) = loss::binary_cross_entropy(&logits, &labels, &weights, Some(&mut dl), scale);
+    let (l, _) = loss::binary_cross_entropy(&logits, &labels, &weights, Some(&mut dl), scale, wsum(&weights));
     check_forward("binary_cross_entropy", &[l], &[want]);
     check("binary_cross_entropy", &[("dlogits", &dl, &nl)]);
 }
@@ -316,4 +316,9 @@ fn check_detects_wrong_gradients() {
     let tanh_ref = worst(&da, &numeric_grad(&xa, |v| dot(&ref_act_all(Activation::GeluTanh, v), &ra)));
     println!("{:<34} detected: rel {:.2e}", "erf GELU vs tanh-GELU reference", tanh_ref.rel);
     assert!(tanh_ref.rel > TOL);
+}
+
+/// The BCE denominator of 0/1 weights: the count of weighted tokens, + 1e-6.
+fn wsum(weights: &[f32]) -> f64 {
+    loss::mean_denominator(weights.iter().filter(|&&w| w > 0.0).count())
 }

@@ -110,6 +110,9 @@ fn header_exports_only_electra_names() {
     for line in h.lines() {
         let name = if let Some(rest) = line.strip_prefix("#define ") {
             rest.split([' ', '(']).next().unwrap()
+        } else if let Some(fnptr) = line.strip_prefix("typedef ").and_then(|l| l.split_once("(*")) {
+            // A function-pointer type: `typedef R (*name)(args);`.
+            fnptr.1.split(')').next().unwrap()
         } else if line.starts_with("typedef ") || (line.starts_with("} ") && line.ends_with(';')) {
             line.trim_end_matches(';').rsplit(' ').next().unwrap()
         } else {

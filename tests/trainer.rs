@@ -148,7 +148,7 @@ fn corrupt_checkpoint_is_a_clear_error() {
 fn bad_input_leaves_the_trainer_untouched() {
     let mut t = trainer();
     step(&mut t, 0);
-    let before = (bits(&t.weights().unwrap()), t.step, t.rng.clone());
+    let before = (bits(&t.weights().unwrap()), t.step, t.rngs.clone());
     let (mut ids, mask, types) = batch_data(1);
     ids[5] = V as i32;
     let r = t.train_step(&Batch {
@@ -163,7 +163,7 @@ fn bad_input_leaves_the_trainer_untouched() {
     assert!(t.train_step(&Batch::new(&long, 1, 2 * T)).is_err(), "seq_len above max_seq_len");
     assert!(t.train_step(&Batch::new(&[], 0, T)).is_err(), "empty batch");
     assert!(t.train_step(&Batch::new(&ids[..T], 2, T)).is_err(), "short input");
-    assert_eq!(before, (bits(&t.weights().unwrap()), t.step, t.rng.clone()));
+    assert_eq!(before, (bits(&t.weights().unwrap()), t.step, t.rngs.clone()));
     step(&mut t, 1);
 }
 
@@ -175,7 +175,7 @@ fn non_finite_update_is_refused() {
     let mut w = t.weights().unwrap().into_owned();
     w[t.params().span(id).off] = f32::NAN;
     t.set_weights(&w).unwrap();
-    let before = (bits(&t.weights().unwrap()), bits(&t.moments().unwrap().m), t.step, t.rng.clone());
+    let before = (bits(&t.weights().unwrap()), bits(&t.moments().unwrap().m), t.step, t.rngs.clone());
     let (ids, mask, types) = batch_data(1);
     let r = t.train_step(&Batch {
         input_ids: &ids,
@@ -185,7 +185,7 @@ fn non_finite_update_is_refused() {
         seq_len: T,
     });
     assert!(matches!(r, Err(Error::NonFinite(_))), "{r:?}");
-    assert_eq!(before, (bits(&t.weights().unwrap()), bits(&t.moments().unwrap().m), t.step, t.rng.clone()));
+    assert_eq!(before, (bits(&t.weights().unwrap()), bits(&t.moments().unwrap().m), t.step, t.rngs.clone()));
 }
 
 #[test]

@@ -32,6 +32,7 @@ pub mod cuda;
 
 pub use activation::Activation;
 pub use buf::{Buf, Mem};
+pub use cpu::loss::mean_denominator;
 
 use crate::error::{Error, Result};
 use crate::model::layers::{Embeddings, LayerNorm, Linear};
@@ -437,11 +438,22 @@ pub trait Backend: Send + Sync {
     ) -> Result<()>;
 
     // === Losses and sampling ===
-    /// Mean softmax cross-entropy of `m` rows of `v` logits against `targets`,
-    /// `Σ CE / (m + 1e-6)`; overwrites the logits with `scale·(softmax − onehot)/(m + 1e-6)`.
-    fn cross_entropy(&self, logits: &mut Buf, targets: &Buf<i32>, m: usize, v: usize, scale: f32) -> Result<LossSum>;
-    /// Weighted mean sigmoid BCE of `n` logits against 0/1 `labels` with 0/1 `weights`,
-    /// `Σ w·bce / (Σw + 1e-6)`; writes `dlogits = scale·w·(σ(x) − y)/(Σw + 1e-6)`.
+    /// Softmax cross-entropy of `m` rows of `v` logits against `targets`, `Σ CE / denom`;
+    /// overwrites the logits with `scale·(softmax − onehot)/denom`. `denom` is the step's
+    /// [`mean_denominator`] of the masked rows, over every micro-batch and rank, so partial sums
+    /// add up to the mean of the whole step.
+    fn cross_entropy(
+        &self,
+        logits: &mut Buf,
+        targets: &Buf<i32>,
+        m: usize,
+        v: usize,
+        scale: f32,
+        denom: f64,
+    ) -> Result<LossSum>;
+    /// Weighted sigmoid BCE of `n` logits against 0/1 `labels` with 0/1 `weights`,
+    /// `Σ w·bce / denom`; writes `dlogits = scale·w·(σ(x) − y)/denom` (`denom`: the step's
+    /// [`mean_denominator`] of the real tokens).
     fn binary_cross_entropy(
         &self,
         dlogits: &mut Buf,
@@ -450,6 +462,7 @@ pub trait Backend: Send + Sync {
         weights: &Buf,
         n: usize,
         scale: f32,
+        denom: f64,
     ) -> Result<LossSum>;
     /// Gumbel-max sampling of one id per row from softmax(logits / τ) for `m` rows of `v`:
     /// argmax(logits/τ + g), g = −log(−log(u + 1e−9) + 1e−9), with the uniforms `u` drawn from
@@ -469,6 +482,8 @@ pub trait Backend: Send + Sync {
     fn sum_squares(&self, buf: &Buf, len: usize) -> Result<f64>;
     /// `buf[..len] *= s`.
     fn scale(&self, buf: &mut Buf, len: usize, s: f32) -> Result<()>;
+    /// `dst[..len] += src[..len]`, element by element (micro-batch gradients into the step's).
+    fn add(&self, dst: &mut Buf, src: &Buf, len: usize) -> Result<()>;
     /// One AdamW update of every tensor listed, each with its own learning rate and decay:
     /// `m = β1·m + (1−β1)·g`, `v = β2·v + (1−β2)·g²`, `p -= lr·((m/c1)/(√(v/c2) + ε) + wd·p)`.
     /// With `check`, all or nothing: when any new weight or moment would be NaN or infinite,

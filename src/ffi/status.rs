@@ -37,6 +37,9 @@ pub const ELECTRA_ERR_CUDA: electra_status = 12;
 pub const ELECTRA_ERR_INTERNAL: electra_status = 13;
 /// A panic was caught at the boundary (a bug); the handle involved should be freed.
 pub const ELECTRA_ERR_PANIC: electra_status = 14;
+/// Data-parallel training: another rank failed, the all-reduce failed or timed out, or the ranks
+/// disagree; the step changed nothing on this rank.
+pub const ELECTRA_ERR_DISTRIBUTED: electra_status = 15;
 
 /// The stable C status code of an error. (A panic caught at the boundary has no [`Error`]:
 /// `guard` reports it as `ELECTRA_ERR_PANIC` directly.)
@@ -55,6 +58,7 @@ pub(crate) fn status_of(e: &Error) -> electra_status {
         Error::OutOfMemory(_) => ELECTRA_ERR_OUT_OF_MEMORY,
         Error::Cuda(_) => ELECTRA_ERR_CUDA,
         Error::Internal(_) => ELECTRA_ERR_INTERNAL,
+        Error::Distributed(_) => ELECTRA_ERR_DISTRIBUTED,
     }
 }
 
@@ -76,6 +80,7 @@ pub(crate) fn describe(s: electra_status) -> &'static str {
         ELECTRA_ERR_CUDA => "CUDA error\0",
         ELECTRA_ERR_INTERNAL => "internal error\0",
         ELECTRA_ERR_PANIC => "panic\0",
+        ELECTRA_ERR_DISTRIBUTED => "distributed run failed\0",
         _ => "unknown status\0",
     }
 }

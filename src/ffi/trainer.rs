@@ -7,7 +7,8 @@ use super::status::*;
 use super::{batch_from, c_str, guard, guard_void, options_str, SizedOut, StructSized};
 use crate::error::{Error, Result};
 use crate::pretrain::{ResumeOptions, TrainOptions, Trainer};
-use std::ffi::c_char;
+use crate::distributed::Collective;
+use std::ffi::{c_char, c_void};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -181,7 +182,9 @@ pub unsafe extern "C" fn electra_trainer_resume(dir: *const c_char, out: *mut *m
 
 /// `electra_trainer_resume` elsewhere: `options_json` is NULL or a JSON object with the keys
 /// `device` (`"cpu"`, `"cuda"`, `"cuda:N"`) and `threads`; an absent key keeps the checkpoint's
-/// value. A run begun on a GPU continues on a machine without one with `{"device": "cpu"}`.
+/// value. A run begun on a GPU continues on a machine without one with `{"device": "cpu"}`. In
+/// a run with a host's all-reduce every rank resumes the same checkpoint with its own `rank`
+/// (`{"rank": 1}`) and then sets the all-reduce again.
 ///
 /// # Safety
 /// `dir` must be a NUL-terminated string, `options_json` NULL or one; `out` valid.
@@ -204,6 +207,78 @@ pub unsafe extern "C" fn electra_trainer_resume_with_options(
         // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
         unsafe { *out = h };
         Ok(())
+    })
+}
+
+/// A host's sum all-reduce: replace the `count` floats at `data` by their element-wise sum over
+/// all ranks, in place, and return 0 (any other value fails the step with
+/// `ELECTRA_ERR_DISTRIBUTED` on this rank). Every rank must get the same bits back. It runs on
+/// the thread that called into the trainer and must not unwind (no C++ exception, no Go panic)
+/// across it.
+pub type electra_allreduce_fn = Option<unsafe extern "C" fn(data: *mut f32, count: usize, user_data: *mut c_void) -> i32>;
+
+/// A C callback as the trainer's collective.
+struct HostAllReduce {
+    f: unsafe extern "C" fn(*mut f32, usize, *mut c_void) -> i32,
+    user_data: *mut c_void,
+    rank: usize,
+    world: usize,
+}
+
+// SAFETY: the host promises (electra_trainer_set_allreduce's contract) that the callback and its
+// user_data may be used from whichever thread steps the trainer; we call it from one thread at a
+// time (the trainer's lock).
+unsafe impl Send for HostAllReduce {}
+// SAFETY: as above.
+unsafe impl Sync for HostAllReduce {}
+
+impl Collective for HostAllReduce {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+    fn world_size(&self) -> usize {
+        self.world
+    }
+    fn all_reduce_sum(&self, data: &mut [f32]) -> Result<()> {
+        // SAFETY: `data` is a live, exclusive buffer of `data.len()` floats for the call; the
+        // callback and user_data are the host's, valid for the trainer's lifetime (the contract).
+        let rc = unsafe { (self.f)(data.as_mut_ptr(), data.len(), self.user_data) };
+        if rc != 0 {
+            return Err(Error::Distributed(format!("the host's all-reduce returned {rc}")));
+        }
+        Ok(())
+    }
+    fn describe(&self) -> String {
+        format!("host all-reduce: rank {} of {}", self.rank, self.world)
+    }
+}
+
+/// Makes a trainer created with options `rank` and `world_size` one of `world_size` data-parallel
+/// ranks whose gradients the host sums with `allreduce` (its MPI, Gloo, Horovod, NCCL through
+/// host memory, or threads of its own). A collective call: every rank calls it, before its first
+/// step or right after resuming, and it checks that the ranks are distinct and hold the same
+/// options, step and weights (`ELECTRA_ERR_DISTRIBUTED` otherwise). From then on
+/// `electra_trainer_step` and `electra_trainer_save` are collective calls too: every rank makes
+/// them in the same order (each step on its own batch; the save is written by rank 0, into the
+/// directory rank 0 names, with every rank's RNG and cursor state). A failure on one rank fails
+/// that step on every rank, changing nothing anywhere. Not for a trainer with `distributed`
+/// `"mpi"`.
+///
+/// # Safety
+/// `t` must be a live trainer; `allreduce` and `user_data` must stay valid, and usable from the
+/// thread that steps the trainer, until the trainer is freed.
+#[no_mangle]
+pub unsafe extern "C" fn electra_trainer_set_allreduce(
+    t: *mut electra_trainer,
+    allreduce: electra_allreduce_fn,
+    user_data: *mut c_void,
+) -> electra_status {
+    guard(|| {
+        let h = electra_trainer::get(t)?;
+        let f = allreduce.ok_or(Error::NullPointer("allreduce"))?;
+        let mut tr = lock(&h.trainer, "trainer")?;
+        let (rank, world) = (tr.opts.rank, tr.opts.world_size);
+        tr.set_collective(Arc::new(HostAllReduce { f, user_data, rank, world }))
     })
 }
 

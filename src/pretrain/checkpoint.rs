@@ -5,7 +5,7 @@
 //! refused on save and on load, naming the tensor.
 
 use super::options::TrainOptions;
-use super::trainer::Trainer;
+use super::trainer::{RankState, Trainer};
 use crate::backend::Device;
 use crate::config::ElectraConfig;
 use crate::error::{Error, Result};
@@ -31,6 +31,9 @@ pub struct ResumeOptions {
     pub device: Option<Device>,
     /// Host worker threads, 0 = one per core (absent: the checkpoint's).
     pub threads: Option<usize>,
+    /// This process's rank, for a run whose host supplies the all-reduce (absent: 0). Every
+    /// rank resumes the same checkpoint (written by rank 0) and takes its own state from it.
+    pub rank: Option<usize>,
 }
 
 impl ResumeOptions {
@@ -55,6 +58,10 @@ struct State {
     generator_config: Option<ElectraConfig>,
     shared_embeddings: bool,
     data_cursor: Option<serde_json::Value>,
+    /// Every rank's streams and cursor, in rank order, when the run had several ranks or
+    /// micro-batches (`rng` and `data_cursor` above are rank 0's, for older readers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ranks: Option<Vec<RankState>>,
 }
 
 impl Trainer {
@@ -64,17 +71,54 @@ impl Trainer {
     /// weights or moments and negative second moments are [`Error::NonFinite`] naming the
     /// tensor, and leave the previous checkpoint in place.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        check_path(dir, "checkpoint directory")?;
+        let path_ok = check_path(dir, "checkpoint directory");
+        let (rank, world) = self.rank();
+        let Some(c) = self.collective().filter(|_| world > 1) else {
+            path_ok?;
+            let ranks = (self.opts.accumulate_steps > 1)
+                .then(|| vec![RankState { rngs: self.rngs.clone(), data_cursor: self.data_cursor.clone() }]);
+            return self.write_checkpoint(dir, ranks);
+        };
+        // Several ranks: a collective call. Every rank sends its state (and a fingerprint of its
+        // weights, which must be rank 0's) to rank 0, which writes; then all learn how that went.
+        let mine = serde_json::to_vec(&(
+            RankState { rngs: self.rngs.clone(), data_cursor: self.data_cursor.clone() },
+            format!("{:016x}", crate::distributed::fingerprint(&self.weights()?)),
+        ))
+        .map_err(|e| Error::Internal(format!("rank state json: {e}")))?;
+        let gathered = crate::distributed::all_gather_bytes(&*c, &mine)?;
+        let mut ranks = Vec::with_capacity(world);
+        let mut prints = Vec::with_capacity(world);
+        for (r, bytes) in gathered.iter().enumerate() {
+            let (state, print): (RankState, String) = serde_json::from_slice(bytes)
+                .map_err(|e| Error::Distributed(format!("rank {r} sent an unreadable state: {e}")))?;
+            ranks.push(state);
+            prints.push(print);
+        }
+        if let Some(r) = (1..world).find(|&r| prints[r] != prints[0]) {
+            return Err(Error::Distributed(format!(
+                "rank {r}'s weights differ from rank 0's: the ranks diverged (an all-reduce that returned \
+                 different sums to different ranks?); no checkpoint was written"
+            )));
+        }
+        let written = if rank == 0 { path_ok.and_then(|()| self.write_checkpoint(dir, Some(ranks))) } else { Ok(()) };
+        let agreed = crate::distributed::exchange(&*c, super::trainer::status_of(&written), &mut [], "saving the checkpoint")?;
+        written?;
+        agreed
+    }
+
+    fn write_checkpoint(&self, dir: &Path, ranks: Option<Vec<RankState>>) -> Result<()> {
         let towers = self.towers();
         let state = State {
             format_version: FORMAT_VERSION,
             step: self.step,
             options: self.opts.clone(),
-            rng: self.rng.clone(),
+            rng: self.rngs[0].clone(),
             discriminator_config: towers.disc().map(|d| d.config.clone()),
             generator_config: towers.gen().map(|g| g.config.clone()),
             shared_embeddings: towers.shared_embeddings(),
             data_cursor: self.data_cursor.clone(),
+            ranks,
         };
         let json = serde_json::to_string(&state).map_err(|e| Error::Internal(format!("state json: {e}")))?;
         let table = self.params();
@@ -132,8 +176,16 @@ impl Trainer {
                 format!("step {} is out of range (at most {MAX_STEP}): the checkpoint is corrupt", state.step),
             ));
         }
-        if state.data_cursor.as_ref().is_some_and(|c| !c.is_object()) {
+        let cursors = state.ranks.iter().flatten().map(|r| &r.data_cursor).chain([&state.data_cursor]);
+        if cursors.flatten().any(|c| !c.is_object()) {
             return Err(Error::format(&path, "data_cursor is not a JSON object: the checkpoint is corrupt"));
+        }
+        let k = state.options.accumulate_steps;
+        if let Some(r) = state.ranks.iter().flatten().position(|r| r.rngs.len() != k) {
+            return Err(Error::format(
+                &path,
+                format!("rank {r} holds {} RNG streams for accumulate_steps {k}: the checkpoint is corrupt", state.ranks.as_ref().map_or(0, |v| v[r].rngs.len())),
+            ));
         }
         let file = TensorFile::read(&path)?;
         let mut model = Model::new(state.discriminator_config, state.generator_config, state.shared_embeddings)?;
@@ -182,11 +234,26 @@ impl Trainer {
         let mut options = state.options;
         options.device = over.device.unwrap_or(options.device);
         options.threads = over.threads.unwrap_or(options.threads);
-        let mut t = Trainer::from_model(model, options)?;
+        if let Some(r) = over.rank {
+            options.rank = r;
+        }
+        let mut t = Trainer::from_model_local(model, options)?;
         t.set_moments(&m, &v)?;
         t.step = state.step;
-        t.rng = state.rng;
+        t.rngs = vec![state.rng];
         t.data_cursor = state.data_cursor;
+        match state.ranks {
+            Some(mut ranks) if ranks.len() == 1 => {
+                let RankState { rngs, data_cursor } = ranks.remove(0);
+                (t.rngs, t.data_cursor) = (rngs, data_cursor);
+            }
+            Some(ranks) => t.resumed_ranks = Some(ranks),
+            None if k == 1 => {}
+            None => {
+                return Err(Error::format(&path, format!("no RNG streams for accumulate_steps {k}: the checkpoint is corrupt")))
+            }
+        }
+        t.join_configured_engine()?;
         Ok(t)
     }
 }

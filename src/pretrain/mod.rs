@@ -9,5 +9,5 @@ pub mod options;
 pub mod trainer;
 
 pub use checkpoint::ResumeOptions;
-pub use options::{Objective, TrainOptions};
+pub use options::{Distributed, Objective, TrainOptions};
 pub use trainer::{StepStats, Trainer};

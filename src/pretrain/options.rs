@@ -17,6 +17,18 @@ pub enum Objective {
     Mlm,
 }
 
+/// Which engine connects the ranks of a data-parallel run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Distributed {
+    /// One process, or ranks connected by a collective the host sets
+    /// ([`crate::pretrain::Trainer::set_collective`], `electra_trainer_set_allreduce`).
+    #[default]
+    None,
+    /// `MPI_COMM_WORLD` of the system's MPI (feature `mpi`; launch with `mpirun`).
+    Mpi,
+}
+
 /// Pre-training options. JSON keys are the field names; every field has the original
 /// ELECTRA-Small default.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -71,6 +83,19 @@ pub struct TrainOptions {
     /// [`Error::OutOfMemory`] when weights, gradients and Adam moments would exceed it, and a
     /// step when those plus the batch's activations would, before anything is allocated.
     pub max_memory_bytes: u64,
+    /// Micro-batches per step on each rank (1): a step's batch of B rows runs as `k` forward and
+    /// backward passes of B/k rows whose gradients add up, so memory holds B/k rows' activations.
+    /// One rank with `k` micro-batches and `k` ranks with one give the same step.
+    pub accumulate_steps: usize,
+    /// The engine between ranks: "none" (default) or "mpi".
+    pub distributed: Distributed,
+    /// This process's rank when the host supplies the all-reduce (0); MPI ranks come from MPI.
+    pub rank: usize,
+    /// Ranks of a run whose host supplies the all-reduce (1); MPI's comes from MPI.
+    pub world_size: usize,
+    /// Seconds an MPI collective may wait for the other ranks before the step fails with
+    /// [`Error::Distributed`] (600): a rank that hangs ends the run in bounded time.
+    pub collective_timeout_s: f64,
 }
 
 /// The default of [`TrainOptions::max_seq_len`].
@@ -104,6 +129,11 @@ impl Default for TrainOptions {
             threads: 0,
             device: Device::Cpu,
             max_memory_bytes: 0,
+            accumulate_steps: 1,
+            distributed: Distributed::None,
+            rank: 0,
+            world_size: 1,
+            collective_timeout_s: 600.0,
         }
     }
 }
@@ -175,6 +205,24 @@ impl TrainOptions {
         }
         if let Some(s) = self.special_token_ids.iter().find(|&&s| s < 0) {
             return bad("special_token_ids", s.to_string());
+        }
+        if self.accumulate_steps == 0 || self.accumulate_steps > 1 << 16 {
+            return bad("accumulate_steps", self.accumulate_steps.to_string());
+        }
+        if self.world_size == 0 || self.world_size > 1 << 20 {
+            return bad("world_size", self.world_size.to_string());
+        }
+        if self.rank >= self.world_size {
+            return Err(Error::arg(format!(
+                "options: rank {} is out of range for world_size {}",
+                self.rank, self.world_size
+            )));
+        }
+        if self.distributed == Distributed::Mpi && (self.rank != 0 || self.world_size != 1) {
+            return Err(Error::arg("options: rank and world_size come from MPI when distributed is \"mpi\"; leave them out"));
+        }
+        if !(self.collective_timeout_s.is_finite() && self.collective_timeout_s > 0.0) {
+            return bad("collective_timeout_s", self.collective_timeout_s.to_string());
         }
         crate::backend::check_threads(self.threads)
     }

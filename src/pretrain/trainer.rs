@@ -3,8 +3,9 @@
 //! reused across steps and seeded randomness drawn on the host.
 
 use super::masking::{mask_batch, Masking};
-use super::options::{Objective, TrainOptions};
-use crate::backend::{self, Backend, Buf, Weights};
+use super::options::{Distributed, Objective, TrainOptions};
+use crate::backend::{self, mean_denominator, Backend, Buf, Weights};
+use crate::distributed::{self, Collective, RankStatus};
 use crate::batch::Batch;
 use crate::config::ElectraConfig;
 use crate::error::{Error, Result};
@@ -15,6 +16,7 @@ use crate::optim::{Moments, Trained};
 use crate::params::{ParamStore, ParamTable};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +45,35 @@ pub struct StepStats {
     pub tokens: usize,
     /// Masked positions (where the generator or MLM model was trained).
     pub masked: usize,
+}
+
+/// The masking and sampling stream of micro-batch `index` of a step, counted over all ranks
+/// (rank·k + j for micro-batch j of k on rank r). Stream 0 is the seed's own, so one process
+/// with one micro-batch draws exactly as it always has.
+pub fn stream_rng(seed: u64, index: u64) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    if index != 0 {
+        r.set_stream(index);
+    }
+    r
+}
+
+/// What one rank carries from step to step besides the weights (in checkpoints: every rank's).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RankState {
+    /// Its micro-batches' streams.
+    pub rngs: Vec<ChaCha8Rng>,
+    /// Its data pipeline's cursor.
+    pub data_cursor: Option<serde_json::Value>,
+}
+
+/// Loss sums of this rank's micro-batches, before they are summed over the ranks.
+#[derive(Clone, Copy, Debug, Default)]
+struct Partial {
+    mlm_loss: f32,
+    disc_loss: f32,
+    mlm_correct: usize,
+    disc_correct: usize,
 }
 
 /// Makes `opts.max_seq_len` fit a model with `positions` positions: the default (128) is
@@ -85,6 +116,10 @@ struct Workspace {
     /// Replaced (1) or original (0) per token, and the loss weight per token (the mask) `[N]`.
     labels: Buf,
     weights: Buf,
+    /// Gradients of micro-batches after the first, before they are added to the step's: each
+    /// micro-batch's gradient is computed alone and the sum runs in micro-batch order, so one
+    /// rank with k micro-batches gives the bits of k ranks with one each.
+    micro_grads: Buf,
     /// Host scratch: positions and targets before upload, the samples, the corrupted ids.
     host_positions: Vec<i32>,
     host_targets: Vec<i32>,
@@ -101,19 +136,37 @@ pub struct Trainer {
     pub opts: TrainOptions,
     /// Updates applied so far.
     pub step: u64,
-    /// The masking and sampling stream.
-    pub rng: ChaCha8Rng,
+    /// The masking and sampling streams of this rank's micro-batches
+    /// ([`TrainOptions::accumulate_steps`] of them; see [`stream_rng`]).
+    pub rngs: Vec<ChaCha8Rng>,
     /// Opaque data-pipeline cursor stored with checkpoints (set by the caller).
     pub data_cursor: Option<serde_json::Value>,
     towers: Towers,
     params: Trained,
     cancel: Arc<AtomicBool>,
     ws: Workspace,
+    /// The ranks' all-reduce; `None` for one process (or until a host sets one).
+    collective: Option<Arc<dyn Collective>>,
+    /// Every rank's state read from a checkpoint of a multi-rank run, until the collective says
+    /// which rank this process is.
+    pub(crate) resumed_ranks: Option<Vec<RankState>>,
+    /// A collective failed mid-step: the ranks may disagree, so no further step runs.
+    broken: Option<String>,
+    /// Host copy of the gradients for an engine that reduces host memory, on a device backend.
+    staging: Vec<f32>,
 }
 
 impl Trainer {
-    /// A trainer over an existing model (already initialised or loaded), on `opts.device`.
-    pub fn from_model(model: Model, mut opts: TrainOptions) -> Result<Self> {
+    /// A trainer over an existing model (already initialised or loaded), on `opts.device`; with
+    /// `distributed: "mpi"` every rank must make it (it joins the MPI world).
+    pub fn from_model(model: Model, opts: TrainOptions) -> Result<Self> {
+        let mut t = Self::from_model_local(model, opts)?;
+        t.join_configured_engine()?;
+        Ok(t)
+    }
+
+    /// [`Self::from_model`] without joining an engine (resume joins after restoring the state).
+    pub(crate) fn from_model_local(model: Model, mut opts: TrainOptions) -> Result<Self> {
         opts.validate()?;
         match (opts.objective, &model.towers) {
             (Objective::Electra, Towers::Pair { .. })
@@ -144,16 +197,172 @@ impl Trainer {
         let be = backend::open(opts.device, opts.threads)?;
         let Model { params: ParamStore { table, data }, towers, .. } = model;
         let params = Trained::new(be, table, data, opts.adamw())?;
+        let k = opts.accumulate_steps as u64;
+        let first = opts.rank as u64 * k;
         Ok(Trainer {
             step: 0,
-            rng: ChaCha8Rng::seed_from_u64(opts.seed),
+            rngs: (first..first + k).map(|i| stream_rng(opts.seed, i)).collect(),
             data_cursor: None,
             cancel: Arc::new(AtomicBool::new(false)),
             ws: Workspace { gen_acts: EncoderActs::new(true), disc_acts: EncoderActs::new(true), ..Default::default() },
             towers,
             params,
             opts,
+            collective: None,
+            resumed_ranks: None,
+            broken: None,
+            staging: Vec::new(),
         })
+    }
+
+    /// Joins the engine the options name (MPI), if any.
+    pub(crate) fn join_configured_engine(&mut self) -> Result<()> {
+        match self.opts.distributed {
+            Distributed::None => Ok(()),
+            #[cfg(feature = "mpi")]
+            Distributed::Mpi => {
+                let mpi = crate::distributed::mpi::Mpi::world(self.opts.collective_timeout_s)?;
+                self.attach(mpi)
+            }
+            #[cfg(not(feature = "mpi"))]
+            Distributed::Mpi => Err(Error::Unsupported(
+                "distributed \"mpi\": this build of electra has no MPI support (build with --features mpi)".into(),
+            )),
+        }
+    }
+
+    /// Connects this trainer to the other ranks of a data-parallel run through `c`, whose rank
+    /// and world size it takes (options `rank`/`world_size` must be left out or agree). A
+    /// collective call: every rank calls it, before its first step (or right after resuming).
+    /// It checks that the ranks are distinct, agree on the world size, and hold the same
+    /// options, step and weights; after a resume it picks this rank's RNG streams and data
+    /// cursor from the checkpoint.
+    pub fn set_collective(&mut self, c: Arc<dyn Collective>) -> Result<()> {
+        if self.opts.distributed == Distributed::Mpi {
+            return Err(Error::arg("this trainer runs on MPI (distributed \"mpi\"); it takes no other collective"));
+        }
+        self.attach(c)
+    }
+
+    fn attach(&mut self, c: Arc<dyn Collective>) -> Result<()> {
+        let (rank, world) = (c.rank(), c.world_size());
+        if world == 0 || rank >= world {
+            return Err(Error::Distributed(format!("the collective says rank {rank} of {world}")));
+        }
+        // Every rank reads the same checkpoint, so all refuse a different world alike, before
+        // any collective call.
+        if let Some(n) = self.resumed_ranks.as_ref().map(Vec::len).filter(|&n| n != world) {
+            return Err(Error::arg(format!(
+                "the checkpoint was written by a run of {n} ranks; resume it with {n} ranks, not {world} \
+                 (to change the number of ranks, export the model and start a new run from it)"
+            )));
+        }
+        let mpi = self.opts.distributed == Distributed::Mpi;
+        if !mpi && (self.opts.world_size, self.opts.rank) != (1, 0) && (self.opts.world_size, self.opts.rank) != (world, rank)
+        {
+            return Err(Error::arg(format!(
+                "options say rank {} of {}, the collective rank {rank} of {world}",
+                self.opts.rank, self.opts.world_size
+            )));
+        }
+        if self.step > 0 && self.resumed_ranks.is_none() && world > 1 && self.collective.is_none() {
+            return Err(Error::arg(format!(
+                "the collective must be set before the first step (this trainer is at step {})",
+                self.step
+            )));
+        }
+        // Who is who, and whether every rank starts from the same point: one gather.
+        let me = format!(
+            "{rank} {world} {} {:016x} {:016x}",
+            self.step,
+            distributed::fingerprint(&self.weights()?),
+            self.options_fingerprint()
+        );
+        let all = distributed::all_gather_bytes(&*c, me.as_bytes())?;
+        for (r, theirs) in all.iter().enumerate() {
+            let theirs = String::from_utf8_lossy(theirs);
+            let f: Vec<&str> = theirs.split(' ').collect();
+            let mine: Vec<&str> = me.split(' ').collect();
+            if f.len() != 5 || f[0] != r.to_string() || f[1] != mine[1] {
+                return Err(Error::Distributed(format!(
+                    "the ranks do not agree who is who: position {r} holds \"{theirs}\" (rank, world size, ...); \
+                     every rank needs a distinct rank in 0..{world}"
+                )));
+            }
+            for (i, what) in [(2, "step"), (3, "weights"), (4, "options")] {
+                if f[i] != mine[i] {
+                    return Err(Error::Distributed(format!(
+                        "rank {r}'s {what} differ from rank {rank}'s: every rank must start from the same model, \
+                         options and step (same seed or checkpoint)"
+                    )));
+                }
+            }
+        }
+        let k = self.opts.accumulate_steps;
+        match self.resumed_ranks.take() {
+            Some(ranks) => {
+                let RankState { rngs, data_cursor } = ranks[rank].clone();
+                self.rngs = rngs;
+                self.data_cursor = data_cursor;
+            }
+            None if self.step == 0 => {
+                let first = (rank * k) as u64;
+                self.rngs = (first..first + k as u64).map(|i| stream_rng(self.opts.seed, i)).collect();
+            }
+            None => {}
+        }
+        if !mpi {
+            self.opts.rank = rank;
+            self.opts.world_size = world;
+        }
+        self.collective = Some(c);
+        Ok(())
+    }
+
+    /// The options' fingerprint without what differs between ranks.
+    fn options_fingerprint(&self) -> u64 {
+        let mut o = self.opts.clone();
+        (o.rank, o.threads, o.device, o.max_memory_bytes) = (0, 0, backend::Device::Cpu, 0);
+        let json = serde_json::to_string(&o).unwrap_or_default();
+        distributed::fingerprint(&json.bytes().map(|b| b as f32).collect::<Vec<_>>())
+    }
+
+    /// The collective set (or joined), if any.
+    pub fn collective(&self) -> Option<Arc<dyn Collective>> {
+        self.collective.clone()
+    }
+
+    /// This rank and the number of ranks (0 of 1 for one process).
+    pub fn rank(&self) -> (usize, usize) {
+        self.collective.as_ref().map_or((self.opts.rank, self.opts.world_size), |c| (c.rank(), c.world_size()))
+    }
+
+    /// The collective of this step: the one set, or none for one process.
+    fn step_collective(&self) -> Result<Arc<dyn Collective>> {
+        if let Some(why) = &self.broken {
+            return Err(Error::Distributed(format!(
+                "an earlier collective failed ({why}); the ranks may disagree, so this trainer takes no more steps \
+                 (resume from the last checkpoint)"
+            )));
+        }
+        if let Some(c) = &self.collective {
+            return Ok(c.clone());
+        }
+        if let Some(r) = &self.resumed_ranks {
+            return Err(Error::arg(format!(
+                "the checkpoint was written by a run of {} ranks: resume it on {} ranks and set their collective",
+                r.len(),
+                r.len()
+            )));
+        }
+        if self.opts.world_size > 1 {
+            return Err(Error::arg(format!(
+                "world_size {} needs the ranks' all-reduce: call electra_trainer_set_allreduce (Trainer::set_collective) \
+                 on every rank first",
+                self.opts.world_size
+            )));
+        }
+        Ok(distributed::local())
     }
 
     /// A trainer from a preset name (`tiny`, `small`, `base`, `large`), a discriminator
@@ -321,10 +530,14 @@ impl Trainer {
         )
     }
 
-    /// Draws this step's masked positions from the trainer's RNG.
+    /// Draws masked positions for `batch` from the first micro-batch's stream.
     pub fn mask(&mut self, batch: &Batch) -> Masking {
+        self.mask_with(0, batch)
+    }
+
+    fn mask_with(&mut self, j: usize, batch: &Batch) -> Masking {
         mask_batch(
-            &mut self.rng,
+            &mut self.rngs[j],
             batch.input_ids,
             batch.attention_mask,
             batch.batch,
@@ -338,40 +551,178 @@ impl Trainer {
 
     /// One full step: mask, sample, forward, backward, clip, update. Bad input, cancellation
     /// and non-finite losses or gradients leave the trainer exactly as it was.
+    ///
+    /// With [`TrainOptions::accumulate_steps`] = k the batch's rows run as k micro-batches (B
+    /// must be a multiple of k); with several ranks every rank calls it on its own batch, and
+    /// the gradients are summed over micro-batches and ranks before one clip and one update on
+    /// the global norm, so every rank holds the same weights after every step. A failure or
+    /// cancellation on any rank fails the step on all of them, changing nothing anywhere.
     pub fn train_step(&mut self, batch: &Batch) -> Result<StepStats> {
-        self.validate_batch(batch)?;
-        self.check_cancel()?;
-        let rng_before = self.rng.clone();
-        let result = (|| {
-            let masking = self.mask(batch);
-            let mut stats = self.forward_backward_validated(batch, &masking, None)?;
-            self.check_cancel()?;
-            self.apply_update(&mut stats)?;
-            Ok(stats)
-        })();
+        let c = self.step_collective()?;
+        let rngs_before = self.rngs.clone();
+        let result = self.train_step_on(&*c, batch);
         if result.is_err() {
-            self.rng = rng_before;
+            self.rngs = rngs_before;
         }
         result
+    }
+
+    fn train_step_on(&mut self, c: &dyn Collective, batch: &Batch) -> Result<StepStats> {
+        let what = format!("step {}", self.step.saturating_add(1));
+        let k = self.opts.accumulate_steps;
+        // 1. This rank's micro-batches and masks; the step's counts, summed over the ranks, are
+        //    the denominators of its mean losses.
+        let local = (|| {
+            self.validate_batch(batch)?;
+            if batch.batch % k != 0 {
+                return Err(Error::arg(format!(
+                    "batch {} is not a multiple of accumulate_steps {k} (micro-batches have equal rows)",
+                    batch.batch
+                )));
+            }
+            self.check_cancel()?;
+            let micro: Vec<Batch> = (0..k).map(|j| micro_batch(batch, j, k)).collect();
+            let maskings: Vec<Masking> = micro.iter().enumerate().map(|(j, mb)| self.mask_with(j, mb)).collect();
+            Ok((micro, maskings))
+        })();
+        let mut counts = [0.0f32; 2];
+        if let Ok((_, maskings)) = &local {
+            counts[0] = maskings.iter().map(|m| m.positions.len()).sum::<usize>() as f32;
+            counts[1] = match batch.attention_mask {
+                Some(m) => m.iter().filter(|&&x| x != 0).count(),
+                None => batch.input_ids.len(),
+            } as f32;
+        }
+        let agreed = self.collective_call(c, status_of(&local), &mut counts, &what);
+        let (micro, maskings) = local?;
+        agreed?;
+        let [masked, tokens] = counts;
+        if [masked, tokens].iter().any(|&x| !(0.0..16_777_216.0).contains(&x) || x.fract() != 0.0) {
+            return Err(Error::Distributed(format!("{what}: the ranks' token counts ({masked}, {tokens}) are out of range")));
+        }
+        let (masked, tokens) = (masked as usize, tokens as usize);
+        let denoms = (mean_denominator(masked), mean_denominator(tokens));
+
+        // 2. Forward and backward of every micro-batch; their gradients add up.
+        let local = (|| {
+            self.params.zero_grads()?;
+            let mut sum = Partial::default();
+            let numel = self.params.table.numel();
+            if k > 1 {
+                let be = self.params.be.clone();
+                be.ensure(&mut self.ws.micro_grads, numel)?;
+            }
+            for (j, (mb, masking)) in micro.iter().zip(&maskings).enumerate() {
+                self.check_cancel()?;
+                let p = if j == 0 {
+                    self.forward_backward_validated(mb, masking, None, j, denoms)?
+                } else {
+                    // This micro-batch's gradient alone, then added to the step's.
+                    let be = self.params.be.clone();
+                    std::mem::swap(&mut self.params.grads, &mut self.ws.micro_grads);
+                    let p = be
+                        .fill(&mut self.params.grads, numel, 0.0)
+                        .and_then(|()| self.forward_backward_validated(mb, masking, None, j, denoms));
+                    std::mem::swap(&mut self.params.grads, &mut self.ws.micro_grads);
+                    let p = p?;
+                    be.add(&mut self.params.grads, &self.ws.micro_grads, numel)?;
+                    p
+                };
+                sum.mlm_loss += p.mlm_loss;
+                sum.disc_loss += p.disc_loss;
+                sum.mlm_correct += p.mlm_correct;
+                sum.disc_correct += p.disc_correct;
+            }
+            self.check_cancel()?;
+            Ok(sum)
+        })();
+        let mut sums = [0.0f32; 4];
+        if let Ok(p) = &local {
+            sums = [p.mlm_loss, p.disc_loss, p.mlm_correct as f32, p.disc_correct as f32];
+        }
+        let agreed = self.collective_call(c, status_of(&local), &mut sums, &what);
+        local?;
+        agreed?;
+
+        // 3. The gradients summed over the ranks (identical bits on every rank), then the same
+        //    clip and update everywhere.
+        if c.world_size() > 1 {
+            let n = self.params.table.numel();
+            let be = self.params.be.clone();
+            if let Err(e) = c.all_reduce_buf(&*be, &mut self.params.grads, n, &mut self.staging) {
+                self.broken = Some(e.to_string());
+                return Err(e);
+            }
+        }
+        let (mlm_loss, disc_loss) = (sums[0], sums[1]);
+        let mut stats = StepStats {
+            mlm_loss,
+            disc_loss,
+            loss: self.opts.gen_weight * mlm_loss,
+            mlm_accuracy: if masked > 0 { sums[2] / masked as f32 } else { 0.0 },
+            tokens,
+            masked,
+            ..Default::default()
+        };
+        if self.opts.objective == Objective::Electra {
+            stats.loss += self.opts.disc_weight * disc_loss;
+            stats.disc_accuracy = sums[3] / tokens.max(1) as f32;
+        }
+        self.apply_update(&mut stats)?;
+        Ok(stats)
+    }
+
+    /// [`distributed::exchange`], marking the trainer broken when the collective itself fails
+    /// (as opposed to a rank reporting a failure through it).
+    fn collective_call(&mut self, c: &dyn Collective, mine: RankStatus, sums: &mut [f32], what: &str) -> Result<()> {
+        distributed::exchange(c, mine, sums, what).unwrap_or_else(|e| {
+            self.broken = Some(e.to_string());
+            Err(e)
+        })
     }
 
     /// Forward and backward for given masked positions; with `sampled` the generator's samples
     /// are replaced by these ids (one per masked position), for tests against fixed draws.
     /// Gradients land in the trainer's gradient buffer (zeroed first; see [`Self::grads`]).
+    /// Samples are drawn from the first micro-batch's stream; the means are over this batch.
     pub fn forward_backward(&mut self, batch: &Batch, masking: &Masking, sampled: Option<&[i32]>) -> Result<StepStats> {
         self.validate_batch(batch)?;
-        self.forward_backward_validated(batch, masking, sampled)
+        self.params.zero_grads()?;
+        let tokens = match batch.attention_mask {
+            Some(m) => m.iter().filter(|&&x| x != 0).count(),
+            None => batch.input_ids.len(),
+        };
+        let m = masking.positions.len();
+        let denoms = (mean_denominator(m), mean_denominator(tokens));
+        let p = self.forward_backward_validated(batch, masking, sampled, 0, denoms)?;
+        let mut stats = StepStats {
+            mlm_loss: p.mlm_loss,
+            disc_loss: p.disc_loss,
+            loss: self.opts.gen_weight * p.mlm_loss,
+            mlm_accuracy: if m > 0 { p.mlm_correct as f32 / m as f32 } else { 0.0 },
+            tokens,
+            masked: m,
+            ..Default::default()
+        };
+        if self.opts.objective == Objective::Electra {
+            stats.loss += self.opts.disc_weight * p.disc_loss;
+            stats.disc_accuracy = p.disc_correct as f32 / tokens.max(1) as f32;
+        }
+        Ok(stats)
     }
 
-    /// [`Self::forward_backward`] on a batch already validated (train_step validates it once).
+    /// Forward and backward of one micro-batch (already validated), sampling from stream `j`,
+    /// with the step's loss denominators (masked rows, real tokens); gradients accumulate.
     fn forward_backward_validated(
         &mut self,
         batch: &Batch,
         masking: &Masking,
         sampled: Option<&[i32]>,
-    ) -> Result<StepStats> {
+        j: usize,
+        denoms: (f64, f64),
+    ) -> Result<Partial> {
         let be = self.params.be.clone();
-        backend::run(&*be, || self.forward_backward_on(&*be, batch, masking, sampled))
+        backend::run(&*be, || self.forward_backward_on(&*be, batch, masking, sampled, j, denoms))
     }
 
     fn forward_backward_on(
@@ -380,9 +731,11 @@ impl Trainer {
         batch: &Batch,
         masking: &Masking,
         sampled: Option<&[i32]>,
-    ) -> Result<StepStats> {
-        self.params.zero_grads()?;
-        let Trainer { towers, params, ws, rng, opts, .. } = self;
+        j: usize,
+        (masked_denom, token_denom): (f64, f64),
+    ) -> Result<Partial> {
+        let Trainer { towers, params, ws, rngs, opts, .. } = self;
+        let rng = &mut rngs[j];
         let (weights, grads) = (&params.weights, &mut params.grads);
         let (gen, disc): (&Generator, Option<&Discriminator>) = match (opts.objective, &*towers) {
             (Objective::Electra, Towers::Pair { disc, gen, .. }) => (gen, Some(disc)),
@@ -392,19 +745,17 @@ impl Trainer {
         let (b, t) = (batch.batch, batch.seq_len);
         let n = b * t;
         let w = Weights::flat(weights.mem());
-        let mut stats = StepStats::default();
+        let mut part = Partial::default();
         ws.host_weights.clear();
         match batch.attention_mask {
             Some(m) => ws.host_weights.extend(m[..n].iter().map(|&x| x as f32)),
             None => ws.host_weights.resize(n, 1.0),
         }
-        stats.tokens = ws.host_weights.iter().filter(|&&x| x > 0.0).count();
         let (types, mask) = (batch.token_type_ids, batch.attention_mask);
 
         // Generator (or MLM model): forward on the masked input, head only at masked positions.
         let (hg, v) = (gen.config.hidden_size, gen.config.vocab_size);
         let m = masking.positions.len();
-        stats.masked = m;
         if masking.generator_input.len() != n {
             return Err(Error::Shape {
                 what: "generator input".into(),
@@ -442,10 +793,10 @@ impl Trainer {
             }
         }
         // The logits buffer becomes d(loss)/d(logits): no second [M, V] buffer.
-        let mlm = be.cross_entropy(&mut ws.gen_head.logits, &ws.targets, m, v, opts.gen_weight)?;
-        stats.mlm_loss = mlm.loss;
-        stats.mlm_accuracy = if m > 0 { mlm.correct as f32 / m as f32 } else { 0.0 };
-        stats.loss = opts.gen_weight * mlm.loss;
+        let mlm = be.cross_entropy(&mut ws.gen_head.logits, &ws.targets, m, v, opts.gen_weight, masked_denom)?;
+        part.mlm_loss = mlm.loss;
+        part.mlm_correct = mlm.correct;
+        let mut loss = opts.gen_weight * mlm.loss;
 
         if let Some(disc) = disc {
             ws.corrupted.clear();
@@ -470,12 +821,13 @@ impl Trainer {
                 &ws.weights,
                 n,
                 opts.disc_weight,
+                token_denom,
             )?;
-            stats.disc_loss = bce.loss;
-            stats.disc_accuracy = bce.correct as f32 / stats.tokens.max(1) as f32;
-            stats.loss += opts.disc_weight * bce.loss;
-            if !stats.loss.is_finite() {
-                return Err(Error::NonFinite(format!("loss is {} (mlm {}, disc {})", stats.loss, mlm.loss, bce.loss)));
+            part.disc_loss = bce.loss;
+            part.disc_correct = bce.correct;
+            loss += opts.disc_weight * bce.loss;
+            if !loss.is_finite() {
+                return Err(Error::NonFinite(format!("loss is {loss} (mlm {}, disc {})", mlm.loss, bce.loss)));
             }
             // Discriminator backward.
             be.ensure(&mut ws.d_disc_hidden, n * h)?;
@@ -491,8 +843,8 @@ impl Trainer {
                 n,
             )?;
             disc.encoder.backward(be, w.flat, grads, &ws.disc_acts, &mut ws.disc_grads, &ws.d_disc_hidden)?;
-        } else if !stats.loss.is_finite() {
-            return Err(Error::NonFinite(format!("loss is {}", stats.loss)));
+        } else if !loss.is_finite() {
+            return Err(Error::NonFinite(format!("loss is {loss}")));
         }
 
         // Generator backward: head at the masked rows, scattered back into the sequence.
@@ -512,7 +864,7 @@ impl Trainer {
         be.fill(&mut ws.d_gen_hidden, n * hg, 0.0)?;
         be.scatter_rows(&mut ws.d_gen_hidden, &ws.d_gathered, &ws.positions, m, hg, true)?;
         gen.encoder.backward(be, w.flat, grads, &ws.gen_acts, &mut ws.gen_grads, &ws.d_gen_hidden)?;
-        Ok(stats)
+        Ok(part)
     }
 
     /// Clips the gradients and applies one AdamW update; refuses (changing nothing) when a
@@ -543,5 +895,27 @@ impl Trainer {
     pub fn export_with(&self, dir: &Path, extra: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
         crate::io::atomic::check_path(dir, "export directory")?;
         crate::io::hf::save_towers_with(&self.towers, &self.params.table, &self.weights()?, dir, extra)
+    }
+}
+
+/// Rows `[j·B/k, (j+1)·B/k)` of `batch` (B a multiple of k).
+fn micro_batch<'a>(batch: &Batch<'a>, j: usize, k: usize) -> Batch<'a> {
+    let rows = batch.batch / k;
+    let r = j * rows * batch.seq_len..(j + 1) * rows * batch.seq_len;
+    Batch {
+        input_ids: &batch.input_ids[r.clone()],
+        attention_mask: batch.attention_mask.map(|m| &m[r.clone()]),
+        token_type_ids: batch.token_type_ids.map(|t| &t[r]),
+        batch: rows,
+        seq_len: batch.seq_len,
+    }
+}
+
+/// What a rank reports to the others about a phase of its step.
+pub(crate) fn status_of<T>(r: &Result<T>) -> RankStatus {
+    match r {
+        Ok(_) => RankStatus::Ok,
+        Err(Error::Cancelled) => RankStatus::Cancelled,
+        Err(_) => RankStatus::Failed,
     }
 }

@@ -6,12 +6,19 @@
 use super::simd;
 use rayon::prelude::*;
 
-/// Mean cross-entropy of `m` rows of `v` logits against `targets`, each row weighted equally:
-/// `Σ CE / (m + 1e-6)`. Overwrites the logits with their gradient
-/// `scale·(softmax − onehot)/(m + 1e-6)` (no second `[m, v]` buffer) and returns (loss, number
-/// of rows whose argmax equals the target).
-pub fn cross_entropy_in_place(logits: &mut [f32], targets: &[i32], m: usize, v: usize, scale: f32) -> (f32, usize) {
-    let denom = m as f64 + 1e-6;
+/// Cross-entropy of `m` rows of `v` logits against `targets`, each row weighted equally:
+/// `Σ CE / denom` (`denom` = `m + 1e-6` for this batch's mean; the whole step's count when the
+/// batch is one of several micro-batches or ranks). Overwrites the logits with their gradient
+/// `scale·(softmax − onehot)/denom` (no second `[m, v]` buffer) and returns (loss, number of
+/// rows whose argmax equals the target).
+pub fn cross_entropy_in_place(
+    logits: &mut [f32],
+    targets: &[i32],
+    m: usize,
+    v: usize,
+    scale: f32,
+    denom: f64,
+) -> (f32, usize) {
     let k = (scale as f64 / denom) as f32;
     let rows: Vec<(f64, bool)> = logits[..m * v]
         .par_chunks_mut(v.max(1))
@@ -27,6 +34,12 @@ pub fn cross_entropy_in_place(logits: &mut [f32], targets: &[i32], m: usize, v: 
     ((total / denom) as f32, rows.iter().filter(|r| r.1).count())
 }
 
+/// The original code's denominator of a weighted mean over `count` rows or tokens:
+/// `count + 1e-6` (a step with nothing masked divides by 1e-6 instead of 0).
+pub fn mean_denominator(count: usize) -> f64 {
+    count as f64 + 1e-6
+}
+
 /// (loss, argmax == target, log-sum-exp) of one row.
 fn row_loss(row: &[f32], tgt: usize) -> (f64, bool, f64) {
     let max = simd::max(row);
@@ -35,17 +48,18 @@ fn row_loss(row: &[f32], tgt: usize) -> (f64, bool, f64) {
     (lse - row[tgt] as f64, arg == tgt, lse)
 }
 
-/// Weighted mean sigmoid BCE over `logits` with 0/1 `labels` and 0/1 `weights`:
-/// `Σ w·bce / (Σw + 1e-6)`. Writes `dlogits = scale·w·(σ(x) − y)/(Σw + 1e-6)` when given, and
-/// returns (loss, number of weighted tokens classified correctly).
+/// Weighted sigmoid BCE over `logits` with 0/1 `labels` and 0/1 `weights`: `Σ w·bce / denom`
+/// (`denom` = `Σw + 1e-6` for this batch's mean, see [`mean_denominator`]). Writes
+/// `dlogits = scale·w·(σ(x) − y)/denom` when given, and returns (loss, number of weighted tokens
+/// classified correctly).
 pub fn binary_cross_entropy(
     logits: &[f32],
     labels: &[f32],
     weights: &[f32],
     dlogits: Option<&mut [f32]>,
     scale: f32,
+    denom: f64,
 ) -> (f32, usize) {
-    let denom = weights.iter().map(|&w| w as f64).sum::<f64>() + 1e-6;
     let mut total = 0.0f64;
     let mut correct = 0;
     for (i, (&x, &y)) in logits.iter().zip(labels).enumerate() {
@@ -87,8 +101,9 @@ mod tests {
         let logits: Vec<f32> = (0..12).map(|i| (i as f32 * 0.7).sin()).collect();
         let targets = [1, 3, 0];
         let mut g = logits.clone();
-        cross_entropy_in_place(&mut g, &targets, 3, 4, 2.0);
-        fd_check(|x| 2.0 * cross_entropy_in_place(&mut x.to_vec(), &targets, 3, 4, 1.0).0, &logits, &g);
+        let den = mean_denominator(3);
+        cross_entropy_in_place(&mut g, &targets, 3, 4, 2.0, den);
+        fd_check(|x| 2.0 * cross_entropy_in_place(&mut x.to_vec(), &targets, 3, 4, 1.0, den).0, &logits, &g);
     }
 
     #[test]
@@ -97,8 +112,9 @@ mod tests {
         let labels = [1.0f32, 0.0, 0.0, 1.0, 1.0];
         let weights = [1.0f32, 1.0, 1.0, 0.0, 1.0];
         let mut g = vec![0.0; 5];
-        binary_cross_entropy(&logits, &labels, &weights, Some(&mut g), 3.0);
-        fd_check(|x| 3.0 * binary_cross_entropy(x, &labels, &weights, None, 1.0).0, &logits, &g);
+        let den = mean_denominator(4);
+        binary_cross_entropy(&logits, &labels, &weights, Some(&mut g), 3.0, den);
+        fd_check(|x| 3.0 * binary_cross_entropy(x, &labels, &weights, None, 1.0, den).0, &logits, &g);
         assert_eq!(g[3], 0.0);
     }
 }

@@ -539,12 +539,20 @@ impl Backend for CpuBackend {
         rows::scatter(dst, rd(src, m * width, "scatter source")?, rd(rows, m, "rows")?, width, accumulate)
     }
 
-    fn cross_entropy(&self, logits: &mut Buf, targets: &Buf<i32>, m: usize, v: usize, scale: f32) -> Result<LossSum> {
+    fn cross_entropy(
+        &self,
+        logits: &mut Buf,
+        targets: &Buf<i32>,
+        m: usize,
+        v: usize,
+        scale: f32,
+        denom: f64,
+    ) -> Result<LossSum> {
         let targets = rd(targets, m, "targets")?;
         if let Some(&bad) = targets.iter().find(|&&y| y < 0 || y as usize >= v) {
             return Err(Error::Internal(format!("cross-entropy target {bad} is outside [0, {v})")));
         }
-        let (loss, correct) = loss::cross_entropy_in_place(wr(logits, m * v, "logits")?, targets, m, v, scale);
+        let (loss, correct) = loss::cross_entropy_in_place(wr(logits, m * v, "logits")?, targets, m, v, scale, denom);
         Ok(LossSum { loss, correct })
     }
 
@@ -556,6 +564,7 @@ impl Backend for CpuBackend {
         weights: &Buf,
         n: usize,
         scale: f32,
+        denom: f64,
     ) -> Result<LossSum> {
         let (loss, correct) = loss::binary_cross_entropy(
             rd(logits, n, "logits")?,
@@ -563,6 +572,7 @@ impl Backend for CpuBackend {
             rd(weights, n, "weights")?,
             Some(wr(dlogits, n, "dlogits")?),
             scale,
+            denom,
         );
         Ok(LossSum { loss, correct })
     }
@@ -586,6 +596,11 @@ impl Backend for CpuBackend {
 
     fn scale(&self, buf: &mut Buf, len: usize, s: f32) -> Result<()> {
         optim::scale(wr(buf, len, "scale")?, s);
+        Ok(())
+    }
+
+    fn add(&self, dst: &mut Buf, src: &Buf, len: usize) -> Result<()> {
+        optim::add(wr(dst, len, "add destination")?, rd(src, len, "add source")?);
         Ok(())
     }
 

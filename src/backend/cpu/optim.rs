@@ -20,6 +20,16 @@ pub fn scale(x: &mut [f32], s: f32) {
     }
 }
 
+/// `dst += src`, in parallel chunks (each element on its own: any thread count, same bits).
+pub fn add(dst: &mut [f32], src: &[f32]) {
+    use rayon::prelude::*;
+    dst.par_chunks_mut(1 << 16).zip(src.par_chunks(1 << 16)).for_each(|(d, s)| {
+        for (a, b) in d.iter_mut().zip(s) {
+            *a += *b;
+        }
+    });
+}
+
 /// One AdamW update of each listed tensor (see [`crate::backend::Backend::adamw`]). With
 /// `check`, all or nothing: when any updated weight or moment of any tensor would be NaN or
 /// infinite, nothing is written and the index (into `tensors`) of the first such tensor is

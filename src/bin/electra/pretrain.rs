@@ -291,7 +291,7 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
     let eval_set = corpus.eval_batches(args.batch_size, Some(args.eval_batches))?;
 
     let mut trainer = if resume {
-        let over = ResumeOptions { device: Some(args.device), threads: Some(args.threads) };
+        let over = ResumeOptions { device: Some(args.device), threads: Some(args.threads), rank: None };
         let t = Trainer::resume_with(&run_dir.join("checkpoint"), &over)?;
         if let Some(c) = &t.data_cursor {
             corpus.restore(&electra::data::corpus::Cursor::from_json(c)?)?;
