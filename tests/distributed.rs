@@ -10,92 +10,27 @@ use electra::distributed::{Collective, ThreadGroup};
 use electra::pretrain::masking::{mask_batch, Masking};
 use electra::pretrain::trainer::stream_rng;
 use electra::pretrain::{ResumeOptions, TrainOptions, Trainer};
-use electra::session::Batch;
 use electra::{Error, Result};
 use std::sync::Arc;
 
-const B: usize = 4; // rows per rank
-const T: usize = 16;
-const STEPS: usize = 5;
-
-fn opts() -> TrainOptions {
-    TrainOptions {
-        learning_rate: 2e-3,
-        warmup_steps: 2,
-        total_steps: 100,
-        max_seq_len: T,
-        mask_token_id: 4,
-        special_token_ids: vec![0, 1, 2, 3, 4],
-        mask_prob: 0.25,
-        seed: 11,
-        threads: 1,
-        ..Default::default()
-    }
-}
-
-fn trainer(o: TrainOptions) -> Trainer {
-    Trainer::from_model(common::pair(common::TINY_DISC, true, 5), o).unwrap()
-}
-
-/// Step `s`'s batch of `rows` rows, padded differently per row: ids, mask, types.
-fn data(s: usize, rows: usize) -> (Vec<i32>, Vec<i32>, Vec<i32>) {
-    let (mut ids, mut mask, mut types) = (vec![0; rows * T], vec![0; rows * T], vec![0; rows * T]);
-    for r in 0..rows {
-        let len = T - (r * 5 + s * 3) % 9;
-        for i in 0..len {
-            ids[r * T + i] = if i == 0 {
-                2
-            } else if i == len - 1 {
-                3
-            } else {
-                5 + ((r * 7 + i * 3 + s) % 55) as i32
-            };
-            mask[r * T + i] = 1;
-            types[r * T + i] = (i >= len / 2) as i32;
-        }
-    }
-    (ids, mask, types)
-}
-
-fn batch<'a>(d: &'a (Vec<i32>, Vec<i32>, Vec<i32>), rows: std::ops::Range<usize>) -> Batch<'a> {
-    let r = rows.start * T..rows.end * T;
-    Batch {
-        input_ids: &d.0[r.clone()],
-        attention_mask: Some(&d.1[r.clone()]),
-        token_type_ids: Some(&d.2[r]),
-        batch: rows.len(),
-        seq_len: T,
-    }
-}
-
-/// Worst |a − b| / max(|b|, 1e-3) (weights are ~0.02; LayerNorm gains ~1).
-fn rel(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).abs() / (y.abs() as f64).max(1e-3)).fold(0.0, f64::max)
-}
-
-fn bits(x: &[f32]) -> Vec<u32> {
-    x.iter().map(|v| v.to_bits()).collect()
-}
+use common::dist::*;
 
 /// Runs `f(rank, collective)` on `n` threads, one rank each.
 fn on_ranks<R: Send>(n: usize, f: impl Fn(usize, Arc<dyn Collective>) -> R + Sync) -> Vec<R> {
-    let ranks = ThreadGroup::new(n);
+    let ranks = ThreadGroup::ranks(n);
     std::thread::scope(|s| {
-        let hs: Vec<_> = ranks.into_iter().enumerate().map(|(r, c)| s.spawn({ let f = &f; move || f(r, c) })).collect();
+        let hs: Vec<_> = ranks
+            .into_iter()
+            .enumerate()
+            .map(|(r, c)| {
+                s.spawn({
+                    let f = &f;
+                    move || f(r, c)
+                })
+            })
+            .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     })
-}
-
-/// `steps` steps of rank `r` of `n` (rows r·B.. of each step's combined batch): losses, weights.
-fn run_rank(t: &mut Trainer, r: usize, n: usize, steps: std::ops::Range<usize>) -> Vec<[f32; 3]> {
-    steps
-        .map(|s| {
-            let d = data(s, n * B);
-            let st = t.train_step(&batch(&d, r * B..(r + 1) * B)).unwrap();
-            [st.loss, st.mlm_loss, st.disc_loss]
-        })
-        .collect()
 }
 
 fn two_ranks(o: &TrainOptions) -> Vec<(Vec<[f32; 3]>, Vec<f32>)> {
@@ -151,7 +86,17 @@ fn micro_batches_make_the_step_of_the_combined_batch() {
     let draw = |j: usize| -> Masking {
         let b = batch(&d, j * B..(j + 1) * B);
         let mut rng = stream_rng(o.seed, j as u64);
-        mask_batch(&mut rng, b.input_ids, b.attention_mask, B, T, o.mask_prob, budget, o.mask_token_id, &o.special_token_ids)
+        mask_batch(
+            &mut rng,
+            b.input_ids,
+            b.attention_mask,
+            B,
+            T,
+            o.mask_prob,
+            budget,
+            o.mask_token_id,
+            &o.special_token_ids,
+        )
     };
     let (m0, m1) = (draw(0), draw(1));
     let combined = Masking {
@@ -161,7 +106,10 @@ fn micro_batches_make_the_step_of_the_combined_batch() {
     let mut w = whole.forward_backward(&batch(&d, 0..2 * B), &combined, None).unwrap();
     whole.apply_update(&mut w).unwrap();
     assert_eq!((a.masked, a.tokens), (w.masked, w.tokens));
-    let l = rel(&[a.loss, a.mlm_loss, a.disc_loss, a.disc_accuracy, a.grad_norm], &[w.loss, w.mlm_loss, w.disc_loss, w.disc_accuracy, w.grad_norm]);
+    let l = rel(
+        &[a.loss, a.mlm_loss, a.disc_loss, a.disc_accuracy, a.grad_norm],
+        &[w.loss, w.mlm_loss, w.disc_loss, w.disc_accuracy, w.grad_norm],
+    );
     let g = rel(&acc.grads().unwrap(), &whole.grads().unwrap());
     let p = rel(&acc.weights().unwrap(), &whole.weights().unwrap());
     eprintln!("2 micro-batches vs the combined batch: stats {l:.2e}, clipped gradients {g:.2e}, weights {p:.2e}");
@@ -220,7 +168,11 @@ fn a_failing_rank_fails_the_step_everywhere_and_changes_nothing() {
         (e, bits(&t.weights().unwrap()))
     });
     assert!(matches!(out[1].0, Error::InvalidArgument(_)), "{}", out[1].0);
-    assert!(matches!(out[0].0, Error::Distributed(_)) && out[0].0.to_string().contains("failed on rank 1 of 2"), "{}", out[0].0);
+    assert!(
+        matches!(out[0].0, Error::Distributed(_)) && out[0].0.to_string().contains("failed on rank 1 of 2"),
+        "{}",
+        out[0].0
+    );
     assert_eq!(out[0].1, out[1].1);
 }
 

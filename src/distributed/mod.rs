@@ -200,7 +200,7 @@ mod tests {
     use super::*;
 
     fn run<R: Send>(n: usize, f: impl Fn(&dyn Collective) -> R + Sync) -> Vec<R> {
-        let ranks = ThreadGroup::new(n);
+        let ranks = ThreadGroup::ranks(n);
         std::thread::scope(|s| {
             let hs: Vec<_> = ranks.iter().map(|c| s.spawn(|| f(&**c))).collect();
             hs.into_iter().map(|h| h.join().unwrap()).collect()

@@ -12,12 +12,14 @@
 //!   others in bounded time. (A rank that dies is `mpirun`'s to report: it ends the job.) The
 //!   reduction runs through buffers the engine owns, in chunks, so a timed-out request that MPI
 //!   may still complete later never writes into the caller's memory; after a timeout the engine
-//!   refuses further calls.
+//!   refuses further calls, and the process exits without `MPI_Finalize` (which would wait for
+//!   the rank that hung), so `mpirun` ends the job.
 
 use super::Collective;
 use crate::error::{Error, Result};
 use mpi::ffi;
 use std::os::raw::{c_char, c_int};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -39,6 +41,9 @@ unsafe impl Sync for World {}
 
 static WORLD: OnceLock<std::result::Result<World, String>> = OnceLock::new();
 
+/// A collective of ours timed out or failed: finalizing would wait for ranks that are gone.
+static ABANDONED: AtomicBool = AtomicBool::new(false);
+
 fn mpi_error(what: &str, code: c_int) -> Error {
     let mut buf = [0 as c_char; 512];
     let mut len: c_int = 0;
@@ -53,6 +58,11 @@ fn mpi_error(what: &str, code: c_int) -> Error {
 }
 
 extern "C" fn finalize_at_exit() {
+    // MPI_Finalize synchronises with the other ranks; after a timed-out collective it would
+    // wait for the rank that hung. Exiting without it lets mpirun see the failure and end the job.
+    if ABANDONED.load(Ordering::SeqCst) {
+        return;
+    }
     let (mut init, mut fin): (c_int, c_int) = (0, 0);
     // SAFETY: MPI_Initialized and MPI_Finalized may be called at any time, from any thread.
     unsafe {
@@ -91,7 +101,8 @@ fn world() -> Result<&'static World> {
             }
             // SAFETY: registers a plain extern "C" function; it finalizes only if still needed.
             unsafe { libc::atexit(finalize_at_exit) };
-            if provided < ffi::RSMPI_THREAD_SERIALIZED {
+            // SAFETY: a constant of the MPI library, initialised at load time.
+            if provided < unsafe { ffi::RSMPI_THREAD_SERIALIZED } {
                 return Err(format!("this MPI provides thread level {provided}, below MPI_THREAD_SERIALIZED"));
             }
         }
@@ -224,6 +235,7 @@ impl Collective for Mpi {
         for chunk in data.chunks_mut(CHUNK) {
             let r = self.reduce_chunk(&mut st, chunk, deadline);
             if r.is_err() && st.broken {
+                ABANDONED.store(true, Ordering::SeqCst);
                 // MPI may still read and write the staging buffers: leak them.
                 std::mem::forget(std::mem::take(&mut st.send));
                 std::mem::forget(std::mem::take(&mut st.recv));

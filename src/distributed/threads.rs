@@ -29,7 +29,7 @@ pub struct ThreadGroup {
 
 impl ThreadGroup {
     /// `n` ranks, `0..n`, in order.
-    pub fn new(n: usize) -> Vec<Arc<dyn Collective>> {
+    pub fn ranks(n: usize) -> Vec<Arc<dyn Collective>> {
         let shared = Arc::new(Shared { n, slots: Mutex::new(vec![Vec::new(); n]), barrier: Barrier::new(n) });
         (0..n).map(|rank| Arc::new(ThreadGroup { shared: shared.clone(), rank }) as Arc<dyn Collective>).collect()
     }

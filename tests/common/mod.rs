@@ -96,6 +96,7 @@ pub fn inputs(case: &str) -> (Inputs, TensorFile) {
     };
     (i, f)
 }
+pub mod dist;
 pub mod forward_fixture;
 pub mod reference;
 pub mod train_fixture;

@@ -21,6 +21,8 @@ struct Cli {
     cmd: Cmd,
 }
 
+// Parsed once per process: the size of the pretrain variant costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     /// Pre-train an ELECTRA generator + discriminator on plain text (default: the bundled corpus).
@@ -95,6 +97,18 @@ enum Cmd {
         /// directory (its summary.json): compares objectives at equal compute. Overrides --steps.
         #[arg(long)]
         match_flops: Option<PathBuf>,
+        /// Data-parallel training: "mpi" joins the ranks of `mpirun -np N` (a build with the
+        /// `mpi` feature). Each rank reads its own shard of the corpus and steps on its own
+        /// --batch-size rows; rank 0 evaluates, logs and writes the run directory.
+        #[arg(long, default_value = "none")]
+        distributed: String,
+        /// Micro-batches per step: each step's --batch-size rows run as K passes of batch/K
+        /// rows (K ranks with one micro-batch each give the same step as one rank with K).
+        #[arg(long, default_value_t = 1)]
+        accumulate_steps: usize,
+        /// Seconds a rank waits for the others in a collective before the run fails.
+        #[arg(long, default_value_t = 600.0)]
+        collective_timeout: f64,
     },
     /// Show, for each token of TEXT, the probability that it was replaced.
     Detect {
@@ -239,7 +253,15 @@ fn run(cli: Cli) -> electra::Result<ExitCode> {
             log_every,
             options,
             match_flops,
+            distributed,
+            accumulate_steps,
+            collective_timeout,
         } => (|| {
+            let distributed = match distributed.as_str() {
+                "none" => electra::pretrain::Distributed::None,
+                "mpi" => electra::pretrain::Distributed::Mpi,
+                d => return Err(electra::Error::arg(format!("--distributed {d:?}: expected none or mpi"))),
+            };
             let objective = match objective.as_str() {
                 "electra" => Objective::Electra,
                 "mlm" => Objective::Mlm,
@@ -273,6 +295,9 @@ fn run(cli: Cli) -> electra::Result<ExitCode> {
                 options,
                 match_flops,
                 device,
+                distributed,
+                accumulate_steps,
+                collective_timeout,
             };
             pretrain::run(args, resume.is_some())
         })(),

@@ -11,7 +11,7 @@ use electra::io::atomic::{create_dir, write_atomic};
 use electra::limits;
 use electra::pretrain::eval::{evaluate, EvalStats};
 use electra::pretrain::flops::train_step_flops;
-use electra::pretrain::{Objective, ResumeOptions, StepStats, TrainOptions, Trainer};
+use electra::pretrain::{Distributed, Objective, ResumeOptions, StepStats, TrainOptions, Trainer};
 use electra::Device;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -72,6 +72,23 @@ pub struct PretrainArgs {
     /// directory's summary.json (comparing objectives at equal compute); overrides `steps`.
     #[serde(default)]
     pub match_flops: Option<PathBuf>,
+    /// The engine between data-parallel ranks.
+    #[serde(default)]
+    pub distributed: Distributed,
+    /// Micro-batches per step.
+    #[serde(default = "one")]
+    pub accumulate_steps: usize,
+    /// Seconds a collective waits for the other ranks.
+    #[serde(default = "default_timeout")]
+    pub collective_timeout: f64,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn default_timeout() -> f64 {
+    600.0
 }
 
 /// DIR/summary.json: what a run has spent, rewritten with every checkpoint (so a resumed run
@@ -254,10 +271,14 @@ pub fn save_tokenizer_into(tok: &Tokenizer, dir: &Path) -> Result<()> {
 
 /// Saves the trainer (with the corpus cursor) and then the summary of what the run has spent up
 /// to this step, which a resume continues from.
+/// With several ranks every rank calls it (the save is collective; rank 0 writes).
 fn checkpoint(trainer: &mut Trainer, corpus: &Corpus, run: &Path, spent: &RunSummary) -> Result<()> {
     trainer.data_cursor = Some(corpus.cursor().to_json());
     trainer.save(&run.join("checkpoint"))?;
-    spent.write(run)
+    if trainer.rank().0 == 0 {
+        spent.write(run)?;
+    }
+    Ok(())
 }
 
 /// Runs (or resumes) pre-training. `resume`: continue the run in `args.out`.
@@ -286,17 +307,9 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
             check_step_size(&d, args.objective, frac, args.batch_size, args.seq_len)?;
         }
     }
-    let copts = CorpusOptions { max_seq_len: args.seq_len, seed: args.seed, ..Default::default() };
-    let mut corpus = Corpus::open(&corpus_paths, copts, &tok)?;
-    let eval_set = corpus.eval_batches(args.batch_size, Some(args.eval_batches))?;
-
     let mut trainer = if resume {
         let over = ResumeOptions { device: Some(args.device), threads: Some(args.threads), rank: None };
-        let t = Trainer::resume_with(&run_dir.join("checkpoint"), &over)?;
-        if let Some(c) = &t.data_cursor {
-            corpus.restore(&electra::data::corpus::Cursor::from_json(c)?)?;
-        }
-        t
+        Trainer::resume_with(&run_dir.join("checkpoint"), &over)?
     } else {
         let warmup = args.warmup_steps.unwrap_or((args.steps / 10).min(10_000));
         let opts = TrainOptions {
@@ -313,6 +326,9 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
             seed: args.seed,
             threads: args.threads,
             device: args.device,
+            distributed: args.distributed,
+            accumulate_steps: args.accumulate_steps,
+            collective_timeout_s: args.collective_timeout,
             ..Default::default()
         };
         let opts = match &args.options {
@@ -321,11 +337,29 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
         };
         let init = args.init.as_ref().map_or(args.preset.clone(), |p| p.display().to_string());
         let t = Trainer::new(&init, opts)?;
-        write_atomic(&args_path, serde_json::to_string_pretty(&args).expect("json").as_bytes())?;
-        save_tokenizer_into(&tok, &run_dir.join("tokenizer"))?;
-        let _ = std::fs::remove_file(run_dir.join("metrics.jsonl"));
+        if t.rank().0 == 0 {
+            write_atomic(&args_path, serde_json::to_string_pretty(&args).expect("json").as_bytes())?;
+            save_tokenizer_into(&tok, &run_dir.join("tokenizer"))?;
+            let _ = std::fs::remove_file(run_dir.join("metrics.jsonl"));
+        }
         t
     };
+    // Each rank reads its own shard of the training documents (rank 0 also the held-out ones).
+    let (rank, world) = trainer.rank();
+    let lead = rank == 0;
+    let copts = CorpusOptions {
+        max_seq_len: args.seq_len,
+        seed: args.seed,
+        num_shards: world,
+        shard_index: rank,
+        ..Default::default()
+    };
+    let mut corpus = Corpus::open(&corpus_paths, copts, &tok)?;
+    if let Some(c) = &trainer.data_cursor {
+        corpus.restore(&electra::data::corpus::Cursor::from_json(c)?)?;
+    }
+    let eval_set = if lead { corpus.eval_batches(args.batch_size, Some(args.eval_batches))? } else { Vec::new() };
+
     if let Some(other) = &args.match_flops {
         let target = RunSummary::read(other)?;
         // Price a step at the earlier run's average real tokens per step (short examples and
@@ -349,15 +383,24 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
             per_step
         );
     }
-    // The schedule follows the (possibly extended) step budget.
-    trainer.opts.total_steps = args.steps;
+    // The schedule follows the (possibly extended) step budget, unless --options fixes it.
+    let fixed_total = args
+        .options
+        .as_deref()
+        .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+        .is_some_and(|v| v.get("total_steps").is_some());
+    if !fixed_total {
+        trainer.opts.total_steps = args.steps;
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
         let cancel = trainer.cancel_flag();
         let _ = ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
+            // Ranks stop together: a cancelled step fails on every rank (the first Ctrl-C of
+            // a single process lets the running step finish instead).
+            if stop.swap(true, Ordering::SeqCst) || world > 1 {
                 cancel.store(true, Ordering::SeqCst); // a second Ctrl-C interrupts the running step
             }
         });
@@ -381,33 +424,43 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
         Ok(Some(e))
     };
     let params = trainer.params().numel();
-    eprintln!(
-        "electra pretrain: {} objective, {:.2}M parameters, {} steps of {}x{} tokens, corpus {:?}, vocab {}",
-        match args.objective {
-            Objective::Electra => "electra",
-            Objective::Mlm => "mlm",
-        },
-        params as f64 / 1e6,
-        args.steps,
-        args.batch_size,
-        args.seq_len,
-        corpus_paths,
-        tok.vocab_size()
-    );
+    if world > 1 && lead {
+        eprintln!(
+            "electra pretrain: {world} ranks ({}), {} x {} rows per step",
+            trainer.collective().map_or(String::new(), |c| c.describe()),
+            world,
+            args.batch_size
+        );
+    }
+    if lead {
+        eprintln!(
+            "electra pretrain: {} objective, {:.2}M parameters, {} steps of {}x{} tokens, corpus {:?}, vocab {}",
+            match args.objective {
+                Objective::Electra => "electra",
+                Objective::Mlm => "mlm",
+            },
+            params as f64 / 1e6,
+            args.steps,
+            args.batch_size,
+            args.seq_len,
+            corpus_paths,
+            tok.vocab_size()
+        );
+    }
     let first_eval = if trainer.step == 0 { eval_now(&trainer)? } else { None };
     match first_eval {
         Some(EvalStats { disc_auc: Some(auc), .. }) => eprintln!("step 0: held-out discriminator AUC {auc:.3}"),
         Some(e) => eprintln!("step 0: held-out MLM accuracy {:.3}", e.mlm_accuracy),
         None => {}
     }
-    let bar = indicatif::ProgressBar::new(args.steps);
+    let bar = if lead { indicatif::ProgressBar::new(args.steps) } else { indicatif::ProgressBar::hidden() };
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]")
             .expect("template")
             .progress_chars("=> "),
     );
     bar.set_position(trainer.step);
-    let plain = bar.is_hidden(); // no terminal: print log lines instead
+    let plain = lead && bar.is_hidden(); // no terminal: print log lines instead
     let started = Instant::now();
     let (mut tokens, mut window_start, mut window_tokens) = (0usize, Instant::now(), 0usize);
     let mut last: Option<StepStats> = None;
@@ -449,7 +502,7 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
         let tps = window_tokens as f64 / window_start.elapsed().as_secs_f64().max(1e-9);
         bar.set_position(s.step);
         bar.set_message(format!("loss {:.3} disc acc {:.3} {:.0} tok/s", s.loss, s.disc_accuracy, tps));
-        if s.step % args.log_every.max(1) == 0 || s.step == args.steps {
+        if lead && (s.step % args.log_every.max(1) == 0 || s.step == args.steps) {
             append(
                 &metrics,
                 &TrainLine {
@@ -497,6 +550,9 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
     }
     bar.finish_and_clear();
     checkpoint(&mut trainer, &corpus, &run_dir, &spent)?;
+    if !lead {
+        return if interrupted { Err(Error::Cancelled) } else { Ok(()) };
+    }
     if interrupted {
         eprintln!(
             "interrupted at step {}: checkpoint saved; continue with `electra pretrain --out {} --resume {}`",
