@@ -2,7 +2,7 @@
 # Every test of the project, in order, stopping at the first failure:
 #   fmt, clippy, cargo test (unit, parity, backend conformance, FFI, header freshness, doc
 #   tests), clippy and the conformance suite with the CUDA feature (no toolkit or GPU needed),
-#   the C ABI test under valgrind, the bindings, the examples, make install.
+#   the C ABI test under valgrind, clippy and the mpirun suite with the MPI feature, the bindings, the examples, make install.
 # Ends with a summary of each suite and its time. CI runs it through .ci/run.
 #
 # To add a suite (Go, C#, ...): append one `suite NAME COMMAND...` line at the end. The
@@ -44,6 +44,10 @@ suite "cargo test" cargo test
 suite "clippy --features cuda" cargo clippy --features cuda --all-targets -- -D warnings
 suite "conformance --features cuda (no GPU needed)" cargo test --features cuda --test conformance
 suite "C ABI under valgrind" bash tests/c/run.sh
+# Data-parallel pre-training on OpenMPI: clippy with the feature, then tests/mpi.rs, which runs
+# itself under `mpirun -np 2` (equivalence with one process, resume, failing and killed ranks).
+suite "clippy --features mpi" cargo clippy --features mpi --all-targets -- -D warnings
+suite "MPI: 2 ranks under mpirun" cargo test --features mpi --test mpi
 
 # --- Language bindings (bindings/go, bindings/csharp; owned by the bindings engineer) ---
 # Need golang-go (Go >= 1.19) and mono-mcs + mono-runtime; each script builds the release
