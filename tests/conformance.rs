@@ -20,8 +20,7 @@ mod common;
 use common::reference::*;
 use common::*;
 use electra::backend::{
-    self, cpu, mean_denominator, Activation, AdamStep, AdamTensor, Backend, Buf, Device, DeviceKind, InputGrad,
-    Weights,
+    self, cpu, mean_denominator, Activation, AdamStep, AdamTensor, Backend, Buf, Device, DeviceKind, InputGrad, Weights,
 };
 use electra::model::classifier::{ClsHeadActs, ClsHeadGrads};
 use electra::model::encoder::{EncoderActs, EncoderGrads};
@@ -483,9 +482,17 @@ fn binary_cross_entropy() {
         let want = ref_bce(&f64s(&logits), &labels, &weights);
         let nl = numeric_grad(&logits, |x| scale as f64 * ref_bce(x, &labels, &weights));
         let mut d = zeros(be, n);
-        let bce =
-            be.binary_cross_entropy(&mut d, &up(be, &logits), &up(be, &labels), &up(be, &weights), n, scale, wsum(&weights))
-                .unwrap();
+        let bce = be
+            .binary_cross_entropy(
+                &mut d,
+                &up(be, &logits),
+                &up(be, &labels),
+                &up(be, &weights),
+                n,
+                scale,
+                wsum(&weights),
+            )
+            .unwrap();
         check_forward(&format!("{t} binary_cross_entropy"), &[bce.loss], &[want]);
         let right = (0..n).filter(|&i| weights[i] > 0.0 && (logits[i] > 0.0) == (labels[i] > 0.5)).count();
         assert_eq!(bce.correct, right, "{t}: tokens classified right");
@@ -628,8 +635,16 @@ fn discriminator_head_with_bce() {
             &ref_disc_head(head, &w64, &hidden64),
         );
         let mut d_logits = zeros(be, m);
-        be.binary_cross_entropy(&mut d_logits, &acts.logits, &up(be, &labels), &up(be, &weights), m, scale, wsum(&weights))
-            .unwrap();
+        be.binary_cross_entropy(
+            &mut d_logits,
+            &acts.logits,
+            &up(be, &labels),
+            &up(be, &weights),
+            m,
+            scale,
+            wsum(&weights),
+        )
+        .unwrap();
         let (mut g, mut d_hidden) = (zeros(be, w.len()), zeros(be, m * h));
         head.backward(be, wb.mem(), &mut g, &acts, &mut DiscHeadGrads::default(), &hb, &d_logits, &mut d_hidden, m)
             .unwrap();

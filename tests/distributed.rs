@@ -82,7 +82,16 @@ fn bits(x: &[f32]) -> Vec<u32> {
 fn on_ranks<R: Send>(n: usize, f: impl Fn(usize, Arc<dyn Collective>) -> R + Sync) -> Vec<R> {
     let ranks = ThreadGroup::new(n);
     std::thread::scope(|s| {
-        let hs: Vec<_> = ranks.into_iter().enumerate().map(|(r, c)| s.spawn({ let f = &f; move || f(r, c) })).collect();
+        let hs: Vec<_> = ranks
+            .into_iter()
+            .enumerate()
+            .map(|(r, c)| {
+                s.spawn({
+                    let f = &f;
+                    move || f(r, c)
+                })
+            })
+            .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     })
 }
@@ -151,7 +160,17 @@ fn micro_batches_make_the_step_of_the_combined_batch() {
     let draw = |j: usize| -> Masking {
         let b = batch(&d, j * B..(j + 1) * B);
         let mut rng = stream_rng(o.seed, j as u64);
-        mask_batch(&mut rng, b.input_ids, b.attention_mask, B, T, o.mask_prob, budget, o.mask_token_id, &o.special_token_ids)
+        mask_batch(
+            &mut rng,
+            b.input_ids,
+            b.attention_mask,
+            B,
+            T,
+            o.mask_prob,
+            budget,
+            o.mask_token_id,
+            &o.special_token_ids,
+        )
     };
     let (m0, m1) = (draw(0), draw(1));
     let combined = Masking {
@@ -161,7 +180,10 @@ fn micro_batches_make_the_step_of_the_combined_batch() {
     let mut w = whole.forward_backward(&batch(&d, 0..2 * B), &combined, None).unwrap();
     whole.apply_update(&mut w).unwrap();
     assert_eq!((a.masked, a.tokens), (w.masked, w.tokens));
-    let l = rel(&[a.loss, a.mlm_loss, a.disc_loss, a.disc_accuracy, a.grad_norm], &[w.loss, w.mlm_loss, w.disc_loss, w.disc_accuracy, w.grad_norm]);
+    let l = rel(
+        &[a.loss, a.mlm_loss, a.disc_loss, a.disc_accuracy, a.grad_norm],
+        &[w.loss, w.mlm_loss, w.disc_loss, w.disc_accuracy, w.grad_norm],
+    );
     let g = rel(&acc.grads().unwrap(), &whole.grads().unwrap());
     let p = rel(&acc.weights().unwrap(), &whole.weights().unwrap());
     eprintln!("2 micro-batches vs the combined batch: stats {l:.2e}, clipped gradients {g:.2e}, weights {p:.2e}");
@@ -220,7 +242,11 @@ fn a_failing_rank_fails_the_step_everywhere_and_changes_nothing() {
         (e, bits(&t.weights().unwrap()))
     });
     assert!(matches!(out[1].0, Error::InvalidArgument(_)), "{}", out[1].0);
-    assert!(matches!(out[0].0, Error::Distributed(_)) && out[0].0.to_string().contains("failed on rank 1 of 2"), "{}", out[0].0);
+    assert!(
+        matches!(out[0].0, Error::Distributed(_)) && out[0].0.to_string().contains("failed on rank 1 of 2"),
+        "{}",
+        out[0].0
+    );
     assert_eq!(out[0].1, out[1].1);
 }
 

@@ -5,9 +5,9 @@ use super::handle::{lock, FfiHandle};
 use super::model::electra_model;
 use super::status::*;
 use super::{batch_from, c_str, guard, guard_void, options_str, SizedOut, StructSized};
+use crate::distributed::Collective;
 use crate::error::{Error, Result};
 use crate::pretrain::{ResumeOptions, TrainOptions, Trainer};
-use crate::distributed::Collective;
 use std::ffi::{c_char, c_void};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -215,7 +215,8 @@ pub unsafe extern "C" fn electra_trainer_resume_with_options(
 /// `ELECTRA_ERR_DISTRIBUTED` on this rank). Every rank must get the same bits back. It runs on
 /// the thread that called into the trainer and must not unwind (no C++ exception, no Go panic)
 /// across it.
-pub type electra_allreduce_fn = Option<unsafe extern "C" fn(data: *mut f32, count: usize, user_data: *mut c_void) -> i32>;
+pub type electra_allreduce_fn =
+    Option<unsafe extern "C" fn(data: *mut f32, count: usize, user_data: *mut c_void) -> i32>;
 
 /// A C callback as the trainer's collective.
 struct HostAllReduce {

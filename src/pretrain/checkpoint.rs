@@ -102,7 +102,8 @@ impl Trainer {
             )));
         }
         let written = if rank == 0 { path_ok.and_then(|()| self.write_checkpoint(dir, Some(ranks))) } else { Ok(()) };
-        let agreed = crate::distributed::exchange(&*c, super::trainer::status_of(&written), &mut [], "saving the checkpoint")?;
+        let agreed =
+            crate::distributed::exchange(&*c, super::trainer::status_of(&written), &mut [], "saving the checkpoint")?;
         written?;
         agreed
     }
@@ -184,7 +185,10 @@ impl Trainer {
         if let Some(r) = state.ranks.iter().flatten().position(|r| r.rngs.len() != k) {
             return Err(Error::format(
                 &path,
-                format!("rank {r} holds {} RNG streams for accumulate_steps {k}: the checkpoint is corrupt", state.ranks.as_ref().map_or(0, |v| v[r].rngs.len())),
+                format!(
+                    "rank {r} holds {} RNG streams for accumulate_steps {k}: the checkpoint is corrupt",
+                    state.ranks.as_ref().map_or(0, |v| v[r].rngs.len())
+                ),
             ));
         }
         let file = TensorFile::read(&path)?;
@@ -250,7 +254,10 @@ impl Trainer {
             Some(ranks) => t.resumed_ranks = Some(ranks),
             None if k == 1 => {}
             None => {
-                return Err(Error::format(&path, format!("no RNG streams for accumulate_steps {k}: the checkpoint is corrupt")))
+                return Err(Error::format(
+                    &path,
+                    format!("no RNG streams for accumulate_steps {k}: the checkpoint is corrupt"),
+                ))
             }
         }
         t.join_configured_engine()?;

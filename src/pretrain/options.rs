@@ -219,7 +219,9 @@ impl TrainOptions {
             )));
         }
         if self.distributed == Distributed::Mpi && (self.rank != 0 || self.world_size != 1) {
-            return Err(Error::arg("options: rank and world_size come from MPI when distributed is \"mpi\"; leave them out"));
+            return Err(Error::arg(
+                "options: rank and world_size come from MPI when distributed is \"mpi\"; leave them out",
+            ));
         }
         if !(self.collective_timeout_s.is_finite() && self.collective_timeout_s > 0.0) {
             return bad("collective_timeout_s", self.collective_timeout_s.to_string());

@@ -5,9 +5,9 @@
 use super::masking::{mask_batch, Masking};
 use super::options::{Distributed, Objective, TrainOptions};
 use crate::backend::{self, mean_denominator, Backend, Buf, Weights};
-use crate::distributed::{self, Collective, RankStatus};
 use crate::batch::Batch;
 use crate::config::ElectraConfig;
+use crate::distributed::{self, Collective, RankStatus};
 use crate::error::{Error, Result};
 use crate::model::encoder::{EncoderActs, EncoderGrads};
 use crate::model::heads::{DiscHeadActs, DiscHeadGrads, GenHeadActs, GenHeadGrads};
@@ -258,7 +258,9 @@ impl Trainer {
             )));
         }
         let mpi = self.opts.distributed == Distributed::Mpi;
-        if !mpi && (self.opts.world_size, self.opts.rank) != (1, 0) && (self.opts.world_size, self.opts.rank) != (world, rank)
+        if !mpi
+            && (self.opts.world_size, self.opts.rank) != (1, 0)
+            && (self.opts.world_size, self.opts.rank) != (world, rank)
         {
             return Err(Error::arg(format!(
                 "options say rank {} of {}, the collective rank {rank} of {world}",
@@ -574,7 +576,7 @@ impl Trainer {
         //    the denominators of its mean losses.
         let local = (|| {
             self.validate_batch(batch)?;
-            if batch.batch % k != 0 {
+            if !batch.batch.is_multiple_of(k) {
                 return Err(Error::arg(format!(
                     "batch {} is not a multiple of accumulate_steps {k} (micro-batches have equal rows)",
                     batch.batch
@@ -598,7 +600,9 @@ impl Trainer {
         agreed?;
         let [masked, tokens] = counts;
         if [masked, tokens].iter().any(|&x| !(0.0..16_777_216.0).contains(&x) || x.fract() != 0.0) {
-            return Err(Error::Distributed(format!("{what}: the ranks' token counts ({masked}, {tokens}) are out of range")));
+            return Err(Error::Distributed(format!(
+                "{what}: the ranks' token counts ({masked}, {tokens}) are out of range"
+            )));
         }
         let (masked, tokens) = (masked as usize, tokens as usize);
         let denoms = (mean_denominator(masked), mean_denominator(tokens));
