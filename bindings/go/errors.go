@@ -25,6 +25,7 @@ const (
 	StatusCUDA            Status = C.ELECTRA_ERR_CUDA
 	StatusInternal        Status = C.ELECTRA_ERR_INTERNAL
 	StatusPanic           Status = C.ELECTRA_ERR_PANIC
+	StatusDistributed     Status = C.ELECTRA_ERR_DISTRIBUTED
 )
 
 // String is the library's name for the code ("invalid argument", "cancelled", ...).
@@ -70,6 +71,7 @@ var (
 	ErrCUDA            = &Error{Code: StatusCUDA}
 	ErrInternal        = &Error{Code: StatusInternal}
 	ErrPanic           = &Error{Code: StatusPanic}
+	ErrDistributed     = &Error{Code: StatusDistributed}
 )
 
 func newError(code Status, format string, args ...interface{}) *Error {

@@ -101,6 +101,14 @@ static electra_status electra_go_trainer_resume_with_options(const char *dir, co
 	ELECTRA_GO_CHECK(electra_trainer_resume_with_options(dir, options, out));
 }
 
+// The cgo-exported trampoline of allreduce.go: user_data is a runtime/cgo.Handle of the Go func.
+extern int32_t electraGoAllReduce(float *data, size_t count, void *user_data);
+
+// with_fn 0 passes a NULL callback (the library's own error for it).
+static electra_status electra_go_trainer_set_allreduce(electra_trainer *t, int with_fn, uintptr_t handle, char **err) {
+	ELECTRA_GO_CHECK(electra_trainer_set_allreduce(t, with_fn ? electraGoAllReduce : NULL, (void *)handle));
+}
+
 static electra_status electra_go_trainer_get_model(electra_trainer *t, electra_model **out, char **err) {
 	ELECTRA_GO_CHECK(electra_trainer_get_model(t, out));
 }
@@ -374,6 +382,17 @@ func nativeTrainerResumeWithOptions(dir string, options *string) (*C.electra_tra
 		return errorFrom(C.electra_go_trainer_resume_with_options(cdir, copts, &out, &msg), msg)
 	})
 	return out, err
+}
+
+// nativeTrainerSetAllReduce passes the handle's value as the callback's user_data (0 with
+// withFn false: a NULL callback).
+func nativeTrainerSetAllReduce(t *C.electra_trainer, withFn bool, handle uintptr) error {
+	var msg *C.char
+	fn := C.int(0)
+	if withFn {
+		fn = 1
+	}
+	return errorFrom(C.electra_go_trainer_set_allreduce(t, fn, C.uintptr_t(handle), &msg), msg)
 }
 
 func nativeTrainerGetModel(t *C.electra_trainer) (*C.electra_model, error) {

@@ -21,6 +21,9 @@ namespace Electra
         Cuda = 12,
         Internal = 13,
         Panic = 14,
+        /// <summary>A data-parallel run failed: the host's all-reduce (see Trainer.SetAllReduce)
+        /// reported an error, or another rank failed the step.</summary>
+        Distributed = 15,
     }
 
     /// <summary>A kind of compute device (electra_device_kind, ELECTRA_DEVICE_*).</summary>
@@ -36,7 +39,15 @@ namespace Electra
     public class ElectraException : Exception
     {
         public ElectraException(Status status, string nativeMessage)
-            : base("electra: " + (string.IsNullOrEmpty(nativeMessage) ? Library.StatusName(status) : nativeMessage))
+            : this(status, nativeMessage, null)
+        {
+        }
+
+        /// <summary>A failure with the managed exception that caused it (what an all-reduce
+        /// callback threw), which Message names and InnerException holds.</summary>
+        public ElectraException(Status status, string nativeMessage, Exception cause)
+            : base("electra: " + (string.IsNullOrEmpty(nativeMessage) ? Library.StatusName(status) : nativeMessage)
+                + (cause == null ? "" : " (" + cause.GetType().Name + ": " + cause.Message + ")"), cause)
         {
             Status = status;
             NativeMessage = nativeMessage ?? "";

@@ -102,6 +102,14 @@ namespace Electra
         internal static extern int electra_trainer_resume_with_options(byte[] dir, byte[] optionsJson,
             out TrainerHandle trainer);
 
+        /// <summary>electra_allreduce_fn: the library calls it on the thread that stepped the
+        /// trainer, so it must not throw (the bridge in AllReduce.cs catches everything).</summary>
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate int AllReduceFn(IntPtr data, UIntPtr count, IntPtr userData);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_trainer_set_allreduce(TrainerHandle t, AllReduceFn allreduce, IntPtr userData);
+
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int electra_trainer_export(TrainerHandle t, byte[] dir);
 

@@ -14,6 +14,9 @@ namespace Electra
     {
         private readonly TrainerHandle handle;
         private readonly object gate = new object();
+        // The all-reduce the library calls back: referenced here so that the delegate it holds
+        // lives as long as the native trainer may call it (until replaced or disposed).
+        private AllReduceBridge allReduce;
 
         private Trainer(TrainerHandle h)
         {
@@ -56,8 +59,10 @@ namespace Electra
         }
 
         /// <summary>Resume elsewhere: optionsJson is null or a JSON object with the keys device
-        /// ("cpu", "cuda", "cuda:N") and threads; an absent key keeps the checkpoint's value. A
-        /// run begun on a GPU continues on a machine without one with {"device": "cpu"}.</summary>
+        /// ("cpu", "cuda", "cuda:N"), threads and rank; an absent key keeps the checkpoint's
+        /// value (rank: 0). A run begun on a GPU continues on a machine without one with
+        /// {"device": "cpu"}. In a data-parallel run every rank resumes the same checkpoint with
+        /// its own {"rank": r}, then calls SetAllReduce again.</summary>
         public static Trainer Resume(string dir, string optionsJson)
         {
             Library.CheckAbi();
@@ -95,7 +100,8 @@ namespace Electra
                 {
                     st = Native.electra_trainer_step(handle, pi, pm, pt, Native.Size(batch), Native.Size(seqLen), ref stats);
                 }
-                Native.Check(st);
+                CheckCollective(st, allReduce);
+                GC.KeepAlive(this);
             }
             return stats;
         }
@@ -112,8 +118,54 @@ namespace Electra
             lock (gate)
             {
                 ThrowIfDisposed();
-                Native.Check(Native.electra_trainer_save(handle, d));
+                CheckCollective(Native.electra_trainer_save(handle, d), allReduce);
+                GC.KeepAlive(this);
             }
+        }
+
+        /// <summary>Makes this trainer one rank of a data-parallel run whose gradients callback
+        /// sums across ranks (over MPI, Gloo, NCCL through host memory, or threads of this
+        /// process). Create the trainer with the options "rank" (0..world_size-1, distinct per
+        /// rank) and "world_size"; with "accumulate_steps" k each rank also splits its batch into
+        /// k micro-batches. N ranks of B rows give the step of one trainer with
+        /// accumulate_steps N on the N·B rows, bit for bit.
+        ///
+        /// The contract is collective: every rank calls SetAllReduce, before its first step or
+        /// right after resuming (it checks that the ranks start from the same weights, options
+        /// and step: Status.Distributed otherwise), and from then on calls Step and Save in the
+        /// same order as the others (each Step on its own batch; Save is written by rank 0 into
+        /// the directory rank 0 names). callback runs on the thread that called Step, Save or
+        /// SetAllReduce, several times per call, with arrays of any length. A failure on one
+        /// rank fails the step on every rank and changes nothing. An exception thrown by
+        /// callback is caught (it never unwinds through the library) and fails the call with an
+        /// ElectraException of Status.Distributed whose InnerException it is; the trainer then
+        /// takes no further step (the ranks may disagree: resume from a checkpoint). A second
+        /// call replaces the callback; the trainer keeps it alive until disposed.</summary>
+        public void SetAllReduce(AllReduce callback)
+        {
+            if (callback == null)
+                throw new ArgumentNullException("callback");
+            var bridge = new AllReduceBridge(callback);
+            lock (gate)
+            {
+                ThrowIfDisposed();
+                int st = Native.electra_trainer_set_allreduce(handle, bridge.Fn, IntPtr.Zero);
+                // On failure the library keeps the previous all-reduce, if any, and so do we.
+                CheckCollective(st, bridge);
+                allReduce = bridge;
+                GC.KeepAlive(this);
+            }
+        }
+
+        /// <summary>Native.Check for calls that may run an all-reduce: the exception the
+        /// callback threw becomes the InnerException.</summary>
+        private static void CheckCollective(int status, AllReduceBridge bridge)
+        {
+            Exception cause = bridge == null ? null : bridge.TakeFailure();
+            if (status == 0)
+                return;
+            string msg = Native.LastErrorMessage();
+            throw new ElectraException((Status)status, msg, (Status)status == Status.Distributed ? cause : null);
         }
 
         /// <summary>Writes the model in the pair layout (dir/discriminator, dir/generator).</summary>
