@@ -45,6 +45,11 @@ pub struct StepStats {
     pub tokens: usize,
     /// Masked positions (where the generator or MLM model was trained).
     pub masked: usize,
+    /// Seconds in this step's gradient all-reduce (0 for one process): the transfer, as the
+    /// ranks arrive at it together.
+    pub allreduce_seconds: f32,
+    /// Seconds in all of this step's collectives, waiting for slower ranks included.
+    pub collective_seconds: f32,
 }
 
 /// The masking and sampling stream of micro-batch `index` of a step, counted over all ranks
@@ -595,7 +600,9 @@ impl Trainer {
                 None => batch.input_ids.len(),
             } as f32;
         }
+        let t0 = std::time::Instant::now();
         let agreed = self.collective_call(c, status_of(&local), &mut counts, &what);
+        let mut waited = t0.elapsed();
         let (micro, maskings) = local?;
         agreed?;
         let [masked, tokens] = counts;
@@ -644,12 +651,15 @@ impl Trainer {
         if let Ok(p) = &local {
             sums = [p.mlm_loss, p.disc_loss, p.mlm_correct as f32, p.disc_correct as f32];
         }
+        let t0 = std::time::Instant::now();
         let agreed = self.collective_call(c, status_of(&local), &mut sums, &what);
+        waited += t0.elapsed();
         local?;
         agreed?;
 
         // 3. The gradients summed over the ranks (identical bits on every rank), then the same
         //    clip and update everywhere.
+        let t0 = std::time::Instant::now();
         if c.world_size() > 1 {
             let n = self.params.table.numel();
             let be = self.params.be.clone();
@@ -658,6 +668,7 @@ impl Trainer {
                 return Err(e);
             }
         }
+        let reduced = t0.elapsed();
         let (mlm_loss, disc_loss) = (sums[0], sums[1]);
         let mut stats = StepStats {
             mlm_loss,
@@ -666,6 +677,9 @@ impl Trainer {
             mlm_accuracy: if masked > 0 { sums[2] / masked as f32 } else { 0.0 },
             tokens,
             masked,
+            // Exactly 0 for one process, so its stats stay equal run to run.
+            allreduce_seconds: if c.world_size() > 1 { reduced.as_secs_f32() } else { 0.0 },
+            collective_seconds: if c.world_size() > 1 { (waited + reduced).as_secs_f32() } else { 0.0 },
             ..Default::default()
         };
         if self.opts.objective == Objective::Electra {

@@ -242,6 +242,11 @@ struct TrainLine {
     grad_norm: f32,
     tokens_per_second: f64,
     elapsed_seconds: f64,
+    /// Data-parallel runs: seconds in the gradient all-reduce, and in all collectives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allreduce_seconds: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    collective_seconds: Option<f32>,
 }
 
 #[derive(Serialize)]
@@ -516,6 +521,8 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
                     grad_norm: s.grad_norm,
                     tokens_per_second: tps,
                     elapsed_seconds: started.elapsed().as_secs_f64(),
+                    allreduce_seconds: (world > 1).then_some(s.allreduce_seconds),
+                    collective_seconds: (world > 1).then_some(s.collective_seconds),
                 },
             )?;
             if plain {
