@@ -26,6 +26,8 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 CMAKEDIR ?= $(LIBDIR)/cmake/electra
 PROFILE ?= dist
 CARGO ?= cargo
+# Cargo features of the library, e.g. FEATURES=mpi for `"distributed": "mpi"` (docs/DISTRIBUTED.md).
+FEATURES ?=
 # A cross build: TARGET=aarch64-unknown-linux-gnu STRIP=aarch64-linux-gnu-strip (see scripts/cross-check.sh).
 TARGET ?=
 STRIP ?= strip
@@ -51,7 +53,7 @@ all: lib
 lib:
 	@test -n "$(ABI)" || { echo "Makefile: ELECTRA_ABI_VERSION not found in src/ffi/mod.rs" >&2; exit 1; }
 	@mkdir -p $(OUTDIR)
-	$(CARGO) rustc --profile $(PROFILE) $(TARGET_FLAG) --lib --crate-type cdylib,staticlib -- \
+	$(CARGO) rustc --profile $(PROFILE) $(TARGET_FLAG) $(if $(FEATURES),--features $(FEATURES)) --lib --crate-type cdylib,staticlib -- \
 	  --print native-static-libs 2> $(OUTDIR)/electra-build.log; \
 	  rc=$$?; cat $(OUTDIR)/electra-build.log >&2; exit $$rc
 	@# "note: native-static-libs: -lgcc_s ..." (cargo replays it on a fresh build).

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every test of the project, in order, stopping at the first failure:
-#   fmt, clippy, cargo test (unit, parity, backend conformance, FFI, header freshness, doc
-#   tests), clippy and the conformance suite with the CUDA feature (no toolkit or GPU needed),
-#   the C ABI test under valgrind, clippy and the mpirun suite with the MPI feature, the bindings, the examples, make install.
+#   fmt, clippy, cargo test with the MPI feature (unit, parity, backend conformance, FFI,
+#   header freshness, doc tests, data-parallel ranks as threads and under mpirun), clippy and the
+#   conformance suite with the CUDA feature (no toolkit or GPU needed), the C ABI test under
+#   valgrind, the bindings, the examples, make install, a fuzz smoke run.
 # Ends with a summary of each suite and its time. CI runs it through .ci/run.
 #
 # To add a suite (Go, C#, ...): append one `suite NAME COMMAND...` line at the end. The
@@ -36,18 +37,25 @@ suite() {
   summary+=("ok    $name (${took}s)")
 }
 
+# The MPI feature needs OpenMPI and libclang (.ci/run installs them): say so before a long build.
+if ! command -v mpicc >/dev/null || ! command -v mpirun >/dev/null; then
+  echo "scripts/test.sh: needs OpenMPI (apt install openmpi-bin libopenmpi-dev libclang-dev), or run .ci/run" >&2
+  exit 1
+fi
+
 suite "rustfmt" cargo fmt --all -- --check
-suite "clippy" cargo clippy --all-targets -- -D warnings
-suite "cargo test" cargo test
+# Every target with the MPI feature (a superset of the default build), then the library and the
+# command line without it (the code behind #[cfg(not(feature = "mpi"))]).
+suite "clippy --features mpi" cargo clippy --features mpi --all-targets -- -D warnings
+suite "clippy (default features)" cargo clippy --lib --bins -- -D warnings
+# With the MPI feature, so tests/mpi.rs runs too: it launches itself under `mpirun -np 2`
+# (equivalence with one process, resume, failing, killed and hung ranks, the CLI's resume).
+suite "cargo test --features mpi" cargo test --features mpi
 # The CUDA feature builds with no toolkit and no GPU (cudarc loads the driver at run time); its
 # conformance cases print "skipped: no CUDA device" here instead of passing silently.
 suite "clippy --features cuda" cargo clippy --features cuda --all-targets -- -D warnings
 suite "conformance --features cuda (no GPU needed)" cargo test --features cuda --test conformance
 suite "C ABI under valgrind" bash tests/c/run.sh
-# Data-parallel pre-training on OpenMPI: clippy with the feature, then tests/mpi.rs, which runs
-# itself under `mpirun -np 2` (equivalence with one process, resume, failing and killed ranks).
-suite "clippy --features mpi" cargo clippy --features mpi --all-targets -- -D warnings
-suite "MPI: 2 ranks under mpirun" cargo test --features mpi --test mpi
 
 # --- Language bindings (bindings/go, bindings/csharp; owned by the bindings engineer) ---
 # Need golang-go (Go >= 1.19) and mono-mcs + mono-runtime; each script builds the release
@@ -65,7 +73,7 @@ suite "make install: soname, pkg-config, CMake" env PROFILE=release bash tests/c
 # --- end of C/C++ examples and packaging ---
 
 # --- Fuzzing (fuzz/, needs cargo-fuzz; .ci/run installs it) ---
-# Every fuzz target for FUZZ_SECONDS (20) seconds on its seeds; a crash fails the run.
+# Every fuzz target for FUZZ_SECONDS (10) seconds on its seeds; a crash fails the run.
 suite "fuzz smoke (cargo fuzz, stable)" bash scripts/fuzz-smoke.sh
 # --- end of fuzzing ---
 

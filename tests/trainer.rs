@@ -19,18 +19,7 @@ fn tiny_model(seed: u64) -> Model {
 }
 
 fn opts() -> TrainOptions {
-    TrainOptions {
-        learning_rate: 2e-3,
-        warmup_steps: 2,
-        total_steps: 100,
-        max_seq_len: T,
-        mask_token_id: 4,
-        special_token_ids: vec![0, 1, 2, 3, 4],
-        mask_prob: 0.25,
-        seed: 11,
-        threads: 2,
-        ..Default::default()
-    }
+    TrainOptions { threads: 2, ..common::dist::opts() }
 }
 
 fn trainer() -> Trainer {
