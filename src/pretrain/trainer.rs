@@ -595,10 +595,7 @@ impl Trainer {
         let mut counts = [0.0f32; 2];
         if let Ok((_, maskings)) = &local {
             counts[0] = maskings.iter().map(|m| m.positions.len()).sum::<usize>() as f32;
-            counts[1] = match batch.attention_mask {
-                Some(m) => m.iter().filter(|&&x| x != 0).count(),
-                None => batch.input_ids.len(),
-            } as f32;
+            counts[1] = real_tokens(batch) as f32;
         }
         let t0 = std::time::Instant::now();
         let agreed = self.collective_call(c, status_of(&local), &mut counts, &what);
@@ -670,21 +667,11 @@ impl Trainer {
         }
         let reduced = t0.elapsed();
         let (mlm_loss, disc_loss) = (sums[0], sums[1]);
-        let mut stats = StepStats {
-            mlm_loss,
-            disc_loss,
-            loss: self.opts.gen_weight * mlm_loss,
-            mlm_accuracy: if masked > 0 { sums[2] / masked as f32 } else { 0.0 },
-            tokens,
-            masked,
-            // Exactly 0 for one process, so its stats stay equal run to run.
-            allreduce_seconds: if c.world_size() > 1 { reduced.as_secs_f32() } else { 0.0 },
-            collective_seconds: if c.world_size() > 1 { (waited + reduced).as_secs_f32() } else { 0.0 },
-            ..Default::default()
-        };
-        if self.opts.objective == Objective::Electra {
-            stats.loss += self.opts.disc_weight * disc_loss;
-            stats.disc_accuracy = sums[3] / tokens.max(1) as f32;
+        let mut stats = self.step_stats([mlm_loss, disc_loss, sums[2], sums[3]], masked, tokens);
+        // Exactly 0 for one process, so its stats stay equal run to run.
+        if c.world_size() > 1 {
+            stats.allreduce_seconds = reduced.as_secs_f32();
+            stats.collective_seconds = (waited + reduced).as_secs_f32();
         }
         self.apply_update(&mut stats)?;
         Ok(stats)
@@ -706,27 +693,35 @@ impl Trainer {
     pub fn forward_backward(&mut self, batch: &Batch, masking: &Masking, sampled: Option<&[i32]>) -> Result<StepStats> {
         self.validate_batch(batch)?;
         self.params.zero_grads()?;
-        let tokens = match batch.attention_mask {
-            Some(m) => m.iter().filter(|&&x| x != 0).count(),
-            None => batch.input_ids.len(),
-        };
+        let tokens = real_tokens(batch);
         let m = masking.positions.len();
         let denoms = (mean_denominator(m), mean_denominator(tokens));
         let p = self.forward_backward_validated(batch, masking, sampled, 0, denoms)?;
+        Ok(self.step_stats([p.mlm_loss, p.disc_loss, p.mlm_correct as f32, p.disc_correct as f32], m, tokens))
+    }
+
+    /// A step's statistics from its loss sums and correct counts `[mlm, disc, mlm right, disc
+    /// right]` over `masked` positions and `tokens` real tokens (the step's, over every rank).
+    fn step_stats(
+        &self,
+        [mlm_loss, disc_loss, mlm_right, disc_right]: [f32; 4],
+        masked: usize,
+        tokens: usize,
+    ) -> StepStats {
         let mut stats = StepStats {
-            mlm_loss: p.mlm_loss,
-            disc_loss: p.disc_loss,
-            loss: self.opts.gen_weight * p.mlm_loss,
-            mlm_accuracy: if m > 0 { p.mlm_correct as f32 / m as f32 } else { 0.0 },
+            mlm_loss,
+            disc_loss,
+            loss: self.opts.gen_weight * mlm_loss,
+            mlm_accuracy: if masked > 0 { mlm_right / masked as f32 } else { 0.0 },
             tokens,
-            masked: m,
+            masked,
             ..Default::default()
         };
         if self.opts.objective == Objective::Electra {
-            stats.loss += self.opts.disc_weight * p.disc_loss;
-            stats.disc_accuracy = p.disc_correct as f32 / tokens.max(1) as f32;
+            stats.loss += self.opts.disc_weight * disc_loss;
+            stats.disc_accuracy = disc_right / tokens.max(1) as f32;
         }
-        Ok(stats)
+        stats
     }
 
     /// Forward and backward of one micro-batch (already validated), sampling from stream `j`,
@@ -927,6 +922,11 @@ fn micro_batch<'a>(batch: &Batch<'a>, j: usize, k: usize) -> Batch<'a> {
         batch: rows,
         seq_len: batch.seq_len,
     }
+}
+
+/// Real (unmasked-out) tokens of a batch: the denominator of the discriminator's mean loss.
+fn real_tokens(batch: &Batch) -> usize {
+    batch.attention_mask.map_or(batch.input_ids.len(), |m| m.iter().filter(|&&x| x != 0).count())
 }
 
 /// What a rank reports to the others about a phase of its step.
