@@ -141,6 +141,7 @@ impl FineTuner {
     /// `opts.seed`). `labels` may be empty when `dir` already is a classifier.
     pub fn new(dir: &Path, labels: &[String], opts: FinetuneOptions) -> Result<Self> {
         let loaded = crate::io::hf::load(dir)?;
+        loaded.require_f32("fine-tuning")?;
         let model = if let Towers::Classifier(c) = &loaded.towers {
             let n = c.num_labels;
             if !labels.is_empty() && labels.len() != n {
@@ -184,6 +185,7 @@ impl FineTuner {
     /// Fine-tunes an in-memory classifier, on `opts.device`.
     pub fn from_model(model: Model, opts: FinetuneOptions) -> Result<Self> {
         opts.validate()?;
+        model.require_f32("fine-tuning")?;
         let Model { params: ParamStore { mut table, data }, towers, .. } = model;
         let Towers::Classifier(cls) = towers else {
             return Err(Error::arg("the model has no classification head"));

@@ -41,6 +41,8 @@ pub mod model;
 pub mod optim;
 pub mod params;
 pub mod pretrain;
+/// cbindgen:ignore
+pub mod quant;
 pub mod session;
 
 pub use backend::{Backend, Device};

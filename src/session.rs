@@ -214,10 +214,11 @@ impl Session {
         self.check_memory(cfg, batch)?;
         self.run(|be, model, w, s| {
             let (cfg, enc) = encoder_for_hidden_states(model)?;
-            // Hidden states read the checkpoint layout, as they always have: the prepared
-            // [in, out] copy agrees only to ~1e-7 (tests/model_reference.rs), and embeddings
-            // users compare these values across releases.
-            let w = &Weights::flat(w.flat);
+            // Hidden states of an f32 model read the checkpoint layout, as they always have:
+            // the packed copy agrees only to ~1e-7 (tests/model_reference.rs), and embeddings
+            // users compare these values across releases. An int8 model has only its int8 form.
+            let flat = Weights::flat(w.flat);
+            let w = if model.quant.is_some() { w } else { &flat };
             let (ids, types, mask) = (batch.input_ids, batch.token_type_ids, batch.attention_mask);
             enc.forward(be, w, &mut s.acts, ids, types, mask, batch.batch, batch.seq_len)?;
             deliver(be, s.acts.output(enc), &mut out[..len], Some(batch.seq_len), cfg.hidden_size)

@@ -403,7 +403,7 @@ fn embedding() {
 
         let (wb, idb, tyb) = (up(be, &st.data), up_ids(be, &ids), up_ids(be, &ty));
         let mut out = zeros(be, b * tt * e);
-        be.embedding(&mut out, &idb, Some(&tyb), wb.mem(), &emb, b, tt).unwrap();
+        be.embedding(&mut out, &idb, Some(&tyb), &Weights::flat(wb.mem()), &emb, b, tt).unwrap();
         check_forward(&format!("{t} embedding"), &down(be, &out, b * tt * e), &tables(&p64));
         let mut g = zeros(be, st.numel());
         be.embedding_backward(&mut g, &up(be, &r), &idb, Some(&tyb), &emb, b, tt).unwrap();
@@ -415,10 +415,13 @@ fn embedding() {
         np[pad].fill(0.0);
         check(&format!("{t} embedding (padding_idx 0)"), &[("tables", &g, &np)]);
         // No token types: type 0 everywhere.
-        be.embedding(&mut out, &idb, None, wb.mem(), &emb, b, tt).unwrap();
+        be.embedding(&mut out, &idb, None, &Weights::flat(wb.mem()), &emb, b, tt).unwrap();
         let zero_types = ref_embedding(&ids, None, [sp(&p64, emb.word), sp(&p64, emb.pos), sp(&p64, emb.typ)], tt, e);
         check_forward(&format!("{t} embedding (no types)"), &down(be, &out, b * tt * e), &zero_types);
-        assert!(be.embedding(&mut out, &up_ids(be, &[7; 8]), None, wb.mem(), &emb, b, tt).is_err(), "{t}: id ≥ V");
+        assert!(
+            be.embedding(&mut out, &up_ids(be, &[7; 8]), None, &Weights::flat(wb.mem()), &emb, b, tt).is_err(),
+            "{t}: id ≥ V"
+        );
     });
 }
 

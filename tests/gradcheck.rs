@@ -132,7 +132,7 @@ fn embeddings() {
     );
     let f = |w: &[f32], p: &[f32], y: &[f32]| {
         let mut out = vec![0.0; b * t * e];
-        embedding::embedding_forward(&mut out, &ids, Some(&tt), w, p, y, b, t, e);
+        embedding::embedding_forward(&mut out, &ids, Some(&tt), embedding::WordTable::F32(w), p, y, b, t, e);
         dot(&out, &r)
     };
     let (mut dw, mut dp, mut dy) = (vec![0.0; vocab * e], vec![0.0; t * e], vec![0.0; types * e]);

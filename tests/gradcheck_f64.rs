@@ -219,7 +219,7 @@ fn embedding_op() {
     let ny = numeric_grad(&typ, |x| f([&w64, &p64, x]));
 
     let mut out = vec![0.0; b * t * e];
-    embedding::embedding_forward(&mut out, &ids, Some(&tt), &word, &pos, &typ, b, t, e);
+    embedding::embedding_forward(&mut out, &ids, Some(&tt), embedding::WordTable::F32(&word), &pos, &typ, b, t, e);
     check_forward("embedding", &out, &ref_embedding(&ids, Some(&tt), [&w64, &p64, &y64], t, e));
     for padding_idx in [None, Some(0)] {
         let (mut dw, mut dp, mut dy) = (vec![0.0; vocab * e], vec![0.0; t * e], vec![0.0; types * e]);

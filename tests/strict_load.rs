@@ -45,7 +45,7 @@ fn a_config_with_fewer_layers_than_the_file_is_refused() {
     {
         assert!(msg.contains(part), "{msg} lacks {part}");
     }
-    let m = hf::load_with(&dir, &LoadOptions { allow_unused_tensors: true }).unwrap();
+    let m = hf::load_with(&dir, &LoadOptions { allow_unused_tensors: true, ..Default::default() }).unwrap();
     assert_eq!(m.disc().unwrap().config.num_hidden_layers, 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -75,7 +75,7 @@ fn unknown_tensors_are_refused_in_each_tower_of_a_pair() {
         add_tensor(&dir.join(tower), "electra.pooler.dense.weight");
         let e = hf::load(&dir).err().unwrap();
         assert!(matches!(&e, Error::Format { msg, .. } if msg.contains("electra.pooler.dense.weight")), "{e}");
-        hf::load_with(&dir, &LoadOptions { allow_unused_tensors: true }).unwrap();
+        hf::load_with(&dir, &LoadOptions { allow_unused_tensors: true, ..Default::default() }).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

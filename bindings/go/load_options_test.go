@@ -3,6 +3,7 @@ package electra_test
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -49,5 +50,51 @@ func TestLoadModelWithOptionsUnusedTensors(t *testing.T) {
 	defer m.Close()
 	if info, _ := m.Info(); info.NumHiddenLayers != 1 {
 		t.Fatalf("NumHiddenLayers = %d, want 1", info.NumHiddenLayers)
+	}
+}
+
+// Quantize "int8" loads an int8 model: Info says so, its logits are within ~1% of the f32 ones
+// (and not equal to them), Save writes the int8 format that loads back as int8, and fine-tuning
+// refuses it with ErrUnsupported.
+func TestLoadModelQuantizedInt8(t *testing.T) {
+	e := loadExpected(t, "emb_lt_hidden")
+	m, err := electra.LoadModelWithOptions(fixture("emb_lt_hidden", "discriminator"), electra.LoadOptions{Quantize: "int8"})
+	if err != nil {
+		t.Fatalf("LoadModelWithOptions(quantize int8): %v", err)
+	}
+	defer m.Close()
+	if info, _ := m.Info(); !info.Int8 {
+		t.Fatalf("Info().Int8 = false after quantize int8")
+	}
+	f32 := mustLoad(t, fixture("emb_lt_hidden", "discriminator"))
+	if info, _ := f32.Info(); info.Int8 {
+		t.Fatalf("an f32 model says Int8")
+	}
+	q, err := mustSession(t, m).Discriminate(e.ids, e.mask, e.types, e.batch, e.seqLen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := mustSession(t, f32).Discriminate(e.ids, e.mask, e.types, e.batch, e.seqLen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var worst, top float64
+	for i := range want {
+		worst = math.Max(worst, math.Abs(float64(q[i]-want[i])))
+		top = math.Max(top, math.Abs(float64(want[i])))
+	}
+	if worst == 0 || worst > 0.05*top {
+		t.Fatalf("int8 vs f32 logits: max |diff| %g of max %g", worst, top)
+	}
+	dir := t.TempDir()
+	if err := m.Save(dir); err != nil {
+		t.Fatalf("Save int8: %v", err)
+	}
+	back := mustLoad(t, dir)
+	if info, _ := back.Info(); !info.Int8 {
+		t.Fatalf("a saved int8 model loads as f32")
+	}
+	if _, err := electra.NewFineTuner(dir, 2, nil); !errors.Is(err, electra.ErrUnsupported) {
+		t.Fatalf("fine-tuning an int8 model: %v, want ErrUnsupported", err)
 	}
 }

@@ -221,6 +221,7 @@ func nativeModelInfo(m *C.electra_model) (ModelInfo, error) {
 		GeneratorHiddenSize:   int(info.generator_hidden_size),
 		NumParameters:         uint64(info.num_parameters),
 		NumLabels:             int(info.num_labels),
+		Int8:                  info.weight_format == C.ELECTRA_WEIGHTS_INT8,
 	}, nil
 }
 

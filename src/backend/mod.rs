@@ -180,7 +180,7 @@ impl<'a> Weights<'a> {
 
 /// A backend's inference-time form of one model's weights, built once per model and device and
 /// shared by the model's sessions there (see [`Model::prepared`]).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Prepared {
     /// A copy of the flat parameters in device memory, for backends that cannot read the model's
     /// host memory (`None` on the CPU, which reads the model itself).
@@ -190,6 +190,20 @@ pub struct Prepared {
     pub linear: Option<Buf>,
     /// Offsets, sorted, of the Linear weights present in `linear`.
     pub covered: Vec<usize>,
+    /// The backend's own packed form of Linear weights (CPU: f32 panels or int8 panels of its
+    /// kernels), which only that backend reads.
+    pub packed: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prepared")
+            .field("flat", &self.flat.as_ref().map(|_| "device copy"))
+            .field("linear", &self.linear.as_ref().map(|_| "transposed copy"))
+            .field("covered", &self.covered.len())
+            .field("packed", &self.packed.is_some())
+            .finish()
+    }
 }
 
 impl Prepared {
@@ -406,7 +420,7 @@ pub trait Backend: Send + Sync {
         out: &mut Buf,
         ids: &Buf<i32>,
         types: Option<&Buf<i32>>,
-        w: Mem,
+        w: &Weights,
         emb: &Embeddings,
         b: usize,
         t: usize,

@@ -2,12 +2,16 @@
 //! (`DIR/discriminator/` and `DIR/generator/`, each an HF directory).
 
 use super::atomic::{check_path, commit_dir, create_dir, resolve, write_atomic};
-use super::safetensors::{write_f32, TensorFile};
+use super::safetensors::{write_tensors, TensorFile, Values};
+use crate::backend::cpu::int8::QuantWeight;
 use crate::config::ElectraConfig;
 use crate::error::{Error, Result};
 use crate::model::{Model, Towers};
 use crate::params::{ParamId, ParamTable};
+use crate::quant::{QuantizedWeights, WeightFormat, SCALE_SUFFIX};
+use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Arc;
 
 /// What a single HF directory holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,10 +34,15 @@ pub struct LoadOptions {
     /// Accept tensors in a file that the config does not account for (by default an error:
     /// a config that says 1 layer over a 2-layer file would silently drop layer 1).
     pub allow_unused_tensors: bool,
+    /// `"int8"`: quantize an f32 model's Linear weights as it loads (as `electra quantize` does;
+    /// see [`crate::quant`]). `"f32"` (the default) loads the weights as stored: a model saved
+    /// int8 stays int8 (it is never dequantized).
+    pub quantize: WeightFormat,
 }
 
 impl LoadOptions {
-    /// Parses a JSON object (`None` or empty: the defaults), e.g. `{"allow_unused_tensors": true}`.
+    /// Parses a JSON object (`None` or empty: the defaults), e.g. `{"allow_unused_tensors": true}`
+    /// or `{"quantize": "int8"}`.
     pub fn from_json(json: Option<&str>) -> Result<Self> {
         match json.map(str::trim).filter(|s| !s.is_empty()) {
             None => Ok(Self::default()),
@@ -47,10 +56,13 @@ struct HfDir {
     config: ElectraConfig,
     file: TensorFile,
     role: Role,
+    /// Whether config.json marks the file as int8-quantized.
+    int8: bool,
 }
 
 fn read_dir(dir: &Path, want: Option<Role>) -> Result<HfDir> {
     let config = ElectraConfig::from_file(&dir.join(CONFIG))?;
+    let int8 = crate::quant::config_is_int8(&config.extra)?;
     let file = TensorFile::read(&dir.join(WEIGHTS))?;
     let has = |prefix: &str| file.tensors.keys().any(|k| k.starts_with(prefix));
     let arch = |a: &str| config.architectures.iter().any(|x| x == a);
@@ -72,13 +84,29 @@ fn read_dir(dir: &Path, want: Option<Role>) -> Result<HfDir> {
             return Err(Error::format(dir.join(WEIGHTS), format!("expected a {w:?} checkpoint, found a {role:?}")));
         }
     }
-    Ok(HfDir { config, file, role })
+    Ok(HfDir { config, file, role, int8 })
 }
 
-/// Copies every tensor a tower lists from its file, checking names and shapes.
-fn fill(model: &mut Model, names: &[(String, ParamId)], file: &TensorFile) -> Result<()> {
+/// Copies every tensor a tower lists from its file, checking names and shapes. In an int8 file
+/// (`quantized`: the offsets of the quantized Linear weights) those weights are read as `I8`
+/// with their `_scale` tensors into `int8`, and their f32 spans stay zero.
+fn fill(
+    model: &mut Model,
+    names: &[(String, ParamId)],
+    file: &TensorFile,
+    quantized: Option<&HashSet<usize>>,
+    int8: &mut Vec<(usize, QuantWeight)>,
+) -> Result<()> {
     for (hf, id) in names {
         let shape = model.params.info(*id).shape.clone();
+        let off = model.params.span(*id).off;
+        if quantized.is_some_and(|s| s.contains(&off)) {
+            // A pair sharing its embeddings lists the shared tensors in both towers.
+            if !int8.iter().any(|(o, _)| *o == off) {
+                int8.push((off, read_quantized(file, hf, &shape)?));
+            }
+            continue;
+        }
         let t = file.expect(hf, &shape)?;
         if let Some(bad) = t.data.iter().position(|v| !v.is_finite()) {
             return Err(Error::format(&file.path, format!("tensor {hf} holds a non-finite value at element {bad}")));
@@ -86,6 +114,31 @@ fn fill(model: &mut Model, names: &[(String, ParamId)], file: &TensorFile) -> Re
         model.params.get_mut(*id).copy_from_slice(&t.data);
     }
     Ok(())
+}
+
+/// One int8 weight `[dout, din]` and its per-channel scales, checked (scales finite and ≥ 0,
+/// values in −127..=127).
+fn read_quantized(file: &TensorFile, name: &str, shape: &[usize]) -> Result<QuantWeight> {
+    let q = file.expect_i8(name, shape)?;
+    let (dout, din) = match *shape {
+        [o, i] => (o, i),
+        _ => return Err(Error::format(&file.path, format!("quantized tensor {name} must be 2-D, not {shape:?}"))),
+    };
+    let sname = format!("{name}{SCALE_SUFFIX}");
+    let s = file.expect(&sname, &[dout])?;
+    if let Some(i) = s.data.iter().position(|v| !v.is_finite() || *v < 0.0) {
+        return Err(Error::format(
+            &file.path,
+            format!("tensor {sname} element {i} is {}: scales must be finite and >= 0", s.data[i]),
+        ));
+    }
+    if q.int8.contains(&i8::MIN) {
+        return Err(Error::format(
+            &file.path,
+            format!("tensor {name} holds -128: int8 weights are symmetric (-127..=127)"),
+        ));
+    }
+    Ok(QuantWeight { q: q.int8.clone(), scale: s.data.clone(), dout, din })
 }
 
 /// Tensors HF itself drops without a word: position/token-type id buffers old checkpoints
@@ -106,9 +159,15 @@ fn check_unused(
     if opts.allow_unused_tensors {
         return Ok(());
     }
-    let used: std::collections::HashSet<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
-    let mut unused: Vec<&str> =
-        file.tensors.keys().map(String::as_str).filter(|n| !used.contains(n) && !tolerated(n)).collect();
+    let used: HashSet<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+    // A scale is used when its weight is.
+    let is_scale = |n: &str| n.strip_suffix(SCALE_SUFFIX).is_some_and(|w| used.contains(w));
+    let mut unused: Vec<&str> = file
+        .tensors
+        .keys()
+        .map(String::as_str)
+        .filter(|n| !used.contains(n) && !tolerated(n) && !is_scale(n))
+        .collect();
     if unused.is_empty() {
         return Ok(());
     }
@@ -158,6 +217,28 @@ pub fn load(path: &Path) -> Result<Model> {
 /// [`load`] with options: `allow_unused_tensors` accepts files holding tensors the config
 /// does not use.
 pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Model> {
+    let model = load_stored(path, opts)?;
+    match opts.quantize {
+        WeightFormat::Int8 => crate::quant::quantize(&model),
+        WeightFormat::F32 => Ok(model),
+    }
+}
+
+/// The offsets of the Linear weights an int8 file of `model`'s layout holds as int8.
+fn quantized_offsets(model: &Model) -> HashSet<usize> {
+    crate::quant::quantized_tensors(&model.towers).iter().map(|t| t.span.off).collect()
+}
+
+/// Marks `model` int8 with the weights read, when its files were int8.
+fn finish(mut model: Model, int8: Option<Vec<(usize, QuantWeight)>>) -> Model {
+    if let Some(entries) = int8 {
+        model.quant = Some(Arc::new(QuantizedWeights::new(entries)));
+    }
+    model
+}
+
+/// [`load_with`] without the quantize option: the weights as stored.
+fn load_stored(path: &Path, opts: &LoadOptions) -> Result<Model> {
     check_path(path, "model path")?;
     if path.is_file() {
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -176,9 +257,11 @@ pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Model> {
             Role::Classifier => Model::new_classifier(d.config.clone())?,
         };
         let names = tower_names(&model.towers).concat();
-        fill(&mut model, &names, &d.file)?;
+        let set = d.int8.then(|| quantized_offsets(&model));
+        let mut int8 = Vec::new();
+        fill(&mut model, &names, &d.file, set.as_ref(), &mut int8)?;
         check_unused(&d.file, &names, &d.config, opts)?;
-        return Ok(model);
+        return Ok(finish(model, d.int8.then_some(int8)));
     }
     let (dp, gp) = (path.join("discriminator"), path.join("generator"));
     let disc = dp.join(CONFIG).exists().then(|| read_dir(&dp, Some(Role::Discriminator))).transpose()?;
@@ -190,6 +273,15 @@ pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Model> {
              directory or the pair layout)",
         ));
     }
+    if let (Some(d), Some(g)) = (&disc, &gen) {
+        if d.int8 != g.int8 {
+            return Err(Error::format(
+                path,
+                "one of discriminator/ and generator/ is int8-quantized and the other is not: quantize both",
+            ));
+        }
+    }
+    let int8_files = disc.as_ref().or(gen.as_ref()).is_some_and(|d| d.int8);
     let share = match (&disc, &gen) {
         (Some(d), Some(g)) => embeddings_equal(&d.file, &g.file),
         _ => false,
@@ -201,15 +293,17 @@ pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Model> {
         Towers::Generator(g) => (Vec::new(), g.names.clone()),
         Towers::Classifier(_) => (Vec::new(), Vec::new()),
     };
+    let set = int8_files.then(|| quantized_offsets(&model));
+    let mut int8 = Vec::new();
     if let Some(d) = &disc {
-        fill(&mut model, &disc_names, &d.file)?;
+        fill(&mut model, &disc_names, &d.file, set.as_ref(), &mut int8)?;
         check_unused(&d.file, &disc_names, &d.config, opts)?;
     }
     if let Some(g) = &gen {
-        fill(&mut model, &gen_names, &g.file)?;
+        fill(&mut model, &gen_names, &g.file, set.as_ref(), &mut int8)?;
         check_unused(&g.file, &gen_names, &g.config, opts)?;
     }
-    Ok(model)
+    Ok(finish(model, int8_files.then_some(int8)))
 }
 
 /// The (HF name, id) lists of every tower, in file order.
@@ -228,11 +322,26 @@ fn save_tower(
     dir: &Path,
     config: &ElectraConfig,
     names: &[(String, ParamId)],
+    quant: Option<&QuantizedWeights>,
 ) -> Result<()> {
     create_dir(dir)?;
-    let tensors: Vec<(String, Vec<usize>, &[f32])> =
-        names.iter().map(|(hf, id)| (hf.clone(), table.info(*id).shape.clone(), table.span(*id).of(values))).collect();
-    write_f32(&dir.join(WEIGHTS), &tensors)?;
+    let mut tensors: Vec<(String, Vec<usize>, Values)> = Vec::with_capacity(names.len());
+    for (hf, id) in names {
+        let span = table.span(*id);
+        let shape = table.info(*id).shape.clone();
+        match quant.and_then(|q| q.get(span.off)) {
+            Some(w) => {
+                tensors.push((hf.clone(), shape, Values::I8(&w.q)));
+                tensors.push((format!("{hf}{SCALE_SUFFIX}"), vec![w.dout], Values::F32(&w.scale)));
+            }
+            None => tensors.push((hf.clone(), shape, Values::F32(span.of(values)))),
+        }
+    }
+    let mut config = config.clone();
+    if quant.is_some() {
+        config.extra.insert("quantization_config".into(), crate::quant::config_entry());
+    }
+    write_tensors(&dir.join(WEIGHTS), &tensors, &[])?;
     write_atomic(&dir.join(CONFIG), config.to_json_string().as_bytes())
 }
 
@@ -247,39 +356,53 @@ fn with_arch(config: &ElectraConfig, arch: &str) -> ElectraConfig {
 /// [`Error::NonFinite`] and leave `dir` as it was.
 pub fn save_dir(model: &Model, role: Role, dir: &Path) -> Result<()> {
     check_path(dir, "model directory")?;
-    commit_dir(dir, |tmp| save_role(&model.towers, &model.params, model.params.values(), role, tmp))
+    let q = model.quant.as_deref();
+    commit_dir(dir, |tmp| save_role(&model.towers, &model.params, model.params.values(), role, tmp, q))
 }
 
-fn save_role(towers: &Towers, table: &ParamTable, values: &[f32], role: Role, dir: &Path) -> Result<()> {
+fn save_role(
+    towers: &Towers,
+    table: &ParamTable,
+    values: &[f32],
+    role: Role,
+    dir: &Path,
+    q: Option<&QuantizedWeights>,
+) -> Result<()> {
     if values.len() != table.numel() {
         return Err(Error::Internal(format!("{} values for a layout of {}", values.len(), table.numel())));
     }
     match role {
         Role::Discriminator => {
             let d = towers.disc().ok_or_else(|| Error::Unsupported("the model has no discriminator".into()))?;
-            save_tower(table, values, dir, &with_arch(&d.config, "ElectraForPreTraining"), &d.names)
+            save_tower(table, values, dir, &with_arch(&d.config, "ElectraForPreTraining"), &d.names, q)
         }
         Role::Generator => {
             let g = towers.gen().ok_or_else(|| Error::Unsupported("the model has no generator".into()))?;
-            save_tower(table, values, dir, &with_arch(&g.config, "ElectraForMaskedLM"), &g.names)
+            save_tower(table, values, dir, &with_arch(&g.config, "ElectraForMaskedLM"), &g.names, q)
         }
         Role::Classifier => {
             let c = towers.cls().ok_or_else(|| Error::Unsupported("the model has no classifier".into()))?;
-            save_tower(table, values, dir, &c.config, &c.names)
+            save_tower(table, values, dir, &c.config, &c.names, q)
         }
     }
 }
 
 /// Writes what `towers` holds into the (fresh) directory `dir`, not atomically.
-fn write_towers(towers: &Towers, table: &ParamTable, values: &[f32], dir: &Path) -> Result<()> {
+fn write_towers(
+    towers: &Towers,
+    table: &ParamTable,
+    values: &[f32],
+    dir: &Path,
+    q: Option<&QuantizedWeights>,
+) -> Result<()> {
     if towers.cls().is_some() {
-        return save_role(towers, table, values, Role::Classifier, dir);
+        return save_role(towers, table, values, Role::Classifier, dir, q);
     }
     if towers.disc().is_some() {
-        save_role(towers, table, values, Role::Discriminator, &dir.join("discriminator"))?;
+        save_role(towers, table, values, Role::Discriminator, &dir.join("discriminator"), q)?;
     }
     if towers.gen().is_some() {
-        save_role(towers, table, values, Role::Generator, &dir.join("generator"))?;
+        save_role(towers, table, values, Role::Generator, &dir.join("generator"), q)?;
     }
     Ok(())
 }
@@ -303,15 +426,33 @@ pub fn save_towers_with(
     dir: &Path,
     extra: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<()> {
+    save_towers_quant(towers, table, values, None, dir, extra)
+}
+
+fn save_towers_quant(
+    towers: &Towers,
+    table: &ParamTable,
+    values: &[f32],
+    q: Option<&QuantizedWeights>,
+    dir: &Path,
+    extra: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
     check_path(dir, "model directory")?;
     commit_dir(dir, |tmp| {
-        write_towers(towers, table, values, tmp)?;
+        write_towers(towers, table, values, tmp, q)?;
         extra(tmp)
     })
 }
 
 /// Saves a model: the pair layout for pre-training models, one HF directory for a classifier
-/// (see [`save_towers`]).
+/// (see [`save_towers`]). An int8 model is written in the int8 format (see [`crate::quant`]),
+/// which `electra_model_load` reads and `transformers` does not.
 pub fn save(model: &Model, dir: &Path) -> Result<()> {
-    save_towers(&model.towers, &model.params, model.params.values(), dir)
+    save_with(model, dir, |_| Ok(()))
+}
+
+/// [`save`], with `extra` writing more files (a tokenizer) into the new version before it is
+/// committed.
+pub fn save_with(model: &Model, dir: &Path, extra: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    save_towers_quant(&model.towers, &model.params, model.params.values(), model.quant.as_deref(), dir, extra)
 }

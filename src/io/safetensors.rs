@@ -10,15 +10,18 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// One tensor read from a file, converted to f32 (integer tensors are kept as i64 too).
+/// One tensor read from a file, converted to f32 (integer tensors are kept as i64 too; int8
+/// tensors, the quantized weights, only as i8).
 #[derive(Clone, Debug)]
 pub struct Tensor {
     /// Shape.
     pub shape: Vec<usize>,
-    /// Values as f32 (integers converted).
+    /// Values as f32 (integers converted; empty for int8).
     pub data: Vec<f32>,
-    /// Values as i64 for integer tensors (empty for floating ones).
+    /// Values as i64 for integer tensors (empty for floating ones and for int8).
     pub ints: Vec<i64>,
+    /// Values of an `I8` tensor (empty for every other dtype).
+    pub int8: Vec<i8>,
     /// The stored dtype.
     pub dtype: Dtype,
 }
@@ -97,10 +100,24 @@ impl TensorFile {
                 format!("tensor {name} has shape {:?}, expected {shape:?}", t.shape),
             ));
         }
-        if t.ints.len() == t.data.len() && !t.data.is_empty() {
+        if !matches!(t.dtype, Dtype::F32 | Dtype::F64 | Dtype::F16 | Dtype::BF16) {
             return Err(Error::format(
                 &self.path,
                 format!("tensor {name} has integer dtype {:?}, expected a float", t.dtype),
+            ));
+        }
+        Ok(t)
+    }
+
+    /// An `I8` tensor that must exist with this shape (a quantized weight).
+    pub fn expect_i8(&self, name: &str, shape: &[usize]) -> Result<&Tensor> {
+        let t = self.tensors.get(name).ok_or_else(|| {
+            Error::format(&self.path, format!("missing int8 tensor {name} (expected shape {shape:?})"))
+        })?;
+        if t.dtype != Dtype::I8 || t.shape != shape {
+            return Err(Error::format(
+                &self.path,
+                format!("tensor {name} is {:?} {:?}, expected I8 {shape:?}", t.dtype, t.shape),
             ));
         }
         Ok(t)
@@ -130,6 +147,10 @@ fn convert(v: &TensorView) -> std::result::Result<Tensor, String> {
         return Err(format!("{} bytes for {n} elements of {:?}", b.len(), v.dtype()));
     }
     let mut ints = Vec::new();
+    if v.dtype() == Dtype::I8 {
+        let int8 = decode(b, |c: [u8; 1]| c[0] as i8)?;
+        return Ok(Tensor { shape, data: Vec::new(), ints, int8, dtype: Dtype::I8 });
+    }
     let data: Vec<f32> = match v.dtype() {
         Dtype::F32 => decode(b, f32::from_le_bytes)?,
         Dtype::F64 => decode(b, |c| f64::from_le_bytes(c) as f32)?,
@@ -145,7 +166,7 @@ fn convert(v: &TensorView) -> std::result::Result<Tensor, String> {
         }
         other => return Err(format!("unsupported dtype {other:?}")),
     };
-    Ok(Tensor { shape, data, ints, dtype: v.dtype() })
+    Ok(Tensor { shape, data, ints, int8: Vec::new(), dtype: v.dtype() })
 }
 
 /// Writes f32 tensors (name, shape, values) to `path` atomically, with HF's `{"format": "pt"}`
@@ -177,12 +198,41 @@ pub fn write_f32_with_metadata(
     tensors: &[(String, Vec<usize>, &[f32])],
     extra: &[(&str, String)],
 ) -> Result<()> {
-    let bytes = tensors.iter().map(|(name, _, v)| finite_le_bytes(path, name, v)).collect::<Result<Vec<_>>>()?;
+    let values: Vec<(String, Vec<usize>, Values)> =
+        tensors.iter().map(|(n, s, v)| (n.clone(), s.clone(), Values::F32(v))).collect();
+    write_tensors(path, &values, extra)
+}
+
+/// The values of one tensor to write.
+#[derive(Clone, Copy, Debug)]
+pub enum Values<'a> {
+    /// f32 (refused when any is NaN or infinite).
+    F32(&'a [f32]),
+    /// int8 (a quantized weight).
+    I8(&'a [i8]),
+}
+
+/// Writes tensors of mixed dtypes to `path` atomically, with HF's `{"format": "pt"}` metadata
+/// and `extra` entries. A non-finite f32 is refused with [`Error::NonFinite`] naming the tensor,
+/// before anything is written.
+pub fn write_tensors(path: &Path, tensors: &[(String, Vec<usize>, Values)], extra: &[(&str, String)]) -> Result<()> {
+    let bytes = tensors
+        .iter()
+        .map(|(name, _, v)| match v {
+            Values::F32(v) => finite_le_bytes(path, name, v),
+            Values::I8(v) => {
+                let mut out = crate::alloc::try_vec(v.len(), 0u8, name)?;
+                out.iter_mut().zip(v.iter()).for_each(|(o, &q)| *o = q as u8);
+                Ok(out)
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
     let views = tensors
         .iter()
         .zip(&bytes)
-        .map(|((name, shape, _), b)| {
-            TensorView::new(Dtype::F32, shape.clone(), b)
+        .map(|((name, shape, v), b)| {
+            let dtype = if matches!(v, Values::I8(_)) { Dtype::I8 } else { Dtype::F32 };
+            TensorView::new(dtype, shape.clone(), b)
                 .map(|v| (name.clone(), v))
                 .map_err(|e| Error::Internal(format!("tensor {name}: {e}")))
         })

@@ -262,7 +262,7 @@ impl Encoder {
         upload_opt(be, &mut acts.types, types.map(|x| cut(x, "token_type_ids", b, t)).transpose()?)?;
         upload_opt(be, &mut acts.mask, mask.map(|x| cut(x, "attention_mask", b, t)).transpose()?)?;
         be.key_mask(&mut acts.mask_add, acts.mask.as_ref(), n)?;
-        be.embedding(&mut acts.emb_sum, &acts.ids, acts.types.as_ref(), w.flat, &self.emb, b, t)?;
+        be.embedding(&mut acts.emb_sum, &acts.ids, acts.types.as_ref(), w, &self.emb, b, t)?;
         let ln = &self.emb.ln;
         be.layer_norm(&mut acts.emb_out, &mut acts.emb_mean, &mut acts.emb_rstd, &acts.emb_sum, w.flat, ln, n)?;
         if let Some(p) = &self.proj {

@@ -130,6 +130,9 @@ pub struct Model {
     pub params: ParamStore,
     /// What the weights make up.
     pub towers: Towers,
+    /// The int8 form of the Linear weights when the model is quantized (see [`crate::quant`]):
+    /// their f32 spans in `params` are then zero and unused, and the model serves inference only.
+    pub quant: Option<Arc<crate::quant::QuantizedWeights>>,
     /// Inference forms of the weights, one per device (see [`Model::prepared`]).
     prepared: PreparedCache,
 }
@@ -191,7 +194,7 @@ fn reserve(params: &mut ParamStore, towers: &[&ElectraConfig]) -> Result<()> {
 
 impl Model {
     fn from_towers(params: ParamStore, towers: Towers) -> Self {
-        Model { params, towers, prepared: PreparedCache::default() }
+        Model { params, towers, quant: None, prepared: PreparedCache::default() }
     }
 
     /// Allocates a zero-filled model: a discriminator, a generator, or the pair. With both and
@@ -320,6 +323,18 @@ impl Model {
         let p = Arc::new(be.prepare(self)?);
         cache.push((be.device(), p.clone()));
         Ok(p)
+    }
+
+    /// Refuses what needs the f32 Linear weights (training, fine-tuning, export to an f32
+    /// checkpoint) on an int8-quantized model, with a message saying why; `what` names the call.
+    pub fn require_f32(&self, what: &str) -> Result<()> {
+        match &self.quant {
+            None => Ok(()),
+            Some(_) => Err(Error::Unsupported(format!(
+                "{what} needs the f32 weights, but this model is int8-quantized (its Linear weights are int8 with \
+                 per-channel scales, for inference only): load the original f32 model instead"
+            ))),
+        }
     }
 
     /// Number of distinct scalars.

@@ -173,6 +173,7 @@ impl Trainer {
     /// [`Self::from_model`] without joining an engine (resume joins after restoring the state).
     pub(crate) fn from_model_local(model: Model, mut opts: TrainOptions) -> Result<Self> {
         opts.validate()?;
+        model.require_f32("pre-training")?;
         match (opts.objective, &model.towers) {
             (Objective::Electra, Towers::Pair { .. })
             | (Objective::Mlm, Towers::Pair { .. } | Towers::Generator(_)) => {}

@@ -127,6 +127,7 @@ namespace Electra
         private uint generatorHiddenSize;
         private ulong numParameters;
         private uint numLabels;
+        private uint weightFormat;
 
         /// <summary>V: vocabulary size.</summary>
         public int VocabSize { get { return (int)vocabSize; } }
@@ -147,6 +148,9 @@ namespace Electra
         public long NumParameters { get { return (long)numParameters; } }
         /// <summary>Labels of the classification head (0 without one).</summary>
         public int NumLabels { get { return (int)numLabels; } }
+        /// <summary>True when the Linear weights are int8 (load option "quantize": "int8", or a
+        /// directory written by `electra quantize`): inference only.</summary>
+        public bool IsInt8 { get { return weightFormat == 1; } }
 
         public override string ToString()
         {

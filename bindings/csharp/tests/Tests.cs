@@ -353,6 +353,35 @@ namespace Electra.Tests
         }
 
         [Test]
+        private static void LoadQuantizedInt8()
+        {
+            // "quantize": "int8": an int8 model whose logits stay within ~1% of the f32 ones (and
+            // differ from them); saved, it loads back int8; fine-tuning refuses it.
+            string src = Fixture("emb_lt_hidden", "discriminator");
+            var e = Load("emb_lt_hidden");
+            using (var f = Model.Load(src))
+            using (var q = Model.Load(src, new Dictionary<string, object> { { "quantize", "int8" } }))
+            {
+                Assert.True(q.Info.IsInt8 && !f.Info.IsInt8, "IsInt8");
+                float[] a, b;
+                using (var s = q.CreateSession()) a = s.Discriminate(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen);
+                using (var s = f.CreateSession()) b = s.Discriminate(e.Ids, e.Mask, e.Types, e.Batch, e.SeqLen);
+                double worst = 0, top = 0;
+                for (int i = 0; i < b.Length; i++)
+                {
+                    worst = Math.Max(worst, Math.Abs(a[i] - b[i]));
+                    top = Math.Max(top, Math.Abs(b[i]));
+                }
+                Assert.True(worst > 0 && worst < 0.05 * top, "int8 logits within 5% of f32: " + worst + " of " + top);
+                string dir = TempDir("int8");
+                q.Save(dir);
+                using (var back = Model.Load(dir))
+                    Assert.True(back.Info.IsInt8, "saved int8 loads as int8");
+                Assert.Fails("fine-tuning int8", Status.Unsupported, () => FineTuner.Create(dir, 2), "int8");
+            }
+        }
+
+        [Test]
         private static void InputErrors()
         {
             var e = Load("emb_lt_hidden");

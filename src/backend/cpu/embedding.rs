@@ -24,13 +24,27 @@ pub fn check_ids(ids: &[i32], types: Option<&[i32]>, emb: &Embeddings, t: usize)
     Ok(())
 }
 
+/// The word embedding table of a lookup.
+#[derive(Clone, Copy, Debug)]
+pub enum WordTable<'a> {
+    /// `[V, E]` f32.
+    F32(&'a [f32]),
+    /// `[V, E]` int8 with one scale per row (an int8 model): row `id` is `q[id]·scale[id]`.
+    Int8 {
+        /// The int8 values, row-major.
+        q: &'a [i8],
+        /// One scale per row.
+        scale: &'a [f32],
+    },
+}
+
 /// `out[b·T+t] = word[ids] + type[types] + pos[t]`, each of width `e` (HF's summation order).
 #[allow(clippy::too_many_arguments)]
 pub fn embedding_forward(
     out: &mut [f32],
     ids: &[i32],
     types: Option<&[i32]>,
-    word: &[f32],
+    word: WordTable,
     pos: &[f32],
     typ: &[f32],
     b: usize,
@@ -43,11 +57,21 @@ pub fn embedding_forward(
             let ti = n % t;
             let id = ids[n] as usize;
             let ty = types.map_or(0, |tt| tt[n] as usize);
-            let w = &word[id * e..(id + 1) * e];
             let y = &typ[ty * e..(ty + 1) * e];
             let p = &pos[ti * e..(ti + 1) * e];
-            for i in 0..e {
-                o[i] = (w[i] + y[i]) + p[i];
+            match word {
+                WordTable::F32(word) => {
+                    let w = &word[id * e..(id + 1) * e];
+                    for i in 0..e {
+                        o[i] = (w[i] + y[i]) + p[i];
+                    }
+                }
+                WordTable::Int8 { q, scale } => {
+                    let (w, s) = (&q[id * e..(id + 1) * e], scale[id]);
+                    for i in 0..e {
+                        o[i] = (w[i] as f32 * s + y[i]) + p[i];
+                    }
+                }
             }
         }
     });

@@ -8,9 +8,12 @@
 //! the thread count. Transposes are stride swaps, never copies. Linear forwards finish each row
 //! block while it is in cache: bias, bias + activation, or bias + residual + LayerNorm.
 
+use super::int8::{PackedI8, QuantRows};
+use super::packed::PackedF32;
 use super::par::{for_ranges, split, threads, RowsMut};
 use super::simd;
 use crate::backend::Activation;
+use std::cell::RefCell;
 
 /// A read-only strided matrix: element (i, j) is `data[i*rs + j*cs]`.
 #[derive(Clone, Copy)]
@@ -218,15 +221,20 @@ pub fn gemm(alpha: f32, a: Mat, b: Mat, beta: f32, c: &mut [f32], rsc: usize, cs
     });
 }
 
-/// A Linear layer's weight: PyTorch's `[out, in]` layout (what checkpoints and training use), or
-/// an `[in, out]` copy, which the kernel multiplies 20–40% faster at inference's row counts
-/// (docs/PERFORMANCE.md). Both give the same sums in the same order.
-#[derive(Clone, Copy, Debug)]
+/// A Linear layer's weight: PyTorch's `[out, in]` layout (what checkpoints and training use), an
+/// `[in, out]` copy, which the gemm crate multiplies 20–40% faster at inference's row counts
+/// (docs/PERFORMANCE.md; both give the same sums in the same order), or an inference form packed
+/// once per model for our own kernels: f32 panels ([`PackedF32`]) or int8 ([`PackedI8`]).
+#[derive(Clone, Copy)]
 pub enum Weight<'a> {
     /// `[out, in]`, row-major.
     OutIn(&'a [f32]),
     /// `[in, out]`, row-major (the transpose).
     InOut(&'a [f32]),
+    /// f32 panels of the prepacked kernel.
+    Packed(&'a PackedF32),
+    /// int8 per output channel, activations quantized per row on the fly.
+    Int8(&'a PackedI8),
 }
 
 impl<'a> From<&'a [f32]> for Weight<'a> {
@@ -247,6 +255,7 @@ impl<'a> Weight<'a> {
         match self {
             Weight::OutIn(w) => Mat::rows(&w[..dout * din], dout, din).t(),
             Weight::InOut(w) => Mat::rows(&w[..din * dout], din, dout),
+            Weight::Packed(_) | Weight::Int8(_) => unreachable!("packed weights have their own driver"),
         }
     }
 }
@@ -287,6 +296,9 @@ fn linear_then(
 ) {
     let y = &mut y[..n * dout];
     let x = &x[..n * din];
+    if matches!(w, Weight::Packed(_) | Weight::Int8(_)) {
+        return packed_then(y, x, w, n, din, dout, full_rows, epilogue);
+    }
     let wt = w.as_rhs(din, dout);
     wt.check();
     let rows_split = split(n, 2 * threads(), MIN_BLOCK, 16).1 > 1;
@@ -343,6 +355,123 @@ fn linear_then(
             epilogue(r, c0, unsafe { cols.span(r * dout + c0, r * dout + c1) });
         }
     });
+}
+
+/// Fewest rows per task of a row-split packed product: below it columns are split instead.
+const PACKED_MIN_ROWS: usize = 16;
+
+thread_local! {
+    /// Per-thread scratch for activations quantized to int8 (grows, never shrinks).
+    static QUANT_ROWS: RefCell<QuantRows> = RefCell::new(QuantRows::default());
+}
+
+/// One block of a packed product: rows `rows` of `x` times columns `cols` of the weight, into
+/// `y` (row stride `ldy`, the block's rows starting at `y[0]`, its columns at their own index).
+/// `xq` holds `x`'s rows quantized to int8 when the weight is int8 (the block's own rows, or all
+/// rows when `all_rows`).
+fn packed_block(
+    y: &mut [f32],
+    ldy: usize,
+    x: &[f32],
+    w: Weight,
+    din: usize,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    xq: Option<&QuantRows>,
+) {
+    match (w, xq) {
+        (Weight::Packed(p), _) => super::packed::matmul(y, ldy, &x[rows.start * din..], din, 0..rows.len(), p, cols),
+        (Weight::Int8(q), Some(xq)) => super::int8::matmul(y, ldy, xq, rows, q, cols),
+        (Weight::Int8(q), None) => QUANT_ROWS.with(|s| {
+            let mut s = s.borrow_mut();
+            let xr = &x[rows.start * din..rows.end * din];
+            match s.quantize(xr, rows.len(), din) {
+                Ok(()) => super::int8::matmul(y, ldy, &s, 0..rows.len(), q, cols),
+                // Scratch of a few KB per row that the allocator refused: the output is NaN
+                // rather than a panic across the C boundary; sessions refuse non-finite output.
+                Err(_) => y.iter_mut().for_each(|v| *v = f32::NAN),
+            }
+        }),
+        _ => unreachable!("packed_block takes packed weights only"),
+    }
+}
+
+/// [`linear_then`] for prepacked weights (f32 panels or int8): row blocks (each complete over
+/// the inner dimension, so an element's sum never depends on the split) when there are enough
+/// rows, else column blocks aligned to the kernel's panels, each computed into a task-local
+/// buffer and copied out; a full-row epilogue then runs over rows.
+#[allow(clippy::too_many_arguments)]
+fn packed_then(
+    y: &mut [f32],
+    x: &[f32],
+    w: Weight,
+    n: usize,
+    din: usize,
+    dout: usize,
+    full_rows: bool,
+    epilogue: impl Fn(usize, usize, &mut [f32]) + Sync,
+) {
+    let (panel, wdin, wdout) = match w {
+        Weight::Packed(p) => (p.panel(), p.din(), p.dout()),
+        Weight::Int8(q) => (PackedI8::PANEL, q.din(), q.dout()),
+        _ => unreachable!("packed_then takes packed weights only"),
+    };
+    assert!(wdin == din && wdout == dout, "packed weight is {wdout}x{wdin}, the layer {dout}x{din}");
+    let t = threads();
+    let small = n * din * dout < PAR_MIN_MACS || t == 1;
+    let row_parts = split(n, 2 * t, PACKED_MIN_ROWS, 4).1;
+    if small || row_parts > 1 || dout < 2 * panel {
+        let rows = RowsMut::new(y, n, dout);
+        let parts = if small { 1 } else { 2 * t };
+        for_ranges(n, parts, PACKED_MIN_ROWS, 4, |s, e| {
+            // SAFETY: for_ranges hands each task its own disjoint row range s..e, and `rows` is
+            // the only view of `y` while the tasks run.
+            let yb = unsafe { rows.get(s, e) };
+            packed_block(yb, dout, x, w, din, s..e, 0..dout, None);
+            for (i, row) in yb.chunks_exact_mut(dout).enumerate() {
+                epilogue(s + i, 0, row);
+            }
+        });
+        return;
+    }
+    // Few rows: split the columns (in whole panels), quantizing the rows once for all tasks.
+    let quant = QUANT_ROWS.with(|s| {
+        let mut q = std::mem::take(&mut *s.borrow_mut());
+        let ok = !matches!(w, Weight::Int8(_)) || q.quantize(x, n, din).is_ok();
+        ok.then_some(q)
+    });
+    let Some(quant) = quant else {
+        y.iter_mut().for_each(|v| *v = f32::NAN);
+        return;
+    };
+    let xq = matches!(w, Weight::Int8(_)).then_some(&quant);
+    let cols = RowsMut::new(y, n, dout);
+    let panels = dout.div_ceil(panel);
+    for_ranges(panels, 2 * t, 1, 1, |p0, p1| {
+        let (c0, c1) = (p0 * panel, (p1 * panel).min(dout));
+        let width = c1 - c0;
+        let mut local = vec![0.0f32; n * dout.min(c1)];
+        // The kernel writes columns c0..c1 of each row at their own index: a [n, c1] buffer
+        // whose first c0 columns stay unused keeps the indexing of the whole output.
+        let ld = c1;
+        packed_block(&mut local, ld, x, w, din, 0..n, c0..c1, xq);
+        for r in 0..n {
+            // SAFETY: columns c0..c1 of row r belong to this task alone (disjoint panel ranges).
+            let dst = unsafe { cols.span(r * dout + c0, r * dout + c1) };
+            dst.copy_from_slice(&local[r * ld + c0..r * ld + c0 + width]);
+            if !full_rows {
+                epilogue(r, c0, dst);
+            }
+        }
+    });
+    QUANT_ROWS.with(|s| *s.borrow_mut() = quant);
+    if full_rows {
+        super::par::rows_mut(y, dout, 8, |r0, block| {
+            for (i, row) in block.chunks_exact_mut(dout).enumerate() {
+                epilogue(r0 + i, 0, row);
+            }
+        });
+    }
 }
 
 /// Linear forward: `y[n, dout] = x[n, din]·Wᵀ + b`, with W stored `[dout, din]` (PyTorch layout).

@@ -11,10 +11,14 @@
 pub mod activation;
 pub mod attention;
 pub mod embedding;
+/// cbindgen:ignore
+pub mod int8;
 pub mod layer_norm;
 pub mod loss;
 pub mod matmul;
 pub mod optim;
+/// cbindgen:ignore
+pub mod packed;
 pub mod par;
 pub mod rows;
 pub mod sample;
@@ -110,10 +114,45 @@ fn spans_mut<'a, const K: usize>(g: &'a mut [f32], spans: [Span; K]) -> Result<[
     Ok(out.map(Option::unwrap_or_default))
 }
 
+/// One Linear weight in the CPU's packed inference form.
+enum PackedLinear {
+    /// f32 panels.
+    F32(packed::PackedF32),
+    /// int8 panels.
+    I8(int8::PackedI8),
+}
+
+/// The CPU backend's [`Prepared::packed`]: packed Linear weights by the offset of their span.
+struct CpuPacked {
+    /// (offset, packed weight), sorted by offset.
+    entries: Vec<(usize, PackedLinear)>,
+    /// An int8 model's weights, row-major (the embedding lookup reads the word table's rows).
+    quant: Option<std::sync::Arc<crate::quant::QuantizedWeights>>,
+}
+
+/// The word embedding table as the lookup reads it: f32, or int8 rows of an int8 model.
+fn word_table<'a>(w: &Weights<'a>, flat: &'a [f32], emb: &Embeddings) -> Result<embedding::WordTable<'a>> {
+    let packed = w.prepared.and_then(|p| p.packed.as_ref()).and_then(|p| p.downcast_ref::<CpuPacked>());
+    if let Some(q) = packed.and_then(|p| p.quant.as_ref()).and_then(|q| q.get(emb.word.off)) {
+        return Ok(embedding::WordTable::Int8 { q: &q.q, scale: &q.scale });
+    }
+    Ok(embedding::WordTable::F32(span(flat, emb.word, "word embeddings")?))
+}
+
 /// A Linear layer's weight as the matrix kernel reads it, and its bias.
 fn linear_weight<'a>(w: &Weights<'a>, lin: &Linear) -> Result<(Weight<'a>, &'a [f32])> {
     let flat = mem(w.flat, "weights")?;
     let bias = span(flat, lin.b, "bias")?;
+    if let Some(p) = w.prepared.and_then(|p| p.packed.as_ref()) {
+        let p = p.downcast_ref::<CpuPacked>().ok_or_else(|| wrong_device("packed weights"))?;
+        if let Ok(i) = p.entries.binary_search_by_key(&lin.w.off, |(o, _)| *o) {
+            let pw = match &p.entries[i].1 {
+                PackedLinear::F32(f) => Weight::Packed(f),
+                PackedLinear::I8(q) => Weight::Int8(q),
+            };
+            return Ok((pw, bias));
+        }
+    }
     if let Some(p) = w.prepared.filter(|p| p.covers(lin.w)) {
         let t = p.linear.as_ref().and_then(Buf::host).ok_or_else(|| wrong_device("prepared weights"))?;
         return Ok((Weight::InOut(span(t, lin.w, "prepared weight")?), bias));
@@ -192,11 +231,37 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    /// A copy of the flat parameters with every encoder Linear weight transposed to `[in, out]`,
-    /// which the gemm crate multiplies 20–40% faster at inference's row counts and with the same
-    /// sums in the same order (docs/PERFORMANCE.md; tests/model_reference.rs checks the bits).
+    /// Every Linear weight of inference (the encoders' and the heads', see
+    /// [`crate::quant::quantized_linears`]) packed once for our kernels: int8 panels for an int8
+    /// model, else f32 panels ([`packed::PackedF32`], which skip the per-call packing of the gemm
+    /// crate). `ELECTRA_F32_KERNEL=gemm` keeps the older form instead: an `[in, out]` copy of the
+    /// flat parameters for the gemm crate (same sums as training's layout, bit for bit).
     fn prepare(&self, model: &Model) -> Result<Prepared> {
+        let mut lins = crate::quant::packed_linears(&model.towers);
+        if let Some(q) = &model.quant {
+            // The generator's output projection too: the int8 word table when tied.
+            lins.extend(model.gen().map(|g| g.head.lm()));
+            let mut entries = Vec::with_capacity(lins.len());
+            for l in &lins {
+                let w = q.get(l.w.off).ok_or_else(|| {
+                    Error::Internal(format!("int8 model without an int8 weight at offset {}", l.w.off))
+                })?;
+                entries.push((l.w.off, PackedLinear::I8(int8::PackedI8::new(w)?)));
+            }
+            entries.sort_by_key(|(o, _)| *o);
+            entries.dedup_by_key(|(o, _)| *o);
+            let packed = CpuPacked { entries, quant: Some(q.clone()) };
+            return Ok(Prepared { packed: Some(Box::new(packed)), ..Prepared::default() });
+        }
         let w = model.params.values();
+        if std::env::var("ELECTRA_F32_KERNEL").as_deref() != Ok("gemm") {
+            let mut entries = Vec::with_capacity(lins.len());
+            for l in &lins {
+                entries.push((l.w.off, PackedLinear::F32(packed::PackedF32::new(l.w.of(w), l.dout, l.din)?)));
+            }
+            let packed = CpuPacked { entries, quant: None };
+            return Ok(Prepared { packed: Some(Box::new(packed)), ..Prepared::default() });
+        }
         let mut t = Vec::new();
         t.try_reserve_exact(w.len()).map_err(|_| oom(w.len()))?;
         t.extend_from_slice(w);
@@ -208,7 +273,7 @@ impl Backend for CpuBackend {
             }
         }
         covered.sort_unstable();
-        Ok(Prepared { flat: None, linear: Some(Buf::from_host(t)), covered })
+        Ok(Prepared { flat: None, linear: Some(Buf::from_host(t)), covered, packed: None })
     }
 
     fn linear(&self, y: &mut Buf, x: &Buf, w: &Weights, lin: &Linear, n: usize) -> Result<()> {
@@ -466,13 +531,13 @@ impl Backend for CpuBackend {
         out: &mut Buf,
         ids: &Buf<i32>,
         types: Option<&Buf<i32>>,
-        w: Mem,
+        w: &Weights,
         emb: &Embeddings,
         b: usize,
         t: usize,
     ) -> Result<()> {
         let (n, e) = (b * t, emb.ln.dim);
-        let flat = mem(w, "weights")?;
+        let flat = mem(w.flat, "weights")?;
         let ids = rd(ids, n, "input ids")?;
         let types = types.map(|x| rd(x, n, "token types")).transpose()?;
         embedding::check_ids(ids, types, emb, t)?;
@@ -480,7 +545,7 @@ impl Backend for CpuBackend {
             wr(out, n * e, "out")?,
             ids,
             types,
-            span(flat, emb.word, "word embeddings")?,
+            word_table(w, flat, emb)?,
             span(flat, emb.pos, "position embeddings")?,
             span(flat, emb.typ, "type embeddings")?,
             b,

@@ -3,9 +3,11 @@
 
 use electra::config::ElectraConfig;
 use electra::error::{Error, Result};
+use electra::io::hf;
 use electra::model::Model;
 use electra::pretrain::flops::{encoder_flops, train_step_flops};
 use electra::pretrain::{TrainOptions, Trainer};
+use electra::quant::WeightFormat;
 use electra::session::{Batch, Session, SessionOptions};
 use electra::Device;
 use std::sync::Arc;
@@ -30,6 +32,12 @@ pub struct BenchArgs {
     pub json: bool,
     /// Where to run.
     pub device: Device,
+    /// `infer`: the weights' format (int8: quantized after loading or creating the model).
+    pub quantize: WeightFormat,
+    /// `infer`: a model directory to time instead of a fresh preset model.
+    pub model: Option<std::path::PathBuf>,
+    /// `infer`: write the fresh preset model here first.
+    pub save_model: Option<std::path::PathBuf>,
 }
 
 /// Peak resident set size of this process in bytes (Linux `VmHWM`), if known.
@@ -55,10 +63,31 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Bytes of a model's weights as stored: f32 everywhere, or int8 + scales for its quantized
+/// Linear weights.
+fn weight_bytes(m: &Model) -> u64 {
+    let q = m.quant.as_ref().map_or(0, |q| q.iter().map(|(_, w)| w.q.len()).sum::<usize>());
+    let int8 = m.quant.as_ref().map_or(0, |q| q.bytes());
+    ((m.params.numel() - q) * 4 + int8) as u64
+}
+
 /// Runs the benchmark and prints the result.
 pub fn run(a: &BenchArgs) -> Result<()> {
     let (b, t) = (a.batch_size, a.seq_len);
-    let cfg = ElectraConfig::preset(&a.preset)?;
+    // A model directory's own config, else the preset's.
+    let loaded = match (&a.model, a.what.as_str()) {
+        (Some(dir), "infer") => {
+            Some(hf::load_with(dir, &hf::LoadOptions { quantize: a.quantize, ..Default::default() })?)
+        }
+        (Some(_), _) => return Err(Error::arg("bench: --model is for the infer workload")),
+        (None, _) => None,
+    };
+    let cfg = match &loaded {
+        Some(m) => m.disc().map(|d| d.config.clone()).ok_or_else(|| {
+            Error::Unsupported("bench infer times the discriminator: the model directory has none".into())
+        })?,
+        None => ElectraConfig::preset(&a.preset)?,
+    };
     // Before the batch is allocated: sizes the machine cannot hold are an error, not an abort.
     let frac = ElectraConfig::paper_generator_fraction(&a.preset);
     super::pretrain::check_step_size(&cfg, electra::pretrain::Objective::Electra, frac, b, t)?;
@@ -66,6 +95,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let ids = random_ids(cfg.vocab_size, n, 7);
     let batch = Batch::new(&ids, b, t);
     let mut times = Vec::new();
+    let mut model_bytes = 0u64;
     let (flops, extra) = match a.what.as_str() {
         "train" => {
             let opts = TrainOptions {
@@ -96,8 +126,22 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             )
         }
         "infer" => {
-            let mut m = Model::new(Some(cfg.clone()), None, false)?;
-            m.init_weights(1)?;
+            let m = match loaded {
+                Some(m) => {
+                    model_bytes = a.model.as_deref().map_or(0, super::infer::weights_bytes);
+                    m
+                }
+                None => {
+                    let mut m = Model::new(Some(cfg.clone()), None, false)?;
+                    m.init_weights(1)?;
+                    if let Some(dir) = &a.save_model {
+                        hf::save(&m, dir)?;
+                    }
+                    let m = if a.quantize == WeightFormat::Int8 { electra::quant::quantize(&m)? } else { m };
+                    model_bytes = weight_bytes(&m);
+                    m
+                }
+            };
             let mut s = Session::with_options(
                 Arc::new(m),
                 &SessionOptions { device: a.device, threads: a.threads, ..Default::default() },
@@ -126,6 +170,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 "workload": a.what, "preset": a.preset, "batch_size": b, "seq_len": t, "threads": a.threads,
                 "median_seconds": med, "tokens_per_second": tokens_per_s, "gflops": gflops,
                 "peak_rss_bytes": rss, "reps": a.reps,
+                "quantize": if a.what == "infer" { a.quantize } else { WeightFormat::F32 },
+                "model_bytes": model_bytes,
             })
         );
     } else {

@@ -10,6 +10,7 @@ use electra::finetune::{FineTuner, FinetuneOptions};
 use electra::io::atomic::write_atomic;
 use electra::model::classifier::label_names;
 use electra::model::Model;
+use electra::quant::WeightFormat;
 use electra::session::{Batch, Session, SessionOptions};
 use electra::Device;
 use rand::seq::SliceRandom;
@@ -136,7 +137,7 @@ fn accuracy(session: &mut Session, tok: &Tokenizer, rows: &[(usize, Vec<i32>)], 
 
 /// Fine-tunes and saves; returns the final evaluation accuracy (if an eval file was given).
 pub fn run(a: &FinetuneArgs) -> Result<Option<f64>> {
-    let (pre, tok) = load_with_tokenizer(&a.model)?;
+    let (pre, tok) = load_with_tokenizer(&a.model, WeightFormat::F32)?;
     let train = read_labeled(&a.train)?;
     let mut labels: Vec<String> = train.iter().map(|(l, _)| l.clone()).collect();
     labels.sort();
@@ -197,18 +198,37 @@ pub fn run(a: &FinetuneArgs) -> Result<Option<f64>> {
 }
 
 /// Label probabilities of `text` from a fine-tuned classifier directory.
-pub fn predict(dir: &Path, text: &str, device: Device) -> Result<Vec<(String, f32)>> {
-    let (model, tok) = load_with_tokenizer(dir)?;
-    let c = model
-        .cls()
-        .ok_or_else(|| Error::Unsupported("predict needs a fine-tuned classifier (electra finetune)".into()))?;
-    let names = label_names(&c.config);
-    let l = c.num_labels;
-    let row = encode_row(&tok, &model, text)?;
+pub fn predict(dir: &Path, text: &str, device: Device, quantize: WeightFormat) -> Result<Vec<(String, f32)>> {
+    let (model, tok) = load_with_tokenizer(dir, quantize)?;
+    let names = label_names(&classifier(&model)?.config);
     let mut s = Session::with_options(model.clone(), &SessionOptions { device, ..Default::default() })?;
-    let mut logits = vec![0.0; l];
+    let probs = class_probs(&mut s, &tok, &model, text)?;
+    Ok(names.into_iter().zip(probs).collect())
+}
+
+fn classifier(model: &electra::model::Model) -> Result<&electra::model::classifier::Classifier> {
+    model.cls().ok_or_else(|| Error::Unsupported("predict needs a fine-tuned classifier (electra finetune)".into()))
+}
+
+/// Softmax of the classifier's logits for one text.
+fn class_probs(s: &mut Session, tok: &Tokenizer, model: &electra::model::Model, text: &str) -> Result<Vec<f32>> {
+    let row = encode_row(tok, model, text)?;
+    let mut logits = vec![0.0; classifier(model)?.num_labels];
     s.classify(&Batch::new(&row, 1, row.len()), &mut logits)?;
     let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
     let sum: f32 = logits.iter().map(|&x| (x - max).exp()).sum();
-    Ok(names.into_iter().zip(logits.iter().map(|&x| (x - max).exp() / sum)).collect())
+    Ok(logits.iter().map(|&x| (x - max).exp() / sum).collect())
+}
+
+/// `electra predict --input FILE`: one JSON line `{"probs": [...], "label": i}` per line.
+pub fn predict_file(dir: &Path, file: &Path, device: Device, quantize: WeightFormat) -> Result<()> {
+    let (model, tok) = load_with_tokenizer(dir, quantize)?;
+    let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+    let mut s = Session::with_options(model.clone(), &SessionOptions { device, ..Default::default() })?;
+    for line in text.lines() {
+        let probs = class_probs(&mut s, &tok, &model, line.trim_end_matches('\r'))?;
+        let label = probs.iter().enumerate().fold(0, |b, (i, p)| if *p > probs[b] { i } else { b });
+        println!("{}", serde_json::json!({"probs": probs, "label": label}));
+    }
+    Ok(())
 }

@@ -5,19 +5,18 @@ use electra::data::tokenizer::Tokenizer;
 use electra::error::{Error, Result};
 use electra::io::hf;
 use electra::model::Model;
+use electra::quant::WeightFormat;
 use electra::session::{Batch, Session};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
 
 /// Loads a model directory (HF dir or pair layout) and the tokenizer stored with it.
-pub fn load_with_tokenizer(dir: &Path) -> Result<(Arc<Model>, Tokenizer)> {
-    let model = hf::load(dir)?;
-    let tok = [dir.to_path_buf(), dir.join("discriminator"), dir.join("generator")]
-        .into_iter()
-        .find(|d| d.join("tokenizer.json").exists() || d.join("vocab.txt").exists())
+pub fn load_with_tokenizer(dir: &Path, quantize: WeightFormat) -> Result<(Arc<Model>, Tokenizer)> {
+    let model = hf::load_with(dir, &hf::LoadOptions { quantize, ..Default::default() })?;
+    let tok = tokenizer_dir(dir)
         .ok_or_else(|| Error::format(dir, "no tokenizer.json or vocab.txt beside the model"))
-        .and_then(Tokenizer::from_file)?;
+        .and_then(|d| Tokenizer::from_file(&d))?;
     if tok.vocab_size() != model.input_config().vocab_size {
         return Err(Error::format(
             dir,
@@ -29,6 +28,13 @@ pub fn load_with_tokenizer(dir: &Path) -> Result<(Arc<Model>, Tokenizer)> {
         ));
     }
     Ok((Arc::new(model), tok))
+}
+
+/// The directory of `dir`'s tokenizer files: `dir` itself, or its discriminator/ or generator/.
+pub fn tokenizer_dir(dir: &Path) -> Option<std::path::PathBuf> {
+    [dir.to_path_buf(), dir.join("discriminator"), dir.join("generator")]
+        .into_iter()
+        .find(|d| d.join("tokenizer.json").exists() || d.join("vocab.txt").exists())
 }
 
 /// `[CLS] text [SEP]`, cut to the model's length limit.
@@ -147,4 +153,37 @@ pub fn embed(session: &mut Session, tok: &Tokenizer, text: &str, pool: &str) -> 
         }
         other => Err(Error::arg(format!("--pool {other:?}: expected mean or cls"))),
     }
+}
+
+/// `electra quantize`: the int8 copy of the model at `from` (tokenizer files included) at `to`.
+/// Returns (bytes of the f32 weights file(s), bytes of the int8 ones).
+pub fn quantize_dir(from: &Path, to: &Path) -> Result<(u64, u64)> {
+    let model = hf::load(from)?;
+    if model.quant.is_some() {
+        return Err(Error::arg(format!("{} is int8-quantized already", from.display())));
+    }
+    let q = electra::quant::quantize(&model)?;
+    let tok_rel = tokenizer_dir(from).and_then(|d| d.strip_prefix(from).ok().map(Path::to_path_buf));
+    hf::save_with(&q, to, |tmp| {
+        let Some(rel) = &tok_rel else { return Ok(()) };
+        for f in ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"] {
+            let src = from.join(rel).join(f);
+            if src.is_file() {
+                let dst = tmp.join(rel).join(f);
+                std::fs::create_dir_all(tmp.join(rel)).map_err(|e| Error::io(tmp.join(rel), e))?;
+                std::fs::copy(&src, &dst).map_err(|e| Error::io(&dst, e))?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok((weights_bytes(from), weights_bytes(to)))
+}
+
+/// Bytes of the model.safetensors files of a model directory (HF dir or pair layout).
+pub fn weights_bytes(dir: &Path) -> u64 {
+    ["", "discriminator", "generator"]
+        .iter()
+        .filter_map(|sub| std::fs::metadata(dir.join(sub).join("model.safetensors")).ok())
+        .map(|m| m.len())
+        .sum()
 }

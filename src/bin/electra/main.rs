@@ -17,6 +17,10 @@ struct Cli {
     /// Where to run: cpu, cuda or cuda:N (CUDA needs a build with `--features cuda`).
     #[arg(long, global = true, default_value = "cpu")]
     device: String,
+    /// Weights of inference commands: f32 as stored, or int8 (quantize the Linear weights as the
+    /// model loads; a model written by `electra quantize` is int8 either way).
+    #[arg(long, global = true, default_value = "f32")]
+    quantize: String,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -182,13 +186,28 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         threads: usize,
     },
-    /// Label probabilities of TEXT from a fine-tuned classifier.
+    /// Label probabilities of TEXT from a fine-tuned classifier (or, with --input, one JSON line
+    /// {"probs": [...], "label": i} per line of FILE).
     Predict {
         /// Classifier directory written by `electra finetune`.
         #[arg(long)]
         model: PathBuf,
         /// The sentence.
-        text: String,
+        #[arg(required_unless_present = "input")]
+        text: Option<String>,
+        /// A file of sentences, one per line.
+        #[arg(long, conflicts_with = "text")]
+        input: Option<PathBuf>,
+    },
+    /// Write the int8 copy of a model: every encoder and head Linear weight symmetric int8 per
+    /// output channel with f32 scales (docs/PERFORMANCE.md); loads wherever the f32 one does.
+    Quantize {
+        /// The f32 model directory (pair layout, discriminator, generator or classifier).
+        #[arg(long)]
+        model: PathBuf,
+        /// Output directory (with the tokenizer files of the input).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Time a training step or discriminator inference (median, tokens/s, GFLOP/s, peak RSS).
     Bench {
@@ -212,6 +231,12 @@ enum Cmd {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// `infer`: time this model directory (f32 or int8) instead of a fresh preset model.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// `infer`: first write the fresh preset model (f32) to this directory.
+        #[arg(long, conflicts_with = "model")]
+        save_model: Option<PathBuf>,
     },
 }
 
@@ -228,6 +253,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> electra::Result<ExitCode> {
     let device: Device = cli.device.parse()?;
+    let quantize: electra::quant::WeightFormat = cli.quantize.parse()?;
+    let inference_only = |what: &str| match quantize {
+        electra::quant::WeightFormat::F32 => Ok(()),
+        electra::quant::WeightFormat::Int8 => {
+            Err(electra::Error::arg(format!("--quantize int8 is for inference commands; {what} needs f32 weights")))
+        }
+    };
     let session = |m| electra::Session::with_options(m, &electra::SessionOptions { device, ..Default::default() });
     let r = match cli.cmd {
         Cmd::Pretrain {
@@ -257,6 +289,7 @@ fn run(cli: Cli) -> electra::Result<ExitCode> {
             accumulate_steps,
             collective_timeout,
         } => (|| {
+            inference_only("pretrain")?;
             let distributed = match distributed.as_str() {
                 "none" => electra::pretrain::Distributed::None,
                 "mpi" => electra::pretrain::Distributed::Mpi,
@@ -301,12 +334,12 @@ fn run(cli: Cli) -> electra::Result<ExitCode> {
             };
             pretrain::run(args, resume.is_some())
         })(),
-        Cmd::Detect { model, text, json } => infer::load_with_tokenizer(&model).and_then(|(m, tok)| {
+        Cmd::Detect { model, text, json } => infer::load_with_tokenizer(&model, quantize).and_then(|(m, tok)| {
             let scores = infer::detect(&mut session(m)?, &tok, &text)?;
             infer::print_detect(&scores, json);
             Ok(())
         }),
-        Cmd::FillMask { model, text, top_k } => infer::load_with_tokenizer(&model).and_then(|(m, tok)| {
+        Cmd::FillMask { model, text, top_k } => infer::load_with_tokenizer(&model, quantize).and_then(|(m, tok)| {
             for (i, cands) in infer::fill_mask(&mut session(m)?, &tok, &text, top_k)?.iter().enumerate() {
                 println!("[MASK] #{}:", i + 1);
                 for (t, p) in cands {
@@ -315,7 +348,7 @@ fn run(cli: Cli) -> electra::Result<ExitCode> {
             }
             Ok(())
         }),
-        Cmd::Embed { model, pool, text } => infer::load_with_tokenizer(&model).and_then(|(m, tok)| {
+        Cmd::Embed { model, pool, text } => infer::load_with_tokenizer(&model, quantize).and_then(|(m, tok)| {
             let texts: Vec<String> = if text.is_empty() {
                 std::io::stdin().lines().collect::<Result<_, _>>().map_err(|e| electra::Error::io("<stdin>", e))?
             } else {
@@ -341,7 +374,8 @@ fn run(cli: Cli) -> electra::Result<ExitCode> {
             weight_decay,
             seed,
             threads,
-        } => {
+        } => (|| {
+            inference_only("finetune")?;
             let opts = electra::finetune::FinetuneOptions {
                 learning_rate,
                 layerwise_lr_decay: layer_decay,
@@ -353,14 +387,38 @@ fn run(cli: Cli) -> electra::Result<ExitCode> {
             };
             finetune::run(&finetune::FinetuneArgs { model, train, eval, out, epochs, batch_size, seq_len, opts })
                 .map(|_| ())
-        }
-        Cmd::Predict { model, text } => finetune::predict(&model, &text, device).map(|probs| {
-            for (l, p) in probs {
-                println!("{l:>16}  {p:.4}");
-            }
+        })(),
+        Cmd::Predict { model, text, input } => match input {
+            Some(file) => finetune::predict_file(&model, &file, device, quantize),
+            None => finetune::predict(&model, text.as_deref().unwrap_or_default(), device, quantize).map(|probs| {
+                for (l, p) in probs {
+                    println!("{l:>16}  {p:.4}");
+                }
+            }),
+        },
+        Cmd::Quantize { model, out } => infer::quantize_dir(&model, &out).map(|(f32_bytes, int8_bytes)| {
+            println!(
+                "wrote {}: int8 weights, {:.1} MB ({:.0}% of the f32 model's {:.1} MB)",
+                out.display(),
+                int8_bytes as f64 / 1e6,
+                100.0 * int8_bytes as f64 / f32_bytes.max(1) as f64,
+                f32_bytes as f64 / 1e6
+            );
         }),
-        Cmd::Bench { what, preset, batch_size, seq_len, threads, reps, json } => {
-            bench::run(&bench::BenchArgs { what, preset, batch_size, seq_len, threads, reps, json, device })
+        Cmd::Bench { what, preset, batch_size, seq_len, threads, reps, json, model, save_model } => {
+            bench::run(&bench::BenchArgs {
+                what,
+                preset,
+                batch_size,
+                seq_len,
+                threads,
+                reps,
+                json,
+                device,
+                quantize,
+                model,
+                save_model,
+            })
         }
     };
     r.map(|_| ExitCode::SUCCESS).or_else(|e| match e {

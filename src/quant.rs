@@ -1,0 +1,209 @@
+//! int8 models: dynamic quantization, as ONNX Runtime's `quantize_dynamic` and llama.cpp's Q8
+//! do. Every encoder and head Linear weight becomes symmetric int8 per output channel with an f32
+//! scale ([`crate::backend::cpu::int8`] defines the arithmetic); activations are quantized per
+//! row on the fly inside the kernel; bias, residual, LayerNorm, softmax and GELU stay f32. The
+//! word embedding table is int8 per row too (the largest tensor of a small model: in f32 it
+//! would keep an int8 ELECTRA-Small at 48% of the f32 file instead of 25%); a lookup
+//! dequantizes its row. Per row of the table is per output channel of the generator's tied
+//! output projection, which therefore runs on the same int8 weights. Position and token-type
+//! tables stay f32 (small).
+//!
+//! A quantized model is a [`Model`] whose [`Model::quant`] holds the int8 weights; the f32 spans
+//! of those weights are zero and never read. It runs inference on the CPU and refuses training,
+//! fine-tuning and export to an f32 checkpoint ([`Model::require_f32`]). On disk it is an HF-style
+//! directory (see [`crate::io::hf`]): each quantized `NAME.weight` is an `I8` tensor of the same
+//! shape, with `NAME.weight_scale` (`F32`, one per output channel) beside it, and config.json
+//! says `"quantization_config": {"quant_method": "electra-int8", ...}`.
+
+use crate::backend::cpu::int8::{quantize_weight, QuantWeight};
+use crate::error::{Error, Result};
+use crate::model::layers::Linear;
+use crate::model::{Model, Towers};
+use crate::params::Span;
+use std::sync::Arc;
+
+/// The `quant_method` a quantized model's config.json names.
+pub const QUANT_METHOD: &str = "electra-int8";
+/// The suffix of a quantized weight's scale tensor (`NAME.weight` → `NAME.weight_scale`).
+pub const SCALE_SUFFIX: &str = "_scale";
+
+/// What a model's Linear weights are stored as.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightFormat {
+    /// f32, as trained (and as HF stores them).
+    #[default]
+    F32,
+    /// int8 per output channel with f32 scales.
+    Int8,
+}
+
+impl std::str::FromStr for WeightFormat {
+    type Err = Error;
+
+    /// `"f32"` (or `"none"`) or `"int8"`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "f32" | "none" | "fp32" => Ok(WeightFormat::F32),
+            "int8" => Ok(WeightFormat::Int8),
+            other => Err(Error::arg(format!("weight format {other:?}: expected \"f32\" or \"int8\""))),
+        }
+    }
+}
+
+/// The int8 Linear weights of a quantized model, by the offset of their f32 span.
+#[derive(Default)]
+pub struct QuantizedWeights {
+    /// (offset of the weight's f32 span, its int8 form), sorted by offset.
+    entries: Vec<(usize, QuantWeight)>,
+}
+
+impl std::fmt::Debug for QuantizedWeights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "QuantizedWeights({} tensors, {} bytes)", self.entries.len(), self.bytes())
+    }
+}
+
+impl QuantizedWeights {
+    /// Builds the set from (offset, weight) pairs.
+    pub fn new(mut entries: Vec<(usize, QuantWeight)>) -> Self {
+        entries.sort_by_key(|(off, _)| *off);
+        QuantizedWeights { entries }
+    }
+
+    /// The int8 form of the weight whose f32 span starts at `off`.
+    pub fn get(&self, off: usize) -> Option<&QuantWeight> {
+        self.entries.binary_search_by_key(&off, |(o, _)| *o).ok().map(|i| &self.entries[i].1)
+    }
+
+    /// Every (offset, weight), by offset.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &QuantWeight)> + '_ {
+        self.entries.iter().map(|(o, w)| (*o, w))
+    }
+
+    /// Number of quantized tensors.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no tensor is quantized.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Bytes of int8 values and scales.
+    pub fn bytes(&self) -> usize {
+        self.entries.iter().map(|(_, w)| w.q.len() + 4 * w.scale.len()).sum()
+    }
+}
+
+/// The Linear layers of inference that the CPU packs: every encoder's (the embedding projection
+/// included) and the heads' (discriminator, classifier, the generator's dense), in offset order.
+/// The generator's output projection is not among them (see [`quantized_tensors`]).
+pub fn packed_linears(towers: &Towers) -> Vec<Linear> {
+    let mut out: Vec<Linear> = towers.encoders().flat_map(|e| e.linears().copied().collect::<Vec<_>>()).collect();
+    if let Some(d) = towers.disc() {
+        out.extend([d.head.dense, d.head.pred]);
+    }
+    if let Some(g) = towers.gen() {
+        out.push(g.head.dense);
+    }
+    if let Some(c) = towers.cls() {
+        out.extend([c.head.dense, c.head.out_proj]);
+    }
+    // A pair with shared embeddings lists the shared projection once per encoder.
+    out.sort_by_key(|l| l.w.off);
+    out.dedup_by_key(|l| l.w.off);
+    out
+}
+
+/// One tensor an int8 model stores as int8: its span and its `[rows, cols]` shape (rows are the
+/// output channels, or the rows of an embedding table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuantTensor {
+    /// The f32 span of the tensor in the model's layout.
+    pub span: Span,
+    /// Rows (each with its own scale).
+    pub rows: usize,
+    /// Columns.
+    pub cols: usize,
+}
+
+/// Every tensor an int8 model holds as int8: the [`packed_linears`], the word embedding tables
+/// and the generator's output projection (the word table itself when tied), in offset order.
+pub fn quantized_tensors(towers: &Towers) -> Vec<QuantTensor> {
+    let mut out: Vec<QuantTensor> =
+        packed_linears(towers).iter().map(|l| QuantTensor { span: l.w, rows: l.dout, cols: l.din }).collect();
+    for e in towers.encoders() {
+        let dim = e.emb.ln.dim;
+        out.push(QuantTensor { span: e.emb.word, rows: e.emb.word.len / dim.max(1), cols: dim });
+    }
+    if let Some(g) = towers.gen() {
+        let lm = g.head.lm();
+        out.push(QuantTensor { span: lm.w, rows: lm.dout, cols: lm.din });
+    }
+    out.sort_by_key(|t| t.span.off);
+    out.dedup_by_key(|t| t.span.off);
+    out
+}
+
+/// The int8 copy of `model`: every tensor of [`quantized_tensors`] quantized per row (output
+/// channel), its f32 span zeroed. An already quantized model is returned as it is (a clone
+/// sharing the int8 weights). Non-finite weights are an error naming the tensor.
+pub fn quantize(model: &Model) -> Result<Model> {
+    if model.quant.is_some() {
+        return Ok(model.clone());
+    }
+    let mut out = model.clone();
+    let tensors = quantized_tensors(&model.towers);
+    let mut entries = Vec::with_capacity(tensors.len());
+    for t in &tensors {
+        let w = t.span.of(model.params.values());
+        let q = quantize_weight(w, t.rows, t.cols).map_err(|e| {
+            let name = model.params.infos().iter().find(|i| i.offset == t.span.off).map_or("?", |i| i.name.as_str());
+            Error::arg(format!("quantizing {name}: {e}"))
+        })?;
+        entries.push((t.span.off, q));
+        t.span.of_mut(&mut out.params.data).fill(0.0);
+    }
+    out.quant = Some(Arc::new(QuantizedWeights::new(entries)));
+    Ok(out)
+}
+
+/// The format of `model`'s Linear weights.
+pub fn format_of(model: &Model) -> WeightFormat {
+    if model.quant.is_some() {
+        WeightFormat::Int8
+    } else {
+        WeightFormat::F32
+    }
+}
+
+/// The config.json entry that marks a quantized model.
+pub fn config_entry() -> serde_json::Value {
+    serde_json::json!({
+        "quant_method": QUANT_METHOD,
+        "version": 1,
+        "bits": 8,
+        "weights": "symmetric int8 per output channel, scale = max|w| / 127, tensor NAME.weight (I8) + NAME.weight_scale (F32)",
+        "activations": "dynamic, symmetric int8 per row",
+        "not_quantized": "position and token-type embeddings, LayerNorm, biases",
+    })
+}
+
+/// Whether a config's `quantization_config` marks an electra int8 model; another quantization
+/// method is an error (we cannot run it).
+pub fn config_is_int8(extra: &serde_json::Map<String, serde_json::Value>) -> Result<bool> {
+    let Some(q) = extra.get("quantization_config") else { return Ok(false) };
+    match q.get("quant_method").and_then(|m| m.as_str()) {
+        Some(QUANT_METHOD) => match q.get("version").and_then(|v| v.as_u64()) {
+            Some(1) | None => Ok(true),
+            Some(v) => Err(Error::Config(format!(
+                "quantization_config version {v} is newer than this library reads (1): upgrade electra"
+            ))),
+        },
+        other => Err(Error::Config(format!(
+            "quantization_config.quant_method {other:?} is not supported (electra reads \"{QUANT_METHOD}\" only)"
+        ))),
+    }
+}
