@@ -1,17 +1,32 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: `electra bench` against PyTorch + transformers and ONNX Runtime on the
-# same workloads, interleaved round by round (so background load hits both sides alike), then a
-# markdown table of medians over the rounds with ratios.
+# Side-by-side benchmark: `electra bench` (fp32 and int8) against ONNX Runtime (fp32 and int8, the
+# files a user deploys) and PyTorch + transformers on the same workloads, interleaved round by
+# round (so background load hits every side alike), then a markdown table of medians over the
+# rounds with ratios.
 #
 #   scripts/bench.sh [--threads N] [--rounds R] [--python PATH] [--quick] [--baseline BIN]
 #
-# --python: a Python with torch + transformers (+ onnxruntime, onnx for the ORT column); default
+# Per round and workload, in this order: electra fp32, electra int8 (`--quantize int8`; skipped
+# with a note when this build's `electra bench` has no such flag), [baseline], ONNX Runtime fp32,
+# ONNX Runtime int8, PyTorch. Each is its own process, so its peak RSS is its own.
+#
+# ONNX Runtime: `scripts/bench_reference.py export` (a torch process) writes, once per preset, the
+#   HF ElectraForPreTraining export (input_ids, attention_mask, token_type_ids; dynamic axes),
+#   ORT's transformers optimizer with BERT fusions (model.opt.onnx) and its int8 dynamic
+#   quantization (model.int8.onnx) into $ELECTRA_BENCH_CACHE/<preset> (default
+#   /tmp/electra-bench-onnx/<preset>; export.json there records the fused and quantized op counts);
+#   `scripts/bench_ort.py` (numpy + onnxruntime, never torch) times them.
+# Timing: every electra and ORT measurement spends >= 2 s in timed calls (electra: --reps from a
+#   first 1-rep calibration run per row; ORT: calls until 2 s); PyTorch uses fixed reps.
+#
+# --python: a Python with torch + transformers (+ onnxruntime, onnx for the ORT columns); default
 #           $ELECTRA_PY or /work/pyenv/bin/python. See scripts/bench_reference.py for setup.
-# --quick:  fewer repetitions (smoke test).
+# --quick:  fewer repetitions, no calibration (smoke test).
 # --baseline BIN: also run an earlier build's `electra` binary (e.g. one built from the previous
 #           commit) in the same rounds, for before/after ratios of a change.
-# Needs target/release/electra (cargo build --release --bin electra); raw JSON lines are kept in
-# $OUT (default: a temporary file, printed at the end).
+# --only-infer: leave out the train row.
+# Needs target/release/electra (built if missing); raw JSON lines are kept in $OUT (default: a
+# temporary file, printed at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +35,9 @@ ROUNDS=3
 PY="${ELECTRA_PY:-/work/pyenv/bin/python}"
 QUICK=0
 BASELINE=""
+ONLY_INFER=0
+PRESET=small
+MIN_SECONDS=2.0
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) THREADS="$2"; shift 2 ;;
@@ -27,83 +45,177 @@ while [ $# -gt 0 ]; do
     --python) PY="$2"; shift 2 ;;
     --quick) QUICK=1; shift ;;
     --baseline) BASELINE="$2"; shift 2 ;;
+    --only-infer) ONLY_INFER=1; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-BIN=target/release/electra
+BIN="${ELECTRA_BIN:-target/release/electra}"
 [ -x "$BIN" ] || cargo build --release --bin electra
 OUT="${OUT:-$(mktemp /tmp/electra-bench.XXXXXX.jsonl)}"
 : > "$OUT"
+CACHE="${ELECTRA_BENCH_CACHE:-/tmp/electra-bench-onnx}"
 
 HAVE_TORCH=1
-"$PY" -c "import torch, transformers" 2>/dev/null || { HAVE_TORCH=0; echo "note: $PY lacks torch/transformers; reference columns skipped" >&2; }
+"$PY" -c "import torch, transformers" 2>/dev/null || { HAVE_TORCH=0; echo "note: $PY lacks torch/transformers; PyTorch column and ONNX export skipped" >&2; }
 HAVE_ORT=1
-"$PY" -c "import onnxruntime, onnx" 2>/dev/null || { HAVE_ORT=0; echo "note: onnxruntime/onnx not installed; ORT column skipped" >&2; }
+"$PY" -c "import onnxruntime, onnx" 2>/dev/null || { HAVE_ORT=0; echo "note: onnxruntime/onnx not installed; ORT columns skipped" >&2; }
+HAVE_INT8=1
+"$BIN" bench infer --help 2>/dev/null | grep -q -- '--quantize' ||
+  { HAVE_INT8=0; echo "note: $BIN bench has no --quantize flag; electra int8 column skipped" >&2; }
 
-# workload  batch  seq  reps(ours)  reps(reference)
+ONNX_DIR="$CACHE/$PRESET"
+if [ "$HAVE_ORT" = 1 ]; then
+  if [ -f "$ONNX_DIR/export.json" ]; then
+    :
+  elif [ "$HAVE_TORCH" = 1 ]; then
+    echo "exporting the ONNX files into $ONNX_DIR (once per preset)" >&2
+    "$PY" scripts/bench_reference.py export --preset "$PRESET" --cache "$CACHE" > /dev/null 2> "$OUT.export.log" ||
+      { tail -5 "$OUT.export.log" >&2; echo "note: ONNX export failed; ORT columns skipped" >&2; HAVE_ORT=0; }
+  else
+    echo "note: no torch to export the ONNX files and none cached in $ONNX_DIR; ORT columns skipped" >&2
+    HAVE_ORT=0
+  fi
+fi
+if [ "$HAVE_ORT" = 1 ]; then
+  python3 - "$ONNX_DIR/export.json" <<'PY' >&2
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(f"ONNX files (onnxruntime {d['onnxruntime']}, torch {d['torch']}): fused {d['fused_ops']}; "
+      f"int8 {d['quantized_ops']}; max |logit diff| vs torch {d.get('max_abs_logit_diff_vs_torch')}")
+PY
+fi
+
+# workload  batch  seq  reps(ours, --quick only)  reps(PyTorch)
 if [ "$QUICK" = 1 ]; then
   JOBS="train 32 128 1 1
 infer 1 128 10 10
 infer 32 128 2 2"
+  MIN_SECONDS=0.3
 else
   JOBS="train 32 128 3 3
 infer 1 128 50 50
 infer 32 128 5 5"
 fi
+[ "$ONLY_INFER" = 1 ] && JOBS="$(grep -v '^train' <<< "$JOBS")"
 
-ours() { "$BIN" bench "$1" --preset small --batch-size "$2" --seq-len "$3" --threads "$THREADS" --reps "$4" --json \
-  | sed 's/^{/{"impl":"electra",/' >> "$OUT"; }
-baseline() { "$BASELINE" bench "$1" --preset small --batch-size "$2" --seq-len "$3" --threads "$THREADS" --reps "$4" \
-  --json | sed 's/^{/{"impl":"baseline",/' >> "$OUT"; }
-ref() { "$PY" scripts/bench_reference.py "$1" --preset small --batch-size "$2" --seq-len "$3" --threads "$THREADS" \
-  --reps "$4" >> "$OUT" 2>/dev/null || echo "note: reference $1 ${2}x$3 failed" >&2; }
+# tag IMPL: adds "impl" to each JSON line of stdin (replacing any the program printed).
+tag() { python3 -c 'import json, sys
+for l in sys.stdin:
+    if l.strip().startswith("{"):
+        print(json.dumps({**json.loads(l), "impl": sys.argv[1]}))' "$1"; }
+# electra BIN IMPL WORKLOAD B T REPS [extra flags]: one measurement, appended to $OUT.
+electra() {
+  local bin=$1 impl=$2 w=$3 b=$4 t=$5 reps=$6
+  shift 6
+  "$bin" bench "$w" --preset "$PRESET" --batch-size "$b" --seq-len "$t" --threads "$THREADS" --reps "$reps" \
+    --json "$@" | tag "$impl" >> "$OUT"
+}
+ort() { # ort IMPL FILE B T
+  "$PY" scripts/bench_ort.py --model "$ONNX_DIR/$2" --impl "$1" --preset "$PRESET" --batch-size "$3" --seq-len "$4" \
+    --threads "$THREADS" --min-seconds "$MIN_SECONDS" >> "$OUT" 2> "$OUT.err" ||
+    { tail -3 "$OUT.err" >&2; echo "note: $1 ${3}x$4 failed" >&2; }
+}
+pytorch() {
+  "$PY" scripts/bench_reference.py "$1" --preset "$PRESET" --batch-size "$2" --seq-len "$3" --threads "$THREADS" \
+    --reps "$4" >> "$OUT" 2>/dev/null || echo "note: PyTorch $1 ${2}x$3 failed" >&2
+}
+# calibrate WORKLOAD B T [extra flags]: reps so that the timed calls take >= MIN_SECONDS.
+calibrate() {
+  local w=$1 b=$2 t=$3
+  shift 3
+  "$BIN" bench "$w" --preset "$PRESET" --batch-size "$b" --seq-len "$t" --threads "$THREADS" --reps 1 --json "$@" |
+    python3 -c 'import json, math, sys
+s = json.loads(sys.stdin.read())["median_seconds"]
+print(max(3, math.ceil(float(sys.argv[1]) * 1.1 / s)))' "$MIN_SECONDS"
+}
+
+# Reps per row and side: fixed under --quick, else calibrated once before the rounds.
+declare -A REPS
+while read -r w b t reps rreps; do
+  if [ "$QUICK" = 1 ]; then
+    REPS[$w.$b.$t.fp32]=$reps
+    REPS[$w.$b.$t.int8]=$reps
+  else
+    REPS[$w.$b.$t.fp32]=$(calibrate "$w" "$b" "$t")
+    if [ "$w" = infer ] && [ "$HAVE_INT8" = 1 ]; then
+      REPS[$w.$b.$t.int8]=$(calibrate "$w" "$b" "$t" --quantize int8 2>/dev/null || echo 0)
+    fi
+    echo "calibrated: $w ${b}x$t electra reps fp32 ${REPS[$w.$b.$t.fp32]} int8 ${REPS[$w.$b.$t.int8]:--}" >&2
+  fi
+done <<< "$JOBS"
 
 for r in $(seq "$ROUNDS"); do
   echo "round $r/$ROUNDS" >&2
   while read -r w b t reps rreps; do
-    ours "$w" "$b" "$t" "$reps"
-    if [ -n "$BASELINE" ]; then baseline "$w" "$b" "$t" "$reps"; fi
-    if [ "$HAVE_TORCH" = 1 ]; then
-      ref "$w" "$b" "$t" "$rreps"
-      if [ "$w" = infer ] && [ "$HAVE_ORT" = 1 ]; then ref ort "$b" "$t" "$rreps"; fi
+    electra "$BIN" electra "$w" "$b" "$t" "${REPS[$w.$b.$t.fp32]}"
+    if [ "$w" = infer ] && [ "$HAVE_INT8" = 1 ] && [ "${REPS[$w.$b.$t.int8]:-0}" != 0 ]; then
+      electra "$BIN" electra-int8 "$w" "$b" "$t" "${REPS[$w.$b.$t.int8]}" --quantize int8 ||
+        echo "note: electra int8 ${b}x$t failed" >&2
     fi
+    if [ -n "$BASELINE" ]; then electra "$BASELINE" baseline "$w" "$b" "$t" "${REPS[$w.$b.$t.fp32]}"; fi
+    if [ "$w" = infer ] && [ "$HAVE_ORT" = 1 ]; then
+      ort onnxruntime model.opt.onnx "$b" "$t"
+      ort onnxruntime-int8 model.int8.onnx "$b" "$t"
+    fi
+    if [ "$HAVE_TORCH" = 1 ]; then pytorch "$w" "$b" "$t" "$rreps"; fi
   done <<< "$JOBS"
 done
 
-python3 - "$OUT" "$THREADS" <<'PY'
+python3 - "$OUT" "$THREADS" "$ROUNDS" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
 key = lambda r: (r["workload"], r["batch_size"], r["seq_len"])
 groups = {}
 for r in rows:
     groups.setdefault(key(r), {}).setdefault(r["impl"], []).append(r)
+bad = [r for r in rows if r["impl"] == "electra-int8" and r.get("quantize") != "int8"]
+if bad:
+    print(f"\nwarning: {len(bad)} electra int8 runs report quantize={bad[0].get('quantize')!r}, not 'int8'")
 def med(rs, f):
-    return statistics.median(x[f] for x in rs) if rs else None
-print(f"\n{len(rows)} runs, medians over rounds, {sys.argv[2]} threads\n")
-print("| workload | batch x seq | electra s | PyTorch s | ORT s | electra tokens/s | vs PyTorch | vs ORT | electra GFLOP/s | electra peak RSS MiB | PyTorch peak RSS MiB | RSS ratio |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-for k in sorted(groups, key=lambda k: (k[0] != "train", k[1], k[2])):
+    vals = [x[f] for x in rs if x.get(f) is not None]
+    return statistics.median(vals) if vals else None
+f = lambda v, fmt="{:.4f}": "-" if v is None else fmt.format(v)
+ratio = lambda ours, theirs: "-" if not ours or not theirs else f"{theirs / ours:.2f}x"
+mib = lambda v: "-" if not v else f"{v / 2**20:.0f}"
+order = sorted(groups, key=lambda k: (k[0] != "train", k[1], k[2]))
+impls = ["electra", "electra-int8", "onnxruntime", "onnxruntime-int8", "pytorch"]
+print(f"\n{len(rows)} runs, medians over {sys.argv[3]} rounds, {sys.argv[2]} threads\n")
+print("| workload | batch x seq | electra fp32 s | electra int8 s | ORT fp32 s | ORT int8 s | PyTorch s "
+      "| fp32 vs ORT | int8 vs ORT int8 | int8 vs own fp32 | fp32 vs PyTorch "
+      "| model MiB (electra fp32 / int8, ORT fp32 / int8) | peak RSS MiB (electra fp32 / int8, ORT fp32 / int8, PyTorch) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+for k in order:
     g = groups[k]
-    e, p, o = g.get("electra", []), g.get("pytorch", []), g.get("onnxruntime", [])
-    es, ps, os_ = med(e, "median_seconds"), med(p, "median_seconds"), med(o, "median_seconds")
-    erss, prss = med(e, "peak_rss_bytes"), med(p, "peak_rss_bytes")
-    f = lambda v, fmt="{:.4f}": "-" if v is None else fmt.format(v)
-    ratio = lambda a, b: "-" if a is None or b is None else f"{b / a:.2f}x"
-    print(f"| {k[0]} | {k[1]}x{k[2]} | {f(es)} | {f(ps)} | {f(os_)} | {f(med(e, 'tokens_per_second'), '{:.0f}')} | "
-          f"{ratio(es, ps)} | {ratio(es, os_)} | {f(med(e, 'gflops'), '{:.1f}')} | {f(erss and erss / 2**20, '{:.0f}')} | "
-          f"{f(prss and prss / 2**20, '{:.0f}')} | {'-' if not erss or not prss else f'{erss / prss:.2f}'} |")
-print("\nvs PyTorch / vs ORT: their time / ours (higher is better for us). RSS ratio: ours / PyTorch's.")
+    s = {i: med(g.get(i, []), "median_seconds") for i in impls}
+    mb = {i: med(g.get(i, []), "model_bytes") for i in impls}
+    rss = {i: med(g.get(i, []), "peak_rss_bytes") for i in impls}
+    print(f"| {k[0]} | {k[1]}x{k[2]} | " + " | ".join(f(s[i]) for i in impls) + " | "
+          f"{ratio(s['electra'], s['onnxruntime'])} | {ratio(s['electra-int8'], s['onnxruntime-int8'])} | "
+          f"{ratio(s['electra-int8'], s['electra'])} | {ratio(s['electra'], s['pytorch'])} | "
+          f"{mib(mb['electra'])} / {mib(mb['electra-int8'])}, {mib(mb['onnxruntime'])} / {mib(mb['onnxruntime-int8'])} | "
+          f"{mib(rss['electra'])} / {mib(rss['electra-int8'])}, {mib(rss['onnxruntime'])} / "
+          f"{mib(rss['onnxruntime-int8'])}, {mib(rss['pytorch'])} |")
+print("\nRatios: their time / ours (higher is better for us); int8 vs own fp32: electra fp32 time / electra int8 time. "
+      "ORT: ORT's transformers optimizer (BERT fusions) and its int8 dynamic quantization (which also makes the "
+      "embedding tables int8), timed in a process without torch; model MiB: the weight file (electra: model_bytes "
+      "of `electra bench --json`, '-' where this build does not print it; ORT: the .onnx file).")
+print("\n| impl | workload | batch x seq | runs | median s per round | tokens/s | reps per run |")
+print("|---|---|---|---|---|---|---|")
+for k in order:
+    for i in impls + ["baseline"]:
+        rs = groups[k].get(i, [])
+        if rs:
+            print(f"| {i} | {k[0]} | {k[1]}x{k[2]} | {len(rs)} | " + ", ".join(f"{r['median_seconds']:.4f}" for r in rs)
+                  + f" | {f(med(rs, 'tokens_per_second'), '{:.0f}')} | {', '.join(str(r['reps']) for r in rs)} |")
 if any("baseline" in g for g in groups.values()):
     print("\n| workload | batch x seq | electra s | baseline s | vs baseline | electra RSS MiB | baseline RSS MiB |")
     print("|---|---|---|---|---|---|---|")
-    for k in sorted(groups, key=lambda k: (k[0] != "train", k[1], k[2])):
+    for k in order:
         e, b = groups[k].get("electra", []), groups[k].get("baseline", [])
         es, bs = med(e, "median_seconds"), med(b, "median_seconds")
         er, br = med(e, "peak_rss_bytes"), med(b, "peak_rss_bytes")
         r = "-" if not es or not bs else f"{bs / es:.3f}x"
-        fmt = lambda v, f: "-" if v is None else f.format(v)
-        print(f"| {k[0]} | {k[1]}x{k[2]} | {fmt(es, '{:.4f}')} | {fmt(bs, '{:.4f}')} | {r} | "
-              f"{fmt(er and er / 2**20, '{:.0f}')} | {fmt(br and br / 2**20, '{:.0f}')} |")
+        print(f"| {k[0]} | {k[1]}x{k[2]} | {f(es)} | {f(bs)} | {r} | {mib(er)} | {mib(br)} |")
     print("\nvs baseline: the baseline's time / ours (above 1: this build is faster).")
 PY
 echo "raw JSON lines: $OUT" >&2

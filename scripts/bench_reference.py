@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Reference timings for `electra bench`: the same workloads in PyTorch + transformers and ONNX Runtime.
+"""Reference timings for `electra bench`: the same workloads in PyTorch + transformers, and the
+ONNX files that scripts/bench_ort.py times in ONNX Runtime.
 
-Prints one JSON object per line with the keys of `electra bench --json` plus "impl"
-("pytorch" or "onnxruntime"); scripts/bench.sh runs both sides and tabulates the ratios.
+train/infer print one JSON object per line with the keys of `electra bench --json` plus "impl"
+("pytorch"); scripts/bench.sh runs every side and tabulates the ratios.
 
 Workloads (same shapes, presets and hyper-parameters as `electra bench`):
 
@@ -14,13 +15,17 @@ Workloads (same shapes, presets and hyper-parameters as `electra bench`):
          ElectraForPreTraining discriminator on the corrupted batch; loss = mlm + 50 * bce; backward;
          global-norm clipping at 1.0; AdamW (lr 5e-4, weight decay 0.01 except LayerNorm and biases).
   infer  ElectraForPreTraining discriminator logits, eager PyTorch under torch.inference_mode().
-  ort    the same discriminator exported with torch.onnx.export and run by ONNX Runtime
-         (graph optimizations ORT_ENABLE_ALL, intra_op_num_threads = --threads, sequential).
+  export what a user deploys to ONNX Runtime, built once per preset into --cache/<preset>/: the
+         discriminator exported with torch.onnx.export (input_ids, attention_mask, token_type_ids;
+         dynamic batch/sequence), then ORT's transformers optimizer with BERT fusions
+         (model.opt.onnx), then int8 dynamic quantization (model.int8.onnx); see export_onnx.
+         The timing is scripts/bench_ort.py, a process that never imports torch.
 
 Each invocation runs one workload in a fresh process so that peak RSS (ru_maxrss) is its own.
 Timing: one warm-up, then --reps timed repetitions; the median is reported.
 
-Environment: a venv OUTSIDE the repository with torch, transformers and (for `ort`) onnxruntime + onnx:
+Environment: a venv OUTSIDE the repository with torch, transformers and (for `export`) onnxruntime +
+onnx + onnxscript:
 
     python3 -m venv ~/electra-pyenv
     ~/electra-pyenv/bin/pip install -r scripts/requirements.txt onnxruntime onnx onnxscript
@@ -31,7 +36,7 @@ the CPU, so the CPU-only wheel of the same version works as well.
 Usage:
     python scripts/bench_reference.py train --batch-size 32 --seq-len 128 --threads 2 --reps 5
     python scripts/bench_reference.py infer --batch-size 1 --seq-len 128 --threads 2 --reps 50
-    python scripts/bench_reference.py ort   --batch-size 32 --seq-len 128 --threads 2 --reps 5
+    python scripts/bench_reference.py export --preset small        # prints the cached export.json
 """
 
 import argparse
@@ -188,42 +193,113 @@ def infer_flops(dcfg, b, t):
     return encoder_flops(dcfg, b * t, t) + 2.0 * b * t * dcfg.hidden_size ** 2
 
 
-def bench_ort(args):
-    import numpy as np
-    import onnxruntime as ort
+def export_onnx(args):
+    """The ONNX files a user deploys, built once per preset and cached in --cache/<preset>/:
+
+      model.onnx       ElectraForPreTraining (random init, torch.manual_seed(0)) exported with
+                       torch.onnx.export (TorchScript exporter, opset 17): inputs input_ids,
+                       attention_mask, token_type_ids (int64, dynamic batch and sequence axes),
+                       output logits;
+      model.opt.onnx   ORT's transformers optimizer with the BERT fusions
+                       (python -m onnxruntime.transformers.optimizer --model_type bert);
+      model.int8.onnx  onnxruntime.quantization.quantize_dynamic of model.opt.onnx (per-channel,
+                       QInt8 weights, default op types: MatMul, Attention and EmbedLayerNormalization,
+                       so the embedding tables are int8 as well);
+      export.json      versions, the optimizer's output, and the op counts of each file.
+
+    Reuses the files when export.json is there (delete the folder to rebuild). Prints export.json."""
+    import collections
+    import subprocess
+
+    import onnx
+
+    d = os.path.join(args.cache, args.preset)
+    info_path = os.path.join(d, "export.json")
+    if os.path.exists(info_path):
+        print(open(info_path).read().strip())
+        return 0
+    import onnxruntime
     import torch
+    import transformers
+    from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import ElectraForPreTraining
 
+    os.makedirs(d, exist_ok=True)
+    raw, opt, q8 = (os.path.join(d, f) for f in ("model.onnx", "model.opt.onnx", "model.int8.onnx"))
     torch.manual_seed(0)
-    b, t = args.batch_size, args.seq_len
+    b, t = 2, 128
     dcfg, _ = configs(args.preset, t)
     disc = ElectraForPreTraining(dcfg).eval()
     ids = torch.tensor(random_ids(dcfg.vocab_size, b * t), dtype=torch.long).view(b, t)
     attn = torch.ones(b, t, dtype=torch.long)
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "disc.onnx")
-        export_kw = dict(input_names=["input_ids", "attention_mask"], output_names=["logits"],
-                         dynamic_axes={"input_ids": {0: "b", 1: "t"}, "attention_mask": {0: "b", 1: "t"},
-                                       "logits": {0: "b", 1: "t"}}, opset_version=17)
-        with torch.no_grad():
-            try:
-                torch.onnx.export(disc, (ids, attn), path, dynamo=False, **export_kw)
-            except TypeError:
-                torch.onnx.export(disc, (ids, attn), path, **export_kw)
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.intra_op_num_threads = args.threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-    del disc
-    feed = {"input_ids": ids.numpy().astype(np.int64), "attention_mask": attn.numpy().astype(np.int64)}
-    return timed(lambda: sess.run(None, feed), args.reps), infer_flops(dcfg, b, t)
+    types = torch.zeros(b, t, dtype=torch.long)
+    axes = {0: "batch", 1: "sequence"}
+    export_kw = dict(input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["logits"],
+                     dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "logits": axes},
+                     opset_version=17, do_constant_folding=True)
+    with torch.no_grad():
+        try:
+            torch.onnx.export(disc, (ids, attn, types), raw + ".tmp", dynamo=False, **export_kw)
+        except TypeError:
+            torch.onnx.export(disc, (ids, attn, types), raw + ".tmp", **export_kw)
+    os.replace(raw + ".tmp", raw)
+    heads, hidden = dcfg.num_attention_heads, dcfg.hidden_size
+    cmd = [sys.executable, "-m", "onnxruntime.transformers.optimizer", "--input", raw, "--output", opt,
+           "--model_type", "bert", "--num_heads", str(heads), "--hidden_size", str(hidden)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0 or not os.path.exists(opt):
+        sys.stderr.write(res.stdout + res.stderr)
+        raise SystemExit(f"optimizer failed: {' '.join(cmd)}")
+    # DefaultTensorType: ORT's shape inference gives no type for outputs of the fused contrib ops
+    # (EmbedLayerNormalization feeds embeddings_project), and quantize_dynamic refuses without it.
+    quantize_dynamic(opt, q8 + ".tmp", per_channel=True, weight_type=QuantType.QInt8,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    os.replace(q8 + ".tmp", q8)
+
+    # Check: each file's logits against PyTorch's on the export inputs (int8: expect ~1e-2).
+    with torch.no_grad():
+        want = disc(ids, attention_mask=attn, token_type_ids=types).logits.numpy()
+    feed = {"input_ids": ids.numpy(), "attention_mask": attn.numpy(), "token_type_ids": types.numpy()}
+    diffs = {}
+    for f in (raw, opt, q8):
+        got = onnxruntime.InferenceSession(f, providers=["CPUExecutionProvider"]).run(["logits"], feed)[0]
+        diffs[os.path.basename(f)] = float(abs(got - want).max())
+
+    def ops(path):
+        return dict(sorted(collections.Counter(n.op_type for n in onnx.load(path).graph.node).items()))
+
+    fused = ["Attention", "MultiHeadAttention", "SkipLayerNormalization", "LayerNormalization",
+             "EmbedLayerNormalization", "BiasGelu", "FastGelu", "Gelu", "MatMul"]
+    quant = ["MatMulInteger", "DynamicQuantizeMatMul", "QAttention", "DynamicQuantizeLinear", "MatMul", "Attention",
+             "QEmbedLayerNormalization"]
+    o, q = ops(opt), ops(q8)
+    info = {
+        "preset": args.preset, "num_heads": heads, "hidden_size": hidden, "seed": 0,
+        "torch": torch.__version__, "transformers": transformers.__version__,
+        "onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__,
+        "optimizer_command": " ".join(cmd[1:]),
+        # The optimizer logs "Optimized operators: {...}" (its fused-node counts) on stderr.
+        "optimizer_log": [l for l in (res.stdout + res.stderr).splitlines() if "perator" in l or "used" in l],
+        "fused_ops": {k: o.get(k, 0) for k in fused},
+        "quantized_ops": {k: q.get(k, 0) for k in quant},
+        "ops": {"model.onnx": ops(raw), "model.opt.onnx": o, "model.int8.onnx": q},
+        "max_abs_logit_diff_vs_torch": diffs,
+        "bytes": {f: os.path.getsize(os.path.join(d, f)) for f in ("model.onnx", "model.opt.onnx", "model.int8.onnx")},
+    }
+    with open(info_path + ".tmp", "w") as f:
+        json.dump(info, f)
+    os.replace(info_path + ".tmp", info_path)
+    print(json.dumps(info))
+    return 0
+
+
+def default_cache():
+    return os.environ.get("ELECTRA_BENCH_CACHE") or os.path.join(tempfile.gettempdir(), "electra-bench-onnx")
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("workload", choices=["train", "infer", "ort"])
+    p.add_argument("workload", choices=["train", "infer", "export"])
     p.add_argument("--preset", default="small", choices=sorted(PRESETS))
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seq-len", type=int, default=128)
@@ -231,8 +307,19 @@ def main():
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--full-mlm-logits", action="store_true",
                    help="train: generator logits at every position (HF ElectraForMaskedLM's default)")
+    p.add_argument("--cache", default=default_cache(),
+                   help="export: folder of the ONNX files, one subfolder per preset "
+                        "(default $ELECTRA_BENCH_CACHE or /tmp/electra-bench-onnx)")
     args = p.parse_args()
     warnings.filterwarnings("ignore")
+
+    if args.workload == "export":
+        try:
+            import onnx, onnxruntime  # noqa: F401,E401
+        except ImportError:
+            print("onnxruntime/onnx are not installed; no ONNX export", file=sys.stderr)
+            return 3
+        return export_onnx(args)
 
     import torch
 
@@ -241,18 +328,11 @@ def main():
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass
-    if args.workload == "ort":
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            print("onnxruntime is not installed; skipping the ort workload", file=sys.stderr)
-            return 3
-    fn = {"train": bench_train, "infer": bench_infer, "ort": bench_ort}[args.workload]
+    fn = {"train": bench_train, "infer": bench_infer}[args.workload]
     med, flops = fn(args)
     n = args.batch_size * args.seq_len
     print(json.dumps({
-        "workload": "train" if args.workload == "train" else "infer",
-        "impl": "onnxruntime" if args.workload == "ort" else "pytorch",
+        "workload": args.workload, "impl": "pytorch",
         "preset": args.preset, "batch_size": args.batch_size, "seq_len": args.seq_len, "threads": args.threads,
         "median_seconds": med, "tokens_per_second": n / med, "gflops": flops / med / 1e9,
         "peak_rss_bytes": peak_rss_bytes(), "reps": args.reps,
