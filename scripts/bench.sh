@@ -129,6 +129,22 @@ s = json.loads(sys.stdin.read())["median_seconds"]
 print(max(3, math.ceil(float(sys.argv[1]) * 1.1 / s)))' "$MIN_SECONDS"
 }
 
+# Our inference rows time model directories as deployed: the fresh preset model saved once (f32)
+# and its `electra quantize` copy (int8), so model_bytes is the file and peak RSS what loading it
+# costs (quantizing at load would keep the f32 model's pages too).
+MODELS=$(mktemp -d /tmp/electra-bench-models.XXXXXX)
+trap 'rm -rf "$MODELS"' EXIT
+"$BIN" bench infer --preset "$PRESET" --batch-size 1 --seq-len 8 --reps 1 --json --save-model "$MODELS/fp32" >/dev/null
+FP32_FLAGS=(--model "$MODELS/fp32")
+INT8_FLAGS=(--quantize int8)
+if [ "$HAVE_INT8" = 1 ] && "$BIN" quantize --model "$MODELS/fp32" --out "$MODELS/int8" >&2; then
+  INT8_FLAGS=(--model "$MODELS/int8")
+fi
+flags() { # flags WORKLOAD fp32|int8: our extra flags for that row
+  if [ "$1" != infer ]; then return; fi
+  if [ "$2" = int8 ]; then printf '%s\n' "${INT8_FLAGS[@]}"; else printf '%s\n' "${FP32_FLAGS[@]}"; fi
+}
+
 # Reps per row and side: fixed under --quick, else calibrated once before the rounds.
 declare -A REPS
 while read -r w b t reps rreps; do
@@ -136,9 +152,11 @@ while read -r w b t reps rreps; do
     REPS[$w.$b.$t.fp32]=$reps
     REPS[$w.$b.$t.int8]=$reps
   else
-    REPS[$w.$b.$t.fp32]=$(calibrate "$w" "$b" "$t")
+    mapfile -t f32f < <(flags "$w" fp32)
+    REPS[$w.$b.$t.fp32]=$(calibrate "$w" "$b" "$t" "${f32f[@]}")
     if [ "$w" = infer ] && [ "$HAVE_INT8" = 1 ]; then
-      REPS[$w.$b.$t.int8]=$(calibrate "$w" "$b" "$t" --quantize int8 2>/dev/null || echo 0)
+      mapfile -t i8f < <(flags "$w" int8)
+      REPS[$w.$b.$t.int8]=$(calibrate "$w" "$b" "$t" "${i8f[@]}" 2>/dev/null || echo 0)
     fi
     echo "calibrated: $w ${b}x$t electra reps fp32 ${REPS[$w.$b.$t.fp32]} int8 ${REPS[$w.$b.$t.int8]:--}" >&2
   fi
@@ -147,11 +165,14 @@ done <<< "$JOBS"
 for r in $(seq "$ROUNDS"); do
   echo "round $r/$ROUNDS" >&2
   while read -r w b t reps rreps; do
-    electra "$BIN" electra "$w" "$b" "$t" "${REPS[$w.$b.$t.fp32]}"
+    mapfile -t f32f < <(flags "$w" fp32)
+    mapfile -t i8f < <(flags "$w" int8)
+    electra "$BIN" electra "$w" "$b" "$t" "${REPS[$w.$b.$t.fp32]}" "${f32f[@]}"
     if [ "$w" = infer ] && [ "$HAVE_INT8" = 1 ] && [ "${REPS[$w.$b.$t.int8]:-0}" != 0 ]; then
-      electra "$BIN" electra-int8 "$w" "$b" "$t" "${REPS[$w.$b.$t.int8]}" --quantize int8 ||
+      electra "$BIN" electra-int8 "$w" "$b" "$t" "${REPS[$w.$b.$t.int8]}" "${i8f[@]}" ||
         echo "note: electra int8 ${b}x$t failed" >&2
     fi
+    # The baseline binary may predate --model: it times its own fresh preset model.
     if [ -n "$BASELINE" ]; then electra "$BASELINE" baseline "$w" "$b" "$t" "${REPS[$w.$b.$t.fp32]}"; fi
     if [ "$w" = infer ] && [ "$HAVE_ORT" = 1 ]; then
       ort onnxruntime model.opt.onnx "$b" "$t"

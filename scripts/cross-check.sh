@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
-# Cross builds for ARM64 (docs/MOBILE.md), checked for real on an x86-64 Debian machine:
+# ARM64 (docs/MOBILE.md), checked for real on an x86-64 Debian machine. Two modes:
 #
-#   1. rustup target add aarch64-unknown-linux-gnu aarch64-linux-android
-#   2. libelectra.so + libelectra.a for aarch64-unknown-linux-gnu, linked by Debian's
-#      aarch64-linux-gnu-gcc; checks the ELF machine, the soname and the exported symbols.
-#   3. The parity and ABI test suites (model_reference, train_reference, trainer, ffi) built for
-#      aarch64 and run under qemu-user, and the same suites on x86-64: both must pass the same
-#      1e-5 PyTorch parity. Then examples/infer.c, cross-compiled, prints the discriminator
-#      logits of every fixture and of a small model trained here; the aarch64 numbers (NEON
-#      kernels of gemm, under qemu) are diffed against x86-64's (AVX2/AVX-512) with a tolerance.
-#   4. aarch64-linux-android: a full build with the NDK when ANDROID_NDK_HOME is set (and a
-#      check of the 16 KB page alignment), else `cargo check` only (no linker needed).
+# Default (part of scripts/test.sh, about 6 minutes from a clean clone on 2 cores):
+#   1. rustup target add aarch64-unknown-linux-gnu aarch64-linux-android aarch64-apple-ios; a
+#      target that cannot be installed is reported on its own line and its steps are skipped.
+#   2. Under qemu-user: the CPU kernel unit tests (the prepacked f32 and int8 NEON kernels, each
+#      against the scalar reference, bit for bit for int8), with qemu's default CPU (NEON with
+#      dotprod: the SDOT int8 kernel) and again as a Cortex-A53 (NEON without dotprod: the
+#      fallback int8 kernel); then the PyTorch parity suite (model_reference) and the int8 model
+#      suite (quant).
+#   3. Static libraries for aarch64-linux-android and aarch64-apple-ios (`cargo rustc --lib
+#      --crate-type staticlib`: no NDK or Xcode is needed for a staticlib).
 #
-# Needs (apt): gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user; network access to
-# static.rust-lang.org for step 1 unless the targets are installed already.
+# --full: also (old default) libelectra.so + .a for aarch64-unknown-linux-gnu linked by Debian's
+#   aarch64-linux-gnu-gcc with ELF machine, soname and export checks; the parity and ABI suites
+#   (model_reference, train_reference, trainer, ffi) in release under qemu and on x86-64;
+#   examples/infer.c cross-compiled, its logits of every fixture and of a small model trained
+#   here diffed between x86-64 and aarch64; aarch64-linux-android linked with the NDK when
+#   ANDROID_NDK_HOME is set (and a check of the 16 KB page alignment).
+#
+# Needs (apt): gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static (or qemu-user);
+# network access to static.rust-lang.org for step 1 unless the targets are installed already.
 #
 #   bash scripts/cross-check.sh
-#   SKIP_X86_TESTS=1 bash scripts/cross-check.sh     # skip the x86-64 run of the suites
-#   ANDROID_NDK_HOME=/opt/android-ndk-r28 ANDROID_API=24 bash scripts/cross-check.sh
+#   bash scripts/cross-check.sh --full [SKIP_X86_TESTS=1] [ANDROID_NDK_HOME=/opt/android-ndk-r28 ANDROID_API=24]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +46,62 @@ die() {
   echo "cross-check: FAILED: $*" >&2
   exit 1
 }
+
+full=0
+[ "${1:-}" = "--full" ] && full=1
+ios=aarch64-apple-ios
+qemu=$(command -v qemu-aarch64-static || command -v qemu-aarch64 || true)
+
+if [ "$full" = 0 ]; then
+  step "1. rustup targets"
+  have=()
+  for t in "$triple" "$android" "$ios"; do
+    if rustup target list --installed | grep -qx "$t" || rustup target add "$t" >/dev/null 2>&1; then
+      have+=("$t")
+      summary+=("ok    rustup target $t")
+    else
+      echo "SKIP: rustup could not install the target $t (it downloads rust-std from static.rust-lang.org); its steps are skipped"
+      summary+=("SKIP  rustup target $t could not be installed: its steps were skipped")
+    fi
+  done
+  installed() { printf '%s\n' "${have[@]}" | grep -qx "$1"; }
+
+  step "2. kernel, parity and int8 suites for $triple under qemu"
+  if ! installed "$triple"; then
+    summary+=("SKIP  $triple suites (no target)")
+  elif ! command -v aarch64-linux-gnu-gcc >/dev/null || [ ! -e "$sysroot/lib/ld-linux-aarch64.so.1" ] || [ -z "$qemu" ]; then
+    die "missing tools: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static"
+  else
+    export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+    export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
+    export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
+    export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="$qemu -L $sysroot"
+    start=$SECONDS
+    # qemu's default CPU ("max") has NEON with dotprod (SDOT): the int8 SDOT kernel runs.
+    cargo test --no-default-features --target "$triple" --lib backend::cpu
+    # A Cortex-A53 has NEON without dotprod: the int8 fallback kernel runs.
+    QEMU_CPU=cortex-a53 cargo test --no-default-features --target "$triple" --lib backend::cpu
+    cargo test --no-default-features --target "$triple" --test model_reference --test quant
+    summary+=("ok    $triple under qemu: CPU kernels (dotprod and Cortex-A53), model_reference, quant ($((SECONDS - start))s)")
+  fi
+
+  step "3. static libraries for $android and $ios"
+  for t in "$android" "$ios"; do
+    if ! installed "$t"; then
+      summary+=("SKIP  $t staticlib (no target)")
+      continue
+    fi
+    start=$SECONDS
+    cargo rustc --no-default-features --lib --crate-type staticlib --target "$t"
+    a=$target/$t/debug/libelectra.a
+    [ -s "$a" ] || die "no $a"
+    summary+=("ok    $t: $a, $(stat -c %s "$a") bytes ($((SECONDS - start))s)")
+  done
+  echo
+  echo "== cross-check summary"
+  printf '%s\n' "${summary[@]}"
+  exit 0
+fi
 
 step "1. rustup targets"
 if ! rustup target add "$triple" "$android"; then

@@ -72,6 +72,13 @@ suite "C/C++ examples (valgrind)" bash tests/c/test_examples.sh
 suite "make install: soname, pkg-config, CMake" env PROFILE=release bash tests/c/test_install.sh
 # --- end of C/C++ examples and packaging ---
 
+# --- ARM64 (scripts/cross-check.sh; needs qemu-user-static, gcc-aarch64-linux-gnu,
+# libc6-dev-arm64-cross and the rustup targets, which .ci/run installs) ---
+# The CPU kernels (NEON f32, int8 SDOT and its no-dotprod fallback against the scalar reference)
+# and the parity and int8 suites under qemu-aarch64; Android and iOS static libraries.
+suite "aarch64 under qemu + Android/iOS staticlibs" bash scripts/cross-check.sh
+# --- end of ARM64 ---
+
 # --- Fuzzing (fuzz/, needs cargo-fuzz; .ci/run installs it) ---
 # Every fuzz target for FUZZ_SECONDS (10) seconds on its seeds; a crash fails the run.
 suite "fuzz smoke (cargo fuzz, stable)" bash scripts/fuzz-smoke.sh

@@ -26,6 +26,24 @@ pub fn try_vec<T: Clone>(n: usize, fill: T, what: &str) -> Result<Vec<T>> {
     Ok(v)
 }
 
+/// `n` zeros, allocated zeroed (`calloc`): a large buffer comes straight from the kernel's zero
+/// pages, which become resident only where written. [`Error::OutOfMemory`] when refused.
+pub fn try_zeroed_f32(n: usize, what: &str) -> Result<Vec<f32>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<f32>(n).map_err(|_| oom::<f32>(n, what))?;
+    // SAFETY: the layout has a non-zero size (n > 0 f32s).
+    let p = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<f32>();
+    if p.is_null() {
+        return Err(oom::<f32>(n, what));
+    }
+    // SAFETY: `p` comes from the global allocator with the layout of `[f32; n]` (what a
+    // `Vec<f32>` of capacity n frees with), and its n elements are initialised: all-zero bits
+    // are the f32 0.0.
+    Ok(unsafe { Vec::from_raw_parts(p, n, n) })
+}
+
 /// Grows (or shrinks) `v` to `n` elements, reserving fallibly; `v` is unchanged on error.
 pub fn try_resize<T: Clone>(v: &mut Vec<T>, n: usize, fill: T, what: &str) -> Result<()> {
     if n > v.len() {

@@ -186,7 +186,7 @@ impl FineTuner {
     pub fn from_model(model: Model, opts: FinetuneOptions) -> Result<Self> {
         opts.validate()?;
         model.require_f32("fine-tuning")?;
-        let Model { params: ParamStore { mut table, data }, towers, .. } = model;
+        let Model { params: ParamStore { mut table, data, .. }, towers, .. } = model;
         let Towers::Classifier(cls) = towers else {
             return Err(Error::arg("the model has no classification head"));
         };

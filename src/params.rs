@@ -42,6 +42,11 @@ pub struct ParamStore {
     pub table: ParamTable,
     /// All values, tensors laid out back to back in registration order.
     pub data: Vec<f32>,
+    /// Whether `data`'s spare capacity is zero-filled memory never written since it was mapped
+    /// ([`ParamStore::reserve`] on an empty store): `add` then extends `data` over it without
+    /// writing, so the pages of tensors nobody writes (the f32 spans of an int8 model's weights)
+    /// never become resident.
+    pub zeroed_spare: bool,
 }
 
 /// Whether the original ELECTRA optimizer decays a tensor with this name.
@@ -116,6 +121,13 @@ impl ParamStore {
     /// with the size when the allocator refuses. Models call it with their size (checked
     /// against the machine's memory first) before registering, so `add` never reallocates.
     pub fn reserve(&mut self, numel: usize) -> crate::error::Result<()> {
+        if self.data.is_empty() && self.data.capacity() < numel {
+            let mut v = crate::alloc::try_zeroed_f32(numel, "model weights")?;
+            v.clear();
+            self.data = v;
+            self.zeroed_spare = true;
+            return Ok(());
+        }
         let more = numel.saturating_sub(self.data.len());
         self.data.try_reserve_exact(more).map_err(|_| crate::alloc::oom::<f32>(numel, "model weights"))
     }
@@ -135,7 +147,16 @@ impl ParamStore {
             lr_scale: 1.0,
         });
         self.table.numel += len;
-        self.data.resize(self.table.numel, 0.0);
+        if self.zeroed_spare && self.table.numel <= self.data.capacity() {
+            // SAFETY: the spare capacity up to `capacity()` is zero-filled memory from
+            // `try_zeroed_f32` that nothing has written since (`zeroed_spare` is set only by
+            // `reserve`, and `data` grows only here), and all-zero bits are the f32 0.0: the
+            // new elements are initialised zeros, as `resize` would write them.
+            unsafe { self.data.set_len(self.table.numel) };
+        } else {
+            self.zeroed_spare = false;
+            self.data.resize(self.table.numel, 0.0);
+        }
         self.table.by_name.insert(name, id);
         id
     }

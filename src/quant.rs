@@ -154,18 +154,28 @@ pub fn quantize(model: &Model) -> Result<Model> {
     if model.quant.is_some() {
         return Ok(model.clone());
     }
-    let mut out = model.clone();
     let tensors = quantized_tensors(&model.towers);
+    // A fresh zeroed buffer with only the f32 tensors copied in: the quantized spans are never
+    // written, so their pages never become resident (the model keeps no f32 copy of them).
+    let src = model.params.values();
+    let mut data = crate::alloc::try_zeroed_f32(src.len(), "int8 model weights")?;
+    let mut at = 0;
+    for t in &tensors {
+        data[at..t.span.off].copy_from_slice(&src[at..t.span.off]);
+        at = t.span.off + t.span.len;
+    }
+    data[at..].copy_from_slice(&src[at..]);
     let mut entries = Vec::with_capacity(tensors.len());
     for t in &tensors {
-        let w = t.span.of(model.params.values());
+        let w = t.span.of(src);
         let q = quantize_weight(w, t.rows, t.cols).map_err(|e| {
             let name = model.params.infos().iter().find(|i| i.offset == t.span.off).map_or("?", |i| i.name.as_str());
             Error::arg(format!("quantizing {name}: {e}"))
         })?;
         entries.push((t.span.off, q));
-        t.span.of_mut(&mut out.params.data).fill(0.0);
     }
+    let params = crate::params::ParamStore { table: model.params.table.clone(), data, zeroed_spare: false };
+    let mut out = Model::from_parts(params, model.towers.clone());
     out.quant = Some(Arc::new(QuantizedWeights::new(entries)));
     Ok(out)
 }

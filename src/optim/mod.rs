@@ -365,7 +365,7 @@ impl Trained {
     /// A host snapshot of what `towers` holds with the current weights.
     pub fn snapshot(&self, towers: Towers) -> Result<Model> {
         let data = self.weights()?.into_owned();
-        Ok(Model::from_parts(ParamStore { table: self.table.clone(), data }, towers))
+        Ok(Model::from_parts(ParamStore { table: self.table.clone(), data, zeroed_spare: false }, towers))
     }
 }
 

@@ -201,7 +201,7 @@ impl Trainer {
         let state = crate::limits::training_bytes(model.num_parameters())?;
         crate::limits::check(state, opts.max_memory_bytes, "the trainer's weights, gradients and Adam moments")?;
         let be = backend::open(opts.device, opts.threads)?;
-        let Model { params: ParamStore { table, data }, towers, .. } = model;
+        let Model { params: ParamStore { table, data, .. }, towers, .. } = model;
         let params = Trained::new(be, table, data, opts.adamw())?;
         let k = opts.accumulate_steps as u64;
         let first = opts.rank as u64 * k;

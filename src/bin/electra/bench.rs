@@ -96,6 +96,10 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let batch = Batch::new(&ids, b, t);
     let mut times = Vec::new();
     let mut model_bytes = 0u64;
+    let mut format = WeightFormat::F32;
+    if a.what != "infer" && a.quantize == WeightFormat::Int8 {
+        return Err(Error::arg("bench: --quantize int8 is for the infer workload (training needs f32 weights)"));
+    }
     let (flops, extra) = match a.what.as_str() {
         "train" => {
             let opts = TrainOptions {
@@ -142,6 +146,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                     m
                 }
             };
+            format = electra::quant::format_of(&m);
             let mut s = Session::with_options(
                 Arc::new(m),
                 &SessionOptions { device: a.device, threads: a.threads, ..Default::default() },
@@ -170,7 +175,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 "workload": a.what, "preset": a.preset, "batch_size": b, "seq_len": t, "threads": a.threads,
                 "median_seconds": med, "tokens_per_second": tokens_per_s, "gflops": gflops,
                 "peak_rss_bytes": rss, "reps": a.reps,
-                "quantize": if a.what == "infer" { a.quantize } else { WeightFormat::F32 },
+                "quantize": format,
                 "model_bytes": model_bytes,
             })
         );
