@@ -15,6 +15,7 @@ pub mod layer_norm;
 pub mod loss;
 pub mod matmul;
 pub mod optim;
+pub mod packed;
 pub mod par;
 pub mod rows;
 pub mod sample;
