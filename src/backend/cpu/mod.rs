@@ -11,6 +11,7 @@
 pub mod activation;
 pub mod attention;
 pub mod embedding;
+pub mod int8;
 pub mod layer_norm;
 pub mod loss;
 pub mod matmul;
