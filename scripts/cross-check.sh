@@ -78,10 +78,10 @@ if [ "$full" = 0 ]; then
     export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="$qemu -L $sysroot"
     start=$SECONDS
     # qemu's default CPU ("max") has NEON with dotprod (SDOT): the int8 SDOT kernel runs.
-    cargo test --no-default-features --target "$triple" --lib backend::cpu
+    cargo test --profile cross --no-default-features --target "$triple" --lib backend::cpu
     # A Cortex-A53 has NEON without dotprod: the int8 fallback kernel runs.
-    QEMU_CPU=cortex-a53 cargo test --no-default-features --target "$triple" --lib backend::cpu
-    cargo test --no-default-features --target "$triple" --test model_reference --test quant
+    QEMU_CPU=cortex-a53 cargo test --profile cross --no-default-features --target "$triple" --lib backend::cpu
+    cargo test --profile cross --no-default-features --target "$triple" --test model_reference --test quant
     summary+=("ok    $triple under qemu: CPU kernels (dotprod and Cortex-A53), model_reference, quant ($((SECONDS - start))s)")
   fi
 
@@ -92,8 +92,8 @@ if [ "$full" = 0 ]; then
       continue
     fi
     start=$SECONDS
-    cargo rustc --no-default-features --lib --crate-type staticlib --target "$t"
-    a=$target/$t/debug/libelectra.a
+    cargo rustc --profile cross --no-default-features --lib --crate-type staticlib --target "$t"
+    a=$target/$t/cross/libelectra.a
     [ -s "$a" ] || die "no $a"
     summary+=("ok    $t: $a, $(stat -c %s "$a") bytes ($((SECONDS - start))s)")
   done
