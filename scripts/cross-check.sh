@@ -78,9 +78,9 @@ if [ "$full" = 0 ]; then
     export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="$qemu -L $sysroot"
     start=$SECONDS
     # qemu's default CPU ("max") has NEON with dotprod (SDOT): the int8 SDOT kernel runs.
-    cargo test --profile cross --no-default-features --target "$triple" --lib backend::cpu
+    ELECTRA_EXPECT_SDOT=1 cargo test --profile cross --no-default-features --target "$triple" --lib backend::cpu
     # A Cortex-A53 has NEON without dotprod: the int8 fallback kernel runs.
-    QEMU_CPU=cortex-a53 cargo test --profile cross --no-default-features --target "$triple" --lib backend::cpu
+    ELECTRA_EXPECT_SDOT=0 QEMU_CPU=cortex-a53 cargo test --profile cross --no-default-features --target "$triple" --lib backend::cpu
     cargo test --profile cross --no-default-features --target "$triple" --test model_reference --test quant
     summary+=("ok    $triple under qemu: CPU kernels (dotprod and Cortex-A53), model_reference, quant ($((SECONDS - start))s)")
   fi

@@ -17,9 +17,8 @@
 //!
 //! Kernels (detected once; `ELECTRA_SIMD=scalar|avx2|avx512` caps them as in `simd.rs`):
 //! scalar; x86-64 AVX2 (`vpmaddubsw` with the sign trick); AVX-VNNI (256-bit `vpdpbusd`, VEX);
-//! AVX-512 VNNI (512-bit `vpdpbusd`); aarch64 NEON (`smull` + `sadalp`). The aarch64 dot-product
-//! intrinsics (`vdotq_s32`, feature `stdarch_neon_dotprod`) are not stable in Rust 1.95, so there
-//! is no SDOT kernel yet; NEON without dotprod is the aarch64 path.
+//! AVX-512 VNNI (512-bit `vpdpbusd`); aarch64 NEON with dotprod (`sdot`, as inline assembly: the
+//! `vdotq_s32` intrinsic is not stable in Rust 1.95) and without it (`smull` + `sadalp`).
 
 // The AVX-512 and AVX-VNNI intrinsics are stable since Rust 1.89, above the declared
 // rust-version (as in simd.rs).
@@ -359,6 +358,9 @@ pub enum I8Kernel {
     Avx512Vnni,
     /// aarch64 NEON without the dot-product extension: `smull` + `sadalp`.
     Neon,
+    /// aarch64 NEON with the dot-product extension (Armv8.2+ `dotprod`, every current phone
+    /// core): `sdot`, four int8 products per i32 lane per instruction.
+    NeonDot,
 }
 
 impl I8Kernel {
@@ -370,6 +372,7 @@ impl I8Kernel {
             I8Kernel::AvxVnni => (6, 1),
             I8Kernel::Avx512Vnni => (8, 2),
             I8Kernel::Neon => (2, 1),
+            I8Kernel::NeonDot => (6, 1),
         }
     }
 
@@ -382,7 +385,7 @@ impl I8Kernel {
     fn width(self) -> usize {
         match self {
             I8Kernel::Scalar => 0,
-            I8Kernel::Neon => 128,
+            I8Kernel::Neon | I8Kernel::NeonDot => 128,
             I8Kernel::Avx2 | I8Kernel::AvxVnni => 256,
             I8Kernel::Avx512Vnni => 512,
         }
@@ -407,8 +410,13 @@ fn detected() -> &'static [I8Kernel] {
             }
         }
         #[cfg(target_arch = "aarch64")]
-        if std::arch::is_aarch64_feature_detected!("neon") {
-            k.push(I8Kernel::Neon);
+        {
+            if std::arch::is_aarch64_feature_detected!("neon") && std::arch::is_aarch64_feature_detected!("dotprod") {
+                k.push(I8Kernel::NeonDot);
+            }
+            if std::arch::is_aarch64_feature_detected!("neon") {
+                k.push(I8Kernel::Neon);
+            }
         }
         k.push(I8Kernel::Scalar);
         k
@@ -579,6 +587,9 @@ unsafe fn run_tile(k: I8Kernel, t: &Tile, nr: usize, np: usize) {
         #[cfg(target_arch = "aarch64")]
         // SAFETY: this function's contract; `Neon` is detected only with NEON.
         I8Kernel::Neon => unsafe { arm::run_neon(t, nr, np) },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: this function's contract; `NeonDot` is detected only with NEON and dotprod.
+        I8Kernel::NeonDot => unsafe { arm::run_sdot(t, nr, np) },
         #[allow(unreachable_patterns)]
         _ => unreachable!("int8 kernel {k:?} is not compiled for this architecture"),
     }
@@ -1007,6 +1018,88 @@ mod arm {
         unsafe { tiles!(tile_neon, t, nr, np, [1, 2], [1]) }
     }
 
+    /// Runs a NEON tile with `sdot`.
+    ///
+    /// # Safety
+    /// As `run_tile`; the CPU must have NEON and dotprod.
+    #[target_feature(enable = "neon,dotprod")]
+    pub unsafe fn run_sdot(t: &Tile, nr: usize, np: usize) {
+        // SAFETY: the contract of `run_tile`, and NEON with dotprod is available.
+        unsafe { tiles!(tile_sdot, t, nr, np, [1, 2, 3, 4, 5, 6], [1]) }
+    }
+
+    /// `acc[i] += Σ_j a[4i + j]·b[4i + j]` (`sdot`, exact in i32). Written as inline assembly:
+    /// the `vdotq_s32` intrinsic is not stable in Rust 1.95; the instruction assembles in
+    /// `run_sdot`, which enables `dotprod`, and this is always inlined there.
+    #[inline(always)]
+    unsafe fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+        let mut acc = acc;
+        // SAFETY: a register-only instruction (no memory, no flags); the caller runs on a CPU
+        // with dotprod (the contract of `run_sdot`).
+        unsafe {
+            std::arch::asm!(
+                "sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b",
+                acc = inout(vreg) acc,
+                a = in(vreg) a,
+                b = in(vreg) b,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+        }
+        acc
+    }
+
+    /// NEON micro-kernel with dotprod. A 16-byte quarter of a line is 4 channels × 4 k, which is
+    /// `sdot`'s layout: with the row's 4 bytes repeated in every lane, one `sdot` adds 4 k of 4
+    /// channels into 4 i32 lanes. Same sums as every other kernel (i32 addition is exact).
+    ///
+    /// # Safety
+    /// As `run_tile` with `nr = R`, `np = P`, signed rows; NEON with dotprod available.
+    #[inline(always)]
+    unsafe fn tile_sdot<const R: usize, const P: usize>(t: &Tile) {
+        // SAFETY: as `tile_neon`: the tile's contract bounds every access.
+        unsafe {
+            let mut acc = [[[vdupq_n_s32(0); 4]; P]; R];
+            for g in 0..t.kg {
+                let mut w = [[vdupq_n_s8(0); 4]; P];
+                for (p, wp) in w.iter_mut().enumerate() {
+                    let line = t.w.add(p * t.kg + g).cast::<i8>();
+                    for (v, wv) in wp.iter_mut().enumerate() {
+                        *wv = vld1q_s8(line.add(16 * v));
+                    }
+                }
+                for (r, ar) in acc.iter_mut().enumerate() {
+                    let xb = vreinterpretq_s8_s32(vdupq_n_s32(read_unaligned(t.x.add(r * t.kp + 4 * g).cast::<i32>())));
+                    for (ap, wp) in ar.iter_mut().zip(&w) {
+                        for v in 0..4 {
+                            ap[v] = sdot(ap[v], wp[v], xb);
+                        }
+                    }
+                }
+            }
+            for p in 0..P {
+                for v in 0..4 {
+                    let c = p * 16 + v * 4;
+                    let n = t.nc.saturating_sub(c).min(4);
+                    if n == 0 {
+                        continue;
+                    }
+                    let ws = vld1q_f32(t.ws.add(c));
+                    for (r, ar) in acc.iter().enumerate() {
+                        let sc = vmulq_f32(vdupq_n_f32(*t.xs.add(r)), ws);
+                        let out = vmulq_f32(vcvtq_f32_s32(ar[p][v]), sc);
+                        let y = t.y.add(r * t.ldy + c);
+                        if n == 4 {
+                            vst1q_f32(y, out);
+                        } else {
+                            let a: [f32; 4] = std::mem::transmute(out);
+                            store_first(y, &a, n);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// NEON micro-kernel without dotprod. A 16-byte quarter of a line is 4 channels × 4 k;
     /// `smull` of its low (high) half by the row's 4 bytes, repeated, gives 8 exact i16 products
     /// (|x·w| ≤ 127·127) of channels 0–1 (2–3), and `sadalp` adds adjacent pairs into 4 i32
@@ -1195,7 +1288,17 @@ mod tests {
         let kernels = runs();
         eprintln!("int8 kernels under test: {kernels:?}");
         #[cfg(target_arch = "aarch64")]
-        assert!(kernels.contains(&Run::K(I8Kernel::Neon)));
+        {
+            assert!(kernels.contains(&Run::K(I8Kernel::Neon)));
+            // scripts/cross-check.sh says which CPU qemu emulates, so a kernel cannot go missing
+            // unnoticed: 1 for its default CPU (dotprod), 0 for a Cortex-A53 (none).
+            let sdot = kernels.contains(&Run::K(I8Kernel::NeonDot));
+            match std::env::var("ELECTRA_EXPECT_SDOT").as_deref() {
+                Ok("1") => assert!(sdot, "the CPU has dotprod but the sdot kernel is not under test"),
+                Ok("0") => assert!(!sdot, "a CPU without dotprod runs the sdot kernel"),
+                _ => {}
+            }
+        }
         for &din in &[1, 3, 4, 5, 64, 127, 256, 384] {
             for &dout in &[1, 15, 16, 17, 33, 256] {
                 let pw = PackedI8::new(&quantize_weight(&vec![0.0; dout * din], dout, din).unwrap()).unwrap();
