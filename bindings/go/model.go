@@ -20,7 +20,7 @@ type ModelInfo struct {
 	HasGenerator          bool // GeneratorLogits needs it
 	GeneratorHiddenSize   int  // 0 without a generator
 	NumParameters         uint64
-	NumLabels             int // labels of the classification head (0 without one)
+	NumLabels             int  // labels of the classification head (0 without one)
 	Int8                  bool // the Linear weights are int8 (inference only; see LoadOptions.Quantize)
 }
 
