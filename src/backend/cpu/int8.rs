@@ -1054,21 +1054,17 @@ mod arm {
     ///
     /// # Safety
     /// As `run_tile` with `nr = R`, `np = P`, signed rows; NEON with dotprod available.
+    // The store closure reads acc[r][p][v] across rows: indices say it more plainly.
+    #[allow(clippy::needless_range_loop)]
     #[inline(always)]
     unsafe fn tile_sdot<const R: usize, const P: usize>(t: &Tile) {
         // SAFETY: as `tile_neon`: the tile's contract bounds every access.
         unsafe {
             let mut acc = [[[vdupq_n_s32(0); 4]; P]; R];
             for g in 0..t.kg {
-                let mut w = [[vdupq_n_s8(0); 4]; P];
-                for (p, wp) in w.iter_mut().enumerate() {
-                    let line = t.w.add(p * t.kg + g).cast::<i8>();
-                    for (v, wv) in wp.iter_mut().enumerate() {
-                        *wv = vld1q_s8(line.add(16 * v));
-                    }
-                }
+                let w = load_quarters::<P>(t, g);
                 for (r, ar) in acc.iter_mut().enumerate() {
-                    let xb = vreinterpretq_s8_s32(vdupq_n_s32(read_unaligned(t.x.add(r * t.kp + 4 * g).cast::<i32>())));
+                    let xb = row_bytes(t, r, g);
                     for (ap, wp) in ar.iter_mut().zip(&w) {
                         for v in 0..4 {
                             ap[v] = sdot(ap[v], wp[v], xb);
@@ -1078,23 +1074,65 @@ mod arm {
             }
             for p in 0..P {
                 for v in 0..4 {
-                    let c = p * 16 + v * 4;
-                    let n = t.nc.saturating_sub(c).min(4);
-                    if n == 0 {
-                        continue;
-                    }
-                    let ws = vld1q_f32(t.ws.add(c));
-                    for (r, ar) in acc.iter().enumerate() {
-                        let sc = vmulq_f32(vdupq_n_f32(*t.xs.add(r)), ws);
-                        let out = vmulq_f32(vcvtq_f32_s32(ar[p][v]), sc);
-                        let y = t.y.add(r * t.ldy + c);
-                        if n == 4 {
-                            vst1q_f32(y, out);
-                        } else {
-                            let a: [f32; 4] = std::mem::transmute(out);
-                            store_first(y, &a, n);
-                        }
-                    }
+                    store4(t, p * 16 + v * 4, R, |r| acc[r][p][v]);
+                }
+            }
+        }
+    }
+
+    /// The 4 quarters (4 channels × 4 k each) of line `g` of each of `P` panels.
+    ///
+    /// # Safety
+    /// `g < t.kg` and `P` panels within the tile's packed weight; NEON available.
+    #[inline(always)]
+    unsafe fn load_quarters<const P: usize>(t: &Tile, g: usize) -> [[int8x16_t; 4]; P] {
+        // SAFETY: the caller's contract: line g of panels 0..P is inside the packed weight.
+        unsafe {
+            let mut w = [[vdupq_n_s8(0); 4]; P];
+            for (p, wp) in w.iter_mut().enumerate() {
+                let line = t.w.add(p * t.kg + g).cast::<i8>();
+                for (v, wv) in wp.iter_mut().enumerate() {
+                    *wv = vld1q_s8(line.add(16 * v));
+                }
+            }
+            w
+        }
+    }
+
+    /// Row `r`'s 4 bytes of k-group `g`, repeated in every 32-bit lane.
+    ///
+    /// # Safety
+    /// Row `r` of the tile is readable at bytes 4g..4g+4; NEON available.
+    #[inline(always)]
+    unsafe fn row_bytes(t: &Tile, r: usize, g: usize) -> int8x16_t {
+        // SAFETY: the caller's contract.
+        unsafe { vreinterpretq_s8_s32(vdupq_n_s32(read_unaligned(t.x.add(r * t.kp + 4 * g).cast::<i32>()))) }
+    }
+
+    /// Writes channels c..c+4 (those below `t.nc`) of rows 0..rows: `sum(r) as f32 · (xs · ws)`,
+    /// the two multiplies of the definition, in its order.
+    ///
+    /// # Safety
+    /// The tile's scales cover c..c+4 (padded to whole panels) and its outputs rows 0..rows ×
+    /// columns below `t.nc`; NEON available.
+    #[inline(always)]
+    unsafe fn store4(t: &Tile, c: usize, rows: usize, sum: impl Fn(usize) -> int32x4_t) {
+        let n = t.nc.saturating_sub(c).min(4);
+        if n == 0 {
+            return;
+        }
+        // SAFETY: the caller's contract bounds the scale reads and the n output writes per row.
+        unsafe {
+            let ws = vld1q_f32(t.ws.add(c));
+            for r in 0..rows {
+                let sc = vmulq_f32(vdupq_n_f32(*t.xs.add(r)), ws);
+                let out = vmulq_f32(vcvtq_f32_s32(sum(r)), sc);
+                let y = t.y.add(r * t.ldy + c);
+                if n == 4 {
+                    vst1q_f32(y, out);
+                } else {
+                    let a: [f32; 4] = std::mem::transmute(out);
+                    store_first(y, &a, n);
                 }
             }
         }
@@ -1108,6 +1146,8 @@ mod arm {
     ///
     /// # Safety
     /// As `run_tile` with `nr = R`, `np = P`, signed rows; NEON available.
+    // The store closure reads acc[r][p][v] across rows: indices say it more plainly.
+    #[allow(clippy::needless_range_loop)]
     #[inline(always)]
     unsafe fn tile_neon<const R: usize, const P: usize>(t: &Tile) {
         // SAFETY: NEON is available; the tile's contract bounds every access: 4-byte reads at
@@ -1116,15 +1156,9 @@ mod arm {
         unsafe {
             let mut acc = [[[vdupq_n_s32(0); 8]; P]; R];
             for g in 0..t.kg {
-                let mut w = [[vdupq_n_s8(0); 4]; P];
-                for (p, wp) in w.iter_mut().enumerate() {
-                    let line = t.w.add(p * t.kg + g).cast::<i8>();
-                    for (v, wv) in wp.iter_mut().enumerate() {
-                        *wv = vld1q_s8(line.add(16 * v));
-                    }
-                }
+                let w = load_quarters::<P>(t, g);
                 for (r, ar) in acc.iter_mut().enumerate() {
-                    let xb = vreinterpretq_s8_s32(vdupq_n_s32(read_unaligned(t.x.add(r * t.kp + 4 * g).cast::<i32>())));
+                    let xb = row_bytes(t, r, g);
                     let xl = vget_low_s8(xb);
                     for (ap, wp) in ar.iter_mut().zip(&w) {
                         for v in 0..4 {
@@ -1136,24 +1170,7 @@ mod arm {
             }
             for p in 0..P {
                 for v in 0..4 {
-                    let c = p * 16 + v * 4;
-                    let n = t.nc.saturating_sub(c).min(4);
-                    if n == 0 {
-                        continue;
-                    }
-                    let ws = vld1q_f32(t.ws.add(c));
-                    for (r, ar) in acc.iter().enumerate() {
-                        let sum = vpaddq_s32(ar[p][2 * v], ar[p][2 * v + 1]);
-                        let sc = vmulq_f32(vdupq_n_f32(*t.xs.add(r)), ws);
-                        let out = vmulq_f32(vcvtq_f32_s32(sum), sc);
-                        let y = t.y.add(r * t.ldy + c);
-                        if n == 4 {
-                            vst1q_f32(y, out);
-                        } else {
-                            let a: [f32; 4] = std::mem::transmute(out);
-                            store_first(y, &a, n);
-                        }
-                    }
+                    store4(t, p * 16 + v * 4, R, |r| vpaddq_s32(acc[r][p][2 * v], acc[r][p][2 * v + 1]));
                 }
             }
         }
