@@ -450,10 +450,10 @@ fn packed_then(
     for_ranges(panels, 2 * t, 1, 1, |p0, p1| {
         let (c0, c1) = (p0 * panel, (p1 * panel).min(dout));
         let width = c1 - c0;
-        let mut local = vec![0.0f32; n * dout.min(c1)];
         // The kernel writes columns c0..c1 of each row at their own index: a [n, c1] buffer
         // whose first c0 columns stay unused keeps the indexing of the whole output.
         let ld = c1;
+        let mut local = vec![0.0f32; n * ld];
         packed_block(&mut local, ld, x, w, din, 0..n, c0..c1, xq);
         for r in 0..n {
             // SAFETY: columns c0..c1 of row r belong to this task alone (disjoint panel ranges).
