@@ -55,6 +55,20 @@ suite "cargo test --features mpi" cargo test --features mpi
 # conformance cases print "skipped: no CUDA device" here instead of passing silently.
 suite "clippy --features cuda" cargo clippy --features cuda --all-targets -- -D warnings
 suite "conformance --features cuda (no GPU needed)" cargo test --features cuda --test conformance
+# Every CUDA kernel through NVRTC and ptxas for sm_80 and sm_90, from the wheels .ci/run installs
+# into $ELECTRA_CUDA_TOOLS (default ~/.cache/electra-cuda-tools): required under CI, a visible
+# "NOT RUN" line on a developer machine without them.
+cuda_kernels() {
+  local tools=${ELECTRA_CUDA_TOOLS:-$HOME/.cache/electra-cuda-tools} nv
+  nv=$(ls -d "$tools"/lib/python3*/site-packages/nvidia 2>/dev/null | head -1)
+  if [ -n "$nv" ]; then
+    LD_LIBRARY_PATH="$nv/cuda_nvrtc/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ELECTRA_PTXAS="$nv/cuda_nvcc/bin/ptxas" \
+      cargo test --features cuda --test cuda_kernels -- --nocapture
+  else
+    cargo test --features cuda --test cuda_kernels -- --nocapture
+  fi
+}
+suite "CUDA kernels: NVRTC + ptxas sm_80/sm_90 (no GPU needed)" cuda_kernels
 suite "C ABI under valgrind" bash tests/c/run.sh
 
 # --- Language bindings (bindings/go, bindings/csharp; owned by the bindings engineer) ---

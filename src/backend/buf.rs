@@ -2,43 +2,90 @@
 //! [`Mem`], read-only memory a kernel may read without owning it (a model's host weights shared
 //! by many sessions, or a view of a `Buf`).
 //!
-//! Only host memory exists today. A device backend adds its variant to `Store` and `Mem`; every
-//! place that must handle it (the CPU backend's accessors, the downloads) then fails to compile
-//! until it does, which is the point.
+//! Host memory (the CPU backend) and, with the `cuda` feature, CUDA device memory. Every place
+//! that must handle a kind of memory (the backends' accessors, the downloads) matches on it, so
+//! adding one fails to compile until each does.
+
+/// What a buffer may hold: `f32` (activations, gradients, weights) and `i32` (ids).
+#[cfg(feature = "cuda")]
+pub trait Elem:
+    Copy + Default + std::fmt::Debug + cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits
+{
+}
+/// What a buffer may hold: `f32` (activations, gradients, weights) and `i32` (ids).
+#[cfg(not(feature = "cuda"))]
+pub trait Elem: Copy + Default + std::fmt::Debug {}
+impl Elem for f32 {}
+impl Elem for i32 {}
 
 /// An owned buffer of `T` (f32 activations, gradients, weights; i32 ids) on one device. An empty
 /// buffer (the default) belongs to no device yet: [`crate::backend::Backend::ensure`] gives it
 /// memory on the backend that first sizes it. Buffers only grow, so a handle that has run once
 /// allocates nothing more for calls of the same or smaller shape.
-#[derive(Clone, Debug, Default)]
-pub struct Buf<T = f32> {
+#[derive(Debug, Default)]
+pub struct Buf<T: Elem = f32> {
     store: Store<T>,
 }
 
-#[derive(Clone, Debug)]
-enum Store<T> {
+#[derive(Debug)]
+enum Store<T: Elem> {
     /// Ordinary host memory (the CPU backend).
     Host(Vec<T>),
+    /// CUDA device memory.
+    #[cfg(feature = "cuda")]
+    Cuda(DeviceBuf<T>),
 }
 
-impl<T> Default for Store<T> {
+/// A CUDA allocation and, for id buffers, the host copy of what was last uploaded.
+///
+/// Ids are born on the host (batches, masked positions, sampled replacements), so the CUDA
+/// backend keeps what it uploaded: it checks ranges there, as the CPU does, and orders the
+/// embedding gradient's scatter by id without a device sort.
+#[cfg(feature = "cuda")]
+#[derive(Debug)]
+pub struct DeviceBuf<T: Elem> {
+    /// The device memory.
+    pub dev: cudarc::driver::CudaSlice<T>,
+    /// The host copy of the leading elements last uploaded (empty when unknown).
+    pub shadow: Vec<T>,
+}
+
+impl<T: Elem> Default for Store<T> {
     fn default() -> Self {
         Store::Host(Vec::new())
     }
 }
 
-/// Read-only memory on some device, borrowed for one call.
-#[derive(Clone, Copy, Debug)]
-pub enum Mem<'a, T = f32> {
-    /// Host memory.
-    Host(&'a [T]),
+impl<T: Elem> Clone for Buf<T> {
+    /// A copy on the same device. A device copy that cannot be made (out of memory) panics, as
+    /// `Vec::clone` does; the library clones only host buffers.
+    fn clone(&self) -> Self {
+        let store = match &self.store {
+            Store::Host(v) => Store::Host(v.clone()),
+            #[cfg(feature = "cuda")]
+            Store::Cuda(d) => Store::Cuda(DeviceBuf { dev: d.dev.clone(), shadow: d.shadow.clone() }),
+        };
+        Buf { store }
+    }
 }
 
-impl<'a, T> Mem<'a, T> {
+/// Read-only memory on some device, borrowed for one call.
+#[derive(Clone, Copy, Debug)]
+pub enum Mem<'a, T: Elem = f32> {
+    /// Host memory.
+    Host(&'a [T]),
+    /// CUDA device memory.
+    #[cfg(feature = "cuda")]
+    Cuda(&'a cudarc::driver::CudaSlice<T>),
+}
+
+impl<'a, T: Elem> Mem<'a, T> {
     /// Elements.
     pub fn len(&self) -> usize {
         match self {
             Mem::Host(s) => s.len(),
+            #[cfg(feature = "cuda")]
+            Mem::Cuda(s) => s.len(),
         }
     }
 
@@ -51,17 +98,19 @@ impl<'a, T> Mem<'a, T> {
     pub fn host(self) -> Option<&'a [T]> {
         match self {
             Mem::Host(s) => Some(s),
+            #[cfg(feature = "cuda")]
+            Mem::Cuda(_) => None,
         }
     }
 }
 
-impl<'a, T> From<&'a [T]> for Mem<'a, T> {
+impl<'a, T: Elem> From<&'a [T]> for Mem<'a, T> {
     fn from(s: &'a [T]) -> Self {
         Mem::Host(s)
     }
 }
 
-impl<T> Buf<T> {
+impl<T: Elem> Buf<T> {
     /// Host memory taken over without a copy.
     pub fn from_host(v: Vec<T>) -> Self {
         Buf { store: Store::Host(v) }
@@ -71,6 +120,8 @@ impl<T> Buf<T> {
     pub fn len(&self) -> usize {
         match &self.store {
             Store::Host(v) => v.len(),
+            #[cfg(feature = "cuda")]
+            Store::Cuda(d) => d.dev.len(),
         }
     }
 
@@ -83,6 +134,8 @@ impl<T> Buf<T> {
     pub fn mem(&self) -> Mem<'_, T> {
         match &self.store {
             Store::Host(v) => Mem::Host(v),
+            #[cfg(feature = "cuda")]
+            Store::Cuda(d) => Mem::Cuda(&d.dev),
         }
     }
 
@@ -90,6 +143,8 @@ impl<T> Buf<T> {
     pub fn host(&self) -> Option<&[T]> {
         match &self.store {
             Store::Host(v) => Some(v),
+            #[cfg(feature = "cuda")]
+            Store::Cuda(_) => None,
         }
     }
 
@@ -97,6 +152,8 @@ impl<T> Buf<T> {
     pub fn host_mut(&mut self) -> Option<&mut [T]> {
         match &mut self.store {
             Store::Host(v) => Some(v),
+            #[cfg(feature = "cuda")]
+            Store::Cuda(_) => None,
         }
     }
 
@@ -104,6 +161,8 @@ impl<T> Buf<T> {
     pub(crate) fn host_vec(&mut self) -> Option<&mut Vec<T>> {
         match &mut self.store {
             Store::Host(v) => Some(v),
+            #[cfg(feature = "cuda")]
+            Store::Cuda(_) => None,
         }
     }
 
@@ -111,6 +170,32 @@ impl<T> Buf<T> {
     pub fn into_host(self) -> Option<Vec<T>> {
         match self.store {
             Store::Host(v) => Some(v),
+            #[cfg(feature = "cuda")]
+            Store::Cuda(_) => None,
+        }
+    }
+
+    /// Device memory taken over.
+    #[cfg(feature = "cuda")]
+    pub(crate) fn from_device(dev: cudarc::driver::CudaSlice<T>) -> Self {
+        Buf { store: Store::Cuda(DeviceBuf { dev, shadow: Vec::new() }) }
+    }
+
+    /// The CUDA allocation, when the buffer is one.
+    #[cfg(feature = "cuda")]
+    pub(crate) fn device(&self) -> Option<&DeviceBuf<T>> {
+        match &self.store {
+            Store::Cuda(d) => Some(d),
+            Store::Host(_) => None,
+        }
+    }
+
+    /// The CUDA allocation, mutable, when the buffer is one.
+    #[cfg(feature = "cuda")]
+    pub(crate) fn device_mut(&mut self) -> Option<&mut DeviceBuf<T>> {
+        match &mut self.store {
+            Store::Cuda(d) => Some(d),
+            Store::Host(_) => None,
         }
     }
 }

@@ -29,9 +29,10 @@ pub mod cuda;
 #[cfg(not(feature = "cuda"))]
 #[path = "cuda_stub.rs"]
 pub mod cuda;
+pub mod keystream;
 
 pub use activation::Activation;
-pub use buf::{Buf, Mem};
+pub use buf::{Buf, Elem, Mem};
 pub use cpu::loss::mean_denominator;
 
 use crate::error::{Error, Result};

@@ -73,12 +73,12 @@ fn too_short(what: &str, len: usize, need: usize) -> Error {
     Error::Internal(format!("{what}: buffer holds {len} elements, the call needs {need}"))
 }
 
-fn rd<'a, T>(b: &'a Buf<T>, need: usize, what: &str) -> Result<&'a [T]> {
+fn rd<'a, T: super::Elem>(b: &'a Buf<T>, need: usize, what: &str) -> Result<&'a [T]> {
     let s = b.host().ok_or_else(|| wrong_device(what))?;
     s.get(..need).ok_or_else(|| too_short(what, s.len(), need))
 }
 
-fn wr<'a, T>(b: &'a mut Buf<T>, need: usize, what: &str) -> Result<&'a mut [T]> {
+fn wr<'a, T: super::Elem>(b: &'a mut Buf<T>, need: usize, what: &str) -> Result<&'a mut [T]> {
     let s = b.host_mut().ok_or_else(|| wrong_device(what))?;
     let len = s.len();
     s.get_mut(..need).ok_or_else(|| too_short(what, len, need))
@@ -697,7 +697,7 @@ fn oom(elements: usize) -> Error {
 }
 
 /// Grows a host buffer to `len` zero-initialised elements, failing cleanly when memory runs out.
-fn grow<T: Copy + Default>(buf: &mut Buf<T>, len: usize) -> Result<()> {
+fn grow<T: super::Elem>(buf: &mut Buf<T>, len: usize) -> Result<()> {
     let v = buf.host_vec().ok_or_else(|| wrong_device("ensure"))?;
     if v.len() < len {
         v.try_reserve_exact(len - v.len()).map_err(|_| oom(len))?;

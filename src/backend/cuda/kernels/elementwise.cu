@@ -1,0 +1,49 @@
+// Elementwise kernels: bias and activation epilogues of the matrix products, the activation
+// backward, fill, scale and add.
+
+// pre[r, j] += bias[j]; act[r, j] = f(pre[r, j]) when `act` is given. `pre` holds x·Wᵀ.
+extern "C" __global__ void bias_act(float* pre, float* act, const float* bias, i64 n, int d, int a) {
+    FOR_EACH(i, n * d) {
+        float v = pre[i] + bias[i % d];
+        pre[i] = v;
+        if (act) act[i] = act_fwd(a, v);
+    }
+}
+
+extern "C" __global__ void activation_fwd(float* out, const float* x, i64 n, int a) {
+    FOR_EACH(i, n) out[i] = act_fwd(a, x[i]);
+}
+
+// dx = dout · f'(x); `dx` may be `dout` (in place: the Linear backward through f).
+extern "C" __global__ void activation_bwd(float* dx, const float* dout, const float* x, i64 n, int a) {
+    FOR_EACH(i, n) dx[i] = dout[i] * act_grad(a, x[i]);
+}
+
+extern "C" __global__ void fill(float* x, i64 n, float v) {
+    FOR_EACH(i, n) x[i] = v;
+}
+
+extern "C" __global__ void scale(float* x, i64 n, float s) {
+    FOR_EACH(i, n) x[i] *= s;
+}
+
+extern "C" __global__ void add(float* dst, const float* src, i64 n) {
+    FOR_EACH(i, n) dst[i] += src[i];
+}
+
+// dst[i, :] = src[rows[i], :] (rows checked on the host).
+extern "C" __global__ void gather_rows(float* dst, const float* src, const int* rows, int m, int width) {
+    FOR_EACH(i, (i64)m * width) {
+        i64 r = i / width, c = i % width;
+        dst[i] = src[(i64)rows[r] * width + c];
+    }
+}
+
+// dst[rows[i], :] (+)= src[i, :] (rows distinct, checked on the host).
+extern "C" __global__ void scatter_rows(float* dst, const float* src, const int* rows, int m, int width, int accumulate) {
+    FOR_EACH(i, (i64)m * width) {
+        i64 r = i / width, c = i % width;
+        float* d = dst + (i64)rows[r] * width + c;
+        *d = accumulate ? *d + src[i] : src[i];
+    }
+}

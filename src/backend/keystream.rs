@@ -1,0 +1,106 @@
+//! The ChaCha8 keystream of rand_chacha's `ChaCha8Rng`, word by word at any position: what the
+//! CUDA backend's Gumbel kernel (`cuda/kernels/sample.cu`) computes on the device so that it
+//! draws the very uniforms the CPU draws from the trainer's generator. This host mirror pins
+//! the layout (key, counter and stream words) against rand_chacha in the tests below.
+
+use rand_chacha::ChaCha8Rng;
+
+/// What the device needs to reproduce `rng`'s next draws: its key, stream and word position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct KeystreamAt {
+    /// The 256-bit key (the seed) as little-endian words.
+    pub key: [u32; 8],
+    /// The stream (nonce) number.
+    pub stream: u64,
+    /// The index of the next word `rng` would return.
+    pub word_pos: u64,
+}
+
+impl KeystreamAt {
+    /// Where `rng` stands; `None` past 2^64 words (never reached: that is 2^60 draws per row).
+    pub fn of(rng: &ChaCha8Rng) -> Option<Self> {
+        let seed = rng.get_seed();
+        let key = std::array::from_fn(|i| {
+            u32::from_le_bytes([seed[4 * i], seed[4 * i + 1], seed[4 * i + 2], seed[4 * i + 3]])
+        });
+        Some(KeystreamAt { key, stream: rng.get_stream(), word_pos: u64::try_from(rng.get_word_pos()).ok()? })
+    }
+}
+
+/// Moves `rng` past `words` words, as drawing them one by one would.
+pub fn skip(rng: &mut ChaCha8Rng, words: u64) {
+    let pos = rng.get_word_pos();
+    rng.set_word_pos(pos + words as u128);
+}
+
+fn quarter(x: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize) {
+    x[a] = x[a].wrapping_add(x[b]);
+    x[d] = (x[d] ^ x[a]).rotate_left(16);
+    x[c] = x[c].wrapping_add(x[d]);
+    x[b] = (x[b] ^ x[c]).rotate_left(12);
+    x[a] = x[a].wrapping_add(x[b]);
+    x[d] = (x[d] ^ x[a]).rotate_left(8);
+    x[c] = x[c].wrapping_add(x[d]);
+    x[b] = (x[b] ^ x[c]).rotate_left(7);
+}
+
+/// Block `block` of the ChaCha8 keystream (16 words), laid out as the device kernel lays it out.
+pub fn chacha8_block(key: &[u32; 8], stream: u64, block: u64) -> [u32; 16] {
+    let mut s = [0u32; 16];
+    s[..4].copy_from_slice(&[0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574]);
+    s[4..12].copy_from_slice(key);
+    s[12] = block as u32;
+    s[13] = (block >> 32) as u32;
+    s[14] = stream as u32;
+    s[15] = (stream >> 32) as u32;
+    let mut x = s;
+    for _ in 0..4 {
+        quarter(&mut x, 0, 4, 8, 12);
+        quarter(&mut x, 1, 5, 9, 13);
+        quarter(&mut x, 2, 6, 10, 14);
+        quarter(&mut x, 3, 7, 11, 15);
+        quarter(&mut x, 0, 5, 10, 15);
+        quarter(&mut x, 1, 6, 11, 12);
+        quarter(&mut x, 2, 7, 8, 13);
+        quarter(&mut x, 3, 4, 9, 14);
+    }
+    std::array::from_fn(|i| x[i].wrapping_add(s[i]))
+}
+
+/// rand's `StandardUniform` f32 from one word: the top 24 bits times 2^−24.
+pub fn uniform_f32(w: u32) -> f32 {
+    (w >> 8) as f32 * (1.0 / (1u32 << 24) as f32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, RngCore, SeedableRng};
+
+    #[test]
+    fn mirror_matches_rand_chacha_at_any_position() {
+        for (seed, stream, skip_words) in [(1u64, 0u64, 0u64), (42, 7, 5), (9, u64::MAX - 3, 1000), (3, 1, 63)] {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            rng.set_stream(stream);
+            skip(&mut rng, skip_words);
+            let at = KeystreamAt::of(&rng).unwrap();
+            assert_eq!(at.word_pos, skip_words);
+            for i in 0..200u64 {
+                let w = at.word_pos + i;
+                let mine = chacha8_block(&at.key, at.stream, w / 16)[(w % 16) as usize];
+                assert_eq!(mine, rng.next_u32(), "seed {seed} stream {stream} word {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn uniform_matches_rand() {
+        let mut a = ChaCha8Rng::seed_from_u64(5);
+        let mut b = a.clone();
+        for _ in 0..1000 {
+            let u: f32 = a.random();
+            assert_eq!(u.to_bits(), uniform_f32(b.next_u32()).to_bits());
+        }
+    }
+}
