@@ -277,7 +277,7 @@ impl CudaBackend {
         let mode = if tf32 {
             cudarc::cublas::sys::cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH
         } else {
-            cudarc::cublas::sys::cublasMath_t::CUBLAS_PEDANTIC_MATH
+            cudarc::cublas::sys::cublasMath_t::CUBLAS_DEFAULT_MATH
         };
         // SAFETY: the handle is live; the mode is one of cuBLAS's.
         unsafe { cudarc::cublas::sys::cublasSetMathMode(*handle.handle(), mode) }
@@ -698,6 +698,9 @@ impl Backend for CudaBackend {
         if !w.is_empty() {
             self.stream.memcpy_htod(w, &mut dev.slice_mut(..w.len())).map_err(|e| driver("uploading weights", e))?;
         }
+        // Other sessions' backends read these weights on their own streams: the copy must be
+        // complete before any of them can see it.
+        self.stream.synchronize().map_err(|e| driver("uploading weights", e))?;
         Ok(Prepared { flat: Some(Buf::from_device(dev)), ..Prepared::default() })
     }
 
