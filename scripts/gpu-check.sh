@@ -141,25 +141,25 @@ run_check() {
     FAILED=1
   fi
 
-  local d=(--device "$DEVICE")
-  local ours=("$BUNDLE/electra" "${d[@]}" bench)
+  # Ours and PyTorch side by side per row, the summary's rows first, so that a run cut short by
+  # the deadline still fills whole rows; our TF32 inference (no PyTorch counterpart) last.
+  local ours=("$BUNDLE/electra" --device "$DEVICE" bench)
+  local ref=("$PY" scripts/bench_reference.py)
   # Flags both sides take; ours adds --json (the reference always prints JSON).
   local shape=(--preset "$PRESET" --seq-len 128 --threads "$THREADS")
-  local common=("${shape[@]}" --json)
-  for tf in "" --tf32; do
-    local tag=fp32
-    [ -n "$tf" ] && tag=tf32
-    step "ours-infer-1-$tag" 45 "${ours[@]}" infer "${common[@]}" --batch-size 1 --reps "$REPS_I1" $tf
-    step "ours-infer-32-$tag" 45 "${ours[@]}" infer "${common[@]}" --batch-size 32 --reps "$REPS_I32" $tf
-    step "ours-train-$tag" 60 "${ours[@]}" train "${common[@]}" --batch-size "$TRAIN_B" --reps "$REPS_T" $tf
-  done
-  local ref=("$PY" scripts/bench_reference.py)
-  local pdev=(--device "$DEVICE")
-  step pytorch-infer-1-fp32 60 "${ref[@]}" infer "${pdev[@]}" "${shape[@]}" --batch-size 1 --reps "$REPS_I1"
-  step pytorch-infer-32-fp32 60 "${ref[@]}" infer "${pdev[@]}" "${shape[@]}" --batch-size 32 --reps "$REPS_I32"
-  step pytorch-train-fp32 75 "${ref[@]}" train "${pdev[@]}" "${shape[@]}" --batch-size "$TRAIN_B" --reps "$REPS_T"
-  step pytorch-train-tf32 75 "${ref[@]}" train "${pdev[@]}" "${shape[@]}" --batch-size "$TRAIN_B" \
-    --reps "$REPS_T" --tf32
+  local o=("${ours[@]}" infer "${shape[@]}" --json) p=("${ref[@]}" infer --device "$DEVICE" "${shape[@]}")
+  step ours-infer-1-fp32 45 "${o[@]}" --batch-size 1 --reps "$REPS_I1"
+  step pytorch-infer-1-fp32 60 "${p[@]}" --batch-size 1 --reps "$REPS_I1"
+  step ours-infer-32-fp32 45 "${o[@]}" --batch-size 32 --reps "$REPS_I32"
+  step pytorch-infer-32-fp32 60 "${p[@]}" --batch-size 32 --reps "$REPS_I32"
+  local ot=("${ours[@]}" train "${shape[@]}" --json --batch-size "$TRAIN_B" --reps "$REPS_T")
+  local pt=("${ref[@]}" train --device "$DEVICE" "${shape[@]}" --batch-size "$TRAIN_B" --reps "$REPS_T")
+  step ours-train-fp32 60 "${ot[@]}"
+  step pytorch-train-fp32 75 "${pt[@]}"
+  step ours-train-tf32 60 "${ot[@]}" --tf32
+  step pytorch-train-tf32 75 "${pt[@]}" --tf32
+  step ours-infer-1-tf32 45 "${o[@]}" --batch-size 1 --reps "$REPS_I1" --tf32
+  step ours-infer-32-tf32 45 "${o[@]}" --batch-size 32 --reps "$REPS_I32" --tf32
 
   summarize || { echo "summary failed"; FAILED=1; }
   echo "gpu-check run: $(( $(date +%s) - START )) s; $( [ "$FAILED" = 0 ] && echo 'every step passed' || echo 'some steps FAILED (see steps.tsv)')"
@@ -276,7 +276,10 @@ print("\n".join(dict.fromkeys(site.getsitepackages() + [sysconfig.get_paths()["p
 
 # The markdown summary, from the steps' JSON lines and the conformance output (stdlib only).
 summarize() {
-  python3 - "$OUT" "$DEVICE" "$PRESET" "$TRAIN_B" "$BUNDLE" <<'PY'
+  # Any Python 3 will do (stdlib only); the torch one where the system has none.
+  local py
+  py=$(command -v python3 || echo "$PY")
+  "$py" - "$OUT" "$DEVICE" "$PRESET" "$TRAIN_B" "$BUNDLE" <<'PY'
 import json, os, re, sys
 out, device, preset, train_b, bundle = sys.argv[1:]
 steps_dir = os.path.join(out, "steps")
