@@ -24,18 +24,27 @@ Workloads (same shapes, presets and hyper-parameters as `electra bench`):
 Each invocation runs one workload in a fresh process so that peak RSS (ru_maxrss) is its own.
 Timing: one warm-up, then --reps timed repetitions; the median is reported.
 
+--device cuda (train, infer): model and inputs live on the GPU (the masking and sampling random
+streams too, so no step waits on the host); three warm-ups (cuBLAS heuristics, the caching
+allocator), then each repetition is timed between two torch.cuda.synchronize() calls. Inference
+inputs stay on the device and the logits are not copied back (`electra bench` uploads its ids and
+downloads its logits inside each timed call, so this favours PyTorch slightly); AdamW is the fused
+CUDA one. Matrix products are fp32 (TF32 off, so results match fp32) unless --tf32. The JSON adds
+"device", "tf32" and, on cuda, "peak_gpu_bytes" (torch.cuda.max_memory_allocated) and "gpu".
+
 Environment: a venv OUTSIDE the repository with torch, transformers and (for `export`) onnxruntime +
 onnx + onnxscript:
 
     python3 -m venv ~/electra-pyenv
     ~/electra-pyenv/bin/pip install -r scripts/requirements.txt onnxruntime onnx onnxscript
 
-torch from PyPI is a large download (it pulls the CUDA wheels, several GB); everything here runs on
-the CPU, so the CPU-only wheel of the same version works as well.
+torch from PyPI is a large download (it pulls the CUDA wheels, several GB); everything but
+--device cuda runs on the CPU, so for that the CPU-only wheel of the same version works as well.
 
 Usage:
     python scripts/bench_reference.py train --batch-size 32 --seq-len 128 --threads 2 --reps 5
     python scripts/bench_reference.py infer --batch-size 1 --seq-len 128 --threads 2 --reps 50
+    python scripts/bench_reference.py train --device cuda --batch-size 128 --seq-len 128 --reps 10 [--tf32]
     python scripts/bench_reference.py export --preset small        # prints the cached export.json
 """
 
@@ -101,12 +110,21 @@ def peak_rss_bytes():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def timed(fn, reps):
-    fn()  # warm-up
+def timed(fn, reps, dev):
+    import torch
+
+    cuda = dev.type == "cuda"
+    # GPU: work is queued asynchronously; synchronizing on both sides of a repetition times the
+    # work itself, not its launch.
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    for _ in range(3 if cuda else 1):  # warm-up
+        fn()
     times = []
     for _ in range(reps):
+        sync()
         t0 = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -116,6 +134,7 @@ def bench_train(args):
     from transformers import ElectraForMaskedLM, ElectraForPreTraining
 
     torch.manual_seed(0)
+    dev = torch.device(args.device)
     b, t = args.batch_size, args.seq_len
     dcfg, gcfg = configs(args.preset, t)
     disc = ElectraForPreTraining(dcfg)
@@ -123,26 +142,31 @@ def bench_train(args):
     # Share the whole embeddings module (the original code's sharing) and tie the lm head to it.
     gen.electra.embeddings = disc.electra.embeddings
     gen.generator_lm_head.weight = disc.electra.embeddings.word_embeddings.weight
-    disc.train()
-    gen.train()
+    # Moved after the sharing, so the shared and tied tensors stay one tensor on the device.
+    disc.to(dev).train()
+    gen.to(dev).train()
     params = {id(p): (n, p) for m in (disc, gen) for n, p in m.named_parameters()}.values()
     decay = [p for n, p in params if not ("LayerNorm" in n or "bias" in n)]
     no_decay = [p for n, p in params if "LayerNorm" in n or "bias" in n]
+    # On the GPU the fused AdamW kernel, the fastest torch offers for fp32 weights there: the
+    # reference to beat, not a slow default.
+    fused = {"fused": True} if dev.type == "cuda" else {}
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=5e-4, betas=(0.9, 0.999), eps=1e-6)
+                            lr=5e-4, betas=(0.9, 0.999), eps=1e-6, **fused)
     all_params = decay + no_decay
-    ids = torch.tensor(random_ids(dcfg.vocab_size, b * t), dtype=torch.long).view(b, t)
-    attn = torch.ones(b, t, dtype=torch.long)
+    ids = torch.tensor(random_ids(dcfg.vocab_size, b * t), dtype=torch.long).view(b, t).to(dev)
+    attn = torch.ones(b, t, dtype=torch.long, device=dev)
     n_mask = round(0.15 * t)
-    gen_stream = torch.Generator().manual_seed(1)
+    gen_stream = torch.Generator(device=dev).manual_seed(1)
 
     def step():
         # Mask n_mask distinct positions per row; 85% -> [MASK], as the original.
-        pos = torch.rand(b, t, generator=gen_stream).argsort(dim=1)[:, :n_mask]
-        rows = torch.arange(b).unsqueeze(1).expand_as(pos)
+        pos = torch.rand(b, t, generator=gen_stream, device=dev).argsort(dim=1)[:, :n_mask]
+        rows = torch.arange(b, device=dev).unsqueeze(1).expand_as(pos)
         masked_in = ids.clone()
-        to_mask = torch.rand(b, n_mask, generator=gen_stream) < 0.85
-        masked_in[rows[to_mask], pos[to_mask]] = 103
+        to_mask = torch.rand(b, n_mask, generator=gen_stream, device=dev) < 0.85
+        # The same positions as indexing with to_mask, without the host sync boolean indexing costs.
+        masked_in[rows, pos] = torch.where(to_mask, 103, masked_in[rows, pos])
         targets = ids[rows, pos]
         hidden = gen.electra(masked_in, attention_mask=attn)[0]
         if args.full_mlm_logits:
@@ -151,7 +175,7 @@ def bench_train(args):
             logits = gen.generator_lm_head(gen.generator_predictions(hidden[rows, pos]))
         mlm = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
         with torch.no_grad():
-            u = torch.rand(logits.shape, generator=gen_stream)
+            u = torch.rand(logits.shape, generator=gen_stream, device=dev)
             sampled = (logits + (-torch.log(-torch.log(u + 1e-9) + 1e-9))).argmax(-1)
             corrupted = ids.clone()
             corrupted[rows, pos] = sampled
@@ -164,7 +188,7 @@ def bench_train(args):
         torch.nn.utils.clip_grad_norm_(all_params, 1.0)
         opt.step()
 
-    med = timed(step, args.reps)
+    med = timed(step, args.reps, dev)
     masked = n_mask * b
     fwd = (encoder_flops(dcfg, b * t, t) + encoder_flops(gcfg, b * t, t) + 2.0 * b * t * dcfg.hidden_size ** 2
            + 2.0 * masked * (gcfg.hidden_size * gcfg.embedding_size + gcfg.embedding_size * gcfg.vocab_size))
@@ -176,17 +200,18 @@ def bench_infer(args):
     from transformers import ElectraForPreTraining
 
     torch.manual_seed(0)
+    dev = torch.device(args.device)
     b, t = args.batch_size, args.seq_len
     dcfg, _ = configs(args.preset, t)
-    disc = ElectraForPreTraining(dcfg).eval()
-    ids = torch.tensor(random_ids(dcfg.vocab_size, b * t), dtype=torch.long).view(b, t)
-    attn = torch.ones(b, t, dtype=torch.long)
+    disc = ElectraForPreTraining(dcfg).eval().to(dev)
+    ids = torch.tensor(random_ids(dcfg.vocab_size, b * t), dtype=torch.long).view(b, t).to(dev)
+    attn = torch.ones(b, t, dtype=torch.long, device=dev)
 
     def run():
         with torch.inference_mode():
             disc(ids, attention_mask=attn).logits
 
-    return timed(run, args.reps), infer_flops(dcfg, b, t)
+    return timed(run, args.reps, dev), infer_flops(dcfg, b, t)
 
 
 def infer_flops(dcfg, b, t):
@@ -305,6 +330,9 @@ def main():
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="train/infer: where to run")
+    p.add_argument("--tf32", action="store_true",
+                   help="cuda: TF32 tensor-core matrix products (off by default, so results match fp32)")
     p.add_argument("--full-mlm-logits", action="store_true",
                    help="train: generator logits at every position (HF ElectraForMaskedLM's default)")
     p.add_argument("--cache", default=default_cache(),
@@ -328,17 +356,41 @@ def main():
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass
+    extra = {}
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            print("--device cuda: torch sees no CUDA device", file=sys.stderr)
+            return 3
+        set_tf32(torch, args.tf32)
+        torch.cuda.reset_peak_memory_stats()
     fn = {"train": bench_train, "infer": bench_infer}[args.workload]
     med, flops = fn(args)
+    if args.device == "cuda":
+        extra = {"peak_gpu_bytes": torch.cuda.max_memory_allocated(), "gpu": torch.cuda.get_device_name(),
+                 "cuda": torch.version.cuda}
     n = args.batch_size * args.seq_len
     print(json.dumps({
         "workload": args.workload, "impl": "pytorch",
         "preset": args.preset, "batch_size": args.batch_size, "seq_len": args.seq_len, "threads": args.threads,
+        "device": args.device, "tf32": args.device == "cuda" and args.tf32,
         "median_seconds": med, "tokens_per_second": n / med, "gflops": flops / med / 1e9,
         "peak_rss_bytes": peak_rss_bytes(), "reps": args.reps,
-        "torch": torch.__version__,
+        "torch": torch.__version__, **extra,
     }))
     return 0
+
+
+def set_tf32(torch, on):
+    """TF32 for fp32 matrix products (and convolutions, which ELECTRA has none of), on or off
+    explicitly: cuDNN's legacy default is on. torch >= 2.9 has per-backend fp32_precision and
+    warns about the legacy allow_tf32 flags, so those are the fallback."""
+    mode = "tf32" if on else "ieee"
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        torch.backends.cuda.matmul.fp32_precision = mode
+        torch.backends.cudnn.conv.fp32_precision = mode
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = on
+        torch.backends.cudnn.allow_tf32 = on
 
 
 if __name__ == "__main__":

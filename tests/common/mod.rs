@@ -4,9 +4,19 @@
 use electra::io::safetensors::TensorFile;
 use std::path::PathBuf;
 
+/// The fixtures folder: `$ELECTRA_FIXTURES` when set (a test binary built here and run from a
+/// copy of the repository on another machine, e.g. scripts/gpu-check.sh), else the path
+/// compiled in.
+pub fn fixtures_dir() -> PathBuf {
+    match std::env::var_os("ELECTRA_FIXTURES") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"),
+    }
+}
+
 /// Path of a fixture case folder.
 pub fn fixture(case: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(case)
+    fixtures_dir().join(case)
 }
 
 /// Every parity case the fixture script writes.

@@ -38,6 +38,16 @@ pub struct BenchArgs {
     pub model: Option<std::path::PathBuf>,
     /// `infer`: write the fresh preset model here first.
     pub save_model: Option<std::path::PathBuf>,
+    /// CUDA: TF32 tensor-core matrix products (sets [`TF32_ENV`] before any backend opens).
+    pub tf32: bool,
+}
+
+/// The variable the CUDA backend reads when it opens: "1" allows TF32 matrix products.
+pub const TF32_ENV: &str = "ELECTRA_CUDA_TF32";
+
+/// Whether this process asks the CUDA backend for TF32 (the flag, or the variable set outside).
+fn tf32_requested() -> bool {
+    std::env::var(TF32_ENV).is_ok_and(|v| v == "1")
 }
 
 /// Peak resident set size of this process in bytes (Linux `VmHWM`), if known.
@@ -73,6 +83,12 @@ fn weight_bytes(m: &Model) -> u64 {
 
 /// Runs the benchmark and prints the result.
 pub fn run(a: &BenchArgs) -> Result<()> {
+    // The backend reads the variable when it opens, so it must be set before the trainer or
+    // session below exist; no other thread is running yet.
+    if a.tf32 {
+        std::env::set_var(TF32_ENV, "1");
+    }
+    let tf32 = tf32_requested();
     let (b, t) = (a.batch_size, a.seq_len);
     // A model directory's own config, else the preset's.
     let loaded = match (&a.model, a.what.as_str()) {
@@ -173,6 +189,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             "{}",
             serde_json::json!({
                 "workload": a.what, "preset": a.preset, "batch_size": b, "seq_len": t, "threads": a.threads,
+                "device": a.device, "tf32": tf32,
                 "median_seconds": med, "tokens_per_second": tokens_per_s, "gflops": gflops,
                 "peak_rss_bytes": rss, "reps": a.reps,
                 "quantize": format,
@@ -180,15 +197,19 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             })
         );
     } else {
-        println!("| workload | preset | batch x seq | threads | median s | tokens/s | GFLOP/s | peak RSS MiB |");
-        println!("|---|---|---|---|---|---|---|---|");
         println!(
-            "| {} {} | {} | {}x{} | {} | {:.4} | {:.0} | {:.1} | {:.0} |",
+            "| workload | preset | batch x seq | device | threads | median s | tokens/s | GFLOP/s | peak RSS MiB |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|");
+        println!(
+            "| {} {} | {} | {}x{} | {}{} | {} | {:.4} | {:.0} | {:.1} | {:.0} |",
             a.what,
             extra,
             a.preset,
             b,
             t,
+            a.device,
+            if tf32 { " (tf32)" } else { "" },
             a.threads,
             med,
             tokens_per_s,
@@ -306,7 +327,7 @@ fn bench_gemm(a: &BenchArgs) -> Result<()> {
             "{}",
             serde_json::json!({
                 "workload": "gemm", "preset": a.preset, "batch_size": a.batch_size, "seq_len": a.seq_len,
-                "threads": threads, "fma_peak_gflops": peak, "gflops": overall,
+                "device": "cpu", "threads": threads, "fma_peak_gflops": peak, "gflops": overall,
                 "efficiency": overall / peak, "seconds_per_step": total_time, "gflop_per_step": total_flops / 1e9,
                 "products": rows.iter().map(|(n, c, g)| serde_json::json!({"name": n, "count": c, "gflops": g})).collect::<Vec<_>>(),
             })

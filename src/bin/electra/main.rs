@@ -237,6 +237,10 @@ enum Cmd {
         /// `infer`: first write the fresh preset model (f32) to this directory.
         #[arg(long, conflicts_with = "model")]
         save_model: Option<PathBuf>,
+        /// CUDA only: TF32 tensor-core matrix products (off by default, so results match fp32).
+        /// Sets ELECTRA_CUDA_TF32=1 for the backend.
+        #[arg(long)]
+        tf32: bool,
     },
 }
 
@@ -405,7 +409,7 @@ fn run(cli: Cli) -> electra::Result<ExitCode> {
                 f32_bytes as f64 / 1e6
             );
         }),
-        Cmd::Bench { what, preset, batch_size, seq_len, threads, reps, json, model, save_model } => {
+        Cmd::Bench { what, preset, batch_size, seq_len, threads, reps, json, model, save_model, tf32 } => {
             bench::run(&bench::BenchArgs {
                 what,
                 preset,
@@ -418,6 +422,7 @@ fn run(cli: Cli) -> electra::Result<ExitCode> {
                 quantize,
                 model,
                 save_model,
+                tf32,
             })
         }
     };
