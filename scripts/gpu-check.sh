@@ -212,9 +212,9 @@ gpu_step() {
 }
 
 # Finds libnvrtc, libcublas(Lt) and libcuda in the usual folders and Python's nvidia wheels, and
-# puts their folders first on LD_LIBRARY_PATH. cudarc (built for CUDA 12.6 names) asks for
-# libnvrtc.so / libcublas.so or the .so.12-and-older names, not .so.13: where only a versioned
-# file is found, a folder of unversioned links to it goes first.
+# puts their folders first on LD_LIBRARY_PATH. The build's CUDA 13.0 bindings ask for .so.13,
+# then .so.12 and the unversioned names; a folder of unversioned links to what was found goes
+# first as well, so an install with other version suffixes still loads.
 find_cuda_libs() {
   echo
   echo "== cuda-libs"
