@@ -36,6 +36,18 @@ __device__ __forceinline__ void chacha8_block(u32 out[16], const u32 key[8], u64
 // rand's StandardUniform f32: the top 24 bits of one word, times 2^-24.
 __device__ __forceinline__ float uniform_f32(u32 w) { return (float)(w >> 8) * 5.9604644775390625e-8f; }
 
+// (best, arg) over the warp: the larger score, then the smaller index; NaN never wins.
+__device__ __forceinline__ void warp_argmax(float& best, int& arg) {
+    for (int o = 16; o > 0; o >>= 1) {
+        const float ob = __shfl_xor_sync(0xffffffffu, best, o);
+        const int oa = __shfl_xor_sync(0xffffffffu, arg, o);
+        if (ob > best || (ob == best && oa < arg)) {
+            best = ob;
+            arg = oa;
+        }
+    }
+}
+
 struct ChaChaArgs {
     u32 key[8];
     u64 stream;
@@ -72,14 +84,7 @@ extern "C" __global__ void gumbel_argmax(int* out, const float* logits, int m, i
         }
     }
     // (best, arg) over the block: larger score, then smaller index.
-    for (int o = 16; o > 0; o >>= 1) {
-        const float ob = __shfl_xor_sync(0xffffffffu, best, o);
-        const int oa = __shfl_xor_sync(0xffffffffu, arg, o);
-        if (ob > best || (ob == best && oa < arg)) {
-            best = ob;
-            arg = oa;
-        }
-    }
+    warp_argmax(best, arg);
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
     if (lane == 0) {
         shs[w] = best;
@@ -89,14 +94,7 @@ extern "C" __global__ void gumbel_argmax(int* out, const float* logits, int m, i
     if (w == 0) {
         best = lane < nw ? shs[lane] : NEG_INF;
         arg = lane < nw ? shj[lane] : 0x7fffffff;
-        for (int o = 16; o > 0; o >>= 1) {
-            const float ob = __shfl_xor_sync(0xffffffffu, best, o);
-            const int oa = __shfl_xor_sync(0xffffffffu, arg, o);
-            if (ob > best || (ob == best && oa < arg)) {
-                best = ob;
-                arg = oa;
-            }
-        }
+        warp_argmax(best, arg);
         if (lane == 0) out[r] = arg == 0x7fffffff ? 0 : arg;
     }
 }
