@@ -1,7 +1,9 @@
 //! Checkpoints and exports are committed as one unit: a failure or crash at every point of
-//! `io::atomic::commit_dir` leaves the previous version loadable and complete (never a new
-//! discriminator beside an old generator); user files survive; stale temporaries are removed;
-//! empty paths, non-finite values and out-of-range counters are refused.
+//! `io::atomic::commit_dir` leaves the previous version or (once its moves are journaled) the new
+//! one, loadable and complete (never a new discriminator beside an old generator); user files
+//! survive; stale temporaries (recognised by their journal) are removed; empty paths,
+//! non-finite values and out-of-range counters are refused. tests/save_contract.rs checks the
+//! save contract clause by clause.
 
 mod common;
 
@@ -44,42 +46,39 @@ fn bits(v: &[f32]) -> Vec<u32> {
 }
 
 const STEPS: [CommitStep; 4] =
-    [CommitStep::AfterFill, CommitStep::BeforeSwap, CommitStep::BetweenRenames, CommitStep::BeforeRemoveOld];
+    [CommitStep::AfterFill, CommitStep::BeforeSwap, CommitStep::MidSwap, CommitStep::BeforeRemoveOld];
 
-/// Which version a crash at `at` must leave: the new one only once it is in place.
+/// Which version a crash at `at` must leave: the new one once its moves are journaled (the next
+/// load rolls them forward).
 fn survivor(at: CommitStep) -> u64 {
-    if at == CommitStep::BeforeRemoveOld {
-        2
-    } else {
+    if at == CommitStep::AfterFill {
         1
+    } else {
+        2
     }
 }
 
 #[test]
 fn a_crash_at_every_point_of_a_checkpoint_leaves_a_complete_one() {
-    for fallback in [false, true] {
+    {
         for at in STEPS {
-            let root = tempdir(&format!("ckpt-{fallback}-{at:?}"));
+            let root = tempdir(&format!("ckpt-{at:?}"));
             let dir = root.join("checkpoint");
             let mut t = trainer();
             let base = t.weights().unwrap().to_vec();
             set_version(&mut t, &base, 1);
             t.save(&dir).unwrap();
             set_version(&mut t, &base, 2);
-            atomic::force_rename_fallback(fallback);
             atomic::simulate_crash(Some(at));
             let r = t.save(&dir);
             atomic::simulate_crash(None);
-            atomic::force_rename_fallback(false);
-            // The crash point between the renames exists only on the fallback path.
-            let crashed = fallback || at != CommitStep::BetweenRenames;
-            assert_eq!(r.is_err(), crashed, "{fallback} {at:?}: {r:?}");
-            let want = if crashed { survivor(at) } else { 2 };
-            let back = Trainer::resume(&dir).unwrap_or_else(|e| panic!("{fallback} {at:?}: {e}"));
-            assert_eq!(back.step, want, "{fallback} {at:?}");
+            assert!(r.is_err(), "{at:?}: {r:?}");
+            let want = survivor(at);
+            let back = Trainer::resume(&dir).unwrap_or_else(|e| panic!("{at:?}: {e}"));
+            assert_eq!(back.step, want, "{at:?}");
             let mut expect = trainer();
             set_version(&mut expect, &base, want);
-            assert_eq!(bits(&back.weights().unwrap()), bits(&expect.weights().unwrap()), "{fallback} {at:?}");
+            assert_eq!(bits(&back.weights().unwrap()), bits(&expect.weights().unwrap()), "{at:?}");
             // And the next save works and is the one loaded.
             set_version(&mut t, &base, 3);
             t.save(&dir).unwrap();
@@ -118,20 +117,18 @@ fn a_mixed_pair_is_impossible() {
     assert!(matches!(err, Error::Io { .. }), "{err}");
     assert_eq!(export_contents(&dir), old, "the old pair is intact");
     hf::load(&dir).unwrap();
-    for fallback in [false, true] {
+    {
         for at in STEPS {
-            atomic::force_rename_fallback(fallback);
             atomic::simulate_crash(Some(at));
             let _ = t.export(&dir);
             atomic::simulate_crash(None);
-            atomic::force_rename_fallback(false);
-            hf::load(&dir).unwrap_or_else(|e| panic!("{fallback} {at:?}: {e}"));
+            hf::load(&dir).unwrap_or_else(|e| panic!("{at:?}: {e}"));
             let now = export_contents(&dir);
             let disc_new = now["discriminator/electra.embeddings.LayerNorm.bias"]
                 != old["discriminator/electra.embeddings.LayerNorm.bias"];
             let gen_new = now["generator/electra.embeddings.LayerNorm.bias"]
                 != old["generator/electra.embeddings.LayerNorm.bias"];
-            assert_eq!(disc_new, gen_new, "{fallback} {at:?}: a mixed pair");
+            assert_eq!(disc_new, gen_new, "{at:?}: a mixed pair");
             // Back to the old version for the next case.
             set_version(&mut t, &base, 1);
             t.export(&dir).unwrap();
@@ -166,23 +163,40 @@ fn stale_temporaries_of_dead_processes_are_removed_by_the_next_save() {
     let dir = root.join("checkpoint");
     let t = trainer();
     t.save(&dir).unwrap();
+    let journal = |pid: u32, target: &str| {
+        format!(
+            r#"{{"magic": "electra: a save in progress (removed or finished by the next save or load)", "pid": {pid}, "target": "{target}", "phase": "filling"}}"#
+        )
+    };
     // PIDs above the kernel's pid_max (at most 2^22) belong to no process.
     let dead = 999_999_999u32;
-    std::fs::create_dir(root.join(format!(".checkpoint.tmp-{dead}-0"))).unwrap();
-    std::fs::write(root.join(format!(".checkpoint.tmp-{dead}-0/trainer.safetensors")), vec![0u8; 1000]).unwrap();
-    std::fs::write(dir.join(format!(".trainer.safetensors.tmp-{dead}")), vec![0u8; 1000]).unwrap();
-    // A temporary of a live process (ours) is left alone.
-    let live = root.join(format!(".checkpoint.tmp-{}-999999", std::process::id()));
-    std::fs::create_dir(&live).unwrap();
+    let stage = |dir: &Path, name: &str, body: Option<String>| {
+        let d = dir.join(name);
+        std::fs::create_dir_all(d.join("new")).unwrap();
+        std::fs::write(d.join("new/trainer.safetensors"), vec![0u8; 1000]).unwrap();
+        if let Some(j) = body {
+            std::fs::write(d.join("journal.json"), j).unwrap();
+        }
+        d
+    };
+    // Ours, of a dead process: beside the directory (a first save) and inside it.
+    let beside = stage(&root, &format!(".electra-save-{dead}-0"), Some(journal(dead, "checkpoint")));
+    let inside = stage(&dir, &format!(".electra-save-{dead}-1"), Some(journal(dead, "")));
+    // Ours, of a live process: left alone.
+    let live = stage(&root, ".electra-save-1-7", Some(journal(1, "checkpoint")));
+    // Named like ours (old and new patterns) but without our journal: the user's.
+    let users = [
+        stage(&root, &format!(".electra-save-{dead}-2"), None),
+        stage(&root, &format!(".checkpoint.tmp-{dead}-0"), None),
+        stage(&dir, &format!(".trainer.safetensors.tmp-{dead}"), Some("{}".into())),
+    ];
     t.save(&dir).unwrap();
-    let mut left: Vec<String> =
-        std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    left.sort();
-    let mut want = vec!["checkpoint".to_string(), live.file_name().unwrap().to_string_lossy().into_owned()];
-    want.sort();
-    assert_eq!(left, want);
-    let inside: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(inside, vec![std::ffi::OsString::from("trainer.safetensors")]);
+    assert!(!beside.exists() && !inside.exists(), "stale temporaries of ours are removed");
+    assert!(live.exists(), "a live process's temporary is left alone");
+    for u in users {
+        assert!(u.join("new/trainer.safetensors").exists(), "{} is the user's", u.display());
+    }
+    Trainer::resume(&dir).unwrap();
     let _ = std::fs::remove_dir_all(&root);
 }
 

@@ -63,12 +63,12 @@ fn committed_step(run: &Path) -> u64 {
     state["step"].as_u64().unwrap()
 }
 
-/// Every entry under `dir` whose name marks a temporary of ours.
+/// Every staging directory of ours under `dir` (an `.electra-save-*` directory with our journal).
 fn temporaries(dir: &Path, found: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        if name.contains(".tmp-") || name.contains(".old-") {
+        if name.starts_with(".electra-save-") && p.join("journal.json").exists() {
             found.push(p.clone());
         }
         if p.is_dir() {

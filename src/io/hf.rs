@@ -244,7 +244,7 @@ fn load_stored(path: &Path, opts: &LoadOptions) -> Result<Model> {
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         return load_with(dir, opts);
     }
-    // A save killed between its two renames left the previous version beside the target.
+    // A save killed while moving its files into place is finished first (see io::atomic).
     let path = &resolve(path)?;
     if !path.exists() {
         return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory")));
@@ -357,7 +357,7 @@ fn with_arch(config: &ElectraConfig, arch: &str) -> ElectraConfig {
 pub fn save_dir(model: &Model, role: Role, dir: &Path) -> Result<()> {
     check_path(dir, "model directory")?;
     let q = model.quant.as_deref();
-    commit_dir(dir, |tmp| save_role(&model.towers, &model.params, model.params.values(), role, tmp, q))
+    commit_dir(dir, "model", |tmp| save_role(&model.towers, &model.params, model.params.values(), role, tmp, q))
 }
 
 fn save_role(
@@ -409,10 +409,11 @@ fn write_towers(
 
 /// Saves what `towers` holds with these weights: a pair (or a lone discriminator or generator)
 /// in the pair layout (`dir/discriminator/`, `dir/generator/`), a classifier as one HF
-/// `ElectraForSequenceClassification` directory at `dir`. The whole of `dir` is committed as
-/// one unit (see [`crate::io::atomic::commit_dir`]): a failure or crash at any point leaves the
-/// previous export, never a new discriminator beside an old generator. Non-finite weights are
-/// refused with [`Error::NonFinite`] naming the tensor.
+/// `ElectraForSequenceClassification` directory at `dir`. The files are committed as one unit
+/// under the save contract (see [`crate::io::atomic::commit_dir`]): a failure or crash at any
+/// point leaves the previous export, never a new discriminator beside an old generator, and
+/// nothing in `dir` that this save did not write is touched. Non-finite weights are refused with
+/// [`Error::NonFinite`] naming the tensor.
 pub fn save_towers(towers: &Towers, table: &ParamTable, values: &[f32], dir: &Path) -> Result<()> {
     save_towers_with(towers, table, values, dir, |_| Ok(()))
 }
@@ -438,7 +439,7 @@ fn save_towers_quant(
     extra: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<()> {
     check_path(dir, "model directory")?;
-    commit_dir(dir, |tmp| {
+    commit_dir(dir, "model", |tmp| {
         write_towers(towers, table, values, tmp, q)?;
         extra(tmp)
     })

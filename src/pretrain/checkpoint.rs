@@ -67,7 +67,7 @@ struct State {
 impl Trainer {
     /// Saves the full trainer state to `dir/trainer.safetensors` (atomically).
     ///
-    /// The directory is replaced as a whole (see [`crate::io::atomic::commit_dir`]). Non-finite
+    /// Committed under the save contract (see [`crate::io::atomic::commit_dir`]). Non-finite
     /// weights or moments and negative second moments are [`Error::NonFinite`] naming the
     /// tensor, and leave the previous checkpoint in place.
     pub fn save(&self, dir: &Path) -> Result<()> {
@@ -147,7 +147,7 @@ impl Trainer {
                 ));
             }
         }
-        commit_dir(dir, |tmp| write_f32_with_metadata(&tmp.join(TRAINER_FILE), &tensors, &[(META_KEY, json)]))
+        commit_dir(dir, "trainer", |tmp| write_f32_with_metadata(&tmp.join(TRAINER_FILE), &tensors, &[(META_KEY, json)]))
     }
 
     /// Restores a trainer saved by [`Trainer::save`], on the device and thread count it was
@@ -160,7 +160,7 @@ impl Trainer {
     /// e.g. a run begun on a GPU continued on a machine without one.
     pub fn resume_with(dir: &Path, over: &ResumeOptions) -> Result<Self> {
         check_path(dir, "checkpoint directory")?;
-        // A save killed between its two renames left the previous checkpoint beside `dir`.
+        // A save killed while moving its files into place is finished first (see io::atomic).
         let path = resolve(dir)?.join(TRAINER_FILE);
         let meta = TensorFile::read_metadata(&path)?;
         let json = meta
