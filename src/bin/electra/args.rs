@@ -19,10 +19,12 @@ where
     Ok(v)
 }
 
-/// Parses a finite float in `(lo, hi]` (or `[lo, hi]` when `lo_inclusive`).
+/// Parses a finite float in `(lo, hi]` (or `[lo, hi]` when `lo_inclusive`), also as an f32 (a
+/// value that rounds to 0 as an f32 is not above 0).
 fn float_in(s: &str, lo: f64, lo_inclusive: bool, hi: f64, why: &str) -> Result<f64, String> {
     let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number"))?;
-    let above = if lo_inclusive { v >= lo } else { v > lo };
+    let v32 = v as f32 as f64;
+    let above = if lo_inclusive { v >= lo && v32 >= lo } else { v > lo && v32 > lo };
     if !(v.is_finite() && above && v <= hi) {
         let open = if lo_inclusive { '[' } else { '(' };
         return Err(format!("{v} is out of range: {why} (finite, in {open}{lo}, {hi}])"));
@@ -33,7 +35,7 @@ fn float_in(s: &str, lo: f64, lo_inclusive: bool, hi: f64, why: &str) -> Result<
 /// Rows of a batch: at least 1. The upper end is the memory check's (a size the machine cannot
 /// hold is refused with the bytes it needs, before anything is allocated).
 pub fn batch_size(s: &str) -> Result<usize, String> {
-    int_in(s, 1, MAX_DIM, "a batch has at least one row")
+    int_in(s, 1, usize::MAX, "a batch has at least one row")
 }
 
 /// Tokens per row: [CLS] and [SEP] at least, at most the library's largest dimension.

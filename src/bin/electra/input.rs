@@ -155,22 +155,15 @@ pub fn check_out_dir(out: &Path, flag: &str, named: bool) -> Result<()> {
     }
 }
 
-/// access(2) with W_OK|X_OK: a read-only filesystem or a directory without write permission is
-/// refused up front (root passes permission checks but not a read-only mount).
-#[cfg(unix)]
+/// Whether `dir` takes a new entry: a directory made and removed at once (access(2) would not
+/// do: root passes its permission checks where a mount still refuses, e.g. /proc or /sys).
 fn writable(dir: &Path, flag: &str) -> Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| Error::arg(format!("{flag}: the path contains a NUL byte")))?;
-    // SAFETY: `c` is a NUL-terminated path that outlives the call; access only reads it.
-    if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(Error::arg(format!("{flag}: cannot write in {}: {e}", dir.display())));
+    let probe = dir.join(format!(".electra-write-check-{}", std::process::id()));
+    match std::fs::create_dir(&probe) {
+        Ok(()) => {
+            let _ = std::fs::remove_dir(&probe);
+            Ok(())
+        }
+        Err(e) => Err(Error::arg(format!("{flag}: cannot write in {}: {e}", dir.display()))),
     }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn writable(_dir: &Path, _flag: &str) -> Result<()> {
-    Ok(())
 }

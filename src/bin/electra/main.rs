@@ -43,23 +43,23 @@ enum Cmd {
         #[arg(long, default_value = "tiny")]
         preset: String,
         /// Generator hidden size as a fraction of the discriminator's (default: 1/4; 1/3 for base).
-        #[arg(long, value_parser = args::fraction)]
+        #[arg(long, allow_negative_numbers = true, value_parser = args::fraction)]
         generator_fraction: Option<f64>,
         /// Optimizer steps (0: a dry run that checks the arguments, builds the model in memory,
         /// prints its size and writes nothing).
-        #[arg(long, default_value_t = 600, value_parser = args::steps)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 600, value_parser = args::steps)]
         steps: u64,
         /// Sequences per batch.
-        #[arg(long, default_value_t = 32, value_parser = args::batch_size)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 32, value_parser = args::batch_size)]
         batch_size: usize,
         /// Tokens per sequence.
-        #[arg(long, default_value_t = 128, value_parser = args::seq_len)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 128, value_parser = args::seq_len)]
         seq_len: usize,
         /// Seed of initialisation, data order, masking and sampling.
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Worker threads (0: one per core).
-        #[arg(long, default_value_t = 0, value_parser = args::threads)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 0, value_parser = args::threads)]
         threads: usize,
         /// Objective: electra (generator + discriminator) or mlm (BERT-style baseline).
         #[arg(long, default_value = "electra")]
@@ -79,27 +79,27 @@ enum Cmd {
         #[arg(long)]
         vocab: Option<PathBuf>,
         /// Peak learning rate (default: 1e-3 tiny, 5e-4 small, 2e-4 base/large).
-        #[arg(long, value_parser = args::learning_rate)]
+        #[arg(long, allow_negative_numbers = true, value_parser = args::learning_rate)]
         learning_rate: Option<f32>,
         /// Warm-up steps (default: a tenth of --steps).
-        #[arg(long, value_parser = args::steps)]
+        #[arg(long, allow_negative_numbers = true, value_parser = args::steps)]
         warmup_steps: Option<u64>,
         /// Temperature of the generator's sampling (default: 1 as the paper; 3 for the tiny
         /// preset, whose 2-layer discriminator otherwise needs far longer than a few minutes
         /// before its held-out AUC climbs: see README).
-        #[arg(long, value_parser = args::temperature)]
+        #[arg(long, allow_negative_numbers = true, value_parser = args::temperature)]
         temperature: Option<f32>,
         /// Evaluate on held-out text every N steps (0: at the start and the end only).
-        #[arg(long, default_value_t = 100, value_parser = args::steps)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 100, value_parser = args::steps)]
         eval_every: u64,
         /// Held-out batches per evaluation.
-        #[arg(long, default_value_t = 4, value_parser = args::positive)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 4, value_parser = args::positive)]
         eval_batches: usize,
         /// Checkpoint every N steps (0: at the end and on Ctrl-C only).
-        #[arg(long, default_value_t = 200, value_parser = args::steps)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 200, value_parser = args::steps)]
         save_every: u64,
         /// Write a metrics line every N steps.
-        #[arg(long, default_value_t = 10, value_parser = args::every)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 10, value_parser = args::every)]
         log_every: u64,
         /// Training options as a JSON object (the keys of electra_trainer_new, e.g.
         /// '{"temperature": 1.5, "disc_weight": 50}'); they override the flags above.
@@ -116,10 +116,10 @@ enum Cmd {
         distributed: String,
         /// Micro-batches per step: each step's --batch-size rows run as K passes of batch/K
         /// rows (K ranks with one micro-batch each give the same step as one rank with K).
-        #[arg(long, default_value_t = 1, value_parser = args::accumulate_steps)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 1, value_parser = args::accumulate_steps)]
         accumulate_steps: usize,
         /// Seconds a rank waits for the others in a collective before the run fails.
-        #[arg(long, default_value_t = 600.0, value_parser = args::timeout)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 600.0, value_parser = args::timeout)]
         collective_timeout: f64,
     },
     /// Show, for each token of TEXT, the probability that it was replaced.
@@ -141,7 +141,7 @@ enum Cmd {
         /// Text with one or more [MASK] tokens.
         text: String,
         /// Candidates per mask.
-        #[arg(long, default_value_t = 5, value_parser = args::positive)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 5, value_parser = args::positive)]
         top_k: usize,
     },
     /// Sentence embeddings as JSON lines (texts from the arguments, else one per stdin line).
@@ -170,28 +170,28 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
         /// Passes over the training data.
-        #[arg(long, default_value_t = 3, value_parser = args::positive)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 3, value_parser = args::positive)]
         epochs: usize,
         /// Rows per batch.
-        #[arg(long, default_value_t = 32, value_parser = args::batch_size)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 32, value_parser = args::batch_size)]
         batch_size: usize,
         /// Longest row in tokens.
-        #[arg(long, default_value_t = 128, value_parser = args::seq_len)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 128, value_parser = args::seq_len)]
         seq_len: usize,
         /// Peak learning rate.
-        #[arg(long, default_value_t = 1e-4, value_parser = args::learning_rate)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 1e-4, value_parser = args::learning_rate)]
         learning_rate: f32,
         /// Layer-wise learning-rate decay (1 disables).
-        #[arg(long, default_value_t = 0.8, value_parser = args::layer_decay)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 0.8, value_parser = args::layer_decay)]
         layer_decay: f32,
         /// Decoupled weight decay.
-        #[arg(long, default_value_t = 0.01, value_parser = args::weight_decay)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 0.01, value_parser = args::weight_decay)]
         weight_decay: f32,
         /// Seed of the head's initialisation and the data order.
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Worker threads (0: one per core).
-        #[arg(long, default_value_t = 0, value_parser = args::threads)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 0, value_parser = args::threads)]
         threads: usize,
     },
     /// Label probabilities of TEXT from a fine-tuned classifier (or, with --input, one JSON line
@@ -225,16 +225,16 @@ enum Cmd {
         #[arg(long, default_value = "small")]
         preset: String,
         /// Sequences per batch.
-        #[arg(long, default_value_t = 32, value_parser = args::batch_size)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 32, value_parser = args::batch_size)]
         batch_size: usize,
         /// Tokens per sequence.
-        #[arg(long, default_value_t = 128, value_parser = args::seq_len)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 128, value_parser = args::seq_len)]
         seq_len: usize,
         /// Worker threads (0: one per core).
-        #[arg(long, default_value_t = 2, value_parser = args::threads)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 2, value_parser = args::threads)]
         threads: usize,
         /// Timed repetitions after one warm-up.
-        #[arg(long, default_value_t = 5, value_parser = args::positive)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 5, value_parser = args::positive)]
         reps: usize,
         /// Print one JSON object.
         #[arg(long)]
