@@ -86,8 +86,10 @@ fn electra(args: &[&str]) -> Out {
     electra_with(args, Stdio::null())
 }
 
+/// A fresh directory under target/tmp (the shared fixture is never removed by its test, so it
+/// lives where `cargo clean` reaches it; earlier runs' copies are removed at the next start).
 fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("electra-cli-{}-{name}", std::process::id()));
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("electra-cli-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -140,6 +142,13 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
+        let mine = format!("electra-cli-{}-", std::process::id());
+        for e in std::fs::read_dir(env!("CARGO_TARGET_TMPDIR")).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("electra-cli-") && name.ends_with("-fixture") && !name.starts_with(&mine) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
         let dir = temp("fixture");
         let run = dir.join("run");
         pretrain(&run, &[]).ok();
