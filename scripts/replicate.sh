@@ -73,8 +73,10 @@ for seed in $SEEDS; do
     done
     echo "== seed $seed: MLM pre-training at the same FLOPs"
     pretrain "$WORK/mlm-$seed" "$seed" mlm --match-flops "$WORK/electra-t$first_t-$seed"
-    # The random-initialisation baseline: an ELECTRA run of 0 steps exports untrained weights.
-    pretrain "$WORK/random-$seed" "$seed" electra --steps 0
+    # The random-initialisation baseline: one step at a learning rate of 1e-30 exports the
+    # initial weights (an update that small is below f32 resolution of every non-zero weight;
+    # `--steps 0` is a dry run that writes nothing).
+    pretrain "$WORK/random-$seed" "$seed" electra --steps 1 --learning-rate 1e-30
     echo "== seed $seed: fine-tuning on Rotten Tomatoes"
     for t in $TEMPERATURES; do
         finetune "$WORK/electra-t$t-$seed/final/discriminator" "$WORK/ft-electra-t$t-$seed" "$seed"

@@ -40,9 +40,10 @@ pub struct FinetuneArgs {
 }
 
 /// Reads `label<TAB>text` (or `label,text` when the file ends in .csv) lines; blank lines and a
-/// `label` header are skipped. Quotes around a CSV text are removed.
+/// `label` header are skipped. Quotes around a CSV text are removed. The file must be a regular
+/// file within the CLI's size and line caps (`super::input`).
 pub fn read_labeled(path: &Path) -> Result<Vec<(String, String)>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = super::input::read_lines_bytes(path, super::input::MAX_TEXT_FILE_BYTES, "labelled file")?;
     let text = String::from_utf8_lossy(&bytes);
     let csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     let mut rows = Vec::new();
@@ -223,7 +224,7 @@ fn class_probs(s: &mut Session, tok: &Tokenizer, model: &electra::model::Model, 
 /// `electra predict --input FILE`: one JSON line `{"probs": [...], "label": i}` per line.
 pub fn predict_file(dir: &Path, file: &Path, device: Device, quantize: WeightFormat) -> Result<()> {
     let (model, tok) = load_with_tokenizer(dir, quantize)?;
-    let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+    let text = super::input::read_text(file, super::input::MAX_TEXT_FILE_BYTES, "--input")?;
     let mut s = Session::with_options(model.clone(), &SessionOptions { device, ..Default::default() })?;
     for line in text.lines() {
         let probs = class_probs(&mut s, &tok, &model, line.trim_end_matches('\r'))?;

@@ -1,9 +1,11 @@
 //! `electra`: pre-train, inspect and benchmark ELECTRA models from the shell.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+mod args;
 mod bench;
 mod finetune;
 mod infer;
+mod input;
 mod plot;
 mod pretrain;
 use electra::pretrain::Objective;
@@ -41,22 +43,23 @@ enum Cmd {
         #[arg(long, default_value = "tiny")]
         preset: String,
         /// Generator hidden size as a fraction of the discriminator's (default: 1/4; 1/3 for base).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = args::fraction)]
         generator_fraction: Option<f64>,
-        /// Optimizer steps.
-        #[arg(long, default_value_t = 600)]
+        /// Optimizer steps (0: a dry run that checks the arguments, builds the model in memory,
+        /// prints its size and writes nothing).
+        #[arg(long, allow_negative_numbers = true, default_value_t = 600, value_parser = args::steps)]
         steps: u64,
         /// Sequences per batch.
-        #[arg(long, default_value_t = 32)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 32, value_parser = args::batch_size)]
         batch_size: usize,
         /// Tokens per sequence.
-        #[arg(long, default_value_t = 128)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 128, value_parser = args::seq_len)]
         seq_len: usize,
         /// Seed of initialisation, data order, masking and sampling.
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Worker threads (0: one per core).
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 0, value_parser = args::threads)]
         threads: usize,
         /// Objective: electra (generator + discriminator) or mlm (BERT-style baseline).
         #[arg(long, default_value = "electra")]
@@ -64,34 +67,39 @@ enum Cmd {
         /// Start from this model directory (pair layout or a discriminator) instead of a preset.
         #[arg(long)]
         init: Option<PathBuf>,
-        /// Continue the run in this directory from its checkpoint.
+        /// Continue the run in this directory from its checkpoint (flags left out are the
+        /// checkpoint's; a flag that contradicts it is refused).
         #[arg(long)]
         resume: Option<PathBuf>,
+        /// Start a new run in --out even though it holds an earlier run (its checkpoint is
+        /// replaced at the first save); without it such an --out is refused.
+        #[arg(long, conflicts_with = "resume")]
+        overwrite: bool,
         /// Vocabulary: vocab.txt or tokenizer.json (default: the bundled one, else trained).
         #[arg(long)]
         vocab: Option<PathBuf>,
         /// Peak learning rate (default: 1e-3 tiny, 5e-4 small, 2e-4 base/large).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = args::learning_rate)]
         learning_rate: Option<f32>,
         /// Warm-up steps (default: a tenth of --steps).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = args::steps)]
         warmup_steps: Option<u64>,
         /// Temperature of the generator's sampling (default: 1 as the paper; 3 for the tiny
         /// preset, whose 2-layer discriminator otherwise needs far longer than a few minutes
         /// before its held-out AUC climbs: see README).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = args::temperature)]
         temperature: Option<f32>,
-        /// Evaluate on held-out text every N steps.
-        #[arg(long, default_value_t = 100)]
+        /// Evaluate on held-out text every N steps (0: at the start and the end only).
+        #[arg(long, allow_negative_numbers = true, default_value_t = 100, value_parser = args::steps)]
         eval_every: u64,
         /// Held-out batches per evaluation.
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 4, value_parser = args::positive)]
         eval_batches: usize,
         /// Checkpoint every N steps (0: at the end and on Ctrl-C only).
-        #[arg(long, default_value_t = 200)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 200, value_parser = args::steps)]
         save_every: u64,
         /// Write a metrics line every N steps.
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 10, value_parser = args::every)]
         log_every: u64,
         /// Training options as a JSON object (the keys of electra_trainer_new, e.g.
         /// '{"temperature": 1.5, "disc_weight": 50}'); they override the flags above.
@@ -108,10 +116,10 @@ enum Cmd {
         distributed: String,
         /// Micro-batches per step: each step's --batch-size rows run as K passes of batch/K
         /// rows (K ranks with one micro-batch each give the same step as one rank with K).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 1, value_parser = args::accumulate_steps)]
         accumulate_steps: usize,
         /// Seconds a rank waits for the others in a collective before the run fails.
-        #[arg(long, default_value_t = 600.0)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 600.0, value_parser = args::timeout)]
         collective_timeout: f64,
     },
     /// Show, for each token of TEXT, the probability that it was replaced.
@@ -133,7 +141,7 @@ enum Cmd {
         /// Text with one or more [MASK] tokens.
         text: String,
         /// Candidates per mask.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 5, value_parser = args::positive)]
         top_k: usize,
     },
     /// Sentence embeddings as JSON lines (texts from the arguments, else one per stdin line).
@@ -142,9 +150,9 @@ enum Cmd {
         #[arg(long)]
         model: PathBuf,
         /// Pooling: mean (over tokens) or cls.
-        #[arg(long, default_value = "mean")]
+        #[arg(long, default_value = "mean", value_parser = ["mean", "cls"])]
         pool: String,
-        /// Texts (default: read lines from stdin).
+        /// Texts (default: read lines from stdin, each at most 1 MiB).
         text: Vec<String>,
     },
     /// Fine-tune a sentence classifier on TSV (label<TAB>text) or CSV (label,text) files.
@@ -162,28 +170,28 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
         /// Passes over the training data.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 3, value_parser = args::positive)]
         epochs: usize,
         /// Rows per batch.
-        #[arg(long, default_value_t = 32)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 32, value_parser = args::batch_size)]
         batch_size: usize,
         /// Longest row in tokens.
-        #[arg(long, default_value_t = 128)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 128, value_parser = args::seq_len)]
         seq_len: usize,
         /// Peak learning rate.
-        #[arg(long, default_value_t = 1e-4)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 1e-4, value_parser = args::learning_rate)]
         learning_rate: f32,
         /// Layer-wise learning-rate decay (1 disables).
-        #[arg(long, default_value_t = 0.8)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 0.8, value_parser = args::layer_decay)]
         layer_decay: f32,
         /// Decoupled weight decay.
-        #[arg(long, default_value_t = 0.01)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 0.01, value_parser = args::weight_decay)]
         weight_decay: f32,
         /// Seed of the head's initialisation and the data order.
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Worker threads (0: one per core).
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 0, value_parser = args::threads)]
         threads: usize,
     },
     /// Label probabilities of TEXT from a fine-tuned classifier (or, with --input, one JSON line
@@ -217,16 +225,16 @@ enum Cmd {
         #[arg(long, default_value = "small")]
         preset: String,
         /// Sequences per batch.
-        #[arg(long, default_value_t = 32)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 32, value_parser = args::batch_size)]
         batch_size: usize,
         /// Tokens per sequence.
-        #[arg(long, default_value_t = 128)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 128, value_parser = args::seq_len)]
         seq_len: usize,
         /// Worker threads (0: one per core).
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 2, value_parser = args::threads)]
         threads: usize,
         /// Timed repetitions after one warm-up.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 5, value_parser = args::positive)]
         reps: usize,
         /// Print one JSON object.
         #[arg(long)]
@@ -245,8 +253,20 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // The flags typed on the command line (not defaults): a resumed run takes the others from
+    // its checkpoint and refuses those that contradict it.
+    let given: pretrain::Given = matches
+        .subcommand_matches("pretrain")
+        .map(|m| {
+            m.ids()
+                .filter(|id| m.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine))
+                .map(|id| id.as_str().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    match run(cli, &given) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("electra: {e}");
@@ -255,7 +275,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> electra::Result<ExitCode> {
+fn run(cli: Cli, given: &pretrain::Given) -> electra::Result<ExitCode> {
     let device: Device = cli.device.parse()?;
     let quantize: electra::quant::WeightFormat = cli.quantize.parse()?;
     let inference_only = |what: &str| match quantize {
@@ -279,6 +299,7 @@ fn run(cli: Cli) -> electra::Result<ExitCode> {
             objective,
             init,
             resume,
+            overwrite,
             vocab,
             learning_rate,
             warmup_steps,
@@ -305,6 +326,14 @@ fn run(cli: Cli) -> electra::Result<ExitCode> {
                 o => return Err(electra::Error::arg(format!("--objective {o:?}: expected electra or mlm"))),
             };
             let out = match (out, &resume) {
+                (Some(o), Some(r)) if !pretrain::same_dir(&o, r) => {
+                    return Err(electra::Error::arg(format!(
+                        "--out {} and --resume {} name different directories; a resumed run stays in its own \
+                         (pass --resume DIR alone)",
+                        o.display(),
+                        r.display()
+                    )))
+                }
                 (Some(o), _) => o,
                 (None, Some(r)) => r.clone(),
                 (None, None) => return Err(electra::Error::arg("--out DIR is required (or --resume DIR)")),
@@ -336,7 +365,12 @@ fn run(cli: Cli) -> electra::Result<ExitCode> {
                 accumulate_steps,
                 collective_timeout,
             };
-            pretrain::run(args, resume.is_some())
+            let mode = match (resume.is_some(), overwrite) {
+                (true, _) => pretrain::Mode::Resume(given),
+                (false, true) => pretrain::Mode::Overwrite,
+                (false, false) => pretrain::Mode::Fresh,
+            };
+            pretrain::run(args, mode)
         })(),
         Cmd::Detect { model, text, json } => infer::load_with_tokenizer(&model, quantize).and_then(|(m, tok)| {
             let scores = infer::detect(&mut session(m)?, &tok, &text)?;
@@ -353,13 +387,13 @@ fn run(cli: Cli) -> electra::Result<ExitCode> {
             Ok(())
         }),
         Cmd::Embed { model, pool, text } => infer::load_with_tokenizer(&model, quantize).and_then(|(m, tok)| {
-            let texts: Vec<String> = if text.is_empty() {
-                std::io::stdin().lines().collect::<Result<_, _>>().map_err(|e| electra::Error::io("<stdin>", e))?
-            } else {
-                text
-            };
+            // Stdin is streamed a bounded line at a time: an endless or newline-free stream is
+            // an error at its first over-long line, not an unbounded allocation.
+            let texts: Box<dyn Iterator<Item = electra::Result<String>>> =
+                if text.is_empty() { Box::new(input::StdinLines::new()) } else { Box::new(text.into_iter().map(Ok)) };
             let mut s = session(m)?;
             for t in texts {
+                let t = t?;
                 let v = infer::embed(&mut s, &tok, &t, &pool)?;
                 println!("{}", serde_json::json!({"text": t, "embedding": v}));
             }
@@ -380,6 +414,7 @@ fn run(cli: Cli) -> electra::Result<ExitCode> {
             threads,
         } => (|| {
             inference_only("finetune")?;
+            input::check_out_dir(&out, "--out", true)?;
             let opts = electra::finetune::FinetuneOptions {
                 learning_rate,
                 layerwise_lr_decay: layer_decay,
@@ -400,16 +435,21 @@ fn run(cli: Cli) -> electra::Result<ExitCode> {
                 }
             }),
         },
-        Cmd::Quantize { model, out } => infer::quantize_dir(&model, &out).map(|(f32_bytes, int8_bytes)| {
-            println!(
-                "wrote {}: int8 weights, {:.1} MB ({:.0}% of the f32 model's {:.1} MB)",
-                out.display(),
-                int8_bytes as f64 / 1e6,
-                100.0 * int8_bytes as f64 / f32_bytes.max(1) as f64,
-                f32_bytes as f64 / 1e6
-            );
-        }),
+        Cmd::Quantize { model, out } => input::check_out_dir(&out, "--out", true)
+            .and_then(|_| infer::quantize_dir(&model, &out))
+            .map(|(f32_bytes, int8_bytes)| {
+                println!(
+                    "wrote {}: int8 weights, {:.1} MB ({:.0}% of the f32 model's {:.1} MB)",
+                    out.display(),
+                    int8_bytes as f64 / 1e6,
+                    100.0 * int8_bytes as f64 / f32_bytes.max(1) as f64,
+                    f32_bytes as f64 / 1e6
+                );
+            }),
         Cmd::Bench { what, preset, batch_size, seq_len, threads, reps, json, model, save_model, tf32 } => {
+            if let Some(dir) = &save_model {
+                input::check_out_dir(dir, "--save-model", true)?;
+            }
             bench::run(&bench::BenchArgs {
                 what,
                 preset,

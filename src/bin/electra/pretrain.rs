@@ -2,12 +2,14 @@
 //! bar, metrics.jsonl, held-out evaluation, periodic and Ctrl-C checkpoints, the final model in
 //! the pair layout with its tokenizer, and a plot of the curves.
 
+use super::input::{check_out_dir, read_text, MAX_TEXT_FILE_BYTES};
 use super::plot;
 use electra::config::ElectraConfig;
 use electra::data::corpus::{Corpus, CorpusOptions};
 use electra::data::tokenizer::Tokenizer;
 use electra::error::{Error, Result};
 use electra::io::atomic::{create_dir, write_atomic};
+use electra::io::read::{read_regular_utf8, MAX_CONFIG_BYTES};
 use electra::limits;
 use electra::pretrain::eval::{evaluate, EvalStats};
 use electra::pretrain::flops::train_step_flops;
@@ -117,8 +119,17 @@ impl RunSummary {
     /// Reads `run_dir/summary.json`.
     pub fn read(run_dir: &Path) -> Result<Self> {
         let path = run_dir.join("summary.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        serde_json::from_str(&text).map_err(|e| Error::format(&path, format!("not a run summary: {e}")))
+        let text = read_regular_utf8(&path, MAX_CONFIG_BYTES)?;
+        let s: Self =
+            serde_json::from_str(&text).map_err(|e| Error::format(&path, format!("not a run summary: {e}")))?;
+        // --match-flops divides by it: a negative, zero or non-finite count is no budget.
+        if !(s.flops.is_finite() && s.flops >= 0.0 && s.seconds.is_finite()) {
+            return Err(Error::format(
+                &path,
+                format!("not a run summary: flops = {}, seconds = {}", s.flops, s.seconds),
+            ));
+        }
+        Ok(s)
     }
 
     /// Writes `run_dir/summary.json` atomically.
@@ -286,17 +297,170 @@ fn checkpoint(trainer: &mut Trainer, corpus: &Corpus, run: &Path, spent: &RunSum
     Ok(())
 }
 
-/// Runs (or resumes) pre-training. `resume`: continue the run in `args.out`.
-pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
+/// The flags given on the command line, by clap id (`batch_size`, ...).
+pub type Given = std::collections::BTreeSet<String>;
+
+/// How a run treats its directory.
+pub enum Mode<'a> {
+    /// A new run: refused when the directory holds an earlier one.
+    Fresh,
+    /// A new run over an earlier one (`--overwrite`).
+    Overwrite,
+    /// Continue the earlier run (`--resume`); the flags given on the command line.
+    Resume(&'a Given),
+}
+
+/// The entries of a run directory that show an earlier run is there.
+const RUN_ENTRIES: [&str; 6] = ["run.json", "checkpoint", "summary.json", "metrics.jsonl", "final", "tokenizer"];
+
+/// Whether two paths name the same directory (the same path, or the same directory on disk).
+pub fn same_dir(a: &Path, b: &Path) -> bool {
+    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+}
+
+/// Refuses a new run in a directory that holds an earlier one: a resumable checkpoint is not
+/// replaced by accident.
+fn refuse_earlier_run(dir: &Path) -> Result<()> {
+    let Some(found) = RUN_ENTRIES.iter().map(|e| dir.join(e)).find(|p| p.symlink_metadata().is_ok()) else {
+        return Ok(());
+    };
+    Err(Error::arg(format!(
+        "--out {d} holds an earlier run ({f} exists): continue it with `electra pretrain --resume {d}`, \
+         pass --overwrite to start a new run over it, or choose another --out",
+        d = dir.display(),
+        f = found.display()
+    )))
+}
+
+/// The options a resumed run continues with: the checkpoint's run.json, except the flags that
+/// may change between sessions (steps, threads, device, the save/log/eval cadence and the
+/// collective timeout) when given. Any other flag given with a value other than the checkpoint's
+/// is refused, naming the value the checkpoint holds.
+fn resume_args(args: PretrainArgs, given: &Given) -> Result<PretrainArgs> {
     let run_dir = args.out.clone();
-    create_dir(&run_dir)?;
     let args_path = run_dir.join("run.json");
-    if resume {
-        let s = std::fs::read_to_string(&args_path).map_err(|e| Error::io(&args_path, e))?;
-        let saved: PretrainArgs = serde_json::from_str(&s).map_err(|e| Error::format(&args_path, e.to_string()))?;
-        let (steps, threads) = (args.steps, args.threads);
-        args = PretrainArgs { out: run_dir.clone(), steps: steps.max(saved.steps), threads, ..saved };
+    if !args_path.exists() {
+        return Err(Error::arg(format!(
+            "--resume {}: no run.json there; it is not a run directory of `electra pretrain`",
+            run_dir.display()
+        )));
     }
+    let text = read_regular_utf8(&args_path, MAX_CONFIG_BYTES)?;
+    let saved: PretrainArgs = serde_json::from_str(&text).map_err(|e| Error::format(&args_path, e.to_string()))?;
+    let mut conflicts = Vec::new();
+    let mut check = |id: &str, same: bool, ours: String, theirs: String| {
+        if given.contains(id) && !same {
+            conflicts.push(format!("--{} {ours} (the checkpoint holds {theirs})", id.replace('_', "-")));
+        }
+    };
+    let paths = |v: &[PathBuf]| {
+        if v.is_empty() {
+            "the bundled corpus".to_string()
+        } else {
+            v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ")
+        }
+    };
+    let opt_path = |p: &Option<PathBuf>| p.as_ref().map_or("none".to_string(), |p| p.display().to_string());
+    // Values left to their defaults are compared as the defaults the run was created with.
+    let lr = |a: &PretrainArgs| a.learning_rate.unwrap_or(default_lr(&a.preset));
+    let temp = |a: &PretrainArgs| a.temperature.unwrap_or(default_temperature(&a.preset, a.init.is_some()));
+    let frac = |a: &PretrainArgs| a.generator_fraction.unwrap_or(ElectraConfig::paper_generator_fraction(&a.preset));
+    let warm = |a: &PretrainArgs, steps: u64| a.warmup_steps.unwrap_or((steps / 10).min(10_000));
+    let json = |o: &Option<String>| o.as_deref().and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok());
+    let obj = |o: Objective| match o {
+        Objective::Electra => "electra",
+        Objective::Mlm => "mlm",
+    };
+    check("corpus", args.corpus == saved.corpus, paths(&args.corpus), paths(&saved.corpus));
+    check("preset", args.preset == saved.preset, args.preset.clone(), saved.preset.clone());
+    check("generator_fraction", frac(&args) == frac(&saved), frac(&args).to_string(), frac(&saved).to_string());
+    check("batch_size", args.batch_size == saved.batch_size, args.batch_size.to_string(), saved.batch_size.to_string());
+    check("seq_len", args.seq_len == saved.seq_len, args.seq_len.to_string(), saved.seq_len.to_string());
+    check("seed", args.seed == saved.seed, args.seed.to_string(), saved.seed.to_string());
+    check("objective", args.objective == saved.objective, obj(args.objective).into(), obj(saved.objective).into());
+    check("init", args.init == saved.init, opt_path(&args.init), opt_path(&saved.init));
+    check("vocab", args.vocab == saved.vocab, opt_path(&args.vocab), opt_path(&saved.vocab));
+    check("learning_rate", lr(&args) == lr(&saved), lr(&args).to_string(), lr(&saved).to_string());
+    let (wa, ws) = (warm(&args, saved.steps), warm(&saved, saved.steps));
+    check("warmup_steps", wa == ws, wa.to_string(), ws.to_string());
+    check("temperature", temp(&args) == temp(&saved), temp(&args).to_string(), temp(&saved).to_string());
+    check(
+        "eval_batches",
+        args.eval_batches == saved.eval_batches,
+        args.eval_batches.to_string(),
+        saved.eval_batches.to_string(),
+    );
+    check(
+        "options",
+        json(&args.options) == json(&saved.options),
+        args.options.clone().unwrap_or_else(|| "none".into()),
+        saved.options.clone().unwrap_or_else(|| "none".into()),
+    );
+    check(
+        "match_flops",
+        args.match_flops == saved.match_flops,
+        opt_path(&args.match_flops),
+        opt_path(&saved.match_flops),
+    );
+    check(
+        "distributed",
+        args.distributed == saved.distributed,
+        format!("{:?}", args.distributed).to_lowercase(),
+        format!("{:?}", saved.distributed).to_lowercase(),
+    );
+    check(
+        "accumulate_steps",
+        args.accumulate_steps == saved.accumulate_steps,
+        args.accumulate_steps.to_string(),
+        saved.accumulate_steps.to_string(),
+    );
+    if !conflicts.is_empty() {
+        return Err(Error::arg(format!(
+            "--resume {}: {} {} the checkpoint: {}; leave {} out to continue with the checkpoint's values, \
+             or start a new run with another --out",
+            run_dir.display(),
+            if conflicts.len() == 1 { "a flag" } else { "flags" },
+            if conflicts.len() == 1 { "contradicts" } else { "contradict" },
+            conflicts.join(", "),
+            if conflicts.len() == 1 { "it" } else { "them" }
+        )));
+    }
+    let pick = |id: &str| given.contains(id);
+    Ok(PretrainArgs {
+        out: run_dir,
+        steps: if pick("steps") { args.steps } else { saved.steps },
+        threads: if pick("threads") { args.threads } else { saved.threads },
+        device: if pick("device") { args.device } else { saved.device },
+        save_every: if pick("save_every") { args.save_every } else { saved.save_every },
+        log_every: if pick("log_every") { args.log_every } else { saved.log_every },
+        eval_every: if pick("eval_every") { args.eval_every } else { saved.eval_every },
+        collective_timeout: if pick("collective_timeout") { args.collective_timeout } else { saved.collective_timeout },
+        ..saved
+    })
+}
+
+/// Runs (or resumes) pre-training in `args.out`.
+pub fn run(mut args: PretrainArgs, mode: Mode) -> Result<()> {
+    let run_dir = args.out.clone();
+    let args_path = run_dir.join("run.json");
+    // Everything that can be refused is refused here, before the tokenizer, the model or any
+    // file of the run is made.
+    let (resume, steps_given) = match mode {
+        Mode::Resume(given) => {
+            args = resume_args(args, given)?;
+            (true, given.contains("steps"))
+        }
+        Mode::Fresh => {
+            refuse_earlier_run(&run_dir)?;
+            (false, false)
+        }
+        Mode::Overwrite => (false, false),
+    };
+    check_out_dir(&run_dir, "--out", false)?;
+    let flops_target = args.match_flops.as_ref().map(|d| RunSummary::read(d).map(|s| (d.clone(), s))).transpose()?;
+    // --steps 0 of a new run is a dry run: every check below runs and the model is built, but
+    // nothing is written.
+    let dry_run = !resume && args.steps == 0 && flops_target.is_none();
     let corpus_paths = if args.corpus.is_empty() {
         vec![bundled("moby-dick")
             .ok_or_else(|| Error::arg("no --corpus given and the bundled data/moby-dick is missing"))?]
@@ -342,13 +506,38 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
         };
         let init = args.init.as_ref().map_or(args.preset.clone(), |p| p.display().to_string());
         let t = Trainer::new(&init, opts)?;
+        if dry_run {
+            electra::data::text_files(&corpus_paths)?;
+            if t.rank().0 == 0 {
+                eprintln!("{}", plan_line(&args, t.params().numel(), &corpus_paths, tok.vocab_size()));
+                eprintln!("--steps 0: a dry run; the arguments check out and nothing was written");
+            }
+            return Ok(());
+        }
+        create_dir(&run_dir)?;
         if t.rank().0 == 0 {
             write_atomic(&args_path, serde_json::to_string_pretty(&args).expect("json").as_bytes())?;
             save_tokenizer_into(&tok, &run_dir.join("tokenizer"))?;
+            // Over an earlier run (--overwrite): its log and spending are not this run's.
             let _ = std::fs::remove_file(run_dir.join("metrics.jsonl"));
+            let _ = std::fs::remove_file(run_dir.join("summary.json"));
         }
         t
     };
+    if resume {
+        // --steps is the run's total: below the checkpoint's step it cannot be reached.
+        if steps_given && args.steps < trainer.step {
+            return Err(Error::arg(format!(
+                "--steps {} is below the checkpoint's step {}; give a total of at least {} (or leave --steps out)",
+                args.steps, trainer.step, trainer.step
+            )));
+        }
+        args.steps = args.steps.max(trainer.step);
+        // The next resume continues with what this one was given (e.g. a longer --steps).
+        if trainer.rank().0 == 0 {
+            write_atomic(&args_path, serde_json::to_string_pretty(&args).expect("json").as_bytes())?;
+        }
+    }
     // Each rank reads its own shard of the training documents (rank 0 also the held-out ones).
     let (rank, world) = trainer.rank();
     let lead = rank == 0;
@@ -365,8 +554,7 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
     }
     let eval_set = if lead { corpus.eval_batches(args.batch_size, Some(args.eval_batches))? } else { Vec::new() };
 
-    if let Some(other) = &args.match_flops {
-        let target = RunSummary::read(other)?;
+    if let Some((other, target)) = &flops_target {
         // Price a step at the earlier run's average real tokens per step (short examples and
         // padding make it less than batch x seq_len).
         let n = if target.steps > 0 && target.tokens > 0 {
@@ -438,19 +626,7 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
         );
     }
     if lead {
-        eprintln!(
-            "electra pretrain: {} objective, {:.2}M parameters, {} steps of {}x{} tokens, corpus {:?}, vocab {}",
-            match args.objective {
-                Objective::Electra => "electra",
-                Objective::Mlm => "mlm",
-            },
-            params as f64 / 1e6,
-            args.steps,
-            args.batch_size,
-            args.seq_len,
-            corpus_paths,
-            tok.vocab_size()
-        );
+        eprintln!("{}", plan_line(&args, params, &corpus_paths, tok.vocab_size()));
     }
     let first_eval = if trainer.step == 0 { eval_now(&trainer)? } else { None };
     match first_eval {
@@ -613,9 +789,26 @@ pub fn run(mut args: PretrainArgs, resume: bool) -> Result<()> {
     Ok(())
 }
 
+/// The line that says what a run will do (scripts/scaling.sh reads its parameter count).
+fn plan_line(args: &PretrainArgs, params: usize, corpus: &[PathBuf], vocab: usize) -> String {
+    format!(
+        "electra pretrain: {} objective, {:.2}M parameters, {} steps of {}x{} tokens, corpus {:?}, vocab {}",
+        match args.objective {
+            Objective::Electra => "electra",
+            Objective::Mlm => "mlm",
+        },
+        params as f64 / 1e6,
+        args.steps,
+        args.batch_size,
+        args.seq_len,
+        corpus,
+        vocab
+    )
+}
+
 /// Draws metrics.jsonl as curves.svg: training losses and held-out metrics against the step.
 pub fn plot_metrics(metrics: &Path, out: &Path) -> Result<()> {
-    let text = std::fs::read_to_string(metrics).map_err(|e| Error::io(metrics, e))?;
+    let text = read_text(metrics, MAX_TEXT_FILE_BYTES, "metrics.jsonl")?;
     let (mut mlm, mut disc, mut auc, mut acc) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for line in text.lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };

@@ -1,0 +1,567 @@
+//! The `electra` command line under hostile arguments: every bad number, missing file, FIFO,
+//! device, directory-as-file, endless stdin and over-long line is a clear error (exit status 1
+//! or 2, a message on stderr), never a panic, a signal or a hang; runs are never overwritten by
+//! accident; a resume never silently drops a flag; errors come before the work.
+//!
+//! Tiny settings throughout (the tiny preset, batches of 2 x 16 tokens, 1-2 steps), so the whole
+//! file takes well under a minute on 2 cores.
+
+#![cfg(unix)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Longest a single command may take before the test kills it and fails.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+struct Out {
+    code: Option<i32>,
+    stderr: String,
+    args: Vec<String>,
+}
+
+impl Out {
+    /// A clean failure: status 1 or 2, a message, no panic or abort text.
+    fn refused(&self) -> &Self {
+        assert!(matches!(self.code, Some(1) | Some(2)), "{:?}: exit {:?}: {}", self.args, self.code, self.stderr);
+        self.sane();
+        assert!(self.stderr.trim().len() > 10, "{:?}: no message", self.args);
+        self
+    }
+
+    /// Whatever the outcome: an exit status (no signal), never a panic or an allocation abort.
+    fn sane(&self) -> &Self {
+        assert!(self.code.is_some(), "{:?}: killed by a signal: {}", self.args, self.stderr);
+        assert_ne!(self.code, Some(101), "{:?}: panic: {}", self.args, self.stderr);
+        for bad in ["panicked at", "memory allocation", "RUST_BACKTRACE"] {
+            assert!(!self.stderr.contains(bad), "{:?}: {bad}: {}", self.args, self.stderr);
+        }
+        self
+    }
+
+    fn ok(&self) -> &Self {
+        assert_eq!(self.code, Some(0), "{:?}: {}", self.args, self.stderr);
+        self
+    }
+
+    fn says(&self, needle: &str) -> &Self {
+        assert!(self.stderr.contains(needle), "{:?}: expected {needle:?} in: {}", self.args, self.stderr);
+        self
+    }
+}
+
+/// Runs `electra ARGS` with `stdin`, killing it (and failing) after [`TIMEOUT`].
+fn electra_with(args: &[&str], stdin: Stdio) -> Out {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_electra"))
+        .args(args)
+        .stdin(stdin)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        s
+    });
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?}: still running after {TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Out { code: status.code(), stderr: reader.join().unwrap(), args: args.iter().map(|s| s.to_string()).collect() }
+}
+
+fn electra(args: &[&str]) -> Out {
+    electra_with(args, Stdio::null())
+}
+
+/// A fresh directory under target/tmp (the shared fixture is never removed by its test, so it
+/// lives where `cargo clean` reaches it; earlier runs' copies are removed at the next start).
+fn temp(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("electra-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn mkfifo(p: &Path) {
+    let c = std::ffi::CString::new(s(p)).unwrap();
+    // SAFETY: a NUL-terminated path; mkfifo only reads it.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", p.display());
+}
+
+/// Tiny pre-training flags.
+const TINY: [&str; 12] = [
+    "--batch-size",
+    "2",
+    "--seq-len",
+    "16",
+    "--eval-batches",
+    "1",
+    "--eval-every",
+    "0",
+    "--threads",
+    "1",
+    "--log-every",
+    "1",
+];
+
+/// A run of 1 step in `dir` (the bundled corpus and vocabulary).
+fn pretrain(dir: &Path, extra: &[&str]) -> Out {
+    let mut a = vec!["pretrain", "--out", s(dir), "--steps", "1"];
+    a.extend(TINY);
+    a.extend(extra);
+    electra(&a)
+}
+
+/// Shared fixtures: a pre-trained tiny pair, a classifier fine-tuned from it, the files.
+struct Fixture {
+    dir: PathBuf,
+    disc: PathBuf,
+    cls: PathBuf,
+    train: PathBuf,
+    fifo: PathBuf,
+    long_line: PathBuf,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let mine = format!("electra-cli-{}-", std::process::id());
+        for e in std::fs::read_dir(env!("CARGO_TARGET_TMPDIR")).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("electra-cli-") && name.ends_with("-fixture") && !name.starts_with(&mine) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        let dir = temp("fixture");
+        let run = dir.join("run");
+        pretrain(&run, &[]).ok();
+        let train = dir.join("train.tsv");
+        std::fs::write(&train, "label\ttext\npos\ta fine day\nneg\ta grim sea\npos\tcalm water\nneg\tstorm\n").unwrap();
+        let cls = dir.join("cls");
+        let disc = run.join("final/discriminator");
+        electra(&[
+            "finetune",
+            "--model",
+            s(&disc),
+            "--train",
+            s(&train),
+            "--out",
+            s(&cls),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "2",
+            "--seq-len",
+            "16",
+            "--threads",
+            "1",
+        ])
+        .ok();
+        let fifo = dir.join("fifo");
+        mkfifo(&fifo);
+        // One line of 16 MiB: over the line cap, under the file-size cap.
+        let long_line = dir.join("long.tsv");
+        let mut big = b"pos\t".to_vec();
+        big.resize(16 << 20, b'a');
+        std::fs::write(&long_line, big).unwrap();
+        Fixture { dir, disc, cls, train, fifo, long_line }
+    })
+}
+
+/// Every file of `dir` (recursively) with its bytes.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_new_run_over_an_earlier_one_is_refused_unless_overwrite() {
+    let d = temp("overwrite");
+    let run = d.join("run");
+    pretrain(&run, &[]).ok();
+    let before = snapshot(&run);
+    // The same command again: refused before any write, naming --resume and --overwrite.
+    pretrain(&run, &[]).refused().says("--resume").says("--overwrite");
+    assert!(snapshot(&run) == before, "a refused run changed the directory");
+    // --steps 0 over it is refused too (nothing written).
+    let mut a = vec!["pretrain", "--out", s(&run), "--steps", "0"];
+    a.extend(TINY);
+    electra(&a).refused().says("--resume");
+    assert!(snapshot(&run) == before);
+    // A directory of the user's own files is not a run: a new run goes in beside them.
+    let mine = d.join("mine");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(mine.join("notes.txt"), b"keep me").unwrap();
+    pretrain(&mine, &[]).ok();
+    assert_eq!(std::fs::read(mine.join("notes.txt")).unwrap(), b"keep me");
+    // --overwrite starts a new run there (a different seed: different weights).
+    pretrain(&run, &["--overwrite", "--seed", "5"]).ok();
+    let ckpt = |r: &Path| std::fs::read(r.join("checkpoint/trainer.safetensors")).unwrap();
+    let old = before.iter().find(|(p, _)| p.ends_with("checkpoint/trainer.safetensors")).unwrap();
+    assert!(ckpt(&run) != old.1, "--overwrite did not start a new run");
+    // --overwrite and --resume together: a usage error.
+    electra(&["pretrain", "--resume", s(&run), "--overwrite"]).refused();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn resume_refuses_flags_that_contradict_the_checkpoint_and_takes_the_rest_from_it() {
+    let d = temp("resume");
+    let run = d.join("run");
+    pretrain(&run, &[]).ok();
+    let before = snapshot(&run);
+    let corpus = d.join("other.txt");
+    std::fs::write(&corpus, "some other text\n").unwrap();
+    let cases: [(&[&str], &str); 9] = [
+        (&["--batch-size", "4"], "--batch-size 4 (the checkpoint holds 2)"),
+        (&["--seq-len", "32"], "--seq-len 32 (the checkpoint holds 16)"),
+        (&["--learning-rate", "0.5"], "(the checkpoint holds 0.001)"),
+        (&["--corpus", s(&corpus)], "(the checkpoint holds the bundled corpus)"),
+        (&["--seed", "9"], "--seed 9 (the checkpoint holds 0)"),
+        (&["--objective", "mlm"], "--objective mlm (the checkpoint holds electra)"),
+        (&["--preset", "small"], "--preset small (the checkpoint holds tiny)"),
+        (&["--temperature", "1.5"], "--temperature 1.5 (the checkpoint holds 3)"),
+        (&["--eval-batches", "3"], "--eval-batches 3 (the checkpoint holds 1)"),
+    ];
+    for (flags, needle) in cases {
+        let mut a = vec!["pretrain", "--resume", s(&run), "--steps", "2"];
+        a.extend(flags);
+        electra(&a).refused().says(needle);
+        assert!(snapshot(&run) == before, "{flags:?}: a refused resume changed the run");
+    }
+    // Several at once: each named.
+    electra(&["pretrain", "--resume", s(&run), "--batch-size", "3", "--seed", "4"])
+        .refused()
+        .says("--batch-size 3 (the checkpoint holds 2)")
+        .says("--seed 4 (the checkpoint holds 0)");
+    // --out and --resume naming different directories.
+    electra(&["pretrain", "--out", s(&d.join("elsewhere")), "--resume", s(&run)]).refused().says("different");
+    // A total below the checkpoint's step.
+    electra(&["pretrain", "--resume", s(&run), "--steps", "0"]).refused().says("checkpoint's step 1");
+    // The same values as the checkpoint are no conflict; flags left out come from it.
+    electra(&["pretrain", "--resume", s(&run), "--steps", "2", "--batch-size", "2", "--threads", "1"]).ok();
+    let args: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!((args["steps"].as_u64(), args["seq_len"].as_u64()), (Some(2), Some(16)));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn steps_0_is_a_dry_run_that_writes_nothing() {
+    let d = temp("dry");
+    let run = d.join("run");
+    let mut a = vec!["pretrain", "--out", s(&run), "--steps", "0"];
+    a.extend(TINY);
+    electra(&a).ok().says("parameters").says("nothing was written");
+    assert!(!run.exists(), "--steps 0 wrote {}", run.display());
+    // The dry run still checks: a bad corpus is refused.
+    let mut b = a.clone();
+    b.extend(["--corpus", "/nonexistent/corpus.txt"]);
+    electra(&b).refused();
+    assert!(!run.exists());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn finetune_and_quantize_outputs_that_cannot_be_saved_fail_before_the_work() {
+    let f = fixture();
+    let d = temp("out");
+    let file = d.join("a-file");
+    std::fs::write(&file, b"user data").unwrap();
+    let under_file = file.join("sub");
+    for out in [".", "..", "/", s(&file), s(&under_file), "/proc/electra-out", ""] {
+        let t0 = Instant::now();
+        let o = electra(&[
+            "finetune",
+            "--model",
+            s(&f.disc),
+            "--train",
+            s(&f.train),
+            "--out",
+            out,
+            "--epochs",
+            "1",
+            "--batch-size",
+            "2",
+            "--seq-len",
+            "16",
+            "--threads",
+            "1",
+        ]);
+        o.refused();
+        assert!(!o.stderr.contains("epoch 1"), "--out {out:?}: trained before failing: {}", o.stderr);
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        electra(&["quantize", "--model", s(&f.cls), "--out", out]).refused();
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"user data");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn files_the_cli_reads_must_be_regular_bounded_and_short_lined() {
+    let f = fixture();
+    // A directory without text files (the fixture's own holds vocab.txt files: a corpus).
+    let empty_dir = f.dir.join("empty-dir");
+    std::fs::create_dir_all(&empty_dir).unwrap();
+    let (fifo, long, dir) = (s(&f.fifo), s(&f.long_line), s(&empty_dir));
+    let (disc, cls, train) = (s(&f.disc), s(&f.cls), s(&f.train));
+    let ft = |t: &str, e: Option<&str>| {
+        let mut a = vec!["finetune", "--model", disc, "--train", t, "--out", "/tmp/electra-cli-never", "--epochs", "1"];
+        if let Some(e) = e {
+            a.extend(["--eval", e]);
+        }
+        electra(&a)
+    };
+    for bad in [fifo, dir, "/dev/zero", "/nonexistent.tsv"] {
+        ft(bad, None).refused();
+        ft(train, Some(bad)).refused();
+        electra(&["predict", "--model", cls, "--input", bad]).refused();
+        let mut a = vec!["pretrain", "--out", "/tmp/electra-cli-never", "--steps", "0", "--corpus", bad];
+        a.extend(TINY);
+        electra(&a).refused();
+        electra(&["pretrain", "--out", "/tmp/electra-cli-never", "--steps", "0", "--vocab", bad]).refused();
+    }
+    ft(fifo, None).says("regular file");
+    ft(long, None).refused().says("longer than the limit");
+    electra(&["predict", "--model", cls, "--input", long]).refused().says("longer than the limit");
+    // Endless stdin with no newline: an error at the line cap, not an allocation abort.
+    let zero = std::fs::File::open("/dev/zero").unwrap();
+    electra_with(&["embed", "--model", cls], Stdio::from(zero)).refused().says("longer than the limit");
+    let long_in = std::fs::File::open(&f.long_line).unwrap();
+    electra_with(&["embed", "--model", cls], Stdio::from(long_in)).refused().says("longer than the limit");
+    // --match-flops and --resume read JSON files of a run: a FIFO there is refused.
+    let fake = f.dir.join("fake-run");
+    std::fs::create_dir_all(&fake).unwrap();
+    let _ = std::fs::remove_file(fake.join("summary.json"));
+    mkfifo(&fake.join("summary.json"));
+    let mut a = vec!["pretrain", "--out", "/tmp/electra-cli-never", "--match-flops", s(&fake)];
+    a.extend(TINY);
+    electra(&a).refused().says("regular file");
+    assert!(!Path::new("/tmp/electra-cli-never").exists());
+}
+
+/// xorshift64: the generated combinations are the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// Generated combinations of hostile numbers and paths over every subcommand: each ends with a
+/// status of 0, 1 or 2 (a message unless 0) within the time limit, never a panic or a signal.
+/// Valid combinations stay cheap (a dry run, one epoch, one repetition).
+#[test]
+fn generated_hostile_argument_combinations_fail_cleanly() {
+    let f = fixture();
+    let d = temp("fuzz");
+    let empty = d.join("empty.tsv");
+    std::fs::write(&empty, b"").unwrap();
+    let (disc, cls, train) = (s(&f.disc).to_string(), s(&f.cls).to_string(), s(&f.train).to_string());
+    let numbers = [
+        "0",
+        "-1",
+        "-0",
+        "nan",
+        "NaN",
+        "inf",
+        "-inf",
+        "1e309",
+        "1e-45",
+        "abc",
+        "",
+        " 3",
+        "0x10",
+        "1.5",
+        "99999999999999999999999",
+        "18446744073709551615",
+        "4294967297",
+        "1e30",
+        "-1e30",
+        "2",
+    ];
+    let paths = [
+        s(&f.fifo).to_string(),
+        s(&f.dir).to_string(),
+        "/dev/zero".into(),
+        "/dev/null".into(),
+        "/nonexistent/x".into(),
+        s(&empty).to_string(),
+        s(&f.long_line).to_string(),
+        String::new(),
+    ];
+    // (subcommand with cheap valid settings, numeric flags, path flags). Step and epoch
+    // counts, whose large valid values mean long runs, get no large valid values below.
+    type Spec = (Vec<String>, Vec<&'static str>, Vec<&'static str>);
+    let v = |a: &[&str]| a.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let specs: Vec<Spec> = vec![
+        (
+            v(&["pretrain", "--steps", "0", "--batch-size", "2", "--seq-len", "16", "--eval-batches", "1"]),
+            vec![
+                "--steps",
+                "--batch-size",
+                "--seq-len",
+                "--threads",
+                "--learning-rate",
+                "--warmup-steps",
+                "--temperature",
+                "--eval-every",
+                "--eval-batches",
+                "--save-every",
+                "--log-every",
+                "--accumulate-steps",
+                "--collective-timeout",
+                "--generator-fraction",
+                "--seed",
+            ],
+            vec!["--corpus", "--vocab", "--init", "--match-flops", "--resume", "--preset"],
+        ),
+        (
+            v(&[
+                "finetune",
+                "--model",
+                &disc,
+                "--train",
+                &train,
+                "--epochs",
+                "1",
+                "--batch-size",
+                "2",
+                "--seq-len",
+                "16",
+            ]),
+            vec![
+                "--epochs",
+                "--batch-size",
+                "--seq-len",
+                "--learning-rate",
+                "--layer-decay",
+                "--weight-decay",
+                "--threads",
+                "--seed",
+            ],
+            vec!["--train", "--eval", "--model"],
+        ),
+        (v(&["fill-mask", "--model", s(&f.dir.join("run/final")), "the [MASK] sea"]), vec!["--top-k"], vec!["--model"]),
+        (v(&["predict", "--model", &cls]), vec![], vec!["--input", "--model"]),
+        (
+            v(&["bench", "train", "--preset", "tiny", "--batch-size", "1", "--seq-len", "8", "--reps", "1"]),
+            vec!["--batch-size", "--seq-len", "--threads", "--reps"],
+            vec!["--model", "--save-model"],
+        ),
+    ];
+    let long_runs = ["--steps", "--epochs", "--reps", "--warmup-steps"];
+    let mut rng = Rng(0x00c1_1f22_0bad_5eed);
+    let t0 = Instant::now();
+    let mut codes = std::collections::BTreeMap::new();
+    for case in 0..300 {
+        let (base, nums, files) = &specs[case % specs.len()];
+        let mut args = base.clone();
+        let out_dir = d.join(format!("out{case}"));
+        match args[0].as_str() {
+            "pretrain" | "finetune" => args.extend(["--out".into(), s(&out_dir).into()]),
+            _ => {}
+        }
+        if args[0] == "predict" && rng.below(2) == 0 {
+            args.push("some text".into());
+        }
+        for _ in 0..1 + rng.below(3) {
+            let use_file = !files.is_empty() && (nums.is_empty() || rng.below(3) == 0);
+            let (flag, value) = if use_file {
+                (files[rng.below(files.len())], paths[rng.below(paths.len())].clone())
+            } else {
+                let flag = nums[rng.below(nums.len())];
+                let mut value = numbers[rng.below(numbers.len())];
+                // A huge valid count is a long run, not a hostile input.
+                if long_runs.contains(&flag) && value.parse::<u64>().is_ok_and(|x| x > 2) {
+                    value = "-5";
+                }
+                (flag, value.to_string())
+            };
+            // Replace the flag if the base already has it (clap refuses a repeat).
+            if let Some(i) = args.iter().position(|a| a == flag) {
+                args[i + 1] = value;
+                continue;
+            }
+            args.push(flag.into());
+            args.push(value);
+        }
+        if args[0] == "predict" && !args.iter().any(|a| a == "--input" || a == "some text") {
+            args.push("some text".into());
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = electra(&refs);
+        o.sane();
+        if o.code != Some(0) {
+            o.refused();
+        }
+        *codes.entry(o.code.unwrap()).or_insert(0) += 1;
+    }
+    eprintln!("generated combinations in {:.1} s, by exit status: {codes:?}", t0.elapsed().as_secs_f64());
+    // The combinations reach past the parser: some run, some are refused by the checks after it.
+    assert!(codes.contains_key(&0) && codes.contains_key(&1) && codes.contains_key(&2), "{codes:?}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// The numeric flags named in the issue: zero, negative and non-finite values are usage errors
+/// (status 2, the flag named) before anything runs.
+#[test]
+fn numeric_flags_are_checked_before_anything_runs() {
+    let cases: [&[&str]; 14] = [
+        &["finetune", "--model", "m", "--train", "t", "--out", "o", "--batch-size", "0"],
+        &["finetune", "--model", "m", "--train", "t", "--out", "o", "--epochs", "0"],
+        &["finetune", "--model", "m", "--train", "t", "--out", "o", "--seq-len", "1"],
+        &["finetune", "--model", "m", "--train", "t", "--out", "o", "--learning-rate", "nan"],
+        &["finetune", "--model", "m", "--train", "t", "--out", "o", "--layer-decay", "0"],
+        &["bench", "train", "--reps", "0"],
+        &["bench", "infer", "--batch-size", "-3"],
+        &["bench", "infer", "--threads", "100000"],
+        &["pretrain", "--out", "o", "--batch-size", "0"],
+        &["pretrain", "--out", "o", "--learning-rate", "0"],
+        &["pretrain", "--out", "o", "--temperature", "-1"],
+        &["pretrain", "--out", "o", "--log-every", "0"],
+        &["pretrain", "--out", "o", "--accumulate-steps", "0"],
+        &["fill-mask", "--model", "m", "--top-k", "0", "x [MASK]"],
+    ];
+    for args in cases {
+        let o = electra(args);
+        o.refused();
+        assert_eq!(o.code, Some(2), "{args:?}: {}", o.stderr);
+        let flag = args.iter().rev().find(|a| a.starts_with("--") && a.len() > 2).unwrap();
+        let flag = flag.split('=').next().unwrap();
+        assert!(o.stderr.contains(flag), "{args:?}: {}", o.stderr);
+    }
+}
