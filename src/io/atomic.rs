@@ -121,6 +121,7 @@ pub fn commit_dir(target: &Path, unit: &str, fill: impl FnOnce(&Path) -> Result<
     match fs::metadata(target) {
         Ok(m) if m.is_dir() => {
             recover(target)?;
+            clean_stale(&parent, &name);
             merge_into(target, unit, fill)
         }
         Ok(_) => Err(io_error(
