@@ -41,6 +41,14 @@
  *   (version, status strings, error messages) are thread-safe. No global initialisation is
  *   needed.
  *
+ * FORK
+ *   A session, trainer or fine-tuner owns worker threads, which a child made by fork() does
+ *   not have. One created before fork() is unusable in the child: every call on it there
+ *   returns ELECTRA_ERR_INVALID_HANDLE at once (the message says why), never hangs, and its
+ *   *_free only forgets it. Models stay usable in the child: create new sessions, trainers or
+ *   fine-tuners there. The parent's handles are unaffected. Do not fork while another thread
+ *   is inside an electra call (a lock that thread holds would stay held in the child).
+ *
  * DEVICES
  *   Sessions, trainers and fine-tuners run on the CPU unless their options say otherwise:
  *   "device": "cpu" | "cuda" | "cuda:N" in the options JSON of electra_session_new_with_options,
@@ -314,7 +322,8 @@ typedef int32_t (*electra_allreduce_fn)(float *data, size_t count, void *user_da
 #define ELECTRA_ERR_NULL_POINTER 2
 
 /**
- * A handle is NULL, already freed or of the wrong kind.
+ * A handle is NULL, already freed or of the wrong kind, or is a session, trainer or fine-tuner
+ * created before `fork()` used in the child.
  */
 #define ELECTRA_ERR_INVALID_HANDLE 3
 

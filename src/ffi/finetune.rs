@@ -24,6 +24,7 @@ impl FfiHandle for electra_finetuner {
     const NULL: &'static str = "electra_finetuner is NULL";
     const DEAD: &'static str = "not a live electra_finetuner: freed already, never created, or not a handle";
     const WRONG: &'static str = "not an electra_finetuner: a live handle of another kind was passed";
+    const FORK_BOUND: bool = true;
 }
 
 /// What one `electra_finetuner_step` measured. Set `struct_size` to
