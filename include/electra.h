@@ -432,8 +432,12 @@ electra_status electra_device_count(electra_device_kind kind, size_t *count);
 
 /**
  * Starts fine-tuning from `model_dir`: any checkpoint with a discriminator (its encoder is
- * kept and a fresh classification head for `num_labels` labels is added) or an existing
- * classifier (continued; pass its label count or 0). `options_json` is NULL or a JSON object
+ * kept and a fresh classification head for `num_labels` labels, named LABEL_0 ..
+ * LABEL_{num_labels-1}, is added) or an existing classifier, continued with its labels and
+ * their ids as its config.json `id2label` says: pass 0 or its label count, or a larger count to
+ * add labels (new ids after the existing ones, named LABEL_i; the head grows by rows
+ * initialised as a fresh head's). A classifier has 2 to 1024 labels of at most 128 bytes each.
+ * `options_json` is NULL or a JSON object
  * with keys learning_rate, warmup_steps, total_steps, weight_decay, layerwise_lr_decay,
  * adam_epsilon, bias_correction, max_grad_norm, seed, threads, device (`"cpu"`, the default;
  * `"cuda"` or `"cuda:N"`: a device not compiled in or not present is `ELECTRA_ERR_CUDA`),
