@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 /// Most labels a classifier made or continued by the fine-tuner may have. With names of at most
 /// [`MAX_LABEL_BYTES`] bytes and no control characters (so JSON escaping at most doubles them),
 /// its config.json (`id2label` and `label2id`) stays under the 1 MiB the loader reads
-/// ([`crate::io::read::MAX_CONFIG_BYTES`]; about 0.56 MiB at both limits).
+/// ([`crate::io::read::MAX_CONFIG_BYTES`]; about 0.52 MiB at both limits).
 ///
 /// cbindgen:ignore
 pub const MAX_LABELS: usize = 1024;
