@@ -65,7 +65,7 @@ fn child(
         if !forked(electra_trainer_step(t, ids.as_ptr(), null(), null(), B, T, null_mut())) {
             return 2;
         }
-        let labels = vec![0i32; B];
+        let labels = [0i32; B];
         if !forked(electra_finetuner_step(f, ids.as_ptr(), null(), null(), B, T, labels.as_ptr(), null_mut())) {
             return 3;
         }

@@ -210,7 +210,8 @@ fn int8_with(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Result<el
 #[test]
 fn quantization_config_types_are_strict() {
     assert!(int8_with("q-ok", |_| {}).unwrap().quant.is_some());
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut serde_json::Value)>)> = vec![
+    type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit)> = vec![
         ("version", Box::new(|q| q["version"] = "1".into())),
         ("version", Box::new(|q| q["version"] = 1.5.into())),
         ("version", Box::new(|q| q["version"] = true.into())),
@@ -228,6 +229,6 @@ fn quantization_config_types_are_strict() {
         assert!(matches!(e, Error::Format { .. }), "case {i}: {e}");
         assert!(e.to_string().contains(field) && e.to_string().contains("config.json"), "case {i}: {e}");
     }
-    let e = int8_with("q-v2", |q| q["version"] = 2.into()).err().expect("version 2");
+    let e = int8_with("q-v2", |q| q["version"] = 2.into()).expect_err("version 2");
     assert!(e.to_string().contains("version 2"), "{e}");
 }

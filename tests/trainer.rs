@@ -262,7 +262,8 @@ fn tempdir(name: &str) -> std::path::PathBuf {
 #[test]
 fn mismatched_pair_is_refused_at_creation() {
     let d = electra::ElectraConfig::from_json_str(common::TINY_DISC).unwrap();
-    let edits: [(&str, fn(&mut electra::ElectraConfig)); 4] = [
+    type Edit = fn(&mut electra::ElectraConfig);
+    let edits: [(&str, Edit); 4] = [
         ("vocab_size", |g| g.vocab_size = 80),
         ("vocab_size", |g| g.vocab_size = 40),
         ("max_position_embeddings", |g| g.max_position_embeddings = 8),
