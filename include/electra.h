@@ -41,6 +41,14 @@
  *   (version, status strings, error messages) are thread-safe. No global initialisation is
  *   needed.
  *
+ * FORK
+ *   A session, trainer or fine-tuner owns worker threads, which a child made by fork() does
+ *   not have. One created before fork() is unusable in the child: every call on it there
+ *   returns ELECTRA_ERR_INVALID_HANDLE at once (the message says why), never hangs, and its
+ *   *_free only forgets it. Models stay usable in the child: create new sessions, trainers or
+ *   fine-tuners there. The parent's handles are unaffected. Do not fork while another thread
+ *   is inside an electra call (a lock that thread holds would stay held in the child).
+ *
  * DEVICES
  *   Sessions, trainers and fine-tuners run on the CPU unless their options say otherwise:
  *   "device": "cpu" | "cuda" | "cuda:N" in the options JSON of electra_session_new_with_options,
@@ -314,7 +322,8 @@ typedef int32_t (*electra_allreduce_fn)(float *data, size_t count, void *user_da
 #define ELECTRA_ERR_NULL_POINTER 2
 
 /**
- * A handle is NULL, already freed or of the wrong kind.
+ * A handle is NULL, already freed or of the wrong kind, or is a session, trainer or fine-tuner
+ * created before `fork()` used in the child.
  */
 #define ELECTRA_ERR_INVALID_HANDLE 3
 
@@ -423,8 +432,12 @@ electra_status electra_device_count(electra_device_kind kind, size_t *count);
 
 /**
  * Starts fine-tuning from `model_dir`: any checkpoint with a discriminator (its encoder is
- * kept and a fresh classification head for `num_labels` labels is added) or an existing
- * classifier (continued; pass its label count or 0). `options_json` is NULL or a JSON object
+ * kept and a fresh classification head for `num_labels` labels, named LABEL_0 ..
+ * LABEL_{num_labels-1}, is added) or an existing classifier, continued with its labels and
+ * their ids as its config.json `id2label` says: pass 0 or its label count, or a larger count to
+ * add labels (new ids after the existing ones, named LABEL_i; the head grows by rows
+ * initialised as a fresh head's). A classifier has 2 to 1024 labels of at most 128 bytes each.
+ * `options_json` is NULL or a JSON object
  * with keys learning_rate, warmup_steps, total_steps, weight_decay, layerwise_lr_decay,
  * adam_epsilon, bias_correction, max_grad_norm, seed, threads, device (`"cpu"`, the default;
  * `"cuda"` or `"cuda:N"`: a device not compiled in or not present is `ELECTRA_ERR_CUDA`),

@@ -14,7 +14,8 @@ pub enum Error {
     /// A required pointer was NULL.
     #[error("null pointer: {0}")]
     NullPointer(&'static str),
-    /// A handle is NULL, freed, or of the wrong kind.
+    /// A handle is NULL, freed, or of the wrong kind; or a session, trainer or fine-tuner made
+    /// before `fork()` is used in the child.
     #[error("invalid handle: {0}")]
     InvalidHandle(&'static str),
     /// Two shapes that must agree do not.

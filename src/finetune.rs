@@ -5,13 +5,16 @@
 use crate::backend::{self, Backend, Buf, Device, Weights};
 use crate::batch::Batch;
 use crate::error::{Error, Result};
-use crate::model::classifier::{set_labels, Classifier, ClsHeadActs, ClsHeadGrads};
+use crate::model::classifier::{
+    check_given_labels, label_names, set_labels, Classifier, ClsHeadActs, ClsHeadGrads, LabelSet,
+};
 use crate::model::encoder::{EncoderActs, EncoderGrads};
 use crate::model::{Model, Towers};
 use crate::optim::{self, Trained};
-use crate::params::{ParamStore, ParamTable};
+use crate::params::{ParamId, ParamStore, ParamTable};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::Path;
 
 /// Fine-tuning options (JSON keys are the field names).
@@ -133,51 +136,117 @@ pub struct FineTuner {
     head_grads: ClsHeadGrads,
     d_hidden: Buf,
     labels: Buf<i32>,
+    label_set: LabelSet,
 }
 
 impl FineTuner {
     /// Starts from `dir`: a classifier directory (continues it), or any model with a
     /// discriminator (its encoder is copied; a fresh head for `labels` is initialised from
-    /// `opts.seed`). `labels` may be empty when `dir` already is a classifier.
+    /// `opts.seed`, label `i` getting id `i`).
+    ///
+    /// A classifier's labels and their ids come from its config.json `id2label` (HF's
+    /// `{"0": "neg", ...}`) and are kept: `labels` may be empty, list them in any order, or add
+    /// new ones, which get the next ids in the order given; the head then grows by one row per
+    /// new label, initialised as a fresh head's would be, and the old rows are kept. See
+    /// [`FineTuner::labels`] for the result. Labels are bounded by [`crate::limits::MAX_LABELS`]
+    /// and [`crate::limits::MAX_LABEL_BYTES`]; every check runs before the model is read.
     pub fn new(dir: &Path, labels: &[String], opts: FinetuneOptions) -> Result<Self> {
-        let loaded = crate::io::hf::load(dir)?;
+        check_given_labels(labels)?;
+        Self::open(dir, opts, |existing| LabelSet::new(existing, labels))
+    }
+
+    /// As [`FineTuner::new`], with labels given by number (the C ABI's form): a fresh head gets
+    /// `LABEL_0` .. `LABEL_{n-1}`; a classifier is continued with its own labels when `n` is 0
+    /// or its label count, and grows to `n` labels (the new ones named `LABEL_i` after their
+    /// id `i`) when `n` is larger; a smaller `n` is an error.
+    pub fn with_label_count(dir: &Path, n: usize, opts: FinetuneOptions) -> Result<Self> {
+        if n > crate::limits::MAX_LABELS {
+            return Err(Error::arg(format!(
+                "num_labels {n}: a classifier has at most {} labels",
+                crate::limits::MAX_LABELS
+            )));
+        }
+        let names = |ids: std::ops::Range<usize>| ids.map(|i| format!("LABEL_{i}")).collect::<Vec<_>>();
+        Self::open(dir, opts, |existing| match existing {
+            None => LabelSet::new(None, &names(0..n)),
+            Some(e) if n == 0 || n >= e.len() => {
+                let new = names(e.len()..n.max(e.len()));
+                LabelSet::new(Some(e), &new)
+            }
+            Some(e) => Err(Error::arg(format!(
+                "{} is a classifier with {} labels; {n} were asked for (pass 0 or its count to continue it, a \
+                 larger number to add labels)",
+                dir.display(),
+                e.len()
+            ))),
+        })
+    }
+
+    /// Reads `dir` and builds the classifier for the labels `make` returns from the existing ones
+    /// (`None`: `dir` is no classifier).
+    fn open(
+        dir: &Path,
+        opts: FinetuneOptions,
+        make: impl FnOnce(Option<Vec<String>>) -> Result<LabelSet>,
+    ) -> Result<Self> {
+        opts.validate()?;
+        let mut loaded = crate::io::hf::load(dir)?;
         loaded.require_f32("fine-tuning")?;
-        let model = if let Towers::Classifier(c) = &loaded.towers {
-            let n = c.num_labels;
-            if !labels.is_empty() && labels.len() != n {
-                return Err(Error::arg(format!(
-                    "{} is a classifier with {n} labels; {} were asked for (pass none, or the same number, to \
-                     continue it)",
-                    dir.display(),
-                    labels.len()
-                )));
+        let existing = loaded.cls().map(|c| label_names(&c.config));
+        let labels = make(existing)?;
+        let src = match &loaded.towers {
+            Towers::Pair { disc, .. } | Towers::Discriminator(disc) => (&disc.config, &disc.names),
+            // A lone masked-LM model (the mlm objective's output) has the same encoder.
+            Towers::Generator(g) => (&g.config, &g.names),
+            Towers::Classifier(c) => (&c.config, &c.names),
+        };
+        let (mut cfg, src_names) = (src.0.clone(), src.1.clone());
+        set_labels(&mut cfg, labels.names());
+        // What save() will write must load again: checked now, not after training.
+        let bytes = cfg.to_json_string().len() as u64;
+        if bytes > crate::io::read::MAX_CONFIG_BYTES {
+            return Err(Error::arg(format!(
+                "the classifier's config.json would be {bytes} bytes, more than the {} the loader reads (too many \
+                 or too long labels)",
+                crate::io::read::MAX_CONFIG_BYTES
+            )));
+        }
+        let model = match &mut loaded.towers {
+            Towers::Classifier(c) if c.num_labels == labels.len() => {
+                // Same head: only id2label / label2id are rewritten (consistent, HF's layout).
+                c.config = cfg;
+                loaded
             }
-            loaded
-        } else {
-            let src = match &loaded.towers {
-                Towers::Pair { disc, .. } | Towers::Discriminator(disc) => (&disc.config, &disc.names),
-                // A lone masked-LM model (the mlm objective's output) has the same encoder.
-                Towers::Generator(g) => (&g.config, &g.names),
-                Towers::Classifier(c) => (&c.config, &c.names),
-            };
-            if labels.len() < 2 {
-                return Err(Error::arg("a classifier needs at least two labels"));
+            _ => {
+                let from_classifier = loaded.cls().is_some();
+                let mut m = Model::new_classifier(cfg)?;
+                // Fresh values for everything; the copy below overwrites what `dir` has.
+                m.init_weights(opts.seed)?;
+                let dst: HashMap<&str, ParamId> =
+                    m.cls().map(|c| c.names.iter().map(|(n, id)| (n.as_str(), *id)).collect()).unwrap_or_default();
+                let mut copies = Vec::new();
+                for (hf, id) in &src_names {
+                    let keep = hf.starts_with("electra.") || (from_classifier && hf.starts_with("classifier."));
+                    if !keep {
+                        continue;
+                    }
+                    let to = *dst
+                        .get(hf.as_str())
+                        .ok_or_else(|| Error::Internal(format!("{hf} is missing from the classifier's layout")))?;
+                    copies.push((*id, to, hf.clone()));
+                }
+                for (from, to, hf) in copies {
+                    let v = loaded.params.get(from);
+                    let w = m.params.get_mut(to);
+                    // A grown head: out_proj is [labels, H] row-major (and its bias [labels]), so
+                    // the old labels' rows are its prefix; the new rows keep their fresh values.
+                    if v.len() > w.len() || (v.len() < w.len() && !hf.starts_with("classifier.out_proj.")) {
+                        return Err(Error::Internal(format!("{hf}: {} values do not fit {}", v.len(), w.len())));
+                    }
+                    w[..v.len()].copy_from_slice(v);
+                }
+                m
             }
-            let mut cfg = src.0.clone();
-            set_labels(&mut cfg, labels);
-            let mut m = Model::new_classifier(cfg)?;
-            m.init_weights(opts.seed)?;
-            let dst = m.cls().map(|c| c.names.clone()).unwrap_or_default();
-            for (hf, id) in src.1.iter().filter(|(n, _)| n.starts_with("electra.")) {
-                let to = dst
-                    .iter()
-                    .find(|(n, _)| n == hf)
-                    .map(|(_, id)| *id)
-                    .ok_or_else(|| Error::Internal(format!("{hf} is missing from the classifier's layout")))?;
-                let v = loaded.params.get(*id).to_vec();
-                m.params.get_mut(to).copy_from_slice(&v);
-            }
-            m
         };
         Self::from_model(model, opts)
     }
@@ -190,6 +259,10 @@ impl FineTuner {
         let Towers::Classifier(cls) = towers else {
             return Err(Error::arg("the model has no classification head"));
         };
+        let label_set = LabelSet::new(Some(label_names(&cls.config)), &[])?;
+        if label_set.len() != cls.num_labels {
+            return Err(Error::Internal(format!("{} label names for {} labels", label_set.len(), cls.num_labels)));
+        }
         optim::set_layerwise_lr_decay(&mut table, "classifier", cls.config.num_hidden_layers, opts.layerwise_lr_decay);
         let state = crate::limits::training_bytes(table.numel())?;
         crate::limits::check(state, opts.max_memory_bytes, "the fine-tuner's weights, gradients and Adam moments")?;
@@ -205,12 +278,23 @@ impl FineTuner {
             head_grads: ClsHeadGrads::default(),
             d_hidden: Buf::default(),
             labels: Buf::default(),
+            label_set,
         })
     }
 
     /// Number of labels.
     pub fn num_labels(&self) -> usize {
         self.cls.num_labels
+    }
+
+    /// Label names in id order (what `id2label` says, and what [`Self::save`] writes).
+    pub fn labels(&self) -> &[String] {
+        self.label_set.names()
+    }
+
+    /// The id of a label name (the row of the head's output), in O(1).
+    pub fn label_id(&self, name: &str) -> Option<usize> {
+        self.label_set.id(name)
     }
 
     /// The classifier (config and parameter spans).

@@ -16,6 +16,19 @@ use crate::config::ElectraConfig;
 use crate::error::{Error, Result};
 use std::sync::OnceLock;
 
+/// Most labels a classifier made or continued by the fine-tuner may have. With names of at most
+/// [`MAX_LABEL_BYTES`] bytes and no control characters (so JSON escaping at most doubles them),
+/// its config.json (`id2label` and `label2id`) stays under the 1 MiB the loader reads
+/// ([`crate::io::read::MAX_CONFIG_BYTES`]; about 0.52 MiB at both limits).
+///
+/// cbindgen:ignore
+pub const MAX_LABELS: usize = 1024;
+
+/// Longest label name, in bytes of UTF-8 (see [`MAX_LABELS`]).
+///
+/// cbindgen:ignore
+pub const MAX_LABEL_BYTES: usize = 128;
+
 /// Bytes of one `f32`.
 const F32: usize = 4;
 

@@ -201,19 +201,65 @@ pub fn config_entry() -> serde_json::Value {
     })
 }
 
-/// Whether a config's `quantization_config` marks an electra int8 model; another quantization
-/// method is an error (we cannot run it).
-pub fn config_is_int8(extra: &serde_json::Map<String, serde_json::Value>) -> Result<bool> {
-    let Some(q) = extra.get("quantization_config") else { return Ok(false) };
-    match q.get("quant_method").and_then(|m| m.as_str()) {
-        Some(QUANT_METHOD) => match q.get("version").and_then(|v| v.as_u64()) {
-            Some(1) | None => Ok(true),
-            Some(v) => Err(Error::Config(format!(
-                "quantization_config version {v} is newer than this library reads (1): upgrade electra"
-            ))),
-        },
-        other => Err(Error::Config(format!(
-            "quantization_config.quant_method {other:?} is not supported (electra reads \"{QUANT_METHOD}\" only)"
-        ))),
+/// What a JSON value is, for messages (the value itself may be long).
+fn kind(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "null".into(),
+        serde_json::Value::Bool(b) => b.to_string(),
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(_) => "a string".into(),
+        serde_json::Value::Array(_) => "an array".into(),
+        serde_json::Value::Object(_) => "an object".into(),
     }
+}
+
+/// The `quantization_config.version` this library reads.
+const QUANT_VERSION: u64 = 1;
+
+/// Whether a config's `quantization_config` marks an electra int8 model; another quantization
+/// method is an error (we cannot run it). Strict: the entry must be an object whose
+/// `quant_method` is a string, whose `version` is the integer 1 and whose `bits` (when present)
+/// is the integer 8, and whose descriptive fields are strings; anything else is
+/// [`Error::Format`] on `path` naming the field.
+pub fn config_is_int8(extra: &serde_json::Map<String, serde_json::Value>, path: &std::path::Path) -> Result<bool> {
+    use serde_json::Value;
+    let bad = |msg: String| Err(Error::format(path, msg));
+    let Some(q) = extra.get("quantization_config") else { return Ok(false) };
+    let Value::Object(q) = q else {
+        return bad(format!("quantization_config must be an object, not {}", kind(q)));
+    };
+    match q.get("quant_method") {
+        Some(Value::String(m)) if m == QUANT_METHOD => {}
+        Some(Value::String(m)) => {
+            return Err(Error::Config(format!(
+                "quantization_config.quant_method {m:?} is not supported (electra reads \"{QUANT_METHOD}\" only)"
+            )))
+        }
+        Some(other) => return bad(format!("quantization_config.quant_method must be a string, not {}", kind(other))),
+        None => return bad("quantization_config has no quant_method".into()),
+    }
+    match q.get("version") {
+        Some(Value::Number(n)) if n.as_u64() == Some(QUANT_VERSION) => {}
+        Some(Value::Number(n)) if n.as_u64().is_some() => {
+            return Err(Error::Config(format!(
+                "quantization_config version {n} is not one this library reads ({QUANT_VERSION}): upgrade electra"
+            )))
+        }
+        Some(other) => {
+            return bad(format!("quantization_config.version must be the integer {QUANT_VERSION}, not {}", kind(other)))
+        }
+        None => return bad("quantization_config has no version".into()),
+    }
+    match q.get("bits") {
+        None => {}
+        Some(Value::Number(n)) if n.as_u64() == Some(8) => {}
+        Some(other) => return bad(format!("quantization_config.bits must be the integer 8, not {}", kind(other))),
+    }
+    for key in ["weights", "activations", "not_quantized"] {
+        match q.get(key) {
+            None | Some(Value::String(_)) => {}
+            Some(other) => return bad(format!("quantization_config.{key} must be a string, not {}", kind(other))),
+        }
+    }
+    Ok(true)
 }

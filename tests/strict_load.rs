@@ -127,3 +127,108 @@ fn the_c_abi_loads_strictly_unless_told_otherwise() {
     assert_eq!(unsafe { electra_model_load(p.as_ptr(), &mut out) }, ELECTRA_ERR_FORMAT);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The last error message of this thread.
+fn last_error() -> String {
+    let mut buf = vec![0u8; 1024];
+    // SAFETY: `buf` holds `buf.len()` writable bytes.
+    let n = unsafe { electra::ffi::electra_last_error_message(buf.as_mut_ptr().cast(), buf.len()) };
+    String::from_utf8_lossy(&buf[..n.min(buf.len() - 1)]).into_owned()
+}
+
+/// Options JSON that is valid JSON but not an object is refused by every C function that takes
+/// options (serde alone would read `[]` as a struct of defaults), with a message saying so.
+#[test]
+fn options_json_must_be_an_object() {
+    use electra::ffi::finetune::*;
+    use electra::ffi::session::*;
+    use electra::ffi::trainer::*;
+    let disc = fixture(&["emb_lt_hidden", "discriminator"]);
+    let pair = fixture(&["emb_lt_hidden"]);
+    let (st, model) = c_load(&disc, None);
+    assert_eq!(st, ELECTRA_OK);
+    let (d, p) = (CString::new(disc.to_str().unwrap()).unwrap(), CString::new(pair.to_str().unwrap()).unwrap());
+    for bad in ["[]", "[1]", "3", "\"x\"", "null", "true", " [ ] "] {
+        let o = CString::new(bad).unwrap();
+        let mut statuses = Vec::new();
+        let (st, m) = c_load(&disc, Some(bad));
+        assert!(m.is_null());
+        statuses.push(("electra_model_load_with_options", st, last_error()));
+        let mut s = null_mut();
+        // SAFETY: live model, valid strings and out pointers, here and below.
+        let st = unsafe { electra_session_new_with_options(model, o.as_ptr(), &mut s) };
+        statuses.push(("electra_session_new_with_options", st, last_error()));
+        let mut t = null_mut();
+        // SAFETY: as above.
+        let st = unsafe { electra_trainer_new(p.as_ptr(), o.as_ptr(), &mut t) };
+        statuses.push(("electra_trainer_new", st, last_error()));
+        // SAFETY: as above.
+        let st = unsafe { electra_trainer_resume_with_options(p.as_ptr(), o.as_ptr(), &mut t) };
+        statuses.push(("electra_trainer_resume_with_options", st, last_error()));
+        let mut f = null_mut();
+        // SAFETY: as above.
+        let st = unsafe { electra_finetuner_new(d.as_ptr(), 2, o.as_ptr(), &mut f) };
+        statuses.push(("electra_finetuner_new", st, last_error()));
+        assert!(s.is_null() && t.is_null() && f.is_null(), "{bad}");
+        for (what, st, msg) in statuses {
+            assert_eq!(st, ELECTRA_ERR_INVALID_ARGUMENT, "{what}({bad}): {msg}");
+            assert!(msg.contains("expected a JSON object"), "{what}({bad}): {msg}");
+        }
+    }
+    // The Rust parsers say the same.
+    for bad in ["[]", "0", "null"] {
+        let e = LoadOptions::from_json(Some(bad)).unwrap_err().to_string();
+        assert!(e.contains("expected a JSON object"), "{e}");
+        let e = electra::SessionOptions::from_json(Some(bad)).unwrap_err().to_string();
+        assert!(e.contains("expected a JSON object"), "{e}");
+    }
+    // SAFETY: live model, freed once.
+    unsafe { electra_model_free(model) };
+}
+
+/// An int8 directory whose config.json `quantization_config` has `edit` applied.
+fn int8_with(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Result<electra::Model, Error> {
+    let dir = tempdir(name);
+    let q = hf::load_with(
+        &fixture(&["emb_lt_hidden", "discriminator"]),
+        &LoadOptions { quantize: electra::quant::WeightFormat::Int8, ..Default::default() },
+    )
+    .unwrap();
+    let out = dir.join("m");
+    hf::save(&q, &out).unwrap();
+    let cfg_path = out.join("discriminator/config.json");
+    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    edit(&mut cfg["quantization_config"]);
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let r = hf::load(&out);
+    let _ = std::fs::remove_dir_all(&dir);
+    r
+}
+
+/// `quantization_config` is read strictly: each field of the wrong JSON type is a format error
+/// naming the field; an unknown version is refused; the file as written loads.
+#[test]
+fn quantization_config_types_are_strict() {
+    assert!(int8_with("q-ok", |_| {}).unwrap().quant.is_some());
+    type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit)> = vec![
+        ("version", Box::new(|q| q["version"] = "1".into())),
+        ("version", Box::new(|q| q["version"] = 1.5.into())),
+        ("version", Box::new(|q| q["version"] = true.into())),
+        ("version", Box::new(|q| q["version"] = serde_json::Value::Null)),
+        ("version", Box::new(|q| q["version"] = serde_json::json!([1]))),
+        ("version", Box::new(|q| drop(q.as_object_mut().unwrap().remove("version")))),
+        ("quant_method", Box::new(|q| q["quant_method"] = 8.into())),
+        ("bits", Box::new(|q| q["bits"] = "8".into())),
+        ("bits", Box::new(|q| q["bits"] = 4.into())),
+        ("weights", Box::new(|q| q["weights"] = serde_json::json!({}))),
+        ("quantization_config", Box::new(|q| *q = "int8".into())),
+    ];
+    for (i, (field, edit)) in cases.into_iter().enumerate() {
+        let e = int8_with(&format!("q{i}"), edit).err().unwrap_or_else(|| panic!("case {i} ({field}) loaded"));
+        assert!(matches!(e, Error::Format { .. }), "case {i}: {e}");
+        assert!(e.to_string().contains(field) && e.to_string().contains("config.json"), "case {i}: {e}");
+    }
+    let e = int8_with("q-v2", |q| q["version"] = 2.into()).expect_err("version 2");
+    assert!(e.to_string().contains("version 2"), "{e}");
+}

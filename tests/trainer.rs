@@ -256,3 +256,40 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// A pair whose generator does not fit the discriminator (vocabulary, positions, token types)
+/// is refused when the trainer is made, from memory, from a directory and through the C ABI,
+/// with a message naming the key; not an internal error on every step.
+#[test]
+fn mismatched_pair_is_refused_at_creation() {
+    let d = electra::ElectraConfig::from_json_str(common::TINY_DISC).unwrap();
+    type Edit = fn(&mut electra::ElectraConfig);
+    let edits: [(&str, Edit); 4] = [
+        ("vocab_size", |g| g.vocab_size = 80),
+        ("vocab_size", |g| g.vocab_size = 40),
+        ("max_position_embeddings", |g| g.max_position_embeddings = 8),
+        ("type_vocab_size", |g| g.type_vocab_size = 3),
+    ];
+    for (i, (key, edit)) in edits.into_iter().enumerate() {
+        let mut g = d.generator_config(0.5).unwrap();
+        edit(&mut g);
+        let mut m = Model::new(Some(d.clone()), Some(g), false).unwrap();
+        m.init_weights(1).unwrap();
+        let dir = std::env::temp_dir().join(format!("electra-pair-mismatch-{}-{i}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        hf::save(&m, &dir).unwrap();
+        let e = Trainer::from_model(m, opts()).err().expect("mismatched pair accepted");
+        assert!(matches!(e, Error::Config(_)) && e.to_string().contains(key), "{key}: {e}");
+        let e = Trainer::new(dir.to_str().unwrap(), opts()).err().expect("mismatched pair directory accepted");
+        assert!(e.to_string().contains(key) && e.to_string().contains("generator"), "{key}: {e}");
+        let p = std::ffi::CString::new(dir.to_str().unwrap()).unwrap();
+        let mut t = std::ptr::null_mut();
+        // SAFETY: a valid string and out pointer; NULL options.
+        let st = unsafe { electra::ffi::trainer::electra_trainer_new(p.as_ptr(), std::ptr::null(), &mut t) };
+        assert_eq!((st, t.is_null()), (electra::ffi::status::ELECTRA_ERR_INVALID_ARGUMENT, true), "{key}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    // An unshared pair that fits still trains.
+    let mut t = Trainer::from_model(common::pair(common::TINY_DISC, false, 2), opts()).unwrap();
+    step(&mut t, 0);
+}

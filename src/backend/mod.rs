@@ -135,9 +135,21 @@ pub fn open(device: Device, threads: usize) -> Result<Arc<dyn Backend>> {
     }
 }
 
+/// The error of a call in a child process on a session, trainer or fine-tuner made before
+/// `fork()` (the fork rule, docs/ROBUSTNESS.md).
+pub(crate) const FORKED: &str =
+    "this session, trainer or fine-tuner was created in another process (before fork()) and \
+                          is unusable in this one: its worker threads exist only in the parent; create a new one \
+                          here";
+
 /// Runs `f` inside `be` (on the CPU: on its worker pool, where the kernels split their work) and
 /// returns its result.
 pub fn run<R: Send>(be: &dyn Backend, f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
+    // After fork() the child has none of the parent's worker threads: a job handed to the pool
+    // would wait for them forever.
+    if be.owner_process() != std::process::id() {
+        return Err(Error::InvalidHandle(FORKED));
+    }
     let mut f = Some(f);
     let mut out = None;
     be.enter(&mut || {
@@ -270,6 +282,11 @@ pub trait Backend: Send + Sync {
     /// Runs `f` with the backend current: the CPU runs it on its pool (kernels split work over
     /// the pool they run in); a GPU binds its context to the thread. Use [`run`] to get a result.
     fn enter(&self, f: &mut (dyn FnMut() + Send));
+    /// The id of the process that opened the backend ([`run`] refuses calls from any other,
+    /// i.e. from a child after `fork()`). By default the current process: nothing to refuse.
+    fn owner_process(&self) -> u32 {
+        std::process::id()
+    }
 
     // === Memory ===
     /// Makes `buf` hold at least `len` f32s on this device (contents unspecified when it grows).

@@ -24,6 +24,7 @@ impl FfiHandle for electra_finetuner {
     const NULL: &'static str = "electra_finetuner is NULL";
     const DEAD: &'static str = "not a live electra_finetuner: freed already, never created, or not a handle";
     const WRONG: &'static str = "not an electra_finetuner: a live handle of another kind was passed";
+    const FORK_BOUND: bool = true;
 }
 
 /// What one `electra_finetuner_step` measured. Set `struct_size` to
@@ -55,8 +56,12 @@ fn fine_tuner(f: *const electra_finetuner) -> Result<Arc<Mutex<FineTuner>>> {
 }
 
 /// Starts fine-tuning from `model_dir`: any checkpoint with a discriminator (its encoder is
-/// kept and a fresh classification head for `num_labels` labels is added) or an existing
-/// classifier (continued; pass its label count or 0). `options_json` is NULL or a JSON object
+/// kept and a fresh classification head for `num_labels` labels, named LABEL_0 ..
+/// LABEL_{num_labels-1}, is added) or an existing classifier, continued with its labels and
+/// their ids as its config.json `id2label` says: pass 0 or its label count, or a larger count to
+/// add labels (new ids after the existing ones, named LABEL_i; the head grows by rows
+/// initialised as a fresh head's). A classifier has 2 to 1024 labels of at most 128 bytes each.
+/// `options_json` is NULL or a JSON object
 /// with keys learning_rate, warmup_steps, total_steps, weight_decay, layerwise_lr_decay,
 /// adam_epsilon, bias_correction, max_grad_norm, seed, threads, device (`"cpu"`, the default;
 /// `"cuda"` or `"cuda:N"`: a device not compiled in or not present is `ELECTRA_ERR_CUDA`),
@@ -83,11 +88,7 @@ pub unsafe extern "C" fn electra_finetuner_new(
         // SAFETY: `options_json` is non-NULL in the `else` branch and then, by the contract, a
         // NUL-terminated string alive for this call.
         let json = unsafe { options_str(options_json)? };
-        if num_labels > 100_000 {
-            return Err(Error::arg(format!("num_labels {num_labels} is implausibly large")));
-        }
-        let labels: Vec<String> = (0..num_labels).map(|i| format!("LABEL_{i}")).collect();
-        let ft = FineTuner::new(Path::new(dir), &labels, FinetuneOptions::from_json(json)?)?;
+        let ft = FineTuner::with_label_count(Path::new(dir), num_labels, FinetuneOptions::from_json(json)?)?;
         let h = electra_finetuner::publish(Mutex::new(ft))?;
         // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
         unsafe { *out = h };

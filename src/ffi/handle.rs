@@ -20,10 +20,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 
-/// One live handle: its kind's tag and its value.
+/// One live handle: its kind's tag, its value and the process that made it.
 struct Entry {
     kind: u64,
     value: Arc<dyn Any + Send + Sync>,
+    /// `std::process::id()` at creation: after `fork()` the child's copy of the registry names
+    /// handles whose threads stayed in the parent (see [`FfiHandle::FORK_BOUND`]).
+    pid: u32,
 }
 
 /// Live handles by id. One global map: a lookup is a hash and a short critical section, small
@@ -81,6 +84,10 @@ pub(crate) trait FfiHandle: Sized {
     const DEAD: &'static str;
     /// The message for a live handle of another kind.
     const WRONG: &'static str;
+    /// Whether the value owns threads (a worker pool, a device context): such a handle made
+    /// before `fork()` is unusable in the child, whose copy has none of them, so every call
+    /// there is `ELECTRA_ERR_INVALID_HANDLE` (a pid compare per call) instead of a hang.
+    const FORK_BOUND: bool = false;
 
     /// Registers `value` as a live handle; it is released by [`FfiHandle::free`].
     fn publish(value: Self::Value) -> Result<*mut Self> {
@@ -91,7 +98,7 @@ pub(crate) trait FfiHandle: Sized {
                 MAX_ID
             )));
         }
-        registry().insert(id, Entry { kind: Self::MAGIC, value: Arc::new(value) });
+        registry().insert(id, Entry { kind: Self::MAGIC, value: Arc::new(value), pid: std::process::id() });
         Ok(encode(id) as *mut Self)
     }
 
@@ -106,6 +113,9 @@ pub(crate) trait FfiHandle: Sized {
         let value = match registry().get(&id) {
             None => return Err(Error::InvalidHandle(Self::DEAD)),
             Some(e) if e.kind != Self::MAGIC => return Err(Error::InvalidHandle(Self::WRONG)),
+            Some(e) if Self::FORK_BOUND && e.pid != std::process::id() => {
+                return Err(Error::InvalidHandle(crate::backend::FORKED))
+            }
             Some(e) => e.value.clone(),
         };
         // The kind matched, and every entry of this kind holds a `Self::Value`.
@@ -125,8 +135,13 @@ pub(crate) trait FfiHandle: Sized {
                 _ => None,
             }
         };
-        // Dropped here, outside the registry lock: freeing a trainer may take a while.
-        drop(removed);
+        match removed {
+            // In a child after fork(): dropping would tear down a pool whose threads are in
+            // the parent; the child's copy of the memory is left to the process's exit.
+            Some(e) if Self::FORK_BOUND && e.pid != std::process::id() => std::mem::forget(e),
+            // Dropped here, outside the registry lock: freeing a trainer may take a while.
+            other => drop(other),
+        }
     }
 }
 

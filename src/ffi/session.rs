@@ -24,6 +24,7 @@ impl FfiHandle for electra_session {
     const NULL: &'static str = "electra_session is NULL";
     const DEAD: &'static str = "not a live electra_session: freed already, never created, or not a handle";
     const WRONG: &'static str = "not an electra_session: a live handle of another kind was passed";
+    const FORK_BOUND: bool = true;
 }
 
 /// Creates an inference session over `m` on the CPU, one worker thread per core (as

@@ -13,7 +13,8 @@ pub const ELECTRA_OK: electra_status = 0;
 pub const ELECTRA_ERR_INVALID_ARGUMENT: electra_status = 1;
 /// A required pointer argument was NULL.
 pub const ELECTRA_ERR_NULL_POINTER: electra_status = 2;
-/// A handle is NULL, already freed or of the wrong kind.
+/// A handle is NULL, already freed or of the wrong kind, or is a session, trainer or fine-tuner
+/// created before `fork()` used in the child.
 pub const ELECTRA_ERR_INVALID_HANDLE: electra_status = 3;
 /// A file could not be read or written.
 pub const ELECTRA_ERR_IO: electra_status = 4;

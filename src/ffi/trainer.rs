@@ -33,6 +33,7 @@ impl FfiHandle for electra_trainer {
     const NULL: &'static str = "electra_trainer is NULL";
     const DEAD: &'static str = "not a live electra_trainer: freed already, never created, or not a handle";
     const WRONG: &'static str = "not an electra_trainer: a live handle of another kind was passed";
+    const FORK_BOUND: bool = true;
 }
 
 /// What one `electra_trainer_step` measured. Set `struct_size` to `sizeof(electra_step_stats)`;

@@ -46,7 +46,8 @@ impl LoadOptions {
     pub fn from_json(json: Option<&str>) -> Result<Self> {
         match json.map(str::trim).filter(|s| !s.is_empty()) {
             None => Ok(Self::default()),
-            Some(s) => serde_json::from_str(s).map_err(|e| Error::arg(format!("load options: {e}"))),
+            // Not serde_json::from_str: it reads a struct from an array (`[]`) as well.
+            Some(s) => crate::pretrain::options::parse_json_options(s),
         }
     }
 }
@@ -62,7 +63,7 @@ struct HfDir {
 
 fn read_dir(dir: &Path, want: Option<Role>) -> Result<HfDir> {
     let config = ElectraConfig::from_file(&dir.join(CONFIG))?;
-    let int8 = crate::quant::config_is_int8(&config.extra)?;
+    let int8 = crate::quant::config_is_int8(&config.extra, &dir.join(CONFIG))?;
     let file = TensorFile::read(&dir.join(WEIGHTS))?;
     let has = |prefix: &str| file.tensors.keys().any(|k| k.starts_with(prefix));
     let arch = |a: &str| config.architectures.iter().any(|x| x == a);

@@ -6,7 +6,9 @@ use super::layers::{Linear, Registrar};
 use crate::backend::{Activation, Backend, Buf, InputGrad, Mem, Weights};
 use crate::config::ElectraConfig;
 use crate::error::{Error, Result};
+use crate::limits::{MAX_LABELS, MAX_LABEL_BYTES};
 use crate::params::ParamId;
+use std::collections::{HashMap, HashSet};
 
 /// HF `ElectraClassificationHead` (dropout is a no-op at inference and not applied in training).
 #[derive(Clone, Debug)]
@@ -150,7 +152,7 @@ pub fn set_labels(cfg: &mut ElectraConfig, labels: &[String]) {
     cfg.architectures = vec!["ElectraForSequenceClassification".into()];
 }
 
-/// Label names in id order (`LABEL_i` where the config names none).
+/// Label names in id order, from `id2label` (`LABEL_i` where the config names none).
 pub fn label_names(cfg: &ElectraConfig) -> Vec<String> {
     let n = num_labels(cfg).unwrap_or(2);
     let map = cfg.extra.get("id2label").and_then(|v| v.as_object());
@@ -161,4 +163,159 @@ pub fn label_names(cfg: &ElectraConfig) -> Vec<String> {
                 .map_or(format!("LABEL_{i}"), str::to_string)
         })
         .collect()
+}
+
+/// Refuses a label name that is empty, longer than [`MAX_LABEL_BYTES`] bytes or holds a control
+/// character (JSON would escape each into six bytes, and a TSV or CSV row cannot carry one).
+pub fn check_label(name: &str) -> Result<()> {
+    let shown = || name.chars().take(40).collect::<String>();
+    if name.is_empty() {
+        return Err(Error::arg("a label name is empty"));
+    }
+    if name.len() > MAX_LABEL_BYTES {
+        return Err(Error::arg(format!(
+            "label {:?}... is {} bytes long; label names are at most {MAX_LABEL_BYTES} bytes",
+            shown(),
+            name.len()
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::arg(format!("label {name:?} holds a control character")));
+    }
+    Ok(())
+}
+
+/// Checks labels a caller gives (before any model is read): at most [`MAX_LABELS`], each valid
+/// ([`check_label`]), none twice.
+pub fn check_given_labels(given: &[String]) -> Result<()> {
+    if given.len() > MAX_LABELS {
+        return Err(too_many(given.len()));
+    }
+    let mut seen = HashSet::with_capacity(given.len());
+    for g in given {
+        check_label(g)?;
+        if !seen.insert(g.as_str()) {
+            return Err(Error::arg(format!("label {g:?} is given twice")));
+        }
+    }
+    Ok(())
+}
+
+fn too_many(n: usize) -> Error {
+    Error::arg(format!("{n} labels: a classifier has at most {MAX_LABELS}"))
+}
+
+/// A classifier's labels: names in id order and the id of each name (O(1) lookups).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LabelSet {
+    names: Vec<String>,
+    ids: HashMap<String, usize>,
+}
+
+impl LabelSet {
+    /// The labels of a classifier continued from `existing` (its labels in id order, e.g.
+    /// [`label_names`] of its config; `None` for a fresh head) with `given` (in the order given).
+    /// Existing labels keep their ids; given names that are new get the next ids, in the order
+    /// given. The result has 2 to [`MAX_LABELS`] labels, each valid ([`check_label`]).
+    pub fn new(existing: Option<Vec<String>>, given: &[String]) -> Result<Self> {
+        check_given_labels(given)?;
+        let mut set = LabelSet::default();
+        for (i, name) in existing.into_iter().flatten().enumerate() {
+            check_label(&name).map_err(|e| Error::Config(format!("the classifier's id2label, id {i}: {e}")))?;
+            if let Some(j) = set.ids.get(&name) {
+                return Err(Error::Config(format!("the classifier's id2label names {name:?} twice (ids {j} and {i})")));
+            }
+            if set.names.len() == MAX_LABELS {
+                return Err(Error::Config(format!("the classifier has more than {MAX_LABELS} labels")));
+            }
+            set.push(name);
+        }
+        let before = set.names.len();
+        for g in given {
+            if !set.ids.contains_key(g) {
+                if set.names.len() == MAX_LABELS {
+                    let new = given.iter().filter(|g| !set.ids.contains_key(*g)).count();
+                    return Err(Error::arg(format!(
+                        "{before} labels of the classifier and {} new ones: a classifier has at most {MAX_LABELS}",
+                        new + set.names.len() - before
+                    )));
+                }
+                set.push(g.clone());
+            }
+        }
+        if set.names.len() < 2 {
+            return Err(Error::arg(format!(
+                "a classifier needs at least two labels ({} given: {:?})",
+                set.names.len(),
+                set.names
+            )));
+        }
+        Ok(set)
+    }
+
+    fn push(&mut self, name: String) {
+        self.ids.insert(name.clone(), self.names.len());
+        self.names.push(name);
+    }
+
+    /// Names in id order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Number of labels.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether there are none (never, for a set [`LabelSet::new`] made).
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The id of a label name.
+    pub fn id(&self, name: &str) -> Option<usize> {
+        self.ids.get(name).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn existing_ids_are_kept_and_new_labels_appended() {
+        let set = LabelSet::new(Some(s(&["pos", "neg"])), &s(&["neg", "meh", "pos"])).unwrap();
+        assert_eq!(set.names(), s(&["pos", "neg", "meh"]));
+        assert_eq!((set.id("pos"), set.id("neg"), set.id("meh"), set.id("x")), (Some(0), Some(1), Some(2), None));
+        assert_eq!(LabelSet::new(None, &s(&["b", "a"])).unwrap().names(), s(&["b", "a"]));
+        assert!(LabelSet::new(None, &s(&["a"])).is_err());
+        assert!(LabelSet::new(None, &s(&["a", "b", "a"])).unwrap_err().to_string().contains("twice"));
+        assert!(LabelSet::new(Some(s(&["a", "a"])), &[]).unwrap_err().to_string().contains("twice"));
+        assert!(LabelSet::new(None, &s(&["a", "b\u{7}"])).unwrap_err().to_string().contains("control"));
+        assert!(LabelSet::new(None, &s(&["a", ""])).unwrap_err().to_string().contains("empty"));
+    }
+
+    #[test]
+    fn label_limits_keep_config_json_under_the_loader_limit() {
+        let long = "\"".repeat(MAX_LABEL_BYTES);
+        assert!(check_label(&long).is_ok());
+        assert!(check_label(&"x".repeat(MAX_LABEL_BYTES + 1)).is_err());
+        // The largest classifier config the fine-tuner can write: every name at the length
+        // limit and made of the character JSON escapes into two bytes.
+        let labels: Vec<String> = (0..MAX_LABELS).map(|i| format!("{i:04}{}", &long[4..])).collect();
+        let mut cfg = ElectraConfig::preset("large").unwrap();
+        set_labels(&mut cfg, &labels);
+        let n = cfg.to_json_string().len() as u64;
+        assert!(n < crate::io::read::MAX_CONFIG_BYTES, "{n} bytes");
+        let too_many: Vec<String> = (0..=MAX_LABELS).map(|i| i.to_string()).collect();
+        assert!(LabelSet::new(None, &too_many).unwrap_err().to_string().contains("at most"));
+        let existing: Vec<String> = (0..MAX_LABELS).map(|i| i.to_string()).collect();
+        let e = LabelSet::new(Some(existing), &s(&["new"])).unwrap_err().to_string();
+        assert!(e.contains("at most"), "{e}");
+    }
 }

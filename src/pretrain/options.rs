@@ -143,8 +143,19 @@ impl Default for TrainOptions {
 pub fn parse_json_options<T: serde::de::DeserializeOwned>(json: &str) -> Result<T> {
     let value: serde_json::Value =
         serde_json::from_str(json).map_err(|e| Error::arg(format!("options: not valid JSON: {e}")))?;
-    let serde_json::Value::Object(map) = value else {
-        return Err(Error::arg("options: expected a JSON object"));
+    // serde would read a struct from an array too (`[]` as all defaults): only objects pass.
+    let map = match value {
+        serde_json::Value::Object(map) => map,
+        other => {
+            let got = match other {
+                serde_json::Value::Null => "null",
+                serde_json::Value::Bool(_) => "a boolean",
+                serde_json::Value::Number(_) => "a number",
+                serde_json::Value::String(_) => "a string",
+                _ => "an array",
+            };
+            return Err(Error::arg(format!("options: expected a JSON object ({{\"key\": value, ...}}), got {got}")));
+        }
     };
     match serde_json::from_value::<T>(serde_json::Value::Object(map.clone())) {
         Ok(t) => Ok(t),

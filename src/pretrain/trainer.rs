@@ -161,6 +161,35 @@ pub struct Trainer {
     staging: Vec<f32>,
 }
 
+/// Refuses a pair whose generator does not fit its discriminator: both read the same batch (ids,
+/// positions, token types) and the discriminator reads the generator's samples, so vocabulary,
+/// positions and token types must agree, and shared embedding tables must have one shape.
+/// Caught here, at creation, instead of failing every step.
+fn check_pair(d: &ElectraConfig, g: &ElectraConfig, shared: bool) -> Result<()> {
+    let mut keys = vec![
+        ("vocab_size", d.vocab_size, g.vocab_size),
+        ("max_position_embeddings", d.max_position_embeddings, g.max_position_embeddings),
+        ("type_vocab_size", d.type_vocab_size, g.type_vocab_size),
+    ];
+    if shared {
+        keys.push(("embedding_size", d.embedding_size, g.embedding_size));
+        keys.push(("pad_token_id", d.pad_token_id, g.pad_token_id));
+    }
+    let bad: Vec<String> = keys
+        .iter()
+        .filter(|(_, a, b)| a != b)
+        .map(|(k, a, b)| format!("{k} {b} in the generator, {a} in the discriminator"))
+        .collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "the generator does not fit the discriminator: {} (a pair must agree on these{})",
+        bad.join(", "),
+        if shared { ", and on the embedding tables it shares" } else { "" }
+    )))
+}
+
 impl Trainer {
     /// A trainer over an existing model (already initialised or loaded), on `opts.device`; with
     /// `distributed: "mpi"` every rank must make it (it joins the MPI world).
@@ -181,6 +210,9 @@ impl Trainer {
                 return Err(Error::arg("the electra objective needs a generator and a discriminator"))
             }
             (Objective::Mlm, _) => return Err(Error::arg("the mlm objective needs a masked-LM model")),
+        }
+        if let Towers::Pair { disc, gen, shared_embeddings } = &model.towers {
+            check_pair(&disc.config, &gen.config, *shared_embeddings)?;
         }
         let cfg = model.input_config();
         fit_max_seq_len(&mut opts, cfg.max_position_embeddings)?;

@@ -17,8 +17,9 @@ namespace Electra
         }
 
         /// <summary>Starts fine-tuning from modelDir: a checkpoint with a discriminator (a fresh
-        /// head for numLabels labels is added) or an existing classifier (continued; pass its
-        /// label count or 0). optionsJson is null or a JSON object with keys learning_rate,
+        /// head for numLabels labels, LABEL_0.., is added) or an existing classifier (continued
+        /// with its config.json id2label labels and ids; pass 0 or its label count, or a larger
+        /// count to add labels after the existing ones; at most 1024). optionsJson is null or a JSON object with keys learning_rate,
         /// warmup_steps, total_steps, weight_decay, layerwise_lr_decay, adam_epsilon,
         /// bias_correction, max_grad_norm, seed, threads, device ("cpu", the default; "cuda" or
         /// "cuda:N": Status.Cuda when not compiled in or not present).</summary>

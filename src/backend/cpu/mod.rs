@@ -41,6 +41,8 @@ pub struct CpuBackend {
     /// C ABI calls this pool is serving: while positive, a panic on a worker is kept off the
     /// host's stderr (see `ffi::panic`).
     ffi_calls: Arc<AtomicUsize>,
+    /// The process whose threads the pool has (see `Backend::owner_process`).
+    pid: u32,
 }
 
 impl CpuBackend {
@@ -58,7 +60,7 @@ impl CpuBackend {
                     "could not start {threads} worker threads: {e}; set \"threads\" lower or free resources"
                 ))
             })?;
-        Ok(CpuBackend { pool: Arc::new(pool), ffi_calls })
+        Ok(CpuBackend { pool: Arc::new(pool), ffi_calls, pid: std::process::id() })
     }
 }
 
@@ -171,6 +173,10 @@ impl Backend for CpuBackend {
 
     fn threads(&self) -> usize {
         self.pool.current_num_threads()
+    }
+
+    fn owner_process(&self) -> u32 {
+        self.pid
     }
 
     fn enter(&self, f: &mut (dyn FnMut() + Send)) {

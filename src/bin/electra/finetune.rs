@@ -8,13 +8,15 @@ use electra::data::tokenizer::Tokenizer;
 use electra::error::{Error, Result};
 use electra::finetune::{FineTuner, FinetuneOptions};
 use electra::io::atomic::write_atomic;
-use electra::model::classifier::label_names;
+use electra::limits::MAX_LABELS;
+use electra::model::classifier::{label_names, LabelSet};
 use electra::model::Model;
 use electra::quant::WeightFormat;
 use electra::session::{Batch, Session, SessionOptions};
 use electra::Device;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -101,15 +103,14 @@ fn encode_all(
     tok: &Tokenizer,
     model: &Model,
     data: &[(String, String)],
-    labels: &[String],
+    labels: &LabelSet,
     seq_len: usize,
 ) -> Result<Vec<(usize, Vec<i32>)>> {
     data.iter()
         .map(|(l, text)| {
-            let y = labels
-                .iter()
-                .position(|x| x == l)
-                .ok_or_else(|| Error::arg(format!("label {l:?} does not occur in the training file")))?;
+            let y = labels.id(l).ok_or_else(|| {
+                Error::arg(format!("label {l:?} is neither in the training file nor one of the model's labels"))
+            })?;
             let mut row = encode_row(tok, model, text)?;
             if row.len() > seq_len {
                 let sep = *row.last().expect("row has [SEP]");
@@ -136,13 +137,31 @@ fn accuracy(session: &mut Session, tok: &Tokenizer, rows: &[(usize, Vec<i32>)], 
     Ok(right as f64 / rows.len().max(1) as f64)
 }
 
+/// The labels of a run, in id order: a classifier's own (its config.json `id2label`, ids kept),
+/// then the training file's other labels, sorted (so a fresh head's ids do not depend on the
+/// order of the rows). Linear in the rows; more than `MAX_LABELS` is an error before any work.
+fn labels_for(model: &Model, train: &[(String, String)]) -> Result<LabelSet> {
+    let mut seen = HashSet::new();
+    for (l, _) in train {
+        if seen.insert(l.as_str()) && seen.len() > MAX_LABELS {
+            return Err(Error::arg(format!("the training file has more than {MAX_LABELS} distinct labels")));
+        }
+    }
+    let existing = model.cls().map(|c| label_names(&c.config));
+    let mut new: Vec<String> = seen.into_iter().map(str::to_string).collect();
+    new.sort_unstable();
+    if let Some(e) = &existing {
+        let old: HashSet<&str> = e.iter().map(String::as_str).collect();
+        new.retain(|l| !old.contains(l.as_str()));
+    }
+    LabelSet::new(existing, &new)
+}
+
 /// Fine-tunes and saves; returns the final evaluation accuracy (if an eval file was given).
 pub fn run(a: &FinetuneArgs) -> Result<Option<f64>> {
     let (pre, tok) = load_with_tokenizer(&a.model, WeightFormat::F32)?;
     let train = read_labeled(&a.train)?;
-    let mut labels: Vec<String> = train.iter().map(|(l, _)| l.clone()).collect();
-    labels.sort();
-    labels.dedup();
+    let labels = labels_for(&pre, &train)?;
     let eval = a.eval.as_ref().map(|p| read_labeled(p)).transpose()?;
     let train_rows = encode_all(&tok, &pre, &train, &labels, a.seq_len)?;
     let eval_rows = eval.as_ref().map(|e| encode_all(&tok, &pre, e, &labels, a.seq_len)).transpose()?;
@@ -153,12 +172,12 @@ pub fn run(a: &FinetuneArgs) -> Result<Option<f64>> {
         opts.warmup_steps = opts.total_steps / 10;
     }
     drop(pre);
-    let mut ft = FineTuner::new(&a.model, &labels, opts)?;
+    let mut ft = FineTuner::new(&a.model, labels.names(), opts)?;
     eprintln!(
         "fine-tuning on {} examples ({} labels: {:?}), {} epochs of {} steps",
         train_rows.len(),
         labels.len(),
-        labels,
+        labels.names(),
         a.epochs,
         steps_per_epoch
     );
@@ -221,15 +240,17 @@ fn class_probs(s: &mut Session, tok: &Tokenizer, model: &electra::model::Model, 
     Ok(logits.iter().map(|&x| (x - max).exp() / sum).collect())
 }
 
-/// `electra predict --input FILE`: one JSON line `{"probs": [...], "label": i}` per line.
+/// `electra predict --input FILE`: one JSON line per line, `{"probs": [...], "label": "name",
+/// "label_id": i, "labels": [names]}`: `probs` in id order, `labels` the names in that order.
 pub fn predict_file(dir: &Path, file: &Path, device: Device, quantize: WeightFormat) -> Result<()> {
     let (model, tok) = load_with_tokenizer(dir, quantize)?;
     let text = super::input::read_text(file, super::input::MAX_TEXT_FILE_BYTES, "--input")?;
+    let names = label_names(&classifier(&model)?.config);
     let mut s = Session::with_options(model.clone(), &SessionOptions { device, ..Default::default() })?;
     for line in text.lines() {
         let probs = class_probs(&mut s, &tok, &model, line.trim_end_matches('\r'))?;
-        let label = probs.iter().enumerate().fold(0, |b, (i, p)| if *p > probs[b] { i } else { b });
-        println!("{}", serde_json::json!({"probs": probs, "label": label}));
+        let id = probs.iter().enumerate().fold(0, |b, (i, p)| if *p > probs[b] { i } else { b });
+        println!("{}", serde_json::json!({"probs": probs, "label": names[id], "label_id": id, "labels": names}));
     }
     Ok(())
 }

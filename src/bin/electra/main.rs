@@ -195,7 +195,7 @@ enum Cmd {
         threads: usize,
     },
     /// Label probabilities of TEXT from a fine-tuned classifier (or, with --input, one JSON line
-    /// {"probs": [...], "label": i} per line of FILE).
+    /// {"probs": [...], "label": "name", "label_id": i, "labels": [names]} per line of FILE).
     Predict {
         /// Classifier directory written by `electra finetune`.
         #[arg(long)]
