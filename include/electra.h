@@ -49,6 +49,16 @@
  *   fine-tuners there. The parent's handles are unaffected. Do not fork while another thread
  *   is inside an electra call (a lock that thread holds would stay held in the child).
  *
+ * SAVES
+ *   electra_model_save, electra_trainer_save, electra_trainer_export and
+ *   electra_finetuner_save write a directory (created if missing) and touch nothing in it they
+ *   did not write: other files and directories there stay as they are. A path that exists and
+ *   is not a directory is ELECTRA_ERR_IO ("not a directory"); a symbolic link to a directory
+ *   saves into its target. A file in the way that an earlier save did not write (your own
+ *   config.json, say) refuses the save before anything changes. A failed save leaves the
+ *   directory exactly as it was; a crash leaves the old version or, finished by the next load,
+ *   the new one. docs/ROBUSTNESS.md, "The save contract", has the details.
+ *
  * DEVICES
  *   Sessions, trainers and fine-tuners run on the CPU unless their options say otherwise:
  *   "device": "cpu" | "cuda" | "cuda:N" in the options JSON of electra_session_new_with_options,
@@ -471,7 +481,7 @@ electra_status electra_finetuner_step(electra_finetuner *f,
 
 /**
  * Saves the classifier as an HF `ElectraForSequenceClassification` directory (loadable by
- * `transformers` and by `electra_model_load`).
+ * `transformers` and by `electra_model_load`), under the save contract (SAVES above).
  *
  * # Safety
  * `f` must be live; `dir` NUL-terminated.
@@ -553,15 +563,16 @@ electra_status electra_model_get_info(const electra_model *m, electra_model_info
 
 /**
  * Saves the model in the pair layout under `dir` (`dir/discriminator`, `dir/generator`), each
- * an HF directory loadable by `transformers` and by `electra_model_load`. Files are written
- * atomically. An int8 model is saved in the int8 format (the directory `electra quantize`
+ * an HF directory loadable by `transformers` and by `electra_model_load`, under the save
+ * contract (SAVES above: nothing in `dir` that the save did not write is touched). An int8 model is saved in the int8 format (the directory `electra quantize`
  * writes), which `electra_model_load` reads and `transformers` does not; its f32 weights are
  * gone, so nothing exports it as an f32 checkpoint.
  *
  * # Safety
  * `dir` must be NULL or a NUL-terminated string (`m` is looked up, never dereferenced).
  */
-electra_status electra_model_save(const electra_model *m, const char *dir);
+electra_status electra_model_save(const electra_model *m,
+                                  const char *dir);
 
 /**
  * Creates an inference session over `m` on the CPU, one worker thread per core (as
@@ -698,7 +709,8 @@ electra_status electra_trainer_step(electra_trainer *t,
 
 /**
  * Saves the full trainer state (weights, Adam moments, step, RNG, options) to
- * `dir/trainer.safetensors`, atomically: a failure leaves the previous checkpoint intact.
+ * `dir/trainer.safetensors`, under the save contract (SAVES above): a failure leaves the
+ * previous checkpoint intact, and nothing else in `dir` is touched.
  *
  * # Safety
  * `t` must be a live trainer; `dir` a NUL-terminated string.
@@ -750,7 +762,8 @@ electra_status electra_trainer_set_allreduce(electra_trainer *t,
 
 /**
  * Writes the model in the pair layout (`dir/discriminator`, `dir/generator`), each an HF
- * directory loadable by `transformers` and by `electra_model_load`.
+ * directory loadable by `transformers` and by `electra_model_load`, under the save contract
+ * (SAVES above).
  *
  * # Safety
  * `t` must be a live trainer; `dir` a NUL-terminated string.

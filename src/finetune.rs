@@ -392,8 +392,14 @@ impl FineTuner {
     /// Saves the classifier as an HF `ElectraForSequenceClassification` directory, committed as
     /// one unit; non-finite weights are [`Error::NonFinite`] and leave `dir` as it was.
     pub fn save(&self, dir: &Path) -> Result<()> {
+        self.save_with(dir, |_| Ok(()))
+    }
+
+    /// [`Self::save`], with `extra` writing more files (a tokenizer, a report) into the new
+    /// version, so that they are committed with it as one unit.
+    pub fn save_with(&self, dir: &Path, extra: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
         crate::io::atomic::check_path(dir, "classifier directory")?;
         let towers = Towers::Classifier(self.cls.clone());
-        crate::io::hf::save_towers(&towers, &self.params.table, &self.weights()?, dir)
+        crate::io::hf::save_towers_with(&towers, &self.params.table, &self.weights()?, dir, extra)
     }
 }

@@ -162,7 +162,10 @@ fn a_path_to_an_existing_file_is_not_a_directory() {
         std::fs::write(&f, b"the user's data").unwrap();
         let before = snapshot(&root);
         let e = save(&f).expect_err(name);
-        assert!(is_kind(&e, std::io::ErrorKind::NotADirectory) && e.to_string().contains("not a directory"), "{name}: {e}");
+        assert!(
+            is_kind(&e, std::io::ErrorKind::NotADirectory) && e.to_string().contains("not a directory"),
+            "{name}: {e}"
+        );
         assert_eq!(snapshot(&root), before, "{name}: nothing changed");
     }
     // Through the C ABI too.
@@ -271,6 +274,12 @@ fn a_symlink_to_a_directory_saves_into_its_target() {
     assert_kept(&before, &snapshot(&real), "through a link");
     hf::load(&link).unwrap();
     hf::load(&real).unwrap();
+    // A path without a last name of its own (`..`, as `.` or `/` would be) names an existing
+    // directory, which is saved into.
+    let up = real.join("empty").join("..");
+    hf::save_dir(&disc_only(), hf::Role::Discriminator, &up).unwrap();
+    assert!(real.join("config.json").is_file());
+    assert_kept(&before, &snapshot(&real), "through ..");
     // A link to nothing is an error, and stays as it was.
     let dangling = root.join("dangling");
     std::os::unix::fs::symlink(root.join("nowhere"), &dangling).unwrap();
@@ -363,7 +372,13 @@ fn a_crash_mid_save_is_finished_by_the_next_load_and_never_touches_user_files() 
         let rolled = at != CommitStep::AfterFill;
         assert_eq!(disc_old, !rolled, "{at:?}");
         assert_kept(
-            &before.iter().filter(|(k, _)| !k.starts_with("discriminator/") && !k.starts_with("generator/") && !k.starts_with('.')).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            &before
+                .iter()
+                .filter(|(k, _)| {
+                    !k.starts_with("discriminator/") && !k.starts_with("generator/") && !k.starts_with('.')
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             &snapshot(&dir),
             &format!("{at:?}"),
         );
@@ -414,6 +429,34 @@ fn the_cli_saves_keep_the_users_files() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_kept(&before, &snapshot(&models), "quantize --out models/");
+    hf::load(&models).unwrap();
+    // `finetune --out models/`, twice: the classifier (with its tokenizer and report) lands
+    // beside the other models, which stay byte for byte.
+    let disc = root.join("disc");
+    hf::save_dir(&disc_only(), hf::Role::Discriminator, &disc).unwrap();
+    // The tiny config's 60 entries: the special tokens, four words, filler.
+    let mut words: Vec<String> =
+        ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "great", "bad", "awful", "movie"]
+            .map(String::from)
+            .into();
+    words.extend((words.len()..60).map(|i| format!("w{i}")));
+    std::fs::write(disc.join("vocab.txt"), words.join("\n") + "\n").unwrap();
+    let train = root.join("train.tsv");
+    std::fs::write(&train, "pos\tgood great movie\nneg\tbad awful movie\npos\tgreat\nneg\tawful\n").unwrap();
+    let models = root.join("models-ft");
+    user_files(&models);
+    let before = snapshot(&models);
+    for round in 0..2 {
+        let out = std::process::Command::new(exe)
+            .args(["finetune", "--model", disc.to_str().unwrap(), "--train", train.to_str().unwrap()])
+            .args(["--out", models.to_str().unwrap(), "--epochs", "1", "--batch-size", "2", "--threads", "1"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "round {round}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_kept(&before, &snapshot(&models), "finetune --out models/");
+    }
+    assert!(models.join("finetune.json").is_file() && models.join("tokenizer.json").is_file());
     hf::load(&models).unwrap();
     assert!(temporaries(&root).is_empty());
     let _ = std::fs::remove_dir_all(&root);

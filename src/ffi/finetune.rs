@@ -142,7 +142,7 @@ pub unsafe extern "C" fn electra_finetuner_step(
 }
 
 /// Saves the classifier as an HF `ElectraForSequenceClassification` directory (loadable by
-/// `transformers` and by `electra_model_load`).
+/// `transformers` and by `electra_model_load`), under the save contract (SAVES above).
 ///
 /// # Safety
 /// `f` must be live; `dir` NUL-terminated.

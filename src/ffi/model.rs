@@ -164,8 +164,8 @@ pub unsafe extern "C" fn electra_model_get_info(
 }
 
 /// Saves the model in the pair layout under `dir` (`dir/discriminator`, `dir/generator`), each
-/// an HF directory loadable by `transformers` and by `electra_model_load`. Files are written
-/// atomically. An int8 model is saved in the int8 format (the directory `electra quantize`
+/// an HF directory loadable by `transformers` and by `electra_model_load`, under the save
+/// contract (SAVES above: nothing in `dir` that the save did not write is touched). An int8 model is saved in the int8 format (the directory `electra quantize`
 /// writes), which `electra_model_load` reads and `transformers` does not; its f32 weights are
 /// gone, so nothing exports it as an f32 checkpoint.
 ///

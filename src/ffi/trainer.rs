@@ -155,7 +155,8 @@ pub unsafe extern "C" fn electra_trainer_step(
 }
 
 /// Saves the full trainer state (weights, Adam moments, step, RNG, options) to
-/// `dir/trainer.safetensors`, atomically: a failure leaves the previous checkpoint intact.
+/// `dir/trainer.safetensors`, under the save contract (SAVES above): a failure leaves the
+/// previous checkpoint intact, and nothing else in `dir` is touched.
 ///
 /// # Safety
 /// `t` must be a live trainer; `dir` a NUL-terminated string.
@@ -285,7 +286,8 @@ pub unsafe extern "C" fn electra_trainer_set_allreduce(
 }
 
 /// Writes the model in the pair layout (`dir/discriminator`, `dir/generator`), each an HF
-/// directory loadable by `transformers` and by `electra_model_load`.
+/// directory loadable by `transformers` and by `electra_model_load`, under the save contract
+/// (SAVES above).
 ///
 /// # Safety
 /// `t` must be a live trainer; `dir` a NUL-terminated string.

@@ -117,11 +117,13 @@ pub fn create_dir(dir: &Path) -> Result<()> {
 /// version no longer has.
 pub fn commit_dir(target: &Path, unit: &str, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     check_path(target, "directory to write")?;
-    let (parent, name) = split(target)?;
     match fs::metadata(target) {
         Ok(m) if m.is_dir() => {
             recover(target)?;
-            clean_stale(&parent, &name);
+            // An existing directory needs no name of its own ("." and "/" are fine).
+            if let Ok((parent, name)) = split(target) {
+                clean_stale(&parent, &name);
+            }
             merge_into(target, unit, fill)
         }
         Ok(_) => Err(io_error(
@@ -133,6 +135,7 @@ pub fn commit_dir(target: &Path, unit: &str, fill: impl FnOnce(&Path) -> Result<
             if fs::symlink_metadata(target).is_ok() {
                 return Err(io_error(target, ErrorKind::NotFound, "a symbolic link to nothing".into()));
             }
+            let (parent, name) = split(target)?;
             create_new(target, &parent, &name, unit, fill)
         }
         Err(e) => Err(Error::io(target, e)),
@@ -773,7 +776,8 @@ fn write_manifest(
     let mut listed = Vec::with_capacity(files.len());
     for f in files {
         let path = new.join(f);
-        let mut w = written(&path).ok_or_else(|| Error::Internal(format!("{} vanished while saving", path.display())))?;
+        let mut w =
+            written(&path).ok_or_else(|| Error::Internal(format!("{} vanished while saving", path.display())))?;
         w.path = f.clone();
         w.unit = unit.into();
         listed.push(w);
@@ -784,7 +788,9 @@ fn write_manifest(
         listed.extend(
             m.files
                 .iter()
-                .filter(|w| w.unit != unit && !replaced.contains(w.path.as_str()) && still_ours(&target.join(&w.path), w))
+                .filter(|w| {
+                    w.unit != unit && !replaced.contains(w.path.as_str()) && still_ours(&target.join(&w.path), w)
+                })
                 .cloned(),
         );
         created.extend(m.dirs.iter().filter(|d| d.unit != unit && target.join(&d.path).is_dir()).cloned());

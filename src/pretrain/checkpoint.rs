@@ -147,7 +147,9 @@ impl Trainer {
                 ));
             }
         }
-        commit_dir(dir, "trainer", |tmp| write_f32_with_metadata(&tmp.join(TRAINER_FILE), &tensors, &[(META_KEY, json)]))
+        commit_dir(dir, "trainer", |tmp| {
+            write_f32_with_metadata(&tmp.join(TRAINER_FILE), &tensors, &[(META_KEY, json)])
+        })
     }
 
     /// Restores a trainer saved by [`Trainer::save`], on the device and thread count it was

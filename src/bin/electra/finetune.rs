@@ -208,11 +208,14 @@ pub fn run(a: &FinetuneArgs) -> Result<Option<f64>> {
         }));
         eprintln!("{line}");
     }
-    ft.save(&a.out)?;
-    save_tokenizer_into(&tok, &a.out)?;
     // One record per epoch, for scripts (scripts/replicate.sh reads the last eval_accuracy).
     let report = serde_json::json!({ "epochs": history, "eval_examples": eval_rows.as_ref().map(Vec::len) });
-    write_atomic(&a.out.join("finetune.json"), serde_json::to_string_pretty(&report).expect("json").as_bytes())?;
+    // The tokenizer and the report are part of the classifier's commit: the next save into the
+    // same directory replaces them as its own entries, and nothing else there.
+    ft.save_with(&a.out, |tmp| {
+        save_tokenizer_into(&tok, tmp)?;
+        write_atomic(&tmp.join("finetune.json"), serde_json::to_string_pretty(&report).expect("json").as_bytes())
+    })?;
     eprintln!("saved the classifier to {}", a.out.display());
     Ok(last)
 }
