@@ -35,7 +35,7 @@ out="$here/build"
 rm -rf "$out"
 mkdir -p "$out/classes" "$out/test-classes"
 javac -Xlint:all -Werror --release 11 -d "$out/classes" $(find "$here/src/main/java" -name '*.java')
-javac -Xlint:all,-processing -Werror --release 11 -cp "$out/classes:$junit:$hamcrest" -d "$out/test-classes" \
+javac -Xlint:all,-processing,-try -Werror --release 11 -cp "$out/classes:$junit:$hamcrest" -d "$out/test-classes" \
   $(find "$here/src/test/java" -name '*.java')
 
 if [ $# -gt 0 ]; then

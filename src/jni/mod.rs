@@ -439,6 +439,8 @@ pub extern "system" fn Java_dev_electra_Native_sessionRun(
 struct AllReduce {
     vm: JavaVM,
     callback: GlobalRef,
+    /// What the callback threw last (its `toString()`), added to the failed step's message.
+    thrown: Mutex<Option<String>>,
 }
 
 /// All-reduce callbacks by trainer handle. Every trainer call holds a clone of its `Arc` for the
@@ -451,6 +453,18 @@ fn allreduces() -> MutexGuard<'static, HashMap<jlong, Arc<AllReduce>>> {
 
 fn hold(h: jlong) -> Option<Arc<AllReduce>> {
     allreduces().get(&h).cloned()
+}
+
+/// [`check`] for a trainer call that may run the all-reduce: what the Java callback threw during
+/// the call, if anything, is added to the message.
+fn check_collective(st: electra_status, held: Option<Arc<AllReduce>>) -> R<()> {
+    let thrown = held.and_then(|c| c.thrown.lock().unwrap_or_else(|p| p.into_inner()).take());
+    check(st).map_err(|mut f| {
+        if let Some(t) = thrown {
+            f.msg = format!("{} (allReduce threw {t})", f.msg);
+        }
+        f
+    })
 }
 
 type HostFn = unsafe extern "C" fn(*mut f32, usize, *mut c_void) -> i32;
@@ -474,7 +488,16 @@ extern "C" fn allreduce_trampoline(data: *mut f32, count: usize, user_data: *mut
             && !env.exception_check().unwrap_or(true)
             && env.get_float_array_region(&arr, 0, slice).is_ok();
         if env.exception_check().unwrap_or(false) {
+            let ex = env.exception_occurred().ok();
             let _ = env.exception_clear();
+            let text = ex.and_then(|ex| {
+                let s = env.call_method(&ex, "toString", "()Ljava/lang/String;", &[]).ok()?.l().ok()?;
+                let _ = env.exception_clear();
+                let s = JString::from(s);
+                let text: String = env.get_string(&s).ok()?.into();
+                Some(text)
+            });
+            *ctx.thrown.lock().unwrap_or_else(|p| p.into_inner()) = Some(text.unwrap_or_else(|| "an exception".into()));
         }
         let _ = env.delete_local_ref(arr);
         ok.then_some(())
@@ -536,11 +559,11 @@ pub extern "system" fn Java_dev_electra_Native_trainerStep(
 ) -> jlong {
     entry(&mut env, 0, |env| {
         let x = Inputs::read(env, &ids, &mask, &types, batch, seq_len)?;
-        let _held = hold(h);
+        let held = hold(h);
         let mut s =
             electra_step_stats { struct_size: std::mem::size_of::<electra_step_stats>() as u32, ..Default::default() };
         // SAFETY: the arrays hold batch*seqLen elements or are NULL; `s` is a whole struct.
-        check(unsafe {
+        let st = unsafe {
             electra_trainer_step(
                 handle(h),
                 x.ids.as_ptr(),
@@ -550,7 +573,8 @@ pub extern "system" fn Java_dev_electra_Native_trainerStep(
                 seq_len as usize,
                 &mut s,
             )
-        })?;
+        };
+        check_collective(st, held)?;
         if !stats.is_null() {
             let v = [s.loss, s.mlm_loss, s.disc_loss, s.disc_accuracy, s.learning_rate, s.grad_norm];
             let n = (env.get_array_length(&stats)? as usize).min(v.len());
@@ -571,15 +595,16 @@ pub extern "system" fn Java_dev_electra_Native_trainerWrite(
 ) {
     entry(&mut env, (), |env| {
         let dir = string(env, &dir, "dir")?;
-        let _held = hold(h);
+        let held = hold(h);
         // SAFETY: `dir` is NUL-terminated; the trainer is looked up.
-        check(unsafe {
+        let st = unsafe {
             if what == 0 {
                 electra_trainer_save(handle(h), dir.as_ptr())
             } else {
                 electra_trainer_export(handle(h), dir.as_ptr())
             }
-        })
+        };
+        check_collective(st, held)
     })
 }
 
@@ -622,7 +647,11 @@ pub extern "system" fn Java_dev_electra_Native_trainerSetAllReduce(
         if callback.is_null() {
             return Err(fail(ELECTRA_ERR_NULL_POINTER, "allReduce is null"));
         }
-        let ctx = Arc::new(AllReduce { vm: env.get_java_vm()?, callback: env.new_global_ref(&callback)? });
+        let ctx = Arc::new(AllReduce {
+            vm: env.get_java_vm()?,
+            callback: env.new_global_ref(&callback)?,
+            thrown: Mutex::new(None),
+        });
         let user = Arc::as_ptr(&ctx) as *mut c_void;
         let _old = hold(h);
         // Registered before the call, so a trainer freed meanwhile still finds it removed with it;
