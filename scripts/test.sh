@@ -71,11 +71,14 @@ cuda_kernels() {
 suite "CUDA kernels: NVRTC + ptxas sm_80/sm_90 (no GPU needed)" cuda_kernels
 suite "C ABI under valgrind" bash tests/c/run.sh
 
-# --- Language bindings (bindings/go, bindings/csharp; owned by the bindings engineer) ---
-# Need golang-go (Go >= 1.19) and mono-mcs + mono-runtime; each script builds the release
-# library first (cargo build --release --lib) and runs its suite against it.
+# --- Language bindings (bindings/go, bindings/csharp, bindings/java; owned by the bindings engineer) ---
+# Need golang-go (Go >= 1.19), mono-mcs + mono-runtime, and openjdk-17-jdk-headless + junit4;
+# each script builds the release library first with the same features (cargo build --release
+# --lib --features jni: the Java binding's JNI entry points; the C ABI is the same), so the
+# first builds it and the others reuse it, and runs its suite against it.
 suite "Go binding (go test -race)" bash bindings/go/test.sh
 suite "C# binding (mono)" bash bindings/csharp/test.sh
+suite "Java binding (JUnit)" bash bindings/java/test.sh
 # --- end of language bindings ---
 
 # --- C/C++ examples and packaging (examples/, include/electra.hpp, Makefile, cmake/) ---
