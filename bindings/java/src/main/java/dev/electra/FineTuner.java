@@ -1,7 +1,5 @@
 package dev.electra;
 
-import java.lang.ref.Reference;
-
 /**
  * Fine-tuning of a sequence classifier. One thread at a time steps it (calls from several
  * threads are serialised by the binding); {@link #close()} may be called from any thread.
@@ -40,7 +38,7 @@ public final class FineTuner extends NativeHandle {
             } catch (ElectraException e) {
                 throw translate(e);
             } finally {
-                Reference.reachabilityFence(this);
+                keepAlive();
             }
         }
     }
@@ -56,7 +54,7 @@ public final class FineTuner extends NativeHandle {
             } catch (ElectraException e) {
                 throw translate(e);
             } finally {
-                Reference.reachabilityFence(this);
+                keepAlive();
             }
         }
     }

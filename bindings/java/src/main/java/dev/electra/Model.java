@@ -1,6 +1,5 @@
 package dev.electra;
 
-import java.lang.ref.Reference;
 import java.nio.ByteBuffer;
 
 /**
@@ -55,7 +54,7 @@ public final class Model extends NativeHandle {
         } catch (ElectraException e) {
             throw translate(e);
         } finally {
-            Reference.reachabilityFence(this);
+            keepAlive();
         }
     }
 
@@ -69,7 +68,7 @@ public final class Model extends NativeHandle {
         } catch (ElectraException e) {
             throw translate(e);
         } finally {
-            Reference.reachabilityFence(this);
+            keepAlive();
         }
     }
 

@@ -1,6 +1,5 @@
 package dev.electra;
 
-import java.lang.ref.Cleaner;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongConsumer;
 
@@ -8,12 +7,11 @@ import java.util.function.LongConsumer;
  * A native handle owned by a Java object: {@link #close()} frees it at once (idempotent, from
  * any thread, even while another thread is inside a call on it: that call finishes normally and
  * the library releases the memory when it returns); a {@link Cleaner} frees it when the object
- * becomes unreachable without being closed. After close the handle value is 0 and every call
+ * becomes unreachable without being closed ({@link Reclaimer}: {@code java.lang.ref.Cleaner}, or
+ * a phantom-reference queue on platforms without it). After close the handle value is 0 and every call
  * throws {@link ElectraException} with {@link Status#INVALID_HANDLE}.
  */
 abstract class NativeHandle implements AutoCloseable {
-    private static final Cleaner CLEANER = Cleaner.create();
-
     /** What the cleaner runs: it must not reach the owner, or the owner never becomes unreachable. */
     private static final class Release implements Runnable {
         final AtomicLong handle;
@@ -34,12 +32,12 @@ abstract class NativeHandle implements AutoCloseable {
     }
 
     private final Release release;
-    private final Cleaner.Cleanable cleanable;
+    private final Reclaimer.Registration cleanable;
     private final String kind;
 
     NativeHandle(long handle, LongConsumer free, String kind) {
         this.release = new Release(handle, free);
-        this.cleanable = CLEANER.register(this, release);
+        this.cleanable = Reclaimer.register(this, release);
         this.kind = kind;
     }
 
@@ -65,6 +63,11 @@ abstract class NativeHandle implements AutoCloseable {
             return closed();
         }
         return e;
+    }
+
+    /** Keeps this object reachable up to here, so the safety net cannot free the handle mid-call. */
+    final void keepAlive() {
+        Reclaimer.fence(this);
     }
 
     /** Whether {@link #close()} ran (or the cleaner did). */

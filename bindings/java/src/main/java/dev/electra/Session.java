@@ -1,7 +1,5 @@
 package dev.electra;
 
-import java.lang.ref.Reference;
-
 /**
  * An inference session over a {@link Model}: its worker threads and scratch memory. One thread
  * at a time runs a session's calls: calls from several threads are serialised by the binding
@@ -37,7 +35,7 @@ public final class Session extends NativeHandle {
         } catch (ElectraException e) {
             throw model.translate(e);
         } finally {
-            Reference.reachabilityFence(model);
+            model.keepAlive();
         }
     }
 
@@ -63,7 +61,7 @@ public final class Session extends NativeHandle {
             } catch (ElectraException e) {
                 throw translate(e);
             } finally {
-                Reference.reachabilityFence(this);
+                keepAlive();
             }
         }
     }

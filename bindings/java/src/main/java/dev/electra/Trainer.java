@@ -1,7 +1,5 @@
 package dev.electra;
 
-import java.lang.ref.Reference;
-
 /**
  * Pre-training state: model, optimizer, RNG. One thread at a time steps a trainer (calls from
  * several threads are serialised by the binding); {@link #cancel()} and {@link #close()} may be
@@ -56,7 +54,7 @@ public final class Trainer extends NativeHandle {
             } catch (ElectraException e) {
                 throw translate(e);
             } finally {
-                Reference.reachabilityFence(this);
+                keepAlive();
             }
         }
     }
@@ -73,7 +71,7 @@ public final class Trainer extends NativeHandle {
             } catch (ElectraException e) {
                 throw translate(e);
             } finally {
-                Reference.reachabilityFence(this);
+                keepAlive();
             }
         }
     }
@@ -96,7 +94,7 @@ public final class Trainer extends NativeHandle {
             } catch (ElectraException e) {
                 throw translate(e);
             } finally {
-                Reference.reachabilityFence(this);
+                keepAlive();
             }
         }
     }
@@ -111,7 +109,7 @@ public final class Trainer extends NativeHandle {
         } catch (ElectraException closed) {
             // cancelling a closed trainer does nothing
         } finally {
-            Reference.reachabilityFence(this);
+            keepAlive();
         }
     }
 
@@ -127,7 +125,7 @@ public final class Trainer extends NativeHandle {
             } catch (ElectraException e) {
                 throw translate(e);
             } finally {
-                Reference.reachabilityFence(this);
+                keepAlive();
             }
         }
     }
