@@ -34,8 +34,8 @@ nm -D --defined-only "$lib" | grep -q ' Java_dev_electra_Native_' ||
 out="$here/build"
 rm -rf "$out"
 mkdir -p "$out/classes" "$out/test-classes"
-javac -Xlint:all -Werror --release 11 -d "$out/classes" $(find "$here/src/main/java" -name '*.java')
-javac -Xlint:all,-processing,-try -Werror --release 11 -cp "$out/classes:$junit:$hamcrest" -d "$out/test-classes" \
+javac -encoding UTF-8 -Xlint:all -Werror --release 11 -d "$out/classes" $(find "$here/src/main/java" -name '*.java')
+javac -encoding UTF-8 -Xlint:all,-processing,-try -Werror --release 11 -cp "$out/classes:$junit:$hamcrest" -d "$out/test-classes" \
   $(find "$here/src/test/java" -name '*.java')
 
 if [ $# -gt 0 ]; then

@@ -28,6 +28,19 @@ public class ErrorsTest {
         expectError("unpaired surrogate in path", Status.INVALID_ARGUMENT, () -> Model.load("bad\ud800path"),
                 "surrogate");
         expectError("null path", Status.NULL_POINTER, () -> Model.load((String) null), "path");
+        // Non-ASCII paths reach the library intact: BMP characters and a supplementary one (two
+        // UTF-16 surrogates, 6 bytes of the JVM's modified UTF-8, 4 of UTF-8).
+        String odd = new File(tmp.getRoot(), "mod\u00e8le-\u6a21\u578b-\ud83d\ude00").getPath();
+        expectError("non-ASCII missing dir", Status.IO, () -> Model.load(odd), "mod\u00e8le-\u6a21\u578b-\ud83d\ude00");
+        File real = new File(tmp.getRoot(), "\u00e9\ud83d\ude00");
+        try (Model m = Model.load(fixture("relu_act", "discriminator"))) {
+            m.save(real.getPath());
+        }
+        // Checked through the library, not java.io.File: the JVM's file-name encoding follows the
+        // locale (ASCII under LANG=C), the library's paths are always UTF-8.
+        try (Model back = Model.load(real.getPath())) {
+            assertTrue(back.info().hasDiscriminator());
+        }
 
         // A directory with a valid config but a corrupt weights file.
         File dir = tmp.newFolder();
