@@ -81,4 +81,9 @@ public final class Model extends NativeHandle {
     public Session newSession(SessionOptions options) {
         return Session.create(this, options == null ? null : options.toJson());
     }
+
+    /** A new session with options as a JSON object (null: the defaults). */
+    public Session newSession(String optionsJson) {
+        return Session.create(this, optionsJson);
+    }
 }

@@ -25,7 +25,11 @@ public final class Session extends NativeHandle {
         this.info = info;
     }
 
-    static Session create(Model model, String optionsJson) {
+    /**
+     * A session with options as a JSON object ({@code device}, {@code threads},
+     * {@code max_memory_bytes}; null: the defaults).
+     */
+    public static Session create(Model model, String optionsJson) {
         if (model == null) {
             throw new ElectraException(Status.INVALID_HANDLE, "model is null");
         }
