@@ -470,42 +470,66 @@ fn check_collective(st: electra_status, held: Option<Arc<AllReduce>>) -> R<()> {
 type HostFn = unsafe extern "C" fn(*mut f32, usize, *mut c_void) -> i32;
 
 /// The `electra_allreduce_fn` of a Java callback: copies the floats into a `float[]`, calls
-/// `allReduce` on the calling (Java, hence attached) thread and copies them back. Any failure,
-/// a Java exception included (cleared here: the step reports `ELECTRA_ERR_DISTRIBUTED`), is a
-/// non-zero return; nothing unwinds.
+/// `allReduce` on the calling (Java, hence attached) thread and copies them back. Any failure is
+/// a non-zero return (the step reports `ELECTRA_ERR_DISTRIBUTED`); a Java exception, the
+/// callback's or one a JNI call raised, is recorded for the step's message and cleared, so none
+/// is pending while the library goes on; nothing unwinds.
 extern "C" fn allreduce_trampoline(data: *mut f32, count: usize, user_data: *mut c_void) -> i32 {
-    let r = catch_unwind(AssertUnwindSafe(|| -> Option<()> {
+    let r = catch_unwind(AssertUnwindSafe(|| -> bool {
         // SAFETY: `user_data` is the `Arc<AllReduce>` registered for this trainer, kept alive by
         // the call in flight (see `allreduces`).
         let ctx = unsafe { &*(user_data as *const AllReduce) };
-        let mut env = ctx.vm.get_env().ok()?;
-        let len = jint::try_from(count).ok()?;
+        let Ok(mut env) = ctx.vm.get_env() else {
+            return false;
+        };
         // SAFETY: the library passes `count` floats at `data`, ours for this call.
         let slice = unsafe { std::slice::from_raw_parts_mut(data, count) };
-        let arr = env.new_float_array(len).ok()?;
-        let ok = env.set_float_array_region(&arr, 0, slice).is_ok()
-            && env.call_method(&ctx.callback, "allReduce", "([F)V", &[JValue::Object(&arr)]).is_ok()
-            && !env.exception_check().unwrap_or(true)
-            && env.get_float_array_region(&arr, 0, slice).is_ok();
-        if env.exception_check().unwrap_or(false) {
+        let ok = reduce(&mut env, ctx, slice);
+        if env.exception_check().unwrap_or(true) {
             let ex = env.exception_occurred().ok();
             let _ = env.exception_clear();
-            let text = ex.and_then(|ex| {
-                let s = env.call_method(&ex, "toString", "()Ljava/lang/String;", &[]).ok()?.l().ok()?;
-                let _ = env.exception_clear();
-                let s = JString::from(s);
-                let text: String = env.get_string(&s).ok()?.into();
-                Some(text)
-            });
+            let text = ex.as_ref().filter(|ex| !ex.is_null()).and_then(|ex| describe(&mut env, ex));
+            if let Some(ex) = ex {
+                let _ = env.delete_local_ref(ex);
+            }
             *ctx.thrown.lock().unwrap_or_else(|p| p.into_inner()) = Some(text.unwrap_or_else(|| "an exception".into()));
+            return false;
         }
-        let _ = env.delete_local_ref(arr);
-        ok.then_some(())
+        ok
     }));
     match r {
-        Ok(Some(())) => 0,
+        Ok(true) => 0,
         _ => 1,
     }
+}
+
+/// One call of the Java all-reduce over `slice`, in place; false on any failure.
+fn reduce(env: &mut JNIEnv, ctx: &AllReduce, slice: &mut [f32]) -> bool {
+    let Ok(len) = jint::try_from(slice.len()) else {
+        return false;
+    };
+    let Ok(arr) = env.new_float_array(len) else {
+        return false;
+    };
+    let ok = env.set_float_array_region(&arr, 0, slice).is_ok()
+        && env.call_method(&ctx.callback, "allReduce", "([F)V", &[JValue::Object(&arr)]).is_ok()
+        && !env.exception_check().unwrap_or(true)
+        && env.get_float_array_region(&arr, 0, slice).is_ok();
+    let _ = env.delete_local_ref(arr);
+    ok
+}
+
+/// `ex.toString()`, leaving no exception pending (one `toString` throws is dropped).
+fn describe(env: &mut JNIEnv, ex: &JObject) -> Option<String> {
+    let v = env.call_method(ex, "toString", "()Ljava/lang/String;", &[]);
+    if env.exception_check().unwrap_or(true) {
+        let _ = env.exception_clear();
+        return None;
+    }
+    let s = JString::from(v.ok()?.l().ok()?);
+    let text = env.get_string(&s).ok().map(String::from);
+    let _ = env.delete_local_ref(s);
+    text
 }
 
 #[no_mangle]
