@@ -44,13 +44,14 @@ if ! command -v mpicc >/dev/null || ! command -v mpirun >/dev/null; then
 fi
 
 suite "rustfmt" cargo fmt --all -- --check
-# Every target with the MPI feature (a superset of the default build), then the library and the
-# command line without it (the code behind #[cfg(not(feature = "mpi"))]).
-suite "clippy --features mpi" cargo clippy --features mpi --all-targets -- -D warnings
+# Every target with the MPI and JNI features (a superset of the default build), then the library
+# and the command line without them (the code behind #[cfg(not(feature = "mpi"))]).
+suite "clippy --features mpi,jni" cargo clippy --features mpi,jni --all-targets -- -D warnings
 suite "clippy (default features)" cargo clippy --lib --bins -- -D warnings
 # With the MPI feature, so tests/mpi.rs runs too: it launches itself under `mpirun -np 2`
 # (equivalence with one process, resume, failing, killed and hung ranks, the CLI's resume).
-suite "cargo test --features mpi" cargo test --features mpi
+# With `jni` too: src/jni/'s unit tests (the Java binding itself runs under JUnit below).
+suite "cargo test --features mpi,jni" cargo test --features mpi,jni
 # The CUDA feature builds with no toolkit and no GPU (cudarc loads the driver at run time); its
 # conformance cases print "skipped: no CUDA device" here instead of passing silently.
 suite "clippy --features cuda" cargo clippy --features cuda --all-targets -- -D warnings
@@ -71,11 +72,14 @@ cuda_kernels() {
 suite "CUDA kernels: NVRTC + ptxas sm_80/sm_90 (no GPU needed)" cuda_kernels
 suite "C ABI under valgrind" bash tests/c/run.sh
 
-# --- Language bindings (bindings/go, bindings/csharp; owned by the bindings engineer) ---
-# Need golang-go (Go >= 1.19) and mono-mcs + mono-runtime; each script builds the release
-# library first (cargo build --release --lib) and runs its suite against it.
+# --- Language bindings (bindings/go, bindings/csharp, bindings/java; owned by the bindings engineer) ---
+# Need golang-go (Go >= 1.19), mono-mcs + mono-runtime, and openjdk-17-jdk-headless + junit4;
+# each script builds the release library first with the same features (cargo build --release
+# --lib --features jni: the Java binding's JNI entry points; the C ABI is the same), so the
+# first builds it and the others reuse it, and runs its suite against it.
 suite "Go binding (go test -race)" bash bindings/go/test.sh
 suite "C# binding (mono)" bash bindings/csharp/test.sh
+suite "Java binding (JUnit)" bash bindings/java/test.sh
 # --- end of language bindings ---
 
 # --- C/C++ examples and packaging (examples/, include/electra.hpp, Makefile, cmake/) ---

@@ -36,6 +36,9 @@ pub mod error;
 pub mod ffi;
 pub mod finetune;
 pub mod io;
+/// cbindgen:ignore
+#[cfg(feature = "jni")]
+mod jni;
 pub mod limits;
 pub mod model;
 pub mod optim;

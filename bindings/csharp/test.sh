@@ -5,7 +5,8 @@
 # "N passed, N failed" last and exits non-zero on any failure.
 #
 # Needs mcs and mono (Debian 12: apt-get install mono-mcs mono-runtime). Builds
-# target/release/libelectra.so first (a no-op when it is up to date); set ELECTRA_SKIP_BUILD=1
+# target/release/libelectra.so first, with the `jni` feature as bindings/java/test.sh does, so one
+# release build serves the three binding suites (a no-op when it is up to date); set ELECTRA_SKIP_BUILD=1
 # to use the library as it is. An optional argument selects the tests whose name contains it.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -15,7 +16,7 @@ for tool in mcs mono; do
   command -v "$tool" >/dev/null || { echo "$tool not found (Debian: apt-get install mono-mcs mono-runtime)" >&2; exit 1; }
 done
 if [ "${ELECTRA_SKIP_BUILD:-0}" != 1 ]; then
-  (cd "$repo" && cargo build --release --lib)
+  (cd "$repo" && cargo build --release --lib --features jni)
 fi
 # Executables record the soname (libelectra.so.1); cargo writes only libelectra.so.
 ln -sf libelectra.so "$repo/target/release/libelectra.so.1"

@@ -3,7 +3,8 @@
 # tests/fixtures, errors, training, save/resume/export, goroutines sharing a model, cancel).
 #
 # Needs Go >= 1.19 and a C compiler (Debian 12: apt-get install golang-go build-essential).
-# Builds target/release/libelectra.so first (a no-op when it is up to date); set
+# Builds target/release/libelectra.so first, with the `jni` feature as bindings/java/test.sh
+# does, so one release build serves the three binding suites (a no-op when it is up to date); set
 # ELECTRA_SKIP_BUILD=1 to use the library as it is. Extra arguments go to `go test`
 # (e.g. -run Trainer -v).
 set -euo pipefail
@@ -12,7 +13,7 @@ repo="$(cd "$here/../.." && pwd)"
 
 command -v go >/dev/null || { echo "go not found (Debian: apt-get install golang-go)" >&2; exit 1; }
 if [ "${ELECTRA_SKIP_BUILD:-0}" != 1 ]; then
-  (cd "$repo" && cargo build --release --lib)
+  (cd "$repo" && cargo build --release --lib --features jni)
 fi
 # Executables record the soname (libelectra.so.1); cargo writes only libelectra.so.
 ln -sf libelectra.so "$repo/target/release/libelectra.so.1"

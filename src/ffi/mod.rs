@@ -73,7 +73,7 @@ pub(crate) fn guard_void(f: impl FnOnce()) {
 
 /// The last-error message of a caught panic: the hook's message with its location when it saw
 /// the panic (it does unless another hook replaced ours), else the payload.
-fn panicked(p: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panicked(p: &(dyn std::any::Any + Send)) -> String {
     let msg = panic::take_message().unwrap_or_else(|| panic_message(p));
     format!("panic inside electra (a bug, please report it): {msg}")
 }

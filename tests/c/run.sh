@@ -17,8 +17,11 @@ CC=${CC:-cc}
 CXX=${CXX:-c++}
 warn=(-Wall -Wextra -Werror -pedantic)
 
-echo "-- cargo build --release --lib"
-cargo build --release --lib --quiet
+# With the `jni` feature, as the binding suites build it: one release build serves them all (a
+# different feature set would rebuild the crate each time). The JNI entry points add only
+# Java_dev_electra_* symbols; the checks here look at electra_* alone.
+echo "-- cargo build --release --lib --features jni"
+cargo build --release --lib --features jni --quiet
 
 # Programs linked with -lelectra record the library's soname (libelectra.so.<ABI>, see build.rs);
 # cargo writes only libelectra.so, so give the loader the soname beside it.

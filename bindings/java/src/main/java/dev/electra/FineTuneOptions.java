@@ -1,0 +1,25 @@
+package dev.electra;
+
+/** Options of {@link FineTuner#create(String, long, FineTuneOptions)} (electra.h lists the keys). */
+public final class FineTuneOptions extends Options<FineTuneOptions> {
+    public FineTuneOptions learningRate(double v) { return set("learning_rate", v); }
+
+    public FineTuneOptions warmupSteps(long v) { return set("warmup_steps", v); }
+
+    public FineTuneOptions totalSteps(long v) { return set("total_steps", v); }
+
+    public FineTuneOptions weightDecay(double v) { return set("weight_decay", v); }
+
+    public FineTuneOptions layerwiseLrDecay(double v) { return set("layerwise_lr_decay", v); }
+
+    public FineTuneOptions maxGradNorm(double v) { return set("max_grad_norm", v); }
+
+    public FineTuneOptions seed(long v) { return set("seed", v); }
+
+    public FineTuneOptions threads(int v) { return set("threads", v); }
+
+    /** {@code "cpu"} (the default), {@code "cuda"} or {@code "cuda:N"}. */
+    public FineTuneOptions device(String v) { return set("device", v); }
+
+    public FineTuneOptions maxMemoryBytes(long v) { return set("max_memory_bytes", v); }
+}

@@ -1,0 +1,73 @@
+package dev.electra;
+
+/**
+ * The JNI entry points (src/jni/ of the Rust crate, compiled into libelectra with the {@code jni}
+ * feature). Every method that can fail throws {@link ElectraException}; handles are the C
+ * pointers' bits in a {@code long}, checked by the library against its registry of live handles.
+ */
+final class Native {
+    private Native() {}
+
+    static {
+        String path = System.getProperty("electra.library.path");
+        if (path != null && !path.isEmpty()) {
+            System.load(path);
+        } else {
+            System.loadLibrary("electra");
+        }
+    }
+
+    /** Forces the class (and the library) to load. */
+    static void load() {}
+
+    static native int abiVersion();
+
+    static native String version();
+
+    static native String statusName(int code);
+
+    static native long deviceCount(int kind);
+
+    static native long modelLoad(String path, String options);
+
+    static native void modelFree(long model);
+
+    static native long[] modelInfo(long model);
+
+    static native void modelSave(long model, String dir);
+
+    static native long sessionNew(long model, String options);
+
+    static native void sessionFree(long session);
+
+    /** kind: 0 discriminate, 1 generator logits, 2 hidden states, 3 classify. */
+    static native float[] sessionRun(long session, int kind, int[] ids, int[] mask, int[] types, int batch,
+            int seqLen, float[] out, long width);
+
+    static native long trainerNew(String init, String options);
+
+    static native long trainerResume(String dir, String options);
+
+    static native long trainerStep(long trainer, int[] ids, int[] mask, int[] types, int batch, int seqLen,
+            float[] stats);
+
+    /** what: 0 save, 1 export. */
+    static native void trainerWrite(long trainer, int what, String dir);
+
+    static native long trainerModel(long trainer);
+
+    static native void trainerCancel(long trainer);
+
+    static native void trainerFree(long trainer);
+
+    static native void trainerSetAllReduce(long trainer, AllReduce callback);
+
+    static native long finetunerNew(String dir, long numLabels, String options);
+
+    static native long finetunerStep(long finetuner, int[] ids, int[] mask, int[] types, int[] labels, int batch,
+            int seqLen, float[] stats);
+
+    static native void finetunerSave(long finetuner, String dir);
+
+    static native void finetunerFree(long finetuner);
+}
