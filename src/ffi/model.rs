@@ -116,6 +116,27 @@ pub unsafe extern "C" fn electra_model_load_with_options(
     })
 }
 
+/// Loads one HF tower from a `config.json` and a `model.safetensors` held in memory (see
+/// [`crate::io::hf::load_from_memory`]) and registers it, reporting as
+/// `electra_model_load_with_options` does (status and the thread's last error). For the Java
+/// binding (`Model.load(byte[], ...)`); the C ABI's own load-from-buffer comes with the
+/// text-level API.
+#[cfg(feature = "jni")]
+pub(crate) fn load_from_memory(
+    config_json: &[u8],
+    weights: &[u8],
+    options_json: Option<&str>,
+    out: &mut *mut electra_model,
+) -> electra_status {
+    *out = std::ptr::null_mut();
+    guard(|| {
+        let opts = crate::io::hf::LoadOptions::from_json(options_json)?;
+        let model = crate::io::hf::load_from_memory(config_json, weights, &opts)?;
+        *out = electra_model::publish(model)?;
+        Ok(())
+    })
+}
+
 /// Frees a model. NULL, an already freed model and any other value are harmless no-ops.
 /// Sessions created from it stay valid (they share the weights).
 ///

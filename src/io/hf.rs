@@ -63,8 +63,13 @@ struct HfDir {
 
 fn read_dir(dir: &Path, want: Option<Role>) -> Result<HfDir> {
     let config = ElectraConfig::from_file(&dir.join(CONFIG))?;
-    let int8 = crate::quant::config_is_int8(&config.extra, &dir.join(CONFIG))?;
     let file = TensorFile::read(&dir.join(WEIGHTS))?;
+    classify(config, file, dir, want)
+}
+
+/// The role (and int8-ness) of a tower from its config and tensors; `dir` names it in messages.
+fn classify(config: ElectraConfig, file: TensorFile, dir: &Path, want: Option<Role>) -> Result<HfDir> {
+    let int8 = crate::quant::config_is_int8(&config.extra, &dir.join(CONFIG))?;
     let has = |prefix: &str| file.tensors.keys().any(|k| k.starts_with(prefix));
     let arch = |a: &str| config.architectures.iter().any(|x| x == a);
     let role = if has("classifier.") || arch("ElectraForSequenceClassification") {
@@ -251,18 +256,7 @@ fn load_stored(path: &Path, opts: &LoadOptions) -> Result<Model> {
         return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory")));
     }
     if path.join(CONFIG).exists() {
-        let d = read_dir(path, None)?;
-        let mut model = match d.role {
-            Role::Discriminator => Model::new(Some(d.config.clone()), None, false)?,
-            Role::Generator => Model::new(None, Some(d.config.clone()), false)?,
-            Role::Classifier => Model::new_classifier(d.config.clone())?,
-        };
-        let names = tower_names(&model.towers).concat();
-        let set = d.int8.then(|| quantized_offsets(&model));
-        let mut int8 = Vec::new();
-        fill(&mut model, &names, &d.file, set.as_ref(), &mut int8)?;
-        check_unused(&d.file, &names, &d.config, opts)?;
-        return Ok(finish(model, d.int8.then_some(int8)));
+        return load_tower(read_dir(path, None)?, opts);
     }
     let (dp, gp) = (path.join("discriminator"), path.join("generator"));
     let disc = dp.join(CONFIG).exists().then(|| read_dir(&dp, Some(Role::Discriminator))).transpose()?;
@@ -305,6 +299,47 @@ fn load_stored(path: &Path, opts: &LoadOptions) -> Result<Model> {
         check_unused(&g.file, &gen_names, &g.config, opts)?;
     }
     Ok(finish(model, int8_files.then_some(int8)))
+}
+
+/// A model of the one tower `d` holds.
+fn load_tower(d: HfDir, opts: &LoadOptions) -> Result<Model> {
+    let mut model = match d.role {
+        Role::Discriminator => Model::new(Some(d.config.clone()), None, false)?,
+        Role::Generator => Model::new(None, Some(d.config.clone()), false)?,
+        Role::Classifier => Model::new_classifier(d.config.clone())?,
+    };
+    let names = tower_names(&model.towers).concat();
+    let set = d.int8.then(|| quantized_offsets(&model));
+    let mut int8 = Vec::new();
+    fill(&mut model, &names, &d.file, set.as_ref(), &mut int8)?;
+    check_unused(&d.file, &names, &d.config, opts)?;
+    Ok(finish(model, d.int8.then_some(int8)))
+}
+
+/// Loads one HF tower (an `ElectraForPreTraining`, `ElectraForMaskedLM` or
+/// `ElectraForSequenceClassification` checkpoint, f32 or int8) from its `config.json` and
+/// `model.safetensors` held in memory, as an app holds a bundled asset. Both are checked as
+/// strictly as files are (the same size caps, names, shapes, finiteness), and the weights are
+/// copied into the model, which owns them: the caller's buffers may be freed or changed as soon
+/// as this returns. Messages name the parts `<memory>/config.json` and
+/// `<memory>/model.safetensors`.
+pub fn load_from_memory(config_json: &[u8], weights: &[u8], opts: &LoadOptions) -> Result<Model> {
+    let dir = Path::new("<memory>");
+    let cfg_path = dir.join(CONFIG);
+    if config_json.len() as u64 > crate::io::read::MAX_CONFIG_BYTES {
+        return Err(Error::format(
+            &cfg_path,
+            format!("{} bytes, more than the limit of {}", config_json.len(), crate::io::read::MAX_CONFIG_BYTES),
+        ));
+    }
+    let text = std::str::from_utf8(config_json).map_err(|e| Error::format(&cfg_path, format!("not UTF-8: {e}")))?;
+    let config = ElectraConfig::from_json_str(text).map_err(|e| Error::format(&cfg_path, e.to_string()))?;
+    let file = TensorFile::parse(&dir.join(WEIGHTS), weights)?;
+    let model = load_tower(classify(config, file, dir, None)?, opts)?;
+    match opts.quantize {
+        WeightFormat::Int8 if model.quant.is_none() => crate::quant::quantize(&model),
+        _ => Ok(model),
+    }
 }
 
 /// The (HF name, id) lists of every tower, in file order.

@@ -17,7 +17,7 @@ use crate::ffi::session::*;
 use crate::ffi::status::*;
 use crate::ffi::trainer::*;
 use crate::ffi::{electra_abi_version, electra_last_error_message, electra_status_str, electra_version};
-use jni::objects::{GlobalRef, JClass, JFloatArray, JIntArray, JObject, JString, JValue};
+use jni::objects::{GlobalRef, JByteArray, JByteBuffer, JClass, JFloatArray, JIntArray, JObject, JString, JValue};
 use jni::sys::{jfloatArray, jint, jlong, jlongArray, jstring};
 use jni::{JNIEnv, JavaVM};
 use std::collections::HashMap;
@@ -282,6 +282,57 @@ pub extern "system" fn Java_dev_electra_Native_modelLoad(
         check(unsafe { electra_model_load_with_options(path.as_ptr(), opt_ptr(&options), &mut out) })?;
         Ok(to_jlong(out))
     })
+}
+
+/// `Model.load(byte[] config, byte[]|ByteBuffer weights, options)`: exactly one of `weights`
+/// (copied out of the Java heap) and `direct` (a direct buffer, read in place for the call) is
+/// non-null. The model copies the weights, so the buffers are the caller's again on return.
+#[no_mangle]
+pub extern "system" fn Java_dev_electra_Native_modelLoadMemory(
+    mut env: JNIEnv,
+    _cls: JClass,
+    config: JByteArray,
+    weights: JByteArray,
+    direct: JByteBuffer,
+    options: JString,
+) -> jlong {
+    entry(&mut env, 0, |env| {
+        let config = byte_array(env, &config, "configJson")?;
+        let options = opt_string(env, &options, "options")?;
+        let options = options
+            .as_deref()
+            .map(CStr::to_str)
+            .transpose()
+            .map_err(|_| fail(ELECTRA_ERR_INVALID_ARGUMENT, "options is not valid UTF-8"))?;
+        let mut out = null_mut();
+        if !direct.is_null() {
+            let ptr = env.get_direct_buffer_address(&direct)?;
+            let len = env.get_direct_buffer_capacity(&direct)?;
+            if ptr.is_null() && len > 0 {
+                return Err(fail(ELECTRA_ERR_NULL_POINTER, "weights: a direct buffer without an address"));
+            }
+            let w: &[u8] = if len == 0 {
+                &[]
+            } else {
+                // SAFETY: the JVM reports `len` bytes at `ptr` for a direct buffer, which stays
+                // alive while this call holds its local reference; they are only read.
+                unsafe { std::slice::from_raw_parts(ptr, len) }
+            };
+            check(crate::ffi::model::load_from_memory(&config, w, options, &mut out))?;
+        } else {
+            let w = byte_array(env, &weights, "weights")?;
+            check(crate::ffi::model::load_from_memory(&config, &w, options, &mut out))?;
+        }
+        Ok(to_jlong(out))
+    })
+}
+
+/// The bytes of a Java `byte[]` (null is `ELECTRA_ERR_NULL_POINTER` naming it).
+fn byte_array(env: &mut JNIEnv, a: &JByteArray, what: &str) -> R<Vec<u8>> {
+    if a.is_null() {
+        return Err(fail(ELECTRA_ERR_NULL_POINTER, format!("{what} is null")));
+    }
+    Ok(env.convert_byte_array(a)?)
 }
 
 #[no_mangle]

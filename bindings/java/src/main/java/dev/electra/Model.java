@@ -31,20 +31,56 @@ public final class Model extends NativeHandle {
     }
 
     /**
-     * Loading from memory awaits the C ABI's load-from-buffer (issue 21, the text-level API):
-     * the library reads checkpoints from directories only today.
-     *
-     * @throws UnsupportedOperationException always, for now
+     * Loads one HF checkpoint (discriminator, generator or classifier, f32 or int8) from its
+     * config.json and model.safetensors held in memory, such as an app's bundled assets: no file
+     * is written. Both are checked as strictly as files are; the weights are copied into the
+     * model, so the arrays may be reused as soon as this returns.
      */
-    public static Model load(ByteBuffer checkpoint) {
-        throw new UnsupportedOperationException(
-                "loading a model from memory awaits the C ABI's load-from-buffer (issue 21); load a directory");
+    public static Model load(byte[] configJson, byte[] weights) {
+        return load(configJson, weights, (String) null);
     }
 
-    /** As {@link #load(ByteBuffer)}: not supported yet. */
-    public static Model load(byte[] checkpoint) {
-        throw new UnsupportedOperationException(
-                "loading a model from memory awaits the C ABI's load-from-buffer (issue 21); load a directory");
+    /** {@link #load(byte[], byte[])} with options as a JSON object (null or "": the defaults). */
+    public static Model load(byte[] configJson, byte[] weights, String optionsJson) {
+        return new Model(Native.modelLoadMemory(configJson, weights, null, optionsJson));
+    }
+
+    /** {@link #load(byte[], byte[])} with options (null: the defaults). */
+    public static Model load(byte[] configJson, byte[] weights, LoadOptions options) {
+        return load(configJson, weights, options == null ? null : options.toJson());
+    }
+
+    /**
+     * {@link #load(byte[], byte[])} from buffers, each read from its position to its limit
+     * (positions unchanged). A direct {@code weights} buffer (a memory-mapped asset, say) is read
+     * in place, without a copy on the Java side.
+     */
+    public static Model load(ByteBuffer configJson, ByteBuffer weights) {
+        return load(configJson, weights, (String) null);
+    }
+
+    /** {@link #load(ByteBuffer, ByteBuffer)} with options as a JSON object (null or "": the defaults). */
+    public static Model load(ByteBuffer configJson, ByteBuffer weights, String optionsJson) {
+        byte[] config = remaining(configJson);
+        if (weights != null && weights.isDirect()) {
+            return new Model(Native.modelLoadMemory(config, null, weights.slice(), optionsJson));
+        }
+        return new Model(Native.modelLoadMemory(config, remaining(weights), null, optionsJson));
+    }
+
+    /** {@link #load(ByteBuffer, ByteBuffer)} with options (null: the defaults). */
+    public static Model load(ByteBuffer configJson, ByteBuffer weights, LoadOptions options) {
+        return load(configJson, weights, options == null ? null : options.toJson());
+    }
+
+    /** The bytes from position to limit (null stays null: the native side names it). */
+    private static byte[] remaining(ByteBuffer b) {
+        if (b == null) {
+            return null;
+        }
+        byte[] out = new byte[b.remaining()];
+        b.duplicate().get(out);
+        return out;
     }
 
     /** The model's dimensions. */

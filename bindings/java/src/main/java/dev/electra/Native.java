@@ -30,6 +30,9 @@ final class Native {
 
     static native long modelLoad(String path, String options);
 
+    /** Exactly one of {@code weights} and {@code direct} (a direct buffer) is non-null. */
+    static native long modelLoadMemory(byte[] config, byte[] weights, java.nio.ByteBuffer direct, String options);
+
     static native void modelFree(long model);
 
     static native long[] modelInfo(long model);

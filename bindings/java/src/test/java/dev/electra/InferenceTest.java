@@ -216,18 +216,39 @@ public class InferenceTest {
     }
 
     @Test
-    public void loadFromMemoryIsNotSupportedYet() {
-        try {
-            Model.load(new byte[] {1, 2, 3});
-            throw new AssertionError("no exception");
-        } catch (UnsupportedOperationException expected) {
-            assertTrue(expected.getMessage().contains("issue 21"));
+    public void loadFromMemoryMatchesTheDirectory() throws Exception {
+        for (String c : Fixtures.CASES) {
+            Fixtures.Expected e = expected(c);
+            byte[] config = java.nio.file.Files.readAllBytes(java.nio.file.Paths.get(fixture(c, "discriminator", "config.json")));
+            byte[] weights = java.nio.file.Files.readAllBytes(
+                    java.nio.file.Paths.get(fixture(c, "discriminator", "model.safetensors")));
+            java.nio.ByteBuffer direct = java.nio.ByteBuffer.allocateDirect(weights.length + 8);
+            direct.position(8);
+            direct.put(weights);
+            direct.position(8);
+            try (Model a = Model.load(config, weights); Model b = Model.load(java.nio.ByteBuffer.wrap(config), direct);
+                    Model q = Model.load(config, weights, "{\"quantize\": \"int8\"}");
+                    Session sa = a.newSession(); Session sb = b.newSession()) {
+                assertEquals("the buffer's position is unchanged", 8, direct.position());
+                float[] la = sa.discriminate(e.ids, e.mask, e.types, e.batch, e.seqLen);
+                assertClose(c + " from memory", la, e.floats("disc_logits"));
+                assertSameBits(c + " direct buffer", la, sb.discriminate(e.ids, e.mask, e.types, e.batch, e.seqLen));
+                assertTrue(q.info().toString(), q.info().hasDiscriminator());
+            }
         }
-        try {
-            Model.load(java.nio.ByteBuffer.allocateDirect(4));
-            throw new AssertionError("no exception");
-        } catch (UnsupportedOperationException expected) {
-            assertTrue(expected.getMessage().contains("issue 21"));
-        }
+        byte[] config = java.nio.file.Files.readAllBytes(
+                java.nio.file.Paths.get(fixture(Fixtures.CASES[0], "discriminator", "config.json")));
+        byte[] weights = java.nio.file.Files.readAllBytes(
+                java.nio.file.Paths.get(fixture(Fixtures.CASES[0], "discriminator", "model.safetensors")));
+        expectError("null config", Status.NULL_POINTER, () -> Model.load((byte[]) null, weights), "configJson");
+        expectError("null weights", Status.NULL_POINTER, () -> Model.load(config, (byte[]) null), "weights");
+        expectError("null buffers", Status.NULL_POINTER,
+                () -> Model.load((java.nio.ByteBuffer) null, (java.nio.ByteBuffer) null), "configJson");
+        expectError("garbage weights", Status.FORMAT, () -> Model.load(config, new byte[] {1, 2, 3}), "<memory>");
+        expectError("truncated weights", Status.FORMAT,
+                () -> Model.load(config, java.util.Arrays.copyOf(weights, weights.length / 2)), "<memory>");
+        expectError("garbage config", Status.FORMAT, () -> Model.load(new byte[] {(byte) 0xff}, weights), "config.json");
+        expectError("config not an object", Status.FORMAT, () -> Model.load("[]".getBytes(), weights), "config.json");
+        expectError("options not an object", Status.INVALID_ARGUMENT, () -> Model.load(config, weights, "[]"));
     }
 }
