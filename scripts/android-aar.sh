@@ -37,8 +37,9 @@
 # for what bionic and glibc do differently: scripts/android/host-shim.c) and a panic is caught
 # across its unwinder.
 #
-# The default profile is `cross` (scripts/test.sh's check: dev's optimisation, quick to build);
-# ship with --profile dist (fat LTO; sizes in docs/MOBILE.md).
+# The default profile is `cross` (dev's optimisation); scripts/mobile-check.sh passes
+# `mobile-check` (unoptimised: quickest to build); ship with --profile dist (fat LTO; sizes in
+# docs/MOBILE.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

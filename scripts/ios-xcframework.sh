@@ -22,8 +22,8 @@
 # A target rustup cannot install is reported on its own line ("SKIPPED: ...") and its slice is
 # left out or made with the architectures there are; the checks run on what was built.
 #
-# The default profile is `cross` (scripts/test.sh's check: quick to build, not for shipping);
-# ship with --profile dist (fat LTO).
+# The default profile is `cross` (dev's optimisation); scripts/mobile-check.sh passes
+# `mobile-check` (unoptimised: quickest to build); ship with --profile dist (fat LTO).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
