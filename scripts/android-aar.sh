@@ -32,7 +32,8 @@
 # DT_NEEDED only libc.so/libm.so/libdl.so/liblog.so, no GLIBC_* symbol versions, every LOAD
 # segment 16 KB aligned, .hash and .gnu.hash, the exported electra_* functions equal to
 # abi/symbols.txt, Java_* entry points present with the jni feature (and nothing else exported
-# but electra_*, Java_* and JNI_OnLoad/JNI_OnUnload); classes.jar holds classes when built. Then
+# but electra_*, Java_* and JNI_OnLoad/JNI_OnUnload); classes.jar holds classes when built, and
+# with both, each native method of classes.jar has its Java_* function (scripts/android/jni-names.py). Then
 # a smoke test on an x86-64 host: the x86_64 library runs examples/infer.c over glibc (a shim
 # for what bionic and glibc do differently: scripts/android/host-shim.c) and a panic is caught
 # across its unwinder.
@@ -273,6 +274,12 @@ for b in "${built[@]}"; do
   njava=$(awk '$2 == "T" && $3 ~ /^Java_/' <<<"$exports" | wc -l)
   if [ "$jni" = 1 ] && [ "$njava" -eq 0 ]; then
     die "jni/$abi/libelectra.so: built with the jni feature but exports no Java_* function"
+  fi
+  if [ "$jni" = 1 ] && [ "$have_classes" = 1 ]; then
+    # Every native method of classes.jar has its Java_* entry point (or JNI_OnLoad registers it).
+    awk '$2 == "T" { print $3 }' <<<"$exports" >"$work/exports-$abi.txt"
+    python3 scripts/android/jni-names.py "$work/classes" "$work/exports-$abi.txt" ||
+      die "jni/$abi/libelectra.so lacks the JNI entry points of native methods in classes.jar"
   fi
   others=$(awk '$2 ~ /^[TDBRVWiu]$/ && $3 !~ /^(electra_|Java_|JNI_On(Load|Unload)$)/ { print $3 }' <<<"$exports" | head -n 5 | tr '\n' ' ')
   [ -z "$others" ] || die "jni/$abi/libelectra.so exports more than the C API and JNI: $others"
