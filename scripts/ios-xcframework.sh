@@ -2,6 +2,7 @@
 # Builds Electra.xcframework (docs/MOBILE.md, "iOS: the XCFramework") without Xcode, and checks it.
 #
 #   bash scripts/ios-xcframework.sh [--profile dist] [--out target/Electra.xcframework] [--no-check]
+#                                   [--build-std]
 #
 #   1. `cargo rustc --lib --crate-type staticlib --target T` for aarch64-apple-ios (devices),
 #      aarch64-apple-ios-sim and x86_64-apple-ios (simulators): a static library links nothing,
@@ -20,7 +21,10 @@
 #      abi/symbols.txt; a self-test of the fat-archive writer on tiny llvm-mc objects (read back
 #      by llvm-lipo when present).
 # A target rustup cannot install is reported on its own line ("SKIPPED: ...") and its slice is
-# left out or made with the architectures there are; the checks run on what was built.
+# left out or made with the architectures there are; the checks run on what was built. With
+# --build-std such a target is built instead with the nightly toolchain's -Zbuild-std (its
+# standard library compiled from rust-src: `rustup toolchain install nightly --component
+# rust-src`); slower, and not what scripts/mobile-check.sh does.
 #
 # The default profile is `cross` (dev's optimisation); scripts/mobile-check.sh passes
 # `mobile-check` (unoptimised: quickest to build); ship with --profile dist (fat LTO).
@@ -30,11 +34,13 @@ cd "$(dirname "$0")/.."
 profile=cross
 out=
 check=1
+build_std=0
 while [ $# -gt 0 ]; do
   case $1 in
     --profile) profile=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --no-check) check=0; shift ;;
+    --build-std) build_std=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "ios-xcframework: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -58,12 +64,20 @@ dir=$(if [ "$profile" = dev ]; then echo debug; else echo "$profile"; fi)
 # Rust target, slice it belongs to, architecture.
 declare -A lib=()
 for t in aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios; do
+  cargo=(cargo)
+  std=()
   if ! rustup target list --installed | grep -qx "$t" && ! rustup target add "$t" >/dev/null 2>&1; then
-    skip "$t static library (rustup could not install the target: rust-std from static.rust-lang.org)"
-    continue
+    if [ "$build_std" = 1 ] && rustup +nightly component list --installed 2>/dev/null | grep -q '^rust-src'; then
+      echo "ios-xcframework: rustup could not install $t: building its standard library from rust-src (nightly, -Zbuild-std)"
+      cargo=(cargo +nightly)
+      std=(-Zbuild-std=std,panic_unwind)
+    else
+      skip "$t static library (rustup could not install the target: rust-std from static.rust-lang.org; --build-std builds it with nightly's rust-src)"
+      continue
+    fi
   fi
   start=$SECONDS
-  cargo rustc --profile "$profile" --no-default-features --lib --crate-type staticlib --target "$t"
+  "${cargo[@]}" rustc "${std[@]}" --profile "$profile" --no-default-features --lib --crate-type staticlib --target "$t"
   a=$target/$t/$dir/libelectra.a
   [ -s "$a" ] || die "no $a"
   echo "ios-xcframework: $a, $(stat -c %s "$a") bytes ($((SECONDS - start))s)"

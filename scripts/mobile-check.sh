@@ -8,6 +8,8 @@
 # repeated at the end.
 #
 #   bash scripts/mobile-check.sh
+#   ELECTRA_MOBILE_BUILD_STD=1 bash scripts/mobile-check.sh   # iOS targets rustup cannot install:
+#       built with nightly's -Zbuild-std (scripts/ios-xcframework.sh --build-std; ~3 more minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log=${CARGO_TARGET_DIR:-target}/mobile-check.log
@@ -18,7 +20,9 @@ for s in android-aar ios-xcframework; do
   echo
   echo "== scripts/$s.sh"
   start=$SECONDS
-  bash "scripts/$s.sh" --profile mobile-check 2>&1 | tee -a "$log"
+  extra=()
+  [ "$s" = ios-xcframework ] && [ "${ELECTRA_MOBILE_BUILD_STD:-0}" = 1 ] && extra=(--build-std)
+  bash "scripts/$s.sh" --profile mobile-check "${extra[@]}" 2>&1 | tee -a "$log"
   summary+=("ok    scripts/$s.sh ($((SECONDS - start))s)")
 done
 echo
