@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # ARM64 (docs/MOBILE.md), checked for real on an x86-64 Debian machine. Two modes:
 #
-# Default (part of scripts/test.sh, about 6 minutes from a clean clone on 2 cores):
-#   1. rustup target add aarch64-unknown-linux-gnu aarch64-linux-android aarch64-apple-ios; a
-#      target that cannot be installed is reported on its own line and its steps are skipped.
+# Default (part of scripts/test.sh, about 5 minutes from a clean clone on 2 cores):
+#   1. rustup target add aarch64-unknown-linux-gnu; a target that cannot be installed is reported
+#      on its own line and its steps are skipped.
 #   2. Under qemu-user: the CPU kernel unit tests (the prepacked f32 and int8 NEON kernels, each
 #      against the scalar reference, bit for bit for int8), with qemu's default CPU (NEON with
 #      dotprod: the SDOT int8 kernel) and again as a Cortex-A53 (NEON without dotprod: the
 #      fallback int8 kernel); then the PyTorch parity suite (model_reference) and the int8 model
 #      suite (quant).
-#   3. Static libraries for aarch64-linux-android and aarch64-apple-ios (`cargo rustc --lib
-#      --crate-type staticlib`: no NDK or Xcode is needed for a staticlib).
+#   The Android and iOS libraries (static and shared, same `cross` profile) are built and checked
+#   by scripts/mobile-check.sh (scripts/android-aar.sh, scripts/ios-xcframework.sh), the next
+#   suite of scripts/test.sh.
 #
 # --full: also (old default) libelectra.so + .a for aarch64-unknown-linux-gnu linked by Debian's
 #   aarch64-linux-gnu-gcc with ELF machine, soname and export checks; the parity and ABI suites
@@ -49,13 +50,12 @@ die() {
 
 full=0
 [ "${1:-}" = "--full" ] && full=1
-ios=aarch64-apple-ios
 qemu=$(command -v qemu-aarch64-static || command -v qemu-aarch64 || true)
 
 if [ "$full" = 0 ]; then
   step "1. rustup targets"
   have=()
-  for t in "$triple" "$android" "$ios"; do
+  for t in "$triple"; do
     if rustup target list --installed | grep -qx "$t" || rustup target add "$t" >/dev/null 2>&1; then
       have+=("$t")
       summary+=("ok    rustup target $t")
@@ -85,18 +85,6 @@ if [ "$full" = 0 ]; then
     summary+=("ok    $triple under qemu: CPU kernels (dotprod and Cortex-A53), model_reference, quant ($((SECONDS - start))s)")
   fi
 
-  step "3. static libraries for $android and $ios"
-  for t in "$android" "$ios"; do
-    if ! installed "$t"; then
-      summary+=("SKIP  $t staticlib (no target)")
-      continue
-    fi
-    start=$SECONDS
-    cargo rustc --profile cross --no-default-features --lib --crate-type staticlib --target "$t"
-    a=$target/$t/cross/libelectra.a
-    [ -s "$a" ] || die "no $a"
-    summary+=("ok    $t: $a, $(stat -c %s "$a") bytes ($((SECONDS - start))s)")
-  done
   echo
   echo "== cross-check summary"
   printf '%s\n' "${summary[@]}"

@@ -93,9 +93,17 @@ suite "make install: soname, pkg-config, CMake" env PROFILE=release bash tests/c
 # --- ARM64 (scripts/cross-check.sh; needs qemu-user-static, gcc-aarch64-linux-gnu,
 # libc6-dev-arm64-cross and the rustup targets, which .ci/run installs) ---
 # The CPU kernels (NEON f32, int8 SDOT and its no-dotprod fallback against the scalar reference)
-# and the parity and int8 suites under qemu-aarch64; Android and iOS static libraries.
-suite "aarch64 under qemu + Android/iOS staticlibs" bash scripts/cross-check.sh
+# and the parity and int8 suites under qemu-aarch64.
+suite "aarch64 under qemu" bash scripts/cross-check.sh
 # --- end of ARM64 ---
+
+# --- Mobile packaging (scripts/mobile-check.sh; docs/MOBILE.md) ---
+# electra.aar (arm64-v8a + x86_64 libelectra.so linked here without the NDK, classes.jar when
+# bindings/java exists, manifest, headers) and Electra.xcframework (device + simulator static
+# libraries, module map, Info.plist), each checked: ELF/Mach-O architectures and platforms,
+# sonames, 16 KB pages, exports against abi/symbols.txt. Anything not built says SKIPPED.
+suite "mobile packaging: AAR + XCFramework" bash scripts/mobile-check.sh
+# --- end of mobile packaging ---
 
 # --- Fuzzing (fuzz/, needs cargo-fuzz; .ci/run installs it) ---
 # Every fuzz target for FUZZ_SECONDS (10) seconds on its seeds; a crash fails the run.
