@@ -148,8 +148,13 @@ impl ElectraConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         // A regular file of at most 1 MiB (a FIFO or a huge file is refused); not UTF-8 is a format error.
         let s = crate::io::read::read_regular_utf8(path, crate::io::read::MAX_CONFIG_BYTES)?;
+        Self::from_json_at(&s, path)
+    }
+
+    /// Parses and validates a `config.json` held as text; errors are format errors naming `path`.
+    pub fn from_json_at(s: &str, path: &Path) -> Result<Self> {
         let cfg: ElectraConfig =
-            serde_json::from_str(&s).map_err(|e| Error::format(path, format!("config.json: {e}")))?;
+            serde_json::from_str(s).map_err(|e| Error::format(path, format!("config.json: {e}")))?;
         cfg.validate().map_err(|e| Error::format(path, e.to_string()))?;
         Ok(cfg)
     }

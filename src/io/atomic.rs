@@ -362,7 +362,8 @@ fn apply(target: &Path, stage: &Stage) -> Result<()> {
         if let Err(e) = op.run(target, &stage.dir) {
             if !ops[..i].iter().rev().all(|o| o.undo(target, &stage.dir)) {
                 // Cannot move back: the journal stays, and the next load rolls forward.
-                return Err(StageKept::wrap(e));
+                stage.keep.set(true);
+                return Err(undo_failed(e));
             }
             return Err(e);
         }
@@ -377,24 +378,15 @@ fn apply(target: &Path, stage: &Stage) -> Result<()> {
     Ok(())
 }
 
-/// Marks an error after which the staging directory must be kept (its journal finishes the save).
-struct StageKept;
-
-impl StageKept {
-    const NOTE: &'static str = " (the save could not be undone; the next load or save of this directory finishes it)";
-
-    fn wrap(e: Error) -> Error {
-        match e {
-            Error::Io { path, source } => {
-                let msg = format!("{source}{}", Self::NOTE);
-                Error::io(path, std::io::Error::new(source.kind(), msg))
-            }
-            other => other,
+/// Says, in the error of a save that could not be moved back, that its journal finishes it.
+fn undo_failed(e: Error) -> Error {
+    const NOTE: &str = " (the save could not be undone; the next load or save of this directory finishes it)";
+    match e {
+        Error::Io { path, source } => {
+            let msg = format!("{source}{NOTE}");
+            Error::io(path, std::io::Error::new(source.kind(), msg))
         }
-    }
-
-    fn is(e: &Error) -> bool {
-        matches!(e, Error::Io { source, .. } if source.to_string().ends_with(Self::NOTE))
+        other => other,
     }
 }
 
@@ -495,6 +487,9 @@ struct Stage {
     dir: PathBuf,
     name: String,
     journal: Journal,
+    /// Set when a failed merge could not move back what it moved: the journal must stay, so
+    /// that the next load finishes the save.
+    keep: std::cell::Cell<bool>,
 }
 
 impl Stage {
@@ -515,7 +510,7 @@ impl Stage {
                         phase: Phase::Filling,
                         ops: Vec::new(),
                     };
-                    let stage = Stage { dir: path, name, journal };
+                    let stage = Stage { dir: path, name, journal, keep: Default::default() };
                     if let Err(e) = stage.write_journal() {
                         stage.discard();
                         return Err(e);
@@ -555,7 +550,7 @@ impl Stage {
     /// (left as a killed process would leave it) or a save that could not be undone.
     fn finish(self, result: Result<()>) -> Result<()> {
         match &result {
-            Err(e) if is_simulated_crash(e) || StageKept::is(e) => self.unregister(),
+            Err(e) if is_simulated_crash(e) || self.keep.get() => self.unregister(),
             _ => self.discard(),
         }
         result

@@ -223,7 +223,11 @@ pub fn load(path: &Path) -> Result<Model> {
 /// [`load`] with options: `allow_unused_tensors` accepts files holding tensors the config
 /// does not use.
 pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Model> {
-    let model = load_stored(path, opts)?;
+    as_requested(load_stored(path, opts)?, opts)
+}
+
+/// The model in the weight format `opts` asks for (an int8 model stays as it is).
+fn as_requested(model: Model, opts: &LoadOptions) -> Result<Model> {
     match opts.quantize {
         WeightFormat::Int8 => crate::quant::quantize(&model),
         WeightFormat::F32 => Ok(model),
@@ -333,13 +337,9 @@ pub fn load_from_memory(config_json: &[u8], weights: &[u8], opts: &LoadOptions) 
         ));
     }
     let text = std::str::from_utf8(config_json).map_err(|e| Error::format(&cfg_path, format!("not UTF-8: {e}")))?;
-    let config = ElectraConfig::from_json_str(text).map_err(|e| Error::format(&cfg_path, e.to_string()))?;
+    let config = ElectraConfig::from_json_at(text, &cfg_path)?;
     let file = TensorFile::parse(&dir.join(WEIGHTS), weights)?;
-    let model = load_tower(classify(config, file, dir, None)?, opts)?;
-    match opts.quantize {
-        WeightFormat::Int8 if model.quant.is_none() => crate::quant::quantize(&model),
-        _ => Ok(model),
-    }
+    as_requested(load_tower(classify(config, file, dir, None)?, opts)?, opts)
 }
 
 /// The (HF name, id) lists of every tower, in file order.
