@@ -102,3 +102,16 @@ impl Error {
         Error::InvalidArgument(msg.into())
     }
 }
+
+/// What a JSON value is, for messages: scalars as themselves, strings, arrays and objects by
+/// kind (their text may be long).
+pub(crate) fn json_kind(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "null".into(),
+        serde_json::Value::Bool(b) => b.to_string(),
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(_) => "a string".into(),
+        serde_json::Value::Array(_) => "an array".into(),
+        serde_json::Value::Object(_) => "an object".into(),
+    }
+}

@@ -16,7 +16,7 @@
 //! says `"quantization_config": {"quant_method": "electra-int8", ...}`.
 
 use crate::backend::cpu::int8::{quantize_weight, QuantWeight};
-use crate::error::{Error, Result};
+use crate::error::{json_kind as kind, Error, Result};
 use crate::model::layers::Linear;
 use crate::model::{Model, Towers};
 use crate::params::Span;
@@ -199,18 +199,6 @@ pub fn config_entry() -> serde_json::Value {
         "activations": "dynamic, symmetric int8 per row",
         "not_quantized": "position and token-type embeddings, LayerNorm, biases",
     })
-}
-
-/// What a JSON value is, for messages (the value itself may be long).
-fn kind(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Null => "null".into(),
-        serde_json::Value::Bool(b) => b.to_string(),
-        serde_json::Value::Number(n) => n.to_string(),
-        serde_json::Value::String(_) => "a string".into(),
-        serde_json::Value::Array(_) => "an array".into(),
-        serde_json::Value::Object(_) => "an object".into(),
-    }
 }
 
 /// The `quantization_config.version` this library reads.

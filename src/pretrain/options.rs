@@ -147,14 +147,10 @@ pub fn parse_json_options<T: serde::de::DeserializeOwned>(json: &str) -> Result<
     let map = match value {
         serde_json::Value::Object(map) => map,
         other => {
-            let got = match other {
-                serde_json::Value::Null => "null",
-                serde_json::Value::Bool(_) => "a boolean",
-                serde_json::Value::Number(_) => "a number",
-                serde_json::Value::String(_) => "a string",
-                _ => "an array",
-            };
-            return Err(Error::arg(format!("options: expected a JSON object ({{\"key\": value, ...}}), got {got}")));
+            return Err(Error::arg(format!(
+                "options: expected a JSON object ({{\"key\": value, ...}}), got {}",
+                crate::error::json_kind(&other)
+            )));
         }
     };
     match serde_json::from_value::<T>(serde_json::Value::Object(map.clone())) {
