@@ -113,16 +113,16 @@ impl Iterator for StdinLines {
 }
 
 /// Checks, before any work, that `out` can be written as an output directory: it must name a
-/// directory (not `.`, `..` or `/`, which a save cannot replace) when `named` is set, must not be
-/// an existing non-directory, and its nearest existing ancestor must be a writable directory.
+/// directory of its own (not `.`, `..` or `/`) when `named` is set, must not be an existing
+/// non-directory, and its nearest existing ancestor must be a writable directory.
 /// `flag` names the argument in messages.
 pub fn check_out_dir(out: &Path, flag: &str, named: bool) -> Result<()> {
     let show = out.display();
     if out.as_os_str().is_empty() {
         return Err(Error::arg(format!("{flag}: the path is empty; pass the directory to write")));
     }
-    // A save writes a sibling and renames it over the target, which needs a last component
-    // that is a name: "." or "/" would fail only at the end, after the work.
+    // The library saves into `.` or `/` too (beside what is there); the command line asks for
+    // a directory of the model's own, so that a run's output is one directory to move or delete.
     let bad_end = out.file_name().is_none();
     if named && bad_end {
         return Err(Error::arg(format!(
@@ -158,12 +158,17 @@ pub fn check_out_dir(out: &Path, flag: &str, named: bool) -> Result<()> {
 /// Whether `dir` takes a new entry: a directory made and removed at once (access(2) would not
 /// do: root passes its permission checks where a mount still refuses, e.g. /proc or /sys).
 fn writable(dir: &Path, flag: &str) -> Result<()> {
-    let probe = dir.join(format!(".electra-write-check-{}", std::process::id()));
-    match std::fs::create_dir(&probe) {
-        Ok(()) => {
-            let _ = std::fs::remove_dir(&probe);
-            Ok(())
+    // A name already taken (the user's, or a probe of a killed run) is left alone: try the next.
+    for n in 0..64 {
+        let probe = dir.join(format!(".electra-write-check-{}-{n}", std::process::id()));
+        match std::fs::create_dir(&probe) {
+            Ok(()) => {
+                let _ = std::fs::remove_dir(&probe);
+                return Ok(());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::arg(format!("{flag}: cannot write in {}: {e}", dir.display()))),
         }
-        Err(e) => Err(Error::arg(format!("{flag}: cannot write in {}: {e}", dir.display()))),
     }
+    Err(Error::arg(format!("{flag}: cannot write in {}: 64 probe names are taken", dir.display())))
 }
