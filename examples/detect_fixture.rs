@@ -5,7 +5,7 @@
 //!   cargo run --release --example detect_fixture
 //!   cargo run --release --example detect_fixture -- path/to/model 2 17 33 9 3
 
-use electra::io::hf;
+use electra::hf;
 use electra::session::{Batch, Session};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -44,6 +44,8 @@ if ! command -v mpicc >/dev/null || ! command -v mpirun >/dev/null; then
 fi
 
 suite "rustfmt" cargo fmt --all -- --check
+# The import graph between src/'s top-level modules must stay a layering (no cycle).
+suite "module graph (no import cycle)" python3 scripts/module-graph.py
 # Every target with the MPI and JNI features (a superset of the default build), then the library
 # and the command line without them (the code behind #[cfg(not(feature = "mpi"))]).
 suite "clippy --features mpi,jni" cargo clippy --features mpi,jni --all-targets -- -D warnings

@@ -3,8 +3,8 @@
 //! Field names and defaults are those of `transformers.ElectraConfig`, whose defaults are the
 //! Small discriminator; fields we do not use are kept in `extra` so a config round-trips.
 
-use crate::backend::Activation;
 use crate::error::{Error, Result};
+use crate::layers::Activation;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -137,6 +137,29 @@ pub const MAX_DIM: usize = 1 << 24;
 pub const PRESETS: &[&str] = &["tiny", "small", "base", "large"];
 
 impl ElectraConfig {
+    /// Parameters of one encoder tower with either head (the larger of the discriminator's and an
+    /// untied generator's), an upper bound of what `Model::new` registers for this config; an
+    /// error when the count overflows.
+    pub fn tower_params(&self) -> Result<usize> {
+        let what = "model parameters";
+        let sum = |terms: &[&[usize]]| -> Result<usize> {
+            terms.iter().try_fold(0usize, |acc, t| {
+                acc.checked_add(crate::alloc::count(t, what)?)
+                    .ok_or_else(|| Error::OutOfMemory(format!("{what} overflow")))
+            })
+        };
+        let (v, e, h, i) = (self.vocab_size, self.embedding_size, self.hidden_size, self.intermediate_size);
+        let (p, tt, l) = (self.max_position_embeddings, self.type_vocab_size, self.num_hidden_layers);
+        let rows = sum(&[&[v], &[p], &[tt]])?;
+        let layer = sum(&[&[4, h, h], &[2, h, i], &[9, h], &[1, i]])?;
+        let embeddings = sum(&[&[rows, e], &[2, e], &[e, h], &[1, h]])?;
+        // Generator head: dense H→E, LayerNorm, an untied E→V projection and its bias; the
+        // discriminator's head (H·H + 2H + 1) is smaller whenever V·E ≥ H·H, and both are counted
+        // to stay an upper bound either way.
+        let heads = sum(&[&[h, e], &[3, e], &[v, e], &[1, v], &[h, h], &[2, h], &[1, 1]])?;
+        sum(&[&[embeddings], &[l, layer], &[heads]])
+    }
+
     /// Parses and validates a `config.json` string.
     pub fn from_json_str(s: &str) -> Result<Self> {
         let cfg: ElectraConfig = serde_json::from_str(s).map_err(|e| Error::Config(format!("config.json: {e}")))?;
@@ -187,7 +210,7 @@ impl ElectraConfig {
         }
         // Every product of the layout must be representable: a config whose parameter count
         // overflows is not a model (one that merely exceeds memory is checked on allocation).
-        crate::limits::tower_params(self)
+        self.tower_params()
             .map_err(|_| Error::Config("the parameter count of this config overflows the address space".into()))?;
         if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(Error::Config(format!(

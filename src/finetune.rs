@@ -73,7 +73,7 @@ impl FinetuneOptions {
     pub fn from_json(json: Option<&str>) -> Result<Self> {
         let o: FinetuneOptions = match json.map(str::trim).filter(|s| !s.is_empty()) {
             None => Self::default(),
-            Some(s) => crate::pretrain::options::parse_json_options(s)?,
+            Some(s) => crate::options::parse_json(s)?,
         };
         o.validate()?;
         Ok(o)
@@ -190,7 +190,7 @@ impl FineTuner {
         make: impl FnOnce(Option<Vec<String>>) -> Result<LabelSet>,
     ) -> Result<Self> {
         opts.validate()?;
-        let mut loaded = crate::io::hf::load(dir)?;
+        let mut loaded = crate::hf::load(dir)?;
         loaded.require_f32("fine-tuning")?;
         let existing = loaded.cls().map(|c| label_names(&c.config));
         let labels = make(existing)?;
@@ -400,6 +400,6 @@ impl FineTuner {
     pub fn save_with(&self, dir: &Path, extra: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
         crate::io::atomic::check_path(dir, "classifier directory")?;
         let towers = Towers::Classifier(self.cls.clone());
-        crate::io::hf::save_towers_with(&towers, &self.params.table, &self.weights()?, dir, extra)
+        crate::hf::save_towers_with(&towers, &self.params.table, &self.weights()?, dir, extra)
     }
 }

@@ -14,7 +14,7 @@
 //! path from text to a C handle.
 //!
 //! ```no_run
-//! use electra::{io::hf, session::{Batch, Session}};
+//! use electra::{hf, session::{Batch, Session}};
 //! use std::sync::Arc;
 //! let model = Arc::new(hf::load("model_dir".as_ref())?);
 //! let mut s = Session::new(model)?;
@@ -35,13 +35,18 @@ pub mod distributed;
 pub mod error;
 pub mod ffi;
 pub mod finetune;
+pub mod hf;
 pub mod io;
 /// cbindgen:ignore
 #[cfg(feature = "jni")]
 mod jni;
+/// cbindgen:ignore
+pub mod layers;
 pub mod limits;
 pub mod model;
 pub mod optim;
+pub mod options;
+pub(crate) mod panic;
 pub mod params;
 pub mod pretrain;
 /// cbindgen:ignore

@@ -51,25 +51,9 @@ fn overflow(what: &str) -> Error {
     Error::OutOfMemory(format!("{what}: the size overflows the address space"))
 }
 
-/// Parameters of one encoder tower with either head (the larger of the discriminator's and an
-/// untied generator's), an upper bound of what [`crate::model::Model::new`] registers for `cfg`.
-pub fn tower_params(cfg: &ElectraConfig) -> Result<usize> {
-    let what = "model parameters";
-    let (v, e, h, i) = (cfg.vocab_size, cfg.embedding_size, cfg.hidden_size, cfg.intermediate_size);
-    let (p, tt, l) = (cfg.max_position_embeddings, cfg.type_vocab_size, cfg.num_hidden_layers);
-    let rows = add(add(v, p, what)?, tt, what)?;
-    let layer = sum_of_products(&[&[4, h, h], &[2, h, i], &[9, h], &[1, i]], what)?;
-    let embeddings = sum_of_products(&[&[rows, e], &[2, e], &[e, h], &[1, h]], what)?;
-    // Generator head: dense H→E, LayerNorm, an untied E→V projection and its bias; the
-    // discriminator's head (H·H + 2H + 1) is smaller whenever V·E ≥ H·H, and both are counted
-    // to stay an upper bound either way.
-    let heads = sum_of_products(&[&[h, e], &[3, e], &[v, e], &[1, v], &[h, h], &[2, h], &[1, 1]], what)?;
-    add(add(embeddings, mul(l, layer, what)?, what)?, heads, what)
-}
-
 /// Bytes of the weights of a model made of `towers` (one config per encoder tower).
 pub fn model_bytes(towers: &[&ElectraConfig]) -> Result<usize> {
-    let params = towers.iter().try_fold(0usize, |acc, c| add(acc, tower_params(c)?, "model parameters"))?;
+    let params = towers.iter().try_fold(0usize, |acc, c| add(acc, c.tower_params()?, "model parameters"))?;
     mul(params, F32, "model weights")
 }
 
@@ -164,11 +148,11 @@ mod tests {
     fn estimates_bound_the_real_model_and_overflow_is_an_error() {
         let cfg = ElectraConfig::preset("tiny").unwrap();
         let m = crate::model::Model::new(Some(cfg.clone()), None, false).unwrap();
-        let est = tower_params(&cfg).unwrap();
+        let est = cfg.tower_params().unwrap();
         assert!(est >= m.num_parameters() && est < 2 * m.num_parameters(), "{est} vs {}", m.num_parameters());
         let mut big = cfg.clone();
         big.vocab_size = usize::MAX / 2;
-        assert!(matches!(tower_params(&big), Err(Error::OutOfMemory(_))));
+        assert!(matches!(big.tower_params(), Err(Error::OutOfMemory(_))));
         assert!(matches!(activation_bytes(&cfg, usize::MAX, 2, true), Err(Error::OutOfMemory(_))));
         assert!(activation_bytes(&cfg, 2, 8, true).unwrap() > activation_bytes(&cfg, 2, 8, false).unwrap());
     }

@@ -11,13 +11,12 @@
 //! A quantized model is a [`Model`] whose [`Model::quant`] holds the int8 weights; the f32 spans
 //! of those weights are zero and never read. It runs inference on the CPU and refuses training,
 //! fine-tuning and export to an f32 checkpoint ([`Model::require_f32`]). On disk it is an HF-style
-//! directory (see [`crate::io::hf`]): each quantized `NAME.weight` is an `I8` tensor of the same
+//! directory (see [`crate::hf`]): each quantized `NAME.weight` is an `I8` tensor of the same
 //! shape, with `NAME.weight_scale` (`F32`, one per output channel) beside it, and config.json
 //! says `"quantization_config": {"quant_method": "electra-int8", ...}`.
 
-use crate::backend::cpu::int8::{quantize_weight, QuantWeight};
 use crate::error::{json_kind as kind, Error, Result};
-use crate::model::layers::Linear;
+use crate::layers::int8::{quantize_weight, QuantizedWeights};
 use crate::model::{Model, Towers};
 use crate::params::Span;
 use std::sync::Arc;
@@ -51,72 +50,6 @@ impl std::str::FromStr for WeightFormat {
     }
 }
 
-/// The int8 Linear weights of a quantized model, by the offset of their f32 span.
-#[derive(Default)]
-pub struct QuantizedWeights {
-    /// (offset of the weight's f32 span, its int8 form), sorted by offset.
-    entries: Vec<(usize, QuantWeight)>,
-}
-
-impl std::fmt::Debug for QuantizedWeights {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "QuantizedWeights({} tensors, {} bytes)", self.entries.len(), self.bytes())
-    }
-}
-
-impl QuantizedWeights {
-    /// Builds the set from (offset, weight) pairs.
-    pub fn new(mut entries: Vec<(usize, QuantWeight)>) -> Self {
-        entries.sort_by_key(|(off, _)| *off);
-        QuantizedWeights { entries }
-    }
-
-    /// The int8 form of the weight whose f32 span starts at `off`.
-    pub fn get(&self, off: usize) -> Option<&QuantWeight> {
-        self.entries.binary_search_by_key(&off, |(o, _)| *o).ok().map(|i| &self.entries[i].1)
-    }
-
-    /// Every (offset, weight), by offset.
-    pub fn iter(&self) -> impl Iterator<Item = (usize, &QuantWeight)> + '_ {
-        self.entries.iter().map(|(o, w)| (*o, w))
-    }
-
-    /// Number of quantized tensors.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether no tensor is quantized.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Bytes of int8 values and scales.
-    pub fn bytes(&self) -> usize {
-        self.entries.iter().map(|(_, w)| w.q.len() + 4 * w.scale.len()).sum()
-    }
-}
-
-/// The Linear layers of inference that the CPU packs: every encoder's (the embedding projection
-/// included) and the heads' (discriminator, classifier, the generator's dense), in offset order.
-/// The generator's output projection is not among them (see [`quantized_tensors`]).
-pub fn packed_linears(towers: &Towers) -> Vec<Linear> {
-    let mut out: Vec<Linear> = towers.encoders().flat_map(|e| e.linears().copied().collect::<Vec<_>>()).collect();
-    if let Some(d) = towers.disc() {
-        out.extend([d.head.dense, d.head.pred]);
-    }
-    if let Some(g) = towers.gen() {
-        out.push(g.head.dense);
-    }
-    if let Some(c) = towers.cls() {
-        out.extend([c.head.dense, c.head.out_proj]);
-    }
-    // A pair with shared embeddings lists the shared projection once per encoder.
-    out.sort_by_key(|l| l.w.off);
-    out.dedup_by_key(|l| l.w.off);
-    out
-}
-
 /// One tensor an int8 model stores as int8: its span and its `[rows, cols]` shape (rows are the
 /// output channels, or the rows of an embedding table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,11 +62,11 @@ pub struct QuantTensor {
     pub cols: usize,
 }
 
-/// Every tensor an int8 model holds as int8: the [`packed_linears`], the word embedding tables
+/// Every tensor an int8 model holds as int8: the [`Towers::inference_linears`], the word embedding tables
 /// and the generator's output projection (the word table itself when tied), in offset order.
 pub fn quantized_tensors(towers: &Towers) -> Vec<QuantTensor> {
     let mut out: Vec<QuantTensor> =
-        packed_linears(towers).iter().map(|l| QuantTensor { span: l.w, rows: l.dout, cols: l.din }).collect();
+        towers.inference_linears().iter().map(|l| QuantTensor { span: l.w, rows: l.dout, cols: l.din }).collect();
     for e in towers.encoders() {
         let dim = e.emb.ln.dim;
         out.push(QuantTensor { span: e.emb.word, rows: e.emb.word.len / dim.max(1), cols: dim });

@@ -3,7 +3,7 @@
 //! sessions with different devices or thread counts run side by side. A model may serve many
 //! sessions on many threads; one session serves one thread at a time.
 
-use crate::backend::{self, Backend, Device, Mem, Prepared, Weights};
+use crate::backend::{self, Backend, Device, Prepared, Weights};
 pub use crate::batch::Batch;
 use crate::error::{Error, Result};
 use crate::model::classifier::ClsHeadActs;
@@ -32,7 +32,7 @@ impl SessionOptions {
     pub fn from_json(json: Option<&str>) -> Result<Self> {
         let o: SessionOptions = match json.map(str::trim).filter(|s| !s.is_empty()) {
             None => Self::default(),
-            Some(s) => crate::pretrain::options::parse_json_options(s)?,
+            Some(s) => crate::options::parse_json(s)?,
         };
         backend::check_threads(o.threads)?;
         Ok(o)
@@ -92,9 +92,8 @@ fn first_non_finite(x: &[f32]) -> Option<usize> {
 
 /// The weights a session reads: the backend's device copy when it has one, else the model's
 /// host memory, plus the prepared Linear weights.
-fn weights<'a>(model: &'a Model, prepared: &'a Prepared) -> Weights<'a> {
-    let flat = prepared.flat.as_ref().map_or(Mem::Host(model.params.values()), |b| b.mem());
-    Weights { flat, prepared: Some(prepared) }
+fn weights<'a>(be: &dyn Backend, model: &'a Model, prepared: &'a Prepared) -> Result<Weights<'a>> {
+    Ok(Weights { flat: be.flat_weights(prepared, model.params.values())?, prepared: Some(prepared) })
 }
 
 /// The encoder whose states `hidden_states` returns: the discriminator's, else a classifier's.
@@ -185,7 +184,7 @@ impl Session {
         f: impl FnOnce(&dyn Backend, &Model, &Weights, &mut Self) -> Result<R> + Send,
     ) -> Result<R> {
         let (be, model, prepared) = (self.be.clone(), self.model.clone(), self.prepared()?);
-        backend::run(&*be, || f(&*be, &model, &weights(&model, &prepared), self))
+        backend::run(&*be, || f(&*be, &model, &weights(&*be, &model, &prepared)?, self))
     }
 
     /// Raw replaced-token logits, `[B, T]` into `out[..B·T]` (logit > 0: "replaced").

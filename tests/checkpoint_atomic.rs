@@ -7,8 +7,8 @@
 
 mod common;
 
+use electra::hf;
 use electra::io::atomic::{self, CommitStep};
-use electra::io::hf;
 use electra::io::safetensors::TensorFile;
 use electra::pretrain::{TrainOptions, Trainer};
 use electra::{Error, Model};

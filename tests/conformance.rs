@@ -22,10 +22,10 @@ use common::*;
 use electra::backend::{
     self, cpu, mean_denominator, Activation, AdamStep, AdamTensor, Backend, Buf, Device, DeviceKind, InputGrad, Weights,
 };
+use electra::layers::{Embeddings, LayerNorm, Linear};
 use electra::model::classifier::{ClsHeadActs, ClsHeadGrads};
 use electra::model::encoder::{EncoderActs, EncoderGrads};
 use electra::model::heads::{DiscHeadActs, DiscHeadGrads, GenHeadActs, GenHeadGrads};
-use electra::model::layers::{Embeddings, LayerNorm, Linear};
 use electra::params::{ParamStore, Span};
 use electra::pretrain::{TrainOptions, Trainer};
 use electra::session::{Batch, Session};

@@ -6,7 +6,7 @@ use common::train_fixture::classifier_matches;
 use common::*;
 use electra::backend::Device;
 use electra::finetune::{FineTuner, FinetuneOptions};
-use electra::io::hf;
+use electra::hf;
 use electra::session::{Batch, Session};
 use electra::{ElectraConfig, Model};
 use std::sync::Arc;

@@ -105,7 +105,7 @@ fn handles_from_before_fork_are_refused_in_the_child() {
         assert_eq!(discriminate(s), ELECTRA_OK);
     }
     // Rust API: a session's worker pool is bound to its process too.
-    let rust_model = std::sync::Arc::new(electra::io::hf::load(std::path::Path::new(disc.to_str().unwrap())).unwrap());
+    let rust_model = std::sync::Arc::new(electra::hf::load(std::path::Path::new(disc.to_str().unwrap())).unwrap());
     let mut rust_session = electra::Session::new(rust_model).unwrap();
     let ids = ids();
     let mut out = vec![0f32; B * T];

@@ -70,7 +70,7 @@ fn fifos_in_place_of_input_files_are_errors_not_hangs() {
     std::fs::copy(model.join("config.json"), hf.join("config.json")).unwrap();
     mkfifo(&hf.join("model.safetensors"));
     let p = hf.clone();
-    let e = within("hf::load with a FIFO model.safetensors", move || electra::io::hf::load(&p)).unwrap_err();
+    let e = within("hf::load with a FIFO model.safetensors", move || electra::hf::load(&p)).unwrap_err();
     assert!(is_not_regular(&e), "{e}");
     let cfg = d.join("config.json");
     mkfifo(&cfg);

@@ -7,7 +7,7 @@
 use electra::ffi::finetune::*;
 use electra::ffi::status::*;
 use electra::finetune::{FineTuner, FinetuneOptions};
-use electra::io::hf;
+use electra::hf;
 use electra::model::classifier::label_names;
 use electra::session::{Batch, Session};
 use electra::{ElectraConfig, Model};

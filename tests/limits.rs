@@ -171,7 +171,7 @@ fn session_budget_and_huge_batches() {
 
     // Through the C ABI: usize::MAX shapes are errors, not panics.
     let dir = temp_dir("saved");
-    electra::io::hf::save(&model, &dir).unwrap();
+    electra::hf::save(&model, &dir).unwrap();
     let path = CString::new(dir.to_str().unwrap()).unwrap();
     let mut handle = null_mut();
     assert_eq!(unsafe { electra_model_load(path.as_ptr(), &mut handle) }, ELECTRA_OK);

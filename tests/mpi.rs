@@ -279,7 +279,7 @@ fn callback_run() -> (Vec<f32>, Vec<f32>) {
                     let _ = std::fs::remove_dir_all(&dir);
                     let init = std::env::temp_dir().join(format!("electra-mpi-init{r}-{}", std::process::id()));
                     let _ = std::fs::remove_dir_all(&init);
-                    electra::io::hf::save(&common::pair(common::TINY_DISC, true, 5), &init).unwrap();
+                    electra::hf::save(&common::pair(common::TINY_DISC, true, 5), &init).unwrap();
                     let mut o = serde_json::to_value(TrainOptions { rank: r, world_size: 2, ..opts() }).unwrap();
                     o["vocab_size"] = serde_json::Value::Null;
                     let (init_c, json) =
@@ -322,7 +322,7 @@ fn callback_run() -> (Vec<f32>, Vec<f32>) {
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     // The export is in the pair layout; the flat weights follow the trainer's parameter table.
-    let m = electra::io::hf::load(&outs[0].1).unwrap();
+    let m = electra::hf::load(&outs[0].1).unwrap();
     for (_, d) in &outs {
         let _ = std::fs::remove_dir_all(d);
     }
@@ -349,8 +349,8 @@ fn cli_resume() {
     let mut c = mpirun(2);
     c.arg(exe).args(["pretrain", "--resume"]).arg(&b).args(["--steps", "5", "--threads", "1"]);
     ok(&timed(c, b.clone()));
-    let wa = electra::io::hf::load(&a.join("final")).unwrap();
-    let wb = electra::io::hf::load(&b.join("final")).unwrap();
+    let wa = electra::hf::load(&a.join("final")).unwrap();
+    let wb = electra::hf::load(&b.join("final")).unwrap();
     let differ = bits(&wa.params.data).iter().zip(bits(&wb.params.data)).filter(|(a, b)| *a != b).count();
     assert_eq!(differ, 0, "CLI: {differ} of {} weights differ after the resume", wa.params.data.len());
     let metrics = std::fs::read_to_string(a.join("metrics.jsonl")).unwrap();

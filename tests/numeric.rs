@@ -6,7 +6,7 @@
 mod common;
 use common::*;
 use electra::finetune::{FineTuner, FinetuneOptions};
-use electra::io::hf;
+use electra::hf;
 use electra::pretrain::{TrainOptions, Trainer};
 use electra::session::{Batch, Session};
 use electra::{ElectraConfig, Error, Model};

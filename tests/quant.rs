@@ -5,7 +5,7 @@
 mod common;
 use common::forward_fixture::batch;
 use common::*;
-use electra::io::hf::{self, LoadOptions};
+use electra::hf::{self, LoadOptions};
 use electra::io::safetensors::{write_tensors, TensorFile, Values};
 use electra::quant::{self, WeightFormat};
 use electra::session::Session;

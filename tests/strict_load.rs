@@ -4,7 +4,7 @@
 
 use electra::ffi::model::*;
 use electra::ffi::status::*;
-use electra::io::hf::{self, LoadOptions};
+use electra::hf::{self, LoadOptions};
 use electra::io::safetensors::{write_f32, TensorFile};
 use electra::Error;
 use std::ffi::CString;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use electra::io::hf;
+use electra::hf;
 use electra::pretrain::{Objective, TrainOptions, Trainer};
 use electra::session::{Batch, Session};
 use electra::{Error, Model};

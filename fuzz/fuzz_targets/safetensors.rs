@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     let dir = electra_fuzz::scratch("safetensors");
     std::fs::write(dir.join("config.json"), config).expect("write config.json");
     std::fs::write(dir.join("model.safetensors"), weights).expect("write model.safetensors");
-    if let Ok(model) = electra::io::hf::load(&dir) {
+    if let Ok(model) = electra::hf::load(&dir) {
         let _ = electra::Session::new(std::sync::Arc::new(model));
     }
 });

@@ -5,8 +5,8 @@
 //!
 //! - [`cpu`]: the reference backend (the `gemm` crate + run-time dispatched SIMD + a per-handle
 //!   rayon pool), bit-identical for any thread count.
-//! - [`cuda`]: behind the `cuda` feature (cudarc, loaded at run time). Today it reports devices
-//!   only; opening one is a clear [`Error::Cuda`] until its kernels land.
+//! - [`cuda`]: behind the `cuda` feature (cudarc with the driver and NVRTC loaded at run time, so
+//!   it builds without a toolkit or a GPU): every kernel of the trait, compiled at first use.
 //!
 //! Conventions for every kernel (after llm.c): outputs first, then inputs, then dimensions;
 //! parameter gradients accumulate (`+=`) into the flat gradient buffer at the layer's spans;
@@ -21,7 +21,6 @@
 //! tokens from the same logits.
 #![allow(clippy::too_many_arguments)]
 
-pub mod activation;
 mod buf;
 pub mod cpu;
 #[cfg(feature = "cuda")]
@@ -31,13 +30,13 @@ pub mod cuda;
 pub mod cuda;
 pub mod keystream;
 
-pub use activation::Activation;
+pub use crate::layers::Activation;
 pub use buf::{Buf, Elem, Mem};
 pub use cpu::loss::mean_denominator;
 
 use crate::error::{Error, Result};
-use crate::model::layers::{Embeddings, LayerNorm, Linear};
-use crate::model::Model;
+use crate::layers::int8::QuantizedWeights;
+use crate::layers::{Embeddings, LayerNorm, Linear};
 use crate::params::Span;
 use rand_chacha::ChaCha8Rng;
 use std::fmt;
@@ -191,38 +190,50 @@ impl<'a> Weights<'a> {
     }
 }
 
+/// What [`Backend::prepare`] turns into a backend's inference form: one model's weights, described
+/// by the model without the backend knowing the model.
+pub struct InferenceWeights<'a> {
+    /// Every tensor, in the flat layout of the model's [`crate::params::ParamStore`].
+    pub flat: &'a [f32],
+    /// The Linear layers inference runs (the encoders' and the heads'; with `int8`, the
+    /// generator's output projection too), in offset order: the backend may keep these weights
+    /// in the layout its matrix kernel reads fastest.
+    pub linears: Vec<Linear>,
+    /// An int8 model's int8 weights (their f32 spans in `flat` are zero and never read).
+    pub int8: Option<Arc<QuantizedWeights>>,
+}
+
 /// A backend's inference-time form of one model's weights, built once per model and device and
-/// shared by the model's sessions there (see [`Model::prepared`]).
-#[derive(Default)]
+/// shared by the model's sessions there (see `Model::prepared`). Opaque: each backend keeps its
+/// own type inside and only that backend reads it.
 pub struct Prepared {
-    /// A copy of the flat parameters in device memory, for backends that cannot read the model's
-    /// host memory (`None` on the CPU, which reads the model itself).
-    pub flat: Option<Buf>,
-    /// Linear weights in the layout the backend's matrix kernel reads fastest, each at its own
-    /// offset of the flat layout (CPU: the `[in, out]` transpose).
-    pub linear: Option<Buf>,
-    /// Offsets, sorted, of the Linear weights present in `linear`.
-    pub covered: Vec<usize>,
-    /// The backend's own packed form of Linear weights (CPU: f32 panels or int8 panels of its
-    /// kernels), which only that backend reads.
-    pub packed: Option<Box<dyn std::any::Any + Send + Sync>>,
+    device: Device,
+    inner: Box<dyn std::any::Any + Send + Sync>,
 }
 
 impl fmt::Debug for Prepared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Prepared")
-            .field("flat", &self.flat.as_ref().map(|_| "device copy"))
-            .field("linear", &self.linear.as_ref().map(|_| "transposed copy"))
-            .field("covered", &self.covered.len())
-            .field("packed", &self.packed.is_some())
-            .finish()
+        write!(f, "Prepared({})", self.device)
     }
 }
 
 impl Prepared {
-    /// Whether `linear` holds the weight at `w`.
-    pub fn covers(&self, w: Span) -> bool {
-        self.linear.is_some() && self.covered.binary_search(&w.off).is_ok()
+    /// Wraps a backend's own form for `device`.
+    pub fn new<T: std::any::Any + Send + Sync>(device: Device, inner: T) -> Self {
+        Prepared { device, inner: Box::new(inner) }
+    }
+
+    /// The device it was built for.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// The backend's own form, when it is a `T` (else a clear error: weights prepared for another
+    /// device).
+    pub fn get<T: std::any::Any>(&self) -> Result<&T> {
+        self.inner.downcast_ref::<T>().ok_or_else(|| {
+            Error::arg(format!("weights prepared for {} were passed to another kind of backend", self.device))
+        })
     }
 }
 
@@ -305,9 +316,15 @@ pub trait Backend: Send + Sync {
     fn fill(&self, buf: &mut Buf, len: usize, value: f32) -> Result<()>;
     /// `dst[..len] = src[..len]`.
     fn copy(&self, dst: &mut Buf, src: &Buf, len: usize) -> Result<()>;
-    /// The inference form of `model`'s weights on this device (built once per model and device by
-    /// [`Model::prepared`]).
-    fn prepare(&self, model: &Model) -> Result<Prepared>;
+    /// The inference form of a model's weights on this device (built once per model and device by
+    /// `Model::prepared`).
+    fn prepare(&self, weights: &InferenceWeights) -> Result<Prepared>;
+    /// The flat parameters a forward pass with `prepared` reads: by default the model's host
+    /// memory `host`; a device that cannot read host memory returns the copy it prepared.
+    fn flat_weights<'a>(&self, prepared: &'a Prepared, host: &'a [f32]) -> Result<Mem<'a>> {
+        let _ = prepared;
+        Ok(Mem::Host(host))
+    }
 
     // === Linear layers: y = x·Wᵀ + b with W stored [out, in] (PyTorch) ===
     /// `y[n, out] = x[n, in]·Wᵀ + b`.

@@ -8,12 +8,12 @@ pub mod device;
 pub mod finetune;
 mod handle;
 pub mod model;
-pub(crate) mod panic;
 pub mod session;
 pub mod status;
 pub mod trainer;
 
 use crate::error::{Error, Result};
+use crate::panic;
 use crate::session::Batch;
 use status::*;
 use std::cell::RefCell;
@@ -25,7 +25,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 pub const ELECTRA_ABI_VERSION: u32 = 1;
 
 thread_local! {
-    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+    pub(crate) static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
 pub(crate) fn set_last_error(msg: String) {

@@ -107,8 +107,8 @@ pub unsafe extern "C" fn electra_model_load_with_options(
         // SAFETY: `path` is NULL or a NUL-terminated string alive for this call (the contract).
         let path = unsafe { c_str(path, "path")? };
         // SAFETY: `options_json` is NULL or a NUL-terminated string alive for this call.
-        let opts = crate::io::hf::LoadOptions::from_json(unsafe { super::options_str(options_json)? })?;
-        let model = crate::io::hf::load_with(Path::new(path), &opts)?;
+        let opts = crate::hf::LoadOptions::from_json(unsafe { super::options_str(options_json)? })?;
+        let model = crate::hf::load_with(Path::new(path), &opts)?;
         let h = electra_model::publish(model)?;
         // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
         unsafe { *out = h };
@@ -117,7 +117,7 @@ pub unsafe extern "C" fn electra_model_load_with_options(
 }
 
 /// Loads one HF tower from a `config.json` and a `model.safetensors` held in memory (see
-/// [`crate::io::hf::load_from_memory`]) and registers it, reporting as
+/// [`crate::hf::load_from_memory`]) and registers it, reporting as
 /// `electra_model_load_with_options` does (status and the thread's last error). For the Java
 /// binding (`Model.load(byte[], ...)`); the C ABI's own load-from-buffer comes with the
 /// text-level API.
@@ -130,8 +130,8 @@ pub(crate) fn load_from_memory(
 ) -> electra_status {
     *out = std::ptr::null_mut();
     guard(|| {
-        let opts = crate::io::hf::LoadOptions::from_json(options_json)?;
-        let model = crate::io::hf::load_from_memory(config_json, weights, &opts)?;
+        let opts = crate::hf::LoadOptions::from_json(options_json)?;
+        let model = crate::hf::load_from_memory(config_json, weights, &opts)?;
         *out = electra_model::publish(model)?;
         Ok(())
     })
@@ -198,6 +198,6 @@ pub unsafe extern "C" fn electra_model_save(m: *const electra_model, dir: *const
         let model = electra_model::get(m)?;
         // SAFETY: `dir` is NULL or a NUL-terminated string (the contract).
         let dir = unsafe { c_str(dir, "dir")? };
-        crate::io::hf::save(&model, Path::new(dir))
+        crate::hf::save(&model, Path::new(dir))
     })
 }

@@ -1,6 +1,6 @@
-//! Files: safetensors tensors, HF model directories and the pair layout, crash-safe writes.
+//! Files: bounded reads, safetensors tensors, crash-safe writes and the save contract. The HF
+//! model directory format built on them is [`crate::hf`].
 
 pub mod atomic;
-pub mod hf;
 pub mod read;
 pub mod safetensors;

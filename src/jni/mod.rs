@@ -67,7 +67,7 @@ fn check(st: electra_status) -> R<()> {
 /// Runs one entry point: a panic or a failure becomes a pending `ElectraException` and the
 /// entry point returns `default` (which Java never sees, since the exception is thrown).
 fn entry<'l, T>(env: &mut JNIEnv<'l>, default: T, f: impl FnOnce(&mut JNIEnv<'l>) -> R<T>) -> T {
-    let scope = crate::ffi::panic::CallScope::enter();
+    let scope = crate::panic::CallScope::enter();
     let result = catch_unwind(AssertUnwindSafe(|| f(env)));
     drop(scope);
     let failure = match result {

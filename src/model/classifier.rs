@@ -2,10 +2,11 @@
 //! `classifier.dense` (H→H) → GELU → `classifier.out_proj` (H→labels).
 
 use super::encoder::Encoder;
-use super::layers::{Linear, Registrar};
+use super::registrar::Registrar;
 use crate::backend::{Activation, Backend, Buf, InputGrad, Mem, Weights};
 use crate::config::ElectraConfig;
 use crate::error::{Error, Result};
+use crate::layers::Linear;
 use crate::limits::{MAX_LABELS, MAX_LABEL_BYTES};
 use crate::params::ParamId;
 use std::collections::{HashMap, HashSet};

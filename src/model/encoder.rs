@@ -3,10 +3,11 @@
 //! [`Backend`]. The forward writes every activation the backward needs into [`EncoderActs`];
 //! inference keeps only two layers' worth and ping-pongs between them.
 
-use super::layers::{Embeddings, EncoderLayer, Linear, Registrar};
+use super::registrar::{EncoderLayer, Registrar};
 use crate::backend::{Activation, Backend, Buf, InputGrad, Mem, Weights};
 use crate::config::ElectraConfig;
 use crate::error::{Error, Result};
+use crate::layers::{Embeddings, Linear};
 use crate::params::ParamId;
 
 /// Shape letters: B batch, T sequence, N = B·T tokens, E embedding width, H hidden width,

@@ -2,10 +2,11 @@
 //! "replaced" logit (HF `ElectraDiscriminatorPredictions`) and the generator's masked-LM head
 //! (HF `ElectraGeneratorPredictions` + `generator_lm_head`, output tied to the word embeddings).
 
-use super::layers::{LayerNorm, Linear, Registrar};
+use super::registrar::Registrar;
 use crate::backend::{Activation, Backend, Buf, InputGrad, Mem, Weights};
 use crate::config::ElectraConfig;
 use crate::error::Result;
+use crate::layers::{LayerNorm, Linear};
 use crate::params::{ParamId, Span};
 
 /// dense(H→H) → hidden_act → dense_prediction(H→1).

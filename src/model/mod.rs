@@ -9,18 +9,20 @@
 pub mod classifier;
 pub mod encoder;
 pub mod heads;
-pub mod layers;
+pub mod registrar;
 
-use crate::backend::{Backend, Device, Prepared};
+use crate::backend::{Backend, Device, InferenceWeights, Prepared};
 use crate::config::ElectraConfig;
 use crate::error::{Error, Result};
+use crate::layers::int8::QuantizedWeights;
+use crate::layers::Linear;
 use crate::params::{ParamId, ParamStore};
 use classifier::Classifier;
 use encoder::Encoder;
 use heads::{DiscHead, GenHead};
-use layers::Registrar;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
+use registrar::Registrar;
 use std::sync::{Arc, Mutex};
 
 /// The replaced-token detector (HF `ElectraForPreTraining`).
@@ -73,6 +75,27 @@ pub enum Towers {
 }
 
 impl Towers {
+    /// The Linear layers inference runs, which a backend may prepare: every encoder's (the
+    /// embedding projection included) and the heads' (discriminator, classifier, the generator's
+    /// dense), in offset order. The generator's output projection is not among them (it is the
+    /// word table when tied; see `crate::quant::quantized_tensors`).
+    pub fn inference_linears(&self) -> Vec<Linear> {
+        let mut out: Vec<Linear> = self.encoders().flat_map(|e| e.linears().copied().collect::<Vec<_>>()).collect();
+        if let Some(d) = self.disc() {
+            out.extend([d.head.dense, d.head.pred]);
+        }
+        if let Some(g) = self.gen() {
+            out.push(g.head.dense);
+        }
+        if let Some(c) = self.cls() {
+            out.extend([c.head.dense, c.head.out_proj]);
+        }
+        // A pair with shared embeddings lists the shared projection once per encoder.
+        out.sort_by_key(|l| l.w.off);
+        out.dedup_by_key(|l| l.w.off);
+        out
+    }
+
     /// The discriminator, if there is one.
     pub fn disc(&self) -> Option<&Discriminator> {
         match self {
@@ -132,7 +155,7 @@ pub struct Model {
     pub towers: Towers,
     /// The int8 form of the Linear weights when the model is quantized (see [`crate::quant`]):
     /// their f32 spans in `params` are then zero and unused, and the model serves inference only.
-    pub quant: Option<Arc<crate::quant::QuantizedWeights>>,
+    pub quant: Option<Arc<QuantizedWeights>>,
     /// Inference forms of the weights, one per device (see [`Model::prepared`]).
     prepared: PreparedCache,
 }
@@ -320,7 +343,13 @@ impl Model {
         if let Some((_, p)) = cache.iter().find(|(d, _)| *d == be.device()) {
             return Ok(p.clone());
         }
-        let p = Arc::new(be.prepare(self)?);
+        let mut linears = self.towers.inference_linears();
+        if self.quant.is_some() {
+            // The generator's output projection too: the int8 word table when tied.
+            linears.extend(self.gen().map(|g| g.head.lm()));
+        }
+        let weights = InferenceWeights { flat: self.params.values(), linears, int8: self.quant.clone() };
+        let p = Arc::new(be.prepare(&weights)?);
         cache.push((be.device(), p.clone()));
         Ok(p)
     }

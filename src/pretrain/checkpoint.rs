@@ -41,7 +41,7 @@ impl ResumeOptions {
     pub fn from_json(json: Option<&str>) -> Result<Self> {
         let o: ResumeOptions = match json.map(str::trim).filter(|s| !s.is_empty()) {
             None => Self::default(),
-            Some(s) => super::options::parse_json_options(s)?,
+            Some(s) => crate::options::parse_json(s)?,
         };
         crate::backend::check_threads(o.threads.unwrap_or(0))?;
         Ok(o)

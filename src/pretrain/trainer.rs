@@ -454,7 +454,7 @@ impl Trainer {
                     crate::config::PRESETS.join(", ")
                 )));
             }
-            let loaded = crate::io::hf::load(Path::new(init))?;
+            let loaded = crate::hf::load(Path::new(init))?;
             match (opts.objective, &loaded.towers) {
                 (Objective::Electra, Towers::Discriminator(d)) => {
                     let frac = opts.generator_hidden_fraction.unwrap_or(0.25);
@@ -930,7 +930,7 @@ impl Trainer {
     }
 
     /// Writes the model in the pair layout (`dir/discriminator`, `dir/generator`), loadable by
-    /// `transformers` and by [`crate::io::hf::load`], committed as one unit (never a new
+    /// `transformers` and by [`crate::hf::load`], committed as one unit (never a new
     /// discriminator beside an old generator). Non-finite weights are [`Error::NonFinite`].
     pub fn export(&self, dir: &Path) -> Result<()> {
         self.export_with(dir, |_| Ok(()))
@@ -940,7 +940,7 @@ impl Trainer {
     /// before it is committed.
     pub fn export_with(&self, dir: &Path, extra: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
         crate::io::atomic::check_path(dir, "export directory")?;
-        crate::io::hf::save_towers_with(&self.towers, &self.params.table, &self.weights()?, dir, extra)
+        crate::hf::save_towers_with(&self.towers, &self.params.table, &self.weights()?, dir, extra)
     }
 }
 

@@ -4,7 +4,7 @@
 //! and tests/conformance.rs (every backend) share it.
 
 use super::*;
-use electra::io::hf;
+use electra::hf;
 use electra::session::{Batch, Session};
 use electra::Model;
 use std::sync::Arc;

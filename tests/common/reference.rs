@@ -5,10 +5,10 @@
 //! runs every compiled-in backend (tests/conformance.rs).
 
 use electra::backend::Activation;
+use electra::layers::{LayerNorm, Linear};
 use electra::model::classifier::ClsHead;
 use electra::model::encoder::Encoder;
 use electra::model::heads::{DiscHead, GenHead};
-use electra::model::layers::{LayerNorm, Linear};
 use electra::params::{ParamStore, Span};
 use electra::{ElectraConfig, Model};
 use rand::{Rng, SeedableRng};

@@ -6,7 +6,7 @@
 use super::*;
 use electra::backend::Device;
 use electra::finetune::{FineTuner, FinetuneOptions};
-use electra::io::hf;
+use electra::hf;
 use electra::io::safetensors::TensorFile;
 use electra::pretrain::masking::Masking;
 use electra::pretrain::{TrainOptions, Trainer};

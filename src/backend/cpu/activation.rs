@@ -4,7 +4,7 @@
 
 use super::par::rows_mut;
 use super::simd;
-use crate::backend::Activation;
+use crate::layers::Activation;
 
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 

@@ -4,7 +4,7 @@
 
 use super::par::{for_ranges, rows_mut, threads, RowsMut};
 use crate::error::{Error, Result};
-use crate::model::layers::Embeddings;
+use crate::layers::Embeddings;
 
 /// Checks that every id and type indexes its table and that `t` positions exist, so the kernels
 /// below never index out of bounds (callers validate user input first; this guards the seam).

@@ -25,6 +25,7 @@
 #![allow(clippy::incompatible_msrv)]
 
 use crate::error::{Error, Result};
+use crate::layers::int8::{QuantWeight, MAX_DIN};
 use std::ops::Range;
 use std::sync::OnceLock;
 
@@ -32,8 +33,6 @@ use std::sync::OnceLock;
 pub const PANEL: usize = 16;
 /// Consecutive k values per 32-bit lane (what `vpdpbusd` sums per lane).
 const KG: usize = 4;
-/// `din` must stay below this so that `|acc| ≤ 127·127·din` fits in `i32`.
-pub const MAX_DIN: usize = 1 << 17;
 /// Packed weight bytes of one column chunk: every row tile passes over a chunk while it sits in
 /// L2 (Zen 4: 1 MiB; most cores: ≥ 256 KiB).
 const W_CHUNK_BYTES: usize = 256 << 10;
@@ -58,64 +57,6 @@ fn grow<T: Copy>(v: &mut Vec<T>, len: usize, fill: T, what: &str) -> Result<()> 
 
 // =============================================================================================
 // Weights.
-
-/// A Linear weight quantized per output channel (symmetric int8): `w[o, i] ≈ q[o, i]·scale[o]`.
-/// Also the on-disk form.
-#[derive(Clone, Debug, PartialEq)]
-pub struct QuantWeight {
-    /// Quantized values, row-major `[dout, din]`, each in −127..=127.
-    pub q: Vec<i8>,
-    /// Per output channel: `max_i |w[o, i]| / 127` (0 for a zero row).
-    pub scale: Vec<f32>,
-    /// Output channels (rows).
-    pub dout: usize,
-    /// Input features (columns).
-    pub din: usize,
-}
-
-impl QuantWeight {
-    /// The f32 weight these values stand for: `q·scale`, `[dout, din]`.
-    pub fn dequantize(&self) -> Vec<f32> {
-        (0..self.dout * self.din).map(|i| self.q[i] as f32 * self.scale[i / self.din]).collect()
-    }
-}
-
-/// Quantizes a `[dout, din]` f32 weight (PyTorch Linear layout) per output channel:
-/// `scale[o] = max_i |w[o, i]| / 127`, `q[o, i] = clamp(round_ties_even(w[o, i] / scale[o]), ±127)`.
-/// A row whose scale is 0 (all zeros, or so small that the scale underflows) gets scale 0 and
-/// q 0. Non-finite weights are an error, as is `din ≥ MAX_DIN` (the i32 sums could overflow).
-pub fn quantize_weight(w: &[f32], dout: usize, din: usize) -> Result<QuantWeight> {
-    let len = dout.checked_mul(din).ok_or_else(|| Error::arg(format!("int8 weight {dout} x {din} is too large")))?;
-    if w.len() != len {
-        return Err(Error::Shape { what: "int8 weight".into(), expected: vec![dout, din], got: vec![w.len()] });
-    }
-    if din >= MAX_DIN {
-        return Err(Error::arg(format!("int8 weight: din {din} must be below {MAX_DIN} (i32 sums)")));
-    }
-    if let Some(i) = w.iter().position(|v| !v.is_finite()) {
-        return Err(Error::arg(format!(
-            "int8 weight: element ({}, {}) is {}; only finite weights can be quantized",
-            i / din,
-            i % din,
-            w[i]
-        )));
-    }
-    let mut q = Vec::new();
-    q.try_reserve_exact(len).map_err(|_| oom("int8 weight", len))?;
-    let mut scale = Vec::new();
-    scale.try_reserve_exact(dout).map_err(|_| oom("int8 weight scales", dout * 4))?;
-    for o in 0..dout {
-        let row = &w[o * din..(o + 1) * din];
-        let s = row.iter().fold(0.0f32, |m, v| m.max(v.abs())) / 127.0;
-        if s == 0.0 {
-            q.extend(std::iter::repeat_n(0, din));
-        } else {
-            q.extend(row.iter().map(|&v| (v / s).round_ties_even().clamp(-127.0, 127.0) as i8));
-        }
-        scale.push(s);
-    }
-    Ok(QuantWeight { q, scale, dout, din })
-}
 
 /// Weights in the panel layout every kernel reads, built once per model.
 pub struct PackedI8 {
@@ -1182,6 +1123,7 @@ mod arm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layers::int8::quantize_weight;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 

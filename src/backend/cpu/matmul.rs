@@ -12,7 +12,7 @@ use super::int8::{PackedI8, QuantRows};
 use super::packed::PackedF32;
 use super::par::{for_ranges, split, threads, RowsMut};
 use super::simd;
-use crate::backend::Activation;
+use crate::layers::Activation;
 use std::cell::RefCell;
 
 /// A read-only strided matrix: element (i, j) is `data[i*rs + j*cs]`.

@@ -24,10 +24,13 @@ pub mod rows;
 pub mod sample;
 pub mod simd;
 
-use super::{Activation, AdamStep, AdamTensor, Backend, Buf, Device, InputGrad, LossSum, Mem, Prepared, Weights};
+use super::{
+    Activation, AdamStep, AdamTensor, Backend, Buf, Device, InferenceWeights, InputGrad, LossSum, Mem, Prepared,
+    Weights,
+};
 use crate::error::{Error, Result};
-use crate::model::layers::{Embeddings, LayerNorm, Linear};
-use crate::model::Model;
+use crate::layers::int8::QuantizedWeights;
+use crate::layers::{Embeddings, LayerNorm, Linear};
 use crate::params::Span;
 use matmul::Weight;
 use rand_chacha::ChaCha8Rng;
@@ -53,7 +56,7 @@ impl CpuBackend {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("electra-{i}"))
-            .start_handler(move |_| crate::ffi::panic::mark_worker(calls.clone()))
+            .start_handler(move |_| crate::panic::mark_worker(calls.clone()))
             .build()
             .map_err(|e| {
                 Error::Internal(format!(
@@ -124,19 +127,36 @@ enum PackedLinear {
     I8(int8::PackedI8),
 }
 
-/// The CPU backend's [`Prepared::packed`]: packed Linear weights by the offset of their span.
-struct CpuPacked {
-    /// (offset, packed weight), sorted by offset.
-    entries: Vec<(usize, PackedLinear)>,
-    /// An int8 model's weights, row-major (the embedding lookup reads the word table's rows).
-    quant: Option<std::sync::Arc<crate::quant::QuantizedWeights>>,
+/// The CPU backend's [`Prepared`] form: the inference Linear weights by the offset of their span,
+/// in the layout one of its matrix kernels reads.
+enum CpuPrepared {
+    /// Packed panels of our kernels.
+    Packed {
+        /// (offset, packed weight), sorted by offset.
+        entries: Vec<(usize, PackedLinear)>,
+        /// An int8 model's weights, row-major (the embedding lookup reads the word table's rows).
+        quant: Option<std::sync::Arc<QuantizedWeights>>,
+    },
+    /// A copy of the flat parameters with each covered Linear weight transposed to `[in, out]`,
+    /// for the gemm crate (the `gemm` f32 kernel).
+    Transposed {
+        /// The copy.
+        t: Vec<f32>,
+        /// Offsets, sorted, of the Linear weights transposed in `t`.
+        covered: Vec<usize>,
+    },
+}
+
+fn cpu_prepared<'a>(w: &Weights<'a>) -> Result<Option<&'a CpuPrepared>> {
+    w.prepared.map(|p| p.get::<CpuPrepared>()).transpose()
 }
 
 /// The word embedding table as the lookup reads it: f32, or int8 rows of an int8 model.
 fn word_table<'a>(w: &Weights<'a>, flat: &'a [f32], emb: &Embeddings) -> Result<embedding::WordTable<'a>> {
-    let packed = w.prepared.and_then(|p| p.packed.as_ref()).and_then(|p| p.downcast_ref::<CpuPacked>());
-    if let Some(q) = packed.and_then(|p| p.quant.as_ref()).and_then(|q| q.get(emb.word.off)) {
-        return Ok(embedding::WordTable::Int8 { q: &q.q, scale: &q.scale });
+    if let Some(CpuPrepared::Packed { quant: Some(q), .. }) = cpu_prepared(w)? {
+        if let Some(q) = q.get(emb.word.off) {
+            return Ok(embedding::WordTable::Int8 { q: &q.q, scale: &q.scale });
+        }
     }
     Ok(embedding::WordTable::F32(span(flat, emb.word, "word embeddings")?))
 }
@@ -145,19 +165,20 @@ fn word_table<'a>(w: &Weights<'a>, flat: &'a [f32], emb: &Embeddings) -> Result<
 fn linear_weight<'a>(w: &Weights<'a>, lin: &Linear) -> Result<(Weight<'a>, &'a [f32])> {
     let flat = mem(w.flat, "weights")?;
     let bias = span(flat, lin.b, "bias")?;
-    if let Some(p) = w.prepared.and_then(|p| p.packed.as_ref()) {
-        let p = p.downcast_ref::<CpuPacked>().ok_or_else(|| wrong_device("packed weights"))?;
-        if let Ok(i) = p.entries.binary_search_by_key(&lin.w.off, |(o, _)| *o) {
-            let pw = match &p.entries[i].1 {
-                PackedLinear::F32(f) => Weight::Packed(f),
-                PackedLinear::I8(q) => Weight::Int8(q),
-            };
-            return Ok((pw, bias));
+    match cpu_prepared(w)? {
+        Some(CpuPrepared::Packed { entries, .. }) => {
+            if let Ok(i) = entries.binary_search_by_key(&lin.w.off, |(o, _)| *o) {
+                let pw = match &entries[i].1 {
+                    PackedLinear::F32(f) => Weight::Packed(f),
+                    PackedLinear::I8(q) => Weight::Int8(q),
+                };
+                return Ok((pw, bias));
+            }
         }
-    }
-    if let Some(p) = w.prepared.filter(|p| p.covers(lin.w)) {
-        let t = p.linear.as_ref().and_then(Buf::host).ok_or_else(|| wrong_device("prepared weights"))?;
-        return Ok((Weight::InOut(span(t, lin.w, "prepared weight")?), bias));
+        Some(CpuPrepared::Transposed { t, covered }) if covered.binary_search(&lin.w.off).is_ok() => {
+            return Ok((Weight::InOut(span(t, lin.w, "prepared weight")?), bias));
+        }
+        _ => {}
     }
     Ok((Weight::OutIn(span(flat, lin.w, "weight")?), bias))
 }
@@ -180,7 +201,7 @@ impl Backend for CpuBackend {
     }
 
     fn enter(&self, f: &mut (dyn FnMut() + Send)) {
-        if crate::ffi::panic::in_call() {
+        if crate::panic::in_call() {
             // Workers stay quiet on panic while a C ABI call runs on them; decremented even when
             // `f` panics, which `install` re-raises here.
             struct Leave<'a>(&'a AtomicUsize);
@@ -237,18 +258,16 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    /// Every Linear weight of inference (the encoders' and the heads', see
-    /// [`crate::quant::quantized_linears`]) packed once for our kernels: int8 panels for an int8
-    /// model, else f32 panels ([`packed::PackedF32`], which skip the per-call packing of the gemm
-    /// crate). `ELECTRA_F32_KERNEL=gemm` keeps the older form instead: an `[in, out]` copy of the
-    /// flat parameters for the gemm crate (same sums as training's layout, bit for bit).
-    fn prepare(&self, model: &Model) -> Result<Prepared> {
-        let mut lins = crate::quant::packed_linears(&model.towers);
-        if let Some(q) = &model.quant {
-            // The generator's output projection too: the int8 word table when tied.
-            lins.extend(model.gen().map(|g| g.head.lm()));
+    /// Every Linear weight of inference (the encoders' and the heads') packed once for our
+    /// kernels: int8 panels for an int8 model, else f32 panels ([`packed::PackedF32`], which skip
+    /// the per-call packing of the gemm crate). `ELECTRA_F32_KERNEL=gemm` keeps the older form
+    /// instead: an `[in, out]` copy of the flat parameters for the gemm crate (same sums as
+    /// training's layout, bit for bit).
+    fn prepare(&self, weights: &InferenceWeights) -> Result<Prepared> {
+        let lins = &weights.linears;
+        if let Some(q) = &weights.int8 {
             let mut entries = Vec::with_capacity(lins.len());
-            for l in &lins {
+            for l in lins {
                 let w = q.get(l.w.off).ok_or_else(|| {
                     Error::Internal(format!("int8 model without an int8 weight at offset {}", l.w.off))
                 })?;
@@ -256,30 +275,26 @@ impl Backend for CpuBackend {
             }
             entries.sort_by_key(|(o, _)| *o);
             entries.dedup_by_key(|(o, _)| *o);
-            let packed = CpuPacked { entries, quant: Some(q.clone()) };
-            return Ok(Prepared { packed: Some(Box::new(packed)), ..Prepared::default() });
+            return Ok(Prepared::new(Device::Cpu, CpuPrepared::Packed { entries, quant: Some(q.clone()) }));
         }
-        let w = model.params.values();
+        let w = weights.flat;
         if std::env::var("ELECTRA_F32_KERNEL").as_deref() != Ok("gemm") {
             let mut entries = Vec::with_capacity(lins.len());
-            for l in &lins {
+            for l in lins {
                 entries.push((l.w.off, PackedLinear::F32(packed::PackedF32::new(l.w.of(w), l.dout, l.din)?)));
             }
-            let packed = CpuPacked { entries, quant: None };
-            return Ok(Prepared { packed: Some(Box::new(packed)), ..Prepared::default() });
+            return Ok(Prepared::new(Device::Cpu, CpuPrepared::Packed { entries, quant: None }));
         }
         let mut t = Vec::new();
         t.try_reserve_exact(w.len()).map_err(|_| oom(w.len()))?;
         t.extend_from_slice(w);
         let mut covered = Vec::new();
-        for enc in model.encoders() {
-            for l in enc.linears() {
-                matmul::transpose_weight(l.w.of_mut(&mut t), l.w.of(w), l.dout, l.din);
-                covered.push(l.w.off);
-            }
+        for l in lins {
+            matmul::transpose_weight(l.w.of_mut(&mut t), l.w.of(w), l.dout, l.din);
+            covered.push(l.w.off);
         }
         covered.sort_unstable();
-        Ok(Prepared { flat: None, linear: Some(Buf::from_host(t)), covered, packed: None })
+        Ok(Prepared::new(Device::Cpu, CpuPrepared::Transposed { t, covered }))
     }
 
     fn linear(&self, y: &mut Buf, x: &Buf, w: &Weights, lin: &Linear, n: usize) -> Result<()> {

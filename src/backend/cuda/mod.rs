@@ -21,10 +21,12 @@
 pub mod kernels;
 
 use super::keystream::{self, KeystreamAt};
-use super::{Activation, AdamStep, AdamTensor, Backend, Buf, Device, Elem, InputGrad, LossSum, Mem, Prepared, Weights};
+use super::{
+    Activation, AdamStep, AdamTensor, Backend, Buf, Device, Elem, InferenceWeights, InputGrad, LossSum, Mem, Prepared,
+    Weights,
+};
 use crate::error::{Error, Result};
-use crate::model::layers::{Embeddings, LayerNorm, Linear};
-use crate::model::Model;
+use crate::layers::{Embeddings, LayerNorm, Linear};
 use cudarc::cublas::sys::cublasOperation_t;
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg,
@@ -582,6 +584,9 @@ fn act_code(f: Activation) -> i32 {
     Activation::ALL.iter().position(|&a| a == f).unwrap_or(Activation::ALL.len() - 1) as i32
 }
 
+/// The CUDA backend's [`Prepared`] form: a copy of the flat parameters in device memory.
+struct CudaPrepared(Buf);
+
 impl Backend for CudaBackend {
     fn device(&self) -> Device {
         Device::Cuda(self.ordinal)
@@ -686,13 +691,13 @@ impl Backend for CudaBackend {
     }
 
     /// The flat parameters copied to the device once per model, which its sessions share.
-    fn prepare(&self, model: &Model) -> Result<Prepared> {
-        if model.quant.is_some() {
+    fn prepare(&self, weights: &InferenceWeights) -> Result<Prepared> {
+        if weights.int8.is_some() {
             return Err(Error::Unsupported(
                 "int8 models run on the CPU backend only; load the f32 model for \"cuda\"".into(),
             ));
         }
-        let w = model.params.values();
+        let w = weights.flat;
         let _st = self.lock()?;
         let mut dev = self.alloc::<f32>(w.len())?;
         if !w.is_empty() {
@@ -701,7 +706,11 @@ impl Backend for CudaBackend {
         // Other sessions' backends read these weights on their own streams: the copy must be
         // complete before any of them can see it.
         self.stream.synchronize().map_err(|e| driver("uploading weights", e))?;
-        Ok(Prepared { flat: Some(Buf::from_device(dev)), ..Prepared::default() })
+        Ok(Prepared::new(self.device(), CudaPrepared(Buf::from_device(dev))))
+    }
+
+    fn flat_weights<'a>(&self, prepared: &'a Prepared, _host: &'a [f32]) -> Result<Mem<'a>> {
+        Ok(prepared.get::<CudaPrepared>()?.0.mem())
     }
 
     fn linear(&self, y: &mut Buf, x: &Buf, w: &Weights, lin: &Linear, n: usize) -> Result<()> {

@@ -3,7 +3,7 @@
 
 use electra::config::ElectraConfig;
 use electra::error::{Error, Result};
-use electra::io::hf;
+use electra::hf;
 use electra::model::Model;
 use electra::pretrain::flops::{encoder_flops, train_step_flops};
 use electra::pretrain::{TrainOptions, Trainer};

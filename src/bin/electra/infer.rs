@@ -3,7 +3,7 @@
 
 use electra::data::tokenizer::Tokenizer;
 use electra::error::{Error, Result};
-use electra::io::hf;
+use electra::hf;
 use electra::model::Model;
 use electra::quant::WeightFormat;
 use electra::session::{Batch, Session};

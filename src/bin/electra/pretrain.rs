@@ -868,5 +868,5 @@ fn merge_options(base: &TrainOptions, json: &str) -> Result<TrainOptions> {
         unreachable!("TrainOptions serializes to an object")
     };
     map.extend(extra);
-    electra::pretrain::options::parse_json_options(&serde_json::Value::Object(map).to_string())
+    electra::options::parse_json(&serde_json::Value::Object(map).to_string())
 }

@@ -108,7 +108,7 @@ mod tests {
     fn child_stderr(mode: &str) -> String {
         let exe = std::env::current_exe().unwrap();
         let out = Command::new(exe)
-            .args(["--exact", "ffi::panic::tests::child", "--nocapture", "--test-threads=1"])
+            .args(["--exact", "panic::tests::child", "--nocapture", "--test-threads=1"])
             .env(MODE, mode)
             .output()
             .unwrap();

@@ -1,6 +1,7 @@
-//! Parameter views of the HF modules (Linear, LayerNorm, embeddings, one encoder layer) and the
-//! registrar that names them exactly as `transformers` does.
+//! The registrar that names the model's tensors exactly as `transformers` does, and one encoder
+//! layer's parameter view (the plain descriptors it is made of are in [`crate::layers`]).
 
+use crate::layers::{LayerNorm, Linear};
 use crate::params::{ParamId, ParamStore, Span};
 
 /// Registers tensors under `<scope>.<HF name>` and records the HF name of each, so a tower can be
@@ -53,48 +54,6 @@ impl Registrar<'_> {
             eps,
         }
     }
-}
-
-/// `torch.nn.Linear`: weight `[dout, din]`, bias `[dout]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Linear {
-    /// Weight span.
-    pub w: Span,
-    /// Bias span.
-    pub b: Span,
-    /// Input width.
-    pub din: usize,
-    /// Output width.
-    pub dout: usize,
-}
-
-/// `torch.nn.LayerNorm` over the last dimension.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LayerNorm {
-    /// Gain (HF `weight`).
-    pub g: Span,
-    /// Shift (HF `bias`).
-    pub b: Span,
-    /// Width.
-    pub dim: usize,
-    /// Epsilon.
-    pub eps: f64,
-}
-
-/// HF `ElectraEmbeddings`: word, position and token-type tables of width E (= `ln.dim`), then
-/// LayerNorm.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Embeddings {
-    /// `[V, E]`.
-    pub word: Span,
-    /// `[T_max, E]`.
-    pub pos: Span,
-    /// `[types, E]`.
-    pub typ: Span,
-    /// LayerNorm(E).
-    pub ln: LayerNorm,
-    /// The [PAD] id: its word row gets no gradient from the lookup (HF `padding_idx`).
-    pub pad_id: usize,
 }
 
 /// One BERT post-LN encoder layer (HF `ElectraLayer`).

@@ -1,14 +1,14 @@
 //! HF model directories (`config.json` + `model.safetensors`) and the pre-training pair layout
 //! (`DIR/discriminator/` and `DIR/generator/`, each an HF directory).
 
-use super::atomic::{check_path, commit_dir, create_dir, resolve, write_atomic};
-use super::safetensors::{write_tensors, TensorFile, Values};
-use crate::backend::cpu::int8::QuantWeight;
 use crate::config::ElectraConfig;
 use crate::error::{Error, Result};
+use crate::io::atomic::{check_path, commit_dir, create_dir, resolve, write_atomic};
+use crate::io::safetensors::{write_tensors, TensorFile, Values};
+use crate::layers::int8::{QuantWeight, QuantizedWeights};
 use crate::model::{Model, Towers};
 use crate::params::{ParamId, ParamTable};
-use crate::quant::{QuantizedWeights, WeightFormat, SCALE_SUFFIX};
+use crate::quant::{WeightFormat, SCALE_SUFFIX};
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -47,7 +47,7 @@ impl LoadOptions {
         match json.map(str::trim).filter(|s| !s.is_empty()) {
             None => Ok(Self::default()),
             // Not serde_json::from_str: it reads a struct from an array (`[]`) as well.
-            Some(s) => crate::pretrain::options::parse_json_options(s),
+            Some(s) => crate::options::parse_json(s),
         }
     }
 }
