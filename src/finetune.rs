@@ -47,6 +47,11 @@ pub struct FinetuneOptions {
     /// [`Error::OutOfMemory`] when weights, gradients and Adam moments would exceed it, and a
     /// step when those plus the batch's activations would, before anything is allocated.
     pub max_memory_bytes: u64,
+    /// CPU: the widest kernels to run, "best" (default), "avx512", "avx2", "neon" or "scalar"
+    /// (see [`backend::Simd`]; overrides `ELECTRA_SIMD`). Results are the same bits under every cap.
+    pub simd: Option<backend::Simd>,
+    /// CUDA: TF32 tensor-core matrix products (default false; overrides `ELECTRA_CUDA_TF32`).
+    pub tf32: Option<bool>,
 }
 
 impl Default for FinetuneOptions {
@@ -64,6 +69,8 @@ impl Default for FinetuneOptions {
             threads: 0,
             device: Device::Cpu,
             max_memory_bytes: 0,
+            simd: None,
+            tf32: None,
         }
     }
 }
@@ -90,6 +97,11 @@ impl FinetuneOptions {
             )));
         }
         backend::check_threads(self.threads)
+    }
+
+    /// What the fine-tuner's backend opens with.
+    pub fn backend_options(&self) -> backend::BackendOptions {
+        backend::BackendOptions { threads: self.threads, simd: self.simd, f32_kernel: None, tf32: self.tf32 }
     }
 
     fn adamw(&self) -> optim::AdamWConfig {
@@ -266,7 +278,7 @@ impl FineTuner {
         optim::set_layerwise_lr_decay(&mut table, "classifier", cls.config.num_hidden_layers, opts.layerwise_lr_decay);
         let state = crate::limits::training_bytes(table.numel())?;
         crate::limits::check(state, opts.max_memory_bytes, "the fine-tuner's weights, gradients and Adam moments")?;
-        let params = Trained::new(backend::open(opts.device, opts.threads)?, table, data, opts.adamw())?;
+        let params = Trained::new(backend::open(opts.device, &opts.backend_options())?, table, data, opts.adamw())?;
         Ok(FineTuner {
             opts,
             step: 0,

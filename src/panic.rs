@@ -128,7 +128,8 @@ mod tests {
                 assert!(msg.contains("boom-in-guard") && msg.contains("panic.rs"), "{msg}");
             }
             "worker" => {
-                let be = crate::backend::open(crate::backend::Device::Cpu, 3).unwrap();
+                let be = crate::backend::open(crate::backend::Device::Cpu, &crate::backend::BackendOptions::threads(3))
+                    .unwrap();
                 let status = crate::ffi::guard(|| {
                     crate::backend::run(&*be, || {
                         use rayon::prelude::*;

@@ -25,6 +25,14 @@ pub struct SessionOptions {
     /// activations for its batch would exceed it fails with [`Error::OutOfMemory`] before
     /// allocating.
     pub max_memory_bytes: u64,
+    /// CPU: the widest kernels to run, `"best"` (default), `"avx512"`, `"avx2"`, `"neon"` or
+    /// `"scalar"` (see [`backend::Simd`]; overrides `ELECTRA_SIMD`).
+    pub simd: Option<backend::Simd>,
+    /// CPU: f32 inference's matrix path, `"packed"` (default) or `"gemm"` (overrides
+    /// `ELECTRA_F32_KERNEL`).
+    pub f32_kernel: Option<backend::F32Path>,
+    /// CUDA: TF32 tensor-core matrix products (default false; overrides `ELECTRA_CUDA_TF32`).
+    pub tf32: Option<bool>,
 }
 
 impl SessionOptions {
@@ -36,6 +44,12 @@ impl SessionOptions {
         };
         backend::check_threads(o.threads)?;
         Ok(o)
+    }
+
+    /// What the session's backend opens with.
+    pub fn backend_options(&self) -> backend::BackendOptions {
+        let (threads, simd, f32_kernel, tf32) = (self.threads, self.simd, self.f32_kernel, self.tf32);
+        backend::BackendOptions { threads, simd, f32_kernel, tf32 }
     }
 }
 
@@ -121,7 +135,7 @@ impl Session {
 
     /// A session over `model` on `opts.device`.
     pub fn with_options(model: Arc<Model>, opts: &SessionOptions) -> Result<Self> {
-        let mut s = Self::on(model, backend::open(opts.device, opts.threads)?);
+        let mut s = Self::on(model, backend::open(opts.device, &opts.backend_options())?);
         s.budget = opts.max_memory_bytes;
         Ok(s)
     }

@@ -85,7 +85,8 @@ fn targets(test: &str) -> Vec<Target> {
 }
 
 fn open(t: &Target) -> Arc<dyn Backend> {
-    backend::open(t.device, t.threads).unwrap_or_else(|e| panic!("{}: cannot open the backend: {e}", t.label))
+    backend::open(t.device, &backend::BackendOptions::threads(t.threads))
+        .unwrap_or_else(|e| panic!("{}: cannot open the backend: {e}", t.label))
 }
 
 /// Runs a kernel-level body on every backend, inside the backend (on the CPU: on its pool).
@@ -858,7 +859,7 @@ fn inference() {
         c.classify(&batch, &mut l).unwrap();
         [d, g, hs, l]
     };
-    let cpu1 = || backend::open(Device::Cpu, 1).unwrap();
+    let cpu1 = || backend::open(Device::Cpu, &backend::BackendOptions::threads(1)).unwrap();
     let reference = outputs(Session::on(pair.clone(), cpu1()), Session::on(cls.clone(), cpu1()));
     steps("inference", |t| {
         let got = outputs(Session::on(pair.clone(), open(t)), Session::on(cls.clone(), open(t)));

@@ -81,7 +81,7 @@ fn padding_is_ignored() {
 fn inout_weight_copy_matches_the_checkpoint_layout() {
     use electra::backend::{self, Device, Mem, Weights};
     use electra::model::encoder::EncoderActs;
-    let be = backend::open(Device::Cpu, 0).unwrap();
+    let be = backend::open(Device::Cpu, &backend::BackendOptions::threads(0)).unwrap();
     for case in ["emb_lt_hidden", "emb_eq_hidden"] {
         let (i, _) = inputs(case);
         let model = hf::load(&fixture(case)).unwrap();

@@ -59,7 +59,12 @@ fn row_kernels_match_scalar() {
                 let mut out = vec![0.0f32; n];
                 let (mu, rs) = with::layer_norm_row(isa, &mut out, &x, &g, &b, 1e-12);
                 let mut dx = data(n, 6);
-                with::layer_norm_backward_row(isa, &mut dx, &b, &x, &g, mu, rs, true);
+                with::layer_norm_backward_row(
+                    isa,
+                    &mut dx,
+                    simd::LnRow { dout: &b, x: &x, g: &g, mean: mu, rstd: rs },
+                    true,
+                );
                 let mut dg = data(n, 7);
                 let mut db = data(n, 8);
                 with::ln_param_grad_row(isa, &mut dg, &mut db, &b, &x, mu, rs);
@@ -100,7 +105,12 @@ fn column_kernels_match_scalar() {
                 with::column_sums(isa, &mut acc, &d, rows, stride);
                 let mut dg = data(n, 14);
                 let mut db = data(n, 15);
-                with::ln_param_grads(isa, &mut dg, &mut db, &d, &x, &mean, &rstd, stride);
+                with::ln_param_grads(
+                    isa,
+                    &mut dg,
+                    &mut db,
+                    simd::LnRows { dout: &d, x: &x, mean: &mean, rstd: &rstd, stride },
+                );
                 [acc, dg, db]
             };
             let want = run(Isa::Scalar);

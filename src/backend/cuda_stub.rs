@@ -15,6 +15,6 @@ pub fn device_count() -> Result<usize> {
 }
 
 /// Opens CUDA device `ordinal` (always an error without the feature).
-pub fn open(_ordinal: usize) -> Result<Arc<dyn Backend>> {
+pub fn open(_ordinal: usize, _tf32: bool) -> Result<Arc<dyn Backend>> {
     Err(not_compiled())
 }

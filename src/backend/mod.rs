@@ -29,10 +29,12 @@ pub mod cuda;
 #[path = "cuda_stub.rs"]
 pub mod cuda;
 pub mod keystream;
+mod options;
 
 pub use crate::layers::Activation;
 pub use buf::{Buf, Elem, Mem};
 pub use cpu::loss::mean_denominator;
+pub use options::{BackendOptions, F32Path, Resolved, Simd};
 
 use crate::error::{Error, Result};
 use crate::layers::int8::QuantizedWeights;
@@ -124,13 +126,15 @@ pub fn check_threads(threads: usize) -> Result<()> {
     Ok(())
 }
 
-/// Opens a backend on `device`. `threads` sizes the CPU backend's worker pool (0: one per core;
-/// results do not depend on it). A device that is not compiled in or not present is
-/// [`Error::Cuda`] with a message saying which.
-pub fn open(device: Device, threads: usize) -> Result<Arc<dyn Backend>> {
+/// Opens a backend on `device` with `opts` (resolved against their environment overrides, see
+/// [`BackendOptions::resolve`]). `threads` sizes the CPU backend's worker pool (0: one per core;
+/// results do not depend on it); `simd` and `f32_kernel` apply to the CPU, `tf32` to CUDA. A
+/// device that is not compiled in or not present is [`Error::Cuda`] with a message saying which.
+pub fn open(device: Device, opts: &BackendOptions) -> Result<Arc<dyn Backend>> {
+    let o = opts.resolve()?;
     match device {
-        Device::Cpu => Ok(Arc::new(cpu::CpuBackend::new(threads)?)),
-        Device::Cuda(ordinal) => cuda::open(ordinal),
+        Device::Cpu => Ok(Arc::new(cpu::CpuBackend::new(&o)?)),
+        Device::Cuda(ordinal) => cuda::open(ordinal, o.tf32),
     }
 }
 
@@ -571,7 +575,7 @@ mod tests {
 
     #[test]
     fn run_returns_the_result_inside_the_pool() {
-        let be = open(Device::Cpu, 2).unwrap();
+        let be = open(Device::Cpu, &BackendOptions::threads(2)).unwrap();
         let threads = run(&*be, || Ok(rayon::current_num_threads())).unwrap();
         assert_eq!(threads, 2);
     }

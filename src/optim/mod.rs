@@ -405,7 +405,8 @@ mod tests {
 
     #[test]
     fn clipping_caps_the_norm_and_nan_changes_nothing() {
-        let be = crate::backend::open(crate::backend::Device::Cpu, 1).unwrap();
+        let be =
+            crate::backend::open(crate::backend::Device::Cpu, &crate::backend::BackendOptions::threads(1)).unwrap();
         let mut store = crate::params::ParamStore::new();
         store.add("w", &[2]);
         let cfg = AdamWConfig {
@@ -464,7 +465,8 @@ mod tests {
             assert!(max(&p) <= after.p && max(&m) <= after.m && max(&v) <= after.v, "case {case}");
         }
         assert!(proved > 1000 && refused > 100, "{proved} proved, {refused} refused");
-        let be = crate::backend::open(crate::backend::Device::Cpu, 1).unwrap();
+        let be =
+            crate::backend::open(crate::backend::Device::Cpu, &crate::backend::BackendOptions::threads(1)).unwrap();
         let mut store = crate::params::ParamStore::new();
         store.add("w", &[3]);
         let mut opt = AdamW::new(&*be, AdamWConfig::default(), &store).unwrap();
@@ -481,7 +483,8 @@ mod tests {
     /// refused with the weights and both moments left bit for bit as they were.
     #[test]
     fn an_update_that_would_overflow_commits_nothing() {
-        let be = crate::backend::open(crate::backend::Device::Cpu, 1).unwrap();
+        let be =
+            crate::backend::open(crate::backend::Device::Cpu, &crate::backend::BackendOptions::threads(1)).unwrap();
         let mut store = crate::params::ParamStore::new();
         store.add("a", &[2]);
         store.add("b", &[2]);

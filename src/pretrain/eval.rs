@@ -71,7 +71,14 @@ pub fn evaluate(model: Arc<Model>, opts: &TrainOptions, batches: &[TokenBatch], 
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut s = Session::with_options(
         model.clone(),
-        &SessionOptions { device: opts.device, threads: opts.threads, max_memory_bytes: opts.max_memory_bytes },
+        &SessionOptions {
+            device: opts.device,
+            threads: opts.threads,
+            max_memory_bytes: opts.max_memory_bytes,
+            simd: opts.simd,
+            tf32: opts.tf32,
+            ..Default::default()
+        },
     )?;
     let (mut scores, mut labels) = (Vec::new(), Vec::new());
     let (mut mlm_right, mut mlm_total) = (0usize, 0usize);

@@ -96,6 +96,12 @@ pub struct TrainOptions {
     /// Seconds an MPI collective may wait for the other ranks before the step fails with
     /// [`Error::Distributed`] (600): a rank that hangs ends the run in bounded time.
     pub collective_timeout_s: f64,
+    /// CPU: the widest kernels to run, "best" (default), "avx512", "avx2", "neon" or "scalar"
+    /// (see [`crate::backend::Simd`]; overrides `ELECTRA_SIMD`). Results are the same bits under
+    /// every cap.
+    pub simd: Option<crate::backend::Simd>,
+    /// CUDA: TF32 tensor-core matrix products (default false; overrides `ELECTRA_CUDA_TF32`).
+    pub tf32: Option<bool>,
 }
 
 /// The default of [`TrainOptions::max_seq_len`].
@@ -134,6 +140,8 @@ impl Default for TrainOptions {
             rank: 0,
             world_size: 1,
             collective_timeout_s: 600.0,
+            simd: None,
+            tf32: None,
         }
     }
 }
@@ -147,6 +155,11 @@ impl TrainOptions {
         };
         o.validate()?;
         Ok(o)
+    }
+
+    /// What the trainer's backend opens with.
+    pub fn backend_options(&self) -> crate::backend::BackendOptions {
+        crate::backend::BackendOptions { threads: self.threads, simd: self.simd, f32_kernel: None, tf32: self.tf32 }
     }
 
     /// Checks ranges; the message names the offending key.

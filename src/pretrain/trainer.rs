@@ -232,7 +232,7 @@ impl Trainer {
         // the latter is allocated.
         let state = crate::limits::training_bytes(model.num_parameters())?;
         crate::limits::check(state, opts.max_memory_bytes, "the trainer's weights, gradients and Adam moments")?;
-        let be = backend::open(opts.device, opts.threads)?;
+        let be = backend::open(opts.device, &opts.backend_options())?;
         let Model { params: ParamStore { table, data, .. }, towers, .. } = model;
         let params = Trained::new(be, table, data, opts.adamw())?;
         let k = opts.accumulate_steps as u64;

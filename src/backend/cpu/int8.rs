@@ -15,7 +15,7 @@
 //! against 4 bytes of a row broadcast to every lane. K is padded to a multiple of 4 and dout to
 //! a multiple of 16 with zero weights (scale 0); columns ≥ dout are never written.
 //!
-//! Kernels (detected once; `ELECTRA_SIMD=scalar|avx2|avx512` caps them as in `simd.rs`):
+//! Kernels (the backend's table picks one, [`super::kernels`]; every one gives the same bits):
 //! scalar; x86-64 AVX2 (`vpmaddubsw` with the sign trick); AVX-VNNI (256-bit `vpdpbusd`, VEX);
 //! AVX-512 VNNI (512-bit `vpdpbusd`); aarch64 NEON with dotprod (`sdot`, as inline assembly: the
 //! `vdotq_s32` intrinsic is not stable in Rust 1.95) and without it (`smull` + `sadalp`).
@@ -27,7 +27,6 @@
 use crate::error::{Error, Result};
 use crate::layers::int8::{QuantWeight, MAX_DIN};
 use std::ops::Range;
-use std::sync::OnceLock;
 
 /// Output channels per weight panel: column blocks handed to [`matmul`] start at a multiple of it.
 pub const PANEL: usize = 16;
@@ -71,6 +70,8 @@ pub struct PackedI8 {
     din: usize,
     /// k-groups (`din` rounded up to a multiple of 4, over 4).
     kg: usize,
+    /// The kernel [`matmul`] runs (every one reads this layout).
+    kernel: I8Kernel,
 }
 
 impl PackedI8 {
@@ -80,6 +81,14 @@ impl PackedI8 {
     /// Packs a quantized weight. Errors: inconsistent lengths, a −128 (the AVX2 kernel's
     /// exactness needs |q| ≤ 127), `din ≥ MAX_DIN`, or no memory for the panels.
     pub fn new(w: &QuantWeight) -> Result<Self> {
+        Self::with_kernel(w, super::kernels::CpuKernels::best().i8)
+    }
+
+    /// Packs `w` for [`matmul`] to run with `kernel` (which this CPU must run).
+    pub fn with_kernel(w: &QuantWeight, kernel: I8Kernel) -> Result<Self> {
+        if !kernel.supported() {
+            return Err(Error::arg(format!("int8 matmul: kernel {kernel:?} is not supported by this CPU")));
+        }
         let (dout, din) = (w.dout, w.din);
         if w.q.len() != dout * din || w.scale.len() != dout {
             return Err(Error::Shape {
@@ -115,7 +124,7 @@ impl PackedI8 {
             // |Σ| ≤ 127·din < 2^24 and 128·127·din < 2^31 for din < MAX_DIN.
             offset[o] = -128 * row.iter().map(|&v| v as i32).sum::<i32>();
         }
-        Ok(PackedI8 { lines, scale, offset, dout, din, kg })
+        Ok(PackedI8 { lines, scale, offset, dout, din, kg, kernel })
     }
 
     /// Output channels.
@@ -126,6 +135,11 @@ impl PackedI8 {
     /// Input features.
     pub fn din(&self) -> usize {
         self.din
+    }
+
+    /// The kernel [`matmul`] runs on this weight.
+    pub fn kernel(&self) -> I8Kernel {
+        self.kernel
     }
 
     /// Heap bytes held.
@@ -192,7 +206,7 @@ fn abs_bits(x: f32) -> u32 {
     x.to_bits() & 0x7fff_ffff
 }
 
-/// Which row quantizer runs (the `simd` variant, which `ELECTRA_SIMD` caps).
+/// Which row quantizer runs (the `simd` variant of the thread's backend table).
 type QuantIsa = super::simd::Isa;
 
 /// Quantizes one row into `q` and `u` (both `x.len()` long); returns its scale.
@@ -322,8 +336,8 @@ impl I8Kernel {
         matches!(self, I8Kernel::AvxVnni | I8Kernel::Avx512Vnni)
     }
 
-    /// Vector width in bits (for the `ELECTRA_SIMD` cap).
-    fn width(self) -> usize {
+    /// Vector width in bits (for caps; 0: scalar).
+    pub fn width(self) -> usize {
         match self {
             I8Kernel::Scalar => 0,
             I8Kernel::Neon | I8Kernel::NeonDot => 128,
@@ -333,61 +347,35 @@ impl I8Kernel {
     }
 }
 
-/// Kernels this CPU can run, best first.
-fn detected() -> &'static [I8Kernel] {
-    static K: OnceLock<Vec<I8Kernel>> = OnceLock::new();
-    K.get_or_init(|| {
-        let mut k = Vec::new();
-        #[cfg(target_arch = "x86_64")]
-        {
-            if x86::has_512() {
-                k.push(I8Kernel::Avx512Vnni);
-            }
-            if is_x86_feature_detected!("avxvnni") && is_x86_feature_detected!("avx2") {
-                k.push(I8Kernel::AvxVnni);
-            }
-            if is_x86_feature_detected!("avx2") {
-                k.push(I8Kernel::Avx2);
-            }
+impl I8Kernel {
+    /// Whether this CPU runs the kernel (from the one probe, [`super::kernels::Features`]).
+    pub fn supported(self) -> bool {
+        let f = super::kernels::Features::get();
+        match self {
+            I8Kernel::Scalar => true,
+            I8Kernel::Avx2 => f.avx2_fma,
+            I8Kernel::AvxVnni => f.avx_vnni,
+            I8Kernel::Avx512Vnni => f.avx512_vnni,
+            I8Kernel::Neon => f.neon,
+            I8Kernel::NeonDot => f.neon_dot,
         }
-        #[cfg(target_arch = "aarch64")]
-        {
-            if std::arch::is_aarch64_feature_detected!("neon") && std::arch::is_aarch64_feature_detected!("dotprod") {
-                k.push(I8Kernel::NeonDot);
-            }
-            if std::arch::is_aarch64_feature_detected!("neon") {
-                k.push(I8Kernel::Neon);
-            }
-        }
-        k.push(I8Kernel::Scalar);
-        k
-    })
+    }
 }
 
-/// Every kernel this CPU can run (for tests and comparisons), best first; ignores `ELECTRA_SIMD`.
+/// Every kernel this CPU can run (for tests and comparisons), best first.
 pub fn available() -> Vec<I8Kernel> {
-    detected().to_vec()
-}
-
-/// The kernel [`matmul`] uses: the best this CPU has, capped by `ELECTRA_SIMD` (`scalar`: the
-/// portable code; `avx2`: at most 256-bit vectors). Probed once.
-pub fn kernel() -> I8Kernel {
-    static K: OnceLock<I8Kernel> = OnceLock::new();
-    *K.get_or_init(|| {
-        let cap = match std::env::var("ELECTRA_SIMD").as_deref() {
-            Ok("scalar") => 0,
-            Ok("avx2") => 256,
-            _ => usize::MAX,
-        };
-        detected().iter().copied().find(|k| k.width() <= cap).unwrap_or(I8Kernel::Scalar)
-    })
+    [I8Kernel::Avx512Vnni, I8Kernel::AvxVnni, I8Kernel::Avx2, I8Kernel::NeonDot, I8Kernel::Neon, I8Kernel::Scalar]
+        .into_iter()
+        .filter(|k| k.supported())
+        .collect()
 }
 
 // =============================================================================================
 // The product.
 
 /// `y[r·ldy + c]` for r in `rows`, c in `cols` (`cols.start` a multiple of [`PANEL`]) =
-/// `(Σ_k qx[r, k]·qw[c, k]) as f32 * (xscale[r] * wscale[c])`, with [`kernel`]. Single-threaded;
+/// `(Σ_k qx[r, k]·qw[c, k]) as f32 * (xscale[r] * wscale[c])`, with the weight's kernel
+/// ([`PackedI8::kernel`]). Single-threaded;
 /// every element's value is independent of the blocks it is computed in, so callers may split
 /// rows and columns over threads freely (through [`matmul_raw`], which writes through a pointer).
 /// Indices into `y` are absolute: `y` must hold element `(rows.end − 1)·ldy + cols.end − 1`.
@@ -395,7 +383,7 @@ pub fn kernel() -> I8Kernel {
 /// Panics when the operands disagree (`x.din() != w.din()`), a range is out of bounds, `cols`
 /// does not start on a panel, `ldy < cols.end`, or `y` is too short.
 pub fn matmul(y: &mut [f32], ldy: usize, x: &QuantRows, rows: Range<usize>, w: &PackedI8, cols: Range<usize>) {
-    matmul_with(kernel(), y, ldy, x, rows, w, cols)
+    matmul_with(w.kernel, y, ldy, x, rows, w, cols)
 }
 
 /// [`matmul`] with a given kernel (which must be in [`available`]; panics otherwise).
@@ -430,7 +418,7 @@ pub unsafe fn matmul_raw(
     w: &PackedI8,
     cols: Range<usize>,
 ) {
-    assert!(detected().contains(&k), "int8 kernel {k:?} is not supported by this CPU");
+    assert!(k.supported(), "int8 kernel {k:?} is not supported by this CPU");
     assert_eq!(x.din, w.din, "int8 matmul: activations and weight disagree on din");
     assert!(rows.start <= rows.end && rows.end <= x.n, "int8 matmul: rows {rows:?} out of 0..{}", x.n);
     assert!(cols.start <= cols.end && cols.end <= w.dout, "int8 matmul: cols {cols:?} out of 0..{}", w.dout);
@@ -603,13 +591,6 @@ mod x86 {
     use super::{quant_tail, store_first, RowScale, Tile};
     use std::arch::x86_64::*;
     use std::ptr::read_unaligned;
-
-    /// Whether the AVX-512 VNNI kernel runs here.
-    pub fn has_512() -> bool {
-        is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vnni")
-    }
 
     /// Whether the EVEX (AVX-512 VL) encoding of the 256-bit VNNI kernel runs here (tests).
     #[cfg(test)]

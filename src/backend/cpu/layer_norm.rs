@@ -52,7 +52,8 @@ pub fn layer_norm_backward(
         for (i, dxr) in block.chunks_exact_mut(c).enumerate() {
             let r = r0 + i;
             let span = r * c..(r + 1) * c;
-            simd::layer_norm_backward_row(dxr, &dout[span.clone()], &x[span], g, mean[r], rstd[r], accumulate_dx);
+            let row = simd::LnRow { dout: &dout[span.clone()], x: &x[span], g, mean: mean[r], rstd: rstd[r] };
+            simd::layer_norm_backward_row(dxr, row, accumulate_dx);
         }
     });
     layer_norm_param_grads(dg, db, dout, x, mean, rstd, n, c);
@@ -78,7 +79,14 @@ pub fn layer_norm_param_grads(
         // of `dg` and `db`.
         let (g_acc, b_acc) = unsafe { (dgv.span(c0, c1), dbv.span(c0, c1)) };
         if n > 0 {
-            simd::ln_param_grads(g_acc, b_acc, &dout[c0..n * c], &x[c0..n * c], &mean[..n], &rstd[..n], c);
+            let rows = simd::LnRows {
+                dout: &dout[c0..n * c],
+                x: &x[c0..n * c],
+                mean: &mean[..n],
+                rstd: &rstd[..n],
+                stride: c,
+            };
+            simd::ln_param_grads(g_acc, b_acc, rows);
         }
     });
 }

@@ -13,6 +13,7 @@ pub mod attention;
 pub mod embedding;
 /// cbindgen:ignore
 pub mod int8;
+pub mod kernels;
 pub mod layer_norm;
 pub mod loss;
 pub mod matmul;
@@ -46,24 +47,39 @@ pub struct CpuBackend {
     ffi_calls: Arc<AtomicUsize>,
     /// The process whose threads the pool has (see `Backend::owner_process`).
     pid: u32,
+    /// This backend's kernel table (its workers run its elementwise variant).
+    kernels: kernels::CpuKernels,
+    /// Inference's f32 matrix path.
+    f32_path: super::F32Path,
 }
 
 impl CpuBackend {
-    /// A backend with `threads` workers (0: one per core).
-    pub fn new(threads: usize) -> Result<Self> {
+    /// A backend with `o.threads` workers (0: one per core) and the best kernels under `o.simd`.
+    pub fn new(o: &super::Resolved) -> Result<Self> {
+        let threads = o.threads;
+        let table = kernels::CpuKernels::best().with_cap(o.simd);
         let ffi_calls = Arc::new(AtomicUsize::new(0));
         let calls = ffi_calls.clone();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("electra-{i}"))
-            .start_handler(move |_| crate::panic::mark_worker(calls.clone()))
+            .start_handler(move |_| {
+                kernels::install(table.isa);
+                crate::panic::mark_worker(calls.clone())
+            })
             .build()
             .map_err(|e| {
                 Error::Internal(format!(
                     "could not start {threads} worker threads: {e}; set \"threads\" lower or free resources"
                 ))
             })?;
-        Ok(CpuBackend { pool: Arc::new(pool), ffi_calls, pid: std::process::id() })
+        Ok(CpuBackend {
+            pool: Arc::new(pool),
+            ffi_calls,
+            pid: std::process::id(),
+            kernels: table,
+            f32_path: o.f32_kernel,
+        })
     }
 }
 
@@ -189,7 +205,7 @@ impl Backend for CpuBackend {
     }
 
     fn describe(&self) -> String {
-        format!("cpu: {:?} kernels, {} threads", simd::isa(), self.threads())
+        format!("cpu: {:?} kernels, {} threads", self.kernels.isa, self.threads())
     }
 
     fn threads(&self) -> usize {
@@ -260,9 +276,9 @@ impl Backend for CpuBackend {
 
     /// Every Linear weight of inference (the encoders' and the heads') packed once for our
     /// kernels: int8 panels for an int8 model, else f32 panels ([`packed::PackedF32`], which skip
-    /// the per-call packing of the gemm crate). `ELECTRA_F32_KERNEL=gemm` keeps the older form
-    /// instead: an `[in, out]` copy of the flat parameters for the gemm crate (same sums as
-    /// training's layout, bit for bit).
+    /// the per-call packing of the gemm crate), each for the kernel of this backend's table.
+    /// `f32_kernel: gemm` keeps the older form instead: an `[in, out]` copy of the flat parameters
+    /// for the gemm crate (same sums as training's layout, bit for bit).
     fn prepare(&self, weights: &InferenceWeights) -> Result<Prepared> {
         let lins = &weights.linears;
         if let Some(q) = &weights.int8 {
@@ -271,17 +287,20 @@ impl Backend for CpuBackend {
                 let w = q.get(l.w.off).ok_or_else(|| {
                     Error::Internal(format!("int8 model without an int8 weight at offset {}", l.w.off))
                 })?;
-                entries.push((l.w.off, PackedLinear::I8(int8::PackedI8::new(w)?)));
+                entries.push((l.w.off, PackedLinear::I8(int8::PackedI8::with_kernel(w, self.kernels.i8)?)));
             }
             entries.sort_by_key(|(o, _)| *o);
             entries.dedup_by_key(|(o, _)| *o);
             return Ok(Prepared::new(Device::Cpu, CpuPrepared::Packed { entries, quant: Some(q.clone()) }));
         }
         let w = weights.flat;
-        if std::env::var("ELECTRA_F32_KERNEL").as_deref() != Ok("gemm") {
+        if self.f32_path == super::F32Path::Packed {
             let mut entries = Vec::with_capacity(lins.len());
             for l in lins {
-                entries.push((l.w.off, PackedLinear::F32(packed::PackedF32::new(l.w.of(w), l.dout, l.din)?)));
+                entries.push((
+                    l.w.off,
+                    PackedLinear::F32(packed::PackedF32::with_kernel(l.w.of(w), l.dout, l.din, self.kernels.f32)?),
+                ));
             }
             return Ok(Prepared::new(Device::Cpu, CpuPrepared::Packed { entries, quant: None }));
         }

@@ -23,7 +23,7 @@
 //! for any split over threads. The three FMA kernels compute the same chain and therefore agree
 //! bit for bit with each other; the scalar kernel differs from them by rounding only.
 //!
-//! `ELECTRA_SIMD=scalar|avx2|avx512` caps the kernel chosen, as for [`super::simd`].
+//! The kernel is the backend's table's ([`super::kernels`]), fixed when a weight is packed.
 
 // The AVX-512 intrinsics are stable since Rust 1.89, above the declared rust-version (see simd.rs).
 #![allow(clippy::incompatible_msrv)]
@@ -56,42 +56,29 @@ pub enum F32Kernel {
 }
 
 impl F32Kernel {
-    /// Whether this CPU can run the kernel.
+    /// Whether this CPU can run the kernel (from the one probe, [`super::kernels::Features`]).
     pub fn available(self) -> bool {
+        let f = super::kernels::Features::get();
         match self {
             F32Kernel::Scalar => true,
-            #[cfg(target_arch = "x86_64")]
-            F32Kernel::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
-            #[cfg(target_arch = "x86_64")]
-            F32Kernel::Avx512 => is_x86_feature_detected!("avx512f"),
-            #[cfg(target_arch = "aarch64")]
-            F32Kernel::Neon => true,
-            #[allow(unreachable_patterns)]
-            _ => false,
+            F32Kernel::Avx2 => f.avx2_fma,
+            F32Kernel::Avx512 => f.avx512f,
+            F32Kernel::Neon => f.neon,
         }
     }
 
-    /// The best kernel this CPU runs, capped by `ELECTRA_SIMD` (`scalar`, `avx2`, `avx512`).
+    /// The best kernel this CPU runs (a backend's table may cap it: [`super::kernels`]).
     pub fn best() -> F32Kernel {
-        #[cfg(target_arch = "x86_64")]
-        {
-            match super::simd::isa() {
-                super::simd::Isa::Avx512 => F32Kernel::Avx512,
-                super::simd::Isa::Avx2 => F32Kernel::Avx2,
-                super::simd::Isa::Scalar => F32Kernel::Scalar,
-            }
-        }
-        #[cfg(target_arch = "aarch64")]
-        {
-            if std::env::var("ELECTRA_SIMD").as_deref() == Ok("scalar") {
-                F32Kernel::Scalar
-            } else {
-                F32Kernel::Neon
-            }
-        }
-        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-        {
-            F32Kernel::Scalar
+        super::kernels::CpuKernels::best().f32
+    }
+
+    /// Vector width in bits (for caps; 0: scalar).
+    pub fn width(self) -> usize {
+        match self {
+            F32Kernel::Scalar => 0,
+            F32Kernel::Neon => 128,
+            F32Kernel::Avx2 => 256,
+            F32Kernel::Avx512 => 512,
         }
     }
 }
@@ -218,22 +205,28 @@ impl PackedF32 {
 /// `cols.start` must be a multiple of [`PackedF32::panel`] and `cols.end ≤ dout`; only the
 /// elements named are written. Panics when a slice is too short for the rows and columns named.
 pub fn matmul(y: &mut [f32], ldy: usize, x: &[f32], ldx: usize, rows: Range<usize>, w: &PackedF32, cols: Range<usize>) {
-    matmul_with(w.kernel, y, ldy, x, ldx, rows, w, cols)
+    matmul_with(w.kernel, Rows { y, ldy, x, ldx, rows }, w, cols)
+}
+
+/// The activation side of one product: rows `rows` of row-major `x` (row stride `ldx`) into the
+/// same rows of `y` (row stride `ldy`).
+pub struct Rows<'a> {
+    /// Output.
+    pub y: &'a mut [f32],
+    /// Output row stride.
+    pub ldy: usize,
+    /// Input.
+    pub x: &'a [f32],
+    /// Input row stride.
+    pub ldx: usize,
+    /// Rows computed.
+    pub rows: Range<usize>,
 }
 
 /// [`matmul`] with a given kernel (which the CPU must support), for tests and comparisons. Every
 /// kernel reads the same packed layout.
-#[allow(clippy::too_many_arguments)]
-pub fn matmul_with(
-    kernel: F32Kernel,
-    y: &mut [f32],
-    ldy: usize,
-    x: &[f32],
-    ldx: usize,
-    rows: Range<usize>,
-    w: &PackedF32,
-    cols: Range<usize>,
-) {
+pub fn matmul_with(kernel: F32Kernel, r: Rows, w: &PackedF32, cols: Range<usize>) {
+    let Rows { y, ldy, x, ldx, rows } = r;
     let (din, dout) = (w.din, w.dout);
     assert!(kernel.available(), "packed matmul: kernel {kernel:?} is not supported by this CPU");
     assert!(cols.start <= cols.end && cols.end <= dout, "columns {cols:?} out of 0..{dout}");
@@ -337,17 +330,8 @@ unsafe fn store_part<V: Vf>(v: V, p: *mut f32, n: usize) {
 /// k0..k1) must be readable and `y[r*ldy + j]` (j < nc) readable and writable; `w[k*PANEL + j]`
 /// readable for k in k0..k1, j < C·L.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile<V: Vf, const MR: usize, const C: usize>(
-    y: *mut f32,
-    ldy: usize,
-    x: *const f32,
-    ldx: usize,
-    w: *const f32,
-    ps: usize,
-    (k0, k1): (usize, usize),
-    nc: usize,
-) {
+unsafe fn tile<V: Vf, const MR: usize, const C: usize>(t: TileArgs) {
+    let TileArgs { y, ldy, x, ldx, w, ps, ks: (k0, k1), nc } = t;
     // SAFETY: every access below is one the contract makes valid: x rows < MR at k in k0..k1,
     // panel rows k in k0..k1 at columns < C·L, y rows < MR at columns < nc (partial vectors go
     // through `load_part`/`store_part` with exactly the columns left).
@@ -395,8 +379,23 @@ unsafe fn tile<V: Vf, const MR: usize, const C: usize>(
     }
 }
 
-/// The arguments of one tile: y, ldy, x, ldx, panel pointer, panel stride, k range, columns.
-type TileArgs = (*mut f32, usize, *const f32, usize, *const f32, usize, (usize, usize), usize);
+/// The operands of one tile.
+#[derive(Clone, Copy)]
+struct TileArgs {
+    /// Output at the tile's first row and column, and its row stride.
+    y: *mut f32,
+    ldy: usize,
+    /// Input at the tile's first row, and its row stride.
+    x: *const f32,
+    ldx: usize,
+    /// The panel at the tile's first column, and the stride from one panel to the next.
+    w: *const f32,
+    ps: usize,
+    /// The k range.
+    ks: (usize, usize),
+    /// Columns stored.
+    nc: usize,
+}
 
 /// Runs a job with tiles of `MR` rows × `C` vectors, `rem(h, ..)` taking the `h < MR` rows left
 /// at the end of a row block. Tiles wider than a panel read the next panel too; where only one
@@ -435,17 +434,32 @@ unsafe fn drive<V: Vf, const MR: usize, const C: usize>(
                     if strip > PANEL && nc <= PANEL {
                         while r < r1 {
                             let h = nmr.min(r1 - r);
-                            narrow(h, (y.add(r * ldy + c0), ldy, x.add(r * ldx), ldx, wp, ps, ks, nc));
+                            narrow(
+                                h,
+                                TileArgs { y: y.add(r * ldy + c0), ldy, x: x.add(r * ldx), ldx, w: wp, ps, ks, nc },
+                            );
                             r += h;
                         }
                         break;
                     }
                     while r + MR <= r1 {
-                        tile::<V, MR, C>(y.add(r * ldy + c0), ldy, x.add(r * ldx), ldx, wp, ps, ks, nc);
+                        tile::<V, MR, C>(TileArgs {
+                            y: y.add(r * ldy + c0),
+                            ldy,
+                            x: x.add(r * ldx),
+                            ldx,
+                            w: wp,
+                            ps,
+                            ks,
+                            nc,
+                        });
                         r += MR;
                     }
                     if r < r1 {
-                        rem(r1 - r, (y.add(r * ldy + c0), ldy, x.add(r * ldx), ldx, wp, ps, ks, nc));
+                        rem(
+                            r1 - r,
+                            TileArgs { y: y.add(r * ldy + c0), ldy, x: x.add(r * ldx), ldx, w: wp, ps, ks, nc },
+                        );
                     }
                     c0 += strip;
                 }
@@ -458,11 +472,11 @@ unsafe fn drive<V: Vf, const MR: usize, const C: usize>(
 /// `match h` over the tile heights `1..` listed, calling `tile::<V, h, C>`.
 macro_rules! remainder {
     ($V:ty, $C:literal, [$($h:literal)*]) => {
-        |h: usize, (y, ldy, x, ldx, w, ps, ks, nc): TileArgs| {
+        |h: usize, t: TileArgs| {
             // Expanded inside the `unsafe` block of a kernel function with `$V`'s target
             // features; `drive` passes a tile of `h` rows whose accesses are in bounds.
             match h {
-                $($h => tile::<$V, $h, $C>(y, ldy, x, ldx, w, ps, ks, nc),)*
+                $($h => tile::<$V, $h, $C>(t),)*
                 _ => unreachable!("remainder of {h} rows"),
             }
         }
@@ -695,7 +709,7 @@ mod tests {
                             xp[i * ldx..i * ldx + din].copy_from_slice(&x[i * din..(i + 1) * din]);
                         }
                         let mut y = vec![-7.0f32; n * ldy];
-                        matmul_with(k, &mut y, ldy, &xp, ldx, 0..n, &p, 0..dout);
+                        matmul_with(k, Rows { y: &mut y, ldy, x: &xp, ldx, rows: 0..n }, &p, 0..dout);
                         for i in 0..n {
                             for c in 0..ldy {
                                 let got = y[i * ldy + c];
@@ -719,7 +733,7 @@ mod tests {
 
     fn whole(k: F32Kernel, x: &[f32], p: &PackedF32, n: usize) -> Vec<f32> {
         let mut y = vec![0.0; n * p.dout()];
-        matmul_with(k, &mut y, p.dout(), x, p.din(), 0..n, p, 0..p.dout());
+        matmul_with(k, Rows { y: &mut y, ldy: p.dout(), x, ldx: p.din(), rows: 0..n }, p, 0..p.dout());
         y
     }
 
@@ -737,7 +751,7 @@ mod tests {
                     for r0 in (0..n).step_by(rb) {
                         for c0 in (0..dout).step_by(cb) {
                             let (r1, c1) = ((r0 + rb).min(n), (c0 + cb).min(dout));
-                            matmul_with(k, &mut y, dout, &x, din, r0..r1, &p, c0..c1);
+                            matmul_with(k, Rows { y: &mut y, ldy: dout, x: &x, ldx: din, rows: r0..r1 }, &p, c0..c1);
                         }
                     }
                     let got: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();

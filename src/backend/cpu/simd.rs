@@ -5,13 +5,11 @@
 //! Every kernel performs the same operations in the same order on every path (fused
 //! multiply-adds included, reductions through the same 16 lanes and the same tree), so the SIMD
 //! paths are bit-identical to the scalar one and results do not depend on the CPU's vector width.
-//! `ELECTRA_SIMD=scalar|avx2|avx512` caps the path (for tests and comparisons).
+//! Which path runs is the backend's kernel table ([`super::kernels`]); `simd` options cap it.
 
 // The AVX-512 intrinsics are stable since Rust 1.89 (as are the gemm crate's x86-v4 kernels),
 // above the declared rust-version; building therefore needs 1.89 or newer.
 #![allow(clippy::incompatible_msrv)]
-
-use std::sync::OnceLock;
 
 /// Which compiled variant of the kernels runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -25,39 +23,34 @@ pub enum Isa {
 }
 
 impl Isa {
-    /// The best variant this CPU supports.
+    /// The best variant this CPU supports (from the one probe, [`super::kernels::Features`]).
     pub fn detect() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx512f") {
-                return Isa::Avx512;
-            }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                return Isa::Avx2;
-            }
-        }
-        Isa::Scalar
+        super::kernels::CpuKernels::best().isa
     }
 
-    /// Every variant this CPU can run (for tests).
+    /// Every variant this CPU can run (for tests), scalar first.
     pub fn available() -> Vec<Isa> {
-        let best = Isa::detect();
-        [Isa::Scalar, Isa::Avx2, Isa::Avx512].into_iter().filter(|&i| i <= best).collect()
+        let f = super::kernels::Features::get();
+        [(Isa::Scalar, true), (Isa::Avx2, f.avx2_fma), (Isa::Avx512, f.avx512f)]
+            .into_iter()
+            .filter_map(|(i, ok)| ok.then_some(i))
+            .collect()
+    }
+
+    /// Vector width in bits (for caps; 0: scalar).
+    pub fn width(self) -> usize {
+        match self {
+            Isa::Scalar => 0,
+            Isa::Avx2 => 256,
+            Isa::Avx512 => 512,
+        }
     }
 }
 
-/// The variant in use: the best supported, capped by `ELECTRA_SIMD` when set. Probed once.
+/// The variant this thread runs: its backend's table ([`super::kernels`]), else the best.
+#[inline]
 pub fn isa() -> Isa {
-    static ISA: OnceLock<Isa> = OnceLock::new();
-    *ISA.get_or_init(|| {
-        let best = Isa::detect();
-        let cap = match std::env::var("ELECTRA_SIMD").as_deref() {
-            Ok("scalar") => Isa::Scalar,
-            Ok("avx2") => Isa::Avx2,
-            _ => Isa::Avx512,
-        };
-        best.min(cap)
-    })
+    super::kernels::current_isa()
 }
 
 /// Lane count of every vector type.
@@ -561,7 +554,6 @@ macro_rules! dispatch {
         pub fn $name($($a: $t),*) $(-> $r)? {
             $imp::dispatch(isa(), $($a),*)
         }
-        #[allow(clippy::too_many_arguments)]
         mod $imp {
             use super::*;
             /// Runs the kernel with the given variant (which the CPU must support).
@@ -933,18 +925,27 @@ dispatch!(
     pub fn column_sums(acc: &mut [f32], data: &[f32], rows: usize, stride: usize) => column_sums_imp
 );
 
+/// The saved rows of one LayerNorm for [`ln_param_grads`]: row r of `dout` and `x` starts at
+/// `r·stride`; `mean` and `rstd` hold one value per row.
+#[derive(Clone, Copy)]
+pub struct LnRows<'a> {
+    /// Output gradients.
+    pub dout: &'a [f32],
+    /// Inputs.
+    pub x: &'a [f32],
+    /// Row means.
+    pub mean: &'a [f32],
+    /// Row reciprocal standard deviations.
+    pub rstd: &'a [f32],
+    /// Elements from one row's start to the next.
+    pub stride: usize,
+}
+
 /// # Safety
 /// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
 #[inline(always)]
-unsafe fn ln_param_grads_imp<V: V16>(
-    dg: &mut [f32],
-    db: &mut [f32],
-    dout: &[f32],
-    x: &[f32],
-    mean: &[f32],
-    rstd: &[f32],
-    stride: usize,
-) {
+unsafe fn ln_param_grads_imp<V: V16>(dg: &mut [f32], db: &mut [f32], rows: LnRows) {
+    let LnRows { dout, x, mean, rstd, stride } = rows;
     // SAFETY: `V`'s target features are available (this function's contract). Lane block q of strip
     // j is touched only when c[q] > 0, i.e. j + q·16 < n, and then covers columns up to
     // j + q·16 + c[q] ≤ n ≤ `dg.len()`, `db.len()`; in `dout` and `x`, row r < rows starts at
@@ -991,15 +992,7 @@ unsafe fn ln_param_grads_imp<V: V16>(
 dispatch!(
     /// LayerNorm parameter gradients over rows (in order) for a block of `dg.len()` columns:
     /// `dg += Σ_r dout·x̂`, `db += Σ_r dout`, where row r starts at `r·stride` of `dout`/`x`.
-    pub fn ln_param_grads(
-        dg: &mut [f32],
-        db: &mut [f32],
-        dout: &[f32],
-        x: &[f32],
-        mean: &[f32],
-        rstd: &[f32],
-        stride: usize,
-    ) => ln_param_grads_imp
+    pub fn ln_param_grads(dg: &mut [f32], db: &mut [f32], rows: LnRows) => ln_param_grads_imp
 );
 
 /// # Safety
@@ -1126,18 +1119,27 @@ dispatch!(
     pub fn layer_norm_row(out: &mut [f32], x: &[f32], g: &[f32], b: &[f32], eps: f64) -> (f32, f32) => layer_norm_row_imp
 );
 
+/// One LayerNorm row for [`layer_norm_backward_row`]: its output gradient, input, gain and
+/// statistics.
+#[derive(Clone, Copy)]
+pub struct LnRow<'a> {
+    /// Output gradient.
+    pub dout: &'a [f32],
+    /// Input.
+    pub x: &'a [f32],
+    /// Gain.
+    pub g: &'a [f32],
+    /// Mean of `x`.
+    pub mean: f32,
+    /// Reciprocal standard deviation of `x`.
+    pub rstd: f32,
+}
+
 /// # Safety
 /// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
 #[inline(always)]
-unsafe fn layer_norm_backward_row_imp<V: V16>(
-    dx: &mut [f32],
-    dout: &[f32],
-    x: &[f32],
-    g: &[f32],
-    mean: f32,
-    rstd: f32,
-    accumulate: bool,
-) {
+unsafe fn layer_norm_backward_row_imp<V: V16>(dx: &mut [f32], row: LnRow, accumulate: bool) {
+    let LnRow { dout, x, g, mean, rstd } = row;
     // SAFETY: `V`'s target features are available (this function's contract). Every `ld`/`st`
     // covers elements i..i+c with i < n and c = min(16, n − i), where n is `x.len()`, asserted on
     // entry to be at most `dx.len()`, `dout.len()` and `g.len()`, so it stays inside the slices.
@@ -1175,15 +1177,7 @@ unsafe fn layer_norm_backward_row_imp<V: V16>(
 dispatch!(
     /// One LayerNorm row's input gradient: `dx = rstd·(dout·g − mean(dout·g) − x̂·mean(dout·g·x̂))`,
     /// assigned or added to `dx`.
-    pub fn layer_norm_backward_row(
-        dx: &mut [f32],
-        dout: &[f32],
-        x: &[f32],
-        g: &[f32],
-        mean: f32,
-        rstd: f32,
-        accumulate: bool,
-    ) => layer_norm_backward_row_imp
+    pub fn layer_norm_backward_row(dx: &mut [f32], row: LnRow, accumulate: bool) => layer_norm_backward_row_imp
 );
 
 /// # Safety

@@ -15,8 +15,8 @@
 //! tolerances. The uniforms of Gumbel sampling are the host generator's own ChaCha8 words,
 //! computed on the device at the positions the CPU would draw them (see `backend::keystream`).
 //!
-//! `ELECTRA_CUDA_TF32=1` lets cuBLAS use TF32 tensor cores (off by default, so results match
-//! fp32). int8 models run on the CPU backend only.
+//! The `tf32` option (or its override `ELECTRA_CUDA_TF32`, see `backend::options`) lets cuBLAS
+//! use TF32 tensor cores (off by default, so results match fp32). int8 models run on the CPU backend only.
 
 pub mod kernels;
 
@@ -99,15 +99,16 @@ pub fn device_count() -> Result<usize> {
     Ok(n as usize)
 }
 
-/// Opens CUDA device `ordinal`: its primary context, a stream, a cuBLAS handle and the kernels.
-pub fn open(ordinal: usize) -> Result<Arc<dyn Backend>> {
+/// Opens CUDA device `ordinal`: its primary context, a stream, a cuBLAS handle (TF32 tensor-core
+/// math when `tf32`) and the kernels.
+pub fn open(ordinal: usize, tf32: bool) -> Result<Arc<dyn Backend>> {
     let n = device_count()?;
     if ordinal >= n {
         return Err(Error::Cuda(format!("no CUDA device {ordinal}: {n} present")));
     }
     check_library(Library::Cublas)?;
     check_library(Library::Nvrtc)?;
-    Ok(Arc::new(CudaBackend::new(ordinal)?))
+    Ok(Arc::new(CudaBackend::new(ordinal, tf32)?))
 }
 
 /// Grow-only device scratch of one backend (column-sum operands, loss partials, tables).
@@ -258,7 +259,7 @@ struct Strided {
 }
 
 impl CudaBackend {
-    fn new(ordinal: usize) -> Result<Self> {
+    fn new(ordinal: usize, tf32: bool) -> Result<Self> {
         let ctx = std::panic::catch_unwind(|| CudaContext::new(ordinal))
             .map_err(|_| Error::Cuda("the CUDA driver could not be loaded".into()))?
             .map_err(|e| driver(&format!("opening CUDA device {ordinal}"), e))?;
@@ -275,7 +276,6 @@ impl CudaBackend {
             .map_err(|e| driver("loading the kernels (the driver may be older than NVRTC)", e))?;
         let k = kernels::Kernels::load(&module)?;
         let handle = cudarc::cublas::CudaBlas::new(stream.clone()).map_err(|e| blas("creating a handle", e))?;
-        let tf32 = std::env::var("ELECTRA_CUDA_TF32").is_ok_and(|v| v == "1");
         let mode = if tf32 {
             cudarc::cublas::sys::cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH
         } else {

@@ -104,6 +104,11 @@ pub fn timeout(s: &str) -> Result<f64, String> {
     float_in(s, 0.0, false, 7.0 * 86400.0, "seconds")
 }
 
+/// A CPU kernel cap: the library's values.
+pub fn simd(s: &str) -> Result<electra::backend::Simd, String> {
+    s.parse().map_err(|e: electra::Error| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

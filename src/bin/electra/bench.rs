@@ -32,22 +32,16 @@ pub struct BenchArgs {
     pub json: bool,
     /// Where to run.
     pub device: Device,
+    /// Cap on the CPU kernels.
+    pub simd: Option<electra::backend::Simd>,
     /// `infer`: the weights' format (int8: quantized after loading or creating the model).
     pub quantize: WeightFormat,
     /// `infer`: a model directory to time instead of a fresh preset model.
     pub model: Option<std::path::PathBuf>,
     /// `infer`: write the fresh preset model here first.
     pub save_model: Option<std::path::PathBuf>,
-    /// CUDA: TF32 tensor-core matrix products (sets [`TF32_ENV`] before any backend opens).
+    /// CUDA: TF32 tensor-core matrix products (else as `ELECTRA_CUDA_TF32` says).
     pub tf32: bool,
-}
-
-/// The variable the CUDA backend reads when it opens: "1" allows TF32 matrix products.
-pub const TF32_ENV: &str = "ELECTRA_CUDA_TF32";
-
-/// Whether this process asks the CUDA backend for TF32 (the flag, or the variable set outside).
-fn tf32_requested() -> bool {
-    std::env::var(TF32_ENV).is_ok_and(|v| v == "1")
 }
 
 /// Peak resident set size of this process in bytes (Linux `VmHWM`), if known.
@@ -83,12 +77,9 @@ fn weight_bytes(m: &Model) -> u64 {
 
 /// Runs the benchmark and prints the result.
 pub fn run(a: &BenchArgs) -> Result<()> {
-    // The backend reads the variable when it opens, so it must be set before the trainer or
-    // session below exist; no other thread is running yet.
-    if a.tf32 {
-        std::env::set_var(TF32_ENV, "1");
-    }
-    let tf32 = tf32_requested();
+    // The flag, else the environment override: what the backend below opens with.
+    let tf32_opt = a.tf32.then_some(true);
+    let tf32 = electra::backend::BackendOptions { tf32: tf32_opt, ..Default::default() }.resolve()?.tf32;
     let (b, t) = (a.batch_size, a.seq_len);
     // A model directory's own config, else the preset's.
     let loaded = match (&a.model, a.what.as_str()) {
@@ -123,6 +114,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 threads: a.threads,
                 warmup_steps: 0,
                 device: a.device,
+                simd: a.simd,
+                tf32: tf32_opt,
                 ..Default::default()
             };
             let mut tr = Trainer::new(&a.preset, opts)?;
@@ -165,7 +158,13 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             format = electra::quant::format_of(&m);
             let mut s = Session::with_options(
                 Arc::new(m),
-                &SessionOptions { device: a.device, threads: a.threads, ..Default::default() },
+                &SessionOptions {
+                    device: a.device,
+                    threads: a.threads,
+                    simd: a.simd,
+                    tf32: tf32_opt,
+                    ..Default::default()
+                },
             )?;
             let mut out = vec![0.0; n];
             for rep in 0..=a.reps {

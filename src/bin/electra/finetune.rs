@@ -13,7 +13,6 @@ use electra::model::classifier::{label_names, LabelSet};
 use electra::model::Model;
 use electra::quant::WeightFormat;
 use electra::session::{Batch, Session, SessionOptions};
-use electra::Device;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::collections::HashSet;
@@ -197,7 +196,8 @@ pub fn run(a: &FinetuneArgs) -> Result<Option<f64>> {
         let mut line =
             format!("epoch {}: train loss {:.4}, train accuracy {:.3}", epoch + 1, loss / n as f64, acc / n as f64);
         if let Some(rows) = &eval_rows {
-            let opts = SessionOptions { device: a.opts.device, threads: a.opts.threads, ..Default::default() };
+            let (device, threads, simd, tf32) = (a.opts.device, a.opts.threads, a.opts.simd, a.opts.tf32);
+            let opts = SessionOptions { device, threads, simd, tf32, ..Default::default() };
             let mut s = Session::with_options(Arc::new(ft.model()?), &opts)?;
             let ev = accuracy(&mut s, &tok, rows, labels.len())?;
             line += &format!(", eval accuracy {ev:.4} ({} examples)", rows.len());
@@ -221,10 +221,10 @@ pub fn run(a: &FinetuneArgs) -> Result<Option<f64>> {
 }
 
 /// Label probabilities of `text` from a fine-tuned classifier directory.
-pub fn predict(dir: &Path, text: &str, device: Device, quantize: WeightFormat) -> Result<Vec<(String, f32)>> {
+pub fn predict(dir: &Path, text: &str, opts: &SessionOptions, quantize: WeightFormat) -> Result<Vec<(String, f32)>> {
     let (model, tok) = load_with_tokenizer(dir, quantize)?;
     let names = label_names(&classifier(&model)?.config);
-    let mut s = Session::with_options(model.clone(), &SessionOptions { device, ..Default::default() })?;
+    let mut s = Session::with_options(model.clone(), opts)?;
     let probs = class_probs(&mut s, &tok, &model, text)?;
     Ok(names.into_iter().zip(probs).collect())
 }
@@ -245,11 +245,11 @@ fn class_probs(s: &mut Session, tok: &Tokenizer, model: &electra::model::Model, 
 
 /// `electra predict --input FILE`: one JSON line per line, `{"probs": [...], "label": "name",
 /// "label_id": i, "labels": [names]}`: `probs` in id order, `labels` the names in that order.
-pub fn predict_file(dir: &Path, file: &Path, device: Device, quantize: WeightFormat) -> Result<()> {
+pub fn predict_file(dir: &Path, file: &Path, opts: &SessionOptions, quantize: WeightFormat) -> Result<()> {
     let (model, tok) = load_with_tokenizer(dir, quantize)?;
     let text = super::input::read_text(file, super::input::MAX_TEXT_FILE_BYTES, "--input")?;
     let names = label_names(&classifier(&model)?.config);
-    let mut s = Session::with_options(model.clone(), &SessionOptions { device, ..Default::default() })?;
+    let mut s = Session::with_options(model.clone(), opts)?;
     for line in text.lines() {
         let probs = class_probs(&mut s, &tok, &model, line.trim_end_matches('\r'))?;
         let id = probs.iter().enumerate().fold(0, |b, (i, p)| if *p > probs[b] { i } else { b });

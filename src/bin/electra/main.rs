@@ -23,6 +23,11 @@ struct Cli {
     /// model loads; a model written by `electra quantize` is int8 either way).
     #[arg(long, global = true, default_value = "f32")]
     quantize: String,
+    /// CPU kernels: best, avx512, avx2, neon or scalar, a cap on the widest vectors used (default:
+    /// best, or ELECTRA_SIMD). Results are the same bits under every cap, but for f32 inference's
+    /// scalar kernel, which differs by rounding.
+    #[arg(long, global = true, value_parser = args::simd)]
+    simd: Option<electra::backend::Simd>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -245,8 +250,8 @@ enum Cmd {
         /// `infer`: first write the fresh preset model (f32) to this directory.
         #[arg(long, conflicts_with = "model")]
         save_model: Option<PathBuf>,
-        /// CUDA only: TF32 tensor-core matrix products (off by default, so results match fp32).
-        /// Sets ELECTRA_CUDA_TF32=1 for the backend.
+        /// CUDA only: TF32 tensor-core matrix products (off by default, so results match fp32;
+        /// ELECTRA_CUDA_TF32=1 also turns them on).
         #[arg(long)]
         tf32: bool,
     },
@@ -284,7 +289,9 @@ fn run(cli: Cli, given: &pretrain::Given) -> electra::Result<ExitCode> {
             Err(electra::Error::arg(format!("--quantize int8 is for inference commands; {what} needs f32 weights")))
         }
     };
-    let session = |m| electra::Session::with_options(m, &electra::SessionOptions { device, ..Default::default() });
+    let simd = cli.simd;
+    let sopts = electra::SessionOptions { device, simd, ..Default::default() };
+    let session = |m| electra::Session::with_options(m, &sopts);
     let r = match cli.cmd {
         Cmd::Pretrain {
             out,
@@ -361,6 +368,7 @@ fn run(cli: Cli, given: &pretrain::Given) -> electra::Result<ExitCode> {
                 options,
                 match_flops,
                 device,
+                simd,
                 distributed,
                 accumulate_steps,
                 collective_timeout,
@@ -422,14 +430,15 @@ fn run(cli: Cli, given: &pretrain::Given) -> electra::Result<ExitCode> {
                 seed,
                 threads,
                 device,
+                simd,
                 ..Default::default()
             };
             finetune::run(&finetune::FinetuneArgs { model, train, eval, out, epochs, batch_size, seq_len, opts })
                 .map(|_| ())
         })(),
         Cmd::Predict { model, text, input } => match input {
-            Some(file) => finetune::predict_file(&model, &file, device, quantize),
-            None => finetune::predict(&model, text.as_deref().unwrap_or_default(), device, quantize).map(|probs| {
+            Some(file) => finetune::predict_file(&model, &file, &sopts, quantize),
+            None => finetune::predict(&model, text.as_deref().unwrap_or_default(), &sopts, quantize).map(|probs| {
                 for (l, p) in probs {
                     println!("{l:>16}  {p:.4}");
                 }
@@ -459,6 +468,7 @@ fn run(cli: Cli, given: &pretrain::Given) -> electra::Result<ExitCode> {
                 reps,
                 json,
                 device,
+                simd,
                 quantize,
                 model,
                 save_model,

@@ -59,6 +59,9 @@ pub struct PretrainArgs {
     /// Where to train (a resumed run may move to another device).
     #[serde(default)]
     pub device: Device,
+    /// Cap on the CPU kernels (`--simd`; a resumed run keeps its checkpoint's).
+    #[serde(default)]
+    pub simd: Option<electra::backend::Simd>,
     /// Evaluate on held-out text every this many steps (0: only at the start and end).
     pub eval_every: u64,
     /// Held-out batches per evaluation.
@@ -495,6 +498,7 @@ pub fn run(mut args: PretrainArgs, mode: Mode) -> Result<()> {
             seed: args.seed,
             threads: args.threads,
             device: args.device,
+            simd: args.simd,
             distributed: args.distributed,
             accumulate_steps: args.accumulate_steps,
             collective_timeout_s: args.collective_timeout,
