@@ -151,6 +151,12 @@ impl Session {
         crate::limits::check(weights.checked_add(acts).ok_or_else(overflow)?, self.budget, &what)
     }
 
+    /// The backend in words: its device, its kernels (on the CPU, the variant of its kernel
+    /// table) and its threads.
+    pub fn describe(&self) -> String {
+        self.be.describe()
+    }
+
     /// A session over `model` on an open backend.
     pub fn on(model: Arc<Model>, be: Arc<dyn Backend>) -> Self {
         Session {

@@ -565,3 +565,31 @@ fn numeric_flags_are_checked_before_anything_runs() {
         assert!(o.stderr.contains(flag), "{args:?}: {}", o.stderr);
     }
 }
+
+/// `--simd` takes the library's values (a usage error otherwise); `ELECTRA_SIMD` is an override
+/// the flag wins over, and a value outside the set is an error naming the variable.
+#[test]
+fn simd_flag_and_its_environment_override() {
+    let o = electra(&["--simd", "avx3", "bench", "infer"]);
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    o.says("--simd").says("avx3");
+    let bench = ["bench", "infer", "--preset", "tiny", "--batch-size", "1", "--seq-len", "8", "--reps", "1"];
+    let run = |simd: Option<&str>, env: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_electra"));
+        if let Some(s) = simd {
+            c.args(["--simd", s]);
+        }
+        c.args(bench).env_remove("ELECTRA_SIMD").stdout(Stdio::null());
+        if let Some(v) = env {
+            c.env("ELECTRA_SIMD", v);
+        }
+        let out = c.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = run(None, Some("bogus"));
+    assert!(code == Some(1) && err.contains("ELECTRA_SIMD") && err.contains("bogus"), "{code:?}: {err}");
+    for (simd, env) in [(Some("scalar"), Some("bogus")), (None, Some("avx2")), (Some("neon"), None)] {
+        let (code, err) = run(simd, env);
+        assert_eq!(code, Some(0), "--simd {simd:?}, ELECTRA_SIMD={env:?}: {err}");
+    }
+}

@@ -74,7 +74,7 @@ fn padding_is_ignored() {
 }
 
 /// Sessions read the Linear weights from the model's packed copy (f32 panels of our kernel, or
-/// with ELECTRA_F32_KERNEL=gemm an `[in, out]` copy); training reads them in PyTorch's
+/// with `"f32_kernel": "gemm"` an `[in, out]` copy); training reads them in PyTorch's
 /// `[out, in]` layout. Both must give the same hidden states, to rounding (the packed kernel sums
 /// in its own order; the `[in, out]` copy gives the same bits).
 #[test]

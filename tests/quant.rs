@@ -8,7 +8,7 @@ use common::*;
 use electra::hf::{self, LoadOptions};
 use electra::io::safetensors::{write_tensors, TensorFile, Values};
 use electra::quant::{self, WeightFormat};
-use electra::session::Session;
+use electra::session::{Session, SessionOptions};
 use electra::{Error, Model};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -221,4 +221,80 @@ fn load_options_parse_quantize() {
     assert_eq!(LoadOptions::from_json(Some(r#"{"quantize": "int8"}"#)).unwrap().quantize, WeightFormat::Int8);
     assert_eq!(LoadOptions::from_json(Some(r#"{"quantize": "f32"}"#)).unwrap().quantize, WeightFormat::F32);
     assert!(LoadOptions::from_json(Some(r#"{"quantize": "int4"}"#)).is_err());
+}
+
+/// Discriminator logits and hidden states of a session with these options, and its description.
+fn outputs_with(model: &Arc<Model>, opts: &SessionOptions, i: &Inputs) -> (Vec<f32>, Vec<f32>, String) {
+    let h = model.disc().unwrap().config.hidden_size;
+    let mut s = Session::with_options(model.clone(), opts).unwrap();
+    let mut logits = vec![0.0; i.b * i.t];
+    s.discriminate(&batch(i), &mut logits).unwrap();
+    let mut hidden = vec![0.0; i.b * i.t * h];
+    s.hidden_states(&batch(i), &mut hidden).unwrap();
+    (logits, hidden, s.describe())
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// A session whose kernel table is capped (`"simd"`) computes what the best table does: the
+/// same bits for int8 models and for f32 through the gemm path (the elementwise and int8
+/// kernels are bit-identical across variants), and f32 through the packed panels within
+/// rounding (the scalar panel kernel multiplies then adds where the others fuse). Two sessions
+/// with different caps run side by side in one process.
+#[test]
+fn capped_kernel_tables_match_the_best() {
+    let case = CASES[0];
+    let (i, _) = inputs(case);
+    let dir = fixture(case).join("discriminator");
+    let f32m = Arc::new(hf::load_with(&dir, &LoadOptions::default()).unwrap());
+    let i8m = Arc::new(hf::load_with(&dir, &int8()).unwrap());
+    let opts = |simd: &str, f32_kernel: &str| {
+        SessionOptions::from_json(Some(&format!(r#"{{"threads": 2, "simd": "{simd}", "f32_kernel": "{f32_kernel}"}}"#)))
+            .unwrap()
+    };
+    let (want_q, want_qh, _) = outputs_with(&i8m, &opts("best", "packed"), &i);
+    let (want_g, want_gh, _) = outputs_with(&f32m, &opts("best", "gemm"), &i);
+    let (want_p, want_ph, _) = outputs_with(&f32m, &opts("best", "packed"), &i);
+    for cap in ["scalar", "neon", "avx2", "avx512"] {
+        let (q, qh, desc) = outputs_with(&i8m, &opts(cap, "packed"), &i);
+        if cap == "scalar" {
+            assert!(desc.contains("Scalar"), "{cap}: {desc}");
+        }
+        assert!(bits(&q) == bits(&want_q) && bits(&qh) == bits(&want_qh), "int8 under {cap} differs from best");
+        let (g, gh, _) = outputs_with(&f32m, &opts(cap, "gemm"), &i);
+        assert!(bits(&g) == bits(&want_g) && bits(&gh) == bits(&want_gh), "f32 gemm under {cap} differs from best");
+        let (p, ph, _) = outputs_with(&f32m, &opts(cap, "packed"), &i);
+        for (what, got, want) in [("logits", &p, &want_p), ("hidden", &ph, &want_ph)] {
+            let (cos, rel) = closeness(got, want);
+            println!("f32 packed under {cap}, {what}: cosine {cos:.9}, max |diff| / max |best| {rel:.2e}");
+            assert!(cos > 0.999_999 && rel < 1e-5, "f32 packed {what} under {cap}: cosine {cos}, rel {rel}");
+        }
+    }
+}
+
+/// Kernel options are typed: a value outside the set or of the wrong type is refused with a
+/// message naming the key and the values it takes.
+#[test]
+fn kernel_options_reject_bad_values() {
+    for (json, key, hint) in [
+        (r#"{"simd": "avx3"}"#, "simd", "scalar"),
+        (r#"{"simd": 2}"#, "simd", "variant"),
+        (r#"{"f32_kernel": "blas"}"#, "f32_kernel", "gemm"),
+        (r#"{"tf32": "yes"}"#, "tf32", "bool"),
+    ] {
+        let e = SessionOptions::from_json(Some(json)).unwrap_err().to_string();
+        assert!(e.contains(&format!("{key:?}")) && e.contains(hint), "{json}: {e}");
+    }
+    for json in [r#"{"simd": "avx3"}"#, r#"{"tf32": 1}"#] {
+        let e = electra::pretrain::TrainOptions::from_json(Some(json)).unwrap_err().to_string();
+        assert!(e.contains("options: key"), "{json}: {e}");
+        let e = electra::finetune::FinetuneOptions::from_json(Some(json)).unwrap_err().to_string();
+        assert!(e.contains("options: key"), "{json}: {e}");
+    }
+    // Training has no f32 inference path to choose.
+    assert!(electra::pretrain::TrainOptions::from_json(Some(r#"{"f32_kernel": "gemm"}"#)).is_err());
+    let o = SessionOptions::from_json(Some(r#"{"simd": null, "tf32": true}"#)).unwrap();
+    assert_eq!((o.simd, o.tf32), (None, Some(true)));
 }

@@ -66,7 +66,10 @@ fn fine_tuner(f: *const electra_finetuner) -> Result<Arc<Mutex<FineTuner>>> {
 /// adam_epsilon, bias_correction, max_grad_norm, seed, threads, device (`"cpu"`, the default;
 /// `"cuda"` or `"cuda:N"`: a device not compiled in or not present is `ELECTRA_ERR_CUDA`),
 /// max_memory_bytes (a memory budget, 0 = none beyond the machine's memory; over it creation or
-/// a step is `ELECTRA_ERR_OUT_OF_MEMORY` before anything is allocated).
+/// a step is `ELECTRA_ERR_OUT_OF_MEMORY` before anything is allocated), simd (CPU kernel cap:
+/// `"best"`, the default, `"avx512"`, `"avx2"`, `"neon"` or `"scalar"`; left out:
+/// `ELECTRA_SIMD` when set) and tf32 (CUDA TF32 products, default false; left out:
+/// `ELECTRA_CUDA_TF32` when set).
 ///
 /// # Safety
 /// Strings must be NUL-terminated (options_json may be NULL); `out` valid.

@@ -49,7 +49,12 @@ pub unsafe extern "C" fn electra_session_new(
 /// `threads` (host worker threads, 0 = one per core, the default; results do not depend on it)
 /// and `max_memory_bytes` (a memory budget, 0 = none beyond the machine's memory, the default:
 /// a call whose model plus activations would exceed it is `ELECTRA_ERR_OUT_OF_MEMORY`, with the
-/// estimate and the budget in the message, before anything is allocated).
+/// estimate and the budget in the message, before anything is allocated), `simd` (CPU: a cap on
+/// the kernels' vector width, `"best"`, the default, `"avx512"`, `"avx2"`, `"neon"` or
+/// `"scalar"`; results differ by rounding at most), `f32_kernel` (CPU: f32 inference's products,
+/// `"packed"`, the default, or `"gemm"`) and `tf32` (CUDA: TF32 tensor-core products, default
+/// false). `simd`, `f32_kernel` and `tf32` left out (or null) take `ELECTRA_SIMD`,
+/// `ELECTRA_F32_KERNEL` or `ELECTRA_CUDA_TF32` from the environment when set.
 /// A device that is not compiled in or not present is `ELECTRA_ERR_CUDA` with a message saying
 /// which; unknown keys and bad values are `ELECTRA_ERR_INVALID_ARGUMENT`. Otherwise as
 /// `electra_session_new`.

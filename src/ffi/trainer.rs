@@ -78,8 +78,10 @@ fn publish(t: Trainer) -> Result<*mut electra_trainer> {
 /// device not compiled in or not present is `ELECTRA_ERR_CUDA`), max_memory_bytes (a memory
 /// budget, 0 = none beyond the machine's memory: weights, gradients and Adam moments over it
 /// fail creation, and those plus a batch's activations fail the step, with
-/// `ELECTRA_ERR_OUT_OF_MEMORY` before anything is allocated). max_seq_len left out is 128, or
-/// the model's max_position_embeddings when smaller. On failure `*out` is NULL.
+/// `ELECTRA_ERR_OUT_OF_MEMORY` before anything is allocated), simd (CPU kernel cap: `"best"`,
+/// the default, `"avx512"`, `"avx2"`, `"neon"` or `"scalar"`; left out: `ELECTRA_SIMD` when
+/// set), tf32 (CUDA TF32 products, default false; left out: `ELECTRA_CUDA_TF32` when set).
+/// max_seq_len left out is 128, or the model's max_position_embeddings when smaller. On failure `*out` is NULL.
 ///
 /// # Safety
 /// `init` must be a NUL-terminated string, `options_json` NULL or one; `out` valid.

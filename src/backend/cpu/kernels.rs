@@ -145,9 +145,9 @@ thread_local! {
 }
 
 /// Makes this thread run `isa` for the elementwise kernels (a backend's pool calls it on each of
-/// its workers as they start).
+/// its workers as they start). Never above what the CPU runs: the dispatch relies on it.
 pub fn install(isa: Isa) {
-    ISA.with(|c| c.set(Some(isa)));
+    ISA.with(|c| c.set(Some(isa.min(CpuKernels::best().isa))));
 }
 
 /// The elementwise variant this thread runs.
