@@ -246,7 +246,7 @@ fn cross_entropy_op() {
     let nl = numeric_grad(&logits, |x| scale as f64 * ref_cross_entropy(x, &targets, v));
 
     let mut dl = logits.clone();
-    let (l, _) = loss::cross_entropy_in_place(&mut dl, &targets, m, v, scale, loss::mean_denominator(m));
+    let (l, _) = loss::cross_entropy_in_place(&mut dl, &targets, m, v, scale, electra::backend::mean_denominator(m));
     check_forward("cross_entropy", &[l], &[want]);
     check("cross_entropy", &[("dlogits", &dl, &nl)]);
 }
@@ -320,5 +320,5 @@ fn check_detects_wrong_gradients() {
 
 /// The BCE denominator of 0/1 weights: the count of weighted tokens, + 1e-6.
 fn wsum(weights: &[f32]) -> f64 {
-    loss::mean_denominator(weights.iter().filter(|&&w| w > 0.0).count())
+    electra::backend::mean_denominator(weights.iter().filter(|&&w| w > 0.0).count())
 }

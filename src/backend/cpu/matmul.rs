@@ -375,8 +375,7 @@ fn packed_block(
     x: &[f32],
     w: Weight,
     din: usize,
-    rows: std::ops::Range<usize>,
-    cols: std::ops::Range<usize>,
+    (rows, cols): (std::ops::Range<usize>, std::ops::Range<usize>),
     xq: Option<&QuantRows>,
 ) {
     match (w, xq) {
@@ -427,7 +426,7 @@ fn packed_then(
             // SAFETY: for_ranges hands each task its own disjoint row range s..e, and `rows` is
             // the only view of `y` while the tasks run.
             let yb = unsafe { rows.get(s, e) };
-            packed_block(yb, dout, x, w, din, s..e, 0..dout, None);
+            packed_block(yb, dout, x, w, din, (s..e, 0..dout), None);
             for (i, row) in yb.chunks_exact_mut(dout).enumerate() {
                 epilogue(s + i, 0, row);
             }
@@ -454,7 +453,7 @@ fn packed_then(
         // whose first c0 columns stay unused keeps the indexing of the whole output.
         let ld = c1;
         let mut local = vec![0.0f32; n * ld];
-        packed_block(&mut local, ld, x, w, din, 0..n, c0..c1, xq);
+        packed_block(&mut local, ld, x, w, din, (0..n, c0..c1), xq);
         for r in 0..n {
             // SAFETY: columns c0..c1 of row r belong to this task alone (disjoint panel ranges).
             let dst = unsafe { cols.span(r * dout + c0, r * dout + c1) };
