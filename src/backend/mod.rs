@@ -308,13 +308,14 @@ pub struct ParamGrads<'a> {
     pub grads: &'a mut Buf,
 }
 
-/// A LayerNorm's per-row statistics `[N]` each: written by the forward, read by the backward.
-#[derive(Default, Debug)]
-pub struct LnStats {
+/// A LayerNorm's per-row statistics `[N]` each: written by the forward, read by the backward
+/// (device buffers; slices in the CPU kernels).
+#[derive(Clone, Copy, Default, Debug)]
+pub struct LnStats<B = Buf> {
     /// Row means.
-    pub mean: Buf,
+    pub mean: B,
     /// Row 1/std.
-    pub rstd: Buf,
+    pub rstd: B,
 }
 
 /// A LayerNorm's input and the statistics its forward kept: what the backward reads.
@@ -383,18 +384,26 @@ impl AttentionShape {
     }
 }
 
-/// A batch's token ids on the device: `[B, T]` ids and optional token types (none = type 0).
-#[derive(Clone, Copy)]
-pub struct Tokens<'a> {
+/// A batch's token ids: `[B, T]` ids and optional token types (none = type 0), on the device
+/// (`I` = [`Buf<i32>`]) or, in the CPU kernels, as slices.
+pub struct Tokens<'a, I: ?Sized = Buf<i32>> {
     /// Input ids.
-    pub ids: &'a Buf<i32>,
+    pub ids: &'a I,
     /// Token types.
-    pub types: Option<&'a Buf<i32>>,
+    pub types: Option<&'a I>,
     /// B.
     pub b: usize,
     /// T.
     pub t: usize,
 }
+
+impl<I: ?Sized> Clone for Tokens<'_, I> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<I: ?Sized> Copy for Tokens<'_, I> {}
 
 /// The buffers AdamW updates in place, each in the flat parameter layout.
 pub struct AdamState<'a> {

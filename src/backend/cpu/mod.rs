@@ -124,13 +124,38 @@ fn grad_spans<'a, const K: usize>(p: &'a mut ParamGrads, spans: [Span; K]) -> Re
     spans_mut(p.grads.host_mut().ok_or_else(|| wrong_device("grads"))?, spans)
 }
 
+/// The matrix kernels' shape of `n` rows through `lin`.
+fn shape(lin: &Linear, n: usize) -> matmul::LinearShape {
+    matmul::LinearShape { n, din: lin.din, dout: lin.dout }
+}
+
+/// A LayerNorm's γ, β and ε as the kernels read them.
+fn ln_params<'a>(flat: &'a [f32], ln: &LayerNorm) -> Result<layer_norm::LnParams<'a>> {
+    Ok(layer_norm::LnParams {
+        g: span(flat, ln.g, "LayerNorm weight")?,
+        b: span(flat, ln.b, "LayerNorm bias")?,
+        eps: ln.eps,
+    })
+}
+
+/// A LayerNorm's statistics for `n` rows, to write.
+fn stats_mut(s: &mut LnStats, n: usize) -> Result<LnStats<&mut [f32]>> {
+    Ok(LnStats { mean: wr(&mut s.mean, n, "mean")?, rstd: wr(&mut s.rstd, n, "rstd")? })
+}
+
+/// Q, K and V (or their gradients) on the host, `len` each.
+fn qkv(x: Qkv<&Buf>, len: usize) -> Result<Qkv<&[f32]>> {
+    Ok(Qkv { q: rd(x.q, len, "q")?, k: rd(x.k, len, "k")?, v: rd(x.v, len, "v")? })
+}
+
 /// A batch's ids and types on the host, checked against the tables.
-fn token_ids<'a>(x: Tokens<'a>, emb: &Embeddings) -> Result<(&'a [i32], Option<&'a [i32]>)> {
+fn token_ids<'a>(x: Tokens<'a>, emb: &Embeddings) -> Result<Tokens<'a, [i32]>> {
     let n = x.b * x.t;
     let ids = rd(x.ids, n, "input ids")?;
     let types = x.types.map(|y| rd(y, n, "token types")).transpose()?;
-    embedding::check_ids(ids, types, emb, x.t)?;
-    Ok((ids, types))
+    let host = Tokens { ids, types, b: x.b, t: x.t };
+    embedding::check_ids(host, emb)?;
+    Ok(host)
 }
 
 /// One Linear weight in the CPU's packed inference form.
@@ -321,8 +346,8 @@ impl Backend for CpuBackend {
     fn linear_act(&self, y: Activated<&mut Buf>, x: &Buf, w: &Weights, lin: &Linear, n: usize) -> Result<()> {
         let (wt, b) = linear_weight(w, lin)?;
         let (x, len) = (rd(x, n * lin.din, "linear x")?, n * lin.dout);
-        let (pre, act) = (wr(y.pre, len, "pre")?, wr(y.act, len, "act")?);
-        matmul::linear_act_forward(pre, act, x, wt, b, n, lin.din, lin.dout, y.f);
+        let y = Activated { pre: wr(y.pre, len, "pre")?, act: wr(y.act, len, "act")?, f: y.f };
+        matmul::linear_act_forward(y, x, wt, b, shape(lin, n));
         Ok(())
     }
 
@@ -335,25 +360,17 @@ impl Backend for CpuBackend {
         block: &PostLn,
         n: usize,
     ) -> Result<()> {
-        let (lin, ln) = (&block.dense, &block.ln);
+        let lin = &block.dense;
         let (wt, b) = linear_weight(w, lin)?;
-        let flat = mem(w.flat, "weights")?;
-        let (g, beta) = (span(flat, ln.g, "LayerNorm weight")?, span(flat, ln.b, "LayerNorm bias")?);
         let len = n * lin.dout;
-        matmul::linear_residual_layer_norm_forward(
-            wr(y.sum, len, "sum")?,
-            wr(y.out, len, "out")?,
-            wr(&mut y.stats.mean, n, "mean")?,
-            wr(&mut y.stats.rstd, n, "rstd")?,
-            rd(x, n * lin.din, "linear x")?,
-            wt,
-            b,
-            rd(residual, len, "residual")?,
-            (g, beta, ln.eps),
-            n,
-            lin.din,
-            lin.dout,
-        );
+        let post = matmul::ResidualNorm {
+            residual: rd(residual, len, "residual")?,
+            ln: ln_params(mem(w.flat, "weights")?, &block.ln)?,
+            out: wr(y.out, len, "out")?,
+            stats: stats_mut(y.stats, n)?,
+        };
+        let x = rd(x, n * lin.din, "linear x")?;
+        matmul::linear_residual_layer_norm_forward(wr(y.sum, len, "sum")?, x, wt, b, post, shape(lin, n));
         Ok(())
     }
 
@@ -374,7 +391,7 @@ impl Backend for CpuBackend {
             InputGrad::Set(b) => (wr(b, n * din, "dx")?, false),
             InputGrad::Add(b) => (wr(b, n * din, "dx")?, true),
         };
-        matmul::linear_backward(Some(dx), dw, Some(db), dy, x, wt, n, din, dout, acc);
+        matmul::linear_backward(Some(dx), matmul::LinearGrads { dw, db: Some(db) }, dy, x, wt, shape(lin, n), acc);
         Ok(())
     }
 
@@ -390,19 +407,10 @@ impl Backend for CpuBackend {
         let (din, dout) = (lin.din, lin.dout);
         let wt = span(mem(p.w, "weights")?, lin.w, "weight")?;
         let [dw, db] = grad_spans(p, [lin.w, lin.b])?;
-        matmul::linear_backward_through_act(
-            wr(d_pre, n * din, "d_pre")?,
-            dw,
-            db,
-            rd(dy, n * dout, "dy")?,
-            rd(x.act, n * din, "act")?,
-            rd(x.pre, n * din, "pre")?,
-            wt,
-            n,
-            din,
-            dout,
-            x.f,
-        );
+        let x = Activated { pre: rd(x.pre, n * din, "pre")?, act: rd(x.act, n * din, "act")?, f: x.f };
+        let (d_pre, dy) = (wr(d_pre, n * din, "d_pre")?, rd(dy, n * dout, "dy")?);
+        let g = matmul::LinearGrads { dw, db: Some(db) };
+        matmul::linear_backward_through_act(d_pre, g, dy, x, wt, shape(lin, n));
         Ok(())
     }
 
@@ -417,19 +425,9 @@ impl Backend for CpuBackend {
     }
 
     fn layer_norm(&self, out: &mut Buf, stats: &mut LnStats, x: &Buf, w: Mem, ln: &LayerNorm, n: usize) -> Result<()> {
-        let flat = mem(w, "weights")?;
-        let c = ln.dim;
-        layer_norm::layer_norm_forward(
-            wr(out, n * c, "out")?,
-            wr(&mut stats.mean, n, "mean")?,
-            wr(&mut stats.rstd, n, "rstd")?,
-            rd(x, n * c, "x")?,
-            span(flat, ln.g, "LayerNorm weight")?,
-            span(flat, ln.b, "LayerNorm bias")?,
-            n,
-            c,
-            ln.eps,
-        );
+        let (c, p) = (ln.dim, ln_params(mem(w, "weights")?, ln)?);
+        let (out, x) = (wr(out, n * c, "out")?, rd(x, n * c, "x")?);
+        layer_norm::layer_norm_forward(out, stats_mut(stats, n)?, x, p, n, c);
         Ok(())
     }
 
@@ -445,19 +443,9 @@ impl Backend for CpuBackend {
         let c = ln.dim;
         let gamma = span(mem(p.w, "weights")?, ln.g, "LayerNorm weight")?;
         let [dg, db] = grad_spans(p, [ln.g, ln.b])?;
-        layer_norm::layer_norm_backward(
-            wr(dx, n * c, "dx")?,
-            dg,
-            db,
-            rd(dout, n * c, "dout")?,
-            rd(x.x, n * c, "x")?,
-            gamma,
-            rd(&x.stats.mean, n, "mean")?,
-            rd(&x.stats.rstd, n, "rstd")?,
-            n,
-            c,
-            false,
-        );
+        let d = layer_norm::LnGrads { dx: wr(dx, n * c, "dx")?, dg, db };
+        let stats = LnStats { mean: rd(&x.stats.mean, n, "mean")?, rstd: rd(&x.stats.rstd, n, "rstd")? };
+        layer_norm::layer_norm_backward(d, rd(dout, n * c, "dout")?, rd(x.x, n * c, "x")?, gamma, stats, n, c);
         Ok(())
     }
 
@@ -475,19 +463,9 @@ impl Backend for CpuBackend {
         mask_add: &Buf,
         shape: AttentionShape,
     ) -> Result<()> {
-        let (len, AttentionShape { b, t, nh, hd }) = (shape.qkv_len(), shape);
-        attention::attention_forward(
-            wr(ctx, len, "ctx")?,
-            wr(probs, shape.probs_len(), "probs")?,
-            rd(x.q, len, "q")?,
-            rd(x.k, len, "k")?,
-            rd(x.v, len, "v")?,
-            rd(mask_add, b * t, "mask_add")?,
-            b,
-            t,
-            nh,
-            hd,
-        );
+        let (len, pl) = (shape.qkv_len(), shape.probs_len());
+        let mask_add = rd(mask_add, shape.b * shape.t, "mask_add")?;
+        attention::attention_forward(wr(ctx, len, "ctx")?, wr(probs, pl, "probs")?, qkv(x, len)?, mask_add, shape);
         Ok(())
     }
 
@@ -500,50 +478,32 @@ impl Backend for CpuBackend {
         x: Qkv<&Buf>,
         shape: AttentionShape,
     ) -> Result<()> {
-        let (len, pl, AttentionShape { b, t, nh, hd }) = (shape.qkv_len(), shape.probs_len(), shape);
-        attention::attention_backward(
-            wr(dx.q, len, "dq")?,
-            wr(dx.k, len, "dk")?,
-            wr(dx.v, len, "dv")?,
-            wr(scratch, pl, "scratch")?,
-            rd(dctx, len, "dctx")?,
-            rd(probs, pl, "probs")?,
-            rd(x.q, len, "q")?,
-            rd(x.k, len, "k")?,
-            rd(x.v, len, "v")?,
-            b,
-            t,
-            nh,
-            hd,
-        );
+        let (len, pl) = (shape.qkv_len(), shape.probs_len());
+        let dx = Qkv { q: wr(dx.q, len, "dq")?, k: wr(dx.k, len, "dk")?, v: wr(dx.v, len, "dv")? };
+        let (scratch, dctx, probs) = (wr(scratch, pl, "scratch")?, rd(dctx, len, "dctx")?, rd(probs, pl, "probs")?);
+        attention::attention_backward(dx, scratch, dctx, probs, qkv(x, len)?, shape);
         Ok(())
     }
 
     fn embedding(&self, out: &mut Buf, x: Tokens, w: &Weights, emb: &Embeddings) -> Result<()> {
-        let (b, t, e) = (x.b, x.t, emb.ln.dim);
+        let e = emb.ln.dim;
         let flat = mem(w.flat, "weights")?;
-        let (ids, types) = token_ids(x, emb)?;
-        embedding::embedding_forward(
-            wr(out, b * t * e, "out")?,
-            ids,
-            types,
-            word_table(w, flat, emb)?,
-            span(flat, emb.pos, "position embeddings")?,
-            span(flat, emb.typ, "type embeddings")?,
-            b,
-            t,
-            e,
-        );
+        let tables = embedding::Tables {
+            word: word_table(w, flat, emb)?,
+            pos: span(flat, emb.pos, "position embeddings")?,
+            typ: span(flat, emb.typ, "type embeddings")?,
+        };
+        embedding::embedding_forward(wr(out, x.b * x.t * e, "out")?, token_ids(x, emb)?, tables, e);
         Ok(())
     }
 
     fn embedding_backward(&self, grads: &mut Buf, dout: &Buf, x: Tokens, emb: &Embeddings) -> Result<()> {
-        let (b, t, e) = (x.b, x.t, emb.ln.dim);
-        let (ids, types) = token_ids(x, emb)?;
+        let e = emb.ln.dim;
+        let ids = token_ids(x, emb)?;
         let g = grads.host_mut().ok_or_else(|| wrong_device("grads"))?;
-        let [dword, dpos, dtyp] = spans_mut(g, [emb.word, emb.pos, emb.typ])?;
-        let dout = rd(dout, b * t * e, "dout")?;
-        embedding::embedding_backward(dword, dpos, dtyp, dout, ids, types, b, t, e, Some(emb.pad_id));
+        let [word, pos, typ] = spans_mut(g, [emb.word, emb.pos, emb.typ])?;
+        let dout = rd(dout, x.b * x.t * e, "dout")?;
+        embedding::embedding_backward(embedding::Tables { word, pos, typ }, dout, ids, e, Some(emb.pad_id));
         Ok(())
     }
 

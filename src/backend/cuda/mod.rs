@@ -149,7 +149,7 @@ pub struct CudaBackend {
 const BLOCK: u32 = 256;
 /// Rows per block of the warp-per-row kernels (LayerNorm, softmax).
 const ROWS_PER_BLOCK: u32 = BLOCK / 32;
-/// Elements per block of the Σx² partial sums.
+/// Elements per block of the Σx² partial sums and of the max |x| partials.
 const SQ_CHUNK: usize = 1 << 13;
 
 #[repr(transparent)]
@@ -362,12 +362,13 @@ impl CudaBackend {
     }
 
     /// A batch's ids and types as uploaded (the host copies), checked against the tables.
-    fn token_ids<'a>(&self, x: Tokens<'a>, emb: &Embeddings) -> Result<(&'a [i32], Option<&'a [i32]>)> {
+    fn token_ids<'a>(&self, x: Tokens<'a>, emb: &Embeddings) -> Result<Tokens<'a, [i32]>> {
         let n = x.b * x.t;
         let ids = self.ids(x.ids, n, "input ids")?;
         let types = x.types.map(|y| self.ids(y, n, "token types")).transpose()?;
-        super::cpu::embedding::check_ids(ids, types, emb, x.t)?;
-        Ok((ids, types))
+        let host = Tokens { ids, types, b: x.b, t: x.t };
+        super::cpu::embedding::check_ids(host, emb)?;
+        Ok(host)
     }
 
     fn gemm(&self, st: &State, g: Gemm) -> Result<()> {
@@ -475,6 +476,33 @@ impl CudaBackend {
         // SAFETY: every caller passes the kernel's parameters in order, with device addresses
         // checked against the sizes the kernel reaches.
         unsafe { b.launch(c) }.map(drop).map_err(|e| driver(what, e))
+    }
+
+    /// The partials of a per-chunk reduction kernel `(part, x, n, chunk)` over the first `len`
+    /// elements of `buf`, one per [`SQ_CHUNK`] elements (none for `len` 0), through `slot`.
+    fn chunk_partials<T: DeviceRepr + ValidAsZeroBits + Default + Clone>(
+        &self,
+        f: &CudaFunction,
+        what: &str,
+        buf: &Buf,
+        len: usize,
+        slot: impl FnOnce(&mut Scratch) -> &mut Option<CudaSlice<T>>,
+    ) -> Result<Vec<T>> {
+        let mut st = self.lock()?;
+        let p = self.ptr(buf, len, what)?;
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let blocks = len.div_ceil(SQ_CHUNK);
+        let slot = slot(&mut st.scratch);
+        let part = grow(&self.stream, slot, blocks)?;
+        let (nn, chunk) = (len as i64, SQ_CHUNK as i32);
+        self.launch(f, what, cfg(dims("blocks", blocks)? as u32, BLOCK), |a| {
+            a.arg(&part).arg(&p).arg(&nn).arg(&chunk);
+        })?;
+        let mut parts = vec![T::default(); blocks];
+        get(&self.stream, slot, &mut parts)?;
+        Ok(parts)
     }
 
     /// `y = x·Wᵀ` for the Linear `lin` (no bias), into `y`.
@@ -1104,7 +1132,8 @@ impl Backend for CudaBackend {
         let mut st = self.lock()?;
         let (b, t, e) = (x.b, x.t, emb.ln.dim);
         let n = b * t;
-        let (id_host, type_host) = self.token_ids(x, emb)?;
+        let host = self.token_ids(x, emb)?;
+        let (id_host, type_host) = (host.ids, host.types);
         let dp = self.ptr(dout, n * e, "dout")?;
         let end = [emb.word, emb.pos, emb.typ].iter().map(|s| s.off + s.len).max().unwrap_or(0);
         let g = self.ptr(grads, end, "grads")?;
@@ -1247,38 +1276,14 @@ impl Backend for CudaBackend {
     }
 
     fn sum_squares(&self, buf: &Buf, len: usize) -> Result<f64> {
-        let mut st = self.lock()?;
-        let p = self.ptr(buf, len, "sum_squares")?;
-        if len == 0 {
-            return Ok(0.0);
-        }
-        let blocks = len.div_ceil(SQ_CHUNK);
-        let part = grow(&self.stream, &mut st.scratch.part_d, blocks)?;
-        let (nn, chunk) = (len as i64, SQ_CHUNK as i32);
-        self.launch(&self.k.sum_squares, "sum of squares", cfg(dims("blocks", blocks)? as u32, BLOCK), |a| {
-            a.arg(&part).arg(&p).arg(&nn).arg(&chunk);
-        })?;
-        let mut parts = vec![0.0f64; blocks];
-        get(&self.stream, &st.scratch.part_d, &mut parts)?;
+        let parts = self.chunk_partials(&self.k.sum_squares, "sum of squares", buf, len, |s| &mut s.part_d)?;
         Ok(parts.iter().sum())
     }
 
-    /// Per-block maxima on the device, their maximum on the host: the max is exact, so the
-    /// result is the CPU's whatever the split.
+    /// Per-chunk maxima on the device, their maximum on the host: a max is exact, so the result
+    /// is the CPU's whatever the split.
     fn max_abs(&self, buf: &Buf, len: usize) -> Result<f32> {
-        let mut st = self.lock()?;
-        let p = self.ptr(buf, len, "max_abs")?;
-        if len == 0 {
-            return Ok(0.0);
-        }
-        let blocks = len.div_ceil(SQ_CHUNK);
-        let part = grow(&self.stream, &mut st.scratch.part_f, blocks)?;
-        let (nn, chunk) = (len as i64, SQ_CHUNK as i32);
-        self.launch(&self.k.max_abs, "max |x|", cfg(dims("blocks", blocks)? as u32, BLOCK), |a| {
-            a.arg(&part).arg(&p).arg(&nn).arg(&chunk);
-        })?;
-        let mut parts = vec![0.0f32; blocks];
-        get(&self.stream, &st.scratch.part_f, &mut parts)?;
+        let parts = self.chunk_partials(&self.k.max_abs, "max |x|", buf, len, |s| &mut s.part_f)?;
         Ok(parts.iter().fold(0.0f32, |a, &b| a.max(b)))
     }
 
