@@ -169,6 +169,7 @@ def main():
     if cycle:
         for a in sorted(graph):
             print(f"{a:12} -> {', '.join(sorted(graph[a])) or '(nothing)'}")
+        sys.stdout.flush()
         print("import cycle between top-level modules: " + " -> ".join(cycle), file=sys.stderr)
         sys.exit(1)
     if "--dot" not in sys.argv:

@@ -2,14 +2,14 @@
 //! recipe: AdamW without bias correction, layer-wise learning-rate decay, warm-up × linear decay,
 //! global-norm clipping, cross-entropy on the [CLS] state.
 
-use crate::backend::{self, Backend, Buf, Device, Weights};
+use crate::backend::{self, Backend, Buf, Device, LossScale, Weights};
 use crate::batch::Batch;
 use crate::error::{Error, Result};
 use crate::model::classifier::{
     check_given_labels, label_names, set_labels, Classifier, ClsHeadActs, ClsHeadGrads, LabelSet,
 };
 use crate::model::encoder::{EncoderActs, EncoderGrads};
-use crate::model::{Model, Towers};
+use crate::model::{Backprop, Model, Towers};
 use crate::optim::{self, Trained};
 use crate::params::{ParamId, ParamStore, ParamTable};
 use serde::{Deserialize, Serialize};
@@ -374,18 +374,19 @@ impl FineTuner {
         let (weights, grads) = (&params.weights, &mut params.grads);
         let (b, t, l) = (batch.batch, batch.seq_len, c.num_labels);
         let w = Weights::flat(weights.mem());
-        let (ids, types, mask) = (batch.input_ids, batch.token_type_ids, batch.attention_mask);
-        c.encoder.forward(be, &w, acts, ids, types, mask, b, t)?;
+        c.encoder.forward(be, &w, acts, batch)?;
         c.head.forward(be, &w, head, acts.output(&c.encoder), b, t)?;
         be.upload_ids(y, labels)?;
         // The logits become d(loss)/d(logits).
-        let ce = be.cross_entropy(&mut head.logits, y, b, l, 1.0, backend::mean_denominator(b))?;
+        let k = LossScale { scale: 1.0, denom: backend::mean_denominator(b) };
+        let ce = be.cross_entropy(&mut head.logits, y, b, l, k)?;
         if !ce.loss.is_finite() {
             return Err(Error::NonFinite(format!("loss is {}", ce.loss)));
         }
         be.ensure(d_hidden, b * t * c.config.hidden_size)?;
-        c.head.backward(be, w.flat, grads, head, head_grads, &head.logits, d_hidden, b, t)?;
-        c.encoder.backward(be, w.flat, grads, acts, enc_grads, d_hidden)?;
+        let mut bp = Backprop::new(be, w.flat, grads);
+        c.head.backward(&mut bp, head, head_grads, &head.logits, d_hidden)?;
+        c.encoder.backward(&mut bp, acts, enc_grads, d_hidden)?;
         Ok(FinetuneStats { loss: ce.loss, accuracy: ce.correct as f32 / b as f32, ..Default::default() })
     }
 

@@ -215,8 +215,7 @@ impl Session {
         self.run(|be, model, w, s| {
             let d = model.disc().ok_or_else(|| Error::Unsupported("the model has no discriminator".into()))?;
             batch.validate(&d.config)?;
-            let (ids, types, mask) = (batch.input_ids, batch.token_type_ids, batch.attention_mask);
-            d.encoder.forward(be, w, &mut s.acts, ids, types, mask, batch.batch, batch.seq_len)?;
+            d.encoder.forward(be, w, &mut s.acts, batch)?;
             d.head.forward(be, w, &mut s.disc_head, s.acts.output(&d.encoder), n)?;
             deliver(be, &s.disc_head.logits, &mut out[..n], Some(batch.seq_len), 1)
         })
@@ -238,8 +237,7 @@ impl Session {
             // users compare these values across releases. An int8 model has only its int8 form.
             let flat = Weights::flat(w.flat);
             let w = if model.quant.is_some() { w } else { &flat };
-            let (ids, types, mask) = (batch.input_ids, batch.token_type_ids, batch.attention_mask);
-            enc.forward(be, w, &mut s.acts, ids, types, mask, batch.batch, batch.seq_len)?;
+            enc.forward(be, w, &mut s.acts, batch)?;
             deliver(be, s.acts.output(enc), &mut out[..len], Some(batch.seq_len), cfg.hidden_size)
         })
     }
@@ -254,8 +252,7 @@ impl Session {
         self.check_memory(&g.config, batch)?;
         self.run(|be, model, w, s| {
             let g = model.gen().ok_or_else(|| Error::Unsupported("the model has no generator".into()))?;
-            let (ids, types, mask) = (batch.input_ids, batch.token_type_ids, batch.attention_mask);
-            g.encoder.forward(be, w, &mut s.gen_acts, ids, types, mask, batch.batch, batch.seq_len)?;
+            g.encoder.forward(be, w, &mut s.gen_acts, batch)?;
             g.head.forward(be, w, &mut s.gen_head, s.gen_acts.output(&g.encoder), n)?;
             deliver(be, &s.gen_head.logits, &mut out[..len], Some(batch.seq_len), g.config.vocab_size)
         })
@@ -286,8 +283,7 @@ impl Session {
         self.run(|be, model, w, s| {
             let c = model.cls().ok_or_else(|| Error::Unsupported("the model has no classification head".into()))?;
             let (b, t) = (batch.batch, batch.seq_len);
-            let (ids, types, mask) = (batch.input_ids, batch.token_type_ids, batch.attention_mask);
-            c.encoder.forward(be, w, &mut s.acts, ids, types, mask, b, t)?;
+            c.encoder.forward(be, w, &mut s.acts, batch)?;
             c.head.forward(be, w, &mut s.cls_head, s.acts.output(&c.encoder), b, t)?;
             deliver(be, &s.cls_head.logits, &mut out[..len], None, l)
         })

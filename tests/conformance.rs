@@ -20,12 +20,15 @@ mod common;
 use common::reference::*;
 use common::*;
 use electra::backend::{
-    self, cpu, mean_denominator, Activation, AdamStep, AdamTensor, Backend, Buf, Device, DeviceKind, InputGrad, Weights,
+    self, cpu, keystream, mean_denominator, Activated, Activation, AdamState, AdamStep, AdamTensor, AttentionShape,
+    Backend, Buf, Device, DeviceKind, InputGrad, LnSaved, LnStats, LossScale, ParamGrads, Qkv, ResidualLn, Tokens,
+    Weights,
 };
-use electra::layers::{Embeddings, LayerNorm, Linear};
+use electra::layers::{Embeddings, LayerNorm, Linear, PostLn};
 use electra::model::classifier::{ClsHeadActs, ClsHeadGrads};
 use electra::model::encoder::{EncoderActs, EncoderGrads};
 use electra::model::heads::{DiscHeadActs, DiscHeadGrads, GenHeadActs, GenHeadGrads};
+use electra::model::Backprop;
 use electra::params::{ParamStore, Span};
 use electra::pretrain::{TrainOptions, Trainer};
 use electra::session::{Batch, Session};
@@ -190,7 +193,8 @@ fn linear() {
         be.linear(&mut y, &xb, &Weights::flat(wb.mem()), &lin, n).unwrap();
         check_forward(&format!("{t} linear"), &down(be, &y, n * dout), &ref_lin(&p64, &lin, &x64));
         let (mut dx, mut g) = (zeros(be, n * din), zeros(be, st.numel()));
-        be.linear_backward(InputGrad::Set(&mut dx), &mut g, &rb, &xb, wb.mem(), &lin, n).unwrap();
+        let mut p = ParamGrads { w: wb.mem(), grads: &mut g };
+        be.linear_backward(InputGrad::Set(&mut dx), &mut p, &rb, &xb, &lin, n).unwrap();
         check(
             &format!("{t} linear"),
             &[("dX", &down(be, &dx, n * din), &nx), ("dW db", &down(be, &g, st.numel()), &np)],
@@ -199,7 +203,8 @@ fn linear() {
         // Again from a residual gradient d0, into the same parameter gradients: dx adds to d0 and
         // the parameter gradients double.
         let mut dx = up(be, &d0);
-        be.linear_backward(InputGrad::Add(&mut dx), &mut g, &rb, &xb, wb.mem(), &lin, n).unwrap();
+        let mut p = ParamGrads { w: wb.mem(), grads: &mut g };
+        be.linear_backward(InputGrad::Add(&mut dx), &mut p, &rb, &xb, &lin, n).unwrap();
         let added: Vec<f32> = down(be, &dx, n * din).iter().zip(&d0).map(|(a, b)| a - b).collect();
         let halved: Vec<f32> = down(be, &g, st.numel()).iter().map(|v| v / 2.0).collect();
         check(&format!("{t} linear (accumulated)"), &[("dX − d0", &added, &nx), ("(dW db)/2", &halved, &np)]);
@@ -231,15 +236,17 @@ fn linear_through_activation() {
             let (wb, xb) = (up(be, &st.data), up(be, &x));
             let w = Weights::flat(wb.mem());
             let (mut pre, mut act, mut y) = (zeros(be, n * hid), zeros(be, n * hid), zeros(be, n * dout));
-            be.linear_act(&mut pre, &mut act, &xb, &w, &l1, n, a).unwrap();
+            be.linear_act(Activated { pre: &mut pre, act: &mut act, f: a }, &xb, &w, &l1, n).unwrap();
             be.linear(&mut y, &act, &w, &l2, n).unwrap();
             let want_pre = ref_lin(&p64, &l1, &x64);
             check_forward(&format!("{t} linear+{a:?} pre"), &down(be, &pre, n * hid), &want_pre);
             check_forward(&format!("{t} linear+{a:?} act"), &down(be, &act, n * hid), &ref_act_all(a, &want_pre));
             check_forward(&format!("{t} linear+{a:?}+linear"), &down(be, &y, n * dout), &fwd(&p64, &x64));
             let (mut d_pre, mut dx, mut g) = (zeros(be, n * hid), zeros(be, n * din), zeros(be, st.numel()));
-            be.linear_act_backward(&mut d_pre, &mut g, &up(be, &r), &act, &pre, wb.mem(), &l2, n, a).unwrap();
-            be.linear_backward(InputGrad::Set(&mut dx), &mut g, &d_pre, &xb, wb.mem(), &l1, n).unwrap();
+            let mut p = ParamGrads { w: wb.mem(), grads: &mut g };
+            let x2 = Activated { pre: &pre, act: &act, f: a };
+            be.linear_act_backward(&mut d_pre, &mut p, &up(be, &r), x2, &l2, n).unwrap();
+            be.linear_backward(InputGrad::Set(&mut dx), &mut p, &d_pre, &xb, &l1, n).unwrap();
             let (dx, g) = (down(be, &dx, n * din), down(be, &g, st.numel()));
             check(&format!("{t} linear+{a:?}+linear"), &[("dX", &dx, &nx), ("params", &g, &np)]);
         }
@@ -260,21 +267,11 @@ fn linear_residual_layer_norm() {
         let want_sum = add(&ref_lin(&p64, &lin, &f64s(&x)), &f64s(&res));
         let wb = up(be, &st.data);
         let [mut sum, mut out] = [(); 2].map(|_| zeros(be, n * dout));
-        let [mut mean, mut rstd] = [(); 2].map(|_| zeros(be, n));
+        let mut stats = LnStats { mean: zeros(be, n), rstd: zeros(be, n) };
         let w = Weights::flat(wb.mem());
-        be.linear_residual_layer_norm(
-            &mut sum,
-            &mut out,
-            &mut mean,
-            &mut rstd,
-            &up(be, &x),
-            &w,
-            &lin,
-            &up(be, &res),
-            &ln,
-            n,
-        )
-        .unwrap();
+        let y = ResidualLn { sum: &mut sum, out: &mut out, stats: &mut stats };
+        let block = PostLn { dense: lin, ln };
+        be.linear_residual_layer_norm(y, &up(be, &x), &up(be, &res), &w, &block, n).unwrap();
         check_forward(&format!("{t} linear+residual"), &down(be, &sum, n * dout), &want_sum);
         check_forward(
             &format!("{t} linear+residual+LayerNorm"),
@@ -300,11 +297,13 @@ fn layer_norm() {
             let np = numeric_grad(&st.data, |p| dot(&ref_ln(p, &ln, &x64), &r));
 
             let (wb, xb) = (up(be, &st.data), up(be, &x));
-            let (mut y, mut mean, mut rstd) = (zeros(be, n * c), zeros(be, n), zeros(be, n));
-            be.layer_norm(&mut y, &mut mean, &mut rstd, &xb, wb.mem(), &ln, n).unwrap();
+            let (mut y, mut stats) = (zeros(be, n * c), LnStats { mean: zeros(be, n), rstd: zeros(be, n) });
+            be.layer_norm(&mut y, &mut stats, &xb, wb.mem(), &ln, n).unwrap();
             check_forward(&format!("{t} layer_norm"), &down(be, &y, n * c), &ref_ln(&p64, &ln, &x64));
             let (mut dx, mut g) = (zeros(be, n * c), zeros(be, st.numel()));
-            be.layer_norm_backward(&mut dx, &mut g, &up(be, &r), &xb, wb.mem(), &ln, &mean, &rstd, n).unwrap();
+            let mut p = ParamGrads { w: wb.mem(), grads: &mut g };
+            let saved = LnSaved { x: &xb, stats: &stats };
+            be.layer_norm_backward(&mut dx, &mut p, &up(be, &r), saved, &ln, n).unwrap();
             let (dx, g) = (down(be, &dx, n * c), down(be, &g, st.numel()));
             check(&format!("{t} layer_norm (eps {eps:.0e})"), &[("dX", &dx, &nx), ("dgamma dbeta", &g, &np)]);
         }
@@ -352,27 +351,15 @@ fn attention() {
             be.key_mask(&mut mask_add, mask.as_ref(), n).unwrap();
             let (qb, kb, vb) = (up(be, &q), up(be, &k), up(be, &v));
             let (mut ctx, mut probs) = (zeros(be, n * h), zeros(be, pl));
-            be.attention(&mut ctx, &mut probs, &qb, &kb, &vb, &mask_add, d.b, d.t, d.nh, d.hd).unwrap();
+            let shape = AttentionShape { b: d.b, t: d.t, nh: d.nh, hd: d.hd };
+            be.attention(&mut ctx, &mut probs, Qkv { q: &qb, k: &kb, v: &vb }, &mask_add, shape).unwrap();
             let what = format!("{t} attention ({})", if am.is_some() { "key padding" } else { "no mask" });
             check_forward(&what, &down(be, &ctx, n * h), &ref_attention(&q64, &k64, &v64, am, d));
             let [mut dq, mut dk, mut dv] = [(); 3].map(|_| zeros(be, n * h));
             let mut scratch = zeros(be, pl);
-            be.attention_backward(
-                &mut dq,
-                &mut dk,
-                &mut dv,
-                &mut scratch,
-                &up(be, &r),
-                &probs,
-                &qb,
-                &kb,
-                &vb,
-                d.b,
-                d.t,
-                d.nh,
-                d.hd,
-            )
-            .unwrap();
+            let dx = Qkv { q: &mut dq, k: &mut dk, v: &mut dv };
+            let x = Qkv { q: &qb, k: &kb, v: &vb };
+            be.attention_backward(dx, &mut scratch, &up(be, &r), &probs, x, shape).unwrap();
             let [dq, dk, dv] = [&dq, &dk, &dv].map(|x| down(be, x, n * h));
             check(&what, &[("dQ", &dq, &nq), ("dK", &dk, &nk), ("dV", &dv, &nv)]);
         }
@@ -404,10 +391,11 @@ fn embedding() {
 
         let (wb, idb, tyb) = (up(be, &st.data), up_ids(be, &ids), up_ids(be, &ty));
         let mut out = zeros(be, b * tt * e);
-        be.embedding(&mut out, &idb, Some(&tyb), &Weights::flat(wb.mem()), &emb, b, tt).unwrap();
+        let tokens = Tokens { ids: &idb, types: Some(&tyb), b, t: tt };
+        be.embedding(&mut out, tokens, &Weights::flat(wb.mem()), &emb).unwrap();
         check_forward(&format!("{t} embedding"), &down(be, &out, b * tt * e), &tables(&p64));
         let mut g = zeros(be, st.numel());
-        be.embedding_backward(&mut g, &up(be, &r), &idb, Some(&tyb), &emb, b, tt).unwrap();
+        be.embedding_backward(&mut g, &up(be, &r), tokens, &emb).unwrap();
         let g = down(be, &g, st.numel());
         // HF's padding_idx: the [PAD] row is read by the lookup but gets no gradient.
         let pad = emb.word.off..emb.word.off + e;
@@ -416,11 +404,17 @@ fn embedding() {
         np[pad].fill(0.0);
         check(&format!("{t} embedding (padding_idx 0)"), &[("tables", &g, &np)]);
         // No token types: type 0 everywhere.
-        be.embedding(&mut out, &idb, None, &Weights::flat(wb.mem()), &emb, b, tt).unwrap();
+        be.embedding(&mut out, Tokens { types: None, ..tokens }, &Weights::flat(wb.mem()), &emb).unwrap();
         let zero_types = ref_embedding(&ids, None, [sp(&p64, emb.word), sp(&p64, emb.pos), sp(&p64, emb.typ)], tt, e);
         check_forward(&format!("{t} embedding (no types)"), &down(be, &out, b * tt * e), &zero_types);
         assert!(
-            be.embedding(&mut out, &up_ids(be, &[7; 8]), None, &Weights::flat(wb.mem()), &emb, b, tt).is_err(),
+            be.embedding(
+                &mut out,
+                Tokens { ids: &up_ids(be, &[7; 8]), types: None, b, t: tt },
+                &Weights::flat(wb.mem()),
+                &emb
+            )
+            .is_err(),
             "{t}: id ≥ V"
         );
     });
@@ -464,7 +458,8 @@ fn cross_entropy() {
         let want = ref_cross_entropy(&f64s(&logits), &targets, v);
         let nl = numeric_grad(&logits, |x| scale as f64 * ref_cross_entropy(x, &targets, v));
         let mut lb = up(be, &logits);
-        let ce = be.cross_entropy(&mut lb, &up_ids(be, &targets), m, v, scale, mean_denominator(m)).unwrap();
+        let k = LossScale { scale, denom: mean_denominator(m) };
+        let ce = be.cross_entropy(&mut lb, &up_ids(be, &targets), m, v, k).unwrap();
         check_forward(&format!("{t} cross_entropy"), &[ce.loss], &[want]);
         let argmax =
             |r: &[f32]| r.iter().enumerate().fold((0, f32::MIN), |a, (j, &x)| if x > a.1 { (j, x) } else { a }).0;
@@ -493,8 +488,7 @@ fn binary_cross_entropy() {
                 &up(be, &labels),
                 &up(be, &weights),
                 n,
-                scale,
-                wsum(&weights),
+                LossScale { scale, denom: wsum(&weights) },
             )
             .unwrap();
         check_forward(&format!("{t} binary_cross_entropy"), &[bce.loss], &[want]);
@@ -504,8 +498,9 @@ fn binary_cross_entropy() {
     });
 }
 
-/// Every backend draws the same samples from the same logits and seed, and leaves the RNG in the
-/// same state: the randomness of training does not depend on the device.
+/// Every backend draws the same samples from the same logits and generator position as the CPU's
+/// sampling from the generator itself, and the caller's generator ends where drawing would leave
+/// it: the randomness of training does not depend on the device.
 #[test]
 fn gumbel_sampling() {
     kernels("gumbel_sampling", |t, be| {
@@ -515,7 +510,8 @@ fn gumbel_sampling() {
         for temperature in [1.0, 3.0] {
             let (mut a, mut b) = (ChaCha8Rng::seed_from_u64(5), ChaCha8Rng::seed_from_u64(5));
             let (mut got, mut want) = (Vec::new(), Vec::new());
-            be.gumbel_argmax(&up(be, &logits), m, v, temperature, &mut a, &mut got).unwrap();
+            let at = keystream::take(&mut a, (m * v) as u64).unwrap();
+            be.gumbel_argmax(&mut got, &up(be, &logits), m, v, temperature, at).unwrap();
             cpu::sample::gumbel_argmax(&mut b, &logits, m, v, temperature, &mut want);
             assert_eq!(got, want, "{t}: samples at temperature {temperature}");
             assert_eq!(a, b, "{t}: RNG state after sampling");
@@ -532,6 +528,14 @@ fn optimizer() {
         let want = g.iter().map(|&x| x as f64 * x as f64).sum::<f64>();
         let got = be.sum_squares(&up(be, &g), n).unwrap();
         assert!((got - want).abs() <= 1e-12 * want, "{t}: sum of squares {got} vs {want}");
+        // Exact in any order: the CPU kernel's bits, NaN ignored, 0 for nothing.
+        let mut spiky = g.clone();
+        spiky[217] = -9.5;
+        spiky[3] = f32::NAN;
+        let want_max = cpu::optim::max_abs(&spiky);
+        assert_eq!(want_max, 9.5);
+        assert_eq!(be.max_abs(&up(be, &spiky), n).unwrap().to_bits(), want_max.to_bits(), "{t}: max |x|");
+        assert_eq!(be.max_abs(&up(be, &g), 0).unwrap(), 0.0, "{t}: max |x| of nothing");
         let mut s = up(be, &g);
         be.scale(&mut s, n, 0.37).unwrap();
         assert_eq!(bits(&down(be, &s, n)), bits(&g.iter().map(|x| x * 0.37).collect::<Vec<_>>()), "{t}: scale");
@@ -550,7 +554,8 @@ fn optimizer() {
             let (c1, c2) = (1.0 - b1.powi(step), 1.0 - b2.powi(step));
             let k = AdamStep { beta1: b1, beta2: b2, epsilon: eps, c1, c2 };
             // Step 1 checks first, step 2 is the proved single pass: both must agree.
-            let refused = be.adamw(&mut p, &gb, &mut mb, &mut vb, &tensors, &k, step == 1).unwrap();
+            let state = AdamState { params: &mut p, m: &mut mb, v: &mut vb };
+            let refused = be.adamw(state, &gb, &tensors, &k, step == 1).unwrap();
             assert_eq!(refused, None, "{t}: a finite update was refused");
             for tn in &tensors {
                 for i in tn.span.off..tn.span.off + tn.span.len {
@@ -594,10 +599,13 @@ fn encoder_tower() {
     kernels("encoder_tower", |label, be| {
         let wb = up(be, w);
         let mut acts = EncoderActs::new(true);
-        enc.forward(be, &Weights::flat(wb.mem()), &mut acts, &ids, Some(&types), Some(&mask), b, t).unwrap();
+        let x =
+            Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: Some(&types), batch: b, seq_len: t };
+        enc.forward(be, &Weights::flat(wb.mem()), &mut acts, &x).unwrap();
         check_forward(&format!("{label} encoder"), &down(be, acts.output(enc), b * t * h), &want);
         let mut g = zeros(be, w.len());
-        enc.backward(be, wb.mem(), &mut g, &acts, &mut EncoderGrads::default(), &up(be, &r)).unwrap();
+        let mut bp = Backprop::new(be, wb.mem(), &mut g);
+        enc.backward(&mut bp, &acts, &mut EncoderGrads::default(), &up(be, &r)).unwrap();
         let mut g = down(be, &g, w.len());
         assert!(g[pad.clone()].iter().all(|&x| x == 0.0), "{label}: the [PAD] row got a gradient");
         let mut numeric = numeric.clone();
@@ -645,13 +653,12 @@ fn discriminator_head_with_bce() {
             &up(be, &labels),
             &up(be, &weights),
             m,
-            scale,
-            wsum(&weights),
+            LossScale { scale, denom: wsum(&weights) },
         )
         .unwrap();
         let (mut g, mut d_hidden) = (zeros(be, w.len()), zeros(be, m * h));
-        head.backward(be, wb.mem(), &mut g, &acts, &mut DiscHeadGrads::default(), &hb, &d_logits, &mut d_hidden, m)
-            .unwrap();
+        let mut bp = Backprop::new(be, wb.mem(), &mut g);
+        head.backward(&mut bp, &acts, &mut DiscHeadGrads::default(), &hb, &d_logits, &mut d_hidden).unwrap();
         let (g, d_hidden) = (down(be, &g, w.len()), down(be, &d_hidden, m * h));
         let mut grads = by_tensor(&model.params, &g, &nw);
         grads.push(("d_hidden", &d_hidden, &nh));
@@ -693,10 +700,11 @@ fn generator_head_with_cross_entropy() {
             &ref_gen_head(head, &w64, &hidden64),
         );
         // The logits become their gradient.
-        be.cross_entropy(&mut acts.logits, &up_ids(be, &targets), m, v, scale, mean_denominator(m)).unwrap();
+        let k = LossScale { scale, denom: mean_denominator(m) };
+        be.cross_entropy(&mut acts.logits, &up_ids(be, &targets), m, v, k).unwrap();
         let (mut g, mut d_hidden) = (zeros(be, w.len()), zeros(be, m * h));
-        head.backward(be, wb.mem(), &mut g, &acts, &mut GenHeadGrads::default(), &hb, &acts.logits, &mut d_hidden, m)
-            .unwrap();
+        let mut bp = Backprop::new(be, wb.mem(), &mut g);
+        head.backward(&mut bp, &acts, &mut GenHeadGrads::default(), &hb, &acts.logits, &mut d_hidden).unwrap();
         let (g, d_hidden) = (down(be, &g, w.len()), down(be, &d_hidden, m * h));
         let mut grads = by_tensor(&model.params, &g, &nw);
         grads.push(("d_hidden", &d_hidden, &nh));
@@ -730,8 +738,8 @@ fn classification_head() {
         let want = ref_cls_head(head, &w64, &hidden64, t);
         check_forward(&format!("{label} classification head"), &down(be, &acts.logits, b * labels), &want);
         let (mut g, mut d_hidden) = (zeros(be, w.len()), zeros(be, b * t * h));
-        head.backward(be, wb.mem(), &mut g, &acts, &mut ClsHeadGrads::default(), &up(be, &r), &mut d_hidden, b, t)
-            .unwrap();
+        let mut bp = Backprop::new(be, wb.mem(), &mut g);
+        head.backward(&mut bp, &acts, &mut ClsHeadGrads::default(), &up(be, &r), &mut d_hidden).unwrap();
         let (g, d_hidden) = (down(be, &g, w.len()), down(be, &d_hidden, b * t * h));
         let mut grads = by_tensor(&model.params, &g, &nw);
         grads.push(("d_hidden", &d_hidden, &nh));

@@ -5,7 +5,10 @@
 //! ⟨∇L, d⟩ within 1e-2 relative, with L = Σ out·r for a random r (accumulated in f64).
 
 use electra::backend::cpu::{activation, attention, embedding, layer_norm, matmul};
-use electra::backend::Activation;
+use electra::backend::{Activation, AttentionShape, LnStats, Qkv, Tokens};
+use embedding::Tables;
+use layer_norm::{LnGrads, LnParams};
+use matmul::{LinearGrads, LinearShape};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -46,7 +49,8 @@ fn linear() {
         dot(&y, &r)
     };
     let (mut dx, mut dw, mut db) = (vec![0.0; n * din], vec![0.0; dout * din], vec![0.0; dout]);
-    matmul::linear_backward(Some(&mut dx), &mut dw, Some(&mut db), &r, &x, &w, n, din, dout, false);
+    let g = LinearGrads { dw: &mut dw, db: Some(&mut db) };
+    matmul::linear_backward(Some(&mut dx), g, &r, &x, &w, LinearShape { n, din, dout }, false);
     check("linear dx", &x, &dx, |v| f(v, &w, &b), &mut rng);
     check("linear dw", &w, &dw, |v| f(&x, v, &b), &mut rng);
     check("linear db", &b, &db, |v| f(&x, &w, v), &mut rng);
@@ -60,13 +64,16 @@ fn layer_norm_op() {
         (rnd(&mut rng, n * c, 2.0), rnd(&mut rng, c, 1.0), rnd(&mut rng, c, 1.0), rnd(&mut rng, n * c, 1.0));
     let f = |x: &[f32], g: &[f32], b: &[f32]| {
         let (mut y, mut m, mut s) = (vec![0.0; n * c], vec![0.0; n], vec![0.0; n]);
-        layer_norm::layer_norm_forward(&mut y, &mut m, &mut s, x, g, b, n, c, 1e-12);
+        let stats = LnStats { mean: &mut m[..], rstd: &mut s[..] };
+        layer_norm::layer_norm_forward(&mut y, stats, x, LnParams { g, b, eps: 1e-12 }, n, c);
         dot(&y, &r)
     };
     let (mut y, mut m, mut s) = (vec![0.0; n * c], vec![0.0; n], vec![0.0; n]);
-    layer_norm::layer_norm_forward(&mut y, &mut m, &mut s, &x, &g, &b, n, c, 1e-12);
+    let stats = LnStats { mean: &mut m[..], rstd: &mut s[..] };
+    layer_norm::layer_norm_forward(&mut y, stats, &x, LnParams { g: &g, b: &b, eps: 1e-12 }, n, c);
     let (mut dx, mut dg, mut db) = (vec![0.0; n * c], vec![0.0; c], vec![0.0; c]);
-    layer_norm::layer_norm_backward(&mut dx, &mut dg, &mut db, &r, &x, &g, &m, &s, n, c, false);
+    let d = LnGrads { dx: &mut dx, dg: &mut dg, db: &mut db };
+    layer_norm::layer_norm_backward(d, &r, &x, &g, LnStats { mean: &m, rstd: &s }, n, c);
     check("layer_norm dx", &x, &dx, |v| f(v, &g, &b), &mut rng);
     check("layer_norm dg", &g, &dg, |v| f(&x, v, &b), &mut rng);
     check("layer_norm db", &b, &db, |v| f(&x, &g, v), &mut rng);
@@ -97,18 +104,20 @@ fn attention_with_padding() {
     let (q, k, v, r) =
         (rnd(&mut rng, n * h, 1.0), rnd(&mut rng, n * h, 1.0), rnd(&mut rng, n * h, 1.0), rnd(&mut rng, n * h, 1.0));
     let am = [1, 1, 1, 1, 1, 1, 1, 1, 0, 0];
+    let shape = AttentionShape { b, t, nh, hd };
     let mut mask = vec![0.0; n];
     attention::key_mask(&mut mask, Some(&am), n);
     let f = |q: &[f32], k: &[f32], v: &[f32]| {
         let (mut ctx, mut p) = (vec![0.0; n * h], vec![0.0; b * nh * t * t]);
-        attention::attention_forward(&mut ctx, &mut p, q, k, v, &mask, b, t, nh, hd);
+        attention::attention_forward(&mut ctx, &mut p, Qkv { q, k, v }, &mask, shape);
         dot(&ctx, &r)
     };
     let (mut ctx, mut p) = (vec![0.0; n * h], vec![0.0; b * nh * t * t]);
-    attention::attention_forward(&mut ctx, &mut p, &q, &k, &v, &mask, b, t, nh, hd);
+    attention::attention_forward(&mut ctx, &mut p, Qkv { q: &q, k: &k, v: &v }, &mask, shape);
     let (mut dq, mut dk, mut dv, mut s) =
         (vec![0.0; n * h], vec![0.0; n * h], vec![0.0; n * h], vec![0.0; b * nh * t * t]);
-    attention::attention_backward(&mut dq, &mut dk, &mut dv, &mut s, &r, &p, &q, &k, &v, b, t, nh, hd);
+    let dx = Qkv { q: &mut dq[..], k: &mut dk[..], v: &mut dv[..] };
+    attention::attention_backward(dx, &mut s, &r, &p, Qkv { q: &q, k: &k, v: &v }, shape);
     check("attention dq", &q, &dq, |x| f(x, &k, &v), &mut rng);
     check("attention dk", &k, &dk, |x| f(&q, x, &v), &mut rng);
     check("attention dv", &v, &dv, |x| f(&q, &k, x), &mut rng);
@@ -132,11 +141,13 @@ fn embeddings() {
     );
     let f = |w: &[f32], p: &[f32], y: &[f32]| {
         let mut out = vec![0.0; b * t * e];
-        embedding::embedding_forward(&mut out, &ids, Some(&tt), embedding::WordTable::F32(w), p, y, b, t, e);
+        let tables = Tables { word: embedding::WordTable::F32(w), pos: p, typ: y };
+        embedding::embedding_forward(&mut out, Tokens { ids: &ids[..], types: Some(&tt[..]), b, t }, tables, e);
         dot(&out, &r)
     };
     let (mut dw, mut dp, mut dy) = (vec![0.0; vocab * e], vec![0.0; t * e], vec![0.0; types * e]);
-    embedding::embedding_backward(&mut dw, &mut dp, &mut dy, &r, &ids, Some(&tt), b, t, e, None);
+    let d = Tables { word: &mut dw[..], pos: &mut dp[..], typ: &mut dy[..] };
+    embedding::embedding_backward(d, &r, Tokens { ids: &ids[..], types: Some(&tt[..]), b, t }, e, None);
     check("embedding word", &word, &dw, |x| f(x, &pos, &typ), &mut rng);
     check("embedding pos", &pos, &dp, |x| f(&word, x, &typ), &mut rng);
     check("embedding type", &typ, &dy, |x| f(&word, &pos, x), &mut rng);

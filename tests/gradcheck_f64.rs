@@ -23,7 +23,10 @@
 mod common;
 use common::reference::*;
 use electra::backend::cpu::{activation, attention, embedding, layer_norm, loss, matmul};
-use electra::backend::Activation;
+use electra::backend::{Activated, Activation, AttentionShape, LnStats, Qkv, Tokens};
+use embedding::Tables;
+use layer_norm::{LnGrads, LnParams};
+use matmul::{LinearGrads, LinearShape};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -50,11 +53,14 @@ fn linear() {
     matmul::linear_forward(&mut y, &x, &w, Some(&b), n, din, dout);
     check_forward("linear", &y, &ref_linear(&x64, &w64, Some(&b64), din, dout));
     let (mut dx, mut dw, mut db) = (vec![0.0; n * din], vec![0.0; dout * din], vec![0.0; dout]);
-    matmul::linear_backward(Some(&mut dx), &mut dw, Some(&mut db), &r, &x, &w, n, din, dout, false);
+    let shape = LinearShape { n, din, dout };
+    let g = LinearGrads { dw: &mut dw, db: Some(&mut db) };
+    matmul::linear_backward(Some(&mut dx), g, &r, &x, &w, shape, false);
     check("linear", &[("dX", &dx, &nx), ("dW", &dw, &nw), ("db", &db, &nb)]);
 
     // A second call accumulates everything (dx too, with accumulate_dx): each doubles.
-    matmul::linear_backward(Some(&mut dx), &mut dw, Some(&mut db), &r, &x, &w, n, din, dout, true);
+    let g = LinearGrads { dw: &mut dw, db: Some(&mut db) };
+    matmul::linear_backward(Some(&mut dx), g, &r, &x, &w, shape, true);
     let half = |v: &[f32]| v.iter().map(|g| g / 2.0).collect::<Vec<f32>>();
     check("linear (accumulated, halved)", &[("dX", &half(&dx), &nx), ("dW", &half(&dw), &nw), ("db", &half(&db), &nb)]);
 }
@@ -88,7 +94,8 @@ fn linear_through_activation() {
         for threads in [1, 4] {
             let (pre, act, y) = on_threads(threads, || {
                 let (mut pre, mut act, mut y) = (vec![0.0; n * hid], vec![0.0; n * hid], vec![0.0; n * dout]);
-                matmul::linear_act_forward(&mut pre, &mut act, &x, &w1, &b1, n, din, hid, a);
+                let h = Activated { pre: &mut pre[..], act: &mut act[..], f: a };
+                matmul::linear_act_forward(h, &x, &w1, &b1, LinearShape { n, din, dout: hid });
                 matmul::linear_forward(&mut y, &act, &w2, Some(&b2), n, hid, dout);
                 (pre, act, y)
             });
@@ -100,10 +107,13 @@ fn linear_through_activation() {
             let (mut d_pre, mut dw2, mut db2) = (vec![0.0; n * hid], vec![0.0; dout * hid], vec![0.0; dout]);
             let (mut dx, mut dw1, mut db1) = (vec![0.0; n * din], vec![0.0; hid * din], vec![0.0; hid]);
             on_threads(threads, || {
-                matmul::linear_backward_through_act(
-                    &mut d_pre, &mut dw2, &mut db2, &r, &act, &pre, &w2, n, hid, dout, a,
+                let (g2, x2) = (
+                    LinearGrads { dw: &mut dw2, db: Some(&mut db2) },
+                    Activated { pre: &pre[..], act: &act[..], f: a },
                 );
-                matmul::linear_backward(Some(&mut dx), &mut dw1, Some(&mut db1), &d_pre, &x, &w1, n, din, hid, false);
+                matmul::linear_backward_through_act(&mut d_pre, g2, &r, x2, &w2, LinearShape { n, din: hid, dout });
+                let g1 = LinearGrads { dw: &mut dw1, db: Some(&mut db1) };
+                matmul::linear_backward(Some(&mut dx), g1, &d_pre, &x, &w1, LinearShape { n, din, dout: hid }, false);
             });
             check(
                 &format!("linear+{a:?}+linear ({threads} thr)"),
@@ -129,10 +139,12 @@ fn layer_norm_op() {
         let nb = numeric_grad(&b, |v| f(&x64, &g64, v));
 
         let (mut y, mut mean, mut rstd) = (vec![0.0; n * c], vec![0.0; n], vec![0.0; n]);
-        layer_norm::layer_norm_forward(&mut y, &mut mean, &mut rstd, &x, &g, &b, n, c, eps);
+        let stats = LnStats { mean: &mut mean[..], rstd: &mut rstd[..] };
+        layer_norm::layer_norm_forward(&mut y, stats, &x, LnParams { g: &g, b: &b, eps }, n, c);
         check_forward("layer_norm", &y, &ref_layer_norm(&x64, &g64, &b64, c, eps));
         let (mut dx, mut dg, mut db) = (vec![0.0; n * c], vec![0.0; c], vec![0.0; c]);
-        layer_norm::layer_norm_backward(&mut dx, &mut dg, &mut db, &r, &x, &g, &mean, &rstd, n, c, false);
+        let d = LnGrads { dx: &mut dx, dg: &mut dg, db: &mut db };
+        layer_norm::layer_norm_backward(d, &r, &x, &g, LnStats { mean: &mean, rstd: &rstd }, n, c);
         check(&format!("layer_norm (eps {eps:.0e})"), &[("dX", &dx, &nx), ("dgamma", &dg, &ng), ("dbeta", &db, &nb)]);
     }
 }
@@ -176,25 +188,13 @@ fn attention_op() {
         let mut mask = vec![0.0; n];
         attention::key_mask(&mut mask, am, n);
         let (mut ctx, mut p) = (vec![0.0; n * h], vec![0.0; d.b * d.nh * d.t * d.t]);
-        attention::attention_forward(&mut ctx, &mut p, &q, &k, &v, &mask, d.b, d.t, d.nh, d.hd);
+        let shape = AttentionShape { b: d.b, t: d.t, nh: d.nh, hd: d.hd };
+        attention::attention_forward(&mut ctx, &mut p, Qkv { q: &q, k: &k, v: &v }, &mask, shape);
         check_forward("attention", &ctx, &ref_attention(&q64, &k64, &v64, am, d));
         let [mut dq, mut dk, mut dv] = [(); 3].map(|_| vec![0.0; n * h]);
         let mut scratch = vec![0.0; d.b * d.nh * d.t * d.t];
-        attention::attention_backward(
-            &mut dq,
-            &mut dk,
-            &mut dv,
-            &mut scratch,
-            &r,
-            &p,
-            &q,
-            &k,
-            &v,
-            d.b,
-            d.t,
-            d.nh,
-            d.hd,
-        );
+        let dx = Qkv { q: &mut dq[..], k: &mut dk[..], v: &mut dv[..] };
+        attention::attention_backward(dx, &mut scratch, &r, &p, Qkv { q: &q, k: &k, v: &v }, shape);
         let what = if am.is_some() { "attention (key padding)" } else { "attention (no mask)" };
         check(what, &[("dQ", &dq, &nq), ("dK", &dk, &nk), ("dV", &dv, &nv)]);
     }
@@ -219,11 +219,14 @@ fn embedding_op() {
     let ny = numeric_grad(&typ, |x| f([&w64, &p64, x]));
 
     let mut out = vec![0.0; b * t * e];
-    embedding::embedding_forward(&mut out, &ids, Some(&tt), embedding::WordTable::F32(&word), &pos, &typ, b, t, e);
+    let tokens = Tokens { ids: &ids[..], types: Some(&tt[..]), b, t };
+    let tables = Tables { word: embedding::WordTable::F32(&word), pos: &pos[..], typ: &typ[..] };
+    embedding::embedding_forward(&mut out, tokens, tables, e);
     check_forward("embedding", &out, &ref_embedding(&ids, Some(&tt), [&w64, &p64, &y64], t, e));
     for padding_idx in [None, Some(0)] {
         let (mut dw, mut dp, mut dy) = (vec![0.0; vocab * e], vec![0.0; t * e], vec![0.0; types * e]);
-        embedding::embedding_backward(&mut dw, &mut dp, &mut dy, &r, &ids, Some(&tt), b, t, e, padding_idx);
+        let d = Tables { word: &mut dw[..], pos: &mut dp[..], typ: &mut dy[..] };
+        embedding::embedding_backward(d, &r, tokens, e, padding_idx);
         let mut nw = nw.clone();
         if let Some(p) = padding_idx {
             // HF's padding_idx: the [PAD] row is used by the lookup but gets no gradient.
@@ -246,7 +249,7 @@ fn cross_entropy_op() {
     let nl = numeric_grad(&logits, |x| scale as f64 * ref_cross_entropy(x, &targets, v));
 
     let mut dl = logits.clone();
-    let (l, _) = loss::cross_entropy_in_place(&mut dl, &targets, m, v, scale, loss::mean_denominator(m));
+    let (l, _) = loss::cross_entropy_in_place(&mut dl, &targets, m, v, scale, electra::backend::mean_denominator(m));
     check_forward("cross_entropy", &[l], &[want]);
     check("cross_entropy", &[("dlogits", &dl, &nl)]);
 }
@@ -281,9 +284,11 @@ fn check_detects_wrong_gradients() {
     let (x, g, b, r) =
         (rnd(&mut rng, n * c, 2.0), rnd(&mut rng, c, 1.0), rnd(&mut rng, c, 1.0), rnd(&mut rng, n * c, 1.0));
     let (mut y, mut mean, mut rstd) = (vec![0.0; n * c], vec![0.0; n], vec![0.0; n]);
-    layer_norm::layer_norm_forward(&mut y, &mut mean, &mut rstd, &x, &g, &b, n, c, eps);
+    let stats = LnStats { mean: &mut mean[..], rstd: &mut rstd[..] };
+    layer_norm::layer_norm_forward(&mut y, stats, &x, LnParams { g: &g, b: &b, eps }, n, c);
     let (mut dx, mut dg, mut db) = (vec![0.0; n * c], vec![0.0; c], vec![0.0; c]);
-    layer_norm::layer_norm_backward(&mut dx, &mut dg, &mut db, &r, &x, &g, &mean, &rstd, n, c, false);
+    let d = LnGrads { dx: &mut dx, dg: &mut dg, db: &mut db };
+    layer_norm::layer_norm_backward(d, &r, &x, &g, LnStats { mean: &mean, rstd: &rstd }, n, c);
     let (g64, b64) = (f64s(&g), f64s(&b));
     let nx = numeric_grad(&x, |v| dot(&ref_layer_norm(v, &g64, &b64, c, eps), &r));
     assert!(worst(&dx, &nx).rel <= TOL, "the unperturbed gradient passes");
@@ -320,5 +325,5 @@ fn check_detects_wrong_gradients() {
 
 /// The BCE denominator of 0/1 weights: the count of weighted tokens, + 1e-6.
 fn wsum(weights: &[f32]) -> f64 {
-    loss::mean_denominator(weights.iter().filter(|&&w| w > 0.0).count())
+    electra::backend::mean_denominator(weights.iter().filter(|&&w| w > 0.0).count())
 }

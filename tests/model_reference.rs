@@ -91,8 +91,8 @@ fn inout_weight_copy_matches_the_checkpoint_layout() {
         let flat = Weights::flat(Mem::Host(&model.params.data));
         let packed = Weights { prepared: Some(&prepared), ..flat };
         let (mut a, mut b) = (EncoderActs::new(false), EncoderActs::new(false));
-        enc.forward(&*be, &flat, &mut a, &i.ids, Some(&i.types), Some(&i.mask), i.b, i.t).unwrap();
-        enc.forward(&*be, &packed, &mut b, &i.ids, Some(&i.types), Some(&i.mask), i.b, i.t).unwrap();
+        enc.forward(&*be, &flat, &mut a, &batch(&i)).unwrap();
+        enc.forward(&*be, &packed, &mut b, &batch(&i)).unwrap();
         let n = i.b * i.t * enc.hidden;
         let (ha, hb) = (&a.output(enc).host().unwrap()[..n], &b.output(enc).host().unwrap()[..n]);
         let worst = ha.iter().zip(hb).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);

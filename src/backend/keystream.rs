@@ -3,6 +3,8 @@
 //! draws the very uniforms the CPU draws from the trainer's generator. This host mirror pins
 //! the layout (key, counter and stream words) against rand_chacha in the tests below.
 
+use crate::error::{Error, Result};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 /// What the device needs to reproduce `rng`'s next draws: its key, stream and word position.
@@ -25,6 +27,29 @@ impl KeystreamAt {
             u32::from_le_bytes([seed[4 * i], seed[4 * i + 1], seed[4 * i + 2], seed[4 * i + 3]])
         });
         Some(KeystreamAt { key, stream: rng.get_stream(), word_pos: u64::try_from(rng.get_word_pos()).ok()? })
+    }
+}
+
+/// Where `rng` stands, moving it past the `words` words a consumer of that position reads (as
+/// drawing them one by one would): how a caller hands its generator's stream to
+/// [`crate::backend::Backend::gumbel_argmax`] and keeps every later draw where it was.
+pub fn take(rng: &mut ChaCha8Rng, words: u64) -> Result<KeystreamAt> {
+    let at = KeystreamAt::of(rng).ok_or_else(|| Error::Internal("the sampling generator passed 2^64 words".into()))?;
+    skip(rng, words);
+    Ok(at)
+}
+
+impl KeystreamAt {
+    /// A generator standing at this position: it returns the words `of` promised.
+    pub fn rng(&self) -> ChaCha8Rng {
+        let mut seed = [0u8; 32];
+        for (c, k) in seed.chunks_exact_mut(4).zip(self.key) {
+            c.copy_from_slice(&k.to_le_bytes());
+        }
+        let mut rng = ChaCha8Rng::from_seed(seed);
+        rng.set_stream(self.stream);
+        rng.set_word_pos(self.word_pos as u128);
+        rng
     }
 }
 
@@ -92,6 +117,23 @@ mod tests {
                 assert_eq!(mine, rng.next_u32(), "seed {seed} stream {stream} word {w}");
             }
         }
+    }
+
+    #[test]
+    fn take_hands_over_the_stream_and_moves_past_it() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        rng.set_stream(3);
+        skip(&mut rng, 7);
+        let mut same = rng.clone();
+        let at = take(&mut rng, 40).unwrap();
+        let mut rebuilt = at.rng();
+        for _ in 0..40 {
+            assert_eq!(rebuilt.next_u32(), same.next_u32());
+        }
+        // The caller's generator goes on where the consumer stopped.
+        let next = same.next_u32();
+        assert_eq!(rng.next_u32(), next);
+        assert_eq!(rebuilt.next_u32(), next);
     }
 
     #[test]

@@ -8,18 +8,21 @@
 //! - [`cuda`]: behind the `cuda` feature (cudarc with the driver and NVRTC loaded at run time, so
 //!   it builds without a toolkit or a GPU): every kernel of the trait, compiled at first use.
 //!
-//! Conventions for every kernel (after llm.c): outputs first, then inputs, then dimensions;
-//! parameter gradients accumulate (`+=`) into the flat gradient buffer at the layer's spans;
-//! activation gradients are assigned, or accumulated where [`InputGrad::Add`] says the
-//! destination is a residual stream. Buffers may be longer than an operation needs; kernels read
-//! and write only the leading elements the dimensions give. Every call returns a `Result` because
-//! a device can fail (launch errors, out of memory); the CPU fails only on operands too short for
-//! their dimensions, which would be a bug in the caller.
+//! Conventions for every kernel (after llm.c): outputs first, then inputs, then dimensions.
+//! Operands that travel together are one struct ([`LnStats`], [`Activated`], [`Qkv`],
+//! [`ResidualLn`], [`Tokens`], [`AttentionShape`], [`LossScale`], [`AdamState`]), so no method
+//! takes a long positional list. Parameter gradients accumulate (`+=`) into the flat gradient
+//! buffer of a [`ParamGrads`] at the layer's spans; activation gradients are assigned, or
+//! accumulated where [`InputGrad::Add`] says the destination is a residual stream. Buffers may be
+//! longer than an operation needs; kernels read and write only the leading elements the
+//! dimensions give. Every call returns a `Result` because a device can fail (launch errors, out
+//! of memory); the CPU fails only on operands too short for their dimensions, which would be a
+//! bug in the caller.
 //!
 //! Randomness never lives in a backend: masking runs on the host, and [`Backend::gumbel_argmax`]
-//! draws its noise from the trainer's host RNG in a fixed order, so every backend samples the same
-//! tokens from the same logits.
-#![allow(clippy::too_many_arguments)]
+//! takes the position of the trainer's host generator ([`KeystreamAt`]: key, stream, word) and
+//! reads the uniforms of that keystream in a fixed order, so every backend samples the same
+//! tokens from the same logits; the caller moves its generator on ([`keystream::take`]).
 
 mod buf;
 pub mod cpu;
@@ -33,14 +36,13 @@ mod options;
 
 pub use crate::layers::Activation;
 pub use buf::{Buf, Elem, Mem};
-pub use cpu::loss::mean_denominator;
+pub use keystream::KeystreamAt;
 pub use options::{BackendOptions, F32Path, Resolved, Simd};
 
 use crate::error::{Error, Result};
 use crate::layers::int8::QuantizedWeights;
-use crate::layers::{Embeddings, LayerNorm, Linear};
+use crate::layers::{Embeddings, LayerNorm, Linear, PostLn};
 use crate::params::Span;
-use rand_chacha::ChaCha8Rng;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -284,6 +286,139 @@ pub struct AdamStep {
     pub c2: f32,
 }
 
+/// The original code's denominator of a weighted mean over `count` rows or tokens:
+/// `count + 1e-6` (a step with nothing masked divides by 1e-6 instead of 0).
+pub fn mean_denominator(count: usize) -> f64 {
+    count as f64 + 1e-6
+}
+
+/// How a loss is reduced and its gradient scaled: `Σ loss / denom`, gradient `scale·∂/denom`.
+/// `denom` is the step's [`mean_denominator`] over every micro-batch and rank, so partial sums
+/// add up to the mean of the whole step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossScale {
+    /// The loss's weight in the step's total.
+    pub scale: f32,
+    /// The divisor of the sum.
+    pub denom: f64,
+}
+
+/// The flat weights a backward reads and the flat gradient buffer (same layout) it accumulates
+/// parameter gradients into.
+pub struct ParamGrads<'a> {
+    /// Every weight, in the layout of the model's [`crate::params::ParamStore`].
+    pub w: Mem<'a>,
+    /// The gradients, same layout.
+    pub grads: &'a mut Buf,
+}
+
+/// A LayerNorm's per-row statistics `[N]` each: written by the forward, read by the backward
+/// (device buffers; slices in the CPU kernels).
+#[derive(Clone, Copy, Default, Debug)]
+pub struct LnStats<B = Buf> {
+    /// Row means.
+    pub mean: B,
+    /// Row 1/std.
+    pub rstd: B,
+}
+
+/// A LayerNorm's input and the statistics its forward kept: what the backward reads.
+#[derive(Clone, Copy)]
+pub struct LnSaved<'a> {
+    /// The input `[N, C]`.
+    pub x: &'a Buf,
+    /// Its statistics.
+    pub stats: &'a LnStats,
+}
+
+/// The outputs of BERT's fused post-LN block: `sum = x·Wᵀ + b + residual`, `out = LayerNorm(sum)`,
+/// with `sum` and its statistics kept for the backward.
+pub struct ResidualLn<'a> {
+    /// The LayerNorm's input `[N, H]`.
+    pub sum: &'a mut Buf,
+    /// The block's output `[N, H]`.
+    pub out: &'a mut Buf,
+    /// The LayerNorm's statistics.
+    pub stats: &'a mut LnStats,
+}
+
+/// A Linear's pre-activation and its activation `act = f(pre)`, both `[N, ·]`: `&mut Buf`s as
+/// [`Backend::linear_act`]'s outputs, `&Buf`s as [`Backend::linear_act_backward`]'s input.
+pub struct Activated<B> {
+    /// Before the activation.
+    pub pre: B,
+    /// After it.
+    pub act: B,
+    /// The activation.
+    pub f: Activation,
+}
+
+/// Queries, keys and values `[N, H]` (head h in columns h·HD..(h+1)·HD), or their gradients.
+pub struct Qkv<B> {
+    /// Queries.
+    pub q: B,
+    /// Keys.
+    pub k: B,
+    /// Values.
+    pub v: B,
+}
+
+/// The dimensions of multi-head attention: B rows of T tokens, NH heads of width HD.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionShape {
+    /// B.
+    pub b: usize,
+    /// T.
+    pub t: usize,
+    /// NH.
+    pub nh: usize,
+    /// HD.
+    pub hd: usize,
+}
+
+impl AttentionShape {
+    /// Elements of Q, K, V or the context: B·T·NH·HD.
+    pub fn qkv_len(&self) -> usize {
+        self.b * self.t * self.nh * self.hd
+    }
+
+    /// Elements of the probabilities: B·NH·T·T.
+    pub fn probs_len(&self) -> usize {
+        self.b * self.nh * self.t * self.t
+    }
+}
+
+/// A batch's token ids: `[B, T]` ids and optional token types (none = type 0), on the device
+/// (`I` = [`Buf<i32>`]) or, in the CPU kernels, as slices.
+pub struct Tokens<'a, I: ?Sized = Buf<i32>> {
+    /// Input ids.
+    pub ids: &'a I,
+    /// Token types.
+    pub types: Option<&'a I>,
+    /// B.
+    pub b: usize,
+    /// T.
+    pub t: usize,
+}
+
+impl<I: ?Sized> Clone for Tokens<'_, I> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<I: ?Sized> Copy for Tokens<'_, I> {}
+
+/// The buffers AdamW updates in place, each in the flat parameter layout.
+pub struct AdamState<'a> {
+    /// The weights.
+    pub params: &'a mut Buf,
+    /// First moments.
+    pub m: &'a mut Buf,
+    /// Second moments.
+    pub v: &'a mut Buf,
+}
+
 /// The kernel set of the model, on one device. Shape letters as in the crate docs: B batch,
 /// T sequence, N = B·T rows, H hidden, NH heads, HD head width, V vocabulary, M gathered rows.
 pub trait Backend: Send + Sync {
@@ -333,56 +468,39 @@ pub trait Backend: Send + Sync {
     // === Linear layers: y = x·Wᵀ + b with W stored [out, in] (PyTorch) ===
     /// `y[n, out] = x[n, in]·Wᵀ + b`.
     fn linear(&self, y: &mut Buf, x: &Buf, w: &Weights, lin: &Linear, n: usize) -> Result<()>;
-    /// `pre = x·Wᵀ + b`, `act = f(pre)` (both kept for the backward).
-    fn linear_act(
-        &self,
-        pre: &mut Buf,
-        act: &mut Buf,
-        x: &Buf,
-        w: &Weights,
-        lin: &Linear,
-        n: usize,
-        f: Activation,
-    ) -> Result<()>;
-    /// BERT's post-LN block output: `sum = x·Wᵀ + b + residual`, `out = LayerNorm(sum)`, keeping
-    /// `sum` and the per-row `mean` and `rstd` for the backward.
+    /// `y.pre = x·Wᵀ + b`, `y.act = y.f(y.pre)` (both kept for the backward).
+    fn linear_act(&self, y: Activated<&mut Buf>, x: &Buf, w: &Weights, lin: &Linear, n: usize) -> Result<()>;
+    /// BERT's post-LN block output: `y.sum = x·Wᵀ + b + residual`, `y.out = LayerNorm(y.sum)`,
+    /// keeping `y.sum` and `y.stats` for the backward.
     fn linear_residual_layer_norm(
         &self,
-        sum: &mut Buf,
-        out: &mut Buf,
-        mean: &mut Buf,
-        rstd: &mut Buf,
+        y: ResidualLn,
         x: &Buf,
-        w: &Weights,
-        lin: &Linear,
         residual: &Buf,
-        ln: &LayerNorm,
+        w: &Weights,
+        block: &PostLn,
         n: usize,
     ) -> Result<()>;
-    /// Linear backward: `dW += dyᵀ·x`, `db += Σ dy` into `grads`; `dx = dy·W` per `dx`.
+    /// Linear backward: `dW += dyᵀ·x`, `db += Σ dy` into `p`; `dx = dy·W` per `dx`.
     fn linear_backward(
         &self,
         dx: InputGrad,
-        grads: &mut Buf,
+        p: &mut ParamGrads,
         dy: &Buf,
         x: &Buf,
-        w: Mem,
         lin: &Linear,
         n: usize,
     ) -> Result<()>;
-    /// Backward of a Linear whose input was `act = f(pre)`, through `f` too:
+    /// Backward of a Linear whose input was `x.act = x.f(x.pre)`, through `x.f` too:
     /// `d_pre = (dy·W) ⊙ f′(pre)` (assigned), `dW += dyᵀ·act`, `db += Σ dy`.
     fn linear_act_backward(
         &self,
         d_pre: &mut Buf,
-        grads: &mut Buf,
+        p: &mut ParamGrads,
         dy: &Buf,
-        act: &Buf,
-        pre: &Buf,
-        w: Mem,
+        x: Activated<&Buf>,
         lin: &Linear,
         n: usize,
-        f: Activation,
     ) -> Result<()>;
 
     // === Elementwise ===
@@ -392,28 +510,16 @@ pub trait Backend: Send + Sync {
     fn activation_backward(&self, dx: &mut Buf, dout: &Buf, x: &Buf, len: usize, f: Activation) -> Result<()>;
 
     // === LayerNorm over rows of `ln.dim` ===
-    /// `out = (x − mean)·rstd·γ + β` per row; writes `mean` and `rstd` (N each).
-    fn layer_norm(
-        &self,
-        out: &mut Buf,
-        mean: &mut Buf,
-        rstd: &mut Buf,
-        x: &Buf,
-        w: Mem,
-        ln: &LayerNorm,
-        n: usize,
-    ) -> Result<()>;
-    /// LayerNorm backward: `dx` assigned, `dγ`, `dβ` accumulated into `grads`.
+    /// `out = (x − mean)·rstd·γ + β` per row; writes `stats` (N each).
+    fn layer_norm(&self, out: &mut Buf, stats: &mut LnStats, x: &Buf, w: Mem, ln: &LayerNorm, n: usize) -> Result<()>;
+    /// LayerNorm backward: `dx` assigned, `dγ`, `dβ` accumulated into `p`.
     fn layer_norm_backward(
         &self,
         dx: &mut Buf,
-        grads: &mut Buf,
+        p: &mut ParamGrads,
         dout: &Buf,
-        x: &Buf,
-        w: Mem,
+        x: LnSaved,
         ln: &LayerNorm,
-        mean: &Buf,
-        rstd: &Buf,
         n: usize,
     ) -> Result<()>;
 
@@ -425,56 +531,26 @@ pub trait Backend: Send + Sync {
         &self,
         ctx: &mut Buf,
         probs: &mut Buf,
-        q: &Buf,
-        k: &Buf,
-        v: &Buf,
+        x: Qkv<&Buf>,
         mask_add: &Buf,
-        b: usize,
-        t: usize,
-        nh: usize,
-        hd: usize,
+        shape: AttentionShape,
     ) -> Result<()>;
-    /// Attention backward: assigns `dq`, `dk`, `dv` from `dctx`; `scratch` holds `[B, NH, T, T]`.
+    /// Attention backward: assigns `dx` from `dctx`; `scratch` holds `[B, NH, T, T]`.
     fn attention_backward(
         &self,
-        dq: &mut Buf,
-        dk: &mut Buf,
-        dv: &mut Buf,
+        dx: Qkv<&mut Buf>,
         scratch: &mut Buf,
         dctx: &Buf,
         probs: &Buf,
-        q: &Buf,
-        k: &Buf,
-        v: &Buf,
-        b: usize,
-        t: usize,
-        nh: usize,
-        hd: usize,
+        x: Qkv<&Buf>,
+        shape: AttentionShape,
     ) -> Result<()>;
 
     // === Embeddings ===
     /// `out[b·T+t] = word[ids] + type[types] + pos[t]` (HF's summation order); no types = 0.
-    fn embedding(
-        &self,
-        out: &mut Buf,
-        ids: &Buf<i32>,
-        types: Option<&Buf<i32>>,
-        w: &Weights,
-        emb: &Embeddings,
-        b: usize,
-        t: usize,
-    ) -> Result<()>;
+    fn embedding(&self, out: &mut Buf, x: Tokens, w: &Weights, emb: &Embeddings) -> Result<()>;
     /// Scatter-adds `dout` into the three tables' gradients (none into the `[PAD]` row).
-    fn embedding_backward(
-        &self,
-        grads: &mut Buf,
-        dout: &Buf,
-        ids: &Buf<i32>,
-        types: Option<&Buf<i32>>,
-        emb: &Embeddings,
-        b: usize,
-        t: usize,
-    ) -> Result<()>;
+    fn embedding_backward(&self, grads: &mut Buf, dout: &Buf, x: Tokens, emb: &Embeddings) -> Result<()>;
 
     // === Rows (the masked positions, the [CLS] rows) ===
     /// `dst[i] = src[rows[i]]` for `m` rows of `width`.
@@ -491,22 +567,13 @@ pub trait Backend: Send + Sync {
     ) -> Result<()>;
 
     // === Losses and sampling ===
-    /// Softmax cross-entropy of `m` rows of `v` logits against `targets`, `Σ CE / denom`;
-    /// overwrites the logits with `scale·(softmax − onehot)/denom`. `denom` is the step's
-    /// [`mean_denominator`] of the masked rows, over every micro-batch and rank, so partial sums
-    /// add up to the mean of the whole step.
-    fn cross_entropy(
-        &self,
-        logits: &mut Buf,
-        targets: &Buf<i32>,
-        m: usize,
-        v: usize,
-        scale: f32,
-        denom: f64,
-    ) -> Result<LossSum>;
+    /// Softmax cross-entropy of `m` rows of `v` logits against `targets`, `Σ CE / k.denom`;
+    /// overwrites the logits with `k.scale·(softmax − onehot)/k.denom` (`k.denom`: the step's
+    /// [`mean_denominator`] of the masked rows).
+    fn cross_entropy(&self, logits: &mut Buf, targets: &Buf<i32>, m: usize, v: usize, k: LossScale) -> Result<LossSum>;
     /// Weighted sigmoid BCE of `n` logits against 0/1 `labels` with 0/1 `weights`,
-    /// `Σ w·bce / denom`; writes `dlogits = scale·w·(σ(x) − y)/denom` (`denom`: the step's
-    /// [`mean_denominator`] of the real tokens).
+    /// `Σ w·bce / k.denom`; writes `dlogits = k.scale·w·(σ(x) − y)/k.denom` (`k.denom`: the
+    /// step's [`mean_denominator`] of the real tokens).
     fn binary_cross_entropy(
         &self,
         dlogits: &mut Buf,
@@ -514,25 +581,28 @@ pub trait Backend: Send + Sync {
         labels: &Buf,
         weights: &Buf,
         n: usize,
-        scale: f32,
-        denom: f64,
+        k: LossScale,
     ) -> Result<LossSum>;
     /// Gumbel-max sampling of one id per row from softmax(logits / τ) for `m` rows of `v`:
-    /// argmax(logits/τ + g), g = −log(−log(u + 1e−9) + 1e−9), with the uniforms `u` drawn from
-    /// `rng` row by row, column by column (so every backend draws the same ids).
+    /// argmax(logits/τ + g), g = −log(−log(u + 1e−9) + 1e−9), the uniforms `u` read row by row,
+    /// column by column from the ChaCha8 keystream at `at` (m·v words from there; the caller
+    /// moves its generator past them with [`keystream::take`]), so every backend draws the same ids.
     fn gumbel_argmax(
         &self,
+        out: &mut Vec<i32>,
         logits: &Buf,
         m: usize,
         v: usize,
         temperature: f32,
-        rng: &mut ChaCha8Rng,
-        out: &mut Vec<i32>,
+        at: KeystreamAt,
     ) -> Result<()>;
 
     // === Optimizer ===
     /// Σ x² over the first `len` elements, accumulated in f64 in a fixed order.
     fn sum_squares(&self, buf: &Buf, len: usize) -> Result<f64>;
+    /// The largest |x| over the first `len` elements (0 when `len` is 0), exact whatever the
+    /// order; NaN is ignored, so call it on finite values.
+    fn max_abs(&self, buf: &Buf, len: usize) -> Result<f32>;
     /// `buf[..len] *= s`.
     fn scale(&self, buf: &mut Buf, len: usize, s: f32) -> Result<()>;
     /// `dst[..len] += src[..len]`, element by element (micro-batch gradients into the step's).
@@ -545,10 +615,8 @@ pub trait Backend: Send + Sync {
     /// Without `check` the caller has proved the result finite, and the update is one pass.
     fn adamw(
         &self,
-        params: &mut Buf,
+        state: AdamState,
         grads: &Buf,
-        m: &mut Buf,
-        v: &mut Buf,
         tensors: &[AdamTensor],
         step: &AdamStep,
         check: bool,

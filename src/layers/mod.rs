@@ -36,6 +36,16 @@ pub struct LayerNorm {
     pub eps: f64,
 }
 
+/// BERT's post-LN block output: a Linear, then LayerNorm of its output plus the residual (HF
+/// `ElectraSelfOutput`, `ElectraOutput`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PostLn {
+    /// The dense layer.
+    pub dense: Linear,
+    /// The LayerNorm after the residual.
+    pub ln: LayerNorm,
+}
+
 /// HF `ElectraEmbeddings`: word, position and token-type tables of width E (= `ln.dim`), then
 /// LayerNorm.
 #[derive(Clone, Copy, Debug, PartialEq)]

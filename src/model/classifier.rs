@@ -3,7 +3,8 @@
 
 use super::encoder::Encoder;
 use super::registrar::Registrar;
-use crate::backend::{Activation, Backend, Buf, InputGrad, Mem, Weights};
+use super::Backprop;
+use crate::backend::{Activation, Backend, Buf, InputGrad, Weights};
 use crate::config::ElectraConfig;
 use crate::error::{Error, Result};
 use crate::layers::Linear;
@@ -23,6 +24,10 @@ pub struct ClsHead {
 /// Activations of the classification head, kept for its backward.
 #[derive(Default, Debug)]
 pub struct ClsHeadActs {
+    /// B of the last forward.
+    pub b: usize,
+    /// T of the last forward.
+    pub t: usize,
     /// Row index of each sequence's [CLS] token, `b·T` `[B]`.
     pub rows: Buf<i32>,
     /// [CLS] hidden states `[B, H]`.
@@ -56,7 +61,6 @@ impl ClsHead {
     }
 
     /// Logits for the first token of each of `b` rows of `t` hidden states `[B·T, H]`.
-    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
         be: &dyn Backend,
@@ -76,6 +80,7 @@ impl ClsHead {
             .map(|r| i32::try_from(r * t))
             .collect::<std::result::Result<Vec<i32>, _>>()
             .map_err(|_| Error::arg(format!("batch {b} x seq_len {t} is too large for the classifier")))?;
+        (acts.b, acts.t) = (b, t);
         be.upload_ids(&mut acts.rows, &rows)?;
         be.gather_rows(&mut acts.cls, hidden, &acts.rows, b, h)?;
         be.linear(&mut acts.pre, &acts.cls, w, &self.dense, b)?;
@@ -83,28 +88,24 @@ impl ClsHead {
         be.linear(&mut acts.logits, &acts.act, w, &self.out_proj, b)
     }
 
-    /// Backward from `d_logits` `[B, labels]`: head gradients accumulate into `g`; `d_hidden`
-    /// `[B·T, H]` is assigned (zero except at the [CLS] rows).
-    #[allow(clippy::too_many_arguments)]
+    /// Backward of the last [`ClsHead::forward`] from `d_logits` `[B, labels]`: head gradients
+    /// accumulate into `bp`'s; `d_hidden` `[B·T, H]` is assigned (zero except at the [CLS] rows).
     pub fn backward(
         &self,
-        be: &dyn Backend,
-        w: Mem,
-        g: &mut Buf,
+        bp: &mut Backprop,
         acts: &ClsHeadActs,
         gs: &mut ClsHeadGrads,
         d_logits: &Buf,
         d_hidden: &mut Buf,
-        b: usize,
-        t: usize,
     ) -> Result<()> {
-        let h = self.dense.din;
+        let (be, p) = (bp.be, &mut bp.params);
+        let (h, b, t) = (self.dense.din, acts.b, acts.t);
         for v in [&mut gs.d_act, &mut gs.d_pre, &mut gs.d_cls] {
             be.ensure(v, b * h)?;
         }
-        be.linear_backward(InputGrad::Set(&mut gs.d_act), g, d_logits, &acts.act, w, &self.out_proj, b)?;
+        be.linear_backward(InputGrad::Set(&mut gs.d_act), p, d_logits, &acts.act, &self.out_proj, b)?;
         be.activation_backward(&mut gs.d_pre, &gs.d_act, &acts.pre, b * h, Activation::Gelu)?;
-        be.linear_backward(InputGrad::Set(&mut gs.d_cls), g, &gs.d_pre, &acts.cls, w, &self.dense, b)?;
+        be.linear_backward(InputGrad::Set(&mut gs.d_cls), p, &gs.d_pre, &acts.cls, &self.dense, b)?;
         be.fill(d_hidden, b * t * h, 0.0)?;
         be.scatter_rows(d_hidden, &gs.d_cls, &acts.rows, b, h, false)
     }

@@ -4,7 +4,11 @@
 //! inference keeps only two layers' worth and ping-pongs between them.
 
 use super::registrar::{EncoderLayer, Registrar};
-use crate::backend::{Activation, Backend, Buf, InputGrad, Mem, Weights};
+use super::Backprop;
+use crate::backend::{
+    Activated, Activation, AttentionShape, Backend, Buf, InputGrad, LnSaved, LnStats, Qkv, ResidualLn, Tokens, Weights,
+};
+use crate::batch::Batch;
 use crate::config::ElectraConfig;
 use crate::error::{Error, Result};
 use crate::layers::{Embeddings, Linear};
@@ -105,20 +109,16 @@ pub struct LayerActs {
     pub ctx: Buf,
     /// Input of the attention LayerNorm: dense(ctx) + x `[N, H]`.
     pub ln1_in: Buf,
-    /// Its mean `[N]`.
-    pub ln1_mean: Buf,
-    /// Its 1/std `[N]`.
-    pub ln1_rstd: Buf,
+    /// Its statistics.
+    pub ln1: LnStats,
     /// Attention block output `[N, H]`.
     pub x1: Buf,
     /// Feed-forward pre-activation `[N, I]`.
     pub ff_pre: Buf,
     /// Input of the output LayerNorm: dense(ff_act) + x1 `[N, H]`.
     pub ln2_in: Buf,
-    /// Its mean `[N]`.
-    pub ln2_mean: Buf,
-    /// Its 1/std `[N]`.
-    pub ln2_rstd: Buf,
+    /// Its statistics.
+    pub ln2: LnStats,
     /// Layer output `[N, H]`.
     pub out: Buf,
 }
@@ -142,10 +142,8 @@ pub struct EncoderActs {
     pub mask_add: Buf,
     /// word + type + position `[N, E]` (the embedding LayerNorm's input).
     pub emb_sum: Buf,
-    /// Its mean `[N]`.
-    pub emb_mean: Buf,
-    /// Its 1/std `[N]`.
-    pub emb_rstd: Buf,
+    /// Its statistics.
+    pub emb_ln: LnStats,
     /// Embedding output `[N, E]`.
     pub emb_out: Buf,
     /// Projection output `[N, H]` (when E ≠ H).
@@ -184,8 +182,8 @@ impl EncoderActs {
         for (v, len) in [
             (&mut self.mask_add, n),
             (&mut self.emb_sum, n * e),
-            (&mut self.emb_mean, n),
-            (&mut self.emb_rstd, n),
+            (&mut self.emb_ln.mean, n),
+            (&mut self.emb_ln.rstd, n),
             (&mut self.emb_out, n * e),
             (&mut self.ff_act, n * i),
         ] {
@@ -202,7 +200,7 @@ impl EncoderActs {
             {
                 be.ensure(v, n * h)?;
             }
-            for v in [&mut la.ln1_mean, &mut la.ln1_rstd, &mut la.ln2_mean, &mut la.ln2_rstd] {
+            for v in [&mut la.ln1.mean, &mut la.ln1.rstd, &mut la.ln2.mean, &mut la.ln2.rstd] {
                 be.ensure(v, n)?;
             }
             be.ensure(&mut la.ff_pre, n * i)?;
@@ -229,6 +227,11 @@ impl EncoderActs {
         }
     }
 
+    /// The ids and types of the last forward, as the backend holds them.
+    fn tokens(&self) -> Tokens<'_> {
+        Tokens { ids: &self.ids, types: self.types.as_ref(), b: self.b, t: self.t }
+    }
+
     /// Final hidden states `[N, H]` after a forward (the buffer may be longer).
     pub fn output(&self, enc: &Encoder) -> &Buf {
         match enc.layers.len() {
@@ -239,36 +242,27 @@ impl EncoderActs {
 }
 
 impl Encoder {
-    /// Forward over host `ids`/`types` `[B, T]` with an optional 0/1 attention mask (uploaded
+    /// Forward over a host batch `[B, T]` (ids, optional types and 0/1 attention mask, uploaded
     /// into `acts`). Inputs must be validated by the caller (ids < V, types < type_vocab_size,
     /// T ≤ T_max); the backend rejects ids outside the tables.
-    #[allow(clippy::too_many_arguments)]
-    pub fn forward(
-        &self,
-        be: &dyn Backend,
-        w: &Weights,
-        acts: &mut EncoderActs,
-        ids: &[i32],
-        types: Option<&[i32]>,
-        mask: Option<&[i32]>,
-        b: usize,
-        t: usize,
-    ) -> Result<()> {
+    pub fn forward(&self, be: &dyn Backend, w: &Weights, acts: &mut EncoderActs, x: &Batch) -> Result<()> {
+        let (b, t) = (x.batch, x.seq_len);
         let n = b * t;
         fn cut<'a>(x: &'a [i32], what: &str, b: usize, t: usize) -> Result<&'a [i32]> {
             x.get(..b * t).ok_or_else(|| Error::Shape { what: what.into(), expected: vec![b, t], got: vec![x.len()] })
         }
         acts.reserve(be, self, b, t)?;
-        be.upload_ids(&mut acts.ids, cut(ids, "input_ids", b, t)?)?;
-        upload_opt(be, &mut acts.types, types.map(|x| cut(x, "token_type_ids", b, t)).transpose()?)?;
-        upload_opt(be, &mut acts.mask, mask.map(|x| cut(x, "attention_mask", b, t)).transpose()?)?;
+        be.upload_ids(&mut acts.ids, cut(x.input_ids, "input_ids", b, t)?)?;
+        upload_opt(be, &mut acts.types, x.token_type_ids.map(|y| cut(y, "token_type_ids", b, t)).transpose()?)?;
+        upload_opt(be, &mut acts.mask, x.attention_mask.map(|y| cut(y, "attention_mask", b, t)).transpose()?)?;
         be.key_mask(&mut acts.mask_add, acts.mask.as_ref(), n)?;
-        be.embedding(&mut acts.emb_sum, &acts.ids, acts.types.as_ref(), w, &self.emb, b, t)?;
-        let ln = &self.emb.ln;
-        be.layer_norm(&mut acts.emb_out, &mut acts.emb_mean, &mut acts.emb_rstd, &acts.emb_sum, w.flat, ln, n)?;
+        let tokens = Tokens { ids: &acts.ids, types: acts.types.as_ref(), b, t };
+        be.embedding(&mut acts.emb_sum, tokens, w, &self.emb)?;
+        be.layer_norm(&mut acts.emb_out, &mut acts.emb_ln, &acts.emb_sum, w.flat, &self.emb.ln, n)?;
         if let Some(p) = &self.proj {
             be.linear(&mut acts.proj_out, &acts.emb_out, w, p, n)?;
         }
+        let shape = self.attention_shape(b, t);
         for l in 0..self.layers.len() {
             let cur = acts.slot(l);
             // Borrow the previous layer's output (or the embeddings) next to this layer's buffers.
@@ -285,57 +279,27 @@ impl Encoder {
                     (&hi[0].out, &mut lo[cur])
                 }
             };
-            self.layer_forward(be, &self.layers[l], w, la, &mut acts.ff_act, x, &acts.mask_add, b, t)?;
+            let ly = &self.layers[l];
+            be.linear(&mut la.q, x, w, &ly.q, n)?;
+            be.linear(&mut la.k, x, w, &ly.k, n)?;
+            be.linear(&mut la.v, x, w, &ly.v, n)?;
+            be.attention(&mut la.ctx, &mut la.probs, Qkv { q: &la.q, k: &la.k, v: &la.v }, &acts.mask_add, shape)?;
+            // x1 = LN1(dense_o(ctx) + x), fused per row block.
+            let y = ResidualLn { sum: &mut la.ln1_in, out: &mut la.x1, stats: &mut la.ln1 };
+            be.linear_residual_layer_norm(y, &la.ctx, x, w, &ly.attn_out(), n)?;
+            // ff_act = act(dense_inter(x1)), bias and activation fused.
+            let y = Activated { pre: &mut la.ff_pre, act: &mut acts.ff_act, f: self.act };
+            be.linear_act(y, &la.x1, w, &ly.inter, n)?;
+            // out = LN2(dense_out(ff_act) + x1).
+            let y = ResidualLn { sum: &mut la.ln2_in, out: &mut la.out, stats: &mut la.ln2 };
+            be.linear_residual_layer_norm(y, &acts.ff_act, &la.x1, w, &ly.ffn_out(), n)?;
         }
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn layer_forward(
-        &self,
-        be: &dyn Backend,
-        ly: &EncoderLayer,
-        w: &Weights,
-        la: &mut LayerActs,
-        ff_act: &mut Buf,
-        x: &Buf,
-        mask_add: &Buf,
-        b: usize,
-        t: usize,
-    ) -> Result<()> {
-        let (n, h, nh) = (b * t, self.hidden, self.heads);
-        be.linear(&mut la.q, x, w, &ly.q, n)?;
-        be.linear(&mut la.k, x, w, &ly.k, n)?;
-        be.linear(&mut la.v, x, w, &ly.v, n)?;
-        be.attention(&mut la.ctx, &mut la.probs, &la.q, &la.k, &la.v, mask_add, b, t, nh, h / nh)?;
-        // x1 = LN1(dense_o(ctx) + x), fused per row block.
-        be.linear_residual_layer_norm(
-            &mut la.ln1_in,
-            &mut la.x1,
-            &mut la.ln1_mean,
-            &mut la.ln1_rstd,
-            &la.ctx,
-            w,
-            &ly.o,
-            x,
-            &ly.attn_ln,
-            n,
-        )?;
-        // ff_act = act(dense_inter(x1)), bias and activation fused.
-        be.linear_act(&mut la.ff_pre, ff_act, &la.x1, w, &ly.inter, n, self.act)?;
-        // out = LN2(dense_out(ff_act) + x1).
-        be.linear_residual_layer_norm(
-            &mut la.ln2_in,
-            &mut la.out,
-            &mut la.ln2_mean,
-            &mut la.ln2_rstd,
-            ff_act,
-            w,
-            &ly.out,
-            &la.x1,
-            &ly.out_ln,
-            n,
-        )
+    /// The attention dimensions of a `[B, T]` batch.
+    fn attention_shape(&self, b: usize, t: usize) -> AttentionShape {
+        AttentionShape { b, t, nh: self.heads, hd: self.hidden / self.heads }
     }
 }
 
@@ -369,19 +333,12 @@ pub struct EncoderGrads {
 impl Encoder {
     /// Backward of [`Encoder::forward`] (which must have run with `keep_all` activations) from
     /// `d_out`, the gradient of the final hidden states `[N, H]`. Parameter gradients accumulate
-    /// into `g` (same layout as the weights `w`), including the embedding tables.
-    pub fn backward(
-        &self,
-        be: &dyn Backend,
-        w: Mem,
-        g: &mut Buf,
-        acts: &EncoderActs,
-        gs: &mut EncoderGrads,
-        d_out: &Buf,
-    ) -> Result<()> {
+    /// into `bp`'s gradients (same layout as its weights), including the embedding tables.
+    pub fn backward(&self, bp: &mut Backprop, acts: &EncoderActs, gs: &mut EncoderGrads, d_out: &Buf) -> Result<()> {
         if !acts.keep_all {
             return Err(Error::Internal("the encoder backward needs every layer's activations (keep_all)".into()));
         }
+        let be = bp.be;
         let (b, t) = (acts.b, acts.t);
         let n = b * t;
         let (e, h, i) = (self.emb_dim, self.hidden, self.inter);
@@ -403,71 +360,50 @@ impl Encoder {
         be.copy(&mut gs.d_res, d_out, n * h)?;
         for l in (0..self.layers.len()).rev() {
             let x = if l == 0 { acts.layer0_input(self) } else { &acts.layers[l - 1].out };
-            self.layer_backward(be, &self.layers[l], w, g, &acts.layers[l], x, gs, b, t)?;
+            self.layer_backward(bp, &self.layers[l], &acts.layers[l], x, gs, self.attention_shape(b, t))?;
         }
+        let p = &mut bp.params;
         // gs.d_res now holds the gradient of layer 0's input.
-        let d_emb_out = if let Some(p) = &self.proj {
-            be.linear_backward(InputGrad::Set(&mut gs.d_emb), g, &gs.d_res, &acts.emb_out, w, p, n)?;
+        let d_emb_out = if let Some(proj) = &self.proj {
+            be.linear_backward(InputGrad::Set(&mut gs.d_emb), p, &gs.d_res, &acts.emb_out, proj, n)?;
             &gs.d_emb
         } else {
             &gs.d_res
         };
-        let ln = &self.emb.ln;
-        be.layer_norm_backward(
-            &mut gs.d_emb_sum,
-            g,
-            d_emb_out,
-            &acts.emb_sum,
-            w,
-            ln,
-            &acts.emb_mean,
-            &acts.emb_rstd,
-            n,
-        )?;
-        be.embedding_backward(g, &gs.d_emb_sum, &acts.ids, acts.types.as_ref(), &self.emb, b, t)
+        let saved = LnSaved { x: &acts.emb_sum, stats: &acts.emb_ln };
+        be.layer_norm_backward(&mut gs.d_emb_sum, p, d_emb_out, saved, &self.emb.ln, n)?;
+        be.embedding_backward(p.grads, &gs.d_emb_sum, acts.tokens(), &self.emb)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn layer_backward(
         &self,
-        be: &dyn Backend,
+        bp: &mut Backprop,
         ly: &EncoderLayer,
-        w: Mem,
-        g: &mut Buf,
         la: &LayerActs,
         x: &Buf,
         gs: &mut EncoderGrads,
-        b: usize,
-        t: usize,
+        shape: AttentionShape,
     ) -> Result<()> {
-        let (n, h, i, nh) = (b * t, self.hidden, self.inter, self.heads);
+        let (be, p) = (bp.be, &mut bp.params);
+        let (n, i) = (shape.b * shape.t, self.inter);
         // out = LN2(ln2_in), ln2_in = dense_out(ff_act) + x1: d_x1 = ∂/∂ln2_in, which is both
         // dense_out's output gradient and (through the residual) part of x1's.
-        be.layer_norm_backward(&mut gs.d_x1, g, &gs.d_res, &la.ln2_in, w, &ly.out_ln, &la.ln2_mean, &la.ln2_rstd, n)?;
+        let saved = LnSaved { x: &la.ln2_in, stats: &la.ln2 };
+        be.layer_norm_backward(&mut gs.d_x1, p, &gs.d_res, saved, &ly.out_ln, n)?;
         // The forward did not keep the activation: recompute it (bit-identical) from ff_pre.
         be.activation(&mut gs.ff_act, &la.ff_pre, n * i, self.act)?;
-        be.linear_act_backward(&mut gs.d_ff_pre, g, &gs.d_x1, &gs.ff_act, &la.ff_pre, w, &ly.out, n, self.act)?;
-        be.linear_backward(InputGrad::Add(&mut gs.d_x1), g, &gs.d_ff_pre, &la.x1, w, &ly.inter, n)?;
+        let ff = Activated { pre: &la.ff_pre, act: &gs.ff_act, f: self.act };
+        be.linear_act_backward(&mut gs.d_ff_pre, p, &gs.d_x1, ff, &ly.out, n)?;
+        be.linear_backward(InputGrad::Add(&mut gs.d_x1), p, &gs.d_ff_pre, &la.x1, &ly.inter, n)?;
         // x1 = LN1(ln1_in), ln1_in = dense_o(ctx) + x: d_res = ∂/∂ln1_in, likewise.
-        be.layer_norm_backward(&mut gs.d_res, g, &gs.d_x1, &la.ln1_in, w, &ly.attn_ln, &la.ln1_mean, &la.ln1_rstd, n)?;
-        be.linear_backward(InputGrad::Set(&mut gs.d_ctx), g, &gs.d_res, &la.ctx, w, &ly.o, n)?;
-        be.attention_backward(
-            &mut gs.dq,
-            &mut gs.dk,
-            &mut gs.dv,
-            &mut gs.d_scores,
-            &gs.d_ctx,
-            &la.probs,
-            &la.q,
-            &la.k,
-            &la.v,
-            b,
-            t,
-            nh,
-            h / nh,
-        )?;
-        be.linear_backward(InputGrad::Add(&mut gs.d_res), g, &gs.dq, x, w, &ly.q, n)?;
-        be.linear_backward(InputGrad::Add(&mut gs.d_res), g, &gs.dk, x, w, &ly.k, n)?;
-        be.linear_backward(InputGrad::Add(&mut gs.d_res), g, &gs.dv, x, w, &ly.v, n)
+        let saved = LnSaved { x: &la.ln1_in, stats: &la.ln1 };
+        be.layer_norm_backward(&mut gs.d_res, p, &gs.d_x1, saved, &ly.attn_ln, n)?;
+        be.linear_backward(InputGrad::Set(&mut gs.d_ctx), p, &gs.d_res, &la.ctx, &ly.o, n)?;
+        let dqkv = Qkv { q: &mut gs.dq, k: &mut gs.dk, v: &mut gs.dv };
+        let qkv = Qkv { q: &la.q, k: &la.k, v: &la.v };
+        be.attention_backward(dqkv, &mut gs.d_scores, &gs.d_ctx, &la.probs, qkv, shape)?;
+        be.linear_backward(InputGrad::Add(&mut gs.d_res), p, &gs.dq, x, &ly.q, n)?;
+        be.linear_backward(InputGrad::Add(&mut gs.d_res), p, &gs.dk, x, &ly.k, n)?;
+        be.linear_backward(InputGrad::Add(&mut gs.d_res), p, &gs.dv, x, &ly.v, n)
     }
 }

@@ -3,7 +3,8 @@
 //! (HF `ElectraGeneratorPredictions` + `generator_lm_head`, output tied to the word embeddings).
 
 use super::registrar::Registrar;
-use crate::backend::{Activation, Backend, Buf, InputGrad, Mem, Weights};
+use super::Backprop;
+use crate::backend::{Activated, Activation, Backend, Buf, InputGrad, LnSaved, LnStats, Weights};
 use crate::config::ElectraConfig;
 use crate::error::Result;
 use crate::layers::{LayerNorm, Linear};
@@ -23,6 +24,8 @@ pub struct DiscHead {
 /// Activations of the discriminator head, kept for its backward.
 #[derive(Default, Debug)]
 pub struct DiscHeadActs {
+    /// M of the last forward.
+    pub m: usize,
     /// dense output before the activation `[M, H]`.
     pub pre: Buf,
     /// After the activation `[M, H]`.
@@ -62,28 +65,27 @@ impl DiscHead {
         be.ensure(&mut acts.pre, m * h)?;
         be.ensure(&mut acts.act, m * h)?;
         be.ensure(&mut acts.logits, m)?;
-        be.linear_act(&mut acts.pre, &mut acts.act, hidden, w, &self.dense, m, self.act)?;
+        acts.m = m;
+        be.linear_act(Activated { pre: &mut acts.pre, act: &mut acts.act, f: self.act }, hidden, w, &self.dense, m)?;
         be.linear(&mut acts.logits, &acts.act, w, &self.pred, m)
     }
 
-    /// Backward from `d_logits` `[M]`: accumulates head gradients into `g` and assigns
-    /// `d_hidden` `[M, H]`.
-    #[allow(clippy::too_many_arguments)]
+    /// Backward of the last [`DiscHead::forward`], on `hidden`, from `d_logits` `[M]`:
+    /// accumulates head gradients into `bp`'s and assigns `d_hidden` `[M, H]`.
     pub fn backward(
         &self,
-        be: &dyn Backend,
-        w: Mem,
-        g: &mut Buf,
+        bp: &mut Backprop,
         acts: &DiscHeadActs,
         gs: &mut DiscHeadGrads,
         hidden: &Buf,
         d_logits: &Buf,
         d_hidden: &mut Buf,
-        m: usize,
     ) -> Result<()> {
+        let (be, p, m) = (bp.be, &mut bp.params, acts.m);
         be.ensure(&mut gs.d_pre, m * self.dense.din)?;
-        be.linear_act_backward(&mut gs.d_pre, g, d_logits, &acts.act, &acts.pre, w, &self.pred, m, self.act)?;
-        be.linear_backward(InputGrad::Set(d_hidden), g, &gs.d_pre, hidden, w, &self.dense, m)
+        let x = Activated { pre: &acts.pre, act: &acts.act, f: self.act };
+        be.linear_act_backward(&mut gs.d_pre, p, d_logits, x, &self.pred, m)?;
+        be.linear_backward(InputGrad::Set(d_hidden), p, &gs.d_pre, hidden, &self.dense, m)
     }
 }
 
@@ -107,14 +109,14 @@ pub struct GenHead {
 /// Activations of the generator head, kept for its backward.
 #[derive(Default, Debug)]
 pub struct GenHeadActs {
+    /// M of the last forward.
+    pub m: usize,
     /// dense output `[M, E]`.
     pub pre: Buf,
     /// After GELU `[M, E]`.
     pub act: Buf,
-    /// LayerNorm mean `[M]`.
-    pub mean: Buf,
-    /// LayerNorm 1/std `[M]`.
-    pub rstd: Buf,
+    /// LayerNorm statistics `[M]` each.
+    pub stats: LnStats,
     /// LayerNorm output `[M, E]`.
     pub normed: Buf,
     /// Vocabulary logits `[M, V]`.
@@ -158,39 +160,40 @@ impl GenHead {
             (&mut acts.pre, m * e),
             (&mut acts.act, m * e),
             (&mut acts.normed, m * e),
-            (&mut acts.mean, m),
-            (&mut acts.rstd, m),
+            (&mut acts.stats.mean, m),
+            (&mut acts.stats.rstd, m),
             (&mut acts.logits, m * v),
         ] {
             be.ensure(buf, len)?;
         }
-        be.linear_act(&mut acts.pre, &mut acts.act, hidden, w, &self.dense, m, Activation::Gelu)?;
-        be.layer_norm(&mut acts.normed, &mut acts.mean, &mut acts.rstd, &acts.act, w.flat, &self.ln, m)?;
+        acts.m = m;
+        let y = Activated { pre: &mut acts.pre, act: &mut acts.act, f: Activation::Gelu };
+        be.linear_act(y, hidden, w, &self.dense, m)?;
+        be.layer_norm(&mut acts.normed, &mut acts.stats, &acts.act, w.flat, &self.ln, m)?;
         be.linear(&mut acts.logits, &acts.normed, w, &self.lm(), m)
     }
 
-    /// Backward from `d_logits` `[M, V]`: accumulates head gradients into `g` (the output
-    /// projection's into the word embeddings when tied) and assigns `d_hidden` `[M, Hg]`.
-    #[allow(clippy::too_many_arguments)]
+    /// Backward of the last [`GenHead::forward`], on `hidden`, from `d_logits` `[M, V]`:
+    /// accumulates head gradients into `bp`'s (the output projection's into the word embeddings
+    /// when tied) and assigns `d_hidden` `[M, Hg]`.
     pub fn backward(
         &self,
-        be: &dyn Backend,
-        w: Mem,
-        g: &mut Buf,
+        bp: &mut Backprop,
         acts: &GenHeadActs,
         gs: &mut GenHeadGrads,
         hidden: &Buf,
         d_logits: &Buf,
         d_hidden: &mut Buf,
-        m: usize,
     ) -> Result<()> {
+        let (be, p, m) = (bp.be, &mut bp.params, acts.m);
         let e = self.dense.dout;
         be.ensure(&mut gs.d_normed, m * e)?;
         be.ensure(&mut gs.d_act, m * e)?;
-        be.linear_backward(InputGrad::Set(&mut gs.d_normed), g, d_logits, &acts.normed, w, &self.lm(), m)?;
-        be.layer_norm_backward(&mut gs.d_act, g, &gs.d_normed, &acts.act, w, &self.ln, &acts.mean, &acts.rstd, m)?;
+        be.linear_backward(InputGrad::Set(&mut gs.d_normed), p, d_logits, &acts.normed, &self.lm(), m)?;
+        let saved = LnSaved { x: &acts.act, stats: &acts.stats };
+        be.layer_norm_backward(&mut gs.d_act, p, &gs.d_normed, saved, &self.ln, m)?;
         // The dense output's gradient overwrites d_normed (no longer needed).
         be.activation_backward(&mut gs.d_normed, &gs.d_act, &acts.pre, m * e, Activation::Gelu)?;
-        be.linear_backward(InputGrad::Set(d_hidden), g, &gs.d_normed, hidden, w, &self.dense, m)
+        be.linear_backward(InputGrad::Set(d_hidden), p, &gs.d_normed, hidden, &self.dense, m)
     }
 }

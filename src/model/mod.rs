@@ -11,7 +11,7 @@ pub mod encoder;
 pub mod heads;
 pub mod registrar;
 
-use crate::backend::{Backend, Device, InferenceWeights, Prepared};
+use crate::backend::{Backend, Buf, Device, InferenceWeights, Mem, ParamGrads, Prepared};
 use crate::config::ElectraConfig;
 use crate::error::{Error, Result};
 use crate::layers::int8::QuantizedWeights;
@@ -24,6 +24,22 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 use registrar::Registrar;
 use std::sync::{Arc, Mutex};
+
+/// What every backward of the model threads through: the backend, and the weights it reads with
+/// the flat gradients it accumulates into.
+pub struct Backprop<'a> {
+    /// The backend.
+    pub be: &'a dyn Backend,
+    /// Weights and gradients.
+    pub params: ParamGrads<'a>,
+}
+
+impl<'a> Backprop<'a> {
+    /// Backward passes on `be` reading the weights `w` and accumulating into `grads`.
+    pub fn new(be: &'a dyn Backend, w: Mem<'a>, grads: &'a mut Buf) -> Self {
+        Backprop { be, params: ParamGrads { w, grads } }
+    }
+}
 
 /// The replaced-token detector (HF `ElectraForPreTraining`).
 #[derive(Clone, Debug)]

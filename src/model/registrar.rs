@@ -1,7 +1,7 @@
 //! The registrar that names the model's tensors exactly as `transformers` does, and one encoder
 //! layer's parameter view (the plain descriptors it is made of are in [`crate::layers`]).
 
-use crate::layers::{LayerNorm, Linear};
+use crate::layers::{LayerNorm, Linear, PostLn};
 use crate::params::{ParamId, ParamStore, Span};
 
 /// Registers tensors under `<scope>.<HF name>` and records the HF name of each, so a tower can be
@@ -75,4 +75,16 @@ pub struct EncoderLayer {
     pub out: Linear,
     /// output.LayerNorm
     pub out_ln: LayerNorm,
+}
+
+impl EncoderLayer {
+    /// The attention block's output: `LN(dense_o(ctx) + x)`.
+    pub fn attn_out(&self) -> PostLn {
+        PostLn { dense: self.o, ln: self.attn_ln }
+    }
+
+    /// The feed-forward block's output: `LN(dense_out(ff_act) + x1)`.
+    pub fn ffn_out(&self) -> PostLn {
+        PostLn { dense: self.out, ln: self.out_ln }
+    }
 }

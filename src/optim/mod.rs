@@ -1,7 +1,7 @@
 //! The original ELECTRA optimizer: AdamW with decoupled weight decay and no bias correction
 //! (optional), global-norm clipping, and the warm-up × linear-decay schedule.
 
-use crate::backend::{to_host, AdamStep, AdamTensor, Backend, Buf};
+use crate::backend::{to_host, AdamState, AdamStep, AdamTensor, Backend, Buf};
 use crate::error::{Error, Result};
 use crate::model::{Model, Towers};
 use crate::params::{ParamStore, ParamTable, Span};
@@ -205,7 +205,8 @@ impl AdamW {
         // Clipping only shrinks gradients, so every |g| is at most the norm (with a margin for
         // the norm's rounding to f32).
         let proven = self.bounds.and_then(|b| b.after(norm as f64 * (1.0 + 1e-5), &tensors, &k));
-        if let Some(bad) = be.adamw(params, grads, &mut self.m, &mut self.v, &tensors, &k, proven.is_none())? {
+        let state = AdamState { params, m: &mut self.m, v: &mut self.v };
+        if let Some(bad) = be.adamw(state, grads, &tensors, &k, proven.is_none())? {
             let name = self.names.get(bad).map_or("?", String::as_str);
             return Err(Error::NonFinite(format!(
                 "the AdamW update of step {} would make {name} NaN or infinite (learning rate {lr}, gradient \
@@ -245,7 +246,7 @@ impl Bounds {
 
     /// The largest magnitudes in the (finite) state.
     fn measure(be: &dyn Backend, params: &Buf, m: &Buf, v: &Buf, numel: usize) -> Result<Self> {
-        let max = |b: &Buf| -> Result<f64> { Ok(crate::backend::cpu::optim::max_abs(&to_host(be, b, numel)?) as f64) };
+        let max = |b: &Buf| -> Result<f64> { Ok(be.max_abs(b, numel)? as f64) };
         Ok(Bounds { p: max(params)?, m: max(m)?, v: max(v)? })
     }
 

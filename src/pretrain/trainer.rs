@@ -4,14 +4,14 @@
 
 use super::masking::{mask_batch, Masking};
 use super::options::{Distributed, Objective, TrainOptions};
-use crate::backend::{self, mean_denominator, Backend, Buf, Weights};
+use crate::backend::{self, keystream, mean_denominator, Backend, Buf, LossScale, Weights};
 use crate::batch::Batch;
 use crate::config::ElectraConfig;
 use crate::distributed::{self, Collective, RankStatus};
 use crate::error::{Error, Result};
 use crate::model::encoder::{EncoderActs, EncoderGrads};
 use crate::model::heads::{DiscHeadActs, DiscHeadGrads, GenHeadActs, GenHeadGrads};
-use crate::model::{Discriminator, Generator, Model, Towers};
+use crate::model::{Backprop, Discriminator, Generator, Model, Towers};
 use crate::optim::{Moments, Trained};
 use crate::params::{ParamStore, ParamTable};
 use rand::SeedableRng;
@@ -797,7 +797,6 @@ impl Trainer {
             Some(m) => ws.host_weights.extend(m[..n].iter().map(|&x| x as f32)),
             None => ws.host_weights.resize(n, 1.0),
         }
-        let (types, mask) = (batch.token_type_ids, batch.attention_mask);
 
         // Generator (or MLM model): forward on the masked input, head only at masked positions.
         let (hg, v) = (gen.config.hidden_size, gen.config.vocab_size);
@@ -809,7 +808,7 @@ impl Trainer {
                 got: vec![masking.generator_input.len()],
             });
         }
-        gen.encoder.forward(be, &w, &mut ws.gen_acts, &masking.generator_input, types, mask, b, t)?;
+        gen.encoder.forward(be, &w, &mut ws.gen_acts, &Batch { input_ids: &masking.generator_input, ..*batch })?;
         ws.host_positions.clear();
         ws.host_targets.clear();
         for &p in &masking.positions {
@@ -835,11 +834,15 @@ impl Trainer {
                     ws.sampled.clear();
                     ws.sampled.extend_from_slice(s);
                 }
-                None => be.gumbel_argmax(&ws.gen_head.logits, m, v, opts.temperature, rng, &mut ws.sampled)?,
+                None => {
+                    let at = keystream::take(rng, (m as u64) * (v as u64))?;
+                    be.gumbel_argmax(&mut ws.sampled, &ws.gen_head.logits, m, v, opts.temperature, at)?
+                }
             }
         }
         // The logits buffer becomes d(loss)/d(logits): no second [M, V] buffer.
-        let mlm = be.cross_entropy(&mut ws.gen_head.logits, &ws.targets, m, v, opts.gen_weight, masked_denom)?;
+        let k = LossScale { scale: opts.gen_weight, denom: masked_denom };
+        let mlm = be.cross_entropy(&mut ws.gen_head.logits, &ws.targets, m, v, k)?;
         part.mlm_loss = mlm.loss;
         part.mlm_correct = mlm.correct;
         let mut loss = opts.gen_weight * mlm.loss;
@@ -856,7 +859,7 @@ impl Trainer {
             be.upload(&mut ws.weights, &ws.host_weights)?;
 
             let h = disc.config.hidden_size;
-            disc.encoder.forward(be, &w, &mut ws.disc_acts, &ws.corrupted, types, mask, b, t)?;
+            disc.encoder.forward(be, &w, &mut ws.disc_acts, &Batch { input_ids: &ws.corrupted, ..*batch })?;
             let disc_hidden = ws.disc_acts.output(&disc.encoder);
             disc.head.forward(be, &w, &mut ws.disc_head, disc_hidden, n)?;
             be.ensure(&mut ws.d_disc_logits, n)?;
@@ -866,8 +869,7 @@ impl Trainer {
                 &ws.labels,
                 &ws.weights,
                 n,
-                opts.disc_weight,
-                token_denom,
+                LossScale { scale: opts.disc_weight, denom: token_denom },
             )?;
             part.disc_loss = bce.loss;
             part.disc_correct = bce.correct;
@@ -878,17 +880,15 @@ impl Trainer {
             // Discriminator backward.
             be.ensure(&mut ws.d_disc_hidden, n * h)?;
             disc.head.backward(
-                be,
-                w.flat,
-                grads,
+                &mut Backprop::new(be, w.flat, grads),
                 &ws.disc_head,
                 &mut ws.disc_head_grads,
                 disc_hidden,
                 &ws.d_disc_logits,
                 &mut ws.d_disc_hidden,
-                n,
             )?;
-            disc.encoder.backward(be, w.flat, grads, &ws.disc_acts, &mut ws.disc_grads, &ws.d_disc_hidden)?;
+            let bp = &mut Backprop::new(be, w.flat, grads);
+            disc.encoder.backward(bp, &ws.disc_acts, &mut ws.disc_grads, &ws.d_disc_hidden)?;
         } else if !loss.is_finite() {
             return Err(Error::NonFinite(format!("loss is {loss}")));
         }
@@ -896,20 +896,22 @@ impl Trainer {
         // Generator backward: head at the masked rows, scattered back into the sequence.
         be.ensure(&mut ws.d_gathered, m * hg)?;
         gen.head.backward(
-            be,
-            w.flat,
-            grads,
+            &mut Backprop::new(be, w.flat, grads),
             &ws.gen_head,
             &mut ws.gen_head_grads,
             &ws.gathered,
             &ws.gen_head.logits,
             &mut ws.d_gathered,
-            m,
         )?;
         be.ensure(&mut ws.d_gen_hidden, n * hg)?;
         be.fill(&mut ws.d_gen_hidden, n * hg, 0.0)?;
         be.scatter_rows(&mut ws.d_gen_hidden, &ws.d_gathered, &ws.positions, m, hg, true)?;
-        gen.encoder.backward(be, w.flat, grads, &ws.gen_acts, &mut ws.gen_grads, &ws.d_gen_hidden)?;
+        gen.encoder.backward(
+            &mut Backprop::new(be, w.flat, grads),
+            &ws.gen_acts,
+            &mut ws.gen_grads,
+            &ws.d_gen_hidden,
+        )?;
         Ok(part)
     }
 

@@ -5,7 +5,8 @@
 //! softmax probabilities `[B, NH, T, T]` for the backward. Each (batch row, head) is one task on
 //! the pool, with single-threaded products inside.
 
-use super::matmul::gemm_raw;
+use super::super::{AttentionShape, Qkv};
+use super::matmul::{gemm_raw, raw};
 use super::par::RowsMut;
 use super::simd;
 use rayon::prelude::*;
@@ -51,19 +52,8 @@ impl Shared {
 
 /// `ctx = softmax(Q·Kᵀ/√HD + mask)·V` per batch row and head; writes `probs` for the backward.
 /// One task per (batch row, head); the scaling and mask are fused into the softmax.
-#[allow(clippy::too_many_arguments)]
-pub fn attention_forward(
-    ctx: &mut [f32],
-    probs: &mut [f32],
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    mask_add: &[f32],
-    b: usize,
-    t: usize,
-    nh: usize,
-    hd: usize,
-) {
+pub fn attention_forward(ctx: &mut [f32], probs: &mut [f32], x: Qkv<&[f32]>, mask_add: &[f32], shape: AttentionShape) {
+    let (Qkv { q, k, v }, AttentionShape { b, t, nh, hd }) = (x, shape);
     let hidden = nh * hd;
     let scale = 1.0 / (hd as f32).sqrt();
     let n = b * t * hidden;
@@ -80,57 +70,28 @@ pub fn attention_forward(
         // SAFETY: Q, K, V and ctx cover rows bi·T..(bi+1)·T of width H (sliced to n above);
         // this task writes only columns h·HD..(h+1)·HD of those ctx rows.
         unsafe {
-            gemm_raw(
-                t,
-                t,
-                hd,
-                1.0,
-                head(q[at..].as_ptr(), h, hd),
-                (rs, 1),
-                head(k[at..].as_ptr(), h, hd),
-                (1, rs),
-                0.0,
-                p.as_mut_ptr(),
-                (t as isize, 1),
-            );
+            let (qh, kh) = (head(q[at..].as_ptr(), h, hd), head(k[at..].as_ptr(), h, hd));
+            gemm_raw((t, t, hd), 1.0, raw(qh, rs, 1), raw(kh, 1, rs), 0.0, raw(p.as_mut_ptr(), t as isize, 1));
             for row in p.chunks_exact_mut(t) {
                 simd::softmax_scaled_masked(row, scale, mb);
             }
             let c = out.get().add(at + h * hd);
-            gemm_raw(
-                t,
-                hd,
-                t,
-                1.0,
-                p.as_ptr(),
-                (t as isize, 1),
-                head(v[at..].as_ptr(), h, hd),
-                (rs, 1),
-                0.0,
-                c,
-                (rs, 1),
-            );
+            let vh = head(v[at..].as_ptr(), h, hd);
+            gemm_raw((t, hd, t), 1.0, raw(p.as_ptr(), t as isize, 1), raw(vh, rs, 1), 0.0, raw(c, rs, 1));
         }
     });
 }
 
 /// Attention backward: assigns `dq`, `dk`, `dv` from `dctx`, using `scratch` (`[B, NH, T, T]`).
-#[allow(clippy::too_many_arguments)]
 pub fn attention_backward(
-    dq: &mut [f32],
-    dk: &mut [f32],
-    dv: &mut [f32],
+    dx: Qkv<&mut [f32]>,
     scratch: &mut [f32],
     dctx: &[f32],
     probs: &[f32],
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    b: usize,
-    t: usize,
-    nh: usize,
-    hd: usize,
+    x: Qkv<&[f32]>,
+    shape: AttentionShape,
 ) {
+    let (Qkv { q: dq, k: dk, v: dv }, Qkv { q, k, v }, AttentionShape { b, t, nh, hd }) = (dx, x, shape);
     let hidden = nh * hd;
     let scale = 1.0 / (hd as f32).sqrt();
     let n = b * t * hidden;
@@ -158,15 +119,15 @@ pub fn attention_backward(
         // columns h·HD..(h+1)·HD of those rows of dq, dk, dv (this task's alone).
         unsafe {
             // dP = dctx·Vᵀ ; dV = Pᵀ·dctx
-            gemm_raw(t, t, hd, 1.0, gh, (rs, 1), vh, (1, rs), 0.0, ds.as_mut_ptr(), (tt, 1));
-            gemm_raw(t, hd, t, 1.0, p.as_ptr(), (1, tt), gh, (rs, 1), 0.0, dv.get().add(off), (rs, 1));
+            gemm_raw((t, t, hd), 1.0, raw(gh, rs, 1), raw(vh, 1, rs), 0.0, raw(ds.as_mut_ptr(), tt, 1));
+            gemm_raw((t, hd, t), 1.0, raw(p.as_ptr(), 1, tt), raw(gh, rs, 1), 0.0, raw(dv.get().add(off), rs, 1));
             // dS = P ⊙ (dP − Σⱼ dP·P)
             for (dsr, pr) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
                 simd::softmax_backward(dsr, pr);
             }
             // dQ = scale·dS·K ; dK = scale·dSᵀ·Q
-            gemm_raw(t, hd, t, scale, ds.as_ptr(), (tt, 1), kh, (rs, 1), 0.0, dq.get().add(off), (rs, 1));
-            gemm_raw(t, hd, t, scale, ds.as_ptr(), (1, tt), qh, (rs, 1), 0.0, dk.get().add(off), (rs, 1));
+            gemm_raw((t, hd, t), scale, raw(ds.as_ptr(), tt, 1), raw(kh, rs, 1), 0.0, raw(dq.get().add(off), rs, 1));
+            gemm_raw((t, hd, t), scale, raw(ds.as_ptr(), 1, tt), raw(qh, rs, 1), 0.0, raw(dk.get().add(off), rs, 1));
         }
     });
 }

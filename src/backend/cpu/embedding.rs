@@ -2,13 +2,15 @@
 //! runs in row blocks over the pool; the backward splits the width into column blocks, each
 //! scattering every token in order, so sums do not depend on the thread count.
 
+use super::super::Tokens;
 use super::par::{for_ranges, rows_mut, threads, RowsMut};
 use crate::error::{Error, Result};
 use crate::layers::Embeddings;
 
 /// Checks that every id and type indexes its table and that `t` positions exist, so the kernels
 /// below never index out of bounds (callers validate user input first; this guards the seam).
-pub fn check_ids(ids: &[i32], types: Option<&[i32]>, emb: &Embeddings, t: usize) -> Result<()> {
+pub fn check_ids(x: Tokens<[i32]>, emb: &Embeddings) -> Result<()> {
+    let (ids, types, t) = (x.ids, x.types, x.t);
     let e = emb.ln.dim.max(1);
     let (vocab, npos, ntypes) = (emb.word.len / e, emb.pos.len / e, emb.typ.len / e);
     let bad = |what: &str, x: i32, n: usize| Error::Internal(format!("embedding: {what} {x} is outside [0, {n})"));
@@ -38,19 +40,20 @@ pub enum WordTable<'a> {
     },
 }
 
+/// The three tables of an embedding lookup, `[·, E]` each (`W`: the word table's form, `T`:
+/// the others'): the tables themselves, or their gradients.
+pub struct Tables<W, T> {
+    /// Word table `[V, E]`.
+    pub word: W,
+    /// Position table `[T_max, E]`.
+    pub pos: T,
+    /// Token-type table `[types, E]`.
+    pub typ: T,
+}
+
 /// `out[b·T+t] = word[ids] + type[types] + pos[t]`, each of width `e` (HF's summation order).
-#[allow(clippy::too_many_arguments)]
-pub fn embedding_forward(
-    out: &mut [f32],
-    ids: &[i32],
-    types: Option<&[i32]>,
-    word: WordTable,
-    pos: &[f32],
-    typ: &[f32],
-    b: usize,
-    t: usize,
-    e: usize,
-) {
+pub fn embedding_forward(out: &mut [f32], x: Tokens<[i32]>, tables: Tables<WordTable, &[f32]>, e: usize) {
+    let (Tokens { ids, types, b, t }, Tables { word, pos, typ }) = (x, tables);
     rows_mut(&mut out[..b * t * e], e, 64, |r0, block| {
         for (i, o) in block.chunks_exact_mut(e).enumerate() {
             let n = r0 + i;
@@ -79,19 +82,14 @@ pub fn embedding_forward(
 
 /// Scatter-adds `dout` into the three tables. The `padding_idx` row of the word table gets no
 /// gradient from the lookup, as in HF (`nn.Embedding(padding_idx=pad_token_id)`).
-#[allow(clippy::too_many_arguments)]
 pub fn embedding_backward(
-    dword: &mut [f32],
-    dpos: &mut [f32],
-    dtyp: &mut [f32],
+    d: Tables<&mut [f32], &mut [f32]>,
     dout: &[f32],
-    ids: &[i32],
-    types: Option<&[i32]>,
-    b: usize,
-    t: usize,
+    x: Tokens<[i32]>,
     e: usize,
     padding_idx: Option<usize>,
 ) {
+    let (Tables { word: dword, pos: dpos, typ: dtyp }, Tokens { ids, types, b, t }) = (d, x);
     let (dw, dp, dt) =
         (RowsMut::new(dword, 1, dword.len()), RowsMut::new(dpos, 1, dpos.len()), RowsMut::new(dtyp, 1, dtyp.len()));
     let parts = if b * t * e < 1 << 15 { 1 } else { threads() };

@@ -34,12 +34,6 @@ pub fn cross_entropy_in_place(
     ((total / denom) as f32, rows.iter().filter(|r| r.1).count())
 }
 
-/// The original code's denominator of a weighted mean over `count` rows or tokens:
-/// `count + 1e-6` (a step with nothing masked divides by 1e-6 instead of 0).
-pub fn mean_denominator(count: usize) -> f64 {
-    count as f64 + 1e-6
-}
-
 /// (loss, argmax == target, log-sum-exp) of one row.
 fn row_loss(row: &[f32], tgt: usize) -> (f64, bool, f64) {
     let max = simd::max(row);
@@ -49,7 +43,7 @@ fn row_loss(row: &[f32], tgt: usize) -> (f64, bool, f64) {
 }
 
 /// Weighted sigmoid BCE over `logits` with 0/1 `labels` and 0/1 `weights`: `Σ w·bce / denom`
-/// (`denom` = `Σw + 1e-6` for this batch's mean, see [`mean_denominator`]). Writes
+/// (`denom` = `Σw + 1e-6` for this batch's mean, see [`crate::backend::mean_denominator`]). Writes
 /// `dlogits = scale·w·(σ(x) − y)/denom` when given, and returns (loss, number of weighted tokens
 /// classified correctly).
 pub fn binary_cross_entropy(
@@ -84,6 +78,7 @@ pub fn binary_cross_entropy(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::mean_denominator;
 
     fn fd_check(f: impl Fn(&[f32]) -> f32, x: &[f32], g: &[f32]) {
         for i in 0..x.len() {

@@ -8,7 +8,9 @@
 //! the thread count. Transposes are stride swaps, never copies. Linear forwards finish each row
 //! block while it is in cache: bias, bias + activation, or bias + residual + LayerNorm.
 
+use super::super::{Activated, LnStats};
 use super::int8::{PackedI8, QuantRows};
+use super::layer_norm::LnParams;
 use super::packed::PackedF32;
 use super::par::{for_ranges, split, threads, RowsMut};
 use super::simd;
@@ -49,6 +51,55 @@ impl<'a> Mat<'a> {
     }
 }
 
+/// A strided operand of [`gemm_raw`]: element (i, j) at `p + i·rs + j·cs`.
+#[derive(Clone, Copy)]
+pub struct RawMat<P> {
+    /// The first element.
+    pub p: P,
+    /// Row stride.
+    pub rs: isize,
+    /// Column stride.
+    pub cs: isize,
+}
+
+/// A [`RawMat`].
+pub fn raw<P>(p: P, rs: isize, cs: isize) -> RawMat<P> {
+    RawMat { p, rs, cs }
+}
+
+/// The shape of a Linear product: `n` rows of `din` inputs, `dout` outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinearShape {
+    /// Rows.
+    pub n: usize,
+    /// Input width.
+    pub din: usize,
+    /// Output width.
+    pub dout: usize,
+}
+
+/// The parameter gradients of a Linear backward (accumulated): weight `[dout, din]`, and bias
+/// `[dout]` when it has one.
+pub struct LinearGrads<'a> {
+    /// dW.
+    pub dw: &'a mut [f32],
+    /// db.
+    pub db: Option<&'a mut [f32]>,
+}
+
+/// What the fused post-LN epilogue adds and writes: `out = LayerNorm(sum + residual)` per row,
+/// keeping the statistics.
+pub struct ResidualNorm<'a> {
+    /// The residual stream `[n, dout]`.
+    pub residual: &'a [f32],
+    /// The LayerNorm.
+    pub ln: LnParams<'a>,
+    /// Its output `[n, dout]`.
+    pub out: &'a mut [f32],
+    /// Its statistics (n each).
+    pub stats: LnStats<&'a mut [f32]>,
+}
+
 /// Below this many multiply-adds a product runs on the calling thread.
 const PAR_MIN_MACS: usize = 1 << 18;
 /// Smallest row (or column) block of a split product: keeps blocks on the library's general
@@ -60,20 +111,16 @@ const MIN_BLOCK: usize = 128;
 ///
 /// # Safety
 /// Every addressed element of A, B and C must be valid, and C must not alias A or B.
-#[allow(clippy::too_many_arguments)]
 pub unsafe fn gemm_raw(
-    m: usize,
-    n: usize,
-    k: usize,
+    (m, n, k): (usize, usize, usize),
     alpha: f32,
-    a: *const f32,
-    (ars, acs): (isize, isize),
-    b: *const f32,
-    (brs, bcs): (isize, isize),
+    a: RawMat<*const f32>,
+    b: RawMat<*const f32>,
     beta: f32,
-    c: *mut f32,
-    (rsc, csc): (isize, isize),
+    c: RawMat<*mut f32>,
 ) {
+    let (RawMat { p: a, rs: ars, cs: acs }, RawMat { p: b, rs: brs, cs: bcs }) = (a, b);
+    let RawMat { p: c, rs: rsc, cs: csc } = c;
     if m == 0 || n == 0 {
         return;
     }
@@ -133,17 +180,12 @@ pub fn gemm_serial(alpha: f32, a: Mat, b: Mat, beta: f32, c: &mut [f32], rsc: us
     // SAFETY: every addressed element was bounds-checked; `c` is a unique borrow.
     unsafe {
         gemm_raw(
-            a.rows,
-            b.cols,
-            a.cols,
+            (a.rows, b.cols, a.cols),
             alpha,
-            a.data.as_ptr(),
-            (a.rs as isize, a.cs as isize),
-            b.data.as_ptr(),
-            (b.rs as isize, b.cs as isize),
+            raw(a.data.as_ptr(), a.rs as isize, a.cs as isize),
+            raw(b.data.as_ptr(), b.rs as isize, b.cs as isize),
             beta,
-            c.as_mut_ptr(),
-            (rsc as isize, csc as isize),
+            raw(c.as_mut_ptr(), rsc as isize, csc as isize),
         )
     }
 }
@@ -190,31 +232,21 @@ pub fn gemm(alpha: f32, a: Mat, b: Mat, beta: f32, c: &mut [f32], rsc: usize, cs
         unsafe {
             if by_rows {
                 gemm_raw(
-                    e - s,
-                    n,
-                    k,
+                    (e - s, n, k),
                     alpha,
-                    ap.add(s * a.rs),
-                    (a.rs as isize, a.cs as isize),
-                    bp,
-                    (b.rs as isize, b.cs as isize),
+                    raw(ap.add(s * a.rs), a.rs as isize, a.cs as isize),
+                    raw(bp, b.rs as isize, b.cs as isize),
                     beta,
-                    cp.get().add(s * rsc),
-                    (rsc as isize, csc as isize),
+                    raw(cp.get().add(s * rsc), rsc as isize, csc as isize),
                 )
             } else {
                 gemm_raw(
-                    m,
-                    e - s,
-                    k,
+                    (m, e - s, k),
                     alpha,
-                    ap,
-                    (a.rs as isize, a.cs as isize),
-                    bp.add(s * b.cs),
-                    (b.rs as isize, b.cs as isize),
+                    raw(ap, a.rs as isize, a.cs as isize),
+                    raw(bp.add(s * b.cs), b.rs as isize, b.cs as isize),
                     beta,
-                    cp.get().add(s * csc),
-                    (rsc as isize, csc as isize),
+                    raw(cp.get().add(s * csc), rsc as isize, csc as isize),
                 )
             }
         }
@@ -283,21 +315,19 @@ const EPILOGUE_BLOCK_BYTES: usize = 1 << 20;
 /// Blocks are row ranges when rows outnumber columns or `full_rows` (the epilogue needs whole
 /// rows), else column ranges; with too few rows for row blocks, a full-row epilogue runs after a
 /// column-split product.
-#[allow(clippy::too_many_arguments)]
 fn linear_then(
     y: &mut [f32],
     x: &[f32],
     w: Weight,
-    n: usize,
-    din: usize,
-    dout: usize,
+    shape: LinearShape,
     full_rows: bool,
     epilogue: impl Fn(usize, usize, &mut [f32]) + Sync,
 ) {
+    let LinearShape { n, din, dout } = shape;
     let y = &mut y[..n * dout];
     let x = &x[..n * din];
     if matches!(w, Weight::Packed(_) | Weight::Int8(_)) {
-        return packed_then(y, x, w, n, din, dout, full_rows, epilogue);
+        return packed_then(y, x, w, shape, full_rows, epilogue);
     }
     let wt = w.as_rhs(din, dout);
     wt.check();
@@ -336,17 +366,12 @@ fn linear_then(
         // `wt.check()`) are in bounds and only read.
         unsafe {
             gemm_raw(
-                n,
-                c1 - c0,
-                din,
+                (n, c1 - c0, din),
                 1.0,
-                x.as_ptr(),
-                (din as isize, 1),
-                wt.data.as_ptr().add(c0 * wt.cs),
-                (wt.rs as isize, wt.cs as isize),
+                raw(x.as_ptr(), din as isize, 1),
+                raw(wt.data.as_ptr().add(c0 * wt.cs), wt.rs as isize, wt.cs as isize),
                 0.0,
-                cols.ptr().add(c0),
-                (dout as isize, 1),
+                raw(cols.ptr().add(c0), dout as isize, 1),
             );
         }
         for r in 0..n {
@@ -375,8 +400,7 @@ fn packed_block(
     x: &[f32],
     w: Weight,
     din: usize,
-    rows: std::ops::Range<usize>,
-    cols: std::ops::Range<usize>,
+    (rows, cols): (std::ops::Range<usize>, std::ops::Range<usize>),
     xq: Option<&QuantRows>,
 ) {
     match (w, xq) {
@@ -400,17 +424,15 @@ fn packed_block(
 /// the inner dimension, so an element's sum never depends on the split) when there are enough
 /// rows, else column blocks aligned to the kernel's panels, each computed into a task-local
 /// buffer and copied out; a full-row epilogue then runs over rows.
-#[allow(clippy::too_many_arguments)]
 fn packed_then(
     y: &mut [f32],
     x: &[f32],
     w: Weight,
-    n: usize,
-    din: usize,
-    dout: usize,
+    shape: LinearShape,
     full_rows: bool,
     epilogue: impl Fn(usize, usize, &mut [f32]) + Sync,
 ) {
+    let LinearShape { n, din, dout } = shape;
     let (panel, wdin, wdout) = match w {
         Weight::Packed(p) => (p.panel(), p.din(), p.dout()),
         Weight::Int8(q) => (PackedI8::PANEL, q.din(), q.dout()),
@@ -427,7 +449,7 @@ fn packed_then(
             // SAFETY: for_ranges hands each task its own disjoint row range s..e, and `rows` is
             // the only view of `y` while the tasks run.
             let yb = unsafe { rows.get(s, e) };
-            packed_block(yb, dout, x, w, din, s..e, 0..dout, None);
+            packed_block(yb, dout, x, w, din, (s..e, 0..dout), None);
             for (i, row) in yb.chunks_exact_mut(dout).enumerate() {
                 epilogue(s + i, 0, row);
             }
@@ -454,7 +476,7 @@ fn packed_then(
         // whose first c0 columns stay unused keeps the indexing of the whole output.
         let ld = c1;
         let mut local = vec![0.0f32; n * ld];
-        packed_block(&mut local, ld, x, w, din, 0..n, c0..c1, xq);
+        packed_block(&mut local, ld, x, w, din, (0..n, c0..c1), xq);
         for r in 0..n {
             // SAFETY: columns c0..c1 of row r belong to this task alone (disjoint panel ranges).
             let dst = unsafe { cols.span(r * dout + c0, r * dout + c1) };
@@ -484,28 +506,24 @@ pub fn linear_forward<'w>(
     din: usize,
     dout: usize,
 ) {
-    linear_then(y, x, w.into(), n, din, dout, false, |_, c0, seg| {
+    linear_then(y, x, w.into(), LinearShape { n, din, dout }, false, |_, c0, seg| {
         if let Some(b) = b {
             simd::add_assign(seg, &b[c0..c0 + seg.len()]);
         }
     });
 }
 
-/// Linear + activation: `pre = x·Wᵀ + b`, `act = f(pre)` (both kept for the backward).
-#[allow(clippy::too_many_arguments)]
+/// Linear + activation: `y.pre = x·Wᵀ + b`, `y.act = y.f(y.pre)` (both kept for the backward).
 pub fn linear_act_forward<'w>(
-    pre: &mut [f32],
-    act: &mut [f32],
+    y: Activated<&mut [f32]>,
     x: &[f32],
     w: impl Into<Weight<'w>>,
     b: &[f32],
-    n: usize,
-    din: usize,
-    dout: usize,
-    f: Activation,
+    shape: LinearShape,
 ) {
-    let act = RowsMut::new(act, n, dout);
-    linear_then(pre, x, w.into(), n, din, dout, false, |r, c0, seg| {
+    let (LinearShape { n, dout, .. }, f) = (shape, y.f);
+    let act = RowsMut::new(y.act, n, dout);
+    linear_then(y.pre, x, w.into(), shape, false, |r, c0, seg| {
         let start = r * dout + c0;
         // SAFETY: `linear_then` passes each (row, column range) segment to one epilogue call
         // only, so concurrent calls take disjoint spans of `act` (the same [n, dout] shape).
@@ -521,26 +539,20 @@ pub fn linear_act_forward<'w>(
 }
 
 /// Linear + residual + LayerNorm (BERT's post-LN output blocks):
-/// `sum = x·Wᵀ + b + residual`, `out = LayerNorm(sum)`; `sum`, `mean`, `rstd` are kept.
-#[allow(clippy::too_many_arguments)]
+/// `sum = x·Wᵀ + b + post.residual`, `post.out = LayerNorm(sum)`; `sum` and `post.stats` are kept.
 pub fn linear_residual_layer_norm_forward<'w>(
     sum: &mut [f32],
-    out: &mut [f32],
-    mean: &mut [f32],
-    rstd: &mut [f32],
     x: &[f32],
     w: impl Into<Weight<'w>>,
     b: &[f32],
-    residual: &[f32],
-    (g, beta, eps): (&[f32], &[f32], f64),
-    n: usize,
-    din: usize,
-    dout: usize,
+    post: ResidualNorm,
+    shape: LinearShape,
 ) {
-    let out = RowsMut::new(out, n, dout);
-    let mean = RowsMut::new(mean, n, 1);
-    let rstd = RowsMut::new(rstd, n, 1);
-    linear_then(sum, x, w.into(), n, din, dout, true, |r, _, row| {
+    let (LinearShape { n, dout, .. }, residual, LnParams { g, b: beta, eps }) = (shape, post.residual, post.ln);
+    let out = RowsMut::new(post.out, n, dout);
+    let mean = RowsMut::new(post.stats.mean, n, 1);
+    let rstd = RowsMut::new(post.stats.rstd, n, 1);
+    linear_then(sum, x, w.into(), shape, true, |r, _, row| {
         // SAFETY: with `full_rows`, `linear_then` makes exactly one epilogue call per row r, so
         // row r of `out` and element r of `mean`/`rstd` are taken by one task only.
         let (o, mu, rs) = unsafe { (out.get(r, r + 1), mean.span(r, r + 1), rstd.span(r, r + 1)) };
@@ -569,19 +581,16 @@ pub fn bias_grad(db: &mut [f32], dy: &[f32], n: usize, dout: usize) {
 
 /// Linear backward. Parameter gradients accumulate (`dw += dyᵀ·x`, `db += Σ dy`); the input
 /// gradient is assigned (`dx = dy·W`) or accumulated when `accumulate_dx` (residual streams).
-#[allow(clippy::too_many_arguments)]
 pub fn linear_backward(
     dx: Option<&mut [f32]>,
-    dw: &mut [f32],
-    db: Option<&mut [f32]>,
+    g: LinearGrads,
     dy: &[f32],
     x: &[f32],
     w: &[f32],
-    n: usize,
-    din: usize,
-    dout: usize,
+    shape: LinearShape,
     accumulate_dx: bool,
 ) {
+    let (LinearShape { n, din, dout }, LinearGrads { dw, db }) = (shape, g);
     let dy = &dy[..n * dout];
     if let Some(dx) = dx {
         let beta = if accumulate_dx { 1.0 } else { 0.0 };
@@ -593,23 +602,19 @@ pub fn linear_backward(
     }
 }
 
-/// Backward of a Linear whose input was `act = f(pre)`, through the activation too:
-/// `d_pre = (dy·W) ⊙ f′(pre)` (assigned), `dw += dyᵀ·act`, `db += Σ dy`. The derivative is
-/// applied to each row block of `dy·W` as it is produced.
-#[allow(clippy::too_many_arguments)]
+/// Backward of a Linear whose input was `x.act = x.f(x.pre)`, through the activation too:
+/// `d_pre = (dy·W) ⊙ f′(pre)` (assigned), `dw += dyᵀ·act`, `db += Σ dy` (when given). The
+/// derivative is applied to each row block of `dy·W` as it is produced.
 pub fn linear_backward_through_act(
     d_pre: &mut [f32],
-    dw: &mut [f32],
-    db: &mut [f32],
+    g: LinearGrads,
     dy: &[f32],
-    act: &[f32],
-    pre: &[f32],
+    x: Activated<&[f32]>,
     w: &[f32],
-    n: usize,
-    din: usize,
-    dout: usize,
-    f: Activation,
+    shape: LinearShape,
 ) {
+    let (LinearShape { n, din, dout }, LinearGrads { dw, db }) = (shape, g);
+    let Activated { pre, act, f } = x;
     let dy = &dy[..n * dout];
     let d_pre = &mut d_pre[..n * din];
     let (_, blocks) = split(n, 2 * threads(), MIN_BLOCK, 16);
@@ -643,7 +648,9 @@ pub fn linear_backward_through_act(
         });
     }
     gemm(1.0, Mat::rows(dy, n, dout).t(), Mat::rows(&act[..n * din], n, din), 1.0, dw, din, 1);
-    bias_grad(db, dy, n, dout);
+    if let Some(db) = db {
+        bias_grad(db, dy, n, dout);
+    }
 }
 
 #[cfg(test)]

@@ -26,15 +26,15 @@ pub mod sample;
 pub mod simd;
 
 use super::{
-    Activation, AdamStep, AdamTensor, Backend, Buf, Device, InferenceWeights, InputGrad, LossSum, Mem, Prepared,
+    Activated, Activation, AdamState, AdamStep, AdamTensor, AttentionShape, Backend, Buf, Device, InferenceWeights,
+    InputGrad, KeystreamAt, LnSaved, LnStats, LossScale, LossSum, Mem, ParamGrads, Prepared, Qkv, ResidualLn, Tokens,
     Weights,
 };
 use crate::error::{Error, Result};
 use crate::layers::int8::QuantizedWeights;
-use crate::layers::{Embeddings, LayerNorm, Linear};
+use crate::layers::{Embeddings, LayerNorm, Linear, PostLn};
 use crate::params::Span;
 use matmul::Weight;
-use rand_chacha::ChaCha8Rng;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -133,6 +133,45 @@ fn spans_mut<'a, const K: usize>(g: &'a mut [f32], spans: [Span; K]) -> Result<[
         (rest, base) = (tail, s.off + s.len);
     }
     Ok(out.map(Option::unwrap_or_default))
+}
+
+/// The gradient tensors at `spans` of a backward's flat gradient buffer.
+fn grad_spans<'a, const K: usize>(p: &'a mut ParamGrads, spans: [Span; K]) -> Result<[&'a mut [f32]; K]> {
+    spans_mut(p.grads.host_mut().ok_or_else(|| wrong_device("grads"))?, spans)
+}
+
+/// The matrix kernels' shape of `n` rows through `lin`.
+fn shape(lin: &Linear, n: usize) -> matmul::LinearShape {
+    matmul::LinearShape { n, din: lin.din, dout: lin.dout }
+}
+
+/// A LayerNorm's γ, β and ε as the kernels read them.
+fn ln_params<'a>(flat: &'a [f32], ln: &LayerNorm) -> Result<layer_norm::LnParams<'a>> {
+    Ok(layer_norm::LnParams {
+        g: span(flat, ln.g, "LayerNorm weight")?,
+        b: span(flat, ln.b, "LayerNorm bias")?,
+        eps: ln.eps,
+    })
+}
+
+/// A LayerNorm's statistics for `n` rows, to write.
+fn stats_mut(s: &mut LnStats, n: usize) -> Result<LnStats<&mut [f32]>> {
+    Ok(LnStats { mean: wr(&mut s.mean, n, "mean")?, rstd: wr(&mut s.rstd, n, "rstd")? })
+}
+
+/// Q, K and V (or their gradients) on the host, `len` each.
+fn qkv(x: Qkv<&Buf>, len: usize) -> Result<Qkv<&[f32]>> {
+    Ok(Qkv { q: rd(x.q, len, "q")?, k: rd(x.k, len, "k")?, v: rd(x.v, len, "v")? })
+}
+
+/// A batch's ids and types on the host, checked against the tables.
+fn token_ids<'a>(x: Tokens<'a>, emb: &Embeddings) -> Result<Tokens<'a, [i32]>> {
+    let n = x.b * x.t;
+    let ids = rd(x.ids, n, "input ids")?;
+    let types = x.types.map(|y| rd(y, n, "token types")).transpose()?;
+    let host = Tokens { ids, types, b: x.b, t: x.t };
+    embedding::check_ids(host, emb)?;
+    Ok(host)
 }
 
 /// One Linear weight in the CPU's packed inference form.
@@ -323,108 +362,74 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn linear_act(
-        &self,
-        pre: &mut Buf,
-        act: &mut Buf,
-        x: &Buf,
-        w: &Weights,
-        lin: &Linear,
-        n: usize,
-        f: Activation,
-    ) -> Result<()> {
+    fn linear_act(&self, y: Activated<&mut Buf>, x: &Buf, w: &Weights, lin: &Linear, n: usize) -> Result<()> {
         let (wt, b) = linear_weight(w, lin)?;
         let (x, len) = (rd(x, n * lin.din, "linear x")?, n * lin.dout);
-        matmul::linear_act_forward(wr(pre, len, "pre")?, wr(act, len, "act")?, x, wt, b, n, lin.din, lin.dout, f);
+        let y = Activated { pre: wr(y.pre, len, "pre")?, act: wr(y.act, len, "act")?, f: y.f };
+        matmul::linear_act_forward(y, x, wt, b, shape(lin, n));
         Ok(())
     }
 
     fn linear_residual_layer_norm(
         &self,
-        sum: &mut Buf,
-        out: &mut Buf,
-        mean: &mut Buf,
-        rstd: &mut Buf,
+        y: ResidualLn,
         x: &Buf,
-        w: &Weights,
-        lin: &Linear,
         residual: &Buf,
-        ln: &LayerNorm,
+        w: &Weights,
+        block: &PostLn,
         n: usize,
     ) -> Result<()> {
+        let lin = &block.dense;
         let (wt, b) = linear_weight(w, lin)?;
-        let flat = mem(w.flat, "weights")?;
-        let (g, beta) = (span(flat, ln.g, "LayerNorm weight")?, span(flat, ln.b, "LayerNorm bias")?);
         let len = n * lin.dout;
-        matmul::linear_residual_layer_norm_forward(
-            wr(sum, len, "sum")?,
-            wr(out, len, "out")?,
-            wr(mean, n, "mean")?,
-            wr(rstd, n, "rstd")?,
-            rd(x, n * lin.din, "linear x")?,
-            wt,
-            b,
-            rd(residual, len, "residual")?,
-            (g, beta, ln.eps),
-            n,
-            lin.din,
-            lin.dout,
-        );
+        let post = matmul::ResidualNorm {
+            residual: rd(residual, len, "residual")?,
+            ln: ln_params(mem(w.flat, "weights")?, &block.ln)?,
+            out: wr(y.out, len, "out")?,
+            stats: stats_mut(y.stats, n)?,
+        };
+        let x = rd(x, n * lin.din, "linear x")?;
+        matmul::linear_residual_layer_norm_forward(wr(y.sum, len, "sum")?, x, wt, b, post, shape(lin, n));
         Ok(())
     }
 
     fn linear_backward(
         &self,
         dx: InputGrad,
-        grads: &mut Buf,
+        p: &mut ParamGrads,
         dy: &Buf,
         x: &Buf,
-        w: Mem,
         lin: &Linear,
         n: usize,
     ) -> Result<()> {
         let (din, dout) = (lin.din, lin.dout);
-        let wt = span(mem(w, "weights")?, lin.w, "weight")?;
+        let wt = span(mem(p.w, "weights")?, lin.w, "weight")?;
         let (dy, x) = (rd(dy, n * dout, "dy")?, rd(x, n * din, "x")?);
-        let g = grads.host_mut().ok_or_else(|| wrong_device("grads"))?;
-        let [dw, db] = spans_mut(g, [lin.w, lin.b])?;
+        let [dw, db] = grad_spans(p, [lin.w, lin.b])?;
         let (dx, acc) = match dx {
             InputGrad::Set(b) => (wr(b, n * din, "dx")?, false),
             InputGrad::Add(b) => (wr(b, n * din, "dx")?, true),
         };
-        matmul::linear_backward(Some(dx), dw, Some(db), dy, x, wt, n, din, dout, acc);
+        matmul::linear_backward(Some(dx), matmul::LinearGrads { dw, db: Some(db) }, dy, x, wt, shape(lin, n), acc);
         Ok(())
     }
 
     fn linear_act_backward(
         &self,
         d_pre: &mut Buf,
-        grads: &mut Buf,
+        p: &mut ParamGrads,
         dy: &Buf,
-        act: &Buf,
-        pre: &Buf,
-        w: Mem,
+        x: Activated<&Buf>,
         lin: &Linear,
         n: usize,
-        f: Activation,
     ) -> Result<()> {
         let (din, dout) = (lin.din, lin.dout);
-        let wt = span(mem(w, "weights")?, lin.w, "weight")?;
-        let g = grads.host_mut().ok_or_else(|| wrong_device("grads"))?;
-        let [dw, db] = spans_mut(g, [lin.w, lin.b])?;
-        matmul::linear_backward_through_act(
-            wr(d_pre, n * din, "d_pre")?,
-            dw,
-            db,
-            rd(dy, n * dout, "dy")?,
-            rd(act, n * din, "act")?,
-            rd(pre, n * din, "pre")?,
-            wt,
-            n,
-            din,
-            dout,
-            f,
-        );
+        let wt = span(mem(p.w, "weights")?, lin.w, "weight")?;
+        let [dw, db] = grad_spans(p, [lin.w, lin.b])?;
+        let x = Activated { pre: rd(x.pre, n * din, "pre")?, act: rd(x.act, n * din, "act")?, f: x.f };
+        let (d_pre, dy) = (wr(d_pre, n * din, "d_pre")?, rd(dy, n * dout, "dy")?);
+        let g = matmul::LinearGrads { dw, db: Some(db) };
+        matmul::linear_backward_through_act(d_pre, g, dy, x, wt, shape(lin, n));
         Ok(())
     }
 
@@ -438,61 +443,28 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn layer_norm(
-        &self,
-        out: &mut Buf,
-        mean: &mut Buf,
-        rstd: &mut Buf,
-        x: &Buf,
-        w: Mem,
-        ln: &LayerNorm,
-        n: usize,
-    ) -> Result<()> {
-        let flat = mem(w, "weights")?;
-        let c = ln.dim;
-        layer_norm::layer_norm_forward(
-            wr(out, n * c, "out")?,
-            wr(mean, n, "mean")?,
-            wr(rstd, n, "rstd")?,
-            rd(x, n * c, "x")?,
-            span(flat, ln.g, "LayerNorm weight")?,
-            span(flat, ln.b, "LayerNorm bias")?,
-            n,
-            c,
-            ln.eps,
-        );
+    fn layer_norm(&self, out: &mut Buf, stats: &mut LnStats, x: &Buf, w: Mem, ln: &LayerNorm, n: usize) -> Result<()> {
+        let (c, p) = (ln.dim, ln_params(mem(w, "weights")?, ln)?);
+        let (out, x) = (wr(out, n * c, "out")?, rd(x, n * c, "x")?);
+        layer_norm::layer_norm_forward(out, stats_mut(stats, n)?, x, p, n, c);
         Ok(())
     }
 
     fn layer_norm_backward(
         &self,
         dx: &mut Buf,
-        grads: &mut Buf,
+        p: &mut ParamGrads,
         dout: &Buf,
-        x: &Buf,
-        w: Mem,
+        x: LnSaved,
         ln: &LayerNorm,
-        mean: &Buf,
-        rstd: &Buf,
         n: usize,
     ) -> Result<()> {
         let c = ln.dim;
-        let gamma = span(mem(w, "weights")?, ln.g, "LayerNorm weight")?;
-        let g = grads.host_mut().ok_or_else(|| wrong_device("grads"))?;
-        let [dg, db] = spans_mut(g, [ln.g, ln.b])?;
-        layer_norm::layer_norm_backward(
-            wr(dx, n * c, "dx")?,
-            dg,
-            db,
-            rd(dout, n * c, "dout")?,
-            rd(x, n * c, "x")?,
-            gamma,
-            rd(mean, n, "mean")?,
-            rd(rstd, n, "rstd")?,
-            n,
-            c,
-            false,
-        );
+        let gamma = span(mem(p.w, "weights")?, ln.g, "LayerNorm weight")?;
+        let [dg, db] = grad_spans(p, [ln.g, ln.b])?;
+        let d = layer_norm::LnGrads { dx: wr(dx, n * c, "dx")?, dg, db };
+        let stats = LnStats { mean: rd(&x.stats.mean, n, "mean")?, rstd: rd(&x.stats.rstd, n, "rstd")? };
+        layer_norm::layer_norm_backward(d, rd(dout, n * c, "dout")?, rd(x.x, n * c, "x")?, gamma, stats, n, c);
         Ok(())
     }
 
@@ -506,123 +478,51 @@ impl Backend for CpuBackend {
         &self,
         ctx: &mut Buf,
         probs: &mut Buf,
-        q: &Buf,
-        k: &Buf,
-        v: &Buf,
+        x: Qkv<&Buf>,
         mask_add: &Buf,
-        b: usize,
-        t: usize,
-        nh: usize,
-        hd: usize,
+        shape: AttentionShape,
     ) -> Result<()> {
-        let len = b * t * nh * hd;
-        attention::attention_forward(
-            wr(ctx, len, "ctx")?,
-            wr(probs, b * nh * t * t, "probs")?,
-            rd(q, len, "q")?,
-            rd(k, len, "k")?,
-            rd(v, len, "v")?,
-            rd(mask_add, b * t, "mask_add")?,
-            b,
-            t,
-            nh,
-            hd,
-        );
+        let (len, pl) = (shape.qkv_len(), shape.probs_len());
+        let mask_add = rd(mask_add, shape.b * shape.t, "mask_add")?;
+        attention::attention_forward(wr(ctx, len, "ctx")?, wr(probs, pl, "probs")?, qkv(x, len)?, mask_add, shape);
         Ok(())
     }
 
     fn attention_backward(
         &self,
-        dq: &mut Buf,
-        dk: &mut Buf,
-        dv: &mut Buf,
+        dx: Qkv<&mut Buf>,
         scratch: &mut Buf,
         dctx: &Buf,
         probs: &Buf,
-        q: &Buf,
-        k: &Buf,
-        v: &Buf,
-        b: usize,
-        t: usize,
-        nh: usize,
-        hd: usize,
+        x: Qkv<&Buf>,
+        shape: AttentionShape,
     ) -> Result<()> {
-        let (len, pl) = (b * t * nh * hd, b * nh * t * t);
-        attention::attention_backward(
-            wr(dq, len, "dq")?,
-            wr(dk, len, "dk")?,
-            wr(dv, len, "dv")?,
-            wr(scratch, pl, "scratch")?,
-            rd(dctx, len, "dctx")?,
-            rd(probs, pl, "probs")?,
-            rd(q, len, "q")?,
-            rd(k, len, "k")?,
-            rd(v, len, "v")?,
-            b,
-            t,
-            nh,
-            hd,
-        );
+        let (len, pl) = (shape.qkv_len(), shape.probs_len());
+        let dx = Qkv { q: wr(dx.q, len, "dq")?, k: wr(dx.k, len, "dk")?, v: wr(dx.v, len, "dv")? };
+        let (scratch, dctx, probs) = (wr(scratch, pl, "scratch")?, rd(dctx, len, "dctx")?, rd(probs, pl, "probs")?);
+        attention::attention_backward(dx, scratch, dctx, probs, qkv(x, len)?, shape);
         Ok(())
     }
 
-    fn embedding(
-        &self,
-        out: &mut Buf,
-        ids: &Buf<i32>,
-        types: Option<&Buf<i32>>,
-        w: &Weights,
-        emb: &Embeddings,
-        b: usize,
-        t: usize,
-    ) -> Result<()> {
-        let (n, e) = (b * t, emb.ln.dim);
+    fn embedding(&self, out: &mut Buf, x: Tokens, w: &Weights, emb: &Embeddings) -> Result<()> {
+        let e = emb.ln.dim;
         let flat = mem(w.flat, "weights")?;
-        let ids = rd(ids, n, "input ids")?;
-        let types = types.map(|x| rd(x, n, "token types")).transpose()?;
-        embedding::check_ids(ids, types, emb, t)?;
-        embedding::embedding_forward(
-            wr(out, n * e, "out")?,
-            ids,
-            types,
-            word_table(w, flat, emb)?,
-            span(flat, emb.pos, "position embeddings")?,
-            span(flat, emb.typ, "type embeddings")?,
-            b,
-            t,
-            e,
-        );
+        let tables = embedding::Tables {
+            word: word_table(w, flat, emb)?,
+            pos: span(flat, emb.pos, "position embeddings")?,
+            typ: span(flat, emb.typ, "type embeddings")?,
+        };
+        embedding::embedding_forward(wr(out, x.b * x.t * e, "out")?, token_ids(x, emb)?, tables, e);
         Ok(())
     }
 
-    fn embedding_backward(
-        &self,
-        grads: &mut Buf,
-        dout: &Buf,
-        ids: &Buf<i32>,
-        types: Option<&Buf<i32>>,
-        emb: &Embeddings,
-        b: usize,
-        t: usize,
-    ) -> Result<()> {
-        let (n, e) = (b * t, emb.ln.dim);
-        let ids = rd(ids, n, "input ids")?;
-        let types = types.map(|x| rd(x, n, "token types")).transpose()?;
-        embedding::check_ids(ids, types, emb, t)?;
+    fn embedding_backward(&self, grads: &mut Buf, dout: &Buf, x: Tokens, emb: &Embeddings) -> Result<()> {
+        let e = emb.ln.dim;
+        let ids = token_ids(x, emb)?;
         let g = grads.host_mut().ok_or_else(|| wrong_device("grads"))?;
-        let [dword, dpos, dtyp] = spans_mut(g, [emb.word, emb.pos, emb.typ])?;
-        embedding::embedding_backward(
-            dword,
-            dpos,
-            dtyp,
-            rd(dout, n * e, "dout")?,
-            ids,
-            types,
-            b,
-            t,
-            e,
-            Some(emb.pad_id),
-        );
+        let [word, pos, typ] = spans_mut(g, [emb.word, emb.pos, emb.typ])?;
+        let dout = rd(dout, x.b * x.t * e, "dout")?;
+        embedding::embedding_backward(embedding::Tables { word, pos, typ }, dout, ids, e, Some(emb.pad_id));
         Ok(())
     }
 
@@ -644,20 +544,13 @@ impl Backend for CpuBackend {
         rows::scatter(dst, rd(src, m * width, "scatter source")?, rd(rows, m, "rows")?, width, accumulate)
     }
 
-    fn cross_entropy(
-        &self,
-        logits: &mut Buf,
-        targets: &Buf<i32>,
-        m: usize,
-        v: usize,
-        scale: f32,
-        denom: f64,
-    ) -> Result<LossSum> {
+    fn cross_entropy(&self, logits: &mut Buf, targets: &Buf<i32>, m: usize, v: usize, k: LossScale) -> Result<LossSum> {
         let targets = rd(targets, m, "targets")?;
         if let Some(&bad) = targets.iter().find(|&&y| y < 0 || y as usize >= v) {
             return Err(Error::Internal(format!("cross-entropy target {bad} is outside [0, {v})")));
         }
-        let (loss, correct) = loss::cross_entropy_in_place(wr(logits, m * v, "logits")?, targets, m, v, scale, denom);
+        let logits = wr(logits, m * v, "logits")?;
+        let (loss, correct) = loss::cross_entropy_in_place(logits, targets, m, v, k.scale, k.denom);
         Ok(LossSum { loss, correct })
     }
 
@@ -668,35 +561,40 @@ impl Backend for CpuBackend {
         labels: &Buf,
         weights: &Buf,
         n: usize,
-        scale: f32,
-        denom: f64,
+        k: LossScale,
     ) -> Result<LossSum> {
         let (loss, correct) = loss::binary_cross_entropy(
             rd(logits, n, "logits")?,
             rd(labels, n, "labels")?,
             rd(weights, n, "weights")?,
             Some(wr(dlogits, n, "dlogits")?),
-            scale,
-            denom,
+            k.scale,
+            k.denom,
         );
         Ok(LossSum { loss, correct })
     }
 
+    /// The uniforms come from a generator rebuilt at `at`: the very words the caller's would
+    /// have returned.
     fn gumbel_argmax(
         &self,
+        out: &mut Vec<i32>,
         logits: &Buf,
         m: usize,
         v: usize,
         temperature: f32,
-        rng: &mut ChaCha8Rng,
-        out: &mut Vec<i32>,
+        at: KeystreamAt,
     ) -> Result<()> {
-        sample::gumbel_argmax(rng, rd(logits, m * v, "logits")?, m, v, temperature, out);
+        sample::gumbel_argmax(&mut at.rng(), rd(logits, m * v, "logits")?, m, v, temperature, out);
         Ok(())
     }
 
     fn sum_squares(&self, buf: &Buf, len: usize) -> Result<f64> {
         Ok(optim::sum_squares(rd(buf, len, "sum_squares")?))
+    }
+
+    fn max_abs(&self, buf: &Buf, len: usize) -> Result<f32> {
+        Ok(optim::max_abs(rd(buf, len, "max_abs")?))
     }
 
     fn scale(&self, buf: &mut Buf, len: usize, s: f32) -> Result<()> {
@@ -711,20 +609,18 @@ impl Backend for CpuBackend {
 
     fn adamw(
         &self,
-        params: &mut Buf,
+        state: AdamState,
         grads: &Buf,
-        m: &mut Buf,
-        v: &mut Buf,
         tensors: &[AdamTensor],
         step: &AdamStep,
         check: bool,
     ) -> Result<Option<usize>> {
         let len = tensors.iter().map(|t| t.span.off + t.span.len).max().unwrap_or(0);
         Ok(optim::adamw(
-            wr(params, len, "params")?,
+            wr(state.params, len, "params")?,
             rd(grads, len, "grads")?,
-            wr(m, len, "adam m")?,
-            wr(v, len, "adam v")?,
+            wr(state.m, len, "adam m")?,
+            wr(state.v, len, "adam v")?,
             tensors,
             step,
             check,

@@ -61,6 +61,7 @@ kernel_table!(
     cross_entropy,
     bce,
     sum_squares,
+    max_abs,
     adamw,
     gumbel_argmax,
 );

@@ -13,26 +13,25 @@
 //! Results are deterministic run to run (fixed reduction trees, no float atomics; cuBLAS is
 //! deterministic on one stream) and agree with the CPU within the conformance suite's
 //! tolerances. The uniforms of Gumbel sampling are the host generator's own ChaCha8 words,
-//! computed on the device at the positions the CPU would draw them (see `backend::keystream`).
+//! computed on the device at the position the caller hands over (see `backend::keystream`).
 //!
 //! The `tf32` option (or its override `ELECTRA_CUDA_TF32`, see `backend::options`) lets cuBLAS
 //! use TF32 tensor cores (off by default, so results match fp32). int8 models run on the CPU backend only.
 
 pub mod kernels;
 
-use super::keystream::{self, KeystreamAt};
 use super::{
-    Activation, AdamStep, AdamTensor, Backend, Buf, Device, Elem, InferenceWeights, InputGrad, LossSum, Mem, Prepared,
-    Weights,
+    Activated, Activation, AdamState, AdamStep, AdamTensor, AttentionShape, Backend, Buf, Device, Elem,
+    InferenceWeights, InputGrad, KeystreamAt, LnSaved, LnStats, LossScale, LossSum, Mem, ParamGrads, Prepared, Qkv,
+    ResidualLn, Tokens, Weights,
 };
 use crate::error::{Error, Result};
-use crate::layers::{Embeddings, LayerNorm, Linear};
+use crate::layers::{Embeddings, LayerNorm, Linear, PostLn};
 use cudarc::cublas::sys::cublasOperation_t;
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg,
     ValidAsZeroBits,
 };
-use rand_chacha::ChaCha8Rng;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A shared library the backend loads at run time.
@@ -125,6 +124,7 @@ struct Scratch {
     tab_f32: Option<CudaSlice<f32>>,
     flags: Option<CudaSlice<i32>>,
     ids: Option<CudaSlice<i32>>,
+    part_f: Option<CudaSlice<f32>>,
 }
 
 /// What one call holds while it enqueues work: the cuBLAS handle is not safe for concurrent
@@ -150,7 +150,7 @@ pub struct CudaBackend {
 const BLOCK: u32 = 256;
 /// Rows per block of the warp-per-row kernels (LayerNorm, softmax).
 const ROWS_PER_BLOCK: u32 = BLOCK / 32;
-/// Elements per block of the Σx² partial sums.
+/// Elements per block of the Σx² partial sums and of the max |x| partials.
 const SQ_CHUNK: usize = 1 << 13;
 
 #[repr(transparent)]
@@ -351,6 +351,26 @@ impl CudaBackend {
         })
     }
 
+    /// The device addresses of a LayerNorm's statistics, `n` each.
+    fn stats_ptrs(&self, s: &LnStats, n: usize) -> Result<(u64, u64)> {
+        Ok((self.ptr(&s.mean, n, "mean")?, self.ptr(&s.rstd, n, "rstd")?))
+    }
+
+    /// The device addresses of Q, K and V (or their gradients), `len` each.
+    fn qkv_ptrs(&self, x: Qkv<&Buf>, len: usize) -> Result<Qkv<u64>> {
+        Ok(Qkv { q: self.ptr(x.q, len, "q")?, k: self.ptr(x.k, len, "k")?, v: self.ptr(x.v, len, "v")? })
+    }
+
+    /// A batch's ids and types as uploaded (the host copies), checked against the tables.
+    fn token_ids<'a>(&self, x: Tokens<'a>, emb: &Embeddings) -> Result<Tokens<'a, [i32]>> {
+        let n = x.b * x.t;
+        let ids = self.ids(x.ids, n, "input ids")?;
+        let types = x.types.map(|y| self.ids(y, n, "token types")).transpose()?;
+        let host = Tokens { ids, types, b: x.b, t: x.t };
+        super::cpu::embedding::check_ids(host, emb)?;
+        Ok(host)
+    }
+
     fn gemm(&self, st: &State, g: Gemm) -> Result<()> {
         let d = |x: usize| dims("matrix product", x);
         // SAFETY: every operand was checked to hold the elements these sizes and strides reach.
@@ -458,6 +478,33 @@ impl CudaBackend {
         unsafe { b.launch(c) }.map(drop).map_err(|e| driver(what, e))
     }
 
+    /// The partials of a per-chunk reduction kernel `(part, x, n, chunk)` over the first `len`
+    /// elements of `buf`, one per [`SQ_CHUNK`] elements (none for `len` 0), through `slot`.
+    fn chunk_partials<T: DeviceRepr + ValidAsZeroBits + Default + Clone>(
+        &self,
+        f: &CudaFunction,
+        what: &str,
+        buf: &Buf,
+        len: usize,
+        slot: impl FnOnce(&mut Scratch) -> &mut Option<CudaSlice<T>>,
+    ) -> Result<Vec<T>> {
+        let mut st = self.lock()?;
+        let p = self.ptr(buf, len, what)?;
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let blocks = len.div_ceil(SQ_CHUNK);
+        let slot = slot(&mut st.scratch);
+        let part = grow(&self.stream, slot, blocks)?;
+        let (nn, chunk) = (len as i64, SQ_CHUNK as i32);
+        self.launch(f, what, cfg(dims("blocks", blocks)? as u32, BLOCK), |a| {
+            a.arg(&part).arg(&p).arg(&nn).arg(&chunk);
+        })?;
+        let mut parts = vec![T::default(); blocks];
+        get(&self.stream, slot, &mut parts)?;
+        Ok(parts)
+    }
+
     /// `y = x·Wᵀ` for the Linear `lin` (no bias), into `y`.
     fn product(&self, st: &State, y: u64, x: u64, wp: u64, lin: &Linear, n: usize) -> Result<()> {
         self.gemm(
@@ -511,25 +558,22 @@ impl CudaBackend {
     }
 
     /// `dx (+)= dy·W`.
-    fn input_grad(&self, st: &State, dx: u64, dy: u64, wp: u64, lin: &Linear, n: usize, acc: bool) -> Result<()> {
-        self.gemm(
-            st,
-            Gemm {
-                ta: false,
-                tb: false,
-                m: lin.din,
-                n,
-                k: lin.dout,
-                alpha: 1.0,
-                a: wp,
-                lda: lin.din,
-                b: dy,
-                ldb: lin.dout,
-                beta: if acc { 1.0 } else { 0.0 },
-                c: dx,
-                ldc: lin.din,
-            },
-        )
+    fn input_grad(dx: u64, dy: u64, wp: u64, lin: &Linear, n: usize, acc: bool) -> Gemm {
+        Gemm {
+            ta: false,
+            tb: false,
+            m: lin.din,
+            n,
+            k: lin.dout,
+            alpha: 1.0,
+            a: wp,
+            lda: lin.din,
+            b: dy,
+            ldb: lin.dout,
+            beta: if acc { 1.0 } else { 0.0 },
+            c: dx,
+            ldc: lin.din,
+        }
     }
 
     /// Tokens grouped by table row for [`Self::scatter_rows_of`]: (order, segment starts, rows),
@@ -724,23 +768,14 @@ impl Backend for CudaBackend {
         })
     }
 
-    fn linear_act(
-        &self,
-        pre: &mut Buf,
-        act: &mut Buf,
-        x: &Buf,
-        w: &Weights,
-        lin: &Linear,
-        n: usize,
-        f: Activation,
-    ) -> Result<()> {
+    fn linear_act(&self, y: Activated<&mut Buf>, x: &Buf, w: &Weights, lin: &Linear, n: usize) -> Result<()> {
         let st = self.lock()?;
         let (wp, bp) = self.linear_ptrs(w.flat, lin)?;
         let len = n * lin.dout;
         let (xp, pp, ap) =
-            (self.ptr(x, n * lin.din, "linear x")?, self.ptr(pre, len, "pre")?, self.ptr(act, len, "act")?);
+            (self.ptr(x, n * lin.din, "linear x")?, self.ptr(y.pre, len, "pre")?, self.ptr(y.act, len, "act")?);
         self.product(&st, pp, xp, wp, lin, n)?;
-        let (nn, d, a) = (n as i64, dims("width", lin.dout)?, act_code(f));
+        let (nn, d, a) = (n as i64, dims("width", lin.dout)?, act_code(y.f));
         self.launch(&self.k.bias_act, "bias + activation", cfg_elems(len), |b| {
             b.arg(&pp).arg(&ap).arg(&bp).arg(&nn).arg(&d).arg(&a);
         })
@@ -748,17 +783,14 @@ impl Backend for CudaBackend {
 
     fn linear_residual_layer_norm(
         &self,
-        sum: &mut Buf,
-        out: &mut Buf,
-        mean: &mut Buf,
-        rstd: &mut Buf,
+        y: ResidualLn,
         x: &Buf,
-        w: &Weights,
-        lin: &Linear,
         residual: &Buf,
-        ln: &LayerNorm,
+        w: &Weights,
+        block: &PostLn,
         n: usize,
     ) -> Result<()> {
+        let (lin, ln) = (&block.dense, &block.ln);
         let st = self.lock()?;
         let (wp, bp) = self.linear_ptrs(w.flat, lin)?;
         let (gp, betap) = (
@@ -767,13 +799,9 @@ impl Backend for CudaBackend {
         );
         let len = n * lin.dout;
         let xp = self.ptr(x, n * lin.din, "linear x")?;
-        let (sp, op_, mp, rp, resp) = (
-            self.ptr(sum, len, "sum")?,
-            self.ptr(out, len, "out")?,
-            self.ptr(mean, n, "mean")?,
-            self.ptr(rstd, n, "rstd")?,
-            self.ptr(residual, len, "residual")?,
-        );
+        let (sp, op_, resp) =
+            (self.ptr(y.sum, len, "sum")?, self.ptr(y.out, len, "out")?, self.ptr(residual, len, "residual")?);
+        let (mp, rp) = self.stats_ptrs(y.stats, n)?;
         self.product(&st, sp, xp, wp, lin, n)?;
         let (nn, c, eps) = (dims("rows", n)?, dims("width", lin.dout)?, ln.eps as f32);
         self.launch(&self.k.bias_residual_layer_norm, "bias + residual + LayerNorm", cfg_rows(n), |b| {
@@ -784,51 +812,47 @@ impl Backend for CudaBackend {
     fn linear_backward(
         &self,
         dx: InputGrad,
-        grads: &mut Buf,
+        p: &mut ParamGrads,
         dy: &Buf,
         x: &Buf,
-        w: Mem,
         lin: &Linear,
         n: usize,
     ) -> Result<()> {
         let mut st = self.lock()?;
-        let wp = self.mem_ptr(w, lin.w.off, lin.w.len, "weight")?;
+        let wp = self.mem_ptr(p.w, lin.w.off, lin.w.len, "weight")?;
         let (dyp, xp) = (self.ptr(dy, n * lin.dout, "dy")?, self.ptr(x, n * lin.din, "x")?);
         let (dxp, acc) = match dx {
             InputGrad::Set(b) => (self.ptr(b, n * lin.din, "dx")?, false),
             InputGrad::Add(b) => (self.ptr(b, n * lin.din, "dx")?, true),
         };
-        self.input_grad(&st, dxp, dyp, wp, lin, n, acc)?;
-        self.weight_grads(&mut st, grads, dyp, xp, lin, n)
+        self.gemm(&st, Self::input_grad(dxp, dyp, wp, lin, n, acc))?;
+        self.weight_grads(&mut st, p.grads, dyp, xp, lin, n)
     }
 
     fn linear_act_backward(
         &self,
         d_pre: &mut Buf,
-        grads: &mut Buf,
+        p: &mut ParamGrads,
         dy: &Buf,
-        act: &Buf,
-        pre: &Buf,
-        w: Mem,
+        x: Activated<&Buf>,
         lin: &Linear,
         n: usize,
-        f: Activation,
     ) -> Result<()> {
         let mut st = self.lock()?;
-        let wp = self.mem_ptr(w, lin.w.off, lin.w.len, "weight")?;
+        let wp = self.mem_ptr(p.w, lin.w.off, lin.w.len, "weight")?;
         let len = n * lin.din;
         let (dyp, ap, pp, dp) = (
             self.ptr(dy, n * lin.dout, "dy")?,
-            self.ptr(act, len, "act")?,
-            self.ptr(pre, len, "pre")?,
+            self.ptr(x.act, len, "act")?,
+            self.ptr(x.pre, len, "pre")?,
             self.ptr(d_pre, len, "d_pre")?,
         );
-        self.input_grad(&st, dp, dyp, wp, lin, n, false)?;
-        let (nn, a) = (len as i64, act_code(f));
+        self.gemm(&st, Self::input_grad(dp, dyp, wp, lin, n, false))?;
+        let (nn, a) = (len as i64, act_code(x.f));
         self.launch(&self.k.activation_bwd, "activation backward", cfg_elems(len), |b| {
             b.arg(&dp).arg(&dp).arg(&pp).arg(&nn).arg(&a);
         })?;
-        self.weight_grads(&mut st, grads, dyp, ap, lin, n)
+        self.weight_grads(&mut st, p.grads, dyp, ap, lin, n)
     }
 
     fn activation(&self, out: &mut Buf, x: &Buf, len: usize, f: Activation) -> Result<()> {
@@ -849,28 +873,15 @@ impl Backend for CudaBackend {
         })
     }
 
-    fn layer_norm(
-        &self,
-        out: &mut Buf,
-        mean: &mut Buf,
-        rstd: &mut Buf,
-        x: &Buf,
-        w: Mem,
-        ln: &LayerNorm,
-        n: usize,
-    ) -> Result<()> {
+    fn layer_norm(&self, out: &mut Buf, stats: &mut LnStats, x: &Buf, w: Mem, ln: &LayerNorm, n: usize) -> Result<()> {
         let _st = self.lock()?;
         let c = ln.dim;
         let (gp, bp) = (
             self.mem_ptr(w, ln.g.off, ln.g.len, "LayerNorm weight")?,
             self.mem_ptr(w, ln.b.off, ln.b.len, "LayerNorm bias")?,
         );
-        let (op_, mp, rp, xp) = (
-            self.ptr(out, n * c, "out")?,
-            self.ptr(mean, n, "mean")?,
-            self.ptr(rstd, n, "rstd")?,
-            self.ptr(x, n * c, "x")?,
-        );
+        let (op_, xp) = (self.ptr(out, n * c, "out")?, self.ptr(x, n * c, "x")?);
+        let (mp, rp) = self.stats_ptrs(stats, n)?;
         let (nn, cc, eps) = (dims("rows", n)?, dims("width", c)?, ln.eps as f32);
         self.launch(&self.k.layer_norm_fwd, "LayerNorm", cfg_rows(n), |b| {
             b.arg(&op_).arg(&mp).arg(&rp).arg(&xp).arg(&gp).arg(&bp).arg(&nn).arg(&cc).arg(&eps);
@@ -880,26 +891,18 @@ impl Backend for CudaBackend {
     fn layer_norm_backward(
         &self,
         dx: &mut Buf,
-        grads: &mut Buf,
+        p: &mut ParamGrads,
         dout: &Buf,
-        x: &Buf,
-        w: Mem,
+        x: LnSaved,
         ln: &LayerNorm,
-        mean: &Buf,
-        rstd: &Buf,
         n: usize,
     ) -> Result<()> {
         let mut st = self.lock()?;
         let c = ln.dim;
-        let gp = self.mem_ptr(w, ln.g.off, ln.g.len, "LayerNorm weight")?;
-        let (dxp, gop, xp, mp, rp) = (
-            self.ptr(dx, n * c, "dx")?,
-            self.ptr(dout, n * c, "dout")?,
-            self.ptr(x, n * c, "x")?,
-            self.ptr(mean, n, "mean")?,
-            self.ptr(rstd, n, "rstd")?,
-        );
-        let gr = self.ptr(grads, (ln.g.off + ln.g.len).max(ln.b.off + ln.b.len), "grads")?;
+        let gp = self.mem_ptr(p.w, ln.g.off, ln.g.len, "LayerNorm weight")?;
+        let (dxp, gop, xp) = (self.ptr(dx, n * c, "dx")?, self.ptr(dout, n * c, "dout")?, self.ptr(x.x, n * c, "x")?);
+        let (mp, rp) = self.stats_ptrs(x.stats, n)?;
+        let gr = self.ptr(p.grads, (ln.g.off + ln.g.len).max(ln.b.off + ln.b.len), "grads")?;
         let prod = grow(&self.stream, &mut st.scratch.prod, n * c)?;
         let (nn, cc) = (dims("rows", n)?, dims("width", c)?);
         self.launch(&self.k.layer_norm_bwd, "LayerNorm backward", cfg_rows(n), |b| {
@@ -923,25 +926,16 @@ impl Backend for CudaBackend {
         &self,
         ctx: &mut Buf,
         probs: &mut Buf,
-        q: &Buf,
-        k: &Buf,
-        v: &Buf,
+        x: Qkv<&Buf>,
         mask_add: &Buf,
-        b: usize,
-        t: usize,
-        nh: usize,
-        hd: usize,
+        shape: AttentionShape,
     ) -> Result<()> {
         let st = self.lock()?;
-        let (h, len, pl) = (nh * hd, b * t * nh * hd, b * nh * t * t);
-        let (cp, pp, qp, kp, vp, mp) = (
-            self.ptr(ctx, len, "ctx")?,
-            self.ptr(probs, pl, "probs")?,
-            self.ptr(q, len, "q")?,
-            self.ptr(k, len, "k")?,
-            self.ptr(v, len, "v")?,
-            self.ptr(mask_add, b * t, "mask_add")?,
-        );
+        let AttentionShape { b, t, nh, hd } = shape;
+        let (h, len, pl) = (nh * hd, shape.qkv_len(), shape.probs_len());
+        let (cp, pp, mp) =
+            (self.ptr(ctx, len, "ctx")?, self.ptr(probs, pl, "probs")?, self.ptr(mask_add, b * t, "mask_add")?);
+        let Qkv { q: qp, k: kp, v: vp } = self.qkv_ptrs(x, len)?;
         if len == 0 {
             return Ok(());
         }
@@ -1002,33 +996,20 @@ impl Backend for CudaBackend {
 
     fn attention_backward(
         &self,
-        dq: &mut Buf,
-        dk: &mut Buf,
-        dv: &mut Buf,
+        dx: Qkv<&mut Buf>,
         scratch: &mut Buf,
         dctx: &Buf,
         probs: &Buf,
-        q: &Buf,
-        k: &Buf,
-        v: &Buf,
-        b: usize,
-        t: usize,
-        nh: usize,
-        hd: usize,
+        x: Qkv<&Buf>,
+        shape: AttentionShape,
     ) -> Result<()> {
         let st = self.lock()?;
-        let (h, len, pl) = (nh * hd, b * t * nh * hd, b * nh * t * t);
-        let (dqp, dkp, dvp, sp, gp, pp, qp, kp, vp) = (
-            self.ptr(dq, len, "dq")?,
-            self.ptr(dk, len, "dk")?,
-            self.ptr(dv, len, "dv")?,
-            self.ptr(scratch, pl, "scratch")?,
-            self.ptr(dctx, len, "dctx")?,
-            self.ptr(probs, pl, "probs")?,
-            self.ptr(q, len, "q")?,
-            self.ptr(k, len, "k")?,
-            self.ptr(v, len, "v")?,
-        );
+        let AttentionShape { b, t, nh, hd } = shape;
+        let (h, len, pl) = (nh * hd, shape.qkv_len(), shape.probs_len());
+        let Qkv { q: dqp, k: dkp, v: dvp } = self.qkv_ptrs(Qkv { q: &*dx.q, k: &*dx.k, v: &*dx.v }, len)?;
+        let (sp, gp, pp) =
+            (self.ptr(scratch, pl, "scratch")?, self.ptr(dctx, len, "dctx")?, self.ptr(probs, pl, "probs")?);
+        let Qkv { q: qp, k: kp, v: vp } = self.qkv_ptrs(x, len)?;
         if len == 0 {
             return Ok(());
         }
@@ -1127,24 +1108,12 @@ impl Backend for CudaBackend {
         Ok(())
     }
 
-    fn embedding(
-        &self,
-        out: &mut Buf,
-        ids: &Buf<i32>,
-        types: Option<&Buf<i32>>,
-        w: &Weights,
-        emb: &Embeddings,
-        b: usize,
-        t: usize,
-    ) -> Result<()> {
+    fn embedding(&self, out: &mut Buf, x: Tokens, w: &Weights, emb: &Embeddings) -> Result<()> {
         let _st = self.lock()?;
-        let (n, e) = (b * t, emb.ln.dim);
-        super::cpu::embedding::check_ids(
-            self.ids(ids, n, "input ids")?,
-            types.map(|x| self.ids(x, n, "token types")).transpose()?,
-            emb,
-            t,
-        )?;
+        let (b, t, e) = (x.b, x.t, emb.ln.dim);
+        let n = b * t;
+        self.token_ids(x, emb)?;
+        let (ids, types) = (x.ids, x.types);
         let (op_, ip) = (self.ptr(out, n * e, "out")?, self.ptr(ids, n, "input ids")?);
         let tp = types.map(|x| self.ptr(x, n, "token types")).transpose()?.unwrap_or(0);
         let wp = self.mem_ptr(w.flat, emb.word.off, emb.word.len, "word embeddings")?;
@@ -1159,21 +1128,12 @@ impl Backend for CudaBackend {
         })
     }
 
-    fn embedding_backward(
-        &self,
-        grads: &mut Buf,
-        dout: &Buf,
-        ids: &Buf<i32>,
-        types: Option<&Buf<i32>>,
-        emb: &Embeddings,
-        b: usize,
-        t: usize,
-    ) -> Result<()> {
+    fn embedding_backward(&self, grads: &mut Buf, dout: &Buf, x: Tokens, emb: &Embeddings) -> Result<()> {
         let mut st = self.lock()?;
-        let (n, e) = (b * t, emb.ln.dim);
-        let id_host = self.ids(ids, n, "input ids")?;
-        let type_host = types.map(|x| self.ids(x, n, "token types")).transpose()?;
-        super::cpu::embedding::check_ids(id_host, type_host, emb, t)?;
+        let (b, t, e) = (x.b, x.t, emb.ln.dim);
+        let n = b * t;
+        let host = self.token_ids(x, emb)?;
+        let (id_host, type_host) = (host.ids, host.types);
         let dp = self.ptr(dout, n * e, "dout")?;
         let end = [emb.word, emb.pos, emb.typ].iter().map(|s| s.off + s.len).max().unwrap_or(0);
         let g = self.ptr(grads, end, "grads")?;
@@ -1235,15 +1195,7 @@ impl Backend for CudaBackend {
         })
     }
 
-    fn cross_entropy(
-        &self,
-        logits: &mut Buf,
-        targets: &Buf<i32>,
-        m: usize,
-        v: usize,
-        scale: f32,
-        denom: f64,
-    ) -> Result<LossSum> {
+    fn cross_entropy(&self, logits: &mut Buf, targets: &Buf<i32>, m: usize, v: usize, k: LossScale) -> Result<LossSum> {
         let mut st = self.lock()?;
         if let Some(&bad) = self.ids(targets, m, "targets")?.iter().find(|&&y| y < 0 || y as usize >= v) {
             return Err(Error::Internal(format!("cross-entropy target {bad} is outside [0, {v})")));
@@ -1254,15 +1206,15 @@ impl Backend for CudaBackend {
         }
         let losses = grow(&self.stream, &mut st.scratch.part_d, m)?;
         let correct = grow(&self.stream, &mut st.scratch.part_i, m)?;
-        let (mm, vv, k) = (dims("rows", m)?, dims("vocabulary", v)?, (scale as f64 / denom) as f32);
+        let (mm, vv, kk) = (dims("rows", m)?, dims("vocabulary", v)?, (k.scale as f64 / k.denom) as f32);
         self.launch(&self.k.cross_entropy, "cross-entropy", cfg(m as u32, 512), |a| {
-            a.arg(&lp).arg(&losses).arg(&correct).arg(&tp).arg(&mm).arg(&vv).arg(&k);
+            a.arg(&lp).arg(&losses).arg(&correct).arg(&tp).arg(&mm).arg(&vv).arg(&kk);
         })?;
         let (mut l, mut c) = (vec![0.0f64; m], vec![0i32; m]);
         get(&self.stream, &st.scratch.part_d, &mut l)?;
         get(&self.stream, &st.scratch.part_i, &mut c)?;
         let total: f64 = l.iter().sum();
-        Ok(LossSum { loss: (total / denom) as f32, correct: c.iter().filter(|&&x| x != 0).count() })
+        Ok(LossSum { loss: (total / k.denom) as f32, correct: c.iter().filter(|&&x| x != 0).count() })
     }
 
     fn binary_cross_entropy(
@@ -1272,9 +1224,9 @@ impl Backend for CudaBackend {
         labels: &Buf,
         weights: &Buf,
         n: usize,
-        scale: f32,
-        denom: f64,
+        k: LossScale,
     ) -> Result<LossSum> {
+        let LossScale { scale, denom } = k;
         let mut st = self.lock()?;
         let (dp, lp, yp, wp) = (
             self.ptr(dlogits, n, "dlogits")?,
@@ -1301,12 +1253,12 @@ impl Backend for CudaBackend {
 
     fn gumbel_argmax(
         &self,
+        out: &mut Vec<i32>,
         logits: &Buf,
         m: usize,
         v: usize,
         temperature: f32,
-        rng: &mut ChaCha8Rng,
-        out: &mut Vec<i32>,
+        at: KeystreamAt,
     ) -> Result<()> {
         let mut st = self.lock()?;
         let lp = self.ptr(logits, m * v, "logits")?;
@@ -1314,35 +1266,25 @@ impl Backend for CudaBackend {
         if m == 0 {
             return Ok(());
         }
-        let at =
-            KeystreamAt::of(rng).ok_or_else(|| Error::Internal("the sampling generator passed 2^64 words".into()))?;
         let ids = grow(&self.stream, &mut st.scratch.ids, m)?;
         let (mm, vv, key) = (dims("rows", m)?, dims("vocabulary", v)?, KernelRng(at));
         self.launch(&self.k.gumbel_argmax, "Gumbel sampling", cfg(m as u32, BLOCK), |a| {
             a.arg(&ids).arg(&lp).arg(&mm).arg(&vv).arg(&temperature).arg(&key);
         })?;
         out.resize(m, 0);
-        get(&self.stream, &st.scratch.ids, out)?;
-        // The host generator moves on exactly as the CPU's draws would move it.
-        keystream::skip(rng, (m as u64) * (v as u64));
-        Ok(())
+        get(&self.stream, &st.scratch.ids, out)
     }
 
     fn sum_squares(&self, buf: &Buf, len: usize) -> Result<f64> {
-        let mut st = self.lock()?;
-        let p = self.ptr(buf, len, "sum_squares")?;
-        if len == 0 {
-            return Ok(0.0);
-        }
-        let blocks = len.div_ceil(SQ_CHUNK);
-        let part = grow(&self.stream, &mut st.scratch.part_d, blocks)?;
-        let (nn, chunk) = (len as i64, SQ_CHUNK as i32);
-        self.launch(&self.k.sum_squares, "sum of squares", cfg(dims("blocks", blocks)? as u32, BLOCK), |a| {
-            a.arg(&part).arg(&p).arg(&nn).arg(&chunk);
-        })?;
-        let mut parts = vec![0.0f64; blocks];
-        get(&self.stream, &st.scratch.part_d, &mut parts)?;
+        let parts = self.chunk_partials(&self.k.sum_squares, "sum of squares", buf, len, |s| &mut s.part_d)?;
         Ok(parts.iter().sum())
+    }
+
+    /// Per-chunk maxima on the device, their maximum on the host: a max is exact, so the result
+    /// is the CPU's whatever the split.
+    fn max_abs(&self, buf: &Buf, len: usize) -> Result<f32> {
+        let parts = self.chunk_partials(&self.k.max_abs, "max |x|", buf, len, |s| &mut s.part_f)?;
+        Ok(parts.iter().fold(0.0f32, |a, &b| a.max(b)))
     }
 
     fn scale(&self, buf: &mut Buf, len: usize, s: f32) -> Result<()> {
@@ -1365,10 +1307,8 @@ impl Backend for CudaBackend {
 
     fn adamw(
         &self,
-        params: &mut Buf,
+        state: AdamState,
         grads: &Buf,
-        m: &mut Buf,
-        v: &mut Buf,
         tensors: &[AdamTensor],
         step: &AdamStep,
         check: bool,
@@ -1376,10 +1316,10 @@ impl Backend for CudaBackend {
         let mut st = self.lock()?;
         let len = tensors.iter().map(|t| t.span.off + t.span.len).max().unwrap_or(0);
         let (pp, gp, mp, vp) = (
-            self.ptr(params, len, "params")?,
+            self.ptr(state.params, len, "params")?,
             self.ptr(grads, len, "grads")?,
-            self.ptr(m, len, "adam m")?,
-            self.ptr(v, len, "adam v")?,
+            self.ptr(state.m, len, "adam m")?,
+            self.ptr(state.v, len, "adam v")?,
         );
         if tensors.is_empty() {
             return Ok(None);

@@ -1,5 +1,5 @@
 // The optimizer's kernels: Σx² in f64 per fixed chunk (finished on the host in chunk order),
-// and AdamW over a list of tensors with their own learning rate and decay.
+// max |x| per chunk (the bounds that let an update skip its check pass), and AdamW over a list of tensors with their own learning rate and decay.
 
 extern "C" __global__ void sum_squares(double* part, const float* x, i64 n, int chunk) {
     __shared__ double sh[32];
@@ -11,6 +11,18 @@ extern "C" __global__ void sum_squares(double* part, const float* x, i64 n, int 
         s += v * v;
     }
     s = block_sum_d(s, sh);
+    if (threadIdx.x == 0) part[blockIdx.x] = s;
+}
+
+// part[block] = max |x| over the block's `chunk` elements (0 for none); fmaxf ignores NaN, as
+// the CPU's fold does, and a max is exact in any order.
+extern "C" __global__ void max_abs(float* part, const float* x, i64 n, int chunk) {
+    __shared__ float sh[32];
+    const i64 c0 = (i64)blockIdx.x * chunk;
+    const i64 c1 = c0 + chunk < n ? c0 + chunk : n;
+    float s = 0.0f;
+    for (i64 i = c0 + threadIdx.x; i < c1; i += blockDim.x) s = fmaxf(s, fabsf(x[i]));
+    s = block_max(s, sh);
     if (threadIdx.x == 0) part[blockIdx.x] = s;
 }
 
