@@ -7,7 +7,7 @@
 mod common;
 
 use electra::distributed::{Collective, ThreadGroup};
-use electra::pretrain::masking::{mask_batch, Masking};
+use electra::pretrain::masking::{mask_batch, MaskRule, Masking};
 use electra::pretrain::trainer::stream_rng;
 use electra::pretrain::{ResumeOptions, TrainOptions, Trainer};
 use electra::{Error, Result};
@@ -82,21 +82,9 @@ fn micro_batches_make_the_step_of_the_combined_batch() {
     let a = acc.train_step(&batch(&d, 0..2 * B)).unwrap();
 
     let mut whole = trainer(o.clone());
-    let budget = o.max_predictions().min(T);
     let draw = |j: usize| -> Masking {
-        let b = batch(&d, j * B..(j + 1) * B);
         let mut rng = stream_rng(o.seed, j as u64);
-        mask_batch(
-            &mut rng,
-            b.input_ids,
-            b.attention_mask,
-            B,
-            T,
-            o.mask_prob,
-            budget,
-            o.mask_token_id,
-            &o.special_token_ids,
-        )
+        mask_batch(&mut rng, &batch(&d, j * B..(j + 1) * B), &MaskRule::of(&o))
     };
     let (m0, m1) = (draw(0), draw(1));
     let combined = Masking {

@@ -113,16 +113,32 @@ fn run(f: RunFn, s: &Session, i: &Inputs, with_mask_types: bool, out: &mut [f32]
     unsafe { f(s.0, i.ids.as_ptr(), mask, types, i.b, i.t, out.as_mut_ptr(), out.len()) }
 }
 
+/// The token arrays of a call (`None`: NULL).
+#[derive(Clone, Copy)]
+struct Tokens<'a> {
+    ids: &'a [i32],
+    mask: Option<&'a [i32]>,
+    types: Option<&'a [i32]>,
+}
+
+impl<'a> Tokens<'a> {
+    fn new(ids: &'a [i32], mask: Option<&'a [i32]>, types: Option<&'a [i32]>) -> Self {
+        Tokens { ids, mask, types }
+    }
+
+    /// Ids without mask and types.
+    fn only(ids: &'a [i32]) -> Self {
+        Tokens { ids, mask: None, types: None }
+    }
+}
+
 /// Calls `f` with the given arrays into a sentinel-filled buffer of `out_len` floats, expects
 /// `want` with `needle` in the message, and checks that nothing was written.
 #[track_caller]
-#[allow(clippy::too_many_arguments)]
 fn expect_rejected(
     f: RunFn,
     s: &Session,
-    ids: &[i32],
-    mask: Option<&[i32]>,
-    types: Option<&[i32]>,
+    x: Tokens,
     (b, t): (usize, usize),
     out_len: usize,
     want: electra_status,
@@ -132,9 +148,9 @@ fn expect_rejected(
     let st = unsafe {
         f(
             s.0,
-            ids.as_ptr(),
-            mask.map_or(null(), <[i32]>::as_ptr),
-            types.map_or(null(), <[i32]>::as_ptr),
+            x.ids.as_ptr(),
+            x.mask.map_or(null(), <[i32]>::as_ptr),
+            x.types.map_or(null(), <[i32]>::as_ptr),
             b,
             t,
             out.as_mut_ptr(),
@@ -484,37 +500,40 @@ fn inputs_out_of_range_are_refused() {
         let bad = ELECTRA_ERR_INVALID_ARGUMENT;
         let shape = (b, t);
         let (m_, t_) = (Some(&ok_mask[..]), Some(&ok_types[..]));
-        expect_rejected(f, &s, &with(&ok_ids, 7, 64), m_, t_, shape, out_len, bad, "input_ids[7] = 64");
-        expect_rejected(f, &s, &with(&ok_ids, 0, -1), m_, t_, shape, out_len, bad, "input_ids[0] = -1");
-        expect_rejected(f, &s, &with(&ok_ids, 3, i32::MIN), None, None, shape, out_len, bad, "outside the vocabulary");
-        expect_rejected(f, &s, &ok_ids, m_, Some(&with(&ok_types, 9, 2)), shape, out_len, bad, "token_type_ids[9] = 2");
+        expect_rejected(f, &s, Tokens::new(&with(&ok_ids, 7, 64), m_, t_), shape, out_len, bad, "input_ids[7] = 64");
+        expect_rejected(f, &s, Tokens::new(&with(&ok_ids, 0, -1), m_, t_), shape, out_len, bad, "input_ids[0] = -1");
         expect_rejected(
             f,
             &s,
-            &ok_ids,
-            m_,
-            Some(&with(&ok_types, 1, -1)),
+            Tokens::only(&with(&ok_ids, 3, i32::MIN)),
             shape,
             out_len,
             bad,
-            "token_type_ids[1] = -1",
+            "outside the vocabulary",
         );
-        expect_rejected(f, &s, &ok_ids, Some(&with(&ok_mask, 4, 2)), t_, shape, out_len, bad, "attention_mask[4] = 2");
-        expect_rejected(f, &s, &ok_ids, Some(&with(&ok_mask, 0, -1)), t_, shape, out_len, bad, "must be 0 or 1");
+        let types = with(&ok_types, 9, 2);
+        expect_rejected(f, &s, Tokens::new(&ok_ids, m_, Some(&types)), shape, out_len, bad, "token_type_ids[9] = 2");
+        let types = with(&ok_types, 1, -1);
+        expect_rejected(f, &s, Tokens::new(&ok_ids, m_, Some(&types)), shape, out_len, bad, "token_type_ids[1] = -1");
+        let mask = with(&ok_mask, 4, 2);
+        expect_rejected(f, &s, Tokens::new(&ok_ids, Some(&mask), t_), shape, out_len, bad, "attention_mask[4] = 2");
+        let mask = with(&ok_mask, 0, -1);
+        expect_rejected(f, &s, Tokens::new(&ok_ids, Some(&mask), t_), shape, out_len, bad, "must be 0 or 1");
 
         // seq_len above max_position_embeddings (32).
         let long = vec![1; 33];
-        expect_rejected(f, &s, &long, None, None, (1, 33), 33 * per_token, bad, "max_position_embeddings");
+        expect_rejected(f, &s, Tokens::only(&long), (1, 33), 33 * per_token, bad, "max_position_embeddings");
 
         // Empty batches.
-        expect_rejected(f, &s, &ok_ids, None, None, (0, t), out_len, bad, "empty batch");
-        expect_rejected(f, &s, &ok_ids, None, None, (b, 0), out_len, bad, "empty batch");
+        let ids = Tokens::only(&ok_ids);
+        expect_rejected(f, &s, ids, (0, t), out_len, bad, "empty batch");
+        expect_rejected(f, &s, ids, (b, 0), out_len, bad, "empty batch");
 
         // batch*seq_len overflows size_t: refused before any array is read.
-        expect_rejected(f, &s, &ok_ids, None, None, (usize::MAX / 2 + 1, 2), out_len, bad, "overflows");
-        expect_rejected(f, &s, &ok_ids, None, None, (2, usize::MAX / 2 + 1), out_len, bad, "overflows");
+        expect_rejected(f, &s, ids, (usize::MAX / 2 + 1, 2), out_len, bad, "overflows");
+        expect_rejected(f, &s, ids, (2, usize::MAX / 2 + 1), out_len, bad, "overflows");
         // No overflow, but more tokens than any buffer can hold.
-        expect_rejected(f, &s, &ok_ids, None, None, (usize::MAX / 4, 2), out_len, bad, "too large");
+        expect_rejected(f, &s, ids, (usize::MAX / 4, 2), out_len, bad, "too large");
     }
     // The session still works after all that.
     let mut out = vec![0.0; n];
@@ -528,14 +547,13 @@ fn small_output_buffers_are_refused_untouched() {
     let m = load(&fixture("emb_lt_hidden"));
     let s = session(&m);
     let n = i.b * i.t;
-    let ids = &i.ids[..];
-    let (mask, types) = (Some(&i.mask[..]), Some(&i.types[..]));
+    let x = Tokens::new(&i.ids, Some(&i.mask), Some(&i.types));
     let small = ELECTRA_ERR_BUFFER_TOO_SMALL;
     for (f, per_token) in [(DISC, 1), (HIDDEN, 16), (GEN, 64)] {
         let need = n * per_token;
         let msg = format!("need {need} elements");
         for out_len in [0, 1, need - 1] {
-            expect_rejected(f, &s, ids, mask, types, (i.b, i.t), out_len, small, &msg);
+            expect_rejected(f, &s, x, (i.b, i.t), out_len, small, &msg);
         }
     }
 }
@@ -548,11 +566,11 @@ fn generator_call_on_a_lone_discriminator_is_unsupported() {
     let shape = (i.b, i.t);
     let n = i.b * i.t * 64;
     let none = ELECTRA_ERR_UNSUPPORTED;
-    expect_rejected(GEN, &s, &i.ids, Some(&i.mask), Some(&i.types), shape, n, none, "no generator");
+    expect_rejected(GEN, &s, Tokens::new(&i.ids, Some(&i.mask), Some(&i.types)), shape, n, none, "no generator");
     let gm = load(&fixture("emb_lt_hidden").join("generator"));
     let s = session(&gm);
-    expect_rejected(DISC, &s, &i.ids, None, None, shape, n, none, "no discriminator");
-    expect_rejected(HIDDEN, &s, &i.ids, None, None, shape, n, none, "no discriminator");
+    expect_rejected(DISC, &s, Tokens::only(&i.ids), shape, n, none, "no discriminator");
+    expect_rejected(HIDDEN, &s, Tokens::only(&i.ids), shape, n, none, "no discriminator");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -188,19 +188,8 @@ pub unsafe extern "C" fn electra_session_classify(
     out: *mut f32,
     out_len: usize,
 ) -> electra_status {
+    let args = super::session::RunArgs { s, input_ids, attention_mask, token_type_ids, batch, seq_len, out, out_len };
     // SAFETY: `run` has this function's contract (see # Safety), and every argument is passed on
     // unchanged.
-    unsafe {
-        super::session::run(
-            s,
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            batch,
-            seq_len,
-            out,
-            out_len,
-            crate::session::Session::classify,
-        )
-    }
+    unsafe { super::session::run(args, crate::session::Session::classify) }
 }

@@ -97,23 +97,25 @@ pub unsafe extern "C" fn electra_session_free(s: *mut electra_session) {
 
 type Run = fn(&mut Session, &Batch, &mut [f32]) -> Result<()>;
 
+/// The arguments of an `electra_session_*` inference call, as the caller passed them.
+pub(crate) struct RunArgs {
+    pub s: *mut electra_session,
+    pub input_ids: *const i32,
+    pub attention_mask: *const i32,
+    pub token_type_ids: *const i32,
+    pub batch: usize,
+    pub seq_len: usize,
+    pub out: *mut f32,
+    pub out_len: usize,
+}
+
 /// The body of every `electra_session_*` inference call: checks the handle and arrays, then runs
 /// `f` on the batch into `out`.
 ///
 /// # Safety
 /// As `electra_session_discriminate`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn run(
-    s: *mut electra_session,
-    input_ids: *const i32,
-    attention_mask: *const i32,
-    token_type_ids: *const i32,
-    batch: usize,
-    seq_len: usize,
-    out: *mut f32,
-    out_len: usize,
-    f: Run,
-) -> electra_status {
+pub(crate) unsafe fn run(a: RunArgs, f: Run) -> electra_status {
+    let RunArgs { s, input_ids, attention_mask, token_type_ids, batch, seq_len, out, out_len } = a;
     guard(|| {
         let handle = electra_session::get(s)?;
         let mut sess = lock(&handle, "session")?;
@@ -155,9 +157,10 @@ pub unsafe extern "C" fn electra_session_discriminate(
     out: *mut f32,
     out_len: usize,
 ) -> electra_status {
+    let args = RunArgs { s, input_ids, attention_mask, token_type_ids, batch, seq_len, out, out_len };
     // SAFETY: `run` has this function's contract (see # Safety), and every argument is passed on
     // unchanged.
-    unsafe { run(s, input_ids, attention_mask, token_type_ids, batch, seq_len, out, out_len, Session::discriminate) }
+    unsafe { run(args, Session::discriminate) }
 }
 
 /// Generator (masked-LM) logits: writes `batch*seq_len*vocab_size` floats, row-major.
@@ -177,11 +180,10 @@ pub unsafe extern "C" fn electra_session_generator_logits(
     out: *mut f32,
     out_len: usize,
 ) -> electra_status {
+    let args = RunArgs { s, input_ids, attention_mask, token_type_ids, batch, seq_len, out, out_len };
     // SAFETY: `run` has this function's contract (see # Safety), and every argument is passed on
     // unchanged.
-    unsafe {
-        run(s, input_ids, attention_mask, token_type_ids, batch, seq_len, out, out_len, Session::generator_logits)
-    }
+    unsafe { run(args, Session::generator_logits) }
 }
 
 /// The discriminator's last hidden states: writes `batch*seq_len*hidden_size` floats,
@@ -200,7 +202,8 @@ pub unsafe extern "C" fn electra_session_hidden_states(
     out: *mut f32,
     out_len: usize,
 ) -> electra_status {
+    let args = RunArgs { s, input_ids, attention_mask, token_type_ids, batch, seq_len, out, out_len };
     // SAFETY: `run` has this function's contract (see # Safety), and every argument is passed on
     // unchanged.
-    unsafe { run(s, input_ids, attention_mask, token_type_ids, batch, seq_len, out, out_len, Session::hidden_states) }
+    unsafe { run(args, Session::hidden_states) }
 }

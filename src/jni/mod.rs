@@ -192,24 +192,31 @@ struct Inputs {
     ids: Vec<i32>,
     mask: Option<Vec<i32>>,
     types: Option<Vec<i32>>,
+    batch: usize,
+    seq_len: usize,
     n: usize,
 }
 
 impl Inputs {
-    fn read(
-        env: &mut JNIEnv,
-        ids: &JIntArray,
-        mask: &JIntArray,
-        types: &JIntArray,
-        batch: jint,
-        seq_len: jint,
-    ) -> R<Self> {
+    /// The arrays and shape of a `Native.Tokens` (one object instead of five arguments).
+    fn read(env: &mut JNIEnv, from: &JObject) -> R<Self> {
+        if from.is_null() {
+            return Err(fail(ELECTRA_ERR_NULL_POINTER, "tokens is null"));
+        }
+        let batch = env.get_field(from, "batch", "I")?.i()?;
+        let seq_len = env.get_field(from, "seqLen", "I")?.i()?;
         let n = tokens(batch, seq_len)?;
         let want = "batch*seqLen";
-        let ids = ints(env, ids, "ids", n, want, true)?.unwrap_or_default();
-        let mask = ints(env, mask, "mask", n, want, false)?;
-        let types = ints(env, types, "types", n, want, false)?;
-        Ok(Inputs { ids, mask, types, n })
+        let mut array = |name: &str, required: bool| -> R<Option<Vec<i32>>> {
+            let a = JIntArray::from(env.get_field(from, name, "[I")?.l()?);
+            let v = ints(env, &a, name, n, want, required);
+            env.delete_local_ref(a)?;
+            v
+        };
+        let ids = array("ids", true)?.unwrap_or_default();
+        let mask = array("mask", false)?;
+        let types = array("types", false)?;
+        Ok(Inputs { ids, mask, types, batch: batch as usize, seq_len: seq_len as usize, n })
     }
 
     fn mask(&self) -> *const i32 {
@@ -420,17 +427,12 @@ type RunFn = unsafe extern "C" fn(
 /// length, else `ELECTRA_ERR_BUFFER_TOO_SMALL` and nothing written) and is returned; with a null
 /// `out` a new array is returned.
 #[no_mangle]
-#[allow(clippy::too_many_arguments)]
 pub extern "system" fn Java_dev_electra_Native_sessionRun(
     mut env: JNIEnv,
     _cls: JClass,
     h: jlong,
     kind: jint,
-    ids: JIntArray,
-    mask: JIntArray,
-    types: JIntArray,
-    batch: jint,
-    seq_len: jint,
+    tokens: JObject,
     out: JFloatArray,
     width: jlong,
 ) -> jfloatArray {
@@ -442,8 +444,8 @@ pub extern "system" fn Java_dev_electra_Native_sessionRun(
             3 => electra_session_classify,
             _ => return Err(fail(ELECTRA_ERR_INVALID_ARGUMENT, format!("unknown session call {kind}"))),
         };
-        let x = Inputs::read(env, &ids, &mask, &types, batch, seq_len)?;
-        let rows = if kind == 3 { batch as usize } else { x.n };
+        let x = Inputs::read(env, &tokens)?;
+        let rows = if kind == 3 { x.batch } else { x.n };
         let needed = usize::try_from(width)
             .ok()
             .and_then(|w| rows.checked_mul(w))
@@ -462,16 +464,7 @@ pub extern "system" fn Java_dev_electra_Native_sessionRun(
         // SAFETY: each input array holds `x.n` = batch*seqLen elements (checked) or is NULL, and
         // `buf` holds `needed` floats; the session is looked up.
         check(unsafe {
-            f(
-                handle(h),
-                x.ids.as_ptr(),
-                x.mask(),
-                x.types(),
-                batch as usize,
-                seq_len as usize,
-                buf.as_mut_ptr(),
-                needed,
-            )
+            f(handle(h), x.ids.as_ptr(), x.mask(), x.types(), x.batch, x.seq_len, buf.as_mut_ptr(), needed)
         })?;
         if out.is_null() {
             let a = env.new_float_array(needed as jint)?;
@@ -620,35 +613,21 @@ pub extern "system" fn Java_dev_electra_Native_trainerResume(
 /// One pre-training step; `stats` (6 floats) receives loss, mlm_loss, disc_loss, disc_accuracy,
 /// learning_rate, grad_norm; returns the step count.
 #[no_mangle]
-#[allow(clippy::too_many_arguments)]
 pub extern "system" fn Java_dev_electra_Native_trainerStep(
     mut env: JNIEnv,
     _cls: JClass,
     h: jlong,
-    ids: JIntArray,
-    mask: JIntArray,
-    types: JIntArray,
-    batch: jint,
-    seq_len: jint,
+    tokens: JObject,
     stats: JFloatArray,
 ) -> jlong {
     entry(&mut env, 0, |env| {
-        let x = Inputs::read(env, &ids, &mask, &types, batch, seq_len)?;
+        let x = Inputs::read(env, &tokens)?;
         let held = hold(h);
         let mut s =
             electra_step_stats { struct_size: std::mem::size_of::<electra_step_stats>() as u32, ..Default::default() };
         // SAFETY: the arrays hold batch*seqLen elements or are NULL; `s` is a whole struct.
-        let st = unsafe {
-            electra_trainer_step(
-                handle(h),
-                x.ids.as_ptr(),
-                x.mask(),
-                x.types(),
-                batch as usize,
-                seq_len as usize,
-                &mut s,
-            )
-        };
+        let st =
+            unsafe { electra_trainer_step(handle(h), x.ids.as_ptr(), x.mask(), x.types(), x.batch, x.seq_len, &mut s) };
         check_collective(st, held)?;
         if !stats.is_null() {
             let v = [s.loss, s.mlm_loss, s.disc_loss, s.disc_accuracy, s.learning_rate, s.grad_norm];
@@ -770,22 +749,17 @@ pub extern "system" fn Java_dev_electra_Native_finetunerNew(
 /// One fine-tuning step; `stats` (4 floats) receives loss, accuracy, learning_rate, grad_norm;
 /// returns the step count.
 #[no_mangle]
-#[allow(clippy::too_many_arguments)]
 pub extern "system" fn Java_dev_electra_Native_finetunerStep(
     mut env: JNIEnv,
     _cls: JClass,
     h: jlong,
-    ids: JIntArray,
-    mask: JIntArray,
-    types: JIntArray,
+    tokens: JObject,
     labels: JIntArray,
-    batch: jint,
-    seq_len: jint,
     stats: JFloatArray,
 ) -> jlong {
     entry(&mut env, 0, |env| {
-        let x = Inputs::read(env, &ids, &mask, &types, batch, seq_len)?;
-        let labels = ints(env, &labels, "labels", batch as usize, "batch", true)?.unwrap_or_default();
+        let x = Inputs::read(env, &tokens)?;
+        let labels = ints(env, &labels, "labels", x.batch, "batch", true)?.unwrap_or_default();
         let mut s = electra_finetune_stats {
             struct_size: std::mem::size_of::<electra_finetune_stats>() as u32,
             ..Default::default()
@@ -797,8 +771,8 @@ pub extern "system" fn Java_dev_electra_Native_finetunerStep(
                 x.ids.as_ptr(),
                 x.mask(),
                 x.types(),
-                batch as usize,
-                seq_len as usize,
+                x.batch,
+                x.seq_len,
                 labels.as_ptr(),
                 &mut s,
             )

@@ -1,10 +1,12 @@
-//! Held-out evaluation of a generator + discriminator pair: mask and sample as in training (from
-//! a fixed seed, so evaluations at different steps see the same positions), then measure the
-//! discriminator's ROC AUC and accuracy on real tokens and the generator's MLM accuracy.
+//! Held-out evaluation of a generator + discriminator pair: mask and corrupt with the training
+//! code (from a fixed seed, so evaluations at different steps see the same positions), then
+//! measure the discriminator's ROC AUC and accuracy on real tokens and the generator's MLM
+//! accuracy.
 
-use super::masking::mask_batch;
+use super::corrupt::{Corruption, Draw, MaskedLogits};
+use super::masking::{mask_batch, MaskRule};
 use super::options::TrainOptions;
-use crate::backend::cpu::sample::gumbel_argmax;
+use crate::backend::{self, Buf};
 use crate::batch::Batch;
 use crate::data::corpus::TokenBatch;
 use crate::error::{Error, Result};
@@ -61,7 +63,7 @@ pub fn roc_auc(scores: &[f32], labels: &[bool]) -> Option<f64> {
 
 /// Evaluates `model` on held-out `batches` (on `opts.device`): the generator's (or MLM model's)
 /// accuracy at masked positions, and with a discriminator its AUC and accuracy on the sampled
-/// replacements (drawn on the host from the generator's logits).
+/// replacements (drawn by the session's backend from the generator's logits, as in training).
 pub fn evaluate(model: Arc<Model>, opts: &TrainOptions, batches: &[TokenBatch], seed: u64) -> Result<EvalStats> {
     let Some(gen) = model.gen() else {
         return Err(Error::Unsupported("evaluation needs a generator (or masked-LM model)".into()));
@@ -82,24 +84,15 @@ pub fn evaluate(model: Arc<Model>, opts: &TrainOptions, batches: &[TokenBatch], 
     )?;
     let (mut scores, mut labels) = (Vec::new(), Vec::new());
     let (mut mlm_right, mut mlm_total) = (0usize, 0usize);
-    let mut sampled = Vec::new();
+    let be = s.backend().clone();
+    let (mut rows_buf, mut corruption) = (Buf::default(), Corruption::default());
     let mut real_tokens = 0usize;
     for held_out in batches {
         let (b, t) = (held_out.batch, held_out.seq_len);
         let (ids, mask) = (&held_out.input_ids, &held_out.attention_mask);
         let batch = held_out.as_model_input();
         real_tokens += mask.iter().filter(|&&x| x != 0).count();
-        let m = mask_batch(
-            &mut rng,
-            ids,
-            Some(mask),
-            b,
-            t,
-            opts.mask_prob,
-            opts.max_predictions().min(t),
-            opts.mask_token_id,
-            &opts.special_token_ids,
-        );
+        let m = mask_batch(&mut rng, &batch, &MaskRule::of(opts));
         let mut logits = vec![0.0; b * t * v];
         let gen_batch = Batch { input_ids: &m.generator_input, ..batch };
         s.generator_logits(&gen_batch, &mut logits)?;
@@ -115,17 +108,18 @@ pub fn evaluate(model: Arc<Model>, opts: &TrainOptions, batches: &[TokenBatch], 
         if !has_disc {
             continue;
         }
-        gumbel_argmax(&mut rng, &rows, m.positions.len(), v, opts.temperature, &mut sampled);
-        let mut corrupted = ids.clone();
-        for (&p, &x) in m.positions.iter().zip(&sampled) {
-            corrupted[p] = x;
-        }
+        backend::run(&*be, || {
+            be.upload(&mut rows_buf, &rows)?;
+            let logits = MaskedLogits { be: &*be, logits: &rows_buf, vocab: v };
+            let draw = Draw::Gumbel { rng: &mut rng, temperature: opts.temperature };
+            corruption.build(logits, draw, ids, &m.positions)
+        })?;
         let mut d = vec![0.0; b * t];
-        s.discriminate(&Batch { input_ids: &corrupted, ..batch }, &mut d)?;
+        s.discriminate(&Batch { input_ids: &corruption.ids, ..batch }, &mut d)?;
         for i in 0..b * t {
             if mask[i] != 0 {
                 scores.push(d[i]);
-                labels.push(corrupted[i] != ids[i]);
+                labels.push(corruption.labels[i] != 0.0);
             }
         }
     }

@@ -3,6 +3,8 @@
 //! masked positions are the same whatever backend trains; the generator's samples are drawn by
 //! [`crate::backend::Backend::gumbel_argmax`] from the same stream.
 
+use super::options::TrainOptions;
+use crate::batch::Batch;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -25,23 +27,39 @@ fn round_half_even(x: f64) -> f64 {
     }
 }
 
+/// How [`mask_batch`] chooses positions.
+#[derive(Clone, Copy, Debug)]
+pub struct MaskRule<'a> {
+    /// Share of a row's real tokens to mask.
+    pub prob: f64,
+    /// Most positions per row (capped at the row's length).
+    pub budget: usize,
+    /// The [MASK] id.
+    pub mask_id: i32,
+    /// Ids never masked.
+    pub special: &'a [i32],
+}
+
+impl<'a> MaskRule<'a> {
+    /// The rule of a trainer's options.
+    pub fn of(opts: &'a TrainOptions) -> Self {
+        MaskRule {
+            prob: opts.mask_prob,
+            budget: opts.max_predictions(),
+            mask_id: opts.mask_token_id,
+            special: &opts.special_token_ids,
+        }
+    }
+}
+
 /// Chooses, per row, k = max(1, min(budget, round(mask_prob·real tokens))) distinct positions
 /// among real, non-special tokens, and replaces each by [MASK] with probability 0.85 (kept
 /// otherwise; no random-token swap). The original draws positions *with* replacement and
 /// averages colliding ids when it scatters the samples back; we draw without replacement on
 /// purpose, so every masked slot is a distinct token.
-#[allow(clippy::too_many_arguments)]
-pub fn mask_batch(
-    rng: &mut ChaCha8Rng,
-    ids: &[i32],
-    attention_mask: Option<&[i32]>,
-    b: usize,
-    t: usize,
-    mask_prob: f64,
-    budget: usize,
-    mask_id: i32,
-    special: &[i32],
-) -> Masking {
+pub fn mask_batch(rng: &mut ChaCha8Rng, batch: &Batch, rule: &MaskRule) -> Masking {
+    let (ids, attention_mask, b, t) = (batch.input_ids, batch.attention_mask, batch.batch, batch.seq_len);
+    let (mask_prob, budget, mask_id, special) = (rule.prob, rule.budget.min(t), rule.mask_id, rule.special);
     let mut out = Masking { positions: Vec::new(), generator_input: ids[..b * t].to_vec() };
     let mut cand = Vec::with_capacity(t);
     for r in 0..b {
@@ -79,7 +97,9 @@ mod tests {
         let (b, t) = (4, 40);
         let ids: Vec<i32> = (0..b * t).map(|i| if i % t == 0 { 101 } else { 1000 + i as i32 }).collect();
         let mask: Vec<i32> = (0..b * t).map(|i| (i % t < 30) as i32).collect();
-        let m = mask_batch(&mut rng, &ids, Some(&mask), b, t, 0.15, 6, 103, &[0, 101, 102, 103]);
+        let batch = Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: None, batch: b, seq_len: t };
+        let rule = MaskRule { prob: 0.15, budget: 6, mask_id: 103, special: &[0, 101, 102, 103] };
+        let m = mask_batch(&mut rng, &batch, &rule);
         assert_eq!(m.positions.len(), b * 4); // round(30·0.15) = round(4.5) = 4 (half to even)
         for w in m.positions.windows(2) {
             assert!(w[0] != w[1]);
@@ -90,7 +110,7 @@ mod tests {
         let masked = m.positions.iter().filter(|&&p| m.generator_input[p] == 103).count();
         assert!(masked > 0 && masked <= m.positions.len());
         let mut rng2 = ChaCha8Rng::seed_from_u64(1);
-        assert_eq!(m, mask_batch(&mut rng2, &ids, Some(&mask), b, t, 0.15, 6, 103, &[0, 101, 102, 103]));
+        assert_eq!(m, mask_batch(&mut rng2, &batch, &rule));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! and resumable trainer checkpoints.
 
 pub mod checkpoint;
+mod corrupt;
 pub mod eval;
 pub mod flops;
 pub mod masking;

@@ -2,9 +2,10 @@
 //! discriminator forward, joint loss, both backwards, clip, AdamW — on any backend, with buffers
 //! reused across steps and seeded randomness drawn on the host.
 
-use super::masking::{mask_batch, Masking};
+use super::corrupt::{Corruption, Draw, MaskedLogits};
+use super::masking::{mask_batch, MaskRule, Masking};
 use super::options::{Distributed, Objective, TrainOptions};
-use crate::backend::{self, keystream, mean_denominator, Backend, Buf, LossScale, Weights};
+use crate::backend::{self, mean_denominator, Backend, Buf, LossScale, LossSum, Weights};
 use crate::batch::Batch;
 use crate::config::ElectraConfig;
 use crate::distributed::{self, Collective, RankStatus};
@@ -21,6 +22,7 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// What one step measured.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -81,6 +83,88 @@ struct Partial {
     disc_correct: usize,
 }
 
+impl Partial {
+    /// `[mlm, disc, mlm right, disc right]`, as the ranks sum them.
+    fn sums(&self) -> [f32; 4] {
+        [self.mlm_loss, self.disc_loss, self.mlm_correct as f32, self.disc_correct as f32]
+    }
+}
+
+/// A step's micro-batches (rows of the rank's batch) and their masks.
+struct Plan<'b> {
+    micro: Vec<Batch<'b>>,
+    maskings: Vec<Masking>,
+    /// Real tokens of the whole batch.
+    tokens: usize,
+}
+
+impl Plan<'_> {
+    /// Masked positions and real tokens, as the ranks sum them.
+    fn counts(&self) -> [f32; 2] {
+        [self.maskings.iter().map(|m| m.positions.len()).sum::<usize>() as f32, self.tokens as f32]
+    }
+}
+
+/// The step's masked positions and real tokens, over every rank: the denominators of its mean
+/// losses.
+#[derive(Clone, Copy, Debug)]
+struct Counts {
+    masked: usize,
+    tokens: usize,
+}
+
+impl Counts {
+    fn denominators(self) -> (f64, f64) {
+        (mean_denominator(self.masked), mean_denominator(self.tokens))
+    }
+}
+
+/// One step's exchanges with the other ranks (for one process a local collective).
+struct Rounds<'c> {
+    c: &'c dyn Collective,
+    /// "step N", for errors.
+    what: String,
+    /// Time in the agreements, waiting for slower ranks included.
+    waited: Duration,
+    /// Time in the gradients' all-reduce.
+    reduced: Duration,
+}
+
+impl<'c> Rounds<'c> {
+    fn new(c: &'c dyn Collective, step: u64) -> Self {
+        Rounds { c, what: format!("step {}", step.saturating_add(1)), waited: Duration::ZERO, reduced: Duration::ZERO }
+    }
+
+    /// The counts summed over the ranks, refused when a sum is no count an f32 holds exactly.
+    fn counts(&self, [masked, tokens]: [f32; 2]) -> Result<Counts> {
+        if [masked, tokens].iter().any(|&x| !(0.0..16_777_216.0).contains(&x) || x.fract() != 0.0) {
+            return Err(Error::Distributed(format!(
+                "{}: the ranks' token counts ({masked}, {tokens}) are out of range",
+                self.what
+            )));
+        }
+        Ok(Counts { masked: masked as usize, tokens: tokens as usize })
+    }
+}
+
+/// The towers a step trains: the generator (or MLM model), and the discriminator for the
+/// electra objective.
+#[derive(Clone, Copy)]
+struct Pair<'m> {
+    gen: &'m Generator,
+    disc: Option<&'m Discriminator>,
+}
+
+impl<'m> Pair<'m> {
+    fn of(towers: &'m Towers, objective: Objective) -> Result<Self> {
+        match (objective, towers) {
+            (Objective::Electra, Towers::Pair { disc, gen, .. }) => Ok(Pair { gen, disc: Some(disc) }),
+            (Objective::Mlm, Towers::Pair { gen, .. } | Towers::Generator(gen)) => Ok(Pair { gen, disc: None }),
+            _ => Err(Error::Internal("the trainer's model does not fit its objective".into())),
+        }
+    }
+}
+
 /// Makes `opts.max_seq_len` fit a model with `positions` positions: the default (128) is
 /// lowered to `positions`; any other value that does not fit is an error saying what to set.
 fn fit_max_seq_len(opts: &mut TrainOptions, positions: usize) -> Result<()> {
@@ -125,13 +209,133 @@ struct Workspace {
     /// micro-batch's gradient is computed alone and the sum runs in micro-batch order, so one
     /// rank with k micro-batches gives the bits of k ranks with one each.
     micro_grads: Buf,
-    /// Host scratch: positions and targets before upload, the samples, the corrupted ids.
+    /// Host scratch: positions and targets before upload, the loss weights.
     host_positions: Vec<i32>,
     host_targets: Vec<i32>,
-    host_labels: Vec<f32>,
     host_weights: Vec<f32>,
-    sampled: Vec<i32>,
-    corrupted: Vec<i32>,
+    /// The discriminator's input and labels (host).
+    corruption: Corruption,
+}
+
+impl Workspace {
+    /// Generator (or MLM model) forward on the masked input, its head only at the masked
+    /// positions: the logits `[M, V]` land in `gen_head`.
+    fn generator_forward(
+        &mut self,
+        be: &dyn Backend,
+        w: &Weights,
+        gen: &Generator,
+        batch: &Batch,
+        masking: &Masking,
+    ) -> Result<()> {
+        let (b, t) = (batch.batch, batch.seq_len);
+        let n = b * t;
+        let hg = gen.config.hidden_size;
+        let m = masking.positions.len();
+        if masking.generator_input.len() != n {
+            return Err(Error::Shape {
+                what: "generator input".into(),
+                expected: vec![b, t],
+                got: vec![masking.generator_input.len()],
+            });
+        }
+        gen.encoder.forward(be, w, &mut self.gen_acts, &Batch { input_ids: &masking.generator_input, ..*batch })?;
+        self.host_positions.clear();
+        self.host_targets.clear();
+        for &p in &masking.positions {
+            let (Some(&id), Ok(p32)) = (batch.input_ids.get(p), i32::try_from(p)) else {
+                return Err(Error::arg(format!("masked position {p} is outside the batch ({n} tokens)")));
+            };
+            self.host_positions.push(p32);
+            self.host_targets.push(id);
+        }
+        be.upload_ids(&mut self.positions, &self.host_positions)?;
+        be.upload_ids(&mut self.targets, &self.host_targets)?;
+        be.ensure(&mut self.gathered, m * hg)?;
+        be.gather_rows(&mut self.gathered, self.gen_acts.output(&gen.encoder), &self.positions, m, hg)?;
+        gen.head.forward(be, w, &mut self.gen_head, &self.gathered, m)
+    }
+
+    /// The generator's cross-entropy at the masked positions (times `weight`, over `denom`).
+    /// The logits buffer becomes d(loss)/d(logits): no second [M, V] buffer.
+    fn generator_loss(&mut self, be: &dyn Backend, gen: &Generator, weight: f32, denom: f64) -> Result<LossSum> {
+        let (m, v) = (self.host_positions.len(), gen.config.vocab_size);
+        be.cross_entropy(&mut self.gen_head.logits, &self.targets, m, v, LossScale { scale: weight, denom })
+    }
+
+    /// Discriminator forward on the corrupted ids, and its BCE over real tokens (times
+    /// `weight`, over `denom`), whose gradient lands in `d_disc_logits`.
+    fn discriminator_forward(
+        &mut self,
+        be: &dyn Backend,
+        w: &Weights,
+        disc: &Discriminator,
+        batch: &Batch,
+        weight: f32,
+        denom: f64,
+    ) -> Result<LossSum> {
+        let (b, t) = (batch.batch, batch.seq_len);
+        let n = b * t;
+        // Each token's loss weight: its attention mask.
+        self.host_weights.clear();
+        match batch.attention_mask {
+            Some(m) => self.host_weights.extend(m[..n].iter().map(|&x| x as f32)),
+            None => self.host_weights.resize(n, 1.0),
+        }
+        be.upload(&mut self.labels, &self.corruption.labels)?;
+        be.upload(&mut self.weights, &self.host_weights)?;
+        disc.encoder.forward(be, w, &mut self.disc_acts, &Batch { input_ids: &self.corruption.ids, ..*batch })?;
+        disc.head.forward(be, w, &mut self.disc_head, self.disc_acts.output(&disc.encoder), n)?;
+        be.ensure(&mut self.d_disc_logits, n)?;
+        be.binary_cross_entropy(
+            &mut self.d_disc_logits,
+            &self.disc_head.logits,
+            &self.labels,
+            &self.weights,
+            n,
+            LossScale { scale: weight, denom },
+        )
+    }
+
+    /// Both backwards from the losses' gradients, into `grads` (accumulating): the
+    /// discriminator's, then the generator's head at the masked rows, scattered back into the
+    /// sequence, and its encoder. `n` tokens.
+    fn backward(&mut self, be: &dyn Backend, w: &Weights, grads: &mut Buf, pair: Pair, n: usize) -> Result<()> {
+        if let Some(disc) = pair.disc {
+            let h = disc.config.hidden_size;
+            be.ensure(&mut self.d_disc_hidden, n * h)?;
+            disc.head.backward(
+                &mut Backprop::new(be, w.flat, grads),
+                &self.disc_head,
+                &mut self.disc_head_grads,
+                self.disc_acts.output(&disc.encoder),
+                &self.d_disc_logits,
+                &mut self.d_disc_hidden,
+            )?;
+            let bp = &mut Backprop::new(be, w.flat, grads);
+            disc.encoder.backward(bp, &self.disc_acts, &mut self.disc_grads, &self.d_disc_hidden)?;
+        }
+        let gen = pair.gen;
+        let (hg, m) = (gen.config.hidden_size, self.host_positions.len());
+        be.ensure(&mut self.d_gathered, m * hg)?;
+        gen.head.backward(
+            &mut Backprop::new(be, w.flat, grads),
+            &self.gen_head,
+            &mut self.gen_head_grads,
+            &self.gathered,
+            &self.gen_head.logits,
+            &mut self.d_gathered,
+        )?;
+        be.ensure(&mut self.d_gen_hidden, n * hg)?;
+        be.fill(&mut self.d_gen_hidden, n * hg, 0.0)?;
+        be.scatter_rows(&mut self.d_gen_hidden, &self.d_gathered, &self.positions, m, hg, true)?;
+        gen.encoder.backward(
+            &mut Backprop::new(be, w.flat, grads),
+            &self.gen_acts,
+            &mut self.gen_grads,
+            &self.d_gen_hidden,
+        )
+    }
 }
 
 /// Pre-training state: the backend, the weights, gradients and Adam moments on its device, the
@@ -576,17 +780,7 @@ impl Trainer {
     }
 
     fn mask_with(&mut self, j: usize, batch: &Batch) -> Masking {
-        mask_batch(
-            &mut self.rngs[j],
-            batch.input_ids,
-            batch.attention_mask,
-            batch.batch,
-            batch.seq_len,
-            self.opts.mask_prob,
-            self.opts.max_predictions().min(batch.seq_len),
-            self.opts.mask_token_id,
-            &self.opts.special_token_ids,
-        )
+        mask_batch(&mut self.rngs[j], batch, &MaskRule::of(&self.opts))
     }
 
     /// One full step: mask, sample, forward, backward, clip, update. Bad input, cancellation
@@ -607,104 +801,114 @@ impl Trainer {
         result
     }
 
+    /// The step on this rank: the masks, the forward and backward of every micro-batch, the
+    /// gradients reduced over the ranks, the update. The first two end in the ranks' agreement
+    /// ([`Self::agreed`]), so a failure on any rank stops every rank before the update.
     fn train_step_on(&mut self, c: &dyn Collective, batch: &Batch) -> Result<StepStats> {
-        let what = format!("step {}", self.step.saturating_add(1));
-        let k = self.opts.accumulate_steps;
-        // 1. This rank's micro-batches and masks; the step's counts, summed over the ranks, are
-        //    the denominators of its mean losses.
-        let local = (|| {
-            self.validate_batch(batch)?;
-            if !batch.batch.is_multiple_of(k) {
-                return Err(Error::arg(format!(
-                    "batch {} is not a multiple of accumulate_steps {k} (micro-batches have equal rows)",
-                    batch.batch
-                )));
-            }
-            self.check_cancel()?;
-            let micro: Vec<Batch> = (0..k).map(|j| micro_batch(batch, j, k)).collect();
-            let maskings: Vec<Masking> = micro.iter().enumerate().map(|(j, mb)| self.mask_with(j, mb)).collect();
-            Ok((micro, maskings))
-        })();
-        let mut counts = [0.0f32; 2];
-        if let Ok((_, maskings)) = &local {
-            counts[0] = maskings.iter().map(|m| m.positions.len()).sum::<usize>() as f32;
-            counts[1] = real_tokens(batch) as f32;
-        }
-        let t0 = std::time::Instant::now();
-        let agreed = self.collective_call(c, status_of(&local), &mut counts, &what);
-        let mut waited = t0.elapsed();
-        let (micro, maskings) = local?;
+        let mut ranks = Rounds::new(c, self.step);
+        let (plan, counts) = self.agreed(&mut ranks, |t| t.plan(batch), Plan::counts)?;
+        let counts = ranks.counts(counts)?;
+        let (_, sums) = self.agreed(&mut ranks, |t| t.forward_backward_all(&plan, counts), Partial::sums)?;
+        self.reduce(&mut ranks)?;
+        self.update(sums, counts, &ranks)
+    }
+
+    /// The ranks' agreement on one phase of a step: this rank runs `phase`, then every rank
+    /// reports whether its phase succeeded, with the numbers (`shared`) to sum over the ranks.
+    /// All go on with the sums when all succeeded; otherwise all fail (with this rank's own
+    /// error, if it has one), so no rank gets further than a failed one.
+    fn agreed<T, const N: usize>(
+        &mut self,
+        ranks: &mut Rounds,
+        phase: impl FnOnce(&mut Self) -> Result<T>,
+        shared: impl FnOnce(&T) -> [f32; N],
+    ) -> Result<(T, [f32; N])> {
+        let local = phase(self);
+        let mut sums = local.as_ref().map_or([0.0; N], shared);
+        let t0 = Instant::now();
+        let agreed = self.collective_call(ranks.c, status_of(&local), &mut sums, &ranks.what);
+        ranks.waited += t0.elapsed();
+        let value = local?;
         agreed?;
-        let [masked, tokens] = counts;
-        if [masked, tokens].iter().any(|&x| !(0.0..16_777_216.0).contains(&x) || x.fract() != 0.0) {
-            return Err(Error::Distributed(format!(
-                "{what}: the ranks' token counts ({masked}, {tokens}) are out of range"
+        Ok((value, sums))
+    }
+
+    /// This rank's micro-batches and their masks, each micro-batch from its own stream.
+    fn plan<'b>(&mut self, batch: &Batch<'b>) -> Result<Plan<'b>> {
+        let k = self.opts.accumulate_steps;
+        self.validate_batch(batch)?;
+        if !batch.batch.is_multiple_of(k) {
+            return Err(Error::arg(format!(
+                "batch {} is not a multiple of accumulate_steps {k} (micro-batches have equal rows)",
+                batch.batch
             )));
         }
-        let (masked, tokens) = (masked as usize, tokens as usize);
-        let denoms = (mean_denominator(masked), mean_denominator(tokens));
+        self.check_cancel()?;
+        let micro: Vec<Batch> = (0..k).map(|j| micro_batch(batch, j, k)).collect();
+        let maskings: Vec<Masking> = micro.iter().enumerate().map(|(j, mb)| self.mask_with(j, mb)).collect();
+        Ok(Plan { micro, maskings, tokens: real_tokens(batch) })
+    }
 
-        // 2. Forward and backward of every micro-batch; their gradients add up.
-        let local = (|| {
-            self.params.zero_grads()?;
-            let mut sum = Partial::default();
-            let numel = self.params.table.numel();
-            if k > 1 {
-                let be = self.params.be.clone();
-                be.ensure(&mut self.ws.micro_grads, numel)?;
-            }
-            for (j, (mb, masking)) in micro.iter().zip(&maskings).enumerate() {
-                self.check_cancel()?;
-                let p = if j == 0 {
-                    self.forward_backward_validated(mb, masking, None, j, denoms)?
-                } else {
-                    // This micro-batch's gradient alone, then added to the step's.
-                    let be = self.params.be.clone();
-                    std::mem::swap(&mut self.params.grads, &mut self.ws.micro_grads);
-                    let p = be
-                        .fill(&mut self.params.grads, numel, 0.0)
-                        .and_then(|()| self.forward_backward_validated(mb, masking, None, j, denoms));
-                    std::mem::swap(&mut self.params.grads, &mut self.ws.micro_grads);
-                    let p = p?;
-                    be.add(&mut self.params.grads, &self.ws.micro_grads, numel)?;
-                    p
-                };
-                sum.mlm_loss += p.mlm_loss;
-                sum.disc_loss += p.disc_loss;
-                sum.mlm_correct += p.mlm_correct;
-                sum.disc_correct += p.disc_correct;
-            }
-            self.check_cancel()?;
-            Ok(sum)
-        })();
-        let mut sums = [0.0f32; 4];
-        if let Ok(p) = &local {
-            sums = [p.mlm_loss, p.disc_loss, p.mlm_correct as f32, p.disc_correct as f32];
-        }
-        let t0 = std::time::Instant::now();
-        let agreed = self.collective_call(c, status_of(&local), &mut sums, &what);
-        waited += t0.elapsed();
-        local?;
-        agreed?;
-
-        // 3. The gradients summed over the ranks (identical bits on every rank), then the same
-        //    clip and update everywhere.
-        let t0 = std::time::Instant::now();
-        if c.world_size() > 1 {
-            let n = self.params.table.numel();
+    /// Forward and backward of every micro-batch of `plan`, with the step's counts (over every
+    /// rank) as the denominators of its mean losses; the gradients add up in micro-batch order.
+    fn forward_backward_all(&mut self, plan: &Plan, counts: Counts) -> Result<Partial> {
+        let denoms = counts.denominators();
+        self.params.zero_grads()?;
+        let mut sum = Partial::default();
+        let numel = self.params.table.numel();
+        if plan.micro.len() > 1 {
             let be = self.params.be.clone();
-            if let Err(e) = c.all_reduce_buf(&*be, &mut self.params.grads, n, &mut self.staging) {
-                self.broken = Some(e.to_string());
-                return Err(e);
-            }
+            be.ensure(&mut self.ws.micro_grads, numel)?;
         }
-        let reduced = t0.elapsed();
-        let (mlm_loss, disc_loss) = (sums[0], sums[1]);
-        let mut stats = self.step_stats([mlm_loss, disc_loss, sums[2], sums[3]], masked, tokens);
+        for (j, (mb, masking)) in plan.micro.iter().zip(&plan.maskings).enumerate() {
+            self.check_cancel()?;
+            let p = if j == 0 {
+                self.forward_backward_validated(mb, masking, None, j, denoms)?
+            } else {
+                // This micro-batch's gradient alone, then added to the step's.
+                let be = self.params.be.clone();
+                std::mem::swap(&mut self.params.grads, &mut self.ws.micro_grads);
+                let p = be
+                    .fill(&mut self.params.grads, numel, 0.0)
+                    .and_then(|()| self.forward_backward_validated(mb, masking, None, j, denoms));
+                std::mem::swap(&mut self.params.grads, &mut self.ws.micro_grads);
+                let p = p?;
+                be.add(&mut self.params.grads, &self.ws.micro_grads, numel)?;
+                p
+            };
+            sum.mlm_loss += p.mlm_loss;
+            sum.disc_loss += p.disc_loss;
+            sum.mlm_correct += p.mlm_correct;
+            sum.disc_correct += p.disc_correct;
+        }
+        self.check_cancel()?;
+        Ok(sum)
+    }
+
+    /// The gradients summed over the ranks (identical bits on every rank), so that every rank
+    /// makes the same clip and update.
+    fn reduce(&mut self, ranks: &mut Rounds) -> Result<()> {
+        if ranks.c.world_size() <= 1 {
+            return Ok(());
+        }
+        let t0 = Instant::now();
+        let n = self.params.table.numel();
+        let be = self.params.be.clone();
+        if let Err(e) = ranks.c.all_reduce_buf(&*be, &mut self.params.grads, n, &mut self.staging) {
+            self.broken = Some(e.to_string());
+            return Err(e);
+        }
+        ranks.reduced = t0.elapsed();
+        Ok(())
+    }
+
+    /// The step's statistics from the loss sums over the ranks, then the clip and update.
+    fn update(&mut self, sums: [f32; 4], counts: Counts, ranks: &Rounds) -> Result<StepStats> {
+        let mut stats = self.step_stats(sums, counts.masked, counts.tokens);
         // Exactly 0 for one process, so its stats stay equal run to run.
-        if c.world_size() > 1 {
-            stats.allreduce_seconds = reduced.as_secs_f32();
-            stats.collective_seconds = (waited + reduced).as_secs_f32();
+        if ranks.c.world_size() > 1 {
+            stats.allreduce_seconds = ranks.reduced.as_secs_f32();
+            stats.collective_seconds = (ranks.waited + ranks.reduced).as_secs_f32();
         }
         self.apply_update(&mut stats)?;
         Ok(stats)
@@ -730,7 +934,7 @@ impl Trainer {
         let m = masking.positions.len();
         let denoms = (mean_denominator(m), mean_denominator(tokens));
         let p = self.forward_backward_validated(batch, masking, sampled, 0, denoms)?;
-        Ok(self.step_stats([p.mlm_loss, p.disc_loss, p.mlm_correct as f32, p.disc_correct as f32], m, tokens))
+        Ok(self.step_stats(p.sums(), m, tokens))
     }
 
     /// A step's statistics from its loss sums and correct counts `[mlm, disc, mlm right, disc
@@ -771,6 +975,7 @@ impl Trainer {
         backend::run(&*be, || self.forward_backward_on(&*be, batch, masking, sampled, j, denoms))
     }
 
+    /// The generator pass, the corruption, the discriminator pass, the loss check, the backwards.
     fn forward_backward_on(
         &mut self,
         be: &dyn Backend,
@@ -781,137 +986,34 @@ impl Trainer {
         (masked_denom, token_denom): (f64, f64),
     ) -> Result<Partial> {
         let Trainer { towers, params, ws, rngs, opts, .. } = self;
-        let rng = &mut rngs[j];
-        let (weights, grads) = (&params.weights, &mut params.grads);
-        let (gen, disc): (&Generator, Option<&Discriminator>) = match (opts.objective, &*towers) {
-            (Objective::Electra, Towers::Pair { disc, gen, .. }) => (gen, Some(disc)),
-            (Objective::Mlm, Towers::Pair { gen, .. } | Towers::Generator(gen)) => (gen, None),
-            _ => return Err(Error::Internal("the trainer's model does not fit its objective".into())),
-        };
-        let (b, t) = (batch.batch, batch.seq_len);
-        let n = b * t;
-        let w = Weights::flat(weights.mem());
-        let mut part = Partial::default();
-        ws.host_weights.clear();
-        match batch.attention_mask {
-            Some(m) => ws.host_weights.extend(m[..n].iter().map(|&x| x as f32)),
-            None => ws.host_weights.resize(n, 1.0),
-        }
-
-        // Generator (or MLM model): forward on the masked input, head only at masked positions.
-        let (hg, v) = (gen.config.hidden_size, gen.config.vocab_size);
-        let m = masking.positions.len();
-        if masking.generator_input.len() != n {
-            return Err(Error::Shape {
-                what: "generator input".into(),
-                expected: vec![b, t],
-                got: vec![masking.generator_input.len()],
-            });
-        }
-        gen.encoder.forward(be, &w, &mut ws.gen_acts, &Batch { input_ids: &masking.generator_input, ..*batch })?;
-        ws.host_positions.clear();
-        ws.host_targets.clear();
-        for &p in &masking.positions {
-            let (Some(&id), Ok(p32)) = (batch.input_ids.get(p), i32::try_from(p)) else {
-                return Err(Error::arg(format!("masked position {p} is outside the batch ({n} tokens)")));
+        let pair = Pair::of(towers, opts.objective)?;
+        let w = Weights::flat(params.weights.mem());
+        let n = batch.batch * batch.seq_len;
+        ws.generator_forward(be, &w, pair.gen, batch, masking)?;
+        if pair.disc.is_some() {
+            // Before the loss overwrites the logits with their gradient.
+            let draw = match sampled {
+                Some(ids) => Draw::Given(ids),
+                None => Draw::Gumbel { rng: &mut rngs[j], temperature: opts.temperature },
             };
-            ws.host_positions.push(p32);
-            ws.host_targets.push(id);
+            let logits = MaskedLogits { be, logits: &ws.gen_head.logits, vocab: pair.gen.config.vocab_size };
+            ws.corruption.build(logits, draw, &batch.input_ids[..n], &masking.positions)?;
         }
-        be.upload_ids(&mut ws.positions, &ws.host_positions)?;
-        be.upload_ids(&mut ws.targets, &ws.host_targets)?;
-        be.ensure(&mut ws.gathered, m * hg)?;
-        be.gather_rows(&mut ws.gathered, ws.gen_acts.output(&gen.encoder), &ws.positions, m, hg)?;
-        gen.head.forward(be, &w, &mut ws.gen_head, &ws.gathered, m)?;
-        if disc.is_some() {
-            // Sample replacements (no gradient flows through the sample) before the loss
-            // overwrites the logits with their gradient.
-            match sampled {
-                Some(s) => {
-                    if s.len() != m {
-                        return Err(Error::Shape { what: "sampled ids".into(), expected: vec![m], got: vec![s.len()] });
-                    }
-                    ws.sampled.clear();
-                    ws.sampled.extend_from_slice(s);
-                }
-                None => {
-                    let at = keystream::take(rng, (m as u64) * (v as u64))?;
-                    be.gumbel_argmax(&mut ws.sampled, &ws.gen_head.logits, m, v, opts.temperature, at)?
-                }
-            }
-        }
-        // The logits buffer becomes d(loss)/d(logits): no second [M, V] buffer.
-        let k = LossScale { scale: opts.gen_weight, denom: masked_denom };
-        let mlm = be.cross_entropy(&mut ws.gen_head.logits, &ws.targets, m, v, k)?;
-        part.mlm_loss = mlm.loss;
-        part.mlm_correct = mlm.correct;
+        let mlm = ws.generator_loss(be, pair.gen, opts.gen_weight, masked_denom)?;
+        let mut part = Partial { mlm_loss: mlm.loss, mlm_correct: mlm.correct, ..Default::default() };
         let mut loss = opts.gen_weight * mlm.loss;
-
-        if let Some(disc) = disc {
-            ws.corrupted.clear();
-            ws.corrupted.extend_from_slice(&batch.input_ids[..n]);
-            for (&p, &s) in masking.positions.iter().zip(&ws.sampled) {
-                ws.corrupted[p] = s;
-            }
-            ws.host_labels.clear();
-            ws.host_labels.extend(ws.corrupted.iter().zip(batch.input_ids).map(|(a, b)| (a != b) as i32 as f32));
-            be.upload(&mut ws.labels, &ws.host_labels)?;
-            be.upload(&mut ws.weights, &ws.host_weights)?;
-
-            let h = disc.config.hidden_size;
-            disc.encoder.forward(be, &w, &mut ws.disc_acts, &Batch { input_ids: &ws.corrupted, ..*batch })?;
-            let disc_hidden = ws.disc_acts.output(&disc.encoder);
-            disc.head.forward(be, &w, &mut ws.disc_head, disc_hidden, n)?;
-            be.ensure(&mut ws.d_disc_logits, n)?;
-            let bce = be.binary_cross_entropy(
-                &mut ws.d_disc_logits,
-                &ws.disc_head.logits,
-                &ws.labels,
-                &ws.weights,
-                n,
-                LossScale { scale: opts.disc_weight, denom: token_denom },
-            )?;
+        if let Some(disc) = pair.disc {
+            let bce = ws.discriminator_forward(be, &w, disc, batch, opts.disc_weight, token_denom)?;
             part.disc_loss = bce.loss;
             part.disc_correct = bce.correct;
             loss += opts.disc_weight * bce.loss;
             if !loss.is_finite() {
                 return Err(Error::NonFinite(format!("loss is {loss} (mlm {}, disc {})", mlm.loss, bce.loss)));
             }
-            // Discriminator backward.
-            be.ensure(&mut ws.d_disc_hidden, n * h)?;
-            disc.head.backward(
-                &mut Backprop::new(be, w.flat, grads),
-                &ws.disc_head,
-                &mut ws.disc_head_grads,
-                disc_hidden,
-                &ws.d_disc_logits,
-                &mut ws.d_disc_hidden,
-            )?;
-            let bp = &mut Backprop::new(be, w.flat, grads);
-            disc.encoder.backward(bp, &ws.disc_acts, &mut ws.disc_grads, &ws.d_disc_hidden)?;
         } else if !loss.is_finite() {
             return Err(Error::NonFinite(format!("loss is {loss}")));
         }
-
-        // Generator backward: head at the masked rows, scattered back into the sequence.
-        be.ensure(&mut ws.d_gathered, m * hg)?;
-        gen.head.backward(
-            &mut Backprop::new(be, w.flat, grads),
-            &ws.gen_head,
-            &mut ws.gen_head_grads,
-            &ws.gathered,
-            &ws.gen_head.logits,
-            &mut ws.d_gathered,
-        )?;
-        be.ensure(&mut ws.d_gen_hidden, n * hg)?;
-        be.fill(&mut ws.d_gen_hidden, n * hg, 0.0)?;
-        be.scatter_rows(&mut ws.d_gen_hidden, &ws.d_gathered, &ws.positions, m, hg, true)?;
-        gen.encoder.backward(
-            &mut Backprop::new(be, w.flat, grads),
-            &ws.gen_acts,
-            &mut ws.gen_grads,
-            &ws.d_gen_hidden,
-        )?;
+        ws.backward(be, &w, &mut params.grads, pair, n)?;
         Ok(part)
     }
 

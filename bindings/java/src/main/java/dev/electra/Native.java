@@ -43,16 +43,44 @@ final class Native {
 
     static native void sessionFree(long session);
 
+    /**
+     * One call's token arrays ({@code batch*seqLen} each; {@code mask} and {@code types} may be
+     * null) and shape, passed to the native side as one object, which reads its fields by name.
+     */
+    static final class Tokens {
+        final int[] ids;
+        final int[] mask;
+        final int[] types;
+        final int batch;
+        final int seqLen;
+
+        Tokens(int[] ids, int[] mask, int[] types, int batch, int seqLen) {
+            this.ids = ids;
+            this.mask = mask;
+            this.types = types;
+            this.batch = batch;
+            this.seqLen = seqLen;
+        }
+    }
+
     /** kind: 0 discriminate, 1 generator logits, 2 hidden states, 3 classify. */
-    static native float[] sessionRun(long session, int kind, int[] ids, int[] mask, int[] types, int batch,
-            int seqLen, float[] out, long width);
+    static float[] sessionRun(long session, int kind, int[] ids, int[] mask, int[] types, int batch, int seqLen,
+            float[] out, long width) {
+        return sessionRun(session, kind, new Tokens(ids, mask, types, batch, seqLen), out, width);
+    }
+
+    private static native float[] sessionRun(long session, int kind, Tokens tokens, float[] out, long width);
 
     static native long trainerNew(String init, String options);
 
     static native long trainerResume(String dir, String options);
 
-    static native long trainerStep(long trainer, int[] ids, int[] mask, int[] types, int batch, int seqLen,
-            float[] stats);
+    static long trainerStep(long trainer, int[] ids, int[] mask, int[] types, int batch, int seqLen,
+            float[] stats) {
+        return trainerStep(trainer, new Tokens(ids, mask, types, batch, seqLen), stats);
+    }
+
+    private static native long trainerStep(long trainer, Tokens tokens, float[] stats);
 
     /** what: 0 save, 1 export. */
     static native void trainerWrite(long trainer, int what, String dir);
@@ -67,8 +95,12 @@ final class Native {
 
     static native long finetunerNew(String dir, long numLabels, String options);
 
-    static native long finetunerStep(long finetuner, int[] ids, int[] mask, int[] types, int[] labels, int batch,
-            int seqLen, float[] stats);
+    static long finetunerStep(long finetuner, int[] ids, int[] mask, int[] types, int[] labels, int batch,
+            int seqLen, float[] stats) {
+        return finetunerStep(finetuner, new Tokens(ids, mask, types, batch, seqLen), labels, stats);
+    }
+
+    private static native long finetunerStep(long finetuner, Tokens tokens, int[] labels, float[] stats);
 
     static native void finetunerSave(long finetuner, String dir);
 
