@@ -234,10 +234,6 @@ fn outputs_with(model: &Arc<Model>, opts: &SessionOptions, i: &Inputs) -> (Vec<f
     (logits, hidden, s.describe())
 }
 
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
-
 /// A session whose kernel table is capped (`"simd"`) computes what the best table does: the
 /// same bits for int8 models and for f32 through the gemm path (the elementwise and int8
 /// kernels are bit-identical across variants), and f32 through the packed panels within
