@@ -452,7 +452,10 @@ electra_status electra_device_count(electra_device_kind kind, size_t *count);
  * adam_epsilon, bias_correction, max_grad_norm, seed, threads, device (`"cpu"`, the default;
  * `"cuda"` or `"cuda:N"`: a device not compiled in or not present is `ELECTRA_ERR_CUDA`),
  * max_memory_bytes (a memory budget, 0 = none beyond the machine's memory; over it creation or
- * a step is `ELECTRA_ERR_OUT_OF_MEMORY` before anything is allocated).
+ * a step is `ELECTRA_ERR_OUT_OF_MEMORY` before anything is allocated), simd (CPU kernel cap:
+ * `"best"`, the default, `"avx512"`, `"avx2"`, `"neon"` or `"scalar"`; left out:
+ * `ELECTRA_SIMD` when set) and tf32 (CUDA TF32 products, default false; left out:
+ * `ELECTRA_CUDA_TF32` when set).
  *
  * # Safety
  * Strings must be NUL-terminated (options_json may be NULL); `out` valid.
@@ -592,7 +595,12 @@ electra_status electra_session_new(const electra_model *m, electra_session **out
  * `threads` (host worker threads, 0 = one per core, the default; results do not depend on it)
  * and `max_memory_bytes` (a memory budget, 0 = none beyond the machine's memory, the default:
  * a call whose model plus activations would exceed it is `ELECTRA_ERR_OUT_OF_MEMORY`, with the
- * estimate and the budget in the message, before anything is allocated).
+ * estimate and the budget in the message, before anything is allocated), `simd` (CPU: a cap on
+ * the kernels' vector width, `"best"`, the default, `"avx512"`, `"avx2"`, `"neon"` or
+ * `"scalar"`; results differ by rounding at most), `f32_kernel` (CPU: f32 inference's products,
+ * `"packed"`, the default, or `"gemm"`) and `tf32` (CUDA: TF32 tensor-core products, default
+ * false). `simd`, `f32_kernel` and `tf32` left out (or null) take `ELECTRA_SIMD`,
+ * `ELECTRA_F32_KERNEL` or `ELECTRA_CUDA_TF32` from the environment when set.
  * A device that is not compiled in or not present is `ELECTRA_ERR_CUDA` with a message saying
  * which; unknown keys and bad values are `ELECTRA_ERR_INVALID_ARGUMENT`. Otherwise as
  * `electra_session_new`.
@@ -678,8 +686,10 @@ electra_status electra_session_hidden_states(electra_session *s,
  * device not compiled in or not present is `ELECTRA_ERR_CUDA`), max_memory_bytes (a memory
  * budget, 0 = none beyond the machine's memory: weights, gradients and Adam moments over it
  * fail creation, and those plus a batch's activations fail the step, with
- * `ELECTRA_ERR_OUT_OF_MEMORY` before anything is allocated). max_seq_len left out is 128, or
- * the model's max_position_embeddings when smaller. On failure `*out` is NULL.
+ * `ELECTRA_ERR_OUT_OF_MEMORY` before anything is allocated), simd (CPU kernel cap: `"best"`,
+ * the default, `"avx512"`, `"avx2"`, `"neon"` or `"scalar"`; left out: `ELECTRA_SIMD` when
+ * set), tf32 (CUDA TF32 products, default false; left out: `ELECTRA_CUDA_TF32` when set).
+ * max_seq_len left out is 128, or the model's max_position_embeddings when smaller. On failure `*out` is NULL.
  *
  * # Safety
  * `init` must be a NUL-terminated string, `options_json` NULL or one; `out` valid.

@@ -276,7 +276,7 @@ fn capped_kernel_tables_match_the_best() {
 fn kernel_options_reject_bad_values() {
     for (json, key, hint) in [
         (r#"{"simd": "avx3"}"#, "simd", "scalar"),
-        (r#"{"simd": 2}"#, "simd", "variant"),
+        (r#"{"simd": 2}"#, "simd", "expected string"),
         (r#"{"f32_kernel": "blas"}"#, "f32_kernel", "gemm"),
         (r#"{"tf32": "yes"}"#, "tf32", "bool"),
     ] {

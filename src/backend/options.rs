@@ -147,7 +147,13 @@ fn pick<T>(set: Option<T>, var: &str, parse: impl Fn(&str) -> Result<T>) -> Resu
         return Ok(set);
     }
     match std::env::var(var) {
-        Ok(v) => parse(&v).map(Some).map_err(|e| Error::arg(format!("environment variable {var}={v:?}: {e}"))),
+        Ok(v) => parse(&v).map(Some).map_err(|e| {
+            let why = match e {
+                Error::InvalidArgument(m) => m,
+                e => e.to_string(),
+            };
+            Error::arg(format!("environment variable {var}={v:?}: {why}"))
+        }),
         Err(std::env::VarError::NotPresent) => Ok(None),
         Err(std::env::VarError::NotUnicode(_)) => Err(Error::arg(format!("environment variable {var} is not UTF-8"))),
     }

@@ -79,7 +79,7 @@ fn weight_bytes(m: &Model) -> u64 {
 pub fn run(a: &BenchArgs) -> Result<()> {
     // The flag, else the environment override: what the backend below opens with.
     let tf32_opt = a.tf32.then_some(true);
-    let tf32 = electra::backend::BackendOptions { tf32: tf32_opt, ..Default::default() }.resolve()?.tf32;
+    let tf32 = electra::backend::BackendOptions { simd: a.simd, tf32: tf32_opt, ..Default::default() }.resolve()?.tf32;
     let (b, t) = (a.batch_size, a.seq_len);
     // A model directory's own config, else the preset's.
     let loaded = match (&a.model, a.what.as_str()) {
