@@ -12,7 +12,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "cargo-fuzz is missing: cargo install cargo-fuzz --locked --version 0.13.2" >&2
   exit 1
 fi
-cargo fuzz build -s none
+cargo fuzz build -s none --dev
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
@@ -20,7 +20,7 @@ for t in $(cargo fuzz list); do
   mkdir -p "$scratch/$t"
   echo "-- fuzz $t for ${seconds}s"
   # -rss_limit_mb: a target that tries to allocate gigabytes fails here, as it would hurt a host.
-  if ! cargo fuzz run -s none "$t" "$scratch/$t" "corpus/$t" -- \
+  if ! cargo fuzz run -s none --dev "$t" "$scratch/$t" "corpus/$t" -- \
     -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 >"$scratch/$t.log" 2>&1; then
     # Lines cut: cargo fuzz prints the whole failing input as a byte list.
     tail -n 60 "$scratch/$t.log" | cut -c1-400

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Every test of the project, in order, stopping at the first failure:
-#   fmt, clippy, cargo test with the MPI feature (unit, parity, backend conformance, FFI,
-#   header freshness, doc tests, data-parallel ranks as threads and under mpirun), clippy and the
-#   conformance suite with the CUDA feature (no toolkit or GPU needed), the C ABI test under
-#   valgrind, the bindings, the examples, make install, a fuzz smoke run.
+#   fmt, the module graph, clippy, cargo test with the MPI, JNI and CUDA features (unit, parity,
+#   backend conformance, the CUDA kernels through NVRTC + ptxas with no GPU, FFI, header freshness,
+#   doc tests, data-parallel ranks as threads and under mpirun), the C ABI test under valgrind, the
+#   bindings, the examples, make install, aarch64 under qemu, mobile packaging, a fuzz smoke run.
 # Ends with a summary of each suite and its time. CI runs it through .ci/run.
 #
 # To add a suite (Go, C#, ...): append one `suite NAME COMMAND...` line at the end. The
@@ -46,32 +46,32 @@ fi
 suite "rustfmt" cargo fmt --all -- --check
 # The import graph between src/'s top-level modules must stay a layering (no cycle).
 suite "module graph (no import cycle)" python3 scripts/module-graph.py
-# Every target with the MPI and JNI features (a superset of the default build), then the library
-# and the command line without them (the code behind #[cfg(not(feature = "mpi"))]).
-suite "clippy --features mpi,jni" cargo clippy --features mpi,jni --all-targets -- -D warnings
+# One feature set for clippy and the tests, so both build the crate and its dependencies once:
+# MPI, JNI and CUDA (a superset of the default build; the CUDA feature builds with no toolkit or
+# GPU: cudarc loads the driver at run time). Then the library and the command line without them
+# (the code behind #[cfg(not(feature = ...))], src/backend/cuda_stub.rs among it).
+FEATURES=mpi,jni,cuda
+suite "clippy --features $FEATURES" cargo clippy --features "$FEATURES" --all-targets -- -D warnings
 suite "clippy (default features)" cargo clippy --lib --bins -- -D warnings
 # With the MPI feature, so tests/mpi.rs runs too: it launches itself under `mpirun -np 2`
 # (equivalence with one process, resume, failing, killed and hung ranks, the CLI's resume).
 # With `jni` too: src/jni/'s unit tests (the Java binding itself runs under JUnit below).
-suite "cargo test --features mpi,jni" cargo test --features mpi,jni
-# The CUDA feature builds with no toolkit and no GPU (cudarc loads the driver at run time); its
-# conformance cases print "skipped: no CUDA device" here instead of passing silently.
-suite "clippy --features cuda" cargo clippy --features cuda --all-targets -- -D warnings
-suite "conformance --features cuda (no GPU needed)" cargo test --features cuda --test conformance
-# Every CUDA kernel through NVRTC and ptxas for sm_80 and sm_90, from the wheels .ci/run installs
-# into $ELECTRA_CUDA_TOOLS (default ~/.cache/electra-cuda-tools): required under CI, a visible
-# "NOT RUN" line on a developer machine without them.
-cuda_kernels() {
+# With `cuda` too: the conformance suite runs every case on each compiled-in backend (CUDA's print
+# "skipped: no CUDA device" here instead of passing silently), and tests/cuda_kernels.rs puts every
+# CUDA kernel through NVRTC and ptxas for sm_80 and sm_90, from the wheels .ci/run installs into
+# $ELECTRA_CUDA_TOOLS (default ~/.cache/electra-cuda-tools): required under CI, a visible "NOT RUN"
+# line on a developer machine without them.
+cargo_test() {
   local tools=${ELECTRA_CUDA_TOOLS:-$HOME/.cache/electra-cuda-tools} nv
   nv=$(ls -d "$tools"/lib/python3*/site-packages/nvidia 2>/dev/null | head -1)
   if [ -n "$nv" ]; then
     LD_LIBRARY_PATH="$nv/cuda_nvrtc/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ELECTRA_PTXAS="$nv/cuda_nvcc/bin/ptxas" \
-      cargo test --features cuda --test cuda_kernels -- --nocapture
+      cargo test --features "$FEATURES"
   else
-    cargo test --features cuda --test cuda_kernels -- --nocapture
+    cargo test --features "$FEATURES"
   fi
 }
-suite "CUDA kernels: NVRTC + ptxas sm_80/sm_90 (no GPU needed)" cuda_kernels
+suite "cargo test --features $FEATURES (CUDA kernels through NVRTC + ptxas, no GPU needed)" cargo_test
 suite "C ABI under valgrind" bash tests/c/run.sh
 
 # --- Language bindings (bindings/go, bindings/csharp, bindings/java; owned by the bindings engineer) ---
