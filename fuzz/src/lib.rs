@@ -16,7 +16,7 @@ pub fn scratch(target: &str) -> PathBuf {
 /// memory (`electra::limits`); a model that fits the machine can still be far above the fuzzer's
 /// 2 GB RSS limit, so this cap keeps each iteration fast and within it.
 pub fn small_enough(cfg: &ElectraConfig) -> bool {
-    electra::limits::tower_params(cfg).is_ok_and(|n| n <= 50_000_000) && cfg.max_position_embeddings <= 4096
+    cfg.tower_params().is_ok_and(|n| n <= 50_000_000) && cfg.max_position_embeddings <= 4096
 }
 
 /// Like [`small_enough`] for a config given as JSON (a checkpoint's embedded config); `true` when
