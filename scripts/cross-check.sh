@@ -65,7 +65,7 @@ if [ "$full" = 0 ]; then
   done
   installed() { printf '%s\n' "${have[@]}" | grep -qx "$1"; }
 
-  step "2. kernel, parity and int8 suites for $triple under qemu"
+  step "2. kernel and parity suites for $triple under qemu"
   if ! installed "$triple"; then
     summary+=("SKIP  $triple suites (no target)")
   elif ! command -v aarch64-linux-gnu-gcc >/dev/null || [ ! -e "$sysroot/lib/ld-linux-aarch64.so.1" ] || [ -z "$qemu" ]; then
