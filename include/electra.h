@@ -454,8 +454,10 @@ electra_status electra_device_count(electra_device_kind kind, size_t *count);
  * max_memory_bytes (a memory budget, 0 = none beyond the machine's memory; over it creation or
  * a step is `ELECTRA_ERR_OUT_OF_MEMORY` before anything is allocated), simd (CPU kernel cap:
  * `"best"`, the default, `"avx512"`, `"avx2"`, `"neon"` or `"scalar"`; left out:
- * `ELECTRA_SIMD` when set) and tf32 (CUDA TF32 products, default false; left out:
- * `ELECTRA_CUDA_TF32` when set).
+ * `ELECTRA_SIMD` when set), tf32 (CUDA TF32 products, default false; left out:
+ * `ELECTRA_CUDA_TF32` when set) and dropout (`true`, the default: config.json's probabilities,
+ * with `classifier_dropout` or else hidden_dropout_prob in the head, as HF trains; `false`:
+ * none; a number in [0, 1): all of them at that probability).
  *
  * # Safety
  * Strings must be NUL-terminated (options_json may be NULL); `out` valid.
@@ -688,7 +690,11 @@ electra_status electra_session_hidden_states(electra_session *s,
  * fail creation, and those plus a batch's activations fail the step, with
  * `ELECTRA_ERR_OUT_OF_MEMORY` before anything is allocated), simd (CPU kernel cap: `"best"`,
  * the default, `"avx512"`, `"avx2"`, `"neon"` or `"scalar"`; left out: `ELECTRA_SIMD` when
- * set), tf32 (CUDA TF32 products, default false; left out: `ELECTRA_CUDA_TF32` when set).
+ * set), tf32 (CUDA TF32 products, default false; left out: `ELECTRA_CUDA_TF32` when set),
+ * dropout (`true`, the default: config.json's hidden_dropout_prob and
+ * attention_probs_dropout_prob, as HF trains; `false`: none; a number in [0, 1): every
+ * dropout at that probability; masks are seeded and counter-based, so steps stay
+ * bit-identical for any thread count and on resume).
  * max_seq_len left out is 128, or the model's max_position_embeddings when smaller. On failure `*out` is NULL.
  *
  * # Safety

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::model::classifier::{
     check_given_labels, label_names, set_labels, Classifier, ClsHeadActs, ClsHeadGrads, LabelSet,
 };
-use crate::model::encoder::{EncoderActs, EncoderGrads};
+use crate::model::encoder::{dropout_key, EncoderActs, EncoderGrads, TowerDropout};
 use crate::model::{Backprop, Model, Towers};
 use crate::optim::{self, Trained};
 use crate::params::{ParamId, ParamStore, ParamTable};
@@ -52,6 +52,11 @@ pub struct FinetuneOptions {
     pub simd: Option<backend::Simd>,
     /// CUDA: TF32 tensor-core matrix products (default false; overrides `ELECTRA_CUDA_TF32`).
     pub tf32: Option<bool>,
+    /// Dropout in training: `true` (default) applies config.json's probabilities as HF does
+    /// (`hidden_dropout_prob`, `attention_probs_dropout_prob`, and `classifier_dropout` or else
+    /// `hidden_dropout_prob` in the head), `false` none, a number p all of them at p. Masks come
+    /// from `seed` and the step: the same for any thread count and on every backend.
+    pub dropout: crate::options::DropoutSetting,
 }
 
 impl Default for FinetuneOptions {
@@ -71,6 +76,7 @@ impl Default for FinetuneOptions {
             max_memory_bytes: 0,
             simd: None,
             tf32: None,
+            dropout: Default::default(),
         }
     }
 }
@@ -96,6 +102,7 @@ impl FinetuneOptions {
                 self.layerwise_lr_decay
             )));
         }
+        self.dropout.probabilities((0.0, 0.0), "options")?;
         backend::check_threads(self.threads)
     }
 
@@ -271,6 +278,10 @@ impl FineTuner {
         let Towers::Classifier(cls) = towers else {
             return Err(Error::arg("the model has no classification head"));
         };
+        // A config's dropout out of range fails here, not at the first step.
+        for c in [cls.config.clone(), classifier_dropout_config(&cls.config)] {
+            opts.dropout.probabilities((c.hidden_dropout_prob, c.attention_probs_dropout_prob), "config.json")?;
+        }
         let label_set = LabelSet::new(Some(label_names(&cls.config)), &[])?;
         if label_set.len() != cls.num_labels {
             return Err(Error::Internal(format!("{} label names for {} labels", label_set.len(), cls.num_labels)));
@@ -370,10 +381,14 @@ impl FineTuner {
 
     fn forward_backward_on(&mut self, be: &dyn Backend, batch: &Batch, labels: &[i32]) -> Result<FinetuneStats> {
         self.params.zero_grads()?;
-        let FineTuner { cls: c, params, acts, enc_grads, head, head_grads, d_hidden, labels: y, .. } = self;
+        let FineTuner { cls: c, params, acts, enc_grads, head, head_grads, d_hidden, labels: y, opts, step, .. } = self;
         let (weights, grads) = (&params.weights, &mut params.grads);
         let (b, t, l) = (batch.batch, batch.seq_len, c.num_labels);
         let w = Weights::flat(weights.mem());
+        // One stream per step; the head's sites are apart from the encoder's.
+        let (key, stream) = (dropout_key(opts.seed), *step);
+        acts.dropout = TowerDropout::of(opts.dropout, &c.config, key, stream)?;
+        head.dropout = TowerDropout::of(opts.dropout, &classifier_dropout_config(&c.config), key, stream)?;
         c.encoder.forward(be, &w, acts, batch)?;
         c.head.forward(be, &w, head, acts.output(&c.encoder), b, t)?;
         be.upload_ids(y, labels)?;
@@ -415,4 +430,15 @@ impl FineTuner {
         let towers = Towers::Classifier(self.cls.clone());
         crate::hf::save_towers_with(&towers, &self.params.table, &self.weights()?, dir, extra)
     }
+}
+
+/// The config whose `hidden_dropout_prob` is the classification head's dropout: HF's
+/// `classifier_dropout` when set, else `hidden_dropout_prob`.
+fn classifier_dropout_config(cfg: &crate::config::ElectraConfig) -> crate::config::ElectraConfig {
+    let mut c = cfg.clone();
+    if let Some(p) = cfg.extra.get("classifier_dropout").and_then(|v| v.as_f64()) {
+        c.hidden_dropout_prob = p as f32;
+    }
+    c.attention_probs_dropout_prob = 0.0;
+    c
 }

@@ -34,3 +34,53 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T> {
         }
     }
 }
+
+/// The `dropout` option of trainers and fine-tuners. Absent (or `true`): config.json's
+/// `hidden_dropout_prob` and `attention_probs_dropout_prob`, as HF trains; `false`: none (the
+/// network as in eval, the bits of a run without dropout); a number p: both probabilities p.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum DropoutSetting {
+    /// `true`: the config's; `false`: none.
+    Config(bool),
+    /// Both probabilities.
+    Probability(f32),
+}
+
+impl Default for DropoutSetting {
+    fn default() -> Self {
+        DropoutSetting::Config(true)
+    }
+}
+
+impl DropoutSetting {
+    /// `(hidden, attention)` probabilities for a config that says `(hidden, attention)`, checked
+    /// to lie in [0, 1) (the message names `what`).
+    pub fn probabilities(self, config: (f32, f32), what: &str) -> Result<(f32, f32)> {
+        let (h, a) = match self {
+            DropoutSetting::Config(true) => config,
+            DropoutSetting::Config(false) => (0.0, 0.0),
+            DropoutSetting::Probability(p) => (p, p),
+        };
+        for p in [h, a] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(Error::arg(format!("{what}: dropout probability {p} is outside [0, 1)")));
+            }
+        }
+        Ok((h, a))
+    }
+
+    /// Parses the CLI's `--dropout`: `true`, `false` (or `on`, `off`) or a probability.
+    pub fn parse(s: &str) -> Result<Self> {
+        let d =
+            match s.trim() {
+                "true" | "on" => DropoutSetting::Config(true),
+                "false" | "off" | "none" => DropoutSetting::Config(false),
+                x => DropoutSetting::Probability(x.parse::<f32>().map_err(|_| {
+                    Error::arg(format!("dropout {s:?}: expected true, false or a probability in [0, 1)"))
+                })?),
+            };
+        d.probabilities((0.0, 0.0), "dropout")?;
+        Ok(d)
+    }
+}

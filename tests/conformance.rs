@@ -21,8 +21,8 @@ use common::reference::*;
 use common::*;
 use electra::backend::{
     self, cpu, keystream, mean_denominator, Activated, Activation, AdamState, AdamStep, AdamTensor, AttentionShape,
-    Backend, Buf, Device, DeviceKind, InputGrad, LnSaved, LnStats, LossScale, ParamGrads, Qkv, ResidualLn, Tokens,
-    Weights,
+    Backend, Buf, Device, DeviceKind, Dropout, InputGrad, KeystreamAt, LnSaved, LnStats, LossScale, ParamGrads, Qkv,
+    ResidualLn, Tokens, Weights,
 };
 use electra::layers::{Embeddings, LayerNorm, Linear, PostLn};
 use electra::model::classifier::{ClsHeadActs, ClsHeadGrads};
@@ -334,13 +334,24 @@ fn attention() {
     kernels("attention", |t, be| {
         let mut rng = ChaCha8Rng::seed_from_u64(15);
         // Two rows of 17 tokens, the second with 5 padded keys; one row of 5 tokens, no mask.
+        // Then the first again with dropout on the probabilities (the same mask on every backend).
         let padded: Vec<i32> = (0..34).map(|i| i32::from(i < 29)).collect();
-        for (d, am) in [(Heads { b: 2, t: 17, nh: 2, hd: 3 }, Some(padded)), (Heads { b: 1, t: 5, nh: 3, hd: 4 }, None)]
-        {
+        let key = KeystreamAt { key: [3, 1, 4, 1, 5, 9, 2, 6], stream: 11, word_pos: 0 };
+        for (d, am, drop) in [
+            (Heads { b: 2, t: 17, nh: 2, hd: 3 }, Some(padded.clone()), None),
+            (Heads { b: 1, t: 5, nh: 3, hd: 4 }, None, None),
+            (Heads { b: 2, t: 17, nh: 2, hd: 3 }, Some(padded), Dropout::new(0.25, key)),
+        ] {
             let (n, h, pl) = (d.b * d.t, d.nh * d.hd, d.b * d.nh * d.t * d.t);
             let [q, k, v, r] = [(); 4].map(|_| rnd(&mut rng, n * h, 1.5));
             let am = am.as_deref();
-            let f = |q: &[f64], k: &[f64], v: &[f64]| dot(&ref_attention(q, k, v, am, d), &r);
+            let factor = drop.map(|m| {
+                let mut f = vec![1.0f32; pl];
+                m.apply(&mut f);
+                f64s(&f)
+            });
+            let factor = factor.as_deref();
+            let f = |q: &[f64], k: &[f64], v: &[f64]| dot(&ref_attention_dropped(q, k, v, am, d, factor), &r);
             let (q64, k64, v64) = (f64s(&q), f64s(&k), f64s(&v));
             let nq = numeric_grad(&q, |x| f(x, &k64, &v64));
             let nk = numeric_grad(&k, |x| f(&q64, x, &v64));
@@ -351,10 +362,14 @@ fn attention() {
             be.key_mask(&mut mask_add, mask.as_ref(), n).unwrap();
             let (qb, kb, vb) = (up(be, &q), up(be, &k), up(be, &v));
             let (mut ctx, mut probs) = (zeros(be, n * h), zeros(be, pl));
-            let shape = AttentionShape { b: d.b, t: d.t, nh: d.nh, hd: d.hd };
+            let shape = AttentionShape { dropout: drop, ..AttentionShape::new(d.b, d.t, d.nh, d.hd) };
             be.attention(&mut ctx, &mut probs, Qkv { q: &qb, k: &kb, v: &vb }, &mask_add, shape).unwrap();
-            let what = format!("{t} attention ({})", if am.is_some() { "key padding" } else { "no mask" });
-            check_forward(&what, &down(be, &ctx, n * h), &ref_attention(&q64, &k64, &v64, am, d));
+            let what = format!(
+                "{t} attention ({}{})",
+                if am.is_some() { "key padding" } else { "no mask" },
+                if drop.is_some() { ", dropout" } else { "" }
+            );
+            check_forward(&what, &down(be, &ctx, n * h), &ref_attention_dropped(&q64, &k64, &v64, am, d, factor));
             let [mut dq, mut dk, mut dv] = [(); 3].map(|_| zeros(be, n * h));
             let mut scratch = zeros(be, pl);
             let dx = Qkv { q: &mut dq, k: &mut dk, v: &mut dv };
@@ -495,6 +510,35 @@ fn binary_cross_entropy() {
         let right = (0..n).filter(|&i| weights[i] > 0.0 && (logits[i] > 0.0) == (labels[i] > 0.5)).count();
         assert_eq!(bce.correct, right, "{t}: tokens classified right");
         check(&format!("{t} binary_cross_entropy"), &[("dlogits", &down(be, &d, n), &nl)]);
+    });
+}
+
+/// Every backend drops the same elements as the mask's keystream (rand_chacha's own words) says,
+/// at any offset and length (partial keystream blocks at both ends), with the kept ones scaled
+/// by exactly 1/(1 − p): the same bits as the CPU.
+#[test]
+fn dropout() {
+    kernels("dropout", |t, be| {
+        let mut rng = ChaCha8Rng::seed_from_u64(23);
+        for (p, len, skip) in [(0.1f32, 1000usize, 0u64), (0.5, 37, 5), (0.9, 4099, 1 << 40), (0.1, 0, 3)] {
+            let x = rnd(&mut rng, len, 2.0);
+            let mut gen = ChaCha8Rng::seed_from_u64(99);
+            gen.set_stream(4);
+            keystream::skip(&mut gen, skip);
+            let d = Dropout::new(p, KeystreamAt::of(&gen).unwrap()).unwrap();
+            let mut b = up(be, &x);
+            be.dropout(&mut b, len, d).unwrap();
+            let got = down(be, &b, len);
+            let want: Vec<f32> = x
+                .iter()
+                .map(|&v| if rand::RngCore::next_u32(&mut gen) >= d.threshold { v * d.scale() } else { 0.0 })
+                .collect();
+            assert_eq!(bits(&got), bits(&want), "{t}: dropout p {p}, {len} elements at word {skip}");
+            if len >= 1000 {
+                let dropped = got.iter().filter(|&&v| v == 0.0).count() as f64 / len as f64;
+                assert!((dropped - p as f64).abs() < 0.05, "{t}: dropped {dropped} at p {p}");
+            }
+        }
     });
 }
 

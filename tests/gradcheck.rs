@@ -6,6 +6,7 @@
 
 use electra::backend::cpu::{activation, attention, embedding, layer_norm, matmul};
 use electra::backend::{Activation, AttentionShape, LnStats, Qkv, Tokens};
+use electra::options::DropoutSetting;
 use embedding::Tables;
 use layer_norm::{LnGrads, LnParams};
 use matmul::{LinearGrads, LinearShape};
@@ -104,7 +105,7 @@ fn attention_with_padding() {
     let (q, k, v, r) =
         (rnd(&mut rng, n * h, 1.0), rnd(&mut rng, n * h, 1.0), rnd(&mut rng, n * h, 1.0), rnd(&mut rng, n * h, 1.0));
     let am = [1, 1, 1, 1, 1, 1, 1, 1, 0, 0];
-    let shape = AttentionShape { b, t, nh, hd };
+    let shape = AttentionShape::new(b, t, nh, hd);
     let mut mask = vec![0.0; n];
     attention::key_mask(&mut mask, Some(&am), n);
     let f = |q: &[f32], k: &[f32], v: &[f32]| {
@@ -154,9 +155,16 @@ fn embeddings() {
 }
 
 /// The whole joint objective (generator MLM + 50·RTD, shared embeddings, tied output) on a
-/// tiny model, along the gradient direction mixed with noise.
+/// tiny model, along the gradient direction mixed with noise: without dropout, and with dropout
+/// 0.3 everywhere (the masks are fixed within a step, so the loss is a function of the weights).
 #[test]
 fn joint_objective_end_to_end() {
+    for dropout in [DropoutSetting::Config(false), DropoutSetting::Probability(0.3)] {
+        joint_objective(dropout);
+    }
+}
+
+fn joint_objective(dropout: DropoutSetting) {
     use electra::pretrain::masking::Masking;
     use electra::pretrain::{TrainOptions, Trainer};
     use electra::session::Batch;
@@ -174,7 +182,7 @@ fn joint_objective_end_to_end() {
             model.params.data[info.offset..info.offset + info.len].iter_mut().for_each(|x| *x *= 10.0);
         }
     }
-    let opts = TrainOptions { max_seq_len: 8, mask_token_id: 4, ..Default::default() };
+    let opts = TrainOptions { max_seq_len: 8, mask_token_id: 4, dropout, ..Default::default() };
     let mut t = Trainer::from_model(model, opts).unwrap();
     let ids = [2, 7, 9, 11, 13, 3, 0, 0, 2, 8, 10, 12, 14, 16, 18, 3];
     let mask = [1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1];
@@ -203,6 +211,6 @@ fn joint_objective_end_to_end() {
     let fd = (loss_at(eps) - loss_at(-eps)) / (2.0 * eps as f64);
     let an = dot(&grad, &dir);
     let rel = (fd - an).abs() / an.abs();
-    println!("joint objective: analytic {an:.5} fd {fd:.5} rel {rel:.2e}");
+    println!("joint objective ({dropout:?}): analytic {an:.5} fd {fd:.5} rel {rel:.2e}");
     assert!(rel < 1e-2, "analytic {an} vs finite difference {fd}");
 }

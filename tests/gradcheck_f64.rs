@@ -23,7 +23,7 @@
 mod common;
 use common::reference::*;
 use electra::backend::cpu::{activation, attention, embedding, layer_norm, loss, matmul};
-use electra::backend::{Activated, Activation, AttentionShape, LnStats, Qkv, Tokens};
+use electra::backend::{Activated, Activation, AttentionShape, Dropout, KeystreamAt, LnStats, Qkv, Tokens};
 use embedding::Tables;
 use layer_norm::{LnGrads, LnParams};
 use matmul::{LinearGrads, LinearShape};
@@ -174,12 +174,24 @@ fn attention_op() {
     let mut rng = ChaCha8Rng::seed_from_u64(15);
     // Two rows of 17 tokens (softmax rows longer than one vector), the second with 5 padded
     // keys; then one row of 5 tokens without a mask.
+    // Last, the first shape again with dropout on the probabilities, its mask fixed by the key.
     let padded: Vec<i32> = (0..34).map(|i| i32::from(i < 29)).collect();
-    for (d, am) in [(Heads { b: 2, t: 17, nh: 2, hd: 3 }, Some(padded)), (Heads { b: 1, t: 5, nh: 3, hd: 4 }, None)] {
+    let key = KeystreamAt { key: [7, 1, 2, 3, 4, 5, 6, 9], stream: 3, word_pos: 0 };
+    for (d, am, drop) in [
+        (Heads { b: 2, t: 17, nh: 2, hd: 3 }, Some(padded.clone()), None),
+        (Heads { b: 1, t: 5, nh: 3, hd: 4 }, None, None),
+        (Heads { b: 2, t: 17, nh: 2, hd: 3 }, Some(padded), Dropout::new(0.3, key)),
+    ] {
         let (n, h) = (d.b * d.t, d.nh * d.hd);
         let [q, k, v, r] = [(); 4].map(|_| rnd(&mut rng, n * h, 1.5));
         let am = am.as_deref();
-        let f = |q: &[f64], k: &[f64], v: &[f64]| dot(&ref_attention(q, k, v, am, d), &r);
+        let factor = drop.map(|m| {
+            let mut f = vec![1.0f32; d.b * d.nh * d.t * d.t];
+            m.apply(&mut f);
+            assert!(f.contains(&0.0) && f.contains(&m.scale()), "the mask keeps some and drops some");
+            f64s(&f)
+        });
+        let f = |q: &[f64], k: &[f64], v: &[f64]| dot(&ref_attention_dropped(q, k, v, am, d, factor.as_deref()), &r);
         let (q64, k64, v64) = (f64s(&q), f64s(&k), f64s(&v));
         let nq = numeric_grad(&q, |x| f(x, &k64, &v64));
         let nk = numeric_grad(&k, |x| f(&q64, x, &v64));
@@ -188,14 +200,18 @@ fn attention_op() {
         let mut mask = vec![0.0; n];
         attention::key_mask(&mut mask, am, n);
         let (mut ctx, mut p) = (vec![0.0; n * h], vec![0.0; d.b * d.nh * d.t * d.t]);
-        let shape = AttentionShape { b: d.b, t: d.t, nh: d.nh, hd: d.hd };
+        let shape = AttentionShape { dropout: drop, ..AttentionShape::new(d.b, d.t, d.nh, d.hd) };
         attention::attention_forward(&mut ctx, &mut p, Qkv { q: &q, k: &k, v: &v }, &mask, shape);
-        check_forward("attention", &ctx, &ref_attention(&q64, &k64, &v64, am, d));
+        check_forward("attention", &ctx, &ref_attention_dropped(&q64, &k64, &v64, am, d, factor.as_deref()));
         let [mut dq, mut dk, mut dv] = [(); 3].map(|_| vec![0.0; n * h]);
         let mut scratch = vec![0.0; d.b * d.nh * d.t * d.t];
         let dx = Qkv { q: &mut dq[..], k: &mut dk[..], v: &mut dv[..] };
         attention::attention_backward(dx, &mut scratch, &r, &p, Qkv { q: &q, k: &k, v: &v }, shape);
-        let what = if am.is_some() { "attention (key padding)" } else { "attention (no mask)" };
+        let what = match (am.is_some(), drop.is_some()) {
+            (_, true) => "attention (key padding, dropout 0.3)",
+            (true, false) => "attention (key padding)",
+            (false, false) => "attention (no mask)",
+        };
         check(what, &[("dQ", &dq, &nq), ("dK", &dk, &nk), ("dV", &dv, &nv)]);
     }
 }

@@ -1,6 +1,7 @@
 //! Results do not depend on the thread count: a training step (losses, every gradient, the
-//! updated weights) and inference are bit-identical with 1, 2 and 3 worker threads, at shapes
-//! large enough that matrix products, row kernels and column reductions are actually split.
+//! updated weights, with dropout on as config.json's 0.1 says) and inference are bit-identical
+//! with 1, 2 and 3 worker threads, at shapes large enough that matrix products, row kernels,
+//! column reductions and dropout masks are actually split.
 
 use electra::pretrain::{TrainOptions, Trainer};
 use electra::session::{Batch, Session};
@@ -37,8 +38,9 @@ fn bits(v: &[f32]) -> Vec<u32> {
 fn training_step_is_identical_for_any_thread_count() {
     let (ids, mask) = ids();
     let batch = Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: None, batch: B, seq_len: T };
-    let run = |threads: usize| {
+    let run_with = |threads: usize, dropout: electra::options::DropoutSetting| {
         let opts = TrainOptions {
+            dropout,
             max_seq_len: T,
             warmup_steps: 0,
             seed: 9,
@@ -52,7 +54,11 @@ fn training_step_is_identical_for_any_thread_count() {
         let s2 = tr.train_step(&batch).unwrap();
         (s1, s2, bits(&tr.grads().unwrap()), bits(&tr.weights().unwrap()))
     };
+    let run = |threads: usize| run_with(threads, Default::default());
     let one = run(1);
+    // Dropout is on in these runs: without it the step differs.
+    let off = run_with(1, electra::options::DropoutSetting::Config(false));
+    assert!(one.2 != off.2, "dropout changed no gradient");
     for threads in [2, 3] {
         let other = run(threads);
         assert_eq!(one.0, other.0, "step 1 stats with {threads} threads");

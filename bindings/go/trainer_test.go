@@ -116,6 +116,24 @@ func TestTrainerOptionForms(t *testing.T) {
 	}
 }
 
+// The "dropout" option: false turns it off, a probability sets it; the same options give the
+// same step (the masks are seeded), different ones a different step; out of range is refused.
+func TestTrainerDropoutOption(t *testing.T) {
+	loss := func(dropout interface{}) float32 {
+		tr := newTinyTrainer(t, map[string]interface{}{"dropout": dropout})
+		return step(t, tr, 0).Loss
+	}
+	off, p3, again := loss(false), loss(0.3), loss(0.3)
+	if p3 != again {
+		t.Fatalf("dropout 0.3 twice: losses %v and %v differ", p3, again)
+	}
+	if p3 == off {
+		t.Fatalf("dropout 0.3 and off give the same loss %v", p3)
+	}
+	_, err := electra.NewTrainer("tiny", tinyOptions(map[string]interface{}{"dropout": 1.5}))
+	wantErr(t, "dropout out of range", err, electra.StatusInvalidArgument, "dropout")
+}
+
 func TestTrainerBadOptions(t *testing.T) {
 	_, err := electra.NewTrainer("tiny", tinyOptions(map[string]interface{}{"learning_rat": 0.1}))
 	wantErr(t, "unknown key", err, electra.StatusInvalidArgument, "learning_rat")

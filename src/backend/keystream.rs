@@ -53,6 +53,54 @@ impl KeystreamAt {
     }
 }
 
+/// An inverted-dropout mask read from a keystream: element `i` of the buffer it applies to is
+/// kept and scaled by 1/(1 − p) when keystream word `at.word_pos + i` is at least `threshold`
+/// (p·2³², rounded), and zeroed otherwise. A pure function of (key, stream, position), so the
+/// backward re-derives the forward's mask instead of storing it, every backend draws the same
+/// mask (the CUDA kernel computes these words with `chacha8_block`), and no thread count can
+/// change it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dropout {
+    /// Words below this are dropped: round(p·2³²).
+    pub threshold: u32,
+    /// Where the mask's words start.
+    pub at: KeystreamAt,
+}
+
+impl Dropout {
+    /// The mask of probability `p` at `at`; `None` when nothing would be dropped (p ≤ 0 or NaN).
+    /// p must be below 1 (the options refuse more).
+    pub fn new(p: f32, at: KeystreamAt) -> Option<Self> {
+        let t = (f64::from(p) * 4_294_967_296.0).round();
+        (t >= 1.0).then(|| Dropout { threshold: t.min(f64::from(u32::MAX)) as u32, at })
+    }
+
+    /// The drop probability the threshold stands for.
+    pub fn p(&self) -> f64 {
+        f64::from(self.threshold) / 4_294_967_296.0
+    }
+
+    /// 1/(1 − p), the kept elements' factor.
+    pub fn scale(&self) -> f32 {
+        (1.0 / (1.0 - self.p())) as f32
+    }
+
+    /// The same mask `words` elements further on (a buffer's slice starting there).
+    pub fn offset(self, words: u64) -> Self {
+        Dropout { at: KeystreamAt { word_pos: self.at.word_pos.wrapping_add(words), ..self.at }, ..self }
+    }
+
+    /// Applies the mask to `x`, element 0 at this position, on the calling thread.
+    pub fn apply(&self, x: &mut [f32]) {
+        use rand::RngCore;
+        let mut rng = self.at.rng();
+        let s = self.scale();
+        for v in x {
+            *v = if rng.next_u32() >= self.threshold { *v * s } else { 0.0 };
+        }
+    }
+}
+
 /// Moves `rng` past `words` words, as drawing them one by one would.
 pub fn skip(rng: &mut ChaCha8Rng, words: u64) {
     let pos = rng.get_word_pos();
@@ -144,5 +192,27 @@ mod tests {
             let u: f32 = a.random();
             assert_eq!(u.to_bits(), uniform_f32(b.next_u32()).to_bits());
         }
+    }
+
+    #[test]
+    fn dropout_reads_the_keystream_at_its_offset() {
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        rng.set_stream(5);
+        let d = Dropout::new(0.25, KeystreamAt::of(&rng).unwrap()).unwrap();
+        assert_eq!(d.threshold, 1 << 30);
+        assert_eq!(d.scale(), 1.0 / 0.75);
+        let mut x = vec![1.0f32; 1000];
+        d.apply(&mut x);
+        for (i, &v) in x.iter().enumerate() {
+            let keep = rng.next_u32() >= 1 << 30;
+            assert_eq!(v, if keep { d.scale() } else { 0.0 }, "element {i}");
+        }
+        // A slice starting at element 37 sees the same mask as the whole buffer does there.
+        let mut tail = vec![1.0f32; 963];
+        d.offset(37).apply(&mut tail);
+        assert_eq!(&x[37..], &tail[..]);
+        let dropped = x.iter().filter(|&&v| v == 0.0).count();
+        assert!((200..300).contains(&dropped), "{dropped} of 1000 dropped at p = 0.25");
+        assert!(Dropout::new(0.0, d.at).is_none());
     }
 }

@@ -36,7 +36,7 @@ mod options;
 
 pub use crate::layers::Activation;
 pub use buf::{Buf, Elem, Mem};
-pub use keystream::KeystreamAt;
+pub use keystream::{Dropout, KeystreamAt};
 pub use options::{BackendOptions, F32Path, Resolved, Simd};
 
 use crate::error::{Error, Result};
@@ -363,7 +363,8 @@ pub struct Qkv<B> {
     pub v: B,
 }
 
-/// The dimensions of multi-head attention: B rows of T tokens, NH heads of width HD.
+/// The dimensions of multi-head attention: B rows of T tokens, NH heads of width HD, and the
+/// dropout on its probabilities when training with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttentionShape {
     /// B.
@@ -374,9 +375,18 @@ pub struct AttentionShape {
     pub nh: usize,
     /// HD.
     pub hd: usize,
+    /// Dropout on the probabilities `[B, NH, T, T]` (element i of them at mask word i): the
+    /// context uses the dropped probabilities, while `probs` keeps the softmax itself, which the
+    /// backward needs; the backward re-derives the mask.
+    pub dropout: Option<Dropout>,
 }
 
 impl AttentionShape {
+    /// The dimensions, without dropout.
+    pub fn new(b: usize, t: usize, nh: usize, hd: usize) -> Self {
+        AttentionShape { b, t, nh, hd, dropout: None }
+    }
+
     /// Elements of Q, K, V or the context: B·T·NH·HD.
     pub fn qkv_len(&self) -> usize {
         self.b * self.t * self.nh * self.hd
@@ -607,6 +617,10 @@ pub trait Backend: Send + Sync {
     fn scale(&self, buf: &mut Buf, len: usize, s: f32) -> Result<()>;
     /// `dst[..len] += src[..len]`, element by element (micro-batch gradients into the step's).
     fn add(&self, dst: &mut Buf, src: &Buf, len: usize) -> Result<()>;
+    /// Inverted dropout in place over `len` elements: `x[i] = keep(i) ? x[i]/(1 − p) : 0`, the
+    /// mask of [`Dropout`] (element i at word `mask.at.word_pos + i`). Its own backward: the
+    /// same call on the output's gradient.
+    fn dropout(&self, x: &mut Buf, len: usize, mask: Dropout) -> Result<()>;
     /// One AdamW update of every tensor listed, each with its own learning rate and decay:
     /// `m = β1·m + (1−β1)·g`, `v = β2·v + (1−β2)·g²`, `p -= lr·((m/c1)/(√(v/c2) + ε) + wd·p)`.
     /// With `check`, all or nothing: when any new weight or moment would be NaN or infinite,

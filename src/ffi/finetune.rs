@@ -68,8 +68,10 @@ fn fine_tuner(f: *const electra_finetuner) -> Result<Arc<Mutex<FineTuner>>> {
 /// max_memory_bytes (a memory budget, 0 = none beyond the machine's memory; over it creation or
 /// a step is `ELECTRA_ERR_OUT_OF_MEMORY` before anything is allocated), simd (CPU kernel cap:
 /// `"best"`, the default, `"avx512"`, `"avx2"`, `"neon"` or `"scalar"`; left out:
-/// `ELECTRA_SIMD` when set) and tf32 (CUDA TF32 products, default false; left out:
-/// `ELECTRA_CUDA_TF32` when set).
+/// `ELECTRA_SIMD` when set), tf32 (CUDA TF32 products, default false; left out:
+/// `ELECTRA_CUDA_TF32` when set) and dropout (`true`, the default: config.json's probabilities,
+/// with `classifier_dropout` or else hidden_dropout_prob in the head, as HF trains; `false`:
+/// none; a number in [0, 1): all of them at that probability).
 ///
 /// # Safety
 /// Strings must be NUL-terminated (options_json may be NULL); `out` valid.

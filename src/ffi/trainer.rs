@@ -80,7 +80,11 @@ fn publish(t: Trainer) -> Result<*mut electra_trainer> {
 /// fail creation, and those plus a batch's activations fail the step, with
 /// `ELECTRA_ERR_OUT_OF_MEMORY` before anything is allocated), simd (CPU kernel cap: `"best"`,
 /// the default, `"avx512"`, `"avx2"`, `"neon"` or `"scalar"`; left out: `ELECTRA_SIMD` when
-/// set), tf32 (CUDA TF32 products, default false; left out: `ELECTRA_CUDA_TF32` when set).
+/// set), tf32 (CUDA TF32 products, default false; left out: `ELECTRA_CUDA_TF32` when set),
+/// dropout (`true`, the default: config.json's hidden_dropout_prob and
+/// attention_probs_dropout_prob, as HF trains; `false`: none; a number in [0, 1): every
+/// dropout at that probability; masks are seeded and counter-based, so steps stay
+/// bit-identical for any thread count and on resume).
 /// max_seq_len left out is 128, or the model's max_position_embeddings when smaller. On failure `*out` is NULL.
 ///
 /// # Safety

@@ -1,7 +1,7 @@
 //! Sequence classification (HF `ElectraForSequenceClassification`): the encoder's [CLS] state →
 //! `classifier.dense` (H→H) → GELU → `classifier.out_proj` (H→labels).
 
-use super::encoder::Encoder;
+use super::encoder::{Encoder, TowerDropout, HEAD_SITES};
 use super::registrar::Registrar;
 use super::Backprop;
 use crate::backend::{Activation, Backend, Buf, InputGrad, Weights};
@@ -12,7 +12,8 @@ use crate::limits::{MAX_LABELS, MAX_LABEL_BYTES};
 use crate::params::ParamId;
 use std::collections::{HashMap, HashSet};
 
-/// HF `ElectraClassificationHead` (dropout is a no-op at inference and not applied in training).
+/// HF `ElectraClassificationHead`: dropout, dense, GELU, dropout, out_proj (the dropouts only when
+/// training with them, see [`ClsHeadActs::dropout`]).
 #[derive(Clone, Debug)]
 pub struct ClsHead {
     /// `classifier.dense`.
@@ -38,6 +39,16 @@ pub struct ClsHeadActs {
     pub act: Buf,
     /// Logits `[B, labels]`.
     pub logits: Buf,
+    /// Dropout of the next forward (its `hidden` probability, HF's `classifier_dropout`, on the
+    /// [CLS] state and on the GELU output), read again by the backward. `None`: as in eval.
+    pub dropout: Option<TowerDropout>,
+}
+
+impl ClsHeadActs {
+    fn masks(&self) -> [Option<crate::backend::Dropout>; 2] {
+        let site = |s| self.dropout.and_then(|d| d.site(d.hidden, s));
+        [site(HEAD_SITES), site(HEAD_SITES + 1)]
+    }
 }
 
 /// Scratch of the classification head's backward.
@@ -83,8 +94,15 @@ impl ClsHead {
         (acts.b, acts.t) = (b, t);
         be.upload_ids(&mut acts.rows, &rows)?;
         be.gather_rows(&mut acts.cls, hidden, &acts.rows, b, h)?;
+        let [m1, m2] = acts.masks();
+        if let Some(d) = m1 {
+            be.dropout(&mut acts.cls, b * h, d)?;
+        }
         be.linear(&mut acts.pre, &acts.cls, w, &self.dense, b)?;
         be.activation(&mut acts.act, &acts.pre, b * h, Activation::Gelu)?;
+        if let Some(d) = m2 {
+            be.dropout(&mut acts.act, b * h, d)?;
+        }
         be.linear(&mut acts.logits, &acts.act, w, &self.out_proj, b)
     }
 
@@ -103,9 +121,16 @@ impl ClsHead {
         for v in [&mut gs.d_act, &mut gs.d_pre, &mut gs.d_cls] {
             be.ensure(v, b * h)?;
         }
+        let [m1, m2] = acts.masks();
         be.linear_backward(InputGrad::Set(&mut gs.d_act), p, d_logits, &acts.act, &self.out_proj, b)?;
+        if let Some(d) = m2 {
+            be.dropout(&mut gs.d_act, b * h, d)?;
+        }
         be.activation_backward(&mut gs.d_pre, &gs.d_act, &acts.pre, b * h, Activation::Gelu)?;
         be.linear_backward(InputGrad::Set(&mut gs.d_cls), p, &gs.d_pre, &acts.cls, &self.dense, b)?;
+        if let Some(d) = m1 {
+            be.dropout(&mut gs.d_cls, b * h, d)?;
+        }
         be.fill(d_hidden, b * t * h, 0.0)?;
         be.scatter_rows(d_hidden, &gs.d_cls, &acts.rows, b, h, false)
     }

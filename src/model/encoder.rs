@@ -6,7 +6,8 @@
 use super::registrar::{EncoderLayer, Registrar};
 use super::Backprop;
 use crate::backend::{
-    Activated, Activation, AttentionShape, Backend, Buf, InputGrad, LnSaved, LnStats, Qkv, ResidualLn, Tokens, Weights,
+    Activated, Activation, AttentionShape, Backend, Buf, Dropout, InputGrad, KeystreamAt, LnSaved, LnStats, Qkv,
+    ResidualLn, Tokens, Weights,
 };
 use crate::batch::Batch;
 use crate::config::ElectraConfig;
@@ -94,6 +95,73 @@ impl Encoder {
     }
 }
 
+/// The dropout of one tower's training forward, as HF applies it: `hidden` after the embeddings'
+/// LayerNorm, the attention output projection and the feed-forward output projection (before
+/// each residual add), `attention` on the attention probabilities. Each site reads its own part
+/// of one keystream (site s at word s·2⁴⁰), so a step's masks depend only on the key and stream
+/// the trainer chose for it, never on threads or backend, and the backward re-derives them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TowerDropout {
+    /// `hidden_dropout_prob`.
+    pub hidden: f32,
+    /// `attention_probs_dropout_prob`.
+    pub attention: f32,
+    /// The keystream (its word position is ignored: the sites set it).
+    pub at: KeystreamAt,
+}
+
+impl TowerDropout {
+    /// Site `s`'s mask of probability `p` (none when p is 0).
+    pub fn site(&self, p: f32, s: u64) -> Option<Dropout> {
+        Dropout::new(p, KeystreamAt { word_pos: s << 40, ..self.at })
+    }
+
+    fn embeddings(&self) -> Option<Dropout> {
+        self.site(self.hidden, 0)
+    }
+
+    fn attention_probs(&self, layer: usize) -> Option<Dropout> {
+        self.site(self.attention, 1 + 3 * layer as u64)
+    }
+
+    fn attention_output(&self, layer: usize) -> Option<Dropout> {
+        self.site(self.hidden, 2 + 3 * layer as u64)
+    }
+
+    fn ffn_output(&self, layer: usize) -> Option<Dropout> {
+        self.site(self.hidden, 3 + 3 * layer as u64)
+    }
+}
+
+impl TowerDropout {
+    /// The dropout `setting` gives a tower of config `cfg` (none when both probabilities are 0),
+    /// its masks read from stream `stream` of the run's dropout key (see [`dropout_key`]).
+    pub fn of(
+        setting: crate::options::DropoutSetting,
+        cfg: &ElectraConfig,
+        key: [u32; 8],
+        stream: u64,
+    ) -> Result<Option<Self>> {
+        let (hidden, attention) =
+            setting.probabilities((cfg.hidden_dropout_prob, cfg.attention_probs_dropout_prob), "dropout")?;
+        let at = KeystreamAt { key, stream, word_pos: 0 };
+        Ok((hidden > 0.0 || attention > 0.0).then_some(TowerDropout { hidden, attention, at }))
+    }
+}
+
+/// The key of a run's dropout masks, from its seed: apart from the masking and sampling
+/// generators (which key on the seed itself), so turning dropout on changes no mask or sample.
+pub fn dropout_key(seed: u64) -> [u32; 8] {
+    use rand::SeedableRng;
+    let rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x6472_6f70_6f75_7421); // "dropout!"
+    KeystreamAt::of(&rng).map_or([0; 8], |at| at.key)
+}
+
+/// Sites past every layer's, for the heads that drop too (the classifier's two).
+///
+/// cbindgen:ignore
+pub const HEAD_SITES: u64 = 1 << 23;
+
 /// Activations of one layer, kept for its backward. All `[N, ·]` row-major.
 #[derive(Default, Debug)]
 pub struct LayerActs {
@@ -155,6 +223,9 @@ pub struct EncoderActs {
     /// Feed-forward activation `[N, I]` of the layer being computed: not kept per layer (the
     /// backward recomputes it from the pre-activation), which saves L·N·I floats.
     pub ff_act: Buf,
+    /// Dropout of the next forward (training only; set by the trainer before each forward, and
+    /// read again by the backward to rebuild the same masks). `None`: the network as in eval.
+    pub dropout: Option<TowerDropout>,
 }
 
 /// Uploads an optional host input into an optional device buffer.
@@ -259,11 +330,15 @@ impl Encoder {
         let tokens = Tokens { ids: &acts.ids, types: acts.types.as_ref(), b, t };
         be.embedding(&mut acts.emb_sum, tokens, w, &self.emb)?;
         be.layer_norm(&mut acts.emb_out, &mut acts.emb_ln, &acts.emb_sum, w.flat, &self.emb.ln, n)?;
+        let drop = acts.dropout;
+        if let Some(d) = drop.and_then(|d| d.embeddings()) {
+            be.dropout(&mut acts.emb_out, n * self.emb_dim, d)?;
+        }
         if let Some(p) = &self.proj {
             be.linear(&mut acts.proj_out, &acts.emb_out, w, p, n)?;
         }
-        let shape = self.attention_shape(b, t);
         for l in 0..self.layers.len() {
+            let shape = self.attention_shape(b, t, drop, l);
             let cur = acts.slot(l);
             // Borrow the previous layer's output (or the embeddings) next to this layer's buffers.
             let (x, la): (&Buf, &mut LayerActs) = if l == 0 {
@@ -284,23 +359,47 @@ impl Encoder {
             be.linear(&mut la.k, x, w, &ly.k, n)?;
             be.linear(&mut la.v, x, w, &ly.v, n)?;
             be.attention(&mut la.ctx, &mut la.probs, Qkv { q: &la.q, k: &la.k, v: &la.v }, &acts.mask_add, shape)?;
-            // x1 = LN1(dense_o(ctx) + x), fused per row block.
+            // x1 = LN1(drop(dense_o(ctx)) + x), fused per row block without dropout.
             let y = ResidualLn { sum: &mut la.ln1_in, out: &mut la.x1, stats: &mut la.ln1 };
-            be.linear_residual_layer_norm(y, &la.ctx, x, w, &ly.attn_out(), n)?;
+            residual_block(be, y, (&la.ctx, x), w, (&ly.attn_out(), n), drop.and_then(|d| d.attention_output(l)))?;
             // ff_act = act(dense_inter(x1)), bias and activation fused.
             let y = Activated { pre: &mut la.ff_pre, act: &mut acts.ff_act, f: self.act };
             be.linear_act(y, &la.x1, w, &ly.inter, n)?;
-            // out = LN2(dense_out(ff_act) + x1).
+            // out = LN2(drop(dense_out(ff_act)) + x1).
             let y = ResidualLn { sum: &mut la.ln2_in, out: &mut la.out, stats: &mut la.ln2 };
-            be.linear_residual_layer_norm(y, &acts.ff_act, &la.x1, w, &ly.ffn_out(), n)?;
+            residual_block(be, y, (&acts.ff_act, &la.x1), w, (&ly.ffn_out(), n), drop.and_then(|d| d.ffn_output(l)))?;
         }
         Ok(())
     }
 
-    /// The attention dimensions of a `[B, T]` batch.
-    fn attention_shape(&self, b: usize, t: usize) -> AttentionShape {
-        AttentionShape { b, t, nh: self.heads, hd: self.hidden / self.heads }
+    /// The attention dimensions of a `[B, T]` batch, with layer `l`'s dropout when training.
+    fn attention_shape(&self, b: usize, t: usize, drop: Option<TowerDropout>, l: usize) -> AttentionShape {
+        AttentionShape {
+            dropout: drop.and_then(|d| d.attention_probs(l)),
+            ..AttentionShape::new(b, t, self.heads, self.hidden / self.heads)
+        }
     }
+}
+
+/// BERT's post-LN block output `y.out = LN(drop(x·Wᵀ + b) + residual)`: the backend's fused
+/// kernel without dropout; with it, the product, the mask, the residual add and the LayerNorm
+/// one after the other (the same arithmetic, with the mask between).
+fn residual_block(
+    be: &dyn Backend,
+    y: ResidualLn,
+    (x, residual): (&Buf, &Buf),
+    w: &Weights,
+    (block, n): (&crate::layers::PostLn, usize),
+    drop: Option<Dropout>,
+) -> Result<()> {
+    let Some(d) = drop else {
+        return be.linear_residual_layer_norm(y, x, residual, w, block, n);
+    };
+    let h = block.dense.dout;
+    be.linear(y.sum, x, w, &block.dense, n)?;
+    be.dropout(y.sum, n * h, d)?;
+    be.add(y.sum, residual, n * h)?;
+    be.layer_norm(y.out, y.stats, y.sum, w.flat, &block.ln, n)
 }
 
 /// Scratch for one encoder backward, reused across layers and steps.
@@ -328,6 +427,8 @@ pub struct EncoderGrads {
     pub d_emb: Buf,
     /// Embedding-sum gradient `[N, E]`.
     pub d_emb_sum: Buf,
+    /// A dropped projection's output gradient `[N, H]` (the masked copy of the residual's).
+    pub d_drop: Buf,
 }
 
 impl Encoder {
@@ -354,31 +455,42 @@ impl Encoder {
             (&mut gs.d_scores, b * self.heads * t * t),
             (&mut gs.d_emb, n * e),
             (&mut gs.d_emb_sum, n * e),
+            (&mut gs.d_drop, if acts.dropout.is_some() { n * h } else { 0 }),
         ] {
             be.ensure(v, len)?;
         }
         be.copy(&mut gs.d_res, d_out, n * h)?;
+        let drop = acts.dropout;
         for l in (0..self.layers.len()).rev() {
             let x = if l == 0 { acts.layer0_input(self) } else { &acts.layers[l - 1].out };
-            self.layer_backward(bp, &self.layers[l], &acts.layers[l], x, gs, self.attention_shape(b, t))?;
+            let (la, shape) = (&acts.layers[l], self.attention_shape(b, t, drop, l));
+            let masks = [drop.and_then(|d| d.attention_output(l)), drop.and_then(|d| d.ffn_output(l))];
+            self.layer_backward(bp, (&self.layers[l], masks), la, x, gs, shape)?;
         }
         let p = &mut bp.params;
         // gs.d_res now holds the gradient of layer 0's input.
         let d_emb_out = if let Some(proj) = &self.proj {
             be.linear_backward(InputGrad::Set(&mut gs.d_emb), p, &gs.d_res, &acts.emb_out, proj, n)?;
-            &gs.d_emb
+            &mut gs.d_emb
         } else {
-            &gs.d_res
+            &mut gs.d_res
         };
+        // Through the embeddings' dropout: the same mask on the gradient.
+        if let Some(d) = drop.and_then(|d| d.embeddings()) {
+            be.dropout(d_emb_out, n * e, d)?;
+        }
+        let d_emb_out = &*d_emb_out;
         let saved = LnSaved { x: &acts.emb_sum, stats: &acts.emb_ln };
         be.layer_norm_backward(&mut gs.d_emb_sum, p, d_emb_out, saved, &self.emb.ln, n)?;
         be.embedding_backward(p.grads, &gs.d_emb_sum, acts.tokens(), &self.emb)
     }
 
+    /// One layer's backward; `masks` are the dropouts of its attention output and feed-forward
+    /// output projections.
     fn layer_backward(
         &self,
         bp: &mut Backprop,
-        ly: &EncoderLayer,
+        (ly, masks): (&EncoderLayer, [Option<Dropout>; 2]),
         la: &LayerActs,
         x: &Buf,
         gs: &mut EncoderGrads,
@@ -393,12 +505,14 @@ impl Encoder {
         // The forward did not keep the activation: recompute it (bit-identical) from ff_pre.
         be.activation(&mut gs.ff_act, &la.ff_pre, n * i, self.act)?;
         let ff = Activated { pre: &la.ff_pre, act: &gs.ff_act, f: self.act };
-        be.linear_act_backward(&mut gs.d_ff_pre, p, &gs.d_x1, ff, &ly.out, n)?;
+        let dy = masked(be, &mut gs.d_drop, &gs.d_x1, masks[1], n * self.hidden)?;
+        be.linear_act_backward(&mut gs.d_ff_pre, p, dy, ff, &ly.out, n)?;
         be.linear_backward(InputGrad::Add(&mut gs.d_x1), p, &gs.d_ff_pre, &la.x1, &ly.inter, n)?;
         // x1 = LN1(ln1_in), ln1_in = dense_o(ctx) + x: d_res = ∂/∂ln1_in, likewise.
         let saved = LnSaved { x: &la.ln1_in, stats: &la.ln1 };
         be.layer_norm_backward(&mut gs.d_res, p, &gs.d_x1, saved, &ly.attn_ln, n)?;
-        be.linear_backward(InputGrad::Set(&mut gs.d_ctx), p, &gs.d_res, &la.ctx, &ly.o, n)?;
+        let dy = masked(be, &mut gs.d_drop, &gs.d_res, masks[0], n * self.hidden)?;
+        be.linear_backward(InputGrad::Set(&mut gs.d_ctx), p, dy, &la.ctx, &ly.o, n)?;
         let dqkv = Qkv { q: &mut gs.dq, k: &mut gs.dk, v: &mut gs.dv };
         let qkv = Qkv { q: &la.q, k: &la.k, v: &la.v };
         be.attention_backward(dqkv, &mut gs.d_scores, &gs.d_ctx, &la.probs, qkv, shape)?;
@@ -406,4 +520,19 @@ impl Encoder {
         be.linear_backward(InputGrad::Add(&mut gs.d_res), p, &gs.dk, x, &ly.k, n)?;
         be.linear_backward(InputGrad::Add(&mut gs.d_res), p, &gs.dv, x, &ly.v, n)
     }
+}
+
+/// The gradient of a dropped projection's output: `dy` itself without dropout, else `dy` through
+/// the mask, in `scratch` (the residual keeps the unmasked `dy`).
+fn masked<'a>(
+    be: &dyn Backend,
+    scratch: &'a mut Buf,
+    dy: &'a Buf,
+    mask: Option<Dropout>,
+    len: usize,
+) -> Result<&'a Buf> {
+    let Some(d) = mask else { return Ok(dy) };
+    be.copy(scratch, dy, len)?;
+    be.dropout(scratch, len, d)?;
+    Ok(scratch)
 }

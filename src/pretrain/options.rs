@@ -102,6 +102,11 @@ pub struct TrainOptions {
     pub simd: Option<crate::backend::Simd>,
     /// CUDA: TF32 tensor-core matrix products (default false; overrides `ELECTRA_CUDA_TF32`).
     pub tf32: Option<bool>,
+    /// Dropout in training: `true` (default) applies each tower's config.json probabilities
+    /// (`hidden_dropout_prob`, `attention_probs_dropout_prob`) as HF does, `false` none, a
+    /// number p both at p. Masks are counter-based: the same for any thread count, on resume
+    /// and on every backend.
+    pub dropout: crate::options::DropoutSetting,
 }
 
 /// The default of [`TrainOptions::max_seq_len`].
@@ -142,6 +147,7 @@ impl Default for TrainOptions {
             collective_timeout_s: 600.0,
             simd: None,
             tf32: None,
+            dropout: Default::default(),
         }
     }
 }
@@ -179,6 +185,7 @@ impl TrainOptions {
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
             return bad("temperature", self.temperature.to_string());
         }
+        self.dropout.probabilities((0.0, 0.0), "options")?;
         if let Some(f) = self.generator_hidden_fraction {
             if !(f > 0.0 && f <= 1.0) {
                 return bad("generator_hidden_fraction", f.to_string());

@@ -10,7 +10,7 @@ use crate::batch::Batch;
 use crate::config::ElectraConfig;
 use crate::distributed::{self, Collective, RankStatus};
 use crate::error::{Error, Result};
-use crate::model::encoder::{EncoderActs, EncoderGrads};
+use crate::model::encoder::{dropout_key, EncoderActs, EncoderGrads, TowerDropout};
 use crate::model::heads::{DiscHeadActs, DiscHeadGrads, GenHeadActs, GenHeadGrads};
 use crate::model::{Backprop, Discriminator, Generator, Model, Towers};
 use crate::optim::{Moments, Trained};
@@ -417,6 +417,10 @@ impl Trainer {
         }
         if let Towers::Pair { disc, gen, shared_embeddings } = &model.towers {
             check_pair(&disc.config, &gen.config, *shared_embeddings)?;
+        }
+        // A config's dropout out of range fails here, not at the first step.
+        for c in [model.towers.disc().map(|d| &d.config), model.towers.gen().map(|g| &g.config)].into_iter().flatten() {
+            opts.dropout.probabilities((c.hidden_dropout_prob, c.attention_probs_dropout_prob), "config.json")?;
         }
         let cfg = model.input_config();
         fit_max_seq_len(&mut opts, cfg.max_position_embeddings)?;
@@ -985,8 +989,14 @@ impl Trainer {
         j: usize,
         (masked_denom, token_denom): (f64, f64),
     ) -> Result<Partial> {
+        let streams = self.dropout_streams(j);
         let Trainer { towers, params, ws, rngs, opts, .. } = self;
         let pair = Pair::of(towers, opts.objective)?;
+        let key = dropout_key(opts.seed);
+        ws.gen_acts.dropout = TowerDropout::of(opts.dropout, &pair.gen.config, key, streams[0])?;
+        if let Some(disc) = pair.disc {
+            ws.disc_acts.dropout = TowerDropout::of(opts.dropout, &disc.config, key, streams[1])?;
+        }
         let w = Weights::flat(params.weights.mem());
         let n = batch.batch * batch.seq_len;
         ws.generator_forward(be, &w, pair.gen, batch, masking)?;
@@ -1015,6 +1025,16 @@ impl Trainer {
         }
         ws.backward(be, &w, &mut params.grads, pair, n)?;
         Ok(part)
+    }
+
+    /// The dropout streams of micro-batch `j` of this step, generator's and discriminator's: one
+    /// pair per micro-batch of every rank and step (as [`stream_rng`] counts them), so masks never
+    /// repeat, and a resumed run, any thread count and any backend draw the same ones.
+    fn dropout_streams(&self, j: usize) -> [u64; 2] {
+        let (rank, world) = self.rank();
+        let k = self.opts.accumulate_steps as u64;
+        let unit = self.step.wrapping_mul(world as u64 * k).wrapping_add(rank as u64 * k + j as u64);
+        [unit.wrapping_mul(2), unit.wrapping_mul(2) | 1]
     }
 
     /// Clips the gradients and applies one AdamW update; refuses (changing nothing) when a

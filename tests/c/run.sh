@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The C ABI from C: builds libelectra.so (release), checks the header compiles as C99 and C++11
+# The C ABI from C: builds libelectra.so (scripts/lib-under-test.sh: release unless told), checks the header compiles as C99 and C++11
 # without warnings, checks the exported symbols against abi/symbols.txt, then builds each
 # tests/c/test_*.c against include/electra.h and runs it under valgrind.
 #
@@ -10,25 +10,20 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 target=${CARGO_TARGET_DIR:-target}
-lib="$target/release/libelectra.so"
+# shellcheck source=../../scripts/lib-under-test.sh
+. scripts/lib-under-test.sh
+libdir=$ELECTRA_LIB_DIR
+lib="$libdir/libelectra.so"
 out="$target/c"
 mkdir -p "$out"
 CC=${CC:-cc}
 CXX=${CXX:-c++}
 warn=(-Wall -Wextra -Werror -pedantic)
 
-# With the `jni` feature, as the binding suites build it: one release build serves them all (a
-# different feature set would rebuild the crate each time). The JNI entry points add only
-# Java_dev_electra_* symbols; the checks here look at electra_* alone.
-echo "-- cargo build --release --lib --features jni"
-cargo build --release --lib --features jni --quiet
-
-# Programs linked with -lelectra record the library's soname (libelectra.so.<ABI>, see build.rs);
-# cargo writes only libelectra.so, so give the loader the soname beside it.
-soname=$(objdump -p "$lib" | awk '$1 == "SONAME" { print $2 }')
-if [ -n "$soname" ] && [ "$soname" != "libelectra.so" ]; then
-  ln -sf libelectra.so "$target/release/$soname"
-fi
+# The library the binding suites test too (scripts/lib-under-test.sh). The JNI entry points of
+# its default `jni` feature add only Java_dev_electra_* symbols; the checks here look at
+# electra_* alone.
+electra_lib_build
 
 echo "-- include/electra.h compiles as C99, C11 and C++11/17"
 for std in c99 c11; do
@@ -62,23 +57,36 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failed=()
 # Every tests/c/test_*.c is one program: C99, no warnings, run from the repository root with a
-# fresh scratch directory as its only argument, printing "N passed, N failed" last.
+# fresh scratch directory as its only argument, printing "N passed, N failed" last. Built first,
+# then run side by side (valgrind runs a program on one core), each one's output shown whole.
+names=()
 for src in tests/c/test_*.c; do
   name=$(basename "$src" .c)
   echo "-- build $src (C99)"
   "$CC" -std=c99 "${warn[@]}" -g -O1 -Iinclude "$src" -o "$out/$name" \
-    -L"$target/release" -lelectra -Wl,-rpath,"$PWD/$target/release" -lpthread -lm
+    -L"$libdir" -lelectra -Wl,-rpath,"$libdir" -lpthread -lm
+  names+=("$name")
+done
+pids=()
+for name in "${names[@]}"; do
   if [ -n "${NO_VALGRIND:-}" ]; then
-    echo "-- run $name"
-    "$out/$name" "$tmp/$name" || failed+=("$name")
+    "$out/$name" "$tmp/$name" >"$out/$name.log" 2>&1 &
   else
-    echo "-- run $name under valgrind"
     # Only real errors and definite/indirect leaks fail: Rust's std and the thread pools keep
     # some thread-locals "still reachable" at exit, which is not a leak.
     valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect \
       --errors-for-leak-kinds=definite,indirect --error-exitcode=1 \
-      "$out/$name" "$tmp/$name" || failed+=("$name")
+      "$out/$name" "$tmp/$name" >"$out/$name.log" 2>&1 &
   fi
+  pids+=($!)
+done
+for k in "${!names[@]}"; do
+  name=${names[$k]}
+  status=0
+  wait "${pids[$k]}" || status=$?
+  echo "-- run $name$([ -n "${NO_VALGRIND:-}" ] || echo " under valgrind")"
+  cat "$out/$name.log"
+  [ "$status" -eq 0 ] || failed+=("$name")
 done
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAIL: ${failed[*]}" >&2

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The C and C++ examples (examples/infer.c, train.c, example.cpp with include/electra.hpp):
 # builds them with examples/Makefile (C99 / C++11, -Wall -Wextra -Werror -pedantic) against
-# target/release/libelectra.so and runs each one; infer and example run under valgrind (errors
+# the library of scripts/lib-under-test.sh (target/release/libelectra.so unless told) and runs each one; infer and example run under valgrind (errors
 # and definite/indirect leaks fail). Prints "N passed, N failed" last; exits non-zero on a failure.
 #
 #   bash tests/c/test_examples.sh
@@ -59,16 +59,15 @@ valgrind_run() {
   fi
 }
 
-# With the `jni` feature, as the binding suites build it: one release build serves them all (a
-# different feature set would rebuild the crate each time). The JNI entry points add only
-# Java_dev_electra_* symbols; the checks here look at electra_* alone.
-echo "-- cargo build --release --lib --features jni"
-cargo build --release --lib --features jni --quiet || exit 1
+# The library the C ABI and binding suites test (scripts/lib-under-test.sh).
+# shellcheck source=../../scripts/lib-under-test.sh
+. scripts/lib-under-test.sh
+electra_lib_build || exit 1
 mkdir -p "$out"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-check "make -C examples" make -C examples --no-print-directory -B TARGET_DIR="$PWD/$target"
+check "make -C examples" make -C examples --no-print-directory -B TARGET_DIR="$PWD/$target" LIBDIR="$ELECTRA_LIB_DIR"
 if [ "$failed" -ne 0 ]; then
   echo "0 passed, 1 failed"
   exit 1

@@ -203,6 +203,19 @@ pub struct Heads {
 /// `softmax(Q·Kᵀ/√HD)·V` per batch row and head; keys whose `mask` is 0 are left out of the
 /// softmax (what HF's additive `finfo.min` mask does whenever a row has an unmasked key).
 pub fn ref_attention(q: &[f64], k: &[f64], v: &[f64], mask: Option<&[i32]>, d: Heads) -> Vec<f64> {
+    ref_attention_dropped(q, k, v, mask, d, None)
+}
+
+/// [`ref_attention`] with each probability `[B, NH, T, T]` multiplied by `factor` (a dropout
+/// mask: 0 or 1/(1 − p)) before it weighs the values.
+pub fn ref_attention_dropped(
+    q: &[f64],
+    k: &[f64],
+    v: &[f64],
+    mask: Option<&[i32]>,
+    d: Heads,
+    factor: Option<&[f64]>,
+) -> Vec<f64> {
     let h = d.nh * d.hd;
     let scale = 1.0 / (d.hd as f64).sqrt();
     let mut ctx = vec![0.0; d.b * d.t * h];
@@ -220,8 +233,9 @@ pub fn ref_attention(q: &[f64], k: &[f64], v: &[f64], mask: Option<&[i32]>, d: H
                 let e: Vec<f64> = s.iter().map(|x| (x - max).exp()).collect();
                 let z: f64 = e.iter().sum();
                 for (&j, ej) in keys.iter().zip(&e) {
+                    let f = factor.map_or(1.0, |f| f[((bi * d.nh + head) * d.t + i) * d.t + j]);
                     for c in 0..d.hd {
-                        ctx[col(i) + c] += ej / z * v[col(j) + c];
+                        ctx[col(i) + c] += ej / z * f * v[col(j) + c];
                     }
                 }
             }

@@ -672,6 +672,23 @@ namespace Electra.Tests
             }
         }
 
+        /// <summary>"dropout": false turns it off, a probability sets it; seeded masks give the
+        /// same step for the same options; out of range is refused.</summary>
+        [Test]
+        private static void TrainerDropoutOption()
+        {
+            Func<object, float> loss = d =>
+            {
+                using (var t = Trainer.Create("tiny", TinyOptions(new Dictionary<string, object> { { "dropout", d } })))
+                    return Step(t, 0).Loss;
+            };
+            float off = loss(false), p3 = loss(0.3), again = loss(0.3);
+            Assert.True(p3 == again, "dropout 0.3 twice: " + p3 + " vs " + again);
+            Assert.True(p3 != off, "dropout 0.3 and off give the same loss " + p3);
+            Assert.Fails("dropout out of range", Status.InvalidArgument,
+                () => Trainer.Create("tiny", TinyOptions(new Dictionary<string, object> { { "dropout", 1.5 } })), "dropout");
+        }
+
         [Test]
         private static void TrainerBadOptions()
         {

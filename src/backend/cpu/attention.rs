@@ -53,7 +53,7 @@ impl Shared {
 /// `ctx = softmax(Q·Kᵀ/√HD + mask)·V` per batch row and head; writes `probs` for the backward.
 /// One task per (batch row, head); the scaling and mask are fused into the softmax.
 pub fn attention_forward(ctx: &mut [f32], probs: &mut [f32], x: Qkv<&[f32]>, mask_add: &[f32], shape: AttentionShape) {
-    let (Qkv { q, k, v }, AttentionShape { b, t, nh, hd }) = (x, shape);
+    let (Qkv { q, k, v }, AttentionShape { b, t, nh, hd, dropout }) = (x, shape);
     let hidden = nh * hd;
     let scale = 1.0 / (hd as f32).sqrt();
     let n = b * t * hidden;
@@ -77,7 +77,14 @@ pub fn attention_forward(ctx: &mut [f32], probs: &mut [f32], x: Qkv<&[f32]>, mas
             }
             let c = out.get().add(at + h * hd);
             let vh = head(v[at..].as_ptr(), h, hd);
-            gemm_raw((t, hd, t), 1.0, raw(p.as_ptr(), t as isize, 1), raw(vh, rs, 1), 0.0, raw(c, rs, 1));
+            // With dropout the context uses dropped probabilities; `probs` keeps the softmax.
+            let dropped = dropout.map(|d| {
+                let mut pd = p.to_vec();
+                d.offset(((bi * nh + h) * t * t) as u64).apply(&mut pd);
+                pd
+            });
+            let pv = dropped.as_deref().unwrap_or(p);
+            gemm_raw((t, hd, t), 1.0, raw(pv.as_ptr(), t as isize, 1), raw(vh, rs, 1), 0.0, raw(c, rs, 1));
         }
     });
 }
@@ -91,7 +98,7 @@ pub fn attention_backward(
     x: Qkv<&[f32]>,
     shape: AttentionShape,
 ) {
-    let (Qkv { q: dq, k: dk, v: dv }, Qkv { q, k, v }, AttentionShape { b, t, nh, hd }) = (dx, x, shape);
+    let (Qkv { q: dq, k: dk, v: dv }, Qkv { q, k, v }, AttentionShape { b, t, nh, hd, dropout }) = (dx, x, shape);
     let hidden = nh * hd;
     let scale = 1.0 / (hd as f32).sqrt();
     let n = b * t * hidden;
@@ -118,9 +125,36 @@ pub fn attention_backward(
         // SAFETY: reads stay within rows bi·T..(bi+1)·T of the [N, H] inputs; writes go to
         // columns h·HD..(h+1)·HD of those rows of dq, dk, dv (this task's alone).
         unsafe {
-            // dP = dctx·Vᵀ ; dV = Pᵀ·dctx
-            gemm_raw((t, t, hd), 1.0, raw(gh, rs, 1), raw(vh, 1, rs), 0.0, raw(ds.as_mut_ptr(), tt, 1));
-            gemm_raw((t, hd, t), 1.0, raw(p.as_ptr(), 1, tt), raw(gh, rs, 1), 0.0, raw(dv.get().add(off), rs, 1));
+            match dropout.map(|d| d.offset((blk * t * t) as u64)) {
+                None => {
+                    // dP = dctx·Vᵀ ; dV = Pᵀ·dctx
+                    gemm_raw((t, t, hd), 1.0, raw(gh, rs, 1), raw(vh, 1, rs), 0.0, raw(ds.as_mut_ptr(), tt, 1));
+                    gemm_raw(
+                        (t, hd, t),
+                        1.0,
+                        raw(p.as_ptr(), 1, tt),
+                        raw(gh, rs, 1),
+                        0.0,
+                        raw(dv.get().add(off), rs, 1),
+                    );
+                }
+                Some(d) => {
+                    // dV = P′ᵀ·dctx with P′ the forward's dropped probabilities (rebuilt in ds),
+                    // then dP = mask·dP′ with dP′ = dctx·Vᵀ.
+                    ds.copy_from_slice(p);
+                    d.apply(ds);
+                    gemm_raw(
+                        (t, hd, t),
+                        1.0,
+                        raw(ds.as_ptr(), 1, tt),
+                        raw(gh, rs, 1),
+                        0.0,
+                        raw(dv.get().add(off), rs, 1),
+                    );
+                    gemm_raw((t, t, hd), 1.0, raw(gh, rs, 1), raw(vh, 1, rs), 0.0, raw(ds.as_mut_ptr(), tt, 1));
+                    d.apply(ds);
+                }
+            }
             // dS = P ⊙ (dP − Σⱼ dP·P)
             for (dsr, pr) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
                 simd::softmax_backward(dsr, pr);

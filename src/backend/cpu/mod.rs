@@ -10,6 +10,7 @@
 
 pub mod activation;
 pub mod attention;
+pub mod dropout;
 pub mod embedding;
 /// cbindgen:ignore
 pub mod int8;
@@ -26,9 +27,9 @@ pub mod sample;
 pub mod simd;
 
 use super::{
-    Activated, Activation, AdamState, AdamStep, AdamTensor, AttentionShape, Backend, Buf, Device, InferenceWeights,
-    InputGrad, KeystreamAt, LnSaved, LnStats, LossScale, LossSum, Mem, ParamGrads, Prepared, Qkv, ResidualLn, Tokens,
-    Weights,
+    Activated, Activation, AdamState, AdamStep, AdamTensor, AttentionShape, Backend, Buf, Device, Dropout,
+    InferenceWeights, InputGrad, KeystreamAt, LnSaved, LnStats, LossScale, LossSum, Mem, ParamGrads, Prepared, Qkv,
+    ResidualLn, Tokens, Weights,
 };
 use crate::error::{Error, Result};
 use crate::layers::int8::QuantizedWeights;
@@ -604,6 +605,11 @@ impl Backend for CpuBackend {
 
     fn add(&self, dst: &mut Buf, src: &Buf, len: usize) -> Result<()> {
         optim::add(wr(dst, len, "add destination")?, rd(src, len, "add source")?);
+        Ok(())
+    }
+
+    fn dropout(&self, x: &mut Buf, len: usize, mask: Dropout) -> Result<()> {
+        dropout::dropout(wr(x, len, "dropout")?, mask);
         Ok(())
     }
 

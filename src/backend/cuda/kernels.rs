@@ -15,6 +15,7 @@ pub const SOURCE: &str = concat!(
     include_str!("kernels/embedding.cu"),
     include_str!("kernels/loss.cu"),
     include_str!("kernels/sample.cu"),
+    include_str!("kernels/dropout.cu"),
     include_str!("kernels/optim.cu"),
 );
 
@@ -64,6 +65,7 @@ kernel_table!(
     max_abs,
     adamw,
     gumbel_argmax,
+    dropout,
 );
 
 /// NVRTC options: IEEE division and square root and no fast math, so results stay within the

@@ -21,7 +21,7 @@
 pub mod kernels;
 
 use super::{
-    Activated, Activation, AdamState, AdamStep, AdamTensor, AttentionShape, Backend, Buf, Device, Elem,
+    Activated, Activation, AdamState, AdamStep, AdamTensor, AttentionShape, Backend, Buf, Device, Dropout, Elem,
     InferenceWeights, InputGrad, KeystreamAt, LnSaved, LnStats, LossScale, LossSum, Mem, ParamGrads, Prepared, Qkv,
     ResidualLn, Tokens, Weights,
 };
@@ -125,6 +125,8 @@ struct Scratch {
     flags: Option<CudaSlice<i32>>,
     ids: Option<CudaSlice<i32>>,
     part_f: Option<CudaSlice<f32>>,
+    /// The attention forward's dropped probabilities (training with dropout).
+    probs_drop: Option<CudaSlice<f32>>,
 }
 
 /// What one call holds while it enqueues work: the cuBLAS handle is not safe for concurrent
@@ -462,6 +464,23 @@ impl CudaBackend {
         b.arg(&p).arg(&n).arg(&v);
         // SAFETY: `p` holds `len` f32s; the kernel's arguments match fill's signature.
         unsafe { b.launch(cfg_elems(len)) }.map(drop).map_err(|e| driver("fill", e))
+    }
+
+    /// `len` f32s from `src` to `dst` (device addresses checked by the caller), on the stream.
+    fn copy_raw(&self, dst: u64, src: u64, len: usize, what: &str) -> Result<()> {
+        // SAFETY: both addresses hold at least `len` f32s (checked against their buffers or grown
+        // scratch by the caller); the copy is ordered on this backend's stream.
+        unsafe { cudarc::driver::result::memcpy_dtod_async(dst, src, len * 4, self.stream.cu_stream()) }
+            .map_err(|e| driver(what, e))
+    }
+
+    /// [`Backend::dropout`] on a device address holding `len` f32s.
+    fn launch_dropout(&self, p: u64, len: usize, d: Dropout) -> Result<()> {
+        let (n, thr, s, key) = (len as i64, d.threshold, d.scale(), KernelRng(d.at));
+        // One thread per keystream block of 16 words.
+        self.launch(&self.k.dropout, "dropout", cfg_elems(len.div_ceil(16) + 1), |a| {
+            a.arg(&p).arg(&n).arg(&thr).arg(&s).arg(&key);
+        })
     }
 
     fn launch<'a>(
@@ -930,8 +949,8 @@ impl Backend for CudaBackend {
         mask_add: &Buf,
         shape: AttentionShape,
     ) -> Result<()> {
-        let st = self.lock()?;
-        let AttentionShape { b, t, nh, hd } = shape;
+        let mut st = self.lock()?;
+        let AttentionShape { b, t, nh, hd, dropout } = shape;
         let (h, len, pl) = (nh * hd, shape.qkv_len(), shape.probs_len());
         let (cp, pp, mp) =
             (self.ptr(ctx, len, "ctx")?, self.ptr(probs, pl, "probs")?, self.ptr(mask_add, b * t, "mask_add")?);
@@ -968,6 +987,16 @@ impl Backend for CudaBackend {
         self.launch(&self.k.softmax_fwd, "softmax", cfg_rows(b * nh * t), |a| {
             a.arg(&pp).arg(&mp).arg(&rows).arg(&tt).arg(&nhh).arg(&scale);
         })?;
+        // With dropout the context uses a dropped copy; `probs` keeps the softmax for the backward.
+        let pv = match dropout {
+            None => pp,
+            Some(d) => {
+                let dp = grow(&self.stream, &mut st.scratch.probs_drop, pl)?;
+                self.copy_raw(dp, pp, pl, "dropped probabilities")?;
+                self.launch_dropout(dp, pl, d)?;
+                dp
+            }
+        };
         for head in 0..nh {
             let (ho, po) = ((head * hd * 4) as u64, (head * t * t * 4) as u64);
             // ctx = P·V.
@@ -982,7 +1011,7 @@ impl Backend for CudaBackend {
                     alpha: 1.0,
                     a: vp + ho,
                     lda: h,
-                    b: pp + po,
+                    b: pv + po,
                     ldb: t,
                     beta: 0.0,
                     c: cp + ho,
@@ -1004,7 +1033,7 @@ impl Backend for CudaBackend {
         shape: AttentionShape,
     ) -> Result<()> {
         let st = self.lock()?;
-        let AttentionShape { b, t, nh, hd } = shape;
+        let AttentionShape { b, t, nh, hd, dropout } = shape;
         let (h, len, pl) = (nh * hd, shape.qkv_len(), shape.probs_len());
         let Qkv { q: dqp, k: dkp, v: dvp } = self.qkv_ptrs(Qkv { q: &*dx.q, k: &*dx.k, v: &*dx.v }, len)?;
         let (sp, gp, pp) =
@@ -1015,6 +1044,39 @@ impl Backend for CudaBackend {
         }
         let scale = 1.0 / (hd as f32).sqrt();
         let ps = nh * t * t;
+        // With dropout, the forward's dropped probabilities P′ are rebuilt in the scratch for
+        // dV first; dP′ then overwrites them and the mask takes it to dP.
+        let pv = match dropout {
+            None => pp,
+            Some(d) => {
+                self.copy_raw(sp, pp, pl, "dropped probabilities")?;
+                self.launch_dropout(sp, pl, d)?;
+                sp
+            }
+        };
+        for head in 0..nh {
+            let (ho, po) = ((head * hd * 4) as u64, (head * t * t * 4) as u64);
+            // dV = P′ᵀ·dctx (P′ = P without dropout).
+            self.gemm_batched(
+                &st,
+                Gemm {
+                    ta: false,
+                    tb: true,
+                    m: hd,
+                    n: t,
+                    k: t,
+                    alpha: 1.0,
+                    a: gp + ho,
+                    lda: h,
+                    b: pv + po,
+                    ldb: t,
+                    beta: 0.0,
+                    c: dvp + ho,
+                    ldc: h,
+                },
+                Strided { sa: t * h, sb: ps, sc: t * h, count: b },
+            )?;
+        }
         for head in 0..nh {
             let (ho, po) = ((head * hd * 4) as u64, (head * t * t * 4) as u64);
             // dP = dctx·Vᵀ (into scratch, laid out as probs).
@@ -1037,26 +1099,9 @@ impl Backend for CudaBackend {
                 },
                 Strided { sa: t * h, sb: t * h, sc: ps, count: b },
             )?;
-            // dV = Pᵀ·dctx.
-            self.gemm_batched(
-                &st,
-                Gemm {
-                    ta: false,
-                    tb: true,
-                    m: hd,
-                    n: t,
-                    k: t,
-                    alpha: 1.0,
-                    a: gp + ho,
-                    lda: h,
-                    b: pp + po,
-                    ldb: t,
-                    beta: 0.0,
-                    c: dvp + ho,
-                    ldc: h,
-                },
-                Strided { sa: t * h, sb: ps, sc: t * h, count: b },
-            )?;
+        }
+        if let Some(d) = dropout {
+            self.launch_dropout(sp, pl, d)?;
         }
         let (rows, tt) = (dims("rows", b * nh * t)?, dims("sequence", t)?);
         self.launch(&self.k.softmax_bwd, "softmax backward", cfg_rows(b * nh * t), |a| {
@@ -1294,6 +1339,15 @@ impl Backend for CudaBackend {
         self.launch(&self.k.scale, "scale", cfg_elems(len), |a| {
             a.arg(&p).arg(&nn).arg(&s);
         })
+    }
+
+    fn dropout(&self, x: &mut Buf, len: usize, mask: Dropout) -> Result<()> {
+        let _st = self.lock()?;
+        let p = self.ptr(x, len, "dropout")?;
+        if len == 0 {
+            return Ok(());
+        }
+        self.launch_dropout(p, len, mask)
     }
 
     fn add(&self, dst: &mut Buf, src: &Buf, len: usize) -> Result<()> {

@@ -73,6 +73,11 @@ pub fn learning_rate(s: &str) -> Result<f32, String> {
     float_in(s, 0.0, false, 1.0, "typical rates are 1e-5 to 1e-3").map(|v| v as f32)
 }
 
+/// `--dropout`: true (config.json's probabilities), false, or one probability in [0, 1).
+pub fn dropout(s: &str) -> Result<electra::options::DropoutSetting, String> {
+    electra::options::DropoutSetting::parse(s).map_err(|e| e.to_string())
+}
+
 /// Sampling temperature: finite and positive (the library's rule); above 1000 sampling is
 /// uniform to f32 precision, so a larger value is a mistake.
 pub fn temperature(s: &str) -> Result<f32, String> {

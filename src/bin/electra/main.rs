@@ -94,6 +94,10 @@ enum Cmd {
         /// before its held-out AUC climbs: see README).
         #[arg(long, allow_negative_numbers = true, value_parser = args::temperature)]
         temperature: Option<f32>,
+        /// Dropout in training: true (config.json's hidden_dropout_prob and
+        /// attention_probs_dropout_prob, as HF; the default), false, or one probability for all.
+        #[arg(long, value_parser = args::dropout)]
+        dropout: Option<electra::options::DropoutSetting>,
         /// Evaluate on held-out text every N steps (0: at the start and the end only).
         #[arg(long, allow_negative_numbers = true, default_value_t = 100, value_parser = args::steps)]
         eval_every: u64,
@@ -192,12 +196,16 @@ enum Cmd {
         /// Decoupled weight decay.
         #[arg(long, allow_negative_numbers = true, default_value_t = 0.01, value_parser = args::weight_decay)]
         weight_decay: f32,
-        /// Seed of the head's initialisation and the data order.
+        /// Seed of the head's initialisation, the data order and the dropout masks.
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Worker threads (0: one per core).
         #[arg(long, allow_negative_numbers = true, default_value_t = 0, value_parser = args::threads)]
         threads: usize,
+        /// Dropout in training: true (config.json's probabilities, and classifier_dropout in
+        /// the head, as HF; the default), false, or one probability for all.
+        #[arg(long, value_parser = args::dropout)]
+        dropout: Option<electra::options::DropoutSetting>,
     },
     /// Label probabilities of TEXT from a fine-tuned classifier (or, with --input, one JSON line
     /// {"probs": [...], "label": "name", "label_id": i, "labels": [names]} per line of FILE).
@@ -311,6 +319,7 @@ fn run(cli: Cli, given: &pretrain::Given) -> electra::Result<ExitCode> {
             learning_rate,
             warmup_steps,
             temperature,
+            dropout,
             eval_every,
             eval_batches,
             save_every,
@@ -361,6 +370,7 @@ fn run(cli: Cli, given: &pretrain::Given) -> electra::Result<ExitCode> {
                 learning_rate,
                 warmup_steps,
                 temperature,
+                dropout,
                 eval_every,
                 eval_batches,
                 save_every,
@@ -420,6 +430,7 @@ fn run(cli: Cli, given: &pretrain::Given) -> electra::Result<ExitCode> {
             weight_decay,
             seed,
             threads,
+            dropout,
         } => (|| {
             inference_only("finetune")?;
             input::check_out_dir(&out, "--out", true)?;
@@ -431,6 +442,7 @@ fn run(cli: Cli, given: &pretrain::Given) -> electra::Result<ExitCode> {
                 threads,
                 device,
                 simd,
+                dropout: dropout.unwrap_or_default(),
                 ..Default::default()
             };
             finetune::run(&finetune::FinetuneArgs { model, train, eval, out, epochs, batch_size, seq_len, opts })

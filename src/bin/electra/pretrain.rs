@@ -56,6 +56,9 @@ pub struct PretrainArgs {
     /// Generator sampling temperature (default: [`default_temperature`]).
     #[serde(default)]
     pub temperature: Option<f32>,
+    /// `--dropout` (default: config.json's probabilities).
+    #[serde(default)]
+    pub dropout: Option<electra::options::DropoutSetting>,
     /// Where to train (a resumed run may move to another device).
     #[serde(default)]
     pub device: Device,
@@ -387,6 +390,8 @@ fn resume_args(args: PretrainArgs, given: &Given) -> Result<PretrainArgs> {
     let (wa, ws) = (warm(&args, saved.steps), warm(&saved, saved.steps));
     check("warmup_steps", wa == ws, wa.to_string(), ws.to_string());
     check("temperature", temp(&args) == temp(&saved), temp(&args).to_string(), temp(&saved).to_string());
+    let drop = |a: &PretrainArgs| format!("{:?}", a.dropout.unwrap_or_default());
+    check("dropout", drop(&args) == drop(&saved), drop(&args), drop(&saved));
     check(
         "eval_batches",
         args.eval_batches == saved.eval_batches,
@@ -502,6 +507,7 @@ pub fn run(mut args: PretrainArgs, mode: Mode) -> Result<()> {
             distributed: args.distributed,
             accumulate_steps: args.accumulate_steps,
             collective_timeout_s: args.collective_timeout,
+            dropout: args.dropout.unwrap_or_default(),
             ..Default::default()
         };
         let opts = match &args.options {

@@ -22,4 +22,10 @@ public final class FineTuneOptions extends Options<FineTuneOptions> {
     public FineTuneOptions device(String v) { return set("device", v); }
 
     public FineTuneOptions maxMemoryBytes(long v) { return set("max_memory_bytes", v); }
+
+    /** Dropout in training: {@code true} (the default) applies config.json's probabilities as HF does, {@code false} none. */
+    public FineTuneOptions dropout(boolean v) { return set("dropout", v); }
+
+    /** Dropout in training at probability {@code p} everywhere, in [0, 1). */
+    public FineTuneOptions dropout(double p) { return set("dropout", p); }
 }

@@ -38,4 +38,10 @@ public final class TrainerOptions extends Options<TrainerOptions> {
     public TrainerOptions device(String v) { return set("device", v); }
 
     public TrainerOptions maxMemoryBytes(long v) { return set("max_memory_bytes", v); }
+
+    /** Dropout in training: {@code true} (the default) applies config.json's probabilities as HF does, {@code false} none. */
+    public TrainerOptions dropout(boolean v) { return set("dropout", v); }
+
+    /** Dropout in training at probability {@code p} everywhere, in [0, 1). */
+    public TrainerOptions dropout(double p) { return set("dropout", p); }
 }

@@ -70,6 +70,25 @@ public class TrainerTest {
         }
     }
 
+    /** The dropout option: off or a probability; seeded masks make equal options give equal steps. */
+    @Test
+    public void dropoutOption() {
+        float off, p3, again;
+        try (Trainer tr = Trainer.create("tiny", tinyOptions().dropout(false))) {
+            off = step(tr, 0).loss();
+        }
+        try (Trainer tr = Trainer.create("tiny", tinyOptions().dropout(0.3))) {
+            p3 = step(tr, 0).loss();
+        }
+        try (Trainer tr = Trainer.create("tiny", tinyOptions().dropout(0.3))) {
+            again = step(tr, 0).loss();
+        }
+        assertEquals(p3, again, 0.0f);
+        assertTrue("dropout 0.3 and off give the same loss", p3 != off);
+        expectError("dropout out of range", Status.INVALID_ARGUMENT,
+                () -> Trainer.create("tiny", tinyOptions().dropout(1.5)), "dropout");
+    }
+
     @Test
     public void optionForms() {
         Map<String, Object> map = new HashMap<>();
