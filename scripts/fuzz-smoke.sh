@@ -16,17 +16,38 @@ cargo fuzz build -s none --dev
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-for t in $(cargo fuzz list); do
+# One target on one core: run as many side by side as there are cores, in groups.
+jobs=${FUZZ_JOBS:-$(nproc)}
+run_target() {
+  local t=$1
   mkdir -p "$scratch/$t"
-  echo "-- fuzz $t for ${seconds}s"
   # -rss_limit_mb: a target that tries to allocate gigabytes fails here, as it would hurt a host.
-  if ! cargo fuzz run -s none --dev "$t" "$scratch/$t" "corpus/$t" -- \
-    -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 >"$scratch/$t.log" 2>&1; then
+  cargo fuzz run -s none --dev "$t" "$scratch/$t" "corpus/$t" -- \
+    -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 >"$scratch/$t.log" 2>&1
+}
+report() {
+  local t=$1 status=$2
+  echo "-- fuzz $t for ${seconds}s"
+  if [ "$status" -ne 0 ]; then
     # Lines cut: cargo fuzz prints the whole failing input as a byte list.
     tail -n 60 "$scratch/$t.log" | cut -c1-400
     echo "FAIL: fuzz target $t (the input is in fuzz/artifacts/$t/)" >&2
     exit 1
   fi
   grep -E '^stat::(number_of_executed_units|peak_rss_mb)' "$scratch/$t.log" || true
+}
+targets=($(cargo fuzz list))
+for ((g = 0; g < ${#targets[@]}; g += jobs)); do
+  group=("${targets[@]:g:jobs}")
+  pids=()
+  for t in "${group[@]}"; do
+    run_target "$t" &
+    pids+=($!)
+  done
+  for k in "${!group[@]}"; do
+    status=0
+    wait "${pids[$k]}" || status=$?
+    report "${group[$k]}" "$status"
+  done
 done
 echo "fuzz smoke: every target ran ${seconds}s without a crash"

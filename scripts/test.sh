@@ -51,6 +51,18 @@ suite "module graph (no import cycle)" python3 scripts/module-graph.py
 # GPU: cudarc loads the driver at run time). Then the library and the command line without them
 # (the code behind #[cfg(not(feature = ...))], src/backend/cuda_stub.rs among it).
 FEATURES=mpi,jni,cuda
+# NVRTC and ptxas for the CUDA kernels' compile check (tests/cuda_kernels.rs), set for the whole
+# run: an environment that changes between cargo calls re-runs build scripts that track it
+# (clang-sys, for the MPI bindings) and rebuilds everything downstream of them.
+tools=${ELECTRA_CUDA_TOOLS:-$HOME/.cache/electra-cuda-tools}
+nv=$(ls -d "$tools"/lib/python3*/site-packages/nvidia 2>/dev/null | head -1 || true)
+if [ -n "$nv" ]; then
+  export LD_LIBRARY_PATH="$nv/cuda_nvrtc/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ELECTRA_PTXAS="$nv/cuda_nvcc/bin/ptxas"
+fi
+# The library the C, example and binding suites test (scripts/lib-under-test.sh): the build of
+# `cargo test` below, whose dependencies are then compiled already (a release build would compile
+# them all again).
+export ELECTRA_LIB_PROFILE=dev ELECTRA_LIB_FEATURES=$FEATURES
 suite "clippy --features $FEATURES" cargo clippy --features "$FEATURES" --all-targets -- -D warnings
 suite "clippy (default features)" cargo clippy --lib --bins -- -D warnings
 # With the MPI feature, so tests/mpi.rs runs too: it launches itself under `mpirun -np 2`
@@ -61,35 +73,25 @@ suite "clippy (default features)" cargo clippy --lib --bins -- -D warnings
 # CUDA kernel through NVRTC and ptxas for sm_80 and sm_90, from the wheels .ci/run installs into
 # $ELECTRA_CUDA_TOOLS (default ~/.cache/electra-cuda-tools): required under CI, a visible "NOT RUN"
 # line on a developer machine without them.
-cargo_test() {
-  local tools=${ELECTRA_CUDA_TOOLS:-$HOME/.cache/electra-cuda-tools} nv
-  nv=$(ls -d "$tools"/lib/python3*/site-packages/nvidia 2>/dev/null | head -1)
-  if [ -n "$nv" ]; then
-    LD_LIBRARY_PATH="$nv/cuda_nvrtc/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ELECTRA_PTXAS="$nv/cuda_nvcc/bin/ptxas" \
-      cargo test --features "$FEATURES"
-  else
-    cargo test --features "$FEATURES"
-  fi
-}
-suite "cargo test --features $FEATURES (CUDA kernels through NVRTC + ptxas, no GPU needed)" cargo_test
+suite "cargo test --features $FEATURES (CUDA kernels through NVRTC + ptxas, no GPU needed)" cargo test --features "$FEATURES"
 suite "C ABI under valgrind" bash tests/c/run.sh
 
 # --- Language bindings (bindings/go, bindings/csharp, bindings/java; owned by the bindings engineer) ---
 # Need golang-go (Go >= 1.19), mono-mcs + mono-runtime, and openjdk-17-jdk-headless + junit4;
-# each script builds the release library first with the same features (cargo build --release
-# --lib --features jni: the Java binding's JNI entry points; the C ABI is the same), so the
-# first builds it and the others reuse it, and runs its suite against it.
+# each script builds the library of scripts/lib-under-test.sh (here: `cargo test`'s profile and
+# features, so a no-op) and runs its suite against it.
 suite "Go binding (go test -race)" bash bindings/go/test.sh
 suite "C# binding (mono)" bash bindings/csharp/test.sh
 suite "Java binding (JUnit)" bash bindings/java/test.sh
 # --- end of language bindings ---
 
 # --- C/C++ examples and packaging (examples/, include/electra.hpp, Makefile, cmake/) ---
-# Need valgrind, cmake and pkg-config. The install test builds with the release profile the
-# other suites already compiled: the shipped dist profile (fat LTO, `make install`'s default)
-# adds ~6 minutes from a clean clone; run `bash tests/c/test_install.sh` (no PROFILE) to test it.
+# Need valgrind, cmake and pkg-config. The install test builds (make lib) with the profile and
+# features the other suites already compiled: the shipped dist profile (fat LTO, `make install`'s
+# default) adds ~6 minutes from a clean clone; run `bash tests/c/test_install.sh` (no PROFILE)
+# to test it.
 suite "C/C++ examples (valgrind)" bash tests/c/test_examples.sh
-suite "make install: soname, pkg-config, CMake" env PROFILE=release bash tests/c/test_install.sh
+suite "make install: soname, pkg-config, CMake" env PROFILE=dev FEATURES="$FEATURES" bash tests/c/test_install.sh
 # --- end of C/C++ examples and packaging ---
 
 # --- ARM64 (scripts/cross-check.sh; needs qemu-user-static, gcc-aarch64-linux-gnu,

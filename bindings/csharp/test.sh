@@ -5,9 +5,9 @@
 # "N passed, N failed" last and exits non-zero on any failure.
 #
 # Needs mcs and mono (Debian 12: apt-get install mono-mcs mono-runtime). Builds
-# target/release/libelectra.so first, with the `jni` feature as bindings/java/test.sh does, so one
-# release build serves the three binding suites (a no-op when it is up to date); set ELECTRA_SKIP_BUILD=1
-# to use the library as it is. An optional argument selects the tests whose name contains it.
+# the library of scripts/lib-under-test.sh first (target/release/libelectra.so with the `jni`
+# feature unless told), the one the C and the other binding suites test (a no-op when it is up to
+# date); ELECTRA_SKIP_BUILD=1 uses the library as it is. An optional argument selects the tests whose name contains it.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -15,12 +15,9 @@ repo="$(cd "$here/../.." && pwd)"
 for tool in mcs mono; do
   command -v "$tool" >/dev/null || { echo "$tool not found (Debian: apt-get install mono-mcs mono-runtime)" >&2; exit 1; }
 done
-if [ "${ELECTRA_SKIP_BUILD:-0}" != 1 ]; then
-  (cd "$repo" && cargo build --release --lib --features jni)
-fi
-# Executables record the soname (libelectra.so.1); cargo writes only libelectra.so.
-ln -sf libelectra.so "$repo/target/release/libelectra.so.1"
-[ -f "$repo/target/release/libelectra.so" ] || { echo "missing $repo/target/release/libelectra.so" >&2; exit 1; }
+# shellcheck source=../../scripts/lib-under-test.sh
+. "$repo/scripts/lib-under-test.sh"
+electra_lib_build
 
 out="$here/build"
 mkdir -p "$out"
@@ -29,5 +26,5 @@ mcs -warnaserror+ -r:"$out/Electra.dll" -out:"$out/ElectraTests.exe" "$here"/tes
 
 cd "$repo"
 export ELECTRA_REPO="$repo"
-export LD_LIBRARY_PATH="$repo/target/release${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export LD_LIBRARY_PATH="$ELECTRA_LIB_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 timeout 300 mono --debug "$out/ElectraTests.exe" "$@"

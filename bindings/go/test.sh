@@ -3,21 +3,22 @@
 # tests/fixtures, errors, training, save/resume/export, goroutines sharing a model, cancel).
 #
 # Needs Go >= 1.19 and a C compiler (Debian 12: apt-get install golang-go build-essential).
-# Builds target/release/libelectra.so first, with the `jni` feature as bindings/java/test.sh
-# does, so one release build serves the three binding suites (a no-op when it is up to date); set
-# ELECTRA_SKIP_BUILD=1 to use the library as it is. Extra arguments go to `go test`
+# Builds the library of scripts/lib-under-test.sh first (target/release/libelectra.so with the
+# `jni` feature unless told), the one the C and the other binding suites test (a no-op when it
+# is up to date); ELECTRA_SKIP_BUILD=1 uses the library as it is. Extra arguments go to `go test`
 # (e.g. -run Trainer -v).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 
 command -v go >/dev/null || { echo "go not found (Debian: apt-get install golang-go)" >&2; exit 1; }
-if [ "${ELECTRA_SKIP_BUILD:-0}" != 1 ]; then
-  (cd "$repo" && cargo build --release --lib --features jni)
-fi
-# Executables record the soname (libelectra.so.1); cargo writes only libelectra.so.
-ln -sf libelectra.so "$repo/target/release/libelectra.so.1"
-[ -f "$repo/target/release/libelectra.so" ] || { echo "missing $repo/target/release/libelectra.so" >&2; exit 1; }
+# shellcheck source=../../scripts/lib-under-test.sh
+. "$repo/scripts/lib-under-test.sh"
+electra_lib_build
+# native.go links ../../target/release; another library directory comes first on the link line
+# and, through LD_LIBRARY_PATH, at run time.
+export CGO_LDFLAGS="-L$ELECTRA_LIB_DIR -Wl,-rpath,$ELECTRA_LIB_DIR${CGO_LDFLAGS:+ $CGO_LDFLAGS}"
+export LD_LIBRARY_PATH="$ELECTRA_LIB_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 [ -f "$repo/include/electra.h" ] || { echo "missing $repo/include/electra.h" >&2; exit 1; }
 
 cd "$here"

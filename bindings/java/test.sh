@@ -7,9 +7,10 @@
 # any failure.
 #
 # Needs a JDK >= 11 and JUnit 4 with hamcrest (Debian 12: apt-get install
-# openjdk-17-jdk-headless junit4). Builds target/release/libelectra.so with the `jni` feature
-# first, the feature set the Go and C# scripts build too (a no-op when it is up to date); set
-# ELECTRA_SKIP_BUILD=1 to use the library as it is. Arguments name test classes to run instead of
+# openjdk-17-jdk-headless junit4). Builds the library of
+# scripts/lib-under-test.sh first (target/release/libelectra.so with the `jni` feature unless
+# told; its feature list must include jni), the one the C, Go and C# suites test (a no-op when it
+# is up to date); ELECTRA_SKIP_BUILD=1 uses the library as it is. Arguments name test classes to run instead of
 # all (e.g. dev.electra.TrainerTest).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -23,10 +24,10 @@ hamcrest=${HAMCREST_JAR:-/usr/share/java/hamcrest-core.jar}
 for jar in "$junit" "$hamcrest"; do
   [ -f "$jar" ] || { echo "missing $jar (Debian: apt-get install junit4)" >&2; exit 1; }
 done
-if [ "${ELECTRA_SKIP_BUILD:-0}" != 1 ]; then
-  (cd "$repo" && cargo build --release --lib --features jni)
-fi
-lib="$repo/target/release/libelectra.so"
+# shellcheck source=../../scripts/lib-under-test.sh
+. "$repo/scripts/lib-under-test.sh"
+electra_lib_build
+lib="$ELECTRA_LIB_DIR/libelectra.so"
 [ -f "$lib" ] || { echo "missing $lib" >&2; exit 1; }
 nm -D --defined-only "$lib" | grep -q ' Java_dev_electra_Native_' ||
   { echo "$lib has no JNI entry points: build it with --features jni" >&2; exit 1; }
@@ -59,7 +60,7 @@ junit() {
   shift
   set +e
   timeout 600 java -Xcheck:jni -ea "${jvm[@]}" \
-    -Djava.library.path="$repo/target/release" -Delectra.repo="$repo" \
+    -Djava.library.path="$ELECTRA_LIB_DIR" -Delectra.repo="$repo" \
     -cp "$out/classes:$out/test-classes:$junit:$hamcrest" \
     org.junit.runner.JUnitCore "$@" 2>&1 | tee "$log"
   local status=${PIPESTATUS[0]}
