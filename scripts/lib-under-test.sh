@@ -17,12 +17,17 @@ electra_lib_target=${CARGO_TARGET_DIR:-target}
 case $electra_lib_target in /*) ;; *) electra_lib_target=$electra_lib_repo/$electra_lib_target ;; esac
 ELECTRA_LIB_DIR=$electra_lib_target/$electra_lib_subdir
 
-# Builds the library (unless ELECTRA_SKIP_BUILD=1) and gives it its soname beside it: programs
-# linked with -lelectra record libelectra.so.<ABI>, and cargo writes only libelectra.so.
+# Builds the library (unless ELECTRA_SKIP_BUILD=1) with `make lib` (cdylib + staticlib, as
+# tests/c/test_install.sh builds and installs it, so that suite finds it built) and gives it its
+# soname beside it: programs linked with -lelectra record libelectra.so.<ABI>, and cargo writes
+# only libelectra.so.
 electra_lib_build() {
+  mkdir -p "$electra_lib_target"
   if [ "${ELECTRA_SKIP_BUILD:-0}" != 1 ]; then
-    echo "-- cargo build --profile $electra_lib_profile --lib --features $electra_lib_features"
-    (cd "$electra_lib_repo" && cargo build --profile "$electra_lib_profile" --lib --features "$electra_lib_features" --quiet)
+    echo "-- make lib PROFILE=$electra_lib_profile FEATURES=$electra_lib_features"
+    make -C "$electra_lib_repo" --no-print-directory lib PROFILE="$electra_lib_profile" \
+      FEATURES="$electra_lib_features" CARGO_TARGET_DIR="$electra_lib_target" >/dev/null 2>"$electra_lib_target/lib-build.log" ||
+      { cat "$electra_lib_target/lib-build.log" >&2; return 1; }
   fi
   [ -f "$ELECTRA_LIB_DIR/libelectra.so" ] || { echo "missing $ELECTRA_LIB_DIR/libelectra.so" >&2; return 1; }
   local abi

@@ -48,8 +48,8 @@ suite "rustfmt" cargo fmt --all -- --check
 suite "module graph (no import cycle)" python3 scripts/module-graph.py
 # One feature set for clippy and the tests, so both build the crate and its dependencies once:
 # MPI, JNI and CUDA (a superset of the default build; the CUDA feature builds with no toolkit or
-# GPU: cudarc loads the driver at run time). Then the library and the command line without them
-# (the code behind #[cfg(not(feature = ...))], src/backend/cuda_stub.rs among it).
+# GPU: cudarc loads the driver at run time). Then the library without them (the code behind
+# #[cfg(not(feature = ...))], src/backend/cuda_stub.rs among it; the command line has none).
 FEATURES=mpi,jni,cuda
 # NVRTC and ptxas for the CUDA kernels' compile check (tests/cuda_kernels.rs), set for the whole
 # run: an environment that changes between cargo calls re-runs build scripts that track it
@@ -64,7 +64,7 @@ fi
 # them all again).
 export ELECTRA_LIB_PROFILE=dev ELECTRA_LIB_FEATURES=$FEATURES
 suite "clippy --features $FEATURES" cargo clippy --features "$FEATURES" --all-targets -- -D warnings
-suite "clippy (default features)" cargo clippy --lib --bins -- -D warnings
+suite "clippy (default features)" cargo clippy --lib -- -D warnings
 # With the MPI feature, so tests/mpi.rs runs too: it launches itself under `mpirun -np 2`
 # (equivalence with one process, resume, failing, killed and hung ranks, the CLI's resume).
 # With `jni` too: src/jni/'s unit tests (the Java binding itself runs under JUnit below).

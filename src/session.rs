@@ -121,6 +121,26 @@ fn encoder_for_hidden_states(
     }
 }
 
+/// The encoder [`Session::representations`] looks at: the discriminator's, a classifier's, else
+/// the generator's (a masked-LM model alone).
+fn probe_encoder(model: &Model) -> Result<(&crate::config::ElectraConfig, &crate::model::encoder::Encoder)> {
+    match (model.disc(), model.cls(), model.gen()) {
+        (Some(d), _, _) => Ok((&d.config, &d.encoder)),
+        (None, Some(c), _) => Ok((&c.config, &c.encoder)),
+        (None, None, Some(g)) => Ok((&g.config, &g.encoder)),
+        _ => Err(Error::Unsupported("the model has no encoder".into())),
+    }
+}
+
+/// See [`Session::representations`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Representations {
+    /// Last hidden states `[B, T, H]`.
+    pub hidden: Vec<f32>,
+    /// Mean attention entropy (nats) per layer, over real query tokens and heads.
+    pub entropy: Vec<f64>,
+}
+
 impl Session {
     /// A session over `model` on the CPU with one worker thread per core.
     pub fn new(model: Arc<Model>) -> Result<Self> {
@@ -239,6 +259,42 @@ impl Session {
             let w = if model.quant.is_some() { w } else { &flat };
             enc.forward(be, w, &mut s.acts, batch)?;
             deliver(be, s.acts.output(enc), &mut out[..len], Some(batch.seq_len), cfg.hidden_size)
+        })
+    }
+
+    /// What a probe of pre-training looks at, from one forward of the encoder that represents
+    /// text (the discriminator's, a classifier's, else the masked-LM model's) on the checkpoint
+    /// weights: its last hidden states `[B, T, H]` and, per layer, the mean entropy (nats) of the
+    /// attention distributions of real query tokens over all heads. Keeps every layer's
+    /// probabilities for the call (the memory of a training forward).
+    pub fn representations(&mut self, batch: &Batch) -> Result<Representations> {
+        let n = batch.tokens()?;
+        let cfg = probe_encoder(&self.model)?.0.clone();
+        batch.validate(&cfg)?;
+        let need = crate::limits::activation_bytes(&cfg, batch.batch, batch.seq_len, true)?;
+        crate::limits::check(need, self.budget, "a probe forward")?;
+        self.run(|be, model, w, _| {
+            let (_, enc) = probe_encoder(model)?;
+            let mut acts = EncoderActs::new(true);
+            enc.forward(be, &Weights::flat(w.flat), &mut acts, batch)?;
+            let mut hidden = vec![0.0; n * enc.hidden];
+            deliver(be, acts.output(enc), &mut hidden, Some(batch.seq_len), enc.hidden)?;
+            let (b, t, nh) = (batch.batch, batch.seq_len, enc.heads);
+            let real = |i: usize| batch.attention_mask.is_none_or(|m| m[i] != 0);
+            let mut entropy = Vec::with_capacity(enc.layers.len());
+            for la in &acts.layers[..enc.layers.len()] {
+                let p = backend::to_host(be, &la.probs, b * nh * t * t)?;
+                let (mut sum, mut rows) = (0.0f64, 0usize);
+                for (r, row) in p.chunks_exact(t).enumerate() {
+                    // Row r is query r % T of batch row r / (NH·T).
+                    if real((r / (nh * t)) * t + r % t) {
+                        sum -= row.iter().filter(|&&x| x > 0.0).map(|&x| x as f64 * (x as f64).ln()).sum::<f64>();
+                        rows += 1;
+                    }
+                }
+                entropy.push(sum / rows.max(1) as f64);
+            }
+            Ok(Representations { hidden, entropy })
         })
     }
 

@@ -540,7 +540,7 @@ fn generated_hostile_argument_combinations_fail_cleanly() {
 /// (status 2, the flag named) before anything runs.
 #[test]
 fn numeric_flags_are_checked_before_anything_runs() {
-    let cases: [&[&str]; 14] = [
+    let cases: [&[&str]; 17] = [
         &["finetune", "--model", "m", "--train", "t", "--out", "o", "--batch-size", "0"],
         &["finetune", "--model", "m", "--train", "t", "--out", "o", "--epochs", "0"],
         &["finetune", "--model", "m", "--train", "t", "--out", "o", "--seq-len", "1"],
@@ -554,6 +554,9 @@ fn numeric_flags_are_checked_before_anything_runs() {
         &["pretrain", "--out", "o", "--temperature", "-1"],
         &["pretrain", "--out", "o", "--log-every", "0"],
         &["pretrain", "--out", "o", "--accumulate-steps", "0"],
+        &["pretrain", "--out", "o", "--dropout", "1.5"],
+        &["pretrain", "--out", "o", "--dropout", "maybe"],
+        &["finetune", "--model", "m", "--train", "t", "--out", "o", "--dropout", "-0.1"],
         &["fill-mask", "--model", "m", "--top-k", "0", "x [MASK]"],
     ];
     for args in cases {
@@ -563,6 +566,46 @@ fn numeric_flags_are_checked_before_anything_runs() {
         let flag = args.iter().rev().find(|a| a.starts_with("--") && a.len() > 2).unwrap();
         let flag = flag.split('=').next().unwrap();
         assert!(o.stderr.contains(flag), "{args:?}: {}", o.stderr);
+    }
+}
+
+/// With --probe-train/--probe-eval every evaluation logs the representation statistics and the
+/// probes' accuracy (step 0's is the random-init baseline); one file without the other is a
+/// usage error.
+#[test]
+fn probes_are_logged_at_each_evaluation() {
+    let dir = temp("probe");
+    let (train, eval) = (dir.with_extension("train.tsv"), dir.with_extension("eval.tsv"));
+    let rows = |n: usize| {
+        (0..n)
+            .map(|i| if i % 2 == 0 { format!("good\tthe whale was {i}\n") } else { format!("bad\tcall me {i}\n") })
+            .collect::<String>()
+    };
+    std::fs::write(&train, rows(40)).unwrap();
+    std::fs::write(&eval, rows(10)).unwrap();
+    pretrain(&dir, &["--probe-train", s(&train)]).refused().says("--probe-eval");
+    let _ = std::fs::remove_dir_all(&dir);
+    pretrain(&dir, &["--probe-train", s(&train), "--probe-eval", s(&eval), "--dropout", "0.2"]).ok();
+    let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let evals: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v.get("eval_cls_cosine").is_some())
+        .collect();
+    assert_eq!(evals.len(), 2, "step 0 and the end: {metrics}");
+    for v in &evals {
+        for key in ["probe_mean_accuracy", "probe_cls_accuracy", "eval_cls_cosine"] {
+            let x = v[key].as_f64().unwrap_or_else(|| panic!("{key} in {v}"));
+            assert!((-1.0..=1.0).contains(&x), "{key} = {x}");
+        }
+        let entropy = v["eval_attention_entropy"].as_array().unwrap();
+        assert_eq!(entropy.len(), 2, "one entropy per layer: {v}");
+        assert!(entropy.iter().all(|h| h.as_f64().unwrap() > 0.0));
+    }
+    assert!(std::fs::read_to_string(dir.join("curves.svg")).unwrap().contains("probe mean-pooled"));
+    for p in [&dir, &train, &eval] {
+        let _ = std::fs::remove_dir_all(p);
+        let _ = std::fs::remove_file(p);
     }
 }
 

@@ -7,6 +7,7 @@ pub mod eval;
 pub mod flops;
 pub mod masking;
 pub mod options;
+pub mod probe;
 pub mod trainer;
 
 pub use checkpoint::ResumeOptions;

@@ -96,8 +96,17 @@ enum Cmd {
         temperature: Option<f32>,
         /// Dropout in training: true (config.json's hidden_dropout_prob and
         /// attention_probs_dropout_prob, as HF; the default), false, or one probability for all.
-        #[arg(long, value_parser = args::dropout)]
+        #[arg(long, allow_negative_numbers = true, value_parser = args::dropout)]
         dropout: Option<electra::options::DropoutSetting>,
+        /// Labelled text (label<TAB>text per line) for a linear probe at each evaluation: a
+        /// logistic regression on the frozen mean-pooled and [CLS] states, trained on this
+        /// file and scored on --probe-eval, logged as probe_*_accuracy in metrics.jsonl and
+        /// drawn in curves.svg beside step 0's (random init).
+        #[arg(long, requires = "probe_eval")]
+        probe_train: Option<PathBuf>,
+        /// The probe's evaluation file (label<TAB>text).
+        #[arg(long, requires = "probe_train")]
+        probe_eval: Option<PathBuf>,
         /// Evaluate on held-out text every N steps (0: at the start and the end only).
         #[arg(long, allow_negative_numbers = true, default_value_t = 100, value_parser = args::steps)]
         eval_every: u64,
@@ -204,7 +213,7 @@ enum Cmd {
         threads: usize,
         /// Dropout in training: true (config.json's probabilities, and classifier_dropout in
         /// the head, as HF; the default), false, or one probability for all.
-        #[arg(long, value_parser = args::dropout)]
+        #[arg(long, allow_negative_numbers = true, value_parser = args::dropout)]
         dropout: Option<electra::options::DropoutSetting>,
     },
     /// Label probabilities of TEXT from a fine-tuned classifier (or, with --input, one JSON line
@@ -320,6 +329,8 @@ fn run(cli: Cli, given: &pretrain::Given) -> electra::Result<ExitCode> {
             warmup_steps,
             temperature,
             dropout,
+            probe_train,
+            probe_eval,
             eval_every,
             eval_batches,
             save_every,
@@ -371,6 +382,8 @@ fn run(cli: Cli, given: &pretrain::Given) -> electra::Result<ExitCode> {
                 warmup_steps,
                 temperature,
                 dropout,
+                probe_train,
+                probe_eval,
                 eval_every,
                 eval_batches,
                 save_every,

@@ -13,7 +13,9 @@ use electra::io::read::{read_regular_utf8, MAX_CONFIG_BYTES};
 use electra::limits;
 use electra::pretrain::eval::{evaluate, EvalStats};
 use electra::pretrain::flops::train_step_flops;
+use electra::pretrain::probe::{linear_probes, representation_stats, LabelledRows};
 use electra::pretrain::{Distributed, Objective, ResumeOptions, StepStats, TrainOptions, Trainer};
+use electra::session::{Session, SessionOptions};
 use electra::Device;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -56,6 +58,12 @@ pub struct PretrainArgs {
     /// Generator sampling temperature (default: [`default_temperature`]).
     #[serde(default)]
     pub temperature: Option<f32>,
+    /// Labelled files (label<TAB>text) of the linear probes at each evaluation.
+    #[serde(default)]
+    pub probe_train: Option<PathBuf>,
+    /// Their evaluation file.
+    #[serde(default)]
+    pub probe_eval: Option<PathBuf>,
     /// `--dropout` (default: config.json's probabilities).
     #[serde(default)]
     pub dropout: Option<electra::options::DropoutSetting>,
@@ -273,6 +281,48 @@ struct EvalLine {
     eval_disc_accuracy: Option<f64>,
     eval_mlm_accuracy: f64,
     eval_tokens: usize,
+    /// Mean pairwise cosine of held-out [CLS] states (electra::pretrain::probe).
+    eval_cls_cosine: f64,
+    /// Mean attention entropy per layer (nats).
+    eval_attention_entropy: Vec<f64>,
+    /// Dev accuracy of the linear probes (with --probe-train/--probe-eval).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    probe_mean_accuracy: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    probe_cls_accuracy: Option<f64>,
+}
+
+/// The probes' labelled rows, `[CLS] text [SEP]` cut to `seq_len`; labels numbered in sorted
+/// order of the training file's names (evaluation rows of another label are an error).
+fn probe_sets(tok: &Tokenizer, train: &Path, eval: &Path, seq_len: usize) -> Result<(LabelledRows, LabelledRows)> {
+    let (tr, ev) = (super::finetune::read_labeled(train)?, super::finetune::read_labeled(eval)?);
+    let mut names: Vec<&str> = tr.iter().map(|(l, _)| l.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.len() < 2 || names.len() > electra::limits::MAX_LABELS {
+        return Err(Error::arg(format!(
+            "--probe-train {}: {} labels; a probe needs 2 to {}",
+            train.display(),
+            names.len(),
+            electra::limits::MAX_LABELS
+        )));
+    }
+    let sp = tok.special_ids();
+    let encode = |rows: &[(String, String)], file: &Path| -> Result<LabelledRows> {
+        let rows = rows
+            .iter()
+            .map(|(l, text)| {
+                let y = names.binary_search(&l.as_str()).map_err(|_| {
+                    Error::arg(format!("--probe-eval {}: label {l:?} is not in --probe-train", file.display()))
+                })?;
+                let mut ids = tok.encode(text)?;
+                ids.truncate(seq_len.saturating_sub(2));
+                Ok((y, [vec![sp.cls], ids, vec![sp.sep]].concat()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(LabelledRows { rows, num_labels: names.len(), pad: sp.pad })
+    };
+    Ok((encode(&tr, train)?, encode(&ev, eval)?))
 }
 
 fn append(path: &Path, line: &impl Serialize) -> Result<()> {
@@ -339,8 +389,8 @@ fn refuse_earlier_run(dir: &Path) -> Result<()> {
 }
 
 /// The options a resumed run continues with: the checkpoint's run.json, except the flags that
-/// may change between sessions (steps, threads, device, the save/log/eval cadence and the
-/// collective timeout) when given. Any other flag given with a value other than the checkpoint's
+/// may change between sessions (steps, threads, device, the save/log/eval cadence, the probe
+/// files and the collective timeout) when given. Any other flag given with a value other than the checkpoint's
 /// is refused, naming the value the checkpoint holds.
 fn resume_args(args: PretrainArgs, given: &Given) -> Result<PretrainArgs> {
     let run_dir = args.out.clone();
@@ -442,6 +492,8 @@ fn resume_args(args: PretrainArgs, given: &Given) -> Result<PretrainArgs> {
         save_every: if pick("save_every") { args.save_every } else { saved.save_every },
         log_every: if pick("log_every") { args.log_every } else { saved.log_every },
         eval_every: if pick("eval_every") { args.eval_every } else { saved.eval_every },
+        probe_train: if pick("probe_train") { args.probe_train.clone() } else { saved.probe_train.clone() },
+        probe_eval: if pick("probe_eval") { args.probe_eval.clone() } else { saved.probe_eval.clone() },
         collective_timeout: if pick("collective_timeout") { args.collective_timeout } else { saved.collective_timeout },
         ..saved
     })
@@ -609,11 +661,29 @@ pub fn run(mut args: PretrainArgs, mode: Mode) -> Result<()> {
         });
     }
     let metrics = run_dir.join("metrics.jsonl");
-    let eval_now = |trainer: &Trainer| -> Result<Option<EvalStats>> {
+    let probes = match (&args.probe_train, &args.probe_eval) {
+        (Some(tr), Some(ev)) => Some(probe_sets(&tok, tr, ev, args.seq_len)?),
+        (None, None) => None,
+        _ => return Err(Error::arg("--probe-train and --probe-eval go together")),
+    };
+    let eval_now = |trainer: &Trainer| -> Result<Option<(EvalStats, String)>> {
         if eval_set.is_empty() {
             return Ok(None);
         }
-        let e = evaluate(Arc::new(trainer.model()?), &trainer.opts, &eval_set, 1234)?;
+        let model = Arc::new(trainer.model()?);
+        let e = evaluate(model.clone(), &trainer.opts, &eval_set, 1234)?;
+        let o = &trainer.opts;
+        let sopts = SessionOptions {
+            device: o.device,
+            threads: o.threads,
+            max_memory_bytes: o.max_memory_bytes,
+            simd: o.simd,
+            tf32: o.tf32,
+            ..Default::default()
+        };
+        let mut s = Session::with_options(model, &sopts)?;
+        let rep = representation_stats(&mut s, &eval_set)?;
+        let probe = probes.as_ref().map(|(tr, ev)| linear_probes(&mut s, tr, ev)).transpose()?;
         append(
             &metrics,
             &EvalLine {
@@ -622,9 +692,18 @@ pub fn run(mut args: PretrainArgs, mode: Mode) -> Result<()> {
                 eval_disc_accuracy: e.disc_accuracy,
                 eval_mlm_accuracy: e.mlm_accuracy,
                 eval_tokens: e.tokens,
+                eval_cls_cosine: rep.cls_cosine,
+                eval_attention_entropy: rep.attention_entropy.clone(),
+                probe_mean_accuracy: probe.map(|p| p.mean_pooled),
+                probe_cls_accuracy: probe.map(|p| p.cls),
             },
         )?;
-        Ok(Some(e))
+        let entropy = rep.attention_entropy.iter().map(|h| format!("{h:.2}")).collect::<Vec<_>>().join(" ");
+        let mut line = format!("[CLS] cosine {:.3}, attention entropy per layer {entropy}", rep.cls_cosine);
+        if let Some(p) = probe {
+            line += &format!(", probe accuracy mean-pooled {:.3} [CLS] {:.3}", p.mean_pooled, p.cls);
+        }
+        Ok(Some((e, line)))
     };
     let params = trainer.params().numel();
     if world > 1 && lead {
@@ -639,11 +718,14 @@ pub fn run(mut args: PretrainArgs, mode: Mode) -> Result<()> {
         eprintln!("{}", plan_line(&args, params, &corpus_paths, tok.vocab_size()));
     }
     let first_eval = if trainer.step == 0 { eval_now(&trainer)? } else { None };
-    match first_eval {
-        Some(EvalStats { disc_auc: Some(auc), .. }) => eprintln!("step 0: held-out discriminator AUC {auc:.3}"),
-        Some(e) => eprintln!("step 0: held-out MLM accuracy {:.3}", e.mlm_accuracy),
+    match &first_eval {
+        Some((EvalStats { disc_auc: Some(auc), .. }, line)) => {
+            eprintln!("step 0: held-out discriminator AUC {auc:.3}; {line}")
+        }
+        Some((e, line)) => eprintln!("step 0: held-out MLM accuracy {:.3}; {line}", e.mlm_accuracy),
         None => {}
     }
+    let first_eval = first_eval.map(|(e, _)| e);
     let bar = if lead { indicatif::ProgressBar::new(args.steps) } else { indicatif::ProgressBar::hidden() };
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]")
@@ -721,13 +803,13 @@ pub fn run(mut args: PretrainArgs, mode: Mode) -> Result<()> {
             window_tokens = 0;
         }
         if args.eval_every > 0 && s.step % args.eval_every == 0 && s.step < args.steps {
-            if let Some(e) = eval_now(&trainer)? {
+            if let Some((e, line)) = eval_now(&trainer)? {
                 let msg = match (e.disc_auc, e.disc_accuracy) {
                     (Some(auc), Some(acc)) => format!(
-                        "step {}: held-out discriminator AUC {auc:.3}, accuracy {acc:.3}, generator MLM accuracy {:.3}",
+                        "step {}: held-out discriminator AUC {auc:.3}, accuracy {acc:.3}, generator MLM accuracy {:.3}; {line}",
                         s.step, e.mlm_accuracy
                     ),
-                    _ => format!("step {}: held-out MLM accuracy {:.3}", s.step, e.mlm_accuracy),
+                    _ => format!("step {}: held-out MLM accuracy {:.3}; {line}", s.step, e.mlm_accuracy),
                 };
                 if plain {
                     eprintln!("{msg}");
@@ -755,7 +837,10 @@ pub fn run(mut args: PretrainArgs, mode: Mode) -> Result<()> {
         );
         return Err(Error::Cancelled);
     }
-    let final_eval = eval_now(&trainer)?;
+    let final_eval = eval_now(&trainer)?.map(|(e, line)| {
+        eprintln!("step {}: {line}", trainer.step);
+        e
+    });
     let final_dir = run_dir.join("final");
     // The tokenizer goes into the same unit as the weights: a kill leaves the old final/ or a
     // complete new one.
@@ -816,10 +901,25 @@ fn plan_line(args: &PretrainArgs, params: usize, corpus: &[PathBuf], vocab: usiz
     )
 }
 
+/// A flat line at a series' step-0 value over its steps (the random-init baseline of a probe),
+/// in a lighter shade of its colour.
+fn baseline(name: &str, points: &[(f64, f64)], (r, g, b): (u8, u8, u8)) -> Option<plot::Series> {
+    let &(first, y) = points.first().filter(|p| p.0 == 0.0)?;
+    let last = points.last().map_or(first, |p| p.0);
+    let light = |c: u8| c / 2 + 127;
+    Some(plot::Series {
+        name: name.into(),
+        points: vec![(first, y), (last.max(first + 1.0), y)],
+        color: (light(r), light(g), light(b)),
+        markers: false,
+    })
+}
+
 /// Draws metrics.jsonl as curves.svg: training losses and held-out metrics against the step.
 pub fn plot_metrics(metrics: &Path, out: &Path) -> Result<()> {
     let text = read_text(metrics, MAX_TEXT_FILE_BYTES, "metrics.jsonl")?;
     let (mut mlm, mut disc, mut auc, mut acc) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut cosine, mut entropy, mut probe_mean, mut probe_cls) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for line in text.lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
         let step = v["step"].as_f64().unwrap_or(0.0);
@@ -828,6 +928,18 @@ pub fn plot_metrics(metrics: &Path, out: &Path) -> Result<()> {
                 auc.push((step, a));
             }
             acc.push((step, x));
+            for (key, series) in [
+                ("eval_cls_cosine", &mut cosine),
+                ("probe_mean_accuracy", &mut probe_mean),
+                ("probe_cls_accuracy", &mut probe_cls),
+            ] {
+                if let Some(y) = v[key].as_f64() {
+                    series.push((step, y));
+                }
+            }
+            if let Some(h) = v["eval_attention_entropy"].as_array().filter(|h| !h.is_empty()) {
+                entropy.push((step, h.iter().filter_map(|x| x.as_f64()).sum::<f64>() / h.len() as f64));
+            }
         } else {
             mlm.push((step, v["mlm_loss"].as_f64().unwrap_or(f64::NAN)));
             disc.push((step, v["disc_loss"].as_f64().unwrap_or(f64::NAN)));
@@ -861,6 +973,30 @@ pub fn plot_metrics(metrics: &Path, out: &Path) -> Result<()> {
                 ],
             },
             right: None,
+        },
+        plot::Panel {
+            title: "representations (held-out; probes on frozen features)".into(),
+            left: plot::YAxis {
+                label: "probe accuracy / [CLS] cosine".into(),
+                range: Some((0.0, 1.0)),
+                series: [
+                    baseline("probe mean-pooled, step 0 (random init)", &probe_mean, (255, 127, 14)),
+                    baseline("probe [CLS], step 0 (random init)", &probe_cls, (23, 190, 207)),
+                ]
+                .into_iter()
+                .flatten()
+                .chain([
+                    series("probe mean-pooled", probe_mean, (255, 127, 14), true),
+                    series("probe [CLS]", probe_cls, (23, 190, 207), true),
+                    series("[CLS] pairwise cosine", cosine, (127, 127, 127), true),
+                ])
+                .collect(),
+            },
+            right: Some(plot::YAxis {
+                label: "attention entropy, mean of layers (nats)".into(),
+                range: None,
+                series: vec![series("attention entropy", entropy, (188, 189, 34), true)],
+            }),
         },
     ])?;
     write_atomic(out, svg.as_bytes())
