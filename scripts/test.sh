@@ -59,6 +59,9 @@ nv=$(ls -d "$tools"/lib/python3*/site-packages/nvidia 2>/dev/null | head -1 || t
 if [ -n "$nv" ]; then
   export LD_LIBRARY_PATH="$nv/cuda_nvrtc/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ELECTRA_PTXAS="$nv/cuda_nvcc/bin/ptxas"
 fi
+# No incremental compilation: the test command builds mostly from scratch (CI always does), where
+# writing incremental caches only costs time; a developer's own cargo calls keep them.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 # The library the C, example and binding suites test (scripts/lib-under-test.sh): the build of
 # `cargo test` below, whose dependencies are then compiled already (a release build would compile
 # them all again).
