@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 /// What the device needs to reproduce `rng`'s next draws: its key, stream and word position.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct KeystreamAt {
     /// The 256-bit key (the seed) as little-endian words.
@@ -71,8 +71,13 @@ impl Dropout {
     /// The mask of probability `p` at `at`; `None` when nothing would be dropped (p ≤ 0 or NaN).
     /// p must be below 1 (the options refuse more).
     pub fn new(p: f32, at: KeystreamAt) -> Option<Self> {
-        let t = (f64::from(p) * 4_294_967_296.0).round();
-        (t >= 1.0).then(|| Dropout { threshold: t.min(f64::from(u32::MAX)) as u32, at })
+        let threshold = Self::threshold_of(p);
+        (threshold > 0).then_some(Dropout { threshold, at })
+    }
+
+    /// round(p·2³²), the threshold of probability `p` (0 for p ≤ 0 or NaN; p below 1).
+    pub fn threshold_of(p: f32) -> u32 {
+        (f64::from(p) * 4_294_967_296.0).round().clamp(0.0, f64::from(u32::MAX)) as u32
     }
 
     /// The drop probability the threshold stands for.

@@ -41,12 +41,13 @@ pub struct ClsHeadActs {
     pub logits: Buf,
     /// Dropout of the next forward (its `hidden` probability, HF's `classifier_dropout`, on the
     /// [CLS] state and on the GELU output), read again by the backward. `None`: as in eval.
-    pub dropout: Option<TowerDropout>,
+    pub dropout: TowerDropout,
 }
 
 impl ClsHeadActs {
     fn masks(&self) -> [Option<crate::backend::Dropout>; 2] {
-        let site = |s| self.dropout.and_then(|d| d.site(d.hidden, s));
+        let d = self.dropout;
+        let site = |s| d.site(d.hidden, s);
         [site(HEAD_SITES), site(HEAD_SITES + 1)]
     }
 }

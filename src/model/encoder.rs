@@ -100,20 +100,29 @@ impl Encoder {
 /// each residual add), `attention` on the attention probabilities. Each site reads its own part
 /// of one keystream (site s at word s·2⁴⁰), so a step's masks depend only on the key and stream
 /// the trainer chose for it, never on threads or backend, and the backward re-derives them.
-#[derive(Clone, Copy, Debug, PartialEq)]
+///
+/// The default drops nothing (as in eval). The probabilities are kept as the masks' integer
+/// thresholds, computed once: a site's mask is then a plain copy, with no floating-point work
+/// on a value that may not be in use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TowerDropout {
-    /// `hidden_dropout_prob`.
-    pub hidden: f32,
-    /// `attention_probs_dropout_prob`.
-    pub attention: f32,
+    /// `hidden_dropout_prob` as a [`Dropout::threshold`] (0: none).
+    pub hidden: u32,
+    /// `attention_probs_dropout_prob`, likewise.
+    pub attention: u32,
     /// The keystream (its word position is ignored: the sites set it).
     pub at: KeystreamAt,
 }
 
 impl TowerDropout {
-    /// Site `s`'s mask of probability `p` (none when p is 0).
-    pub fn site(&self, p: f32, s: u64) -> Option<Dropout> {
-        Dropout::new(p, KeystreamAt { word_pos: s << 40, ..self.at })
+    /// Whether any site drops.
+    pub fn is_active(&self) -> bool {
+        self.hidden > 0 || self.attention > 0
+    }
+
+    /// Site `s`'s mask of threshold `threshold` (none when 0).
+    pub fn site(&self, threshold: u32, s: u64) -> Option<Dropout> {
+        (threshold > 0).then_some(Dropout { threshold, at: KeystreamAt { word_pos: s << 40, ..self.at } })
     }
 
     fn embeddings(&self) -> Option<Dropout> {
@@ -141,11 +150,11 @@ impl TowerDropout {
         cfg: &ElectraConfig,
         key: [u32; 8],
         stream: u64,
-    ) -> Result<Option<Self>> {
+    ) -> Result<Self> {
         let (hidden, attention) =
             setting.probabilities((cfg.hidden_dropout_prob, cfg.attention_probs_dropout_prob), "dropout")?;
         let at = KeystreamAt { key, stream, word_pos: 0 };
-        Ok((hidden > 0.0 || attention > 0.0).then_some(TowerDropout { hidden, attention, at }))
+        Ok(TowerDropout { hidden: Dropout::threshold_of(hidden), attention: Dropout::threshold_of(attention), at })
     }
 }
 
@@ -224,8 +233,8 @@ pub struct EncoderActs {
     /// backward recomputes it from the pre-activation), which saves L·N·I floats.
     pub ff_act: Buf,
     /// Dropout of the next forward (training only; set by the trainer before each forward, and
-    /// read again by the backward to rebuild the same masks). `None`: the network as in eval.
-    pub dropout: Option<TowerDropout>,
+    /// read again by the backward to rebuild the same masks). The default: the network as in eval.
+    pub dropout: TowerDropout,
 }
 
 /// Uploads an optional host input into an optional device buffer.
@@ -331,7 +340,7 @@ impl Encoder {
         be.embedding(&mut acts.emb_sum, tokens, w, &self.emb)?;
         be.layer_norm(&mut acts.emb_out, &mut acts.emb_ln, &acts.emb_sum, w.flat, &self.emb.ln, n)?;
         let drop = acts.dropout;
-        if let Some(d) = drop.and_then(|d| d.embeddings()) {
+        if let Some(d) = drop.embeddings() {
             be.dropout(&mut acts.emb_out, n * self.emb_dim, d)?;
         }
         if let Some(p) = &self.proj {
@@ -361,21 +370,21 @@ impl Encoder {
             be.attention(&mut la.ctx, &mut la.probs, Qkv { q: &la.q, k: &la.k, v: &la.v }, &acts.mask_add, shape)?;
             // x1 = LN1(drop(dense_o(ctx)) + x), fused per row block without dropout.
             let y = ResidualLn { sum: &mut la.ln1_in, out: &mut la.x1, stats: &mut la.ln1 };
-            residual_block(be, y, (&la.ctx, x), w, (&ly.attn_out(), n), drop.and_then(|d| d.attention_output(l)))?;
+            residual_block(be, y, (&la.ctx, x), w, (&ly.attn_out(), n), drop.attention_output(l))?;
             // ff_act = act(dense_inter(x1)), bias and activation fused.
             let y = Activated { pre: &mut la.ff_pre, act: &mut acts.ff_act, f: self.act };
             be.linear_act(y, &la.x1, w, &ly.inter, n)?;
             // out = LN2(drop(dense_out(ff_act)) + x1).
             let y = ResidualLn { sum: &mut la.ln2_in, out: &mut la.out, stats: &mut la.ln2 };
-            residual_block(be, y, (&acts.ff_act, &la.x1), w, (&ly.ffn_out(), n), drop.and_then(|d| d.ffn_output(l)))?;
+            residual_block(be, y, (&acts.ff_act, &la.x1), w, (&ly.ffn_out(), n), drop.ffn_output(l))?;
         }
         Ok(())
     }
 
     /// The attention dimensions of a `[B, T]` batch, with layer `l`'s dropout when training.
-    fn attention_shape(&self, b: usize, t: usize, drop: Option<TowerDropout>, l: usize) -> AttentionShape {
+    fn attention_shape(&self, b: usize, t: usize, drop: TowerDropout, l: usize) -> AttentionShape {
         AttentionShape {
-            dropout: drop.and_then(|d| d.attention_probs(l)),
+            dropout: drop.attention_probs(l),
             ..AttentionShape::new(b, t, self.heads, self.hidden / self.heads)
         }
     }
@@ -455,7 +464,7 @@ impl Encoder {
             (&mut gs.d_scores, b * self.heads * t * t),
             (&mut gs.d_emb, n * e),
             (&mut gs.d_emb_sum, n * e),
-            (&mut gs.d_drop, if acts.dropout.is_some() { n * h } else { 0 }),
+            (&mut gs.d_drop, if acts.dropout.is_active() { n * h } else { 0 }),
         ] {
             be.ensure(v, len)?;
         }
@@ -464,7 +473,7 @@ impl Encoder {
         for l in (0..self.layers.len()).rev() {
             let x = if l == 0 { acts.layer0_input(self) } else { &acts.layers[l - 1].out };
             let (la, shape) = (&acts.layers[l], self.attention_shape(b, t, drop, l));
-            let masks = [drop.and_then(|d| d.attention_output(l)), drop.and_then(|d| d.ffn_output(l))];
+            let masks = [drop.attention_output(l), drop.ffn_output(l)];
             self.layer_backward(bp, (&self.layers[l], masks), la, x, gs, shape)?;
         }
         let p = &mut bp.params;
@@ -476,7 +485,7 @@ impl Encoder {
             &mut gs.d_res
         };
         // Through the embeddings' dropout: the same mask on the gradient.
-        if let Some(d) = drop.and_then(|d| d.embeddings()) {
+        if let Some(d) = drop.embeddings() {
             be.dropout(d_emb_out, n * e, d)?;
         }
         let d_emb_out = &*d_emb_out;
