@@ -289,7 +289,7 @@ done
 # --- smoke test: the x86_64 library runs on this host ---
 # Android's x86_64 libelectra.so on an x86-64 Linux host, over glibc with scripts/android/host-shim.c
 # (preloaded) standing in for what bionic has and glibc lacks or defines differently: examples/infer.c runs a fixture model through
-# it (logits compared with the host's own build when target/release has one), and a panic is
+# it (logits compared with the host's own build when scripts/lib-under-test.sh's exists), and a panic is
 # caught across the same unwinder, linker and flags (scripts/android/smoke.rs).
 if [ "$(uname -m)" != x86_64 ] || [ ! -f "$work/aar/jni/x86_64/libelectra.so" ] || ! command -v gcc >/dev/null; then
   skip "host smoke test of jni/x86_64/libelectra.so (needs an x86-64 Linux host with gcc and the x86_64 library)"
@@ -309,12 +309,17 @@ else
   n=$(wc -l <"$smoke/logits.txt")
   awk '$1 + 0 != $1 || $1 != $1 { exit 1 }' "$smoke/logits.txt" && [ "$n" -gt 0 ] ||
     die "examples/infer.c on the Android x86_64 library: no or non-numeric logits"
-  cmp_note="(no target/release/libelectra.so to compare with)"
-  if [ -f "$target/release/libelectra.so" ]; then
-    gcc -std=c99 -O2 -Iinclude examples/infer.c -o "$smoke/infer-host" -L"$target/release" \
-      -Wl,-rpath,"$PWD/$target/release" -lelectra -lm
+  # The host library to compare with: the one the C and binding suites test
+  # (scripts/lib-under-test.sh; scripts/test.sh builds it before this suite), if it is there.
+  # shellcheck source=lib-under-test.sh
+  . scripts/lib-under-test.sh
+  host=$ELECTRA_LIB_DIR
+  cmp_note="(no $host/libelectra.so to compare with)"
+  if [ -f "$host/libelectra.so" ]; then
+    gcc -std=c99 -O2 -Iinclude examples/infer.c -o "$smoke/infer-host" -L"$host" \
+      -Wl,-rpath,"$host" -lelectra -lm
     abi=$(sed -n 's/^#define ELECTRA_ABI_VERSION \([0-9][0-9]*\)$/\1/p' include/electra.h)
-    ln -sf libelectra.so "$target/release/libelectra.so.$abi"
+    ln -sf libelectra.so "$host/libelectra.so.$abi"
     "$smoke/infer-host" --logits "$model" >"$smoke/logits-host.txt"
     paste "$smoke/logits.txt" "$smoke/logits-host.txt" | awk '
       function abs(x) { return x < 0 ? -x : x }
