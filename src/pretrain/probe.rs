@@ -87,33 +87,25 @@ pub struct ProbeAccuracy {
     pub cls: f64,
 }
 
-/// Frozen features of rows: mean-pooled and [CLS] final states, `[rows, H]` each.
+/// Frozen features of rows: mean-pooled and [CLS] final states, `[rows, H]` each. One row per
+/// forward, unpadded: a feature must not depend on which rows share its batch (padding and
+/// batch shape change the rounding of a row's states, and a probe on standardised features can
+/// read such noise).
 fn features(s: &mut Session, data: &LabelledRows) -> Result<(Vec<f64>, Vec<f64>, usize)> {
     let (mut mean, mut cls, mut dim) = (Vec::new(), Vec::new(), 0);
-    // Sorted by length within the file's order of chunks of 32, so padding stays small.
-    for chunk in data.rows.chunks(32) {
-        let t = chunk.iter().map(|(_, r)| r.len()).max().unwrap_or(1);
-        let b = chunk.len();
-        let mut ids = vec![data.pad; b * t];
-        let mut mask = vec![0; b * t];
-        for (r, (_, row)) in chunk.iter().enumerate() {
-            ids[r * t..r * t + row.len()].copy_from_slice(row);
-            mask[r * t..r * t + row.len()].fill(1);
-        }
-        let batch = Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: None, batch: b, seq_len: t };
+    for (_, ids) in &data.rows {
+        let t = ids.len();
+        let batch = Batch { input_ids: ids, attention_mask: None, token_type_ids: None, batch: 1, seq_len: t };
         let r = s.representations(&batch)?;
-        dim = r.hidden.len() / (b * t);
-        for (row, (_, toks)) in chunk.iter().enumerate() {
-            let h = &r.hidden[row * t * dim..(row + 1) * t * dim];
-            cls.extend(h[..dim].iter().map(|&v| v as f64));
-            let mut m = vec![0.0f64; dim];
-            for tok in h.chunks_exact(dim).take(toks.len()) {
-                for (a, &v) in m.iter_mut().zip(tok) {
-                    *a += v as f64;
-                }
+        dim = r.hidden.len() / t.max(1);
+        cls.extend(r.hidden[..dim].iter().map(|&v| v as f64));
+        let mut m = vec![0.0f64; dim];
+        for tok in r.hidden.chunks_exact(dim) {
+            for (a, &v) in m.iter_mut().zip(tok) {
+                *a += v as f64;
             }
-            mean.extend(m.iter().map(|a| a / toks.len().max(1) as f64));
         }
+        mean.extend(m.iter().map(|a| a / t.max(1) as f64));
     }
     Ok((mean, cls, dim))
 }
