@@ -250,6 +250,18 @@ impl ElectraConfig {
         Activation::from_name(&self.hidden_act)
     }
 
+    /// The encoder's dropout probabilities `(hidden_dropout_prob, attention_probs_dropout_prob)`.
+    pub fn dropout_probs(&self) -> (f32, f32) {
+        (self.hidden_dropout_prob, self.attention_probs_dropout_prob)
+    }
+
+    /// The classification head's, in the same form: HF's `classifier_dropout` when set, else
+    /// `hidden_dropout_prob` (the head has no attention).
+    pub fn classifier_dropout_probs(&self) -> (f32, f32) {
+        let p = self.extra.get("classifier_dropout").and_then(|v| v.as_f64());
+        (p.map_or(self.hidden_dropout_prob, |p| p as f32), 0.0)
+    }
+
     /// HD: width of one attention head.
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_attention_heads

@@ -279,8 +279,8 @@ impl FineTuner {
             return Err(Error::arg("the model has no classification head"));
         };
         // A config's dropout out of range fails here, not at the first step.
-        for c in [cls.config.clone(), classifier_dropout_config(&cls.config)] {
-            opts.dropout.probabilities((c.hidden_dropout_prob, c.attention_probs_dropout_prob), "config.json")?;
+        for probs in [cls.config.dropout_probs(), cls.config.classifier_dropout_probs()] {
+            opts.dropout.probabilities(probs, "config.json")?;
         }
         let label_set = LabelSet::new(Some(label_names(&cls.config)), &[])?;
         if label_set.len() != cls.num_labels {
@@ -387,8 +387,8 @@ impl FineTuner {
         let w = Weights::flat(weights.mem());
         // One stream per step; the head's sites are apart from the encoder's.
         let (key, stream) = (dropout_key(opts.seed), *step);
-        acts.dropout = TowerDropout::of(opts.dropout, &c.config, key, stream)?;
-        head.dropout = TowerDropout::of(opts.dropout, &classifier_dropout_config(&c.config), key, stream)?;
+        acts.dropout = TowerDropout::of(opts.dropout, c.config.dropout_probs(), key, stream)?;
+        head.dropout = TowerDropout::of(opts.dropout, c.config.classifier_dropout_probs(), key, stream)?;
         c.encoder.forward(be, &w, acts, batch)?;
         c.head.forward(be, &w, head, acts.output(&c.encoder), b, t)?;
         be.upload_ids(y, labels)?;
@@ -430,15 +430,4 @@ impl FineTuner {
         let towers = Towers::Classifier(self.cls.clone());
         crate::hf::save_towers_with(&towers, &self.params.table, &self.weights()?, dir, extra)
     }
-}
-
-/// The config whose `hidden_dropout_prob` is the classification head's dropout: HF's
-/// `classifier_dropout` when set, else `hidden_dropout_prob`.
-fn classifier_dropout_config(cfg: &crate::config::ElectraConfig) -> crate::config::ElectraConfig {
-    let mut c = cfg.clone();
-    if let Some(p) = cfg.extra.get("classifier_dropout").and_then(|v| v.as_f64()) {
-        c.hidden_dropout_prob = p as f32;
-    }
-    c.attention_probs_dropout_prob = 0.0;
-    c
 }

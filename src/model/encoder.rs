@@ -143,16 +143,11 @@ impl TowerDropout {
 }
 
 impl TowerDropout {
-    /// The dropout `setting` gives a tower of config `cfg` (none when both probabilities are 0),
-    /// its masks read from stream `stream` of the run's dropout key (see [`dropout_key`]).
-    pub fn of(
-        setting: crate::options::DropoutSetting,
-        cfg: &ElectraConfig,
-        key: [u32; 8],
-        stream: u64,
-    ) -> Result<Self> {
-        let (hidden, attention) =
-            setting.probabilities((cfg.hidden_dropout_prob, cfg.attention_probs_dropout_prob), "dropout")?;
+    /// The dropout `setting` gives a tower whose config says `(hidden, attention)` probabilities
+    /// (none when both come out 0), its masks read from stream `stream` of the run's dropout key
+    /// (see [`dropout_key`]).
+    pub fn of(setting: crate::options::DropoutSetting, config: (f32, f32), key: [u32; 8], stream: u64) -> Result<Self> {
+        let (hidden, attention) = setting.probabilities(config, "dropout")?;
         let at = KeystreamAt { key, stream, word_pos: 0 };
         Ok(TowerDropout { hidden: Dropout::threshold_of(hidden), attention: Dropout::threshold_of(attention), at })
     }

@@ -74,8 +74,6 @@ pub struct LabelledRows {
     pub rows: Vec<(usize, Vec<i32>)>,
     /// Number of labels.
     pub num_labels: usize,
-    /// The [PAD] id.
-    pub pad: i32,
 }
 
 /// Dev accuracy of the two probes.

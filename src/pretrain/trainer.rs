@@ -420,7 +420,7 @@ impl Trainer {
         }
         // A config's dropout out of range fails here, not at the first step.
         for c in [model.towers.disc().map(|d| &d.config), model.towers.gen().map(|g| &g.config)].into_iter().flatten() {
-            opts.dropout.probabilities((c.hidden_dropout_prob, c.attention_probs_dropout_prob), "config.json")?;
+            opts.dropout.probabilities(c.dropout_probs(), "config.json")?;
         }
         let cfg = model.input_config();
         fit_max_seq_len(&mut opts, cfg.max_position_embeddings)?;
@@ -993,9 +993,9 @@ impl Trainer {
         let Trainer { towers, params, ws, rngs, opts, .. } = self;
         let pair = Pair::of(towers, opts.objective)?;
         let key = dropout_key(opts.seed);
-        ws.gen_acts.dropout = TowerDropout::of(opts.dropout, &pair.gen.config, key, streams[0])?;
+        ws.gen_acts.dropout = TowerDropout::of(opts.dropout, pair.gen.config.dropout_probs(), key, streams[0])?;
         if let Some(disc) = pair.disc {
-            ws.disc_acts.dropout = TowerDropout::of(opts.dropout, &disc.config, key, streams[1])?;
+            ws.disc_acts.dropout = TowerDropout::of(opts.dropout, disc.config.dropout_probs(), key, streams[1])?;
         }
         let w = Weights::flat(params.weights.mem());
         let n = batch.batch * batch.seq_len;

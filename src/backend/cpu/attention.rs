@@ -125,35 +125,19 @@ pub fn attention_backward(
         // SAFETY: reads stay within rows bi·T..(bi+1)·T of the [N, H] inputs; writes go to
         // columns h·HD..(h+1)·HD of those rows of dq, dk, dv (this task's alone).
         unsafe {
-            match dropout.map(|d| d.offset((blk * t * t) as u64)) {
-                None => {
-                    // dP = dctx·Vᵀ ; dV = Pᵀ·dctx
-                    gemm_raw((t, t, hd), 1.0, raw(gh, rs, 1), raw(vh, 1, rs), 0.0, raw(ds.as_mut_ptr(), tt, 1));
-                    gemm_raw(
-                        (t, hd, t),
-                        1.0,
-                        raw(p.as_ptr(), 1, tt),
-                        raw(gh, rs, 1),
-                        0.0,
-                        raw(dv.get().add(off), rs, 1),
-                    );
-                }
-                Some(d) => {
-                    // dV = P′ᵀ·dctx with P′ the forward's dropped probabilities (rebuilt in ds),
-                    // then dP = mask·dP′ with dP′ = dctx·Vᵀ.
-                    ds.copy_from_slice(p);
-                    d.apply(ds);
-                    gemm_raw(
-                        (t, hd, t),
-                        1.0,
-                        raw(ds.as_ptr(), 1, tt),
-                        raw(gh, rs, 1),
-                        0.0,
-                        raw(dv.get().add(off), rs, 1),
-                    );
-                    gemm_raw((t, t, hd), 1.0, raw(gh, rs, 1), raw(vh, 1, rs), 0.0, raw(ds.as_mut_ptr(), tt, 1));
-                    d.apply(ds);
-                }
+            // With dropout, dV uses the forward's dropped probabilities P′, rebuilt in ds; dP′ then
+            // overwrites them and the mask takes it to dP.
+            let mask = dropout.map(|d| d.offset((blk * t * t) as u64));
+            if let Some(d) = mask {
+                ds.copy_from_slice(p);
+                d.apply(ds);
+            }
+            let pv = if mask.is_some() { ds.as_ptr() } else { p.as_ptr() };
+            // dV = P′ᵀ·dctx ; dP′ = dctx·Vᵀ
+            gemm_raw((t, hd, t), 1.0, raw(pv, 1, tt), raw(gh, rs, 1), 0.0, raw(dv.get().add(off), rs, 1));
+            gemm_raw((t, t, hd), 1.0, raw(gh, rs, 1), raw(vh, 1, rs), 0.0, raw(ds.as_mut_ptr(), tt, 1));
+            if let Some(d) = mask {
+                d.apply(ds);
             }
             // dS = P ⊙ (dP − Σⱼ dP·P)
             for (dsr, pr) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)) {

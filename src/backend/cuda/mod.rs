@@ -466,12 +466,15 @@ impl CudaBackend {
         unsafe { b.launch(cfg_elems(len)) }.map(drop).map_err(|e| driver("fill", e))
     }
 
-    /// `len` f32s from `src` to `dst` (device addresses checked by the caller), on the stream.
-    fn copy_raw(&self, dst: u64, src: u64, len: usize, what: &str) -> Result<()> {
+    /// The attention probabilities' dropped copy: `len` f32s from `src` to `dst` (device addresses
+    /// checked by the caller) through the mask `d`, on the stream; returns `dst`.
+    fn dropped_copy(&self, dst: u64, src: u64, len: usize, d: Dropout) -> Result<u64> {
         // SAFETY: both addresses hold at least `len` f32s (checked against their buffers or grown
         // scratch by the caller); the copy is ordered on this backend's stream.
         unsafe { cudarc::driver::result::memcpy_dtod_async(dst, src, len * 4, self.stream.cu_stream()) }
-            .map_err(|e| driver(what, e))
+            .map_err(|e| driver("dropped probabilities", e))?;
+        self.launch_dropout(dst, len, d)?;
+        Ok(dst)
     }
 
     /// [`Backend::dropout`] on a device address holding `len` f32s.
@@ -992,9 +995,7 @@ impl Backend for CudaBackend {
             None => pp,
             Some(d) => {
                 let dp = grow(&self.stream, &mut st.scratch.probs_drop, pl)?;
-                self.copy_raw(dp, pp, pl, "dropped probabilities")?;
-                self.launch_dropout(dp, pl, d)?;
-                dp
+                self.dropped_copy(dp, pp, pl, d)?
             }
         };
         for head in 0..nh {
@@ -1048,11 +1049,7 @@ impl Backend for CudaBackend {
         // dV first; dP′ then overwrites them and the mask takes it to dP.
         let pv = match dropout {
             None => pp,
-            Some(d) => {
-                self.copy_raw(sp, pp, pl, "dropped probabilities")?;
-                self.launch_dropout(sp, pl, d)?;
-                sp
-            }
+            Some(d) => self.dropped_copy(sp, pp, pl, d)?,
         };
         for head in 0..nh {
             let (ho, po) = ((head * hd * 4) as u64, (head * t * t * 4) as u64);

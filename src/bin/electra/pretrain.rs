@@ -320,7 +320,7 @@ fn probe_sets(tok: &Tokenizer, train: &Path, eval: &Path, seq_len: usize) -> Res
                 Ok((y, [vec![sp.cls], ids, vec![sp.sep]].concat()))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(LabelledRows { rows, num_labels: names.len(), pad: sp.pad })
+        Ok(LabelledRows { rows, num_labels: names.len() })
     };
     Ok((encode(&tr, train)?, encode(&ev, eval)?))
 }
