@@ -136,6 +136,16 @@
 #define ELECTRA_WEIGHTS_INT8 1
 
 /**
+ * `electra_text_params.pooling`: the mean over the text's tokens (the default).
+ */
+#define ELECTRA_POOLING_MEAN 0
+
+/**
+ * `electra_text_params.pooling`: the `[CLS]` token's state.
+ */
+#define ELECTRA_POOLING_CLS 1
+
+/**
  * Opaque fine-tuning state. Free with `electra_finetuner_free`.
  */
 typedef struct electra_finetuner electra_finetuner;
@@ -149,6 +159,11 @@ typedef struct electra_model electra_model;
  * Opaque inference session. Free with `electra_session_free`.
  */
 typedef struct electra_session electra_session;
+
+/**
+ * Opaque tokenizer handle. Free with `electra_tokenizer_free`.
+ */
+typedef struct electra_tokenizer electra_tokenizer;
 
 /**
  * Opaque pre-training state (model, optimizer, RNG). Free with `electra_trainer_free`.
@@ -256,6 +271,136 @@ typedef struct {
      */
     uint32_t weight_format;
 } electra_model_info;
+
+/**
+ * How the `electra_session_*_text*` calls run; start from `electra_text_default_params()`.
+ */
+typedef struct {
+    /**
+     * `sizeof(electra_text_params)`, set by `electra_text_default_params`.
+     */
+    uint32_t struct_size;
+    /**
+     * Texts per forward pass (0, the default: 32). Texts are sorted by length and padded per
+     * batch; results do not depend on it.
+     */
+    uint32_t batch_size;
+    /**
+     * Cut each text to this many tokens, `[CLS]`/`[SEP]` included (0, the default: the model's
+     * `max_position_embeddings`; more than that is `ELECTRA_ERR_INVALID_ARGUMENT`).
+     */
+    uint32_t max_length;
+    /**
+     * Embeddings: `ELECTRA_POOLING_MEAN` (the default) or `ELECTRA_POOLING_CLS`.
+     */
+    uint32_t pooling;
+    /**
+     * Embeddings: 1 to scale each to unit length (cosine similarity is then a dot product);
+     * 0, the default: as pooled.
+     */
+    int32_t normalize;
+} electra_text_params;
+
+/**
+ * A text passed by pointer and length: UTF-8, not NUL-terminated (a NUL byte is a character,
+ * which the BERT normalizer drops, as HF does). `data` may be NULL when `len` is 0.
+ */
+typedef struct {
+    /**
+     * The text's bytes.
+     */
+    const char *data;
+    /**
+     * Their number.
+     */
+    size_t len;
+} electra_text;
+
+/**
+ * One word of `electra_session_detect_text`.
+ */
+typedef struct {
+    /**
+     * Byte offset of the word's first byte in the text.
+     */
+    uint32_t start;
+    /**
+     * Byte offset past its last byte.
+     */
+    uint32_t end;
+    /**
+     * Probability that the word was replaced (the largest of its WordPiece pieces').
+     */
+    float score;
+} electra_word_score;
+
+/**
+ * One candidate of `electra_session_fill_mask_text`.
+ */
+typedef struct {
+    /**
+     * The token id (`electra_tokenizer_id_to_token` gives its text).
+     */
+    int32_t id;
+    /**
+     * Its probability at that position.
+     */
+    float score;
+} electra_token_score;
+
+/**
+ * How `electra_tokenizer_encode` encodes; start from `electra_encode_default_params()`.
+ */
+typedef struct {
+    /**
+     * `sizeof(electra_encode_params)`, set by `electra_encode_default_params`.
+     */
+    uint32_t struct_size;
+    /**
+     * 1 (the default): add the special tokens (`[CLS] a [SEP]`, `[CLS] a [SEP] b [SEP]`).
+     */
+    int32_t add_special_tokens;
+    /**
+     * Cut each row to at most this many tokens, special tokens included (pairs: the longer text
+     * first). 0 (the default): no limit.
+     */
+    uint32_t max_length;
+} electra_encode_params;
+
+/**
+ * What a tokenizer holds, filled by `electra_tokenizer_get_info`. Set `struct_size` to
+ * `sizeof(electra_tokenizer_info)` first.
+ */
+typedef struct {
+    /**
+     * Set by the caller: `sizeof(electra_tokenizer_info)`.
+     */
+    uint32_t struct_size;
+    /**
+     * Number of ids (the model's vocabulary must be at least this).
+     */
+    uint32_t vocab_size;
+    /**
+     * `[PAD]`.
+     */
+    int32_t pad_id;
+    /**
+     * `[UNK]`.
+     */
+    int32_t unk_id;
+    /**
+     * `[CLS]`.
+     */
+    int32_t cls_id;
+    /**
+     * `[SEP]`.
+     */
+    int32_t sep_id;
+    /**
+     * `[MASK]`.
+     */
+    int32_t mask_id;
+} electra_tokenizer_info;
 
 /**
  * What one `electra_trainer_step` measured. Set `struct_size` to `sizeof(electra_step_stats)`;
@@ -675,6 +820,241 @@ electra_status electra_session_hidden_states(electra_session *s,
                                              size_t seq_len,
                                              float *out,
                                              size_t out_len);
+
+/**
+ * The defaults of `electra_text_params`: batches of 32, the model's length limit, mean pooling,
+ * not normalised.
+ */
+electra_text_params electra_text_default_params(void);
+
+/**
+ * Sentence embeddings of `n` texts: writes `n * hidden_size` floats (`electra_model_info`'s
+ * `hidden_size`), row-major, pooled from the discriminator's (or a classifier's) last hidden
+ * states as `params` says. `t` NULL uses the model's own tokenizer (`electra_model_tokenizer`).
+ * Texts are tokenized as HF does (`[CLS] text [SEP]`), cut to `params->max_length`, and run in
+ * padded batches sorted by length: each embedding equals that text's alone to rounding
+ * (1e-6). An `out_len` below `n * hidden_size` is `ELECTRA_ERR_BUFFER_TOO_SMALL`, checked
+ * before any work; on any error nothing is written.
+ *
+ * # Safety
+ * `texts` must hold `n` `electra_text`s; `out` `out_len` floats; `params` NULL or valid.
+ */
+electra_status electra_session_embed_texts(electra_session *s,
+                                           const electra_tokenizer *t,
+                                           const electra_text *texts,
+                                           size_t n,
+                                           const electra_text_params *params,
+                                           float *out,
+                                           size_t out_len);
+
+/**
+ * Class probabilities of `n` texts (with `pairs` non-NULL: text pairs, as sentence-pair tasks
+ * read them) from a fine-tuned classifier: writes `n * num_labels` floats (`electra_model_info`'s
+ * `num_labels`), row-major; each row is a softmax (with one label: the raw regression output).
+ * Label `i`'s name is `electra_model_label_name(m, i, ...)`. Otherwise as
+ * `electra_session_embed_texts`; a model without a classifier is `ELECTRA_ERR_UNSUPPORTED`.
+ *
+ * # Safety
+ * `texts` (and `pairs` when non-NULL) must hold `n` `electra_text`s; `out` `out_len` floats.
+ */
+electra_status electra_session_classify_texts(electra_session *s,
+                                              const electra_tokenizer *t,
+                                              const electra_text *texts,
+                                              const electra_text *pairs,
+                                              size_t n,
+                                              const electra_text_params *params,
+                                              float *out,
+                                              size_t out_len);
+
+/**
+ * Replaced-token detection on one text: for each word (as BERT splits words: at whitespace and
+ * punctuation) its byte span and the probability that it was replaced, in text order, into
+ * `out` (`cap` entries); `*n_words` gets their number. Ask for it first with `out` NULL and
+ * `cap` 0 (status OK). A `cap` below `*n_words` is `ELECTRA_ERR_BUFFER_TOO_SMALL` with
+ * `*n_words` set and nothing written. Words past `params->max_length` tokens are not scored.
+ *
+ * # Safety
+ * `text` NULL (when `len` is 0) or `len` readable bytes; `out` NULL or `cap` entries; `n_words`
+ * a valid pointer.
+ */
+electra_status electra_session_detect_text(electra_session *s,
+                                           const electra_tokenizer *t,
+                                           const char *text,
+                                           size_t len,
+                                           const electra_text_params *params,
+                                           electra_word_score *out,
+                                           size_t cap,
+                                           size_t *n_words);
+
+/**
+ * Fill-mask on one text holding `[MASK]` tokens: the `top_k` most likely tokens at each mask,
+ * best first, from the generator, into `out` (`n_masks * top_k` entries, mask by mask in text
+ * order); `*n_masks` gets the number of masks. Ask for it first with `out` NULL and `cap` 0.
+ * A text without `[MASK]` is `ELECTRA_ERR_INVALID_ARGUMENT`; a model without a generator
+ * `ELECTRA_ERR_UNSUPPORTED`; a `cap` below `n_masks * top_k` `ELECTRA_ERR_BUFFER_TOO_SMALL`
+ * (with `*n_masks` set, nothing written). `top_k` above the vocabulary size is cut to it.
+ *
+ * # Safety
+ * As `electra_session_detect_text`.
+ */
+electra_status electra_session_fill_mask_text(electra_session *s,
+                                              const electra_tokenizer *t,
+                                              const char *text,
+                                              size_t len,
+                                              size_t top_k,
+                                              const electra_text_params *params,
+                                              electra_token_score *out,
+                                              size_t cap,
+                                              size_t *n_masks);
+
+/**
+ * The name of label `i` of a classifier (config.json's `id2label`; `LABEL_<i>` where it has
+ * none) into `buf`, NUL-terminated, `*len` its length (as `electra_tokenizer_decode` writes
+ * strings). A model without a classifier is `ELECTRA_ERR_UNSUPPORTED`; `i` at or past
+ * `num_labels` `ELECTRA_ERR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `buf` NULL or `cap` writable bytes; `len` a valid pointer.
+ */
+electra_status electra_model_label_name(const electra_model *m,
+                                        size_t i,
+                                        char *buf,
+                                        size_t cap,
+                                        size_t *len);
+
+/**
+ * The defaults of `electra_encode_params`: special tokens added, no length limit.
+ */
+electra_encode_params electra_encode_default_params(void);
+
+/**
+ * Loads a tokenizer from `path`: a model directory (its `tokenizer.json`, else `vocab.txt`; in
+ * the pair layout, `discriminator/`'s or `generator/`'s), an HF `tokenizer.json` (any file
+ * ending in `.json`), or a BERT `vocab.txt` (any other file; built as BERT-uncased WordPiece).
+ * A tokenizer.json's own truncation and padding are ignored (the encode call's params decide).
+ * On failure `*out` is NULL: `ELECTRA_ERR_IO` for an unreadable path, `ELECTRA_ERR_FORMAT` for a
+ * file that is not a tokenizer or lacks `[PAD] [UNK] [CLS] [SEP] [MASK]`.
+ *
+ * # Safety
+ * `path` must be NULL or a NUL-terminated string; `out` a valid pointer.
+ */
+electra_status electra_tokenizer_load(const char *path, electra_tokenizer **out);
+
+/**
+ * Loads a tokenizer from the bytes of an HF `tokenizer.json` held in memory (an app's asset),
+ * copied: the buffer may be freed when the call returns. Errors as `electra_tokenizer_load`.
+ *
+ * # Safety
+ * `json` must be NULL or hold `len` readable bytes; `out` a valid pointer.
+ */
+electra_status electra_tokenizer_load_from_memory(const uint8_t *json,
+                                                  size_t len,
+                                                  electra_tokenizer **out);
+
+/**
+ * The tokenizer saved beside a model's weights (the directory `electra_model_load` read). A
+ * model without one (or loaded from memory) is `ELECTRA_ERR_UNSUPPORTED`; one whose tokenizer
+ * could not be read, or has more ids than the model's vocabulary, is `ELECTRA_ERR_UNSUPPORTED`
+ * with the reason. The tokenizer is shared with the model: freeing either leaves the other
+ * valid. Free it with `electra_tokenizer_free`.
+ *
+ * # Safety
+ * `out` must be a valid pointer (`m` is looked up, never dereferenced).
+ */
+electra_status electra_model_tokenizer(const electra_model *m, electra_tokenizer **out);
+
+/**
+ * Frees a tokenizer. NULL, an already freed tokenizer and any other value are harmless no-ops.
+ *
+ * # Safety
+ * None: `t` is looked up in the registry of live handles, never dereferenced.
+ */
+void electra_tokenizer_free(electra_tokenizer *t);
+
+/**
+ * Fills `info` with the tokenizer's vocabulary size and special ids.
+ *
+ * # Safety
+ * `info` must point to at least `info->struct_size` writable bytes.
+ */
+electra_status electra_tokenizer_get_info(const electra_tokenizer *t, electra_tokenizer_info *info);
+
+/**
+ * Encodes `n` texts (with `pairs` non-NULL: `n` text pairs, two segments each) into
+ * `n * seq_len` token ids, row-major, padded with `[PAD]` to the longest row; `*seq_len` gets
+ * that row length. `attention_mask` (1 = token, 0 = padding), `token_type_ids` (0 = first
+ * text, 1 = second) and `offsets` (2 per token: start and end byte offsets into that token's
+ * text; 0, 0 for special and padding tokens) are filled when non-NULL. The ids are HF
+ * `tokenizers`' for the same tokenizer.json with truncation to `params->max_length` and padding
+ * to the longest. `params` NULL: `electra_encode_default_params()`.
+ *
+ * `cap` is the number of elements each array holds (`offsets`: `2*cap`). Ask for the size first
+ * with `input_ids` NULL and `cap` 0 (status OK, only `*seq_len` written; the texts are
+ * tokenized twice that way), or pass arrays of `n * max_length` when a limit is set. A `cap`
+ * below `n * seq_len` is `ELECTRA_ERR_BUFFER_TOO_SMALL` with `*seq_len` set and nothing else
+ * written. Texts that are not UTF-8 are `ELECTRA_ERR_INVALID_ARGUMENT` naming the text and byte.
+ *
+ * # Safety
+ * `texts` (and `pairs` when non-NULL) must hold `n` `electra_text`s whose bytes stay alive for
+ * the call; each non-NULL output array must hold `cap` elements (`offsets` `2*cap`); `seq_len`
+ * must be a valid pointer; `params` NULL or valid for `params->struct_size` bytes.
+ */
+electra_status electra_tokenizer_encode(const electra_tokenizer *t,
+                                        const electra_text *texts,
+                                        const electra_text *pairs,
+                                        size_t n,
+                                        const electra_encode_params *params,
+                                        int32_t *input_ids,
+                                        int32_t *attention_mask,
+                                        int32_t *token_type_ids,
+                                        uint32_t *offsets,
+                                        size_t cap,
+                                        size_t *seq_len);
+
+/**
+ * The text of `n` token ids into `buf` (NUL-terminated; `*len` = its length without the NUL):
+ * WordPiece pieces glued, as HF `decode` with `clean_up_tokenization_spaces`. Special tokens
+ * are left out when `skip_special_tokens` is nonzero. An id outside the vocabulary is
+ * `ELECTRA_ERR_INVALID_ARGUMENT`; a `cap` below `*len + 1` is `ELECTRA_ERR_BUFFER_TOO_SMALL`
+ * with `*len` set (`buf` NULL with `cap` 0 asks the length).
+ *
+ * # Safety
+ * `ids` must hold `n` ids (may be NULL when `n` is 0); `buf` NULL or `cap` writable bytes; `len`
+ * a valid pointer.
+ */
+electra_status electra_tokenizer_decode(const electra_tokenizer *t,
+                                        const int32_t *ids,
+                                        size_t n,
+                                        int32_t skip_special_tokens,
+                                        char *buf,
+                                        size_t cap,
+                                        size_t *len);
+
+/**
+ * The id of a vocabulary entry (such as `"##ing"` or `"[MASK]"`, not text to tokenize) in
+ * `*id`, or -1 when the vocabulary has no such entry (status OK).
+ *
+ * # Safety
+ * `token` must be NULL or hold `len` readable bytes; `id` a valid pointer.
+ */
+electra_status electra_tokenizer_token_to_id(const electra_tokenizer *t,
+                                             const char *token,
+                                             size_t len,
+                                             int32_t *id);
+
+/**
+ * The vocabulary entry of `id` into `buf` (NUL-terminated, `*len` its length), as
+ * `electra_tokenizer_decode` writes strings. An id outside the vocabulary is
+ * `ELECTRA_ERR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `buf` NULL or `cap` writable bytes; `len` a valid pointer.
+ */
+electra_status electra_tokenizer_id_to_token(const electra_tokenizer *t,
+                                             int32_t id,
+                                             char *buf,
+                                             size_t cap,
+                                             size_t *len);
 
 /**
  * Creates a trainer. `init` is a preset name (`tiny`, `small`, `base`, `large`) or a directory

@@ -33,6 +33,15 @@ Pitfall found while writing this: in transformers 5.x `BertTokenizerFast(vocab_f
 file and builds a 5-token vocabulary (everything becomes [UNK]); pass `vocab=path` (or from_pretrained(dir)).
 The script asserts that the fast tokenizer really has the vocabulary's size.
 
+  encode.json (also written alone by --encode-only, which needs only the `tokenizers` wheel)
+              {"tokenizers", "single": [...], "pairs": [...], "truncated": [...], "batches": [...]}: what
+              tokenizers.Tokenizer.from_file("hf/tokenizer.json") gives WITH special tokens for every text of
+              cases.json ("single"), for consecutive texts as pairs ("pairs"), with enable_truncation(max_length)
+              for pairs and single texts ("truncated", max_length 6 / 9 / 16), and with enable_padding() over
+              batches of 5 ("batches"). Each encoding: ids, type_ids, attention_mask, offsets ([start, end) in
+              CHARACTERS of its own text, as the Python binding reports them; the Rust test converts to bytes),
+              word_ids (null for special and padding tokens). Checks electra_tokenizer_encode / encode_batch.
+
 Everything is deterministic (fixed seeds); two runs without --retrain write byte-identical files.
 """
 
@@ -133,11 +142,57 @@ def random_cases(vocab, n, seed):
     return out
 
 
+def write_encode_cases(out_dir):
+    """encode.json: full encodings (special tokens, pairs, truncation, padding) from the tokenizers wheel."""
+    import tokenizers
+    from tokenizers import Tokenizer
+
+    with open(os.path.join(out_dir, "cases.json"), encoding="utf-8") as f:
+        texts = [c["text"] for c in json.load(f)["cases"]]
+    texts += ["whale " * 2000, "x" * 10000, "  \t\n  ".join(["a", "b", "c"]) + " " * 500, ""]
+
+    def tok():
+        t = Tokenizer.from_file(os.path.join(out_dir, "hf", "tokenizer.json"))
+        t.no_truncation()
+        t.no_padding()
+        return t
+
+    def rec(e):
+        return {"ids": e.ids, "type_ids": e.type_ids, "attention_mask": e.attention_mask,
+                "offsets": [list(o) for o in e.offsets], "word_ids": e.word_ids}
+
+    t = tok()
+    single = [{"text": x, **rec(t.encode(x))} for x in texts]
+    pairs = [{"a": a, "b": b, **rec(t.encode(a, b))} for a, b in zip(texts[::2], texts[1::2])]
+    truncated = []
+    for max_length in (6, 9, 16):
+        t = tok()
+        t.enable_truncation(max_length=max_length)
+        for a, b in zip(texts[::7], texts[3::7]):
+            truncated.append({"max_length": max_length, "a": a, "b": b, **rec(t.encode(a, b))})
+            truncated.append({"max_length": max_length, "a": a, "b": None, **rec(t.encode(a))})
+    t = tok()
+    t.enable_padding()
+    batches = []
+    for i in range(0, 60, 5):
+        group = texts[i:i + 5]
+        batches.append({"texts": group, "rows": [rec(e) for e in t.encode_batch(group)]})
+    out = {"tokenizers": tokenizers.__version__, "single": single, "pairs": pairs, "truncated": truncated,
+           "batches": batches}
+    with open(os.path.join(out_dir, "encode.json"), "w", encoding="utf-8", newline="\n") as f:
+        json.dump(out, f, ensure_ascii=False, separators=(",", ":"))
+        f.write("\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--retrain", action="store_true", help="retrain vocab.txt (differs slightly run to run)")
+    ap.add_argument("--encode-only", action="store_true", help="only write encode.json (needs only tokenizers)")
     ap.add_argument("--out", default=OUT)
     args = ap.parse_args()
+    if args.encode_only:
+        write_encode_cases(args.out)
+        return
 
     import tokenizers
     import transformers
@@ -217,6 +272,7 @@ def main():
           file=sys.stderr)
     for d in diffs:
         print(f"  {d['text']!r}\n    fast {d['fast']}\n    slow {d['slow']}", file=sys.stderr)
+    write_encode_cases(args.out)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,8 @@ pub mod pretrain;
 /// cbindgen:ignore
 pub mod quant;
 pub mod session;
+/// cbindgen:ignore
+pub mod text;
 
 pub use backend::{Backend, Device};
 pub use batch::Batch;

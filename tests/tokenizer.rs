@@ -245,3 +245,126 @@ fn bundled_vocab_is_reproducible_and_covers_the_corpus() {
     let per_word = tokens as f64 / words as f64;
     assert!(per_word < 1.5, "{per_word:.2} tokens per word");
 }
+
+/// One encoding of encode.json (HF `tokenizers`, special tokens added); offsets in characters.
+#[derive(Deserialize)]
+struct Enc {
+    ids: Vec<i32>,
+    type_ids: Vec<i32>,
+    attention_mask: Vec<i32>,
+    offsets: Vec<[usize; 2]>,
+    word_ids: Vec<Option<i32>>,
+}
+
+#[derive(Deserialize)]
+struct Single {
+    text: String,
+    #[serde(flatten)]
+    enc: Enc,
+}
+
+#[derive(Deserialize)]
+struct Pair {
+    a: String,
+    b: Option<String>,
+    #[serde(default)]
+    max_length: usize,
+    #[serde(flatten)]
+    enc: Enc,
+}
+
+#[derive(Deserialize)]
+struct BatchCase {
+    texts: Vec<String>,
+    rows: Vec<Enc>,
+}
+
+#[derive(Deserialize)]
+struct EncodeFixture {
+    single: Vec<Single>,
+    pairs: Vec<Pair>,
+    truncated: Vec<Pair>,
+    batches: Vec<BatchCase>,
+}
+
+/// The byte offset of character `c` of `s` (`s.len()` past the end).
+fn byte_at(s: &str, c: usize) -> usize {
+    s.char_indices().nth(c).map_or(s.len(), |(b, _)| b)
+}
+
+/// Row `r` of `e` equals HF's encoding `want` of `texts` (the first text, then the second's
+/// tokens by type id), padded past it.
+fn assert_row(e: &electra::data::tokenizer::Encoded, r: usize, want: &Enc, texts: [&str; 2], what: &str) {
+    let t = e.seq_len;
+    let row = |v: &Vec<i32>| v[r * t..(r + 1) * t].to_vec();
+    assert_eq!(row(&e.input_ids), want.ids, "{what}: ids");
+    assert_eq!(row(&e.token_type_ids), want.type_ids, "{what}: type ids");
+    assert_eq!(row(&e.attention_mask), want.attention_mask, "{what}: mask");
+    assert_eq!(row(&e.words), want.word_ids.iter().map(|w| w.unwrap_or(-1)).collect::<Vec<_>>(), "{what}: words");
+    for (j, (o, ty)) in want.offsets.iter().zip(&want.type_ids).enumerate() {
+        let text = texts[*ty as usize];
+        let bytes = [byte_at(text, o[0]) as u32, byte_at(text, o[1]) as u32];
+        assert_eq!(e.offsets[r * t + j], bytes, "{what}: offsets of token {j}");
+    }
+    assert_eq!(e.lengths[r], want.attention_mask.iter().filter(|&&m| m == 1).count(), "{what}: length");
+}
+
+fn encode_fixture() -> EncodeFixture {
+    serde_json::from_slice(&std::fs::read(dir().join("encode.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn encodings_with_special_tokens_pairs_truncation_and_padding_match_hf() {
+    use electra::data::tokenizer::{EncodeOptions, TextInput};
+    let fx = encode_fixture();
+    for source in [dir().join("hf/tokenizer.json"), dir().join("vocab.txt")] {
+        let tok = Tokenizer::from_file(&source).unwrap();
+        let opts = EncodeOptions::default();
+        for c in &fx.single {
+            let e = tok.encode_batch(&[TextInput::Single(&c.text)], &opts).unwrap();
+            assert_row(&e, 0, &c.enc, [&c.text, ""], &format!("{source:?} single {:?}", c.text));
+            assert!(!e.truncated[0]);
+        }
+        for c in fx.pairs.iter().chain(&fx.truncated) {
+            let input = match &c.b {
+                Some(b) => TextInput::Pair(&c.a, b),
+                None => TextInput::Single(&c.a),
+            };
+            let o = EncodeOptions { max_length: c.max_length, ..opts };
+            let e = tok.encode_batch(&[input], &o).unwrap();
+            let b = c.b.as_deref().unwrap_or("");
+            assert_row(
+                &e,
+                0,
+                &c.enc,
+                [&c.a, b],
+                &format!("{source:?} pair {:?} / {:?} cut to {}", c.a, b, c.max_length),
+            );
+        }
+        for c in &fx.batches {
+            let inputs: Vec<TextInput> = c.texts.iter().map(|t| TextInput::Single(t)).collect();
+            let e = tok.encode_batch(&inputs, &opts).unwrap();
+            assert_eq!(e.seq_len, c.rows[0].ids.len());
+            for (r, want) in c.rows.iter().enumerate() {
+                assert_row(&e, r, want, [&c.texts[r], ""], &format!("{source:?} batch row {r}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn encode_refuses_what_it_cannot_encode() {
+    use electra::data::tokenizer::{EncodeOptions, TextInput};
+    let tok = Tokenizer::from_file(dir().join("vocab.txt")).unwrap();
+    assert!(tok.encode_batch(&[], &EncodeOptions::default()).is_err());
+    // Two specials leave no room in a row of 2.
+    let e = tok.encode_batch(&[TextInput::Single("whale")], &EncodeOptions { max_length: 2, ..Default::default() });
+    assert!(e.unwrap_err().to_string().contains("no room"));
+    let e = tok.encode_batch(&[TextInput::Single("the whale")], &EncodeOptions { max_length: 3, ..Default::default() });
+    let e = e.unwrap();
+    assert_eq!((e.seq_len, e.truncated[0]), (3, true));
+    // Without special tokens nothing is added.
+    let e = tok.encode_batch(&[TextInput::Single("")], &EncodeOptions { add_special_tokens: false, max_length: 0 });
+    let e = e.unwrap();
+    assert_eq!((e.seq_len, e.lengths[0], e.input_ids[0]), (1, 0, tok.special_ids().pad));
+}

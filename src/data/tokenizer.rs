@@ -64,6 +64,85 @@ impl SpecialIds {
     }
 }
 
+/// One row of [`Tokenizer::encode_batch`]: a text, or a pair of texts (two segments, as
+/// sentence-pair tasks read them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextInput<'a> {
+    /// One text.
+    Single(&'a str),
+    /// Two texts: token type 0, then 1.
+    Pair(&'a str, &'a str),
+}
+
+/// How [`Tokenizer::encode_batch`] encodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncodeOptions {
+    /// Add the special tokens of the tokenizer's post-processor (`[CLS]`, `[SEP]`). Default true.
+    pub add_special_tokens: bool,
+    /// Cut each row to at most this many tokens, special tokens included (0: no limit). Default 0.
+    pub max_length: usize,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        EncodeOptions { add_special_tokens: true, max_length: 0 }
+    }
+}
+
+/// A batch encoded by [`Tokenizer::encode_batch`]: `batch` rows of `seq_len` tokens, row-major,
+/// padded to the longest row.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Encoded {
+    /// Rows.
+    pub batch: usize,
+    /// Tokens per row (the longest row's length).
+    pub seq_len: usize,
+    /// Token ids; `[PAD]` past a row's length.
+    pub input_ids: Vec<i32>,
+    /// 1 for a token, 0 for padding.
+    pub attention_mask: Vec<i32>,
+    /// 0 for the first text's tokens (and `[CLS]`), 1 for the second text's.
+    pub token_type_ids: Vec<i32>,
+    /// `[start, end)` byte offsets of each token in its text; `[0, 0]` for special and padding
+    /// tokens.
+    pub offsets: Vec<[u32; 2]>,
+    /// The index of each token's word within its text (words as the pre-tokenizer splits them:
+    /// whitespace and punctuation), -1 for special and padding tokens.
+    pub words: Vec<i32>,
+    /// Real tokens per row (the attention mask's ones).
+    pub lengths: Vec<usize>,
+    /// Whether the row was cut to `max_length`.
+    pub truncated: Vec<bool>,
+}
+
+/// The tokenizer saved beside a model: absent, loaded, or there but unreadable (kept as a
+/// message, so that a model used with token ids loads anyway and a text call says why it cannot).
+#[derive(Clone, Debug, Default)]
+pub enum AttachedTokenizer {
+    /// The model's directory holds no tokenizer.json or vocab.txt (or it came from memory).
+    #[default]
+    Absent,
+    /// The tokenizer, checked against the model's vocabulary.
+    Loaded(std::sync::Arc<Tokenizer>),
+    /// Why the tokenizer beside the model could not be used.
+    Broken(String),
+}
+
+impl AttachedTokenizer {
+    /// The tokenizer, or why there is none.
+    pub fn get(&self) -> Result<&std::sync::Arc<Tokenizer>> {
+        match self {
+            AttachedTokenizer::Loaded(t) => Ok(t),
+            AttachedTokenizer::Absent => Err(Error::Unsupported(
+                "the model has no tokenizer (no tokenizer.json or vocab.txt beside its weights): load one with \
+                 electra_tokenizer_load and pass it"
+                    .into(),
+            )),
+            AttachedTokenizer::Broken(why) => Err(Error::Unsupported(format!("the model's tokenizer: {why}"))),
+        }
+    }
+}
+
 /// A WordPiece tokenizer (see the module docs for the exact pipeline).
 #[derive(Clone)]
 pub struct Tokenizer {
@@ -124,15 +203,32 @@ impl Tokenizer {
     pub fn from_tokenizer_json(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let bytes = read_regular(path, MAX_TOKENIZER_JSON_BYTES)?;
+        Self::from_json_bytes(&bytes, path)
+    }
+
+    /// Parses the bytes of an HF `tokenizer.json` (as [`Tokenizer::from_tokenizer_json`] reads
+    /// them from a file); `source` names it in messages.
+    ///
+    /// # Errors
+    /// [`Error::Format`] when the bytes exceed the tokenizer.json cap (64 MiB), are not a
+    /// tokenizer.json, or name no special token.
+    pub fn from_json_bytes(bytes: &[u8], source: impl AsRef<Path>) -> Result<Self> {
+        let path = source.as_ref();
+        if bytes.len() as u64 > MAX_TOKENIZER_JSON_BYTES {
+            return Err(Error::format(
+                path,
+                format!("{} bytes exceed the tokenizer.json limit of {MAX_TOKENIZER_JSON_BYTES}", bytes.len()),
+            ));
+        }
         // Check the JSON first, strings and escapes included (a `serde_json::Value` validates what
         // `IgnoredAny` skips, e.g. a lone surrogate `\ud800`): `tokenizers` 0.23 panics ("Helper")
         // on such an error inside the "decoder" object instead of returning it (found by
         // fuzz/tokenizer). The parse is bounded by the file cap above.
-        serde_json::from_slice::<serde_json::Value>(&bytes)
+        serde_json::from_slice::<serde_json::Value>(bytes)
             .map_err(|e| Error::format(path, format!("tokenizer.json is not valid JSON: {e}")))?;
         // Any other panic of the third-party parser on hostile input is a format error too, not
         // a panic through the caller (the Rust API has no FFI guard).
-        let parsed = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(&bytes)).map_err(|_| {
+        let parsed = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(bytes)).map_err(|_| {
             Error::format(path, "tokenizer.json could not be parsed (the tokenizers crate gave up on it)")
         })?;
         let mut inner = parsed.map_err(|e| Error::format(path, e.to_string()))?;
@@ -221,6 +317,97 @@ impl Tokenizer {
     pub fn encode(&self, text: &str) -> Result<Vec<i32>> {
         let enc = self.inner.encode_fast(text, false).map_err(|e| Error::Internal(format!("tokenizer: {e}")))?;
         Ok(enc.get_ids().iter().map(|&i| i as i32).collect())
+    }
+
+    /// Encodes a batch of texts (or text pairs) as a model reads them: special tokens (the
+    /// tokenizer's post-processor: `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` for BERT) when
+    /// `opts.add_special_tokens`, cut to `opts.max_length` tokens (specials included; pairs cut
+    /// longest first, as HF's default), and padded with `[PAD]` to the longest row. The result
+    /// equals HF `tokenizers` with `enable_truncation(max_length)` and `enable_padding()` on the
+    /// same tokenizer.json. Offsets are byte offsets into the row's own text (the second text's
+    /// for its tokens); special and padding tokens have `(0, 0)`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an empty batch, a text of 4 GiB or more (offsets are 32-bit),
+    /// or a `max_length` below the number of special tokens added;
+    /// [`Error::Internal`] if the underlying tokenizer fails.
+    pub fn encode_batch(&self, inputs: &[TextInput<'_>], opts: &EncodeOptions) -> Result<Encoded> {
+        if inputs.is_empty() {
+            return Err(Error::arg("no texts to encode"));
+        }
+        let rows = inputs.iter().map(|input| self.encode_one(input, opts)).collect::<Result<Vec<_>>>()?;
+        let seq_len = rows.iter().map(|r| r.get_ids().len()).max().unwrap_or(0).max(1);
+        let n = rows.len().checked_mul(seq_len).ok_or_else(|| Error::arg("batch too large"))?;
+        let mut e = Encoded {
+            batch: rows.len(),
+            seq_len,
+            input_ids: vec![self.special.pad; n],
+            attention_mask: vec![0; n],
+            token_type_ids: vec![0; n],
+            offsets: vec![[0, 0]; n],
+            words: vec![-1; n],
+            lengths: Vec::with_capacity(rows.len()),
+            truncated: Vec::with_capacity(rows.len()),
+        };
+        for (r, enc) in rows.iter().enumerate() {
+            let at = r * seq_len;
+            let len = enc.get_ids().len();
+            for (i, (&id, &ty)) in enc.get_ids().iter().zip(enc.get_type_ids()).enumerate() {
+                e.input_ids[at + i] = id as i32;
+                e.token_type_ids[at + i] = ty as i32;
+                e.attention_mask[at + i] = 1;
+            }
+            let special = enc.get_special_tokens_mask();
+            for (i, (&(s, t), w)) in enc.get_offsets().iter().zip(enc.get_word_ids()).enumerate() {
+                if special[i] == 0 {
+                    // Lengths were checked to fit in u32 in `encode_one`.
+                    e.offsets[at + i] = [s as u32, t as u32];
+                    e.words[at + i] = w.map_or(-1, |w| w as i32);
+                }
+            }
+            e.lengths.push(len);
+            e.truncated.push(!enc.get_overflowing().is_empty());
+        }
+        Ok(e)
+    }
+
+    fn encode_one(&self, input: &TextInput<'_>, opts: &EncodeOptions) -> Result<tokenizers::Encoding> {
+        let internal = |e: tokenizers::Error| Error::Internal(format!("tokenizer: {e}"));
+        let (a, b) = match *input {
+            TextInput::Single(a) => (a, None),
+            TextInput::Pair(a, b) => (a, Some(b)),
+        };
+        for t in [Some(a), b].into_iter().flatten() {
+            if u32::try_from(t.len()).is_err() {
+                return Err(Error::arg(format!(
+                    "a text of {} bytes: offsets are 32-bit, texts must be below 4 GiB",
+                    t.len()
+                )));
+            }
+        }
+        let ea = self.inner.encode(a, false).map_err(internal)?;
+        let eb = b.map(|b| self.inner.encode(b, false)).transpose().map_err(internal)?;
+        let (ea, eb) = if opts.max_length > 0 {
+            let added = if opts.add_special_tokens {
+                self.inner.get_post_processor().map_or(0, |p| {
+                    use tokenizers::PostProcessor;
+                    p.added_tokens(eb.is_some())
+                })
+            } else {
+                0
+            };
+            if opts.max_length < added + 1 {
+                return Err(Error::arg(format!(
+                    "max_length {} leaves no room for text beside the {added} special tokens",
+                    opts.max_length
+                )));
+            }
+            let params = tokenizers::TruncationParams { max_length: opts.max_length - added, ..Default::default() };
+            tokenizers::utils::truncation::truncate_encodings(ea, eb, &params).map_err(internal)?
+        } else {
+            (ea, eb)
+        };
+        self.inner.post_process(ea, eb, opts.add_special_tokens).map_err(internal)
     }
 
     /// The text of `ids`: tokens joined by spaces, `##` pieces glued to the previous token, and

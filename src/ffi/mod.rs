@@ -10,6 +10,8 @@ mod handle;
 pub mod model;
 pub mod session;
 pub mod status;
+pub mod text;
+pub mod tokenizer;
 pub mod trainer;
 
 use crate::error::{Error, Result};

@@ -108,7 +108,8 @@ pub unsafe extern "C" fn electra_model_load_with_options(
         let path = unsafe { c_str(path, "path")? };
         // SAFETY: `options_json` is NULL or a NUL-terminated string alive for this call.
         let opts = crate::hf::LoadOptions::from_json(unsafe { super::options_str(options_json)? })?;
-        let model = crate::hf::load_with(Path::new(path), &opts)?;
+        let mut model = crate::hf::load_with(Path::new(path), &opts)?;
+        model.tokenizer = crate::text::tokenizer_beside(&model, Path::new(path));
         let h = electra_model::publish(model)?;
         // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
         unsafe { *out = h };

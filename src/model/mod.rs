@@ -174,6 +174,8 @@ pub struct Model {
     pub quant: Option<Arc<QuantizedWeights>>,
     /// Inference forms of the weights, one per device (see [`Model::prepared`]).
     prepared: PreparedCache,
+    /// The tokenizer saved beside the weights (set by whoever loaded them from a directory).
+    pub tokenizer: crate::data::tokenizer::AttachedTokenizer,
 }
 
 /// The backends' [`Prepared`] weights of a model, built on first use by a session and shared by
@@ -233,7 +235,7 @@ fn reserve(params: &mut ParamStore, towers: &[&ElectraConfig]) -> Result<()> {
 
 impl Model {
     fn from_towers(params: ParamStore, towers: Towers) -> Self {
-        Model { params, towers, quant: None, prepared: PreparedCache::default() }
+        Model { params, towers, quant: None, prepared: PreparedCache::default(), tokenizer: Default::default() }
     }
 
     /// Allocates a zero-filled model: a discriminator, a generator, or the pair. With both and
