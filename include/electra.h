@@ -686,6 +686,18 @@ electra_status electra_model_load(const char *path, electra_model **out);
  * directory loads as int8 either way. Unknown keys are `ELECTRA_ERR_INVALID_ARGUMENT`.
  * On failure `*out` is NULL.
  *
+ * Memory: the safetensors header is validated first (offsets, sizes, dtypes against the file's
+ * length), then each tensor is read with positioned reads of at most 1 MiB straight into its
+ * place in the model's one parameter buffer, so loading an f32 model peaks at about the file's
+ * size (not twice it); with `"quantize": "int8"` the weights to quantize are read and quantized a
+ * block of rows at a time and never held in f32, so the peak is about the int8 model's size.
+ * The first session call on a device builds that device's inference copy of the weights (packed
+ * for the CPU kernels, or on the GPU), counted on top. The file is read, never memory-mapped: a
+ * file truncated or rewritten under a mapping would raise SIGBUS in the host's process, while a
+ * file changed during a read is at worst `ELECTRA_ERR_FORMAT` (it ended early, or a value is not
+ * finite: every tensor is checked) or a model of other finite weights, and a file replaced by a
+ * rename while loading is not seen at all (the open file is read).
+ *
  * # Safety
  * `path` must be a NUL-terminated string; `options_json` NULL or a NUL-terminated string;
  * `out` a valid pointer.
@@ -693,6 +705,38 @@ electra_status electra_model_load(const char *path, electra_model **out);
 electra_status electra_model_load_with_options(const char *path,
                                                const char *options_json,
                                                electra_model **out);
+
+/**
+ * Loads one HF tower (an ElectraForPreTraining, ElectraForMaskedLM or
+ * ElectraForSequenceClassification checkpoint, f32 or int8) from the bytes of its `config.json`
+ * (`config_json`, `config_len` bytes, UTF-8, not NUL-terminated) and of its `model.safetensors`
+ * (`weights`, `weights_len` bytes) held in the caller's memory, as an app holds a bundled asset.
+ * `options_json` as for `electra_model_load_with_options`. Both buffers are checked as strictly
+ * as files are (size caps, the safetensors header's offsets and sizes against `weights_len`
+ * before anything is allocated, names, shapes, finite values): an empty, truncated or corrupt
+ * buffer is `ELECTRA_ERR_FORMAT`.
+ *
+ * The weights are COPIED into the model's own parameter buffer, once, tensor by tensor: the
+ * model's flat parameter layout orders (and converts) tensors differently from the file, so the
+ * caller's buffer could not be used in place, and owning the copy frees the caller from keeping
+ * the buffer alive: both buffers may be freed or reused as soon as this returns. Peak memory is
+ * the caller's buffer plus the model (f32: about the size of `weights`; with `"quantize": "int8"`
+ * the f32 tensors to quantize are never copied, only their int8 form).
+ *
+ * On success `*out` owns the model; on failure `*out` is NULL. A NULL `config_json`, `weights`
+ * or `out` is `ELECTRA_ERR_NULL_POINTER` (whatever the lengths).
+ *
+ * # Safety
+ * `config_json` must point to `config_len` readable bytes and `weights` to `weights_len`
+ * readable bytes, both unchanged for the duration of the call; `options_json` NULL or a
+ * NUL-terminated string; `out` a valid pointer.
+ */
+electra_status electra_model_load_from_memory(const uint8_t *config_json,
+                                              size_t config_len,
+                                              const uint8_t *weights,
+                                              size_t weights_len,
+                                              const char *options_json,
+                                              electra_model **out);
 
 /**
  * Frees a model. NULL, an already freed model and any other value are harmless no-ops.

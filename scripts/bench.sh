@@ -131,7 +131,7 @@ print(max(3, math.ceil(float(sys.argv[1]) * 1.1 / s)))' "$MIN_SECONDS"
 
 # Our inference rows time model directories as deployed: the fresh preset model saved once (f32)
 # and its `electra quantize` copy (int8), so model_bytes is the file and peak RSS what loading it
-# costs (quantizing at load would keep the f32 model's pages too).
+# and running it costs (load_peak_rss_bytes: loading alone, before the first call).
 MODELS=$(mktemp -d /tmp/electra-bench-models.XXXXXX)
 trap 'rm -rf "$MODELS"' EXIT
 "$BIN" bench infer --preset "$PRESET" --batch-size 1 --seq-len 8 --reps 1 --json --save-model "$MODELS/fp32" >/dev/null
@@ -228,6 +228,12 @@ for k in order:
         if rs:
             print(f"| {i} | {k[0]} | {k[1]}x{k[2]} | {len(rs)} | " + ", ".join(f"{r['median_seconds']:.4f}" for r in rs)
                   + f" | {f(med(rs, 'tokens_per_second'), '{:.0f}')} | {', '.join(str(r['reps']) for r in rs)} |")
+load = {i: med([r for g in groups.values() for r in g.get(i, [])], "load_peak_rss_bytes")
+        for i in ("electra", "electra-int8")}
+if load["electra"] or load["electra-int8"]:
+    print(f"\nLoading the model directory alone (peak RSS before the first call, median of the infer runs): "
+          f"electra fp32 {mib(load['electra'])} MiB, int8 {mib(load['electra-int8'])} MiB; the first call adds "
+          "the inference copy of the weights (packed for the CPU kernels).")
 if any("baseline" in g for g in groups.values()):
     print("\n| workload | batch x seq | electra s | baseline s | vs baseline | electra RSS MiB | baseline RSS MiB |")
     print("|---|---|---|---|---|---|---|")

@@ -4,12 +4,13 @@
 use crate::config::ElectraConfig;
 use crate::error::{Error, Result};
 use crate::io::atomic::{check_path, commit_dir, create_dir, resolve, write_atomic};
-use crate::io::safetensors::{write_tensors, TensorFile, Values};
-use crate::layers::int8::{QuantWeight, QuantizedWeights};
+use crate::io::safetensors::{write_tensors, TensorIndex, Values};
+use crate::layers::int8::{quantize_weight, QuantWeight, QuantizedWeights};
 use crate::model::{Model, Towers};
 use crate::params::{ParamId, ParamTable};
-use crate::quant::{WeightFormat, SCALE_SUFFIX};
-use std::collections::HashSet;
+use crate::quant::{QuantTensor, WeightFormat, SCALE_SUFFIX};
+use safetensors::Dtype;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -52,23 +53,24 @@ impl LoadOptions {
     }
 }
 
-/// One HF directory read from disk.
-struct HfDir {
+/// One HF tower: its config and its weights file, whose header has been validated and whose
+/// tensors are read as the model is filled.
+struct HfDir<'a> {
     config: ElectraConfig,
-    file: TensorFile,
+    file: TensorIndex<'a>,
     role: Role,
     /// Whether config.json marks the file as int8-quantized.
     int8: bool,
 }
 
-fn read_dir(dir: &Path, want: Option<Role>) -> Result<HfDir> {
+fn read_dir(dir: &Path, want: Option<Role>) -> Result<HfDir<'static>> {
     let config = ElectraConfig::from_file(&dir.join(CONFIG))?;
-    let file = TensorFile::read(&dir.join(WEIGHTS))?;
+    let file = TensorIndex::open(&dir.join(WEIGHTS))?;
     classify(config, file, dir, want)
 }
 
 /// The role (and int8-ness) of a tower from its config and tensors; `dir` names it in messages.
-fn classify(config: ElectraConfig, file: TensorFile, dir: &Path, want: Option<Role>) -> Result<HfDir> {
+fn classify<'a>(config: ElectraConfig, file: TensorIndex<'a>, dir: &Path, want: Option<Role>) -> Result<HfDir<'a>> {
     let int8 = crate::quant::config_is_int8(&config.extra, &dir.join(CONFIG))?;
     let has = |prefix: &str| file.tensors.keys().any(|k| k.starts_with(prefix));
     let arch = |a: &str| config.architectures.iter().any(|x| x == a);
@@ -93,58 +95,122 @@ fn classify(config: ElectraConfig, file: TensorFile, dir: &Path, want: Option<Ro
     Ok(HfDir { config, file, role, int8 })
 }
 
-/// Copies every tensor a tower lists from its file, checking names and shapes. In an int8 file
-/// (`quantized`: the offsets of the quantized Linear weights) those weights are read as `I8`
-/// with their `_scale` tensors into `int8`, and their f32 spans stay zero.
+/// The tensors an int8 model holds as int8 ([`crate::quant::quantized_tensors`]), by offset, and
+/// where their int8 form comes from.
+struct Int8Plan {
+    tensors: HashMap<usize, QuantTensor>,
+    /// True: the file holds them as `I8` with their scales. False: the file holds them as floats,
+    /// quantized as they are read (the load option `quantize: int8`).
+    stored: bool,
+}
+
+impl Int8Plan {
+    fn new(model: &Model, stored: bool) -> Self {
+        let tensors = crate::quant::quantized_tensors(&model.towers).into_iter().map(|t| (t.span.off, t)).collect();
+        Int8Plan { tensors, stored }
+    }
+}
+
+/// Reads every tensor a tower lists from its file into the model's parameters, checking names,
+/// shapes and finiteness. With an `int8` plan, the tensors it lists go into `int8` instead (read
+/// as `I8` with their `_scale` tensors, or quantized as they are read) and their f32 spans are
+/// never written, so their pages never become resident.
 fn fill(
     model: &mut Model,
     names: &[(String, ParamId)],
-    file: &TensorFile,
-    quantized: Option<&HashSet<usize>>,
+    file: &TensorIndex,
+    plan: Option<&Int8Plan>,
     int8: &mut Vec<(usize, QuantWeight)>,
 ) -> Result<()> {
     for (hf, id) in names {
         let shape = model.params.info(*id).shape.clone();
         let off = model.params.span(*id).off;
-        if quantized.is_some_and(|s| s.contains(&off)) {
+        if let Some(t) = plan.and_then(|p| p.tensors.get(&off).map(|t| (t, p.stored))) {
             // A pair sharing its embeddings lists the shared tensors in both towers.
             if !int8.iter().any(|(o, _)| *o == off) {
-                int8.push((off, read_quantized(file, hf, &shape)?));
+                let w = match t {
+                    (_, true) => read_quantized(file, hf, &shape)?,
+                    (t, false) => quantize_read(file, hf, &shape, t, &model.params.info(*id).name)?,
+                };
+                int8.push((off, w));
             }
             continue;
         }
-        let t = file.expect(hf, &shape)?;
-        if let Some(bad) = t.data.iter().position(|v| !v.is_finite()) {
+        file.expect(hf, &shape)?;
+        let dst = model.params.get_mut(*id);
+        file.read_f32(hf, 0, dst)?;
+        if let Some(bad) = dst.iter().position(|v| !v.is_finite()) {
             return Err(Error::format(&file.path, format!("tensor {hf} holds a non-finite value at element {bad}")));
         }
-        model.params.get_mut(*id).copy_from_slice(&t.data);
     }
     Ok(())
 }
 
+/// Elements converted per block when a tensor is read through a buffer of our own.
+const BLOCK: usize = 1 << 18;
+
+/// Reads the float tensor `name` (of `shape`) and quantizes it per row as
+/// [`crate::quant::quantize`] does, a block of rows at a time: only the int8 result is kept, never
+/// the f32 tensor. `param` (the canonical name) names it in quantization errors.
+fn quantize_read(file: &TensorIndex, name: &str, shape: &[usize], t: &QuantTensor, param: &str) -> Result<QuantWeight> {
+    file.expect(name, shape)?;
+    let (rows, cols) = (t.rows, t.cols);
+    let n = crate::alloc::count(&[rows, cols], name)?;
+    if n != t.span.len {
+        return Err(Error::Internal(format!("{param}: {rows} x {cols} int8 rows for a tensor of {}", t.span.len)));
+    }
+    let per = (BLOCK / cols.max(1)).max(1).min(rows);
+    let mut buf = crate::alloc::try_vec(per * cols, 0f32, name)?;
+    let mut q = Vec::new();
+    q.try_reserve_exact(n).map_err(|_| crate::alloc::oom::<i8>(n, "int8 weight"))?;
+    let mut scale = Vec::new();
+    scale.try_reserve_exact(rows).map_err(|_| crate::alloc::oom::<f32>(rows, "int8 weight scales"))?;
+    let mut r = 0;
+    while r < rows {
+        let k = per.min(rows - r);
+        let block = &mut buf[..k * cols];
+        file.read_f32(name, r * cols, block)?;
+        if let Some(bad) = block.iter().position(|v| !v.is_finite()) {
+            return Err(Error::format(
+                &file.path,
+                format!("tensor {name} holds a non-finite value at element {}", r * cols + bad),
+            ));
+        }
+        let w = quantize_weight(block, k, cols).map_err(|e| Error::arg(format!("quantizing {param}: {e}")))?;
+        q.extend_from_slice(&w.q);
+        scale.extend_from_slice(&w.scale);
+        r += k;
+    }
+    Ok(QuantWeight { q, scale, dout: rows, din: cols })
+}
+
 /// One int8 weight `[dout, din]` and its per-channel scales, checked (scales finite and ≥ 0,
 /// values in −127..=127).
-fn read_quantized(file: &TensorFile, name: &str, shape: &[usize]) -> Result<QuantWeight> {
-    let q = file.expect_i8(name, shape)?;
+fn read_quantized(file: &TensorIndex, name: &str, shape: &[usize]) -> Result<QuantWeight> {
+    let qe = file.expect_i8(name, shape)?;
     let (dout, din) = match *shape {
         [o, i] => (o, i),
         _ => return Err(Error::format(&file.path, format!("quantized tensor {name} must be 2-D, not {shape:?}"))),
     };
     let sname = format!("{name}{SCALE_SUFFIX}");
-    let s = file.expect(&sname, &[dout])?;
-    if let Some(i) = s.data.iter().position(|v| !v.is_finite() || *v < 0.0) {
+    file.expect(&sname, &[dout])?;
+    let mut scale = crate::alloc::try_vec(dout, 0f32, &sname)?;
+    file.read_f32(&sname, 0, &mut scale)?;
+    if let Some(i) = scale.iter().position(|v| !v.is_finite() || *v < 0.0) {
         return Err(Error::format(
             &file.path,
-            format!("tensor {sname} element {i} is {}: scales must be finite and >= 0", s.data[i]),
+            format!("tensor {sname} element {i} is {}: scales must be finite and >= 0", scale[i]),
         ));
     }
-    if q.int8.contains(&i8::MIN) {
+    let mut q = crate::alloc::try_vec(qe.numel, 0i8, name)?;
+    file.read_i8(name, 0, &mut q)?;
+    if q.contains(&i8::MIN) {
         return Err(Error::format(
             &file.path,
             format!("tensor {name} holds -128: int8 weights are symmetric (-127..=127)"),
         ));
     }
-    Ok(QuantWeight { q: q.int8.clone(), scale: s.data.clone(), dout, din })
+    Ok(QuantWeight { q, scale, dout, din })
 }
 
 /// Tensors HF itself drops without a word: position/token-type id buffers old checkpoints
@@ -157,7 +223,7 @@ fn tolerated(name: &str) -> bool {
 
 /// Refuses tensors of `file` that `names` (what the config accounts for) does not list.
 fn check_unused(
-    file: &TensorFile,
+    file: &TensorIndex,
     names: &[(String, ParamId)],
     config: &ElectraConfig,
     opts: &LoadOptions,
@@ -196,18 +262,45 @@ fn check_unused(
     ))
 }
 
-fn embeddings_equal(a: &TensorFile, b: &TensorFile) -> bool {
+/// Whether the embedding tensors of `a` are all in `b` with the same shapes and values (compared
+/// as read, in blocks: neither file's tensors are held whole).
+fn embeddings_equal(a: &TensorIndex, b: &TensorIndex) -> Result<bool> {
     let mut any = false;
-    for (name, ta) in
+    for (name, ea) in
         a.tensors.iter().filter(|(n, _)| n.starts_with("electra.embeddings.") && !n.ends_with("position_ids"))
     {
         any = true;
-        match b.tensors.get(name) {
-            Some(tb) if tb.shape == ta.shape && tb.data == ta.data => {}
-            _ => return false,
+        let Some(eb) = b.tensors.get(name) else { return Ok(false) };
+        if ea.shape != eb.shape || (ea.dtype == Dtype::I8) != (eb.dtype == Dtype::I8) {
+            return Ok(false);
+        }
+        let block = BLOCK.min(ea.numel);
+        let mut at = 0;
+        if ea.dtype == Dtype::I8 {
+            let (mut x, mut y) = (crate::alloc::try_vec(block, 0i8, name)?, crate::alloc::try_vec(block, 0i8, name)?);
+            while at < ea.numel {
+                let k = block.min(ea.numel - at);
+                a.read_i8(name, at, &mut x[..k])?;
+                b.read_i8(name, at, &mut y[..k])?;
+                if x[..k] != y[..k] {
+                    return Ok(false);
+                }
+                at += k;
+            }
+        } else {
+            let (mut x, mut y) = (crate::alloc::try_vec(block, 0f32, name)?, crate::alloc::try_vec(block, 0f32, name)?);
+            while at < ea.numel {
+                let k = block.min(ea.numel - at);
+                a.read_f32(name, at, &mut x[..k])?;
+                b.read_f32(name, at, &mut y[..k])?;
+                if x[..k] != y[..k] {
+                    return Ok(false);
+                }
+                at += k;
+            }
         }
     }
-    any
+    Ok(any)
 }
 
 /// Loads a model from `path`: an HF directory (discriminator, generator or classifier), the pair
@@ -221,33 +314,37 @@ pub fn load(path: &Path) -> Result<Model> {
 }
 
 /// [`load`] with options: `allow_unused_tensors` accepts files holding tensors the config
-/// does not use.
+/// does not use; `quantize: int8` quantizes an f32 model as it loads.
+///
+/// Memory: the header of each `model.safetensors` is validated first, then each tensor is read
+/// (positioned reads of at most 1 MiB, converted from little-endian) straight into its place in
+/// the model's one parameter buffer: the peak is about the model's f32 size, with no copy of the
+/// file. The file is read, not memory-mapped, so a file truncated or rewritten while it loads is
+/// at worst a format error or other (finite, checked) weights, never a SIGBUS in the process.
+/// With `quantize: int8`, the tensors to quantize are read and quantized a block of rows at a
+/// time and their f32 spans are never written: the peak is about the int8 model's size.
 pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Model> {
-    as_requested(load_stored(path, opts)?, opts)
+    load_stored(path, opts)
 }
 
-/// The model in the weight format `opts` asks for (an int8 model stays as it is).
-fn as_requested(model: Model, opts: &LoadOptions) -> Result<Model> {
-    match opts.quantize {
-        WeightFormat::Int8 => crate::quant::quantize(&model),
-        WeightFormat::F32 => Ok(model),
+/// Marks `model` int8 with the weights read (or quantized), when there is a plan.
+fn finish(mut model: Model, plan: Option<Int8Plan>, int8: Vec<(usize, QuantWeight)>) -> Result<Model> {
+    if let Some(plan) = plan {
+        // Every tensor of the plan is listed by a tower; one that was not would be left zero.
+        if let Some(off) = plan.tensors.keys().find(|off| !int8.iter().any(|(o, _)| o == *off)) {
+            return Err(Error::Internal(format!("no tower lists the int8 tensor at offset {off}")));
+        }
+        model.quant = Some(Arc::new(QuantizedWeights::new(int8)));
     }
+    Ok(model)
 }
 
-/// The offsets of the Linear weights an int8 file of `model`'s layout holds as int8.
-fn quantized_offsets(model: &Model) -> HashSet<usize> {
-    crate::quant::quantized_tensors(&model.towers).iter().map(|t| t.span.off).collect()
+/// The int8 plan of a model whose files are `int8_files` (or not), loaded with `opts`.
+fn plan(model: &Model, int8_files: bool, opts: &LoadOptions) -> Option<Int8Plan> {
+    (int8_files || opts.quantize == WeightFormat::Int8).then(|| Int8Plan::new(model, int8_files))
 }
 
-/// Marks `model` int8 with the weights read, when its files were int8.
-fn finish(mut model: Model, int8: Option<Vec<(usize, QuantWeight)>>) -> Model {
-    if let Some(entries) = int8 {
-        model.quant = Some(Arc::new(QuantizedWeights::new(entries)));
-    }
-    model
-}
-
-/// [`load_with`] without the quantize option: the weights as stored.
+/// [`load_with`]'s work.
 fn load_stored(path: &Path, opts: &LoadOptions) -> Result<Model> {
     check_path(path, "model path")?;
     if path.is_file() {
@@ -282,7 +379,7 @@ fn load_stored(path: &Path, opts: &LoadOptions) -> Result<Model> {
     }
     let int8_files = disc.as_ref().or(gen.as_ref()).is_some_and(|d| d.int8);
     let share = match (&disc, &gen) {
-        (Some(d), Some(g)) => embeddings_equal(&d.file, &g.file),
+        (Some(d), Some(g)) => embeddings_equal(&d.file, &g.file)?,
         _ => false,
     };
     let mut model = Model::new(disc.as_ref().map(|d| d.config.clone()), gen.as_ref().map(|g| g.config.clone()), share)?;
@@ -292,17 +389,17 @@ fn load_stored(path: &Path, opts: &LoadOptions) -> Result<Model> {
         Towers::Generator(g) => (Vec::new(), g.names.clone()),
         Towers::Classifier(_) => (Vec::new(), Vec::new()),
     };
-    let set = int8_files.then(|| quantized_offsets(&model));
+    let plan = plan(&model, int8_files, opts);
     let mut int8 = Vec::new();
     if let Some(d) = &disc {
-        fill(&mut model, &disc_names, &d.file, set.as_ref(), &mut int8)?;
+        fill(&mut model, &disc_names, &d.file, plan.as_ref(), &mut int8)?;
         check_unused(&d.file, &disc_names, &d.config, opts)?;
     }
     if let Some(g) = &gen {
-        fill(&mut model, &gen_names, &g.file, set.as_ref(), &mut int8)?;
+        fill(&mut model, &gen_names, &g.file, plan.as_ref(), &mut int8)?;
         check_unused(&g.file, &gen_names, &g.config, opts)?;
     }
-    Ok(finish(model, int8_files.then_some(int8)))
+    finish(model, plan, int8)
 }
 
 /// A model of the one tower `d` holds.
@@ -313,20 +410,22 @@ fn load_tower(d: HfDir, opts: &LoadOptions) -> Result<Model> {
         Role::Classifier => Model::new_classifier(d.config.clone())?,
     };
     let names = tower_names(&model.towers).concat();
-    let set = d.int8.then(|| quantized_offsets(&model));
+    let plan = plan(&model, d.int8, opts);
     let mut int8 = Vec::new();
-    fill(&mut model, &names, &d.file, set.as_ref(), &mut int8)?;
+    fill(&mut model, &names, &d.file, plan.as_ref(), &mut int8)?;
     check_unused(&d.file, &names, &d.config, opts)?;
-    Ok(finish(model, d.int8.then_some(int8)))
+    finish(model, plan, int8)
 }
 
 /// Loads one HF tower (an `ElectraForPreTraining`, `ElectraForMaskedLM` or
 /// `ElectraForSequenceClassification` checkpoint, f32 or int8) from its `config.json` and
 /// `model.safetensors` held in memory, as an app holds a bundled asset. Both are checked as
-/// strictly as files are (the same size caps, names, shapes, finiteness), and the weights are
-/// copied into the model, which owns them: the caller's buffers may be freed or changed as soon
-/// as this returns. Messages name the parts `<memory>/config.json` and
-/// `<memory>/model.safetensors`.
+/// strictly as files are (the same size caps, header checks, names, shapes, finiteness), and the
+/// weights are copied into the model, which owns them: the caller's buffers may be freed or
+/// changed as soon as this returns. The copy is needed anyway (the model's one flat parameter
+/// buffer orders and converts tensors differently from the file) and is the only one: each
+/// tensor goes straight from `weights` to its place. Messages name the parts
+/// `<memory>/config.json` and `<memory>/model.safetensors`.
 pub fn load_from_memory(config_json: &[u8], weights: &[u8], opts: &LoadOptions) -> Result<Model> {
     let dir = Path::new("<memory>");
     let cfg_path = dir.join(CONFIG);
@@ -338,8 +437,8 @@ pub fn load_from_memory(config_json: &[u8], weights: &[u8], opts: &LoadOptions) 
     }
     let text = std::str::from_utf8(config_json).map_err(|e| Error::format(&cfg_path, format!("not UTF-8: {e}")))?;
     let config = ElectraConfig::from_json_at(text, &cfg_path)?;
-    let file = TensorFile::parse(&dir.join(WEIGHTS), weights)?;
-    as_requested(load_tower(classify(config, file, dir, None)?, opts)?, opts)
+    let file = TensorIndex::from_bytes(&dir.join(WEIGHTS), weights)?;
+    load_tower(classify(config, file, dir, None)?, opts)
 }
 
 /// The (HF name, id) lists of every tower, in file order.

@@ -294,3 +294,26 @@ fn kernel_options_reject_bad_values() {
     let o = SessionOptions::from_json(Some(r#"{"simd": null, "tf32": true}"#)).unwrap();
     assert_eq!((o.simd, o.tf32), (None, Some(true)));
 }
+
+/// Quantizing as the model loads (a block of rows at a time, the f32 tensors never held whole)
+/// gives the bits of quantizing the loaded f32 model: a pair sharing its embeddings and one that
+/// does not, with a word table spanning several blocks and several 1 MiB reads.
+#[test]
+fn quantize_at_load_equals_quantize_after_load() {
+    let json = TINY_DISC.replace("\"vocab_size\": 60", "\"vocab_size\": 30522");
+    for shared in [true, false] {
+        let dir = tmp(&format!("blocks-{shared}"));
+        hf::save(&pair(&json, shared, 3), &dir).unwrap();
+        let want = quant::quantize(&hf::load(&dir).unwrap()).unwrap();
+        let got = hf::load_with(&dir, &int8()).unwrap();
+        assert_eq!(got.shared_embeddings(), shared);
+        assert_eq!(bits(got.params.values()), bits(want.params.values()));
+        let (a, b) = (got.quant.as_ref().unwrap(), want.quant.as_ref().unwrap());
+        assert_eq!(a.len(), b.len());
+        for ((oa, wa), (ob, wb)) in a.iter().zip(b.iter()) {
+            assert_eq!((oa, wa.dout, wa.din, &wa.q), (ob, wb.dout, wb.din, &wb.q));
+            assert_eq!(bits(&wa.scale), bits(&wb.scale));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,11 +1,13 @@
 //! Strict loading: tensors a file holds that the config does not account for are an error,
 //! unless `allow_unused_tensors` is given (Rust `hf::LoadOptions`, C
-//! `electra_model_load_with_options`). Names HF itself drops silently stay accepted.
+//! `electra_model_load_with_options`). Names HF itself drops silently stay accepted. Loading from
+//! memory (`hf::load_from_memory`, C `electra_model_load_from_memory`) is as strict and gives
+//! the same model, and a file truncated while it is read is a format error.
 
 use electra::ffi::model::*;
 use electra::ffi::status::*;
 use electra::hf::{self, LoadOptions};
-use electra::io::safetensors::{write_f32, TensorFile};
+use electra::io::safetensors::{write_f32, TensorFile, TensorIndex};
 use electra::Error;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -231,4 +233,155 @@ fn quantization_config_types_are_strict() {
     }
     let e = int8_with("q-v2", |q| q["version"] = 2.into()).expect_err("version 2");
     assert!(e.to_string().contains("version 2"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading from memory, and files that change while they load.
+
+fn bits(m: &electra::Model) -> Vec<u32> {
+    m.params.values().iter().map(|x| x.to_bits()).collect()
+}
+
+/// A random discriminator whose word table (30522 x 16) spans several 1 MiB reads, saved as one
+/// HF directory.
+fn multi_chunk_dir(name: &str) -> PathBuf {
+    let cfg = electra::ElectraConfig::from_json_str(
+        r#"{"vocab_size": 30522, "embedding_size": 16, "hidden_size": 32, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 32,
+            "architectures": ["ElectraForPreTraining"]}"#,
+    )
+    .unwrap();
+    let mut m = electra::Model::new(Some(cfg), None, false).unwrap();
+    m.init_weights(5).unwrap();
+    let dir = tempdir(name);
+    hf::save_dir(&m, hf::Role::Discriminator, &dir).unwrap();
+    dir
+}
+
+/// `load_from_memory` gives the model `load` gives, bit for bit (f32 and quantized at load), and
+/// so does the C function.
+#[test]
+fn loading_from_memory_equals_loading_from_the_path() {
+    let big = multi_chunk_dir("memory-equals-path");
+    let dirs = [
+        fixture(&["emb_lt_hidden", "discriminator"]),
+        fixture(&["emb_lt_hidden", "generator"]),
+        fixture(&["relu_act", "discriminator"]),
+        big.clone(),
+    ];
+    for dir in &dirs {
+        let config = std::fs::read(dir.join("config.json")).unwrap();
+        let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
+        for opts in [LoadOptions::default(), LoadOptions::from_json(Some(r#"{"quantize": "int8"}"#)).unwrap()] {
+            let want = hf::load_with(dir, &opts).unwrap();
+            let got = hf::load_from_memory(&config, &weights, &opts).unwrap();
+            assert_eq!(bits(&got), bits(&want), "{}", dir.display());
+            assert_eq!(got.quant.is_some(), opts.quantize == electra::quant::WeightFormat::Int8);
+            if let (Some(a), Some(b)) = (&got.quant, &want.quant) {
+                assert!(a.iter().zip(b.iter()).all(|((oa, wa), (ob, wb))| oa == ob && wa.q == wb.q));
+            }
+        }
+        let mut out = null_mut();
+        // SAFETY: both buffers are alive for the call with their lengths; `out` is valid.
+        let st = unsafe {
+            electra_model_load_from_memory(
+                config.as_ptr(),
+                config.len(),
+                weights.as_ptr(),
+                weights.len(),
+                std::ptr::null(),
+                &mut out,
+            )
+        };
+        assert_eq!((st, out.is_null()), (ELECTRA_OK, false), "{}", dir.display());
+        // SAFETY: a live model from the call above, freed once.
+        unsafe { electra_model_free(out) };
+    }
+    let _ = std::fs::remove_dir_all(&big);
+}
+
+/// Empty, truncated, garbage and NULL buffers are refused before anything is allocated from
+/// them, with the status the header documents and `*out` NULL.
+#[test]
+fn bad_buffers_are_refused() {
+    let dir = fixture(&["emb_lt_hidden", "discriminator"]);
+    let config = std::fs::read(dir.join("config.json")).unwrap();
+    let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let header_len = u64::from_le_bytes(weights[..8].try_into().unwrap()) as usize;
+    let cuts: &[(&str, Vec<u8>)] = &[
+        ("empty", vec![]),
+        ("four-bytes", weights[..4].to_vec()),
+        ("header-only-half", weights[..8 + header_len / 2].to_vec()),
+        ("header-only", weights[..8 + header_len].to_vec()),
+        ("data-truncated", weights[..weights.len() - 100].to_vec()),
+        ("one-byte-more", [&weights[..], &[0u8]].concat()),
+        ("huge-header-length", [&u64::MAX.to_le_bytes()[..], &weights[8..]].concat()),
+        ("garbage-header", [&weights[..8], &vec![b'!'; header_len][..], &weights[8 + header_len..]].concat()),
+        ("garbage", (0..weights.len()).map(|i| (i * 7919 % 251) as u8).collect()),
+    ];
+    for (name, bytes) in cuts {
+        let e = hf::load_from_memory(&config, bytes, &LoadOptions::default()).err().unwrap();
+        assert!(matches!(&e, Error::Format { .. }) && e.to_string().contains("model.safetensors"), "{name}: {e}");
+        let mut out = std::ptr::NonNull::<electra_model>::dangling().as_ptr();
+        // SAFETY: the buffers are alive for the call with their lengths; `out` is valid.
+        let st = unsafe {
+            electra_model_load_from_memory(
+                config.as_ptr(),
+                config.len(),
+                bytes.as_ptr(),
+                bytes.len(),
+                std::ptr::null(),
+                &mut out,
+            )
+        };
+        assert_eq!((st, out.is_null()), (ELECTRA_ERR_FORMAT, true), "{name}");
+    }
+    // A config that is empty, not UTF-8 or not an object.
+    for cfg in [&b""[..], b"\xff\xfe", b"[]"] {
+        let e = hf::load_from_memory(cfg, &weights, &LoadOptions::default()).err().unwrap();
+        assert!(e.to_string().contains("config.json"), "{e}");
+    }
+    let c = |config: *const u8, weights_ptr: *const u8, out: *mut *mut electra_model| {
+        // SAFETY: each pointer is NULL or valid for its length (the fixture's buffers).
+        unsafe { electra_model_load_from_memory(config, 10, weights_ptr, weights.len(), std::ptr::null(), out) }
+    };
+    let mut out = std::ptr::NonNull::<electra_model>::dangling().as_ptr();
+    assert_eq!(c(std::ptr::null(), weights.as_ptr(), &mut out), ELECTRA_ERR_NULL_POINTER);
+    assert!(out.is_null());
+    out = std::ptr::NonNull::<electra_model>::dangling().as_ptr();
+    assert_eq!(c(config.as_ptr(), std::ptr::null(), &mut out), ELECTRA_ERR_NULL_POINTER);
+    assert!(out.is_null());
+    assert_eq!(c(config.as_ptr(), weights.as_ptr(), null_mut()), ELECTRA_ERR_NULL_POINTER);
+    let o = CString::new(r#"{"quantize": "int4"}"#).unwrap();
+    // SAFETY: the buffers are alive for the call with their lengths; `out` is valid.
+    let st = unsafe {
+        electra_model_load_from_memory(
+            config.as_ptr(),
+            config.len(),
+            weights.as_ptr(),
+            weights.len(),
+            o.as_ptr(),
+            &mut out,
+        )
+    };
+    assert_eq!((st, out.is_null()), (ELECTRA_ERR_INVALID_ARGUMENT, true));
+}
+
+/// A file truncated after its header was validated (rewritten while loading) is a format error
+/// naming the tensor, not a crash: the file is read, never mapped.
+#[test]
+fn a_file_truncated_while_loading_is_a_format_error() {
+    let dir = multi_chunk_dir("truncated-while-loading");
+    let path = dir.join("model.safetensors");
+    let index = TensorIndex::open(&path).unwrap();
+    let name = "electra.embeddings.word_embeddings.weight";
+    let e = index.get(name).unwrap().clone();
+    let mut all = vec![0f32; e.numel];
+    index.read_f32(name, 0, &mut all).unwrap();
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len / 2).unwrap();
+    let err = index.read_f32(name, 0, &mut all).unwrap_err();
+    assert!(matches!(&err, Error::Format { .. }) && err.to_string().contains(name), "{err}");
+    assert!(matches!(hf::load(&dir), Err(Error::Format { .. })));
+    let _ = std::fs::remove_dir_all(&dir);
 }

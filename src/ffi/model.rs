@@ -89,6 +89,18 @@ pub unsafe extern "C" fn electra_model_load(path: *const c_char, out: *mut *mut 
 /// directory loads as int8 either way. Unknown keys are `ELECTRA_ERR_INVALID_ARGUMENT`.
 /// On failure `*out` is NULL.
 ///
+/// Memory: the safetensors header is validated first (offsets, sizes, dtypes against the file's
+/// length), then each tensor is read with positioned reads of at most 1 MiB straight into its
+/// place in the model's one parameter buffer, so loading an f32 model peaks at about the file's
+/// size (not twice it); with `"quantize": "int8"` the weights to quantize are read and quantized a
+/// block of rows at a time and never held in f32, so the peak is about the int8 model's size.
+/// The first session call on a device builds that device's inference copy of the weights (packed
+/// for the CPU kernels, or on the GPU), counted on top. The file is read, never memory-mapped: a
+/// file truncated or rewritten under a mapping would raise SIGBUS in the host's process, while a
+/// file changed during a read is at worst `ELECTRA_ERR_FORMAT` (it ended early, or a value is not
+/// finite: every tensor is checked) or a model of other finite weights, and a file replaced by a
+/// rename while loading is not seen at all (the open file is read).
+///
 /// # Safety
 /// `path` must be a NUL-terminated string; `options_json` NULL or a NUL-terminated string;
 /// `out` a valid pointer.
@@ -117,11 +129,72 @@ pub unsafe extern "C" fn electra_model_load_with_options(
     })
 }
 
+/// Loads one HF tower (an ElectraForPreTraining, ElectraForMaskedLM or
+/// ElectraForSequenceClassification checkpoint, f32 or int8) from the bytes of its `config.json`
+/// (`config_json`, `config_len` bytes, UTF-8, not NUL-terminated) and of its `model.safetensors`
+/// (`weights`, `weights_len` bytes) held in the caller's memory, as an app holds a bundled asset.
+/// `options_json` as for `electra_model_load_with_options`. Both buffers are checked as strictly
+/// as files are (size caps, the safetensors header's offsets and sizes against `weights_len`
+/// before anything is allocated, names, shapes, finite values): an empty, truncated or corrupt
+/// buffer is `ELECTRA_ERR_FORMAT`.
+///
+/// The weights are COPIED into the model's own parameter buffer, once, tensor by tensor: the
+/// model's flat parameter layout orders (and converts) tensors differently from the file, so the
+/// caller's buffer could not be used in place, and owning the copy frees the caller from keeping
+/// the buffer alive: both buffers may be freed or reused as soon as this returns. Peak memory is
+/// the caller's buffer plus the model (f32: about the size of `weights`; with `"quantize": "int8"`
+/// the f32 tensors to quantize are never copied, only their int8 form).
+///
+/// On success `*out` owns the model; on failure `*out` is NULL. A NULL `config_json`, `weights`
+/// or `out` is `ELECTRA_ERR_NULL_POINTER` (whatever the lengths).
+///
+/// # Safety
+/// `config_json` must point to `config_len` readable bytes and `weights` to `weights_len`
+/// readable bytes, both unchanged for the duration of the call; `options_json` NULL or a
+/// NUL-terminated string; `out` a valid pointer.
+#[no_mangle]
+pub unsafe extern "C" fn electra_model_load_from_memory(
+    config_json: *const u8,
+    config_len: usize,
+    weights: *const u8,
+    weights_len: usize,
+    options_json: *const c_char,
+    out: *mut *mut electra_model,
+) -> electra_status {
+    guard(|| {
+        if out.is_null() {
+            return Err(Error::NullPointer("out"));
+        }
+        // SAFETY: `out` is non-NULL (checked above) and, by the contract, valid for a write.
+        unsafe { *out = std::ptr::null_mut() };
+        if config_json.is_null() {
+            return Err(Error::NullPointer("config_json"));
+        }
+        if weights.is_null() {
+            return Err(Error::NullPointer("weights"));
+        }
+        if config_len > isize::MAX as usize || weights_len > isize::MAX as usize {
+            return Err(Error::arg("config_len or weights_len is larger than any buffer can be"));
+        }
+        // SAFETY: non-NULL (checked above), and by the contract `config_len` readable bytes
+        // unchanged for this call; the length fits a slice (checked above).
+        let config = unsafe { std::slice::from_raw_parts(config_json, config_len) };
+        // SAFETY: as above, for `weights` and `weights_len`.
+        let weights = unsafe { std::slice::from_raw_parts(weights, weights_len) };
+        // SAFETY: `options_json` is NULL or a NUL-terminated string alive for this call.
+        let opts = crate::hf::LoadOptions::from_json(unsafe { super::options_str(options_json)? })?;
+        let model = crate::hf::load_from_memory(config, weights, &opts)?;
+        let h = electra_model::publish(model)?;
+        // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
+        unsafe { *out = h };
+        Ok(())
+    })
+}
+
 /// Loads one HF tower from a `config.json` and a `model.safetensors` held in memory (see
 /// [`crate::hf::load_from_memory`]) and registers it, reporting as
-/// `electra_model_load_with_options` does (status and the thread's last error). For the Java
-/// binding (`Model.load(byte[], ...)`); the C ABI's own load-from-buffer comes with the
-/// text-level API.
+/// `electra_model_load_from_memory` does (status and the thread's last error). For the Java
+/// binding (`Model.load(byte[], ...)`), whose arrays arrive as slices.
 #[cfg(feature = "jni")]
 pub(crate) fn load_from_memory(
     config_json: &[u8],

@@ -692,6 +692,39 @@ static void test_files(void) {
     expect_load_fails(dir, ELECTRA_ERR_FORMAT, "model.safetensors");
     remove_copy(dir);
 
+    /* The same files from memory: the model equals the one loaded from the path (same outputs,
+       bit for bit); empty, truncated and NULL buffers fail with *out NULL. */
+    {
+        const uint8_t *w = (const uint8_t *)weights, *cfg = (const uint8_t *)config;
+        int32_t ids[4] = {1, 2, 3, 4};
+        float a[4], b[4];
+        electra_model *fm = load_case("emb_lt_hidden", "discriminator"), *mm = (electra_model *)&mm;
+        electra_session *fs = NULL, *ms = NULL;
+        electra_status st = electra_model_load_from_memory(cfg, clen, w, wlen, NULL, &mm);
+        CHECK(st == ELECTRA_OK && mm != NULL, "load from memory: %s", last_error());
+        if (st == ELECTRA_OK && fm) {
+            fs = new_session(fm);
+            ms = new_session(mm);
+            CHECK(fs && ms && electra_session_discriminate(fs, ids, NULL, NULL, 1, 4, a, 4) == ELECTRA_OK &&
+                      electra_session_discriminate(ms, ids, NULL, NULL, 1, 4, b, 4) == ELECTRA_OK &&
+                      memcmp(a, b, sizeof a) == 0,
+                  "memory and path loads agree: %s", last_error());
+            electra_session_free(fs);
+            electra_session_free(ms);
+            electra_model_free(mm);
+        }
+        electra_model_free(fm);
+        mm = (electra_model *)&mm;
+        EXPECT(electra_model_load_from_memory(cfg, clen, w, 0, NULL, &mm), ELECTRA_ERR_FORMAT, "model.safetensors");
+        CHECK(mm == NULL, "*out is NULL after a failed load from memory");
+        EXPECT(electra_model_load_from_memory(cfg, clen, w, wlen - 100, NULL, &mm), ELECTRA_ERR_FORMAT,
+               "model.safetensors");
+        EXPECT(electra_model_load_from_memory(cfg, 0, w, wlen, NULL, &mm), ELECTRA_ERR_FORMAT, "config.json");
+        EXPECT(electra_model_load_from_memory(cfg, clen, NULL, wlen, NULL, &mm), ELECTRA_ERR_NULL_POINTER, "weights");
+        EXPECT(electra_model_load_from_memory(NULL, clen, w, wlen, NULL, &mm), ELECTRA_ERR_NULL_POINTER, "config_json");
+        EXPECT(electra_model_load_from_memory(cfg, clen, w, wlen, NULL, NULL), ELECTRA_ERR_NULL_POINTER, "out");
+    }
+
     /* 16 hidden units over 3 heads. */
     heads = strstr(config, "\"num_attention_heads\": 2");
     CHECK(heads != NULL, "fixture config names its heads");

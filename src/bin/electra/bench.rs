@@ -89,6 +89,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         (Some(_), _) => return Err(Error::arg("bench: --model is for the infer workload")),
         (None, _) => None,
     };
+    // What loading the directory cost, before any session: the first call adds the inference
+    // copy of the weights (packed for the CPU kernels, or on the GPU), counted in `peak_rss_bytes`.
+    let load_rss = loaded.as_ref().and_then(|_| peak_rss_bytes());
     let cfg = match &loaded {
         Some(m) => m.disc().map(|d| d.config.clone()).ok_or_else(|| {
             Error::Unsupported("bench infer times the discriminator: the model directory has none".into())
@@ -193,6 +196,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 "peak_rss_bytes": rss, "reps": a.reps,
                 "quantize": format,
                 "model_bytes": model_bytes,
+                "load_peak_rss_bytes": load_rss,
             })
         );
     } else {
@@ -215,6 +219,13 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             gflops,
             rss as f64 / 1048576.0
         );
+        if let Some(r) = load_rss {
+            println!(
+                "\nloading the model: peak RSS {:.0} MiB (weights as stored: {:.0} MiB), before the first call",
+                r as f64 / 1048576.0,
+                model_bytes as f64 / 1048576.0
+            );
+        }
     }
     Ok(())
 }
