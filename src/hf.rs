@@ -29,7 +29,7 @@ const WEIGHTS: &str = "model.safetensors";
 const CONFIG: &str = "config.json";
 
 /// How strictly [`load_with`] reads a model.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoadOptions {
     /// Accept tensors in a file that the config does not account for (by default an error:

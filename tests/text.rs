@@ -490,3 +490,76 @@ fn tokenizers_load_from_files_memory_and_models_and_are_checked() {
         electra_model_free(m2);
     }
 }
+
+#[test]
+fn typed_params_open_sessions_models_trainers_and_finetuners_as_their_json_does() {
+    use electra::ffi::finetune::*;
+    use electra::ffi::params::*;
+    use electra::ffi::trainer::*;
+    let dir = pair_dir("params");
+    let p = CString::new(dir.to_str().unwrap()).unwrap();
+    let mut m = null_mut();
+    let lp = electra_load_params { quantize: c"int8".as_ptr(), ..electra_load_default_params() };
+    ok(unsafe { electra_model_load_with_params(p.as_ptr(), &lp, &mut m) });
+    let mut info =
+        electra_model_info { struct_size: std::mem::size_of::<electra_model_info>() as u32, ..Default::default() };
+    ok(unsafe { electra_model_get_info(m, &mut info) });
+    assert_eq!(info.weight_format, ELECTRA_WEIGHTS_INT8);
+    unsafe { electra_model_free(m) };
+    ok(unsafe { electra_model_load_with_params(p.as_ptr(), null(), &mut m) });
+    let sp = electra_session_params { threads: 1, simd: c"scalar".as_ptr(), ..electra_session_default_params() };
+    let mut s = null_mut();
+    ok(unsafe { electra_session_new_with_params(m, &sp, &mut s) });
+    let ts = [text("the whale")];
+    let mut out = vec![0f32; hidden(m)];
+    ok(unsafe { electra_session_embed_texts(s, null(), ts.as_ptr(), 1, null(), out.as_mut_ptr(), out.len()) });
+    unsafe { electra_session_free(s) };
+    // Bad values are refused as their JSON keys are, naming the key.
+    let bad = electra_session_params { simd: c"sse9".as_ptr(), ..electra_session_default_params() };
+    expect_err(unsafe { electra_session_new_with_params(m, &bad, &mut s) }, ELECTRA_ERR_INVALID_ARGUMENT, "simd");
+    assert!(s.is_null());
+    let bad = electra_session_params { tf32: 2, ..electra_session_default_params() };
+    expect_err(unsafe { electra_session_new_with_params(m, &bad, &mut s) }, ELECTRA_ERR_INVALID_ARGUMENT, "tf32 is 2");
+    let bad = electra_session_params { struct_size: 1000, ..electra_session_default_params() };
+    expect_err(
+        unsafe { electra_session_new_with_params(m, &bad, &mut s) },
+        ELECTRA_ERR_INVALID_ARGUMENT,
+        "struct_size is 1000",
+    );
+    unsafe { electra_model_free(m) };
+
+    let mut t = null_mut();
+    let tp = electra_trainer_params {
+        learning_rate: 1e-3,
+        seed: 5,
+        max_seq_len: 16,
+        threads: 1,
+        ..electra_trainer_default_params()
+    };
+    ok(unsafe { electra_trainer_new_with_params(c"tiny".as_ptr(), &tp, &mut t) });
+    unsafe { electra_trainer_free(t) };
+    let bad = electra_trainer_params { learning_rate: -1.0, ..electra_trainer_default_params() };
+    expect_err(
+        unsafe { electra_trainer_new_with_params(c"tiny".as_ptr(), &bad, &mut t) },
+        ELECTRA_ERR_INVALID_ARGUMENT,
+        "learning_rate",
+    );
+    let bad = electra_trainer_params { learning_rate: f32::NAN, ..electra_trainer_default_params() };
+    expect_err(
+        unsafe { electra_trainer_new_with_params(c"tiny".as_ptr(), &bad, &mut t) },
+        ELECTRA_ERR_INVALID_ARGUMENT,
+        "learning_rate",
+    );
+    assert!(t.is_null());
+
+    let mut f = null_mut();
+    let fp = electra_finetuner_params { threads: 1, dropout: 0.0, ..electra_finetuner_default_params() };
+    ok(unsafe { electra_finetuner_new_with_params(p.as_ptr(), 2, &fp, &mut f) });
+    unsafe { electra_finetuner_free(f) };
+    let bad = electra_finetuner_params { dropout: 1.5, ..electra_finetuner_default_params() };
+    expect_err(
+        unsafe { electra_finetuner_new_with_params(p.as_ptr(), 2, &bad, &mut f) },
+        ELECTRA_ERR_INVALID_ARGUMENT,
+        "dropout",
+    );
+}

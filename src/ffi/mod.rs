@@ -8,6 +8,7 @@ pub mod device;
 pub mod finetune;
 mod handle;
 pub mod model;
+pub mod params;
 pub mod session;
 pub mod status;
 pub mod text;

@@ -63,7 +63,7 @@ pub struct electra_step_stats {
 unsafe impl StructSized for electra_step_stats {}
 const _: () = assert!(std::mem::offset_of!(electra_step_stats, struct_size) == 0);
 
-fn publish(t: Trainer) -> Result<*mut electra_trainer> {
+pub(crate) fn publish(t: Trainer) -> Result<*mut electra_trainer> {
     electra_trainer::publish(TrainerState { cancel: t.cancel_flag(), trainer: Mutex::new(t) })
 }
 
