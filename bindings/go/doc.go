@@ -1,13 +1,14 @@
 // Package electra binds libelectra, the C ABI of the electra crate: ELECTRA text encoders
-// (replaced-token detection, generator logits, hidden states) and their pre-training.
+// (replaced-token detection, generator logits, hidden states), their pre-training and
+// fine-tuning, and text-level calls (a BERT tokenizer equal to HF's, sentence embeddings,
+// classification with label names, replaced-word detection, fill-mask).
 //
-// The package links against ../../target/release/libelectra.so and includes
-// ../../include/electra.h, so build the library first:
+// The package finds electra.h and libelectra with pkg-config (the electra.pc of `make
+// install`): set PKG_CONFIG_PATH to its directory when the prefix is not a system one, or
+// build with PKG_CONFIG=true CGO_CFLAGS=-I<include dir> CGO_LDFLAGS="-L<lib dir> -lelectra".
+// In the repository, bindings/go/test.sh builds the library and runs the tests.
 //
-//	cargo build --release --lib
-//	cd bindings/go && go test -race ./...
-//
-// Handles (Model, Session, Trainer) wrap native objects: call Close when done. A finalizer
+// Handles (Model, Session, Trainer, FineTuner, Tokenizer) wrap native objects: call Close when done. A finalizer
 // frees a handle that is dropped without Close, but Close releases memory promptly and is
 // idempotent.
 //

@@ -88,6 +88,82 @@ func LoadModelWithOptions(path string, options interface{}) (*Model, error) {
 	return wrapModel(p)
 }
 
+// LoadModelFromMemory loads a model from the bytes of its config.json and model.safetensors
+// (an ElectraForPreTraining, ElectraForMaskedLM or fine-tuned classifier), checked as files
+// are: an empty, truncated or corrupt buffer is ErrFormat. The weights are copied: both slices
+// may be reused when it returns. options are those of LoadModelWithOptions (nil or "": none).
+// Such a model has no tokenizer: pass one in TextOptions.Tokenizer.
+func LoadModelFromMemory(config, weights []byte, options interface{}) (*Model, error) {
+	if err := CheckABI(); err != nil {
+		return nil, err
+	}
+	if s, ok := options.(string); ok && s == "" {
+		options = nil
+	}
+	opts, err := optionsString(options)
+	if err != nil {
+		return nil, err
+	}
+	p, err := nativeModelLoadFromMemory(config, weights, opts)
+	runtime.KeepAlive(config)
+	runtime.KeepAlive(weights)
+	if err != nil {
+		return nil, err
+	}
+	return wrapModel(p)
+}
+
+// Tokenizer returns the tokenizer saved beside the model's weights (tokenizer.json or
+// vocab.txt beside config.json, in the pair layout discriminator/'s or generator/'s), shared
+// with the model: close it when done. A model without one (or loaded from memory) is
+// ErrUnsupported, as is one whose tokenizer could not be read (the message says why).
+func (m *Model) Tokenizer() (*Tokenizer, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.ptr == nil {
+		return nil, closedError("model")
+	}
+	p, err := nativeModelTokenizer(m.ptr)
+	runtime.KeepAlive(m)
+	if err != nil {
+		return nil, err
+	}
+	return wrapTokenizer(p)
+}
+
+// Labels returns a classifier's label names in id order (config.json's id2label; LABEL_<i>
+// where it has none). A model without a classification head is ErrUnsupported.
+func (m *Model) Labels() ([]string, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.ptr == nil {
+		return nil, closedError("model")
+	}
+	return m.labelsLocked()
+}
+
+func (m *Model) labelsLocked() ([]string, error) {
+	n := m.info.NumLabels
+	if n == 0 {
+		// The library's own error for a model without a classifier.
+		_, err := nativeModelLabelName(m.ptr, 0)
+		if err == nil {
+			err = newError(StatusUnsupported, "unsupported: the model has no classification head")
+		}
+		return nil, err
+	}
+	labels := make([]string, n)
+	for i := range labels {
+		name, err := nativeModelLabelName(m.ptr, i)
+		if err != nil {
+			return nil, err
+		}
+		labels[i] = name
+	}
+	runtime.KeepAlive(m)
+	return labels, nil
+}
+
 // Info returns the model's dimensions.
 func (m *Model) Info() (ModelInfo, error) {
 	m.mu.RLock()

@@ -15,9 +15,11 @@ import (
 // types (token type ids) may be nil, meaning all ones and all zeros; otherwise they hold
 // batch*seqLen values too. The slices are passed to the library without copying.
 type Session struct {
-	mu   sync.Mutex
-	ptr  *C.electra_session
-	info ModelInfo
+	mu     sync.Mutex
+	ptr    *C.electra_session
+	info   ModelInfo
+	labels []string   // the classifier's label names (nil without one)
+	tok    *Tokenizer // the model's tokenizer (nil without one): FillMask's token strings
 }
 
 const (
@@ -64,11 +66,25 @@ func newSession(m *Model, opts *string, withOptions bool) (*Session, error) {
 	} else {
 		p, err = nativeSessionNew(m.ptr)
 	}
-	runtime.KeepAlive(m)
 	if err != nil {
+		runtime.KeepAlive(m)
 		return nil, err
 	}
 	s := &Session{ptr: p, info: m.info}
+	if m.info.NumLabels > 0 {
+		if s.labels, err = m.labelsLocked(); err != nil {
+			nativeSessionFree(p)
+			return nil, err
+		}
+	}
+	if t, err := nativeModelTokenizer(m.ptr); err == nil {
+		// Shared with the model; a model without one leaves the text calls to say so.
+		if s.tok, err = wrapTokenizer(t); err != nil {
+			nativeSessionFree(p)
+			return nil, err
+		}
+	}
+	runtime.KeepAlive(m)
 	runtime.SetFinalizer(s, (*Session).Close)
 	return s, nil
 }
@@ -185,6 +201,9 @@ func (s *Session) Close() error {
 		nativeSessionFree(s.ptr)
 		s.ptr = nil
 		runtime.SetFinalizer(s, nil)
+		if s.tok != nil {
+			s.tok.Close()
+		}
 	}
 	return nil
 }
