@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Tests of the C# binding on mono: compiles src/ into build/Electra.dll and tests/ into
-# build/ElectraTests.exe with mcs, then runs it (inference parity against tests/fixtures,
-# errors, training, save/resume/export, threads sharing a model, cancel). The runner prints
+# Tests of the C# binding on mono: checks Electra.csproj, compiles the sources it lists (src/*.cs)
+# into build/Electra.dll and tests/ into build/ElectraTests.exe with mcs, then runs it (inference
+# parity against tests/fixtures, errors, training, save/resume/export, threads sharing a model,
+# cancel, tokenizers and the text calls). The runner prints
 # "N passed, N failed" last and exits non-zero on any failure.
 #
 # Needs mcs and mono (Debian 12: apt-get install mono-mcs mono-runtime). Builds
@@ -21,7 +22,14 @@ electra_lib_build
 
 out="$here/build"
 mkdir -p "$out"
-mcs -unsafe -target:library -warnaserror+ -out:"$out/Electra.dll" "$here"/src/*.cs
+# Electra.csproj (the NuGet package, built with `dotnet pack` elsewhere) is the one list of the
+# binding's sources: tools/Csproj.cs checks it (well-formed XML, SDK-style, netstandard2.0,
+# Cargo.toml's version, runtimes/<rid>/native/ layout) and prints the files it compiles.
+mcs -warnaserror+ -r:System.Xml.dll -out:"$out/Csproj.exe" "$here/tools/Csproj.cs"
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$repo/Cargo.toml" | head -n 1)
+sources=$(mono "$out/Csproj.exe" "$here/Electra.csproj" "$version")
+mapfile -t sources <<<"$sources"
+mcs -unsafe -target:library -warnaserror+ -out:"$out/Electra.dll" "${sources[@]}"
 mcs -warnaserror+ -r:"$out/Electra.dll" -out:"$out/ElectraTests.exe" "$here"/tests/*.cs
 
 cd "$repo"

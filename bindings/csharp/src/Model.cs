@@ -62,6 +62,68 @@ namespace Electra
             return Load(path, options == null ? null : Json.Write(options));
         }
 
+        /// <summary>Loads one HF tower (an ElectraForPreTraining, ElectraForMaskedLM or
+        /// ElectraForSequenceClassification checkpoint) from the bytes of its config.json and
+        /// model.safetensors held in memory (an app's bundled asset). The weights are copied: both
+        /// arrays may be reused once this returns. optionsJson as Load(path, optionsJson). An
+        /// empty, truncated or corrupt buffer throws ElectraException with Status.Format. A model
+        /// from memory has no tokenizer of its own: pass one in TextOptions.Tokenizer.</summary>
+        public static unsafe Model LoadFromMemory(byte[] configJson, byte[] weights, string optionsJson = null)
+        {
+            if (configJson == null)
+                throw new ArgumentNullException("configJson");
+            if (weights == null)
+                throw new ArgumentNullException("weights");
+            Library.CheckAbi();
+            byte[] o = optionsJson == null ? null : Native.Utf8Z(optionsJson, "optionsJson");
+            // Empty arrays are passed as valid pointers with length 0 (a Format error, not NULL).
+            byte[] c = configJson.Length == 0 ? new byte[1] : configJson, w = weights.Length == 0 ? new byte[1] : weights;
+            ModelHandle h;
+            int st;
+            fixed (byte* pc = c)
+            fixed (byte* pw = w)
+                st = Native.electra_model_load_from_memory(pc, Native.Size(configJson.Length), pw, Native.Size(weights.Length), o, out h);
+            Native.CheckCreated(st, h);
+            return new Model(h);
+        }
+
+        /// <summary>The tokenizer saved beside the model's weights (tokenizer.json or vocab.txt
+        /// in the directory Load read), shared with the model: dispose it when done. A model
+        /// without one (or loaded from memory) throws ElectraException with Status.Unsupported,
+        /// as does one whose tokenizer could not be read or has more ids than the model.</summary>
+        public Tokenizer Tokenizer()
+        {
+            ThrowIfDisposed();
+            TokenizerHandle h;
+            int st = Native.electra_model_tokenizer(Handle, out h);
+            Native.CheckCreated(st, h);
+            return new Tokenizer(h);
+        }
+
+        private string[] labels;
+
+        /// <summary>The names of the classification labels, by id (config.json's id2label;
+        /// LABEL_i where it has none); empty without a classifier.</summary>
+        public string[] Labels
+        {
+            get
+            {
+                ThrowIfDisposed();
+                if (labels == null)
+                {
+                    var l = new string[info.NumLabels];
+                    for (int i = 0; i < l.Length; i++)
+                    {
+                        UIntPtr at = Native.Size(i);
+                        l[i] = Native.ReadString((byte[] buf, UIntPtr cap, out UIntPtr len) =>
+                            Native.electra_model_label_name(Handle, at, buf, cap, out len));
+                    }
+                    labels = l;
+                }
+                return (string[])labels.Clone();
+            }
+        }
+
         /// <summary>The model's dimensions.</summary>
         public ModelInfo Info
         {

@@ -1,6 +1,7 @@
 // P/Invoke declarations for libelectra (include/electra.h). Only blittable types cross the
-// boundary: IntPtr/UIntPtr, pointers to pinned arrays, byte[] holding NUL-terminated UTF-8,
-// SafeHandles and Sequential structs of plain numbers.
+// boundary: IntPtr/UIntPtr, pointers to pinned arrays, byte[] holding NUL-terminated UTF-8 (paths,
+// options) or UTF-8 with its length (texts, tokens: electra_text), SafeHandles and Sequential
+// structs of plain numbers and pointers.
 
 using System;
 using System.Runtime.InteropServices;
@@ -122,6 +123,86 @@ namespace Electra
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern void electra_trainer_free(IntPtr trainer);
 
+        // ------------------------------------------------------------ text-level calls
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_model_load_from_memory(byte* configJson, UIntPtr configLen, byte* weights,
+            UIntPtr weightsLen, byte[] optionsJson, out ModelHandle model);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_model_label_name(ModelHandle m, UIntPtr i, byte[] buf, UIntPtr cap, out UIntPtr len);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_model_tokenizer(ModelHandle m, out TokenizerHandle tokenizer);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_tokenizer_load(byte[] path, out TokenizerHandle tokenizer);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_tokenizer_load_from_memory(byte* json, UIntPtr len, out TokenizerHandle tokenizer);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern void electra_tokenizer_free(IntPtr tokenizer);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_tokenizer_get_info(TokenizerHandle t, ref TokenizerInfo info);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_tokenizer_encode(TokenizerHandle t, NativeText* texts, NativeText* pairs, UIntPtr n,
+            ref EncodeParams p, int* ids, int* mask, int* types, int* offsets, UIntPtr cap, out UIntPtr seqLen);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_tokenizer_decode(TokenizerHandle t, int* ids, UIntPtr n, int skipSpecialTokens,
+            byte[] buf, UIntPtr cap, out UIntPtr len);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_tokenizer_token_to_id(TokenizerHandle t, byte[] token, UIntPtr len, out int id);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_tokenizer_id_to_token(TokenizerHandle t, int id, byte[] buf, UIntPtr cap, out UIntPtr len);
+
+        // The tokenizer argument of the session calls may be NULL (the model's own tokenizer):
+        // TokenizerHandle.Null passes NULL.
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_session_embed_texts(SessionHandle s, TokenizerHandle t, NativeText* texts, UIntPtr n,
+            ref TextParams p, float* output, UIntPtr outLen);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_session_classify_texts(SessionHandle s, TokenizerHandle t, NativeText* texts,
+            NativeText* pairs, UIntPtr n, ref TextParams p, float* output, UIntPtr outLen);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_session_detect_text(SessionHandle s, TokenizerHandle t, byte* text, UIntPtr len,
+            ref TextParams p, NativeWordScore* output, UIntPtr cap, out UIntPtr nWords);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_session_fill_mask_text(SessionHandle s, TokenizerHandle t, byte* text, UIntPtr len,
+            UIntPtr topK, ref TextParams p, NativeTokenScore* output, UIntPtr cap, out UIntPtr nMasks);
+
+        /// <summary>A call that writes a NUL-terminated UTF-8 string into (buf, cap) and its length
+        /// into len, BUFFER_TOO_SMALL (with len set) when it does not fit.</summary>
+        internal delegate int StringCall(byte[] buf, UIntPtr cap, out UIntPtr len);
+
+        /// <summary>Runs call with a buffer that grows to the length it reports; throws on any
+        /// other failure (on this thread, right after the call).</summary>
+        internal static string ReadString(StringCall call)
+        {
+            var buf = new byte[128];
+            while (true)
+            {
+                UIntPtr len;
+                int st = call(buf, Size(buf.Length), out len);
+                ulong n = len.ToUInt64();
+                if (st == (int)Status.BufferTooSmall && n + 1 > (ulong)buf.Length && n < int.MaxValue)
+                {
+                    buf = new byte[n + 1];
+                    continue;
+                }
+                Check(st);
+                return Encoding.UTF8.GetString(buf, 0, (int)Math.Min(n, (ulong)buf.Length));
+            }
+        }
+
         /// <summary>Throws the ElectraException of a failed call. Must run right after the call, on
         /// the same thread: the library keeps the message per thread.</summary>
         internal static void Check(int status)
@@ -229,5 +310,66 @@ namespace Electra
             Native.electra_finetuner_free(handle);
             return true;
         }
+    }
+
+    /// <summary>Owns an electra_tokenizer*; ReleaseHandle calls electra_tokenizer_free.</summary>
+    internal sealed class TokenizerHandle : SafeHandle
+    {
+        /// <summary>NULL, for the session calls' "the model's own tokenizer". Never closed (an
+        /// invalid handle is never released).</summary>
+        internal static readonly TokenizerHandle Null = new TokenizerHandle();
+
+        public TokenizerHandle() : base(IntPtr.Zero, true) { }
+        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+        protected override bool ReleaseHandle()
+        {
+            Native.electra_tokenizer_free(handle);
+            return true;
+        }
+    }
+
+    /// <summary>electra_text: UTF-8 bytes by pointer and length (no NUL).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe struct NativeText
+    {
+        internal byte* data;
+        internal UIntPtr len;
+    }
+
+    /// <summary>electra_text_params.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct TextParams
+    {
+        internal uint structSize;
+        internal uint batchSize;
+        internal uint maxLength;
+        internal uint pooling;
+        internal int normalize;
+    }
+
+    /// <summary>electra_encode_params.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct EncodeParams
+    {
+        internal uint structSize;
+        internal int addSpecialTokens;
+        internal uint maxLength;
+    }
+
+    /// <summary>electra_word_score.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct NativeWordScore
+    {
+        internal uint start;
+        internal uint end;
+        internal float score;
+    }
+
+    /// <summary>electra_token_score.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct NativeTokenScore
+    {
+        internal int id;
+        internal float score;
     }
 }

@@ -1294,5 +1294,421 @@ namespace Electra.Tests
                 // No CUDA in this library or no GPU on this machine (the default build here).
                 Assert.Fails("resume on cuda", Status.Cuda, () => Trainer.Resume(ckpt, "{\"device\": \"cuda\"}"));
         }
+
+        // ---------------------------------------------------------------- tokenizers and text
+
+        private static readonly string[] Texts =
+        {
+            "Call me Ishmael.",
+            "Some years ago, never mind how long precisely, having little or no money in my purse",
+            "café naïve",
+            "",
+            "白鲸记 Moby Dick 是一本书。 I ❤️ whales 🐋",
+            "the whale the whale the whale the whale the whale the whale the whale the whale the whale the whale",
+            "nul\0char and\ttabs",
+        };
+
+        private static string Vocab() { return Fixture("tokenizer", "vocab.txt"); }
+
+        private static string textBare, textPair, textCls;
+
+        // A tiny pair model over the tokenizer fixture's 3,000 ids, exported without a tokenizer
+        // (textBare) and with vocab.txt beside the discriminator (textPair), and a 3-label
+        // classifier fine-tuned from it with named labels and its vocab.txt (textCls).
+        private static void TextModels()
+        {
+            if (textCls != null) return;
+            string bare = Path.Combine(TempDir("text-bare"), "model"), pair = Path.Combine(TempDir("text-pair"), "model");
+            using (var t = Trainer.Create("tiny", TinyOptions(new Dictionary<string, object> { { "vocab_size", 3000 } })))
+            {
+                t.Export(bare);
+                t.Export(pair);
+            }
+            File.Copy(Vocab(), Path.Combine(pair, "discriminator", "vocab.txt"));
+            string cls = Path.Combine(TempDir("text-cls"), "model");
+            using (var f = FineTuner.Create(Path.Combine(pair, "discriminator"), 3, "{\"threads\": 1, \"seed\": 3}"))
+                f.Save(cls);
+            string config = Path.Combine(cls, "config.json");
+            File.WriteAllText(config, File.ReadAllText(config).Replace("\"LABEL_0\"", "\"sad\"").Replace("\"LABEL_1\"", "\"neutral\"")
+                .Replace("\"LABEL_2\"", "\"happy\""));
+            File.Copy(Vocab(), Path.Combine(cls, "vocab.txt"));
+            textBare = bare;
+            textPair = pair;
+            textCls = cls;
+        }
+
+        private static Session OneThread(Model m) { return m.CreateSession("{\"threads\": 1}"); }
+
+        private static byte[] Utf8(string s) { return System.Text.Encoding.UTF8.GetBytes(s); }
+
+        [Test]
+        private static void TextStructLayoutsMatchTheHeader()
+        {
+            // LP64: electra_text is a pointer and a size_t; the others are 4-byte fields.
+            var asm = typeof(Model).Assembly;
+            var mirrors = new[]
+            {
+                Tuple.Create("electra_text", asm.GetType("Electra.NativeText"), 16),
+                Tuple.Create("electra_text_params", asm.GetType("Electra.TextParams"), 20),
+                Tuple.Create("electra_encode_params", asm.GetType("Electra.EncodeParams"), 12),
+                Tuple.Create("electra_tokenizer_info", typeof(TokenizerInfo), 28),
+                Tuple.Create("electra_word_score", asm.GetType("Electra.NativeWordScore"), 12),
+                Tuple.Create("electra_token_score", asm.GetType("Electra.NativeTokenScore"), 8),
+            };
+            string header = File.ReadAllText(Path.Combine(Root, "include", "electra.h"));
+            foreach (var mirror in mirrors)
+            {
+                Assert.True(mirror.Item2 != null, "the binding mirrors " + mirror.Item1);
+                Assert.Equal(mirror.Item3, Marshal.SizeOf(mirror.Item2), "sizeof(" + mirror.Item1 + ")");
+                var body = Regex.Match(header, @"typedef struct \{([^}]*)\} " + mirror.Item1 + ";");
+                Assert.True(body.Success, "electra.h defines " + mirror.Item1);
+                var cFields = Regex.Matches(Regex.Replace(body.Groups[1].Value, @"/\*.*?\*/", "", RegexOptions.Singleline),
+                    @"\b(\w+);").Cast<Match>().Select(m => m.Groups[1].Value.Replace("_", "")).ToList();
+                var csFields = mirror.Item2.GetFields(System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic
+                    | System.Reflection.BindingFlags.Public).OrderBy(f => (int)Marshal.OffsetOf(mirror.Item2, f.Name))
+                    .Select(f => f.Name.ToLowerInvariant()).ToList();
+                Assert.Equal(string.Join(",", cFields), string.Join(",", csFields), mirror.Item1 + " fields");
+            }
+            Assert.True(Regex.IsMatch(header, @"#define ELECTRA_POOLING_MEAN 0\b") && Regex.IsMatch(header, @"#define ELECTRA_POOLING_CLS 1\b"),
+                "Pooling mirrors ELECTRA_POOLING_*");
+        }
+
+        [Test]
+        private static void TokenizerEncodesWithByteOffsets()
+        {
+            using (var tok = Tokenizer.Load(Vocab()))
+            {
+                var info = tok.Info;
+                Assert.True(info.VocabSize == 3000 && info.PadId == 0 && info.UnkId == 1 && info.ClsId == 2 && info.SepId == 3
+                    && info.MaskId == 4, info.ToString());
+                // A multilingual text: every token's span is its text in the UTF-8 bytes.
+                string text = "Café naïve 白鲸 I ❤️ whales 🐋!";
+                byte[] bytes = Utf8(text);
+                var e = tok.Encode(new[] { text, "the whale" });
+                Assert.Equal(2, e.Batch, "Batch");
+                Assert.True(e.SeqLen > 10 && e.Ids.Length == 2 * e.SeqLen && e.Offsets.Length == 4 * e.SeqLen, "SeqLen " + e.SeqLen);
+                Assert.Equal(2, e.Ids[0], "[CLS] first");
+                var spans = new List<string>();
+                for (int j = 0; j < e.SeqLen && e.AttentionMask[j] == 1; j++)
+                {
+                    int id = e.Ids[j], start = e.Start(0, j), end = e.End(0, j);
+                    if (id == info.ClsId || id == info.SepId)
+                    {
+                        Assert.True(start == 0 && end == 0, "special token offsets");
+                        continue;
+                    }
+                    Assert.True(0 <= start && start < end && end <= bytes.Length, string.Format("span [{0}, {1})", start, end));
+                    spans.Add(System.Text.Encoding.UTF8.GetString(bytes, start, end - start));
+                }
+                Assert.Equal(info.SepId, e.Ids[spans.Count + 1], "[SEP] last");
+                // The pieces as HF cuts them (accents kept in the spans, stripped in the ids); ❤ is
+                // [UNK], and its variation selector U+FE0F (dropped by the normalizer) in no span.
+                Assert.Equal("Ca|fé|n|a|ïve|白|鲸|I|❤|whales|🐋|!", string.Join("|", spans), "spans");
+                Assert.Equal(info.UnkId, e.Ids[spans.IndexOf("❤") + 1], "❤ is [UNK]");
+                // Row 1 is shorter: padded with [PAD], mask 0, offsets 0.
+                int n1 = e.AttentionMask.Skip(e.SeqLen).Sum();
+                Assert.True(n1 == 4 && e.Ids[e.SeqLen + n1] == info.PadId && e.End(1, n1) == 0, "row 1: " + string.Join(",", e.Row(1)));
+                Assert.Equal("the whale", tok.Decode(e.Row(1), true), "Decode skipping special tokens");
+                Assert.True(tok.Decode(e.Row(1), false).StartsWith("[CLS] the whale [SEP]"), "Decode: " + tok.Decode(e.Row(1), false));
+                Assert.True(tok.Decode(e.Row(0), true).StartsWith("cafe naive 白 鲸"), "Decode: " + tok.Decode(e.Row(0), true));
+                // Bytes give the same ids as strings.
+                var eb = tok.Encode(new[] { bytes, Utf8("the whale") });
+                Assert.True(eb.Ids.SequenceEqual(e.Ids) && eb.Offsets.SequenceEqual(e.Offsets), "bytes vs string");
+                // Pairs: types 1 on the second text, its offsets into it; truncation.
+                var p = tok.EncodePairs(new[] { "the whale" }, new[] { "swam away" });
+                Assert.Equal("0,0,0,0,1,1,1", string.Join(",", p.TokenTypeIds.Take(7)), "pair types");
+                Assert.True(p.Start(0, 4) == 0 && p.End(0, 4) > 0, "offsets into the second text");
+                var cut = tok.Encode(Texts, new EncodeOptions { MaxLength = 8 });
+                Assert.True(cut.SeqLen == 8 && cut.Batch == Texts.Length && cut.Ids[15] == info.SepId && cut.AttentionMask.Skip(8).Take(8).All(x => x == 1), "MaxLength 8: " + cut.SeqLen);
+                var raw = tok.Encode(new[] { "the whale" }, new EncodeOptions { AddSpecialTokens = false });
+                Assert.True(raw.SeqLen == 2 && raw.Ids.All(i => i > 4), "without special tokens");
+                Assert.Equal(2, tok.Encode(new[] { "" }).SeqLen, "an empty text is [CLS] [SEP]");
+                // A batch too large to guess its size asks the library first.
+                var big = tok.Encode(Enumerable.Repeat(string.Concat(Enumerable.Repeat("whale ", 5000)), 40).ToArray());
+                Assert.True(big.SeqLen == 5002 && big.Ids.Length == 40 * 5002 && big.Ids[5001] == info.SepId, "big batch: " + big.SeqLen);
+                // Lookups.
+                Assert.Equal(4, tok.TokenToId("[MASK]"), "TokenToId");
+                Assert.Equal(-1, tok.TokenToId("no such token"), "TokenToId of a missing entry");
+                Assert.Equal("[MASK]", tok.IdToToken(4), "IdToToken");
+                Assert.Fails("IdToToken out of range", Status.InvalidArgument, () => tok.IdToToken(3000));
+                Assert.Fails("Decode out of range", Status.InvalidArgument, () => tok.Decode(new[] { 3000 }, false), "outside the vocabulary");
+                // Bad input.
+                var ex = Assert.Fails("invalid UTF-8", Status.InvalidArgument,
+                    () => tok.Encode(new[] { Utf8("fine"), new byte[] { 0x66, 0x6f, 0xff, 0x6f } }), "UTF-8");
+                Assert.True(ex.NativeMessage.Contains("texts[1]"), ex.NativeMessage);
+                var ae = Assert.Throws<ArgumentException>("lone surrogate", () => tok.Encode(new[] { "ok", "bad \ud83d here" }));
+                Assert.True(ae.Message.Contains("texts[1]") && ae.Message.Contains("surrogate"), ae.Message);
+                Assert.Throws<ArgumentNullException>("null texts", () => tok.Encode((string[])null));
+                Assert.Throws<ArgumentNullException>("a null text", () => tok.Encode(new string[] { "a", null }));
+                Assert.Throws<ArgumentException>("pairs of two lengths", () => tok.EncodePairs(new[] { "a" }, new[] { "b", "c" }));
+                Assert.Throws<ArgumentOutOfRangeException>("negative MaxLength", () => tok.Encode(new[] { "a" }, new EncodeOptions { MaxLength = -1 }));
+            }
+        }
+
+        [Test]
+        private static void TokenizersLoadFromFilesMemoryAndModels()
+        {
+            TextModels();
+            byte[] json = File.ReadAllBytes(Fixture("tokenizer", "hf", "tokenizer.json"));
+            using (var a = Tokenizer.Load(Vocab()))
+            using (var b = Tokenizer.FromMemory(json))
+            using (var c = Tokenizer.Load(Fixture("tokenizer", "hf")))
+            using (var d = Tokenizer.Load(textPair))
+            using (var m = Model.Load(textPair))
+            using (var e = m.Tokenizer())
+            {
+                var want = a.Encode(Texts);
+                foreach (var t in new[] { b, c, d, e })
+                {
+                    var got = t.Encode(Texts);
+                    Assert.True(got.Ids.SequenceEqual(want.Ids) && got.Offsets.SequenceEqual(want.Offsets), "the same ids from every source");
+                }
+                m.Dispose();
+                Assert.Equal(3000, e.Info.VocabSize, "the model's tokenizer outlives the model");
+            }
+            Assert.Fails("half a tokenizer.json", Status.Format, () => Tokenizer.FromMemory(json.Take(json.Length / 2).ToArray()), "JSON");
+            Assert.Fails("empty tokenizer.json", Status.Format, () => Tokenizer.FromMemory(new byte[0]));
+            Assert.Throws<ArgumentNullException>("null tokenizer.json", () => Tokenizer.FromMemory(null));
+            Assert.Fails("missing path", Status.Io, () => Tokenizer.Load(Path.Combine(TempDir("tok-missing"), "missing")), "missing");
+            Assert.Fails("not a tokenizer", Status.Format, () => Tokenizer.Load(Path.Combine(textBare, "discriminator")));
+            using (var m = Model.Load(textBare))
+                Assert.Fails("model without a tokenizer", Status.Unsupported, () => m.Tokenizer(), "no tokenizer");
+        }
+
+        [Test]
+        private static void EmbedTextsBatchedEqualsOneAtATime()
+        {
+            TextModels();
+            using (var m = Model.Load(textPair))
+            using (var s = OneThread(m))
+            {
+                int h = m.Info.HiddenSize;
+                foreach (var pooling in new[] { Pooling.Mean, Pooling.Cls })
+                    foreach (var batchSize in new[] { 0, 1, 3 })
+                    {
+                        var o = new TextOptions { Pooling = pooling, BatchSize = batchSize };
+                        var all = s.EmbedTexts(Texts, o);
+                        Assert.Equal(Texts.Length, all.Length, "one embedding per text");
+                        for (int i = 0; i < Texts.Length; i++)
+                        {
+                            var one = s.EmbedTexts(new[] { Texts[i] }, o)[0];
+                            Assert.Equal(h, all[i].Length, "HiddenSize floats");
+                            for (int j = 0; j < h; j++)
+                                Assert.True(Math.Abs(all[i][j] - one[j]) <= 1e-6 * (1 + Math.Abs(one[j])),
+                                    string.Format("{0} {1} batch {2} text {3}[{4}]: {5} vs {6}", pooling, batchSize, batchSize, i, j, all[i][j], one[j]));
+                        }
+                    }
+                // [CLS] pooling is row 0 of the hidden states of the tokenizer's ids.
+                using (var tok = m.Tokenizer())
+                {
+                    var e = tok.Encode(new[] { Texts[0] });
+                    var states = s.HiddenStates(e.Ids, e.AttentionMask, e.TokenTypeIds, 1, e.SeqLen);
+                    AssertSameBits("[CLS] pooling", s.EmbedTexts(new[] { Texts[0] }, new TextOptions { Pooling = Pooling.Cls })[0],
+                        states.Take(h).ToArray());
+                    // An explicit tokenizer is the same as the model's own.
+                    AssertSameBits("explicit tokenizer", s.EmbedTexts(Texts, new TextOptions { Tokenizer = tok })[4], s.EmbedTexts(Texts)[4]);
+                }
+                // Cosine similarity of three sentences: normalized embeddings' dot products.
+                string[] three = { "The whale swam in the sea.", "A whale was swimming in the ocean.", "Stocks fell sharply on Monday." };
+                var unit = s.EmbedTexts(three, new TextOptions { Normalize = true });
+                var raw = s.EmbedTexts(three);
+                for (int i = 0; i < 3; i++)
+                {
+                    Assert.True(Math.Abs(unit[i].Sum(x => (double)x * x) - 1) < 1e-5, "unit length");
+                    Assert.True(Math.Abs(Embeddings.Cosine(unit[i], unit[i]) - 1) < 1e-5, "self-similarity 1");
+                    for (int j = 0; j < 3; j++)
+                    {
+                        float c = Embeddings.Cosine(raw[i], raw[j]);
+                        double dot = unit[i].Zip(unit[j], (x, y) => (double)x * y).Sum();
+                        Assert.True(c >= -1.00001 && c <= 1.00001 && Math.Abs(c - dot) < 1e-5 && c == Embeddings.Cosine(raw[j], raw[i]),
+                            string.Format("cosine {0} {1}: {2} vs dot {3}", i, j, c, dot));
+                    }
+                }
+                // Bytes as strings; bytes that are not UTF-8 are the library's InvalidArgument.
+                AssertSameBits("bytes", s.EmbedTexts(Texts.Select(Utf8).ToArray())[2], s.EmbedTexts(Texts)[2]);
+                Assert.Fails("invalid UTF-8", Status.InvalidArgument,
+                    () => s.EmbedTexts(new[] { Utf8("fine"), new byte[] { 0x66, 0x6f, 0xff, 0x6f } }), "texts[1] is not valid UTF-8");
+                Assert.Throws<ArgumentException>("lone surrogate", () => s.EmbedTexts(new[] { "\udc00" }));
+                // Too long is cut, not refused; an empty text is [CLS] [SEP]; no texts is refused.
+                string whale = string.Concat(Enumerable.Repeat("whale ", 5000));
+                Assert.True(s.EmbedTexts(new[] { whale, "" }).All(v => v.All(Finite)), "a long text is cut");
+                AssertSameBits("cut to MaxLength", s.EmbedTexts(new[] { whale }, new TextOptions { MaxLength = 8 })[0],
+                    s.EmbedTexts(new[] { "whale whale whale whale whale whale" }, new TextOptions { MaxLength = 8 })[0]);
+                Assert.Fails("MaxLength over the model's positions", Status.InvalidArgument,
+                    () => s.EmbedTexts(new[] { "a" }, new TextOptions { MaxLength = 129 }), "max_position_embeddings 128");
+                Assert.Fails("no texts", Status.InvalidArgument, () => s.EmbedTexts(new string[0]), "no texts");
+                Assert.Throws<ArgumentOutOfRangeException>("negative BatchSize", () => s.EmbedTexts(new[] { "a" }, new TextOptions { BatchSize = -1 }));
+            }
+        }
+
+        [Test]
+        private static void ClassifyTextsWithLabelNames()
+        {
+            TextModels();
+            using (var m = Model.Load(textCls))
+            using (var s = OneThread(m))
+            {
+                string[] names = { "sad", "neutral", "happy" };
+                Assert.True(m.Labels.SequenceEqual(names) && s.Labels.SequenceEqual(names), "Labels: " + string.Join(",", m.Labels));
+                var all = s.ClassifyTexts(Texts);
+                for (int i = 0; i < Texts.Length; i++)
+                {
+                    var c = all[i];
+                    Assert.True(c.Probabilities.Length == 3 && Math.Abs(c.Probabilities.Sum() - 1) < 1e-5, "a softmax");
+                    Assert.True(c.Label == names[c.LabelId] && c.Score == c.Probabilities.Max(), c.ToString());
+                    var one = s.ClassifyTexts(new[] { Texts[i] })[0];
+                    for (int j = 0; j < 3; j++)
+                        Assert.True(Math.Abs(one.Probabilities[j] - c.Probabilities[j]) < 1e-6, "batched vs one at a time");
+                }
+                var pairs = s.ClassifyTextPairs(Texts, Texts.Reverse().ToArray());
+                Assert.True(pairs.Length == Texts.Length && pairs.All(c => Math.Abs(c.Probabilities.Sum() - 1) < 1e-5), "pairs");
+                var pb = s.ClassifyTextPairs(Texts.Select(Utf8).ToArray(), Texts.Reverse().Select(Utf8).ToArray());
+                AssertSameBits("pairs as bytes", pb[1].Probabilities, pairs[1].Probabilities);
+                Assert.Throws<ArgumentException>("pairs of two lengths", () => s.ClassifyTextPairs(Texts, new[] { "a" }));
+                Assert.Fails("fill-mask on a classifier", Status.Unsupported, () => s.FillMask("[MASK]", 1), "generator");
+                // The same classifier from memory, with the tokenizer from memory.
+                byte[] config = File.ReadAllBytes(Path.Combine(textCls, "config.json"));
+                byte[] weights = File.ReadAllBytes(Path.Combine(textCls, "model.safetensors"));
+                using (var mm = Model.LoadFromMemory(config, weights))
+                using (var sm = OneThread(mm))
+                using (var tok = Tokenizer.FromMemory(File.ReadAllBytes(Fixture("tokenizer", "hf", "tokenizer.json"))))
+                {
+                    Assert.True(mm.Labels.SequenceEqual(names), "Labels from memory");
+                    Assert.Fails("a model from memory has no tokenizer", Status.Unsupported, () => mm.Tokenizer(), "tokenizer");
+                    Assert.Fails("classify without a tokenizer", Status.Unsupported, () => sm.ClassifyTexts(Texts), "tokenizer");
+                    var got = sm.ClassifyTexts(Texts, new TextOptions { Tokenizer = tok });
+                    for (int i = 0; i < Texts.Length; i++)
+                        AssertSameBits("from memory", got[i].Probabilities, all[i].Probabilities);
+                }
+                Assert.Fails("truncated weights", Status.Format, () => Model.LoadFromMemory(config, weights.Take(weights.Length / 2).ToArray()));
+                Assert.Fails("empty weights", Status.Format, () => Model.LoadFromMemory(config, new byte[0]));
+                Assert.Fails("unknown load option", Status.InvalidArgument, () => Model.LoadFromMemory(config, weights, "{\"quantise\": \"int8\"}"), "quantise");
+                Assert.Throws<ArgumentNullException>("null weights", () => Model.LoadFromMemory(config, null));
+            }
+            using (var m = Model.Load(textPair))
+            using (var s = OneThread(m))
+            {
+                Assert.Equal(0, m.Labels.Length, "no labels without a classifier");
+                Assert.Fails("classify without a head", Status.Unsupported, () => s.ClassifyTexts(Texts), "classification head");
+            }
+        }
+
+        [Test]
+        private static void DetectTextGivesWordSpans()
+        {
+            TextModels();
+            using (var m = Model.Load(textPair))
+            using (var s = OneThread(m))
+            {
+                string text = "Café naïve, the whale's bones";
+                var words = s.DetectText(text);
+                Assert.Equal("Café|naïve|,|the|whale|'|s|bones", string.Join("|", words.Select(w => w.Word)), "words");
+                byte[] bytes = Utf8(text);
+                foreach (var w in words)
+                {
+                    Assert.True(w.Score >= 0 && w.Score <= 1, w.ToString());
+                    Assert.Equal(w.Word, System.Text.Encoding.UTF8.GetString(bytes, w.Start, w.End - w.Start), "the span's bytes");
+                }
+                Assert.Equal(6, words[1].End - words[1].Start, "naïve is 6 bytes");
+                var wb = s.DetectText(bytes);
+                Assert.True(wb.Select(w => w.Score).SequenceEqual(words.Select(w => w.Score)), "bytes vs string");
+                Assert.Equal(0, s.DetectText("").Length, "no words in an empty text");
+                // Many words, more than the model's 128 positions: only those within are scored.
+                var many = s.DetectText(string.Concat(Enumerable.Repeat("a b c ", 200)));
+                Assert.True(many.Length == 126, "words within 128 tokens: " + many.Length);
+                Assert.Fails("invalid UTF-8", Status.InvalidArgument, () => s.DetectText(new byte[] { 0x66, 0xc3 }), "UTF-8");
+            }
+        }
+
+        [Test]
+        private static void FillMaskRanksTokens()
+        {
+            TextModels();
+            using (var m = Model.Load(textPair))
+            using (var s = OneThread(m))
+            using (var tok = m.Tokenizer())
+            {
+                var r = s.FillMask("the [MASK] swam in the [MASK].", 4);
+                Assert.Equal(2, r.Length, "one row per [MASK]");
+                foreach (var row in r)
+                {
+                    Assert.Equal(4, row.Length, "topK candidates");
+                    for (int j = 0; j < row.Length; j++)
+                    {
+                        Assert.True(row[j].Id >= 0 && row[j].Id < 3000 && row[j].Score > 0 && row[j].Score <= 1, row[j].ToString());
+                        Assert.Equal(tok.IdToToken(row[j].Id), row[j].Token, "Token");
+                        if (j > 0) Assert.True(row[j - 1].Score >= row[j].Score, "best first");
+                    }
+                }
+                var again = s.FillMask(Utf8("the [MASK] swam in the [MASK]."), 4, new TextOptions { Tokenizer = tok });
+                Assert.True(again[1].Select(c => c.Id).SequenceEqual(r[1].Select(c => c.Id)), "bytes and an explicit tokenizer");
+                Assert.Equal(3000, s.FillMask("[MASK]", 100000)[0].Length, "topK cut to the vocabulary");
+                Assert.Fails("no [MASK]", Status.InvalidArgument, () => s.FillMask("no mask here", 4), "[MASK]");
+                Assert.Throws<ArgumentOutOfRangeException>("topK 0", () => s.FillMask("[MASK]", 0));
+            }
+        }
+
+        [Test]
+        private static void TextCallsWithoutTokenizerOrHandles()
+        {
+            TextModels();
+            using (var m = Model.Load(textBare))
+            using (var s = OneThread(m))
+            using (var tok = Tokenizer.Load(Vocab()))
+            {
+                Assert.Fails("embed without a tokenizer", Status.Unsupported, () => s.EmbedTexts(new[] { "whale" }), "no tokenizer");
+                Assert.Fails("detect without a tokenizer", Status.Unsupported, () => s.DetectText("whale"), "no tokenizer");
+                Assert.Fails("fill-mask without a tokenizer", Status.Unsupported, () => s.FillMask("[MASK]"), "no tokenizer");
+                var o = new TextOptions { Tokenizer = tok };
+                Assert.Equal(m.Info.HiddenSize, s.EmbedTexts(new[] { "whale" }, o)[0].Length, "with a tokenizer");
+                Assert.True(s.FillMask("a [MASK]", 2, o)[0].All(c => c.Token != null), "fill-mask with a tokenizer");
+                // A tokenizer larger than the model's vocabulary is refused.
+                using (var small = Trainer.Create("tiny", TinyOptions(null)).GetModel())
+                using (var ss = OneThread(small))
+                    Assert.Fails("tokenizer over the vocabulary", Status.InvalidArgument, () => ss.EmbedTexts(new[] { "whale" }, o),
+                        "the tokenizer has 3000 entries but the model's vocabulary has 200");
+                // Disposed handles.
+                tok.Dispose();
+                tok.Dispose();
+                Assert.True(tok.IsDisposed, "IsDisposed");
+                Assert.Throws<ObjectDisposedException>("disposed tokenizer Encode", () => tok.Encode(new[] { "a" }));
+                Assert.Throws<ObjectDisposedException>("disposed tokenizer Decode", () => tok.Decode(new[] { 5 }, false));
+                Assert.Throws<ObjectDisposedException>("disposed tokenizer Info", () => { var i = tok.Info; });
+                Assert.Throws<ObjectDisposedException>("disposed tokenizer TokenToId", () => tok.TokenToId("a"));
+                Assert.Throws<ObjectDisposedException>("disposed tokenizer in options", () => s.EmbedTexts(new[] { "a" }, o));
+                s.Dispose();
+                Assert.Throws<ObjectDisposedException>("disposed session EmbedTexts", () => s.EmbedTexts(new[] { "a" }));
+                Assert.Throws<ObjectDisposedException>("disposed session DetectText", () => s.DetectText("a"));
+                Assert.Throws<ObjectDisposedException>("disposed session FillMask", () => s.FillMask("[MASK]"));
+                m.Dispose();
+                Assert.Throws<ObjectDisposedException>("disposed model Tokenizer", () => m.Tokenizer());
+                Assert.Throws<ObjectDisposedException>("disposed model Labels", () => { var l = m.Labels; });
+            }
+        }
+
+        // Threads share a model and a tokenizer, each with its own session.
+        [Test]
+        private static void TextCallsOnManyThreads()
+        {
+            TextModels();
+            using (var m = Model.Load(textPair))
+            using (var tok = m.Tokenizer())
+            {
+                float[][] want;
+                using (var s = OneThread(m))
+                    want = s.EmbedTexts(Texts);
+                OnThreads(4, w =>
+                {
+                    using (var s = OneThread(m))
+                        for (int i = 0; i < 3; i++)
+                        {
+                            var got = s.EmbedTexts(Texts, new TextOptions { Tokenizer = tok });
+                            for (int k = 0; k < Texts.Length; k++)
+                                AssertSameBits("thread " + w, got[k], want[k]);
+                            Assert.Equal(tok.Encode(Texts).SeqLen, tok.Encode(Texts).SeqLen, "encode");
+                        }
+                });
+            }
+        }
     }
 }
