@@ -273,6 +273,268 @@ typedef struct {
 } electra_model_info;
 
 /**
+ * How `electra_session_new_with_params` opens a session; start from
+ * `electra_session_default_params()`. The fields are the JSON keys of
+ * `electra_session_new_with_options`, with the same meaning.
+ */
+typedef struct {
+    /**
+     * `sizeof(electra_session_params)`, set by `electra_session_default_params`.
+     */
+    uint32_t struct_size;
+    /**
+     * `"cpu"` (NULL, the default), `"cuda"` or `"cuda:N"`.
+     */
+    const char *device;
+    /**
+     * Host worker threads; 0 (the default): one per core. Results do not depend on it.
+     */
+    uint64_t threads;
+    /**
+     * Memory budget in bytes; 0 (the default): none beyond the machine's memory.
+     */
+    uint64_t max_memory_bytes;
+    /**
+     * CPU kernel cap: NULL (`ELECTRA_SIMD`, else `"best"`), `"avx512"`, `"avx2"`, `"neon"`,
+     * `"scalar"`.
+     */
+    const char *simd;
+    /**
+     * CPU f32 products: NULL (`ELECTRA_F32_KERNEL`, else `"packed"`) or `"gemm"`.
+     */
+    const char *f32_kernel;
+    /**
+     * CUDA TF32 products: -1 (the default: `ELECTRA_CUDA_TF32`, else off), 0 or 1.
+     */
+    int32_t tf32;
+} electra_session_params;
+
+/**
+ * How `electra_model_load_with_params` reads a model; start from
+ * `electra_load_default_params()`. The fields are the JSON keys of
+ * `electra_model_load_with_options`.
+ */
+typedef struct {
+    /**
+     * `sizeof(electra_load_params)`, set by `electra_load_default_params`.
+     */
+    uint32_t struct_size;
+    /**
+     * 1: accept tensors the config does not account for; 0 (the default): an error.
+     */
+    int32_t allow_unused_tensors;
+    /**
+     * `"f32"` (NULL, the default: as stored) or `"int8"` (quantize as it loads).
+     */
+    const char *quantize;
+} electra_load_params;
+
+/**
+ * How `electra_trainer_new_with_params` trains; start from `electra_trainer_default_params()`.
+ * The fields are the JSON keys of `electra_trainer_new` with the same meaning and defaults;
+ * `special_token_ids` (a list) is JSON-only.
+ */
+typedef struct {
+    /**
+     * `sizeof(electra_trainer_params)`, set by `electra_trainer_default_params`.
+     */
+    uint32_t struct_size;
+    /**
+     * Peak learning rate (default 5e-4).
+     */
+    float learning_rate;
+    /**
+     * Linear warm-up steps (default 10000).
+     */
+    uint64_t warmup_steps;
+    /**
+     * Steps of the linear decay to 0 (default 1000000).
+     */
+    uint64_t total_steps;
+    /**
+     * AdamW weight decay (default 0.01).
+     */
+    float weight_decay;
+    /**
+     * AdamW epsilon (default 1e-6).
+     */
+    float adam_epsilon;
+    /**
+     * AdamW beta1 (default 0.9).
+     */
+    float adam_beta1;
+    /**
+     * AdamW beta2 (default 0.999).
+     */
+    float adam_beta2;
+    /**
+     * 1: Adam bias correction; 0 (the default, as the paper's code).
+     */
+    int32_t bias_correction;
+    /**
+     * Global gradient-norm clip (default 1.0).
+     */
+    float max_grad_norm;
+    /**
+     * Fraction of tokens masked (default 0.15).
+     */
+    double mask_prob;
+    /**
+     * Generator loss weight (default 1).
+     */
+    float gen_weight;
+    /**
+     * Discriminator loss weight (default 50).
+     */
+    float disc_weight;
+    /**
+     * Sampling temperature of the generator (default 1).
+     */
+    float temperature;
+    /**
+     * `"electra"` (NULL, the default) or `"mlm"`.
+     */
+    const char *objective;
+    /**
+     * Generator width as a fraction of the discriminator's for a preset (0: the preset's).
+     */
+    double generator_hidden_fraction;
+    /**
+     * Vocabulary size of a preset (0: the preset's).
+     */
+    uint64_t vocab_size;
+    /**
+     * Longest sequence (default 128, or the model's positions when fewer).
+     */
+    uint64_t max_seq_len;
+    /**
+     * The `[MASK]` id (default 103, BERT's).
+     */
+    int32_t mask_token_id;
+    /**
+     * Seed of initialisation, masking, sampling and dropout (default 0).
+     */
+    uint64_t seed;
+    /**
+     * Host worker threads (0, the default: one per core).
+     */
+    uint64_t threads;
+    /**
+     * `"cpu"` (NULL, the default), `"cuda"` or `"cuda:N"`.
+     */
+    const char *device;
+    /**
+     * Memory budget in bytes (0, the default: none).
+     */
+    uint64_t max_memory_bytes;
+    /**
+     * Micro-batches per optimizer step (default 1).
+     */
+    uint64_t accumulate_steps;
+    /**
+     * `"none"` (NULL, the default) or `"mpi"`.
+     */
+    const char *distributed;
+    /**
+     * This process's rank (default 0).
+     */
+    uint64_t rank;
+    /**
+     * Number of ranks (default 1).
+     */
+    uint64_t world_size;
+    /**
+     * Seconds a collective may wait (default 600).
+     */
+    double collective_timeout_s;
+    /**
+     * CPU kernel cap, as `electra_session_params.simd`.
+     */
+    const char *simd;
+    /**
+     * CUDA TF32 products: -1 (the default), 0 or 1.
+     */
+    int32_t tf32;
+    /**
+     * Dropout: negative (-1, the default) config.json's probabilities; 0 none; p in (0, 1)
+     * every dropout at p.
+     */
+    float dropout;
+} electra_trainer_params;
+
+/**
+ * How `electra_finetuner_new_with_params` fine-tunes; start from
+ * `electra_finetuner_default_params()`. The fields are the JSON keys of `electra_finetuner_new`
+ * with the same meaning and defaults.
+ */
+typedef struct {
+    /**
+     * `sizeof(electra_finetuner_params)`, set by `electra_finetuner_default_params`.
+     */
+    uint32_t struct_size;
+    /**
+     * Peak learning rate.
+     */
+    float learning_rate;
+    /**
+     * Linear warm-up steps.
+     */
+    uint64_t warmup_steps;
+    /**
+     * Steps of the linear decay to 0.
+     */
+    uint64_t total_steps;
+    /**
+     * AdamW weight decay.
+     */
+    float weight_decay;
+    /**
+     * Layer-wise learning-rate decay (1: none).
+     */
+    float layerwise_lr_decay;
+    /**
+     * AdamW epsilon.
+     */
+    float adam_epsilon;
+    /**
+     * 1: Adam bias correction; 0: none.
+     */
+    int32_t bias_correction;
+    /**
+     * Global gradient-norm clip.
+     */
+    float max_grad_norm;
+    /**
+     * Seed of the head's initialisation and of dropout.
+     */
+    uint64_t seed;
+    /**
+     * Host worker threads (0: one per core).
+     */
+    uint64_t threads;
+    /**
+     * `"cpu"` (NULL, the default), `"cuda"` or `"cuda:N"`.
+     */
+    const char *device;
+    /**
+     * Memory budget in bytes (0: none).
+     */
+    uint64_t max_memory_bytes;
+    /**
+     * CPU kernel cap, as `electra_session_params.simd`.
+     */
+    const char *simd;
+    /**
+     * CUDA TF32 products: -1 (the default), 0 or 1.
+     */
+    int32_t tf32;
+    /**
+     * Dropout: negative (-1, the default) config.json's; 0 none; p in (0, 1) all at p.
+     */
+    float dropout;
+} electra_finetuner_params;
+
+/**
  * How the `electra_session_*_text*` calls run; start from `electra_text_default_params()`.
  */
 typedef struct {
@@ -769,6 +1031,80 @@ electra_status electra_model_save(const electra_model *m,
                                   const char *dir);
 
 /**
+ * The defaults of `electra_session_params` (those of `electra_session_new`).
+ * Returned by value at this version\'s size: a later version that appends fields keeps this
+ * function and adds another, so a caller never receives more than it declared.
+ */
+electra_session_params electra_session_default_params(void);
+
+/**
+ * The defaults of `electra_load_params` (those of `electra_model_load`).
+ * Returned by value at this version\'s size: a later version that appends fields keeps this
+ * function and adds another, so a caller never receives more than it declared.
+ */
+electra_load_params electra_load_default_params(void);
+
+/**
+ * The defaults of `electra_trainer_params` (those of `electra_trainer_new` with NULL options).
+ * Returned by value at this version\'s size: a later version that appends fields keeps this
+ * function and adds another, so a caller never receives more than it declared.
+ */
+electra_trainer_params electra_trainer_default_params(void);
+
+/**
+ * The defaults of `electra_finetuner_params` (those of `electra_finetuner_new` with NULL
+ * options).
+ * Returned by value at this version\'s size: a later version that appends fields keeps this
+ * function and adds another, so a caller never receives more than it declared.
+ */
+electra_finetuner_params electra_finetuner_default_params(void);
+
+/**
+ * `electra_session_new_with_options` with typed params (NULL: the defaults). A `struct_size`
+ * below 4 or above this library's is `ELECTRA_ERR_INVALID_ARGUMENT`; bad values are refused as
+ * their JSON keys are.
+ *
+ * # Safety
+ * `m` a live model; `params` NULL or valid for `params->struct_size` bytes with its strings NULL
+ * or NUL-terminated; `out` valid.
+ */
+electra_status electra_session_new_with_params(const electra_model *m,
+                                               const electra_session_params *params,
+                                               electra_session **out);
+
+/**
+ * `electra_model_load_with_options` with typed params (NULL: the defaults).
+ *
+ * # Safety
+ * `path` a NUL-terminated string; `params` as `electra_session_new_with_params`; `out` valid.
+ */
+electra_status electra_model_load_with_params(const char *path,
+                                              const electra_load_params *params,
+                                              electra_model **out);
+
+/**
+ * `electra_trainer_new` with typed params (NULL: the defaults).
+ *
+ * # Safety
+ * `init` a NUL-terminated string; `params` as `electra_session_new_with_params`; `out` valid.
+ */
+electra_status electra_trainer_new_with_params(const char *init,
+                                               const electra_trainer_params *params,
+                                               electra_trainer **out);
+
+/**
+ * `electra_finetuner_new` with typed params (NULL: the defaults).
+ *
+ * # Safety
+ * `model_dir` a NUL-terminated string; `params` as `electra_session_new_with_params`; `out`
+ * valid.
+ */
+electra_status electra_finetuner_new_with_params(const char *model_dir,
+                                                 size_t num_labels,
+                                                 const electra_finetuner_params *params,
+                                                 electra_finetuner **out);
+
+/**
  * Creates an inference session over `m` on the CPU, one worker thread per core (as
  * `electra_session_new_with_options(m, NULL, out)`). The session keeps the weights alive, so `m`
  * may be freed first. On failure `*out` is NULL. The first call on any session of a model builds
@@ -868,6 +1204,8 @@ electra_status electra_session_hidden_states(electra_session *s,
 /**
  * The defaults of `electra_text_params`: batches of 32, the model's length limit, mean pooling,
  * not normalised.
+ * Returned by value at this version\'s size: a later version that appends fields keeps this
+ * function and adds another, so a caller never receives more than it declared.
  */
 electra_text_params electra_text_default_params(void);
 
@@ -914,7 +1252,7 @@ electra_status electra_session_classify_texts(electra_session *s,
  * Replaced-token detection on one text: for each word (as BERT splits words: at whitespace and
  * punctuation) its byte span and the probability that it was replaced, in text order, into
  * `out` (`cap` entries); `*n_words` gets their number. Ask for it first with `out` NULL and
- * `cap` 0 (status OK). A `cap` below `*n_words` is `ELECTRA_ERR_BUFFER_TOO_SMALL` with
+ * `cap` 0 (status OK; that tokenizes only, without running the model). A `cap` below `*n_words` is `ELECTRA_ERR_BUFFER_TOO_SMALL` with
  * `*n_words` set and nothing written. Words past `params->max_length` tokens are not scored.
  *
  * # Safety
@@ -933,7 +1271,8 @@ electra_status electra_session_detect_text(electra_session *s,
 /**
  * Fill-mask on one text holding `[MASK]` tokens: the `top_k` most likely tokens at each mask,
  * best first, from the generator, into `out` (`n_masks * top_k` entries, mask by mask in text
- * order); `*n_masks` gets the number of masks. Ask for it first with `out` NULL and `cap` 0.
+ * order); `*n_masks` gets the number of masks. Ask for it first with `out` NULL and `cap` 0
+ * (that tokenizes only).
  * A text without `[MASK]` is `ELECTRA_ERR_INVALID_ARGUMENT`; a model without a generator
  * `ELECTRA_ERR_UNSUPPORTED`; a `cap` below `n_masks * top_k` `ELECTRA_ERR_BUFFER_TOO_SMALL`
  * (with `*n_masks` set, nothing written). `top_k` above the vocabulary size is cut to it.
@@ -968,6 +1307,8 @@ electra_status electra_model_label_name(const electra_model *m,
 
 /**
  * The defaults of `electra_encode_params`: special tokens added, no length limit.
+ * Returned by value at this version\'s size: a later version that appends fields keeps this
+ * function and adds another, so a caller never receives more than it declared.
  */
 electra_encode_params electra_encode_default_params(void);
 

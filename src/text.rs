@@ -283,6 +283,20 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// The number of words [`detect_text`] scores for `text` (its size, from tokenization alone).
+pub fn detect_word_count(model: &Model, tok: &Tokenizer, text: &str, o: &TextOptions) -> Result<usize> {
+    let e = &encode_rows(tok, model, &[TextInput::Single(text)], o.max_length)?[0];
+    let mut words: Vec<i32> = e.words.iter().copied().filter(|&w| w >= 0).collect();
+    words.dedup();
+    Ok(words.len())
+}
+
+/// The number of `[MASK]` tokens [`fill_mask_text`] answers for (from tokenization alone).
+pub fn mask_count(model: &Model, tok: &Tokenizer, text: &str, o: &TextOptions) -> Result<usize> {
+    let e = &encode_rows(tok, model, &[TextInput::Single(text)], o.max_length)?[0];
+    Ok(e.input_ids.iter().filter(|&&id| id == tok.special_ids().mask).count())
+}
+
 /// Replaced-token detection on a text: one [`WordScore`] per word the model saw (words past
 /// `max_length` are cut), in text order.
 pub fn detect_text(s: &mut Session, tok: &Tokenizer, text: &str, o: &TextOptions) -> Result<Vec<WordScore>> {

@@ -345,18 +345,24 @@ params!(electra_finetuner_params => crate::finetune::FinetuneOptions {
 });
 
 /// The defaults of `electra_session_params` (those of `electra_session_new`).
+/// Returned by value at this version\'s size: a later version that appends fields keeps this
+/// function and adds another, so a caller never receives more than it declared.
 #[no_mangle]
 pub extern "C" fn electra_session_default_params() -> electra_session_params {
     electra_session_params::defaults()
 }
 
 /// The defaults of `electra_load_params` (those of `electra_model_load`).
+/// Returned by value at this version\'s size: a later version that appends fields keeps this
+/// function and adds another, so a caller never receives more than it declared.
 #[no_mangle]
 pub extern "C" fn electra_load_default_params() -> electra_load_params {
     electra_load_params::defaults()
 }
 
 /// The defaults of `electra_trainer_params` (those of `electra_trainer_new` with NULL options).
+/// Returned by value at this version\'s size: a later version that appends fields keeps this
+/// function and adds another, so a caller never receives more than it declared.
 #[no_mangle]
 pub extern "C" fn electra_trainer_default_params() -> electra_trainer_params {
     electra_trainer_params::defaults()
@@ -364,6 +370,8 @@ pub extern "C" fn electra_trainer_default_params() -> electra_trainer_params {
 
 /// The defaults of `electra_finetuner_params` (those of `electra_finetuner_new` with NULL
 /// options).
+/// Returned by value at this version\'s size: a later version that appends fields keeps this
+/// function and adds another, so a caller never receives more than it declared.
 #[no_mangle]
 pub extern "C" fn electra_finetuner_default_params() -> electra_finetuner_params {
     electra_finetuner_params::defaults()

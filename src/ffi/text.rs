@@ -44,6 +44,8 @@ const _: () = assert!(std::mem::offset_of!(electra_text_params, struct_size) == 
 
 /// The defaults of `electra_text_params`: batches of 32, the model's length limit, mean pooling,
 /// not normalised.
+/// Returned by value at this version\'s size: a later version that appends fields keeps this
+/// function and adds another, so a caller never receives more than it declared.
 #[no_mangle]
 pub extern "C" fn electra_text_default_params() -> electra_text_params {
     electra_text_params {
@@ -214,7 +216,7 @@ pub unsafe extern "C" fn electra_session_classify_texts(
 /// Replaced-token detection on one text: for each word (as BERT splits words: at whitespace and
 /// punctuation) its byte span and the probability that it was replaced, in text order, into
 /// `out` (`cap` entries); `*n_words` gets their number. Ask for it first with `out` NULL and
-/// `cap` 0 (status OK). A `cap` below `*n_words` is `ELECTRA_ERR_BUFFER_TOO_SMALL` with
+/// `cap` 0 (status OK; that tokenizes only, without running the model). A `cap` below `*n_words` is `ELECTRA_ERR_BUFFER_TOO_SMALL` with
 /// `*n_words` set and nothing written. Words past `params->max_length` tokens are not scored.
 ///
 /// # Safety
@@ -241,12 +243,16 @@ pub unsafe extern "C" fn electra_session_detect_text(
         let (tok, opts) = unsafe { prepare(t, params, &sess)? };
         // SAFETY: `text` holds `len` bytes (the contract).
         let text = unsafe { text_at(electra_text { data: text, len }, "text", 0)? };
-        let words = text::detect_text(&mut sess, &tok, text, &opts)?;
-        // SAFETY: `n_words` is non-NULL (checked) and valid for a write.
-        unsafe { *n_words = words.len() };
         if out.is_null() && cap == 0 {
+            // The size from tokenization alone: no forward pass.
+            let n = text::detect_word_count(sess.model(), &tok, text, &opts)?;
+            // SAFETY: `n_words` is non-NULL (checked) and valid for a write.
+            unsafe { *n_words = n };
             return Ok(());
         }
+        let words = text::detect_text(&mut sess, &tok, text, &opts)?;
+        // SAFETY: as above.
+        unsafe { *n_words = words.len() };
         check_out(out, cap, words.len())?;
         let v: Vec<electra_word_score> =
             words.iter().map(|w| electra_word_score { start: w.start, end: w.end, score: w.score }).collect();
@@ -257,7 +263,8 @@ pub unsafe extern "C" fn electra_session_detect_text(
 
 /// Fill-mask on one text holding `[MASK]` tokens: the `top_k` most likely tokens at each mask,
 /// best first, from the generator, into `out` (`n_masks * top_k` entries, mask by mask in text
-/// order); `*n_masks` gets the number of masks. Ask for it first with `out` NULL and `cap` 0.
+/// order); `*n_masks` gets the number of masks. Ask for it first with `out` NULL and `cap` 0
+/// (that tokenizes only).
 /// A text without `[MASK]` is `ELECTRA_ERR_INVALID_ARGUMENT`; a model without a generator
 /// `ELECTRA_ERR_UNSUPPORTED`; a `cap` below `n_masks * top_k` `ELECTRA_ERR_BUFFER_TOO_SMALL`
 /// (with `*n_masks` set, nothing written). `top_k` above the vocabulary size is cut to it.
@@ -286,12 +293,22 @@ pub unsafe extern "C" fn electra_session_fill_mask_text(
         let (tok, opts) = unsafe { prepare(t, params, &sess)? };
         // SAFETY: `text` holds `len` bytes (the contract).
         let text = unsafe { text_at(electra_text { data: text, len }, "text", 0)? };
-        let masks = text::fill_mask_text(&mut sess, &tok, text, top_k, &opts)?;
-        // SAFETY: `n_masks` is non-NULL (checked) and valid for a write.
-        unsafe { *n_masks = masks.len() };
         if out.is_null() && cap == 0 {
+            // The size from tokenization alone: no forward pass.
+            let n = text::mask_count(sess.model(), &tok, text, &opts)?;
+            if n == 0 {
+                return Err(Error::arg("the text has no [MASK] token (within max_length)"));
+            }
+            if sess.model().gen().is_none() {
+                return Err(Error::Unsupported("fill-mask needs a generator (masked LM) model".into()));
+            }
+            // SAFETY: `n_masks` is non-NULL (checked) and valid for a write.
+            unsafe { *n_masks = n };
             return Ok(());
         }
+        let masks = text::fill_mask_text(&mut sess, &tok, text, top_k, &opts)?;
+        // SAFETY: as above.
+        unsafe { *n_masks = masks.len() };
         let v: Vec<electra_token_score> =
             masks.iter().flatten().map(|c| electra_token_score { id: c.id, score: c.score }).collect();
         check_out(out, cap, v.len())?;

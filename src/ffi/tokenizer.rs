@@ -54,6 +54,8 @@ unsafe impl StructSized for electra_encode_params {}
 const _: () = assert!(std::mem::offset_of!(electra_encode_params, struct_size) == 0);
 
 /// The defaults of `electra_encode_params`: special tokens added, no length limit.
+/// Returned by value at this version\'s size: a later version that appends fields keeps this
+/// function and adds another, so a caller never receives more than it declared.
 #[no_mangle]
 pub extern "C" fn electra_encode_default_params() -> electra_encode_params {
     electra_encode_params {
