@@ -156,6 +156,8 @@ pub struct FineTuner {
     d_hidden: Buf,
     labels: Buf<i32>,
     label_set: LabelSet,
+    /// The tokenizer beside the source model (saved with the classifier by [`Self::save`]).
+    pub tokenizer: crate::data::tokenizer::AttachedTokenizer,
 }
 
 impl FineTuner {
@@ -211,6 +213,7 @@ impl FineTuner {
         opts.validate()?;
         let mut loaded = crate::hf::load(dir)?;
         loaded.require_f32("fine-tuning")?;
+        let tokenizer = crate::text::tokenizer_beside(&loaded, dir);
         let existing = loaded.cls().map(|c| label_names(&c.config));
         let labels = make(existing)?;
         let src = match &loaded.towers {
@@ -267,14 +270,17 @@ impl FineTuner {
                 m
             }
         };
+        let mut model = model;
+        model.tokenizer = tokenizer;
         Self::from_model(model, opts)
     }
 
-    /// Fine-tunes an in-memory classifier, on `opts.device`.
+    /// Fine-tunes an in-memory classifier, on `opts.device` (its tokenizer, if any, is saved
+    /// with it).
     pub fn from_model(model: Model, opts: FinetuneOptions) -> Result<Self> {
         opts.validate()?;
         model.require_f32("fine-tuning")?;
-        let Model { params: ParamStore { mut table, data, .. }, towers, .. } = model;
+        let Model { params: ParamStore { mut table, data, .. }, towers, tokenizer, .. } = model;
         let Towers::Classifier(cls) = towers else {
             return Err(Error::arg("the model has no classification head"));
         };
@@ -302,6 +308,7 @@ impl FineTuner {
             d_hidden: Buf::default(),
             labels: Buf::default(),
             label_set,
+            tokenizer,
         })
     }
 
@@ -419,8 +426,17 @@ impl FineTuner {
 
     /// Saves the classifier as an HF `ElectraForSequenceClassification` directory, committed as
     /// one unit; non-finite weights are [`Error::NonFinite`] and leave `dir` as it was.
+    /// The tokenizer beside the source model, when it had a readable one, is saved with it.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        self.save_with(dir, |_| Ok(()))
+        self.save_with(dir, |d| match &self.tokenizer {
+            crate::data::tokenizer::AttachedTokenizer::Loaded(t) => t.save(d),
+            _ => Ok(()),
+        })
+    }
+
+    /// The classifier's `max_position_embeddings`: the longest row a step takes.
+    pub fn max_positions(&self) -> usize {
+        self.cls.config.max_position_embeddings
     }
 
     /// [`Self::save`], with `extra` writing more files (a tokenizer, a report) into the new

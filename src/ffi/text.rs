@@ -343,3 +343,139 @@ pub unsafe extern "C" fn electra_model_label_name(
         unsafe { write_string(name, buf, cap, len) }
     })
 }
+
+/// Encodes training texts into one padded batch cut to `limit` tokens (or `params->max_length`
+/// when smaller and set).
+///
+/// # Safety
+/// `params` NULL or valid for `params->struct_size` bytes.
+unsafe fn training_batch(
+    tok: &Tokenizer,
+    inputs: &[crate::data::tokenizer::TextInput<'_>],
+    params: *const electra_text_params,
+    limit: usize,
+) -> Result<crate::data::tokenizer::Encoded> {
+    // SAFETY: forwarded contract.
+    let p = unsafe { read_params(params, electra_text_default_params(), "electra_text_params")? };
+    let max_length = match p.max_length as usize {
+        0 => limit,
+        n if n <= limit => n,
+        n => return Err(Error::arg(format!("max_length {n} exceeds the {limit} tokens a step takes"))),
+    };
+    tok.encode_batch(inputs, &crate::data::tokenizer::EncodeOptions { add_special_tokens: true, max_length })
+}
+
+fn batch_of(e: &crate::data::tokenizer::Encoded) -> crate::session::Batch<'_> {
+    crate::session::Batch {
+        input_ids: &e.input_ids,
+        attention_mask: Some(&e.attention_mask),
+        token_type_ids: Some(&e.token_type_ids),
+        batch: e.batch,
+        seq_len: e.seq_len,
+    }
+}
+
+/// `electra_finetuner_step` on text: `n` texts (with `pairs` non-NULL, text pairs) and their `n`
+/// labels, tokenized as `electra_session_classify_texts` does (cut to `params->max_length`, 0:
+/// the model's positions; `batch_size`, `pooling` and `normalize` are not used), as one batch
+/// padded to its longest text. `t` NULL uses the tokenizer beside the model the fine-tuner
+/// started from (which `electra_finetuner_save` saves with the classifier); without one the
+/// call is `ELECTRA_ERR_UNSUPPORTED`. Bad input leaves the weights untouched.
+///
+/// # Safety
+/// `texts` (and `pairs` when non-NULL) must hold `n` `electra_text`s; `labels` `n` labels;
+/// `params` NULL or valid; `stats` NULL or valid for `stats->struct_size` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn electra_finetuner_step_texts(
+    f: *mut super::finetune::electra_finetuner,
+    t: *const electra_tokenizer,
+    texts: *const electra_text,
+    pairs: *const electra_text,
+    n: usize,
+    labels: *const i32,
+    params: *const electra_text_params,
+    stats: *mut super::finetune::electra_finetune_stats,
+) -> electra_status {
+    guard(|| {
+        let handle = super::finetune::electra_finetuner::get(f)?;
+        let mut ft = lock(&handle, "fine-tuner")?;
+        let tok = if t.is_null() { ft.tokenizer.get()?.clone() } else { (*electra_tokenizer::get(t)?).clone() };
+        if labels.is_null() {
+            return Err(Error::NullPointer("labels"));
+        }
+        // SAFETY: `stats` is NULL or valid for `stats->struct_size` bytes (the contract).
+        let stats =
+            unsafe { super::SizedOut::new(stats, "stats->struct_size must be set to sizeof(electra_finetune_stats)")? };
+        // SAFETY: the text arrays hold `n` texts (the contract).
+        let inputs = unsafe { inputs_at(texts, pairs, n)? };
+        // SAFETY: `params` as the contract says.
+        let e = unsafe { training_batch(&tok, &inputs, params, ft.max_positions())? };
+        // SAFETY: `labels` is non-NULL and holds `n` labels (the contract); `n` texts fit in
+        // memory, so `n` labels fit in `isize` bytes.
+        let s = ft.train_step(&batch_of(&e), unsafe { std::slice::from_raw_parts(labels, n) })?;
+        if let Some(stats) = stats {
+            stats.write(&super::finetune::electra_finetune_stats {
+                struct_size: 0, // `write` keeps the caller's
+                step: s.step,
+                loss: s.loss,
+                accuracy: s.accuracy,
+                learning_rate: s.learning_rate,
+                grad_norm: s.grad_norm,
+            });
+        }
+        Ok(())
+    })
+}
+
+/// `electra_trainer_step` on text: `n` texts, each `[CLS] text [SEP]` cut to the trainer's
+/// `max_seq_len` (or `params->max_length` when smaller and set), as one batch padded to its
+/// longest text; the trainer masks and samples as for ids. `t` is required (a trainer made from a
+/// preset has no tokenizer; its vocabulary must fit the model's). Otherwise as
+/// `electra_trainer_step`.
+///
+/// # Safety
+/// `texts` must hold `n` `electra_text`s; `params` NULL or valid; `stats` NULL or valid for
+/// `stats->struct_size` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn electra_trainer_step_texts(
+    tr: *mut super::trainer::electra_trainer,
+    t: *const electra_tokenizer,
+    texts: *const electra_text,
+    n: usize,
+    params: *const electra_text_params,
+    stats: *mut super::trainer::electra_step_stats,
+) -> electra_status {
+    guard(|| {
+        let h = super::trainer::electra_trainer::get(tr)?;
+        let tok = electra_tokenizer::get(t)?;
+        // SAFETY: `stats` is NULL or valid for `stats->struct_size` bytes (the contract).
+        let stats =
+            unsafe { super::SizedOut::new(stats, "stats->struct_size must be set to sizeof(electra_step_stats)")? };
+        let mut trainer = lock(&h.trainer, "trainer")?;
+        // SAFETY: `texts` holds `n` texts (the contract).
+        let inputs = unsafe { inputs_at(texts, std::ptr::null(), n)? };
+        let vocab = trainer.towers().input_config().vocab_size;
+        if tok.vocab_size() > vocab {
+            return Err(Error::arg(format!(
+                "the tokenizer has {} entries but the model's vocabulary has {vocab}",
+                tok.vocab_size()
+            )));
+        }
+        // SAFETY: `params` as the contract says.
+        let e = unsafe { training_batch(&tok, &inputs, params, trainer.opts.max_seq_len)? };
+        let s = trainer.train_step(&batch_of(&e))?;
+        if let Some(stats) = stats {
+            stats.write(&super::trainer::electra_step_stats {
+                struct_size: 0, // `write` keeps the caller's
+                step: s.step,
+                loss: s.loss,
+                mlm_loss: s.mlm_loss,
+                disc_loss: s.disc_loss,
+                disc_accuracy: s.disc_accuracy,
+                learning_rate: s.learning_rate,
+                grad_norm: s.grad_norm,
+            });
+        }
+        Ok(())
+    })
+}

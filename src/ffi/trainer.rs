@@ -24,7 +24,7 @@ pub(crate) struct TrainerState {
     /// The trainer's cancel flag, outside the lock so any thread can cancel a running step.
     cancel: Arc<AtomicBool>,
     /// One thread steps a trainer at a time (see `lock`).
-    trainer: Mutex<Trainer>,
+    pub(crate) trainer: Mutex<Trainer>,
 }
 
 impl FfiHandle for electra_trainer {
