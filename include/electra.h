@@ -41,9 +41,18 @@
  *   (version, status strings, error messages) are thread-safe. No global initialisation is
  *   needed.
  *
+ * WORKER THREADS
+ *   On the CPU, sessions, trainers and fine-tuners share one process-wide pool of worker
+ *   threads by default (options `"threads": 0`). Its size is one per core unless
+ *   electra_set_default_threads(n) set it before the pool started (it starts with the first
+ *   handle that uses it, and never resizes). `"threads": 1` runs a handle's calls on the
+ *   calling thread, with no worker thread at all; `"threads": N` another count than the shared
+ *   pool's, or `"own_pool": true`, gives the handle a pool of its own. Results are the same
+ *   bits whatever the choice.
+ *
  * FORK
- *   A session, trainer or fine-tuner owns worker threads, which a child made by fork() does
- *   not have. One created before fork() is unusable in the child: every call on it there
+ *   A session, trainer or fine-tuner uses worker threads, which a child made by fork() does
+ *   not have (the child starts a shared pool of its own when it needs one). One created before fork() is unusable in the child: every call on it there
  *   returns ELECTRA_ERR_INVALID_HANDLE at once (the message says why), never hangs, and its
  *   *_free only forgets it. Models stay usable in the child: create new sessions, trainers or
  *   fine-tuners there. The parent's handles are unaffected. Do not fork while another thread
@@ -449,7 +458,11 @@ electra_status electra_device_count(electra_device_kind kind, size_t *count);
  * initialised as a fresh head's). A classifier has 2 to 1024 labels of at most 128 bytes each.
  * `options_json` is NULL or a JSON object
  * with keys learning_rate, warmup_steps, total_steps, weight_decay, layerwise_lr_decay,
- * adam_epsilon, bias_correction, max_grad_norm, seed, threads, device (`"cpu"`, the default;
+ * adam_epsilon, bias_correction, max_grad_norm, seed, threads (host worker threads: 0, the default, the process-wide
+ * shared pool sized by `electra_set_default_threads`; 1 the calling thread only, with no worker
+ * thread; N >= 2 N workers, the shared pool when that is its size, else a pool of the fine-tuner's own;
+ * results do not depend on it), own_pool (true: a pool of its own of `threads` workers, 0 = one
+ * per core; default false), device (`"cpu"`, the default;
  * `"cuda"` or `"cuda:N"`: a device not compiled in or not present is `ELECTRA_ERR_CUDA`),
  * max_memory_bytes (a memory budget, 0 = none beyond the machine's memory; over it creation or
  * a step is `ELECTRA_ERR_OUT_OF_MEMORY` before anything is allocated), simd (CPU kernel cap:
@@ -594,8 +607,12 @@ electra_status electra_session_new(const electra_model *m, electra_session **out
 /**
  * Creates an inference session over `m` with options. `options_json` is NULL (the defaults) or
  * a JSON object with the keys `device` (`"cpu"`, the default; `"cuda"` or `"cuda:N"`),
- * `threads` (host worker threads, 0 = one per core, the default; results do not depend on it)
- * and `max_memory_bytes` (a memory budget, 0 = none beyond the machine's memory, the default:
+ * `threads` (host worker threads: 0, the default, the process-wide shared pool, sized by
+ * `electra_set_default_threads`, one per core unless set; 1 the calling thread only, with no
+ * worker thread; N >= 2 N workers, the shared pool when that is its size, else a pool of the
+ * session's own; results do not depend on it), `own_pool` (true: a pool of the session's own
+ * of `threads` workers, 0 = one per core, never the shared one; default false),
+ * `max_memory_bytes` (a memory budget, 0 = none beyond the machine's memory, the default:
  * a call whose model plus activations would exceed it is `ELECTRA_ERR_OUT_OF_MEMORY`, with the
  * estimate and the budget in the message, before anything is allocated), `simd` (CPU: a cap on
  * the kernels' vector width, `"best"`, the default, `"avx512"`, `"avx2"`, `"neon"` or
@@ -677,6 +694,27 @@ electra_status electra_session_hidden_states(electra_session *s,
                                              size_t out_len);
 
 /**
+ * Sets the size of the shared CPU thread pool: `n` worker threads, 0 = one per core (the
+ * default; `RAYON_NUM_THREADS` when set). Call it before creating the first session, trainer or
+ * fine-tuner with `threads` 0 (the default); until one uses the shared pool, a later call
+ * replaces the size. From then on, a call with the size in use succeeds and any other size is
+ * `ELECTRA_ERR_INVALID_ARGUMENT` (the message gives both sizes): the pool never resizes under
+ * handles using it. With size 1, handles using the shared pool run on their calling thread and
+ * no worker thread starts (and the size is fixed all the same). `n` above 1024 is `ELECTRA_ERR_INVALID_ARGUMENT`. After fork() the
+ * child starts a pool of its own, of the size last set.
+ */
+electra_status electra_set_default_threads(size_t n);
+
+/**
+ * Writes to `*out` the size of the shared CPU thread pool: the number of threads it runs, or
+ * will start with (see `electra_set_default_threads`).
+ *
+ * # Safety
+ * `out` must be NULL (an error) or valid for a write.
+ */
+electra_status electra_default_threads(size_t *out);
+
+/**
  * Creates a trainer. `init` is a preset name (`tiny`, `small`, `base`, `large`) or a directory
  * (the pair layout, or a lone discriminator whose generator is built by the paper's size rule).
  * `options_json` is NULL or a JSON object; unknown keys and bad values are
@@ -684,7 +722,11 @@ electra_status electra_session_hidden_states(electra_session *s,
  * warmup_steps, total_steps, weight_decay, adam_epsilon, adam_beta1, adam_beta2,
  * bias_correction, max_grad_norm, mask_prob, gen_weight, disc_weight, temperature, objective
  * ("electra" or "mlm"), generator_hidden_fraction, vocab_size, max_seq_len, mask_token_id,
- * special_token_ids, seed, threads, device (`"cpu"`, the default; `"cuda"` or `"cuda:N"`: a
+ * special_token_ids, seed, threads (host worker threads: 0, the default, the process-wide
+ * shared pool sized by `electra_set_default_threads`; 1 the calling thread only, with no worker
+ * thread; N >= 2 N workers, the shared pool when that is its size, else a pool of the trainer's own;
+ * results do not depend on it), own_pool (true: a pool of its own of `threads` workers, 0 = one
+ * per core; default false), device (`"cpu"`, the default; `"cuda"` or `"cuda:N"`: a
  * device not compiled in or not present is `ELECTRA_ERR_CUDA`), max_memory_bytes (a memory
  * budget, 0 = none beyond the machine's memory: weights, gradients and Adam moments over it
  * fail creation, and those plus a batch's activations fail the step, with

@@ -10,6 +10,7 @@ mod handle;
 pub mod model;
 pub mod session;
 pub mod status;
+pub mod threads;
 pub mod trainer;
 
 use crate::error::{Error, Result};
