@@ -32,7 +32,7 @@ fn main() -> electra::Result<()> {
         cfg.num_hidden_layers,
         cfg.hidden_size,
         params as f64 / 1e6,
-        rayon::current_num_threads()
+        session.threads()
     );
     println!("| batch x seq_len | median ms | min ms | max ms | tokens/s | GFLOP/s |");
     println!("|---|---|---|---|---|---|");

@@ -41,9 +41,18 @@
  *   (version, status strings, error messages) are thread-safe. No global initialisation is
  *   needed.
  *
+ * WORKER THREADS
+ *   On the CPU, sessions, trainers and fine-tuners share one process-wide pool of worker
+ *   threads by default (options `"threads": 0`). Its size is one per core unless
+ *   electra_set_default_threads(n) set it before the pool started (it starts with the first
+ *   handle that uses it, and never resizes). `"threads": 1` runs a handle's calls on the
+ *   calling thread, with no worker thread at all; `"threads": N` another count than the shared
+ *   pool's, or `"own_pool": true`, gives the handle a pool of its own. Results are the same
+ *   bits whatever the choice.
+ *
  * FORK
- *   A session, trainer or fine-tuner owns worker threads, which a child made by fork() does
- *   not have. One created before fork() is unusable in the child: every call on it there
+ *   A session, trainer or fine-tuner uses worker threads, which a child made by fork() does
+ *   not have (the child starts a shared pool of its own when it needs one). One created before fork() is unusable in the child: every call on it there
  *   returns ELECTRA_ERR_INVALID_HANDLE at once (the message says why), never hangs, and its
  *   *_free only forgets it. Models stay usable in the child: create new sessions, trainers or
  *   fine-tuners there. The parent's handles are unaffected. Do not fork while another thread
@@ -287,9 +296,14 @@ typedef struct {
      */
     const char *device;
     /**
-     * Host worker threads; 0 (the default): one per core. Results do not depend on it.
+     * Host worker threads, as the JSON key `threads` (0, the default: the process-wide pool;
+     * 1: the calling thread). Results do not depend on it.
      */
     uint64_t threads;
+    /**
+     * 1: a worker pool of the session's own, as the JSON key `own_pool`; 0 (the default).
+     */
+    int32_t own_pool;
     /**
      * Memory budget in bytes; 0 (the default): none beyond the machine's memory.
      */
@@ -416,9 +430,13 @@ typedef struct {
      */
     uint64_t seed;
     /**
-     * Host worker threads (0, the default: one per core).
+     * Host worker threads, as `electra_session_params.threads`.
      */
     uint64_t threads;
+    /**
+     * 1: a worker pool of the trainer's own; 0 (the default).
+     */
+    int32_t own_pool;
     /**
      * `"cpu"` (NULL, the default), `"cuda"` or `"cuda:N"`.
      */
@@ -509,9 +527,13 @@ typedef struct {
      */
     uint64_t seed;
     /**
-     * Host worker threads (0: one per core).
+     * Host worker threads, as `electra_session_params.threads`.
      */
     uint64_t threads;
+    /**
+     * 1: a worker pool of the fine-tuner's own; 0 (the default).
+     */
+    int32_t own_pool;
     /**
      * `"cpu"` (NULL, the default), `"cuda"` or `"cuda:N"`.
      */
@@ -611,6 +633,45 @@ typedef struct {
 } electra_token_score;
 
 /**
+ * What one `electra_trainer_step` measured. Set `struct_size` to `sizeof(electra_step_stats)`;
+ * the library fills only the fields that fit, so fields can be appended compatibly.
+ */
+typedef struct {
+    /**
+     * Set by the caller: `sizeof(electra_step_stats)`.
+     */
+    uint32_t struct_size;
+    /**
+     * Updates applied so far, this one included.
+     */
+    uint64_t step;
+    /**
+     * gen_weight·mlm_loss + disc_weight·disc_loss.
+     */
+    float loss;
+    /**
+     * Generator cross-entropy at the masked positions.
+     */
+    float mlm_loss;
+    /**
+     * Discriminator BCE over real tokens (0 for the mlm objective).
+     */
+    float disc_loss;
+    /**
+     * Share of real tokens the discriminator labels correctly.
+     */
+    float disc_accuracy;
+    /**
+     * Learning rate this step used.
+     */
+    float learning_rate;
+    /**
+     * Global gradient norm before clipping.
+     */
+    float grad_norm;
+} electra_step_stats;
+
+/**
  * How `electra_tokenizer_encode` encodes; start from `electra_encode_default_params()`.
  */
 typedef struct {
@@ -663,45 +724,6 @@ typedef struct {
      */
     int32_t mask_id;
 } electra_tokenizer_info;
-
-/**
- * What one `electra_trainer_step` measured. Set `struct_size` to `sizeof(electra_step_stats)`;
- * the library fills only the fields that fit, so fields can be appended compatibly.
- */
-typedef struct {
-    /**
-     * Set by the caller: `sizeof(electra_step_stats)`.
-     */
-    uint32_t struct_size;
-    /**
-     * Updates applied so far, this one included.
-     */
-    uint64_t step;
-    /**
-     * gen_weight·mlm_loss + disc_weight·disc_loss.
-     */
-    float loss;
-    /**
-     * Generator cross-entropy at the masked positions.
-     */
-    float mlm_loss;
-    /**
-     * Discriminator BCE over real tokens (0 for the mlm objective).
-     */
-    float disc_loss;
-    /**
-     * Share of real tokens the discriminator labels correctly.
-     */
-    float disc_accuracy;
-    /**
-     * Learning rate this step used.
-     */
-    float learning_rate;
-    /**
-     * Global gradient norm before clipping.
-     */
-    float grad_norm;
-} electra_step_stats;
 
 /**
  * A host's sum all-reduce: replace the `count` floats at `data` by their element-wise sum over
@@ -856,7 +878,11 @@ electra_status electra_device_count(electra_device_kind kind, size_t *count);
  * initialised as a fresh head's). A classifier has 2 to 1024 labels of at most 128 bytes each.
  * `options_json` is NULL or a JSON object
  * with keys learning_rate, warmup_steps, total_steps, weight_decay, layerwise_lr_decay,
- * adam_epsilon, bias_correction, max_grad_norm, seed, threads, device (`"cpu"`, the default;
+ * adam_epsilon, bias_correction, max_grad_norm, seed, threads (host worker threads: 0, the default, the process-wide
+ * shared pool sized by `electra_set_default_threads`; 1 the calling thread only, with no worker
+ * thread; N >= 2 N workers, the shared pool when that is its size, else a pool of the fine-tuner's own;
+ * results do not depend on it), own_pool (true: a pool of its own of `threads` workers, 0 = one
+ * per core; default false), device (`"cpu"`, the default;
  * `"cuda"` or `"cuda:N"`: a device not compiled in or not present is `ELECTRA_ERR_CUDA`),
  * max_memory_bytes (a memory budget, 0 = none beyond the machine's memory; over it creation or
  * a step is `ELECTRA_ERR_OUT_OF_MEMORY` before anything is allocated), simd (CPU kernel cap:
@@ -1119,8 +1145,12 @@ electra_status electra_session_new(const electra_model *m, electra_session **out
 /**
  * Creates an inference session over `m` with options. `options_json` is NULL (the defaults) or
  * a JSON object with the keys `device` (`"cpu"`, the default; `"cuda"` or `"cuda:N"`),
- * `threads` (host worker threads, 0 = one per core, the default; results do not depend on it)
- * and `max_memory_bytes` (a memory budget, 0 = none beyond the machine's memory, the default:
+ * `threads` (host worker threads: 0, the default, the process-wide shared pool, sized by
+ * `electra_set_default_threads`, one per core unless set; 1 the calling thread only, with no
+ * worker thread; N >= 2 N workers, the shared pool when that is its size, else a pool of the
+ * session's own; results do not depend on it), `own_pool` (true: a pool of the session's own
+ * of `threads` workers, 0 = one per core, never the shared one; default false),
+ * `max_memory_bytes` (a memory budget, 0 = none beyond the machine's memory, the default:
  * a call whose model plus activations would exceed it is `ELECTRA_ERR_OUT_OF_MEMORY`, with the
  * estimate and the budget in the message, before anything is allocated), `simd` (CPU: a cap on
  * the kernels' vector width, `"best"`, the default, `"avx512"`, `"avx2"`, `"neon"` or
@@ -1306,6 +1336,66 @@ electra_status electra_model_label_name(const electra_model *m,
                                         size_t *len);
 
 /**
+ * `electra_finetuner_step` on text: `n` texts (with `pairs` non-NULL, text pairs) and their `n`
+ * labels, tokenized as `electra_session_classify_texts` does (cut to `params->max_length`, 0:
+ * the model's positions; `batch_size`, `pooling` and `normalize` are not used), as one batch
+ * padded to its longest text. `t` NULL uses the tokenizer beside the model the fine-tuner
+ * started from (which `electra_finetuner_save` saves with the classifier); without one the
+ * call is `ELECTRA_ERR_UNSUPPORTED`. Bad input leaves the weights untouched.
+ *
+ * # Safety
+ * `texts` (and `pairs` when non-NULL) must hold `n` `electra_text`s; `labels` `n` labels;
+ * `params` NULL or valid; `stats` NULL or valid for `stats->struct_size` bytes.
+ */
+electra_status electra_finetuner_step_texts(electra_finetuner *f,
+                                            const electra_tokenizer *t,
+                                            const electra_text *texts,
+                                            const electra_text *pairs,
+                                            size_t n,
+                                            const int32_t *labels,
+                                            const electra_text_params *params,
+                                            electra_finetune_stats *stats);
+
+/**
+ * `electra_trainer_step` on text: `n` texts, each `[CLS] text [SEP]` cut to the trainer's
+ * `max_seq_len` (or `params->max_length` when smaller and set), as one batch padded to its
+ * longest text; the trainer masks and samples as for ids. `t` is required (a trainer made from a
+ * preset has no tokenizer; its vocabulary must fit the model's). Otherwise as
+ * `electra_trainer_step`.
+ *
+ * # Safety
+ * `texts` must hold `n` `electra_text`s; `params` NULL or valid; `stats` NULL or valid for
+ * `stats->struct_size` bytes.
+ */
+electra_status electra_trainer_step_texts(electra_trainer *tr,
+                                          const electra_tokenizer *t,
+                                          const electra_text *texts,
+                                          size_t n,
+                                          const electra_text_params *params,
+                                          electra_step_stats *stats);
+
+/**
+ * Sets the size of the shared CPU thread pool: `n` worker threads, 0 = one per core (the
+ * default; `RAYON_NUM_THREADS` when set). Call it before creating the first session, trainer or
+ * fine-tuner with `threads` 0 (the default); until one uses the shared pool, a later call
+ * replaces the size. From then on, a call with the size in use succeeds and any other size is
+ * `ELECTRA_ERR_INVALID_ARGUMENT` (the message gives both sizes): the pool never resizes under
+ * handles using it. With size 1, handles using the shared pool run on their calling thread and
+ * no worker thread starts (and the size is fixed all the same). `n` above 1024 is `ELECTRA_ERR_INVALID_ARGUMENT`. After fork() the
+ * child starts a pool of its own, of the size last set.
+ */
+electra_status electra_set_default_threads(size_t n);
+
+/**
+ * Writes to `*out` the size of the shared CPU thread pool: the number of threads it runs, or
+ * will start with (see `electra_set_default_threads`).
+ *
+ * # Safety
+ * `out` must be NULL (an error) or valid for a write.
+ */
+electra_status electra_default_threads(size_t *out);
+
+/**
  * The defaults of `electra_encode_params`: special tokens added, no length limit.
  * Returned by value at this version\'s size: a later version that appends fields keeps this
  * function and adds another, so a caller never receives more than it declared.
@@ -1449,7 +1539,11 @@ electra_status electra_tokenizer_id_to_token(const electra_tokenizer *t,
  * warmup_steps, total_steps, weight_decay, adam_epsilon, adam_beta1, adam_beta2,
  * bias_correction, max_grad_norm, mask_prob, gen_weight, disc_weight, temperature, objective
  * ("electra" or "mlm"), generator_hidden_fraction, vocab_size, max_seq_len, mask_token_id,
- * special_token_ids, seed, threads, device (`"cpu"`, the default; `"cuda"` or `"cuda:N"`: a
+ * special_token_ids, seed, threads (host worker threads: 0, the default, the process-wide
+ * shared pool sized by `electra_set_default_threads`; 1 the calling thread only, with no worker
+ * thread; N >= 2 N workers, the shared pool when that is its size, else a pool of the trainer's own;
+ * results do not depend on it), own_pool (true: a pool of its own of `threads` workers, 0 = one
+ * per core; default false), device (`"cpu"`, the default; `"cuda"` or `"cuda:N"`: a
  * device not compiled in or not present is `ELECTRA_ERR_CUDA`), max_memory_bytes (a memory
  * budget, 0 = none beyond the machine's memory: weights, gradients and Adam moments over it
  * fail creation, and those plus a batch's activations fail the step, with

@@ -39,8 +39,14 @@ pub struct FinetuneOptions {
     pub max_grad_norm: f32,
     /// Seed of the head's initialisation (0).
     pub seed: u64,
-    /// Worker threads (0: one per core).
+    /// Worker threads on the host: 0 (default) the process-wide shared pool (its size set by
+    /// `electra_set_default_threads`, else one per core), 1 the calling thread only (no worker
+    /// thread), N ≥ 2 N workers (the shared pool when its size is N, else a pool of its own).
+    /// Results do not depend on it.
     pub threads: usize,
+    /// A pool of its own of `threads` workers (0: one per core) instead of the shared pool
+    /// (default false; `threads` = 1 runs on the calling thread either way).
+    pub own_pool: bool,
     /// The device: "cpu" (default), "cuda" or "cuda:N".
     pub device: Device,
     /// Memory budget in bytes (0: none beyond the machine's memory). Creation fails with
@@ -72,6 +78,7 @@ impl Default for FinetuneOptions {
             max_grad_norm: 1.0,
             seed: 0,
             threads: 0,
+            own_pool: false,
             device: Device::Cpu,
             max_memory_bytes: 0,
             simd: None,
@@ -108,7 +115,8 @@ impl FinetuneOptions {
 
     /// What the fine-tuner's backend opens with.
     pub fn backend_options(&self) -> backend::BackendOptions {
-        backend::BackendOptions { threads: self.threads, simd: self.simd, f32_kernel: None, tf32: self.tf32 }
+        let (threads, own_pool, simd, tf32) = (self.threads, self.own_pool, self.simd, self.tf32);
+        backend::BackendOptions { threads, own_pool, simd, f32_kernel: None, tf32 }
     }
 
     fn adamw(&self) -> optim::AdamWConfig {

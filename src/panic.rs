@@ -1,21 +1,19 @@
 //! Keeping panic messages off the host's stderr. [`super::guard`] catches every panic, but the
 //! panic hook runs first and, by default, prints the message. This module installs (once) a hook
-//! that stays quiet while the panicking thread is inside an electra C ABI call, or is a worker of
-//! a pool serving one, and stores the message (with its location) for the last-error message
+//! that stays quiet while the panicking thread is inside an electra C ABI call, or is a pool worker
+//! running part of one (the call's context travels with its tasks: `backend::cpu::pool::Ctx`),
+//! and stores the message (with its location) for the last-error message
 //! instead. Every other panic goes to the hook that was installed before, so a Rust host's own
 //! panics print exactly as they did.
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Mutex, Once};
 
 thread_local! {
     /// Nesting depth of C ABI calls on this thread.
     static DEPTH: Cell<usize> = const { Cell::new(0) };
     /// The message of the last quiet panic on this thread.
     static MESSAGE: RefCell<Option<String>> = const { RefCell::new(None) };
-    /// On a worker of one of our pools: the number of C ABI calls that pool is serving.
-    static POOL_CALLS: RefCell<Option<Arc<AtomicUsize>>> = const { RefCell::new(None) };
 }
 
 /// The last quiet panic on a pool worker (the calling thread gets the payload from rayon, but
@@ -27,17 +25,8 @@ pub(crate) fn in_call() -> bool {
     DEPTH.with(|d| d.get() > 0)
 }
 
-/// Marks the current thread as a worker of a pool whose count of C ABI calls it serves is
-/// `calls` (a pool's start handler calls it).
-pub(crate) fn mark_worker(calls: Arc<AtomicUsize>) {
-    POOL_CALLS.with(|p| *p.borrow_mut() = Some(calls));
-}
-
 fn quiet() -> bool {
-    in_call()
-        || POOL_CALLS.with(|p| {
-            p.try_borrow().ok().and_then(|p| p.as_ref().map(|c| c.load(Ordering::SeqCst) > 0)).unwrap_or(false)
-        })
+    in_call() || crate::backend::cpu::pool::Ctx::current().is_some_and(|c| c.ffi)
 }
 
 fn install_hook() {
@@ -127,13 +116,14 @@ mod tests {
                 let msg = crate::ffi::LAST_ERROR.with(|e| e.borrow().clone());
                 assert!(msg.contains("boom-in-guard") && msg.contains("panic.rs"), "{msg}");
             }
-            "worker" => {
-                let be = crate::backend::open(crate::backend::Device::Cpu, &crate::backend::BackendOptions::threads(3))
-                    .unwrap();
+            "worker" | "shared" => {
+                // Three workers of a pool of its own, or the shared pool.
+                let threads = if mode == "worker" { 3 } else { 0 };
+                let opts = crate::backend::BackendOptions::threads(threads);
+                let be = crate::backend::open(crate::backend::Device::Cpu, &opts).unwrap();
                 let status = crate::ffi::guard(|| {
                     crate::backend::run(&*be, || {
-                        use rayon::prelude::*;
-                        (0..64).into_par_iter().for_each(|i| {
+                        crate::backend::cpu::par::for_each(64, |i| {
                             if i == 63 {
                                 panic!("boom-in-worker")
                             }
@@ -156,7 +146,7 @@ mod tests {
 
     #[test]
     fn panics_inside_calls_stay_off_stderr_and_others_still_print() {
-        for mode in ["guard", "worker"] {
+        for mode in ["guard", "worker", "shared"] {
             let err = child_stderr(mode);
             assert!(!err.contains("boom") && !err.contains("panicked"), "{mode}: stderr got: {err}");
         }

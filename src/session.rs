@@ -19,8 +19,14 @@ use std::sync::Arc;
 pub struct SessionOptions {
     /// The device: `"cpu"` (default), `"cuda"` or `"cuda:N"`.
     pub device: Device,
-    /// Worker threads on the host (0: one per core). Results do not depend on it.
+    /// Worker threads on the host: 0 (default) the process-wide shared pool (its size set by
+    /// `electra_set_default_threads`, else one per core), 1 the calling thread only (no worker
+    /// thread), N ≥ 2 N workers (the shared pool when its size is N, else a pool of its own).
+    /// Results do not depend on it.
     pub threads: usize,
+    /// A pool of its own of `threads` workers (0: one per core) instead of the shared pool
+    /// (default false; `threads` = 1 runs on the calling thread either way).
+    pub own_pool: bool,
     /// Memory budget in bytes (0: none beyond the machine's memory). A call whose model plus
     /// activations for its batch would exceed it fails with [`Error::OutOfMemory`] before
     /// allocating.
@@ -48,8 +54,9 @@ impl SessionOptions {
 
     /// What the session's backend opens with.
     pub fn backend_options(&self) -> backend::BackendOptions {
-        let (threads, simd, f32_kernel, tf32) = (self.threads, self.simd, self.f32_kernel, self.tf32);
-        backend::BackendOptions { threads, simd, f32_kernel, tf32 }
+        let (threads, own_pool, simd, f32_kernel, tf32) =
+            (self.threads, self.own_pool, self.simd, self.f32_kernel, self.tf32);
+        backend::BackendOptions { threads, own_pool, simd, f32_kernel, tf32 }
     }
 }
 

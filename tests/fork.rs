@@ -85,6 +85,15 @@ fn child(
             return 6;
         }
         electra_session_free(s2);
+        // So does one on the shared pool, which the parent started: the child starts its own.
+        let mut s3 = null_mut();
+        if electra_session_new(model, &mut s3) != ELECTRA_OK {
+            return 8;
+        }
+        if discriminate(s3) != ELECTRA_OK {
+            return 9;
+        }
+        electra_session_free(s3);
     }
     0
 }
@@ -104,7 +113,7 @@ fn handles_from_before_fork_are_refused_in_the_child() {
         // The pools' threads are running when the process forks.
         assert_eq!(discriminate(s), ELECTRA_OK);
     }
-    // Rust API: a session's worker pool is bound to its process too.
+    // Rust API: a session's worker pool is bound to its process too (this one: the shared pool).
     let rust_model = std::sync::Arc::new(electra::hf::load(std::path::Path::new(disc.to_str().unwrap())).unwrap());
     let mut rust_session = electra::Session::new(rust_model).unwrap();
     let ids = ids();

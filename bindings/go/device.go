@@ -41,9 +41,14 @@ type SessionOptions struct {
 	// Device is "cpu", "cuda" (the first GPU) or "cuda:N". A device not compiled in or not
 	// present is ErrCUDA.
 	Device string `json:"device,omitempty"`
-	// Threads is the number of host worker threads (0: one per core). Results do not depend
-	// on it.
+	// Threads is the number of host worker threads: 0 the process-wide shared pool (see
+	// SetDefaultThreads; one per core unless set), 1 the calling thread only (no worker
+	// thread), N >= 2 N workers (the shared pool when that is its size, else a pool of the
+	// session's own). Results do not depend on it.
 	Threads int `json:"threads,omitempty"`
+	// OwnPool gives the session a pool of its own of Threads workers (0: one per core) instead
+	// of the shared one.
+	OwnPool bool `json:"own_pool,omitempty"`
 	// MaxMemoryBytes is a memory budget for each call (0: none beyond the machine's memory). A
 	// call whose estimate exceeds it is ErrOutOfMemory before anything is allocated.
 	MaxMemoryBytes uint64 `json:"max_memory_bytes,omitempty"`

@@ -61,6 +61,14 @@ static electra_status electra_go_device_count(electra_device_kind kind, size_t *
 	ELECTRA_GO_CHECK(electra_device_count(kind, count));
 }
 
+static electra_status electra_go_set_default_threads(size_t n, char **err) {
+	ELECTRA_GO_CHECK(electra_set_default_threads(n));
+}
+
+static electra_status electra_go_default_threads(size_t *n, char **err) {
+	ELECTRA_GO_CHECK(electra_default_threads(n));
+}
+
 // kind: 0 discriminate, 1 generator logits, 2 hidden states, 3 classify.
 static electra_status electra_go_session_run(int kind, electra_session *s, const int32_t *ids,
 		const int32_t *mask, const int32_t *types, size_t batch, size_t seq_len, float *out,
@@ -354,6 +362,20 @@ func nativeDeviceCount(kind DeviceKind) (int, error) {
 	var n C.size_t
 	var msg *C.char
 	if err := errorFrom(C.electra_go_device_count(C.electra_device_kind(kind), &n, &msg), msg); err != nil {
+		return 0, err
+	}
+	return int(n), nil
+}
+
+func nativeSetDefaultThreads(n int) error {
+	var msg *C.char
+	return errorFrom(C.electra_go_set_default_threads(C.size_t(n), &msg), msg)
+}
+
+func nativeDefaultThreads() (int, error) {
+	var n C.size_t
+	var msg *C.char
+	if err := errorFrom(C.electra_go_default_threads(&n, &msg), msg); err != nil {
 		return 0, err
 	}
 	return int(n), nil

@@ -37,8 +37,9 @@ func NewSession(m *Model) (*Session, error) {
 // NewSessionWithOptions creates a session over m with options: nil (the defaults, as
 // NewSession), a SessionOptions, a JSON object as a string, []byte or json.RawMessage, or any
 // value encoding/json turns into an object (map[string]any, a struct). Keys: device ("cpu",
-// the default; "cuda" or "cuda:N"), threads (host worker threads, 0 = one per core, the
-// default) and max_memory_bytes (a memory budget, 0 = none beyond the machine's memory: a call
+// the default; "cuda" or "cuda:N"), threads (host worker threads: 0, the default, the shared
+// pool of SetDefaultThreads; 1 the calling thread only; N a pool of N), own_pool (a pool of the
+// session's own) and max_memory_bytes (a memory budget, 0 = none beyond the machine's memory: a call
 // over it is ErrOutOfMemory before anything is allocated). A device that is not compiled in
 // or not present is ErrCUDA with a message saying which; unknown keys and bad values are
 // ErrInvalidArgument.

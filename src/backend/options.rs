@@ -101,8 +101,11 @@ impl FromStr for F32Path {
 /// the default applies.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BackendOptions {
-    /// CPU worker threads (0: one per core).
+    /// CPU worker threads: 0 the shared pool, 1 the calling thread only, N a pool of N (see
+    /// [`crate::backend::cpu::pool::Pool::open`]).
     pub threads: usize,
+    /// CPU: a pool of the backend's own rather than the shared one.
+    pub own_pool: bool,
     /// Cap on the CPU kernels.
     pub simd: Option<Simd>,
     /// CPU inference's f32 matrix path.
@@ -114,8 +117,10 @@ pub struct BackendOptions {
 /// [`BackendOptions`] with every choice made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Resolved {
-    /// CPU worker threads (0: one per core).
+    /// CPU worker threads (as [`BackendOptions::threads`]).
     pub threads: usize,
+    /// CPU: a pool of the backend's own.
+    pub own_pool: bool,
     /// Cap on the CPU kernels.
     pub simd: Simd,
     /// CPU inference's f32 matrix path.
@@ -134,6 +139,7 @@ impl BackendOptions {
     pub fn resolve(&self) -> Result<Resolved> {
         Ok(Resolved {
             threads: self.threads,
+            own_pool: self.own_pool,
             simd: pick(self.simd, "ELECTRA_SIMD", str::parse)?.unwrap_or_default(),
             f32_kernel: pick(self.f32_kernel, "ELECTRA_F32_KERNEL", str::parse)?.unwrap_or_default(),
             tf32: pick(self.tf32, "ELECTRA_CUDA_TF32", parse_bool)?.unwrap_or(false),
@@ -181,11 +187,16 @@ mod tests {
         assert!("gemm".parse::<F32Path>().is_ok() && "blas".parse::<F32Path>().is_err());
         assert!(parse_bool("1").unwrap() && !parse_bool("false").unwrap() && parse_bool("yes").is_err());
         // An explicit option wins over any variable.
-        let o =
-            BackendOptions { simd: Some(Simd::Scalar), f32_kernel: Some(F32Path::Gemm), tf32: Some(true), threads: 3 };
+        let o = BackendOptions {
+            simd: Some(Simd::Scalar),
+            f32_kernel: Some(F32Path::Gemm),
+            tf32: Some(true),
+            threads: 3,
+            own_pool: true,
+        };
         assert_eq!(
             o.resolve().unwrap(),
-            Resolved { threads: 3, simd: Simd::Scalar, f32_kernel: F32Path::Gemm, tf32: true }
+            Resolved { threads: 3, own_pool: true, simd: Simd::Scalar, f32_kernel: F32Path::Gemm, tf32: true }
         );
     }
 }

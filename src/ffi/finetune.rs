@@ -63,7 +63,11 @@ fn fine_tuner(f: *const electra_finetuner) -> Result<Arc<Mutex<FineTuner>>> {
 /// initialised as a fresh head's). A classifier has 2 to 1024 labels of at most 128 bytes each.
 /// `options_json` is NULL or a JSON object
 /// with keys learning_rate, warmup_steps, total_steps, weight_decay, layerwise_lr_decay,
-/// adam_epsilon, bias_correction, max_grad_norm, seed, threads, device (`"cpu"`, the default;
+/// adam_epsilon, bias_correction, max_grad_norm, seed, threads (host worker threads: 0, the default, the process-wide
+/// shared pool sized by `electra_set_default_threads`; 1 the calling thread only, with no worker
+/// thread; N >= 2 N workers, the shared pool when that is its size, else a pool of the fine-tuner's own;
+/// results do not depend on it), own_pool (true: a pool of its own of `threads` workers, 0 = one
+/// per core; default false), device (`"cpu"`, the default;
 /// `"cuda"` or `"cuda:N"`: a device not compiled in or not present is `ELECTRA_ERR_CUDA`),
 /// max_memory_bytes (a memory budget, 0 = none beyond the machine's memory; over it creation or
 /// a step is `ELECTRA_ERR_OUT_OF_MEMORY` before anything is allocated), simd (CPU kernel cap:

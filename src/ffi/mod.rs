@@ -12,6 +12,7 @@ pub mod params;
 pub mod session;
 pub mod status;
 pub mod text;
+pub mod threads;
 pub mod tokenizer;
 pub mod trainer;
 

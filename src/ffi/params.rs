@@ -193,8 +193,11 @@ pub struct electra_session_params {
     pub struct_size: u32,
     /// `"cpu"` (NULL, the default), `"cuda"` or `"cuda:N"`.
     pub device: *const c_char,
-    /// Host worker threads; 0 (the default): one per core. Results do not depend on it.
+    /// Host worker threads, as the JSON key `threads` (0, the default: the process-wide pool;
+    /// 1: the calling thread). Results do not depend on it.
     pub threads: u64,
+    /// 1: a worker pool of the session's own, as the JSON key `own_pool`; 0 (the default).
+    pub own_pool: i32,
     /// Memory budget in bytes; 0 (the default): none beyond the machine's memory.
     pub max_memory_bytes: u64,
     /// CPU kernel cap: NULL (`ELECTRA_SIMD`, else `"best"`), `"avx512"`, `"avx2"`, `"neon"`,
@@ -205,7 +208,7 @@ pub struct electra_session_params {
     /// CUDA TF32 products: -1 (the default: `ELECTRA_CUDA_TF32`, else off), 0 or 1.
     pub tf32: i32,
 }
-params!(electra_session_params => crate::session::SessionOptions { device, threads, max_memory_bytes, simd, f32_kernel, tf32 });
+params!(electra_session_params => crate::session::SessionOptions { device, threads, own_pool, max_memory_bytes, simd, f32_kernel, tf32 });
 
 /// How `electra_model_load_with_params` reads a model; start from
 /// `electra_load_default_params()`. The fields are the JSON keys of
@@ -268,8 +271,10 @@ pub struct electra_trainer_params {
     pub mask_token_id: i32,
     /// Seed of initialisation, masking, sampling and dropout (default 0).
     pub seed: u64,
-    /// Host worker threads (0, the default: one per core).
+    /// Host worker threads, as `electra_session_params.threads`.
     pub threads: u64,
+    /// 1: a worker pool of the trainer's own; 0 (the default).
+    pub own_pool: i32,
     /// `"cpu"` (NULL, the default), `"cuda"` or `"cuda:N"`.
     pub device: *const c_char,
     /// Memory budget in bytes (0, the default: none).
@@ -295,7 +300,7 @@ pub struct electra_trainer_params {
 params!(electra_trainer_params => crate::pretrain::TrainOptions {
     learning_rate, warmup_steps, total_steps, weight_decay, adam_epsilon, adam_beta1, adam_beta2,
     bias_correction, max_grad_norm, mask_prob, gen_weight, disc_weight, temperature, objective,
-    generator_hidden_fraction, vocab_size, max_seq_len, mask_token_id, seed, threads, device,
+    generator_hidden_fraction, vocab_size, max_seq_len, mask_token_id, seed, threads, own_pool, device,
     max_memory_bytes, accumulate_steps, distributed, rank, world_size, collective_timeout_s, simd,
     tf32, dropout,
 });
@@ -326,8 +331,10 @@ pub struct electra_finetuner_params {
     pub max_grad_norm: f32,
     /// Seed of the head's initialisation and of dropout.
     pub seed: u64,
-    /// Host worker threads (0: one per core).
+    /// Host worker threads, as `electra_session_params.threads`.
     pub threads: u64,
+    /// 1: a worker pool of the fine-tuner's own; 0 (the default).
+    pub own_pool: i32,
     /// `"cpu"` (NULL, the default), `"cuda"` or `"cuda:N"`.
     pub device: *const c_char,
     /// Memory budget in bytes (0: none).
@@ -341,7 +348,7 @@ pub struct electra_finetuner_params {
 }
 params!(electra_finetuner_params => crate::finetune::FinetuneOptions {
     learning_rate, warmup_steps, total_steps, weight_decay, layerwise_lr_decay, adam_epsilon,
-    bias_correction, max_grad_norm, seed, threads, device, max_memory_bytes, simd, tf32, dropout,
+    bias_correction, max_grad_norm, seed, threads, own_pool, device, max_memory_bytes, simd, tf32, dropout,
 });
 
 /// The defaults of `electra_session_params` (those of `electra_session_new`).

@@ -46,8 +46,12 @@ pub unsafe extern "C" fn electra_session_new(
 
 /// Creates an inference session over `m` with options. `options_json` is NULL (the defaults) or
 /// a JSON object with the keys `device` (`"cpu"`, the default; `"cuda"` or `"cuda:N"`),
-/// `threads` (host worker threads, 0 = one per core, the default; results do not depend on it)
-/// and `max_memory_bytes` (a memory budget, 0 = none beyond the machine's memory, the default:
+/// `threads` (host worker threads: 0, the default, the process-wide shared pool, sized by
+/// `electra_set_default_threads`, one per core unless set; 1 the calling thread only, with no
+/// worker thread; N >= 2 N workers, the shared pool when that is its size, else a pool of the
+/// session's own; results do not depend on it), `own_pool` (true: a pool of the session's own
+/// of `threads` workers, 0 = one per core, never the shared one; default false),
+/// `max_memory_bytes` (a memory budget, 0 = none beyond the machine's memory, the default:
 /// a call whose model plus activations would exceed it is `ELECTRA_ERR_OUT_OF_MEMORY`, with the
 /// estimate and the budget in the message, before anything is allocated), `simd` (CPU: a cap on
 /// the kernels' vector width, `"best"`, the default, `"avx512"`, `"avx2"`, `"neon"` or

@@ -74,7 +74,11 @@ pub(crate) fn publish(t: Trainer) -> Result<*mut electra_trainer> {
 /// warmup_steps, total_steps, weight_decay, adam_epsilon, adam_beta1, adam_beta2,
 /// bias_correction, max_grad_norm, mask_prob, gen_weight, disc_weight, temperature, objective
 /// ("electra" or "mlm"), generator_hidden_fraction, vocab_size, max_seq_len, mask_token_id,
-/// special_token_ids, seed, threads, device (`"cpu"`, the default; `"cuda"` or `"cuda:N"`: a
+/// special_token_ids, seed, threads (host worker threads: 0, the default, the process-wide
+/// shared pool sized by `electra_set_default_threads`; 1 the calling thread only, with no worker
+/// thread; N >= 2 N workers, the shared pool when that is its size, else a pool of the trainer's own;
+/// results do not depend on it), own_pool (true: a pool of its own of `threads` workers, 0 = one
+/// per core; default false), device (`"cpu"`, the default; `"cuda"` or `"cuda:N"`: a
 /// device not compiled in or not present is `ELECTRA_ERR_CUDA`), max_memory_bytes (a memory
 /// budget, 0 = none beyond the machine's memory: weights, gradients and Adam moments over it
 /// fail creation, and those plus a batch's activations fail the step, with

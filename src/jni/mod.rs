@@ -15,6 +15,7 @@ use crate::ffi::finetune::*;
 use crate::ffi::model::*;
 use crate::ffi::session::*;
 use crate::ffi::status::*;
+use crate::ffi::threads::{electra_default_threads, electra_set_default_threads};
 use crate::ffi::trainer::*;
 use crate::ffi::{electra_abi_version, electra_last_error_message, electra_status_str, electra_version};
 use jni::objects::{GlobalRef, JByteArray, JByteBuffer, JClass, JFloatArray, JIntArray, JObject, JString, JValue};
@@ -268,6 +269,25 @@ pub extern "system" fn Java_dev_electra_Native_deviceCount(mut env: JNIEnv, _cls
         let mut n = 0usize;
         // SAFETY: `n` is valid for a write.
         check(unsafe { electra_device_count(kind, &mut n) })?;
+        Ok(n as jlong)
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_electra_Native_setDefaultThreads(mut env: JNIEnv, _cls: JClass, n: jlong) {
+    entry(&mut env, (), |_| {
+        let n = usize::try_from(n)
+            .map_err(|_| fail(ELECTRA_ERR_INVALID_ARGUMENT, format!("invalid argument: threads ({n}) is negative")))?;
+        check(electra_set_default_threads(n))
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_electra_Native_defaultThreads(mut env: JNIEnv, _cls: JClass) -> jlong {
+    entry(&mut env, 0, |_| {
+        let mut n = 0usize;
+        // SAFETY: `n` is valid for a write.
+        check(unsafe { electra_default_threads(&mut n) })?;
         Ok(n as jlong)
     })
 }

@@ -76,6 +76,7 @@ pub fn evaluate(model: Arc<Model>, opts: &TrainOptions, batches: &[TokenBatch], 
         &SessionOptions {
             device: opts.device,
             threads: opts.threads,
+            own_pool: opts.own_pool,
             max_memory_bytes: opts.max_memory_bytes,
             simd: opts.simd,
             tf32: opts.tf32,

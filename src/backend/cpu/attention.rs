@@ -9,7 +9,6 @@ use super::super::{AttentionShape, Qkv};
 use super::matmul::{gemm_raw, raw};
 use super::par::RowsMut;
 use super::simd;
-use rayon::prelude::*;
 
 /// Additive key mask as HF builds it: 0 where attended, `f32::MIN` where padded.
 pub fn key_mask(mask_add: &mut [f32], attention_mask: Option<&[i32]>, n: usize) {
@@ -25,7 +24,7 @@ pub fn key_mask(mask_add: &mut [f32], attention_mask: Option<&[i32]>, n: usize) 
 
 /// Runs `f(batch_row, head)` for every (batch row, head) pair over the pool.
 fn for_heads(b: usize, nh: usize, f: impl Fn(usize, usize) + Sync) {
-    (0..b * nh).into_par_iter().for_each(|i| f(i / nh, i % nh));
+    super::par::for_each(b * nh, |i| f(i / nh, i % nh));
 }
 
 /// The view of head `h` in a `[T, H]` block at `base` (row stride H).

@@ -3,12 +3,11 @@
 //! nothing.
 
 use crate::backend::Dropout;
-use rayon::prelude::*;
 
 /// Elements per task: large enough that a task's ChaCha8 set-up (one block) is noise.
 const CHUNK: usize = 1 << 14;
 
 /// `x[i] = keep(i) ? x[i]/(1 − p) : 0` with element 0 at the mask's position.
 pub fn dropout(x: &mut [f32], mask: Dropout) {
-    x.par_chunks_mut(CHUNK).enumerate().for_each(|(c, xs)| mask.offset((c * CHUNK) as u64).apply(xs));
+    super::par::chunks_mut(x, CHUNK, |c, xs| mask.offset((c * CHUNK) as u64).apply(xs));
 }

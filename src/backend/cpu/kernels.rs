@@ -5,8 +5,9 @@
 //!
 //! How each family gets its variant: the prepacked f32 and int8 Linear weights carry the kernel
 //! they were packed for (chosen from the table in `prepare`); the elementwise kernels of
-//! [`super::simd`] read the table of the pool they run on, installed on each worker thread when
-//! the backend's pool starts ([`install`]); code on any other thread gets [`CpuKernels::best`].
+//! [`super::simd`] read the variant of the call they work for, which travels with the call onto
+//! every thread that runs part of it ([`current_isa`]), so backends with different caps share one
+//! pool; code outside any call gets [`CpuKernels::best`].
 //!
 //! Numerics: the elementwise and int8 kernels give the same bits on every variant; the f32
 //! panels differ between the scalar kernel (multiply, then add) and the fused ones by rounding
@@ -16,7 +17,6 @@ use super::int8::I8Kernel;
 use super::packed::F32Kernel;
 use super::simd::Isa;
 use crate::backend::Simd;
-use std::cell::Cell;
 use std::sync::OnceLock;
 
 /// The CPU features the kernels need, probed once.
@@ -138,22 +138,12 @@ impl Default for CpuKernels {
     }
 }
 
-thread_local! {
-    /// The elementwise variant of the backend whose pool this thread serves (`None`: not a
-    /// worker of one, so [`CpuKernels::best`]).
-    static ISA: Cell<Option<Isa>> = const { Cell::new(None) };
-}
-
-/// Makes this thread run `isa` for the elementwise kernels (a backend's pool calls it on each of
-/// its workers as they start). Never above what the CPU runs: the dispatch relies on it.
-pub fn install(isa: Isa) {
-    ISA.with(|c| c.set(Some(isa.min(CpuKernels::best().isa))));
-}
-
-/// The elementwise variant this thread runs.
+/// The elementwise variant this thread runs: that of the call it works for (see
+/// [`super::pool::Ctx`], which travels with the call onto every worker), else
+/// [`CpuKernels::best`].
 #[inline]
 pub fn current_isa() -> Isa {
-    ISA.with(Cell::get).unwrap_or_else(|| CpuKernels::best().isa)
+    super::pool::Ctx::current().map(|c| c.isa).unwrap_or_else(|| CpuKernels::best().isa)
 }
 
 #[cfg(test)]
@@ -176,11 +166,11 @@ mod tests {
     }
 
     #[test]
-    fn threads_outside_a_pool_run_the_best() {
+    fn threads_outside_a_call_run_the_best() {
         std::thread::spawn(|| {
             assert_eq!(current_isa(), CpuKernels::best().isa);
-            install(Isa::Scalar);
-            assert_eq!(current_isa(), Isa::Scalar);
+            super::super::pool::Ctx::new(Isa::Scalar, 1, false).enter(|| assert_eq!(current_isa(), Isa::Scalar));
+            assert_eq!(current_isa(), CpuKernels::best().isa);
         })
         .join()
         .unwrap();

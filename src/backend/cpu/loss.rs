@@ -4,7 +4,6 @@
 //! SIMD exponentials; per-row losses are summed in row order.
 
 use super::simd;
-use rayon::prelude::*;
 
 /// Cross-entropy of `m` rows of `v` logits against `targets`, each row weighted equally:
 /// `Σ CE / denom` (`denom` = `m + 1e-6` for this batch's mean; the whole step's count when the
@@ -20,16 +19,14 @@ pub fn cross_entropy_in_place(
     denom: f64,
 ) -> (f32, usize) {
     let k = (scale as f64 / denom) as f32;
-    let rows: Vec<(f64, bool)> = logits[..m * v]
-        .par_chunks_mut(v.max(1))
-        .zip(&targets[..m])
-        .map(|(row, &tgt)| {
-            let (loss, correct, lse) = row_loss(row, tgt as usize);
-            simd::scaled_exp_inplace(row, lse as f32, k);
-            row[tgt as usize] -= k;
-            (loss, correct)
-        })
-        .collect();
+    let targets = &targets[..m];
+    let rows: Vec<(f64, bool)> = super::par::map_chunks(&mut logits[..m * v], v.max(1), |i, row| {
+        let tgt = targets[i];
+        let (loss, correct, lse) = row_loss(row, tgt as usize);
+        simd::scaled_exp_inplace(row, lse as f32, k);
+        row[tgt as usize] -= k;
+        (loss, correct)
+    });
     let total: f64 = rows.iter().map(|r| r.0).sum();
     ((total / denom) as f32, rows.iter().filter(|r| r.1).count())
 }

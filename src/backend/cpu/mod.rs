@@ -1,6 +1,7 @@
 //! The CPU backend: stateless kernels over flat `f32` slices (each op's forward beside its
 //! backward, one file per op), and [`CpuBackend`], which implements the seam by checking each
-//! operand and calling them. Work is split over the backend's own rayon pool; every split keeps
+//! operand and calling them. Work is split over the backend's [`pool::Pool`] (the process-wide
+//! shared pool by default, a pool of its own, or inline on the calling thread); every split keeps
 //! what one row or column computes unchanged and every cross-row reduction in a fixed order, so
 //! results are bit-identical for any thread count.
 //!
@@ -22,6 +23,7 @@ pub mod optim;
 /// cbindgen:ignore
 pub mod packed;
 pub mod par;
+pub mod pool;
 pub mod rows;
 pub mod sample;
 pub mod simd;
@@ -36,51 +38,34 @@ use crate::layers::int8::QuantizedWeights;
 use crate::layers::{Embeddings, LayerNorm, Linear, PostLn};
 use crate::params::Span;
 use matmul::Weight;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
-/// The CPU backend: the kernels of this module on a rayon pool of its own, so handles with
-/// different thread counts run side by side.
+/// The CPU backend: the kernels of this module on its [`pool::Pool`]. The kernel cap and the C
+/// ABI state travel with each call ([`pool::Ctx`]), so backends with different caps share a pool.
 pub struct CpuBackend {
-    pool: Arc<rayon::ThreadPool>,
-    /// C ABI calls this pool is serving: while positive, a panic on a worker is kept off the
-    /// host's stderr (see `ffi::panic`).
-    ffi_calls: Arc<AtomicUsize>,
+    pool: pool::Pool,
     /// The process whose threads the pool has (see `Backend::owner_process`).
     pid: u32,
-    /// This backend's kernel table (its workers run its elementwise variant).
+    /// This backend's kernel table (its calls run its elementwise variant).
     kernels: kernels::CpuKernels,
     /// Inference's f32 matrix path.
     f32_path: super::F32Path,
 }
 
 impl CpuBackend {
-    /// A backend with `o.threads` workers (0: one per core) and the best kernels under `o.simd`.
+    /// A backend on the pool `o.threads` and `o.own_pool` select (see [`pool::Pool::open`]) with
+    /// the best kernels under `o.simd`.
     pub fn new(o: &super::Resolved) -> Result<Self> {
-        let threads = o.threads;
-        let table = kernels::CpuKernels::best().with_cap(o.simd);
-        let ffi_calls = Arc::new(AtomicUsize::new(0));
-        let calls = ffi_calls.clone();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("electra-{i}"))
-            .start_handler(move |_| {
-                kernels::install(table.isa);
-                crate::panic::mark_worker(calls.clone())
-            })
-            .build()
-            .map_err(|e| {
-                Error::Internal(format!(
-                    "could not start {threads} worker threads: {e}; set \"threads\" lower or free resources"
-                ))
-            })?;
         Ok(CpuBackend {
-            pool: Arc::new(pool),
-            ffi_calls,
+            pool: pool::Pool::open(o.threads, o.own_pool)?,
             pid: std::process::id(),
-            kernels: table,
+            kernels: kernels::CpuKernels::best().with_cap(o.simd),
             f32_path: o.f32_kernel,
         })
+    }
+
+    /// Where this backend's work runs: "inline", "shared" or "own".
+    pub fn pool_kind(&self) -> &'static str {
+        self.pool.kind()
     }
 }
 
@@ -245,11 +230,11 @@ impl Backend for CpuBackend {
     }
 
     fn describe(&self) -> String {
-        format!("cpu: {:?} kernels, {} threads", self.kernels.isa, self.threads())
+        format!("cpu: {:?} kernels, {} threads ({} pool)", self.kernels.isa, self.threads(), self.pool.kind())
     }
 
     fn threads(&self) -> usize {
-        self.pool.current_num_threads()
+        self.pool.threads()
     }
 
     fn owner_process(&self) -> u32 {
@@ -257,21 +242,9 @@ impl Backend for CpuBackend {
     }
 
     fn enter(&self, f: &mut (dyn FnMut() + Send)) {
-        if crate::panic::in_call() {
-            // Workers stay quiet on panic while a C ABI call runs on them; decremented even when
-            // `f` panics, which `install` re-raises here.
-            struct Leave<'a>(&'a AtomicUsize);
-            impl Drop for Leave<'_> {
-                fn drop(&mut self) {
-                    self.0.fetch_sub(1, Ordering::SeqCst);
-                }
-            }
-            self.ffi_calls.fetch_add(1, Ordering::SeqCst);
-            let _leave = Leave(&self.ffi_calls);
-            self.pool.install(f)
-        } else {
-            self.pool.install(f)
-        }
+        // A C ABI call: a panic on any thread working for it stays off the host's stderr.
+        let ctx = pool::Ctx::new(self.kernels.isa, self.pool.threads(), crate::panic::in_call());
+        self.pool.run(ctx, f)
     }
 
     fn ensure(&self, buf: &mut Buf, len: usize) -> Result<()> {

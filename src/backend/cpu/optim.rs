@@ -22,9 +22,9 @@ pub fn scale(x: &mut [f32], s: f32) {
 
 /// `dst += src`, in parallel chunks (each element on its own: any thread count, same bits).
 pub fn add(dst: &mut [f32], src: &[f32]) {
-    use rayon::prelude::*;
-    dst.par_chunks_mut(1 << 16).zip(src.par_chunks(1 << 16)).for_each(|(d, s)| {
-        for (a, b) in d.iter_mut().zip(s) {
+    const CHUNK: usize = 1 << 16;
+    super::par::chunks_mut(dst, CHUNK, |i, d| {
+        for (a, b) in d.iter_mut().zip(src.get(i * CHUNK..).unwrap_or_default()) {
             *a += *b;
         }
     });

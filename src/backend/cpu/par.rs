@@ -1,13 +1,67 @@
-//! Splitting work over the current rayon pool (the handle's pool: kernels run inside
-//! `pool.install`). Splits never change what is computed for one row or one column, and every
+//! Splitting work over the pool of the call this code runs in (see `pool.rs`: kernels run
+//! inside `Pool::run`). Splits never change what is computed for one row or one column, and every
 //! reduction that crosses rows runs in a fixed order, so results do not depend on the pool.
+//!
+//! Every parallel loop of the CPU kernels goes through the helpers here, never through rayon
+//! directly: they run the parts in order on the calling thread when the call is inline (so
+//! rayon's global pool is never touched), and they carry the call's context ([`Ctx`]: kernel
+//! variant, C ABI state) into each task on whichever worker runs it.
 
+use super::pool::Ctx;
 use rayon::prelude::*;
 use std::marker::PhantomData;
 
-/// Worker threads of the pool this code runs in.
+/// Worker threads the current call splits its work over: its pool's (1 inline). Outside any
+/// call of ours, the rayon pool this thread is a worker of (benchmarks and tests that install a
+/// bare pool), else 1: never rayon's global pool.
 pub fn threads() -> usize {
-    rayon::current_num_threads()
+    match Ctx::current() {
+        Some(c) if rayon::current_thread_index().is_some() => c.threads,
+        Some(_) => 1,
+        None if rayon::current_thread_index().is_some() => rayon::current_num_threads(),
+        None => 1,
+    }
+}
+
+/// Wraps a task body so that it runs with the context captured now.
+fn carried<A, R, F: Fn(A) -> R + Sync>(f: &F) -> impl Fn(A) -> R + Sync + Send + '_ {
+    let ctx = Ctx::current();
+    move |a| match ctx {
+        Some(c) => c.enter(|| f(a)),
+        None => f(a),
+    }
+}
+
+/// Runs `f(i)` for every `i` in `0..count`, in parallel on the call's pool (in order inline).
+pub fn for_each(count: usize, f: impl Fn(usize) + Sync) {
+    if count <= 1 || threads() <= 1 {
+        (0..count).for_each(f);
+        return;
+    }
+    (0..count).into_par_iter().for_each(carried(&f));
+}
+
+/// Runs `f(i, chunk)` over the `size`-element chunks of `data` (the last may be shorter), in
+/// parallel on the call's pool (in order inline).
+pub fn chunks_mut<T: Send>(data: &mut [T], size: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    let size = size.max(1);
+    if data.len() <= size || threads() <= 1 {
+        data.chunks_mut(size).enumerate().for_each(|(i, c)| f(i, c));
+        return;
+    }
+    let f = |(i, c): (usize, &mut [T])| f(i, c);
+    data.par_chunks_mut(size).enumerate().for_each(carried(&f));
+}
+
+/// `f(i, chunk)` of every `size`-element chunk of `data`, in chunk order, computed in parallel
+/// on the call's pool (in order inline).
+pub fn map_chunks<T: Send, R: Send>(data: &mut [T], size: usize, f: impl Fn(usize, &mut [T]) -> R + Sync) -> Vec<R> {
+    let size = size.max(1);
+    if data.len() <= size || threads() <= 1 {
+        return data.chunks_mut(size).enumerate().map(|(i, c)| f(i, c)).collect();
+    }
+    let f = |(i, c): (usize, &mut [T])| f(i, c);
+    data.par_chunks_mut(size).enumerate().map(carried(&f)).collect()
 }
 
 /// Runs `f(start, end)` over contiguous ranges covering `0..n`: about `parts` of them, each at
@@ -21,7 +75,7 @@ pub fn for_ranges(n: usize, parts: usize, min: usize, align: usize, f: impl Fn(u
         return;
     }
     let (size, count) = ranges;
-    (0..count).into_par_iter().for_each(|i| {
+    for_each(count, |i| {
         let start = i * size;
         let end = if i + 1 == count { n } else { start + size };
         f(start, end)
@@ -48,7 +102,7 @@ pub fn rows_mut(data: &mut [f32], width: usize, min_rows: usize, f: impl Fn(usiz
         f(0, &mut data[..n * width]);
         return;
     }
-    data[..n * width].par_chunks_mut(size * width).enumerate().for_each(|(i, block)| f(i * size, block));
+    chunks_mut(&mut data[..n * width], size * width, |i, block| f(i * size, block));
 }
 
 /// A row-major `[rows, width]` buffer whose disjoint row ranges are handed to parallel tasks.

@@ -36,4 +36,22 @@ public final class Electra {
         }
         return Native.deviceCount(device.kind());
     }
+
+    /**
+     * Sets the size of the process-wide CPU thread pool that sessions, trainers and fine-tuners
+     * share by default ({@code electra_set_default_threads}): {@code n} worker threads, 0 = one
+     * per core (the default). Call it before the first handle with threads 0 is created; until
+     * then a later call replaces the size. From then on the same size succeeds and any other
+     * throws {@link Status#INVALID_ARGUMENT} (the pool never resizes under handles using it).
+     * With size 1 those handles run on the calling thread, with no worker thread. A negative
+     * {@code n} or one above 1024 throws {@link Status#INVALID_ARGUMENT}.
+     */
+    public static void setDefaultThreads(int n) {
+        Native.setDefaultThreads(n);
+    }
+
+    /** The size of the shared CPU thread pool: the threads it runs, or will start with. */
+    public static long defaultThreads() {
+        return Native.defaultThreads();
+    }
 }

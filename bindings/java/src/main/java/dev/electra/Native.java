@@ -28,6 +28,10 @@ final class Native {
 
     static native long deviceCount(int kind);
 
+    static native void setDefaultThreads(long n);
+
+    static native long defaultThreads();
+
     static native long modelLoad(String path, String options);
 
     /** Exactly one of {@code weights} and {@code direct} (a direct buffer) is non-null. */

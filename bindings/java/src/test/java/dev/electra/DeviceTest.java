@@ -39,6 +39,37 @@ public class DeviceTest {
         assertEquals(1, Device.CUDA.kind());
     }
 
+    /**
+     * The shared pool's size is set once (mirrors TestDefaultThreads of bindings/go): the size in
+     * use is always accepted, another one is refused once a session used the pool (other tests of
+     * this JVM may have started it); threads 1 and a pool of its own give the same bits.
+     */
+    @Test
+    public void defaultThreads() {
+        long n = Electra.defaultThreads();
+        assertTrue("defaultThreads() = " + n, n >= 1);
+        Electra.setDefaultThreads((int) n);
+        expectError("negative", Status.INVALID_ARGUMENT, () -> Electra.setDefaultThreads(-1), "negative");
+        expectError("1025", Status.INVALID_ARGUMENT, () -> Electra.setDefaultThreads(1025), "1024");
+        Fixtures.Expected e = expected("relu_act");
+        try (Model m = Model.load(fixture("relu_act"))) {
+            float[] want;
+            try (Session s = m.newSession()) {
+                want = s.discriminate(e.ids, e.mask, e.types, e.batch, e.seqLen);
+            }
+            expectError("resize", Status.INVALID_ARGUMENT, () -> Electra.setDefaultThreads((int) n + 1),
+                    "already " + n);
+            assertEquals(n, Electra.defaultThreads());
+            for (SessionOptions o : new SessionOptions[] {new SessionOptions().threads(1),
+                    new SessionOptions().threads(2).ownPool(true)}) {
+                try (Session s = Session.create(m, o)) {
+                    assertSameBits(o + " vs default", s.discriminate(e.ids, e.mask, e.types, e.batch, e.seqLen),
+                            want);
+                }
+            }
+        }
+    }
+
     /** A session with explicit CPU options computes exactly what a default session computes. */
     @Test
     public void sessionWithOptionsMatchesDefault() {
