@@ -13,6 +13,7 @@
 #   $(INCLUDEDIR)/electra.h, electra.hpp      the C header and the C++11 RAII wrapper
 #   $(LIBDIR)/pkgconfig/electra.pc            pkg-config --cflags --libs electra
 #   $(LIBDIR)/cmake/electra/electraConfig.cmake (+ ConfigVersion)   find_package(electra)
+#   $(DOCDIR)/LICENSE                         the Apache License 2.0 (Cargo.toml's license)
 #
 # PROFILE=dist (Cargo.toml: release + fat LTO, one codegen unit, stripped) builds only the
 # cdylib and the staticlib (`cargo rustc --crate-type cdylib,staticlib`): with the rlib among the
@@ -24,6 +25,7 @@ LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 CMAKEDIR ?= $(LIBDIR)/cmake/electra
+DOCDIR ?= $(PREFIX)/share/doc/electra
 PROFILE ?= dist
 CARGO ?= cargo
 # Cargo features of the library, e.g. FEATURES=mpi for `"distributed": "mpi"` (docs/DISTRIBUTED.md).
@@ -68,12 +70,13 @@ install: lib install-files
 # Installs what `make lib` built (no cargo call: `sudo make install-files` after `make lib`).
 install-files:
 	@test -f $(OUTDIR)/libelectra.so -a -f $(OUTDIR)/native-static-libs.txt || { echo "run make lib first" >&2; exit 1; }
-	$(INSTALL) -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(CMAKEDIR)
+	$(INSTALL) -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(DOCDIR)
 	$(INSTALL) -m 755 $(OUTDIR)/libelectra.so $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libelectra.so
 	$(INSTALL) -m 644 $(OUTDIR)/libelectra.a $(DESTDIR)$(LIBDIR)/libelectra.a
 	$(STRIP) --strip-debug $(DESTDIR)$(LIBDIR)/libelectra.a
 	$(INSTALL) -m 644 include/electra.h include/electra.hpp $(DESTDIR)$(INCLUDEDIR)/
+	$(INSTALL) -m 644 LICENSE $(DESTDIR)$(DOCDIR)/LICENSE
 	sed -e 's|@PREFIX@|$(PREFIX)|g' \
 	    -e 's|@LIBDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))|g' \
 	    -e 's|@INCLUDEDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|g' \
@@ -95,7 +98,8 @@ uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/electra.h $(DESTDIR)$(INCLUDEDIR)/electra.hpp
 	rm -f $(DESTDIR)$(PKGCONFIGDIR)/electra.pc
 	rm -f $(DESTDIR)$(CMAKEDIR)/electraConfig.cmake $(DESTDIR)$(CMAKEDIR)/electraConfigVersion.cmake
-	-rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null
+	rm -f $(DESTDIR)$(DOCDIR)/LICENSE
+	-rmdir $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(DOCDIR) 2>/dev/null
 
 examples:
 	$(CARGO) build --release --lib

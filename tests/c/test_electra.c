@@ -3,7 +3,8 @@
  *
  * Checks parity with PyTorch on the fixtures (the expected values are read straight from
  * tests/fixtures/<case>/expected.safetensors by a small reader below, so no Rust is involved),
- * every documented error path, the error-message and struct-size protocols, and one model shared
+ * every documented error path (the text calls on a tokenizer-carrying copy of a fixture among
+ * them), the error-message and struct-size protocols, and one model shared
  * by sessions on several threads. Ends with "N passed, N failed"; exits non-zero on a failure.
  *
  * Build and run: bash tests/c/run.sh (C99, -Wall -Wextra -Werror -pedantic, under valgrind).
@@ -12,6 +13,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <dirent.h>
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -938,6 +940,490 @@ static void test_devices(electra_model *m) {
     }
     electra_session_free(s);
 }
+/* ---------------------------------------------------------------------------------------------
+ * Text calls (tokenizers, embeddings, classification, detection, fill-mask, label names) on a
+ * copy of the emb_eq_hidden pair (vocabulary of 50, 24 positions) with a vocab.txt of 20 entries
+ * beside its discriminator, and on a 2-label classifier made from it (electra_finetuner_save).
+ */
+
+static const char TEXT_VOCAB[] = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\na\nwhale\nship\nsea\nswam\nin\n"
+                                 "white\ncaptain\nsold\n.\n,\n##s\nwhales\nsank\n";
+#define TEXT_VOCAB_SIZE 20
+
+static int copy_file(const char *from, const char *to) {
+    size_t len;
+    char *bytes = read_file(from, &len);
+    int ok = bytes != NULL && write_file(to, bytes, len);
+    free(bytes);
+    return ok;
+}
+
+/* Removes a directory tree made by this test (regular files and directories only). */
+static void remove_tree(const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[1100];
+    struct stat sb;
+    if (!d) return;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+            remove_tree(path);
+        else
+            unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static electra_text text_of(const char *s) {
+    electra_text t;
+    t.data = s;
+    t.len = strlen(s);
+    return t;
+}
+
+static electra_session *text_session(const electra_model *m) {
+    electra_session *s = NULL;
+    CHECK(electra_session_new_with_options(m, "{\"threads\": 1}", &s) == ELECTRA_OK, "session: %s", last_error());
+    return s;
+}
+
+/* The tokenizer's own calls: info, encode (size queries, short buffers, bad UTF-8, NULs, empty
+ * and over-long texts, pairs), decode and the vocabulary lookups. */
+static void test_text_tokenizer(electra_tokenizer *t, const char *vocab_path) {
+    electra_tokenizer_info ti;
+    electra_encode_params ep = electra_encode_default_params();
+    electra_tokenizer *ft = (electra_tokenizer *)&ti;
+    electra_text ts[3];
+    const char bad[] = {'t', 'h', (char)0xff, 'e'};
+    const char nul[] = {'t', 'h', 'e', '\0', ' ', 'w', 'h', 'a', 'l', 'e'};
+    int32_t ids[64], mask[64], types[64], id = 7;
+    uint32_t offsets[128];
+    size_t seq_len = 99, len = 99, i;
+    char buf[64];
+
+    memset(&ti, 0, sizeof ti);
+    ti.struct_size = sizeof ti;
+    CHECK(electra_tokenizer_get_info(t, &ti) == ELECTRA_OK, "get_info: %s", last_error());
+    CHECK(ti.vocab_size == TEXT_VOCAB_SIZE && ti.pad_id == 0 && ti.unk_id == 1 && ti.cls_id == 2 && ti.sep_id == 3 &&
+              ti.mask_id == 4,
+          "info: vocab %u, ids %d %d %d %d %d", ti.vocab_size, ti.pad_id, ti.unk_id, ti.cls_id, ti.sep_id, ti.mask_id);
+    ti.struct_size = 0;
+    EXPECT(electra_tokenizer_get_info(t, &ti), ELECTRA_ERR_INVALID_ARGUMENT, "struct_size");
+    EXPECT(electra_tokenizer_get_info(t, NULL), ELECTRA_ERR_NULL_POINTER, "info");
+
+    /* Loading: a vocab.txt file equals the model's; bad paths leave *out NULL. */
+    CHECK(electra_tokenizer_load(vocab_path, &ft) == ELECTRA_OK && ft != NULL, "load %s: %s", vocab_path, last_error());
+    electra_tokenizer_free(ft);
+    ft = (electra_tokenizer *)&ti;
+    EXPECT(electra_tokenizer_load("tests/c/no-such-vocab.txt", &ft), ELECTRA_ERR_IO, "no-such-vocab.txt");
+    CHECK(ft == NULL, "*out is NULL after a failed load");
+    EXPECT(electra_tokenizer_load(NULL, &ft), ELECTRA_ERR_NULL_POINTER, "path");
+    EXPECT(electra_tokenizer_load(vocab_path, NULL), ELECTRA_ERR_NULL_POINTER, "out");
+    ft = (electra_tokenizer *)&ti;
+    EXPECT(electra_tokenizer_load_from_memory((const uint8_t *)"{", 1, &ft), ELECTRA_ERR_FORMAT, "");
+    CHECK(ft == NULL, "*out is NULL after a failed load from memory");
+    EXPECT(electra_tokenizer_load_from_memory(NULL, 5, &ft), ELECTRA_ERR_NULL_POINTER, "json");
+
+    /* Size query, then the call: "[CLS] the whale [SEP]" and "[CLS] the whale ##s ... ". */
+    ts[0] = text_of("the whale");
+    ts[1] = text_of("The whales sank.");
+    CHECK(electra_tokenizer_encode(t, ts, NULL, 2, NULL, NULL, NULL, NULL, NULL, 0, &seq_len) == ELECTRA_OK,
+          "size query: %s", last_error());
+    CHECK(seq_len == 6, "seq_len %zu", seq_len);
+    for (i = 0; i < 64; i++) ids[i] = mask[i] = types[i] = -7;
+    for (i = 0; i < 128; i++) offsets[i] = 777;
+    EXPECT(electra_tokenizer_encode(t, ts, NULL, 2, NULL, ids, mask, types, offsets, 11, &seq_len),
+           ELECTRA_ERR_BUFFER_TOO_SMALL, "");
+    CHECK(seq_len == 6 && ids[0] == -7 && mask[0] == -7 && types[0] == -7 && offsets[0] == 777,
+          "a short buffer reports the size and writes nothing");
+    CHECK(electra_tokenizer_encode(t, ts, NULL, 2, NULL, ids, mask, types, offsets, 12, &seq_len) == ELECTRA_OK,
+          "encode: %s", last_error());
+    CHECK(ids[0] == 2 && ids[1] == 5 && ids[2] == 7 && ids[3] == 3 && ids[4] == 0 && ids[5] == 0,
+          "row 0: %d %d %d %d %d %d", ids[0], ids[1], ids[2], ids[3], ids[4], ids[5]);
+    CHECK(mask[3] == 1 && mask[4] == 0 && types[3] == 0 && ids[12] == -7, "mask and types, nothing past 12");
+    CHECK(ids[6] == 2 && ids[7] == 5 && ids[8] == 18 && ids[9] == 19 && ids[10] == 15 && ids[11] == 3,
+          "row 1: %d %d %d %d %d %d", ids[6], ids[7], ids[8], ids[9], ids[10], ids[11]);
+    CHECK(offsets[2] == 0 && offsets[3] == 3 && offsets[4] == 4 && offsets[5] == 9 && offsets[0] == 0 &&
+              offsets[1] == 0,
+          "byte offsets of row 0");
+
+    /* Bad UTF-8: INVALID_ARGUMENT naming the text and byte, nothing written. */
+    for (i = 0; i < 64; i++) ids[i] = -7;
+    ts[1].data = bad;
+    ts[1].len = sizeof bad;
+    seq_len = 99;
+    EXPECT(electra_tokenizer_encode(t, ts, NULL, 2, NULL, ids, NULL, NULL, NULL, 64, &seq_len),
+           ELECTRA_ERR_INVALID_ARGUMENT, "texts[1]");
+    CHECK(ids[0] == -7 && seq_len == 99, "nothing written on bad UTF-8");
+    ts[1].data = NULL;
+    ts[1].len = 3;
+    EXPECT(electra_tokenizer_encode(t, ts, NULL, 2, NULL, ids, NULL, NULL, NULL, 64, &seq_len),
+           ELECTRA_ERR_NULL_POINTER, "");
+    EXPECT(electra_tokenizer_encode(t, NULL, NULL, 1, NULL, ids, NULL, NULL, NULL, 64, &seq_len),
+           ELECTRA_ERR_NULL_POINTER, "texts");
+    EXPECT(electra_tokenizer_encode(t, ts, NULL, 1, NULL, ids, NULL, NULL, NULL, 64, NULL), ELECTRA_ERR_NULL_POINTER,
+           "seq_len");
+    EXPECT(electra_tokenizer_encode(NULL, ts, NULL, 1, NULL, ids, NULL, NULL, NULL, 64, &seq_len),
+           ELECTRA_ERR_INVALID_HANDLE, "");
+    ep.struct_size = 0;
+    EXPECT(electra_tokenizer_encode(t, ts, NULL, 1, &ep, ids, NULL, NULL, NULL, 64, &seq_len),
+           ELECTRA_ERR_INVALID_ARGUMENT, "struct_size");
+    CHECK(ids[0] == -7, "nothing written on bad params");
+
+    /* An embedded NUL is a character the normalizer drops; an empty text (NULL, 0) is
+       [CLS] [SEP]; a pair has token types 0 then 1; max_length cuts. */
+    ts[0].data = nul;
+    ts[0].len = sizeof nul;
+    CHECK(electra_tokenizer_encode(t, ts, NULL, 1, NULL, ids, NULL, NULL, NULL, 64, &seq_len) == ELECTRA_OK &&
+              seq_len == 4 && ids[1] == 5 && ids[2] == 7,
+          "embedded NUL: %zu tokens, %s", seq_len, last_error());
+    ts[0].data = NULL;
+    ts[0].len = 0;
+    CHECK(electra_tokenizer_encode(t, ts, NULL, 1, NULL, ids, NULL, NULL, NULL, 64, &seq_len) == ELECTRA_OK &&
+              seq_len == 2 && ids[0] == 2 && ids[1] == 3,
+          "empty text: %zu tokens, %s", seq_len, last_error());
+    ts[0] = text_of("the whale");
+    ts[1] = text_of("a ship");
+    CHECK(electra_tokenizer_encode(t, ts, ts + 1, 1, NULL, ids, NULL, types, NULL, 64, &seq_len) == ELECTRA_OK &&
+              seq_len == 7 && types[3] == 0 && types[4] == 1 && types[6] == 1 && ids[6] == 3,
+          "pair: %zu tokens, %s", seq_len, last_error());
+    ep = electra_encode_default_params();
+    ep.max_length = 3;
+    ts[0] = text_of("the white whale swam in the sea");
+    CHECK(electra_tokenizer_encode(t, ts, NULL, 1, &ep, ids, NULL, NULL, NULL, 64, &seq_len) == ELECTRA_OK &&
+              seq_len == 3 && ids[0] == 2 && ids[1] == 5 && ids[2] == 3,
+          "max_length 3: %zu tokens, %s", seq_len, last_error());
+
+    /* decode: size query, short buffer, the text; lookups. */
+    ids[0] = 2;
+    ids[1] = 5;
+    ids[2] = 7;
+    ids[3] = 17;
+    ids[4] = 3;
+    CHECK(electra_tokenizer_decode(t, ids, 5, 1, NULL, 0, &len) == ELECTRA_OK && len == 10, "decode length %zu: %s",
+          len, last_error());
+    memset(buf, '#', sizeof buf);
+    len = 0;
+    EXPECT(electra_tokenizer_decode(t, ids, 5, 1, buf, 10, &len), ELECTRA_ERR_BUFFER_TOO_SMALL, "");
+    CHECK(len == 10 && buf[0] == '#', "a short buffer reports the length and writes nothing");
+    CHECK(electra_tokenizer_decode(t, ids, 5, 1, buf, 11, &len) == ELECTRA_OK && strcmp(buf, "the whales") == 0,
+          "decode: \"%s\"", buf);
+    CHECK(electra_tokenizer_decode(t, ids, 5, 0, buf, sizeof buf, &len) == ELECTRA_OK &&
+              strcmp(buf, "[CLS] the whales [SEP]") == 0,
+          "decode with special tokens: \"%s\"", buf);
+    EXPECT(electra_tokenizer_decode(t, ids, 1, 0, buf, sizeof buf, NULL), ELECTRA_ERR_NULL_POINTER, "len");
+    ids[0] = TEXT_VOCAB_SIZE;
+    EXPECT(electra_tokenizer_decode(t, ids, 1, 0, buf, sizeof buf, &len), ELECTRA_ERR_INVALID_ARGUMENT,
+           "outside the vocabulary");
+    CHECK(electra_tokenizer_token_to_id(t, "[MASK]", 6, &id) == ELECTRA_OK && id == 4, "[MASK] is %d", id);
+    CHECK(electra_tokenizer_token_to_id(t, "##s", 3, &id) == ELECTRA_OK && id == 17, "##s is %d", id);
+    CHECK(electra_tokenizer_token_to_id(t, "kraken", 6, &id) == ELECTRA_OK && id == -1, "kraken is %d", id);
+    EXPECT(electra_tokenizer_token_to_id(t, "x", 1, NULL), ELECTRA_ERR_NULL_POINTER, "id");
+    memset(buf, '#', sizeof buf);
+    EXPECT(electra_tokenizer_id_to_token(t, 7, buf, 5, &len), ELECTRA_ERR_BUFFER_TOO_SMALL, "");
+    CHECK(len == 5 && buf[0] == '#', "id_to_token: a short buffer reports the length (%zu)", len);
+    CHECK(electra_tokenizer_id_to_token(t, 7, buf, 6, &len) == ELECTRA_OK && strcmp(buf, "whale") == 0,
+          "id 7 is \"%s\"", buf);
+    EXPECT(electra_tokenizer_id_to_token(t, -1, buf, sizeof buf, &len), ELECTRA_ERR_INVALID_ARGUMENT, "");
+}
+
+/* The session calls on the pair model: embeddings, detection and fill-mask, with their errors. */
+static void test_text_session(electra_model *m, electra_session *s, electra_tokenizer *t) {
+    electra_model_info info = get_info(m);
+    size_t h = info.hidden_size, i, n = 99;
+    electra_text_params p = electra_text_default_params(), bad_p;
+    electra_text ts[3];
+    const char bad[] = {'t', 'h', (char)0xff, 'e'};
+    const char nul[] = {'t', 'h', 'e', '\0', ' ', 'w', 'h', 'a', 'l', 'e'};
+    char *long_text;
+    float *a = sentinel_buffer(3 * h), *b = sentinel_buffer(3 * h);
+    electra_word_score words[16];
+    electra_token_score cands[64];
+    double norm;
+    const char *sentence = "the white whale, in the sea";
+
+    /* Embeddings: the model's own tokenizer (t NULL) and the handle give the same rows; rows of
+       a batch equal the texts one at a time; normalize gives unit rows. */
+    ts[0] = text_of("the whale swam in the sea");
+    ts[1] = text_of("a white whale");
+    ts[2] = text_of("the captain sold the ship");
+    CHECK(electra_session_embed_texts(s, NULL, ts, 3, NULL, a, 3 * h) == ELECTRA_OK, "embed: %s", last_error());
+    CHECK(electra_session_embed_texts(s, t, ts, 3, &p, b, 3 * h) == ELECTRA_OK, "embed with t: %s", last_error());
+    CHECK(memcmp(a, b, 3 * h * sizeof *a) == 0, "the model's tokenizer and its handle agree");
+    for (i = 0; i < 3; i++) {
+        CHECK(electra_session_embed_texts(s, t, ts + i, 1, &p, b, h) == ELECTRA_OK, "embed one: %s", last_error());
+        compare("embedding of one text vs the batch", b, a + i * h, h);
+    }
+    p.normalize = 1;
+    CHECK(electra_session_embed_texts(s, NULL, ts, 3, &p, b, 3 * h) == ELECTRA_OK, "normalized: %s", last_error());
+    for (i = 0, norm = 0; i < h; i++) norm += (double)b[h + i] * b[h + i];
+    CHECK(fabs(norm - 1) < 1e-5, "normalized row has norm^2 %f", norm);
+    p = electra_text_default_params();
+    p.pooling = ELECTRA_POOLING_CLS;
+    CHECK(electra_session_embed_texts(s, NULL, ts, 1, &p, b, h) == ELECTRA_OK && memcmp(a, b, h * sizeof *a) != 0,
+          "CLS pooling differs from the mean: %s", last_error());
+
+    /* Errors write nothing. */
+    for (i = 0; i < 3 * h; i++) b[i] = SENTINEL;
+    EXPECT(electra_session_embed_texts(s, NULL, ts, 3, NULL, b, 3 * h - 1), ELECTRA_ERR_BUFFER_TOO_SMALL, "");
+    ts[1].data = bad;
+    ts[1].len = sizeof bad;
+    EXPECT(electra_session_embed_texts(s, NULL, ts, 3, NULL, b, 3 * h), ELECTRA_ERR_INVALID_ARGUMENT,
+           "texts[1] is not valid UTF-8");
+    ts[1] = text_of("a white whale");
+    EXPECT(electra_session_embed_texts(s, NULL, NULL, 3, NULL, b, 3 * h), ELECTRA_ERR_NULL_POINTER, "texts");
+    EXPECT(electra_session_embed_texts(s, NULL, ts, 3, NULL, NULL, 3 * h), ELECTRA_ERR_NULL_POINTER, "");
+    EXPECT(electra_session_embed_texts(s, NULL, ts, 0, NULL, b, 3 * h), ELECTRA_ERR_INVALID_ARGUMENT, "no texts");
+    EXPECT(electra_session_embed_texts(NULL, NULL, ts, 3, NULL, b, 3 * h), ELECTRA_ERR_INVALID_HANDLE, "");
+    EXPECT(electra_session_embed_texts(s, (electra_tokenizer *)s, ts, 3, NULL, b, 3 * h), ELECTRA_ERR_INVALID_HANDLE,
+           "");
+    bad_p = electra_text_default_params();
+    bad_p.struct_size = 0;
+    EXPECT(electra_session_embed_texts(s, NULL, ts, 3, &bad_p, b, 3 * h), ELECTRA_ERR_INVALID_ARGUMENT, "struct_size");
+    bad_p = electra_text_default_params();
+    bad_p.max_length = 25;
+    EXPECT(electra_session_embed_texts(s, NULL, ts, 3, &bad_p, b, 3 * h), ELECTRA_ERR_INVALID_ARGUMENT,
+           "max_position_embeddings");
+    bad_p = electra_text_default_params();
+    bad_p.pooling = 7;
+    EXPECT(electra_session_embed_texts(s, NULL, ts, 3, &bad_p, b, 3 * h), ELECTRA_ERR_INVALID_ARGUMENT, "pooling");
+    CHECK(all_sentinel(b, 3 * h), "nothing written on any error");
+
+    /* A text longer than the 24 positions is cut; an empty one and one with a NUL embed. */
+    long_text = malloc(6 * 5000 + 1);
+    for (i = 0; i < 5000; i++) memcpy(long_text + 6 * i, "whale ", 6);
+    long_text[6 * 5000] = '\0';
+    ts[0] = text_of(long_text);
+    ts[1].data = NULL;
+    ts[1].len = 0;
+    ts[2].data = nul;
+    ts[2].len = sizeof nul;
+    CHECK(electra_session_embed_texts(s, NULL, ts, 3, NULL, b, 3 * h) == ELECTRA_OK, "long, empty, NUL: %s",
+          last_error());
+    for (i = 0; i < 3 * h && isfinite(b[i]); i++) {}
+    CHECK(i == 3 * h, "finite embeddings");
+    ts[0] = text_of("the whale");
+    CHECK(electra_session_embed_texts(s, NULL, ts, 1, NULL, a, h) == ELECTRA_OK, "embed: %s", last_error());
+    compare("\"the\\0 whale\" (in a batch) vs \"the whale\"", b + 2 * h, a, h);
+
+    /* Detection: size query, short buffer, the words with their byte spans. */
+    n = 99;
+    CHECK(electra_session_detect_text(s, NULL, sentence, strlen(sentence), NULL, NULL, 0, &n) == ELECTRA_OK && n == 7,
+          "detect size query: %zu words, %s", n, last_error());
+    for (i = 0; i < 16; i++) words[i].score = SENTINEL;
+    EXPECT(electra_session_detect_text(s, NULL, sentence, strlen(sentence), NULL, words, 6, &n),
+           ELECTRA_ERR_BUFFER_TOO_SMALL, "");
+    CHECK(n == 7 && words[0].score == SENTINEL, "a short buffer reports the count and writes nothing");
+    CHECK(electra_session_detect_text(s, t, sentence, strlen(sentence), NULL, words, 16, &n) == ELECTRA_OK && n == 7,
+          "detect: %s", last_error());
+    CHECK(words[0].start == 0 && words[0].end == 3 && words[2].start == 10 && words[2].end == 15 &&
+              words[3].start == 15 && words[3].end == 16 && words[6].end == strlen(sentence),
+          "spans: [%u, %u) [%u, %u) [%u, %u)", words[0].start, words[0].end, words[2].start, words[2].end,
+          words[3].start, words[3].end);
+    for (i = 0; i < 7 && words[i].score >= 0 && words[i].score <= 1; i++) {}
+    CHECK(i == 7 && words[7].score == SENTINEL, "scores are probabilities, nothing past n");
+    words[0].score = SENTINEL;
+    n = 99;
+    EXPECT(electra_session_detect_text(s, NULL, bad, sizeof bad, NULL, words, 16, &n), ELECTRA_ERR_INVALID_ARGUMENT,
+           "UTF-8");
+    CHECK(words[0].score == SENTINEL, "nothing written on bad UTF-8");
+    EXPECT(electra_session_detect_text(s, NULL, sentence, strlen(sentence), NULL, words, 16, NULL),
+           ELECTRA_ERR_NULL_POINTER, "n_words");
+    EXPECT(electra_session_detect_text(s, NULL, NULL, 4, NULL, words, 16, &n), ELECTRA_ERR_NULL_POINTER, "");
+    bad_p.pooling = ELECTRA_POOLING_MEAN;
+    bad_p.struct_size = 0;
+    EXPECT(electra_session_detect_text(s, NULL, sentence, strlen(sentence), &bad_p, words, 16, &n),
+           ELECTRA_ERR_INVALID_ARGUMENT, "struct_size");
+    EXPECT(electra_session_detect_text(NULL, NULL, sentence, strlen(sentence), NULL, words, 16, &n),
+           ELECTRA_ERR_INVALID_HANDLE, "");
+    CHECK(electra_session_detect_text(s, NULL, NULL, 0, NULL, NULL, 0, &n) == ELECTRA_OK && n == 0,
+          "empty text: %zu words, %s", n, last_error());
+    CHECK(electra_session_detect_text(s, NULL, long_text, strlen(long_text), NULL, NULL, 0, &n) == ELECTRA_OK &&
+              n == 22,
+          "a long text is cut to 22 words ([CLS] and [SEP] in 24 positions): %zu, %s", n, last_error());
+
+    /* Fill-mask: size query, short buffer, candidates best first. */
+    sentence = "the [MASK] swam in the [MASK].";
+    n = 99;
+    CHECK(electra_session_fill_mask_text(s, NULL, sentence, strlen(sentence), 3, NULL, NULL, 0, &n) == ELECTRA_OK &&
+              n == 2,
+          "fill-mask size query: %zu masks, %s", n, last_error());
+    for (i = 0; i < 64; i++) cands[i].score = SENTINEL;
+    EXPECT(electra_session_fill_mask_text(s, NULL, sentence, strlen(sentence), 3, NULL, cands, 5, &n),
+           ELECTRA_ERR_BUFFER_TOO_SMALL, "");
+    CHECK(n == 2 && cands[0].score == SENTINEL, "a short buffer reports the masks and writes nothing");
+    CHECK(electra_session_fill_mask_text(s, t, sentence, strlen(sentence), 3, NULL, cands, 6, &n) == ELECTRA_OK,
+          "fill-mask: %s", last_error());
+    CHECK(cands[0].score >= cands[1].score && cands[1].score >= cands[2].score && cands[0].score <= 1 &&
+              cands[2].score > 0 && cands[3].score >= cands[4].score && cands[6].score == SENTINEL,
+          "best first: %f %f %f", cands[0].score, cands[1].score, cands[2].score);
+    for (i = 0; i < 6 && cands[i].id >= 0 && cands[i].id < (int32_t)info.vocab_size; i++) {}
+    CHECK(i == 6, "candidate ids in the vocabulary");
+    CHECK(electra_session_fill_mask_text(s, NULL, sentence, strlen(sentence), 1000, NULL, NULL, 0, &n) == ELECTRA_OK,
+          "top_k 1000: %s", last_error());
+    sentence = "the whale swam";
+    EXPECT(electra_session_fill_mask_text(s, NULL, sentence, strlen(sentence), 3, NULL, cands, 64, &n),
+           ELECTRA_ERR_INVALID_ARGUMENT, "[MASK]");
+    EXPECT(electra_session_fill_mask_text(s, NULL, bad, sizeof bad, 3, NULL, cands, 64, &n),
+           ELECTRA_ERR_INVALID_ARGUMENT, "UTF-8");
+    EXPECT(electra_session_fill_mask_text(s, NULL, "[MASK]", 6, 3, NULL, cands, 64, NULL), ELECTRA_ERR_NULL_POINTER,
+           "n_masks");
+    EXPECT(electra_session_fill_mask_text(s, NULL, "[MASK]", 6, 3, &bad_p, cands, 64, &n),
+           ELECTRA_ERR_INVALID_ARGUMENT, "struct_size");
+
+    /* The pair has no classifier. */
+    EXPECT(electra_session_classify_texts(s, NULL, ts, NULL, 1, NULL, a, h), ELECTRA_ERR_UNSUPPORTED, "");
+    EXPECT(electra_model_label_name(m, 0, NULL, 0, &n), ELECTRA_ERR_UNSUPPORTED, "");
+    free(long_text);
+    free(a);
+    free(b);
+}
+
+/* A classifier: probabilities, pairs, label names; it has no generator for fill-mask. */
+static void test_text_classifier(const char *dir) {
+    electra_model *c = load(dir);
+    electra_session *s;
+    electra_model_info info;
+    electra_text ts[2], ps[2];
+    float probs[4], more[4];
+    const char bad[] = {'t', 'h', (char)0xff, 'e'};
+    char name[32];
+    size_t len = 99, n;
+    if (!c) return;
+    info = get_info(c);
+    CHECK(info.num_labels == 2, "2 labels: %u", info.num_labels);
+    s = text_session(c);
+    ts[0] = text_of("the whale swam in the sea");
+    ts[1] = text_of("the captain sold the ship");
+    ps[0] = text_of("a whale");
+    ps[1] = text_of("a ship");
+    CHECK(electra_session_classify_texts(s, NULL, ts, NULL, 2, NULL, probs, 4) == ELECTRA_OK, "classify: %s",
+          last_error());
+    CHECK(fabsf(probs[0] + probs[1] - 1) < 1e-5f && fabsf(probs[2] + probs[3] - 1) < 1e-5f && probs[0] > 0 &&
+              probs[3] > 0,
+          "softmax rows: %f %f, %f %f", probs[0], probs[1], probs[2], probs[3]);
+    CHECK(electra_session_classify_texts(s, NULL, ts, ps, 2, NULL, more, 4) == ELECTRA_OK &&
+              fabsf(more[0] + more[1] - 1) < 1e-5f && memcmp(probs, more, sizeof probs) != 0,
+          "pairs: %s", last_error());
+    more[0] = more[1] = more[2] = more[3] = SENTINEL;
+    EXPECT(electra_session_classify_texts(s, NULL, ts, NULL, 2, NULL, more, 3), ELECTRA_ERR_BUFFER_TOO_SMALL, "");
+    ts[1].data = bad;
+    ts[1].len = sizeof bad;
+    EXPECT(electra_session_classify_texts(s, NULL, ts, NULL, 2, NULL, more, 4), ELECTRA_ERR_INVALID_ARGUMENT,
+           "texts[1]");
+    ps[1].data = bad;
+    ps[1].len = sizeof bad;
+    EXPECT(electra_session_classify_texts(s, NULL, ps, ps, 2, NULL, more, 4), ELECTRA_ERR_INVALID_ARGUMENT, "UTF-8");
+    EXPECT(electra_session_classify_texts(s, NULL, NULL, NULL, 2, NULL, more, 4), ELECTRA_ERR_NULL_POINTER, "texts");
+    CHECK(all_sentinel(more, 4), "nothing written on any error");
+
+    /* Label names: size query, short buffer, the name; past num_labels is refused. */
+    CHECK(electra_model_label_name(c, 1, NULL, 0, &len) == ELECTRA_OK && len == 7, "label 1 length %zu: %s", len,
+          last_error());
+    memset(name, '#', sizeof name);
+    EXPECT(electra_model_label_name(c, 1, name, 7, &len), ELECTRA_ERR_BUFFER_TOO_SMALL, "");
+    CHECK(len == 7 && name[0] == '#', "a short buffer reports the length and writes nothing");
+    CHECK(electra_model_label_name(c, 1, name, 8, &len) == ELECTRA_OK && strcmp(name, "LABEL_1") == 0,
+          "label 1 is \"%s\"", name);
+    EXPECT(electra_model_label_name(c, 2, name, sizeof name, &len), ELECTRA_ERR_INVALID_ARGUMENT, "");
+    EXPECT(electra_model_label_name(c, 0, name, sizeof name, NULL), ELECTRA_ERR_NULL_POINTER, "len");
+    EXPECT(electra_model_label_name(NULL, 0, name, sizeof name, &len), ELECTRA_ERR_INVALID_HANDLE, "");
+
+    EXPECT(electra_session_detect_text(s, NULL, "whale", 5, NULL, NULL, 0, &n), ELECTRA_ERR_UNSUPPORTED, "");
+    /* No generator: no fill-mask; embeddings come from the classifier's encoder. */
+    EXPECT(electra_session_fill_mask_text(s, NULL, "[MASK]", 6, 3, NULL, NULL, 0, &n), ELECTRA_ERR_UNSUPPORTED, "");
+    ts[0] = text_of("the whale");
+    CHECK(electra_session_embed_texts(s, NULL, ts, 1, NULL, more, 4) == ELECTRA_ERR_BUFFER_TOO_SMALL,
+          "embeddings need hidden_size floats");
+    electra_session_free(s);
+    electra_model_free(c);
+}
+
+static void test_text(void) {
+    static const char *const subs[] = {"discriminator", "generator"};
+    static const char *const files[] = {"config.json", "model.safetensors"};
+    char pair[600], cls[600], from[1100], to[1100];
+    electra_model *m, *plain;
+    electra_session *s;
+    electra_tokenizer *t = NULL, *t2 = NULL;
+    electra_finetuner *f = NULL;
+    electra_text one;
+    float e[64];
+    size_t seq_len, i, j;
+    int32_t ids[8];
+
+    snprintf(pair, sizeof pair, "%s/text-pair", tmp_root);
+    snprintf(cls, sizeof cls, "%s/text-cls", tmp_root);
+    mkdir(pair, 0700);
+    for (i = 0; i < 2; i++) {
+        snprintf(to, sizeof to, "%s/%s", pair, subs[i]);
+        mkdir(to, 0700);
+        for (j = 0; j < 2; j++) {
+            snprintf(from, sizeof from, "%s/emb_eq_hidden/%s/%s", fixtures, subs[i], files[j]);
+            snprintf(to, sizeof to, "%s/%s/%s", pair, subs[i], files[j]);
+            CHECK(copy_file(from, to), "copy %s to %s", from, to);
+        }
+    }
+    snprintf(to, sizeof to, "%s/discriminator/vocab.txt", pair);
+    CHECK(write_file(to, TEXT_VOCAB, strlen(TEXT_VOCAB)), "write %s", to);
+
+    /* A model without a tokenizer has none to give. */
+    plain = load_case("emb_eq_hidden", NULL);
+    t = (electra_tokenizer *)&t;
+    EXPECT(electra_model_tokenizer(plain, &t), ELECTRA_ERR_UNSUPPORTED, "tokenizer");
+    CHECK(t == NULL, "*out is NULL without a tokenizer");
+    electra_model_free(plain);
+
+    m = load(pair);
+    if (!m) return;
+    s = text_session(m);
+    CHECK(electra_model_tokenizer(m, &t) == ELECTRA_OK && t != NULL, "the model's tokenizer: %s", last_error());
+    EXPECT(electra_model_tokenizer(m, NULL), ELECTRA_ERR_NULL_POINTER, "out");
+    EXPECT(electra_model_tokenizer(NULL, &t2), ELECTRA_ERR_INVALID_HANDLE, "");
+    EXPECT(electra_model_tokenizer((electra_model *)s, &t2), ELECTRA_ERR_INVALID_HANDLE, "");
+    if (t && s) {
+        test_text_tokenizer(t, to);
+        test_text_session(m, s, t);
+    }
+
+    /* The tokenizer outlives its model; freed twice is harmless; used after free is
+       ELECTRA_ERR_INVALID_HANDLE. */
+    CHECK(electra_model_tokenizer(m, &t2) == ELECTRA_OK, "a second handle: %s", last_error());
+    electra_model_free(m);
+    one = text_of("the whale");
+    CHECK(electra_tokenizer_encode(t2, &one, NULL, 1, NULL, ids, NULL, NULL, NULL, 8, &seq_len) == ELECTRA_OK &&
+              seq_len == 4,
+          "the tokenizer outlives its model: %s", last_error());
+    CHECK(electra_session_embed_texts(s, t2, &one, 1, NULL, e, 64) == ELECTRA_OK, "the session too: %s",
+          last_error());
+    electra_tokenizer_free(t);
+    electra_tokenizer_free(t);
+    electra_tokenizer_free(NULL);
+    EXPECT(electra_tokenizer_encode(t, &one, NULL, 1, NULL, ids, NULL, NULL, NULL, 8, &seq_len),
+           ELECTRA_ERR_INVALID_HANDLE, "");
+    EXPECT(electra_session_embed_texts(s, t, &one, 1, NULL, e, 64), ELECTRA_ERR_INVALID_HANDLE, "");
+    EXPECT(electra_session_detect_text(s, t, "whale", 5, NULL, NULL, 0, &seq_len), ELECTRA_ERR_INVALID_HANDLE, "");
+    EXPECT(electra_tokenizer_decode(t, ids, 1, 0, NULL, 0, &seq_len), ELECTRA_ERR_INVALID_HANDLE, "");
+    CHECK(electra_tokenizer_encode(t2, &one, NULL, 1, NULL, ids, NULL, NULL, NULL, 8, &seq_len) == ELECTRA_OK,
+          "the other handle stays valid: %s", last_error());
+    electra_tokenizer_free(t2);
+    electra_session_free(s);
+
+    /* A 2-label classifier from the pair (fresh head, labels LABEL_0 and LABEL_1), saved with
+       the vocabulary beside it. */
+    CHECK(electra_finetuner_new(pair, 2, "{\"threads\": 1, \"seed\": 3}", &f) == ELECTRA_OK, "finetuner: %s",
+          last_error());
+    CHECK(f && electra_finetuner_save(f, cls) == ELECTRA_OK, "finetuner save: %s", last_error());
+    electra_finetuner_free(f);
+    snprintf(to, sizeof to, "%s/vocab.txt", cls);
+    CHECK(write_file(to, TEXT_VOCAB, strlen(TEXT_VOCAB)), "write %s", to);
+    test_text_classifier(cls);
+    remove_tree(pair);
+    remove_tree(cls);
+}
 
 int main(int argc, char **argv) {
     electra_model *m;
@@ -971,6 +1457,7 @@ int main(int argc, char **argv) {
     test_threads();
     test_stale_handles();
     test_free_while_in_use();
+    test_text();
     rmdir(tmp_root);
 
     printf("worst parity: max_rel %.3e (%s), max_abs %.3e (%s)\n", worst_rel, worst_rel_where, worst_abs,

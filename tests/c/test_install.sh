@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make install` and what a C/C++ project sees of it: builds the library (make lib; PROFILE=dist
 # by default, i.e. fat LTO and stripped, in target/dist), checks the soname carries the ABI
-# version, installs into a temporary DESTDIR, checks the exported symbols of the installed
-# (stripped) library against abi/symbols.txt, then builds examples/infer.c and
+# version, installs into a temporary DESTDIR (LICENSE under share/doc/electra among the files),
+# checks the exported symbols of the installed (stripped) library against abi/symbols.txt, then
+# builds examples/infer.c and
 # examples/example.cpp against the installed tree with pkg-config (shared and static) and with
 # CMake find_package(electra) (electra::electra and electra::electra_static), and runs them.
 # Needs pkg-config and cmake. Prints "N passed, N failed" last; exits non-zero on a failure.
@@ -67,7 +68,8 @@ check "installed files" bash -c "
   test \"\$(readlink lib/libelectra.so)\" = libelectra.so.$abi_header
   test -f lib/libelectra.a -a -f include/electra.h -a -f include/electra.hpp
   test -f lib/pkgconfig/electra.pc
-  test -f lib/cmake/electra/electraConfig.cmake -a -f lib/cmake/electra/electraConfigVersion.cmake"
+  test -f lib/cmake/electra/electraConfig.cmake -a -f lib/cmake/electra/electraConfigVersion.cmake
+  cmp '$PWD/LICENSE' share/doc/electra/LICENSE"
 
 exported_symbols_match() {
   diff -u abi/symbols.txt <(nm -D --defined-only "$root/lib/libelectra.so.$abi_header" |
