@@ -19,6 +19,7 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 struct Out {
     code: Option<i32>,
     stderr: String,
+    stdout: String,
     args: Vec<String>,
 }
 
@@ -57,16 +58,19 @@ fn electra_with(args: &[&str], stdin: Stdio) -> Out {
     let mut child = Command::new(env!("CARGO_BIN_EXE_electra"))
         .args(args)
         .stdin(stdin)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut err, &mut s);
-        s
-    });
+    let read_all = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let reader = read_all(Box::new(child.stderr.take().unwrap()));
+    let out_reader = read_all(Box::new(child.stdout.take().unwrap()));
     let t0 = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -79,7 +83,12 @@ fn electra_with(args: &[&str], stdin: Stdio) -> Out {
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    Out { code: status.code(), stderr: reader.join().unwrap(), args: args.iter().map(|s| s.to_string()).collect() }
+    Out {
+        code: status.code(),
+        stderr: reader.join().unwrap(),
+        stdout: out_reader.join().unwrap(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+    }
 }
 
 fn electra(args: &[&str]) -> Out {
@@ -635,4 +644,198 @@ fn simd_flag_and_its_environment_override() {
         let (code, err) = run(simd, env);
         assert_eq!(code, Some(0), "--simd {simd:?}, ELECTRA_SIMD={env:?}: {err}");
     }
+}
+
+/// stdout's JSON lines of a successful `electra ARGS`.
+fn json_lines(args: &[&str]) -> Vec<serde_json::Value> {
+    let o = electra(args);
+    o.ok();
+    o.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{args:?}: {e}: {l}"))).collect()
+}
+
+fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+}
+
+/// Each embedding of `a` equals `b`'s, text for text, to rounding.
+fn same_embeddings(a: &[serde_json::Value], b: &[serde_json::Value], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}");
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(x["text"], y["text"], "{what}");
+        let (u, v) = (floats(&x["embedding"]), floats(&y["embedding"]));
+        assert_eq!(u.len(), v.len());
+        for (p, q) in u.iter().zip(&v) {
+            assert!((p - q).abs() <= 1e-6 * (1.0 + p.abs()), "{what}: {p} vs {q} for {}", x["text"]);
+        }
+    }
+}
+
+/// The text commands: `embed` in batches equals one text at a time and `--input` equals the
+/// arguments; `tokenize` gives the tokens `embed` reads, with byte offsets that slice the text;
+/// the `--json` outputs parse.
+#[test]
+fn text_commands_batch_tokenize_and_print_json() {
+    let f = fixture();
+    let run = f.dir.join("run/final");
+    let (m, cls) = (s(&run), s(&f.cls));
+    let d = temp("text");
+    let texts = [
+        "Call me Ishmael.",
+        "",
+        "Some years ago, never mind how long precisely, having little or no money in my purse",
+        "Naïve café whale—the 日本語 sea",
+        "the sea",
+    ];
+    let input = d.join("texts.txt");
+    std::fs::write(&input, texts.join("\n") + "\n").unwrap();
+    let mut args = vec!["embed", "--model", m, "--threads", "1"];
+    args.extend(texts);
+    let by_args = json_lines(&args);
+    assert_eq!(by_args.len(), texts.len());
+    let by_file = json_lines(&["embed", "--model", m, "--threads", "1", "--input", s(&input)]);
+    same_embeddings(&by_args, &by_file, "--input vs arguments");
+    let stdin = std::fs::File::open(&input).unwrap();
+    let o = electra_with(&["embed", "--model", m, "--threads", "1"], Stdio::from(stdin));
+    o.ok();
+    let by_stdin: Vec<serde_json::Value> = o.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    same_embeddings(&by_args, &by_stdin, "stdin vs arguments");
+    for pool in ["mean", "cls"] {
+        let one = json_lines(&["embed", "--model", m, "--pool", pool, "--batch-size", "1", "--input", s(&input)]);
+        let all = json_lines(&["embed", "--model", m, "--pool", pool, "--input", s(&input)]);
+        same_embeddings(&one, &all, &format!("--pool {pool} --batch-size 1 vs default"));
+    }
+    for v in json_lines(&["embed", "--model", m, "--normalize", "--input", s(&input)]) {
+        let norm = floats(&v["embedding"]).iter().map(|x| x * x).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "--normalize: norm {norm}");
+    }
+
+    // tokenize: byte offsets slice each token's characters out of the text (BERT-uncased
+    // lowercases and strips accents), ids are what embed reads.
+    let line = texts[3];
+    let t = &json_lines(&["tokenize", "--model", m, line])[0];
+    assert_eq!(t["text"], line);
+    let ids = floats(&t["ids"]);
+    let tokens: Vec<&str> = t["tokens"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
+    let offsets: Vec<Vec<f64>> = t["offsets"].as_array().unwrap().iter().map(floats).collect();
+    assert_eq!(
+        (ids.len(), tokens.len(), offsets.len(), floats(&t["type_ids"]).len()),
+        (ids.len(), ids.len(), ids.len(), ids.len())
+    );
+    assert_eq!((tokens[0], tokens[tokens.len() - 1]), ("[CLS]", "[SEP]"));
+    let fold = |c: char| match c {
+        'ï' => 'i',
+        'é' => 'e',
+        c => c.to_lowercase().next().unwrap(),
+    };
+    for (tok, o) in tokens.iter().zip(&offsets).skip(1).take(tokens.len() - 2) {
+        let piece = line.get(o[0] as usize..o[1] as usize).unwrap_or_else(|| panic!("{tok}: {o:?} splits a character"));
+        assert!(!piece.is_empty(), "{tok}: empty span");
+        if *tok != "[UNK]" {
+            assert_eq!(piece.chars().map(fold).collect::<String>(), tok.trim_start_matches("##"), "{o:?}");
+        }
+    }
+    // The same tokens as embed: the text cut after a whole word embeds as the full text cut to
+    // that many tokens (--max-length), and the file's lines tokenize one JSON line each.
+    let k = (1..tokens.len() - 2).rev().find(|&i| !tokens[i + 1].starts_with("##") && i > 2).unwrap();
+    let prefix = &line[..offsets[k][1] as usize];
+    let cut = (k + 2).to_string();
+    let a = json_lines(&["embed", "--model", m, prefix]);
+    let b = json_lines(&["embed", "--model", m, "--max-length", &cut, line]);
+    let (u, v) = (floats(&a[0]["embedding"]), floats(&b[0]["embedding"]));
+    assert!(u.iter().zip(&v).all(|(p, q)| (p - q).abs() <= 1e-5 * (1.0 + p.abs())), "{prefix:?} vs --max-length {cut}");
+    assert_eq!(json_lines(&["tokenize", "--model", m, "--input", s(&input)]).len(), texts.len());
+    let vocab = run.join("discriminator/vocab.txt");
+    let from_vocab =
+        if vocab.exists() { json_lines(&["tokenize", "--model", s(&vocab), line]) } else { vec![t.clone()] };
+    assert_eq!(from_vocab[0]["ids"], t["ids"]);
+    // Pairs: arguments two at a time, or a<TAB>b lines; an odd count is refused.
+    let p = &json_lines(&["tokenize", "--model", m, "--pair", "the sea", "a whale"])[0];
+    assert_eq!((p["text"].as_str(), p["text_pair"].as_str()), (Some("the sea"), Some("a whale")));
+    assert_eq!(floats(&p["type_ids"]).iter().filter(|&&x| x == 1.0).count(), 3, "{p}");
+    let pairs = d.join("pairs.tsv");
+    std::fs::write(&pairs, "the sea\ta whale\n").unwrap();
+    assert_eq!(json_lines(&["tokenize", "--model", m, "--pair", "--input", s(&pairs)])[0]["ids"], p["ids"]);
+    electra(&["tokenize", "--model", m, "--pair", "one", "two", "three"]).refused().says("--pair");
+    electra(&["tokenize", "--model", m, "--pair", "--input", s(&input)]).refused().says("TAB");
+
+    // --json outputs.
+    let pj = json_lines(&["predict", "--model", cls, "--json", "a fine day"]);
+    let labels = pj[0]["labels"].as_array().unwrap();
+    assert!(labels.contains(&pj[0]["label"]) && floats(&pj[0]["probs"]).len() == labels.len(), "{}", pj[0]);
+    let p1 = json_lines(&["predict", "--model", cls, "--input", s(&input), "--batch-size", "1", "--threads", "1"]);
+    let pn = json_lines(&["predict", "--model", cls, "--input", s(&input)]);
+    assert_eq!(p1.len(), texts.len());
+    for (x, y) in p1.iter().zip(&pn) {
+        assert_eq!(x["label"], y["label"]);
+        assert!(floats(&x["probs"]).iter().zip(floats(&y["probs"])).all(|(p, q)| (p - q).abs() < 1e-6));
+    }
+    let fm = json_lines(&["fill-mask", "--model", m, "--json", "--top-k", "3", "the [MASK] sat on the [MASK]"]);
+    let masks = fm[0]["masks"].as_array().unwrap();
+    assert_eq!(masks.len(), 2);
+    assert!(masks.iter().all(|c| c.as_array().unwrap().len() == 3 && c[0]["probability"].as_f64().unwrap() > 0.0));
+    let det = json_lines(&["detect", "--model", m, "--json", line]);
+    for w in det[0].as_array().unwrap() {
+        let (a, b) = (w["start"].as_u64().unwrap() as usize, w["end"].as_u64().unwrap() as usize);
+        assert_eq!(Some(w["token"].as_str().unwrap()), line.get(a..b), "{w}");
+        assert!((0.0..=1.0).contains(&w["replaced_probability"].as_f64().unwrap()));
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Each subcommand takes only the flags it uses: a weights or device flag where it means
+/// nothing is a usage error (status 2) and absent from that command's --help; before the
+/// subcommand they are still accepted where the subcommand takes them.
+#[test]
+fn each_subcommand_takes_only_its_own_flags() {
+    let refused: [&[&str]; 6] = [
+        &["pretrain", "--out", "o", "--quantize", "int8"],
+        &["--quantize", "int8", "pretrain", "--out", "o"],
+        &["finetune", "--model", "m", "--train", "t", "--out", "o", "--quantize", "int8"],
+        &["quantize", "--model", "m", "--out", "o", "--device", "cpu"],
+        &["tokenize", "--model", "m", "--simd", "scalar", "x"],
+        &["--quantize=int8", "quantize", "--model", "m", "--out", "o"],
+    ];
+    for args in refused {
+        let o = electra(args);
+        assert_eq!(o.code, Some(2), "{args:?}: {}", o.stderr);
+        o.says("unexpected argument");
+    }
+    let help = |cmd: &str| electra(&[cmd, "--help"]).ok().stdout.clone();
+    for (cmd, has, lacks) in [
+        ("pretrain", &["--device", "--simd"][..], &["--quantize"][..]),
+        ("finetune", &["--device", "--simd"], &["--quantize"]),
+        ("quantize", &[], &["--device", "--simd", "--quantize"]),
+        ("tokenize", &["--pair", "--max-length"], &["--device", "--quantize", "--threads"]),
+        ("embed", &["--quantize", "--threads", "--batch-size", "--input", "--normalize", "--pool"], &[]),
+        ("predict", &["--quantize", "--threads", "--batch-size", "--json"], &[]),
+        ("fill-mask", &["--quantize", "--threads", "--json"], &[]),
+        ("detect", &["--quantize", "--threads", "--json"], &[]),
+        ("bench", &["--quantize", "--device", "--simd"], &[]),
+    ] {
+        let h = help(cmd);
+        for flag in has {
+            assert!(h.contains(flag), "{cmd} --help lacks {flag}");
+        }
+        for flag in lacks {
+            assert!(!h.contains(flag), "{cmd} --help offers {flag}");
+        }
+    }
+    // Before the subcommand, as scripts write them.
+    electra(&[
+        "--device",
+        "cpu",
+        "--simd",
+        "scalar",
+        "bench",
+        "infer",
+        "--preset",
+        "tiny",
+        "--batch-size",
+        "1",
+        "--seq-len",
+        "8",
+        "--reps",
+        "1",
+    ])
+    .ok();
 }

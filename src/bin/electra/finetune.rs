@@ -1,10 +1,10 @@
 //! `electra finetune` and `electra predict`: sentence classification from labelled text files
 //! (TSV `label<TAB>text`, or CSV `label,text`).
 
-use super::infer::{encode_row, load_with_tokenizer};
+use super::infer::load_with_tokenizer;
 use super::pretrain::save_tokenizer_into;
 use electra::data::corpus::TokenBatch as Padded;
-use electra::data::tokenizer::Tokenizer;
+use electra::data::tokenizer::{EncodeOptions, TextInput, Tokenizer};
 use electra::error::{Error, Result};
 use electra::finetune::{FineTuner, FinetuneOptions};
 use electra::io::atomic::write_atomic;
@@ -12,7 +12,7 @@ use electra::limits::MAX_LABELS;
 use electra::model::classifier::{label_names, LabelSet};
 use electra::model::Model;
 use electra::quant::WeightFormat;
-use electra::session::{Batch, Session, SessionOptions};
+use electra::session::{Session, SessionOptions};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::collections::HashSet;
@@ -105,16 +105,18 @@ fn encode_all(
     labels: &LabelSet,
     seq_len: usize,
 ) -> Result<Vec<(usize, Vec<i32>)>> {
+    // [CLS] text [SEP], the text cut so that the row fits --seq-len and the model's positions.
+    let max_length = seq_len.min(model.input_config().max_position_embeddings).max(3);
+    let opts = EncodeOptions { add_special_tokens: true, max_length };
     data.iter()
         .map(|(l, text)| {
             let y = labels.id(l).ok_or_else(|| {
                 Error::arg(format!("label {l:?} is neither in the training file nor one of the model's labels"))
             })?;
-            let mut row = encode_row(tok, model, text)?;
+            let mut row = tok.encode_batch(&[TextInput::Single(text)], &opts)?.input_ids;
             if row.len() > seq_len {
-                let sep = *row.last().expect("row has [SEP]");
-                row.truncate(seq_len - 1);
-                row.push(sep);
+                // --seq-len 2: [CLS] [SEP] alone.
+                row = vec![tok.special_ids().cls, tok.special_ids().sep];
             }
             Ok((y, row))
         })
@@ -218,42 +220,4 @@ pub fn run(a: &FinetuneArgs) -> Result<Option<f64>> {
     })?;
     eprintln!("saved the classifier to {}", a.out.display());
     Ok(last)
-}
-
-/// Label probabilities of `text` from a fine-tuned classifier directory.
-pub fn predict(dir: &Path, text: &str, opts: &SessionOptions, quantize: WeightFormat) -> Result<Vec<(String, f32)>> {
-    let (model, tok) = load_with_tokenizer(dir, quantize)?;
-    let names = label_names(&classifier(&model)?.config);
-    let mut s = Session::with_options(model.clone(), opts)?;
-    let probs = class_probs(&mut s, &tok, &model, text)?;
-    Ok(names.into_iter().zip(probs).collect())
-}
-
-fn classifier(model: &electra::model::Model) -> Result<&electra::model::classifier::Classifier> {
-    model.cls().ok_or_else(|| Error::Unsupported("predict needs a fine-tuned classifier (electra finetune)".into()))
-}
-
-/// Softmax of the classifier's logits for one text.
-fn class_probs(s: &mut Session, tok: &Tokenizer, model: &electra::model::Model, text: &str) -> Result<Vec<f32>> {
-    let row = encode_row(tok, model, text)?;
-    let mut logits = vec![0.0; classifier(model)?.num_labels];
-    s.classify(&Batch::new(&row, 1, row.len()), &mut logits)?;
-    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-    let sum: f32 = logits.iter().map(|&x| (x - max).exp()).sum();
-    Ok(logits.iter().map(|&x| (x - max).exp() / sum).collect())
-}
-
-/// `electra predict --input FILE`: one JSON line per line, `{"probs": [...], "label": "name",
-/// "label_id": i, "labels": [names]}`: `probs` in id order, `labels` the names in that order.
-pub fn predict_file(dir: &Path, file: &Path, opts: &SessionOptions, quantize: WeightFormat) -> Result<()> {
-    let (model, tok) = load_with_tokenizer(dir, quantize)?;
-    let text = super::input::read_text(file, super::input::MAX_TEXT_FILE_BYTES, "--input")?;
-    let names = label_names(&classifier(&model)?.config);
-    let mut s = Session::with_options(model.clone(), opts)?;
-    for line in text.lines() {
-        let probs = class_probs(&mut s, &tok, &model, line.trim_end_matches('\r'))?;
-        let id = probs.iter().enumerate().fold(0, |b, (i, p)| if *p > probs[b] { i } else { b });
-        println!("{}", serde_json::json!({"probs": probs, "label": names[id], "label_id": id, "labels": names}));
-    }
-    Ok(())
 }

@@ -1,6 +1,6 @@
 //! `electra`: pre-train, inspect and benchmark ELECTRA models from the shell.
 
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 mod args;
 mod bench;
 mod finetune;
@@ -9,27 +9,67 @@ mod input;
 mod plot;
 mod pretrain;
 use electra::pretrain::Objective;
-use electra::Device;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "electra", version, about = "Pre-train, fine-tune and run ELECTRA text encoders")]
+#[command(
+    name = "electra",
+    version,
+    about = "Pre-train, fine-tune and run ELECTRA text encoders",
+    after_help = "--device, --simd and --quantize may also come before the subcommand \
+                  (electra --device cuda bench infer); each subcommand takes only those it uses."
+)]
 struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// Where a command runs: every command that computes (not `quantize` or `tokenize`).
+#[derive(Args, Clone)]
+struct Runtime {
     /// Where to run: cpu, cuda or cuda:N (CUDA needs a build with `--features cuda`).
-    #[arg(long, global = true, default_value = "cpu")]
+    #[arg(long, default_value = "cpu")]
     device: String,
-    /// Weights of inference commands: f32 as stored, or int8 (quantize the Linear weights as the
-    /// model loads; a model written by `electra quantize` is int8 either way).
-    #[arg(long, global = true, default_value = "f32")]
-    quantize: String,
     /// CPU kernels: best, avx512, avx2, neon or scalar, a cap on the widest vectors used (default:
     /// best, or ELECTRA_SIMD). Results are the same bits under every cap, but for f32 inference's
     /// scalar kernel, which differs by rounding.
-    #[arg(long, global = true, value_parser = args::simd)]
+    #[arg(long, value_parser = args::simd)]
     simd: Option<electra::backend::Simd>,
-    #[command(subcommand)]
-    cmd: Cmd,
+}
+
+/// How an inference command loads the weights.
+#[derive(Args, Clone)]
+struct Weights {
+    /// Weights: f32 as stored, or int8 (quantize the Linear weights as the model loads; a model
+    /// written by `electra quantize` is int8 either way).
+    #[arg(long, default_value = "f32", value_parser = ["f32", "int8"])]
+    quantize: String,
+}
+
+/// The options of the inference commands (embed, predict, detect, fill-mask).
+#[derive(Args, Clone)]
+struct Infer {
+    #[command(flatten)]
+    rt: Runtime,
+    #[command(flatten)]
+    weights: Weights,
+    /// Worker threads (0: one per core).
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0, value_parser = args::threads)]
+    threads: usize,
+    /// Cut each text to this many tokens, [CLS] and [SEP] included (default: the model's
+    /// max_position_embeddings).
+    #[arg(long, allow_negative_numbers = true, value_parser = args::seq_len)]
+    max_length: Option<usize>,
+}
+
+/// Rows per forward pass of the commands that take many texts (embed, predict).
+#[derive(Args, Clone)]
+struct Batching {
+    /// Texts per forward pass: texts are sorted by length and run in padded batches of this
+    /// many (results do not depend on it; 1 runs them one at a time).
+    #[arg(long, allow_negative_numbers = true, default_value_t = electra::text::DEFAULT_BATCH_SIZE, value_parser = args::batch_size)]
+    batch_size: usize,
 }
 
 // Parsed once per process: the size of the pretrain variant costs nothing worth a Box.
@@ -139,17 +179,21 @@ enum Cmd {
         /// Seconds a rank waits for the others in a collective before the run fails.
         #[arg(long, allow_negative_numbers = true, default_value_t = 600.0, value_parser = args::timeout)]
         collective_timeout: f64,
+        #[command(flatten)]
+        rt: Runtime,
     },
-    /// Show, for each token of TEXT, the probability that it was replaced.
+    /// Show, for each word of TEXT, the probability that it was replaced.
     Detect {
         /// Model directory (pair layout or discriminator, with its tokenizer).
         #[arg(long)]
         model: PathBuf,
         /// The sentence.
         text: String,
-        /// Print JSON.
+        /// Print JSON: [{"token": word, "replaced_probability": p, "start": byte, "end": byte}, ...].
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        infer: Infer,
     },
     /// Predict each [MASK] of TEXT with the generator (top k).
     FillMask {
@@ -161,17 +205,54 @@ enum Cmd {
         /// Candidates per mask.
         #[arg(long, allow_negative_numbers = true, default_value_t = 5, value_parser = args::positive)]
         top_k: usize,
+        /// Print one JSON object: {"text": ..., "masks": [[{"token", "id", "probability"}, ...], ...]}.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        infer: Infer,
     },
-    /// Sentence embeddings as JSON lines (texts from the arguments, else one per stdin line).
+    /// Sentence embeddings as JSON lines {"text": ..., "embedding": [...]}, in input order (texts
+    /// from the arguments, else --input FILE, else one per stdin line).
     Embed {
         /// Model directory (pair layout, discriminator or classifier, with its tokenizer).
         #[arg(long)]
         model: PathBuf,
-        /// Pooling: mean (over tokens) or cls.
+        /// Pooling: mean (over the text's tokens, [CLS] and [SEP] included) or cls.
         #[arg(long, default_value = "mean", value_parser = ["mean", "cls"])]
         pool: String,
-        /// Texts (default: read lines from stdin, each at most 1 MiB).
+        /// Scale each embedding to unit length (L2).
+        #[arg(long)]
+        normalize: bool,
+        /// Texts (default: --input, else lines from stdin, each at most 1 MiB).
+        #[arg(conflicts_with = "input")]
         text: Vec<String>,
+        /// A file of texts, one per line.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        #[command(flatten)]
+        infer: Infer,
+        #[command(flatten)]
+        batching: Batching,
+    },
+    /// Token ids, tokens, byte offsets and token types of each text as JSON lines, as the model
+    /// reads them ([CLS] text [SEP]; with --pair, [CLS] a [SEP] b [SEP]).
+    Tokenize {
+        /// A model directory (its tokenizer), a tokenizer.json or a vocab.txt.
+        #[arg(long)]
+        model: PathBuf,
+        /// Texts (default: --input, else lines from stdin, each at most 1 MiB).
+        #[arg(conflicts_with = "input")]
+        text: Vec<String>,
+        /// A file of texts, one per line.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Text pairs: the arguments two at a time, or lines holding a<TAB>b. Each pair's offsets
+        /// are into its own text (type id 0: a, 1: b).
+        #[arg(long)]
+        pair: bool,
+        /// Cut each row to this many tokens, special tokens included (default: no limit).
+        #[arg(long, allow_negative_numbers = true, value_parser = args::seq_len)]
+        max_length: Option<usize>,
     },
     /// Fine-tune a sentence classifier on TSV (label<TAB>text) or CSV (label,text) files.
     Finetune {
@@ -215,6 +296,8 @@ enum Cmd {
         /// the head, as HF; the default), false, or one probability for all.
         #[arg(long, allow_negative_numbers = true, value_parser = args::dropout)]
         dropout: Option<electra::options::DropoutSetting>,
+        #[command(flatten)]
+        rt: Runtime,
     },
     /// Label probabilities of TEXT from a fine-tuned classifier (or, with --input, one JSON line
     /// {"probs": [...], "label": "name", "label_id": i, "labels": [names]} per line of FILE).
@@ -228,6 +311,13 @@ enum Cmd {
         /// A file of sentences, one per line.
         #[arg(long, conflicts_with = "text")]
         input: Option<PathBuf>,
+        /// Print the JSON line of --input for TEXT too.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        infer: Infer,
+        #[command(flatten)]
+        batching: Batching,
     },
     /// Write the int8 copy of a model: every encoder and head Linear weight symmetric int8 per
     /// output channel with f32 scales (docs/PERFORMANCE.md); loads wherever the f32 one does.
@@ -271,11 +361,45 @@ enum Cmd {
         /// ELECTRA_CUDA_TF32=1 also turns them on).
         #[arg(long)]
         tf32: bool,
+        #[command(flatten)]
+        rt: Runtime,
+        #[command(flatten)]
+        weights: Weights,
     },
 }
 
+/// The flags a subcommand may take that scripts also put before it (`electra --device cuda bench
+/// infer`): moved behind the subcommand's name, whose parser accepts or refuses them.
+const LEADING: [&str; 3] = ["--device", "--simd", "--quantize"];
+
+/// `argv` with the [`LEADING`] flags that come before the subcommand moved behind its name.
+fn hoist_leading_flags(argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut moved = Vec::new();
+    let mut i = 1;
+    while i < argv.len() {
+        let Some(a) = argv[i].to_str() else { return argv };
+        if LEADING.contains(&a) && i + 1 < argv.len() {
+            moved.extend_from_slice(&argv[i..i + 2]);
+            i += 2;
+        } else if LEADING.iter().any(|f| a.strip_prefix(f).is_some_and(|r| r.starts_with('='))) {
+            moved.push(argv[i].clone());
+            i += 1;
+        } else if a.starts_with('-') || moved.is_empty() {
+            // --help, --version or a typo: clap answers; nothing moved, nothing to do.
+            return argv;
+        } else {
+            let mut out = vec![argv[0].clone()];
+            out.extend_from_slice(&argv[i..=i]);
+            out.extend(moved);
+            out.extend_from_slice(&argv[i + 1..]);
+            return out;
+        }
+    }
+    argv
+}
+
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    let matches = Cli::command().get_matches_from(hoist_leading_flags(std::env::args_os().collect()));
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // The flags typed on the command line (not defaults): a resumed run takes the others from
     // its checkpoint and refuses those that contradict it.
@@ -297,18 +421,50 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli, given: &pretrain::Given) -> electra::Result<ExitCode> {
-    let device: Device = cli.device.parse()?;
-    let quantize: electra::quant::WeightFormat = cli.quantize.parse()?;
-    let inference_only = |what: &str| match quantize {
-        electra::quant::WeightFormat::F32 => Ok(()),
-        electra::quant::WeightFormat::Int8 => {
-            Err(electra::Error::arg(format!("--quantize int8 is for inference commands; {what} needs f32 weights")))
+impl Runtime {
+    fn session_options(&self, threads: usize) -> electra::Result<electra::SessionOptions> {
+        Ok(electra::SessionOptions { device: self.device.parse()?, simd: self.simd, threads, ..Default::default() })
+    }
+}
+
+impl Weights {
+    fn format(&self) -> electra::Result<electra::quant::WeightFormat> {
+        self.quantize.parse()
+    }
+}
+
+impl Infer {
+    /// The model at `dir` with its tokenizer, in a session as the flags say.
+    fn load(&self, dir: &std::path::Path) -> electra::Result<(electra::Session, electra::data::tokenizer::Tokenizer)> {
+        let opts = self.rt.session_options(self.threads)?;
+        let (model, tok) = infer::load_with_tokenizer(dir, self.weights.format()?)?;
+        Ok((electra::Session::with_options(model, &opts)?, tok))
+    }
+
+    fn text_options(&self, batch_size: usize) -> electra::text::TextOptions {
+        electra::text::TextOptions { batch_size, max_length: self.max_length.unwrap_or(0), ..Default::default() }
+    }
+}
+
+/// Texts from the arguments, else the lines of `--input`, else stdin's lines (streamed a bounded
+/// line at a time: an endless or newline-free stream is an error at its first over-long line, not
+/// an unbounded allocation).
+fn texts_from(
+    text: Vec<String>,
+    input: Option<PathBuf>,
+) -> electra::Result<Box<dyn Iterator<Item = electra::Result<String>>>> {
+    Ok(match input {
+        Some(file) => {
+            let all = input::read_text(&file, input::MAX_TEXT_FILE_BYTES, "--input")?;
+            let lines: Vec<String> = all.lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
+            Box::new(lines.into_iter().map(Ok))
         }
-    };
-    let simd = cli.simd;
-    let sopts = electra::SessionOptions { device, simd, ..Default::default() };
-    let session = |m| electra::Session::with_options(m, &sopts);
+        None if text.is_empty() => Box::new(input::StdinLines::new()),
+        None => Box::new(text.into_iter().map(Ok)),
+    })
+}
+
+fn run(cli: Cli, given: &pretrain::Given) -> electra::Result<ExitCode> {
     let r = match cli.cmd {
         Cmd::Pretrain {
             out,
@@ -340,8 +496,9 @@ fn run(cli: Cli, given: &pretrain::Given) -> electra::Result<ExitCode> {
             distributed,
             accumulate_steps,
             collective_timeout,
+            rt,
         } => (|| {
-            inference_only("pretrain")?;
+            let (device, simd) = (rt.device.parse()?, rt.simd);
             let distributed = match distributed.as_str() {
                 "none" => electra::pretrain::Distributed::None,
                 "mpi" => electra::pretrain::Distributed::Mpi,
@@ -403,33 +560,42 @@ fn run(cli: Cli, given: &pretrain::Given) -> electra::Result<ExitCode> {
             };
             pretrain::run(args, mode)
         })(),
-        Cmd::Detect { model, text, json } => infer::load_with_tokenizer(&model, quantize).and_then(|(m, tok)| {
-            let scores = infer::detect(&mut session(m)?, &tok, &text)?;
-            infer::print_detect(&scores, json);
+        Cmd::Detect { model, text, json, infer: inf } => inf.load(&model).and_then(|(mut s, tok)| {
+            let words = electra::text::detect_text(&mut s, &tok, &text, &inf.text_options(0))?;
+            infer::print_detect(&text, &words, json);
             Ok(())
         }),
-        Cmd::FillMask { model, text, top_k } => infer::load_with_tokenizer(&model, quantize).and_then(|(m, tok)| {
-            for (i, cands) in infer::fill_mask(&mut session(m)?, &tok, &text, top_k)?.iter().enumerate() {
-                println!("[MASK] #{}:", i + 1);
-                for (t, p) in cands {
-                    println!("  {t:>16}  {p:.4}");
+        Cmd::FillMask { model, text, top_k, json, infer: inf } => inf.load(&model).and_then(|(mut s, tok)| {
+            let masks = electra::text::fill_mask_text(&mut s, &tok, &text, top_k, &inf.text_options(0))?;
+            infer::print_fill_mask(&tok, &text, &masks, json);
+            Ok(())
+        }),
+        Cmd::Embed { model, pool, normalize, text, input, infer: inf, batching } => (|| {
+            let texts = texts_from(text, input)?;
+            let (mut s, tok) = inf.load(&model)?;
+            let o = electra::text::TextOptions {
+                pooling: electra::text::Pooling::parse(&pool)?,
+                normalize,
+                ..inf.text_options(batching.batch_size)
+            };
+            infer::embed_lines(&mut s, &tok, texts, &o)
+        })(),
+        Cmd::Tokenize { model, text, input, pair, max_length } => (|| {
+            let pairing = match (pair, text.is_empty()) {
+                (false, _) => infer::Pairing::None,
+                (true, true) => infer::Pairing::Tab,
+                (true, false) if text.len() % 2 == 1 => {
+                    return Err(electra::Error::arg(format!(
+                        "--pair takes the texts two at a time; {} texts leave the last without a partner",
+                        text.len()
+                    )))
                 }
-            }
-            Ok(())
-        }),
-        Cmd::Embed { model, pool, text } => infer::load_with_tokenizer(&model, quantize).and_then(|(m, tok)| {
-            // Stdin is streamed a bounded line at a time: an endless or newline-free stream is
-            // an error at its first over-long line, not an unbounded allocation.
-            let texts: Box<dyn Iterator<Item = electra::Result<String>>> =
-                if text.is_empty() { Box::new(input::StdinLines::new()) } else { Box::new(text.into_iter().map(Ok)) };
-            let mut s = session(m)?;
-            for t in texts {
-                let t = t?;
-                let v = infer::embed(&mut s, &tok, &t, &pool)?;
-                println!("{}", serde_json::json!({"text": t, "embedding": v}));
-            }
-            Ok(())
-        }),
+                (true, false) => infer::Pairing::Adjacent,
+            };
+            let texts = texts_from(text, input)?;
+            let tok = infer::load_tokenizer(&model)?;
+            infer::tokenize_lines(&tok, texts, pairing, max_length.unwrap_or(0))
+        })(),
         Cmd::Finetune {
             model,
             train,
@@ -444,8 +610,9 @@ fn run(cli: Cli, given: &pretrain::Given) -> electra::Result<ExitCode> {
             seed,
             threads,
             dropout,
+            rt,
         } => (|| {
-            inference_only("finetune")?;
+            let (device, simd) = (rt.device.parse()?, rt.simd);
             input::check_out_dir(&out, "--out", true)?;
             let opts = electra::finetune::FinetuneOptions {
                 learning_rate,
@@ -461,14 +628,12 @@ fn run(cli: Cli, given: &pretrain::Given) -> electra::Result<ExitCode> {
             finetune::run(&finetune::FinetuneArgs { model, train, eval, out, epochs, batch_size, seq_len, opts })
                 .map(|_| ())
         })(),
-        Cmd::Predict { model, text, input } => match input {
-            Some(file) => finetune::predict_file(&model, &file, &sopts, quantize),
-            None => finetune::predict(&model, text.as_deref().unwrap_or_default(), &sopts, quantize).map(|probs| {
-                for (l, p) in probs {
-                    println!("{l:>16}  {p:.4}");
-                }
-            }),
-        },
+        Cmd::Predict { model, text, input, json, infer: inf, batching } => (|| {
+            let one = input.is_none();
+            let texts = texts_from(text.into_iter().collect(), input)?;
+            let (mut s, tok) = inf.load(&model)?;
+            infer::predict_lines(&mut s, &tok, texts, &inf.text_options(batching.batch_size), one && !json)
+        })(),
         Cmd::Quantize { model, out } => input::check_out_dir(&out, "--out", true)
             .and_then(|_| infer::quantize_dir(&model, &out))
             .map(|(f32_bytes, int8_bytes)| {
@@ -480,7 +645,8 @@ fn run(cli: Cli, given: &pretrain::Given) -> electra::Result<ExitCode> {
                     f32_bytes as f64 / 1e6
                 );
             }),
-        Cmd::Bench { what, preset, batch_size, seq_len, threads, reps, json, model, save_model, tf32 } => {
+        Cmd::Bench { what, preset, batch_size, seq_len, threads, reps, json, model, save_model, tf32, rt, weights } => {
+            let (device, simd, quantize) = (rt.device.parse()?, rt.simd, weights.format()?);
             if let Some(dir) = &save_model {
                 input::check_out_dir(dir, "--save-model", true)?;
             }
