@@ -29,7 +29,9 @@ done
 electra_lib_build
 lib="$ELECTRA_LIB_DIR/libelectra.so"
 [ -f "$lib" ] || { echo "missing $lib" >&2; exit 1; }
-nm -D --defined-only "$lib" | grep -q ' Java_dev_electra_Native_' ||
+# (grep without -q reads all of nm's output: with pipefail, -q exiting at the first match could
+# fail the pipeline with nm's SIGPIPE.)
+nm -D --defined-only "$lib" | grep ' Java_dev_electra_Native_' >/dev/null ||
   { echo "$lib has no JNI entry points: build it with --features jni" >&2; exit 1; }
 
 out="$here/build"

@@ -27,6 +27,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::{null, null_mut};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+mod text;
+
 /// A failure to report to Java: an `ELECTRA_*` status and its message.
 struct Fail {
     code: electra_status,

@@ -122,4 +122,41 @@ public final class Model extends NativeHandle {
     public Session newSession(String optionsJson) {
         return Session.create(this, optionsJson);
     }
+
+    private volatile String[] labels;
+
+    /**
+     * The tokenizer saved beside the model's weights (tokenizer.json or vocab.txt in the
+     * directory {@link #load(String)} read), shared with the model: close it when done. A model
+     * without one (or loaded from memory) is {@link Status#UNSUPPORTED}, as is one whose
+     * tokenizer could not be read or has more ids than the model.
+     */
+    public Tokenizer tokenizer() {
+        try {
+            return new Tokenizer(Native.modelTokenizer(handle()));
+        } catch (ElectraException e) {
+            throw translate(e);
+        } finally {
+            keepAlive();
+        }
+    }
+
+    /**
+     * The names of the classification labels, by id (config.json's id2label; LABEL_i where it
+     * has none); empty without a classifier. A copy; {@link Status#INVALID_HANDLE} once closed.
+     */
+    public String[] labels() {
+        String[] l = labels;
+        if (l == null || isClosed()) {
+            try {
+                l = Native.modelLabels(handle());
+            } catch (ElectraException e) {
+                throw translate(e);
+            } finally {
+                keepAlive();
+            }
+            labels = l;
+        }
+        return l.clone();
+    }
 }

@@ -109,4 +109,41 @@ final class Native {
     static native void finetunerSave(long finetuner, String dir);
 
     static native void finetunerFree(long finetuner);
+
+    // Text (src/jni/text.rs). Texts cross as UTF-8 byte arrays, encoded strictly by the caller.
+
+    static native long tokenizerLoad(String path);
+
+    static native long tokenizerLoadMemory(byte[] json);
+
+    static native long modelTokenizer(long model);
+
+    static native void tokenizerFree(long tokenizer);
+
+    /** {vocabSize, padId, unkId, clsId, sepId, maskId}. */
+    static native int[] tokenizerInfo(long tokenizer);
+
+    /** {ids, mask, types, offsets (2 per token, UTF-8 bytes), {seqLen}}; b null: single texts. */
+    static native int[][] tokenizerEncode(long tokenizer, byte[][] a, byte[][] b, boolean addSpecial, int maxLength);
+
+    static native String tokenizerDecode(long tokenizer, int[] ids, boolean skipSpecial);
+
+    static native int tokenizerTokenToId(long tokenizer, byte[] token);
+
+    static native String tokenizerIdToToken(long tokenizer, int id);
+
+    static native String[] modelLabels(long model);
+
+    /**
+     * kind 0: embeddings (width: the hidden size), 1: class probabilities (width: the labels);
+     * tokenizer 0: the model's; params {batchSize, maxLength, pooling, normalize} or null.
+     */
+    static native float[] sessionTexts(long session, long tokenizer, int kind, byte[][] a, byte[][] b, int[] params,
+            long width);
+
+    /** 3 ints per word: start, end (UTF-8 bytes), Float.floatToRawIntBits(score). */
+    static native int[] sessionDetectText(long session, long tokenizer, byte[] text, int[] params);
+
+    /** {nMasks, k, then nMasks*k pairs of id, Float.floatToRawIntBits(score)}. */
+    static native int[] sessionFillMask(long session, long tokenizer, byte[] text, int topK, int[] params);
 }
