@@ -576,15 +576,23 @@ fn trainers_and_finetuners_step_on_text_and_the_classifier_keeps_its_tokenizer()
     ok(unsafe { electra_finetuner_new_with_params(p.as_ptr(), 2, &fp, &mut f) });
     let ts: Vec<electra_text> = TEXTS.iter().map(|t| text(t)).collect();
     let labels: Vec<i32> = (0..ts.len() as i32).map(|i| i % 2).collect();
-    let mut stats = electra_finetune_stats { struct_size: std::mem::size_of::<electra_finetune_stats>() as u32, ..Default::default() };
-    ok(unsafe { electra_finetuner_step_texts(f, null(), ts.as_ptr(), null(), ts.len(), labels.as_ptr(), null(), &mut stats) });
+    let mut stats = electra_finetune_stats {
+        struct_size: std::mem::size_of::<electra_finetune_stats>() as u32,
+        ..Default::default()
+    };
+    ok(unsafe {
+        electra_finetuner_step_texts(f, null(), ts.as_ptr(), null(), ts.len(), labels.as_ptr(), null(), &mut stats)
+    });
     assert_eq!(stats.step, 1);
     assert!(stats.loss.is_finite());
-    ok(unsafe { electra_finetuner_step_texts(f, null(), ts.as_ptr(), ts.as_ptr(), ts.len(), labels.as_ptr(), null(), &mut stats) });
+    ok(unsafe {
+        electra_finetuner_step_texts(f, null(), ts.as_ptr(), ts.as_ptr(), ts.len(), labels.as_ptr(), null(), &mut stats)
+    });
     assert_eq!(stats.step, 2);
     let bad = [0xffu8];
     let bt = [electra_text { data: bad.as_ptr().cast(), len: 1 }];
-    let st = unsafe { electra_finetuner_step_texts(f, null(), bt.as_ptr(), null(), 1, labels.as_ptr(), null(), &mut stats) };
+    let st =
+        unsafe { electra_finetuner_step_texts(f, null(), bt.as_ptr(), null(), 1, labels.as_ptr(), null(), &mut stats) };
     expect_err(st, ELECTRA_ERR_INVALID_ARGUMENT, "UTF-8");
     assert_eq!(stats.step, 2, "a refused step changes nothing");
     // The saved classifier carries the tokenizer: its text calls work after a reload.
@@ -594,13 +602,26 @@ fn trainers_and_finetuners_step_on_text_and_the_classifier_keeps_its_tokenizer()
     unsafe { electra_finetuner_free(f) };
     let h = open(&out);
     let mut probs = vec![0f32; 2 * ts.len()];
-    ok(unsafe { electra_session_classify_texts(h.s, null(), ts.as_ptr(), null(), ts.len(), null(), probs.as_mut_ptr(), probs.len()) });
+    ok(unsafe {
+        electra_session_classify_texts(
+            h.s,
+            null(),
+            ts.as_ptr(),
+            null(),
+            ts.len(),
+            null(),
+            probs.as_mut_ptr(),
+            probs.len(),
+        )
+    });
 
     let mut t = null_mut();
-    let tp = electra_trainer_params { max_seq_len: 16, threads: 1, vocab_size: 3000, ..electra_trainer_default_params() };
+    let tp =
+        electra_trainer_params { max_seq_len: 16, threads: 1, vocab_size: 3000, ..electra_trainer_default_params() };
     ok(unsafe { electra_trainer_new_with_params(c"tiny".as_ptr(), &tp, &mut t) });
     let tok = h.t;
-    let mut ss = electra_step_stats { struct_size: std::mem::size_of::<electra_step_stats>() as u32, ..Default::default() };
+    let mut ss =
+        electra_step_stats { struct_size: std::mem::size_of::<electra_step_stats>() as u32, ..Default::default() };
     ok(unsafe { electra_trainer_step_texts(t, tok, ts.as_ptr(), ts.len(), null(), &mut ss) });
     assert_eq!(ss.step, 1);
     let st = unsafe { electra_trainer_step_texts(t, null(), ts.as_ptr(), ts.len(), null(), &mut ss) };
