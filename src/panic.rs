@@ -25,8 +25,19 @@ pub(crate) fn in_call() -> bool {
     DEPTH.with(|d| d.get() > 0)
 }
 
+thread_local! {
+    /// This thread is working for a C ABI call (set by the CPU pool for each task it runs).
+    static WORKER_QUIET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as working (or not) for a C ABI call; returns the previous mark. The CPU
+/// pool sets it around each task, so this module needs nothing from the backend.
+pub(crate) fn set_worker_quiet(quiet: bool) -> bool {
+    WORKER_QUIET.with(|q| q.replace(quiet))
+}
+
 fn quiet() -> bool {
-    in_call() || crate::backend::cpu::pool::Ctx::current().is_some_and(|c| c.ffi)
+    in_call() || WORKER_QUIET.with(Cell::get)
 }
 
 fn install_hook() {

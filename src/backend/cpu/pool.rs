@@ -116,13 +116,15 @@ impl Ctx {
     /// Runs `f` with this context current on this thread, restoring the previous one after
     /// (also when `f` panics).
     pub fn enter<R>(self, f: impl FnOnce() -> R) -> R {
-        struct Restore(Option<Ctx>);
+        struct Restore(Option<Ctx>, bool);
         impl Drop for Restore {
             fn drop(&mut self) {
                 CTX.with(|c| c.set(self.0));
+                crate::panic::set_worker_quiet(self.1);
             }
         }
-        let _restore = Restore(CTX.with(|c| c.replace(Some(self))));
+        let quiet = crate::panic::set_worker_quiet(self.ffi);
+        let _restore = Restore(CTX.with(|c| c.replace(Some(self))), quiet);
         f()
     }
 }
