@@ -283,8 +283,16 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
+fn require_discriminator(model: &Model) -> Result<()> {
+    match model.disc() {
+        Some(_) => Ok(()),
+        None => Err(Error::Unsupported("replaced-token detection needs a discriminator".into())),
+    }
+}
+
 /// The number of words [`detect_text`] scores for `text` (its size, from tokenization alone).
 pub fn detect_word_count(model: &Model, tok: &Tokenizer, text: &str, o: &TextOptions) -> Result<usize> {
+    require_discriminator(model)?;
     let e = &encode_rows(tok, model, &[TextInput::Single(text)], o.max_length)?[0];
     let mut words: Vec<i32> = e.words.iter().copied().filter(|&w| w >= 0).collect();
     words.dedup();
@@ -301,9 +309,7 @@ pub fn mask_count(model: &Model, tok: &Tokenizer, text: &str, o: &TextOptions) -
 /// `max_length` are cut), in text order.
 pub fn detect_text(s: &mut Session, tok: &Tokenizer, text: &str, o: &TextOptions) -> Result<Vec<WordScore>> {
     let model = s.model().clone();
-    if model.disc().is_none() {
-        return Err(Error::Unsupported("replaced-token detection needs a discriminator".into()));
-    }
+    require_discriminator(&model)?;
     let rows = encode_rows(tok, &model, &[TextInput::Single(text)], o.max_length)?;
     let e = &rows[0];
     let mut logits = vec![0.0; e.seq_len];
