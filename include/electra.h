@@ -85,30 +85,34 @@
  *   calls leave it unchanged. No panic or exception crosses the boundary
  *   (ELECTRA_ERR_PANIC reports one that was caught).
  *
- * EXAMPLE
+ * EXAMPLE: the similarity of two sentences
  *   #include <stdio.h>
  *   #include "electra.h"
  *
  *   int main(void) {
  *       electra_model *model = NULL;
  *       electra_session *session = NULL;
- *       int32_t ids[4] = {1, 7, 9, 2};
- *       float logits[4];
+ *       electra_text texts[2] = {{"the whale swam", 14}, {"a whale swims", 13}};
+ *       electra_text_params p = electra_text_default_params();
+ *       float e[2 * 256];                   // 2 * hidden_size (electra_model_get_info)
  *       char msg[512];
- *       electra_status st = electra_model_load("models/electra-small", &model);
+ *       p.normalize = 1;                    // unit rows: a dot product is the cosine
+ *       electra_status st = electra_model_load("models/electra-small", &model);  // + tokenizer
  *       if (st == ELECTRA_OK) st = electra_session_new(model, &session);
- *       if (st == ELECTRA_OK)
- *           st = electra_session_discriminate(session, ids, NULL, NULL, 1, 4, logits, 4);
+ *       if (st == ELECTRA_OK) st = electra_session_embed_texts(session, NULL, texts, 2, &p, e, 512);
  *       if (st != ELECTRA_OK) {
  *           electra_last_error_message(msg, sizeof msg);
  *           fprintf(stderr, "electra: %s: %s\n", electra_status_str(st), msg);
  *       } else {
- *           printf("P(replaced) of token 1: logit %f\n", logits[1]);
+ *           float cos = 0;
+ *           for (int k = 0; k < 256; k++) cos += e[k] * e[256 + k];
+ *           printf("cosine %f\n", cos);
  *       }
  *       electra_session_free(session);
  *       electra_model_free(model);
  *       return st == ELECTRA_OK ? 0 : 1;
  *   }
+ *   Calls on token ids (electra_session_discriminate, ...) take electra_tokenizer_encode's ids.
  */
 
 #ifndef ELECTRA_H

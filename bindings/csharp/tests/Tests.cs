@@ -1331,7 +1331,9 @@ namespace Electra.Tests
             string config = Path.Combine(cls, "config.json");
             File.WriteAllText(config, File.ReadAllText(config).Replace("\"LABEL_0\"", "\"sad\"").Replace("\"LABEL_1\"", "\"neutral\"")
                 .Replace("\"LABEL_2\"", "\"happy\""));
-            File.Copy(Vocab(), Path.Combine(cls, "vocab.txt"));
+            // The fine-tuner saves the tokenizer of the model it started from with the classifier.
+            if (!File.Exists(Path.Combine(cls, "vocab.txt")) || !File.Exists(Path.Combine(cls, "tokenizer.json")))
+                throw new Exception("the saved classifier lacks its tokenizer");
             textBare = bare;
             textPair = pair;
             textCls = cls;
