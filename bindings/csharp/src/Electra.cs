@@ -92,6 +92,27 @@ namespace Electra
             return (int)Math.Min(n.ToUInt64(), (ulong)int.MaxValue);
         }
 
+        /// <summary>Sets the size of the process-wide CPU thread pool that sessions, trainers and
+        /// fine-tuners share by default (electra_set_default_threads): n worker threads, 0 = one
+        /// per core. Before the pool starts a later call replaces the size; after, the same size
+        /// succeeds and another throws ElectraException with Status.InvalidArgument (the pool
+        /// never resizes under handles using it). With 1, those handles run on the calling
+        /// thread. A negative n throws ArgumentOutOfRangeException.</summary>
+        public static void SetDefaultThreads(int n)
+        {
+            if (n < 0) throw new ArgumentOutOfRangeException("n", n, "a thread count is at least 0");
+            Native.Check(Native.electra_set_default_threads(new UIntPtr((uint)n)));
+        }
+
+        /// <summary>The size of the shared CPU thread pool: the threads it runs, or will start
+        /// with (electra_default_threads).</summary>
+        public static int DefaultThreads()
+        {
+            UIntPtr n;
+            Native.Check(Native.electra_default_threads(out n));
+            return (int)Math.Min(n.ToUInt64(), (ulong)int.MaxValue);
+        }
+
         /// <summary>Throws when the loaded library's ABI differs from the one this binding was
         /// written for. Model.Load, Trainer.Create, Trainer.Resume and FineTuner.Create call
         /// it.</summary>

@@ -31,6 +31,12 @@ namespace Electra
         internal static extern int electra_device_count(int kind, out UIntPtr count);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_set_default_threads(UIntPtr n);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int electra_default_threads(out UIntPtr n);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int electra_model_load(byte[] path, out ModelHandle model);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]

@@ -1146,6 +1146,29 @@ namespace Electra.Tests
         private static bool HaveCuda() { return (CudaCount() ?? 0) > 0; }
 
         [Test]
+        private static void TheSharedThreadPoolIsSizedOnce()
+        {
+            // A default session starts the shared pool (if no earlier test did); from then on
+            // its size is fixed.
+            using (var m = Model.Load(Fixture("emb_eq_hidden", "discriminator")))
+            using (var s = m.CreateSession())
+            {
+                s.Discriminate(new[] { 1, 2, 3 }, null, null, 1, 3);
+            }
+            int n = Library.DefaultThreads();
+            Assert.True(n >= 1, "shared pool size " + n);
+            Library.SetDefaultThreads(n);
+            Assert.Fails("resize a started pool", Status.InvalidArgument, () => Library.SetDefaultThreads(n + 1), "");
+            Assert.Equal(n, Library.DefaultThreads(), "the size after a refused resize");
+            try
+            {
+                Library.SetDefaultThreads(-1);
+                throw new Exception("a negative count was accepted");
+            }
+            catch (ArgumentOutOfRangeException) { }
+        }
+
+        [Test]
         private static void DeviceKindsMatchTheHeader()
         {
             string header = File.ReadAllText(Path.Combine(Root, "include", "electra.h"));
