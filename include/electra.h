@@ -1062,21 +1062,21 @@ electra_status electra_model_save(const electra_model *m,
 
 /**
  * The defaults of `electra_session_params` (those of `electra_session_new`).
- * Returned by value at this version\'s size: a later version that appends fields keeps this
+ * Returned by value at this version's size: a later version that appends fields keeps this
  * function and adds another, so a caller never receives more than it declared.
  */
 electra_session_params electra_session_default_params(void);
 
 /**
  * The defaults of `electra_load_params` (those of `electra_model_load`).
- * Returned by value at this version\'s size: a later version that appends fields keeps this
+ * Returned by value at this version's size: a later version that appends fields keeps this
  * function and adds another, so a caller never receives more than it declared.
  */
 electra_load_params electra_load_default_params(void);
 
 /**
  * The defaults of `electra_trainer_params` (those of `electra_trainer_new` with NULL options).
- * Returned by value at this version\'s size: a later version that appends fields keeps this
+ * Returned by value at this version's size: a later version that appends fields keeps this
  * function and adds another, so a caller never receives more than it declared.
  */
 electra_trainer_params electra_trainer_default_params(void);
@@ -1084,7 +1084,7 @@ electra_trainer_params electra_trainer_default_params(void);
 /**
  * The defaults of `electra_finetuner_params` (those of `electra_finetuner_new` with NULL
  * options).
- * Returned by value at this version\'s size: a later version that appends fields keeps this
+ * Returned by value at this version's size: a later version that appends fields keeps this
  * function and adds another, so a caller never receives more than it declared.
  */
 electra_finetuner_params electra_finetuner_default_params(void);
@@ -1238,7 +1238,7 @@ electra_status electra_session_hidden_states(electra_session *s,
 /**
  * The defaults of `electra_text_params`: batches of 32, the model's length limit, mean pooling,
  * not normalised.
- * Returned by value at this version\'s size: a later version that appends fields keeps this
+ * Returned by value at this version's size: a later version that appends fields keeps this
  * function and adds another, so a caller never receives more than it declared.
  */
 electra_text_params electra_text_default_params(void);
@@ -1401,7 +1401,7 @@ electra_status electra_default_threads(size_t *out);
 
 /**
  * The defaults of `electra_encode_params`: special tokens added, no length limit.
- * Returned by value at this version\'s size: a later version that appends fields keeps this
+ * Returned by value at this version's size: a later version that appends fields keeps this
  * function and adds another, so a caller never receives more than it declared.
  */
 electra_encode_params electra_encode_default_params(void);

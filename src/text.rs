@@ -128,32 +128,6 @@ fn encode_rows(tok: &Tokenizer, model: &Model, inputs: &[TextInput<'_>], max_len
     inputs.iter().map(|i| tok.encode_batch(std::slice::from_ref(i), &opts)).collect()
 }
 
-/// Rows stacked into one padded batch.
-fn stack(rows: &[&Encoded], pad: i32) -> Encoded {
-    let seq_len = rows.iter().map(|r| r.seq_len).max().unwrap_or(1);
-    let n = rows.len() * seq_len;
-    let mut e = Encoded {
-        batch: rows.len(),
-        seq_len,
-        input_ids: vec![pad; n],
-        attention_mask: vec![0; n],
-        token_type_ids: vec![0; n],
-        offsets: vec![[0, 0]; n],
-        words: vec![-1; n],
-        lengths: rows.iter().map(|r| r.lengths[0]).collect(),
-        truncated: rows.iter().map(|r| r.truncated[0]).collect(),
-    };
-    for (i, r) in rows.iter().enumerate() {
-        let (at, l) = (i * seq_len, r.seq_len);
-        e.input_ids[at..at + l].copy_from_slice(&r.input_ids);
-        e.attention_mask[at..at + l].copy_from_slice(&r.attention_mask);
-        e.token_type_ids[at..at + l].copy_from_slice(&r.token_type_ids);
-        e.offsets[at..at + l].copy_from_slice(&r.offsets);
-        e.words[at..at + l].copy_from_slice(&r.words);
-    }
-    e
-}
-
 /// Runs `f` over the rows in padded batches of similar length (longest first) and hands each
 /// row's output slice (`per_token` values per token, or `per_row` per row) to `take` with the
 /// row's index.
@@ -172,7 +146,7 @@ fn batched(
     let mut out = Vec::new();
     for chunk in order.chunks(bs) {
         let group: Vec<&Encoded> = chunk.iter().map(|&i| &rows[i]).collect();
-        let e = stack(&group, pad);
+        let e = Encoded::stack(&group, pad);
         let b = Batch {
             input_ids: &e.input_ids,
             attention_mask: Some(&e.attention_mask),

@@ -143,6 +143,35 @@ impl AttachedTokenizer {
     }
 }
 
+impl Encoded {
+    /// Single rows (each a batch of one, unpadded) stacked into one batch padded with `pad` to
+    /// the longest row (at least one column).
+    pub fn stack(rows: &[&Encoded], pad: i32) -> Encoded {
+        let seq_len = rows.iter().map(|r| r.seq_len).max().unwrap_or(0).max(1);
+        let n = rows.len() * seq_len;
+        let mut e = Encoded {
+            batch: rows.len(),
+            seq_len,
+            input_ids: vec![pad; n],
+            attention_mask: vec![0; n],
+            token_type_ids: vec![0; n],
+            offsets: vec![[0, 0]; n],
+            words: vec![-1; n],
+            lengths: rows.iter().map(|r| r.lengths[0]).collect(),
+            truncated: rows.iter().map(|r| r.truncated[0]).collect(),
+        };
+        for (i, r) in rows.iter().enumerate() {
+            let (at, l) = (i * seq_len, r.lengths[0]);
+            e.input_ids[at..at + l].copy_from_slice(&r.input_ids[..l]);
+            e.attention_mask[at..at + l].copy_from_slice(&r.attention_mask[..l]);
+            e.token_type_ids[at..at + l].copy_from_slice(&r.token_type_ids[..l]);
+            e.offsets[at..at + l].copy_from_slice(&r.offsets[..l]);
+            e.words[at..at + l].copy_from_slice(&r.words[..l]);
+        }
+        e
+    }
+}
+
 /// A WordPiece tokenizer (see the module docs for the exact pipeline).
 #[derive(Clone)]
 pub struct Tokenizer {
@@ -335,40 +364,44 @@ impl Tokenizer {
         if inputs.is_empty() {
             return Err(Error::arg("no texts to encode"));
         }
-        let rows = inputs.iter().map(|input| self.encode_one(input, opts)).collect::<Result<Vec<_>>>()?;
-        let seq_len = rows.iter().map(|r| r.get_ids().len()).max().unwrap_or(0).max(1);
-        let n = rows.len().checked_mul(seq_len).ok_or_else(|| Error::arg("batch too large"))?;
-        let mut e = Encoded {
-            batch: rows.len(),
-            seq_len,
-            input_ids: vec![self.special.pad; n],
-            attention_mask: vec![0; n],
-            token_type_ids: vec![0; n],
-            offsets: vec![[0, 0]; n],
-            words: vec![-1; n],
-            lengths: Vec::with_capacity(rows.len()),
-            truncated: Vec::with_capacity(rows.len()),
-        };
-        for (r, enc) in rows.iter().enumerate() {
-            let at = r * seq_len;
-            let len = enc.get_ids().len();
-            for (i, (&id, &ty)) in enc.get_ids().iter().zip(enc.get_type_ids()).enumerate() {
-                e.input_ids[at + i] = id as i32;
-                e.token_type_ids[at + i] = ty as i32;
-                e.attention_mask[at + i] = 1;
-            }
-            let special = enc.get_special_tokens_mask();
-            for (i, (&(s, t), w)) in enc.get_offsets().iter().zip(enc.get_word_ids()).enumerate() {
-                if special[i] == 0 {
-                    // Lengths were checked to fit in u32 in `encode_one`.
-                    e.offsets[at + i] = [s as u32, t as u32];
-                    e.words[at + i] = w.map_or(-1, |w| w as i32);
-                }
-            }
-            e.lengths.push(len);
-            e.truncated.push(!enc.get_overflowing().is_empty());
-        }
-        Ok(e)
+        let rows = inputs.iter().map(|input| self.encode_row(input, opts)).collect::<Result<Vec<_>>>()?;
+        let seq_len = rows.iter().map(|r| r.seq_len).max().unwrap_or(0).max(1);
+        rows.len().checked_mul(seq_len).ok_or_else(|| Error::arg("batch too large"))?;
+        Ok(Encoded::stack(&rows.iter().collect::<Vec<_>>(), self.special.pad))
+    }
+
+    /// One input as an unpadded row.
+    fn encode_row(&self, input: &TextInput<'_>, opts: &EncodeOptions) -> Result<Encoded> {
+        let enc = self.encode_one(input, opts)?;
+        let special = enc.get_special_tokens_mask();
+        let (offsets, words) = enc
+            .get_offsets()
+            .iter()
+            .zip(enc.get_word_ids())
+            .zip(special)
+            // Lengths were checked to fit in u32 in `encode_one`.
+            .map(
+                |((&(s, t), w), &sp)| {
+                    if sp == 0 {
+                        ([s as u32, t as u32], w.map_or(-1, |w| w as i32))
+                    } else {
+                        ([0, 0], -1)
+                    }
+                },
+            )
+            .unzip();
+        let len = enc.get_ids().len();
+        Ok(Encoded {
+            batch: 1,
+            seq_len: len,
+            input_ids: enc.get_ids().iter().map(|&i| i as i32).collect(),
+            attention_mask: vec![1; len],
+            token_type_ids: enc.get_type_ids().iter().map(|&t| t as i32).collect(),
+            offsets,
+            words,
+            lengths: vec![len],
+            truncated: vec![!enc.get_overflowing().is_empty()],
+        })
     }
 
     fn encode_one(&self, input: &TextInput<'_>, opts: &EncodeOptions) -> Result<tokenizers::Encoding> {

@@ -50,6 +50,19 @@ pub struct electra_finetune_stats {
 unsafe impl StructSized for electra_finetune_stats {}
 const _: () = assert!(std::mem::offset_of!(electra_finetune_stats, struct_size) == 0);
 
+impl From<&crate::finetune::FinetuneStats> for electra_finetune_stats {
+    fn from(s: &crate::finetune::FinetuneStats) -> Self {
+        electra_finetune_stats {
+            struct_size: 0, // `SizedOut::write` keeps the caller's
+            step: s.step,
+            loss: s.loss,
+            accuracy: s.accuracy,
+            learning_rate: s.learning_rate,
+            grad_norm: s.grad_norm,
+        }
+    }
+}
+
 /// The fine-tuner behind a handle, kept alive for this call (see handle.rs).
 fn fine_tuner(f: *const electra_finetuner) -> Result<Arc<Mutex<FineTuner>>> {
     electra_finetuner::get(f)
@@ -137,14 +150,7 @@ pub unsafe extern "C" fn electra_finetuner_step(
         // passed `batch_from`, so `batch` elements fit in `isize` bytes.
         let s = ft.train_step(&b, unsafe { std::slice::from_raw_parts(labels, batch) })?;
         if let Some(stats) = stats {
-            stats.write(&electra_finetune_stats {
-                struct_size: 0, // `write` keeps the caller's
-                step: s.step,
-                loss: s.loss,
-                accuracy: s.accuracy,
-                learning_rate: s.learning_rate,
-                grad_norm: s.grad_norm,
-            });
+            stats.write(&electra_finetune_stats::from(&s));
         }
         Ok(())
     })

@@ -104,6 +104,18 @@ pub(crate) unsafe fn options_str<'a>(p: *const c_char) -> Result<Option<&'a str>
     (!p.is_null()).then(|| unsafe { c_str(p, "options_json") }).transpose()
 }
 
+/// Checks `out`, sets `*out` to NULL and returns it for the result: the create functions'
+/// out-pointer protocol.
+pub(crate) fn out_handle<'a, T>(out: *mut *mut T) -> Result<&'a mut *mut T> {
+    if out.is_null() {
+        return Err(Error::NullPointer("out"));
+    }
+    // SAFETY: `out` is non-NULL and, by every caller's contract, valid for a write.
+    let out = unsafe { &mut *out };
+    *out = std::ptr::null_mut();
+    Ok(out)
+}
+
 /// An optional input array of `n` elements.
 ///
 /// # Safety

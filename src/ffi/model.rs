@@ -120,9 +120,7 @@ pub unsafe extern "C" fn electra_model_load_with_options(
         let path = unsafe { c_str(path, "path")? };
         // SAFETY: `options_json` is NULL or a NUL-terminated string alive for this call.
         let opts = crate::hf::LoadOptions::from_json(unsafe { super::options_str(options_json)? })?;
-        let mut model = crate::hf::load_with(Path::new(path), &opts)?;
-        model.tokenizer = crate::text::tokenizer_beside(&model, Path::new(path));
-        let h = electra_model::publish(model)?;
+        let h = electra_model::publish(load_dir(Path::new(path), &opts)?)?;
         // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
         unsafe { *out = h };
         Ok(())
@@ -189,6 +187,13 @@ pub unsafe extern "C" fn electra_model_load_from_memory(
         unsafe { *out = h };
         Ok(())
     })
+}
+
+/// A model directory as the load functions read it: the weights, and the tokenizer beside them.
+pub(crate) fn load_dir(path: &Path, opts: &crate::hf::LoadOptions) -> crate::error::Result<Model> {
+    let mut model = crate::hf::load_with(path, opts)?;
+    model.tokenizer = crate::text::tokenizer_beside(&model, path);
+    Ok(model)
 }
 
 /// Loads one HF tower from a `config.json` and a `model.safetensors` held in memory (see

@@ -14,7 +14,7 @@ use super::model::electra_model;
 use super::session::electra_session;
 use super::status::*;
 use super::tokenizer::read_params;
-use super::{c_str, guard, StructSized};
+use super::{c_str, guard, out_handle, StructSized};
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
 use std::ffi::c_char;
@@ -352,7 +352,7 @@ params!(electra_finetuner_params => crate::finetune::FinetuneOptions {
 });
 
 /// The defaults of `electra_session_params` (those of `electra_session_new`).
-/// Returned by value at this version\'s size: a later version that appends fields keeps this
+/// Returned by value at this version's size: a later version that appends fields keeps this
 /// function and adds another, so a caller never receives more than it declared.
 #[no_mangle]
 pub extern "C" fn electra_session_default_params() -> electra_session_params {
@@ -360,7 +360,7 @@ pub extern "C" fn electra_session_default_params() -> electra_session_params {
 }
 
 /// The defaults of `electra_load_params` (those of `electra_model_load`).
-/// Returned by value at this version\'s size: a later version that appends fields keeps this
+/// Returned by value at this version's size: a later version that appends fields keeps this
 /// function and adds another, so a caller never receives more than it declared.
 #[no_mangle]
 pub extern "C" fn electra_load_default_params() -> electra_load_params {
@@ -368,7 +368,7 @@ pub extern "C" fn electra_load_default_params() -> electra_load_params {
 }
 
 /// The defaults of `electra_trainer_params` (those of `electra_trainer_new` with NULL options).
-/// Returned by value at this version\'s size: a later version that appends fields keeps this
+/// Returned by value at this version's size: a later version that appends fields keeps this
 /// function and adds another, so a caller never receives more than it declared.
 #[no_mangle]
 pub extern "C" fn electra_trainer_default_params() -> electra_trainer_params {
@@ -377,22 +377,11 @@ pub extern "C" fn electra_trainer_default_params() -> electra_trainer_params {
 
 /// The defaults of `electra_finetuner_params` (those of `electra_finetuner_new` with NULL
 /// options).
-/// Returned by value at this version\'s size: a later version that appends fields keeps this
+/// Returned by value at this version's size: a later version that appends fields keeps this
 /// function and adds another, so a caller never receives more than it declared.
 #[no_mangle]
 pub extern "C" fn electra_finetuner_default_params() -> electra_finetuner_params {
     electra_finetuner_params::defaults()
-}
-
-/// Checks `out`, sets `*out` to NULL and returns it for the result.
-fn out_handle<'a, T>(out: *mut *mut T) -> Result<&'a mut *mut T> {
-    if out.is_null() {
-        return Err(Error::NullPointer("out"));
-    }
-    // SAFETY: `out` is non-NULL and, by every caller's contract, valid for a write.
-    let out = unsafe { &mut *out };
-    *out = std::ptr::null_mut();
-    Ok(out)
 }
 
 /// `electra_session_new_with_options` with typed params (NULL: the defaults). A `struct_size`
@@ -435,9 +424,7 @@ pub unsafe extern "C" fn electra_model_load_with_params(
         let path = std::path::Path::new(unsafe { c_str(path, "path")? });
         // SAFETY: forwarded contract.
         let opts: crate::hf::LoadOptions = unsafe { options_of(params, "electra_load_params")? };
-        let mut model = crate::hf::load_with(path, &opts)?;
-        model.tokenizer = crate::text::tokenizer_beside(&model, path);
-        *out = electra_model::publish(model)?;
+        *out = electra_model::publish(super::model::load_dir(path, &opts)?)?;
         Ok(())
     })
 }

@@ -44,7 +44,7 @@ const _: () = assert!(std::mem::offset_of!(electra_text_params, struct_size) == 
 
 /// The defaults of `electra_text_params`: batches of 32, the model's length limit, mean pooling,
 /// not normalised.
-/// Returned by value at this version\'s size: a later version that appends fields keeps this
+/// Returned by value at this version's size: a later version that appends fields keeps this
 /// function and adds another, so a caller never receives more than it declared.
 #[no_mangle]
 pub extern "C" fn electra_text_default_params() -> electra_text_params {
@@ -414,14 +414,7 @@ pub unsafe extern "C" fn electra_finetuner_step_texts(
         // memory, so `n` labels fit in `isize` bytes.
         let s = ft.train_step(&batch_of(&e), unsafe { std::slice::from_raw_parts(labels, n) })?;
         if let Some(stats) = stats {
-            stats.write(&super::finetune::electra_finetune_stats {
-                struct_size: 0, // `write` keeps the caller's
-                step: s.step,
-                loss: s.loss,
-                accuracy: s.accuracy,
-                learning_rate: s.learning_rate,
-                grad_norm: s.grad_norm,
-            });
+            stats.write(&super::finetune::electra_finetune_stats::from(&s));
         }
         Ok(())
     })
@@ -465,16 +458,7 @@ pub unsafe extern "C" fn electra_trainer_step_texts(
         let e = unsafe { training_batch(&tok, &inputs, params, trainer.opts.max_seq_len)? };
         let s = trainer.train_step(&batch_of(&e))?;
         if let Some(stats) = stats {
-            stats.write(&super::trainer::electra_step_stats {
-                struct_size: 0, // `write` keeps the caller's
-                step: s.step,
-                loss: s.loss,
-                mlm_loss: s.mlm_loss,
-                disc_loss: s.disc_loss,
-                disc_accuracy: s.disc_accuracy,
-                learning_rate: s.learning_rate,
-                grad_norm: s.grad_norm,
-            });
+            stats.write(&super::trainer::electra_step_stats::from(&s));
         }
         Ok(())
     })

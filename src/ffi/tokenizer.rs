@@ -4,7 +4,7 @@
 use super::handle::FfiHandle;
 use super::model::electra_model;
 use super::status::*;
-use super::{c_str, guard, guard_void, SizedOut, StructSized};
+use super::{c_str, guard, guard_void, out_handle, SizedOut, StructSized};
 use crate::data::tokenizer::{EncodeOptions, Encoded, TextInput, Tokenizer};
 use crate::error::{Error, Result};
 use std::ffi::c_char;
@@ -54,7 +54,7 @@ unsafe impl StructSized for electra_encode_params {}
 const _: () = assert!(std::mem::offset_of!(electra_encode_params, struct_size) == 0);
 
 /// The defaults of `electra_encode_params`: special tokens added, no length limit.
-/// Returned by value at this version\'s size: a later version that appends fields keeps this
+/// Returned by value at this version's size: a later version that appends fields keeps this
 /// function and adds another, so a caller never receives more than it declared.
 #[no_mangle]
 pub extern "C" fn electra_encode_default_params() -> electra_encode_params {
@@ -247,17 +247,6 @@ pub unsafe extern "C" fn electra_model_tokenizer(
         *out = electra_tokenizer::publish(model.tokenizer.get()?.clone())?;
         Ok(())
     })
-}
-
-/// Checks `out`, sets `*out` to NULL and returns it for the result.
-fn out_handle<'a, T>(out: *mut *mut T) -> Result<&'a mut *mut T> {
-    if out.is_null() {
-        return Err(Error::NullPointer("out"));
-    }
-    // SAFETY: `out` is non-NULL and, by every caller's contract, valid for a write.
-    let out = unsafe { &mut *out };
-    *out = std::ptr::null_mut();
-    Ok(out)
 }
 
 /// Frees a tokenizer. NULL, an already freed tokenizer and any other value are harmless no-ops.

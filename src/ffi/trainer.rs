@@ -63,6 +63,21 @@ pub struct electra_step_stats {
 unsafe impl StructSized for electra_step_stats {}
 const _: () = assert!(std::mem::offset_of!(electra_step_stats, struct_size) == 0);
 
+impl From<&crate::pretrain::StepStats> for electra_step_stats {
+    fn from(s: &crate::pretrain::StepStats) -> Self {
+        electra_step_stats {
+            struct_size: 0, // `SizedOut::write` keeps the caller's
+            step: s.step,
+            loss: s.loss,
+            mlm_loss: s.mlm_loss,
+            disc_loss: s.disc_loss,
+            disc_accuracy: s.disc_accuracy,
+            learning_rate: s.learning_rate,
+            grad_norm: s.grad_norm,
+        }
+    }
+}
+
 pub(crate) fn publish(t: Trainer) -> Result<*mut electra_trainer> {
     electra_trainer::publish(TrainerState { cancel: t.cancel_flag(), trainer: Mutex::new(t) })
 }
@@ -149,16 +164,7 @@ pub unsafe extern "C" fn electra_trainer_step(
         };
         let s = lock(&h.trainer, "trainer")?.train_step(&b)?;
         if let Some(stats) = stats {
-            stats.write(&electra_step_stats {
-                struct_size: 0, // `write` keeps the caller's
-                step: s.step,
-                loss: s.loss,
-                mlm_loss: s.mlm_loss,
-                disc_loss: s.disc_loss,
-                disc_accuracy: s.disc_accuracy,
-                learning_rate: s.learning_rate,
-                grad_norm: s.grad_norm,
-            });
+            stats.write(&electra_step_stats::from(&s));
         }
         Ok(())
     })
