@@ -259,11 +259,6 @@ impl Session {
         self.check_memory(cfg, batch)?;
         self.run(|be, model, w, s| {
             let (cfg, enc) = encoder_for_hidden_states(model)?;
-            // Hidden states of an f32 model read the checkpoint layout, as they always have:
-            // the packed copy agrees only to ~1e-7 (tests/model_reference.rs), and embeddings
-            // users compare these values across releases. An int8 model has only its int8 form.
-            let flat = Weights::flat(w.flat);
-            let w = if model.quant.is_some() { w } else { &flat };
             enc.forward(be, w, &mut s.acts, batch)?;
             deliver(be, s.acts.output(enc), &mut out[..len], Some(batch.seq_len), cfg.hidden_size)
         })
