@@ -740,6 +740,12 @@ impl Corpus {
     /// [`Error::Io`] for a missing or unreadable path; [`Error::InvalidArgument`] for bad options, no
     /// text files, or files that are all empty.
     pub fn open<P: AsRef<Path>>(paths: &[P], opts: CorpusOptions, tokenizer: &Tokenizer) -> Result<Corpus> {
+        // Generic only in this shim (see `Tokenizer::train`).
+        let paths: Vec<&Path> = paths.iter().map(AsRef::as_ref).collect();
+        Self::open_paths(&paths, opts, tokenizer)
+    }
+
+    fn open_paths(paths: &[&Path], opts: CorpusOptions, tokenizer: &Tokenizer) -> Result<Corpus> {
         opts.validate()?;
         let mut files = Vec::new();
         for f in super::text_files(paths)? {

@@ -562,6 +562,13 @@ impl Tokenizer {
     /// [`Error::Io`] for unreadable paths, [`Error::InvalidArgument`] for `vocab_size < 6` or
     /// input without a single word.
     pub fn train<P: AsRef<Path>>(paths: &[P], vocab_size: usize, min_frequency: u64) -> Result<Tokenizer> {
+        // Generic only in this shim: the trainer's code is instantiated once, in this crate,
+        // not again in every crate that calls it (each test binary, the CLI).
+        let paths: Vec<&Path> = paths.iter().map(AsRef::as_ref).collect();
+        Self::train_paths(&paths, vocab_size, min_frequency)
+    }
+
+    fn train_paths(paths: &[&Path], vocab_size: usize, min_frequency: u64) -> Result<Tokenizer> {
         if vocab_size <= SPECIAL_TOKENS.len() {
             return Err(Error::arg(format!("vocab_size {vocab_size} leaves no room beyond the 5 special tokens")));
         }

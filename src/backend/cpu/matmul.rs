@@ -137,11 +137,19 @@ pub unsafe fn gemm_raw(
         }
         return;
     }
-    // gemm's convention: dst = alpha·dst + beta·lhs·rhs, strides given column first.
+    // gemm's convention: dst = alpha·dst + beta·lhs·rhs, strides given column first. Its
+    // microkernels prefer a column-major destination, so a row-major C is computed as
+    // Cᵀ = Bᵀ·Aᵀ (what the `gemm` front crate does before dispatching to `gemm-f32`).
+    let (m, n, c, csc, rsc, a, acs, ars, b, bcs, brs) = if csc.abs() < rsc.abs() {
+        (n, m, c, rsc, csc, b, brs, bcs, a, ars, acs)
+    } else {
+        (m, n, c, csc, rsc, a, acs, ars, b, bcs, brs)
+    };
+    debug_assert!(rsc >= 0 && csc >= 0 && ars >= 0 && acs >= 0, "gemm_raw takes non-negative strides");
     // SAFETY: the dimensions and strides describe exactly the A, B and C of this function's
     // contract (every addressed element valid, C not aliasing A or B); no threads are spawned.
     unsafe {
-        gemm::gemm(
+        gemm_f32::gemm::f32::get_gemm_fn()(
             m,
             n,
             k,
@@ -160,7 +168,7 @@ pub unsafe fn gemm_raw(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            gemm_common::Parallelism::None,
         );
     }
 }
