@@ -73,8 +73,11 @@ for name in "${names[@]}"; do
     "$out/$name" "$tmp/$name" >"$out/$name.log" 2>&1 &
   else
     # Only real errors and definite/indirect leaks fail: Rust's std and the thread pools keep
-    # some thread-locals "still reachable" at exit, which is not a leak.
-    valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect \
+    # some thread-locals "still reachable" at exit, which is not a leak. --fair-sched=yes:
+    # valgrind runs one thread at a time, and its default lock lets a thread that calls the
+    # library in a loop (test_free_while_in_use's stepper) take it back again and again while
+    # the thread that would stop it waits: the run took 2 minutes or over 20, by chance.
+    valgrind --quiet --fair-sched=yes --leak-check=full --show-leak-kinds=definite,indirect \
       --errors-for-leak-kinds=definite,indirect --error-exitcode=1 \
       "$out/$name" "$tmp/$name" >"$out/$name.log" 2>&1 &
   fi

@@ -58,8 +58,9 @@ valgrind_run() {
     "$@"
   else
     # Only real errors and definite/indirect leaks fail: Rust's std and the thread pools keep
-    # some thread-locals "still reachable" at exit, which is not a leak.
-    valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect \
+    # some thread-locals "still reachable" at exit, which is not a leak. --fair-sched=yes: as
+    # in tests/c/run.sh (threads take valgrind's one lock in turn).
+    valgrind --quiet --fair-sched=yes --leak-check=full --show-leak-kinds=definite,indirect \
       --errors-for-leak-kinds=definite,indirect --error-exitcode=1 "$@"
   fi
 }
