@@ -33,7 +33,7 @@ use electra::params::{ParamStore, Span};
 use electra::pretrain::{TrainOptions, Trainer};
 use electra::session::{Batch, Session};
 use electra::{ElectraConfig, Model};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::io::Write;
 use std::sync::Arc;
@@ -556,7 +556,18 @@ fn gumbel_sampling() {
             let (mut got, mut want) = (Vec::new(), Vec::new());
             let at = keystream::take(&mut a, (m * v) as u64).unwrap();
             be.gumbel_argmax(&mut got, &up(be, &logits), m, v, temperature, at).unwrap();
-            cpu::sample::gumbel_argmax(&mut b, &logits, m, v, temperature, &mut want);
+            // The original's draw: one generator, row by row, column by column.
+            for row in logits.chunks_exact(v) {
+                let (mut best, mut arg) = (f32::NEG_INFINITY, 0);
+                for (j, &x) in row.iter().enumerate() {
+                    let u: f32 = b.random();
+                    let s = x / temperature - (-(u + 1e-9).ln() + 1e-9).ln();
+                    if s > best {
+                        (best, arg) = (s, j as i32);
+                    }
+                }
+                want.push(arg);
+            }
             assert_eq!(got, want, "{t}: samples at temperature {temperature}");
             assert_eq!(a, b, "{t}: RNG state after sampling");
         }

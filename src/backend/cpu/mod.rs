@@ -559,7 +559,7 @@ impl Backend for CpuBackend {
         temperature: f32,
         at: KeystreamAt,
     ) -> Result<()> {
-        sample::gumbel_argmax(&mut at.rng(), rd(logits, m * v, "logits")?, m, v, temperature, out);
+        sample::gumbel_argmax(at, rd(logits, m * v, "logits")?, m, v, temperature, out);
         Ok(())
     }
 

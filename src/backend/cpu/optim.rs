@@ -1,5 +1,6 @@
 //! The optimizer's kernels: the squared global norm, gradient scaling (clipping) and AdamW.
-//! All three are single passes in element order, so they do not depend on the thread count.
+//! The norm is one pass in element order; AdamW updates each element on its own, in parallel
+//! chunks; neither depends on the thread count.
 
 use crate::backend::{AdamStep, AdamTensor};
 
@@ -54,14 +55,19 @@ pub fn adamw(
     }
     for t in tensors {
         let r = t.span.off..t.span.off + t.span.len;
-        for (((p, &g), mi), vi) in
-            params[r.clone()].iter_mut().zip(&grads[r.clone()]).zip(&mut m[r.clone()]).zip(&mut v[r])
-        {
-            (*p, *mi, *vi) = step(*p, g, *mi, *vi, t, k);
-        }
+        let g = &grads[r.clone()];
+        super::par::chunks3_mut(&mut params[r.clone()], &mut m[r.clone()], &mut v[r], ADAM_CHUNK, |i, p, m, v| {
+            for (((p, &g), mi), vi) in p.iter_mut().zip(&g[i * ADAM_CHUNK..]).zip(m).zip(v) {
+                (*p, *mi, *vi) = step(*p, g, *mi, *vi, t, k);
+            }
+        });
     }
     None
 }
+
+/// Elements per AdamW task: large tensors (the word embeddings, the feed-forward weights) split
+/// over the pool, small ones (biases, LayerNorms) run in one piece on the calling thread.
+const ADAM_CHUNK: usize = 1 << 15;
 
 /// The AdamW update of one element: the new weight, first and second moment.
 #[inline(always)]
@@ -76,12 +82,21 @@ fn step(p: f32, g: f32, m: f32, v: f32, t: &AdamTensor, k: &AdamStep) -> (f32, f
 /// moment must be checked on its own: an infinite second moment gives a finite weight.
 fn tensor_stays_finite(params: &[f32], grads: &[f32], m: &[f32], v: &[f32], t: &AdamTensor, k: &AdamStep) -> bool {
     let r = t.span.off..t.span.off + t.span.len;
-    // A `&` over the whole span, without early exit, so the loop vectorises.
-    params[r.clone()].iter().zip(&grads[r.clone()]).zip(&m[r.clone()]).zip(&v[r]).fold(
-        true,
-        |ok, (((&p, &g), &mi), &vi)| {
-            let (p, mi, vi) = step(p, g, mi, vi, t, k);
-            ok & p.is_finite() & mi.is_finite() & vi.is_finite()
-        },
-    )
+    let (params, grads, m, v) = (&params[r.clone()], &grads[r.clone()], &m[r.clone()], &v[r]);
+    let bad = std::sync::atomic::AtomicBool::new(false);
+    super::par::for_each(params.len().div_ceil(ADAM_CHUNK), |i| {
+        let c = i * ADAM_CHUNK..((i + 1) * ADAM_CHUNK).min(params.len());
+        // A `&` over the whole chunk, without early exit, so the loop vectorises.
+        let ok = params[c.clone()].iter().zip(&grads[c.clone()]).zip(&m[c.clone()]).zip(&v[c]).fold(
+            true,
+            |ok, (((&p, &g), &mi), &vi)| {
+                let (p, mi, vi) = step(p, g, mi, vi, t, k);
+                ok & p.is_finite() & mi.is_finite() & vi.is_finite()
+            },
+        );
+        if !ok {
+            bad.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    !bad.into_inner()
 }

@@ -53,6 +53,29 @@ pub fn chunks_mut<T: Send>(data: &mut [T], size: usize, f: impl Fn(usize, &mut [
     data.par_chunks_mut(size).enumerate().for_each(carried(&f));
 }
 
+/// Runs `f(i, a, b, c)` over chunk `i` (`size` elements, the last may be shorter) of three
+/// slices of one length side by side, in parallel on the call's pool (in order inline).
+pub fn chunks3_mut<T: Send>(
+    a: &mut [T],
+    b: &mut [T],
+    c: &mut [T],
+    size: usize,
+    f: impl Fn(usize, &mut [T], &mut [T], &mut [T]) + Sync,
+) {
+    let size = size.max(1);
+    let chunks = || a.len().div_ceil(size);
+    debug_assert!(a.len() == b.len() && a.len() == c.len());
+    if chunks() <= 1 || threads() <= 1 {
+        for (i, ((x, y), z)) in a.chunks_mut(size).zip(b.chunks_mut(size)).zip(c.chunks_mut(size)).enumerate() {
+            f(i, x, y, z);
+        }
+        return;
+    }
+    type Parts<'s, T> = (usize, ((&'s mut [T], &'s mut [T]), &'s mut [T]));
+    let g = |(i, ((x, y), z)): Parts<'_, T>| f(i, x, y, z);
+    a.par_chunks_mut(size).zip(b.par_chunks_mut(size)).zip(c.par_chunks_mut(size)).enumerate().for_each(carried(&g));
+}
+
 /// `f(i, chunk)` of every `size`-element chunk of `data`, in chunk order, computed in parallel
 /// on the call's pool (in order inline).
 pub fn map_chunks<T: Send, R: Send>(data: &mut [T], size: usize, f: impl Fn(usize, &mut [T]) -> R + Sync) -> Vec<R> {
