@@ -184,6 +184,14 @@ pub fn embedding_width(model: &Model) -> Result<usize> {
         .ok_or_else(|| Error::Unsupported("embeddings need a discriminator or classifier encoder".into()))
 }
 
+/// The number of probabilities [`classify_texts`] returns per input: the classifier's labels.
+pub fn label_count(model: &Model) -> Result<usize> {
+    model
+        .cls()
+        .map(|c| c.num_labels)
+        .ok_or_else(|| Error::Unsupported("classification needs a fine-tuned classifier (electra finetune)".into()))
+}
+
 /// Sentence embeddings of `texts`: `texts.len() * embedding_width` floats, row-major, pooled
 /// from the discriminator's (or classifier's) last hidden states as `o` says.
 pub fn embed_texts(s: &mut Session, tok: &Tokenizer, texts: &[&str], o: &TextOptions) -> Result<Vec<f32>> {
@@ -231,10 +239,7 @@ pub fn embed_texts(s: &mut Session, tok: &Tokenizer, texts: &[&str], o: &TextOpt
 /// [`crate::model::classifier::label_names`].
 pub fn classify_texts(s: &mut Session, tok: &Tokenizer, inputs: &[TextInput<'_>], o: &TextOptions) -> Result<Vec<f32>> {
     let model = s.model().clone();
-    let cls = model
-        .cls()
-        .ok_or_else(|| Error::Unsupported("classification needs a fine-tuned classifier (electra finetune)".into()))?;
-    let l = cls.num_labels;
+    let l = label_count(&model)?;
     let rows = encode_rows(tok, &model, inputs, o.max_length)?;
     let mut out = Vec::new();
     crate::alloc::try_resize(&mut out, inputs.len() * l, 0.0, "the class probabilities")?;

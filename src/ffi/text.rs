@@ -197,13 +197,7 @@ pub unsafe extern "C" fn electra_session_classify_texts(
         let mut sess = lock(&handle, "session")?;
         // SAFETY: forwarded contract.
         let (tok, opts) = unsafe { prepare(t, params, &sess)? };
-        let l = sess
-            .model()
-            .cls()
-            .ok_or_else(|| {
-                Error::Unsupported("classification needs a fine-tuned classifier (electra finetune)".into())
-            })?
-            .num_labels;
+        let l = text::label_count(sess.model())?;
         check_out(out, out_len, n.checked_mul(l).ok_or_else(|| Error::arg("n too large"))?)?;
         // SAFETY: the text arrays hold `n` texts (the contract).
         let inputs = unsafe { inputs_at(texts, pairs, n)? };

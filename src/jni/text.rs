@@ -37,6 +37,21 @@ fn byte_arrays(env: &mut JNIEnv, a: &JObjectArray, what: &str) -> R<Vec<Vec<u8>>
     Ok(out)
 }
 
+/// The second texts of pairs (`None` for a null array): as many as the first texts.
+fn second_texts(env: &mut JNIEnv, b: &JObjectArray, n: usize) -> R<Option<Vec<Vec<u8>>>> {
+    if b.is_null() {
+        return Ok(None);
+    }
+    let tb = byte_arrays(env, b, "pairs")?;
+    if tb.len() != n {
+        return Err(fail(
+            ELECTRA_ERR_SHAPE,
+            format!("{n} first texts and {} second texts: pairs need as many", tb.len()),
+        ));
+    }
+    Ok(Some(tb))
+}
+
 /// `electra_text`s over `texts` (alive while the result is used).
 fn views(texts: &[Vec<u8>]) -> Vec<electra_text> {
     texts.iter().map(|t| electra_text { data: t.as_ptr().cast::<c_char>(), len: t.len() }).collect()
@@ -155,15 +170,7 @@ pub extern "system" fn Java_dev_electra_Native_tokenizerEncode(
 ) -> jobjectArray {
     entry(&mut env, null_mut(), |env| {
         let ta = byte_arrays(env, &a, "texts")?;
-        let tb = if b.is_null() { None } else { Some(byte_arrays(env, &b, "pairs")?) };
-        if let Some(tb) = &tb {
-            if tb.len() != ta.len() {
-                return Err(fail(
-                    ELECTRA_ERR_SHAPE,
-                    format!("{} first texts and {} second texts: pairs need as many", ta.len(), tb.len()),
-                ));
-            }
-        }
+        let tb = second_texts(env, &b, ta.len())?;
         let va = views(&ta);
         let vb = tb.as_deref().map(views);
         let pb = vb.as_ref().map_or(null(), |v| v.as_ptr());
@@ -328,15 +335,7 @@ pub extern "system" fn Java_dev_electra_Native_sessionTexts(
     entry(&mut env, null_mut(), |env| {
         let p = text_params(env, &params)?;
         let ta = byte_arrays(env, &a, "texts")?;
-        let tb = if b.is_null() { None } else { Some(byte_arrays(env, &b, "pairs")?) };
-        if let Some(tb) = &tb {
-            if tb.len() != ta.len() {
-                return Err(fail(
-                    ELECTRA_ERR_SHAPE,
-                    format!("{} first texts and {} second texts: pairs need as many", ta.len(), tb.len()),
-                ));
-            }
-        }
+        let tb = second_texts(env, &b, ta.len())?;
         let n = ta.len();
         let needed = usize::try_from(width)
             .ok()
