@@ -100,11 +100,7 @@ pub unsafe extern "C" fn electra_finetuner_new(
     out: *mut *mut electra_finetuner,
 ) -> electra_status {
     guard(|| {
-        if out.is_null() {
-            return Err(Error::NullPointer("out"));
-        }
-        // SAFETY: `out` is non-NULL (checked above) and, by the contract, valid for a write.
-        unsafe { *out = std::ptr::null_mut() };
+        let out = super::out_handle(out)?;
         // SAFETY: `model_dir` is NULL or a NUL-terminated string alive for this call (the contract).
         let dir = unsafe { c_str(model_dir, "model_dir")? };
         // SAFETY: `options_json` is non-NULL in the `else` branch and then, by the contract, a
@@ -112,8 +108,7 @@ pub unsafe extern "C" fn electra_finetuner_new(
         let json = unsafe { options_str(options_json)? };
         let ft = FineTuner::with_label_count(Path::new(dir), num_labels, FinetuneOptions::from_json(json)?)?;
         let h = electra_finetuner::publish(Mutex::new(ft))?;
-        // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
-        unsafe { *out = h };
+        *out = h;
         Ok(())
     })
 }

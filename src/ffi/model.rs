@@ -111,18 +111,13 @@ pub unsafe extern "C" fn electra_model_load_with_options(
     out: *mut *mut electra_model,
 ) -> electra_status {
     guard(|| {
-        if out.is_null() {
-            return Err(Error::NullPointer("out"));
-        }
-        // SAFETY: `out` is non-NULL (checked above) and, by the contract, valid for a write.
-        unsafe { *out = std::ptr::null_mut() };
+        let out = super::out_handle(out)?;
         // SAFETY: `path` is NULL or a NUL-terminated string alive for this call (the contract).
         let path = unsafe { c_str(path, "path")? };
         // SAFETY: `options_json` is NULL or a NUL-terminated string alive for this call.
         let opts = crate::hf::LoadOptions::from_json(unsafe { super::options_str(options_json)? })?;
         let h = electra_model::publish(load_dir(Path::new(path), &opts)?)?;
-        // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
-        unsafe { *out = h };
+        *out = h;
         Ok(())
     })
 }
@@ -160,11 +155,7 @@ pub unsafe extern "C" fn electra_model_load_from_memory(
     out: *mut *mut electra_model,
 ) -> electra_status {
     guard(|| {
-        if out.is_null() {
-            return Err(Error::NullPointer("out"));
-        }
-        // SAFETY: `out` is non-NULL (checked above) and, by the contract, valid for a write.
-        unsafe { *out = std::ptr::null_mut() };
+        let out = super::out_handle(out)?;
         if config_json.is_null() {
             return Err(Error::NullPointer("config_json"));
         }
@@ -183,8 +174,7 @@ pub unsafe extern "C" fn electra_model_load_from_memory(
         let opts = crate::hf::LoadOptions::from_json(unsafe { super::options_str(options_json)? })?;
         let model = crate::hf::load_from_memory(config, weights, &opts)?;
         let h = electra_model::publish(model)?;
-        // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
-        unsafe { *out = h };
+        *out = h;
         Ok(())
     })
 }

@@ -72,18 +72,13 @@ pub unsafe extern "C" fn electra_session_new_with_options(
     out: *mut *mut electra_session,
 ) -> electra_status {
     guard(|| {
-        if out.is_null() {
-            return Err(Error::NullPointer("out"));
-        }
-        // SAFETY: `out` is non-NULL (checked above) and, by the contract, valid for a write.
-        unsafe { *out = std::ptr::null_mut() };
+        let out = super::out_handle(out)?;
         let model = electra_model::get(m)?;
         // SAFETY: `options_json` is NULL or a NUL-terminated string (the contract).
         let json = unsafe { options_str(options_json)? };
         let session = Session::with_options(model, &SessionOptions::from_json(json)?)?;
         let h = electra_session::publish(Mutex::new(session))?;
-        // SAFETY: as above.
-        unsafe { *out = h };
+        *out = h;
         Ok(())
     })
 }

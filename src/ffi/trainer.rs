@@ -115,11 +115,7 @@ pub unsafe extern "C" fn electra_trainer_new(
     out: *mut *mut electra_trainer,
 ) -> electra_status {
     guard(|| {
-        if out.is_null() {
-            return Err(Error::NullPointer("out"));
-        }
-        // SAFETY: `out` is non-NULL (checked above) and, by the contract, valid for a write.
-        unsafe { *out = std::ptr::null_mut() };
+        let out = super::out_handle(out)?;
         // SAFETY: `init` is NULL or a NUL-terminated string alive for this call (the contract).
         let init = unsafe { c_str(init, "init")? };
         // SAFETY: `options_json` is non-NULL in the `else` branch and then, by the contract, a
@@ -127,8 +123,7 @@ pub unsafe extern "C" fn electra_trainer_new(
         let json = unsafe { options_str(options_json)? };
         let t = Trainer::new(init, TrainOptions::from_json(json)?)?;
         let h = publish(t)?;
-        // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
-        unsafe { *out = h };
+        *out = h;
         Ok(())
     })
 }
@@ -213,17 +208,12 @@ pub unsafe extern "C" fn electra_trainer_resume_with_options(
     out: *mut *mut electra_trainer,
 ) -> electra_status {
     guard(|| {
-        if out.is_null() {
-            return Err(Error::NullPointer("out"));
-        }
-        // SAFETY: `out` is non-NULL (checked above) and, by the contract, valid for a write.
-        unsafe { *out = std::ptr::null_mut() };
+        let out = super::out_handle(out)?;
         // SAFETY: both are NUL-terminated strings or (options) NULL, by the contract.
         let (dir, json) = unsafe { (c_str(dir, "dir")?, options_str(options_json)?) };
         let t = Trainer::resume_with(Path::new(dir), &ResumeOptions::from_json(json)?)?;
         let h = publish(t)?;
-        // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
-        unsafe { *out = h };
+        *out = h;
         Ok(())
     })
 }
@@ -329,17 +319,12 @@ pub unsafe extern "C" fn electra_trainer_get_model(
     out: *mut *mut electra_model,
 ) -> electra_status {
     guard(|| {
-        if out.is_null() {
-            return Err(Error::NullPointer("out"));
-        }
-        // SAFETY: `out` is non-NULL (checked above) and, by the contract, valid for a write.
-        unsafe { *out = std::ptr::null_mut() };
+        let out = super::out_handle(out)?;
         let h = electra_trainer::get(t)?;
         let model = lock(&h.trainer, "trainer")?.model()?;
         // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
         let m = electra_model::publish(model)?;
-        // SAFETY: `out` is non-NULL and, by the contract, valid for a write.
-        unsafe { *out = m };
+        *out = m;
         Ok(())
     })
 }
