@@ -487,7 +487,8 @@ typedef struct {
 /**
  * How `electra_finetuner_new_with_params` fine-tunes; start from
  * `electra_finetuner_default_params()`. The fields are the JSON keys of `electra_finetuner_new`
- * with the same meaning and defaults.
+ * with the same meaning and defaults (all but `pool`, a later key: this struct keeps its
+ * version-1 layout, so mean pooling is asked for through `electra_finetuner_new`'s JSON).
  */
 typedef struct {
     /**
@@ -894,7 +895,12 @@ electra_status electra_device_count(electra_device_kind kind, size_t *count);
  * `ELECTRA_SIMD` when set), tf32 (CUDA TF32 products, default false; left out:
  * `ELECTRA_CUDA_TF32` when set) and dropout (`true`, the default: config.json's probabilities,
  * with `classifier_dropout` or else hidden_dropout_prob in the head, as HF trains; `false`:
- * none; a number in [0, 1): all of them at that probability).
+ * none; a number in [0, 1): all of them at that probability) and pool (what the head reads:
+ * `"cls"`, the first token's state as HF `ElectraForSequenceClassification`, or `"mean"`, the
+ * mean of the non-padding tokens' states, saved as `"classifier_pooling": "mean"` in config.json;
+ * left out: a classifier's own pooling, `"cls"` for a new head; continuing a classifier with the
+ * other pooling is `ELECTRA_ERR_INVALID_ARGUMENT`. JSON only: `electra_finetuner_params` keeps
+ * its version-1 layout).
  *
  * # Safety
  * Strings must be NUL-terminated (options_json may be NULL); `out` valid.

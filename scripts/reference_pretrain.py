@@ -1,21 +1,28 @@
 #!/usr/bin/env python3
 """The tiny ELECTRA pre-training of `electra pretrain`, in HuggingFace PyTorch, to compare training
-dynamics (not bits: dropout is on here, the data packing is simpler, and torch's AdamW corrects bias).
+dynamics and, through --save, what the model fine-tunes to (not bits: the data packing is simpler,
+and torch's AdamW corrects bias where ours, as the original, does not).
 
-    ~/electra-pyenv/bin/python scripts/reference_pretrain.py [--steps 800] [--temperature 1]
+    ~/electra-pyenv/bin/python scripts/reference_pretrain.py [--steps 600] [--temperature 3] \
+        [--seq-len 128] [--dropout 0.1] [--corpus FILE ...] [--save DIR]
 
 Same model as the `tiny` preset (discriminator 2 x 128, embeddings 64, generator 1/4 width sharing
 the discriminator's embeddings, lm head tied), same objective (15% of positions, 85% [MASK],
 Gumbel-max sampling, loss mlm + 50 * bce, clip 1.0, AdamW weight decay 0.01 eps 1e-6, linear
-warm-up and decay), on the bundled Moby-Dick text with the bundled vocabulary; prints the
-held-out discriminator AUC every 100 steps. Measured: at temperature 1 the AUC rises to ~0.74 at
-step 100 and falls back to ~0.54 by step 200 as the generator reaches unigram-level samples,
-as ours does; see README.md. Needs torch, transformers and tokenizers (scripts/requirements.txt).
+warm-up over a tenth of the steps and decay), dropout as config.json says (HF's 0.1 by default,
+as `electra pretrain`), on the bundled Moby-Dick text (or --corpus) with the bundled vocabulary
+(or --vocab); prints the held-out discriminator AUC every 100 steps. --save writes the
+discriminator as an HF directory with the vocabulary beside it, which `electra finetune --model`
+reads unchanged: docs/REPLICATION.md fine-tunes ours and these with the same fine-tuner. Measured:
+at temperature 1 the AUC rises to ~0.74 at step 100 and falls back to ~0.54 by step 200 as the
+generator reaches unigram-level samples, as ours does; see README.md. Needs torch, transformers and
+tokenizers (scripts/requirements.txt).
 """
 import argparse
 import glob
 import os
 import random
+import shutil
 
 import torch
 from tokenizers import BertWordPieceTokenizer
@@ -33,25 +40,31 @@ def main():
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dropout", type=float, default=0.1, help="hidden and attention dropout (HF's default 0.1)")
+    ap.add_argument("--corpus", nargs="+", help="text files (default: the bundled Moby-Dick)")
+    ap.add_argument("--vocab", default=os.path.join(ROOT, "data/vocab.txt"))
+    ap.add_argument("--save", help="write the discriminator here (HF layout + vocab.txt)")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
     rng = random.Random(a.seed)
     torch.set_num_threads(a.threads)
 
-    tok = BertWordPieceTokenizer(os.path.join(ROOT, "data/vocab.txt"), lowercase=True)
+    tok = BertWordPieceTokenizer(a.vocab, lowercase=True)
     vocab = tok.get_vocab_size()
     cls, sep, mask_id = (tok.token_to_id(t) for t in ("[CLS]", "[SEP]", "[MASK]"))
-    text = "".join(open(f, encoding="utf-8").read() for f in sorted(glob.glob(os.path.join(ROOT, "data/moby-dick/*.txt"))))
+    files = a.corpus or sorted(glob.glob(os.path.join(ROOT, "data/moby-dick/*.txt")))
+    text = "".join(open(f, encoding="utf-8").read() for f in files)
     ids = tok.encode(text, add_special_tokens=False).ids
     body = a.seq_len - 2
     chunks = [[cls] + ids[i : i + body] + [sep] for i in range(0, len(ids) - body, body)]
     rng.shuffle(chunks)
     held_out, train = chunks[:128], chunks[128:]
 
+    drop = dict(hidden_dropout_prob=a.dropout, attention_probs_dropout_prob=a.dropout)
     dcfg = ElectraConfig(vocab_size=vocab, embedding_size=64, hidden_size=128, num_hidden_layers=2,
-                         num_attention_heads=2, intermediate_size=512, max_position_embeddings=128)
+                         num_attention_heads=2, intermediate_size=512, max_position_embeddings=128, **drop)
     gcfg = ElectraConfig(vocab_size=vocab, embedding_size=64, hidden_size=32, num_hidden_layers=2,
-                         num_attention_heads=1, intermediate_size=128, max_position_embeddings=128)
+                         num_attention_heads=1, intermediate_size=128, max_position_embeddings=128, **drop)
     disc, gen = ElectraForPreTraining(dcfg), ElectraForMaskedLM(gcfg)
     gen.electra.embeddings = disc.electra.embeddings  # the original shares the whole embeddings module
     gen.generator_lm_head.weight = disc.electra.embeddings.word_embeddings.weight
@@ -105,6 +118,11 @@ def main():
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
+
+    if a.save:
+        disc.save_pretrained(a.save, safe_serialization=True)
+        shutil.copyfile(a.vocab, os.path.join(a.save, "vocab.txt"))
+        print(f"saved the discriminator to {a.save}")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,44 @@ fn d_model_type() -> String {
     "electra".into()
 }
 
+/// config.json key of a classifier's pooling.
+const POOLING_KEY: &str = "classifier_pooling";
+
+/// What a sequence classifier reads from the encoder: the first ([CLS]) token's state, as HF's
+/// `ElectraForSequenceClassification`, or the mean of the non-padding tokens' states (saved as
+/// `"classifier_pooling": "mean"` in config.json; HF's ELECTRA class keeps the key but still pools
+/// [CLS], so in PyTorch such a checkpoint needs the masked mean: scripts/hf_classify.py takes it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// The first token's state (default).
+    #[default]
+    Cls,
+    /// The masked mean over the sequence's tokens.
+    Mean,
+}
+
+impl Pooling {
+    /// The config.json and options spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pooling::Cls => "cls",
+            Pooling::Mean => "mean",
+        }
+    }
+}
+
+impl std::str::FromStr for Pooling {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cls" => Ok(Pooling::Cls),
+            "mean" => Ok(Pooling::Mean),
+            other => Err(Error::arg(format!("pooling {other:?}: expected \"cls\" or \"mean\""))),
+        }
+    }
+}
+
 /// One ELECTRA model's configuration, as in HF `config.json`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ElectraConfig {
@@ -219,6 +257,7 @@ impl ElectraConfig {
             )));
         }
         Activation::from_name(&self.hidden_act)?;
+        self.classifier_pooling()?;
         if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
             return Err(Error::Config(format!("layer_norm_eps must be positive, got {}", self.layer_norm_eps)));
         }
@@ -260,6 +299,26 @@ impl ElectraConfig {
     pub fn classifier_dropout_probs(&self) -> (f32, f32) {
         let p = self.extra.get("classifier_dropout").and_then(|v| v.as_f64());
         (p.map_or(self.hidden_dropout_prob, |p| p as f32), 0.0)
+    }
+
+    /// How a classification head pools the encoder's states: `classifier_pooling` (`"cls"`,
+    /// the default and HF `ElectraForSequenceClassification`'s, or `"mean"`), the key and
+    /// values HF's ModernBERT config uses for the same choice.
+    pub fn classifier_pooling(&self) -> Result<Pooling> {
+        match self.extra.get(POOLING_KEY) {
+            None | Some(serde_json::Value::Null) => Ok(Pooling::Cls),
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|_| Error::Config(format!("{POOLING_KEY} must be \"cls\" or \"mean\", got {v}"))),
+        }
+    }
+
+    /// Sets `classifier_pooling` (left out for `cls`, so that a [CLS] classifier's config.json
+    /// is HF's own).
+    pub fn set_classifier_pooling(&mut self, p: Pooling) {
+        match p {
+            Pooling::Cls => self.extra.remove(POOLING_KEY),
+            Pooling::Mean => self.extra.insert(POOLING_KEY.into(), p.as_str().into()),
+        };
     }
 
     /// HD: width of one attention head.

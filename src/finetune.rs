@@ -4,6 +4,7 @@
 
 use crate::backend::{self, Backend, Buf, Device, LossScale, Weights};
 use crate::batch::Batch;
+use crate::config::Pooling;
 use crate::error::{Error, Result};
 use crate::model::classifier::{
     check_given_labels, label_names, set_labels, Classifier, ClsHeadActs, ClsHeadGrads, LabelSet,
@@ -63,6 +64,11 @@ pub struct FinetuneOptions {
     /// `hidden_dropout_prob` in the head), `false` none, a number p all of them at p. Masks come
     /// from `seed` and the step: the same for any thread count and on every backend.
     pub dropout: crate::options::DropoutSetting,
+    /// What the head reads: `"cls"` (the first token's state, HF `ElectraForSequenceClassification`)
+    /// or `"mean"` (the mean over the non-padding tokens, saved as `"classifier_pooling": "mean"`
+    /// in config.json). Unset (the default): a classifier's own pooling, `"cls"` for a new head.
+    /// Continuing a classifier with the other pooling is an error.
+    pub pool: Option<Pooling>,
 }
 
 impl Default for FinetuneOptions {
@@ -84,6 +90,7 @@ impl Default for FinetuneOptions {
             simd: None,
             tf32: None,
             dropout: Default::default(),
+            pool: None,
         }
     }
 }
@@ -130,6 +137,20 @@ impl FinetuneOptions {
             max_grad_norm: self.max_grad_norm,
             ..Default::default()
         }
+    }
+}
+
+/// A classifier is continued with the pooling its head was trained with.
+fn check_pool(want: Option<Pooling>, own: Pooling, dir: &Path) -> Result<()> {
+    match want {
+        Some(p) if p != own => Err(Error::arg(format!(
+            "pool {}: {} is a classifier whose head pools {} (its config.json's classifier_pooling); continue it \
+             with that pooling, or fine-tune a new head from its encoder",
+            p.as_str(),
+            dir.display(),
+            own.as_str()
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -232,6 +253,11 @@ impl FineTuner {
         };
         let (mut cfg, src_names) = (src.0.clone(), src.1.clone());
         set_labels(&mut cfg, labels.names());
+        let own = cfg.classifier_pooling()?;
+        if loaded.cls().is_some() {
+            check_pool(opts.pool, own, dir)?;
+        }
+        cfg.set_classifier_pooling(opts.pool.unwrap_or(own));
         // What save() will write must load again: checked now, not after training.
         let bytes = cfg.to_json_string().len() as u64;
         if bytes > crate::io::read::MAX_CONFIG_BYTES {
@@ -292,6 +318,7 @@ impl FineTuner {
         let Towers::Classifier(cls) = towers else {
             return Err(Error::arg("the model has no classification head"));
         };
+        check_pool(opts.pool, cls.head.pool, Path::new("the model"))?;
         // A config's dropout out of range fails here, not at the first step.
         for probs in [cls.config.dropout_probs(), cls.config.classifier_dropout_probs()] {
             opts.dropout.probabilities(probs, "config.json")?;
@@ -405,7 +432,7 @@ impl FineTuner {
         acts.dropout = TowerDropout::of(opts.dropout, c.config.dropout_probs(), key, stream)?;
         head.dropout = TowerDropout::of(opts.dropout, c.config.classifier_dropout_probs(), key, stream)?;
         c.encoder.forward(be, &w, acts, batch)?;
-        c.head.forward(be, &w, head, acts.output(&c.encoder), b, t)?;
+        c.head.forward(be, &w, head, acts.pooled(&c.encoder, b, t))?;
         be.upload_ids(y, labels)?;
         // The logits become d(loss)/d(logits).
         let k = LossScale { scale: 1.0, denom: backend::mean_denominator(b) };
@@ -415,7 +442,7 @@ impl FineTuner {
         }
         be.ensure(d_hidden, b * t * c.config.hidden_size)?;
         let mut bp = Backprop::new(be, w.flat, grads);
-        c.head.backward(&mut bp, head, head_grads, &head.logits, d_hidden)?;
+        c.head.backward(&mut bp, head, head_grads, &head.logits, d_hidden, acts.mask.as_ref())?;
         c.encoder.backward(&mut bp, acts, enc_grads, d_hidden)?;
         Ok(FinetuneStats { loss: ce.loss, accuracy: ce.correct as f32 / b as f32, ..Default::default() })
     }

@@ -35,6 +35,22 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T> {
     }
 }
 
+/// `base` with the keys of the JSON object `json` over it (the CLI's `--options`: flags first,
+/// then the object), parsed and checked as [`parse_json`] does; `what` names the JSON in errors.
+pub fn merge_json<T: serde::Serialize + serde::de::DeserializeOwned>(base: &T, json: &str, what: &str) -> Result<T> {
+    let extra: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| Error::arg(format!("{what}: not valid JSON: {e}")))?;
+    let serde_json::Value::Object(extra) = extra else {
+        return Err(Error::arg(format!("{what} must be a JSON object, got {}", crate::error::json_kind(&extra))));
+    };
+    let mut map = match serde_json::to_value(base) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => return Err(Error::Internal("options do not serialize to a JSON object".into())),
+    };
+    map.extend(extra);
+    parse_json(&serde_json::Value::Object(map).to_string())
+}
+
 /// The `dropout` option of trainers and fine-tuners. Absent (or `true`): config.json's
 /// `hidden_dropout_prob` and `attention_probs_dropout_prob`, as HF trains; `false`: none (the
 /// network as in eval, the bits of a run without dropout); a number p: both probabilities p.

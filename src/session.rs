@@ -342,7 +342,7 @@ impl Session {
             let c = model.cls().ok_or_else(|| Error::Unsupported("the model has no classification head".into()))?;
             let (b, t) = (batch.batch, batch.seq_len);
             c.encoder.forward(be, w, &mut s.acts, batch)?;
-            c.head.forward(be, w, &mut s.cls_head, s.acts.output(&c.encoder), b, t)?;
+            c.head.forward(be, w, &mut s.cls_head, s.acts.pooled(&c.encoder, b, t))?;
             deliver(be, &s.cls_head.logits, &mut out[..len], None, l)
         })
     }

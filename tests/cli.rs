@@ -549,7 +549,7 @@ fn generated_hostile_argument_combinations_fail_cleanly() {
 /// (status 2, the flag named) before anything runs.
 #[test]
 fn numeric_flags_are_checked_before_anything_runs() {
-    let cases: [&[&str]; 17] = [
+    let cases: [&[&str]; 18] = [
         &["finetune", "--model", "m", "--train", "t", "--out", "o", "--batch-size", "0"],
         &["finetune", "--model", "m", "--train", "t", "--out", "o", "--epochs", "0"],
         &["finetune", "--model", "m", "--train", "t", "--out", "o", "--seq-len", "1"],
@@ -566,6 +566,7 @@ fn numeric_flags_are_checked_before_anything_runs() {
         &["pretrain", "--out", "o", "--dropout", "1.5"],
         &["pretrain", "--out", "o", "--dropout", "maybe"],
         &["finetune", "--model", "m", "--train", "t", "--out", "o", "--dropout", "-0.1"],
+        &["finetune", "--model", "m", "--train", "t", "--out", "o", "--pool", "max"],
         &["fill-mask", "--model", "m", "--top-k", "0", "x [MASK]"],
     ];
     for args in cases {

@@ -25,14 +25,14 @@ use electra::backend::{
     ResidualLn, Tokens, Weights,
 };
 use electra::layers::{Embeddings, LayerNorm, Linear, PostLn};
-use electra::model::classifier::{ClsHeadActs, ClsHeadGrads};
+use electra::model::classifier::{ClsHeadActs, ClsHeadGrads, Pooled};
 use electra::model::encoder::{EncoderActs, EncoderGrads};
 use electra::model::heads::{DiscHeadActs, DiscHeadGrads, GenHeadActs, GenHeadGrads};
 use electra::model::Backprop;
 use electra::params::{ParamStore, Span};
 use electra::pretrain::{TrainOptions, Trainer};
 use electra::session::{Batch, Session};
-use electra::{ElectraConfig, Model};
+use electra::{ElectraConfig, Model, Pooling};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::io::Write;
@@ -460,6 +460,38 @@ fn rows() {
             }
         }
         assert!(be.gather_rows(&mut g, &up(be, &src), &up_ids(be, &[8, 0, 0]), 3, 5).is_err(), "{t}: row ≥ rows");
+
+        // Mean pooling: 2 groups of 4 rows of 5, the second group padded after 1 row, the
+        // sums in row order; f32 arithmetic, so every backend gives the same bits.
+        let mask = up_ids(be, &[1, 1, 1, 1, 1, 0, 0, 0]);
+        let mut mean = zeros(be, 10);
+        let mut want = vec![0.0f32; 10];
+        for (c, w) in want.iter_mut().enumerate().take(5) {
+            *w = (src[c] + src[5 + c] + src[10 + c] + src[15 + c]) / 4.0;
+        }
+        want[5..].copy_from_slice(&src[20..25]);
+        be.mean_rows(&mut mean, &up(be, &src), Some(&mask), 2, 4, 5).unwrap();
+        assert_eq!(down(be, &mean, 10), want, "{t}: masked mean");
+        be.mean_rows(&mut mean, &up(be, &src), None, 2, 4, 5).unwrap();
+        let all: Vec<f32> =
+            (0..10).map(|i| (0..4).map(|r| src[(i / 5 * 4 + r) * 5 + i % 5]).fold(0.0, |a, x| a + x) / 4.0).collect();
+        assert_eq!(down(be, &mean, 10), all, "{t}: mean without a mask");
+        let dmean: Vec<f32> = (0..10).map(|i| i as f32 * 0.5 - 2.0).collect();
+        let mut dsrc = up(be, &[3.0; 40]);
+        be.mean_rows_backward(&mut dsrc, &up(be, &dmean), Some(&mask), 2, 4, 5).unwrap();
+        let got = down(be, &dsrc, 40);
+        for (i, &v) in got.iter().enumerate() {
+            let (row, c) = (i / 5, i % 5);
+            let want = match row {
+                0..=3 => dmean[c] / 4.0,
+                4 => dmean[5 + c],
+                _ => 0.0,
+            };
+            assert_eq!(v, want, "{t}: mean backward at row {row}, column {c}");
+        }
+        // A group with no kept row pools to zeros, not NaN.
+        be.mean_rows(&mut mean, &up(be, &src), Some(&up_ids(be, &[0; 8])), 2, 4, 5).unwrap();
+        assert_eq!(down(be, &mean, 10), vec![0.0; 10], "{t}: empty group");
     });
 }
 
@@ -767,39 +799,51 @@ fn generator_head_with_cross_entropy() {
     });
 }
 
-/// `ClsHead`: [CLS] state → dense → GELU → out_proj, three labels.
+/// `ClsHead`: [CLS] state (or the masked mean of the states) → dense → GELU → out_proj, three
+/// labels; the mean with a mask that pads two rows differently and without one.
 #[test]
 fn classification_head() {
-    let cfg = ElectraConfig::from_json_str(
-        r#"{"vocab_size": 13, "embedding_size": 6, "hidden_size": 8, "num_hidden_layers": 1,
-            "num_attention_heads": 2, "intermediate_size": 12, "num_labels": 3,
-            "max_position_embeddings": 8}"#,
-    )
-    .unwrap();
-    let mut model = Model::new_classifier(cfg).unwrap();
-    randomize(&mut model.params, 26);
-    let cls = model.cls().unwrap();
-    let (head, labels) = (&cls.head, cls.num_labels);
-    let (b, t, h) = (3, 4, head.dense.din);
-    let mut rng = ChaCha8Rng::seed_from_u64(27);
-    let (hidden, r) = (rnd(&mut rng, b * t * h, 1.5), rnd(&mut rng, b * labels, 1.0));
-    let (w, w64, hidden64) = (&model.params.data, f64s(&model.params.data), f64s(&hidden));
-    let nw = numeric_grad(w, |p| dot(&ref_cls_head(head, p, &hidden64, t), &r));
-    let nh = numeric_grad(&hidden, |x| dot(&ref_cls_head(head, &w64, x, t), &r));
-    kernels("classification_head", |label, be| {
-        let (wb, hb) = (up(be, w), up(be, &hidden));
-        let mut acts = ClsHeadActs::default();
-        head.forward(be, &Weights::flat(wb.mem()), &mut acts, &hb, b, t).unwrap();
-        let want = ref_cls_head(head, &w64, &hidden64, t);
-        check_forward(&format!("{label} classification head"), &down(be, &acts.logits, b * labels), &want);
-        let (mut g, mut d_hidden) = (zeros(be, w.len()), zeros(be, b * t * h));
-        let mut bp = Backprop::new(be, wb.mem(), &mut g);
-        head.backward(&mut bp, &acts, &mut ClsHeadGrads::default(), &up(be, &r), &mut d_hidden).unwrap();
-        let (g, d_hidden) = (down(be, &g, w.len()), down(be, &d_hidden, b * t * h));
-        let mut grads = by_tensor(&model.params, &g, &nw);
-        grads.push(("d_hidden", &d_hidden, &nh));
-        check(&format!("{label} classification head"), &grads);
-    });
+    let masks: [Option<Vec<i32>>; 2] = [Some(vec![1, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0, 0]), None];
+    for (pool, mask) in [(Pooling::Cls, None), (Pooling::Mean, masks[0].clone()), (Pooling::Mean, masks[1].clone())] {
+        let cfg = ElectraConfig::from_json_str(&format!(
+            r#"{{"vocab_size": 13, "embedding_size": 6, "hidden_size": 8, "num_hidden_layers": 1,
+                "num_attention_heads": 2, "intermediate_size": 12, "num_labels": 3,
+                "max_position_embeddings": 8, "classifier_pooling": "{}"}}"#,
+            pool.as_str()
+        ))
+        .unwrap();
+        let mut model = Model::new_classifier(cfg).unwrap();
+        randomize(&mut model.params, 26);
+        let cls = model.cls().unwrap();
+        let (head, labels) = (&cls.head, cls.num_labels);
+        assert_eq!(head.pool, pool);
+        let (b, t, h) = (3, 4, head.dense.din);
+        let mut rng = ChaCha8Rng::seed_from_u64(27);
+        let (hidden, r) = (rnd(&mut rng, b * t * h, 1.5), rnd(&mut rng, b * labels, 1.0));
+        let (w, w64, hidden64) = (&model.params.data, f64s(&model.params.data), f64s(&hidden));
+        let m = mask.as_deref();
+        let nw = numeric_grad(w, |p| dot(&ref_cls_head(head, p, &hidden64, t, m), &r));
+        let nh = numeric_grad(&hidden, |x| dot(&ref_cls_head(head, &w64, x, t, m), &r));
+        let what = format!("classification head ({}, mask {})", pool.as_str(), mask.is_some());
+        kernels("classification_head", |label, be| {
+            let (wb, hb) = (up(be, w), up(be, &hidden));
+            let mb = mask.as_ref().map(|m| up_ids(be, m));
+            let x = Pooled { hidden: &hb, mask: mb.as_ref(), b, t };
+            let mut acts = ClsHeadActs::default();
+            head.forward(be, &Weights::flat(wb.mem()), &mut acts, x).unwrap();
+            let want = ref_cls_head(head, &w64, &hidden64, t, m);
+            check_forward(&format!("{label} {what}"), &down(be, &acts.logits, b * labels), &want);
+            // Stale values in the gradient buffer must not survive (it is assigned).
+            let (mut g, mut d_hidden) = (zeros(be, w.len()), up(be, &vec![9.0; b * t * h]));
+            let mut bp = Backprop::new(be, wb.mem(), &mut g);
+            head.backward(&mut bp, &acts, &mut ClsHeadGrads::default(), &up(be, &r), &mut d_hidden, mb.as_ref())
+                .unwrap();
+            let (g, d_hidden) = (down(be, &g, w.len()), down(be, &d_hidden, b * t * h));
+            let mut grads = by_tensor(&model.params, &g, &nw);
+            grads.push(("d_hidden", &d_hidden, &nh));
+            check(&format!("{label} {what}"), &grads);
+        });
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

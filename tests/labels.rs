@@ -102,10 +102,10 @@ fn s(p: &Path) -> &str {
 /// `electra finetune` from `model` on `rows`, then `electra predict --input` on every row's text:
 /// each JSON line must name the row's label, and its `label_id` must be that label's id in the
 /// saved id2label and the largest probability.
-fn cli_round_trip(root: &Path, model: &Path, rows: &[(&str, &str)]) -> Value {
+fn cli_round_trip(root: &Path, model: &Path, rows: &[(&str, &str)], extra: &[&str]) -> Value {
     let train = tsv(root, rows);
     let out = root.join("out");
-    let o = electra(&[
+    let mut args = vec![
         "finetune",
         "--model",
         s(model),
@@ -123,7 +123,9 @@ fn cli_round_trip(root: &Path, model: &Path, rows: &[(&str, &str)]) -> Value {
         "1",
         "--threads",
         "1",
-    ]);
+    ];
+    args.extend(extra);
+    let o = electra(&args);
     assert!(o.status.success(), "finetune: {}", String::from_utf8_lossy(&o.stderr));
     let labels = id2label(&out);
     let input = root.join("texts.txt");
@@ -152,7 +154,7 @@ fn cli_round_trip(root: &Path, model: &Path, rows: &[(&str, &str)]) -> Value {
 fn cli_keeps_the_ids_of_a_non_alphabetical_hf_classifier() {
     let root = tmp("cli");
     let cls = hf_classifier(&root);
-    let labels = cli_round_trip(&root, &cls, ROWS);
+    let labels = cli_round_trip(&root, &cls, ROWS, &[]);
     assert_eq!(labels, json!({"0": "pos", "1": "neg"}));
     let _ = std::fs::remove_dir_all(&root);
 }
@@ -162,8 +164,46 @@ fn cli_appends_new_labels_and_grows_the_head() {
     let root = tmp("cli-grow");
     let cls = hf_classifier(&root);
     let rows: Vec<(&str, &str)> = ROWS.iter().chain(MEH).copied().collect();
-    let labels = cli_round_trip(&root, &cls, &rows);
+    let labels = cli_round_trip(&root, &cls, &rows, &[]);
     assert_eq!(labels, json!({"0": "pos", "1": "neg", "2": "meh"}));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// `--pool mean` from a discriminator: learned, predicted through the text path (padded
+/// batches), saved with `"classifier_pooling": "mean"`; continuing it as a [CLS] head is refused
+/// with the reason, continuing it as it is works.
+#[test]
+fn cli_mean_pooled_head_round_trips() {
+    let root = tmp("cli-mean");
+    hf_classifier(&root);
+    let labels = cli_round_trip(&root, &root.join("disc"), ROWS, &["--pool", "mean"]);
+    assert_eq!(labels.as_object().map(|m| m.len()), Some(2), "{labels}");
+    let out = root.join("out");
+    let cfg: Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["classifier_pooling"], "mean");
+    let train = tsv(&root, ROWS);
+    let again = |pool: &str, to: &str| {
+        let to = root.join(to);
+        electra(&[
+            "finetune",
+            "--model",
+            s(&out),
+            "--train",
+            s(&train),
+            "--out",
+            s(&to),
+            "--epochs",
+            "1",
+            "--pool",
+            pool,
+        ])
+    };
+    let o = again("cls", "as-cls");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("pools mean"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!root.join("as-cls").exists());
+    let o = again("mean", "as-mean");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let _ = std::fs::remove_dir_all(&root);
 }
 

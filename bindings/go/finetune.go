@@ -31,7 +31,9 @@ type FineTuner struct {
 // weight_decay, layerwise_lr_decay, adam_epsilon, bias_correction, max_grad_norm, seed,
 // threads, device ("cpu", the default; "cuda" or "cuda:N": ErrCUDA when not compiled in or
 // not present), max_memory_bytes (a memory budget, 0 = none beyond the machine's memory;
-// ErrOutOfMemory over it).
+// ErrOutOfMemory over it), dropout and pool ("cls", the first token's state as HF
+// ElectraForSequenceClassification, or "mean", the mean of the non-padding tokens' states, saved
+// as "classifier_pooling": "mean"; left out: a classifier's own, "cls" for a new head).
 func NewFineTuner(modelDir string, numLabels int, options interface{}) (*FineTuner, error) {
 	if err := CheckABI(); err != nil {
 		return nil, err

@@ -1,7 +1,10 @@
 package electra_test
 
 import (
+	"math"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -110,6 +113,66 @@ func TestFineTunerTrainsSavesAndContinues(t *testing.T) {
 	if s, err := g.Step(c.ids, c.mask, c.types, c.labels, c.batch, c.seqLen); err != nil || s.Step != 1 {
 		t.Fatalf("continued fine-tuning: %+v, %v", s, err)
 	}
+}
+
+// The "pool" option: a mean-pooled head learns the repeated batch, is saved with
+// "classifier_pooling": "mean", classifies after a reload as the fine-tuner left it, and is
+// continued only as a mean-pooled head.
+func TestFineTunerMeanPooling(t *testing.T) {
+	c := loadCls(t)
+	f, err := electra.NewFineTuner(fixture("emb_lt_hidden", "discriminator"), 3,
+		map[string]interface{}{"learning_rate": 1e-3, "threads": 1, "pool": "mean", "dropout": false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var first, last electra.FineTuneStats
+	for k := 1; k <= 10; k++ {
+		if last, err = f.Step(c.ids, c.mask, c.types, c.labels, c.batch, c.seqLen); err != nil {
+			t.Fatal(err)
+		}
+		if k == 1 {
+			first = last
+		}
+	}
+	if !(last.Loss < first.Loss) {
+		t.Fatalf("loss did not fall on a repeated batch: %v -> %v", first.Loss, last.Loss)
+	}
+	dir := filepath.Join(t.TempDir(), "mean")
+	if err := f.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil || !strings.Contains(string(cfg), `"classifier_pooling": "mean"`) {
+		t.Fatalf("config.json of a mean-pooled head (%v):\n%s", err, cfg)
+	}
+	logits, err := mustSession(t, mustLoad(t, dir)).Classify(c.ids, c.mask, c.types, c.batch, c.seqLen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The reloaded head scores the batch it learned: its loss is the fine-tuner's last or lower.
+	loss := 0.0
+	for r := 0; r < c.batch; r++ {
+		row := logits[r*3 : r*3+3]
+		max := math.Max(float64(row[0]), math.Max(float64(row[1]), float64(row[2])))
+		sum := 0.0
+		for _, v := range row {
+			sum += math.Exp(float64(v) - max)
+		}
+		loss += max + math.Log(sum) - float64(row[c.labels[r]])
+	}
+	if loss /= float64(c.batch); !(loss < float64(first.Loss)) {
+		t.Fatalf("reloaded mean-pooled head: loss %v, first step %v", loss, first.Loss)
+	}
+	_, err = electra.NewFineTuner(dir, 0, `{"pool": "cls"}`)
+	wantErr(t, "a [CLS] head over a mean-pooled one", err, electra.StatusInvalidArgument, "pools mean")
+	g, err := electra.NewFineTuner(dir, 0, `{"threads": 1}`)
+	if err != nil {
+		t.Fatalf("continuing with its own pooling: %v", err)
+	}
+	g.Close()
+	_, err = electra.NewFineTuner(fixture("emb_lt_hidden", "discriminator"), 3, `{"pool": "max"}`)
+	wantErr(t, "unknown pooling", err, electra.StatusInvalidArgument, "pool")
 }
 
 func TestFineTunerErrors(t *testing.T) {

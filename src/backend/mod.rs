@@ -576,6 +576,30 @@ pub trait Backend: Send + Sync {
         accumulate: bool,
     ) -> Result<()>;
 
+    /// Masked mean of each of `groups` groups of `t` rows of `width` (the classifier's mean
+    /// pooling): `dst[g] = Σ_r m[g·t+r]·src[g·t+r] / Σ_r m[g·t+r]`, summed in row order, with
+    /// `m` the 0/1 attention mask (`None`: all ones); a group without a valid row gives zeros.
+    fn mean_rows(
+        &self,
+        dst: &mut Buf,
+        src: &Buf,
+        mask: Option<&Buf<i32>>,
+        groups: usize,
+        t: usize,
+        width: usize,
+    ) -> Result<()>;
+    /// The backward of [`Backend::mean_rows`]: `dsrc[g·t+r] = m[g·t+r]·ddst[g] / Σ_r m[g·t+r]`
+    /// (assigned, padding rows 0).
+    fn mean_rows_backward(
+        &self,
+        dsrc: &mut Buf,
+        ddst: &Buf,
+        mask: Option<&Buf<i32>>,
+        groups: usize,
+        t: usize,
+        width: usize,
+    ) -> Result<()>;
+
     // === Losses and sampling ===
     /// Softmax cross-entropy of `m` rows of `v` logits against `targets`, `Σ CE / k.denom`;
     /// overwrites the logits with `k.scale·(softmax − onehot)/k.denom` (`k.denom`: the step's

@@ -88,7 +88,12 @@ fn fine_tuner(f: *const electra_finetuner) -> Result<Arc<Mutex<FineTuner>>> {
 /// `ELECTRA_SIMD` when set), tf32 (CUDA TF32 products, default false; left out:
 /// `ELECTRA_CUDA_TF32` when set) and dropout (`true`, the default: config.json's probabilities,
 /// with `classifier_dropout` or else hidden_dropout_prob in the head, as HF trains; `false`:
-/// none; a number in [0, 1): all of them at that probability).
+/// none; a number in [0, 1): all of them at that probability) and pool (what the head reads:
+/// `"cls"`, the first token's state as HF `ElectraForSequenceClassification`, or `"mean"`, the
+/// mean of the non-padding tokens' states, saved as `"classifier_pooling": "mean"` in config.json;
+/// left out: a classifier's own pooling, `"cls"` for a new head; continuing a classifier with the
+/// other pooling is `ELECTRA_ERR_INVALID_ARGUMENT`. JSON only: `electra_finetuner_params` keeps
+/// its version-1 layout).
 ///
 /// # Safety
 /// Strings must be NUL-terminated (options_json may be NULL); `out` valid.

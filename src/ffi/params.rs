@@ -307,7 +307,8 @@ params!(electra_trainer_params => crate::pretrain::TrainOptions {
 
 /// How `electra_finetuner_new_with_params` fine-tunes; start from
 /// `electra_finetuner_default_params()`. The fields are the JSON keys of `electra_finetuner_new`
-/// with the same meaning and defaults.
+/// with the same meaning and defaults (all but `pool`, a later key: this struct keeps its
+/// version-1 layout, so mean pooling is asked for through `electra_finetuner_new`'s JSON).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct electra_finetuner_params {
@@ -500,7 +501,7 @@ mod tests {
     fn params_and_json_keys_are_one_definition() {
         one_definition::<electra_session_params>(&[]);
         one_definition::<electra_trainer_params>(&["special_token_ids"]);
-        one_definition::<electra_finetuner_params>(&[]);
+        one_definition::<electra_finetuner_params>(&["pool"]);
         one_definition::<electra_load_params>(&[]);
     }
 }

@@ -1,11 +1,12 @@
-//! Sequence classification (HF `ElectraForSequenceClassification`): the encoder's [CLS] state →
-//! `classifier.dense` (H→H) → GELU → `classifier.out_proj` (H→labels).
+//! Sequence classification (HF `ElectraForSequenceClassification`): the encoder's [CLS] state (or
+//! the masked mean of its states, [`Pooling::Mean`]) → `classifier.dense` (H→H) → GELU →
+//! `classifier.out_proj` (H→labels).
 
 use super::encoder::{Encoder, TowerDropout, HEAD_SITES};
 use super::registrar::Registrar;
 use super::Backprop;
 use crate::backend::{Activation, Backend, Buf, InputGrad, Weights};
-use crate::config::ElectraConfig;
+use crate::config::{ElectraConfig, Pooling};
 use crate::error::{Error, Result};
 use crate::layers::Linear;
 use crate::limits::{MAX_LABELS, MAX_LABEL_BYTES};
@@ -20,6 +21,9 @@ pub struct ClsHead {
     pub dense: Linear,
     /// `classifier.out_proj`.
     pub out_proj: Linear,
+    /// What the head reads: the [CLS] state or the masked mean (config.json's
+    /// `classifier_pooling`).
+    pub pool: Pooling,
 }
 
 /// Activations of the classification head, kept for its backward.
@@ -29,9 +33,9 @@ pub struct ClsHeadActs {
     pub b: usize,
     /// T of the last forward.
     pub t: usize,
-    /// Row index of each sequence's [CLS] token, `b·T` `[B]`.
+    /// Row index of each sequence's [CLS] token, `b·T` `[B]` ([`Pooling::Cls`]).
     pub rows: Buf<i32>,
-    /// [CLS] hidden states `[B, H]`.
+    /// The pooled states `[B, H]`: [CLS]'s or the mean.
     pub cls: Buf,
     /// dense output `[B, H]`.
     pub pre: Buf,
@@ -65,23 +69,18 @@ pub struct ClsHeadGrads {
 
 impl ClsHead {
     /// Registers `classifier.*`.
-    pub fn register(reg: &mut Registrar, hidden: usize, num_labels: usize) -> Self {
+    pub fn register(reg: &mut Registrar, hidden: usize, num_labels: usize, pool: Pooling) -> Self {
         ClsHead {
             dense: reg.linear("classifier.dense", hidden, hidden),
             out_proj: reg.linear("classifier.out_proj", hidden, num_labels),
+            pool,
         }
     }
 
-    /// Logits for the first token of each of `b` rows of `t` hidden states `[B·T, H]`.
-    pub fn forward(
-        &self,
-        be: &dyn Backend,
-        w: &Weights,
-        acts: &mut ClsHeadActs,
-        hidden: &Buf,
-        b: usize,
-        t: usize,
-    ) -> Result<()> {
+    /// Logits for each of `b` rows of `t` hidden states `[B·T, H]`, from the first token's state
+    /// or the mean over the tokens `mask` (the batch's attention mask, `None`: all) keeps.
+    pub fn forward(&self, be: &dyn Backend, w: &Weights, acts: &mut ClsHeadActs, x: Pooled<'_>) -> Result<()> {
+        let Pooled { hidden, mask, b, t } = x;
         let (h, l) = (self.dense.din, self.out_proj.dout);
         for (v, n) in
             [(&mut acts.cls, b * h), (&mut acts.pre, b * h), (&mut acts.act, b * h), (&mut acts.logits, b * l)]
@@ -93,8 +92,13 @@ impl ClsHead {
             .collect::<std::result::Result<Vec<i32>, _>>()
             .map_err(|_| Error::arg(format!("batch {b} x seq_len {t} is too large for the classifier")))?;
         (acts.b, acts.t) = (b, t);
-        be.upload_ids(&mut acts.rows, &rows)?;
-        be.gather_rows(&mut acts.cls, hidden, &acts.rows, b, h)?;
+        match self.pool {
+            Pooling::Cls => {
+                be.upload_ids(&mut acts.rows, &rows)?;
+                be.gather_rows(&mut acts.cls, hidden, &acts.rows, b, h)?;
+            }
+            Pooling::Mean => be.mean_rows(&mut acts.cls, hidden, mask, b, t, h)?,
+        }
         let [m1, m2] = acts.masks();
         if let Some(d) = m1 {
             be.dropout(&mut acts.cls, b * h, d)?;
@@ -108,7 +112,8 @@ impl ClsHead {
     }
 
     /// Backward of the last [`ClsHead::forward`] from `d_logits` `[B, labels]`: head gradients
-    /// accumulate into `bp`'s; `d_hidden` `[B·T, H]` is assigned (zero except at the [CLS] rows).
+    /// accumulate into `bp`'s; `d_hidden` `[B·T, H]` is assigned (zero except at the [CLS] rows,
+    /// or the kept tokens' rows when mean-pooled; `mask` is the forward's).
     pub fn backward(
         &self,
         bp: &mut Backprop,
@@ -116,6 +121,7 @@ impl ClsHead {
         gs: &mut ClsHeadGrads,
         d_logits: &Buf,
         d_hidden: &mut Buf,
+        mask: Option<&Buf<i32>>,
     ) -> Result<()> {
         let (be, p) = (bp.be, &mut bp.params);
         let (h, b, t) = (self.dense.din, acts.b, acts.t);
@@ -132,9 +138,28 @@ impl ClsHead {
         if let Some(d) = m1 {
             be.dropout(&mut gs.d_cls, b * h, d)?;
         }
-        be.fill(d_hidden, b * t * h, 0.0)?;
-        be.scatter_rows(d_hidden, &gs.d_cls, &acts.rows, b, h, false)
+        match self.pool {
+            Pooling::Cls => {
+                be.fill(d_hidden, b * t * h, 0.0)?;
+                be.scatter_rows(d_hidden, &gs.d_cls, &acts.rows, b, h, false)
+            }
+            Pooling::Mean => be.mean_rows_backward(d_hidden, &gs.d_cls, mask, b, t, h),
+        }
     }
+}
+
+/// What [`ClsHead::forward`] reads: `b` rows of `t` hidden states `[B·T, H]` and the batch's
+/// attention mask `[B·T]` on the device (`None`: every token).
+#[derive(Clone, Copy)]
+pub struct Pooled<'a> {
+    /// The encoder's output.
+    pub hidden: &'a Buf,
+    /// The attention mask (mean pooling skips its 0s).
+    pub mask: Option<&'a Buf<i32>>,
+    /// B.
+    pub b: usize,
+    /// T.
+    pub t: usize,
 }
 
 /// An encoder with a classification head.

@@ -314,6 +314,12 @@ impl EncoderActs {
             l => &self.layers[self.slot(l - 1)].out,
         }
     }
+
+    /// What a classification head reads after a forward of `b` rows of `t`: the final states
+    /// and the batch's attention mask.
+    pub fn pooled(&self, enc: &Encoder, b: usize, t: usize) -> super::classifier::Pooled<'_> {
+        super::classifier::Pooled { hidden: self.output(enc), mask: self.mask.as_ref(), b, t }
+    }
 }
 
 impl Encoder {

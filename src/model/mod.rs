@@ -284,7 +284,7 @@ impl Model {
         let mut names = Vec::new();
         let mut reg = Registrar { store: &mut params, scope: "classifier", names: &mut names };
         let encoder = Encoder::register(&mut reg, &cfg, None)?;
-        let head = classifier::ClsHead::register(&mut reg, cfg.hidden_size, num_labels);
+        let head = classifier::ClsHead::register(&mut reg, cfg.hidden_size, num_labels, cfg.classifier_pooling()?);
         let cls = Classifier { config: cfg, encoder, head, num_labels, names };
         Ok(Self::from_towers(params, Towers::Classifier(cls)))
     }

@@ -10,7 +10,7 @@ use electra::model::classifier::ClsHead;
 use electra::model::encoder::Encoder;
 use electra::model::heads::{DiscHead, GenHead};
 use electra::params::{ParamStore, Span};
-use electra::{ElectraConfig, Model};
+use electra::{ElectraConfig, Model, Pooling};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -329,10 +329,22 @@ pub fn ref_gen_head(head: &GenHead, w: &[f64], hidden: &[f64]) -> Vec<f64> {
 }
 
 /// HF `ElectraClassificationHead` on the first token of each of the rows of `t` tokens.
-pub fn ref_cls_head(head: &ClsHead, w: &[f64], hidden: &[f64], t: usize) -> Vec<f64> {
+pub fn ref_cls_head(head: &ClsHead, w: &[f64], hidden: &[f64], t: usize, mask: Option<&[i32]>) -> Vec<f64> {
     let h = head.dense.din;
-    let cls: Vec<f64> = hidden.chunks_exact(t * h).flat_map(|row| row[..h].to_vec()).collect();
-    ref_lin(w, &head.out_proj, &ref_act_all(Activation::Gelu, &ref_lin(w, &head.dense, &cls)))
+    let pooled: Vec<f64> = match head.pool {
+        Pooling::Cls => hidden.chunks_exact(t * h).flat_map(|row| row[..h].to_vec()).collect(),
+        // The masked mean over each row's kept tokens.
+        Pooling::Mean => hidden
+            .chunks_exact(t * h)
+            .enumerate()
+            .flat_map(|(g, row)| {
+                let keep = move |r: usize| mask.is_none_or(|m| m[g * t + r] != 0);
+                let n = (0..t).filter(|&r| keep(r)).count() as f64;
+                (0..h).map(move |c| (0..t).filter(|&r| keep(r)).map(|r| row[r * h + c]).sum::<f64>() / n)
+            })
+            .collect(),
+    };
+    ref_lin(w, &head.out_proj, &ref_act_all(Activation::Gelu, &ref_lin(w, &head.dense, &pooled)))
 }
 
 /// Random weights of a size where no layer is near-linear: LayerNorm gains 1 ± 0.3, every other

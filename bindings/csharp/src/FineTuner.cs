@@ -22,7 +22,10 @@ namespace Electra
         /// count to add labels after the existing ones; at most 1024). optionsJson is null or a JSON object with keys learning_rate,
         /// warmup_steps, total_steps, weight_decay, layerwise_lr_decay, adam_epsilon,
         /// bias_correction, max_grad_norm, seed, threads, device ("cpu", the default; "cuda" or
-        /// "cuda:N": Status.Cuda when not compiled in or not present).</summary>
+        /// "cuda:N": Status.Cuda when not compiled in or not present), dropout and pool ("cls", the
+        /// first token's state as HF ElectraForSequenceClassification, or "mean", the mean of the
+        /// non-padding tokens' states, saved as "classifier_pooling": "mean"; left out: a
+        /// classifier's own, "cls" for a new head).</summary>
         public static FineTuner Create(string modelDir, int numLabels, string optionsJson)
         {
             Library.CheckAbi();

@@ -553,6 +553,34 @@ namespace Electra.Tests
                 Assert.Equal(1L, g.Step(c.Ids, c.Mask, c.Types, labels, c.Batch, c.SeqLen).Step, "continued fine-tuning");
         }
 
+        // The "pool" option: a mean-pooled head learns, is saved with "classifier_pooling": "mean",
+        // reloads, and is continued only as a mean-pooled head.
+        [Test]
+        private static void FineTunerMeanPooling()
+        {
+            int[] labels;
+            var c = LoadCls(out labels);
+            string dir = Path.Combine(TempDir("finetune-mean"), "cls");
+            using (var f = FineTuner.Create(Fixture("emb_lt_hidden", "discriminator"), 3,
+                new Dictionary<string, object> { { "learning_rate", 1e-3 }, { "threads", 1 }, { "pool", "mean" } }))
+            {
+                var first = f.Step(c.Ids, c.Mask, c.Types, labels, c.Batch, c.SeqLen);
+                FineTuneStats last = first;
+                for (int k = 2; k <= 10; k++) last = f.Step(c.Ids, c.Mask, c.Types, labels, c.Batch, c.SeqLen);
+                Assert.True(last.Loss < first.Loss, string.Format("loss did not fall: {0} -> {1}", first.Loss, last.Loss));
+                f.Save(dir);
+            }
+            string cfg = File.ReadAllText(Path.Combine(dir, "config.json"));
+            Assert.True(cfg.Contains("\"classifier_pooling\": \"mean\""), cfg);
+            using (var m = Model.Load(dir))
+            using (var s = m.CreateSession())
+                Assert.True(s.Classify(c.Ids, c.Mask, c.Types, c.Batch, c.SeqLen).All(Finite), "classify the mean-pooled classifier");
+            Assert.Fails("a [CLS] head over a mean-pooled one", Status.InvalidArgument, () => FineTuner.Create(dir, 0, "{\"pool\": \"cls\"}"), "pools mean");
+            using (var g = FineTuner.Create(dir, 0, "{\"threads\": 1}"))
+                Assert.Equal(1L, g.Step(c.Ids, c.Mask, c.Types, labels, c.Batch, c.SeqLen).Step, "continued with its own pooling");
+            Assert.Fails("unknown pooling", Status.InvalidArgument, () => FineTuner.Create(Fixture("emb_lt_hidden", "discriminator"), 3, "{\"pool\": \"max\"}"), "pool");
+        }
+
         [Test]
         private static void FineTunerErrors()
         {

@@ -518,6 +518,37 @@ impl Backend for CpuBackend {
         rows::scatter(dst, rd(src, m * width, "scatter source")?, rd(rows, m, "rows")?, width, accumulate)
     }
 
+    fn mean_rows(
+        &self,
+        dst: &mut Buf,
+        src: &Buf,
+        mask: Option<&Buf<i32>>,
+        groups: usize,
+        t: usize,
+        width: usize,
+    ) -> Result<()> {
+        let n = groups * t;
+        let mask = mask.map(|m| rd(m, n, "attention mask")).transpose()?;
+        rows::mean(wr(dst, groups * width, "mean destination")?, rd(src, n * width, "mean source")?, mask, t, width);
+        Ok(())
+    }
+
+    fn mean_rows_backward(
+        &self,
+        dsrc: &mut Buf,
+        ddst: &Buf,
+        mask: Option<&Buf<i32>>,
+        groups: usize,
+        t: usize,
+        width: usize,
+    ) -> Result<()> {
+        let n = groups * t;
+        let mask = mask.map(|m| rd(m, n, "attention mask")).transpose()?;
+        let ddst = rd(ddst, groups * width, "mean gradient")?;
+        rows::mean_backward(wr(dsrc, n * width, "mean source gradient")?, ddst, mask, t, width);
+        Ok(())
+    }
+
     fn cross_entropy(&self, logits: &mut Buf, targets: &Buf<i32>, m: usize, v: usize, k: LossScale) -> Result<LossSum> {
         let targets = rd(targets, m, "targets")?;
         if let Some(&bad) = targets.iter().find(|&&y| y < 0 || y as usize >= v) {

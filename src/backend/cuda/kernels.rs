@@ -50,6 +50,8 @@ kernel_table!(
     add,
     gather_rows,
     scatter_rows,
+    mean_rows,
+    mean_rows_bwd,
     layer_norm_fwd,
     bias_residual_layer_norm,
     layer_norm_bwd,

@@ -1237,6 +1237,45 @@ impl Backend for CudaBackend {
         })
     }
 
+    fn mean_rows(
+        &self,
+        dst: &mut Buf,
+        src: &Buf,
+        mask: Option<&Buf<i32>>,
+        groups: usize,
+        t: usize,
+        width: usize,
+    ) -> Result<()> {
+        let _st = self.lock()?;
+        let n = groups * t;
+        let (dp, sp) = (self.ptr(dst, groups * width, "mean destination")?, self.ptr(src, n * width, "mean source")?);
+        let mp = mask.map(|m| self.ptr(m, n, "attention mask")).transpose()?.unwrap_or(0);
+        let (gg, tt, ww) = (dims("groups", groups)?, dims("rows", t)?, dims("width", width)?);
+        self.launch(&self.k.mean_rows, "mean pooling", cfg_elems(groups * width), |a| {
+            a.arg(&dp).arg(&sp).arg(&mp).arg(&gg).arg(&tt).arg(&ww);
+        })
+    }
+
+    fn mean_rows_backward(
+        &self,
+        dsrc: &mut Buf,
+        ddst: &Buf,
+        mask: Option<&Buf<i32>>,
+        groups: usize,
+        t: usize,
+        width: usize,
+    ) -> Result<()> {
+        let _st = self.lock()?;
+        let n = groups * t;
+        let (dp, sp) =
+            (self.ptr(dsrc, n * width, "mean source gradient")?, self.ptr(ddst, groups * width, "mean gradient")?);
+        let mp = mask.map(|m| self.ptr(m, n, "attention mask")).transpose()?.unwrap_or(0);
+        let (gg, tt, ww) = (dims("groups", groups)?, dims("rows", t)?, dims("width", width)?);
+        self.launch(&self.k.mean_rows_bwd, "mean pooling backward", cfg_elems(groups * width), |a| {
+            a.arg(&dp).arg(&sp).arg(&mp).arg(&gg).arg(&tt).arg(&ww);
+        })
+    }
+
     fn cross_entropy(&self, logits: &mut Buf, targets: &Buf<i32>, m: usize, v: usize, k: LossScale) -> Result<LossSum> {
         let mut st = self.lock()?;
         if let Some(&bad) = self.ids(targets, m, "targets")?.iter().find(|&&y| y < 0 || y as usize >= v) {

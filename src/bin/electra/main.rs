@@ -296,6 +296,15 @@ enum Cmd {
         /// the head, as HF; the default), false, or one probability for all.
         #[arg(long, allow_negative_numbers = true, value_parser = args::dropout)]
         dropout: Option<electra::options::DropoutSetting>,
+        /// What the head reads: cls (the first token's state, as HF ElectraForSequenceClassification)
+        /// or mean (the mean of the non-padding tokens' states; saved as "classifier_pooling":
+        /// "mean"; scripts/hf_classify.py pools it in PyTorch). Default: a classifier's own, cls for a new head.
+        #[arg(long)]
+        pool: Option<electra::Pooling>,
+        /// Fine-tuning options as a JSON object (the keys of electra_finetuner_new, e.g.
+        /// '{"bias_correction": true, "warmup_steps": 50}'); they override the flags above.
+        #[arg(long)]
+        options: Option<String>,
         #[command(flatten)]
         rt: Runtime,
     },
@@ -610,6 +619,8 @@ fn run(cli: Cli, given: &pretrain::Given) -> electra::Result<ExitCode> {
             seed,
             threads,
             dropout,
+            pool,
+            options,
             rt,
         } => (|| {
             let (device, simd) = (rt.device.parse()?, rt.simd);
@@ -623,7 +634,12 @@ fn run(cli: Cli, given: &pretrain::Given) -> electra::Result<ExitCode> {
                 device,
                 simd,
                 dropout: dropout.unwrap_or_default(),
+                pool,
                 ..Default::default()
+            };
+            let opts = match &options {
+                Some(json) => electra::options::merge_json(&opts, json, "--options")?,
+                None => opts,
             };
             finetune::run(&finetune::FinetuneArgs { model, train, eval, out, epochs, batch_size, seq_len, opts })
                 .map(|_| ())

@@ -1005,14 +1005,5 @@ pub fn plot_metrics(metrics: &Path, out: &Path) -> Result<()> {
 /// `base` with the keys of the JSON object `json` replaced; unknown keys and bad values are
 /// errors that name them.
 fn merge_options(base: &TrainOptions, json: &str) -> Result<TrainOptions> {
-    let extra: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| Error::arg(format!("--options: not valid JSON: {e}")))?;
-    let serde_json::Value::Object(extra) = extra else {
-        return Err(Error::arg("--options must be a JSON object"));
-    };
-    let serde_json::Value::Object(mut map) = serde_json::to_value(base).expect("options serialize") else {
-        unreachable!("TrainOptions serializes to an object")
-    };
-    map.extend(extra);
-    electra::options::parse_json(&serde_json::Value::Object(map).to_string())
+    electra::options::merge_json(base, json, "--options")
 }

@@ -47,3 +47,37 @@ extern "C" __global__ void scatter_rows(float* dst, const float* src, const int*
         *d = accumulate ? *d + src[i] : src[i];
     }
 }
+
+// Mean pooling: dst[g, c] = Σ_r m[g·t + r]·src[g·t + r, c] / Σ_r m[g·t + r], one thread per
+// (group, column) summing rows in order, so the bits are the CPU's; mask NULL: every row. A group
+// without a valid row gives 0.
+extern "C" __global__ void mean_rows(float* dst, const float* src, const int* mask, int groups, int t, int width) {
+    FOR_EACH(i, (i64)groups * width) {
+        i64 g = i / width, c = i % width;
+        float s = 0.0f;
+        int count = 0;
+        for (int r = 0; r < t; r++) {
+            i64 row = g * t + r;
+            if (mask == 0 || mask[row] != 0) {
+                s += src[row * width + c];
+                count++;
+            }
+        }
+        dst[i] = count > 0 ? s / (float)count : 0.0f;
+    }
+}
+
+// Its backward: dsrc[g·t + r, c] = m[g·t + r]·ddst[g, c] / Σ_r m[g·t + r] (padding rows 0), one
+// thread per (group, column) as the forward.
+extern "C" __global__ void mean_rows_bwd(float* dsrc, const float* ddst, const int* mask, int groups, int t, int width) {
+    FOR_EACH(i, (i64)groups * width) {
+        i64 g = i / width, c = i % width;
+        int count = 0;
+        for (int r = 0; r < t; r++) count += (mask == 0 || mask[g * t + r] != 0);
+        const float d = ddst[i];
+        for (int r = 0; r < t; r++) {
+            i64 row = g * t + r;
+            dsrc[row * width + c] = (mask == 0 || mask[row] != 0) ? d / (float)count : 0.0f;
+        }
+    }
+}

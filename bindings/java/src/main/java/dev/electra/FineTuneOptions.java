@@ -28,4 +28,11 @@ public final class FineTuneOptions extends Options<FineTuneOptions> {
 
     /** Dropout in training at probability {@code p} everywhere, in [0, 1). */
     public FineTuneOptions dropout(double p) { return set("dropout", p); }
+
+    /**
+     * What the head reads: {@code "cls"} (the first token's state, as HF ElectraForSequenceClassification) or
+     * {@code "mean"} (the mean of the non-padding tokens' states, saved as "classifier_pooling": "mean"). Left
+     * out: a classifier's own pooling, {@code "cls"} for a new head.
+     */
+    public FineTuneOptions pool(String v) { return set("pool", v); }
 }

@@ -88,6 +88,38 @@ public class FineTuneTest {
         }
     }
 
+    /** pool("mean"): learns, is saved with "classifier_pooling": "mean", reloads, and is continued only as mean. */
+    @Test
+    public void meanPooling() throws Exception {
+        Cls c = cls();
+        String dir = new File(tmp.getRoot(), "mean").getPath();
+        try (FineTuner f = FineTuner.create(fixture("emb_lt_hidden", "discriminator"), 3,
+                new FineTuneOptions().learningRate(1e-3).threads(1).pool("mean"))) {
+            FineTuneStats first = f.step(c.ids, c.mask, c.types, c.labels, c.batch, c.seqLen);
+            FineTuneStats last = first;
+            for (int k = 2; k <= 10; k++) {
+                last = f.step(c.ids, c.mask, c.types, c.labels, c.batch, c.seqLen);
+            }
+            assertTrue("loss did not fall: " + first + " -> " + last, last.loss() < first.loss());
+            f.save(dir);
+        }
+        String cfg = new String(java.nio.file.Files.readAllBytes(new File(dir, "config.json").toPath()),
+                java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(cfg, cfg.contains("\"classifier_pooling\": \"mean\""));
+        try (Model m = Model.load(dir); Session s = m.newSession()) {
+            for (float v : s.classify(c.ids, c.mask, c.types, c.batch, c.seqLen)) {
+                assertTrue(finite(v));
+            }
+        }
+        expectError("a [CLS] head over a mean-pooled one", Status.INVALID_ARGUMENT,
+                () -> FineTuner.create(dir, 0, new FineTuneOptions().pool("cls")), "pools mean");
+        try (FineTuner g = FineTuner.create(dir, 0, "{\"threads\": 1}")) {
+            assertEquals(1, g.step(c.ids, c.mask, c.types, c.labels, c.batch, c.seqLen).step());
+        }
+        expectError("unknown pooling", Status.INVALID_ARGUMENT, () -> FineTuner.create(
+                fixture("emb_lt_hidden", "discriminator"), 3, new FineTuneOptions().pool("max")), "pool");
+    }
+
     @Test
     public void errors() throws Exception {
         Cls c = cls();
