@@ -52,7 +52,7 @@ fn toy_task(dir: &Path, pool: Option<Pooling>) -> f64 {
     m.init_weights(1).unwrap();
     hf::save_dir(&m, hf::Role::Discriminator, &dir.join("disc")).unwrap();
     let opts = FinetuneOptions {
-        learning_rate: 3e-3,
+        learning_rate: Some(3e-3),
         layerwise_lr_decay: 0.9,
         warmup_steps: 10,
         total_steps: 300,

@@ -224,7 +224,7 @@ fn library_keeps_the_ids_and_grows_the_head() {
     let cls = hf_classifier(&root);
     let before = hf::load(&cls).unwrap();
     // Labels in another order: ids still come from id2label.
-    let opts = FinetuneOptions { learning_rate: 2e-3, layerwise_lr_decay: 1.0, threads: 1, ..Default::default() };
+    let opts = FinetuneOptions { learning_rate: Some(2e-3), layerwise_lr_decay: 1.0, threads: 1, ..Default::default() };
     let mut ft = FineTuner::new(&cls, &["neg".into(), "pos".into()], opts.clone()).unwrap();
     assert_eq!(ft.labels(), ["pos", "neg"]);
     assert_eq!((ft.label_id("pos"), ft.label_id("neg"), ft.label_id("meh")), (Some(0), Some(1), None));

@@ -85,7 +85,7 @@ fn absurd_optimizer_options_are_refused_at_creation() {
     electra::model::classifier::set_labels(&mut c, &["a".into(), "b".into()]);
     let mut cls = Model::new_classifier(c).unwrap();
     cls.init_weights(1).unwrap();
-    let ft = FinetuneOptions { learning_rate: 1e30, threads: 1, ..Default::default() };
+    let ft = FinetuneOptions { learning_rate: Some(1e30), threads: 1, ..Default::default() };
     expect_arg(FineTuner::from_model(cls, ft), &["learning_rate"]);
     for (json, key) in [
         (r#"{"learning_rate": 0}"#, "learning_rate"),

@@ -293,3 +293,44 @@ fn mismatched_pair_is_refused_at_creation() {
     let mut t = Trainer::from_model(common::pair(common::TINY_DISC, false, 2), opts()).unwrap();
     step(&mut t, 0);
 }
+
+/// `embedding_sharing`: "none" builds a pair whose generator has tables of its own (each learns
+/// from its own loss), exported and loaded back as such; a value that contradicts a loaded
+/// pair is refused, and leaving it unset takes the pair as it is.
+#[test]
+fn embedding_sharing_none_keeps_separate_tables() {
+    use electra::pretrain::EmbeddingSharing;
+    let cfg = std::env::temp_dir().join(format!("electra-sharing-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cfg);
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(cfg.join("config.json"), common::TINY_DISC).unwrap();
+    let sharing = |s| TrainOptions { embedding_sharing: s, ..opts() };
+    let word = |m: &electra::Model, tower: &str| {
+        let id = m.params.id(&format!("{tower}.electra.embeddings.word_embeddings.weight"));
+        id.map(|id| m.params.get(id).to_vec())
+    };
+    let mut t = Trainer::new(cfg.join("config.json").to_str().unwrap(), sharing(Some(EmbeddingSharing::None))).unwrap();
+    let before = t.model().unwrap();
+    assert!(!before.towers.shared_embeddings());
+    let (d0, g0) =
+        (word(&before, "discriminator").unwrap(), word(&before, "generator").expect("the generator's own table"));
+    for k in 0..3 {
+        step(&mut t, k);
+    }
+    let after = t.model().unwrap();
+    let (d1, g1) = (word(&after, "discriminator").unwrap(), word(&after, "generator").unwrap());
+    assert!(d1 != d0 && g1 != g0 && d1 != g1, "both tables train, apart");
+    let dir = cfg.join("pair");
+    hf::save(&after, &dir).unwrap();
+    assert!(!hf::load(&dir).unwrap().towers.shared_embeddings(), "exported unshared");
+    let p = dir.to_str().unwrap();
+    let e = Trainer::new(p, sharing(Some(EmbeddingSharing::Full))).err().expect("full over an unshared pair");
+    assert!(e.to_string().contains("embedding_sharing"), "{e}");
+    assert!(Trainer::new(p, sharing(None)).is_ok());
+    assert!(Trainer::new(p, sharing(Some(EmbeddingSharing::None))).is_ok());
+    // The default is the paper's sharing: one table.
+    let t = Trainer::new(cfg.join("config.json").to_str().unwrap(), sharing(None)).unwrap();
+    let m = t.model().unwrap();
+    assert!(m.towers.shared_embeddings());
+    let _ = std::fs::remove_dir_all(&cfg);
+}

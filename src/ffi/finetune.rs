@@ -75,7 +75,9 @@ fn fine_tuner(f: *const electra_finetuner) -> Result<Arc<Mutex<FineTuner>>> {
 /// add labels (new ids after the existing ones, named LABEL_i; the head grows by rows
 /// initialised as a fresh head's). A classifier has 2 to 1024 labels of at most 128 bytes each.
 /// `options_json` is NULL or a JSON object
-/// with keys learning_rate, warmup_steps, total_steps, weight_decay, layerwise_lr_decay,
+/// with keys learning_rate (left out: by the encoder's width, 3e-4 up to 256, 1e-4 up to 768,
+/// 5e-5 above, the paper's ELECTRA-Small, Base and Large rates), warmup_steps, total_steps,
+/// weight_decay, layerwise_lr_decay,
 /// adam_epsilon, bias_correction, max_grad_norm, seed, threads (host worker threads: 0, the default, the process-wide
 /// shared pool sized by `electra_set_default_threads`; 1 the calling thread only, with no worker
 /// thread; N >= 2 N workers, the shared pool when that is its size, else a pool of the fine-tuner's own;

@@ -314,7 +314,8 @@ params!(electra_trainer_params => crate::pretrain::TrainOptions {
 pub struct electra_finetuner_params {
     /// `sizeof(electra_finetuner_params)`, set by `electra_finetuner_default_params`.
     pub struct_size: u32,
-    /// Peak learning rate.
+    /// Peak learning rate (0, the default: by the encoder's width, 3e-4 up to 256, 1e-4 up to
+    /// 768, 5e-5 above: the paper's ELECTRA-Small, Base and Large rates).
     pub learning_rate: f32,
     /// Linear warm-up steps.
     pub warmup_steps: u64,
@@ -500,7 +501,7 @@ mod tests {
     #[test]
     fn params_and_json_keys_are_one_definition() {
         one_definition::<electra_session_params>(&[]);
-        one_definition::<electra_trainer_params>(&["special_token_ids"]);
+        one_definition::<electra_trainer_params>(&["special_token_ids", "embedding_sharing"]);
         one_definition::<electra_finetuner_params>(&["pool"]);
         one_definition::<electra_load_params>(&[]);
     }

@@ -11,5 +11,5 @@ pub mod probe;
 pub mod trainer;
 
 pub use checkpoint::ResumeOptions;
-pub use options::{Distributed, Objective, TrainOptions};
+pub use options::{Distributed, EmbeddingSharing, Objective, TrainOptions};
 pub use trainer::{StepStats, Trainer};

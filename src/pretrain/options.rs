@@ -17,6 +17,19 @@ pub enum Objective {
     Mlm,
 }
 
+/// Whether the generator and the discriminator share their embeddings (word, position and type
+/// tables and the embedding LayerNorm).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingSharing {
+    /// One set of tables for both, trained by both losses (the paper's, and the default).
+    #[default]
+    Full,
+    /// Each tower its own tables: the generator's (tied to its output layer) learn from the
+    /// masked-LM loss alone, the discriminator's from replaced-token detection alone.
+    None,
+}
+
 /// Which engine connects the ranks of a data-parallel run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -113,6 +126,10 @@ pub struct TrainOptions {
     /// number p both at p. Masks are counter-based: the same for any thread count, on resume
     /// and on every backend.
     pub dropout: crate::options::DropoutSetting,
+    /// `"full"` (the paper's sharing) or `"none"` (separate tables). Unset (the default): full
+    /// for a pair built from a preset or a discriminator, and what a loaded pair's files hold
+    /// (which a set value must then agree with).
+    pub embedding_sharing: Option<EmbeddingSharing>,
 }
 
 /// The default of [`TrainOptions::max_seq_len`].
@@ -155,6 +172,7 @@ impl Default for TrainOptions {
             simd: None,
             tf32: None,
             dropout: Default::default(),
+            embedding_sharing: None,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use super::corrupt::{Corruption, Draw, MaskedLogits};
 use super::masking::{mask_batch, MaskRule, Masking};
-use super::options::{Distributed, Objective, TrainOptions};
+use super::options::{Distributed, EmbeddingSharing, Objective, TrainOptions};
 use crate::backend::{self, mean_denominator, Backend, Buf, LossScale, LossSum, Weights};
 use crate::batch::Batch;
 use crate::config::ElectraConfig;
@@ -417,6 +417,14 @@ impl Trainer {
         }
         if let Towers::Pair { disc, gen, shared_embeddings } = &model.towers {
             check_pair(&disc.config, &gen.config, *shared_embeddings)?;
+            let want = opts.embedding_sharing.map(|s| s == EmbeddingSharing::Full);
+            if want.is_some_and(|w| w != *shared_embeddings) {
+                let (want, has) = if *shared_embeddings { ("none", "shares") } else { ("full", "does not share") };
+                return Err(Error::arg(format!(
+                    "options: embedding_sharing \"{want}\", but the model's generator {has} the discriminator's \
+                     embeddings"
+                )));
+            }
         }
         // A config's dropout out of range fails here, not at the first step.
         for c in [model.towers.disc().map(|d| &d.config), model.towers.gen().map(|g| &g.config)].into_iter().flatten() {
@@ -651,7 +659,7 @@ impl Trainer {
             let towers: Vec<&ElectraConfig> = disc.iter().chain([&gen]).collect();
             let state = crate::limits::training_bytes(crate::limits::model_bytes(&towers)? / 4)?;
             crate::limits::check(state, opts.max_memory_bytes, "the trainer's weights, gradients and Adam moments")?;
-            let share = disc.is_some();
+            let share = disc.is_some() && opts.embedding_sharing != Some(EmbeddingSharing::None);
             let mut m = Model::new(disc, Some(gen), share)?;
             m.init_weights(opts.seed)?;
             m
@@ -667,7 +675,8 @@ impl Trainer {
                 (Objective::Electra, Towers::Discriminator(d)) => {
                     let frac = opts.generator_hidden_fraction.unwrap_or(0.25);
                     let gcfg = d.config.generator_config(frac)?;
-                    let mut m = Model::new(Some(d.config.clone()), Some(gcfg), true)?;
+                    let share = opts.embedding_sharing != Some(EmbeddingSharing::None);
+                    let mut m = Model::new(Some(d.config.clone()), Some(gcfg), share)?;
                     m.init_weights(opts.seed)?;
                     for info in loaded.params.infos() {
                         let id = m.params.id(&info.name).ok_or_else(|| {

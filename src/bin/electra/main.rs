@@ -268,18 +268,20 @@ enum Cmd {
         /// Output directory (HF ElectraForSequenceClassification with tokenizer).
         #[arg(long)]
         out: PathBuf,
-        /// Passes over the training data.
-        #[arg(long, allow_negative_numbers = true, default_value_t = 3, value_parser = args::positive)]
-        epochs: usize,
+        /// Passes over the training data (default: 10 for fewer than 10,000 training rows, else 3,
+        /// as the paper's small and large tasks).
+        #[arg(long, allow_negative_numbers = true, value_parser = args::positive)]
+        epochs: Option<usize>,
         /// Rows per batch.
         #[arg(long, allow_negative_numbers = true, default_value_t = 32, value_parser = args::batch_size)]
         batch_size: usize,
         /// Longest row in tokens.
         #[arg(long, allow_negative_numbers = true, default_value_t = 128, value_parser = args::seq_len)]
         seq_len: usize,
-        /// Peak learning rate.
-        #[arg(long, allow_negative_numbers = true, default_value_t = 1e-4, value_parser = args::learning_rate)]
-        learning_rate: f32,
+        /// Peak learning rate (default: by the encoder's width, the paper's: 3e-4 up to 256 as
+        /// ELECTRA-Small, 1e-4 up to 768 as Base, 5e-5 above).
+        #[arg(long, allow_negative_numbers = true, value_parser = args::learning_rate)]
+        learning_rate: Option<f32>,
         /// Layer-wise learning-rate decay (1 disables).
         #[arg(long, allow_negative_numbers = true, default_value_t = 0.8, value_parser = args::layer_decay)]
         layer_decay: f32,
