@@ -604,7 +604,7 @@ fn probes_are_logged_at_each_evaluation() {
         .collect();
     assert_eq!(evals.len(), 2, "step 0 and the end: {metrics}");
     for v in &evals {
-        for key in ["probe_mean_accuracy", "probe_cls_accuracy", "eval_cls_cosine"] {
+        for key in ["probe_mean_accuracy", "probe_cls_accuracy", "eval_cls_cosine", "eval_top_direction_share"] {
             let x = v[key].as_f64().unwrap_or_else(|| panic!("{key} in {v}"));
             assert!((-1.0..=1.0).contains(&x), "{key} = {x}");
         }

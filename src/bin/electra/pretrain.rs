@@ -285,6 +285,8 @@ struct EvalLine {
     eval_cls_cosine: f64,
     /// Mean attention entropy per layer (nats).
     eval_attention_entropy: Vec<f64>,
+    /// Share of the final token states' variance on their first principal direction.
+    eval_top_direction_share: f64,
     /// Dev accuracy of the linear probes (with --probe-train/--probe-eval).
     #[serde(skip_serializing_if = "Option::is_none")]
     probe_mean_accuracy: Option<f64>,
@@ -694,12 +696,16 @@ pub fn run(mut args: PretrainArgs, mode: Mode) -> Result<()> {
                 eval_tokens: e.tokens,
                 eval_cls_cosine: rep.cls_cosine,
                 eval_attention_entropy: rep.attention_entropy.clone(),
+                eval_top_direction_share: rep.top_direction_share,
                 probe_mean_accuracy: probe.map(|p| p.mean_pooled),
                 probe_cls_accuracy: probe.map(|p| p.cls),
             },
         )?;
         let entropy = rep.attention_entropy.iter().map(|h| format!("{h:.2}")).collect::<Vec<_>>().join(" ");
-        let mut line = format!("[CLS] cosine {:.3}, attention entropy per layer {entropy}", rep.cls_cosine);
+        let mut line = format!(
+            "[CLS] cosine {:.3}, attention entropy per layer {entropy}, top-direction share {:.2}",
+            rep.cls_cosine, rep.top_direction_share
+        );
         if let Some(p) = probe {
             line += &format!(", probe accuracy mean-pooled {:.3} [CLS] {:.3}", p.mean_pooled, p.cls);
         }
