@@ -227,7 +227,8 @@ params!(electra_load_params => crate::hf::LoadOptions { allow_unused_tensors, qu
 
 /// How `electra_trainer_new_with_params` trains; start from `electra_trainer_default_params()`.
 /// The fields are the JSON keys of `electra_trainer_new` with the same meaning and defaults;
-/// `special_token_ids` (a list) is JSON-only.
+/// `special_token_ids` (a list) and `embedding_sharing` (a later key: this struct keeps its
+/// version-1 layout) are JSON-only.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct electra_trainer_params {

@@ -103,7 +103,10 @@ pub(crate) fn publish(t: Trainer) -> Result<*mut electra_trainer> {
 /// dropout (`true`, the default: config.json's hidden_dropout_prob and
 /// attention_probs_dropout_prob, as HF trains; `false`: none; a number in [0, 1): every
 /// dropout at that probability; masks are seeded and counter-based, so steps stay
-/// bit-identical for any thread count and on resume).
+/// bit-identical for any thread count and on resume), embedding_sharing (`"full"`, the paper's:
+/// one set of embedding tables for generator and discriminator; `"none"`: each its own; left
+/// out: full for a pair built from a preset or a discriminator, a loaded pair as its files are;
+/// JSON only, `electra_trainer_params` keeps its version-1 layout).
 /// max_seq_len left out is 128, or the model's max_position_embeddings when smaller. On failure `*out` is NULL.
 ///
 /// # Safety

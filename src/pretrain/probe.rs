@@ -35,6 +35,8 @@ pub struct RepresentationStats {
 }
 
 /// Tokens [`RepresentationStats::top_direction_share`] reads at most.
+///
+/// cbindgen:ignore
 pub const ANISOTROPY_TOKENS: usize = 4096;
 
 /// [`RepresentationStats`] over held-out batches (rows whose first token is [CLS]).
