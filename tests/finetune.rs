@@ -145,6 +145,12 @@ fn mean_pooled_head_learns_saves_and_reloads() {
     // Continued: its own pooling, or the same named; the other is refused before training.
     let none = FineTuner::new(&cls_dir, &[], FinetuneOptions::default()).unwrap();
     assert_eq!(none.classifier().head.pool, Pooling::Mean);
+    // No learning rate given: the paper's for the width (32 here: ELECTRA-Small's 3e-4).
+    assert_eq!(none.opts.learning_rate, Some(3e-4));
+    assert_eq!(
+        [128, 256, 257, 768, 1024].map(electra::finetune::default_learning_rate),
+        [3e-4, 3e-4, 1e-4, 1e-4, 5e-5]
+    );
     let opts = |pool| FinetuneOptions { pool: Some(pool), ..Default::default() };
     assert!(FineTuner::new(&cls_dir, &[], opts(Pooling::Mean)).is_ok());
     let err = FineTuner::new(&cls_dir, &[], opts(Pooling::Cls)).err().expect("a [CLS] head over a mean-pooled one");
