@@ -334,3 +334,29 @@ fn embedding_sharing_none_keeps_separate_tables() {
     assert!(m.towers.shared_embeddings());
     let _ = std::fs::remove_dir_all(&cfg);
 }
+
+/// A schedule changed after creation (what `--match-flops` and a resume to more steps do through
+/// the public `opts`) drives the next updates: the added steps do not run at learning rate 0.
+#[test]
+fn schedule_extended_after_creation_reaches_the_optimizer() {
+    let mut t = Trainer::from_model(tiny_model(5), TrainOptions { warmup_steps: 0, total_steps: 4, ..opts() }).unwrap();
+    let lr0 = opts().learning_rate;
+    for k in 0..2 {
+        step(&mut t, k);
+    }
+    t.opts.total_steps = 8;
+    // Step index 2 of 8: lr0 · (1 − 2/8).
+    let s = step(&mut t, 2);
+    assert!((s.learning_rate - lr0 * 0.75).abs() < 1e-9, "lr {} after extending to 8 steps", s.learning_rate);
+    for k in 3..6 {
+        let s = step(&mut t, k);
+        assert!(s.learning_rate > 0.0, "step {k} of 8 at learning rate 0");
+    }
+    // A setting the optimizer refuses fails the step, before any update.
+    t.opts.learning_rate = f32::NAN;
+    let (ids, mask, types) = batch_data(6);
+    let b = Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: Some(&types), batch: B, seq_len: T };
+    let before = t.weights().unwrap().into_owned();
+    assert!(t.train_step(&b).is_err());
+    assert_eq!(bits(&t.weights().unwrap()), bits(&before));
+}

@@ -324,6 +324,13 @@ impl Trained {
         to_host(&*self.be, &self.weights, self.table.numel())
     }
 
+    /// The optimizer's settings and schedule from now on (checked; the moments are kept).
+    pub fn set_config(&mut self, cfg: AdamWConfig) -> Result<()> {
+        cfg.validate()?;
+        self.optim.cfg = cfg;
+        Ok(())
+    }
+
     /// The gradients on the host.
     pub fn grads(&self) -> Result<Cow<'_, [f32]>> {
         to_host(&*self.be, &self.grads, self.table.numel())

@@ -1054,6 +1054,9 @@ impl Trainer {
             .step
             .checked_add(1)
             .ok_or_else(|| Error::arg(format!("step counter {} cannot be incremented", self.step)))?;
+        // `opts` is public: a schedule extended after creation (--match-flops, a resume to more
+        // steps) must reach the optimizer, or the added steps would run at learning rate 0.
+        self.params.set_config(self.opts.adamw())?;
         let u = self.params.update(self.step)?;
         self.step = next;
         stats.step = self.step;
