@@ -10,6 +10,7 @@
 # Starting points, per seed:
 #   random      random init, bundled vocabulary (a 1-step run at learning rate 1e-30)
 #   main        the README's main job: `electra pretrain` defaults (tiny, 600 steps of Moby-Dick)
+#   main-bc     the same with Adam's bias correction (torch's AdamW has it, the original does not)
 #   torch       the same recipe in HF PyTorch (scripts/reference_pretrain.py --save), when
 #               TORCH_PYTHON names a Python with torch and transformers
 #   random-rt   random init with the vocabulary trained on RT's training sentences
@@ -62,6 +63,7 @@ for seed in $SEEDS; do
     echo "== seed $seed: pre-training"
     pretrain "$WORK/random-$seed" "$seed" --steps 1 --learning-rate 1e-30
     pretrain "$WORK/main-$seed" "$seed"
+    pretrain "$WORK/main-bc-$seed" "$seed" --options '{"bias_correction": true}'
     # The first in-domain run trains the RT vocabulary (deterministic); the others reuse it.
     pretrain "$WORK/random-rt-$seed" "$seed" "${in_domain[@]}" --steps 1 --learning-rate 1e-30
     rt_vocab="$WORK/random-rt-$seed/tokenizer/vocab.txt"
@@ -75,6 +77,7 @@ for seed in $SEEDS; do
     echo "== seed $seed: fine-tuning"
     finetune random "$WORK/random-$seed/final/discriminator" "$seed"
     finetune main "$WORK/main-$seed/final/discriminator" "$seed"
+    finetune main-bc "$WORK/main-bc-$seed/final/discriminator" "$seed"
     [ -f "$WORK/torch-$seed/model.safetensors" ] && finetune torch "$WORK/torch-$seed" "$seed"
     finetune random-rt "$WORK/random-rt-$seed/final/discriminator" "$seed"
     finetune indomain "$WORK/indomain-$seed/final/discriminator" "$seed"
@@ -87,6 +90,7 @@ work, doc, seeds = sys.argv[1], sys.argv[2], sys.argv[3].split()
 kinds = [
     ("random", "random init (bundled vocabulary)"),
     ("main", "README main job: ELECTRA, Moby-Dick, 600 steps"),
+    ("main-bc", "the same with Adam bias correction (as torch's AdamW)"),
     ("torch", "the same in HF PyTorch (reference_pretrain.py)"),
     ("random-rt", "random init (RT vocabulary)"),
     ("indomain", "ELECTRA on RT's own sentences, 600 steps"),
@@ -114,13 +118,14 @@ for kind, label in kinds:
     mean = [a for a in (acc(kind, "mean", s) for s in seeds) if a is not None]
     if not cls and not mean:
         continue
-    sums = [summary(kind, s) for s in seeds]
-    flops = statistics.mean(x.get("flops", 0) for x in sums)
-    secs = statistics.mean(x.get("seconds", 0) for x in sums)
+    sums = [x for x in (summary(kind, s) for s in seeds) if x]
+    # HF PyTorch's runs write no summary.json: their cost is not counted here.
+    flops = f'{statistics.mean(x["flops"] for x in sums):.2g}' if sums else "-"
+    secs = f'{statistics.mean(x["seconds"] for x in sums):.0f}' if sums else "-"
     evals = [last_eval(kind, s) for s in seeds]
     auc = ", ".join(f"{e['eval_disc_auc']:.2f}" for e in evals if e.get("eval_disc_auc") is not None) or "-"
     share = ", ".join(f"{e['eval_top_direction_share']:.2f}" for e in evals if "eval_top_direction_share" in e) or "-"
-    rows.append(f"| {label} | {cell(cls)} | {cell(mean)} | {flops:.2g} | {secs:.0f} | {auc} | {share} |")
+    rows.append(f"| {label} | {cell(cls)} | {cell(mean)} | {flops} | {secs} | {auc} | {share} |")
 cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
 date = subprocess.run(["date", "-u", "+%Y-%m-%d"], capture_output=True, text=True).stdout.strip()
 table = "\n".join([
