@@ -89,11 +89,10 @@ impl Pooling {
 impl std::str::FromStr for Pooling {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "cls" => Ok(Pooling::Cls),
-            "mean" => Ok(Pooling::Mean),
-            other => Err(Error::arg(format!("pooling {other:?}: expected \"cls\" or \"mean\""))),
-        }
+        [Pooling::Cls, Pooling::Mean]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| Error::arg(format!("pooling {s:?}: expected \"cls\" or \"mean\"")))
     }
 }
 

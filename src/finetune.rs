@@ -348,10 +348,11 @@ impl FineTuner {
         optim::set_layerwise_lr_decay(&mut table, "classifier", cls.config.num_hidden_layers, opts.layerwise_lr_decay);
         // The rate used is the one reported back (`opts` is public).
         let mut opts = opts;
-        opts.learning_rate = Some(opts.learning_rate.unwrap_or(default_learning_rate(cls.config.hidden_size)));
+        let lr = opts.learning_rate.unwrap_or(default_learning_rate(cls.config.hidden_size));
+        opts.learning_rate = Some(lr);
         let state = crate::limits::training_bytes(table.numel())?;
         crate::limits::check(state, opts.max_memory_bytes, "the fine-tuner's weights, gradients and Adam moments")?;
-        let adamw = opts.adamw(MIN_DEFAULT_LR);
+        let adamw = opts.adamw(lr);
         let params = Trained::new(backend::open(opts.device, &opts.backend_options())?, table, data, adamw)?;
         Ok(FineTuner {
             opts,

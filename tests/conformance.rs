@@ -22,7 +22,7 @@ use common::*;
 use electra::backend::{
     self, cpu, keystream, mean_denominator, Activated, Activation, AdamState, AdamStep, AdamTensor, AttentionShape,
     Backend, Buf, Device, DeviceKind, Dropout, InputGrad, KeystreamAt, LnSaved, LnStats, LossScale, ParamGrads, Qkv,
-    ResidualLn, Tokens, Weights,
+    ResidualLn, RowGroups, Tokens, Weights,
 };
 use electra::layers::{Embeddings, LayerNorm, Linear, PostLn};
 use electra::model::classifier::{ClsHeadActs, ClsHeadGrads, Pooled};
@@ -463,6 +463,7 @@ fn rows() {
 
         // Mean pooling: 2 groups of 4 rows of 5, the second group padded after 1 row, the
         // sums in row order; f32 arithmetic, so every backend gives the same bits.
+        let groups = |mask| RowGroups { mask, groups: 2, rows: 4, width: 5 };
         let mask = up_ids(be, &[1, 1, 1, 1, 1, 0, 0, 0]);
         let mut mean = zeros(be, 10);
         let mut want = vec![0.0f32; 10];
@@ -470,15 +471,15 @@ fn rows() {
             *w = (src[c] + src[5 + c] + src[10 + c] + src[15 + c]) / 4.0;
         }
         want[5..].copy_from_slice(&src[20..25]);
-        be.mean_rows(&mut mean, &up(be, &src), Some(&mask), 2, 4, 5).unwrap();
+        be.mean_rows(&mut mean, &up(be, &src), groups(Some(&mask))).unwrap();
         assert_eq!(down(be, &mean, 10), want, "{t}: masked mean");
-        be.mean_rows(&mut mean, &up(be, &src), None, 2, 4, 5).unwrap();
+        be.mean_rows(&mut mean, &up(be, &src), groups(None)).unwrap();
         let all: Vec<f32> =
             (0..10).map(|i| (0..4).map(|r| src[(i / 5 * 4 + r) * 5 + i % 5]).fold(0.0, |a, x| a + x) / 4.0).collect();
         assert_eq!(down(be, &mean, 10), all, "{t}: mean without a mask");
         let dmean: Vec<f32> = (0..10).map(|i| i as f32 * 0.5 - 2.0).collect();
         let mut dsrc = up(be, &[3.0; 40]);
-        be.mean_rows_backward(&mut dsrc, &up(be, &dmean), Some(&mask), 2, 4, 5).unwrap();
+        be.mean_rows_backward(&mut dsrc, &up(be, &dmean), groups(Some(&mask))).unwrap();
         let got = down(be, &dsrc, 40);
         for (i, &v) in got.iter().enumerate() {
             let (row, c) = (i / 5, i % 5);
@@ -490,7 +491,7 @@ fn rows() {
             assert_eq!(v, want, "{t}: mean backward at row {row}, column {c}");
         }
         // A group with no kept row pools to zeros, not NaN.
-        be.mean_rows(&mut mean, &up(be, &src), Some(&up_ids(be, &[0; 8])), 2, 4, 5).unwrap();
+        be.mean_rows(&mut mean, &up(be, &src), groups(Some(&up_ids(be, &[0; 8])))).unwrap();
         assert_eq!(down(be, &mean, 10), vec![0.0; 10], "{t}: empty group");
     });
 }

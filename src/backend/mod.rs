@@ -363,6 +363,27 @@ pub struct Qkv<B> {
     pub v: B,
 }
 
+/// `groups` groups of `rows` consecutive rows of `width` (a batch's sequences of tokens), and the
+/// 0/1 mask `[groups·rows]` of the rows that count (`None`: all), for the mean pooling ops.
+#[derive(Clone, Copy, Debug)]
+pub struct RowGroups<'a> {
+    /// The attention mask on the device.
+    pub mask: Option<&'a Buf<i32>>,
+    /// B.
+    pub groups: usize,
+    /// T.
+    pub rows: usize,
+    /// H.
+    pub width: usize,
+}
+
+impl RowGroups<'_> {
+    /// Rows in all: B·T.
+    pub fn total_rows(&self) -> usize {
+        self.groups * self.rows
+    }
+}
+
 /// The dimensions of multi-head attention: B rows of T tokens, NH heads of width HD, and the
 /// dropout on its probabilities when training with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -576,29 +597,13 @@ pub trait Backend: Send + Sync {
         accumulate: bool,
     ) -> Result<()>;
 
-    /// Masked mean of each of `groups` groups of `t` rows of `width` (the classifier's mean
-    /// pooling): `dst[g] = Σ_r m[g·t+r]·src[g·t+r] / Σ_r m[g·t+r]`, summed in row order, with
-    /// `m` the 0/1 attention mask (`None`: all ones); a group without a valid row gives zeros.
-    fn mean_rows(
-        &self,
-        dst: &mut Buf,
-        src: &Buf,
-        mask: Option<&Buf<i32>>,
-        groups: usize,
-        t: usize,
-        width: usize,
-    ) -> Result<()>;
-    /// The backward of [`Backend::mean_rows`]: `dsrc[g·t+r] = m[g·t+r]·ddst[g] / Σ_r m[g·t+r]`
-    /// (assigned, padding rows 0).
-    fn mean_rows_backward(
-        &self,
-        dsrc: &mut Buf,
-        ddst: &Buf,
-        mask: Option<&Buf<i32>>,
-        groups: usize,
-        t: usize,
-        width: usize,
-    ) -> Result<()>;
+    /// Masked mean of each group of rows (the classifier's mean pooling):
+    /// `dst[g] = Σ_r m[g·T+r]·src[g·T+r] / Σ_r m[g·T+r]`, summed in row order; a group without a
+    /// counted row gives zeros.
+    fn mean_rows(&self, dst: &mut Buf, src: &Buf, g: RowGroups) -> Result<()>;
+    /// The backward of [`Backend::mean_rows`]: `dsrc[g·T+r] = m[g·T+r]·ddst[g] / Σ_r m[g·T+r]`
+    /// (assigned, uncounted rows 0).
+    fn mean_rows_backward(&self, dsrc: &mut Buf, ddst: &Buf, g: RowGroups) -> Result<()>;
 
     // === Losses and sampling ===
     /// Softmax cross-entropy of `m` rows of `v` logits against `targets`, `Σ CE / k.denom`;

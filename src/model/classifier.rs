@@ -5,7 +5,7 @@
 use super::encoder::{Encoder, TowerDropout, HEAD_SITES};
 use super::registrar::Registrar;
 use super::Backprop;
-use crate::backend::{Activation, Backend, Buf, InputGrad, Weights};
+use crate::backend::{Activation, Backend, Buf, InputGrad, RowGroups, Weights};
 use crate::config::{ElectraConfig, Pooling};
 use crate::error::{Error, Result};
 use crate::layers::Linear;
@@ -97,7 +97,7 @@ impl ClsHead {
                 be.upload_ids(&mut acts.rows, &rows)?;
                 be.gather_rows(&mut acts.cls, hidden, &acts.rows, b, h)?;
             }
-            Pooling::Mean => be.mean_rows(&mut acts.cls, hidden, mask, b, t, h)?,
+            Pooling::Mean => be.mean_rows(&mut acts.cls, hidden, RowGroups { mask, groups: b, rows: t, width: h })?,
         }
         let [m1, m2] = acts.masks();
         if let Some(d) = m1 {
@@ -143,7 +143,9 @@ impl ClsHead {
                 be.fill(d_hidden, b * t * h, 0.0)?;
                 be.scatter_rows(d_hidden, &gs.d_cls, &acts.rows, b, h, false)
             }
-            Pooling::Mean => be.mean_rows_backward(d_hidden, &gs.d_cls, mask, b, t, h),
+            Pooling::Mean => {
+                be.mean_rows_backward(d_hidden, &gs.d_cls, RowGroups { mask, groups: b, rows: t, width: h })
+            }
         }
     }
 }

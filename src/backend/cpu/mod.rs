@@ -31,7 +31,7 @@ pub mod simd;
 use super::{
     Activated, Activation, AdamState, AdamStep, AdamTensor, AttentionShape, Backend, Buf, Device, Dropout,
     InferenceWeights, InputGrad, KeystreamAt, LnSaved, LnStats, LossScale, LossSum, Mem, ParamGrads, Prepared, Qkv,
-    ResidualLn, Tokens, Weights,
+    ResidualLn, RowGroups, Tokens, Weights,
 };
 use crate::error::{Error, Result};
 use crate::layers::int8::QuantizedWeights;
@@ -78,6 +78,11 @@ fn wrong_device(what: &str) -> Error {
 
 fn too_short(what: &str, len: usize, need: usize) -> Error {
     Error::Internal(format!("{what}: buffer holds {len} elements, the call needs {need}"))
+}
+
+/// The mask of the mean pooling ops, on the host.
+fn group_mask<'a>(g: &RowGroups<'a>) -> Result<Option<&'a [i32]>> {
+    g.mask.map(|m| rd(m, g.total_rows(), "attention mask")).transpose()
 }
 
 fn rd<'a, T: super::Elem>(b: &'a Buf<T>, need: usize, what: &str) -> Result<&'a [T]> {
@@ -518,34 +523,17 @@ impl Backend for CpuBackend {
         rows::scatter(dst, rd(src, m * width, "scatter source")?, rd(rows, m, "rows")?, width, accumulate)
     }
 
-    fn mean_rows(
-        &self,
-        dst: &mut Buf,
-        src: &Buf,
-        mask: Option<&Buf<i32>>,
-        groups: usize,
-        t: usize,
-        width: usize,
-    ) -> Result<()> {
-        let n = groups * t;
-        let mask = mask.map(|m| rd(m, n, "attention mask")).transpose()?;
-        rows::mean(wr(dst, groups * width, "mean destination")?, rd(src, n * width, "mean source")?, mask, t, width);
+    fn mean_rows(&self, dst: &mut Buf, src: &Buf, g: RowGroups) -> Result<()> {
+        let (dst, src) =
+            (wr(dst, g.groups * g.width, "mean destination")?, rd(src, g.total_rows() * g.width, "mean source")?);
+        rows::mean(dst, src, group_mask(&g)?, g.rows, g.width);
         Ok(())
     }
 
-    fn mean_rows_backward(
-        &self,
-        dsrc: &mut Buf,
-        ddst: &Buf,
-        mask: Option<&Buf<i32>>,
-        groups: usize,
-        t: usize,
-        width: usize,
-    ) -> Result<()> {
-        let n = groups * t;
-        let mask = mask.map(|m| rd(m, n, "attention mask")).transpose()?;
-        let ddst = rd(ddst, groups * width, "mean gradient")?;
-        rows::mean_backward(wr(dsrc, n * width, "mean source gradient")?, ddst, mask, t, width);
+    fn mean_rows_backward(&self, dsrc: &mut Buf, ddst: &Buf, g: RowGroups) -> Result<()> {
+        let ddst = rd(ddst, g.groups * g.width, "mean gradient")?;
+        let dsrc = wr(dsrc, g.total_rows() * g.width, "mean source gradient")?;
+        rows::mean_backward(dsrc, ddst, group_mask(&g)?, g.rows, g.width);
         Ok(())
     }
 

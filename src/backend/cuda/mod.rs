@@ -23,7 +23,7 @@ pub mod kernels;
 use super::{
     Activated, Activation, AdamState, AdamStep, AdamTensor, AttentionShape, Backend, Buf, Device, Dropout, Elem,
     InferenceWeights, InputGrad, KeystreamAt, LnSaved, LnStats, LossScale, LossSum, Mem, ParamGrads, Prepared, Qkv,
-    ResidualLn, Tokens, Weights,
+    ResidualLn, RowGroups, Tokens, Weights,
 };
 use crate::error::{Error, Result};
 use crate::layers::{Embeddings, LayerNorm, Linear, PostLn};
@@ -483,6 +483,16 @@ impl CudaBackend {
         // One thread per keystream block of 16 words.
         self.launch(&self.k.dropout, "dropout", cfg_elems(len.div_ceil(16) + 1), |a| {
             a.arg(&p).arg(&n).arg(&thr).arg(&s).arg(&key);
+        })
+    }
+
+    /// One of the mean pooling kernels (forward or backward: the same arguments, one thread per
+    /// group and column), writing `out` from `inp`; the caller holds the lock.
+    fn launch_mean(&self, f: &CudaFunction, what: &str, (out, inp): (u64, u64), g: RowGroups) -> Result<()> {
+        let mp = g.mask.map(|m| self.ptr(m, g.total_rows(), "attention mask")).transpose()?.unwrap_or(0);
+        let (gg, tt, ww) = (dims("groups", g.groups)?, dims("rows", g.rows)?, dims("width", g.width)?);
+        self.launch(f, what, cfg_elems(g.groups * g.width), |a| {
+            a.arg(&out).arg(&inp).arg(&mp).arg(&gg).arg(&tt).arg(&ww);
         })
     }
 
@@ -1237,43 +1247,18 @@ impl Backend for CudaBackend {
         })
     }
 
-    fn mean_rows(
-        &self,
-        dst: &mut Buf,
-        src: &Buf,
-        mask: Option<&Buf<i32>>,
-        groups: usize,
-        t: usize,
-        width: usize,
-    ) -> Result<()> {
+    fn mean_rows(&self, dst: &mut Buf, src: &Buf, g: RowGroups) -> Result<()> {
         let _st = self.lock()?;
-        let n = groups * t;
-        let (dp, sp) = (self.ptr(dst, groups * width, "mean destination")?, self.ptr(src, n * width, "mean source")?);
-        let mp = mask.map(|m| self.ptr(m, n, "attention mask")).transpose()?.unwrap_or(0);
-        let (gg, tt, ww) = (dims("groups", groups)?, dims("rows", t)?, dims("width", width)?);
-        self.launch(&self.k.mean_rows, "mean pooling", cfg_elems(groups * width), |a| {
-            a.arg(&dp).arg(&sp).arg(&mp).arg(&gg).arg(&tt).arg(&ww);
-        })
+        let out = self.ptr(dst, g.groups * g.width, "mean destination")?;
+        let inp = self.ptr(src, g.total_rows() * g.width, "mean source")?;
+        self.launch_mean(&self.k.mean_rows, "mean pooling", (out, inp), g)
     }
 
-    fn mean_rows_backward(
-        &self,
-        dsrc: &mut Buf,
-        ddst: &Buf,
-        mask: Option<&Buf<i32>>,
-        groups: usize,
-        t: usize,
-        width: usize,
-    ) -> Result<()> {
+    fn mean_rows_backward(&self, dsrc: &mut Buf, ddst: &Buf, g: RowGroups) -> Result<()> {
         let _st = self.lock()?;
-        let n = groups * t;
-        let (dp, sp) =
-            (self.ptr(dsrc, n * width, "mean source gradient")?, self.ptr(ddst, groups * width, "mean gradient")?);
-        let mp = mask.map(|m| self.ptr(m, n, "attention mask")).transpose()?.unwrap_or(0);
-        let (gg, tt, ww) = (dims("groups", groups)?, dims("rows", t)?, dims("width", width)?);
-        self.launch(&self.k.mean_rows_bwd, "mean pooling backward", cfg_elems(groups * width), |a| {
-            a.arg(&dp).arg(&sp).arg(&mp).arg(&gg).arg(&tt).arg(&ww);
-        })
+        let out = self.ptr(dsrc, g.total_rows() * g.width, "mean source gradient")?;
+        let inp = self.ptr(ddst, g.groups * g.width, "mean gradient")?;
+        self.launch_mean(&self.k.mean_rows_bwd, "mean pooling backward", (out, inp), g)
     }
 
     fn cross_entropy(&self, logits: &mut Buf, targets: &Buf<i32>, m: usize, v: usize, k: LossScale) -> Result<LossSum> {
