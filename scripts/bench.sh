@@ -24,7 +24,12 @@
 # --quick:  fewer repetitions, no calibration (smoke test).
 # --baseline BIN: also run an earlier build's `electra` binary (e.g. one built from the previous
 #           commit) in the same rounds, for before/after ratios of a change.
-# --only-infer: leave out the train row.
+# --only-infer: leave out the train and fine-tuning rows.
+# --no-long: leave out the 512-token rows (1x512 and 8x512 inference, 8x512 training).
+#
+# Rows: pre-training 32x128 and 8x512 (electra vs PyTorch), fine-tuning 32x128
+# (ElectraForSequenceClassification, electra vs PyTorch), inference 1x128, 32x128, 1x512, 8x512
+# (electra fp32/int8 vs ORT fp32/int8 and PyTorch).
 # Needs target/release/electra (built if missing); raw JSON lines are kept in $OUT (default: a
 # temporary file, printed at the end).
 set -euo pipefail
@@ -36,6 +41,7 @@ PY="${ELECTRA_PY:-/work/pyenv/bin/python}"
 QUICK=0
 BASELINE=""
 ONLY_INFER=0
+LONG=1
 PRESET=small
 MIN_SECONDS=2.0
 while [ $# -gt 0 ]; do
@@ -46,6 +52,7 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1; shift ;;
     --baseline) BASELINE="$2"; shift 2 ;;
     --only-infer) ONLY_INFER=1; shift ;;
+    --no-long) LONG=0; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -88,15 +95,24 @@ fi
 # workload  batch  seq  reps(ours, --quick only)  reps(PyTorch)
 if [ "$QUICK" = 1 ]; then
   JOBS="train 32 128 1 1
+finetune 32 128 1 1
 infer 1 128 10 10
-infer 32 128 2 2"
+infer 32 128 2 2
+train 8 512 1 1
+infer 1 512 2 2
+infer 8 512 1 1"
   MIN_SECONDS=0.3
 else
   JOBS="train 32 128 3 3
+finetune 32 128 3 3
 infer 1 128 50 50
-infer 32 128 5 5"
+infer 32 128 5 5
+train 8 512 3 3
+infer 1 512 10 10
+infer 8 512 3 3"
 fi
-[ "$ONLY_INFER" = 1 ] && JOBS="$(grep -v '^train' <<< "$JOBS")"
+[ "$ONLY_INFER" = 1 ] && JOBS="$(grep -v '^train\|^finetune' <<< "$JOBS")"
+[ "$LONG" = 0 ] && JOBS="$(grep -v ' 512 ' <<< "$JOBS")"
 
 # tag IMPL: adds "impl" to each JSON line of stdin (replacing any the program printed).
 tag() { python3 -c 'import json, sys
@@ -145,6 +161,12 @@ flags() { # flags WORKLOAD fp32|int8: our extra flags for that row
   if [ "$2" = int8 ]; then printf '%s\n' "${INT8_FLAGS[@]}"; else printf '%s\n' "${FP32_FLAGS[@]}"; fi
 }
 
+# The machine's FMA peak for the threads used (the probe of `electra bench gemm`), for each row's
+# share of it.
+PEAK=$("$BIN" bench gemm --preset "$PRESET" --batch-size 1 --seq-len 16 --threads "$THREADS" --json |
+  python3 -c 'import json, sys; print(json.loads(sys.stdin.read())["fma_peak_gflops"])') || PEAK=0
+echo "measured FMA peak: $PEAK GFLOP/s on $THREADS threads" >&2
+
 # Reps per row and side: fixed under --quick, else calibrated once before the rounds.
 declare -A REPS
 while read -r w b t reps rreps; do
@@ -182,7 +204,7 @@ for r in $(seq "$ROUNDS"); do
   done <<< "$JOBS"
 done
 
-python3 - "$OUT" "$THREADS" "$ROUNDS" <<'PY'
+python3 - "$OUT" "$THREADS" "$ROUNDS" "$PEAK" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
 key = lambda r: (r["workload"], r["batch_size"], r["seq_len"])
@@ -198,13 +220,16 @@ def med(rs, f):
 f = lambda v, fmt="{:.4f}": "-" if v is None else fmt.format(v)
 ratio = lambda ours, theirs: "-" if not ours or not theirs else f"{theirs / ours:.2f}x"
 mib = lambda v: "-" if not v else f"{v / 2**20:.0f}"
-order = sorted(groups, key=lambda k: (k[0] != "train", k[1], k[2]))
+share = lambda gf: "-" if not gf else f"{gf:.0f}" + (f" ({100 * gf / peak:.0f}%)" if peak > 0 else "")
+order = sorted(groups, key=lambda k: ({"train": 0, "finetune": 1}.get(k[0], 2), k[2], k[1]))
 impls = ["electra", "electra-int8", "onnxruntime", "onnxruntime-int8", "pytorch"]
-print(f"\n{len(rows)} runs, medians over {sys.argv[3]} rounds, {sys.argv[2]} threads\n")
+peak = float(sys.argv[4])
+print(f"\n{len(rows)} runs, medians over {sys.argv[3]} rounds, {sys.argv[2]} threads, measured FMA peak {peak:.0f} GFLOP/s\n")
 print("| workload | batch x seq | electra fp32 s | electra int8 s | ORT fp32 s | ORT int8 s | PyTorch s "
       "| fp32 vs ORT | int8 vs ORT int8 | int8 vs own fp32 | fp32 vs PyTorch "
+      "| electra fp32 GFLOP/s (share of the FMA peak) "
       "| model MiB (electra fp32 / int8, ORT fp32 / int8) | peak RSS MiB (electra fp32 / int8, ORT fp32 / int8, PyTorch) |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for k in order:
     g = groups[k]
     s = {i: med(g.get(i, []), "median_seconds") for i in impls}
@@ -213,6 +238,7 @@ for k in order:
     print(f"| {k[0]} | {k[1]}x{k[2]} | " + " | ".join(f(s[i]) for i in impls) + " | "
           f"{ratio(s['electra'], s['onnxruntime'])} | {ratio(s['electra-int8'], s['onnxruntime-int8'])} | "
           f"{ratio(s['electra-int8'], s['electra'])} | {ratio(s['electra'], s['pytorch'])} | "
+          f"{share(med(g.get('electra', []), 'gflops'))} | "
           f"{mib(mb['electra'])} / {mib(mb['electra-int8'])}, {mib(mb['onnxruntime'])} / {mib(mb['onnxruntime-int8'])} | "
           f"{mib(rss['electra'])} / {mib(rss['electra-int8'])}, {mib(rss['onnxruntime'])} / "
           f"{mib(rss['onnxruntime-int8'])}, {mib(rss['pytorch'])} |")

@@ -14,6 +14,10 @@ Workloads (same shapes, presets and hyper-parameters as `electra bench`):
          --full-mlm-logits for HF's default of logits at every position); Gumbel-max sampling;
          ElectraForPreTraining discriminator on the corrupted batch; loss = mlm + 50 * bce; backward;
          global-norm clipping at 1.0; AdamW (lr 5e-4, weight decay 0.01 except LayerNorm and biases).
+  finetune  one fine-tuning step of ElectraForSequenceClassification (the preset's discriminator
+         size, two labels, HF's [CLS] head, dropout 0.1 in train mode as HF fine-tunes): cross-entropy,
+         backward, global-norm clipping at 1.0, AdamW (lr 3e-4, weight decay 0.01 except LayerNorm
+         and biases): `electra finetune`'s step (its layer-wise rates change no cost).
   infer  ElectraForPreTraining discriminator logits, eager PyTorch under torch.inference_mode().
   export what a user deploys to ONNX Runtime, built once per preset into --cache/<preset>/: the
          discriminator exported with torch.onnx.export (input_ids, attention_mask, token_type_ids;
@@ -195,6 +199,40 @@ def bench_train(args):
     return med, 3.0 * fwd
 
 
+def bench_finetune(args):
+    import torch
+    from transformers import ElectraForSequenceClassification
+
+    torch.manual_seed(0)
+    dev = torch.device(args.device)
+    b, t = args.batch_size, args.seq_len
+    dcfg, _ = configs(args.preset, t)
+    dcfg.num_labels = 2
+    # Dropout as `electra finetune` applies it by default (config.json's 0.1, the head's too).
+    dcfg.hidden_dropout_prob = dcfg.attention_probs_dropout_prob = 0.1
+    model = ElectraForSequenceClassification(dcfg).to(dev).train()
+    named = list(model.named_parameters())
+    decay = [p for n, p in named if not ("LayerNorm" in n or "bias" in n)]
+    no_decay = [p for n, p in named if "LayerNorm" in n or "bias" in n]
+    fused = {"fused": True} if dev.type == "cuda" else {}
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=3e-4, betas=(0.9, 0.999), eps=1e-6, **fused)
+    ids = torch.tensor(random_ids(dcfg.vocab_size, b * t), dtype=torch.long).view(b, t).to(dev)
+    attn = torch.ones(b, t, dtype=torch.long, device=dev)
+    labels = (torch.arange(b, device=dev) % 2).long()
+
+    def step():
+        loss = model(ids, attention_mask=attn, labels=labels).loss
+        opt.zero_grad(set_to_none=False)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(decay + no_decay, 1.0)
+        opt.step()
+
+    med = timed(step, args.reps, dev)
+    head = 2.0 * b * dcfg.hidden_size * (dcfg.hidden_size + 2)
+    return med, 3.0 * (encoder_flops(dcfg, b * t, t) + head)
+
+
 def bench_infer(args):
     import torch
     from transformers import ElectraForPreTraining
@@ -324,7 +362,7 @@ def default_cache():
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("workload", choices=["train", "infer", "export"])
+    p.add_argument("workload", choices=["train", "finetune", "infer", "export"])
     p.add_argument("--preset", default="small", choices=sorted(PRESETS))
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seq-len", type=int, default=128)
@@ -363,7 +401,7 @@ def main():
             return 3
         set_tf32(torch, args.tf32)
         torch.cuda.reset_peak_memory_stats()
-    fn = {"train": bench_train, "infer": bench_infer}[args.workload]
+    fn = {"train": bench_train, "finetune": bench_finetune, "infer": bench_infer}[args.workload]
     med, flops = fn(args)
     if args.device == "cuda":
         extra = {"peak_gpu_bytes": torch.cuda.max_memory_allocated(), "gpu": torch.cuda.get_device_name(),

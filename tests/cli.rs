@@ -840,3 +840,51 @@ fn each_subcommand_takes_only_its_own_flags() {
     ])
     .ok();
 }
+
+/// The benchmark's fine-tuning row and its int8 product probe run and report what the table
+/// reads: a step time, and the int8 products' share of the measured int8 peak.
+#[test]
+fn bench_finetune_and_int8_gemm_report() {
+    let o = electra(&[
+        "bench",
+        "finetune",
+        "--preset",
+        "tiny",
+        "--batch-size",
+        "2",
+        "--seq-len",
+        "8",
+        "--reps",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["workload"], "finetune");
+    assert!(v["median_seconds"].as_f64().unwrap() > 0.0 && v["gflops"].as_f64().unwrap() > 0.0, "{v}");
+    let o = electra(&[
+        "bench",
+        "gemm",
+        "--int8",
+        "--preset",
+        "tiny",
+        "--batch-size",
+        "1",
+        "--seq-len",
+        "16",
+        "--threads",
+        "1",
+        "--json",
+    ]);
+    let err = &o.stderr;
+    if o.code != Some(0) {
+        // A CPU without an int8 dot-product instruction (scalar, NEON without dotprod) says so.
+        assert!(err.contains("no dot-product instruction"), "{err}");
+        return;
+    }
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["quantize"], "int8");
+    let (peak, share) = (v["int8_peak_gops"].as_f64().unwrap(), v["efficiency"].as_f64().unwrap());
+    assert!(peak > 0.0 && share > 0.0 && share < 2.0, "{v}");
+    assert!(v["products"].as_array().unwrap().len() >= 4, "{v}");
+}

@@ -681,6 +681,75 @@ mod x86 {
         }
     }
 
+    /// Sum of the i32 lanes of `PROBE_CHAINS` 256-bit accumulators, for a probe's checksum.
+    ///
+    /// # Safety
+    /// AVX2 must be available.
+    #[target_feature(enable = "avx2")]
+    unsafe fn lanes_sum(acc: &[__m256i; super::PROBE_CHAINS]) -> i64 {
+        // SAFETY: a plain reinterpretation of register values (AVX2 available per the contract).
+        acc.iter()
+            .map(|v| unsafe { std::mem::transmute::<__m256i, [i32; 8]>(*v) }.iter().map(|&x| x as i64).sum::<i64>())
+            .sum()
+    }
+
+    /// The AVX2 int8 probe: per chain and round, `vpmaddubsw` (u8×s8 pairs into i16) and
+    /// `vpmaddwd` with ones into i32 lanes, added to the chain (the AVX2 kernel's inner
+    /// sequence); the unsigned operand changes every round so nothing is hoisted.
+    ///
+    /// # Safety
+    /// AVX2 must be available.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn probe_avx2(rounds: usize) -> i64 {
+        let ones = _mm256_set1_epi16(1);
+        let mut x = _mm256_set1_epi8(3);
+        let step = _mm256_set1_epi8(1);
+        let w: [__m256i; super::PROBE_CHAINS] = std::array::from_fn(|i| _mm256_set1_epi8(i as i8 - 6));
+        let mut acc = [_mm256_setzero_si256(); super::PROBE_CHAINS];
+        for _ in 0..rounds {
+            for (a, wi) in acc.iter_mut().zip(&w) {
+                *a = _mm256_add_epi32(*a, _mm256_madd_epi16(_mm256_maddubs_epi16(x, *wi), ones));
+            }
+            // Bytes 3..=66 never saturate a pair sum of i16 (66·6·2 < 32767).
+            x = _mm256_and_si256(_mm256_add_epi8(x, step), _mm256_set1_epi8(63));
+        }
+        // SAFETY: AVX2 is available (this function's contract).
+        unsafe { lanes_sum(&acc) }
+    }
+
+    /// The AVX-VNNI probe: one 256-bit VEX `vpdpbusd` per chain and round.
+    ///
+    /// # Safety
+    /// AVX2 and AVX-VNNI must be available.
+    #[target_feature(enable = "avx2,avxvnni")]
+    pub unsafe fn probe_avxvnni(rounds: usize) -> i64 {
+        let (a, b) = (_mm256_set1_epi8(3), _mm256_set1_epi8(-2));
+        let mut acc: [__m256i; super::PROBE_CHAINS] = std::array::from_fn(|i| _mm256_set1_epi32(i as i32));
+        for _ in 0..rounds {
+            for v in acc.iter_mut() {
+                *v = _mm256_dpbusd_avx_epi32(*v, a, b);
+            }
+        }
+        // SAFETY: AVX2 is available (this function's contract).
+        unsafe { lanes_sum(&acc) }
+    }
+
+    /// The AVX-512 VNNI probe: one 512-bit `vpdpbusd` per chain and round.
+    ///
+    /// # Safety
+    /// AVX-512F and AVX-512 VNNI must be available.
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub unsafe fn probe_512(rounds: usize) -> i64 {
+        let (a, b) = (_mm512_set1_epi8(3), _mm512_set1_epi8(-2));
+        let mut acc: [__m512i; super::PROBE_CHAINS] = std::array::from_fn(|i| _mm512_set1_epi32(i as i32));
+        for _ in 0..rounds {
+            for v in acc.iter_mut() {
+                *v = _mm512_dpbusd_epi32(*v, a, b);
+            }
+        }
+        acc.iter().map(|&v| _mm512_reduce_add_epi32(v) as i64).sum()
+    }
+
     /// Runs an AVX2 tile.
     ///
     /// # Safety
@@ -940,6 +1009,25 @@ mod arm {
         unsafe { tiles!(tile_neon, t, nr, np, [1, 2], [1]) }
     }
 
+    /// The NEON dotprod probe: one `sdot` per chain and round.
+    ///
+    /// # Safety
+    /// NEON and dotprod must be available.
+    #[target_feature(enable = "neon,dotprod")]
+    pub unsafe fn probe_sdot(rounds: usize) -> i64 {
+        // SAFETY: register-only NEON operations; dotprod is available (this function's contract).
+        unsafe {
+            let (a, b) = (vdupq_n_s8(3), vdupq_n_s8(-2));
+            let mut acc: [int32x4_t; super::PROBE_CHAINS] = std::array::from_fn(|i| vdupq_n_s32(i as i32));
+            for _ in 0..rounds {
+                for v in acc.iter_mut() {
+                    *v = sdot(*v, a, b);
+                }
+            }
+            acc.iter().map(|&v| vaddvq_s32(v) as i64).sum()
+        }
+    }
+
     /// Runs a NEON tile with `sdot`.
     ///
     /// # Safety
@@ -1100,6 +1188,49 @@ mod arm {
 }
 
 // =============================================================================================
+// Peak probe.
+
+/// Independent accumulator chains of the probe: enough to cover the dot-product instruction's
+/// latency × throughput on current cores (as the FMA probe's 12).
+const PROBE_CHAINS: usize = 12;
+
+/// Int8 operations (a multiply or an add of a multiply-accumulate each, as GOP/s counts) one
+/// round of [`peak_probe`] does with `k`: its dot-product instruction on every chain. `None` for
+/// a kernel without one (scalar, NEON without dotprod).
+pub fn probe_ops_per_round(k: I8Kernel) -> Option<usize> {
+    let macs = match k {
+        I8Kernel::Avx512Vnni => 64,
+        I8Kernel::AvxVnni | I8Kernel::Avx2 => 32,
+        I8Kernel::NeonDot => 16,
+        I8Kernel::Scalar | I8Kernel::Neon => return None,
+    };
+    Some(2 * macs * PROBE_CHAINS)
+}
+
+/// A probe of this core's int8 peak with `k`'s inner instruction sequence (`vpdpbusd` for VNNI,
+/// `vpmaddubsw` + `vpmaddwd` + `vpaddd` for AVX2, `sdot` for NEON dotprod): `rounds` rounds of
+/// [`probe_ops_per_round`] operations on registers only, returning a checksum (so none is
+/// optimised away). `None` when `k` has no such instruction or this CPU lacks it.
+pub fn peak_probe(k: I8Kernel, rounds: usize) -> Option<i64> {
+    probe_ops_per_round(k)?;
+    if !k.supported() {
+        return None;
+    }
+    match k {
+        // SAFETY: each probe's target features are available (`supported` above).
+        #[cfg(target_arch = "x86_64")]
+        I8Kernel::Avx512Vnni => Some(unsafe { x86::probe_512(rounds) }),
+        #[cfg(target_arch = "x86_64")]
+        I8Kernel::AvxVnni => Some(unsafe { x86::probe_avxvnni(rounds) }),
+        #[cfg(target_arch = "x86_64")]
+        I8Kernel::Avx2 => Some(unsafe { x86::probe_avx2(rounds) }),
+        #[cfg(target_arch = "aarch64")]
+        I8Kernel::NeonDot => Some(unsafe { arm::probe_sdot(rounds) }),
+        _ => None,
+    }
+}
+
+// =============================================================================================
 
 #[cfg(test)]
 mod tests {
@@ -1107,6 +1238,35 @@ mod tests {
     use crate::layers::int8::quantize_weight;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
+
+    /// The peak probe does the operations it counts: its checksum after 1000 rounds is what
+    /// that many dot products of its constant operands give, for every kernel this CPU runs
+    /// (`None` exactly for the kernels without a dot-product instruction).
+    #[test]
+    fn peak_probe_counts_what_it_runs() {
+        let rounds = 1000usize;
+        for k in available() {
+            let got = peak_probe(k, rounds);
+            // Chains start at lane value i (VNNI, sdot) and add 4 products 3·(−2) per lane per
+            // round; AVX2 adds 4·x·(i − 6) per lane per round, x = (3 + round) mod 64.
+            let chains = PROBE_CHAINS as i64;
+            let start: i64 = (0..chains).sum();
+            let per_lane = |lanes: i64| lanes * (start - chains * 24 * rounds as i64);
+            let want = match k {
+                I8Kernel::Avx512Vnni => Some(per_lane(16)),
+                I8Kernel::AvxVnni => Some(per_lane(8)),
+                I8Kernel::NeonDot => Some(per_lane(4)),
+                I8Kernel::Avx2 => {
+                    let xs: i64 = (0..rounds as i64).map(|r| (3 + r) % 64).sum();
+                    let ws: i64 = (0..chains).map(|i| i - 6).sum();
+                    Some(8 * 4 * ws * xs)
+                }
+                I8Kernel::Scalar | I8Kernel::Neon => None,
+            };
+            assert_eq!(got, want, "{k:?}");
+            assert_eq!(probe_ops_per_round(k).is_some(), want.is_some(), "{k:?}");
+        }
+    }
 
     /// The definition, on unpacked operands: quantize each row, sum in i64 (no overflow
     /// question), then the two multiplies.

@@ -16,7 +16,9 @@ use std::time::Instant;
 /// What to measure.
 #[derive(Clone, Debug)]
 pub struct BenchArgs {
-    /// "train", "infer" or "gemm" (the matrix products of one training step, alone).
+    /// "train" (a pre-training step), "finetune" (a step of `ElectraForSequenceClassification`,
+    /// two labels, [CLS] head), "infer" or "gemm" (the matrix products of one pre-training step,
+    /// alone).
     pub what: String,
     /// Model preset.
     pub preset: String,
@@ -107,8 +109,10 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let mut times = Vec::new();
     let mut model_bytes = 0u64;
     let mut format = WeightFormat::F32;
-    if a.what != "infer" && a.quantize == WeightFormat::Int8 {
-        return Err(Error::arg("bench: --quantize int8 is for the infer workload (training needs f32 weights)"));
+    if !matches!(a.what.as_str(), "infer" | "gemm") && a.quantize == WeightFormat::Int8 {
+        return Err(Error::arg(
+            "bench: --quantize int8 is for the infer and gemm workloads (training needs f32 weights)",
+        ));
     }
     let (flops, extra) = match a.what.as_str() {
         "train" => {
@@ -140,6 +144,31 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 train_step_flops(towers, n, t, masked),
                 format!("disc {}x{} gen {}x{}", d.num_hidden_layers, d.hidden_size, g.num_hidden_layers, g.hidden_size),
             )
+        }
+        "finetune" => {
+            let mut c = cfg.clone();
+            electra::model::classifier::set_labels(&mut c, &["neg".into(), "pos".into()]);
+            let mut m = Model::new_classifier(c)?;
+            m.init_weights(1)?;
+            let opts = electra::finetune::FinetuneOptions {
+                threads: a.threads,
+                device: a.device,
+                simd: a.simd,
+                tf32: tf32_opt,
+                ..Default::default()
+            };
+            let mut ft = electra::finetune::FineTuner::from_model(m, opts)?;
+            let labels: Vec<i32> = (0..b as i32).map(|i| i % 2).collect();
+            for rep in 0..=a.reps {
+                let t0 = Instant::now();
+                ft.train_step(&batch, &labels)?;
+                if rep > 0 {
+                    times.push(t0.elapsed().as_secs_f64());
+                }
+            }
+            // Forward and a backward of twice its cost: the encoder, and the head on B rows.
+            let head = 2.0 * b as f64 * (cfg.hidden_size * (cfg.hidden_size + 2)) as f64;
+            (3.0 * (encoder_flops(&cfg, n, t) + head), String::new())
         }
         "infer" => {
             let m = match loaded {
@@ -179,8 +208,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             }
             (encoder_flops(&cfg, n, t) + 2.0 * n as f64 * (cfg.hidden_size * cfg.hidden_size) as f64, String::new())
         }
+        "gemm" if a.quantize == WeightFormat::Int8 => return bench_gemm_int8(a),
         "gemm" => return bench_gemm(a),
-        other => return Err(Error::arg(format!("bench: unknown workload {other:?} (train, infer or gemm)"))),
+        other => return Err(Error::arg(format!("bench: unknown workload {other:?} (train, finetune, infer or gemm)"))),
     };
     let med = median(times);
     let rss = peak_rss_bytes().unwrap_or(0);
@@ -351,6 +381,109 @@ fn bench_gemm(a: &BenchArgs) -> Result<()> {
         println!(
             "\n{:.1} GFLOP of products per step in {:.3} s (best of reps): {:.1} GFLOP/s = {:.0}% of the measured FMA peak {:.1} GFLOP/s ({} threads)",
             total_flops / 1e9,
+            total_time,
+            overall,
+            100.0 * overall / peak,
+            peak,
+            threads
+        );
+    }
+    Ok(())
+}
+
+/// The int8 Linear products of one discriminator forward for the preset at B×T rows (what
+/// `--quantize int8` inference runs in int8: every encoder Linear, the embedding projection and
+/// the head's dense), each timed as the backend runs it (rows quantized, then the packed int8
+/// product, row blocks over the threads), against the int8 peak measured by
+/// [`electra::backend::cpu::int8::peak_probe`] with the same kernel.
+fn bench_gemm_int8(a: &BenchArgs) -> Result<()> {
+    use electra::backend::cpu::int8::{self, I8Kernel, PackedI8, QuantRows};
+    use electra::backend::cpu::kernels::CpuKernels;
+    use rayon::prelude::*;
+    let kernel = CpuKernels::best().with_cap(a.simd.unwrap_or_default()).i8;
+    let ops_per_round = int8::probe_ops_per_round(kernel).ok_or_else(|| {
+        Error::Unsupported(format!("bench gemm --int8: the {kernel:?} kernel has no dot-product instruction to probe"))
+    })?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads)
+        .build()
+        .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
+    let threads = pool.current_num_threads();
+    let rounds = 20_000_000;
+    let t0 = Instant::now();
+    pool.broadcast(|_| std::hint::black_box(int8::peak_probe(kernel, rounds)));
+    let peak = (threads * rounds * ops_per_round) as f64 / t0.elapsed().as_secs_f64() / 1e9;
+
+    let d = ElectraConfig::preset(&a.preset)?;
+    let n = a.batch_size * a.seq_len;
+    let (h, i, e, l) = (d.hidden_size, d.intermediate_size, d.embedding_size, d.num_hidden_layers);
+    let mut shapes = vec![(format!("qkvo {n}x{h}x{h}"), h, h, 4 * l), (format!("ff1 {n}x{h}x{i}"), h, i, l)];
+    shapes.push((format!("ff2 {n}x{i}x{h}"), i, h, l));
+    if e != h {
+        shapes.push((format!("proj {n}x{e}x{h}"), e, h, 1));
+    }
+    shapes.push((format!("head {n}x{h}x{h}"), h, h, 1));
+    let fill = |len: usize, s: f32| (0..len).map(|j| ((j % 97) as f32 * 0.01 + s).sin()).collect::<Vec<f32>>();
+    let (mut total_ops, mut total_time) = (0.0, 0.0);
+    let mut rows = Vec::new();
+    for (name, din, dout, count) in shapes {
+        let w = electra::layers::int8::quantize_weight(&fill(dout * din, 0.3), dout, din)?;
+        let packed = PackedI8::with_kernel(&w, kernel)?;
+        let x = fill(n * din, 0.1);
+        let mut y = vec![0.0f32; n * dout];
+        // Row blocks of at least 16 rows, two per thread (as the backend splits a product).
+        let block = n.div_ceil(2 * threads).max(16);
+        let ops = 2.0 * (n * din * dout) as f64;
+        let reps = ((2e9 / ops).ceil() as usize).clamp(3, 200);
+        let mut best = f64::MAX;
+        for _ in 0..reps {
+            let t0 = Instant::now();
+            pool.install(|| {
+                y.par_chunks_mut(block * dout).enumerate().try_for_each(|(b, yb)| {
+                    let r0 = b * block;
+                    let nr = yb.len() / dout;
+                    let mut q = QuantRows::default();
+                    q.quantize(&x[r0 * din..(r0 + nr) * din], nr, din)?;
+                    int8::matmul(yb, dout, &q, 0..nr, &packed, 0..dout);
+                    Ok::<(), Error>(())
+                })
+            })?;
+            best = best.min(t0.elapsed().as_secs_f64());
+        }
+        total_ops += ops * count as f64;
+        total_time += best * count as f64;
+        rows.push((name, count, ops / best / 1e9));
+    }
+    let overall = total_ops / total_time / 1e9;
+    let kname = match kernel {
+        I8Kernel::Avx512Vnni => "avx512-vnni",
+        I8Kernel::AvxVnni => "avx-vnni",
+        I8Kernel::Avx2 => "avx2",
+        I8Kernel::NeonDot => "neon-dotprod",
+        I8Kernel::Neon => "neon",
+        I8Kernel::Scalar => "scalar",
+    };
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "workload": "gemm", "quantize": "int8", "kernel": kname, "preset": a.preset,
+                "batch_size": a.batch_size, "seq_len": a.seq_len, "device": "cpu", "threads": threads,
+                "int8_peak_gops": peak, "gops": overall, "efficiency": overall / peak,
+                "seconds_per_forward": total_time, "gop_per_forward": total_ops / 1e9,
+                "products": rows.iter().map(|(n, c, g)| serde_json::json!({"name": n, "count": c, "gops": g})).collect::<Vec<_>>(),
+            })
+        );
+    } else {
+        println!("| int8 product ({kname}) | per forward | GOP/s | share of the int8 peak |");
+        println!("|---|---|---|---|");
+        for (name, count, g) in &rows {
+            println!("| {name} | {count} | {g:.1} | {:.0}% |", 100.0 * g / peak);
+        }
+        println!(
+            "\n{:.2} GOP of int8 products per forward in {:.4} s (best of reps, rows quantized included): {:.1} GOP/s \
+             = {:.0}% of the measured int8 peak {:.1} GOP/s ({kname}, {} threads)",
+            total_ops / 1e9,
             total_time,
             overall,
             100.0 * overall / peak,

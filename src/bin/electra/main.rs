@@ -342,7 +342,8 @@ enum Cmd {
     },
     /// Time a training step or discriminator inference (median, tokens/s, GFLOP/s, peak RSS).
     Bench {
-        /// `train` or `infer`.
+        /// `train` (a pre-training step), `finetune` (a sequence-classification step), `infer` or
+        /// `gemm` (the products of one pre-training step, against the measured FMA peak).
         what: String,
         /// Model preset: tiny, small, base or large.
         #[arg(long, default_value = "small")]
@@ -372,6 +373,11 @@ enum Cmd {
         /// ELECTRA_CUDA_TF32=1 also turns them on).
         #[arg(long)]
         tf32: bool,
+        /// `gemm`: the int8 products of one inference forward against the measured int8
+        /// dot-product peak, instead of the f32 products of a training step (the same as
+        /// `--quantize int8`).
+        #[arg(long)]
+        int8: bool,
         #[command(flatten)]
         rt: Runtime,
         #[command(flatten)]
@@ -663,8 +669,25 @@ fn run(cli: Cli, given: &pretrain::Given) -> electra::Result<ExitCode> {
                     f32_bytes as f64 / 1e6
                 );
             }),
-        Cmd::Bench { what, preset, batch_size, seq_len, threads, reps, json, model, save_model, tf32, rt, weights } => {
-            let (device, simd, quantize) = (rt.device.parse()?, rt.simd, weights.format()?);
+        Cmd::Bench {
+            what,
+            preset,
+            batch_size,
+            seq_len,
+            threads,
+            reps,
+            json,
+            model,
+            save_model,
+            tf32,
+            int8,
+            rt,
+            weights,
+        } => {
+            let (device, simd, mut quantize) = (rt.device.parse()?, rt.simd, weights.format()?);
+            if int8 {
+                quantize = electra::quant::WeightFormat::Int8;
+            }
             if let Some(dir) = &save_model {
                 input::check_out_dir(dir, "--save-model", true)?;
             }
