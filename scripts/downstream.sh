@@ -9,13 +9,20 @@
 #
 # Starting points, per seed:
 #   random      random init, bundled vocabulary (a 1-step run at learning rate 1e-30)
-#   main        the README's main job: `electra pretrain` defaults (tiny, 600 steps of Moby-Dick)
-#   main-bc     the same with Adam's bias correction (torch's AdamW has it, the original does not)
-#   torch       the same recipe in HF PyTorch (scripts/reference_pretrain.py --save), when
-#               TORCH_PYTHON names a Python with torch and transformers
+#   main        the README's main job: `electra pretrain` defaults (tiny, 600 steps of Moby-Dick;
+#               the tiny recipe: Adam bias correction, detection labels smoothed at 0.2)
+#   main-bc     the same without the label smoothing (bias correction alone)
+#   main-paper  the same with neither: the paper's objective and the original's Adam (the
+#               default before 2026-12-06)
+#   torch       the main job's recipe in HF PyTorch (scripts/reference_pretrain.py --save
+#               --label-smoothing 0.2), when TORCH_PYTHON names a Python with torch and
+#               transformers; torch-bc the same without label smoothing (as main-bc)
 #   random-rt   random init with the vocabulary trained on RT's training sentences
 #   indomain    `electra pretrain --corpus` on RT's training sentences (labels removed), 600 steps
-#   mlm         the masked-LM baseline on the same text at the same FLOPs (--match-flops indomain)
+#   indomain-paper  the same with the paper's objective and Adam
+#   mlm         the masked-LM baseline on the same text at the same FLOPs (--match-flops indomain;
+#               bias-corrected Adam, as the tiny default)
+#   mlm-paper   the same with the original's Adam, at indomain-paper's FLOPs
 # Each is fine-tuned twice (--pool cls, --pool mean) with no other flag. Finished runs are reused
 # when the script is run again with the same WORK. Writes a table (mean ± sd over seeds, per seed,
 # FLOPs, seconds, held-out AUC and top-direction share at the end of pre-training) into
@@ -59,29 +66,44 @@ finetune() { # NAME MODEL_DIR SEED: both poolings, the defaults otherwise
 }
 
 in_domain=(--corpus "$WORK/rt-train-text.txt")
+paper=(--options '{"bias_correction": false, "disc_label_smoothing": 0}')
 for seed in $SEEDS; do
     echo "== seed $seed: pre-training"
     pretrain "$WORK/random-$seed" "$seed" --steps 1 --learning-rate 1e-30
     pretrain "$WORK/main-$seed" "$seed"
-    pretrain "$WORK/main-bc-$seed" "$seed" --options '{"bias_correction": true}'
+    pretrain "$WORK/main-bc-$seed" "$seed" --options '{"disc_label_smoothing": 0}'
+    pretrain "$WORK/main-paper-$seed" "$seed" "${paper[@]}"
     # The first in-domain run trains the RT vocabulary (deterministic); the others reuse it.
     pretrain "$WORK/random-rt-$seed" "$seed" "${in_domain[@]}" --steps 1 --learning-rate 1e-30
     rt_vocab="$WORK/random-rt-$seed/tokenizer/vocab.txt"
     pretrain "$WORK/indomain-$seed" "$seed" "${in_domain[@]}" --vocab "$rt_vocab"
+    pretrain "$WORK/indomain-paper-$seed" "$seed" "${in_domain[@]}" --vocab "$rt_vocab" "${paper[@]}"
     pretrain "$WORK/mlm-$seed" "$seed" "${in_domain[@]}" --vocab "$rt_vocab" --objective mlm \
         --match-flops "$WORK/indomain-$seed"
-    if [ -n "$TORCH_PYTHON" ] && [ ! -f "$WORK/torch-$seed/model.safetensors" ]; then
-        "$TORCH_PYTHON" scripts/reference_pretrain.py --steps 600 --seq-len 128 --temperature 3 --threads 1 \
-            --seed "$seed" --save "$WORK/torch-$seed" >"$WORK/torch-$seed.log" 2>&1
+    pretrain "$WORK/mlm-paper-$seed" "$seed" "${in_domain[@]}" --vocab "$rt_vocab" --objective mlm \
+        --match-flops "$WORK/indomain-paper-$seed" --options '{"bias_correction": false}'
+    if [ -n "$TORCH_PYTHON" ]; then
+        for ls in 0.2 0; do
+            t="$WORK/torch-$seed"
+            [ "$ls" = 0 ] && t="$WORK/torch-bc-$seed"
+            [ -f "$t/model.safetensors" ] && continue
+            "$TORCH_PYTHON" scripts/reference_pretrain.py --steps 600 --seq-len 128 --temperature 3 --threads 1 \
+                --label-smoothing "$ls" --seed "$seed" --save "$t" >"$t.log" 2>&1
+        done
     fi
     echo "== seed $seed: fine-tuning"
     finetune random "$WORK/random-$seed/final/discriminator" "$seed"
     finetune main "$WORK/main-$seed/final/discriminator" "$seed"
     finetune main-bc "$WORK/main-bc-$seed/final/discriminator" "$seed"
-    [ -f "$WORK/torch-$seed/model.safetensors" ] && finetune torch "$WORK/torch-$seed" "$seed"
+    finetune main-paper "$WORK/main-paper-$seed/final/discriminator" "$seed"
+    for t in torch torch-bc; do
+        if [ -f "$WORK/$t-$seed/model.safetensors" ]; then finetune "$t" "$WORK/$t-$seed" "$seed"; fi
+    done
     finetune random-rt "$WORK/random-rt-$seed/final/discriminator" "$seed"
     finetune indomain "$WORK/indomain-$seed/final/discriminator" "$seed"
+    finetune indomain-paper "$WORK/indomain-paper-$seed/final/discriminator" "$seed"
     finetune mlm "$WORK/mlm-$seed/final/generator" "$seed"
+    finetune mlm-paper "$WORK/mlm-paper-$seed/final/generator" "$seed"
 done
 
 python3 - "$WORK" "$DOC" "$SEEDS" <<'EOF'
@@ -89,12 +111,16 @@ import json, os, statistics, subprocess, sys
 work, doc, seeds = sys.argv[1], sys.argv[2], sys.argv[3].split()
 kinds = [
     ("random", "random init (bundled vocabulary)"),
-    ("main", "README main job: ELECTRA, Moby-Dick, 600 steps"),
-    ("main-bc", "the same with Adam bias correction (as torch's AdamW)"),
-    ("torch", "the same in HF PyTorch (reference_pretrain.py)"),
+    ("main", "README main job: ELECTRA, Moby-Dick, 600 steps (tiny recipe: bias correction, label smoothing 0.2)"),
+    ("torch", "the same in HF PyTorch (reference_pretrain.py --label-smoothing 0.2)"),
+    ("main-bc", "main job, bias correction alone"),
+    ("torch-bc", "the same in HF PyTorch (torch's AdamW corrects bias)"),
+    ("main-paper", "main job, the paper's objective and the original's Adam (the old default)"),
     ("random-rt", "random init (RT vocabulary)"),
-    ("indomain", "ELECTRA on RT's own sentences, 600 steps"),
-    ("mlm", "MLM on RT's own sentences, same FLOPs"),
+    ("indomain", "ELECTRA on RT's own sentences, 600 steps (tiny recipe)"),
+    ("indomain-paper", "the same, paper's objective and Adam"),
+    ("mlm", "MLM on RT's own sentences, same FLOPs (bias correction)"),
+    ("mlm-paper", "the same, the original's Adam"),
 ]
 def acc(kind, pool, s):
     p = f"{work}/ft/{kind}-{pool}-{s}/finetune.json"

@@ -4,11 +4,12 @@ dynamics and, through --save, what the model fine-tunes to (not bits: the data p
 and torch's AdamW corrects bias where ours, as the original, does not).
 
     ~/electra-pyenv/bin/python scripts/reference_pretrain.py [--steps 600] [--temperature 3] \
-        [--seq-len 128] [--dropout 0.1] [--corpus FILE ...] [--save DIR]
+        [--seq-len 128] [--dropout 0.1] [--label-smoothing 0.2] [--corpus FILE ...] [--save DIR]
 
 Same model as the `tiny` preset (discriminator 2 x 128, embeddings 64, generator 1/4 width sharing
 the discriminator's embeddings, lm head tied), same objective (15% of positions, 85% [MASK],
-Gumbel-max sampling, loss mlm + 50 * bce, clip 1.0, AdamW weight decay 0.01 eps 1e-6, linear
+Gumbel-max sampling, loss mlm + 50 * bce (--label-smoothing e: against e/2 and 1 - e/2, as
+`"disc_label_smoothing"`, the tiny preset's default since 2026-12-06), clip 1.0, AdamW weight decay 0.01 eps 1e-6, linear
 warm-up over a tenth of the steps and decay), dropout as config.json says (HF's 0.1 by default,
 as `electra pretrain`), on the bundled Moby-Dick text (or --corpus) with the bundled vocabulary
 (or --vocab); prints the held-out discriminator AUC every 100 steps. --save writes the
@@ -41,6 +42,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dropout", type=float, default=0.1, help="hidden and attention dropout (HF's default 0.1)")
+    ap.add_argument("--label-smoothing", type=float, default=0.0,
+                    help="replaced-token detection against e/2 and 1 - e/2 (electra pretrain's tiny default: 0.2)")
     ap.add_argument("--corpus", nargs="+", help="text files (default: the bundled Moby-Dick)")
     ap.add_argument("--vocab", default=os.path.join(ROOT, "data/vocab.txt"))
     ap.add_argument("--save", help="write the discriminator here (HF layout + vocab.txt)")
@@ -90,7 +93,8 @@ def main():
         corrupted[pos] = sampled
         labels = (corrupted != x).float()
         d = disc(input_ids=corrupted).logits
-        bce = torch.nn.functional.binary_cross_entropy_with_logits(d, labels)
+        target = labels * (1 - a.label_smoothing) + a.label_smoothing / 2
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(d, target)
         return mlm, bce, d, labels, (logits.argmax(-1) == x[pos]).float().mean().item()
 
     def auc(score, labels):

@@ -160,11 +160,41 @@ fn embeddings() {
 #[test]
 fn joint_objective_end_to_end() {
     for dropout in [DropoutSetting::Config(false), DropoutSetting::Probability(0.3)] {
-        joint_objective(dropout);
+        joint_objective(dropout, 0.0);
     }
 }
 
-fn joint_objective(dropout: DropoutSetting) {
+/// The same with the hybrid objective's term (the discriminator's masked-LM head, weight 2),
+/// checked along the whole gradient and along the head's tensors alone; and that term alone
+/// (the other weights 0), so its path back through the discriminator is checked by itself.
+#[test]
+fn hybrid_objective_end_to_end() {
+    for dropout in [DropoutSetting::Config(false), DropoutSetting::Probability(0.3)] {
+        joint_objective(dropout, 2.0);
+        joint_objective_with(dropout, [0.0, 0.0, 2.0], 0.0);
+    }
+}
+
+/// The joint objective with replaced-token detection's labels smoothed (ε = 0.2), and the
+/// detection term alone.
+#[test]
+fn smoothed_detection_end_to_end() {
+    for dropout in [DropoutSetting::Config(false), DropoutSetting::Probability(0.3)] {
+        joint_objective_with(dropout, [1.0, 50.0, 0.0], 0.2);
+        joint_objective_with(dropout, [0.0, 1.0, 0.0], 0.2);
+    }
+}
+
+fn joint_objective(dropout: DropoutSetting, disc_mlm_weight: f32) {
+    joint_objective_with(dropout, [1.0, 50.0, disc_mlm_weight], 0.0);
+}
+
+/// `[gen_weight, disc_weight, disc_mlm_weight]` and `disc_label_smoothing`.
+fn joint_objective_with(
+    dropout: DropoutSetting,
+    [gen_weight, disc_weight, disc_mlm_weight]: [f32; 3],
+    disc_label_smoothing: f32,
+) {
     use electra::pretrain::masking::Masking;
     use electra::pretrain::{TrainOptions, Trainer};
     use electra::session::Batch;
@@ -182,7 +212,16 @@ fn joint_objective(dropout: DropoutSetting) {
             model.params.data[info.offset..info.offset + info.len].iter_mut().for_each(|x| *x *= 10.0);
         }
     }
-    let opts = TrainOptions { max_seq_len: 8, mask_token_id: 4, dropout, ..Default::default() };
+    let opts = TrainOptions {
+        max_seq_len: 8,
+        mask_token_id: 4,
+        dropout,
+        gen_weight,
+        disc_weight,
+        disc_mlm_weight,
+        disc_label_smoothing,
+        ..Default::default()
+    };
     let mut t = Trainer::from_model(model, opts).unwrap();
     let ids = [2, 7, 9, 11, 13, 3, 0, 0, 2, 8, 10, 12, 14, 16, 18, 3];
     let mask = [1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1];
@@ -198,19 +237,36 @@ fn joint_objective(dropout: DropoutSetting) {
     let grad = t.grads().unwrap().into_owned();
     let theta = t.weights().unwrap().into_owned();
     let mut rng = ChaCha8Rng::seed_from_u64(6);
-    let gn = dot(&grad, &grad).sqrt() as f32;
-    let noise = rnd(&mut rng, grad.len(), 1.0);
-    let nn = dot(&noise, &noise).sqrt() as f32;
-    let dir: Vec<f32> = grad.iter().zip(&noise).map(|(g, z)| g / gn + z / nn).collect();
-    let mut loss_at = |eps: f32| {
-        let moved: Vec<f32> = theta.iter().zip(&dir).map(|(t0, d)| t0 + eps * d).collect();
-        t.set_weights(&moved).unwrap();
-        t.forward_backward(&batch, &masking, Some(&sampled)).unwrap().loss as f64
+    // Directions: everything, and (hybrid) the head's tensors alone.
+    let head: Vec<bool> = {
+        let mut h = vec![false; grad.len()];
+        for i in t.params().infos().iter().filter(|i| i.name.starts_with("discriminator_mlm.")) {
+            h[i.offset..i.offset + i.len].fill(true);
+        }
+        h
     };
-    let eps = 1e-3;
-    let fd = (loss_at(eps) - loss_at(-eps)) / (2.0 * eps as f64);
-    let an = dot(&grad, &dir);
-    let rel = (fd - an).abs() / an.abs();
-    println!("joint objective ({dropout:?}): analytic {an:.5} fd {fd:.5} rel {rel:.2e}");
-    assert!(rel < 1e-2, "analytic {an} vs finite difference {fd}");
+    let mut parts = vec![("all", vec![true; grad.len()])];
+    if disc_mlm_weight > 0.0 {
+        assert!(head.iter().any(|&x| x), "the hybrid head is in the table");
+        parts.push(("discriminator mlm head", head));
+    }
+    for (what, keep) in parts {
+        let g: Vec<f32> = grad.iter().zip(&keep).map(|(g, &k)| if k { *g } else { 0.0 }).collect();
+        let gn = dot(&g, &g).sqrt() as f32;
+        let noise: Vec<f32> =
+            rnd(&mut rng, g.len(), 1.0).iter().zip(&keep).map(|(z, &k)| if k { *z } else { 0.0 }).collect();
+        let nn = dot(&noise, &noise).sqrt() as f32;
+        let dir: Vec<f32> = g.iter().zip(&noise).map(|(g, z)| g / gn + z / nn).collect();
+        let mut loss_at = |eps: f32| {
+            let moved: Vec<f32> = theta.iter().zip(&dir).map(|(t0, d)| t0 + eps * d).collect();
+            t.set_weights(&moved).unwrap();
+            t.forward_backward(&batch, &masking, Some(&sampled)).unwrap().loss as f64
+        };
+        let eps = 1e-3;
+        let fd = (loss_at(eps) - loss_at(-eps)) / (2.0 * eps as f64);
+        let an = dot(&grad, &dir);
+        let rel = (fd - an).abs() / an.abs();
+        println!("joint objective ({dropout:?}, weights {gen_weight}/{disc_weight}/{disc_mlm_weight}, smoothing {disc_label_smoothing}, {what}): analytic {an:.5} fd {fd:.5} rel {rel:.2e}");
+        assert!(rel < 1e-2, "{what}: analytic {an} vs finite difference {fd}");
+    }
 }

@@ -360,3 +360,95 @@ fn schedule_extended_after_creation_reaches_the_optimizer() {
     assert!(t.train_step(&b).is_err());
     assert_eq!(bits(&t.weights().unwrap()), bits(&before));
 }
+
+/// The hybrid objective (`disc_mlm_weight`): the discriminator's masked-LM head learns, its
+/// tensors are checkpointed (resume is bit-identical) but not exported (the discriminator stays
+/// plain HF `ElectraForPreTraining`), weight 0 leaves the paper's run untouched, and the mlm
+/// objective refuses it.
+#[test]
+fn hybrid_discriminator_mlm_trains_resumes_and_exports_plain() {
+    let hybrid = || TrainOptions { disc_mlm_weight: 1.0, learning_rate: 1e-2, warmup_steps: 10, ..opts() };
+    let mut t = Trainer::from_model(tiny_model(5), hybrid()).unwrap();
+    let head: Vec<_> =
+        t.params().infos().iter().filter(|i| i.name.starts_with("discriminator_mlm.")).cloned().collect();
+    assert_eq!(head.len(), 5, "dense, LayerNorm and bias: {head:?}");
+    let first = step(&mut t, 0);
+    assert!(first.disc_mlm_loss > 0.5 * (V as f32).ln(), "starts near ln V: {first:?}");
+    let want = first.mlm_loss + 50.0 * first.disc_loss + first.disc_mlm_loss;
+    assert!((first.loss - want).abs() <= 1e-4 * want, "{first:?}");
+    for k in 1..150 {
+        step(&mut t, k % 2);
+    }
+    let later = step(&mut t, 0);
+    assert!(later.disc_mlm_loss < 0.7 * first.disc_mlm_loss, "the head learns: {first:?} -> {later:?}");
+    assert!(later.disc_mlm_accuracy > first.disc_mlm_accuracy);
+
+    // Resume: the head's weights and moments come back.
+    let dir = tempdir("hybrid");
+    let mut straight = Trainer::from_model(tiny_model(5), hybrid()).unwrap();
+    let mut half = Trainer::from_model(tiny_model(5), hybrid()).unwrap();
+    let mut ran: Vec<_> = (0..4).map(|k| step(&mut straight, k)).collect();
+    for k in 0..2 {
+        step(&mut half, k);
+    }
+    half.save(&dir.join("ckpt")).unwrap();
+    let mut resumed = Trainer::resume(&dir.join("ckpt")).unwrap();
+    let rest: Vec<_> = (2..4).map(|k| step(&mut resumed, k)).collect();
+    assert_eq!(ran.split_off(2), rest);
+    assert_eq!(bits(&straight.weights().unwrap()), bits(&resumed.weights().unwrap()));
+
+    // Export: no head tensor in the files; HF's layout loads as before.
+    t.export(&dir.join("pair")).unwrap();
+    let disc_file = std::fs::read(dir.join("pair/discriminator/model.safetensors")).unwrap();
+    let names = safetensors::SafeTensors::deserialize(&disc_file).unwrap().names().len();
+    let plain = Trainer::from_model(tiny_model(5), opts()).unwrap();
+    plain.export(&dir.join("plain")).unwrap();
+    let plain_file = std::fs::read(dir.join("plain/discriminator/model.safetensors")).unwrap();
+    assert_eq!(names, safetensors::SafeTensors::deserialize(&plain_file).unwrap().names().len());
+    assert!(hf::load(&dir.join("pair")).is_ok());
+    // A trainer over that pair starts a fresh head.
+    assert!(Trainer::new(dir.join("pair").to_str().unwrap(), hybrid()).is_ok());
+
+    // Weight 0 is the paper's objective, bit for bit; the mlm objective has no discriminator.
+    let mut zero = Trainer::from_model(tiny_model(5), TrainOptions { disc_mlm_weight: 0.0, ..opts() }).unwrap();
+    let mut paper = Trainer::from_model(tiny_model(5), opts()).unwrap();
+    assert_eq!(step(&mut zero, 0), step(&mut paper, 0));
+    assert_eq!(bits(&zero.weights().unwrap()), bits(&paper.weights().unwrap()));
+    let e = TrainOptions::from_json(Some(r#"{"objective": "mlm", "disc_mlm_weight": 1}"#)).unwrap_err();
+    assert!(e.to_string().contains("disc_mlm_weight"), "{e}");
+    let e = TrainOptions::from_json(Some(r#"{"disc_mlm_weight": -1}"#)).unwrap_err();
+    assert!(e.to_string().contains("disc_mlm_weight"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `disc_label_smoothing` ε scores replaced-token detection against ε/2 and 1 − ε/2: with the
+/// discriminator's prediction fixed at logit 1 for every token, the loss is
+/// softplus(1) − (ȳ(1 − ε) + ε/2), ȳ the share of replaced tokens (which is then its accuracy);
+/// out-of-range values are refused.
+#[test]
+fn label_smoothing_scores_against_smoothed_targets() {
+    let (ids, mask, types) = batch_data(0);
+    let b = Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: Some(&types), batch: B, seq_len: T };
+    for eps in [0.0f32, 0.2, 0.5] {
+        let mut t = Trainer::from_model(tiny_model(5), TrainOptions { disc_label_smoothing: eps, ..opts() }).unwrap();
+        let mut w = t.weights().unwrap().into_owned();
+        for i in t.params().infos() {
+            let pred = "discriminator.discriminator_predictions.dense_prediction.";
+            if i.name == format!("{pred}weight") {
+                w[i.offset..i.offset + i.len].fill(0.0);
+            } else if i.name == format!("{pred}bias") {
+                w[i.offset..i.offset + i.len].fill(1.0);
+            }
+        }
+        t.set_weights(&w).unwrap();
+        let masking = t.mask(&b);
+        let s = t.forward_backward(&b, &masking, None).unwrap();
+        let ybar = s.disc_accuracy as f64;
+        let want = (1.0f64.exp().ln_1p()) - (ybar * (1.0 - eps as f64) + eps as f64 / 2.0);
+        assert!((s.disc_loss as f64 - want).abs() < 1e-5, "ε {eps}: {} vs {want} ({s:?})", s.disc_loss);
+    }
+    for bad in ["1", "-0.1", "1.5"] {
+        let e = TrainOptions::from_json(Some(&format!(r#"{{"disc_label_smoothing": {bad}}}"#))).unwrap_err();
+        assert!(e.to_string().contains("disc_label_smoothing"), "{e}");
+    }
+}

@@ -227,8 +227,8 @@ params!(electra_load_params => crate::hf::LoadOptions { allow_unused_tensors, qu
 
 /// How `electra_trainer_new_with_params` trains; start from `electra_trainer_default_params()`.
 /// The fields are the JSON keys of `electra_trainer_new` with the same meaning and defaults;
-/// `special_token_ids` (a list) and `embedding_sharing` (a later key: this struct keeps its
-/// version-1 layout) are JSON-only.
+/// `special_token_ids` (a list), `embedding_sharing`, `disc_mlm_weight` and
+/// `disc_label_smoothing` (later keys: this struct keeps its version-1 layout) are JSON-only.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct electra_trainer_params {
@@ -502,7 +502,12 @@ mod tests {
     #[test]
     fn params_and_json_keys_are_one_definition() {
         one_definition::<electra_session_params>(&[]);
-        one_definition::<electra_trainer_params>(&["special_token_ids", "embedding_sharing"]);
+        one_definition::<electra_trainer_params>(&[
+            "special_token_ids",
+            "embedding_sharing",
+            "disc_mlm_weight",
+            "disc_label_smoothing",
+        ]);
         one_definition::<electra_finetuner_params>(&["pool"]);
         one_definition::<electra_load_params>(&[]);
     }

@@ -195,6 +195,10 @@ impl Trainer {
         }
         let file = TensorFile::read(&path)?;
         let mut model = Model::new(state.discriminator_config, state.generator_config, state.shared_embeddings)?;
+        if state.options.disc_mlm_weight > 0.0 {
+            // The hybrid head's tensors are in the file too (read below, with everything else).
+            super::hybrid::attach(&mut model, state.options.seed)?;
+        }
         let n = model.params.numel();
         let (mut m, mut v) = (crate::alloc::try_vec(n, 0.0, "adam_m")?, crate::alloc::try_vec(n, 0.0, "adam_v")?);
         let infos = model.params.infos().to_vec();

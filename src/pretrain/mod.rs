@@ -5,6 +5,7 @@ pub mod checkpoint;
 mod corrupt;
 pub mod eval;
 pub mod flops;
+pub mod hybrid;
 pub mod masking;
 pub mod options;
 pub mod probe;

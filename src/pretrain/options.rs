@@ -73,6 +73,14 @@ pub struct TrainOptions {
     pub disc_weight: f32,
     /// Sampling temperature of the generator (1).
     pub temperature: f32,
+    /// Weight of the discriminator's masked-LM term (0: off, the paper's objective). Above 0 the
+    /// discriminator also predicts the original token at every masked position from its own
+    /// states over the corrupted input, through a head of the generator head's shape tied to its
+    /// word embeddings (see [`super::hybrid`]); the exported discriminator is unchanged.
+    pub disc_mlm_weight: f32,
+    /// Label smoothing ε of replaced-token detection (0: off, the paper's): the targets become
+    /// ε/2 for an original token and 1 − ε/2 for a replaced one.
+    pub disc_label_smoothing: f32,
     /// "electra" or "mlm".
     pub objective: Objective,
     /// Generator hidden size as a fraction of the discriminator's (paper: 1/4; 1/3 for base).
@@ -153,6 +161,8 @@ impl Default for TrainOptions {
             gen_weight: 1.0,
             disc_weight: 50.0,
             temperature: 1.0,
+            disc_mlm_weight: 0.0,
+            disc_label_smoothing: 0.0,
             objective: Objective::Electra,
             generator_hidden_fraction: None,
             vocab_size: None,
@@ -203,10 +213,17 @@ impl TrainOptions {
         if !(self.mask_prob > 0.0 && self.mask_prob < 1.0) {
             return bad("mask_prob", self.mask_prob.to_string());
         }
-        for (k, w) in [("gen_weight", self.gen_weight), ("disc_weight", self.disc_weight)] {
+        let weights = [("gen_weight", self.gen_weight), ("disc_weight", self.disc_weight)];
+        for (k, w) in weights.into_iter().chain([("disc_mlm_weight", self.disc_mlm_weight)]) {
             if !finite_nonneg(w) {
                 return bad(k, w.to_string());
             }
+        }
+        if self.disc_mlm_weight > 0.0 && self.objective == Objective::Mlm {
+            return Err(Error::arg("options: disc_mlm_weight needs the electra objective (there is no discriminator)"));
+        }
+        if !(0.0..1.0).contains(&self.disc_label_smoothing) {
+            return bad("disc_label_smoothing", self.disc_label_smoothing.to_string());
         }
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
             return bad("temperature", self.temperature.to_string());

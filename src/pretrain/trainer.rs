@@ -11,7 +11,7 @@ use crate::config::ElectraConfig;
 use crate::distributed::{self, Collective, RankStatus};
 use crate::error::{Error, Result};
 use crate::model::encoder::{dropout_key, EncoderActs, EncoderGrads, TowerDropout};
-use crate::model::heads::{DiscHeadActs, DiscHeadGrads, GenHeadActs, GenHeadGrads};
+use crate::model::heads::{DiscHeadActs, DiscHeadGrads, GenHead, GenHeadActs, GenHeadGrads};
 use crate::model::{Backprop, Discriminator, Generator, Model, Towers};
 use crate::optim::{Moments, Trained};
 use crate::params::{ParamStore, ParamTable};
@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 pub struct StepStats {
     /// Steps completed after this one.
     pub step: u64,
-    /// gen_weight·mlm_loss + disc_weight·disc_loss.
+    /// gen_weight·mlm_loss + disc_weight·disc_loss + disc_mlm_weight·disc_mlm_loss.
     pub loss: f32,
     /// Generator (or MLM model) cross-entropy at the masked positions.
     pub mlm_loss: f32,
@@ -39,6 +39,12 @@ pub struct StepStats {
     pub disc_accuracy: f32,
     /// Share of masked positions whose top generator prediction is the original token.
     pub mlm_accuracy: f32,
+    /// The discriminator's masked-LM cross-entropy (the hybrid objective; 0 when
+    /// `disc_mlm_weight` is 0).
+    pub disc_mlm_loss: f32,
+    /// Share of masked positions whose original token the discriminator's masked-LM head ranks
+    /// first (0 when `disc_mlm_weight` is 0).
+    pub disc_mlm_accuracy: f32,
     /// Learning rate used by this step's update.
     pub learning_rate: f32,
     /// Global gradient norm before clipping.
@@ -81,12 +87,35 @@ struct Partial {
     disc_loss: f32,
     mlm_correct: usize,
     disc_correct: usize,
+    disc_mlm_loss: f32,
+    disc_mlm_correct: usize,
+}
+
+/// A step's loss sums and correct counts, as the ranks sum them: `[mlm, disc, mlm right, disc
+/// right, disc mlm, disc mlm right]`.
+type Sums = [f32; 6];
+
+impl std::ops::AddAssign for Partial {
+    fn add_assign(&mut self, p: Partial) {
+        self.mlm_loss += p.mlm_loss;
+        self.disc_loss += p.disc_loss;
+        self.mlm_correct += p.mlm_correct;
+        self.disc_correct += p.disc_correct;
+        self.disc_mlm_loss += p.disc_mlm_loss;
+        self.disc_mlm_correct += p.disc_mlm_correct;
+    }
 }
 
 impl Partial {
-    /// `[mlm, disc, mlm right, disc right]`, as the ranks sum them.
-    fn sums(&self) -> [f32; 4] {
-        [self.mlm_loss, self.disc_loss, self.mlm_correct as f32, self.disc_correct as f32]
+    fn sums(&self) -> Sums {
+        [
+            self.mlm_loss,
+            self.disc_loss,
+            self.mlm_correct as f32,
+            self.disc_correct as f32,
+            self.disc_mlm_loss,
+            self.disc_mlm_correct as f32,
+        ]
     }
 }
 
@@ -153,13 +182,17 @@ impl<'c> Rounds<'c> {
 struct Pair<'m> {
     gen: &'m Generator,
     disc: Option<&'m Discriminator>,
+    /// The discriminator's masked-LM head (the hybrid objective).
+    disc_mlm: Option<&'m GenHead>,
 }
 
 impl<'m> Pair<'m> {
-    fn of(towers: &'m Towers, objective: Objective) -> Result<Self> {
+    fn of(towers: &'m Towers, objective: Objective, disc_mlm: Option<&'m GenHead>) -> Result<Self> {
         match (objective, towers) {
-            (Objective::Electra, Towers::Pair { disc, gen, .. }) => Ok(Pair { gen, disc: Some(disc) }),
-            (Objective::Mlm, Towers::Pair { gen, .. } | Towers::Generator(gen)) => Ok(Pair { gen, disc: None }),
+            (Objective::Electra, Towers::Pair { disc, gen, .. }) => Ok(Pair { gen, disc: Some(disc), disc_mlm }),
+            (Objective::Mlm, Towers::Pair { gen, .. } | Towers::Generator(gen)) => {
+                Ok(Pair { gen, disc: None, disc_mlm: None })
+            }
             _ => Err(Error::Internal("the trainer's model does not fit its objective".into())),
         }
     }
@@ -182,6 +215,15 @@ fn fit_max_seq_len(opts: &mut TrainOptions, positions: usize) -> Result<()> {
     )))
 }
 
+/// How replaced-token detection is scored: the loss's weight, the label smoothing ε (targets
+/// ε/2 and 1 − ε/2) and the denominator of its mean.
+#[derive(Clone, Copy)]
+struct RtdLoss {
+    weight: f32,
+    smoothing: f32,
+    denom: f64,
+}
+
 /// Buffers reused by every step, on the trainer's device unless said otherwise.
 #[derive(Default)]
 struct Workspace {
@@ -202,6 +244,12 @@ struct Workspace {
     d_gen_hidden: Buf,
     d_disc_hidden: Buf,
     d_disc_logits: Buf,
+    /// The discriminator's masked-LM head (hybrid objective): its activations and scratch, the
+    /// discriminator's states at the masked positions `[M, H]` and their gradient.
+    disc_mlm: GenHeadActs,
+    disc_mlm_grads: GenHeadGrads,
+    disc_gathered: Buf,
+    d_disc_gathered: Buf,
     /// Replaced (1) or original (0) per token, and the loss weight per token (the mask) `[N]`.
     labels: Buf,
     weights: Buf,
@@ -213,6 +261,8 @@ struct Workspace {
     host_positions: Vec<i32>,
     host_targets: Vec<i32>,
     host_weights: Vec<f32>,
+    /// The discriminator's smoothed labels.
+    host_labels: Vec<f32>,
     /// The discriminator's input and labels (host).
     corruption: Corruption,
 }
@@ -263,16 +313,15 @@ impl Workspace {
         be.cross_entropy(&mut self.gen_head.logits, &self.targets, m, v, LossScale { scale: weight, denom })
     }
 
-    /// Discriminator forward on the corrupted ids, and its BCE over real tokens (times
-    /// `weight`, over `denom`), whose gradient lands in `d_disc_logits`.
+    /// Discriminator forward on the corrupted ids, and its BCE over real tokens as `loss` says,
+    /// whose gradient lands in `d_disc_logits`.
     fn discriminator_forward(
         &mut self,
         be: &dyn Backend,
         w: &Weights,
         disc: &Discriminator,
         batch: &Batch,
-        weight: f32,
-        denom: f64,
+        loss: RtdLoss,
     ) -> Result<LossSum> {
         let (b, t) = (batch.batch, batch.seq_len);
         let n = b * t;
@@ -282,7 +331,14 @@ impl Workspace {
             Some(m) => self.host_weights.extend(m[..n].iter().map(|&x| x as f32)),
             None => self.host_weights.resize(n, 1.0),
         }
-        be.upload(&mut self.labels, &self.corruption.labels)?;
+        if loss.smoothing > 0.0 {
+            let (keep, floor) = (1.0 - loss.smoothing, 0.5 * loss.smoothing);
+            self.host_labels.clear();
+            self.host_labels.extend(self.corruption.labels.iter().map(|&y| y * keep + floor));
+            be.upload(&mut self.labels, &self.host_labels)?;
+        } else {
+            be.upload(&mut self.labels, &self.corruption.labels)?;
+        }
         be.upload(&mut self.weights, &self.host_weights)?;
         disc.encoder.forward(be, w, &mut self.disc_acts, &Batch { input_ids: &self.corruption.ids, ..*batch })?;
         disc.head.forward(be, w, &mut self.disc_head, self.disc_acts.output(&disc.encoder), n)?;
@@ -293,8 +349,28 @@ impl Workspace {
             &self.labels,
             &self.weights,
             n,
-            LossScale { scale: weight, denom },
+            LossScale { scale: loss.weight, denom: loss.denom },
         )
+    }
+
+    /// The discriminator's masked-LM head at the masked positions of its last forward, and its
+    /// cross-entropy against the original ids (times `weight`, over `denom`); the logits buffer
+    /// becomes its gradient.
+    fn disc_mlm_forward(
+        &mut self,
+        be: &dyn Backend,
+        w: &Weights,
+        disc: &Discriminator,
+        head: &GenHead,
+        weight: f32,
+        denom: f64,
+    ) -> Result<LossSum> {
+        let (h, m) = (disc.config.hidden_size, self.host_positions.len());
+        be.ensure(&mut self.disc_gathered, m * h)?;
+        be.gather_rows(&mut self.disc_gathered, self.disc_acts.output(&disc.encoder), &self.positions, m, h)?;
+        head.forward(be, w, &mut self.disc_mlm, &self.disc_gathered, m)?;
+        let v = head.vocab;
+        be.cross_entropy(&mut self.disc_mlm.logits, &self.targets, m, v, LossScale { scale: weight, denom })
     }
 
     /// Both backwards from the losses' gradients, into `grads` (accumulating): the
@@ -312,6 +388,20 @@ impl Workspace {
                 &self.d_disc_logits,
                 &mut self.d_disc_hidden,
             )?;
+            if let Some(head) = pair.disc_mlm {
+                let m = self.host_positions.len();
+                be.ensure(&mut self.d_disc_gathered, m * h)?;
+                head.backward(
+                    &mut Backprop::new(be, w.flat, grads),
+                    &self.disc_mlm,
+                    &mut self.disc_mlm_grads,
+                    &self.disc_gathered,
+                    &self.disc_mlm.logits,
+                    &mut self.d_disc_gathered,
+                )?;
+                // Masked positions are distinct: each adds to one row.
+                be.scatter_rows(&mut self.d_disc_hidden, &self.d_disc_gathered, &self.positions, m, h, true)?;
+            }
             let bp = &mut Backprop::new(be, w.flat, grads);
             disc.encoder.backward(bp, &self.disc_acts, &mut self.disc_grads, &self.d_disc_hidden)?;
         }
@@ -351,6 +441,8 @@ pub struct Trainer {
     /// Opaque data-pipeline cursor stored with checkpoints (set by the caller).
     pub data_cursor: Option<serde_json::Value>,
     towers: Towers,
+    /// The discriminator's masked-LM head when `disc_mlm_weight` > 0 (see [`super::hybrid`]).
+    disc_mlm: Option<GenHead>,
     params: Trained,
     cancel: Arc<AtomicBool>,
     ws: Workspace,
@@ -404,7 +496,7 @@ impl Trainer {
     }
 
     /// [`Self::from_model`] without joining an engine (resume joins after restoring the state).
-    pub(crate) fn from_model_local(model: Model, mut opts: TrainOptions) -> Result<Self> {
+    pub(crate) fn from_model_local(mut model: Model, mut opts: TrainOptions) -> Result<Self> {
         opts.validate()?;
         model.require_f32("pre-training")?;
         match (opts.objective, &model.towers) {
@@ -444,6 +536,8 @@ impl Trainer {
                 opts.mask_token_id
             )));
         }
+        let disc_mlm =
+            (opts.disc_mlm_weight > 0.0).then(|| super::hybrid::attach(&mut model, opts.seed)).transpose()?;
         // Weights (already allocated: the model), plus gradients and moments, before any of
         // the latter is allocated.
         let state = crate::limits::training_bytes(model.num_parameters())?;
@@ -460,6 +554,7 @@ impl Trainer {
             cancel: Arc::new(AtomicBool::new(false)),
             ws: Workspace { gen_acts: EncoderActs::new(true), disc_acts: EncoderActs::new(true), ..Default::default() },
             towers,
+            disc_mlm,
             params,
             opts,
             collective: None,
@@ -780,11 +875,29 @@ impl Trainer {
             need =
                 need.checked_add(acts).ok_or_else(|| Error::OutOfMemory("a training step's size overflows".into()))?;
         }
+        if let (Some(head), Some(d)) = (&self.disc_mlm, self.towers.disc()) {
+            // Gathered states and their gradient [M, H], the head's four [M, E] buffers and its
+            // logits [M, V], for at most max_predictions masked positions per row.
+            let rows = batch.saturating_mul(self.opts.max_predictions());
+            let per_row = 2 * d.config.hidden_size + 6 * head.dense.dout + head.vocab;
+            let bytes = rows.saturating_mul(per_row).saturating_mul(4);
+            need = need.saturating_add(bytes);
+        }
         crate::limits::check(
             need,
             self.opts.max_memory_bytes,
             &format!("a training step of {batch} x {seq_len} tokens"),
         )
+    }
+
+    /// Matrix-product FLOPs of one step over `n` real tokens of `t`-long rows with `masked`
+    /// masked positions ([`super::flops::train_step_flops`], plus the hybrid head's).
+    pub fn step_flops(&self, n: usize, t: usize, masked: usize) -> f64 {
+        let head = self.disc_mlm.as_ref().map_or(0.0, |h| {
+            let (hd, e, v) = (h.dense.din as f64, h.dense.dout as f64, h.vocab as f64);
+            3.0 * 2.0 * masked as f64 * (hd * e + e * v)
+        });
+        super::flops::train_step_flops(&self.towers, n, t, masked) + head
     }
 
     /// Draws masked positions for `batch` from the first micro-batch's stream.
@@ -889,10 +1002,7 @@ impl Trainer {
                 be.add(&mut self.params.grads, &self.ws.micro_grads, numel)?;
                 p
             };
-            sum.mlm_loss += p.mlm_loss;
-            sum.disc_loss += p.disc_loss;
-            sum.mlm_correct += p.mlm_correct;
-            sum.disc_correct += p.disc_correct;
+            sum += p;
         }
         self.check_cancel()?;
         Ok(sum)
@@ -916,7 +1026,7 @@ impl Trainer {
     }
 
     /// The step's statistics from the loss sums over the ranks, then the clip and update.
-    fn update(&mut self, sums: [f32; 4], counts: Counts, ranks: &Rounds) -> Result<StepStats> {
+    fn update(&mut self, sums: Sums, counts: Counts, ranks: &Rounds) -> Result<StepStats> {
         let mut stats = self.step_stats(sums, counts.masked, counts.tokens);
         // Exactly 0 for one process, so its stats stay equal run to run.
         if ranks.c.world_size() > 1 {
@@ -950,11 +1060,11 @@ impl Trainer {
         Ok(self.step_stats(p.sums(), m, tokens))
     }
 
-    /// A step's statistics from its loss sums and correct counts `[mlm, disc, mlm right, disc
-    /// right]` over `masked` positions and `tokens` real tokens (the step's, over every rank).
+    /// A step's statistics from its loss sums and correct counts ([`Sums`]) over `masked`
+    /// positions and `tokens` real tokens (the step's, over every rank).
     fn step_stats(
         &self,
-        [mlm_loss, disc_loss, mlm_right, disc_right]: [f32; 4],
+        [mlm_loss, disc_loss, mlm_right, disc_right, disc_mlm_loss, disc_mlm_right]: Sums,
         masked: usize,
         tokens: usize,
     ) -> StepStats {
@@ -970,6 +1080,11 @@ impl Trainer {
         if self.opts.objective == Objective::Electra {
             stats.loss += self.opts.disc_weight * disc_loss;
             stats.disc_accuracy = disc_right / tokens.max(1) as f32;
+        }
+        if self.disc_mlm.is_some() {
+            stats.disc_mlm_loss = disc_mlm_loss;
+            stats.loss += self.opts.disc_mlm_weight * disc_mlm_loss;
+            stats.disc_mlm_accuracy = if masked > 0 { disc_mlm_right / masked as f32 } else { 0.0 };
         }
         stats
     }
@@ -999,8 +1114,8 @@ impl Trainer {
         (masked_denom, token_denom): (f64, f64),
     ) -> Result<Partial> {
         let streams = self.dropout_streams(j);
-        let Trainer { towers, params, ws, rngs, opts, .. } = self;
-        let pair = Pair::of(towers, opts.objective)?;
+        let Trainer { towers, disc_mlm, params, ws, rngs, opts, .. } = self;
+        let pair = Pair::of(towers, opts.objective, disc_mlm.as_ref())?;
         let key = dropout_key(opts.seed);
         ws.gen_acts.dropout = TowerDropout::of(opts.dropout, pair.gen.config.dropout_probs(), key, streams[0])?;
         if let Some(disc) = pair.disc {
@@ -1022,12 +1137,22 @@ impl Trainer {
         let mut part = Partial { mlm_loss: mlm.loss, mlm_correct: mlm.correct, ..Default::default() };
         let mut loss = opts.gen_weight * mlm.loss;
         if let Some(disc) = pair.disc {
-            let bce = ws.discriminator_forward(be, &w, disc, batch, opts.disc_weight, token_denom)?;
+            let rtd = RtdLoss { weight: opts.disc_weight, smoothing: opts.disc_label_smoothing, denom: token_denom };
+            let bce = ws.discriminator_forward(be, &w, disc, batch, rtd)?;
             part.disc_loss = bce.loss;
             part.disc_correct = bce.correct;
             loss += opts.disc_weight * bce.loss;
+            if let Some(head) = pair.disc_mlm {
+                let dm = ws.disc_mlm_forward(be, &w, disc, head, opts.disc_mlm_weight, masked_denom)?;
+                part.disc_mlm_loss = dm.loss;
+                part.disc_mlm_correct = dm.correct;
+                loss += opts.disc_mlm_weight * dm.loss;
+            }
             if !loss.is_finite() {
-                return Err(Error::NonFinite(format!("loss is {loss} (mlm {}, disc {})", mlm.loss, bce.loss)));
+                return Err(Error::NonFinite(format!(
+                    "loss is {loss} (mlm {}, disc {}, disc mlm {})",
+                    mlm.loss, bce.loss, part.disc_mlm_loss
+                )));
             }
         } else if !loss.is_finite() {
             return Err(Error::NonFinite(format!("loss is {loss}")));
