@@ -523,26 +523,29 @@ fn binary_cross_entropy() {
         let mut rng = ChaCha8Rng::seed_from_u64(19);
         let n = 23;
         let logits = rnd(&mut rng, n, 4.0);
-        let labels: Vec<f32> = (0..n).map(|i| ((i * 7) % 3 == 0) as i32 as f32).collect();
-        let weights: Vec<f32> = (0..n).map(|i| (i % 5 != 4) as i32 as f32).collect();
-        let scale = 2.5f32;
-        let want = ref_bce(&f64s(&logits), &labels, &weights);
-        let nl = numeric_grad(&logits, |x| scale as f64 * ref_bce(x, &labels, &weights));
-        let mut d = zeros(be, n);
-        let bce = be
-            .binary_cross_entropy(
-                &mut d,
-                &up(be, &logits),
-                &up(be, &labels),
-                &up(be, &weights),
-                n,
-                LossScale { scale, denom: wsum(&weights) },
-            )
-            .unwrap();
-        check_forward(&format!("{t} binary_cross_entropy"), &[bce.loss], &[want]);
-        let right = (0..n).filter(|&i| weights[i] > 0.0 && (logits[i] > 0.0) == (labels[i] > 0.5)).count();
-        assert_eq!(bce.correct, right, "{t}: tokens classified right");
-        check(&format!("{t} binary_cross_entropy"), &[("dlogits", &down(be, &d, n), &nl)]);
+        let hard: Vec<f32> = (0..n).map(|i| ((i * 7) % 3 == 0) as i32 as f32).collect();
+        // Smoothed targets (`disc_label_smoothing` 0.2: 0.1 and 0.9) as well as 0 and 1.
+        for labels in [hard.clone(), hard.iter().map(|y| y * 0.8 + 0.1).collect()] {
+            let weights: Vec<f32> = (0..n).map(|i| (i % 5 != 4) as i32 as f32).collect();
+            let scale = 2.5f32;
+            let want = ref_bce(&f64s(&logits), &labels, &weights);
+            let nl = numeric_grad(&logits, |x| scale as f64 * ref_bce(x, &labels, &weights));
+            let mut d = zeros(be, n);
+            let bce = be
+                .binary_cross_entropy(
+                    &mut d,
+                    &up(be, &logits),
+                    &up(be, &labels),
+                    &up(be, &weights),
+                    n,
+                    LossScale { scale, denom: wsum(&weights) },
+                )
+                .unwrap();
+            check_forward(&format!("{t} binary_cross_entropy"), &[bce.loss], &[want]);
+            let right = (0..n).filter(|&i| weights[i] > 0.0 && (logits[i] > 0.0) == (labels[i] > 0.5)).count();
+            assert_eq!(bce.correct, right, "{t}: tokens classified right");
+            check(&format!("{t} binary_cross_entropy"), &[("dlogits", &down(be, &d, n), &nl)]);
+        }
     });
 }
 
