@@ -15,6 +15,12 @@ pub fn encoder_flops(cfg: &ElectraConfig, n: usize, t: usize) -> f64 {
     per_layer * cfg.num_hidden_layers as f64 + proj
 }
 
+/// FLOPs of one forward of a masked-LM head (dense H→E, then the E→V output projection) at
+/// `masked` rows: the generator's, and the hybrid objective's on the discriminator.
+pub fn mlm_head_flops(hidden: usize, emb: usize, vocab: usize, masked: usize) -> f64 {
+    2.0 * masked as f64 * (hidden * emb + emb * vocab) as f64
+}
+
 /// FLOPs of one training step (forward, and a backward counted as twice the forward) of a
 /// pre-training model on `n` tokens of `t`-long rows with `masked` masked positions: the
 /// generator (or MLM model) encoder and its head at the masked positions, plus the
@@ -23,8 +29,7 @@ pub fn train_step_flops(towers: &Towers, n: usize, t: usize, masked: usize) -> f
     let mut fwd = 0.0;
     if let Some(g) = towers.gen() {
         let c = &g.config;
-        fwd += encoder_flops(c, n, t)
-            + 2.0 * masked as f64 * (c.hidden_size * c.embedding_size + c.embedding_size * c.vocab_size) as f64;
+        fwd += encoder_flops(c, n, t) + mlm_head_flops(c.hidden_size, c.embedding_size, c.vocab_size, masked);
     }
     if let Some(d) = towers.disc() {
         let c = &d.config;

@@ -51,6 +51,13 @@ pub fn attach(model: &mut Model, seed: u64) -> Result<GenHead> {
     let cfg = &disc.config;
     let (h, e, v) = (cfg.hidden_size, cfg.embedding_size, cfg.vocab_size);
     let (std, eps, word) = (cfg.initializer_range, cfg.layer_norm_eps, disc.encoder.emb.word);
+    // The tied output's id, from the tower's HF names (as the generator's head finds it).
+    let word_id = disc
+        .names
+        .iter()
+        .find(|(n, _)| n == "electra.embeddings.word_embeddings.weight")
+        .map(|(_, id)| *id)
+        .ok_or_else(|| Error::Internal("the discriminator registered no word embeddings".into()))?;
     let store = &mut model.params;
     let (dense_w, fresh_w) = tensor(store, "dense.weight", &[e, h])?;
     let (dense_b, _) = tensor(store, "dense.bias", &[e])?;
@@ -71,12 +78,6 @@ pub fn attach(model: &mut Model, seed: u64) -> Result<GenHead> {
     if fresh_g {
         store.get_mut(ln_g).fill(1.0);
     }
-    let word_id = store
-        .infos()
-        .iter()
-        .position(|i| i.offset == word.off && i.len == word.len)
-        .map(ParamId)
-        .ok_or_else(|| Error::Internal("the discriminator's word embeddings are not in the table".into()))?;
     Ok(GenHead {
         dense: Linear { w: store.span(dense_w), b: store.span(dense_b), din: h, dout: e },
         ln: LayerNorm { g: store.span(ln_g), b: store.span(ln_b), dim: e, eps },

@@ -893,10 +893,10 @@ impl Trainer {
     /// Matrix-product FLOPs of one step over `n` real tokens of `t`-long rows with `masked`
     /// masked positions ([`super::flops::train_step_flops`], plus the hybrid head's).
     pub fn step_flops(&self, n: usize, t: usize, masked: usize) -> f64 {
-        let head = self.disc_mlm.as_ref().map_or(0.0, |h| {
-            let (hd, e, v) = (h.dense.din as f64, h.dense.dout as f64, h.vocab as f64);
-            3.0 * 2.0 * masked as f64 * (hd * e + e * v)
-        });
+        let head = self
+            .disc_mlm
+            .as_ref()
+            .map_or(0.0, |h| 3.0 * super::flops::mlm_head_flops(h.dense.din, h.dense.dout, h.vocab, masked));
         super::flops::train_step_flops(&self.towers, n, t, masked) + head
     }
 

@@ -318,13 +318,23 @@ fn best_rate(mut probe: impl FnMut() -> f64) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// The product benchmarks' own pool of `threads` workers (0: one per core).
+fn bench_pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Internal(format!("thread pool: {e}")))
+}
+
+/// `len` deterministic operand values in [-1, 1], offset by `s`.
+fn fill(len: usize, s: f32) -> Vec<f32> {
+    (0..len).map(|i| ((i % 97) as f32 * 0.01 + s).sin()).collect()
+}
+
 fn bench_gemm(a: &BenchArgs) -> Result<()> {
     use electra::backend::cpu::matmul::{gemm, gemm_serial, Mat};
     use rayon::prelude::*;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(a.threads)
-        .build()
-        .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
+    let pool = bench_pool(a.threads)?;
     let threads = pool.current_num_threads();
     // FMA peak of the pool: every worker runs the probe at once.
     let iters = 20_000_000;
@@ -336,7 +346,6 @@ fn bench_gemm(a: &BenchArgs) -> Result<()> {
     let (mut total_flops, mut total_time) = (0.0, 0.0);
     let mut rows = Vec::new();
     for (name, m, k, n, count, kind) in products {
-        let fill = |len: usize, s: f32| (0..len).map(|i| ((i % 97) as f32 * 0.01 + s).sin()).collect::<Vec<f32>>();
         let flops = 2.0 * (m * k * n) as f64;
         let reps = ((2e9 / flops).ceil() as usize).clamp(3, 200);
         let secs = if kind == "head" {
@@ -418,10 +427,7 @@ fn bench_gemm_int8(a: &BenchArgs) -> Result<()> {
     let ops_per_round = int8::probe_ops_per_round(kernel).ok_or_else(|| {
         Error::Unsupported(format!("bench gemm --int8: the {kernel:?} kernel has no dot-product instruction to probe"))
     })?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(a.threads)
-        .build()
-        .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
+    let pool = bench_pool(a.threads)?;
     let threads = pool.current_num_threads();
     let rounds = 20_000_000;
     let peak = best_rate(|| {
@@ -438,7 +444,6 @@ fn bench_gemm_int8(a: &BenchArgs) -> Result<()> {
         shapes.push((format!("proj {n}x{e}x{h}"), e, h, 1));
     }
     shapes.push((format!("head {n}x{h}x{h}"), h, h, 1));
-    let fill = |len: usize, s: f32| (0..len).map(|j| ((j % 97) as f32 * 0.01 + s).sin()).collect::<Vec<f32>>();
     let (mut total_ops, mut total_time) = (0.0, 0.0);
     let mut rows = Vec::new();
     for (name, din, dout, count) in shapes {
