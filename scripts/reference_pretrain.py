@@ -4,7 +4,8 @@ dynamics and, through --save, what the model fine-tunes to (not bits: the data p
 and torch's AdamW corrects bias where ours, as the original, does not).
 
     ~/electra-pyenv/bin/python scripts/reference_pretrain.py [--steps 600] [--temperature 3] \
-        [--seq-len 128] [--dropout 0.1] [--label-smoothing 0.2] [--corpus FILE ...] [--save DIR]
+        [--seq-len 128] [--dropout 0.1] [--label-smoothing 0.2] [--rtd-head cls] \
+        [--embedding-sharing full|disentangled|none] [--corpus FILE ...] [--save DIR]
 
 Same model as the `tiny` preset (discriminator 2 x 128, embeddings 64, generator 1/4 width sharing
 the discriminator's embeddings, lm head tied), same objective (15% of positions, 85% [MASK],
@@ -16,7 +17,12 @@ as `electra pretrain`), on the bundled Moby-Dick text (or --corpus) with the bun
 discriminator as an HF directory with the vocabulary beside it, which `electra finetune --model`
 reads unchanged: docs/REPLICATION.md fine-tunes ours and these with the same fine-tuner. Measured:
 at temperature 1 the AUC rises to ~0.74 at step 100 and falls back to ~0.54 by step 200 as the
-generator reaches unigram-level samples, as ours does; see README.md. Needs torch, transformers and
+generator reaches unigram-level samples, as ours does; see README.md. --rtd-head cls and
+--embedding-sharing are the options `rtd_head` and `embedding_sharing` of `electra pretrain`: the
+[CLS]-aware detection head LayerNorm(h_[CLS] + h_i) (saved as discriminator_predictions.LayerNorm
+with "rtd_head": "cls" in config.json, as ours), and DeBERTa-V3's gradient-disentangled sharing
+(the discriminator's word, position and type tables are the generator's, detached, plus a delta
+that starts at zero; saved folded; the embedding LayerNorm is each tower's own) or none. Needs torch, transformers and
 tokenizers (scripts/requirements.txt).
 """
 import argparse
@@ -26,6 +32,7 @@ import random
 import shutil
 
 import torch
+import torch.nn.utils.parametrize
 from tokenizers import BertWordPieceTokenizer
 from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
 
@@ -44,6 +51,9 @@ def main():
     ap.add_argument("--dropout", type=float, default=0.1, help="hidden and attention dropout (HF's default 0.1)")
     ap.add_argument("--label-smoothing", type=float, default=0.0,
                     help="replaced-token detection against e/2 and 1 - e/2 (electra pretrain's tiny default: 0.2)")
+    ap.add_argument("--rtd-head", choices=["plain", "cls"], default="plain",
+                    help="cls: detection on LayerNorm(h_[CLS] + h_i), as rtd_head \"cls\"")
+    ap.add_argument("--embedding-sharing", choices=["full", "disentangled", "none"], default="full")
     ap.add_argument("--corpus", nargs="+", help="text files (default: the bundled Moby-Dick)")
     ap.add_argument("--vocab", default=os.path.join(ROOT, "data/vocab.txt"))
     ap.add_argument("--save", help="write the discriminator here (HF layout + vocab.txt)")
@@ -69,8 +79,29 @@ def main():
     gcfg = ElectraConfig(vocab_size=vocab, embedding_size=64, hidden_size=32, num_hidden_layers=2,
                          num_attention_heads=1, intermediate_size=128, max_position_embeddings=128, **drop)
     disc, gen = ElectraForPreTraining(dcfg), ElectraForMaskedLM(gcfg)
-    gen.electra.embeddings = disc.electra.embeddings  # the original shares the whole embeddings module
-    gen.generator_lm_head.weight = disc.electra.embeddings.word_embeddings.weight
+    tables = ("word_embeddings", "position_embeddings", "token_type_embeddings")
+    if a.embedding_sharing == "full":
+        gen.electra.embeddings = disc.electra.embeddings  # the original shares the whole embeddings module
+        gen.generator_lm_head.weight = disc.electra.embeddings.word_embeddings.weight
+    elif a.embedding_sharing == "disentangled":
+        class Fold(torch.nn.Module):  # E_D = sg(E_G) + E_delta
+            def __init__(self, g):
+                super().__init__()
+                self.g = g
+
+            def forward(self, delta):
+                return self.g.weight.detach() + delta
+
+        for t in tables:
+            dm, gm = getattr(disc.electra.embeddings, t), getattr(gen.electra.embeddings, t)
+            with torch.no_grad():
+                gm.weight.copy_(dm.weight)  # a new pair starts from equal tables, as ours
+            torch.nn.utils.parametrize.register_parametrization(dm, "weight", Fold(gm))
+            with torch.no_grad():
+                dm.parametrizations.weight.original.zero_()
+    if a.rtd_head == "cls":
+        disc.discriminator_predictions.LayerNorm = torch.nn.LayerNorm(dcfg.hidden_size, eps=dcfg.layer_norm_eps)
+        disc.config.rtd_head = "cls"
     params = list({id(p): p for p in list(disc.parameters()) + list(gen.parameters())}.values())
     opt = torch.optim.AdamW(params, lr=a.learning_rate, weight_decay=0.01, eps=1e-6)
     warm = max(1, a.steps // 10)
@@ -92,7 +123,11 @@ def main():
         corrupted = x.clone()
         corrupted[pos] = sampled
         labels = (corrupted != x).float()
-        d = disc(input_ids=corrupted).logits
+        if a.rtd_head == "cls":
+            h = disc.electra(input_ids=corrupted).last_hidden_state
+            d = disc.discriminator_predictions(disc.discriminator_predictions.LayerNorm(h + h[:, :1]))
+        else:
+            d = disc(input_ids=corrupted).logits
         target = labels * (1 - a.label_smoothing) + a.label_smoothing / 2
         bce = torch.nn.functional.binary_cross_entropy_with_logits(d, target)
         return mlm, bce, d, labels, (logits.argmax(-1) == x[pos]).float().mean().item()
@@ -124,6 +159,10 @@ def main():
         sched.step()
 
     if a.save:
+        if a.embedding_sharing == "disentangled":
+            for t in tables:  # fold: plain tables in the file
+                torch.nn.utils.parametrize.remove_parametrizations(
+                    getattr(disc.electra.embeddings, t), "weight", leave_parametrized=True)
         disc.save_pretrained(a.save, safe_serialization=True)
         shutil.copyfile(a.vocab, os.path.join(a.save, "vocab.txt"))
         print(f"saved the discriminator to {a.save}")

@@ -96,6 +96,36 @@ impl std::str::FromStr for Pooling {
     }
 }
 
+/// config.json key of a discriminator's replaced-token-detection head.
+const RTD_HEAD_KEY: &str = "rtd_head";
+
+/// What a discriminator's replaced-token-detection head reads at each token: that token's final
+/// state, as HF's `ElectraDiscriminatorPredictions` (the default), or `LayerNorm(h_[CLS] + h_i)`,
+/// DeBERTa's RTD head, which gives the [CLS] state a gradient from every token's detection
+/// (special tokens are never replaced, so the plain head teaches [CLS] nothing). Saved as
+/// `"rtd_head": "cls"` in config.json, with the LayerNorm as
+/// `discriminator_predictions.LayerNorm.{weight,bias}`; HF loads such a checkpoint's encoder
+/// unchanged (it reports the two tensors as unused, and its own head then skips the LayerNorm).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RtdHead {
+    /// Each token's own state (HF's head).
+    #[default]
+    Plain,
+    /// `LayerNorm(h_[CLS] + h_i)` before HF's head.
+    Cls,
+}
+
+impl RtdHead {
+    /// The config.json and options spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RtdHead::Plain => "plain",
+            RtdHead::Cls => "cls",
+        }
+    }
+}
+
 /// One ELECTRA model's configuration, as in HF `config.json`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ElectraConfig {
@@ -257,6 +287,7 @@ impl ElectraConfig {
         }
         Activation::from_name(&self.hidden_act)?;
         self.classifier_pooling()?;
+        self.rtd_head()?;
         if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
             return Err(Error::Config(format!("layer_norm_eps must be positive, got {}", self.layer_norm_eps)));
         }
@@ -320,6 +351,24 @@ impl ElectraConfig {
         };
     }
 
+    /// The discriminator's detection head: `rtd_head` (`"plain"`, the default and HF's, or
+    /// `"cls"`; see [`RtdHead`]).
+    pub fn rtd_head(&self) -> Result<RtdHead> {
+        match self.extra.get(RTD_HEAD_KEY) {
+            None | Some(serde_json::Value::Null) => Ok(RtdHead::Plain),
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|_| Error::Config(format!("{RTD_HEAD_KEY} must be \"plain\" or \"cls\", got {v}"))),
+        }
+    }
+
+    /// Sets `rtd_head` (left out for `plain`, so that such a config.json is HF's own).
+    pub fn set_rtd_head(&mut self, h: RtdHead) {
+        match h {
+            RtdHead::Plain => self.extra.remove(RTD_HEAD_KEY),
+            RtdHead::Cls => self.extra.insert(RTD_HEAD_KEY.into(), "cls".into()),
+        };
+    }
+
     /// HD: width of one attention head.
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_attention_heads
@@ -375,6 +424,8 @@ impl ElectraConfig {
         g.intermediate_size = 4 * hidden;
         g.num_attention_heads = heads;
         g.architectures = vec!["ElectraForMaskedLM".into()];
+        // The detection head is the discriminator's alone.
+        g.set_rtd_head(RtdHead::Plain);
         g.validate()?;
         Ok(g)
     }

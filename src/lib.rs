@@ -57,7 +57,7 @@ pub mod text;
 
 pub use backend::{Backend, Device};
 pub use batch::Batch;
-pub use config::{ElectraConfig, Pooling};
+pub use config::{ElectraConfig, Pooling, RtdHead};
 pub use error::{Error, Result};
 pub use model::Model;
 pub use session::{Session, SessionOptions};

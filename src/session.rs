@@ -243,7 +243,7 @@ impl Session {
             let d = model.disc().ok_or_else(|| Error::Unsupported("the model has no discriminator".into()))?;
             batch.validate(&d.config)?;
             d.encoder.forward(be, w, &mut s.acts, batch)?;
-            d.head.forward(be, w, &mut s.disc_head, s.acts.output(&d.encoder), n)?;
+            d.head.forward(be, w, &mut s.disc_head, s.acts.output(&d.encoder), n, batch.seq_len)?;
             deliver(be, &s.disc_head.logits, &mut out[..n], Some(batch.seq_len), 1)
         })
     }

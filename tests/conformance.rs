@@ -32,7 +32,7 @@ use electra::model::Backprop;
 use electra::params::{ParamStore, Span};
 use electra::pretrain::{TrainOptions, Trainer};
 use electra::session::{Batch, Session};
-use electra::{ElectraConfig, Model, Pooling};
+use electra::{ElectraConfig, Model, Pooling, RtdHead};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::io::Write;
@@ -496,6 +496,35 @@ fn rows() {
     });
 }
 
+/// `combine_spans` within one buffer: a sum, a copy, zeros; bad spans are refused.
+#[test]
+fn spans() {
+    kernels("spans", |t, be| {
+        let x: Vec<f32> = (0..20).map(|i| i as f32 * 0.37 - 3.1).collect();
+        let sp = |off, len| Span { off, len };
+        let mut buf = up(be, &x);
+        be.combine_spans(&mut buf, sp(0, 5), Some(sp(5, 5)), Some(sp(12, 5))).unwrap();
+        be.combine_spans(&mut buf, sp(17, 3), Some(sp(6, 3)), None).unwrap();
+        be.combine_spans(&mut buf, sp(10, 2), None, None).unwrap();
+        let mut want = x.clone();
+        for i in 0..5 {
+            want[i] = x[5 + i] + x[12 + i];
+        }
+        want[17..20].copy_from_slice(&x[6..9]);
+        want[10..12].fill(0.0);
+        assert_eq!(bits(&down(be, &buf, 20)), bits(&want), "{t}: combine_spans");
+        for (dst, a, b) in [
+            (sp(0, 5), Some(sp(3, 5)), None),  // overlaps the destination
+            (sp(0, 5), Some(sp(5, 4)), None),  // shorter
+            (sp(18, 5), Some(sp(0, 5)), None), // past the end
+            (sp(0, 5), None, Some(sp(5, 5))),  // a second source alone
+            (sp(0, 5), Some(sp(16, 5)), None), // a source past the end
+        ] {
+            assert!(be.combine_spans(&mut buf, dst, a, b).is_err(), "{t}: {dst:?} {a:?} {b:?}");
+        }
+    });
+}
+
 #[test]
 fn cross_entropy() {
     kernels("cross_entropy", |t, be| {
@@ -713,48 +742,53 @@ fn encoder_tower() {
     });
 }
 
-/// `DiscHead` with the sigmoid BCE of replaced-token detection on top.
+/// `DiscHead` with the sigmoid BCE of replaced-token detection on top: HF's head, and the
+/// [CLS]-aware one (`rtd_head: "cls"`) over two sequences of 4, where the [CLS] rows' gradient
+/// gathers every row's.
 #[test]
 fn discriminator_head_with_bce() {
-    let model = tiny_discriminator();
-    let head = &model.disc().unwrap().head;
-    let (m, h) = (7, head.dense.din);
-    let mut rng = ChaCha8Rng::seed_from_u64(23);
-    let hidden = rnd(&mut rng, m * h, 1.5);
-    let labels = [0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0];
-    let weights = [1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0];
-    let scale = 3.0f32;
-    let objective = |w: &[f64], x: &[f64]| scale as f64 * ref_bce(&ref_disc_head(head, w, x), &labels, &weights);
-    let (w, w64, hidden64) = (&model.params.data, f64s(&model.params.data), f64s(&hidden));
-    let nw = numeric_grad(w, |v| objective(v, &hidden64));
-    let nh = numeric_grad(&hidden, |x| objective(&w64, x));
-    kernels("discriminator_head_with_bce", |t, be| {
-        let (wb, hb) = (up(be, w), up(be, &hidden));
-        let mut acts = DiscHeadActs::default();
-        head.forward(be, &Weights::flat(wb.mem()), &mut acts, &hb, m).unwrap();
-        check_forward(
-            &format!("{t} discriminator head"),
-            &down(be, &acts.logits, m),
-            &ref_disc_head(head, &w64, &hidden64),
-        );
-        let mut d_logits = zeros(be, m);
-        be.binary_cross_entropy(
-            &mut d_logits,
-            &acts.logits,
-            &up(be, &labels),
-            &up(be, &weights),
-            m,
-            LossScale { scale, denom: wsum(&weights) },
-        )
-        .unwrap();
-        let (mut g, mut d_hidden) = (zeros(be, w.len()), zeros(be, m * h));
-        let mut bp = Backprop::new(be, wb.mem(), &mut g);
-        head.backward(&mut bp, &acts, &mut DiscHeadGrads::default(), &hb, &d_logits, &mut d_hidden).unwrap();
-        let (g, d_hidden) = (down(be, &g, w.len()), down(be, &d_hidden, m * h));
-        let mut grads = by_tensor(&model.params, &g, &nw);
-        grads.push(("d_hidden", &d_hidden, &nh));
-        check(&format!("{t} discriminator head + BCE"), &grads);
-    });
+    for rtd in [RtdHead::Plain, RtdHead::Cls] {
+        let model = tiny_discriminator_with(rtd);
+        let head = &model.disc().unwrap().head;
+        assert_eq!(head.cls_ln.is_some(), rtd == RtdHead::Cls);
+        let (m, t, h) = (8, 4, head.dense.din);
+        let mut rng = ChaCha8Rng::seed_from_u64(23);
+        let hidden = rnd(&mut rng, m * h, 1.5);
+        let labels = [0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0];
+        let weights = [1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0];
+        let scale = 3.0f32;
+        let objective = |w: &[f64], x: &[f64]| scale as f64 * ref_bce(&ref_disc_head(head, w, x, t), &labels, &weights);
+        let (w, w64, hidden64) = (&model.params.data, f64s(&model.params.data), f64s(&hidden));
+        let nw = numeric_grad(w, |v| objective(v, &hidden64));
+        let nh = numeric_grad(&hidden, |x| objective(&w64, x));
+        kernels("discriminator_head_with_bce", |label, be| {
+            let (wb, hb) = (up(be, w), up(be, &hidden));
+            let mut acts = DiscHeadActs::default();
+            head.forward(be, &Weights::flat(wb.mem()), &mut acts, &hb, m, t).unwrap();
+            check_forward(
+                &format!("{label} discriminator head ({rtd:?})"),
+                &down(be, &acts.logits, m),
+                &ref_disc_head(head, &w64, &hidden64, t),
+            );
+            let mut d_logits = zeros(be, m);
+            be.binary_cross_entropy(
+                &mut d_logits,
+                &acts.logits,
+                &up(be, &labels),
+                &up(be, &weights),
+                m,
+                LossScale { scale, denom: wsum(&weights) },
+            )
+            .unwrap();
+            let (mut g, mut d_hidden) = (zeros(be, w.len()), zeros(be, m * h));
+            let mut bp = Backprop::new(be, wb.mem(), &mut g);
+            head.backward(&mut bp, &acts, &mut DiscHeadGrads::default(), &hb, &d_logits, &mut d_hidden).unwrap();
+            let (g, d_hidden) = (down(be, &g, w.len()), down(be, &d_hidden, m * h));
+            let mut grads = by_tensor(&model.params, &g, &nw);
+            grads.push(("d_hidden", &d_hidden, &nh));
+            check(&format!("{label} discriminator head ({rtd:?}) + BCE"), &grads);
+        });
+    }
 }
 
 /// `GenHead` (output tied to the word embeddings) with the masked-LM cross-entropy on top. The

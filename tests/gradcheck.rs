@@ -185,15 +185,31 @@ fn smoothed_detection_end_to_end() {
     }
 }
 
+/// The joint objective with the [CLS]-aware detection head (`rtd_head: "cls"`), and detection
+/// alone, whose gradient reaches the [CLS] rows only through the head's mix: checked along the
+/// whole gradient and along the head's LayerNorm alone.
+#[test]
+fn cls_aware_detection_end_to_end() {
+    for dropout in [DropoutSetting::Config(false), DropoutSetting::Probability(0.3)] {
+        joint_objective_head(dropout, [1.0, 50.0, 0.0], 0.0, electra::RtdHead::Cls);
+        joint_objective_head(dropout, [0.0, 1.0, 0.0], 0.2, electra::RtdHead::Cls);
+    }
+}
+
 fn joint_objective(dropout: DropoutSetting, disc_mlm_weight: f32) {
     joint_objective_with(dropout, [1.0, 50.0, disc_mlm_weight], 0.0);
 }
 
-/// `[gen_weight, disc_weight, disc_mlm_weight]` and `disc_label_smoothing`.
-fn joint_objective_with(
+fn joint_objective_with(dropout: DropoutSetting, weights: [f32; 3], disc_label_smoothing: f32) {
+    joint_objective_head(dropout, weights, disc_label_smoothing, electra::RtdHead::Plain);
+}
+
+/// `[gen_weight, disc_weight, disc_mlm_weight]`, `disc_label_smoothing` and the detection head.
+fn joint_objective_head(
     dropout: DropoutSetting,
     [gen_weight, disc_weight, disc_mlm_weight]: [f32; 3],
     disc_label_smoothing: f32,
+    rtd_head: electra::RtdHead,
 ) {
     use electra::pretrain::masking::Masking;
     use electra::pretrain::{TrainOptions, Trainer};
@@ -203,6 +219,8 @@ fn joint_objective_with(
             "num_attention_heads": 3, "intermediate_size": 20, "max_position_embeddings": 16}"#,
     )
     .unwrap();
+    let mut d = d;
+    d.set_rtd_head(rtd_head);
     let g = d.generator_config(0.5).unwrap();
     let mut model = electra::Model::new(Some(d), Some(g), true).unwrap();
     model.init_weights(9).unwrap();
@@ -237,18 +255,21 @@ fn joint_objective_with(
     let grad = t.grads().unwrap().into_owned();
     let theta = t.weights().unwrap().into_owned();
     let mut rng = ChaCha8Rng::seed_from_u64(6);
-    // Directions: everything, and (hybrid) the head's tensors alone.
-    let head: Vec<bool> = {
+    // Directions: everything, and the tensors of an optional head alone.
+    let only = |prefix: &str| {
         let mut h = vec![false; grad.len()];
-        for i in t.params().infos().iter().filter(|i| i.name.starts_with("discriminator_mlm.")) {
+        for i in t.params().infos().iter().filter(|i| i.name.starts_with(prefix)) {
             h[i.offset..i.offset + i.len].fill(true);
         }
+        assert!(h.iter().any(|&x| x), "{prefix}* is in the table");
         h
     };
     let mut parts = vec![("all", vec![true; grad.len()])];
     if disc_mlm_weight > 0.0 {
-        assert!(head.iter().any(|&x| x), "the hybrid head is in the table");
-        parts.push(("discriminator mlm head", head));
+        parts.push(("discriminator mlm head", only("discriminator_mlm.")));
+    }
+    if rtd_head == electra::RtdHead::Cls {
+        parts.push(("[CLS]-aware head's LayerNorm", only("discriminator.discriminator_predictions.LayerNorm")));
     }
     for (what, keep) in parts {
         let g: Vec<f32> = grad.iter().zip(&keep).map(|(g, &k)| if k { *g } else { 0.0 }).collect();
@@ -266,7 +287,7 @@ fn joint_objective_with(
         let fd = (loss_at(eps) - loss_at(-eps)) / (2.0 * eps as f64);
         let an = dot(&grad, &dir);
         let rel = (fd - an).abs() / an.abs();
-        println!("joint objective ({dropout:?}, weights {gen_weight}/{disc_weight}/{disc_mlm_weight}, smoothing {disc_label_smoothing}, {what}): analytic {an:.5} fd {fd:.5} rel {rel:.2e}");
+        println!("joint objective ({dropout:?}, weights {gen_weight}/{disc_weight}/{disc_mlm_weight}, smoothing {disc_label_smoothing}, {rtd_head:?} head, {what}): analytic {an:.5} fd {fd:.5} rel {rel:.2e}");
         assert!(rel < 1e-2, "{what}: analytic {an} vs finite difference {fd}");
     }
 }

@@ -421,6 +421,205 @@ fn hybrid_discriminator_mlm_trains_resumes_and_exports_plain() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `rtd_head: "cls"`: the detection head reads LayerNorm(h_[CLS] + h_i). It trains and resumes
+/// bit for bit; the export carries the head (config key and LayerNorm) and loads back to the
+/// same detection logits; [CLS] states then move with every token's detection loss, where the
+/// plain head leaves the [CLS] row's gradient at its own (never replaced) detection term; a
+/// model's head and the option must agree.
+#[test]
+fn cls_aware_head_trains_exports_and_loads() {
+    let cls = electra::RtdHead::Cls;
+    let with_head = || TrainOptions { rtd_head: Some(cls), learning_rate: 1e-2, warmup_steps: 10, ..opts() };
+    let dir = tempdir("cls-head");
+    let mut t = Trainer::new(dir_config(&dir).to_str().unwrap(), with_head()).unwrap();
+    let names: Vec<_> = t.params().infos().iter().map(|i| i.name.clone()).collect();
+    let ln = "discriminator.discriminator_predictions.LayerNorm.weight";
+    assert!(names.iter().any(|n| n == ln), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("generator.discriminator_predictions")));
+    let first = step(&mut t, 0);
+    for k in 1..120 {
+        step(&mut t, k % 2);
+    }
+    let later = step(&mut t, 0);
+    assert!(later.disc_loss < first.disc_loss, "detection learns: {first:?} -> {later:?}");
+
+    // Resume: bit for bit.
+    let mut straight = Trainer::new(dir_config(&dir).to_str().unwrap(), with_head()).unwrap();
+    let mut half = Trainer::new(dir_config(&dir).to_str().unwrap(), with_head()).unwrap();
+    let mut ran: Vec<_> = (0..4).map(|k| step(&mut straight, k)).collect();
+    for k in 0..2 {
+        step(&mut half, k);
+    }
+    half.save(&dir.join("ckpt")).unwrap();
+    let mut resumed = Trainer::resume(&dir.join("ckpt")).unwrap();
+    let rest: Vec<_> = (2..4).map(|k| step(&mut resumed, k)).collect();
+    assert_eq!(ran.split_off(2), rest);
+    assert_eq!(bits(&straight.weights().unwrap()), bits(&resumed.weights().unwrap()));
+
+    // Export: config key and tensors; loading gives the trainer's own detection logits.
+    t.export(&dir.join("pair")).unwrap();
+    let cfg = std::fs::read_to_string(dir.join("pair/discriminator/config.json")).unwrap();
+    assert!(cfg.contains(r#""rtd_head": "cls""#), "{cfg}");
+    let gen_cfg = std::fs::read_to_string(dir.join("pair/generator/config.json")).unwrap();
+    assert!(!gen_cfg.contains("rtd_head"), "{gen_cfg}");
+    let file = std::fs::read(dir.join("pair/discriminator/model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&file).unwrap();
+    assert!(st.names().contains(&"discriminator_predictions.LayerNorm.bias"));
+    let (ids, mask, types) = batch_data(1);
+    let b = Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: Some(&types), batch: B, seq_len: T };
+    let logits = |m: Model| Session::new(Arc::new(m)).unwrap().discriminate_array(&b).unwrap();
+    let mine = logits(t.model().unwrap());
+    let loaded = logits(hf::load(&dir.join("pair")).unwrap());
+    assert_eq!(mine, loaded);
+    // The head is part of the prediction: dropping it changes the logits.
+    let mut plain = t.model().unwrap();
+    if let electra::model::Towers::Pair { disc, .. } = &mut plain.towers {
+        disc.head.cls_ln = None;
+    }
+    assert_ne!(logits(plain), mine);
+    // Continuing the pair keeps its head; asking for the other one is an error that names it.
+    assert!(Trainer::new(dir.join("pair").to_str().unwrap(), opts()).is_ok());
+    let e = Trainer::new(
+        dir.join("pair").to_str().unwrap(),
+        TrainOptions { rtd_head: Some(electra::RtdHead::Plain), ..opts() },
+    )
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("rtd_head"), "{e}");
+    // A lone discriminator with the head, continued, keeps its LayerNorm.
+    let t2 = Trainer::new(dir.join("pair/discriminator").to_str().unwrap(), with_head()).unwrap();
+    let w = t2.weights().unwrap();
+    let i = t2.params().infos().iter().find(|i| i.name == ln).unwrap().clone();
+    let loaded_g: Vec<f32> = {
+        let v = st.tensor("discriminator_predictions.LayerNorm.weight").unwrap();
+        v.data().chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+    };
+    assert_eq!(w[i.offset..i.offset + i.len], loaded_g[..], "a discriminator with the head keeps it");
+    let e = TrainOptions::from_json(Some(r#"{"rtd_head": "deberta"}"#)).unwrap_err();
+    assert!(e.to_string().contains("rtd_head"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `embedding_sharing: "disentangled"`: the discriminator's tables are always the generator's
+/// plus a delta (bit for bit); detection moves only the delta and the masked LM only the
+/// generator's tables; a new pair starts with a zero delta; resume is bit for bit; the export
+/// holds the folded tables and no delta, and loads in HF's layout.
+#[test]
+fn disentangled_sharing_keeps_the_tables_apart() {
+    use electra::pretrain::EmbeddingSharing;
+    let dir = tempdir("gdes");
+    let cfg = dir_config(&dir);
+    let gdes = |gen_weight: f32, disc_weight: f32| TrainOptions {
+        embedding_sharing: Some(EmbeddingSharing::Disentangled),
+        learning_rate: 1e-2,
+        warmup_steps: 5,
+        weight_decay: 0.0,
+        gen_weight,
+        disc_weight,
+        ..opts()
+    };
+    let tables = ["word_embeddings", "position_embeddings", "token_type_embeddings"];
+    let span = |t: &Trainer, name: &str| {
+        let i = t.params().infos().iter().find(|i| i.name == name).unwrap_or_else(|| panic!("{name}"));
+        i.offset..i.offset + i.len
+    };
+    // (discriminator's, generator's, delta) of each table.
+    let parts = |t: &Trainer| -> Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let w = t.weights().unwrap();
+        tables
+            .iter()
+            .map(|tb| {
+                let hf = format!("electra.embeddings.{tb}.weight");
+                (
+                    w[span(t, &format!("discriminator.{hf}"))].to_vec(),
+                    w[span(t, &format!("generator.{hf}"))].to_vec(),
+                    w[span(t, &format!("discriminator_delta.{hf}"))].to_vec(),
+                )
+            })
+            .collect()
+    };
+    let folded = |t: &Trainer| {
+        for (d, g, delta) in parts(t) {
+            let sum: Vec<f32> = g.iter().zip(&delta).map(|(a, b)| a + b).collect();
+            assert_eq!(bits(&d), bits(&sum), "E_D = E_G + E_Δ");
+        }
+    };
+    let mut t = Trainer::new(cfg.to_str().unwrap(), gdes(1.0, 50.0)).unwrap();
+    assert!(!t.towers().shared_embeddings());
+    let start = parts(&t);
+    for (d, g, delta) in &start {
+        assert_eq!(d, g, "a new pair starts from equal tables");
+        assert!(delta.iter().all(|&x| x == 0.0));
+    }
+    for k in 0..6 {
+        step(&mut t, k % 2);
+        folded(&t);
+    }
+    let moved = parts(&t);
+    for ((d0, g0, _), (d1, g1, delta)) in start.iter().zip(&moved) {
+        assert_ne!(d0, d1);
+        assert_ne!(g0, g1);
+        assert!(delta.iter().any(|&x| x != 0.0));
+    }
+    // Detection alone: the generator's tables stay put. The masked LM alone: no delta, and the
+    // discriminator's tables are the generator's.
+    let mut disc_only = Trainer::new(cfg.to_str().unwrap(), gdes(0.0, 50.0)).unwrap();
+    let mut gen_only = Trainer::new(cfg.to_str().unwrap(), gdes(1.0, 0.0)).unwrap();
+    for k in 0..4 {
+        step(&mut disc_only, k);
+        step(&mut gen_only, k);
+    }
+    for ((_, g0, _), (d, g, _)) in start.iter().zip(parts(&disc_only)) {
+        assert_eq!(g0, &g, "detection moved the generator's table");
+        assert_ne!(g, d);
+    }
+    for (d, g, delta) in parts(&gen_only) {
+        assert!(delta.iter().all(|&x| x == 0.0), "the masked LM moved a delta");
+        assert_eq!(d, g);
+    }
+
+    // Resume: bit for bit, deltas and all.
+    let mut straight = Trainer::new(cfg.to_str().unwrap(), gdes(1.0, 50.0)).unwrap();
+    let mut half = Trainer::new(cfg.to_str().unwrap(), gdes(1.0, 50.0)).unwrap();
+    let mut ran: Vec<_> = (0..4).map(|k| step(&mut straight, k)).collect();
+    for k in 0..2 {
+        step(&mut half, k);
+    }
+    half.save(&dir.join("ckpt")).unwrap();
+    let mut resumed = Trainer::resume(&dir.join("ckpt")).unwrap();
+    let rest: Vec<_> = (2..4).map(|k| step(&mut resumed, k)).collect();
+    assert_eq!(ran.split_off(2), rest);
+    assert_eq!(bits(&straight.weights().unwrap()), bits(&resumed.weights().unwrap()));
+
+    // Export: folded tables, no delta; HF's layout; continued as disentangled or not.
+    t.export(&dir.join("pair")).unwrap();
+    let file = std::fs::read(dir.join("pair/discriminator/model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&file).unwrap();
+    assert!(st.names().iter().all(|n| !n.contains("delta")));
+    let word = st.tensor("electra.embeddings.word_embeddings.weight").unwrap();
+    let word: Vec<f32> = word.data().chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    assert_eq!(bits(&word), bits(&moved[0].0));
+    let loaded = hf::load(&dir.join("pair")).unwrap();
+    assert!(!loaded.shared_embeddings());
+    assert!(Trainer::new(dir.join("pair").to_str().unwrap(), gdes(1.0, 50.0)).is_ok());
+    assert!(Trainer::new(dir.join("pair").to_str().unwrap(), opts()).is_ok());
+    // A pair that shares its tables cannot be disentangled; the mlm objective has no
+    // discriminator to disentangle.
+    let e = Trainer::from_model(tiny_model(5), gdes(1.0, 50.0)).err().unwrap();
+    assert!(e.to_string().contains("disentangled"), "{e}");
+    let mlm = TrainOptions { objective: Objective::Mlm, ..gdes(1.0, 50.0) };
+    assert!(Trainer::new(cfg.to_str().unwrap(), mlm).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A discriminator config.json for a fresh pair (the tests' tiny config), written under `dir`.
+fn dir_config(dir: &std::path::Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let p = dir.join("disc-config.json");
+    std::fs::write(&p, common::TINY_DISC).unwrap();
+    p
+}
+
 /// `disc_label_smoothing` ε scores replaced-token detection against ε/2 and 1 − ε/2: with the
 /// discriminator's prediction fixed at logit 1 for every token, the loss is
 /// softplus(1) − (ȳ(1 − ε) + ε/2), ȳ the share of replaced tokens (which is then its accuracy);

@@ -646,6 +646,11 @@ pub trait Backend: Send + Sync {
     fn scale(&self, buf: &mut Buf, len: usize, s: f32) -> Result<()>;
     /// `dst[..len] += src[..len]`, element by element (micro-batch gradients into the step's).
     fn add(&self, dst: &mut Buf, src: &Buf, len: usize) -> Result<()>;
+    /// Within one buffer, element by element over `dst.len`: `buf[dst] = buf[a] + buf[b]`, a copy
+    /// of `buf[a]` (`b` None) or zeros (both None), the sources `dst.len` long and apart from
+    /// `dst` ([`check_spans`]). Gradient-disentangled embedding sharing moves a table's gradient
+    /// to its delta with it, and refolds the table from the generator's and the delta.
+    fn combine_spans(&self, buf: &mut Buf, dst: Span, a: Option<Span>, b: Option<Span>) -> Result<()>;
     /// Inverted dropout in place over `len` elements: `x[i] = keep(i) ? x[i]/(1 − p) : 0`, the
     /// mask of [`Dropout`] (element i at word `mask.at.word_pos + i`). Its own backward: the
     /// same call on the output's gradient.
@@ -664,6 +669,23 @@ pub trait Backend: Send + Sync {
         step: &AdamStep,
         check: bool,
     ) -> Result<Option<usize>>;
+}
+
+/// Checks the operands of [`Backend::combine_spans`] against a buffer of `len`: every span
+/// inside it, the sources as long as `dst` and apart from it, `b` only with `a`.
+pub fn check_spans(len: usize, dst: Span, a: Option<Span>, b: Option<Span>) -> Result<()> {
+    let end = |s: Span| s.off.checked_add(s.len).filter(|&e| e <= len);
+    if b.is_some() && a.is_none() {
+        return Err(Error::Internal("combine_spans: a second source without a first".into()));
+    }
+    let dst_end = end(dst).ok_or_else(|| Error::Internal(format!("combine_spans: {dst:?} outside {len}")))?;
+    for s in [a, b].into_iter().flatten() {
+        let s_end = end(s).ok_or_else(|| Error::Internal(format!("combine_spans: {s:?} outside {len}")))?;
+        if s.len != dst.len || (s.off < dst_end && dst.off < s_end && dst.len > 0) {
+            return Err(Error::Internal(format!("combine_spans: source {s:?} does not fit destination {dst:?}")));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

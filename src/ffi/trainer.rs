@@ -104,13 +104,19 @@ pub(crate) fn publish(t: Trainer) -> Result<*mut electra_trainer> {
 /// attention_probs_dropout_prob, as HF trains; `false`: none; a number in [0, 1): every
 /// dropout at that probability; masks are seeded and counter-based, so steps stay
 /// bit-identical for any thread count and on resume), embedding_sharing (`"full"`, the paper's:
-/// one set of embedding tables for generator and discriminator; `"none"`: each its own; left
-/// out: full for a pair built from a preset or a discriminator, a loaded pair as its files are;
-/// JSON only, `electra_trainer_params` keeps its version-1 layout), disc_mlm_weight (the hybrid
+/// one set of embedding tables for generator and discriminator; `"disentangled"`, DeBERTa-V3's:
+/// the discriminator's tables are the generator's plus a delta that alone learns from
+/// detection, exported folded; `"none"`: each its own; left out: full for a pair built from a
+/// preset or a discriminator, a loaded pair as its files are; JSON only,
+/// `electra_trainer_params` keeps its version-1 layout), disc_mlm_weight (the hybrid
 /// objective: weight of a masked-LM term on the discriminator's own states, through a head kept
 /// in the trainer's checkpoints but not in the exported discriminator; default 0, the paper's
 /// objective; JSON only), disc_label_smoothing (ε in [0, 1): replaced-token detection scored
-/// against ε/2 and 1 − ε/2; default 0, the paper's; JSON only).
+/// against ε/2 and 1 − ε/2; default 0, the paper's; JSON only), rtd_head (`"plain"`, HF's
+/// detection head, or `"cls"`: LayerNorm(h_[CLS] + h_i) first, so [CLS] learns from every
+/// token's detection; saved as config.json `"rtd_head": "cls"` plus
+/// `discriminator_predictions.LayerNorm.*`, whose encoder HF loads unchanged; left out: plain
+/// for a new pair, a loaded model as its files are; JSON only).
 /// max_seq_len left out is 128, or the model's max_position_embeddings when smaller. On failure `*out` is NULL.
 ///
 /// # Safety

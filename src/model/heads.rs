@@ -4,13 +4,15 @@
 
 use super::registrar::Registrar;
 use super::Backprop;
-use crate::backend::{Activated, Activation, Backend, Buf, InputGrad, LnSaved, LnStats, Weights};
-use crate::config::ElectraConfig;
-use crate::error::Result;
+use crate::backend::{Activated, Activation, Backend, Buf, InputGrad, LnSaved, LnStats, RowGroups, Weights};
+use crate::config::{ElectraConfig, RtdHead};
+use crate::error::{Error, Result};
 use crate::layers::{LayerNorm, Linear};
 use crate::params::{ParamId, Span};
 
-/// dense(H→H) → hidden_act → dense_prediction(H→1).
+/// dense(H→H) → hidden_act → dense_prediction(H→1), on each token's state, or with
+/// `rtd_head: "cls"` on `LayerNorm(h_[CLS] + h_i)` (DeBERTa's RTD head; see
+/// [`crate::config::RtdHead`]).
 #[derive(Clone, Debug)]
 pub struct DiscHead {
     /// `discriminator_predictions.dense`.
@@ -19,6 +21,8 @@ pub struct DiscHead {
     pub pred: Linear,
     /// The config's hidden_act.
     pub act: Activation,
+    /// `discriminator_predictions.LayerNorm` of the [CLS]-aware head.
+    pub cls_ln: Option<LayerNorm>,
 }
 
 /// Activations of the discriminator head, kept for its backward.
@@ -32,6 +36,18 @@ pub struct DiscHeadActs {
     pub act: Buf,
     /// One logit per row `[M]`.
     pub logits: Buf,
+    /// [CLS]-aware head: `h_[CLS] + h_i` `[M, H]`.
+    pub mixed: Buf,
+    /// Its LayerNorm statistics `[M]` each.
+    pub stats: LnStats,
+    /// The LayerNorm output, the dense layer's input `[M, H]`.
+    pub normed: Buf,
+    /// Each row's [CLS] row `[M]`.
+    pub cls_rows: Buf<i32>,
+    /// Each sequence's first row `[B]`.
+    pub first_rows: Buf<i32>,
+    /// (B, T) the two row lists are for.
+    pub rows_of: (usize, usize),
 }
 
 /// Scratch of the discriminator head's backward.
@@ -39,20 +55,25 @@ pub struct DiscHeadActs {
 pub struct DiscHeadGrads {
     /// Gradient of the dense output before the activation `[M, H]`.
     pub d_pre: Buf,
+    /// [CLS]-aware head: gradient of the LayerNorm output `[M, H]`.
+    pub d_normed: Buf,
+    /// The per-sequence sum of the mix's gradient `[B, H]`: what flows to the [CLS] state.
+    pub d_cls: Buf,
 }
 
 impl DiscHead {
     /// Registers `discriminator_predictions.*`.
     pub fn register(reg: &mut Registrar, cfg: &ElectraConfig) -> Result<Self> {
         let h = cfg.hidden_size;
-        Ok(DiscHead {
-            dense: reg.linear("discriminator_predictions.dense", h, h),
-            pred: reg.linear("discriminator_predictions.dense_prediction", h, 1),
-            act: cfg.activation()?,
-        })
+        let dense = reg.linear("discriminator_predictions.dense", h, h);
+        let pred = reg.linear("discriminator_predictions.dense_prediction", h, 1);
+        let cls_ln = (cfg.rtd_head()? == RtdHead::Cls)
+            .then(|| reg.layer_norm("discriminator_predictions.LayerNorm", h, cfg.layer_norm_eps));
+        Ok(DiscHead { dense, pred, act: cfg.activation()?, cls_ln })
     }
 
-    /// Logits for `m` rows of hidden states; result in `acts.logits[..m]`.
+    /// Logits for `m` rows of hidden states, sequences of `seq_len` rows (whose first is [CLS]);
+    /// result in `acts.logits[..m]`.
     pub fn forward(
         &self,
         be: &dyn Backend,
@@ -60,13 +81,39 @@ impl DiscHead {
         acts: &mut DiscHeadActs,
         hidden: &Buf,
         m: usize,
+        seq_len: usize,
     ) -> Result<()> {
         let h = self.dense.din;
         be.ensure(&mut acts.pre, m * h)?;
         be.ensure(&mut acts.act, m * h)?;
         be.ensure(&mut acts.logits, m)?;
         acts.m = m;
-        be.linear_act(Activated { pre: &mut acts.pre, act: &mut acts.act, f: self.act }, hidden, w, &self.dense, m)?;
+        let input = match &self.cls_ln {
+            None => hidden,
+            Some(ln) => {
+                if seq_len == 0 || !m.is_multiple_of(seq_len) {
+                    return Err(Error::Internal(format!("{m} rows are not sequences of {seq_len}")));
+                }
+                let b = m / seq_len;
+                if acts.rows_of != (b, seq_len) {
+                    let first: Vec<i32> = (0..b).map(|i| (i * seq_len) as i32).collect();
+                    let cls: Vec<i32> = first.iter().flat_map(|&f| std::iter::repeat_n(f, seq_len)).collect();
+                    be.upload_ids(&mut acts.cls_rows, &cls)?;
+                    be.upload_ids(&mut acts.first_rows, &first)?;
+                    acts.rows_of = (b, seq_len);
+                }
+                for (buf, len) in [(&mut acts.mixed, m * h), (&mut acts.normed, m * h)] {
+                    be.ensure(buf, len)?;
+                }
+                be.ensure(&mut acts.stats.mean, m)?;
+                be.ensure(&mut acts.stats.rstd, m)?;
+                be.gather_rows(&mut acts.mixed, hidden, &acts.cls_rows, m, h)?;
+                be.add(&mut acts.mixed, hidden, m * h)?;
+                be.layer_norm(&mut acts.normed, &mut acts.stats, &acts.mixed, w.flat, ln, m)?;
+                &acts.normed
+            }
+        };
+        be.linear_act(Activated { pre: &mut acts.pre, act: &mut acts.act, f: self.act }, input, w, &self.dense, m)?;
         be.linear(&mut acts.logits, &acts.act, w, &self.pred, m)
     }
 
@@ -82,10 +129,24 @@ impl DiscHead {
         d_hidden: &mut Buf,
     ) -> Result<()> {
         let (be, p, m) = (bp.be, &mut bp.params, acts.m);
-        be.ensure(&mut gs.d_pre, m * self.dense.din)?;
+        let h = self.dense.din;
+        be.ensure(&mut gs.d_pre, m * h)?;
         let x = Activated { pre: &acts.pre, act: &acts.act, f: self.act };
         be.linear_act_backward(&mut gs.d_pre, p, d_logits, x, &self.pred, m)?;
-        be.linear_backward(InputGrad::Set(d_hidden), p, &gs.d_pre, hidden, &self.dense, m)
+        let Some(ln) = &self.cls_ln else {
+            return be.linear_backward(InputGrad::Set(d_hidden), p, &gs.d_pre, hidden, &self.dense, m);
+        };
+        be.ensure(&mut gs.d_normed, m * h)?;
+        be.linear_backward(InputGrad::Set(&mut gs.d_normed), p, &gs.d_pre, &acts.normed, &self.dense, m)?;
+        let saved = LnSaved { x: &acts.mixed, stats: &acts.stats };
+        be.layer_norm_backward(d_hidden, p, &gs.d_normed, saved, ln, m)?;
+        // h_[CLS] of sequence b is in every row of b: it gets the sum of their gradients (the
+        // rows' mean times T; padded rows carry no loss, so their gradient is 0).
+        let (b, t) = acts.rows_of;
+        be.ensure(&mut gs.d_cls, b * h)?;
+        be.mean_rows(&mut gs.d_cls, d_hidden, RowGroups { mask: None, groups: b, rows: t, width: h })?;
+        be.scale(&mut gs.d_cls, b * h, t as f32)?;
+        be.scatter_rows(d_hidden, &gs.d_cls, &acts.first_rows, b, h, true)
     }
 }
 

@@ -170,6 +170,13 @@ impl AdamW {
         self.bounds = None;
     }
 
+    /// Some weights became sums of two weights: the bound on |weight| at most doubles.
+    fn weights_summed(&mut self) {
+        if let Some(b) = &mut self.bounds {
+            b.p *= 2.0;
+        }
+    }
+
     /// Clips `grads` to the global norm and applies one AdamW update to `params`; `step` is the
     /// 0-based index of this update (for the schedule and bias correction). A non-finite norm,
     /// or an update that would make any weight or moment NaN or infinite, changes neither the
@@ -368,6 +375,15 @@ impl Trained {
     pub fn update(&mut self, step: u64) -> Result<Update> {
         let Trained { be, weights, grads, optim, .. } = self;
         crate::backend::run(&**be, || optim.update(&**be, weights, grads, step))
+    }
+
+    /// Rewrites some weights in place through `f`, each as the sum of at most two weights (the
+    /// refold of disentangled embedding sharing): the optimizer's bound on |weight| doubles, so
+    /// its proofs stay sound.
+    pub fn sum_weights(&mut self, f: impl FnOnce(&dyn Backend, &mut Buf) -> Result<()>) -> Result<()> {
+        f(&*self.be, &mut self.weights)?;
+        self.optim.weights_summed();
+        Ok(())
     }
 
     /// A host snapshot of what `towers` holds with the current weights.

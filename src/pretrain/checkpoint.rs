@@ -199,6 +199,10 @@ impl Trainer {
             // The hybrid head's tensors are in the file too (read below, with everything else).
             super::hybrid::attach(&mut model, state.options.seed)?;
         }
+        if state.options.embedding_sharing == Some(super::EmbeddingSharing::Disentangled) {
+            // The deltas too.
+            super::disentangled::attach(&mut model)?;
+        }
         let n = model.params.numel();
         let (mut m, mut v) = (crate::alloc::try_vec(n, 0.0, "adam_m")?, crate::alloc::try_vec(n, 0.0, "adam_v")?);
         let infos = model.params.infos().to_vec();

@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 mod corrupt;
+pub mod disentangled;
 pub mod eval;
 pub mod flops;
 pub mod hybrid;

@@ -28,6 +28,21 @@ pub enum EmbeddingSharing {
     /// Each tower its own tables: the generator's (tied to its output layer) learn from the
     /// masked-LM loss alone, the discriminator's from replaced-token detection alone.
     None,
+    /// DeBERTa-V3's gradient-disentangled sharing: the discriminator's tables are the
+    /// generator's plus a delta of its own that alone learns from replaced-token detection
+    /// (see [`super::disentangled`]); exported folded, as plain HF tables.
+    Disentangled,
+}
+
+impl EmbeddingSharing {
+    /// The options' spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmbeddingSharing::Full => "full",
+            EmbeddingSharing::None => "none",
+            EmbeddingSharing::Disentangled => "disentangled",
+        }
+    }
 }
 
 /// Which engine connects the ranks of a data-parallel run.
@@ -134,10 +149,17 @@ pub struct TrainOptions {
     /// number p both at p. Masks are counter-based: the same for any thread count, on resume
     /// and on every backend.
     pub dropout: crate::options::DropoutSetting,
-    /// `"full"` (the paper's sharing) or `"none"` (separate tables). Unset (the default): full
-    /// for a pair built from a preset or a discriminator, and what a loaded pair's files hold
-    /// (which a set value must then agree with).
+    /// `"full"` (the paper's sharing), `"disentangled"` (DeBERTa-V3's: the discriminator's
+    /// tables are the generator's plus a delta trained by detection alone) or `"none"`
+    /// (separate tables). Unset (the default): full for a pair built from a preset or a
+    /// discriminator, and what a loaded pair's files hold (which a set value must then agree
+    /// with: a pair with separate tables may be continued as disentangled).
     pub embedding_sharing: Option<EmbeddingSharing>,
+    /// The discriminator's detection head: `"plain"` (HF's) or `"cls"` (`LayerNorm(h_[CLS] +
+    /// h_i)`, DeBERTa's; see [`crate::RtdHead`]). Unset (the default): plain for a pair built
+    /// from a preset, config or discriminator without it, and what a loaded model holds (which a
+    /// set value must then agree with).
+    pub rtd_head: Option<crate::RtdHead>,
 }
 
 /// The default of [`TrainOptions::max_seq_len`].
@@ -183,6 +205,7 @@ impl Default for TrainOptions {
             tf32: None,
             dropout: Default::default(),
             embedding_sharing: None,
+            rtd_head: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! reused across steps and seeded randomness drawn on the host.
 
 use super::corrupt::{Corruption, Draw, MaskedLogits};
+use super::disentangled::Ties;
 use super::masking::{mask_batch, MaskRule, Masking};
 use super::options::{Distributed, EmbeddingSharing, Objective, TrainOptions};
 use crate::backend::{self, mean_denominator, Backend, Buf, LossScale, LossSum, Weights};
@@ -341,7 +342,7 @@ impl Workspace {
         }
         be.upload(&mut self.weights, &self.host_weights)?;
         disc.encoder.forward(be, w, &mut self.disc_acts, &Batch { input_ids: &self.corruption.ids, ..*batch })?;
-        disc.head.forward(be, w, &mut self.disc_head, self.disc_acts.output(&disc.encoder), n)?;
+        disc.head.forward(be, w, &mut self.disc_head, self.disc_acts.output(&disc.encoder), n, t)?;
         be.ensure(&mut self.d_disc_logits, n)?;
         be.binary_cross_entropy(
             &mut self.d_disc_logits,
@@ -443,6 +444,8 @@ pub struct Trainer {
     towers: Towers,
     /// The discriminator's masked-LM head when `disc_mlm_weight` > 0 (see [`super::hybrid`]).
     disc_mlm: Option<GenHead>,
+    /// The disentangled embedding tables (see [`super::disentangled`]).
+    ties: Option<Ties>,
     params: Trained,
     cancel: Arc<AtomicBool>,
     ws: Workspace,
@@ -455,6 +458,15 @@ pub struct Trainer {
     broken: Option<String>,
     /// Host copy of the gradients for an engine that reduces host memory, on a device backend.
     staging: Vec<f32>,
+}
+
+/// Whether a new pair shares its embedding tables (full sharing, the default).
+fn full_sharing(opts: &TrainOptions) -> bool {
+    matches!(opts.embedding_sharing, None | Some(EmbeddingSharing::Full))
+}
+
+fn disentangled(opts: &TrainOptions) -> bool {
+    opts.embedding_sharing == Some(EmbeddingSharing::Disentangled)
 }
 
 /// Refuses a pair whose generator does not fit its discriminator: both read the same batch (ids,
@@ -509,12 +521,28 @@ impl Trainer {
         }
         if let Towers::Pair { disc, gen, shared_embeddings } = &model.towers {
             check_pair(&disc.config, &gen.config, *shared_embeddings)?;
-            let want = opts.embedding_sharing.map(|s| s == EmbeddingSharing::Full);
-            if want.is_some_and(|w| w != *shared_embeddings) {
-                let (want, has) = if *shared_embeddings { ("none", "shares") } else { ("full", "does not share") };
+            // Disentangled sharing runs on separate tables, as "none".
+            if let Some(want) = opts.embedding_sharing.filter(|s| (*s == EmbeddingSharing::Full) != *shared_embeddings)
+            {
+                let has = if *shared_embeddings { "shares" } else { "does not share" };
                 return Err(Error::arg(format!(
-                    "options: embedding_sharing \"{want}\", but the model's generator {has} the discriminator's \
-                     embeddings"
+                    "options: embedding_sharing \"{}\", but the model's generator {has} the discriminator's \
+                     embeddings",
+                    want.as_str()
+                )));
+            }
+        }
+        if let Some(want) = opts.rtd_head {
+            let has = match model.towers.disc() {
+                Some(d) => d.config.rtd_head()?,
+                None => return Err(Error::arg("options: rtd_head needs a discriminator (the electra objective)")),
+            };
+            if has != want {
+                return Err(Error::arg(format!(
+                    "options: rtd_head \"{}\", but the model's discriminator has the \"{}\" head (the head is chosen \
+                     when a pair is made from a preset, a config or a discriminator)",
+                    want.as_str(),
+                    has.as_str()
                 )));
             }
         }
@@ -538,6 +566,9 @@ impl Trainer {
         }
         let disc_mlm =
             (opts.disc_mlm_weight > 0.0).then(|| super::hybrid::attach(&mut model, opts.seed)).transpose()?;
+        let ties = (opts.embedding_sharing == Some(EmbeddingSharing::Disentangled))
+            .then(|| super::disentangled::attach(&mut model))
+            .transpose()?;
         // Weights (already allocated: the model), plus gradients and moments, before any of
         // the latter is allocated.
         let state = crate::limits::training_bytes(model.num_parameters())?;
@@ -555,6 +586,7 @@ impl Trainer {
             ws: Workspace { gen_acts: EncoderActs::new(true), disc_acts: EncoderActs::new(true), ..Default::default() },
             towers,
             disc_mlm,
+            ties,
             params,
             opts,
             collective: None,
@@ -734,6 +766,9 @@ impl Trainer {
             if let Some(v) = opts.vocab_size {
                 d.vocab_size = v;
             }
+            if let Some(h) = opts.rtd_head {
+                d.set_rtd_head(h);
+            }
             d.max_position_embeddings = d.max_position_embeddings.max(opts.max_seq_len);
             let frac = opts.generator_hidden_fraction.unwrap_or(paper_frac);
             let (disc, gen) = match opts.objective {
@@ -754,9 +789,12 @@ impl Trainer {
             let towers: Vec<&ElectraConfig> = disc.iter().chain([&gen]).collect();
             let state = crate::limits::training_bytes(crate::limits::model_bytes(&towers)? / 4)?;
             crate::limits::check(state, opts.max_memory_bytes, "the trainer's weights, gradients and Adam moments")?;
-            let share = disc.is_some() && opts.embedding_sharing != Some(EmbeddingSharing::None);
+            let share = disc.is_some() && full_sharing(&opts);
             let mut m = Model::new(disc, Some(gen), share)?;
             m.init_weights(opts.seed)?;
+            if disentangled(&opts) && m.towers.disc().is_some() {
+                super::disentangled::start_equal(&mut m)?;
+            }
             m
         } else {
             if !Path::new(init).exists() {
@@ -770,14 +808,28 @@ impl Trainer {
                 (Objective::Electra, Towers::Discriminator(d)) => {
                     let frac = opts.generator_hidden_fraction.unwrap_or(0.25);
                     let gcfg = d.config.generator_config(frac)?;
-                    let share = opts.embedding_sharing != Some(EmbeddingSharing::None);
-                    let mut m = Model::new(Some(d.config.clone()), Some(gcfg), share)?;
+                    let share = full_sharing(&opts);
+                    let mut dcfg = d.config.clone();
+                    if let Some(h) = opts.rtd_head {
+                        dcfg.set_rtd_head(h);
+                    }
+                    let mut m = Model::new(Some(dcfg), Some(gcfg), share)?;
                     m.init_weights(opts.seed)?;
                     for info in loaded.params.infos() {
+                        // A [CLS]-aware discriminator continued with rtd_head "plain" leaves its
+                        // head's LayerNorm behind.
+                        if m.params.id(&info.name).is_none()
+                            && info.name.contains("discriminator_predictions.LayerNorm")
+                        {
+                            continue;
+                        }
                         let id = m.params.id(&info.name).ok_or_else(|| {
                             Error::Internal(format!("{} is missing from the new pair's layout", info.name))
                         })?;
                         m.params.get_mut(id).copy_from_slice(&loaded.params.data[info.offset..info.offset + info.len]);
+                    }
+                    if disentangled(&opts) {
+                        super::disentangled::start_equal(&mut m)?;
                     }
                     m
                 }
@@ -1182,7 +1234,13 @@ impl Trainer {
         // `opts` is public: a schedule extended after creation (--match-flops, a resume to more
         // steps) must reach the optimizer, or the added steps would run at learning rate 0.
         self.params.set_config(self.opts.adamw())?;
+        if let Some(t) = &self.ties {
+            t.move_grads(&*self.params.be, &mut self.params.grads)?;
+        }
         let u = self.params.update(self.step)?;
+        if let Some(t) = &self.ties {
+            self.params.sum_weights(|be, w| t.refold(be, w))?;
+        }
         self.step = next;
         stats.step = self.step;
         stats.learning_rate = u.learning_rate;

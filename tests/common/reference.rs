@@ -10,7 +10,7 @@ use electra::model::classifier::ClsHead;
 use electra::model::encoder::Encoder;
 use electra::model::heads::{DiscHead, GenHead};
 use electra::params::{ParamStore, Span};
-use electra::{ElectraConfig, Model, Pooling};
+use electra::{ElectraConfig, Model, Pooling, RtdHead};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -316,8 +316,18 @@ pub fn ref_encoder(enc: &Encoder, w: &[f64], ids: &[i32], types: &[i32], mask: &
 }
 
 /// HF `ElectraDiscriminatorPredictions`: dense → hidden_act → dense_prediction, one logit a row.
-pub fn ref_disc_head(head: &DiscHead, w: &[f64], hidden: &[f64]) -> Vec<f64> {
-    ref_lin(w, &head.pred, &ref_act_all(head.act, &ref_lin(w, &head.dense, hidden)))
+/// With the [CLS]-aware head, on LayerNorm(h_[CLS] + h_i) over sequences of `t` rows.
+pub fn ref_disc_head(head: &DiscHead, w: &[f64], hidden: &[f64], t: usize) -> Vec<f64> {
+    let h = head.dense.din;
+    let input: Vec<f64> = match &head.cls_ln {
+        None => hidden.to_vec(),
+        Some(ln) => {
+            let mixed: Vec<f64> =
+                hidden.iter().enumerate().map(|(i, x)| x + hidden[i / (t * h) * t * h + i % h]).collect();
+            ref_ln(w, ln, &mixed)
+        }
+    };
+    ref_lin(w, &head.pred, &ref_act_all(head.act, &ref_lin(w, &head.dense, &input)))
 }
 
 /// HF `ElectraGeneratorPredictions` (dense → erf GELU, whatever hidden_act says → LayerNorm)
@@ -361,11 +371,17 @@ pub fn randomize(params: &mut ParamStore, seed: u64) {
 }
 
 pub fn tiny_discriminator() -> Model {
-    let cfg = ElectraConfig::from_json_str(
+    tiny_discriminator_with(RtdHead::Plain)
+}
+
+/// [`tiny_discriminator`] with the detection head `rtd`.
+pub fn tiny_discriminator_with(rtd: RtdHead) -> Model {
+    let mut cfg = ElectraConfig::from_json_str(
         r#"{"vocab_size": 13, "embedding_size": 6, "hidden_size": 8, "num_hidden_layers": 2,
             "num_attention_heads": 2, "intermediate_size": 12, "max_position_embeddings": 8}"#,
     )
     .unwrap();
+    cfg.set_rtd_head(rtd);
     let mut m = Model::new(Some(cfg), None, false).unwrap();
     randomize(&mut m.params, 21);
     m

@@ -600,6 +600,19 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn combine_spans(&self, buf: &mut Buf, dst: Span, a: Option<Span>, b: Option<Span>) -> Result<()> {
+        let buf = buf.host_mut().ok_or_else(|| wrong_device("combine_spans buffer"))?;
+        super::check_spans(buf.len(), dst, a, b)?;
+        for i in 0..dst.len {
+            let mut x = a.map_or(0.0, |a| buf[a.off + i]);
+            if let Some(b) = b {
+                x += buf[b.off + i];
+            }
+            buf[dst.off + i] = x;
+        }
+        Ok(())
+    }
+
     fn dropout(&self, x: &mut Buf, len: usize, mask: Dropout) -> Result<()> {
         dropout::dropout(wr(x, len, "dropout")?, mask);
         Ok(())

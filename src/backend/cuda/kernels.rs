@@ -48,6 +48,7 @@ kernel_table!(
     fill,
     scale,
     add,
+    combine_spans,
     gather_rows,
     scatter_rows,
     mean_rows,

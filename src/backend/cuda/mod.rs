@@ -27,6 +27,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::layers::{Embeddings, LayerNorm, Linear, PostLn};
+use crate::params::Span;
 use cudarc::cublas::sys::cublasOperation_t;
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg,
@@ -1377,6 +1378,19 @@ impl Backend for CudaBackend {
         let nn = len as i64;
         self.launch(&self.k.add, "add", cfg_elems(len), |a| {
             a.arg(&d).arg(&s).arg(&nn);
+        })
+    }
+
+    fn combine_spans(&self, buf: &mut Buf, dst: Span, a: Option<Span>, b: Option<Span>) -> Result<()> {
+        let _st = self.lock()?;
+        let len = buf.device().map_or(0, |d| d.dev.len());
+        super::check_spans(len, dst, a, b)?;
+        let p = self.ptr(buf, len, "combine_spans buffer")?;
+        let sources = a.is_some() as i32 + b.is_some() as i32;
+        let (d, a, b, n) =
+            (dst.off as i64, a.map_or(0, |s| s.off as i64), b.map_or(0, |s| s.off as i64), dst.len as i64);
+        self.launch(&self.k.combine_spans, "combine_spans", cfg_elems(dst.len), |k| {
+            k.arg(&p).arg(&d).arg(&a).arg(&b).arg(&sources).arg(&n);
         })
     }
 

@@ -31,6 +31,17 @@ extern "C" __global__ void add(float* dst, const float* src, i64 n) {
     FOR_EACH(i, n) dst[i] += src[i];
 }
 
+// Within one buffer: buf[dst + i] = buf[a + i] (+ buf[b + i]) with `sources` 1 (2), zeros with
+// 0; the spans checked on the host (in bounds, apart from dst).
+extern "C" __global__ void combine_spans(float* buf, i64 dst, i64 a, i64 b, int sources, i64 n) {
+    FOR_EACH(i, n) {
+        float x = 0.0f;
+        if (sources > 0) x = buf[a + i];
+        if (sources > 1) x += buf[b + i];
+        buf[dst + i] = x;
+    }
+}
+
 // dst[i, :] = src[rows[i], :] (rows checked on the host).
 extern "C" __global__ void gather_rows(float* dst, const float* src, const int* rows, int m, int width) {
     FOR_EACH(i, (i64)m * width) {
