@@ -10,15 +10,19 @@
 # Starting points, per seed:
 #   random      random init, bundled vocabulary (a 1-step run at learning rate 1e-30)
 #   main        the README's main job: `electra pretrain` defaults (tiny, 600 steps of Moby-Dick;
-#               the tiny recipe: Adam bias correction, detection labels smoothed at 0.2)
-#   main-bc     the same without the label smoothing (bias correction alone)
-#   main-paper  the same with neither: the paper's objective and the original's Adam (the
-#               default before 2026-12-06)
+#               the tiny recipe: Adam bias correction, detection labels smoothed at 0.2, the
+#               [CLS]-aware detection head)
+#   main-plain  the same with HF's detection head (the default earlier on 2026-12-06)
+#   main-gdes   the main job with disentangled embedding sharing
+#   main-bc     HF's head, no label smoothing (bias correction alone)
+#   main-paper  none of the three: the paper's objective and the original's Adam (the default
+#               before 2026-12-06)
 #   torch       the main job's recipe in HF PyTorch (scripts/reference_pretrain.py --save
-#               --label-smoothing 0.2), when TORCH_PYTHON names a Python with torch and
-#               transformers; torch-bc the same without label smoothing (as main-bc)
+#               --label-smoothing 0.2 --rtd-head cls), when TORCH_PYTHON names a Python with
+#               torch and transformers; torch-plain and torch-bc as main-plain and main-bc
 #   random-rt   random init with the vocabulary trained on RT's training sentences
 #   indomain    `electra pretrain --corpus` on RT's training sentences (labels removed), 600 steps
+#   indomain-plain  the same with HF's detection head
 #   indomain-paper  the same with the paper's objective and Adam
 #   mlm         the masked-LM baseline on the same text at the same FLOPs (--match-flops indomain;
 #               bias-corrected Adam, as the tiny default)
@@ -66,41 +70,48 @@ finetune() { # NAME MODEL_DIR SEED: both poolings, the defaults otherwise
 }
 
 in_domain=(--corpus "$WORK/rt-train-text.txt")
-paper=(--options '{"bias_correction": false, "disc_label_smoothing": 0}')
+paper=(--options '{"bias_correction": false, "disc_label_smoothing": 0, "rtd_head": "plain"}')
+plain=(--options '{"rtd_head": "plain"}')
 for seed in $SEEDS; do
     echo "== seed $seed: pre-training"
     pretrain "$WORK/random-$seed" "$seed" --steps 1 --learning-rate 1e-30
     pretrain "$WORK/main-$seed" "$seed"
-    pretrain "$WORK/main-bc-$seed" "$seed" --options '{"disc_label_smoothing": 0}'
+    pretrain "$WORK/main-plain-$seed" "$seed" "${plain[@]}"
+    pretrain "$WORK/main-gdes-$seed" "$seed" --options '{"embedding_sharing": "disentangled"}'
+    pretrain "$WORK/main-bc-$seed" "$seed" --options '{"disc_label_smoothing": 0, "rtd_head": "plain"}'
     pretrain "$WORK/main-paper-$seed" "$seed" "${paper[@]}"
     # The first in-domain run trains the RT vocabulary (deterministic); the others reuse it.
     pretrain "$WORK/random-rt-$seed" "$seed" "${in_domain[@]}" --steps 1 --learning-rate 1e-30
     rt_vocab="$WORK/random-rt-$seed/tokenizer/vocab.txt"
     pretrain "$WORK/indomain-$seed" "$seed" "${in_domain[@]}" --vocab "$rt_vocab"
+    pretrain "$WORK/indomain-plain-$seed" "$seed" "${in_domain[@]}" --vocab "$rt_vocab" "${plain[@]}"
     pretrain "$WORK/indomain-paper-$seed" "$seed" "${in_domain[@]}" --vocab "$rt_vocab" "${paper[@]}"
     pretrain "$WORK/mlm-$seed" "$seed" "${in_domain[@]}" --vocab "$rt_vocab" --objective mlm \
         --match-flops "$WORK/indomain-$seed"
     pretrain "$WORK/mlm-paper-$seed" "$seed" "${in_domain[@]}" --vocab "$rt_vocab" --objective mlm \
         --match-flops "$WORK/indomain-paper-$seed" --options '{"bias_correction": false}'
     if [ -n "$TORCH_PYTHON" ]; then
-        for ls in 0.2 0; do
-            t="$WORK/torch-$seed"
-            [ "$ls" = 0 ] && t="$WORK/torch-bc-$seed"
+        for run in "torch 0.2 cls" "torch-plain 0.2 plain" "torch-bc 0 plain"; do
+            read -r name ls head <<<"$run"
+            t="$WORK/$name-$seed"
             [ -f "$t/model.safetensors" ] && continue
             "$TORCH_PYTHON" scripts/reference_pretrain.py --steps 600 --seq-len 128 --temperature 3 --threads 1 \
-                --label-smoothing "$ls" --seed "$seed" --save "$t" >"$t.log" 2>&1
+                --label-smoothing "$ls" --rtd-head "$head" --seed "$seed" --save "$t" >"$t.log" 2>&1
         done
     fi
     echo "== seed $seed: fine-tuning"
     finetune random "$WORK/random-$seed/final/discriminator" "$seed"
     finetune main "$WORK/main-$seed/final/discriminator" "$seed"
+    finetune main-plain "$WORK/main-plain-$seed/final/discriminator" "$seed"
+    finetune main-gdes "$WORK/main-gdes-$seed/final/discriminator" "$seed"
     finetune main-bc "$WORK/main-bc-$seed/final/discriminator" "$seed"
     finetune main-paper "$WORK/main-paper-$seed/final/discriminator" "$seed"
-    for t in torch torch-bc; do
+    for t in torch torch-plain torch-bc; do
         if [ -f "$WORK/$t-$seed/model.safetensors" ]; then finetune "$t" "$WORK/$t-$seed" "$seed"; fi
     done
     finetune random-rt "$WORK/random-rt-$seed/final/discriminator" "$seed"
     finetune indomain "$WORK/indomain-$seed/final/discriminator" "$seed"
+    finetune indomain-plain "$WORK/indomain-plain-$seed/final/discriminator" "$seed"
     finetune indomain-paper "$WORK/indomain-paper-$seed/final/discriminator" "$seed"
     finetune mlm "$WORK/mlm-$seed/final/generator" "$seed"
     finetune mlm-paper "$WORK/mlm-paper-$seed/final/generator" "$seed"
@@ -111,13 +122,17 @@ import json, os, statistics, subprocess, sys
 work, doc, seeds = sys.argv[1], sys.argv[2], sys.argv[3].split()
 kinds = [
     ("random", "random init (bundled vocabulary)"),
-    ("main", "README main job: ELECTRA, Moby-Dick, 600 steps (tiny recipe: bias correction, label smoothing 0.2)"),
-    ("torch", "the same in HF PyTorch (reference_pretrain.py --label-smoothing 0.2)"),
-    ("main-bc", "main job, bias correction alone"),
+    ("main", "README main job: ELECTRA, Moby-Dick, 600 steps (tiny recipe: bias correction, label smoothing 0.2, [CLS]-aware head)"),
+    ("torch", "the same in HF PyTorch (reference_pretrain.py --label-smoothing 0.2 --rtd-head cls)"),
+    ("main-plain", "main job with HF's detection head (the tiny recipe earlier on 2026-12-06)"),
+    ("torch-plain", "the same in HF PyTorch (--label-smoothing 0.2)"),
+    ("main-gdes", "main job with disentangled embedding sharing"),
+    ("main-bc", "main job, HF's head, bias correction alone"),
     ("torch-bc", "the same in HF PyTorch (torch's AdamW corrects bias)"),
     ("main-paper", "main job, the paper's objective and the original's Adam (the old default)"),
     ("random-rt", "random init (RT vocabulary)"),
     ("indomain", "ELECTRA on RT's own sentences, 600 steps (tiny recipe)"),
+    ("indomain-plain", "the same with HF's detection head"),
     ("indomain-paper", "the same, paper's objective and Adam"),
     ("mlm", "MLM on RT's own sentences, same FLOPs (bias correction)"),
     ("mlm-paper", "the same, the original's Adam"),

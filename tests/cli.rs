@@ -212,6 +212,20 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
+/// A fresh tiny run takes the tiny recipe's [CLS]-aware detection head (config.json says so, and
+/// the finetuner and `detect` read such a discriminator); `--options` gives HF's head back.
+#[test]
+fn the_tiny_recipe_detects_with_the_cls_aware_head() {
+    let f = fixture();
+    let cfg = std::fs::read_to_string(f.disc.join("config.json")).unwrap();
+    assert!(cfg.contains(r#""rtd_head": "cls""#), "{cfg}");
+    electra(&["detect", "--model", s(&f.disc), "the sea was calm"]).ok();
+    let d = temp("plain-head");
+    pretrain(&d.join("run"), &["--options", r#"{"rtd_head": "plain"}"#]).ok();
+    let cfg = std::fs::read_to_string(d.join("run/final/discriminator/config.json")).unwrap();
+    assert!(!cfg.contains("rtd_head"), "{cfg}");
+}
+
 #[test]
 fn a_new_run_over_an_earlier_one_is_refused_unless_overwrite() {
     let d = temp("overwrite");
