@@ -385,17 +385,7 @@ fn hybrid_discriminator_mlm_trains_resumes_and_exports_plain() {
 
     // Resume: the head's weights and moments come back.
     let dir = tempdir("hybrid");
-    let mut straight = Trainer::from_model(tiny_model(5), hybrid()).unwrap();
-    let mut half = Trainer::from_model(tiny_model(5), hybrid()).unwrap();
-    let mut ran: Vec<_> = (0..4).map(|k| step(&mut straight, k)).collect();
-    for k in 0..2 {
-        step(&mut half, k);
-    }
-    half.save(&dir.join("ckpt")).unwrap();
-    let mut resumed = Trainer::resume(&dir.join("ckpt")).unwrap();
-    let rest: Vec<_> = (2..4).map(|k| step(&mut resumed, k)).collect();
-    assert_eq!(ran.split_off(2), rest);
-    assert_eq!(bits(&straight.weights().unwrap()), bits(&resumed.weights().unwrap()));
+    resumes_bit_for_bit(&dir.join("ckpt"), || Trainer::from_model(tiny_model(5), hybrid()).unwrap());
 
     // Export: no head tensor in the files; HF's layout loads as before.
     t.export(&dir.join("pair")).unwrap();
@@ -421,6 +411,21 @@ fn hybrid_discriminator_mlm_trains_resumes_and_exports_plain() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Four steps straight equal two, a checkpoint at `ckpt`, a resume and two more: the same stats
+/// and the same weights, bit for bit.
+fn resumes_bit_for_bit(ckpt: &std::path::Path, make: impl Fn() -> Trainer) {
+    let (mut straight, mut half) = (make(), make());
+    let mut ran: Vec<_> = (0..4).map(|k| step(&mut straight, k)).collect();
+    for k in 0..2 {
+        step(&mut half, k);
+    }
+    half.save(ckpt).unwrap();
+    let mut resumed = Trainer::resume(ckpt).unwrap();
+    let rest: Vec<_> = (2..4).map(|k| step(&mut resumed, k)).collect();
+    assert_eq!(ran.split_off(2), rest);
+    assert_eq!(bits(&straight.weights().unwrap()), bits(&resumed.weights().unwrap()));
+}
+
 /// `rtd_head: "cls"`: the detection head reads LayerNorm(h_[CLS] + h_i). It trains and resumes
 /// bit for bit; the export carries the head (config key and LayerNorm) and loads back to the
 /// same detection logits; [CLS] states then move with every token's detection loss, where the
@@ -444,17 +449,7 @@ fn cls_aware_head_trains_exports_and_loads() {
     assert!(later.disc_loss < first.disc_loss, "detection learns: {first:?} -> {later:?}");
 
     // Resume: bit for bit.
-    let mut straight = Trainer::new(dir_config(&dir).to_str().unwrap(), with_head()).unwrap();
-    let mut half = Trainer::new(dir_config(&dir).to_str().unwrap(), with_head()).unwrap();
-    let mut ran: Vec<_> = (0..4).map(|k| step(&mut straight, k)).collect();
-    for k in 0..2 {
-        step(&mut half, k);
-    }
-    half.save(&dir.join("ckpt")).unwrap();
-    let mut resumed = Trainer::resume(&dir.join("ckpt")).unwrap();
-    let rest: Vec<_> = (2..4).map(|k| step(&mut resumed, k)).collect();
-    assert_eq!(ran.split_off(2), rest);
-    assert_eq!(bits(&straight.weights().unwrap()), bits(&resumed.weights().unwrap()));
+    resumes_bit_for_bit(&dir.join("ckpt"), || Trainer::new(dir_config(&dir).to_str().unwrap(), with_head()).unwrap());
 
     // Export: config key and tensors; loading gives the trainer's own detection logits.
     t.export(&dir.join("pair")).unwrap();
@@ -579,17 +574,7 @@ fn disentangled_sharing_keeps_the_tables_apart() {
     }
 
     // Resume: bit for bit, deltas and all.
-    let mut straight = Trainer::new(cfg.to_str().unwrap(), gdes(1.0, 50.0)).unwrap();
-    let mut half = Trainer::new(cfg.to_str().unwrap(), gdes(1.0, 50.0)).unwrap();
-    let mut ran: Vec<_> = (0..4).map(|k| step(&mut straight, k)).collect();
-    for k in 0..2 {
-        step(&mut half, k);
-    }
-    half.save(&dir.join("ckpt")).unwrap();
-    let mut resumed = Trainer::resume(&dir.join("ckpt")).unwrap();
-    let rest: Vec<_> = (2..4).map(|k| step(&mut resumed, k)).collect();
-    assert_eq!(ran.split_off(2), rest);
-    assert_eq!(bits(&straight.weights().unwrap()), bits(&resumed.weights().unwrap()));
+    resumes_bit_for_bit(&dir.join("ckpt"), || Trainer::new(cfg.to_str().unwrap(), gdes(1.0, 50.0)).unwrap());
 
     // Export: folded tables, no delta; HF's layout; continued as disentangled or not.
     t.export(&dir.join("pair")).unwrap();
