@@ -16,7 +16,9 @@ HF init leaves word_embeddings row 0 (padding_idx = pad_token_id = 0) at zero; t
 
 Cases (one folder each): emb_lt_hidden (E 8 < H 16, gelu), emb_eq_hidden (E = H = 16, gelu),
 gelu_new_act (like emb_lt_hidden, hidden_act gelu_new, 4 heads, type_vocab_size 3),
-relu_act (like emb_eq_hidden, hidden_act relu). Every case has a discriminator (ElectraForPreTraining) and
+relu_act (like emb_eq_hidden, hidden_act relu); and rtd_cls, a discriminator alone with the
+[CLS]-aware detection head (see write_rtd_cls; `--case rtd_cls` writes it without touching the others,
+whose bits depend on the exact torch build). Every case but rtd_cls has a discriminator (ElectraForPreTraining) and
 a generator (ElectraForMaskedLM) that SHARE THE WHOLE `electra.embeddings` MODULE (word, position, token-type
 embeddings and the embedding LayerNorm, as the original TF code does); the generator's lm head weight is tied
 to those word embeddings. Note: generator hidden_act = disc hidden_act, but HF hard-codes "gelu" (erf) in
@@ -452,17 +454,52 @@ def summarize(out_root):
     return total
 
 
+RTD_CLS = dict(name="rtd_cls", seed=1005, vocab=64, emb=8, hidden=16, heads=2, layers=2, inter=32, max_pos=32,
+               type_vocab=2, act="gelu", batch=2, seq=9, lengths=[9, 6])
+
+
+@torch.no_grad()
+def write_rtd_cls(out_root):
+    """The [CLS]-aware detection head (`"rtd_head": "cls"`, DeBERTa's): HF's
+    ElectraDiscriminatorPredictions on LayerNorm(h_[CLS] + h_i), the LayerNorm saved as
+    discriminator_predictions.LayerNorm. Writes rtd_cls/discriminator/ (save_pretrained) and
+    rtd_cls/expected.safetensors: input_ids, attention_mask, token_type_ids i32 [B,T], logits f32 [B,T]."""
+    c = RTD_CLS
+    cfg = make_config(c, c["hidden"], c["heads"], c["inter"], c["layers"])
+    torch.manual_seed(c["seed"])
+    disc = ElectraForPreTraining(cfg)
+    disc.discriminator_predictions.LayerNorm = torch.nn.LayerNorm(c["hidden"], eps=cfg.layer_norm_eps)
+    disc.config.rtd_head = "cls"
+    gen = torch.Generator().manual_seed(c["seed"])
+    perturb([disc], gen, set())
+    disc.eval()
+    ids, mask, tt = make_batch(c, gen)
+    h = disc.electra(input_ids=ids, attention_mask=mask, token_type_ids=tt)[0]
+    pred = disc.discriminator_predictions
+    logits = pred(pred.LayerNorm(h + h[:, :1]))
+    cdir = os.path.join(out_root, c["name"])
+    disc.save_pretrained(os.path.join(cdir, "discriminator"), safe_serialization=True)
+    save_tensors(dict(input_ids=i32(ids), attention_mask=i32(mask), token_type_ids=i32(tt), logits=f32(logits)),
+                 os.path.join(cdir, "expected.safetensors"))
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(here, "..", "tests", "fixtures"))
+    ap.add_argument("--case", action="append",
+                    help="write only this case (repeatable), leaving the others' files as they are")
     args = ap.parse_args()
     out_root = os.path.normpath(args.out)
     os.makedirs(out_root, exist_ok=True)
     print(f"torch {torch.__version__}, transformers {transformers.__version__}")
     for c in CASES:
+        if args.case and c["name"] not in args.case:
+            continue
         in_file = write_case(c, out_root)
         print(f"{c['name']}: generator/model.safetensors contains generator_lm_head.weight: {in_file}")
+    if not args.case or RTD_CLS["name"] in args.case:
+        write_rtd_cls(out_root)
     total = summarize(out_root)
     if total >= 5 * 1024 * 1024:
         sys.exit("fixtures exceed 5 MB")

@@ -36,6 +36,26 @@ fn untied_file_with_position_ids_loads() {
     assert_close("untied-file gen", &g, floats(&f, "gen_logits"), RTOL, FLOOR);
 }
 
+/// The [CLS]-aware detection head (`"rtd_head": "cls"`): a checkpoint saved by PyTorch with
+/// `discriminator_predictions.LayerNorm` gives PyTorch's logits of LayerNorm(h_[CLS] + h_i) to
+/// 1e-5, padded row included; without the LayerNorm (HF's head on the same weights) they differ.
+#[test]
+fn cls_aware_detection_head_matches_pytorch() {
+    let case = "rtd_cls";
+    let (i, f) = inputs(case);
+    let model = hf::load(&fixture(case).join("discriminator")).unwrap();
+    assert!(model.disc().unwrap().head.cls_ln.is_some(), "config.json's rtd_head is read");
+    let mut logits = vec![0.0; i.b * i.t];
+    let mut plain = model.clone();
+    Session::new(Arc::new(model)).unwrap().discriminate(&batch(&i), &mut logits).unwrap();
+    assert_close("rtd_cls logits", &logits, floats(&f, "logits"), RTOL, FLOOR);
+    if let electra::model::Towers::Discriminator(d) = &mut plain.towers {
+        d.head.cls_ln = None;
+    }
+    Session::new(Arc::new(plain)).unwrap().discriminate(&batch(&i), &mut logits).unwrap();
+    assert!(!compare(&logits, floats(&f, "logits"), RTOL, FLOOR).ok, "the head's LayerNorm made no difference");
+}
+
 /// The comparison must be able to fail: a small perturbation of one weight is caught.
 #[test]
 fn perturbed_weight_is_caught() {
