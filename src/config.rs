@@ -335,38 +335,44 @@ impl ElectraConfig {
     /// the default and HF `ElectraForSequenceClassification`'s, or `"mean"`), the key and
     /// values HF's ModernBERT config uses for the same choice.
     pub fn classifier_pooling(&self) -> Result<Pooling> {
-        match self.extra.get(POOLING_KEY) {
-            None | Some(serde_json::Value::Null) => Ok(Pooling::Cls),
-            Some(v) => serde_json::from_value(v.clone())
-                .map_err(|_| Error::Config(format!("{POOLING_KEY} must be \"cls\" or \"mean\", got {v}"))),
-        }
+        self.choice(POOLING_KEY, "\"cls\" or \"mean\"")
     }
 
     /// Sets `classifier_pooling` (left out for `cls`, so that a [CLS] classifier's config.json
     /// is HF's own).
     pub fn set_classifier_pooling(&mut self, p: Pooling) {
-        match p {
-            Pooling::Cls => self.extra.remove(POOLING_KEY),
-            Pooling::Mean => self.extra.insert(POOLING_KEY.into(), p.as_str().into()),
-        };
+        self.set_choice(POOLING_KEY, p);
+    }
+
+    /// A choice kept in `extra` under `key`: its default when absent or null, else the value,
+    /// which must be one of `expected` (for the message).
+    fn choice<T: serde::de::DeserializeOwned + Default>(&self, key: &str, expected: &str) -> Result<T> {
+        match self.extra.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(T::default()),
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|_| Error::Config(format!("{key} must be {expected}, got {v}"))),
+        }
+    }
+
+    /// Sets the choice under `key`, leaving the key out for the default (so that such a
+    /// config.json is HF's own).
+    fn set_choice<T: Serialize + Default + PartialEq>(&mut self, key: &str, v: T) {
+        if v == T::default() {
+            self.extra.remove(key);
+        } else if let Ok(json) = serde_json::to_value(v) {
+            self.extra.insert(key.into(), json);
+        }
     }
 
     /// The discriminator's detection head: `rtd_head` (`"plain"`, the default and HF's, or
     /// `"cls"`; see [`RtdHead`]).
     pub fn rtd_head(&self) -> Result<RtdHead> {
-        match self.extra.get(RTD_HEAD_KEY) {
-            None | Some(serde_json::Value::Null) => Ok(RtdHead::Plain),
-            Some(v) => serde_json::from_value(v.clone())
-                .map_err(|_| Error::Config(format!("{RTD_HEAD_KEY} must be \"plain\" or \"cls\", got {v}"))),
-        }
+        self.choice(RTD_HEAD_KEY, "\"plain\" or \"cls\"")
     }
 
     /// Sets `rtd_head` (left out for `plain`, so that such a config.json is HF's own).
     pub fn set_rtd_head(&mut self, h: RtdHead) {
-        match h {
-            RtdHead::Plain => self.extra.remove(RTD_HEAD_KEY),
-            RtdHead::Cls => self.extra.insert(RTD_HEAD_KEY.into(), "cls".into()),
-        };
+        self.set_choice(RTD_HEAD_KEY, h);
     }
 
     /// HD: width of one attention head.

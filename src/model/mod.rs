@@ -41,6 +41,15 @@ impl<'a> Backprop<'a> {
     }
 }
 
+/// The id of tensor `hf` (its HF name) in a tower's `names`; `tower` names the tower in the error.
+pub fn hf_id(names: &[(String, ParamId)], hf: &str, tower: &str) -> Result<ParamId> {
+    names
+        .iter()
+        .find(|(n, _)| n == hf)
+        .map(|(_, id)| *id)
+        .ok_or_else(|| Error::Internal(format!("the {tower} registered no {hf}")))
+}
+
 /// The replaced-token detector (HF `ElectraForPreTraining`).
 #[derive(Clone, Debug)]
 pub struct Discriminator {
@@ -211,12 +220,7 @@ fn register_gen(params: &mut ParamStore, cfg: ElectraConfig, shared: Option<&Dis
     let mut names = Vec::new();
     let mut reg = Registrar { store: params, scope: "generator", names: &mut names };
     let encoder = Encoder::register(&mut reg, &cfg, shared.map(|d| (&d.encoder.emb, d.names.as_slice())))?;
-    let word = reg
-        .names
-        .iter()
-        .find(|(n, _)| n == "electra.embeddings.word_embeddings.weight")
-        .map(|(_, id)| *id)
-        .ok_or_else(|| Error::Internal("the generator registered no word embeddings".into()))?;
+    let word = hf_id(reg.names, "electra.embeddings.word_embeddings.weight", "generator")?;
     let head = GenHead::register(&mut reg, &cfg, cfg.tie_word_embeddings.then_some(word));
     Ok(Generator { config: cfg, encoder, head, names })
 }

@@ -15,7 +15,7 @@
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::model::{Model, Towers};
+use crate::model::{hf_id, Model, Towers};
 use crate::params::{ParamId, ParamStore, Span};
 
 /// Prefix of the deltas in the trainer's table.
@@ -40,12 +40,15 @@ struct Tie {
 #[derive(Clone, Debug)]
 pub struct Ties(Vec<Tie>);
 
-fn find(names: &[(String, ParamId)], hf: &str, tower: &str) -> Result<ParamId> {
-    names
+/// Each table's (discriminator's id, generator's id, HF name) in a pair.
+fn tables(model: &Model) -> Result<Vec<(ParamId, ParamId, &'static str)>> {
+    let Towers::Pair { disc, gen, .. } = &model.towers else {
+        return Err(Error::Internal("disentangled sharing needs a pair".into()));
+    };
+    TABLES
         .iter()
-        .find(|(n, _)| n == hf)
-        .map(|(_, id)| *id)
-        .ok_or_else(|| Error::Internal(format!("the {tower} registered no {hf}")))
+        .map(|&hf| Ok((hf_id(&disc.names, hf, "discriminator")?, hf_id(&gen.names, hf, "generator")?, hf)))
+        .collect()
 }
 
 /// Ties the discriminator's tables of an unshared pair to the generator's, adding each delta to
@@ -53,7 +56,7 @@ fn find(names: &[(String, ParamId)], hf: &str, tower: &str) -> Result<ParamId> {
 /// tables are unchanged: zero for a new pair, whose tables start equal, see
 /// [`start_equal`]); the discriminator's tables get learning rate 0 and no decay.
 pub fn attach(model: &mut Model) -> Result<Ties> {
-    let Towers::Pair { disc, gen, shared_embeddings } = &model.towers else {
+    let Towers::Pair { shared_embeddings, .. } = &model.towers else {
         return Err(Error::arg(
             "options: embedding_sharing \"disentangled\" needs the electra objective (a generator and a discriminator)",
         ));
@@ -64,10 +67,7 @@ pub fn attach(model: &mut Model) -> Result<Ties> {
              embeddings (a disentangled pair is built with separate tables)",
         ));
     }
-    let mut pairs = Vec::new();
-    for hf in TABLES {
-        pairs.push((find(&disc.names, hf, "discriminator")?, find(&gen.names, hf, "generator")?, hf));
-    }
+    let pairs = tables(model)?;
     let store = &mut model.params;
     let mut ties = Vec::new();
     for (d, g, hf) in pairs {
@@ -105,15 +105,9 @@ pub fn attach(model: &mut Model) -> Result<Ties> {
 /// A new disentangled pair starts from equal tables (`E_Δ = 0`): the generator's take the
 /// discriminator's values (fresh, or a pre-trained discriminator's).
 pub fn start_equal(model: &mut Model) -> Result<()> {
-    let Towers::Pair { disc, gen, .. } = &model.towers else {
-        return Err(Error::Internal("disentangled sharing needs a pair".into()));
-    };
-    let mut pairs = Vec::new();
-    for hf in TABLES {
-        pairs.push((find(&disc.names, hf, "discriminator")?, find(&gen.names, hf, "generator")?));
-    }
+    let pairs = tables(model)?;
     let store: &mut ParamStore = &mut model.params;
-    for (d, g) in pairs {
+    for (d, g, _) in pairs {
         let values = store.get(d).to_vec();
         store.get_mut(g).copy_from_slice(&values);
     }

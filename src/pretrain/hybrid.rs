@@ -52,12 +52,7 @@ pub fn attach(model: &mut Model, seed: u64) -> Result<GenHead> {
     let (h, e, v) = (cfg.hidden_size, cfg.embedding_size, cfg.vocab_size);
     let (std, eps, word) = (cfg.initializer_range, cfg.layer_norm_eps, disc.encoder.emb.word);
     // The tied output's id, from the tower's HF names (as the generator's head finds it).
-    let word_id = disc
-        .names
-        .iter()
-        .find(|(n, _)| n == "electra.embeddings.word_embeddings.weight")
-        .map(|(_, id)| *id)
-        .ok_or_else(|| Error::Internal("the discriminator registered no word embeddings".into()))?;
+    let word_id = crate::model::hf_id(&disc.names, "electra.embeddings.word_embeddings.weight", "discriminator")?;
     let store = &mut model.params;
     let (dense_w, fresh_w) = tensor(store, "dense.weight", &[e, h])?;
     let (dense_b, _) = tensor(store, "dense.bias", &[e])?;
