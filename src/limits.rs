@@ -73,16 +73,19 @@ pub fn activation_bytes(cfg: &ElectraConfig, batch: usize, seq_len: usize, train
         (cfg.vocab_size, cfg.embedding_size, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads);
     let scores = crate::alloc::count(&[batch, nh, seq_len, seq_len], what)?;
     let kept = if training { cfg.num_hidden_layers } else { cfg.num_hidden_layers.min(2) };
-    // Per layer: q, k, v, context, two LayerNorm inputs, x1, output (8·H), four LayerNorm
-    // statistics, the feed-forward pre-activation (I) and the attention probabilities.
-    let per_layer = sum_of_products(&[&[n, 8, h], &[n, 4], &[n, i], &[scores]], what)?;
-    // Embeddings (sum, output, statistics, mask), the projection, the feed-forward activation,
-    // and the head: dense H plus up to V logits per token.
-    let base = sum_of_products(&[&[n, 2, e], &[n, 4], &[n, h], &[n, i], &[n, h], &[n, e], &[n, v]], what)?;
+    // Per layer: q, k, v, context, two LayerNorm inputs (6·H), four LayerNorm statistics, the
+    // feed-forward pre-activation (I) and the attention probabilities (a backend that recomputes
+    // them in the backward keeps none: this is an upper bound).
+    let per_layer = sum_of_products(&[&[n, 6, h], &[n, 4], &[n, i], &[scores]], what)?;
+    // Embeddings (sum, output, statistics, mask), the projection, the current x1 and the two
+    // alternating layer outputs, the feed-forward activation, and the head: dense H plus up to
+    // V logits per token.
+    let base = sum_of_products(&[&[n, 2, e], &[n, 4], &[n, h], &[n, 3, h], &[n, i], &[n, h], &[n, e], &[n, v]], what)?;
     let mut total = add(base, mul(kept, per_layer, what)?, what)?;
     if training {
-        // The backward's scratch: six H-wide gradients, two I-wide, two E-wide, the scores.
-        let grads = sum_of_products(&[&[n, 6, h], &[n, 2, i], &[n, 2, e], &[scores], &[n, 8]], what)?;
+        // The backward's scratch: six H-wide gradients and two recomputed (x1, the layer input),
+        // two I-wide, two E-wide, the scores, ten statistics.
+        let grads = sum_of_products(&[&[n, 8, h], &[n, 2, i], &[n, 2, e], &[scores], &[n, 10]], what)?;
         total = add(total, grads, what)?;
     }
     mul(total, F32, what)

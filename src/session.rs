@@ -277,7 +277,7 @@ impl Session {
         crate::limits::check(need, self.budget, "a probe forward")?;
         self.run(|be, model, w, _| {
             let (_, enc) = probe_encoder(model)?;
-            let mut acts = EncoderActs::new(true);
+            let mut acts = EncoderActs { want_probs: true, ..EncoderActs::new(true) };
             enc.forward(be, &Weights::flat(w.flat), &mut acts, batch)?;
             let mut hidden = vec![0.0; n * enc.hidden];
             deliver(be, acts.output(enc), &mut hidden, Some(batch.seq_len), enc.hidden)?;

@@ -20,9 +20,9 @@ mod common;
 use common::reference::*;
 use common::*;
 use electra::backend::{
-    self, cpu, keystream, mean_denominator, Activated, Activation, AdamState, AdamStep, AdamTensor, AttentionShape,
-    Backend, Buf, Device, DeviceKind, Dropout, InputGrad, KeystreamAt, LnSaved, LnStats, LossScale, ParamGrads, Qkv,
-    ResidualLn, RowGroups, Tokens, Weights,
+    self, cpu, keystream, mean_denominator, Activated, Activation, AdamState, AdamStep, AdamTensor, AttentionSaved,
+    AttentionShape, Backend, Buf, Device, DeviceKind, Dropout, InputGrad, KeystreamAt, LnSaved, LnStats, LossScale,
+    ParamGrads, Qkv, ResidualLn, RowGroups, Tokens, Weights,
 };
 use electra::layers::{Embeddings, LayerNorm, Linear, PostLn};
 use electra::model::classifier::{ClsHeadActs, ClsHeadGrads, Pooled};
@@ -374,9 +374,26 @@ fn attention() {
             let mut scratch = zeros(be, pl);
             let dx = Qkv { q: &mut dq, k: &mut dk, v: &mut dv };
             let x = Qkv { q: &qb, k: &kb, v: &vb };
-            be.attention_backward(dx, &mut scratch, &up(be, &r), &probs, x, shape).unwrap();
+            let saved = AttentionSaved { probs: &probs, mask_add: &mask_add };
+            be.attention_backward(dx, &mut scratch, &up(be, &r), saved, x, shape).unwrap();
             let [dq, dk, dv] = [&dq, &dk, &dv].map(|x| down(be, x, n * h));
             check(&what, &[("dQ", &dq, &nq), ("dK", &dk, &nk), ("dV", &dv, &nv)]);
+            if be.attention_recomputes() {
+                // Nothing kept: the forward writes no probabilities (empty buffers), the backward
+                // recomputes them, and both give the kept path's bits.
+                let shape = AttentionShape { keep_probs: false, ..shape };
+                let (mut ctx2, mut none) = (zeros(be, n * h), zeros(be, 0));
+                be.attention(&mut ctx2, &mut none, Qkv { q: &qb, k: &kb, v: &vb }, &mask_add, shape).unwrap();
+                assert_eq!(down(be, &ctx2, n * h), down(be, &ctx, n * h), "{what}: context without kept probabilities");
+                let [mut dq2, mut dk2, mut dv2] = [(); 3].map(|_| zeros(be, n * h));
+                let dx = Qkv { q: &mut dq2, k: &mut dk2, v: &mut dv2 };
+                let saved = AttentionSaved { probs: &none, mask_add: &mask_add };
+                let mut no_scratch = zeros(be, 0);
+                let x = Qkv { q: &qb, k: &kb, v: &vb };
+                be.attention_backward(dx, &mut no_scratch, &up(be, &r), saved, x, shape).unwrap();
+                let again = [&dq2, &dk2, &dv2].map(|x| down(be, x, n * h));
+                assert_eq!(again, [dq, dk, dv], "{what}: gradients from recomputed probabilities");
+            }
         }
     });
 }

@@ -105,20 +105,19 @@ fn attention_with_padding() {
     let (q, k, v, r) =
         (rnd(&mut rng, n * h, 1.0), rnd(&mut rng, n * h, 1.0), rnd(&mut rng, n * h, 1.0), rnd(&mut rng, n * h, 1.0));
     let am = [1, 1, 1, 1, 1, 1, 1, 1, 0, 0];
-    let shape = AttentionShape::new(b, t, nh, hd);
+    // The training path of the CPU backend: no probabilities kept, the backward recomputes them.
+    let shape = AttentionShape { keep_probs: false, ..AttentionShape::new(b, t, nh, hd) };
     let mut mask = vec![0.0; n];
     attention::key_mask(&mut mask, Some(&am), n);
     let f = |q: &[f32], k: &[f32], v: &[f32]| {
-        let (mut ctx, mut p) = (vec![0.0; n * h], vec![0.0; b * nh * t * t]);
-        attention::attention_forward(&mut ctx, &mut p, Qkv { q, k, v }, &mask, shape);
+        let mut ctx = vec![0.0; n * h];
+        attention::attention_forward(&mut ctx, None, Qkv { q, k, v }, &mask, shape).unwrap();
         dot(&ctx, &r)
     };
-    let (mut ctx, mut p) = (vec![0.0; n * h], vec![0.0; b * nh * t * t]);
-    attention::attention_forward(&mut ctx, &mut p, Qkv { q: &q, k: &k, v: &v }, &mask, shape);
-    let (mut dq, mut dk, mut dv, mut s) =
-        (vec![0.0; n * h], vec![0.0; n * h], vec![0.0; n * h], vec![0.0; b * nh * t * t]);
+    let (mut dq, mut dk, mut dv) = (vec![0.0; n * h], vec![0.0; n * h], vec![0.0; n * h]);
     let dx = Qkv { q: &mut dq[..], k: &mut dk[..], v: &mut dv[..] };
-    attention::attention_backward(dx, &mut s, &r, &p, Qkv { q: &q, k: &k, v: &v }, shape);
+    let saved = attention::Saved { kept: None, mask_add: &mask };
+    attention::attention_backward(dx, &r, saved, Qkv { q: &q, k: &k, v: &v }, shape).unwrap();
     check("attention dq", &q, &dq, |x| f(x, &k, &v), &mut rng);
     check("attention dk", &k, &dk, |x| f(&q, x, &v), &mut rng);
     check("attention dv", &v, &dv, |x| f(&q, &k, x), &mut rng);

@@ -201,12 +201,13 @@ fn attention_op() {
         attention::key_mask(&mut mask, am, n);
         let (mut ctx, mut p) = (vec![0.0; n * h], vec![0.0; d.b * d.nh * d.t * d.t]);
         let shape = AttentionShape { dropout: drop, ..AttentionShape::new(d.b, d.t, d.nh, d.hd) };
-        attention::attention_forward(&mut ctx, &mut p, Qkv { q: &q, k: &k, v: &v }, &mask, shape);
+        attention::attention_forward(&mut ctx, Some(&mut p), Qkv { q: &q, k: &k, v: &v }, &mask, shape).unwrap();
         check_forward("attention", &ctx, &ref_attention_dropped(&q64, &k64, &v64, am, d, factor.as_deref()));
         let [mut dq, mut dk, mut dv] = [(); 3].map(|_| vec![0.0; n * h]);
         let mut scratch = vec![0.0; d.b * d.nh * d.t * d.t];
         let dx = Qkv { q: &mut dq[..], k: &mut dk[..], v: &mut dv[..] };
-        attention::attention_backward(dx, &mut scratch, &r, &p, Qkv { q: &q, k: &k, v: &v }, shape);
+        let saved = attention::Saved { kept: Some((&mut scratch, &p)), mask_add: &mask };
+        attention::attention_backward(dx, &r, saved, Qkv { q: &q, k: &k, v: &v }, shape).unwrap();
         let what = match (am.is_some(), drop.is_some()) {
             (_, true) => "attention (key padding, dropout 0.3)",
             (true, false) => "attention (key padding)",

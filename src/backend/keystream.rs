@@ -95,13 +95,176 @@ impl Dropout {
         Dropout { at: KeystreamAt { word_pos: self.at.word_pos.wrapping_add(words), ..self.at }, ..self }
     }
 
-    /// Applies the mask to `x`, element 0 at this position, on the calling thread.
+    /// Applies the mask to `x`, element 0 at this position, on the calling thread. The words come
+    /// a block at a time, so the select vectorises.
     pub fn apply(&self, x: &mut [f32]) {
-        use rand::RngCore;
-        let mut rng = self.at.rng();
+        let mut words = Words::at(self.at);
         let s = self.scale();
-        for v in x {
-            *v = if rng.next_u32() >= self.threshold { *v * s } else { 0.0 };
+        let mut buf = [0u32; WORD_BLOCK];
+        for xs in x.chunks_mut(WORD_BLOCK) {
+            let buf = &mut buf[..xs.len()];
+            words.fill(buf);
+            for (v, &w) in xs.iter_mut().zip(buf.iter()) {
+                *v = if w >= self.threshold { *v * s } else { 0.0 };
+            }
+        }
+    }
+}
+
+/// Keystream words made at a time: 16 ChaCha8 blocks.
+///
+/// cbindgen:ignore
+pub const WORD_BLOCK: usize = 256;
+
+/// The keystream from a position on: exactly the words `at.rng()` (rand_chacha's `ChaCha8Rng`)
+/// would return, made 16 blocks at a time with one block per vector lane (AVX-512, AVX2 or
+/// plain code by the thread's CPU kernel table; the same words from each), where rand_chacha
+/// makes four. The masks and Gumbel noise of a training step read tens of millions of words.
+pub struct Words {
+    key: [u32; 8],
+    stream: u64,
+    /// The first block of the next 16 to make.
+    block: u64,
+    buf: [u32; WORD_BLOCK],
+    /// Words of `buf` already handed out.
+    used: usize,
+}
+
+impl Words {
+    /// The words from `at` on.
+    pub fn at(at: KeystreamAt) -> Self {
+        let mut w = Words { key: at.key, stream: at.stream, block: at.word_pos / 16, buf: [0; WORD_BLOCK], used: 0 };
+        w.refill();
+        w.used = (at.word_pos % 16) as usize;
+        w
+    }
+
+    fn refill(&mut self) {
+        blocks16(&self.key, self.stream, self.block, &mut self.buf);
+        self.block = self.block.wrapping_add(16);
+        self.used = 0;
+    }
+
+    /// The next `out.len()` words.
+    pub fn fill(&mut self, out: &mut [u32]) {
+        let mut done = 0;
+        while done < out.len() {
+            if self.used == WORD_BLOCK {
+                self.refill();
+            }
+            let n = (WORD_BLOCK - self.used).min(out.len() - done);
+            out[done..done + n].copy_from_slice(&self.buf[self.used..self.used + n]);
+            (self.used, done) = (self.used + n, done + n);
+        }
+    }
+}
+
+/// Blocks `first..first + 16` of the ChaCha8 keystream into `out`, block after block: one block
+/// per AVX-512 lane where the thread's CPU kernel table allows AVX-512, else rand_chacha's own
+/// (AVX2 / NEON) code.
+fn blocks16(key: &[u32; 8], stream: u64, first: u64, out: &mut [u32; WORD_BLOCK]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::cpu::simd::isa() == super::cpu::simd::Isa::Avx512 {
+        // SAFETY: the kernel table never names an ISA the CPU lacks: Avx512 means AVX-512F.
+        return unsafe { wide::blocks16_avx512(key, stream, first, out) };
+    }
+    portable_blocks16(key, stream, first, out)
+}
+
+/// [`blocks16`] through rand_chacha.
+fn portable_blocks16(key: &[u32; 8], stream: u64, first: u64, out: &mut [u32; WORD_BLOCK]) {
+    use rand::Rng;
+    let mut rng = KeystreamAt { key: *key, stream, word_pos: first.wrapping_mul(16) }.rng();
+    rng.fill(&mut out[..]);
+}
+
+/// ChaCha8 over 16 blocks side by side with AVX-512: state word i of the 16 blocks in one
+/// register, so every step of the rounds is one instruction for all of them.
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    /// [`super::blocks16`] with AVX-512F.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn blocks16_avx512(key: &[u32; 8], stream: u64, first: u64, out: &mut [u32; super::WORD_BLOCK]) {
+        use std::arch::x86_64::*;
+        #[inline(always)]
+        unsafe fn quarter(x: &mut [__m512i; 16], a: usize, b: usize, c: usize, d: usize) {
+            // SAFETY: AVX-512F is available (the caller's contract); register operations only.
+            unsafe {
+                x[a] = _mm512_add_epi32(x[a], x[b]);
+                x[d] = _mm512_rol_epi32::<16>(_mm512_xor_si512(x[d], x[a]));
+                x[c] = _mm512_add_epi32(x[c], x[d]);
+                x[b] = _mm512_rol_epi32::<12>(_mm512_xor_si512(x[b], x[c]));
+                x[a] = _mm512_add_epi32(x[a], x[b]);
+                x[d] = _mm512_rol_epi32::<8>(_mm512_xor_si512(x[d], x[a]));
+                x[c] = _mm512_add_epi32(x[c], x[d]);
+                x[b] = _mm512_rol_epi32::<7>(_mm512_xor_si512(x[b], x[c]));
+            }
+        }
+        let (mut lo, mut hi) = ([0u32; 16], [0u32; 16]);
+        for l in 0..16 {
+            let b = first.wrapping_add(l as u64);
+            (lo[l], hi[l]) = (b as u32, (b >> 32) as u32);
+        }
+        // SAFETY: AVX-512F is available (this function's contract); loads and stores are of 16
+        // u32 at a time, from `lo`, `hi` and into rows of `out` (unaligned forms).
+        unsafe {
+            let words = [0x6170_7865u32, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
+            let s: [__m512i; 16] = std::array::from_fn(|i| match i {
+                0..4 => _mm512_set1_epi32(words[i] as i32),
+                4..12 => _mm512_set1_epi32(key[i - 4] as i32),
+                12 => _mm512_loadu_si512(lo.as_ptr().cast()),
+                13 => _mm512_loadu_si512(hi.as_ptr().cast()),
+                14 => _mm512_set1_epi32(stream as u32 as i32),
+                _ => _mm512_set1_epi32((stream >> 32) as u32 as i32),
+            });
+            let mut x = s;
+            for _ in 0..4 {
+                quarter(&mut x, 0, 4, 8, 12);
+                quarter(&mut x, 1, 5, 9, 13);
+                quarter(&mut x, 2, 6, 10, 14);
+                quarter(&mut x, 3, 7, 11, 15);
+                quarter(&mut x, 0, 5, 10, 15);
+                quarter(&mut x, 1, 6, 11, 12);
+                quarter(&mut x, 2, 7, 8, 13);
+                quarter(&mut x, 3, 4, 9, 14);
+            }
+            let r: [__m512i; 16] = std::array::from_fn(|i| _mm512_add_epi32(x[i], s[i]));
+            // A 16x16 transpose in registers (a block's words into one row): 32-bit, 64-bit,
+            // then two 128-bit lane shuffles, each stage pairing rows.
+            let t: [__m512i; 16] = std::array::from_fn(|i| {
+                let (a, b) = (r[i & !1], r[i | 1]);
+                if i % 2 == 0 {
+                    _mm512_unpacklo_epi32(a, b)
+                } else {
+                    _mm512_unpackhi_epi32(a, b)
+                }
+            });
+            let r: [__m512i; 16] = std::array::from_fn(|i| {
+                let (g, k) = (i / 4 * 4, i % 4);
+                let (a, b) = (t[g + k / 2], t[g + k / 2 + 2]);
+                if k % 2 == 0 {
+                    _mm512_unpacklo_epi64(a, b)
+                } else {
+                    _mm512_unpackhi_epi64(a, b)
+                }
+            });
+            let t: [__m512i; 16] = std::array::from_fn(|i| {
+                let (h, k) = (i / 8 * 8, i % 8);
+                let (a, b) = (r[h + k % 4], r[h + k % 4 + 4]);
+                if k < 4 {
+                    _mm512_shuffle_i32x4::<0x88>(a, b)
+                } else {
+                    _mm512_shuffle_i32x4::<0xdd>(a, b)
+                }
+            });
+            for i in 0..16 {
+                let (a, b) = (t[i % 8], t[i % 8 + 8]);
+                let v = if i < 8 { _mm512_shuffle_i32x4::<0x88>(a, b) } else { _mm512_shuffle_i32x4::<0xdd>(a, b) };
+                _mm512_storeu_si512(out[16 * i..].as_mut_ptr().cast(), v);
+            }
         }
     }
 }
@@ -187,6 +350,39 @@ mod tests {
         let next = same.next_u32();
         assert_eq!(rng.next_u32(), next);
         assert_eq!(rebuilt.next_u32(), next);
+    }
+
+    /// The wide reader gives rand_chacha's words from any position, in any piece lengths, with
+    /// every block generator this CPU runs.
+    #[test]
+    fn words_are_rand_chachas() {
+        for (seed, stream, skip_words) in [(6u64, 3u64, 0u64), (1, 0, 5), (9, u64::MAX - 3, 1000), (3, 1, 255)] {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            rng.set_stream(stream);
+            skip(&mut rng, skip_words);
+            let at = KeystreamAt::of(&rng).unwrap();
+            let mut words = Words::at(at);
+            for len in [1usize, 7, 16, 63, 256, 5, 300, 513] {
+                let mut got = vec![0u32; len];
+                words.fill(&mut got);
+                let want: Vec<u32> = (0..len).map(|_| rng.next_u32()).collect();
+                assert_eq!(got, want, "seed {seed}, stream {stream}, {len} words");
+            }
+            // Both block makers give the mirror's blocks.
+            let first = at.word_pos / 16;
+            let mut plain = [0u32; WORD_BLOCK];
+            portable_blocks16(&at.key, at.stream, first, &mut plain);
+            for (j, block) in plain.chunks_exact(16).enumerate() {
+                assert_eq!(block, chacha8_block(&at.key, at.stream, first + j as u64), "block {j}");
+            }
+            #[cfg(target_arch = "x86_64")]
+            if is_x86_feature_detected!("avx512f") {
+                let mut got = [0u32; WORD_BLOCK];
+                // SAFETY: AVX-512F was detected.
+                unsafe { wide::blocks16_avx512(&at.key, at.stream, first, &mut got) };
+                assert_eq!(got, plain);
+            }
+        }
     }
 
     #[test]

@@ -400,12 +400,26 @@ pub struct AttentionShape {
     /// context uses the dropped probabilities, while `probs` keeps the softmax itself, which the
     /// backward needs; the backward re-derives the mask.
     pub dropout: Option<Dropout>,
+    /// Whether the forward writes the probabilities into `probs` and the backward reads them
+    /// there (the default). False, only for a backend that [`Backend::attention_recomputes`]:
+    /// `probs` and the backward's `scratch` go unused (they may be empty), and the backward
+    /// recomputes each head's probabilities from Q, K and the key mask, bit for bit.
+    pub keep_probs: bool,
+}
+
+/// What attention's backward reads of its forward besides Q, K and V.
+#[derive(Clone, Copy)]
+pub struct AttentionSaved<'a> {
+    /// The probabilities `[B, NH, T, T]` the forward kept (unread without `keep_probs`).
+    pub probs: &'a Buf,
+    /// The forward's additive key mask `[N]`.
+    pub mask_add: &'a Buf,
 }
 
 impl AttentionShape {
     /// The dimensions, without dropout.
     pub fn new(b: usize, t: usize, nh: usize, hd: usize) -> Self {
-        AttentionShape { b, t, nh, hd, dropout: None }
+        AttentionShape { b, t, nh, hd, dropout: None, keep_probs: true }
     }
 
     /// Elements of Q, K, V or the context: B·T·NH·HD.
@@ -499,6 +513,15 @@ pub trait Backend: Send + Sync {
     // === Linear layers: y = x·Wᵀ + b with W stored [out, in] (PyTorch) ===
     /// `y[n, out] = x[n, in]·Wᵀ + b`.
     fn linear(&self, y: &mut Buf, x: &Buf, w: &Weights, lin: &Linear, n: usize) -> Result<()>;
+    /// Attention's query, key and value of one input: `y.q = x·W_qᵀ + b_q`, likewise `k`, `v`.
+    /// Three [`Backend::linear`]s by default; a backend may share work between them (the CPU's
+    /// prepacked inference weights quantize `x` once and use one parallel pass), with the same
+    /// bits as the three.
+    fn linear_qkv(&self, y: Qkv<&mut Buf>, x: &Buf, w: &Weights, lin: Qkv<&Linear>, n: usize) -> Result<()> {
+        self.linear(y.q, x, w, lin.q, n)?;
+        self.linear(y.k, x, w, lin.k, n)?;
+        self.linear(y.v, x, w, lin.v, n)
+    }
     /// `y.pre = x·Wᵀ + b`, `y.act = y.f(y.pre)` (both kept for the backward).
     fn linear_act(&self, y: Activated<&mut Buf>, x: &Buf, w: &Weights, lin: &Linear, n: usize) -> Result<()>;
     /// BERT's post-LN block output: `y.sum = x·Wᵀ + b + residual`, `y.out = LayerNorm(y.sum)`,
@@ -557,7 +580,14 @@ pub trait Backend: Send + Sync {
     // === Attention: Q, K, V, context [N, H], head h in columns h·HD..(h+1)·HD ===
     /// The additive key mask HF builds: 0 where `mask` is 1 (or absent), `f32::MIN` where 0.
     fn key_mask(&self, mask_add: &mut Buf, mask: Option<&Buf<i32>>, n: usize) -> Result<()>;
-    /// `ctx = softmax(Q·Kᵀ/√HD + mask)·V` per batch row and head; keeps `probs` `[B, NH, T, T]`.
+    /// Whether this backend's attention backward can recompute the probabilities instead of
+    /// reading kept ones (see [`AttentionShape::keep_probs`]): a training forward then keeps no
+    /// `[B, NH, T, T]` per layer. Off by default.
+    fn attention_recomputes(&self) -> bool {
+        false
+    }
+    /// `ctx = softmax(Q·Kᵀ/√HD + mask)·V` per batch row and head; keeps `probs` `[B, NH, T, T]`
+    /// when `shape.keep_probs`.
     fn attention(
         &self,
         ctx: &mut Buf,
@@ -566,13 +596,14 @@ pub trait Backend: Send + Sync {
         mask_add: &Buf,
         shape: AttentionShape,
     ) -> Result<()>;
-    /// Attention backward: assigns `dx` from `dctx`; `scratch` holds `[B, NH, T, T]`.
+    /// Attention backward: assigns `dx` from `dctx`; `scratch` holds `[B, NH, T, T]` (when
+    /// `shape.keep_probs`).
     fn attention_backward(
         &self,
         dx: Qkv<&mut Buf>,
         scratch: &mut Buf,
         dctx: &Buf,
-        probs: &Buf,
+        saved: AttentionSaved,
         x: Qkv<&Buf>,
         shape: AttentionShape,
     ) -> Result<()>;

@@ -6,8 +6,8 @@
 use super::registrar::{EncoderLayer, Registrar};
 use super::Backprop;
 use crate::backend::{
-    Activated, Activation, AttentionShape, Backend, Buf, Dropout, InputGrad, KeystreamAt, LnSaved, LnStats, Qkv,
-    ResidualLn, Tokens, Weights,
+    Activated, Activation, AttentionSaved, AttentionShape, Backend, Buf, Dropout, InputGrad, KeystreamAt, LnSaved,
+    LnStats, Qkv, ResidualLn, Tokens, Weights,
 };
 use crate::batch::Batch;
 use crate::config::ElectraConfig;
@@ -166,7 +166,9 @@ pub fn dropout_key(seed: u64) -> [u32; 8] {
 /// cbindgen:ignore
 pub const HEAD_SITES: u64 = 1 << 23;
 
-/// Activations of one layer, kept for its backward. All `[N, ·]` row-major.
+/// Activations of one layer, kept for its backward. All `[N, ·]` row-major. The two LayerNorms'
+/// outputs are not among them: the backward recomputes each from its kept input and statistics
+/// (the same arithmetic, so the same bits), which saves two `[N, H]` per layer.
 #[derive(Default, Debug)]
 pub struct LayerActs {
     /// Queries `[N, H]`.
@@ -183,16 +185,12 @@ pub struct LayerActs {
     pub ln1_in: Buf,
     /// Its statistics.
     pub ln1: LnStats,
-    /// Attention block output `[N, H]`.
-    pub x1: Buf,
     /// Feed-forward pre-activation `[N, I]`.
     pub ff_pre: Buf,
     /// Input of the output LayerNorm: dense(ff_act) + x1 `[N, H]`.
     pub ln2_in: Buf,
     /// Its statistics.
     pub ln2: LnStats,
-    /// Layer output `[N, H]`.
-    pub out: Buf,
 }
 
 /// Every activation of one encoder forward, and the inputs it ran on (the backward scatters
@@ -222,8 +220,19 @@ pub struct EncoderActs {
     pub proj_out: Buf,
     /// Per-layer activations: L of them when training, two (reused) for inference.
     pub layers: Vec<LayerActs>,
+    /// The attention block output x1 `[N, H]` of the layer being computed.
+    pub x1: Buf,
+    /// Layer outputs `[N, H]`, alternating: layer l writes `outs[l % 2]` and reads the other
+    /// (layer 0 reads the embeddings); the last layer's stays until the next forward.
+    pub outs: [Buf; 2],
     /// Whether every layer's activations are kept.
     pub keep_all: bool,
+    /// Whether the attention probabilities `[B, NH, T, T]` of each layer are kept: where a
+    /// backward needs them (a backend that does not [`Backend::attention_recomputes`]) or a
+    /// caller reads them (the attention-entropy probe). Set by `reserve`.
+    pub keep_probs: bool,
+    /// Keep the probabilities whatever the backend (for a caller that reads them).
+    pub want_probs: bool,
     /// Feed-forward activation `[N, I]` of the layer being computed: not kept per layer (the
     /// backward recomputes it from the pre-activation), which saves L·N·I floats.
     pub ff_act: Buf,
@@ -267,19 +276,27 @@ impl EncoderActs {
         if enc.proj.is_some() {
             be.ensure(&mut self.proj_out, n * h)?;
         }
+        if !enc.layers.is_empty() {
+            be.ensure(&mut self.x1, n * h)?;
+            be.ensure(&mut self.outs[0], n * h)?;
+        }
+        if enc.layers.len() > 1 {
+            be.ensure(&mut self.outs[1], n * h)?;
+        }
         let want = if self.keep_all { enc.layers.len() } else { enc.layers.len().min(2) };
+        // Inference never reads them; a training forward does only on backends that do not
+        // recompute them in the backward.
+        self.keep_probs = self.want_probs || (self.keep_all && !be.attention_recomputes());
         self.layers.resize_with(want.max(self.layers.len()), LayerActs::default);
         for la in &mut self.layers[..want] {
-            for v in
-                [&mut la.q, &mut la.k, &mut la.v, &mut la.ctx, &mut la.ln1_in, &mut la.x1, &mut la.ln2_in, &mut la.out]
-            {
+            for v in [&mut la.q, &mut la.k, &mut la.v, &mut la.ctx, &mut la.ln1_in, &mut la.ln2_in] {
                 be.ensure(v, n * h)?;
             }
             for v in [&mut la.ln1.mean, &mut la.ln1.rstd, &mut la.ln2.mean, &mut la.ln2.rstd] {
                 be.ensure(v, n)?;
             }
             be.ensure(&mut la.ff_pre, n * i)?;
-            be.ensure(&mut la.probs, b * nh * t * t)?;
+            be.ensure(&mut la.probs, if self.keep_probs { b * nh * t * t } else { 0 })?;
         }
         Ok(())
     }
@@ -311,7 +328,7 @@ impl EncoderActs {
     pub fn output(&self, enc: &Encoder) -> &Buf {
         match enc.layers.len() {
             0 => self.layer0_input(enc),
-            l => &self.layers[self.slot(l - 1)].out,
+            l => &self.outs[(l - 1) % 2],
         }
     }
 
@@ -348,36 +365,31 @@ impl Encoder {
             be.linear(&mut acts.proj_out, &acts.emb_out, w, p, n)?;
         }
         for l in 0..self.layers.len() {
-            let shape = self.attention_shape(b, t, drop, l);
+            let shape = AttentionShape { keep_probs: acts.keep_probs, ..self.attention_shape(b, t, drop, l) };
             let cur = acts.slot(l);
-            // Borrow the previous layer's output (or the embeddings) next to this layer's buffers.
-            let (x, la): (&Buf, &mut LayerActs) = if l == 0 {
-                let input = if self.proj.is_some() { &acts.proj_out } else { &acts.emb_out };
-                (input, &mut acts.layers[cur])
-            } else {
-                let prev = acts.slot(l - 1);
-                if prev < cur {
-                    let (lo, hi) = acts.layers.split_at_mut(cur);
-                    (&lo[prev].out, &mut hi[0])
-                } else {
-                    let (lo, hi) = acts.layers.split_at_mut(prev);
-                    (&hi[0].out, &mut lo[cur])
-                }
+            // This layer's buffers beside its input: the embeddings (or their projection), else
+            // the previous layer's output.
+            let EncoderActs { layers, x1, outs, ff_act, proj_out, emb_out, mask_add, .. } = &mut *acts;
+            let [even, odd] = outs;
+            let (x, out): (&Buf, &mut Buf) = match (l, l % 2) {
+                (0, _) => (if self.proj.is_some() { proj_out } else { emb_out }, even),
+                (_, 0) => (odd, even),
+                _ => (even, odd),
             };
+            let la = &mut layers[cur];
             let ly = &self.layers[l];
-            be.linear(&mut la.q, x, w, &ly.q, n)?;
-            be.linear(&mut la.k, x, w, &ly.k, n)?;
-            be.linear(&mut la.v, x, w, &ly.v, n)?;
-            be.attention(&mut la.ctx, &mut la.probs, Qkv { q: &la.q, k: &la.k, v: &la.v }, &acts.mask_add, shape)?;
+            let qkv = Qkv { q: &mut la.q, k: &mut la.k, v: &mut la.v };
+            be.linear_qkv(qkv, x, w, Qkv { q: &ly.q, k: &ly.k, v: &ly.v }, n)?;
+            be.attention(&mut la.ctx, &mut la.probs, Qkv { q: &la.q, k: &la.k, v: &la.v }, mask_add, shape)?;
             // x1 = LN1(drop(dense_o(ctx)) + x), fused per row block without dropout.
-            let y = ResidualLn { sum: &mut la.ln1_in, out: &mut la.x1, stats: &mut la.ln1 };
+            let y = ResidualLn { sum: &mut la.ln1_in, out: x1, stats: &mut la.ln1 };
             residual_block(be, y, (&la.ctx, x), w, (&ly.attn_out(), n), drop.attention_output(l))?;
             // ff_act = act(dense_inter(x1)), bias and activation fused.
-            let y = Activated { pre: &mut la.ff_pre, act: &mut acts.ff_act, f: self.act };
-            be.linear_act(y, &la.x1, w, &ly.inter, n)?;
+            let y = Activated { pre: &mut la.ff_pre, act: &mut *ff_act, f: self.act };
+            be.linear_act(y, x1, w, &ly.inter, n)?;
             // out = LN2(drop(dense_out(ff_act)) + x1).
-            let y = ResidualLn { sum: &mut la.ln2_in, out: &mut la.out, stats: &mut la.ln2 };
-            residual_block(be, y, (&acts.ff_act, &la.x1), w, (&ly.ffn_out(), n), drop.ffn_output(l))?;
+            let y = ResidualLn { sum: &mut la.ln2_in, out, stats: &mut la.ln2 };
+            residual_block(be, y, (ff_act, x1), w, (&ly.ffn_out(), n), drop.ffn_output(l))?;
         }
         Ok(())
     }
@@ -423,6 +435,12 @@ pub struct EncoderGrads {
     pub d_ff_pre: Buf,
     /// The feed-forward activation recomputed for the layer being differentiated `[N, I]`.
     pub ff_act: Buf,
+    /// Its attention block output x1, recomputed from the kept LayerNorm input `[N, H]`.
+    pub x1: Buf,
+    /// Its input (the previous layer's output), likewise recomputed `[N, H]`.
+    pub x: Buf,
+    /// The statistics those recomputations write (equal to the kept ones) `[N]`.
+    pub stats: LnStats,
     /// Context gradient `[N, H]`.
     pub d_ctx: Buf,
     /// Query gradient `[N, H]`.
@@ -431,7 +449,7 @@ pub struct EncoderGrads {
     pub dk: Buf,
     /// Value gradient `[N, H]`.
     pub dv: Buf,
-    /// Attention scratch `[B, NH, T, T]`.
+    /// Attention scratch `[B, NH, T, T]` (where the probabilities are kept).
     pub d_scores: Buf,
     /// Embedding-output gradient `[N, E]`.
     pub d_emb: Buf,
@@ -462,7 +480,11 @@ impl Encoder {
             (&mut gs.dv, n * h),
             (&mut gs.d_ff_pre, n * i),
             (&mut gs.ff_act, n * i),
-            (&mut gs.d_scores, b * self.heads * t * t),
+            (&mut gs.x1, n * h),
+            (&mut gs.x, n * h),
+            (&mut gs.stats.mean, n),
+            (&mut gs.stats.rstd, n),
+            (&mut gs.d_scores, if acts.keep_probs { b * self.heads * t * t } else { 0 }),
             (&mut gs.d_emb, n * e),
             (&mut gs.d_emb_sum, n * e),
             (&mut gs.d_drop, if acts.dropout.is_active() { n * h } else { 0 }),
@@ -472,10 +494,19 @@ impl Encoder {
         be.copy(&mut gs.d_res, d_out, n * h)?;
         let drop = acts.dropout;
         for l in (0..self.layers.len()).rev() {
-            let x = if l == 0 { acts.layer0_input(self) } else { &acts.layers[l - 1].out };
-            let (la, shape) = (&acts.layers[l], self.attention_shape(b, t, drop, l));
+            // The layer's input: the previous layer's output, recomputed into gs.x from its
+            // LayerNorm's kept input (layer 0 reads the embeddings, which are kept).
+            let x = if l == 0 {
+                Some(acts.layer0_input(self))
+            } else {
+                let (prev, w) = (&acts.layers[l - 1], bp.params.w);
+                be.layer_norm(&mut gs.x, &mut gs.stats, &prev.ln2_in, w, &self.layers[l - 1].out_ln, n)?;
+                None
+            };
+            let shape = AttentionShape { keep_probs: acts.keep_probs, ..self.attention_shape(b, t, drop, l) };
+            let la = &acts.layers[l];
             let masks = [drop.attention_output(l), drop.ffn_output(l)];
-            self.layer_backward(bp, (&self.layers[l], masks), la, x, gs, shape)?;
+            self.layer_backward(bp, (&self.layers[l], masks), (la, &acts.mask_add), x, gs, shape)?;
         }
         let p = &mut bp.params;
         // gs.d_res now holds the gradient of layer 0's input.
@@ -496,17 +527,18 @@ impl Encoder {
     }
 
     /// One layer's backward; `masks` are the dropouts of its attention output and feed-forward
-    /// output projections.
+    /// output projections; `x` is its input, `None` where it was recomputed into `gs.x`.
     fn layer_backward(
         &self,
         bp: &mut Backprop,
         (ly, masks): (&EncoderLayer, [Option<Dropout>; 2]),
-        la: &LayerActs,
-        x: &Buf,
+        (la, mask_add): (&LayerActs, &Buf),
+        x: Option<&Buf>,
         gs: &mut EncoderGrads,
         shape: AttentionShape,
     ) -> Result<()> {
         let (be, p) = (bp.be, &mut bp.params);
+        let x = x.unwrap_or(&gs.x);
         let (n, i) = (shape.b * shape.t, self.inter);
         // out = LN2(ln2_in), ln2_in = dense_out(ff_act) + x1: d_x1 = ∂/∂ln2_in, which is both
         // dense_out's output gradient and (through the residual) part of x1's.
@@ -517,7 +549,9 @@ impl Encoder {
         let ff = Activated { pre: &la.ff_pre, act: &gs.ff_act, f: self.act };
         let dy = masked(be, &mut gs.d_drop, &gs.d_x1, masks[1], n * self.hidden)?;
         be.linear_act_backward(&mut gs.d_ff_pre, p, dy, ff, &ly.out, n)?;
-        be.linear_backward(InputGrad::Add(&mut gs.d_x1), p, &gs.d_ff_pre, &la.x1, &ly.inter, n)?;
+        // Nor x1: recompute it (bit-identical) from the attention LayerNorm's input.
+        be.layer_norm(&mut gs.x1, &mut gs.stats, &la.ln1_in, p.w, &ly.attn_ln, n)?;
+        be.linear_backward(InputGrad::Add(&mut gs.d_x1), p, &gs.d_ff_pre, &gs.x1, &ly.inter, n)?;
         // x1 = LN1(ln1_in), ln1_in = dense_o(ctx) + x: d_res = ∂/∂ln1_in, likewise.
         let saved = LnSaved { x: &la.ln1_in, stats: &la.ln1 };
         be.layer_norm_backward(&mut gs.d_res, p, &gs.d_x1, saved, &ly.attn_ln, n)?;
@@ -525,7 +559,8 @@ impl Encoder {
         be.linear_backward(InputGrad::Set(&mut gs.d_ctx), p, dy, &la.ctx, &ly.o, n)?;
         let dqkv = Qkv { q: &mut gs.dq, k: &mut gs.dk, v: &mut gs.dv };
         let qkv = Qkv { q: &la.q, k: &la.k, v: &la.v };
-        be.attention_backward(dqkv, &mut gs.d_scores, &gs.d_ctx, &la.probs, qkv, shape)?;
+        let saved = AttentionSaved { probs: &la.probs, mask_add };
+        be.attention_backward(dqkv, &mut gs.d_scores, &gs.d_ctx, saved, qkv, shape)?;
         be.linear_backward(InputGrad::Add(&mut gs.d_res), p, &gs.dq, x, &ly.q, n)?;
         be.linear_backward(InputGrad::Add(&mut gs.d_res), p, &gs.dk, x, &ly.k, n)?;
         be.linear_backward(InputGrad::Add(&mut gs.d_res), p, &gs.dv, x, &ly.v, n)

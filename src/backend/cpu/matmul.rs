@@ -521,6 +521,73 @@ pub fn linear_forward<'w>(
     });
 }
 
+/// Several prepacked Linears of one input (attention's query, key and value): `ys[i] = x·Wᵢᵀ +
+/// bᵢ`, each `[n, dout]`, in one parallel pass over row blocks where each task quantizes its rows
+/// once (int8) and runs every product on them while they are in cache. That saves two of three
+/// pool hand-offs and quantizations of a separate call each, which at one sequence cost as much
+/// as the products. Every element is computed as [`linear_forward`] computes it (row blocks are
+/// complete over the inner dimension), so the bits are the same. Returns false, computing
+/// nothing, where that form does not apply (weights not all prepacked alike, or too few rows for
+/// row blocks): the caller then runs separate Linears.
+pub fn linear_forward_shared(ys: &mut [&mut [f32]], x: &[f32], ws: &[(Weight, &[f32])], n: usize, din: usize) -> bool {
+    let int8 = matches!(ws.first(), Some((Weight::Int8(_), _)));
+    let fits = |w: &Weight| match w {
+        Weight::Packed(p) => !int8 && p.din() == din,
+        Weight::Int8(q) => int8 && q.din() == din,
+        _ => false,
+    };
+    let dout = |w: &Weight| match w {
+        Weight::Packed(p) => p.dout(),
+        Weight::Int8(q) => q.dout(),
+        _ => 0,
+    };
+    let t = threads();
+    let row_parts = split(n, 2 * t, PACKED_MIN_ROWS, 4).1;
+    let macs: usize = ws.iter().map(|(w, _)| n * din * dout(w)).sum();
+    let small = macs < PAR_MIN_MACS || t == 1;
+    if ws.len() != ys.len() || !ws.iter().all(|(w, _)| fits(w)) || !(small || row_parts > 1) {
+        return false;
+    }
+    let x = &x[..n * din];
+    let outs: Vec<RowsMut> = ys.iter_mut().zip(ws).map(|(y, (w, _))| RowsMut::new(y, n, dout(w))).collect();
+    let parts = if small { 1 } else { 2 * t };
+    for_ranges(n, parts, PACKED_MIN_ROWS, 4, |s, e| {
+        let run = |xq: Option<&QuantRows>| {
+            for ((w, b), out) in ws.iter().zip(&outs) {
+                let d = dout(w);
+                // SAFETY: for_ranges hands each task its own disjoint row range s..e, and `outs`
+                // holds the only views of the outputs while the tasks run.
+                let yb = unsafe { out.get(s, e) };
+                match (w, xq) {
+                    (Weight::Int8(q), Some(xq)) => super::int8::matmul(yb, d, xq, 0..e - s, q, 0..d),
+                    (Weight::Packed(p), _) => super::packed::matmul(yb, d, &x[s * din..], din, 0..e - s, p, 0..d),
+                    _ => unreachable!("checked above: all int8 or all f32 panels"),
+                }
+                for row in yb.chunks_exact_mut(d) {
+                    simd::add_assign(row, &b[..d]);
+                }
+            }
+        };
+        if !int8 {
+            return run(None);
+        }
+        QUANT_ROWS.with(|q| {
+            let mut q = q.borrow_mut();
+            match q.quantize(&x[s * din..e * din], e - s, din) {
+                Ok(()) => run(Some(&q)),
+                // As in `packed_block`: refused scratch gives NaN, which sessions refuse.
+                Err(_) => {
+                    for o in &outs {
+                        // SAFETY: as above, rows s..e of each output are this task's alone.
+                        unsafe { o.get(s, e) }.fill(f32::NAN);
+                    }
+                }
+            }
+        });
+    });
+    true
+}
+
 /// Linear + activation: `y.pre = x·Wᵀ + b`, `y.act = y.f(y.pre)` (both kept for the backward).
 pub fn linear_act_forward<'w>(
     y: Activated<&mut [f32]>,
@@ -692,6 +759,59 @@ mod tests {
             let mut par = vec![0.5; m * n];
             pool.install(|| gemm(0.7, Mat::rows(&a, m, k), Mat::rows(&b, k, n), 1.0, &mut par, n, 1));
             assert_eq!(serial, par, "{m}x{k}x{n}");
+        }
+    }
+
+    /// Query, key and value in one pass give each separate Linear's bits, for f32 panels and
+    /// int8, at row counts below, at and above the row split, on 1 and 3 threads; unpacked or
+    /// mixed weights are declined.
+    #[test]
+    fn shared_input_products_equal_separate_linears() {
+        let (din, outs) = (96, [64usize, 48, 80]);
+        let ws: Vec<Vec<f32>> = outs
+            .iter()
+            .enumerate()
+            .map(|(j, &d)| (0..d * din).map(|i| ((i * (j + 3)) as f32 * 0.013).sin()).collect())
+            .collect();
+        let bs: Vec<Vec<f32>> = outs.iter().map(|&d| (0..d).map(|i| i as f32 * 0.01 - 0.2).collect()).collect();
+        let f32w: Vec<PackedF32> = ws.iter().zip(outs).map(|(w, d)| PackedF32::new(w, d, din).unwrap()).collect();
+        let i8w: Vec<PackedI8> = ws
+            .iter()
+            .zip(outs)
+            .map(|(w, d)| PackedI8::new(&crate::layers::int8::quantize_weight(w, d, din).unwrap()).unwrap())
+            .collect();
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            for n in [1usize, 5, 16, 33, 128, 300] {
+                let x: Vec<f32> = (0..n * din).map(|i| (i as f32 * 0.07).cos()).collect();
+                for int8 in [false, true] {
+                    let weight = |j: usize| if int8 { Weight::Int8(&i8w[j]) } else { Weight::Packed(&f32w[j]) };
+                    let mut want: Vec<Vec<f32>> = outs.iter().map(|&d| vec![0.0; n * d]).collect();
+                    let mut got = want.clone();
+                    pool.install(|| {
+                        for j in 0..3 {
+                            linear_forward(&mut want[j], &x, weight(j), Some(&bs[j]), n, din, outs[j]);
+                        }
+                        let ops: Vec<(Weight, &[f32])> = (0..3).map(|j| (weight(j), &bs[j][..])).collect();
+                        let mut ys: Vec<&mut [f32]> = got.iter_mut().map(|y| &mut y[..]).collect();
+                        if !linear_forward_shared(&mut ys, &x, &ops, n, din) {
+                            // Declined (too few rows to split): the caller runs separate Linears.
+                            assert!(n < 2 * PACKED_MIN_ROWS && threads > 1 && n * din * 192 >= PAR_MIN_MACS);
+                            for j in 0..3 {
+                                linear_forward(ys[j], &x, weight(j), Some(&bs[j]), n, din, outs[j]);
+                            }
+                        }
+                    });
+                    assert_eq!(got, want, "n {n}, int8 {int8}, {threads} threads");
+                }
+            }
+            let mixed = [(Weight::Packed(&f32w[0]), &bs[0][..]), (Weight::Int8(&i8w[1]), &bs[1][..])];
+            let unpacked = [(Weight::OutIn(&ws[0]), &bs[0][..])];
+            let (x, mut y0, mut y1) = (vec![1.0; 128 * din], vec![0.0; 128 * 64], vec![0.0; 128 * 48]);
+            pool.install(|| {
+                assert!(!linear_forward_shared(&mut [&mut y0, &mut y1], &x, &mixed, 128, din));
+                assert!(!linear_forward_shared(&mut [&mut y0], &x, &unpacked, 128, din));
+            });
         }
     }
 }

@@ -29,9 +29,9 @@ pub mod sample;
 pub mod simd;
 
 use super::{
-    Activated, Activation, AdamState, AdamStep, AdamTensor, AttentionShape, Backend, Buf, Device, Dropout,
-    InferenceWeights, InputGrad, KeystreamAt, LnSaved, LnStats, LossScale, LossSum, Mem, ParamGrads, Prepared, Qkv,
-    ResidualLn, RowGroups, Tokens, Weights,
+    Activated, Activation, AdamState, AdamStep, AdamTensor, AttentionSaved, AttentionShape, Backend, Buf, Device,
+    Dropout, InferenceWeights, InputGrad, KeystreamAt, LnSaved, LnStats, LossScale, LossSum, Mem, ParamGrads, Prepared,
+    Qkv, ResidualLn, RowGroups, Tokens, Weights,
 };
 use crate::error::{Error, Result};
 use crate::layers::int8::QuantizedWeights;
@@ -341,6 +341,21 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn linear_qkv(&self, y: Qkv<&mut Buf>, x: &Buf, w: &Weights, lin: Qkv<&Linear>, n: usize) -> Result<()> {
+        let ws = [linear_weight(w, lin.q)?, linear_weight(w, lin.k)?, linear_weight(w, lin.v)?];
+        if let [(Weight::Packed(_) | Weight::Int8(_), _), ..] = ws {
+            let din = lin.q.din;
+            let xs = rd(x, n * din, "linear x")?;
+            let mut ys = [wr(y.q, n * lin.q.dout, "q")?, wr(y.k, n * lin.k.dout, "k")?, wr(y.v, n * lin.v.dout, "v")?];
+            if matmul::linear_forward_shared(&mut ys, xs, &ws, n, din) {
+                return Ok(());
+            }
+        }
+        self.linear(y.q, x, w, lin.q, n)?;
+        self.linear(y.k, x, w, lin.k, n)?;
+        self.linear(y.v, x, w, lin.v, n)
+    }
+
     fn linear_act(&self, y: Activated<&mut Buf>, x: &Buf, w: &Weights, lin: &Linear, n: usize) -> Result<()> {
         let (wt, b) = linear_weight(w, lin)?;
         let (x, len) = (rd(x, n * lin.din, "linear x")?, n * lin.dout);
@@ -453,6 +468,12 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    /// The backward recomputes each head's probabilities (one more Q·Kᵀ product and softmax
+    /// per head) so that a training forward keeps no `[B, NH, T, T]` per layer.
+    fn attention_recomputes(&self) -> bool {
+        true
+    }
+
     fn attention(
         &self,
         ctx: &mut Buf,
@@ -461,10 +482,10 @@ impl Backend for CpuBackend {
         mask_add: &Buf,
         shape: AttentionShape,
     ) -> Result<()> {
-        let (len, pl) = (shape.qkv_len(), shape.probs_len());
+        let len = shape.qkv_len();
+        let probs = if shape.keep_probs { Some(wr(probs, shape.probs_len(), "probs")?) } else { None };
         let mask_add = rd(mask_add, shape.b * shape.t, "mask_add")?;
-        attention::attention_forward(wr(ctx, len, "ctx")?, wr(probs, pl, "probs")?, qkv(x, len)?, mask_add, shape);
-        Ok(())
+        attention::attention_forward(wr(ctx, len, "ctx")?, probs, qkv(x, len)?, mask_add, shape)
     }
 
     fn attention_backward(
@@ -472,15 +493,16 @@ impl Backend for CpuBackend {
         dx: Qkv<&mut Buf>,
         scratch: &mut Buf,
         dctx: &Buf,
-        probs: &Buf,
+        saved: AttentionSaved,
         x: Qkv<&Buf>,
         shape: AttentionShape,
     ) -> Result<()> {
         let (len, pl) = (shape.qkv_len(), shape.probs_len());
         let dx = Qkv { q: wr(dx.q, len, "dq")?, k: wr(dx.k, len, "dk")?, v: wr(dx.v, len, "dv")? };
-        let (scratch, dctx, probs) = (wr(scratch, pl, "scratch")?, rd(dctx, len, "dctx")?, rd(probs, pl, "probs")?);
-        attention::attention_backward(dx, scratch, dctx, probs, qkv(x, len)?, shape);
-        Ok(())
+        let kept =
+            if shape.keep_probs { Some((wr(scratch, pl, "scratch")?, rd(saved.probs, pl, "probs")?)) } else { None };
+        let saved = attention::Saved { kept, mask_add: rd(saved.mask_add, shape.b * shape.t, "mask_add")? };
+        attention::attention_backward(dx, rd(dctx, len, "dctx")?, saved, qkv(x, len)?, shape)
     }
 
     fn embedding(&self, out: &mut Buf, x: Tokens, w: &Weights, emb: &Embeddings) -> Result<()> {

@@ -21,9 +21,9 @@
 pub mod kernels;
 
 use super::{
-    Activated, Activation, AdamState, AdamStep, AdamTensor, AttentionShape, Backend, Buf, Device, Dropout, Elem,
-    InferenceWeights, InputGrad, KeystreamAt, LnSaved, LnStats, LossScale, LossSum, Mem, ParamGrads, Prepared, Qkv,
-    ResidualLn, RowGroups, Tokens, Weights,
+    Activated, Activation, AdamState, AdamStep, AdamTensor, AttentionSaved, AttentionShape, Backend, Buf, Device,
+    Dropout, Elem, InferenceWeights, InputGrad, KeystreamAt, LnSaved, LnStats, LossScale, LossSum, Mem, ParamGrads,
+    Prepared, Qkv, ResidualLn, RowGroups, Tokens, Weights,
 };
 use crate::error::{Error, Result};
 use crate::layers::{Embeddings, LayerNorm, Linear, PostLn};
@@ -964,7 +964,7 @@ impl Backend for CudaBackend {
         shape: AttentionShape,
     ) -> Result<()> {
         let mut st = self.lock()?;
-        let AttentionShape { b, t, nh, hd, dropout } = shape;
+        let AttentionShape { b, t, nh, hd, dropout, .. } = shape;
         let (h, len, pl) = (nh * hd, shape.qkv_len(), shape.probs_len());
         let (cp, pp, mp) =
             (self.ptr(ctx, len, "ctx")?, self.ptr(probs, pl, "probs")?, self.ptr(mask_add, b * t, "mask_add")?);
@@ -1040,12 +1040,14 @@ impl Backend for CudaBackend {
         dx: Qkv<&mut Buf>,
         scratch: &mut Buf,
         dctx: &Buf,
-        probs: &Buf,
+        saved: AttentionSaved,
         x: Qkv<&Buf>,
         shape: AttentionShape,
     ) -> Result<()> {
         let st = self.lock()?;
-        let AttentionShape { b, t, nh, hd, dropout } = shape;
+        // This backend keeps the probabilities (no `attention_recomputes`), so the encoder always
+        // asks for them and the key mask is not needed here.
+        let (AttentionShape { b, t, nh, hd, dropout, .. }, probs) = (shape, saved.probs);
         let (h, len, pl) = (nh * hd, shape.qkv_len(), shape.probs_len());
         let Qkv { q: dqp, k: dkp, v: dvp } = self.qkv_ptrs(Qkv { q: &*dx.q, k: &*dx.k, v: &*dx.v }, len)?;
         let (sp, gp, pp) =
