@@ -227,9 +227,10 @@ pub struct EncoderActs {
     pub outs: [Buf; 2],
     /// Whether every layer's activations are kept.
     pub keep_all: bool,
-    /// Whether the attention probabilities `[B, NH, T, T]` of each layer are kept: where a
-    /// backward needs them (a backend that does not [`Backend::attention_recomputes`]) or a
-    /// caller reads them (the attention-entropy probe). Set by `reserve`.
+    /// Whether the attention probabilities `[B, NH, T, T]` of each layer are kept: on a backend
+    /// that does not [`Backend::attention_recomputes`] (its attention writes them in every
+    /// forward and its backward reads them), or where a caller reads them (the attention-entropy
+    /// probe). Set by `reserve`.
     pub keep_probs: bool,
     /// Keep the probabilities whatever the backend (for a caller that reads them).
     pub want_probs: bool,
@@ -284,9 +285,9 @@ impl EncoderActs {
             be.ensure(&mut self.outs[1], n * h)?;
         }
         let want = if self.keep_all { enc.layers.len() } else { enc.layers.len().min(2) };
-        // Inference never reads them; a training forward does only on backends that do not
-        // recompute them in the backward.
-        self.keep_probs = self.want_probs || (self.keep_all && !be.attention_recomputes());
+        // A backend that recomputes them in the backward needs none (and its attention works
+        // without them, in inference too); one that does not writes them in every forward.
+        self.keep_probs = self.want_probs || !be.attention_recomputes();
         self.layers.resize_with(want.max(self.layers.len()), LayerActs::default);
         for la in &mut self.layers[..want] {
             for v in [&mut la.q, &mut la.k, &mut la.v, &mut la.ctx, &mut la.ln1_in, &mut la.ln2_in] {
