@@ -740,6 +740,15 @@ fn encoder_tower() {
             Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: Some(&types), batch: b, seq_len: t };
         enc.forward(be, &Weights::flat(wb.mem()), &mut acts, &x).unwrap();
         check_forward(&format!("{label} encoder"), &down(be, acts.output(enc), b * t * h), &want);
+        // What the training forward keeps: no probabilities where the backward recomputes them.
+        let probs = b * enc.heads * t * t;
+        for la in &acts.layers {
+            assert_eq!(
+                la.probs.len(),
+                if be.attention_recomputes() { 0 } else { probs },
+                "{label}: kept probabilities"
+            );
+        }
         let mut g = zeros(be, w.len());
         let mut bp = Backprop::new(be, wb.mem(), &mut g);
         enc.backward(&mut bp, &acts, &mut EncoderGrads::default(), &up(be, &r)).unwrap();
