@@ -234,6 +234,14 @@ pub struct EncoderActs {
     pub keep_probs: bool,
     /// Keep the probabilities whatever the backend (for a caller that reads them).
     pub want_probs: bool,
+    /// A training forward on a backend that recomputes attention: no layer keeps its queries or
+    /// context either (the backward recomputes them: one more Q product and attention forward
+    /// per layer); they go to `q` and `ctx`, shared. Set by `reserve`.
+    pub lean: bool,
+    /// The current layer's queries `[N, H]` when `lean`.
+    pub q: Buf,
+    /// The current layer's attention context `[N, H]` when `lean`.
+    pub ctx: Buf,
     /// Feed-forward activation `[N, I]` of the layer being computed: not kept per layer (the
     /// backward recomputes it from the pre-activation), which saves L·N·I floats.
     pub ff_act: Buf,
@@ -288,11 +296,19 @@ impl EncoderActs {
         // A backend that recomputes them in the backward needs none (and its attention works
         // without them, in inference too); one that does not writes them in every forward.
         self.keep_probs = self.want_probs || !be.attention_recomputes();
+        self.lean = self.keep_all && !self.keep_probs;
+        let own = if self.lean { 0 } else { n * h };
+        if self.lean {
+            be.ensure(&mut self.q, n * h)?;
+            be.ensure(&mut self.ctx, n * h)?;
+        }
         self.layers.resize_with(want.max(self.layers.len()), LayerActs::default);
         for la in &mut self.layers[..want] {
-            for v in [&mut la.q, &mut la.k, &mut la.v, &mut la.ctx, &mut la.ln1_in, &mut la.ln2_in] {
+            for v in [&mut la.k, &mut la.v, &mut la.ln1_in, &mut la.ln2_in] {
                 be.ensure(v, n * h)?;
             }
+            be.ensure(&mut la.q, own)?;
+            be.ensure(&mut la.ctx, own)?;
             for v in [&mut la.ln1.mean, &mut la.ln1.rstd, &mut la.ln2.mean, &mut la.ln2.rstd] {
                 be.ensure(v, n)?;
             }
@@ -370,7 +386,7 @@ impl Encoder {
             let cur = acts.slot(l);
             // This layer's buffers beside its input: the embeddings (or their projection), else
             // the previous layer's output.
-            let EncoderActs { layers, x1, outs, ff_act, proj_out, emb_out, mask_add, .. } = &mut *acts;
+            let EncoderActs { layers, x1, outs, ff_act, proj_out, emb_out, mask_add, lean, q, ctx, .. } = &mut *acts;
             let [even, odd] = outs;
             let (x, out): (&Buf, &mut Buf) = match (l, l % 2) {
                 (0, _) => (if self.proj.is_some() { proj_out } else { emb_out }, even),
@@ -379,12 +395,13 @@ impl Encoder {
             };
             let la = &mut layers[cur];
             let ly = &self.layers[l];
-            let qkv = Qkv { q: &mut la.q, k: &mut la.k, v: &mut la.v };
+            let (q, ctx) = if *lean { (q, ctx) } else { (&mut la.q, &mut la.ctx) };
+            let qkv = Qkv { q: &mut *q, k: &mut la.k, v: &mut la.v };
             be.linear_qkv(qkv, x, w, Qkv { q: &ly.q, k: &ly.k, v: &ly.v }, n)?;
-            be.attention(&mut la.ctx, &mut la.probs, Qkv { q: &la.q, k: &la.k, v: &la.v }, mask_add, shape)?;
+            be.attention(ctx, &mut la.probs, Qkv { q, k: &la.k, v: &la.v }, mask_add, shape)?;
             // x1 = LN1(drop(dense_o(ctx)) + x), fused per row block without dropout.
             let y = ResidualLn { sum: &mut la.ln1_in, out: x1, stats: &mut la.ln1 };
-            residual_block(be, y, (&la.ctx, x), w, (&ly.attn_out(), n), drop.attention_output(l))?;
+            residual_block(be, y, (ctx, x), w, (&ly.attn_out(), n), drop.attention_output(l))?;
             // ff_act = act(dense_inter(x1)), bias and activation fused.
             let y = Activated { pre: &mut la.ff_pre, act: &mut *ff_act, f: self.act };
             be.linear_act(y, x1, w, &ly.inter, n)?;
@@ -442,6 +459,12 @@ pub struct EncoderGrads {
     pub x: Buf,
     /// The statistics those recomputations write (equal to the kept ones) `[N]`.
     pub stats: LnStats,
+    /// Its queries, recomputed where the forward was `lean` `[N, H]`.
+    pub q: Buf,
+    /// Its attention context, likewise `[N, H]`.
+    pub ctx: Buf,
+    /// The probabilities such a recomputation does not keep (empty).
+    pub no_probs: Buf,
     /// Context gradient `[N, H]`.
     pub d_ctx: Buf,
     /// Query gradient `[N, H]`.
@@ -483,6 +506,8 @@ impl Encoder {
             (&mut gs.ff_act, n * i),
             (&mut gs.x1, n * h),
             (&mut gs.x, n * h),
+            (&mut gs.q, if acts.lean { n * h } else { 0 }),
+            (&mut gs.ctx, if acts.lean { n * h } else { 0 }),
             (&mut gs.stats.mean, n),
             (&mut gs.stats.rstd, n),
             (&mut gs.d_scores, if acts.keep_probs { b * self.heads * t * t } else { 0 }),
@@ -507,7 +532,7 @@ impl Encoder {
             let shape = AttentionShape { keep_probs: acts.keep_probs, ..self.attention_shape(b, t, drop, l) };
             let la = &acts.layers[l];
             let masks = [drop.attention_output(l), drop.ffn_output(l)];
-            self.layer_backward(bp, (&self.layers[l], masks), (la, &acts.mask_add), x, gs, shape)?;
+            self.layer_backward(bp, (&self.layers[l], masks), (la, &acts.mask_add, acts.lean), x, gs, shape)?;
         }
         let p = &mut bp.params;
         // gs.d_res now holds the gradient of layer 0's input.
@@ -533,7 +558,7 @@ impl Encoder {
         &self,
         bp: &mut Backprop,
         (ly, masks): (&EncoderLayer, [Option<Dropout>; 2]),
-        (la, mask_add): (&LayerActs, &Buf),
+        (la, mask_add, lean): (&LayerActs, &Buf, bool),
         x: Option<&Buf>,
         gs: &mut EncoderGrads,
         shape: AttentionShape,
@@ -556,10 +581,20 @@ impl Encoder {
         // x1 = LN1(ln1_in), ln1_in = dense_o(ctx) + x: d_res = ∂/∂ln1_in, likewise.
         let saved = LnSaved { x: &la.ln1_in, stats: &la.ln1 };
         be.layer_norm_backward(&mut gs.d_res, p, &gs.d_x1, saved, &ly.attn_ln, n)?;
+        // A lean forward kept neither the queries nor the context: recompute both (the forward's
+        // own Linear and attention on the same inputs and dropout masks, so the same bits).
+        let (q, ctx) = if lean {
+            be.linear(&mut gs.q, x, &Weights::flat(p.w), &ly.q, n)?;
+            let qkv = Qkv { q: &gs.q, k: &la.k, v: &la.v };
+            be.attention(&mut gs.ctx, &mut gs.no_probs, qkv, mask_add, shape)?;
+            (&gs.q, &gs.ctx)
+        } else {
+            (&la.q, &la.ctx)
+        };
         let dy = masked(be, &mut gs.d_drop, &gs.d_res, masks[0], n * self.hidden)?;
-        be.linear_backward(InputGrad::Set(&mut gs.d_ctx), p, dy, &la.ctx, &ly.o, n)?;
+        be.linear_backward(InputGrad::Set(&mut gs.d_ctx), p, dy, ctx, &ly.o, n)?;
         let dqkv = Qkv { q: &mut gs.dq, k: &mut gs.dk, v: &mut gs.dv };
-        let qkv = Qkv { q: &la.q, k: &la.k, v: &la.v };
+        let qkv = Qkv { q, k: &la.k, v: &la.v };
         let saved = AttentionSaved { probs: &la.probs, mask_add };
         be.attention_backward(dqkv, &mut gs.d_scores, &gs.d_ctx, saved, qkv, shape)?;
         be.linear_backward(InputGrad::Add(&mut gs.d_res), p, &gs.dq, x, &ly.q, n)?;
