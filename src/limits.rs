@@ -75,7 +75,7 @@ pub fn activation_bytes(cfg: &ElectraConfig, batch: usize, seq_len: usize, train
     let kept = if training { cfg.num_hidden_layers } else { cfg.num_hidden_layers.min(2) };
     // Per layer: q, k, v, context, two LayerNorm inputs (6·H), four LayerNorm statistics, the
     // feed-forward pre-activation (I) and the attention probabilities (a backend that recomputes
-    // them in the backward keeps none: this is an upper bound).
+    // attention in the backward keeps neither those nor q and the context: an upper bound).
     let per_layer = sum_of_products(&[&[n, 6, h], &[n, 4], &[n, i], &[scores]], what)?;
     // Embeddings (sum, output, statistics, mask), the projection, the current x1 and the two
     // alternating layer outputs, the feed-forward activation, and the head: dense H plus up to

@@ -748,6 +748,8 @@ fn encoder_tower() {
                 if be.attention_recomputes() { 0 } else { probs },
                 "{label}: kept probabilities"
             );
+            // Nor queries and context there (the backward recomputes them too).
+            assert_eq!(la.q.is_empty() && la.ctx.is_empty(), be.attention_recomputes(), "{label}: kept queries");
         }
         let mut g = zeros(be, w.len());
         let mut bp = Backprop::new(be, wb.mem(), &mut g);
