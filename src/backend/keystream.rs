@@ -211,9 +211,8 @@ mod wide {
         // SAFETY: AVX-512F is available (this function's contract); loads and stores are of 16
         // u32 at a time, from `lo`, `hi` and into rows of `out` (unaligned forms).
         unsafe {
-            let words = [0x6170_7865u32, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
             let s: [__m512i; 16] = std::array::from_fn(|i| match i {
-                0..4 => _mm512_set1_epi32(words[i] as i32),
+                0..4 => _mm512_set1_epi32(super::SIGMA[i] as i32),
                 4..12 => _mm512_set1_epi32(key[i - 4] as i32),
                 12 => _mm512_loadu_si512(lo.as_ptr().cast()),
                 13 => _mm512_loadu_si512(hi.as_ptr().cast()),
@@ -221,16 +220,7 @@ mod wide {
                 _ => _mm512_set1_epi32((stream >> 32) as u32 as i32),
             });
             let mut x = s;
-            for _ in 0..4 {
-                quarter(&mut x, 0, 4, 8, 12);
-                quarter(&mut x, 1, 5, 9, 13);
-                quarter(&mut x, 2, 6, 10, 14);
-                quarter(&mut x, 3, 7, 11, 15);
-                quarter(&mut x, 0, 5, 10, 15);
-                quarter(&mut x, 1, 6, 11, 12);
-                quarter(&mut x, 2, 7, 8, 13);
-                quarter(&mut x, 3, 4, 9, 14);
-            }
+            super::rounds(&mut x, |x, a, b, c, d| quarter(x, a, b, c, d));
             let r: [__m512i; 16] = std::array::from_fn(|i| _mm512_add_epi32(x[i], s[i]));
             // A 16x16 transpose in registers (a block's words into one row): 32-bit, 64-bit,
             // then two 128-bit lane shuffles, each stage pairing rows.
@@ -286,26 +276,37 @@ fn quarter(x: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize) {
     x[b] = (x[b] ^ x[c]).rotate_left(7);
 }
 
+/// ChaCha's constant words, "expand 32-byte k".
+const SIGMA: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
+
+/// ChaCha8's four double rounds (columns, then diagonals) over a state of 16 words, with
+/// `quarter` the quarter round on that state: scalars here, one word of 16 blocks per vector in
+/// the AVX-512 generator.
+#[inline(always)]
+fn rounds<T>(x: &mut [T; 16], mut quarter: impl FnMut(&mut [T; 16], usize, usize, usize, usize)) {
+    for _ in 0..4 {
+        quarter(x, 0, 4, 8, 12);
+        quarter(x, 1, 5, 9, 13);
+        quarter(x, 2, 6, 10, 14);
+        quarter(x, 3, 7, 11, 15);
+        quarter(x, 0, 5, 10, 15);
+        quarter(x, 1, 6, 11, 12);
+        quarter(x, 2, 7, 8, 13);
+        quarter(x, 3, 4, 9, 14);
+    }
+}
+
 /// Block `block` of the ChaCha8 keystream (16 words), laid out as the device kernel lays it out.
 pub fn chacha8_block(key: &[u32; 8], stream: u64, block: u64) -> [u32; 16] {
     let mut s = [0u32; 16];
-    s[..4].copy_from_slice(&[0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574]);
+    s[..4].copy_from_slice(&SIGMA);
     s[4..12].copy_from_slice(key);
     s[12] = block as u32;
     s[13] = (block >> 32) as u32;
     s[14] = stream as u32;
     s[15] = (stream >> 32) as u32;
     let mut x = s;
-    for _ in 0..4 {
-        quarter(&mut x, 0, 4, 8, 12);
-        quarter(&mut x, 1, 5, 9, 13);
-        quarter(&mut x, 2, 6, 10, 14);
-        quarter(&mut x, 3, 7, 11, 15);
-        quarter(&mut x, 0, 5, 10, 15);
-        quarter(&mut x, 1, 6, 11, 12);
-        quarter(&mut x, 2, 7, 8, 13);
-        quarter(&mut x, 3, 4, 9, 14);
-    }
+    rounds(&mut x, quarter);
     std::array::from_fn(|i| x[i].wrapping_add(s[i]))
 }
 

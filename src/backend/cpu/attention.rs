@@ -13,7 +13,6 @@ use super::par::RowsMut;
 use super::simd;
 use crate::error::{Error, Result};
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Additive key mask as HF builds it: 0 where attended, `f32::MIN` where padded.
 pub fn key_mask(mask_add: &mut [f32], attention_mask: Option<&[i32]>, n: usize) {
@@ -27,9 +26,16 @@ pub fn key_mask(mask_add: &mut [f32], attention_mask: Option<&[i32]>, n: usize) 
     }
 }
 
-/// Runs `f(batch_row, head)` for every (batch row, head) pair over the pool.
-fn for_heads(b: usize, nh: usize, f: impl Fn(usize, usize) + Sync) {
-    super::par::for_each(b * nh, |i| f(i / nh, i % nh));
+/// Runs `f(batch_row, head, scratch)` for every (batch row, head) pair over the pool, `scratch`
+/// being `room` floats of the running thread's head scratch; fails when that cannot be had.
+fn for_heads(b: usize, nh: usize, room: usize, f: impl Fn(usize, usize, &mut [f32]) + Sync) -> Result<()> {
+    let failed = std::sync::Mutex::new(None);
+    super::par::for_each(b * nh, |i| {
+        if let Err(e) = with_scratch(room, |s| f(i / nh, i % nh, s)) {
+            failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+        }
+    });
+    failed.into_inner().unwrap_or_else(|p| p.into_inner()).map_or(Ok(()), Err)
 }
 
 /// A raw pointer shared with pool tasks that write disjoint head blocks through it.
@@ -115,47 +121,37 @@ pub fn attention_forward(
     let probs = probs.map(|p| RowsMut::new(p, b * nh, t * t));
     let out = Shared(ctx.as_mut_ptr());
     let rs = hidden as isize;
-    let failed = AtomicBool::new(false);
-    for_heads(b, nh, |bi, h| {
+    // Room for the probabilities unless kept, and for their dropped copy with dropout.
+    let own = if probs.is_some() { 0 } else { t * t };
+    let room = own + if dropout.is_some() { t * t } else { 0 };
+    for_heads(b, nh, room, |bi, h, scratch| {
         let blk = bi * nh + h;
         let at = bi * t * hidden;
         let mb = &mask_add[bi * t..(bi + 1) * t];
-        // Room for the probabilities unless kept, and for their dropped copy with dropout.
-        let own = if probs.is_some() { 0 } else { t * t };
-        let room = own + if dropout.is_some() { t * t } else { 0 };
-        let done = with_scratch(room, |scratch| {
-            let (mine, dropped) = scratch.split_at_mut(own);
-            let p = match &probs {
-                // SAFETY: block bi·NH + h of `probs` belongs to this (batch row, head) task
-                // alone: for_heads runs each pair exactly once.
-                Some(all) => unsafe { all.get(blk, blk + 1) },
-                None => mine,
+        let (mine, dropped) = scratch.split_at_mut(own);
+        let p = match &probs {
+            // SAFETY: block bi·NH + h of `probs` belongs to this (batch row, head) task
+            // alone: for_heads runs each pair exactly once.
+            Some(all) => unsafe { all.get(blk, blk + 1) },
+            None => mine,
+        };
+        // SAFETY: Q, K, V and ctx cover rows bi·T..(bi+1)·T of width H (sliced to n above);
+        // this task writes only columns h·HD..(h+1)·HD of those ctx rows.
+        unsafe {
+            head_probs(p, (head(q[at..].as_ptr(), h, hd), head(k[at..].as_ptr(), h, hd)), rs, mb, shape);
+            // With dropout the context uses dropped probabilities; `probs` keeps the softmax.
+            let pv: &[f32] = match dropout {
+                Some(d) => {
+                    dropped.copy_from_slice(p);
+                    d.offset((blk * t * t) as u64).apply(dropped);
+                    dropped
+                }
+                None => p,
             };
-            // SAFETY: Q, K, V and ctx cover rows bi·T..(bi+1)·T of width H (sliced to n above);
-            // this task writes only columns h·HD..(h+1)·HD of those ctx rows.
-            unsafe {
-                head_probs(p, (head(q[at..].as_ptr(), h, hd), head(k[at..].as_ptr(), h, hd)), rs, mb, shape);
-                // With dropout the context uses dropped probabilities; `probs` keeps the softmax.
-                let pv: &[f32] = match dropout {
-                    Some(d) => {
-                        dropped.copy_from_slice(p);
-                        d.offset((blk * t * t) as u64).apply(dropped);
-                        dropped
-                    }
-                    None => p,
-                };
-                let (c, vh) = (out.get().add(at + h * hd), head(v[at..].as_ptr(), h, hd));
-                gemm_raw((t, hd, t), 1.0, raw(pv.as_ptr(), t as isize, 1), raw(vh, rs, 1), 0.0, raw(c, rs, 1));
-            }
-        });
-        if done.is_err() {
-            failed.store(true, Ordering::Relaxed);
+            let (c, vh) = (out.get().add(at + h * hd), head(v[at..].as_ptr(), h, hd));
+            gemm_raw((t, hd, t), 1.0, raw(pv.as_ptr(), t as isize, 1), raw(vh, rs, 1), 0.0, raw(c, rs, 1));
         }
-    });
-    if failed.into_inner() {
-        return Err(Error::OutOfMemory(format!("attention scratch of {} elements per thread", 2 * t * t)));
-    }
-    Ok(())
+    })
 }
 
 /// What [`attention_backward`] reads of the forward besides Q, K, V.
@@ -187,8 +183,8 @@ pub fn attention_backward(
     let kept = saved.kept.map(|(scratch, probs)| (RowsMut::new(scratch, b * nh, t * t), &probs[..b * nh * t * t]));
     let rs = hidden as isize;
     let tt = t as isize;
-    let failed = AtomicBool::new(false);
-    for_heads(b, nh, |bi, h| {
+    let room = if kept.is_some() { 0 } else { 2 * t * t };
+    for_heads(b, nh, room, |bi, h, scratch| {
         let blk = bi * nh + h;
         let at = bi * t * hidden;
         let (qh, kh, vh, gh) = (
@@ -198,65 +194,41 @@ pub fn attention_backward(
             head(g[at..].as_ptr(), h, hd),
         );
         let off = at + h * hd;
-        let room = if kept.is_some() { 0 } else { 2 * t * t };
-        let done = with_scratch(room, |scratch| {
-            let (p, ds): (&[f32], &mut [f32]) = match &kept {
-                // SAFETY: block bi·NH + h of the scratch belongs to this (batch row, head) task
-                // alone: for_heads runs each pair exactly once.
-                Some((all, probs)) => (&probs[blk * t * t..(blk + 1) * t * t], unsafe { all.get(blk, blk + 1) }),
-                None => {
-                    let (p, ds) = scratch.split_at_mut(t * t);
-                    // SAFETY: qh, kh address this head's T rows of the [N, H] inputs.
-                    unsafe { head_probs(p, (qh, kh), rs, &saved.mask_add[bi * t..(bi + 1) * t], shape) };
-                    (p, ds)
-                }
-            };
-            // SAFETY: reads stay within rows bi·T..(bi+1)·T of the [N, H] inputs; writes go to
-            // columns h·HD..(h+1)·HD of those rows of dq, dk, dv (this task's alone).
-            unsafe {
-                // With dropout, dV uses the forward's dropped probabilities P′, rebuilt in ds; dP′
-                // then overwrites them and the mask takes it to dP.
-                let mask = dropout.map(|d| d.offset((blk * t * t) as u64));
-                if let Some(d) = mask {
-                    ds.copy_from_slice(p);
-                    d.apply(ds);
-                }
-                let pv = if mask.is_some() { ds.as_ptr() } else { p.as_ptr() };
-                // dV = P′ᵀ·dctx ; dP′ = dctx·Vᵀ
-                gemm_raw((t, hd, t), 1.0, raw(pv, 1, tt), raw(gh, rs, 1), 0.0, raw(dv.get().add(off), rs, 1));
-                gemm_raw((t, t, hd), 1.0, raw(gh, rs, 1), raw(vh, 1, rs), 0.0, raw(ds.as_mut_ptr(), tt, 1));
-                if let Some(d) = mask {
-                    d.apply(ds);
-                }
-                // dS = P ⊙ (dP − Σⱼ dP·P)
-                for (dsr, pr) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
-                    simd::softmax_backward(dsr, pr);
-                }
-                // dQ = scale·dS·K ; dK = scale·dSᵀ·Q
-                gemm_raw(
-                    (t, hd, t),
-                    scale,
-                    raw(ds.as_ptr(), tt, 1),
-                    raw(kh, rs, 1),
-                    0.0,
-                    raw(dq.get().add(off), rs, 1),
-                );
-                gemm_raw(
-                    (t, hd, t),
-                    scale,
-                    raw(ds.as_ptr(), 1, tt),
-                    raw(qh, rs, 1),
-                    0.0,
-                    raw(dk.get().add(off), rs, 1),
-                );
+        let (p, ds): (&[f32], &mut [f32]) = match &kept {
+            // SAFETY: block bi·NH + h of the scratch belongs to this (batch row, head) task
+            // alone: for_heads runs each pair exactly once.
+            Some((all, probs)) => (&probs[blk * t * t..(blk + 1) * t * t], unsafe { all.get(blk, blk + 1) }),
+            None => {
+                let (p, ds) = scratch.split_at_mut(t * t);
+                // SAFETY: qh, kh address this head's T rows of the [N, H] inputs.
+                unsafe { head_probs(p, (qh, kh), rs, &saved.mask_add[bi * t..(bi + 1) * t], shape) };
+                (p, ds)
             }
-        });
-        if done.is_err() {
-            failed.store(true, Ordering::Relaxed);
+        };
+        // SAFETY: reads stay within rows bi·T..(bi+1)·T of the [N, H] inputs; writes go to
+        // columns h·HD..(h+1)·HD of those rows of dq, dk, dv (this task's alone).
+        unsafe {
+            // With dropout, dV uses the forward's dropped probabilities P′, rebuilt in ds; dP′
+            // then overwrites them and the mask takes it to dP.
+            let mask = dropout.map(|d| d.offset((blk * t * t) as u64));
+            if let Some(d) = mask {
+                ds.copy_from_slice(p);
+                d.apply(ds);
+            }
+            let pv = if mask.is_some() { ds.as_ptr() } else { p.as_ptr() };
+            // dV = P′ᵀ·dctx ; dP′ = dctx·Vᵀ
+            gemm_raw((t, hd, t), 1.0, raw(pv, 1, tt), raw(gh, rs, 1), 0.0, raw(dv.get().add(off), rs, 1));
+            gemm_raw((t, t, hd), 1.0, raw(gh, rs, 1), raw(vh, 1, rs), 0.0, raw(ds.as_mut_ptr(), tt, 1));
+            if let Some(d) = mask {
+                d.apply(ds);
+            }
+            // dS = P ⊙ (dP − Σⱼ dP·P)
+            for (dsr, pr) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
+                simd::softmax_backward(dsr, pr);
+            }
+            // dQ = scale·dS·K ; dK = scale·dSᵀ·Q
+            gemm_raw((t, hd, t), scale, raw(ds.as_ptr(), tt, 1), raw(kh, rs, 1), 0.0, raw(dq.get().add(off), rs, 1));
+            gemm_raw((t, hd, t), scale, raw(ds.as_ptr(), 1, tt), raw(qh, rs, 1), 0.0, raw(dk.get().add(off), rs, 1));
         }
-    });
-    if failed.into_inner() {
-        return Err(Error::OutOfMemory(format!("attention scratch of {} elements per thread", 2 * t * t)));
-    }
-    Ok(())
+    })
 }

@@ -428,6 +428,15 @@ fn packed_block(
     }
 }
 
+/// A prepacked weight's panel width, din and dout (`None` for the unpacked layouts).
+fn packed_dims(w: &Weight) -> Option<(usize, usize, usize)> {
+    match w {
+        Weight::Packed(p) => Some((p.panel(), p.din(), p.dout())),
+        Weight::Int8(q) => Some((PackedI8::PANEL, q.din(), q.dout())),
+        _ => None,
+    }
+}
+
 /// [`linear_then`] for prepacked weights (f32 panels or int8): row blocks (each complete over
 /// the inner dimension, so an element's sum never depends on the split) when there are enough
 /// rows, else column blocks aligned to the kernel's panels, each computed into a task-local
@@ -441,11 +450,7 @@ fn packed_then(
     epilogue: impl Fn(usize, usize, &mut [f32]) + Sync,
 ) {
     let LinearShape { n, din, dout } = shape;
-    let (panel, wdin, wdout) = match w {
-        Weight::Packed(p) => (p.panel(), p.din(), p.dout()),
-        Weight::Int8(q) => (PackedI8::PANEL, q.din(), q.dout()),
-        _ => unreachable!("packed_then takes packed weights only"),
-    };
+    let Some((panel, wdin, wdout)) = packed_dims(&w) else { unreachable!("packed_then takes packed weights only") };
     assert!(wdin == din && wdout == dout, "packed weight is {wdout}x{wdin}, the layer {dout}x{din}");
     let t = threads();
     let small = n * din * dout < PAR_MIN_MACS || t == 1;
@@ -531,16 +536,8 @@ pub fn linear_forward<'w>(
 /// row blocks): the caller then runs separate Linears.
 pub fn linear_forward_shared(ys: &mut [&mut [f32]], x: &[f32], ws: &[(Weight, &[f32])], n: usize, din: usize) -> bool {
     let int8 = matches!(ws.first(), Some((Weight::Int8(_), _)));
-    let fits = |w: &Weight| match w {
-        Weight::Packed(p) => !int8 && p.din() == din,
-        Weight::Int8(q) => int8 && q.din() == din,
-        _ => false,
-    };
-    let dout = |w: &Weight| match w {
-        Weight::Packed(p) => p.dout(),
-        Weight::Int8(q) => q.dout(),
-        _ => 0,
-    };
+    let fits = |w: &Weight| matches!(w, Weight::Int8(_)) == int8 && packed_dims(w).is_some_and(|(_, i, _)| i == din);
+    let dout = |w: &Weight| packed_dims(w).map_or(0, |(_, _, o)| o);
     let t = threads();
     let row_parts = split(n, 2 * t, PACKED_MIN_ROWS, 4).1;
     let macs: usize = ws.iter().map(|(w, _)| n * din * dout(w)).sum();
@@ -552,17 +549,14 @@ pub fn linear_forward_shared(ys: &mut [&mut [f32]], x: &[f32], ws: &[(Weight, &[
     let outs: Vec<RowsMut> = ys.iter_mut().zip(ws).map(|(y, (w, _))| RowsMut::new(y, n, dout(w))).collect();
     let parts = if small { 1 } else { 2 * t };
     for_ranges(n, parts, PACKED_MIN_ROWS, 4, |s, e| {
+        let xb = &x[s * din..e * din];
         let run = |xq: Option<&QuantRows>| {
             for ((w, b), out) in ws.iter().zip(&outs) {
                 let d = dout(w);
                 // SAFETY: for_ranges hands each task its own disjoint row range s..e, and `outs`
                 // holds the only views of the outputs while the tasks run.
                 let yb = unsafe { out.get(s, e) };
-                match (w, xq) {
-                    (Weight::Int8(q), Some(xq)) => super::int8::matmul(yb, d, xq, 0..e - s, q, 0..d),
-                    (Weight::Packed(p), _) => super::packed::matmul(yb, d, &x[s * din..], din, 0..e - s, p, 0..d),
-                    _ => unreachable!("checked above: all int8 or all f32 panels"),
-                }
+                packed_block(yb, d, xb, *w, din, (0..e - s, 0..d), xq);
                 for row in yb.chunks_exact_mut(d) {
                     simd::add_assign(row, &b[..d]);
                 }
@@ -573,7 +567,7 @@ pub fn linear_forward_shared(ys: &mut [&mut [f32]], x: &[f32], ws: &[(Weight, &[
         }
         QUANT_ROWS.with(|q| {
             let mut q = q.borrow_mut();
-            match q.quantize(&x[s * din..e * din], e - s, din) {
+            match q.quantize(xb, e - s, din) {
                 Ok(()) => run(Some(&q)),
                 // As in `packed_block`: refused scratch gives NaN, which sessions refuse.
                 Err(_) => {
