@@ -75,7 +75,7 @@ pub fn activation_bytes(cfg: &ElectraConfig, batch: usize, seq_len: usize, train
     let kept = if training { cfg.num_hidden_layers } else { cfg.num_hidden_layers.min(2) };
     // Per layer: q, k, v, context, two LayerNorm inputs (6·H), four LayerNorm statistics, the
     // feed-forward pre-activation (I) and the attention probabilities (a backend that recomputes
-    // attention in the backward keeps neither those nor q and the context: an upper bound).
+    // attention in the backward keeps neither those nor q, k, v and the context: an upper bound).
     let per_layer = sum_of_products(&[&[n, 6, h], &[n, 4], &[n, i], &[scores]], what)?;
     // Embeddings (sum, output, statistics, mask), the projection, the current x1 and the two
     // alternating layer outputs, the feed-forward activation, and the head: dense H plus up to
@@ -83,9 +83,9 @@ pub fn activation_bytes(cfg: &ElectraConfig, batch: usize, seq_len: usize, train
     let base = sum_of_products(&[&[n, 2, e], &[n, 4], &[n, h], &[n, 3, h], &[n, i], &[n, h], &[n, e], &[n, v]], what)?;
     let mut total = add(base, mul(kept, per_layer, what)?, what)?;
     if training {
-        // The backward's scratch: six H-wide gradients and two recomputed (x1, the layer input),
-        // two I-wide, two E-wide, the scores, ten statistics.
-        let grads = sum_of_products(&[&[n, 8, h], &[n, 2, i], &[n, 2, e], &[scores], &[n, 10]], what)?;
+        // The backward's scratch: six H-wide gradients, a dropped one, six recomputed (x1, the
+        // layer input, q, k, v, context), two I-wide, two E-wide, the scores, ten statistics.
+        let grads = sum_of_products(&[&[n, 13, h], &[n, 2, i], &[n, 2, e], &[scores], &[n, 10]], what)?;
         total = add(total, grads, what)?;
     }
     mul(total, F32, what)

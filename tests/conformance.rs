@@ -748,8 +748,9 @@ fn encoder_tower() {
                 if be.attention_recomputes() { 0 } else { probs },
                 "{label}: kept probabilities"
             );
-            // Nor queries and context there (the backward recomputes them too).
-            assert_eq!(la.q.is_empty() && la.ctx.is_empty(), be.attention_recomputes(), "{label}: kept queries");
+            // Nor queries, keys, values and context there (the backward recomputes them too).
+            let none = [&la.q, &la.k, &la.v, &la.ctx].iter().all(|x| x.is_empty());
+            assert_eq!(none, be.attention_recomputes(), "{label}: kept queries, keys, values or context");
         }
         let mut g = zeros(be, w.len());
         let mut bp = Backprop::new(be, wb.mem(), &mut g);

@@ -354,6 +354,7 @@ pub struct Activated<B> {
 }
 
 /// Queries, keys and values `[N, H]` (head h in columns h·HD..(h+1)·HD), or their gradients.
+#[derive(Clone, Copy)]
 pub struct Qkv<B> {
     /// Queries.
     pub q: B,

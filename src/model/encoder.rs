@@ -171,7 +171,7 @@ pub const HEAD_SITES: u64 = 1 << 23;
 /// (the same arithmetic, so the same bits), which saves two `[N, H]` per layer.
 #[derive(Default, Debug)]
 pub struct LayerActs {
-    /// Queries `[N, H]`.
+    /// Queries `[N, H]` (empty in a `lean` forward, as the keys, values and context).
     pub q: Buf,
     /// Keys `[N, H]`.
     pub k: Buf,
@@ -234,13 +234,18 @@ pub struct EncoderActs {
     pub keep_probs: bool,
     /// Keep the probabilities whatever the backend (for a caller that reads them).
     pub want_probs: bool,
-    /// A training forward on a backend that recomputes attention: no layer keeps its queries or
-    /// context either (the backward recomputes them: one more Q product and attention forward
-    /// per layer); they go to `q` and `ctx`, shared. Set by `reserve`.
+    /// A training forward on a backend that recomputes attention: no layer keeps its queries,
+    /// keys, values or context either (the backward recomputes them from the layer's input: one
+    /// more Q/K/V product and attention forward per layer); they go to `q`, `k`, `v` and `ctx`,
+    /// shared. Set by `reserve`.
     pub lean: bool,
     /// The current layer's queries `[N, H]` when `lean`.
     pub q: Buf,
-    /// The current layer's attention context `[N, H]` when `lean`.
+    /// Its keys `[N, H]` when `lean`.
+    pub k: Buf,
+    /// Its values `[N, H]` when `lean`.
+    pub v: Buf,
+    /// Its attention context `[N, H]` when `lean`.
     pub ctx: Buf,
     /// Feed-forward activation `[N, I]` of the layer being computed: not kept per layer (the
     /// backward recomputes it from the pre-activation), which saves L·N·I floats.
@@ -299,16 +304,18 @@ impl EncoderActs {
         self.lean = self.keep_all && !self.keep_probs;
         let own = if self.lean { 0 } else { n * h };
         if self.lean {
-            be.ensure(&mut self.q, n * h)?;
-            be.ensure(&mut self.ctx, n * h)?;
+            for v in [&mut self.q, &mut self.k, &mut self.v, &mut self.ctx] {
+                be.ensure(v, n * h)?;
+            }
         }
         self.layers.resize_with(want.max(self.layers.len()), LayerActs::default);
         for la in &mut self.layers[..want] {
-            for v in [&mut la.k, &mut la.v, &mut la.ln1_in, &mut la.ln2_in] {
+            for v in [&mut la.ln1_in, &mut la.ln2_in] {
                 be.ensure(v, n * h)?;
             }
-            be.ensure(&mut la.q, own)?;
-            be.ensure(&mut la.ctx, own)?;
+            for v in [&mut la.q, &mut la.k, &mut la.v, &mut la.ctx] {
+                be.ensure(v, own)?;
+            }
             for v in [&mut la.ln1.mean, &mut la.ln1.rstd, &mut la.ln2.mean, &mut la.ln2.rstd] {
                 be.ensure(v, n)?;
             }
@@ -386,7 +393,8 @@ impl Encoder {
             let cur = acts.slot(l);
             // This layer's buffers beside its input: the embeddings (or their projection), else
             // the previous layer's output.
-            let EncoderActs { layers, x1, outs, ff_act, proj_out, emb_out, mask_add, lean, q, ctx, .. } = &mut *acts;
+            let EncoderActs { layers, x1, outs, ff_act, proj_out, emb_out, mask_add, lean, q, k, v, ctx, .. } =
+                &mut *acts;
             let [even, odd] = outs;
             let (x, out): (&Buf, &mut Buf) = match (l, l % 2) {
                 (0, _) => (if self.proj.is_some() { proj_out } else { emb_out }, even),
@@ -395,10 +403,10 @@ impl Encoder {
             };
             let la = &mut layers[cur];
             let ly = &self.layers[l];
-            let (q, ctx) = if *lean { (q, ctx) } else { (&mut la.q, &mut la.ctx) };
-            let qkv = Qkv { q: &mut *q, k: &mut la.k, v: &mut la.v };
+            let (q, k, v, ctx) = if *lean { (q, k, v, ctx) } else { (&mut la.q, &mut la.k, &mut la.v, &mut la.ctx) };
+            let qkv = Qkv { q: &mut *q, k: &mut *k, v: &mut *v };
             be.linear_qkv(qkv, x, w, Qkv { q: &ly.q, k: &ly.k, v: &ly.v }, n)?;
-            be.attention(ctx, &mut la.probs, Qkv { q, k: &la.k, v: &la.v }, mask_add, shape)?;
+            be.attention(ctx, &mut la.probs, Qkv { q, k, v }, mask_add, shape)?;
             // x1 = LN1(drop(dense_o(ctx)) + x), fused per row block without dropout.
             let y = ResidualLn { sum: &mut la.ln1_in, out: x1, stats: &mut la.ln1 };
             residual_block(be, y, (ctx, x), w, (&ly.attn_out(), n), drop.attention_output(l))?;
@@ -461,6 +469,10 @@ pub struct EncoderGrads {
     pub stats: LnStats,
     /// Its queries, recomputed where the forward was `lean` `[N, H]`.
     pub q: Buf,
+    /// Its keys, likewise `[N, H]`.
+    pub k: Buf,
+    /// Its values, likewise `[N, H]`.
+    pub v: Buf,
     /// Its attention context, likewise `[N, H]`.
     pub ctx: Buf,
     /// The probabilities such a recomputation does not keep (empty).
@@ -507,6 +519,8 @@ impl Encoder {
             (&mut gs.x1, n * h),
             (&mut gs.x, n * h),
             (&mut gs.q, if acts.lean { n * h } else { 0 }),
+            (&mut gs.k, if acts.lean { n * h } else { 0 }),
+            (&mut gs.v, if acts.lean { n * h } else { 0 }),
             (&mut gs.ctx, if acts.lean { n * h } else { 0 }),
             (&mut gs.stats.mean, n),
             (&mut gs.stats.rstd, n),
@@ -581,20 +595,20 @@ impl Encoder {
         // x1 = LN1(ln1_in), ln1_in = dense_o(ctx) + x: d_res = ∂/∂ln1_in, likewise.
         let saved = LnSaved { x: &la.ln1_in, stats: &la.ln1 };
         be.layer_norm_backward(&mut gs.d_res, p, &gs.d_x1, saved, &ly.attn_ln, n)?;
-        // A lean forward kept neither the queries nor the context: recompute both (the forward's
-        // own Linear and attention on the same inputs and dropout masks, so the same bits).
-        let (q, ctx) = if lean {
-            be.linear(&mut gs.q, x, &Weights::flat(p.w), &ly.q, n)?;
-            let qkv = Qkv { q: &gs.q, k: &la.k, v: &la.v };
+        // A lean forward kept none of the queries, keys, values and context: recompute them (the
+        // forward's own products and attention on the same input and dropout masks: the same bits).
+        let (qkv, ctx) = if lean {
+            let y = Qkv { q: &mut gs.q, k: &mut gs.k, v: &mut gs.v };
+            be.linear_qkv(y, x, &Weights::flat(p.w), Qkv { q: &ly.q, k: &ly.k, v: &ly.v }, n)?;
+            let qkv = Qkv { q: &gs.q, k: &gs.k, v: &gs.v };
             be.attention(&mut gs.ctx, &mut gs.no_probs, qkv, mask_add, shape)?;
-            (&gs.q, &gs.ctx)
+            (qkv, &gs.ctx)
         } else {
-            (&la.q, &la.ctx)
+            (Qkv { q: &la.q, k: &la.k, v: &la.v }, &la.ctx)
         };
         let dy = masked(be, &mut gs.d_drop, &gs.d_res, masks[0], n * self.hidden)?;
         be.linear_backward(InputGrad::Set(&mut gs.d_ctx), p, dy, ctx, &ly.o, n)?;
         let dqkv = Qkv { q: &mut gs.dq, k: &mut gs.dk, v: &mut gs.dv };
-        let qkv = Qkv { q, k: &la.k, v: &la.v };
         let saved = AttentionSaved { probs: &la.probs, mask_add };
         be.attention_backward(dqkv, &mut gs.d_scores, &gs.d_ctx, saved, qkv, shape)?;
         be.linear_backward(InputGrad::Add(&mut gs.d_res), p, &gs.dq, x, &ly.q, n)?;
