@@ -455,16 +455,18 @@ fn bench_gemm_int8(a: &BenchArgs) -> Result<()> {
         let block = n.div_ceil(2 * threads).max(16);
         let ops = 2.0 * (n * din * dout) as f64;
         let reps = ((2e9 / ops).ceil() as usize).clamp(3, 200);
+        // Each block's quantized rows in scratch kept across calls, as the backend's per-thread
+        // scratch is (a fresh allocation per call would time page faults, not the product).
+        let mut scratch: Vec<QuantRows> = (0..n.div_ceil(block)).map(|_| QuantRows::default()).collect();
         let mut best = f64::MAX;
         for _ in 0..reps {
             let t0 = Instant::now();
             pool.install(|| {
-                y.par_chunks_mut(block * dout).enumerate().try_for_each(|(b, yb)| {
+                y.par_chunks_mut(block * dout).zip(&mut scratch).enumerate().try_for_each(|(b, (yb, q))| {
                     let r0 = b * block;
                     let nr = yb.len() / dout;
-                    let mut q = QuantRows::default();
                     q.quantize(&x[r0 * din..(r0 + nr) * din], nr, din)?;
-                    int8::matmul(yb, dout, &q, 0..nr, &packed, 0..dout);
+                    int8::matmul(yb, dout, q, 0..nr, &packed, 0..dout);
                     Ok::<(), Error>(())
                 })
             })?;
