@@ -351,7 +351,8 @@ typedef struct {
  * How `electra_trainer_new_with_params` trains; start from `electra_trainer_default_params()`.
  * The fields are the JSON keys of `electra_trainer_new` with the same meaning and defaults;
  * `special_token_ids` (a list), `embedding_sharing`, `disc_mlm_weight`,
- * `disc_label_smoothing` and `rtd_head` (later keys: this struct keeps its version-1 layout)
+ * `disc_label_smoothing`, `rtd_head` and `tie_generator_output` (later keys: this struct keeps
+ * its version-1 layout)
  * are JSON-only.
  */
 typedef struct {
@@ -1581,7 +1582,10 @@ electra_status electra_tokenizer_id_to_token(const electra_tokenizer *t,
  * detection head, or `"cls"`: LayerNorm(h_[CLS] + h_i) first, so [CLS] learns from every
  * token's detection; saved as config.json `"rtd_head": "cls"` plus
  * `discriminator_predictions.LayerNorm.*`, whose encoder HF loads unchanged; left out: plain
- * for a new pair, a loaded model as its files are; JSON only).
+ * for a new pair, a loaded model as its files are; JSON only), tie_generator_output (true:
+ * the masked-LM head's output weights are the word table, the paper's; false: a matrix of its
+ * own, saved as `generator_lm_head.weight` with `"tie_word_embeddings": false`, which HF loads;
+ * left out: tied for a new model, a loaded model as its files are; JSON only).
  * max_seq_len left out is 128, or the model's max_position_embeddings when smaller. On failure `*out` is NULL.
  *
  * # Safety

@@ -190,8 +190,17 @@ fn smoothed_detection_end_to_end() {
 #[test]
 fn cls_aware_detection_end_to_end() {
     for dropout in [DropoutSetting::Config(false), DropoutSetting::Probability(0.3)] {
-        joint_objective_head(dropout, [1.0, 50.0, 0.0], 0.0, electra::RtdHead::Cls);
-        joint_objective_head(dropout, [0.0, 1.0, 0.0], 0.2, electra::RtdHead::Cls);
+        joint_objective_head(dropout, [1.0, 50.0, 0.0], 0.0, (electra::RtdHead::Cls, true));
+        joint_objective_head(dropout, [0.0, 1.0, 0.0], 0.2, (electra::RtdHead::Cls, true));
+    }
+}
+
+/// The joint objective with the masked-LM head's output untied from the word table
+/// (`tie_generator_output: false`): checked along the whole gradient and along that matrix.
+#[test]
+fn untied_generator_output_end_to_end() {
+    for dropout in [DropoutSetting::Config(false), DropoutSetting::Probability(0.3)] {
+        joint_objective_head(dropout, [1.0, 50.0, 0.0], 0.0, (electra::RtdHead::Plain, false));
     }
 }
 
@@ -200,15 +209,16 @@ fn joint_objective(dropout: DropoutSetting, disc_mlm_weight: f32) {
 }
 
 fn joint_objective_with(dropout: DropoutSetting, weights: [f32; 3], disc_label_smoothing: f32) {
-    joint_objective_head(dropout, weights, disc_label_smoothing, electra::RtdHead::Plain);
+    joint_objective_head(dropout, weights, disc_label_smoothing, (electra::RtdHead::Plain, true));
 }
 
-/// `[gen_weight, disc_weight, disc_mlm_weight]`, `disc_label_smoothing` and the detection head.
+/// `[gen_weight, disc_weight, disc_mlm_weight]`, `disc_label_smoothing`, the detection head and
+/// whether the masked-LM head's output is tied to the word table.
 fn joint_objective_head(
     dropout: DropoutSetting,
     [gen_weight, disc_weight, disc_mlm_weight]: [f32; 3],
     disc_label_smoothing: f32,
-    rtd_head: electra::RtdHead,
+    (rtd_head, tie): (electra::RtdHead, bool),
 ) {
     use electra::pretrain::masking::Masking;
     use electra::pretrain::{TrainOptions, Trainer};
@@ -220,7 +230,8 @@ fn joint_objective_head(
     .unwrap();
     let mut d = d;
     d.set_rtd_head(rtd_head);
-    let g = d.generator_config(0.5).unwrap();
+    let mut g = d.generator_config(0.5).unwrap();
+    g.tie_word_embeddings = tie;
     let mut model = electra::Model::new(Some(d), Some(g), true).unwrap();
     model.init_weights(9).unwrap();
     // Weights of std 0.2 (not 0.02), so no layer is near-linear.
@@ -270,6 +281,9 @@ fn joint_objective_head(
     if rtd_head == electra::RtdHead::Cls {
         parts.push(("[CLS]-aware head's LayerNorm", only("discriminator.discriminator_predictions.LayerNorm")));
     }
+    if !tie {
+        parts.push(("untied masked-LM output", only("generator.generator_lm_head.weight")));
+    }
     for (what, keep) in parts {
         let g: Vec<f32> = grad.iter().zip(&keep).map(|(g, &k)| if k { *g } else { 0.0 }).collect();
         let gn = dot(&g, &g).sqrt() as f32;
@@ -286,7 +300,7 @@ fn joint_objective_head(
         let fd = (loss_at(eps) - loss_at(-eps)) / (2.0 * eps as f64);
         let an = dot(&grad, &dir);
         let rel = (fd - an).abs() / an.abs();
-        println!("joint objective ({dropout:?}, weights {gen_weight}/{disc_weight}/{disc_mlm_weight}, smoothing {disc_label_smoothing}, {rtd_head:?} head, {what}): analytic {an:.5} fd {fd:.5} rel {rel:.2e}");
+        println!("joint objective ({dropout:?}, weights {gen_weight}/{disc_weight}/{disc_mlm_weight}, smoothing {disc_label_smoothing}, {rtd_head:?} head, tied {tie}, {what}): analytic {an:.5} fd {fd:.5} rel {rel:.2e}");
         assert!(rel < 1e-2, "{what}: analytic {an} vs finite difference {fd}");
     }
 }

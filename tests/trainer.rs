@@ -495,6 +495,69 @@ fn cls_aware_head_trains_exports_and_loads() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `tie_generator_output: false`: the masked-LM head gets a `[V, E]` output matrix of its own.
+/// The softmax then leaves the shared word table alone: with the masked LM alone, rows of ids
+/// that are neither inputs nor predictions get exactly no gradient, where the tied head pushes
+/// every row. It resumes bit for bit, exports in HF's layout (`tie_word_embeddings: false`) and
+/// is kept when the pair is continued; asking for the other kind of head is an error.
+#[test]
+fn untied_generator_output_trains_exports_and_resumes() {
+    use electra::pretrain::masking::Masking;
+    let untied = || TrainOptions { tie_generator_output: Some(false), ..opts() };
+    let dir = tempdir("untied-gen");
+    let t = Trainer::new(dir_config(&dir).to_str().unwrap(), untied()).unwrap();
+    let names: Vec<_> = t.params().infos().iter().map(|i| i.name.clone()).collect();
+    assert!(names.iter().any(|n| n == "generator.generator_lm_head.weight"), "{names:?}");
+    let tied = Trainer::new(dir_config(&dir).to_str().unwrap(), opts()).unwrap();
+    assert!(!tied.params().infos().iter().any(|i| i.name == "generator.generator_lm_head.weight"));
+
+    // The word table's gradient from the masked LM alone, at rows no input or prediction uses.
+    let (ids, mask, types) = batch_data(0);
+    let batch =
+        Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: Some(&types), batch: B, seq_len: T };
+    let positions = vec![1, 3, T + 2];
+    let mut generator_input = ids.clone();
+    for &p in &positions {
+        generator_input[p] = 4;
+    }
+    let masking = Masking { positions, generator_input };
+    let unused: Vec<usize> = (5..60).filter(|v| !ids.contains(&(*v as i32))).collect();
+    assert!(!unused.is_empty());
+    let far_rows = |tie: bool| -> f32 {
+        let o = TrainOptions { tie_generator_output: Some(tie), gen_weight: 1.0, disc_weight: 0.0, ..opts() };
+        let mut t = Trainer::new(dir_config(&dir).to_str().unwrap(), o).unwrap();
+        t.forward_backward(&batch, &masking, Some(&[7, 8, 9])).unwrap();
+        let g = t.grads().unwrap().into_owned();
+        let word =
+            t.params().infos().iter().find(|i| i.name.ends_with("embeddings.word_embeddings.weight")).unwrap().clone();
+        let e = word.shape[1];
+        unused.iter().flat_map(|&v| g[word.offset + v * e..word.offset + (v + 1) * e].to_vec()).map(f32::abs).sum()
+    };
+    assert_eq!(far_rows(false), 0.0, "untied: no softmax gradient in the word table");
+    assert!(far_rows(true) > 0.0, "tied: the softmax reaches every row");
+
+    // Resume: bit for bit.
+    resumes_bit_for_bit(&dir.join("ckpt"), || Trainer::new(dir_config(&dir).to_str().unwrap(), untied()).unwrap());
+
+    // Export: HF's layout; continuing keeps the head; the other kind is refused by name.
+    let mut t = t;
+    step(&mut t, 0);
+    t.export(&dir.join("pair")).unwrap();
+    let gen_cfg = std::fs::read_to_string(dir.join("pair/generator/config.json")).unwrap();
+    assert!(gen_cfg.contains(r#""tie_word_embeddings": false"#), "{gen_cfg}");
+    let file = std::fs::read(dir.join("pair/generator/model.safetensors")).unwrap();
+    assert!(safetensors::SafeTensors::deserialize(&file).unwrap().names().contains(&"generator_lm_head.weight"));
+    assert!(hf::load(&dir.join("pair")).is_ok());
+    let again = Trainer::new(dir.join("pair").to_str().unwrap(), opts()).unwrap();
+    assert!(again.params().infos().iter().any(|i| i.name == "generator.generator_lm_head.weight"));
+    let e =
+        Trainer::new(dir.join("pair").to_str().unwrap(), TrainOptions { tie_generator_output: Some(true), ..opts() })
+            .err()
+            .unwrap();
+    assert!(e.to_string().contains("tie_generator_output"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `embedding_sharing: "disentangled"`: the discriminator's tables are always the generator's
 /// plus a delta (bit for bit); detection moves only the delta and the masked LM only the
 /// generator's tables; a new pair starts with a zero delta; resume is bit for bit; the export

@@ -116,7 +116,10 @@ pub(crate) fn publish(t: Trainer) -> Result<*mut electra_trainer> {
 /// detection head, or `"cls"`: LayerNorm(h_[CLS] + h_i) first, so [CLS] learns from every
 /// token's detection; saved as config.json `"rtd_head": "cls"` plus
 /// `discriminator_predictions.LayerNorm.*`, whose encoder HF loads unchanged; left out: plain
-/// for a new pair, a loaded model as its files are; JSON only).
+/// for a new pair, a loaded model as its files are; JSON only), tie_generator_output (true:
+/// the masked-LM head's output weights are the word table, the paper's; false: a matrix of its
+/// own, saved as `generator_lm_head.weight` with `"tie_word_embeddings": false`, which HF loads;
+/// left out: tied for a new model, a loaded model as its files are; JSON only).
 /// max_seq_len left out is 128, or the model's max_position_embeddings when smaller. On failure `*out` is NULL.
 ///
 /// # Safety

@@ -160,6 +160,15 @@ pub struct TrainOptions {
     /// from a preset, config or discriminator without it, and what a loaded model holds (which a
     /// set value must then agree with).
     pub rtd_head: Option<crate::RtdHead>,
+    /// Whether the masked-LM head's output weights are the word embedding table (`true`, the
+    /// paper's and BERT's; HF `tie_word_embeddings`) or a `[V, E]` matrix of its own (`false`,
+    /// saved as `generator_lm_head.weight` with `"tie_word_embeddings": false` in the generator's
+    /// config.json, which HF loads as is). Untied, the softmax's push on every entry it does not
+    /// predict stays out of the shared embeddings, where Adam otherwise moves rare entries
+    /// together (docs/REPLICATION.md). Unset (the default): tied for a model built from a preset,
+    /// config or discriminator, and what a loaded model holds (which a set value must then agree
+    /// with).
+    pub tie_generator_output: Option<bool>,
 }
 
 /// The default of [`TrainOptions::max_seq_len`].
@@ -206,6 +215,7 @@ impl Default for TrainOptions {
             dropout: Default::default(),
             embedding_sharing: None,
             rtd_head: None,
+            tie_generator_output: None,
         }
     }
 }

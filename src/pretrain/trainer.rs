@@ -546,6 +546,16 @@ impl Trainer {
                 )));
             }
         }
+        if let Some(want) = opts.tie_generator_output {
+            let has = model.towers.gen().map(|g| g.config.tie_word_embeddings);
+            if has.is_some_and(|has| has != want) {
+                let has = if want { "its own" } else { "tied" };
+                return Err(Error::arg(format!(
+                    "options: tie_generator_output {want}, but the model's masked-LM head has {has} output weights \
+                     (chosen when a model is made from a preset, a config or a discriminator)"
+                )));
+            }
+        }
         // A config's dropout out of range fails here, not at the first step.
         for c in [model.towers.disc().map(|d| &d.config), model.towers.gen().map(|g| &g.config)].into_iter().flatten() {
             opts.dropout.probabilities(c.dropout_probs(), "config.json")?;
@@ -771,7 +781,7 @@ impl Trainer {
             }
             d.max_position_embeddings = d.max_position_embeddings.max(opts.max_seq_len);
             let frac = opts.generator_hidden_fraction.unwrap_or(paper_frac);
-            let (disc, gen) = match opts.objective {
+            let (disc, mut gen) = match opts.objective {
                 Objective::Electra => {
                     let g = d.generator_config(frac)?;
                     (Some(d), g)
@@ -782,6 +792,9 @@ impl Trainer {
                     (None, g)
                 }
             };
+            if let Some(tie) = opts.tie_generator_output {
+                gen.tie_word_embeddings = tie;
+            }
             // The whole training state, from the configs, before the weights are allocated.
             for c in disc.iter().chain([&gen]) {
                 c.validate()?;
@@ -807,7 +820,10 @@ impl Trainer {
             match (opts.objective, &loaded.towers) {
                 (Objective::Electra, Towers::Discriminator(d)) => {
                     let frac = opts.generator_hidden_fraction.unwrap_or(0.25);
-                    let gcfg = d.config.generator_config(frac)?;
+                    let mut gcfg = d.config.generator_config(frac)?;
+                    if let Some(tie) = opts.tie_generator_output {
+                        gcfg.tie_word_embeddings = tie;
+                    }
                     let share = full_sharing(&opts);
                     let mut dcfg = d.config.clone();
                     if let Some(h) = opts.rtd_head {
