@@ -5,7 +5,8 @@ and torch's AdamW corrects bias where ours, as the original, does not).
 
     ~/electra-pyenv/bin/python scripts/reference_pretrain.py [--steps 600] [--temperature 3] \
         [--seq-len 128] [--dropout 0.1] [--label-smoothing 0.2] [--rtd-head cls] \
-        [--embedding-sharing full|disentangled|none] [--corpus FILE ...] [--save DIR]
+        [--embedding-sharing full|disentangled|none] [--untie-generator-output] [--corpus FILE ...] \
+        [--save DIR]
 
 Same model as the `tiny` preset (discriminator 2 x 128, embeddings 64, generator 1/4 width sharing
 the discriminator's embeddings, lm head tied), same objective (15% of positions, 85% [MASK],
@@ -22,7 +23,9 @@ generator reaches unigram-level samples, as ours does; see README.md. --rtd-head
 [CLS]-aware detection head LayerNorm(h_[CLS] + h_i) (saved as discriminator_predictions.LayerNorm
 with "rtd_head": "cls" in config.json, as ours), and DeBERTa-V3's gradient-disentangled sharing
 (the discriminator's word, position and type tables are the generator's, detached, plus a delta
-that starts at zero; saved folded; the embedding LayerNorm is each tower's own) or none. Needs torch, transformers and
+that starts at zero; saved folded; the embedding LayerNorm is each tower's own) or none.
+--untie-generator-output is `"tie_generator_output": false`: the generator's lm head gets a
+matrix of its own instead of the shared word table. Needs torch, transformers and
 tokenizers (scripts/requirements.txt).
 """
 import argparse
@@ -54,6 +57,8 @@ def main():
     ap.add_argument("--rtd-head", choices=["plain", "cls"], default="plain",
                     help="cls: detection on LayerNorm(h_[CLS] + h_i), as rtd_head \"cls\"")
     ap.add_argument("--embedding-sharing", choices=["full", "disentangled", "none"], default="full")
+    ap.add_argument("--untie-generator-output", action="store_true",
+                    help="the generator's lm head has its own output matrix, as tie_generator_output false")
     ap.add_argument("--corpus", nargs="+", help="text files (default: the bundled Moby-Dick)")
     ap.add_argument("--vocab", default=os.path.join(ROOT, "data/vocab.txt"))
     ap.add_argument("--save", help="write the discriminator here (HF layout + vocab.txt)")
@@ -77,12 +82,14 @@ def main():
     dcfg = ElectraConfig(vocab_size=vocab, embedding_size=64, hidden_size=128, num_hidden_layers=2,
                          num_attention_heads=2, intermediate_size=512, max_position_embeddings=128, **drop)
     gcfg = ElectraConfig(vocab_size=vocab, embedding_size=64, hidden_size=32, num_hidden_layers=2,
-                         num_attention_heads=1, intermediate_size=128, max_position_embeddings=128, **drop)
+                         num_attention_heads=1, intermediate_size=128, max_position_embeddings=128,
+                         tie_word_embeddings=not a.untie_generator_output, **drop)
     disc, gen = ElectraForPreTraining(dcfg), ElectraForMaskedLM(gcfg)
     tables = ("word_embeddings", "position_embeddings", "token_type_embeddings")
     if a.embedding_sharing == "full":
         gen.electra.embeddings = disc.electra.embeddings  # the original shares the whole embeddings module
-        gen.generator_lm_head.weight = disc.electra.embeddings.word_embeddings.weight
+        if not a.untie_generator_output:
+            gen.generator_lm_head.weight = disc.electra.embeddings.word_embeddings.weight
     elif a.embedding_sharing == "disentangled":
         class Fold(torch.nn.Module):  # E_D = sg(E_G) + E_delta
             def __init__(self, g):
