@@ -547,8 +547,7 @@ impl Trainer {
             }
         }
         if let Some(want) = opts.tie_generator_output {
-            let has = model.towers.gen().map(|g| g.config.tie_word_embeddings);
-            if has.is_some_and(|has| has != want) {
+            if model.towers.gen().is_some_and(|g| g.config.tie_word_embeddings != want) {
                 let has = if want { "its own" } else { "tied" };
                 return Err(Error::arg(format!(
                     "options: tie_generator_output {want}, but the model's masked-LM head has {has} output weights \
