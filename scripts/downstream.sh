@@ -17,21 +17,26 @@
 #   random      random init, bundled vocabulary (a 1-step run at learning rate 1e-30)
 #   main        the README's main job: `electra pretrain` defaults (tiny, 600 steps of Moby-Dick;
 #               the tiny recipe: Adam bias correction, detection labels smoothed at 0.2, the
-#               [CLS]-aware detection head)
-#   main-plain  the same with HF's detection head (the default earlier on 2026-12-06)
-#   main-gdes   the main job with disentangled embedding sharing
-#   main-bc     HF's head, no label smoothing (bias correction alone)
-#   main-paper  none of the three: the paper's objective and the original's Adam (the default
+#               [CLS]-aware detection head, the generator's output untied from the shared table)
+#   main-tied   the same with the generator's output tied (the tiny recipe until 2026-12-07)
+#   main-plain  main-tied with HF's detection head (the default earlier on 2026-12-06)
+#   main-gdes   main-tied with disentangled embedding sharing
+#   main-bc     HF's head, no label smoothing, tied (bias correction alone)
+#   main-paper  none of the four: the paper's objective and the original's Adam (the default
 #               before 2026-12-06)
+#   The variants below main-tied keep the tied output, so that they measure what they did when
+#   they were added.
 #   torch       the main job's recipe in HF PyTorch (scripts/reference_pretrain.py --save
-#               --label-smoothing 0.2 --rtd-head cls), when TORCH_PYTHON names a Python with
-#               torch and transformers; torch-plain and torch-bc as main-plain and main-bc
+#               --label-smoothing 0.2 --rtd-head cls --untie-generator-output), when TORCH_PYTHON
+#               names a Python with torch and transformers; torch-tied, torch-plain and torch-bc
+#               as main-tied, main-plain and main-bc
 #   random-rt   random init with the vocabulary trained on RT's training sentences
 #   indomain    `electra pretrain --corpus` on RT's training sentences (labels removed), 600 steps
-#   indomain-plain  the same with HF's detection head
+#   indomain-plain  the same, tied, with HF's detection head
 #   indomain-paper  the same with the paper's objective and Adam
 #   indomain-long   the same as indomain for LONG_STEPS steps (default 3000, about 9 minutes)
-#   indomain-long-plain  the same with HF's detection head
+#   indomain-long-tied   the same with the generator's output tied
+#   indomain-long-plain  the same, tied, with HF's detection head
 #   mlm-long    the masked LM at indomain-long's FLOPs
 #   mlm         the masked-LM baseline on the same text at the same FLOPs (--match-flops indomain;
 #               bias-corrected Adam, as the tiny default)
@@ -92,15 +97,17 @@ finetune() { # NAME MODEL_DIR SEED: both poolings, the defaults otherwise
 }
 
 in_domain=(--corpus "$WORK/rt-train-text.txt")
-paper=(--options '{"bias_correction": false, "disc_label_smoothing": 0, "rtd_head": "plain"}')
-plain=(--options '{"rtd_head": "plain"}')
+paper=(--options '{"bias_correction": false, "disc_label_smoothing": 0, "rtd_head": "plain", "tie_generator_output": true}')
+plain=(--options '{"rtd_head": "plain", "tie_generator_output": true}')
+tied=(--options '{"tie_generator_output": true}')
 for seed in $SEEDS; do
     echo "== seed $seed: pre-training"
     pretrain "$WORK/random-$seed" "$seed" --steps 1 --learning-rate 1e-30
     pretrain "$WORK/main-$seed" "$seed"
+    pretrain "$WORK/main-tied-$seed" "$seed" "${tied[@]}"
     pretrain "$WORK/main-plain-$seed" "$seed" "${plain[@]}"
-    pretrain "$WORK/main-gdes-$seed" "$seed" --options '{"embedding_sharing": "disentangled"}'
-    pretrain "$WORK/main-bc-$seed" "$seed" --options '{"disc_label_smoothing": 0, "rtd_head": "plain"}'
+    pretrain "$WORK/main-gdes-$seed" "$seed" --options '{"embedding_sharing": "disentangled", "tie_generator_output": true}'
+    pretrain "$WORK/main-bc-$seed" "$seed" --options '{"disc_label_smoothing": 0, "rtd_head": "plain", "tie_generator_output": true}'
     pretrain "$WORK/main-paper-$seed" "$seed" "${paper[@]}"
     # The first in-domain run trains the RT vocabulary (deterministic); the others reuse it.
     ROWS="" pretrain "$WORK/random-rt-$seed" "$seed" "${in_domain[@]}" --steps 1 --learning-rate 1e-30
@@ -109,6 +116,8 @@ for seed in $SEEDS; do
     pretrain "$WORK/indomain-plain-$seed" "$seed" "${in_domain[@]}" --vocab "$rt_vocab" "${plain[@]}"
     pretrain "$WORK/indomain-paper-$seed" "$seed" "${in_domain[@]}" --vocab "$rt_vocab" "${paper[@]}"
     pretrain "$WORK/indomain-long-$seed" "$seed" "${in_domain[@]}" --vocab "$rt_vocab" --steps "$LONG_STEPS"
+    pretrain "$WORK/indomain-long-tied-$seed" "$seed" "${in_domain[@]}" --vocab "$rt_vocab" --steps "$LONG_STEPS" \
+        "${tied[@]}"
     pretrain "$WORK/indomain-long-plain-$seed" "$seed" "${in_domain[@]}" --vocab "$rt_vocab" --steps "$LONG_STEPS" \
         "${plain[@]}"
     if [ -f "$WORK/indomain-long-$seed/summary.json" ]; then
@@ -124,22 +133,25 @@ for seed in $SEEDS; do
             --match-flops "$WORK/indomain-paper-$seed" --options '{"bias_correction": false}'
     fi
     if [ -n "$TORCH_PYTHON" ]; then
-        for run in "torch 0.2 cls" "torch-plain 0.2 plain" "torch-bc 0 plain"; do
-            read -r name ls head <<<"$run"
+        for run in "torch 0.2 cls --untie-generator-output" "torch-tied 0.2 cls" "torch-plain 0.2 plain" \
+            "torch-bc 0 plain"; do
+            read -r name ls head untie <<<"$run"
             t="$WORK/$name-$seed"
             { [ -f "$t/model.safetensors" ] || ! want "$name"; } && continue
+            # shellcheck disable=SC2086 # $untie: one flag or none
             "$TORCH_PYTHON" scripts/reference_pretrain.py --steps 600 --seq-len 128 --temperature 3 --threads 1 \
-                --label-smoothing "$ls" --rtd-head "$head" --seed "$seed" --save "$t" >"$t.log" 2>&1
+                --label-smoothing "$ls" --rtd-head "$head" $untie --seed "$seed" --save "$t" >"$t.log" 2>&1
         done
     fi
     echo "== seed $seed: fine-tuning"
     finetune random "$WORK/random-$seed/final/discriminator" "$seed"
     finetune main "$WORK/main-$seed/final/discriminator" "$seed"
+    finetune main-tied "$WORK/main-tied-$seed/final/discriminator" "$seed"
     finetune main-plain "$WORK/main-plain-$seed/final/discriminator" "$seed"
     finetune main-gdes "$WORK/main-gdes-$seed/final/discriminator" "$seed"
     finetune main-bc "$WORK/main-bc-$seed/final/discriminator" "$seed"
     finetune main-paper "$WORK/main-paper-$seed/final/discriminator" "$seed"
-    for t in torch torch-plain torch-bc; do
+    for t in torch torch-tied torch-plain torch-bc; do
         if [ -f "$WORK/$t-$seed/model.safetensors" ]; then finetune "$t" "$WORK/$t-$seed" "$seed"; fi
     done
     finetune random-rt "$WORK/random-rt-$seed/final/discriminator" "$seed"
@@ -147,6 +159,7 @@ for seed in $SEEDS; do
     finetune indomain-plain "$WORK/indomain-plain-$seed/final/discriminator" "$seed"
     finetune indomain-paper "$WORK/indomain-paper-$seed/final/discriminator" "$seed"
     finetune indomain-long "$WORK/indomain-long-$seed/final/discriminator" "$seed"
+    finetune indomain-long-tied "$WORK/indomain-long-tied-$seed/final/discriminator" "$seed"
     finetune indomain-long-plain "$WORK/indomain-long-plain-$seed/final/discriminator" "$seed"
     finetune mlm-long "$WORK/mlm-long-$seed/final/generator" "$seed"
     finetune mlm "$WORK/mlm-$seed/final/generator" "$seed"
@@ -158,8 +171,10 @@ import json, os, statistics, subprocess, sys
 work, doc, seeds, marker, long_steps = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4], sys.argv[5]
 kinds = [
     ("random", "random init (bundled vocabulary)"),
-    ("main", "README main job: ELECTRA, Moby-Dick, 600 steps (tiny recipe: bias correction, label smoothing 0.2, [CLS]-aware head)"),
-    ("torch", "the same in HF PyTorch (reference_pretrain.py --label-smoothing 0.2 --rtd-head cls)"),
+    ("main", "README main job: ELECTRA, Moby-Dick, 600 steps (tiny recipe: bias correction, label smoothing 0.2, [CLS]-aware head, untied generator output)"),
+    ("torch", "the same in HF PyTorch (reference_pretrain.py --label-smoothing 0.2 --rtd-head cls --untie-generator-output)"),
+    ("main-tied", "main job with the generator's output tied (the tiny recipe until 2026-12-07; the rows below are tied too)"),
+    ("torch-tied", "the same in HF PyTorch (--label-smoothing 0.2 --rtd-head cls)"),
     ("main-plain", "main job with HF's detection head (the tiny recipe earlier on 2026-12-06)"),
     ("torch-plain", "the same in HF PyTorch (--label-smoothing 0.2)"),
     ("main-gdes", "main job with disentangled embedding sharing"),
@@ -168,12 +183,13 @@ kinds = [
     ("main-paper", "main job, the paper's objective and the original's Adam (the old default)"),
     ("random-rt", "random init (RT vocabulary)"),
     ("indomain", "ELECTRA on RT's own sentences, 600 steps (tiny recipe)"),
-    ("indomain-plain", "the same with HF's detection head"),
+    ("indomain-plain", "the same, tied, with HF's detection head"),
     ("indomain-paper", "the same, paper's objective and Adam"),
     ("mlm", "MLM on RT's own sentences, same FLOPs (bias correction)"),
     ("mlm-paper", "the same, the original's Adam"),
     ("indomain-long", f"ELECTRA on RT's own sentences, {long_steps} steps (tiny recipe)"),
-    ("indomain-long-plain", "the same with HF's detection head"),
+    ("indomain-long-tied", "the same with the generator's output tied"),
+    ("indomain-long-plain", "the same, tied, with HF's detection head"),
     ("mlm-long", f"MLM on RT's own sentences at the {long_steps}-step run's FLOPs (bias correction)"),
 ]
 if marker != "DOWNSTREAM":

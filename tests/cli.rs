@@ -213,17 +213,31 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 /// A fresh tiny run takes the tiny recipe's [CLS]-aware detection head (config.json says so, and
-/// the finetuner and `detect` read such a discriminator); `--options` gives HF's head back.
+/// the finetuner and `detect` read such a discriminator) and a generator whose output layer is
+/// its own (HF's `generator_lm_head.weight`, `tie_word_embeddings` false); `--options` gives
+/// HF's head and the tied output back.
 #[test]
-fn the_tiny_recipe_detects_with_the_cls_aware_head() {
+fn the_tiny_recipe_detects_with_the_cls_aware_head_and_unties_the_generator_output() {
     let f = fixture();
     let cfg = std::fs::read_to_string(f.disc.join("config.json")).unwrap();
     assert!(cfg.contains(r#""rtd_head": "cls""#), "{cfg}");
+    let gen = f.disc.parent().unwrap().join("generator");
+    let gcfg: serde_json::Value = serde_json::from_slice(&std::fs::read(gen.join("config.json")).unwrap()).unwrap();
+    assert_eq!(gcfg["tie_word_embeddings"], false, "{gcfg}");
+    let names = |dir: &Path| {
+        let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+        safetensors::SafeTensors::deserialize(&bytes).unwrap().names().iter().map(|n| n.to_string()).collect::<Vec<_>>()
+    };
+    assert!(names(&gen).iter().any(|n| n == "generator_lm_head.weight"), "{:?}", names(&gen));
     electra(&["detect", "--model", s(&f.disc), "the sea was calm"]).ok();
     let d = temp("plain-head");
-    pretrain(&d.join("run"), &["--options", r#"{"rtd_head": "plain"}"#]).ok();
+    pretrain(&d.join("run"), &["--options", r#"{"rtd_head": "plain", "tie_generator_output": true}"#]).ok();
     let cfg = std::fs::read_to_string(d.join("run/final/discriminator/config.json")).unwrap();
     assert!(!cfg.contains("rtd_head"), "{cfg}");
+    let gen = d.join("run/final/generator");
+    let gcfg: serde_json::Value = serde_json::from_slice(&std::fs::read(gen.join("config.json")).unwrap()).unwrap();
+    assert_eq!(gcfg["tie_word_embeddings"], true, "{gcfg}");
+    assert!(!names(&gen).iter().any(|n| n == "generator_lm_head.weight"), "{:?}", names(&gen));
 }
 
 #[test]

@@ -162,8 +162,8 @@ enum Cmd {
         /// Training options as a JSON object (the keys of electra_trainer_new, e.g.
         /// '{"temperature": 1.5, "disc_weight": 50}'); they override the flags above. A fresh
         /// tiny model defaults to the tiny recipe, {"bias_correction": true,
-        /// "disc_label_smoothing": 0.2, "rtd_head": "cls"} (the paper's objective and Adam:
-        /// false, 0 and "plain").
+        /// "disc_label_smoothing": 0.2, "rtd_head": "cls", "tie_generator_output": false} (the
+        /// paper's objective and Adam: false, 0, "plain" and true).
         #[arg(long)]
         options: Option<String>,
         /// Take as many steps as it needs to spend the pre-training FLOPs of that earlier run
