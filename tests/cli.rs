@@ -221,9 +221,11 @@ fn the_tiny_recipe_detects_with_the_cls_aware_head_and_unties_the_generator_outp
     let f = fixture();
     let cfg = std::fs::read_to_string(f.disc.join("config.json")).unwrap();
     assert!(cfg.contains(r#""rtd_head": "cls""#), "{cfg}");
+    let config = |dir: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap()
+    };
     let gen = f.disc.parent().unwrap().join("generator");
-    let gcfg: serde_json::Value = serde_json::from_slice(&std::fs::read(gen.join("config.json")).unwrap()).unwrap();
-    assert_eq!(gcfg["tie_word_embeddings"], false, "{gcfg}");
+    assert_eq!(config(&gen)["tie_word_embeddings"], false, "{}", config(&gen));
     let names = |dir: &Path| {
         let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
         safetensors::SafeTensors::deserialize(&bytes).unwrap().names().iter().map(|n| n.to_string()).collect::<Vec<_>>()
@@ -235,8 +237,7 @@ fn the_tiny_recipe_detects_with_the_cls_aware_head_and_unties_the_generator_outp
     let cfg = std::fs::read_to_string(d.join("run/final/discriminator/config.json")).unwrap();
     assert!(!cfg.contains("rtd_head"), "{cfg}");
     let gen = d.join("run/final/generator");
-    let gcfg: serde_json::Value = serde_json::from_slice(&std::fs::read(gen.join("config.json")).unwrap()).unwrap();
-    assert_eq!(gcfg["tie_word_embeddings"], true, "{gcfg}");
+    assert_eq!(config(&gen)["tie_word_embeddings"], true, "{}", config(&gen));
     assert!(!names(&gen).iter().any(|n| n == "generator_lm_head.weight"), "{:?}", names(&gen));
 }
 
