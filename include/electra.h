@@ -351,8 +351,8 @@ typedef struct {
  * How `electra_trainer_new_with_params` trains; start from `electra_trainer_default_params()`.
  * The fields are the JSON keys of `electra_trainer_new` with the same meaning and defaults;
  * `special_token_ids` (a list), `embedding_sharing`, `disc_mlm_weight`,
- * `disc_label_smoothing`, `rtd_head` and `tie_generator_output` (later keys: this struct keeps
- * its version-1 layout)
+ * `disc_label_smoothing`, `rtd_head`, `tie_generator_output`, `cls_contrast_weight` and
+ * `cls_contrast_temperature` (later keys: this struct keeps its version-1 layout)
  * are JSON-only.
  */
 typedef struct {
@@ -1585,7 +1585,12 @@ electra_status electra_tokenizer_id_to_token(const electra_tokenizer *t,
  * for a new pair, a loaded model as its files are; JSON only), tie_generator_output (true:
  * the masked-LM head's output weights are the word table, the paper's; false: a matrix of its
  * own, saved as `generator_lm_head.weight` with `"tie_word_embeddings": false`, which HF loads;
- * left out: tied for a new model, a loaded model as its files are; JSON only).
+ * left out: tied for a new model, a loaded model as its files are; JSON only),
+ * cls_contrast_weight (a sequence-level loss for [CLS], COCO-LM's contrastive one with the
+ * generator's pass as the second view: each sequence's [CLS] states in the two towers must find
+ * each other among the micro-batch's, through projections kept in the trainer's checkpoints but
+ * not in the exported models; default 0, off; JSON only), cls_contrast_temperature (its
+ * softmax temperature, at least 0.01; default 0.1; JSON only).
  * max_seq_len left out is 128, or the model's max_position_embeddings when smaller. On failure `*out` is NULL.
  *
  * # Safety

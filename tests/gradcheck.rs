@@ -170,7 +170,7 @@ fn joint_objective_end_to_end() {
 fn hybrid_objective_end_to_end() {
     for dropout in [DropoutSetting::Config(false), DropoutSetting::Probability(0.3)] {
         joint_objective(dropout, 2.0);
-        joint_objective_with(dropout, [0.0, 0.0, 2.0], 0.0);
+        joint_objective_with(dropout, [0.0, 0.0, 2.0, 0.0], 0.0);
     }
 }
 
@@ -179,8 +179,8 @@ fn hybrid_objective_end_to_end() {
 #[test]
 fn smoothed_detection_end_to_end() {
     for dropout in [DropoutSetting::Config(false), DropoutSetting::Probability(0.3)] {
-        joint_objective_with(dropout, [1.0, 50.0, 0.0], 0.2);
-        joint_objective_with(dropout, [0.0, 1.0, 0.0], 0.2);
+        joint_objective_with(dropout, [1.0, 50.0, 0.0, 0.0], 0.2);
+        joint_objective_with(dropout, [0.0, 1.0, 0.0, 0.0], 0.2);
     }
 }
 
@@ -190,8 +190,21 @@ fn smoothed_detection_end_to_end() {
 #[test]
 fn cls_aware_detection_end_to_end() {
     for dropout in [DropoutSetting::Config(false), DropoutSetting::Probability(0.3)] {
-        joint_objective_head(dropout, [1.0, 50.0, 0.0], 0.0, (electra::RtdHead::Cls, true));
-        joint_objective_head(dropout, [0.0, 1.0, 0.0], 0.2, (electra::RtdHead::Cls, true));
+        joint_objective_head(dropout, [1.0, 50.0, 0.0, 0.0], 0.0, (electra::RtdHead::Cls, true));
+        joint_objective_head(dropout, [0.0, 1.0, 0.0, 0.0], 0.2, (electra::RtdHead::Cls, true));
+    }
+}
+
+/// The sequence-level [CLS] loss (`cls_contrast_weight`) with the joint objective, and alone (its
+/// gradient reaches both towers only through their [CLS] rows), and with the tiny recipe's
+/// [CLS]-aware head and untied output: checked along the whole gradient and along the
+/// projections alone.
+#[test]
+fn cls_contrast_end_to_end() {
+    for dropout in [DropoutSetting::Config(false), DropoutSetting::Probability(0.3)] {
+        joint_objective_head(dropout, [1.0, 50.0, 0.0, 2.0], 0.0, (electra::RtdHead::Plain, true));
+        joint_objective_head(dropout, [0.0, 0.0, 0.0, 2.0], 0.0, (electra::RtdHead::Plain, true));
+        joint_objective_head(dropout, [1.0, 50.0, 0.0, 2.0], 0.0, (electra::RtdHead::Cls, false));
     }
 }
 
@@ -200,23 +213,23 @@ fn cls_aware_detection_end_to_end() {
 #[test]
 fn untied_generator_output_end_to_end() {
     for dropout in [DropoutSetting::Config(false), DropoutSetting::Probability(0.3)] {
-        joint_objective_head(dropout, [1.0, 50.0, 0.0], 0.0, (electra::RtdHead::Plain, false));
+        joint_objective_head(dropout, [1.0, 50.0, 0.0, 0.0], 0.0, (electra::RtdHead::Plain, false));
     }
 }
 
 fn joint_objective(dropout: DropoutSetting, disc_mlm_weight: f32) {
-    joint_objective_with(dropout, [1.0, 50.0, disc_mlm_weight], 0.0);
+    joint_objective_with(dropout, [1.0, 50.0, disc_mlm_weight, 0.0], 0.0);
 }
 
-fn joint_objective_with(dropout: DropoutSetting, weights: [f32; 3], disc_label_smoothing: f32) {
+fn joint_objective_with(dropout: DropoutSetting, weights: [f32; 4], disc_label_smoothing: f32) {
     joint_objective_head(dropout, weights, disc_label_smoothing, (electra::RtdHead::Plain, true));
 }
 
-/// `[gen_weight, disc_weight, disc_mlm_weight]`, `disc_label_smoothing`, the detection head and
-/// whether the masked-LM head's output is tied to the word table.
+/// `[gen_weight, disc_weight, disc_mlm_weight, cls_contrast_weight]`, `disc_label_smoothing`, the
+/// detection head and whether the masked-LM head's output is tied to the word table.
 fn joint_objective_head(
     dropout: DropoutSetting,
-    [gen_weight, disc_weight, disc_mlm_weight]: [f32; 3],
+    [gen_weight, disc_weight, disc_mlm_weight, cls_contrast_weight]: [f32; 4],
     disc_label_smoothing: f32,
     (rtd_head, tie): (electra::RtdHead, bool),
 ) {
@@ -248,6 +261,8 @@ fn joint_objective_head(
         disc_weight,
         disc_mlm_weight,
         disc_label_smoothing,
+        cls_contrast_weight,
+        cls_contrast_temperature: 0.5,
         ..Default::default()
     };
     let mut t = Trainer::from_model(model, opts).unwrap();
@@ -278,6 +293,9 @@ fn joint_objective_head(
     if disc_mlm_weight > 0.0 {
         parts.push(("discriminator mlm head", only("discriminator_mlm.")));
     }
+    if cls_contrast_weight > 0.0 {
+        parts.push(("[CLS] contrast projections", only("cls_contrast.")));
+    }
     if rtd_head == electra::RtdHead::Cls {
         parts.push(("[CLS]-aware head's LayerNorm", only("discriminator.discriminator_predictions.LayerNorm")));
     }
@@ -300,7 +318,7 @@ fn joint_objective_head(
         let fd = (loss_at(eps) - loss_at(-eps)) / (2.0 * eps as f64);
         let an = dot(&grad, &dir);
         let rel = (fd - an).abs() / an.abs();
-        println!("joint objective ({dropout:?}, weights {gen_weight}/{disc_weight}/{disc_mlm_weight}, smoothing {disc_label_smoothing}, {rtd_head:?} head, tied {tie}, {what}): analytic {an:.5} fd {fd:.5} rel {rel:.2e}");
+        println!("joint objective ({dropout:?}, weights {gen_weight}/{disc_weight}/{disc_mlm_weight}/{cls_contrast_weight}, smoothing {disc_label_smoothing}, {rtd_head:?} head, tied {tie}, {what}): analytic {an:.5} fd {fd:.5} rel {rel:.2e}");
         assert!(rel < 1e-2, "{what}: analytic {an} vs finite difference {fd}");
     }
 }

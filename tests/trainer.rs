@@ -411,6 +411,70 @@ fn hybrid_discriminator_mlm_trains_resumes_and_exports_plain() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The sequence-level [CLS] loss (`cls_contrast_weight`): alone it learns to pair the two
+/// towers' [CLS] states of each sequence (loss from about ln B to near 0, every partner found),
+/// it adds to the step's loss with its weight, its projections are checkpointed (resume is
+/// bit-identical) but not exported, weight 0 is the paper's run bit for bit, and the options
+/// refuse what it cannot do.
+#[test]
+fn cls_contrast_trains_resumes_and_exports_plain() {
+    let contrast = || TrainOptions { cls_contrast_weight: 1.0, learning_rate: 2e-3, warmup_steps: 10, ..opts() };
+    // Rows of different words (batch_data's rows are shifts of one cycle of six).
+    let (mut ids, mask, types) = batch_data(0);
+    for (i, id) in ids.iter_mut().enumerate().filter(|(_, id)| **id >= 5) {
+        *id = 5 + ((i / T) * 13 + (i % T) * 3) as i32 % (V as i32 - 5);
+    }
+    let b = Batch { input_ids: &ids, attention_mask: Some(&mask), token_type_ids: Some(&types), batch: B, seq_len: T };
+
+    let mut t = Trainer::from_model(tiny_model(5), contrast()).unwrap();
+    let proj: Vec<_> = t.params().infos().iter().filter(|i| i.name.starts_with("cls_contrast.")).cloned().collect();
+    assert_eq!(proj.len(), 4, "two projections, weight and bias each: {proj:?}");
+    let first = t.train_step(&b).unwrap();
+    assert_eq!(first.sequences, B);
+    let want = first.mlm_loss + 50.0 * first.disc_loss + first.cls_contrast_loss;
+    assert!((first.loss - want).abs() <= 1e-4 * want, "{first:?}");
+
+    // Alone, without dropout (the towers' masks would make the two views differ by more than the
+    // sequences at this size).
+    let alone = TrainOptions {
+        gen_weight: 0.0,
+        disc_weight: 0.0,
+        dropout: electra::options::DropoutSetting::Config(false),
+        ..contrast()
+    };
+    let mut t = Trainer::from_model(tiny_model(5), alone).unwrap();
+    let first = t.train_step(&b).unwrap();
+    assert!(first.cls_contrast_loss > 0.5 * (B as f32).ln(), "starts near ln B: {first:?}");
+    let later = (0..50).map(|_| t.train_step(&b).unwrap()).last().unwrap();
+    assert!(later.cls_contrast_loss < 0.1, "it learns: {first:?} -> {later:?}");
+    assert_eq!(later.cls_contrast_accuracy, 1.0, "{later:?}");
+
+    let dir = tempdir("contrast");
+    resumes_bit_for_bit(&dir.join("ckpt"), || Trainer::from_model(tiny_model(5), contrast()).unwrap());
+    t.export(&dir.join("pair")).unwrap();
+    for tower in ["discriminator", "generator"] {
+        let file = std::fs::read(dir.join(format!("pair/{tower}/model.safetensors"))).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&file).unwrap();
+        assert!(st.names().iter().all(|n| !n.contains("cls_contrast")), "{tower}: {:?}", st.names());
+    }
+    assert!(hf::load(&dir.join("pair")).is_ok());
+    assert!(Trainer::new(dir.join("pair").to_str().unwrap(), contrast()).is_ok());
+
+    let mut zero = Trainer::from_model(tiny_model(5), TrainOptions { cls_contrast_weight: 0.0, ..opts() }).unwrap();
+    let mut paper = Trainer::from_model(tiny_model(5), opts()).unwrap();
+    assert_eq!(step(&mut zero, 0), step(&mut paper, 0));
+    assert_eq!(bits(&zero.weights().unwrap()), bits(&paper.weights().unwrap()));
+    for bad in [
+        r#"{"objective": "mlm", "cls_contrast_weight": 1}"#,
+        r#"{"cls_contrast_weight": -1}"#,
+        r#"{"cls_contrast_temperature": 0}"#,
+    ] {
+        let e = TrainOptions::from_json(Some(bad)).unwrap_err();
+        assert!(e.to_string().contains("cls_contrast"), "{bad}: {e}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Four steps straight equal two, a checkpoint at `ckpt`, a resume and two more: the same stats
 /// and the same weights, bit for bit.
 fn resumes_bit_for_bit(ckpt: &std::path::Path, make: impl Fn() -> Trainer) {

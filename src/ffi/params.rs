@@ -228,8 +228,8 @@ params!(electra_load_params => crate::hf::LoadOptions { allow_unused_tensors, qu
 /// How `electra_trainer_new_with_params` trains; start from `electra_trainer_default_params()`.
 /// The fields are the JSON keys of `electra_trainer_new` with the same meaning and defaults;
 /// `special_token_ids` (a list), `embedding_sharing`, `disc_mlm_weight`,
-/// `disc_label_smoothing`, `rtd_head` and `tie_generator_output` (later keys: this struct keeps
-/// its version-1 layout)
+/// `disc_label_smoothing`, `rtd_head`, `tie_generator_output`, `cls_contrast_weight` and
+/// `cls_contrast_temperature` (later keys: this struct keeps its version-1 layout)
 /// are JSON-only.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -511,6 +511,8 @@ mod tests {
             "disc_label_smoothing",
             "rtd_head",
             "tie_generator_output",
+            "cls_contrast_weight",
+            "cls_contrast_temperature",
         ]);
         one_definition::<electra_finetuner_params>(&["pool"]);
         one_definition::<electra_load_params>(&[]);

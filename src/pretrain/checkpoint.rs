@@ -199,6 +199,10 @@ impl Trainer {
             // The hybrid head's tensors are in the file too (read below, with everything else).
             super::hybrid::attach(&mut model, state.options.seed)?;
         }
+        if state.options.cls_contrast_weight > 0.0 {
+            // So are the [CLS] loss's projections.
+            super::contrast::attach(&mut model, state.options.seed, state.options.cls_contrast_temperature)?;
+        }
         if state.options.embedding_sharing == Some(super::EmbeddingSharing::Disentangled) {
             // The deltas too.
             super::disentangled::attach(&mut model)?;

@@ -78,22 +78,11 @@ pub fn attach(model: &mut Model) -> Result<Ties> {
                 store.info(g).shape
             )));
         }
-        let name = format!("{PREFIX}.{hf}");
-        let delta = match store.id(&name) {
-            Some(id) if store.info(id).shape == shape => id,
-            Some(id) => {
-                return Err(Error::arg(format!(
-                    "{name} has shape {:?} where this discriminator needs {shape:?}",
-                    store.info(id).shape
-                )))
-            }
-            None => {
-                let id = store.add(name, &shape);
-                let diff: Vec<f32> = store.get(d).iter().zip(store.get(g)).map(|(x, y)| x - y).collect();
-                store.get_mut(id).copy_from_slice(&diff);
-                id
-            }
-        };
+        let (delta, fresh) = super::head_tensor(store, PREFIX, hf, &shape)?;
+        if fresh {
+            let diff: Vec<f32> = store.get(d).iter().zip(store.get(g)).map(|(x, y)| x - y).collect();
+            store.get_mut(delta).copy_from_slice(&diff);
+        }
         let info = store.info_mut(d);
         info.lr_scale = 0.0;
         info.decay = false;

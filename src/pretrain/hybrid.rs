@@ -19,26 +19,11 @@ use crate::error::{Error, Result};
 use crate::layers::{LayerNorm, Linear};
 use crate::model::heads::GenHead;
 use crate::model::{Model, Towers};
-use crate::params::{ParamId, ParamStore};
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
 /// Prefix of the head's tensors in the trainer's table.
 pub const PREFIX: &str = "discriminator_mlm";
-
-/// The head's tensor, found when `store` already holds it (a resumed or re-wrapped trainer's
-/// snapshot), else added; a found one must have `shape`. The flag says whether it is new.
-fn tensor(store: &mut ParamStore, name: &str, shape: &[usize]) -> Result<(ParamId, bool)> {
-    let name = format!("{PREFIX}.{name}");
-    match store.id(&name) {
-        Some(id) if store.infos()[id.0].shape == shape => Ok((id, false)),
-        Some(id) => Err(Error::arg(format!(
-            "{name} has shape {:?} where this discriminator needs {shape:?}",
-            store.infos()[id.0].shape
-        ))),
-        None => Ok((store.add(name, shape), true)),
-    }
-}
 
 /// The discriminator's masked-LM head of a pre-training pair, its tensors added to `model` (and
 /// initialised as HF initialises the generator's head, from `seed`) unless already there.
@@ -54,11 +39,11 @@ pub fn attach(model: &mut Model, seed: u64) -> Result<GenHead> {
     // The tied output's id, from the tower's HF names (as the generator's head finds it).
     let word_id = crate::model::hf_id(&disc.names, "electra.embeddings.word_embeddings.weight", "discriminator")?;
     let store = &mut model.params;
-    let (dense_w, fresh_w) = tensor(store, "dense.weight", &[e, h])?;
-    let (dense_b, _) = tensor(store, "dense.bias", &[e])?;
-    let (ln_g, fresh_g) = tensor(store, "LayerNorm.weight", &[e])?;
-    let (ln_b, _) = tensor(store, "LayerNorm.bias", &[e])?;
-    let (lm_b, _) = tensor(store, "bias", &[v])?;
+    let (dense_w, fresh_w) = super::head_tensor(store, PREFIX, "dense.weight", &[e, h])?;
+    let (dense_b, _) = super::head_tensor(store, PREFIX, "dense.bias", &[e])?;
+    let (ln_g, fresh_g) = super::head_tensor(store, PREFIX, "LayerNorm.weight", &[e])?;
+    let (ln_b, _) = super::head_tensor(store, PREFIX, "LayerNorm.bias", &[e])?;
+    let (lm_b, _) = super::head_tensor(store, PREFIX, "bias", &[v])?;
     // Biases and the LayerNorm shift start at zero, as `add` leaves them.
     if fresh_w {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);

@@ -96,6 +96,14 @@ pub struct TrainOptions {
     /// Label smoothing ε of replaced-token detection (0: off, the paper's): the targets become
     /// ε/2 for an original token and 1 − ε/2 for a replaced one.
     pub disc_label_smoothing: f32,
+    /// Weight of the sequence-level loss on [CLS] (0: off, the paper's objective). Above 0 each
+    /// sequence's [CLS] state in the discriminator and in the generator, projected and
+    /// normalised, must find each other among the micro-batch's sequences (COCO-LM's sequence
+    /// contrastive loss with the generator's pass as the second view; see
+    /// [`super::contrast`]); the projections are kept in checkpoints, not in the exported models.
+    pub cls_contrast_weight: f32,
+    /// Temperature τ of that loss's softmax over cosines (0.1).
+    pub cls_contrast_temperature: f32,
     /// "electra" or "mlm".
     pub objective: Objective,
     /// Generator hidden size as a fraction of the discriminator's (paper: 1/4; 1/3 for base).
@@ -194,6 +202,8 @@ impl Default for TrainOptions {
             temperature: 1.0,
             disc_mlm_weight: 0.0,
             disc_label_smoothing: 0.0,
+            cls_contrast_weight: 0.0,
+            cls_contrast_temperature: 0.1,
             objective: Objective::Electra,
             generator_hidden_fraction: None,
             vocab_size: None,
@@ -247,13 +257,22 @@ impl TrainOptions {
             return bad("mask_prob", self.mask_prob.to_string());
         }
         let weights = [("gen_weight", self.gen_weight), ("disc_weight", self.disc_weight)];
-        for (k, w) in weights.into_iter().chain([("disc_mlm_weight", self.disc_mlm_weight)]) {
+        let heads = [("disc_mlm_weight", self.disc_mlm_weight), ("cls_contrast_weight", self.cls_contrast_weight)];
+        for (k, w) in weights.into_iter().chain(heads) {
             if !finite_nonneg(w) {
                 return bad(k, w.to_string());
             }
         }
         if self.disc_mlm_weight > 0.0 && self.objective == Objective::Mlm {
             return Err(Error::arg("options: disc_mlm_weight needs the electra objective (there is no discriminator)"));
+        }
+        if self.cls_contrast_weight > 0.0 && self.objective == Objective::Mlm {
+            return Err(Error::arg(
+                "options: cls_contrast_weight needs the electra objective (its second view is the generator's)",
+            ));
+        }
+        if !(self.cls_contrast_temperature.is_finite() && self.cls_contrast_temperature >= 0.01) {
+            return bad("cls_contrast_temperature", self.cls_contrast_temperature.to_string());
         }
         if !(0.0..1.0).contains(&self.disc_label_smoothing) {
             return bad("disc_label_smoothing", self.disc_label_smoothing.to_string());

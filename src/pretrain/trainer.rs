@@ -2,6 +2,7 @@
 //! discriminator forward, joint loss, both backwards, clip, AdamW — on any backend, with buffers
 //! reused across steps and seeded randomness drawn on the host.
 
+use super::contrast::{ClsContrast, ContrastWork};
 use super::corrupt::{Corruption, Draw, MaskedLogits};
 use super::disentangled::Ties;
 use super::masking::{mask_batch, MaskRule, Masking};
@@ -30,7 +31,8 @@ use std::time::{Duration, Instant};
 pub struct StepStats {
     /// Steps completed after this one.
     pub step: u64,
-    /// gen_weight·mlm_loss + disc_weight·disc_loss + disc_mlm_weight·disc_mlm_loss.
+    /// gen_weight·mlm_loss + disc_weight·disc_loss + disc_mlm_weight·disc_mlm_loss +
+    /// cls_contrast_weight·cls_contrast_loss.
     pub loss: f32,
     /// Generator (or MLM model) cross-entropy at the masked positions.
     pub mlm_loss: f32,
@@ -46,6 +48,13 @@ pub struct StepStats {
     /// Share of masked positions whose original token the discriminator's masked-LM head ranks
     /// first (0 when `disc_mlm_weight` is 0).
     pub disc_mlm_accuracy: f32,
+    /// The sequence-level [CLS] loss per sequence (0 when `cls_contrast_weight` is 0).
+    pub cls_contrast_loss: f32,
+    /// Share of sequences whose discriminator [CLS] finds its generator partner first among
+    /// its micro-batch's (0 when `cls_contrast_weight` is 0).
+    pub cls_contrast_accuracy: f32,
+    /// Sequences in the step (those with a real first token).
+    pub sequences: usize,
     /// Learning rate used by this step's update.
     pub learning_rate: f32,
     /// Global gradient norm before clipping.
@@ -90,11 +99,13 @@ struct Partial {
     disc_correct: usize,
     disc_mlm_loss: f32,
     disc_mlm_correct: usize,
+    contrast_loss: f32,
+    contrast_correct: usize,
 }
 
 /// A step's loss sums and correct counts, as the ranks sum them: `[mlm, disc, mlm right, disc
-/// right, disc mlm, disc mlm right]`.
-type Sums = [f32; 6];
+/// right, disc mlm, disc mlm right, [CLS] contrast, [CLS] contrast right]`.
+type Sums = [f32; 8];
 
 impl std::ops::AddAssign for Partial {
     fn add_assign(&mut self, p: Partial) {
@@ -104,6 +115,8 @@ impl std::ops::AddAssign for Partial {
         self.disc_correct += p.disc_correct;
         self.disc_mlm_loss += p.disc_mlm_loss;
         self.disc_mlm_correct += p.disc_mlm_correct;
+        self.contrast_loss += p.contrast_loss;
+        self.contrast_correct += p.contrast_correct;
     }
 }
 
@@ -116,6 +129,8 @@ impl Partial {
             self.disc_correct as f32,
             self.disc_mlm_loss,
             self.disc_mlm_correct as f32,
+            self.contrast_loss,
+            self.contrast_correct as f32,
         ]
     }
 }
@@ -126,26 +141,42 @@ struct Plan<'b> {
     maskings: Vec<Masking>,
     /// Real tokens of the whole batch.
     tokens: usize,
+    /// Sequences of the whole batch with a real first token.
+    sequences: usize,
 }
 
 impl Plan<'_> {
-    /// Masked positions and real tokens, as the ranks sum them.
-    fn counts(&self) -> [f32; 2] {
-        [self.maskings.iter().map(|m| m.positions.len()).sum::<usize>() as f32, self.tokens as f32]
+    /// Masked positions, real tokens and sequences, as the ranks sum them.
+    fn counts(&self) -> [f32; 3] {
+        let masked = self.maskings.iter().map(|m| m.positions.len()).sum::<usize>();
+        [masked as f32, self.tokens as f32, self.sequences as f32]
     }
 }
 
-/// The step's masked positions and real tokens, over every rank: the denominators of its mean
-/// losses.
+/// The step's masked positions, real tokens and sequences, over every rank: the denominators of
+/// its mean losses.
 #[derive(Clone, Copy, Debug)]
 struct Counts {
     masked: usize,
     tokens: usize,
+    sequences: usize,
+}
+
+/// The denominators of a step's mean losses: over masked positions, real tokens and sequences.
+#[derive(Clone, Copy, Debug)]
+struct Denominators {
+    masked: f64,
+    tokens: f64,
+    sequences: f64,
 }
 
 impl Counts {
-    fn denominators(self) -> (f64, f64) {
-        (mean_denominator(self.masked), mean_denominator(self.tokens))
+    fn denominators(self) -> Denominators {
+        Denominators {
+            masked: mean_denominator(self.masked),
+            tokens: mean_denominator(self.tokens),
+            sequences: mean_denominator(self.sequences),
+        }
     }
 }
 
@@ -166,14 +197,14 @@ impl<'c> Rounds<'c> {
     }
 
     /// The counts summed over the ranks, refused when a sum is no count an f32 holds exactly.
-    fn counts(&self, [masked, tokens]: [f32; 2]) -> Result<Counts> {
-        if [masked, tokens].iter().any(|&x| !(0.0..16_777_216.0).contains(&x) || x.fract() != 0.0) {
+    fn counts(&self, [masked, tokens, sequences]: [f32; 3]) -> Result<Counts> {
+        if [masked, tokens, sequences].iter().any(|&x| !(0.0..16_777_216.0).contains(&x) || x.fract() != 0.0) {
             return Err(Error::Distributed(format!(
-                "{}: the ranks' token counts ({masked}, {tokens}) are out of range",
+                "{}: the ranks' token counts ({masked}, {tokens}, {sequences}) are out of range",
                 self.what
             )));
         }
-        Ok(Counts { masked: masked as usize, tokens: tokens as usize })
+        Ok(Counts { masked: masked as usize, tokens: tokens as usize, sequences: sequences as usize })
     }
 }
 
@@ -185,14 +216,23 @@ struct Pair<'m> {
     disc: Option<&'m Discriminator>,
     /// The discriminator's masked-LM head (the hybrid objective).
     disc_mlm: Option<&'m GenHead>,
+    /// The sequence-level [CLS] loss.
+    contrast: Option<&'m ClsContrast>,
 }
 
 impl<'m> Pair<'m> {
-    fn of(towers: &'m Towers, objective: Objective, disc_mlm: Option<&'m GenHead>) -> Result<Self> {
+    fn of(
+        towers: &'m Towers,
+        objective: Objective,
+        disc_mlm: Option<&'m GenHead>,
+        contrast: Option<&'m ClsContrast>,
+    ) -> Result<Self> {
         match (objective, towers) {
-            (Objective::Electra, Towers::Pair { disc, gen, .. }) => Ok(Pair { gen, disc: Some(disc), disc_mlm }),
+            (Objective::Electra, Towers::Pair { disc, gen, .. }) => {
+                Ok(Pair { gen, disc: Some(disc), disc_mlm, contrast })
+            }
             (Objective::Mlm, Towers::Pair { gen, .. } | Towers::Generator(gen)) => {
-                Ok(Pair { gen, disc: None, disc_mlm: None })
+                Ok(Pair { gen, disc: None, disc_mlm: None, contrast: None })
             }
             _ => Err(Error::Internal("the trainer's model does not fit its objective".into())),
         }
@@ -251,6 +291,8 @@ struct Workspace {
     disc_mlm_grads: GenHeadGrads,
     disc_gathered: Buf,
     d_disc_gathered: Buf,
+    /// The sequence-level [CLS] loss's buffers.
+    contrast: ContrastWork,
     /// Replaced (1) or original (0) per token, and the loss weight per token (the mask) `[N]`.
     labels: Buf,
     weights: Buf,
@@ -378,6 +420,11 @@ impl Workspace {
     /// discriminator's, then the generator's head at the masked rows, scattered back into the
     /// sequence, and its encoder. `n` tokens.
     fn backward(&mut self, be: &dyn Backend, w: &Weights, grads: &mut Buf, pair: Pair, n: usize) -> Result<()> {
+        if pair.contrast.is_some() {
+            let hg = pair.gen.config.hidden_size;
+            be.ensure(&mut self.d_gen_hidden, n * hg)?;
+            be.fill(&mut self.d_gen_hidden, n * hg, 0.0)?;
+        }
         if let Some(disc) = pair.disc {
             let h = disc.config.hidden_size;
             be.ensure(&mut self.d_disc_hidden, n * h)?;
@@ -403,6 +450,10 @@ impl Workspace {
                 // Masked positions are distinct: each adds to one row.
                 be.scatter_rows(&mut self.d_disc_hidden, &self.d_disc_gathered, &self.positions, m, h, true)?;
             }
+            if let Some(c) = pair.contrast {
+                let bp = &mut Backprop::new(be, w.flat, grads);
+                c.backward(bp, &mut self.contrast, &mut self.d_disc_hidden, &mut self.d_gen_hidden)?;
+            }
             let bp = &mut Backprop::new(be, w.flat, grads);
             disc.encoder.backward(bp, &self.disc_acts, &mut self.disc_grads, &self.d_disc_hidden)?;
         }
@@ -417,8 +468,11 @@ impl Workspace {
             &self.gen_head.logits,
             &mut self.d_gathered,
         )?;
-        be.ensure(&mut self.d_gen_hidden, n * hg)?;
-        be.fill(&mut self.d_gen_hidden, n * hg, 0.0)?;
+        if pair.contrast.is_none() {
+            // (With the [CLS] loss it was zeroed before that loss added its rows.)
+            be.ensure(&mut self.d_gen_hidden, n * hg)?;
+            be.fill(&mut self.d_gen_hidden, n * hg, 0.0)?;
+        }
         be.scatter_rows(&mut self.d_gen_hidden, &self.d_gathered, &self.positions, m, hg, true)?;
         gen.encoder.backward(
             &mut Backprop::new(be, w.flat, grads),
@@ -444,6 +498,8 @@ pub struct Trainer {
     towers: Towers,
     /// The discriminator's masked-LM head when `disc_mlm_weight` > 0 (see [`super::hybrid`]).
     disc_mlm: Option<GenHead>,
+    /// The sequence-level [CLS] loss when `cls_contrast_weight` > 0 (see [`super::contrast`]).
+    contrast: Option<ClsContrast>,
     /// The disentangled embedding tables (see [`super::disentangled`]).
     ties: Option<Ties>,
     params: Trained,
@@ -575,6 +631,9 @@ impl Trainer {
         }
         let disc_mlm =
             (opts.disc_mlm_weight > 0.0).then(|| super::hybrid::attach(&mut model, opts.seed)).transpose()?;
+        let contrast = (opts.cls_contrast_weight > 0.0)
+            .then(|| super::contrast::attach(&mut model, opts.seed, opts.cls_contrast_temperature))
+            .transpose()?;
         let ties = (opts.embedding_sharing == Some(EmbeddingSharing::Disentangled))
             .then(|| super::disentangled::attach(&mut model))
             .transpose()?;
@@ -595,6 +654,7 @@ impl Trainer {
             ws: Workspace { gen_acts: EncoderActs::new(true), disc_acts: EncoderActs::new(true), ..Default::default() },
             towers,
             disc_mlm,
+            contrast,
             ties,
             params,
             opts,
@@ -1039,7 +1099,7 @@ impl Trainer {
         self.check_cancel()?;
         let micro: Vec<Batch> = (0..k).map(|j| micro_batch(batch, j, k)).collect();
         let maskings: Vec<Masking> = micro.iter().enumerate().map(|(j, mb)| self.mask_with(j, mb)).collect();
-        Ok(Plan { micro, maskings, tokens: real_tokens(batch) })
+        Ok(Plan { micro, maskings, tokens: real_tokens(batch), sequences: real_sequences(batch) })
     }
 
     /// Forward and backward of every micro-batch of `plan`, with the step's counts (over every
@@ -1094,7 +1154,7 @@ impl Trainer {
 
     /// The step's statistics from the loss sums over the ranks, then the clip and update.
     fn update(&mut self, sums: Sums, counts: Counts, ranks: &Rounds) -> Result<StepStats> {
-        let mut stats = self.step_stats(sums, counts.masked, counts.tokens);
+        let mut stats = self.step_stats(sums, counts);
         // Exactly 0 for one process, so its stats stay equal run to run.
         if ranks.c.world_size() > 1 {
             stats.allreduce_seconds = ranks.reduced.as_secs_f32();
@@ -1120,20 +1180,18 @@ impl Trainer {
     pub fn forward_backward(&mut self, batch: &Batch, masking: &Masking, sampled: Option<&[i32]>) -> Result<StepStats> {
         self.validate_batch(batch)?;
         self.params.zero_grads()?;
-        let tokens = real_tokens(batch);
-        let m = masking.positions.len();
-        let denoms = (mean_denominator(m), mean_denominator(tokens));
-        let p = self.forward_backward_validated(batch, masking, sampled, 0, denoms)?;
-        Ok(self.step_stats(p.sums(), m, tokens))
+        let counts =
+            Counts { masked: masking.positions.len(), tokens: real_tokens(batch), sequences: real_sequences(batch) };
+        let p = self.forward_backward_validated(batch, masking, sampled, 0, counts.denominators())?;
+        Ok(self.step_stats(p.sums(), counts))
     }
 
-    /// A step's statistics from its loss sums and correct counts ([`Sums`]) over `masked`
-    /// positions and `tokens` real tokens (the step's, over every rank).
+    /// A step's statistics from its loss sums and correct counts ([`Sums`]) over its masked
+    /// positions, real tokens and sequences (`counts`, the step's over every rank).
     fn step_stats(
         &self,
-        [mlm_loss, disc_loss, mlm_right, disc_right, disc_mlm_loss, disc_mlm_right]: Sums,
-        masked: usize,
-        tokens: usize,
+        [mlm_loss, disc_loss, mlm_right, disc_right, disc_mlm_loss, disc_mlm_right, contrast_loss, contrast_right]: Sums,
+        Counts { masked, tokens, sequences }: Counts,
     ) -> StepStats {
         let mut stats = StepStats {
             mlm_loss,
@@ -1142,6 +1200,7 @@ impl Trainer {
             mlm_accuracy: if masked > 0 { mlm_right / masked as f32 } else { 0.0 },
             tokens,
             masked,
+            sequences,
             ..Default::default()
         };
         if self.opts.objective == Objective::Electra {
@@ -1153,18 +1212,23 @@ impl Trainer {
             stats.loss += self.opts.disc_mlm_weight * disc_mlm_loss;
             stats.disc_mlm_accuracy = if masked > 0 { disc_mlm_right / masked as f32 } else { 0.0 };
         }
+        if self.contrast.is_some() {
+            stats.cls_contrast_loss = contrast_loss;
+            stats.loss += self.opts.cls_contrast_weight * contrast_loss;
+            stats.cls_contrast_accuracy = contrast_right / sequences.max(1) as f32;
+        }
         stats
     }
 
     /// Forward and backward of one micro-batch (already validated), sampling from stream `j`,
-    /// with the step's loss denominators (masked rows, real tokens); gradients accumulate.
+    /// with the step's loss denominators; gradients accumulate.
     fn forward_backward_validated(
         &mut self,
         batch: &Batch,
         masking: &Masking,
         sampled: Option<&[i32]>,
         j: usize,
-        denoms: (f64, f64),
+        denoms: Denominators,
     ) -> Result<Partial> {
         let be = self.params.be.clone();
         backend::run(&*be, || self.forward_backward_on(&*be, batch, masking, sampled, j, denoms))
@@ -1178,11 +1242,11 @@ impl Trainer {
         masking: &Masking,
         sampled: Option<&[i32]>,
         j: usize,
-        (masked_denom, token_denom): (f64, f64),
+        denoms: Denominators,
     ) -> Result<Partial> {
         let streams = self.dropout_streams(j);
-        let Trainer { towers, disc_mlm, params, ws, rngs, opts, .. } = self;
-        let pair = Pair::of(towers, opts.objective, disc_mlm.as_ref())?;
+        let Trainer { towers, disc_mlm, contrast, params, ws, rngs, opts, .. } = self;
+        let pair = Pair::of(towers, opts.objective, disc_mlm.as_ref(), contrast.as_ref())?;
         let key = dropout_key(opts.seed);
         ws.gen_acts.dropout = TowerDropout::of(opts.dropout, pair.gen.config.dropout_probs(), key, streams[0])?;
         if let Some(disc) = pair.disc {
@@ -1200,25 +1264,33 @@ impl Trainer {
             let logits = MaskedLogits { be, logits: &ws.gen_head.logits, vocab: pair.gen.config.vocab_size };
             ws.corruption.build(logits, draw, &batch.input_ids[..n], &masking.positions)?;
         }
-        let mlm = ws.generator_loss(be, pair.gen, opts.gen_weight, masked_denom)?;
+        let mlm = ws.generator_loss(be, pair.gen, opts.gen_weight, denoms.masked)?;
         let mut part = Partial { mlm_loss: mlm.loss, mlm_correct: mlm.correct, ..Default::default() };
         let mut loss = opts.gen_weight * mlm.loss;
         if let Some(disc) = pair.disc {
-            let rtd = RtdLoss { weight: opts.disc_weight, smoothing: opts.disc_label_smoothing, denom: token_denom };
+            let rtd = RtdLoss { weight: opts.disc_weight, smoothing: opts.disc_label_smoothing, denom: denoms.tokens };
             let bce = ws.discriminator_forward(be, &w, disc, batch, rtd)?;
             part.disc_loss = bce.loss;
             part.disc_correct = bce.correct;
             loss += opts.disc_weight * bce.loss;
             if let Some(head) = pair.disc_mlm {
-                let dm = ws.disc_mlm_forward(be, &w, disc, head, opts.disc_mlm_weight, masked_denom)?;
+                let dm = ws.disc_mlm_forward(be, &w, disc, head, opts.disc_mlm_weight, denoms.masked)?;
                 part.disc_mlm_loss = dm.loss;
                 part.disc_mlm_correct = dm.correct;
                 loss += opts.disc_mlm_weight * dm.loss;
             }
+            if let Some(c) = pair.contrast {
+                let (dh, gh) = (ws.disc_acts.output(&disc.encoder), ws.gen_acts.output(&pair.gen.encoder));
+                let weight = opts.cls_contrast_weight;
+                let cl = c.forward(be, &w, &mut ws.contrast, dh, gh, batch, weight, denoms.sequences)?;
+                part.contrast_loss = cl.loss;
+                part.contrast_correct = cl.correct;
+                loss += weight * cl.loss;
+            }
             if !loss.is_finite() {
                 return Err(Error::NonFinite(format!(
-                    "loss is {loss} (mlm {}, disc {}, disc mlm {})",
-                    mlm.loss, bce.loss, part.disc_mlm_loss
+                    "loss is {loss} (mlm {}, disc {}, disc mlm {}, [CLS] contrast {})",
+                    mlm.loss, bce.loss, part.disc_mlm_loss, part.contrast_loss
                 )));
             }
         } else if !loss.is_finite() {
@@ -1294,6 +1366,12 @@ fn micro_batch<'a>(batch: &Batch<'a>, j: usize, k: usize) -> Batch<'a> {
 /// Real (unmasked-out) tokens of a batch: the denominator of the discriminator's mean loss.
 fn real_tokens(batch: &Batch) -> usize {
     batch.attention_mask.map_or(batch.input_ids.len(), |m| m.iter().filter(|&&x| x != 0).count())
+}
+
+/// Sequences whose first token is real (the [CLS] loss's rows).
+fn real_sequences(batch: &Batch) -> usize {
+    let t = batch.seq_len.max(1);
+    batch.attention_mask.map_or(batch.batch, |m| m.iter().step_by(t).take(batch.batch).filter(|&&x| x != 0).count())
 }
 
 /// What a rank reports to the others about a phase of its step.

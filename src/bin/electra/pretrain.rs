@@ -284,6 +284,11 @@ struct TrainLine {
     disc_mlm_loss: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     disc_mlm_accuracy: Option<f32>,
+    /// The sequence-level [CLS] loss and the share of sequences whose partner it ranks first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cls_contrast_loss: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cls_contrast_accuracy: Option<f32>,
     learning_rate: f32,
     grad_norm: f32,
     tokens_per_second: f64,
@@ -767,6 +772,7 @@ pub fn run(mut args: PretrainArgs, mode: Mode) -> Result<()> {
     bar.set_position(trainer.step);
     let plain = lead && bar.is_hidden(); // no terminal: print log lines instead
     let hybrid = trainer.opts.disc_mlm_weight > 0.0;
+    let contrast = trainer.opts.cls_contrast_weight > 0.0;
     let started = Instant::now();
     let (mut tokens, mut window_start, mut window_tokens) = (0usize, Instant::now(), 0usize);
     let mut last: Option<StepStats> = None;
@@ -820,6 +826,8 @@ pub fn run(mut args: PretrainArgs, mode: Mode) -> Result<()> {
                     mlm_accuracy: s.mlm_accuracy,
                     disc_mlm_loss: hybrid.then_some(s.disc_mlm_loss),
                     disc_mlm_accuracy: hybrid.then_some(s.disc_mlm_accuracy),
+                    cls_contrast_loss: contrast.then_some(s.cls_contrast_loss),
+                    cls_contrast_accuracy: contrast.then_some(s.cls_contrast_accuracy),
                     learning_rate: s.learning_rate,
                     grad_norm: s.grad_norm,
                     tokens_per_second: tps,
@@ -829,7 +837,10 @@ pub fn run(mut args: PretrainArgs, mode: Mode) -> Result<()> {
                 },
             )?;
             if plain {
-                let dm = if hybrid { format!(", disc mlm {:.4}", s.disc_mlm_loss) } else { String::new() };
+                let mut dm = if hybrid { format!(", disc mlm {:.4}", s.disc_mlm_loss) } else { String::new() };
+                if contrast {
+                    dm += &format!(", [CLS] {:.4}", s.cls_contrast_loss);
+                }
                 eprintln!(
                     "step {}/{}: loss {:.4} (mlm {:.4}, disc {:.4}{dm}) disc acc {:.3} lr {:.2e} {:.0} tok/s",
                     s.step, args.steps, s.loss, s.mlm_loss, s.disc_loss, s.disc_accuracy, s.learning_rate, tps
