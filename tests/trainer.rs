@@ -400,10 +400,7 @@ fn hybrid_discriminator_mlm_trains_resumes_and_exports_plain() {
     assert!(Trainer::new(dir.join("pair").to_str().unwrap(), hybrid()).is_ok());
 
     // Weight 0 is the paper's objective, bit for bit; the mlm objective has no discriminator.
-    let mut zero = Trainer::from_model(tiny_model(5), TrainOptions { disc_mlm_weight: 0.0, ..opts() }).unwrap();
-    let mut paper = Trainer::from_model(tiny_model(5), opts()).unwrap();
-    assert_eq!(step(&mut zero, 0), step(&mut paper, 0));
-    assert_eq!(bits(&zero.weights().unwrap()), bits(&paper.weights().unwrap()));
+    steps_as_the_paper(TrainOptions { disc_mlm_weight: 0.0, ..opts() });
     let e = TrainOptions::from_json(Some(r#"{"objective": "mlm", "disc_mlm_weight": 1}"#)).unwrap_err();
     assert!(e.to_string().contains("disc_mlm_weight"), "{e}");
     let e = TrainOptions::from_json(Some(r#"{"disc_mlm_weight": -1}"#)).unwrap_err();
@@ -460,10 +457,7 @@ fn cls_contrast_trains_resumes_and_exports_plain() {
     assert!(hf::load(&dir.join("pair")).is_ok());
     assert!(Trainer::new(dir.join("pair").to_str().unwrap(), contrast()).is_ok());
 
-    let mut zero = Trainer::from_model(tiny_model(5), TrainOptions { cls_contrast_weight: 0.0, ..opts() }).unwrap();
-    let mut paper = Trainer::from_model(tiny_model(5), opts()).unwrap();
-    assert_eq!(step(&mut zero, 0), step(&mut paper, 0));
-    assert_eq!(bits(&zero.weights().unwrap()), bits(&paper.weights().unwrap()));
+    steps_as_the_paper(TrainOptions { cls_contrast_weight: 0.0, ..opts() });
     for bad in [
         r#"{"objective": "mlm", "cls_contrast_weight": 1}"#,
         r#"{"cls_contrast_weight": -1}"#,
@@ -473,6 +467,14 @@ fn cls_contrast_trains_resumes_and_exports_plain() {
         assert!(e.to_string().contains("cls_contrast"), "{bad}: {e}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A step with `o` gives the stats and weights of the paper's objective (`opts()`), bit for bit.
+fn steps_as_the_paper(o: TrainOptions) {
+    let mut zero = Trainer::from_model(tiny_model(5), o).unwrap();
+    let mut paper = Trainer::from_model(tiny_model(5), opts()).unwrap();
+    assert_eq!(step(&mut zero, 0), step(&mut paper, 0));
+    assert_eq!(bits(&zero.weights().unwrap()), bits(&paper.weights().unwrap()));
 }
 
 /// Four steps straight equal two, a checkpoint at `ckpt`, a resume and two more: the same stats

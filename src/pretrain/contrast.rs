@@ -60,8 +60,6 @@ pub struct ContrastWork {
     host_gen: Vec<f32>,
     /// The sequences that take part (a real first token).
     real: Vec<usize>,
-    /// B of the last forward.
-    b: usize,
 }
 
 /// The loss's projections, added to `model` (initialised as HF initialises a dense layer, from
@@ -120,9 +118,8 @@ impl ClsContrast {
             be.upload_ids(&mut work.rows, &first)?;
             work.rows_of = (b, t);
         }
-        work.b = b;
         work.real.clear();
-        work.real.extend((0..b).filter(|&i| batch.attention_mask.is_none_or(|m| m[i * t] != 0)));
+        work.real.extend(real_rows(batch));
         for (buf, len) in [
             (&mut work.disc_cls, b * h),
             (&mut work.gen_cls, b * hg),
@@ -155,7 +152,7 @@ impl ClsContrast {
         d_disc_hidden: &mut Buf,
         d_gen_hidden: &mut Buf,
     ) -> Result<()> {
-        let (be, b) = (bp.be, work.b);
+        let (be, b) = (bp.be, work.rows_of.0);
         let (h, hg) = (self.disc_proj.din, self.gen_proj.din);
         be.ensure(&mut work.d_disc_cls, b * h)?;
         be.ensure(&mut work.d_gen_cls, b * hg)?;
@@ -165,6 +162,12 @@ impl ClsContrast {
         be.scatter_rows(d_disc_hidden, &work.d_disc_cls, &work.rows, b, h, true)?;
         be.scatter_rows(d_gen_hidden, &work.d_gen_cls, &work.rows, b, hg, true)
     }
+}
+
+/// The rows of `batch` whose first token is real: the sequences the loss pairs.
+pub(crate) fn real_rows<'a>(batch: &'a Batch) -> impl Iterator<Item = usize> + 'a {
+    let t = batch.seq_len;
+    (0..batch.batch).filter(move |&i| batch.attention_mask.is_none_or(|m| m[i * t] != 0))
 }
 
 /// Symmetric InfoNCE on the rows `real` of `a` and `g` (`[B, P]` each, overwritten by their

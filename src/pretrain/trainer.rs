@@ -420,11 +420,10 @@ impl Workspace {
     /// discriminator's, then the generator's head at the masked rows, scattered back into the
     /// sequence, and its encoder. `n` tokens.
     fn backward(&mut self, be: &dyn Backend, w: &Weights, grads: &mut Buf, pair: Pair, n: usize) -> Result<()> {
-        if pair.contrast.is_some() {
-            let hg = pair.gen.config.hidden_size;
-            be.ensure(&mut self.d_gen_hidden, n * hg)?;
-            be.fill(&mut self.d_gen_hidden, n * hg, 0.0)?;
-        }
+        // The generator's gradient starts at zero: the [CLS] loss adds to it before its head does.
+        let hg = pair.gen.config.hidden_size;
+        be.ensure(&mut self.d_gen_hidden, n * hg)?;
+        be.fill(&mut self.d_gen_hidden, n * hg, 0.0)?;
         if let Some(disc) = pair.disc {
             let h = disc.config.hidden_size;
             be.ensure(&mut self.d_disc_hidden, n * h)?;
@@ -458,7 +457,7 @@ impl Workspace {
             disc.encoder.backward(bp, &self.disc_acts, &mut self.disc_grads, &self.d_disc_hidden)?;
         }
         let gen = pair.gen;
-        let (hg, m) = (gen.config.hidden_size, self.host_positions.len());
+        let m = self.host_positions.len();
         be.ensure(&mut self.d_gathered, m * hg)?;
         gen.head.backward(
             &mut Backprop::new(be, w.flat, grads),
@@ -468,11 +467,6 @@ impl Workspace {
             &self.gen_head.logits,
             &mut self.d_gathered,
         )?;
-        if pair.contrast.is_none() {
-            // (With the [CLS] loss it was zeroed before that loss added its rows.)
-            be.ensure(&mut self.d_gen_hidden, n * hg)?;
-            be.fill(&mut self.d_gen_hidden, n * hg, 0.0)?;
-        }
         be.scatter_rows(&mut self.d_gen_hidden, &self.d_gathered, &self.positions, m, hg, true)?;
         gen.encoder.backward(
             &mut Backprop::new(be, w.flat, grads),
@@ -1370,8 +1364,7 @@ fn real_tokens(batch: &Batch) -> usize {
 
 /// Sequences whose first token is real (the [CLS] loss's rows).
 fn real_sequences(batch: &Batch) -> usize {
-    let t = batch.seq_len.max(1);
-    batch.attention_mask.map_or(batch.batch, |m| m.iter().step_by(t).take(batch.batch).filter(|&&x| x != 0).count())
+    super::contrast::real_rows(batch).count()
 }
 
 /// What a rank reports to the others about a phase of its step.
