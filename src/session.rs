@@ -114,7 +114,8 @@ fn first_non_finite(x: &[f32]) -> Option<usize> {
 /// The weights a session reads: the backend's device copy when it has one, else the model's
 /// host memory, plus the prepared Linear weights.
 fn weights<'a>(be: &dyn Backend, model: &'a Model, prepared: &'a Prepared) -> Result<Weights<'a>> {
-    Ok(Weights { flat: be.flat_weights(prepared, model.params.values())?, prepared: Some(prepared) })
+    let flat = be.flat_weights(prepared, model.params.values())?;
+    Ok(Weights { flat, prepared: Some(prepared), int8: model.quant.is_some() })
 }
 
 /// The encoder whose states `hidden_states` returns: the discriminator's, else a classifier's.

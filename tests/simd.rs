@@ -147,3 +147,97 @@ fn math_is_accurate_and_handles_extremes() {
     assert!(simd::gelu(f32::NAN).is_nan());
     assert_eq!(simd::expf(0.0), 1.0);
 }
+
+/// The int8 helpers for attention: `softmax_levels` (the softmax's numerators as int8 levels)
+/// and `quant_cols` (per-column quantization) give the same bytes, sums and scales on every
+/// variant, and follow their definitions.
+#[test]
+fn int8_attention_kernels_match_scalar_and_their_definitions() {
+    for isa in variants() {
+        for n in 1..100 {
+            let x = data(n, 16);
+            let mask: Vec<f32> = (0..n).map(|i| if i % 5 == 2 { f32::MIN } else { 0.0 }).collect();
+            for flip in [0u8, 0x80] {
+                let run = |isa: Isa| {
+                    let (mut row, mut out) = (x.clone(), vec![7u8; n]);
+                    let sum = with::softmax_levels(isa, &mut row, 0.7, &mask, &mut out, flip);
+                    (row, out, sum)
+                };
+                let (row, out, sum) = run(Isa::Scalar);
+                let (grow, gout, gsum) = run(isa);
+                same("softmax_levels row", isa, n, &grow, &row);
+                assert_eq!((gout.clone(), gsum.to_bits()), (out.clone(), sum.to_bits()), "{isa:?} n {n}");
+                // Definition: round(127·e^(s − max)) with s = x·0.7 + mask; the largest is 127.
+                let s: Vec<f64> = x.iter().zip(&mask).map(|(&v, &m)| v as f64 * 0.7 + m as f64).collect();
+                let max = s.iter().cloned().fold(f64::MIN, f64::max);
+                let levels: Vec<i32> = out.iter().map(|&b| (b ^ flip) as i8 as i32).collect();
+                assert_eq!(*levels.iter().max().unwrap(), 127);
+                assert_eq!(levels.iter().sum::<i32>() as f32, sum);
+                for (j, (&l, &sj)) in levels.iter().zip(&s).enumerate() {
+                    let want = 127.0 * (sj - max).exp();
+                    assert!((l as f64 - want).abs() <= 0.5 + 1e-4 * want, "level {j}: {l} vs {want}");
+                    if mask[j] != 0.0 {
+                        assert_eq!(l, 0);
+                    }
+                }
+            }
+            // A NaN score: its lane stores 0 and the sum is NaN (the row's outputs then are).
+            let (mut row, mut out) = (x.clone(), vec![0u8; n]);
+            row[n / 2] = f32::NAN;
+            assert!(with::softmax_levels(isa, &mut row, 1.0, &vec![0.0; n], &mut out, 0).is_nan());
+
+            // Columns: 5 rows of n at a stride of n + 2, with a zero column, a tiny one and (for
+            // n > 3) a NaN and an infinity.
+            let (rows, stride) = (5, n + 2);
+            let mut m = data(rows * stride, 17);
+            for r in 0..rows {
+                m[r * stride] = 0.0;
+                if n > 1 {
+                    m[r * stride + 1] = if r == 2 { 1e-38 } else { 0.0 };
+                }
+            }
+            if n > 3 {
+                m[stride + 2] = f32::NAN;
+                m[3 * stride + 3] = f32::INFINITY;
+            }
+            let run = |isa: Isa| {
+                let (mut out, mut scale) = (vec![9u8; rows * n], vec![5.0f32; n]);
+                with::quant_cols(isa, &m, stride, &[], &mut out, &mut scale);
+                (out, scale)
+            };
+            let (out, scale) = run(Isa::Scalar);
+            let (gout, gscale) = run(isa);
+            assert_eq!(gout, out, "quant_cols bytes: {isa:?} n {n}");
+            same("quant_cols scales", isa, n, &gscale, &scale);
+            for c in 0..n {
+                let col: Vec<f32> = (0..rows).map(|r| m[r * stride + c]).collect();
+                let amax = col.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+                let q = |r: usize| out[r * n + c] as i8;
+                if col.iter().any(|v| !v.is_finite()) {
+                    assert!(scale[c].is_nan() && (0..rows).all(|r| q(r) == 0), "column {c}");
+                } else if amax == 0.0 {
+                    assert!(scale[c] == 0.0 && (0..rows).all(|r| q(r) == 0), "column {c}");
+                } else {
+                    assert_eq!(scale[c], amax / 127.0, "column {c}");
+                    for (r, &v) in col.iter().enumerate() {
+                        let want = (v * (127.0 / amax)).round_ties_even().clamp(-127.0, 127.0) as i8;
+                        assert_eq!(q(r), want, "column {c} row {r}");
+                    }
+                }
+            }
+            // Rows left out (skip ≠ 0) are zeros and no part of a scale: the NaN and infinity
+            // rows skipped, as is a huge row, give the other rows' quantization alone.
+            let mut m2 = m.clone();
+            m2[4 * stride..4 * stride + n].fill(1e30);
+            let skip = [0.0, f32::MIN, 0.0, f32::MIN, f32::MIN];
+            let (mut out2, mut scale2) = (vec![9u8; rows * n], vec![5.0f32; n]);
+            with::quant_cols(isa, &m2, stride, &skip, &mut out2, &mut scale2);
+            let kept = [m[..n].to_vec(), vec![0.0; n], m[2 * stride..2 * stride + n].to_vec()].concat();
+            let (mut out3, mut scale3) = (vec![9u8; 3 * n], vec![5.0f32; n]);
+            with::quant_cols(Isa::Scalar, &kept, n, &[], &mut out3, &mut scale3);
+            same("quant_cols skip scales", isa, n, &scale2, &scale3);
+            assert_eq!(&out2[..3 * n], &out3[..], "quant_cols skip bytes: {isa:?} n {n}");
+            assert!(out2[3 * n..].iter().all(|&b| b == 0));
+        }
+    }
+}

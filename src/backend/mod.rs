@@ -187,12 +187,15 @@ pub struct Weights<'a> {
     /// The backend's inference form of some Linear weights (see [`Backend::prepare`]); `None`
     /// when training, where the weights change every step.
     pub prepared: Option<&'a Prepared>,
+    /// An int8 model's: its inference runs attention's products in int8 too where the backend
+    /// can ([`AttentionShape::int8`]).
+    pub int8: bool,
 }
 
 impl<'a> Weights<'a> {
     /// The flat parameters alone.
     pub fn flat(flat: Mem<'a>) -> Self {
-        Weights { flat, prepared: None }
+        Weights { flat, prepared: None, int8: false }
     }
 }
 
@@ -406,6 +409,9 @@ pub struct AttentionShape {
     /// `probs` and the backward's `scratch` go unused (they may be empty), and the backward
     /// recomputes each head's probabilities from Q, K and the key mask, bit for bit.
     pub keep_probs: bool,
+    /// An int8 model's inference (no dropout, no probabilities kept): the backend may run
+    /// `Q·Kᵀ` and `P·V` as int8 products (the CPU does, with its int8 kernel; others ignore it).
+    pub int8: bool,
 }
 
 /// What attention's backward reads of its forward besides Q, K and V.
@@ -420,7 +426,7 @@ pub struct AttentionSaved<'a> {
 impl AttentionShape {
     /// The dimensions, without dropout.
     pub fn new(b: usize, t: usize, nh: usize, hd: usize) -> Self {
-        AttentionShape { b, t, nh, hd, dropout: None, keep_probs: true }
+        AttentionShape { b, t, nh, hd, dropout: None, keep_probs: true, int8: false }
     }
 
     /// Elements of Q, K, V or the context: B·T·NH·HD.

@@ -389,7 +389,11 @@ impl Encoder {
             be.linear(&mut acts.proj_out, &acts.emb_out, w, p, n)?;
         }
         for l in 0..self.layers.len() {
-            let shape = AttentionShape { keep_probs: acts.keep_probs, ..self.attention_shape(b, t, drop, l) };
+            let shape = AttentionShape {
+                keep_probs: acts.keep_probs,
+                int8: w.int8 && !acts.keep_probs,
+                ..self.attention_shape(b, t, drop, l)
+            };
             let cur = acts.slot(l);
             // This layer's buffers beside its input: the embeddings (or their projection), else
             // the previous layer's output.

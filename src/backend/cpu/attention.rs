@@ -8,6 +8,7 @@
 //! with single-threaded products inside.
 
 use super::super::{AttentionShape, Qkv};
+use super::int8::{self, I8Kernel, PackedI8, QuantRows};
 use super::matmul::{gemm_raw, raw};
 use super::par::RowsMut;
 use super::simd;
@@ -28,10 +29,15 @@ pub fn key_mask(mask_add: &mut [f32], attention_mask: Option<&[i32]>, n: usize) 
 
 /// Runs `f(batch_row, head, scratch)` for every (batch row, head) pair over the pool, `scratch`
 /// being `room` floats of the running thread's head scratch; fails when that cannot be had.
-fn for_heads(b: usize, nh: usize, room: usize, f: impl Fn(usize, usize, &mut [f32]) + Sync) -> Result<()> {
+fn for_heads(
+    b: usize,
+    nh: usize,
+    room: usize,
+    f: impl Fn(usize, usize, &mut [f32]) -> Result<()> + Sync,
+) -> Result<()> {
     let failed = std::sync::Mutex::new(None);
     super::par::for_each(b * nh, |i| {
-        if let Err(e) = with_scratch(room, |s| f(i / nh, i % nh, s)) {
+        if let Err(e) = with_scratch(room, |s| f(i / nh, i % nh, s)).and_then(|r| r) {
             failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
         }
     });
@@ -151,6 +157,84 @@ pub fn attention_forward(
             let (c, vh) = (out.get().add(at + h * hd), head(v[at..].as_ptr(), h, hd));
             gemm_raw((t, hd, t), 1.0, raw(pv.as_ptr(), t as isize, 1), raw(vh, rs, 1), 0.0, raw(c, rs, 1));
         }
+        Ok(())
+    })
+}
+
+/// One thread's int8 operands for a head (reused from head to head: buffers grow, never shrink).
+struct I8Head {
+    q: QuantRows,
+    k: QuantRows,
+    p: QuantRows,
+    keys: PackedI8,
+    values: PackedI8,
+    stage: Vec<u8>,
+}
+
+impl I8Head {
+    fn new(kernel: I8Kernel) -> Self {
+        I8Head {
+            q: QuantRows::default(),
+            k: QuantRows::default(),
+            p: QuantRows::default(),
+            keys: PackedI8::empty(kernel),
+            values: PackedI8::empty(kernel),
+            stage: Vec::new(),
+        }
+    }
+}
+
+thread_local! {
+    /// Per-thread int8 head operands, rebuilt when a call names another kernel.
+    static I8_HEAD: RefCell<Option<I8Head>> = const { RefCell::new(None) };
+}
+
+/// [`attention_forward`] for an int8 model's inference: `S = Q·Kᵀ` and `P·V` as int8 products
+/// with `kernel` (`vpdpbusd` and kin do four int8 products where an FMA does one), the softmax
+/// in f32. Per head: query and key rows quantized per row (the key rows are the product's
+/// channels), the values per column (`Vᵀ`'s rows are `P·V`'s channels), and the probabilities
+/// as levels `round(127·e^(s − max))` per row ([`simd::softmax_levels`]) scaled by 1 / their
+/// sum, so each row's weights sum to exactly 1. The same bits for every kernel, ISA and thread
+/// count. No probabilities kept and no dropout: inference only.
+pub fn attention_forward_int8(
+    ctx: &mut [f32],
+    x: Qkv<&[f32]>,
+    mask_add: &[f32],
+    shape: AttentionShape,
+    kernel: I8Kernel,
+) -> Result<()> {
+    let (Qkv { q, k, v }, AttentionShape { b, t, nh, hd, .. }) = (x, shape);
+    let hidden = nh * hd;
+    let n = b * t * hidden;
+    let (q, k, v, ctx) = (&q[..n], &k[..n], &v[..n], &mut ctx[..n]);
+    let out = Shared(ctx.as_mut_ptr());
+    let scale = 1.0 / (hd as f32).sqrt();
+    let flip = if kernel.unsigned_x() { 0x80 } else { 0 };
+    for_heads(b, nh, t * t, |bi, h, s| {
+        let at = bi * t * hidden + h * hd;
+        let mb = &mask_add[bi * t..(bi + 1) * t];
+        I8_HEAD.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            let ops = match &mut *cell {
+                Some(o) if o.keys.kernel() == kernel => o,
+                slot => slot.insert(I8Head::new(kernel)),
+            };
+            ops.q.quantize_strided(&q[at..], t, hd, hidden, kernel)?;
+            ops.k.quantize_strided(&k[at..], t, hd, hidden, kernel)?;
+            ops.keys.set_rows(&ops.k)?;
+            // Padded keys' values out of the value scales (their levels are 0), so a text's
+            // outputs do not depend on its padding; all keys padded: every key counts, as in f32.
+            let skip = if mb.iter().all(|&m| m != 0.0) { &[][..] } else { mb };
+            ops.values.set_cols(&v[at..], (t, hd, hidden), skip, &mut ops.stage)?;
+            int8::matmul(s, t, &ops.q, 0..t, &ops.keys, 0..t);
+            ops.p.set_rows_with(t, t, kernel, |r, row| {
+                1.0 / simd::softmax_levels(&mut s[r * t..(r + 1) * t], scale, mb, row, flip)
+            })?;
+            // SAFETY: ctx covers rows bi·T..(bi+1)·T of width H (sliced to n above); this task
+            // writes only columns h·HD..(h+1)·HD of those rows (for_heads runs each pair once).
+            unsafe { int8::matmul_raw(kernel, out.get().add(at), hidden, &ops.p, 0..t, &ops.values, 0..hd) };
+            Ok(())
+        })
     })
 }
 
@@ -230,5 +314,142 @@ pub fn attention_backward(
             gemm_raw((t, hd, t), scale, raw(ds.as_ptr(), tt, 1), raw(kh, rs, 1), 0.0, raw(dq.get().add(off), rs, 1));
             gemm_raw((t, hd, t), scale, raw(ds.as_ptr(), 1, tt), raw(qh, rs, 1), 0.0, raw(dk.get().add(off), rs, 1));
         }
+        Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn random(rng: &mut ChaCha8Rng, n: usize, amp: f32) -> Vec<f32> {
+        (0..n).map(|_| rng.random_range(-amp..amp)).collect()
+    }
+
+    /// Int8 attention stays close to the f32 one (the error of int8 operands, not a different
+    /// function), gives the same bits on every int8 kernel, SIMD variant and thread count,
+    /// ignores padded keys exactly, and turns a NaN input into NaN outputs, not a panic.
+    #[test]
+    fn int8_attention_is_close_to_f32_and_the_same_everywhere() {
+        use super::super::pool::Ctx;
+        use super::super::simd::Isa;
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        // T and HD off the kernels' multiples of 4 and 16.
+        for &(b, t, nh, hd) in &[(3, 37, 2, 24), (2, 64, 4, 16), (1, 5, 1, 3)] {
+            let n = b * t * nh * hd;
+            let (q, k) = (random(&mut rng, n, 2.0), random(&mut rng, n, 2.0));
+            let mut v = random(&mut rng, n, 1.0);
+            // Batch row 0 fully attended; the others have their last third padded.
+            let mask_add: Vec<f32> =
+                (0..b * t).map(|i| if i / t > 0 && i % t >= t - t / 3 { f32::MIN } else { 0.0 }).collect();
+            let shape = AttentionShape { keep_probs: false, int8: true, ..AttentionShape::new(b, t, nh, hd) };
+            let mut want = vec![0.0f32; n];
+            attention_forward(&mut want, None, Qkv { q: &q, k: &k, v: &v }, &mask_add, shape).unwrap();
+            let run = |kernel: I8Kernel, isa: Isa, threads: usize, v: &[f32]| {
+                let mut ctx = vec![f32::NAN; n];
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                pool.install(|| {
+                    Ctx::new(isa, threads, false).enter(|| {
+                        attention_forward_int8(&mut ctx, Qkv { q: &q, k: &k, v }, &mask_add, shape, kernel).unwrap()
+                    })
+                });
+                ctx
+            };
+            let first = run(I8Kernel::Scalar, Isa::Scalar, 1, &v);
+            let (err, mag) = first
+                .iter()
+                .zip(&want)
+                .fold((0.0f64, 0.0f64), |(e, m), (&a, &w)| (e.max((a - w).abs() as f64), m.max(w.abs() as f64)));
+            assert!(err < 0.03 * mag.max(0.1), "int8 attention {b}x{t}x{nh}x{hd}: max error {err}, |ctx| up to {mag}");
+            for kernel in int8::available() {
+                for isa in Isa::available() {
+                    for threads in [1, 3] {
+                        let got = run(kernel, isa, threads, &v);
+                        assert!(
+                            got.iter().zip(&first).all(|(a, b)| a.to_bits() == b.to_bits()),
+                            "{kernel:?} {isa:?} {threads} threads differ ({b}x{t}x{nh}x{hd})"
+                        );
+                    }
+                }
+            }
+            // Values at padded keys do not count (their probability level is exactly 0).
+            if b > 1 {
+                let mut v2 = v.clone();
+                let hidden = nh * hd;
+                for x in &mut v2[(t + t - 1) * hidden..(2 * t) * hidden] {
+                    *x = 1e3;
+                }
+                let got = run(int8::available()[0], Isa::detect(), 1, &v2);
+                assert!(got.iter().zip(&first).all(|(a, b)| a.to_bits() == b.to_bits()), "padded keys changed ctx");
+            }
+            v[0] = f32::NAN;
+            let got = run(int8::available()[0], Isa::detect(), 1, &v);
+            assert!(got[0].is_nan(), "a NaN value must reach the context");
+        }
+    }
+
+    /// `cargo test --release --lib attention::tests::bench -- --ignored --nocapture`: one
+    /// ELECTRA-Small layer's attention at 32x128, f32 and int8, one thread. Prints only.
+    #[test]
+    #[ignore]
+    fn bench_attention_int8() {
+        use std::time::Instant;
+        let (b, t, nh, hd) = (32, 128, 4, 64);
+        let n = b * t * nh * hd;
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut data = || (0..n).map(|_| rng.random_range(-2.0..2.0f32)).collect::<Vec<_>>();
+        let (q, k, v) = (data(), data(), data());
+        let mask = vec![0.0f32; b * t];
+        let shape = AttentionShape { keep_probs: false, ..AttentionShape::new(b, t, nh, hd) };
+        let mut ctx = vec![0.0f32; n];
+        let x = Qkv { q: &q[..], k: &k[..], v: &v[..] };
+        let kernel = super::super::kernels::CpuKernels::best().i8;
+        let time = |f: &mut dyn FnMut()| {
+            f();
+            (0..7)
+                .map(|_| {
+                    let s = Instant::now();
+                    f();
+                    s.elapsed().as_secs_f64()
+                })
+                .fold(f64::INFINITY, f64::min)
+        };
+        let f = time(&mut || attention_forward(&mut ctx, None, x, &mask, shape).unwrap());
+        let i = time(&mut || attention_forward_int8(&mut ctx, x, &mask, shape, kernel).unwrap());
+        println!("attention 32x128 (4 heads of 64): f32 {:.2} ms, int8 {:.2} ms ({kernel:?})", f * 1e3, i * 1e3);
+        // Where an int8 head's time goes: each stage over every head of the layer, in turn.
+        let mut ops = I8Head::new(kernel);
+        let mut s = vec![0.0f32; t * t];
+        let hidden = nh * hd;
+        let flip = if kernel.unsigned_x() { 0x80 } else { 0 };
+        let heads = || (0..b * nh).map(|i| (i / nh) * t * hidden + (i % nh) * hd);
+        let stage = |name: &str, f: &mut dyn FnMut(usize)| {
+            let secs = time(&mut || heads().for_each(&mut *f));
+            println!("  {name:22} {:.3} ms per layer", secs * 1e3);
+        };
+        stage("quantize q, k", &mut |at| {
+            ops.q.quantize_strided(&q[at..], t, hd, hidden, kernel).unwrap();
+            ops.k.quantize_strided(&k[at..], t, hd, hidden, kernel).unwrap();
+        });
+        stage("pack k", &mut |_| ops.keys.set_rows(&ops.k).unwrap());
+        stage("quantize + pack v", &mut |at| {
+            ops.values.set_cols(&v[at..], (t, hd, hidden), &[], &mut ops.stage).unwrap()
+        });
+        stage("q·kᵀ", &mut |_| int8::matmul(&mut s, t, &ops.q, 0..t, &ops.keys, 0..t));
+        let mut levels = |_| {
+            let mb = &mask[..t];
+            ops.p
+                .set_rows_with(t, t, kernel, |r, row| {
+                    1.0 / simd::softmax_levels(&mut s[r * t..(r + 1) * t], 0.125, mb, row, flip)
+                })
+                .unwrap()
+        };
+        stage("softmax levels", &mut levels);
+        // SAFETY: `at` + rows of `hidden` stay inside ctx (n elements), columns < hd.
+        stage("p·v", &mut |at| unsafe {
+            int8::matmul_raw(kernel, ctx.as_mut_ptr().add(at), hidden, &ops.p, 0..t, &ops.values, 0..hd)
+        });
+    }
 }

@@ -127,6 +127,112 @@ impl PackedI8 {
         Ok(PackedI8 { lines, scale, offset, dout, din, kg, kernel })
     }
 
+    /// An empty weight (no channels) for `kernel`, to be filled by [`Self::set_rows`]: the
+    /// reusable form for operands that change every call (attention's keys and values).
+    pub fn empty(kernel: I8Kernel) -> Self {
+        PackedI8 { lines: Vec::new(), scale: Vec::new(), offset: Vec::new(), dout: 0, din: 0, kg: 0, kernel }
+    }
+
+    /// Repacks in place from quantized rows, each row an output channel with its row's scale
+    /// (keys: `S = Q·Kᵀ` multiplies query rows by key rows). Buffers grow, never shrink; the
+    /// kernel stays. Quantized rows hold no −128, so every kernel's exactness holds.
+    pub fn set_rows(&mut self, rows: &QuantRows) -> Result<()> {
+        let (dout, din, kp) = (rows.n, rows.din, rows.kp);
+        let (panels, kg) = (dout.div_ceil(PANEL), kp / KG);
+        let lines = panels * kg;
+        grow(&mut self.lines, lines, Line([0; PANEL * KG]), "int8 weight panels")?;
+        grow(&mut self.scale, panels * PANEL, 0.0, "int8 weight scales")?;
+        grow(&mut self.offset, panels * PANEL, 0, "int8 weight sums")?;
+        (self.dout, self.din, self.kg) = (dout, din, kg);
+        // Channels past dout in the last panel: zero weights, scale and offset.
+        if dout % PANEL != 0 {
+            self.lines[(panels - 1) * kg..lines].fill(Line([0; PANEL * KG]));
+        }
+        self.scale[dout..panels * PANEL].fill(0.0);
+        self.offset[dout..panels * PANEL].fill(0);
+        let flip = if rows.unsigned { 0x80 } else { 0 };
+        let flip4 = u32::from_ne_bytes([flip; KG]);
+        for o in 0..dout {
+            let (p, j) = (o / PANEL, o % PANEL);
+            let row = &rows.bytes[o * kp..(o + 1) * kp];
+            // Σ q over the row (a vectorisable pass), then its 4-byte groups moved as words.
+            let sum: i32 = row.iter().map(|&b| (b ^ flip) as i8 as i32).sum();
+            for (g, four) in row.chunks_exact(KG).enumerate() {
+                let w = u32::from_ne_bytes([four[0], four[1], four[2], four[3]]) ^ flip4;
+                let line = &mut self.lines[p * kg + g].0[j * KG..(j + 1) * KG];
+                for (d, b) in line.iter_mut().zip(w.to_ne_bytes()) {
+                    *d = b as i8;
+                }
+            }
+            self.scale[o] = rows.scale[o];
+            self.offset[o] = -128 * sum;
+        }
+        Ok(())
+    }
+
+    /// Repacks in place from f32 columns, each column an output channel quantized on its own
+    /// ([`super::simd::quant_cols`]): `x` is `[k, dout]` at row stride `ld` (attention's values,
+    /// `P·V` having the head's value columns as channels); rows k with `skip[k] != 0` count as
+    /// zeros (padded keys, see [`super::simd::quant_cols`]). `stage` is the caller's scratch for
+    /// the quantized `[k, dout]` bytes. Buffers grow, never shrink; the kernel stays.
+    pub fn set_cols(
+        &mut self,
+        x: &[f32],
+        (k, dout, ld): (usize, usize, usize),
+        skip: &[f32],
+        stage: &mut Vec<u8>,
+    ) -> Result<()> {
+        if k >= MAX_DIN {
+            return Err(Error::arg(format!("int8 weight: din {k} must be below {MAX_DIN} (i32 sums)")));
+        }
+        if k > 0 && (ld < dout || (k - 1).saturating_mul(ld).saturating_add(dout) > x.len()) {
+            return Err(Error::Shape { what: "int8 columns".into(), expected: vec![k, ld], got: vec![x.len()] });
+        }
+        let (panels, kg) = (dout.div_ceil(PANEL), k.div_ceil(KG));
+        let lines = panels * kg;
+        grow(&mut self.lines, lines, Line([0; PANEL * KG]), "int8 weight panels")?;
+        grow(&mut self.scale, panels * PANEL, 0.0, "int8 weight scales")?;
+        grow(&mut self.offset, panels * PANEL, 0, "int8 weight sums")?;
+        grow(stage, k * dout, 0, "int8 columns")?;
+        (self.dout, self.din, self.kg) = (dout, k, kg);
+        let q = &mut stage[..k * dout];
+        super::simd::quant_cols(x, ld, skip, q, &mut self.scale[..dout]);
+        self.scale[dout..panels * PANEL].fill(0.0);
+        // −128·Σ_k q[k, c]: a vectorisable pass down the rows.
+        let off = &mut self.offset[..panels * PANEL];
+        off.fill(0);
+        for row in q.chunks_exact(dout.max(1)) {
+            for (o, &b) in off.iter_mut().zip(row) {
+                *o += b as i8 as i32;
+            }
+        }
+        off.iter_mut().for_each(|o| *o *= -128);
+        for p in 0..panels {
+            for g in 0..kg {
+                let line = &mut self.lines[p * kg + g].0;
+                let (c0, k0) = (p * PANEL, g * KG);
+                if c0 + PANEL <= dout && k0 + KG <= k {
+                    // Four rows of 16 channels interleaved into channel-major groups of 4 k.
+                    #[cfg(target_arch = "x86_64")]
+                    {
+                        // SAFETY: SSE2 is part of x86-64; rows k0..k0+4 hold columns c0..c0+16
+                        // (checked above), so each 16-byte load is inside `q`, and the stores
+                        // fill the 64-byte line.
+                        unsafe { x86::interleave4(&q[k0 * dout + c0..], dout, line) };
+                        continue;
+                    }
+                }
+                for j in 0..PANEL {
+                    for kk in 0..KG {
+                        let (c, r) = (c0 + j, k0 + kk);
+                        line[j * KG + kk] = if c < dout && r < k { q[r * dout + c] as i8 } else { 0 };
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Output channels.
     pub fn dout(&self) -> usize {
         self.dout
@@ -154,17 +260,19 @@ impl PackedI8 {
 /// Rows of activations quantized for the kernels (reusable scratch: grows, never shrinks).
 ///
 /// Row r's scale is `max_i |x[r, i]| / 127`, 0 for a zero row and NaN when the row holds a NaN
-/// or an infinity (its outputs are then NaN). Each row is stored twice, padded to the packed K:
-/// signed (`q`, for AVX2, NEON and scalar) and offset by +128 as unsigned bytes (`u`, for VNNI).
+/// or an infinity (its outputs are then NaN). Rows are stored once, padded to the packed K, in
+/// the form the kernel they are quantized for reads: signed bytes `q` (AVX2, NEON, scalar) or
+/// offset by +128 as unsigned bytes `q ^ 0x80` (the VNNI kernels).
 #[derive(Default)]
 pub struct QuantRows {
-    q: Vec<i8>,
-    u: Vec<u8>,
+    bytes: Vec<u8>,
     scale: Vec<f32>,
     n: usize,
     din: usize,
-    /// Row stride of `q` and `u`: `din` rounded up to a multiple of 4.
+    /// Row stride of `bytes`: `din` rounded up to a multiple of 4.
     kp: usize,
+    /// Whether the bytes are offset by +128 (for the kernels that read unsigned rows).
+    unsigned: bool,
 }
 
 /// How one row is quantized, from the bits of its largest magnitude.
@@ -209,29 +317,29 @@ fn abs_bits(x: f32) -> u32 {
 /// Which row quantizer runs (the `simd` variant of the thread's backend table).
 type QuantIsa = super::simd::Isa;
 
-/// Quantizes one row into `q` and `u` (both `x.len()` long); returns its scale.
-fn quant_row(isa: QuantIsa, x: &[f32], q: &mut [i8], u: &mut [u8]) -> f32 {
-    debug_assert!(q.len() == x.len() && u.len() == x.len());
+/// Quantizes one row into `out` (`x.len()` long) as bytes `(q as u8) ^ flip` (`flip` 0 for
+/// signed rows, 0x80 for unsigned ones); returns its scale.
+fn quant_row(isa: QuantIsa, x: &[f32], out: &mut [u8], flip: u8) -> f32 {
+    debug_assert!(out.len() == x.len());
     #[cfg(target_arch = "x86_64")]
     match isa {
         // SAFETY: `isa` never exceeds what `simd::Isa::detect` found: Avx512 means AVX-512F.
-        QuantIsa::Avx512 => return unsafe { x86::quant_row_512(x, q, u) },
+        QuantIsa::Avx512 => return unsafe { x86::quant_row_512(x, out, flip) },
         // SAFETY: likewise, Avx2 means the CPU has AVX2.
-        QuantIsa::Avx2 => return unsafe { x86::quant_row_256(x, q, u) },
+        QuantIsa::Avx2 => return unsafe { x86::quant_row_256(x, out, flip) },
         QuantIsa::Scalar => {}
     }
     let _ = isa;
     let bits = x.iter().fold(0, |m, &v| m.max(abs_bits(v)));
-    quant_tail(RowScale::of(bits), x, q, u, 0)
+    quant_tail(RowScale::of(bits), x, out, flip, 0)
 }
 
 /// Quantizes elements `from..` of a row whose scale is known (all of it unless finite) and
 /// returns the row's scale: the scalar code that SIMD paths use for their tails.
-fn quant_tail(s: RowScale, x: &[f32], q: &mut [i8], u: &mut [u8], from: usize) -> f32 {
+fn quant_tail(s: RowScale, x: &[f32], out: &mut [u8], flip: u8, from: usize) -> f32 {
     match s {
         RowScale::Zero | RowScale::NonFinite => {
-            q.fill(0);
-            u.fill(128);
+            out.fill(flip);
             if matches!(s, RowScale::Zero) {
                 0.0
             } else {
@@ -240,8 +348,7 @@ fn quant_tail(s: RowScale, x: &[f32], q: &mut [i8], u: &mut [u8], from: usize) -
         }
         RowScale::Finite { inv, scale } => {
             for i in from..x.len() {
-                q[i] = quant1(x[i], inv);
-                u[i] = (q[i] as u8) ^ 0x80;
+                out[i] = (quant1(x[i], inv) as u8) ^ flip;
             }
             scale
         }
@@ -249,36 +356,72 @@ fn quant_tail(s: RowScale, x: &[f32], q: &mut [i8], u: &mut [u8], from: usize) -
 }
 
 impl QuantRows {
-    /// Quantizes rows `0..n` of `x` (`[n, din]`, row-major), replacing what was held.
-    pub fn quantize(&mut self, x: &[f32], n: usize, din: usize) -> Result<()> {
-        self.quantize_with(super::simd::isa(), x, n, din)
+    /// Quantizes rows `0..n` of `x` (`[n, din]`, row-major) for `kernel`, replacing what was held.
+    pub fn quantize(&mut self, x: &[f32], n: usize, din: usize, kernel: I8Kernel) -> Result<()> {
+        self.quantize_strided(x, n, din, din, kernel)
     }
 
-    fn quantize_with(&mut self, isa: QuantIsa, x: &[f32], n: usize, din: usize) -> Result<()> {
-        let len = n.checked_mul(din).filter(|&l| l <= x.len()).ok_or_else(|| Error::Shape {
-            what: "int8 activations".into(),
-            expected: vec![n, din],
-            got: vec![x.len()],
-        })?;
+    /// Quantizes rows `0..n` of a strided `x` (row r at `x[r·ld..r·ld + din]`) for `kernel`, as
+    /// [`Self::quantize`] does a contiguous one: one head's columns of `[T, H]` queries or keys.
+    pub fn quantize_strided(&mut self, x: &[f32], n: usize, din: usize, ld: usize, kernel: I8Kernel) -> Result<()> {
+        self.quantize_with(super::simd::isa(), x, (n, din, ld), kernel)
+    }
+
+    fn quantize_with(
+        &mut self,
+        isa: QuantIsa,
+        x: &[f32],
+        (n, din, ld): (usize, usize, usize),
+        k: I8Kernel,
+    ) -> Result<()> {
+        let fits = n == 0
+            || (ld >= din && (n - 1).checked_mul(ld).and_then(|l| l.checked_add(din)).is_some_and(|l| l <= x.len()));
+        if !fits {
+            return Err(Error::Shape { what: "int8 activations".into(), expected: vec![n, din], got: vec![x.len()] });
+        }
+        let flip = if k.unsigned_x() { 0x80 } else { 0 };
+        self.set_rows_with(n, din, k, |r, out| quant_row(isa, &x[r * ld..r * ld + din], out, flip))
+    }
+
+    /// Fills `n` rows of `din` for `kernel` with `row(r, bytes)`, which writes row r's `din`
+    /// bytes in the kernel's form (`(q as u8) ^ 0x80` where [`I8Kernel::unsigned_x`], else
+    /// `q as u8`, with q in −127..=127) and returns its scale: for callers that quantize as they
+    /// produce (attention's probabilities). The pad is written here.
+    pub fn set_rows_with(
+        &mut self,
+        n: usize,
+        din: usize,
+        kernel: I8Kernel,
+        mut row: impl FnMut(usize, &mut [u8]) -> f32,
+    ) -> Result<()> {
         if din >= MAX_DIN {
             return Err(Error::arg(format!("int8 activations: din {din} must be below {MAX_DIN} (i32 sums)")));
         }
         let kp = din.next_multiple_of(KG);
-        grow(&mut self.q, n * kp, 0, "int8 activations")?;
-        grow(&mut self.u, n * kp, 128, "int8 activations")?;
+        let len = n.checked_mul(kp).ok_or_else(|| oom("int8 activations", usize::MAX))?;
+        grow(&mut self.bytes, len, 0, "int8 activations")?;
         grow(&mut self.scale, n, 0.0, "int8 activation scales")?;
-        (self.n, self.din, self.kp) = (n, din, kp);
-        for (r, xr) in x[..len].chunks_exact(din.max(1)).enumerate().take(n) {
-            let (q, u) = (&mut self.q[r * kp..(r + 1) * kp], &mut self.u[r * kp..(r + 1) * kp]);
-            self.scale[r] = quant_row(isa, xr, &mut q[..din], &mut u[..din]);
-            // The pad meets zero weights; it is still fixed so that nothing reads stale bytes.
-            q[din..].fill(0);
-            u[din..].fill(128);
+        let unsigned = kernel.unsigned_x();
+        (self.n, self.din, self.kp, self.unsigned) = (n, din, kp, unsigned);
+        // A zero in the kernel's form: the pad meets zero weights, but nothing may read stale bytes.
+        let zero = if unsigned { 0x80 } else { 0 };
+        for (r, b) in self.bytes[..len].chunks_exact_mut(kp.max(1)).enumerate().take(n) {
+            self.scale[r] = if din == 0 { 0.0 } else { row(r, &mut b[..din]) };
+            if kp > din {
+                b[din..].fill(zero);
+            }
         }
         if din == 0 {
             self.scale[..n].fill(0.0);
         }
         Ok(())
+    }
+
+    /// Row r's signed values (tests).
+    #[cfg(test)]
+    fn signed(&self, r: usize) -> Vec<i8> {
+        let flip = if self.unsigned { 0x80 } else { 0 };
+        self.bytes[r * self.kp..r * self.kp + self.din].iter().map(|&b| (b ^ flip) as i8).collect()
     }
 
     /// Rows held.
@@ -332,7 +475,7 @@ impl I8Kernel {
     }
 
     /// Whether the kernel reads the +128 unsigned rows (and starts from the weight offsets).
-    fn unsigned_x(self) -> bool {
+    pub fn unsigned_x(self) -> bool {
         matches!(self, I8Kernel::AvxVnni | I8Kernel::Avx512Vnni)
     }
 
@@ -428,7 +571,8 @@ pub unsafe fn matmul_raw(
     }
     assert!(ldy >= cols.end, "int8 matmul: ldy {ldy} below the last column {}", cols.end);
     let (mr, mp) = k.tile();
-    let xb: *const u8 = if k.unsigned_x() { x.u.as_ptr() } else { x.q.as_ptr().cast() };
+    assert_eq!(x.unsigned, k.unsigned_x(), "int8 matmul: rows quantized for another kernel than {k:?}");
+    let xb: *const u8 = x.bytes.as_ptr();
     let kp = x.kp;
     // Columns in chunks whose packed weights stay in L2 while every row tile passes over them;
     // within a chunk each tile's rows (in L1) meet every panel group, so outputs are written row
@@ -592,6 +736,28 @@ mod x86 {
     use std::arch::x86_64::*;
     use std::ptr::read_unaligned;
 
+    /// `line[j·4 + r] = rows[r·ld + j]` for 4 rows of 16 bytes (one panel's k-group).
+    ///
+    /// # Safety
+    /// `rows` must hold `3·ld + 16` bytes.
+    #[inline(always)]
+    pub unsafe fn interleave4(rows: &[u8], ld: usize, line: &mut [i8; 64]) {
+        debug_assert!(rows.len() >= 3 * ld + 16);
+        // SAFETY: SSE2 is baseline on x86-64; the loads read rows[r·ld..r·ld + 16] for r < 4
+        // (inside `rows` by contract) and the stores write the 64 bytes of `line`.
+        unsafe {
+            let p = rows.as_ptr();
+            let r = [0, 1, 2, 3].map(|i| _mm_loadu_si128(p.add(i * ld).cast()));
+            let (a, b) = (_mm_unpacklo_epi8(r[0], r[1]), _mm_unpackhi_epi8(r[0], r[1]));
+            let (c, d) = (_mm_unpacklo_epi8(r[2], r[3]), _mm_unpackhi_epi8(r[2], r[3]));
+            let o = line.as_mut_ptr();
+            _mm_storeu_si128(o.cast(), _mm_unpacklo_epi16(a, c));
+            _mm_storeu_si128(o.add(16).cast(), _mm_unpackhi_epi16(a, c));
+            _mm_storeu_si128(o.add(32).cast(), _mm_unpacklo_epi16(b, d));
+            _mm_storeu_si128(o.add(48).cast(), _mm_unpackhi_epi16(b, d));
+        }
+    }
+
     /// Whether the EVEX (AVX-512 VL) encoding of the 256-bit VNNI kernel runs here (tests).
     #[cfg(test)]
     pub fn has_vl_vnni() -> bool {
@@ -605,13 +771,13 @@ mod x86 {
     /// Row quantizer, AVX-512F: 16 values per step.
     ///
     /// # Safety
-    /// The CPU must have AVX-512F; `q` and `u` as long as `x`.
+    /// The CPU must have AVX-512F; `out` as long as `x`.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn quant_row_512(x: &[f32], q: &mut [i8], u: &mut [u8]) -> f32 {
+    pub unsafe fn quant_row_512(x: &[f32], out: &mut [u8], flip: u8) -> f32 {
         let (n, p) = (x.len(), x.as_ptr());
         let end = n / 16 * 16;
         // SAFETY: AVX-512F is available (this function's contract); each load reads x[i..i+16]
-        // and each store writes q/u[i..i+16] with i + 16 ≤ n, and q, u are n long.
+        // and each store writes out[i..i+16] with i + 16 ≤ n, and out is n long.
         unsafe {
             let mut m = _mm512_setzero_si512();
             let abs = _mm512_set1_epi32(0x7fff_ffff);
@@ -622,7 +788,7 @@ mod x86 {
             let s = RowScale::of(bits);
             if let RowScale::Finite { inv, .. } = s {
                 let (vinv, lo, hi) = (_mm512_set1_ps(inv), _mm512_set1_ps(-127.0), _mm512_set1_ps(127.0));
-                let flip = _mm_set1_epi8(-128);
+                let vflip = _mm_set1_epi8(flip as i8);
                 for i in (0..end).step_by(16) {
                     let v = _mm512_mul_ps(_mm512_loadu_ps(p.add(i)), vinv);
                     // NaN (0·∞) → 0 as `as i8` does; clamping before rounding equals clamping
@@ -630,24 +796,23 @@ mod x86 {
                     let v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(v, v), v);
                     let v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
                     let b = _mm512_cvtepi32_epi8(_mm512_cvt_roundps_epi32::<NEAREST>(v));
-                    _mm_storeu_si128(q.as_mut_ptr().add(i).cast(), b);
-                    _mm_storeu_si128(u.as_mut_ptr().add(i).cast(), _mm_xor_si128(b, flip));
+                    _mm_storeu_si128(out.as_mut_ptr().add(i).cast(), _mm_xor_si128(b, vflip));
                 }
             }
-            quant_tail(s, x, q, u, end)
+            quant_tail(s, x, out, flip, end)
         }
     }
 
     /// Row quantizer, AVX2: 8 values per step.
     ///
     /// # Safety
-    /// The CPU must have AVX2; `q` and `u` as long as `x`.
+    /// The CPU must have AVX2; `out` as long as `x`.
     #[target_feature(enable = "avx2")]
-    pub unsafe fn quant_row_256(x: &[f32], q: &mut [i8], u: &mut [u8]) -> f32 {
+    pub unsafe fn quant_row_256(x: &[f32], out: &mut [u8], flip: u8) -> f32 {
         let (n, p) = (x.len(), x.as_ptr());
         let end = n / 8 * 8;
         // SAFETY: AVX2 is available (this function's contract); each load reads x[i..i+8] and
-        // each store writes q/u[i..i+8] with i + 8 ≤ n, and q, u are n long.
+        // each store writes out[i..i+8] with i + 8 ≤ n, and out is n long.
         unsafe {
             let mut m = _mm256_setzero_si256();
             let abs = _mm256_set1_epi32(0x7fff_ffff);
@@ -664,7 +829,7 @@ mod x86 {
                     0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1, -1, -1, -1, -1,
                     -1, -1, -1, -1, -1, -1,
                 );
-                let flip = _mm_set1_epi8(-128);
+                let vflip = _mm_set1_epi8(flip as i8);
                 for i in (0..end).step_by(8) {
                     let v = _mm256_mul_ps(_mm256_loadu_ps(p.add(i)), vinv);
                     // As in the AVX-512 path: NaN → 0, clamp, round to nearest even.
@@ -673,11 +838,10 @@ mod x86 {
                     let r = _mm256_cvtps_epi32(_mm256_round_ps::<NEAREST>(v));
                     let s = _mm256_shuffle_epi8(r, pick);
                     let b = _mm_unpacklo_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
-                    _mm_storel_epi64(q.as_mut_ptr().add(i).cast(), b);
-                    _mm_storel_epi64(u.as_mut_ptr().add(i).cast(), _mm_xor_si128(b, flip));
+                    _mm_storel_epi64(out.as_mut_ptr().add(i).cast(), _mm_xor_si128(b, vflip));
                 }
             }
-            quant_tail(s, x, q, u, end)
+            quant_tail(s, x, out, flip, end)
         }
     }
 
@@ -1311,6 +1475,22 @@ mod tests {
         v
     }
 
+    /// The kernel a run's rows are quantized for.
+    fn kernel_of(k: Run) -> I8Kernel {
+        match k {
+            Run::K(k) => k,
+            #[cfg(target_arch = "x86_64")]
+            Run::VnniEvex => I8Kernel::Avx512Vnni,
+        }
+    }
+
+    /// `x` quantized for the run's kernel.
+    fn rows_for(k: Run, x: &[f32], n: usize, din: usize) -> QuantRows {
+        let mut xq = QuantRows::default();
+        xq.quantize(x, n, din, kernel_of(k)).unwrap();
+        xq
+    }
+
     fn run(k: Run, y: &mut [f32], ldy: usize, x: &QuantRows, rows: Range<usize>, w: &PackedI8, cols: Range<usize>) {
         match k {
             Run::K(k) => matmul_with(k, y, ldy, x, rows, w, cols),
@@ -1329,7 +1509,7 @@ mod tests {
                         // (asserted), and the CPU has the EVEX VNNI features (checked in runs()).
                         unsafe {
                             let t = Tile {
-                                x: x.u.as_ptr().add(r * kp),
+                                x: x.bytes.as_ptr().add(r * kp),
                                 kp,
                                 xs: x.scale.as_ptr().add(r),
                                 w: w.lines.as_ptr().add(c0 / PANEL * w.kg),
@@ -1407,9 +1587,8 @@ mod tests {
                     let (x, qw) = data(&mut rng, n, din, dout);
                     let want = reference(&x, n, &qw);
                     let pw = PackedI8::new(&qw).unwrap();
-                    let mut xq = QuantRows::default();
-                    xq.quantize(&x, n, din).unwrap();
                     for &k in &kernels {
+                        let xq = rows_for(k, &x, n, din);
                         let mut y = vec![f32::from_bits(0x7fc0_dead); n * dout];
                         run(k, &mut y, dout, &xq, 0..n, &pw, 0..dout);
                         assert!(same(&y, &want), "{k:?} n {n} din {din} dout {dout}");
@@ -1435,15 +1614,62 @@ mod tests {
         }
     }
 
+    /// Weights repacked in place from quantized rows (`set_rows`) or from f32 columns
+    /// (`set_cols`) are the weights `PackedI8::with_kernel` packs from the same values: the same
+    /// products, bit for bit, on every kernel, also when a larger shape was packed before.
+    #[test]
+    fn repacked_weights_equal_packed_ones() {
+        let mut rng = ChaCha8Rng::seed_from_u64(13);
+        for &k in &available() {
+            let (mut by_rows, mut by_cols, mut stage) = (PackedI8::empty(k), PackedI8::empty(k), Vec::new());
+            // Largest first, so that later shapes reuse longer buffers.
+            for &(n, din, dout) in &[(9, 70, 40), (5, 64, 33), (3, 5, 16), (4, 1, 1), (2, 8, 0)] {
+                let (x, _) = data(&mut rng, n, din, dout);
+                let mut w: Vec<f32> = (0..dout * din).map(|_| rng.random_range(-2.0..2.0f32)).collect();
+                if dout > 2 && din > 0 {
+                    w[2 * din] = f32::NAN; // a channel with a NaN: its scale is NaN
+                }
+                // Channels as rows: quantized like activations, then packed.
+                let mut wr = QuantRows::default();
+                wr.quantize(&w, dout, din, k).unwrap();
+                by_rows.set_rows(&wr).unwrap();
+                let qw = QuantWeight {
+                    q: (0..dout).flat_map(|o| wr.signed(o)).collect(),
+                    scale: wr.scales().to_vec(),
+                    dout,
+                    din,
+                };
+                let want_w = PackedI8::with_kernel(&qw, k).unwrap();
+                // The same channels as the columns of wᵀ (`[din, dout]`, stride dout + 3).
+                let ld = dout + 3;
+                let mut wt = vec![0.0f32; din * ld];
+                for o in 0..dout {
+                    for i in 0..din {
+                        wt[i * ld + o] = w[o * din + i];
+                    }
+                }
+                by_cols.set_cols(&wt, (din, dout, ld), &[], &mut stage).unwrap();
+                let xq = rows_for(Run::K(k), &x, n, din);
+                let mut want = vec![0.0f32; n * dout];
+                matmul(&mut want, dout, &xq, 0..n, &want_w, 0..dout);
+                for (what, p) in [("set_rows", &by_rows), ("set_cols", &by_cols)] {
+                    assert_eq!((p.dout(), p.din()), (dout, din));
+                    let mut y = vec![1.0f32; n * dout];
+                    matmul(&mut y, dout, &xq, 0..n, p, 0..dout);
+                    assert!(same(&y, &want), "{what} {k:?} n {n} din {din} dout {dout}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn blocks_equal_one_call() {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let (n, din, dout) = (37, 200, 90);
         let (x, qw) = data(&mut rng, n, din, dout);
         let pw = PackedI8::new(&qw).unwrap();
-        let mut xq = QuantRows::default();
-        xq.quantize(&x, n, din).unwrap();
         for &k in &runs() {
+            let xq = rows_for(k, &x, n, din);
             let mut whole = vec![0.0; n * dout];
             run(k, &mut whole, dout, &xq, 0..n, &pw, 0..dout);
             for (rs, cs) in [(1, 16), (5, 32), (9, 48), (36, 80), (n, 16)] {
@@ -1460,7 +1686,7 @@ mod tests {
             let mut part = QuantRows::default();
             for r0 in (0..n).step_by(10) {
                 let r1 = (r0 + 10).min(n);
-                part.quantize(&x[r0 * din..r1 * din], r1 - r0, din).unwrap();
+                part.quantize(&x[r0 * din..r1 * din], r1 - r0, din, kernel_of(k)).unwrap();
                 run(k, &mut y[r0 * dout..], dout, &part, 0..r1 - r0, &pw, 0..dout);
             }
             assert!(same(&y, &whole), "{k:?} rows quantized per block");
@@ -1495,10 +1721,13 @@ mod tests {
                         }
                     }
                     let (mut q0, mut u0, mut q1, mut u1) = (vec![9; len], vec![9; len], vec![7; len], vec![7; len]);
-                    let s0 = quant_row(QuantIsa::Scalar, &x, &mut q0, &mut u0);
-                    let s1 = quant_row(isa, &x, &mut q1, &mut u1);
+                    let s0 = quant_row(QuantIsa::Scalar, &x, &mut q0, 0);
+                    let s1 = quant_row(isa, &x, &mut q1, 0);
+                    assert_eq!(quant_row(QuantIsa::Scalar, &x, &mut u0, 0x80).to_bits(), s0.to_bits());
+                    assert_eq!(quant_row(isa, &x, &mut u1, 0x80).to_bits(), s0.to_bits());
                     assert!(same(&[s0], &[s1]) && q0 == q1 && u0 == u1, "{isa:?} len {len} case {case}");
-                    assert!(q0.iter().zip(&u0).all(|(&q, &u)| u == (q as u8) ^ 0x80 && q != i8::MIN));
+                    assert!(q0.iter().zip(&u0).all(|(&q, &u)| u == q ^ 0x80 && q != 0x80));
+                    let q0: Vec<i8> = q0.iter().map(|&b| b as i8).collect();
                     if case == 5 && len > 45 {
                         assert_eq!(&q0[..1], &[127]);
                         // −0.5, 0, 0.5, 1, 1.5, 2, 2.5 (ties to even).
@@ -1516,10 +1745,11 @@ mod tests {
         let x: Vec<f32> = (0..n * din).map(|_| rng.random_range(-1.0..1.0f32)).collect();
         let w: Vec<f32> = (0..dout * din).map(|_| rng.random_range(-0.1..0.1f32)).collect();
         let qw = quantize_weight(&w, dout, din).unwrap();
+        let pw = PackedI8::new(&qw).unwrap();
         let mut xq = QuantRows::default();
-        xq.quantize(&x, n, din).unwrap();
+        xq.quantize(&x, n, din, pw.kernel()).unwrap();
         let mut y = vec![0.0; n * dout];
-        matmul(&mut y, dout, &xq, 0..n, &PackedI8::new(&qw).unwrap(), 0..dout);
+        matmul(&mut y, dout, &xq, 0..n, &pw, 0..dout);
         let (mut err, mut mag) = (0.0f64, 0.0f64);
         for r in 0..n {
             for c in 0..dout {
@@ -1564,10 +1794,11 @@ mod tests {
         // Empty shapes.
         assert!(PackedI8::new(&quantize_weight(&[], 0, 5).unwrap()).is_ok());
         let z = quantize_weight(&[], 3, 0).unwrap();
+        let pz = PackedI8::new(&z).unwrap();
         let mut xq = QuantRows::default();
-        xq.quantize(&[], 2, 0).unwrap();
+        xq.quantize(&[], 2, 0, pz.kernel()).unwrap();
         let mut y = vec![1.0; 6];
-        matmul(&mut y, 3, &xq, 0..2, &PackedI8::new(&z).unwrap(), 0..3);
+        matmul(&mut y, 3, &xq, 0..2, &pz, 0..3);
         assert_eq!(y, [0.0; 6]);
     }
 
@@ -1596,7 +1827,7 @@ mod tests {
                     })
                     .fold(f64::INFINITY, f64::min)
             };
-            let tq = time(&mut || xq.quantize(&x, n, din).unwrap());
+            let tq = time(&mut || xq.quantize(&x, n, din, pw.kernel()).unwrap());
             print!("n {n:4} {din:4}x{dout:4}: quantize {:6.1} us |", tq * 1e6);
             let mut fp = vec![0.0f32; n * dout];
             let wt = super::super::matmul::Mat::rows(&w, dout, din).t();
@@ -1613,6 +1844,7 @@ mod tests {
             });
             print!(" fp32 {:6.1} |", ops / tf * 1e-9);
             for r in runs() {
+                let xq = rows_for(r, &x, n, din);
                 let t = time(&mut || run(r, &mut y, dout, &xq, 0..n, &pw, 0..dout));
                 print!(" {r:?} {:6.1} |", ops / t * 1e-9);
             }

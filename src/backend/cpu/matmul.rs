@@ -417,7 +417,7 @@ fn packed_block(
         (Weight::Int8(q), None) => QUANT_ROWS.with(|s| {
             let mut s = s.borrow_mut();
             let xr = &x[rows.start * din..rows.end * din];
-            match s.quantize(xr, rows.len(), din) {
+            match s.quantize(xr, rows.len(), din, q.kernel()) {
                 Ok(()) => super::int8::matmul(y, ldy, &s, 0..rows.len(), q, cols),
                 // Scratch of a few KB per row that the allocator refused: the output is NaN
                 // rather than a panic across the C boundary; sessions refuse non-finite output.
@@ -472,7 +472,10 @@ fn packed_then(
     // Few rows: split the columns (in whole panels), quantizing the rows once for all tasks.
     let quant = QUANT_ROWS.with(|s| {
         let mut q = std::mem::take(&mut *s.borrow_mut());
-        let ok = !matches!(w, Weight::Int8(_)) || q.quantize(x, n, din).is_ok();
+        let ok = match w {
+            Weight::Int8(p) => q.quantize(x, n, din, p.kernel()).is_ok(),
+            _ => true,
+        };
         ok.then_some(q)
     });
     let Some(quant) = quant else {
@@ -535,8 +538,14 @@ pub fn linear_forward<'w>(
 /// nothing, where that form does not apply (weights not all prepacked alike, or too few rows for
 /// row blocks): the caller then runs separate Linears.
 pub fn linear_forward_shared(ys: &mut [&mut [f32]], x: &[f32], ws: &[(Weight, &[f32])], n: usize, din: usize) -> bool {
-    let int8 = matches!(ws.first(), Some((Weight::Int8(_), _)));
-    let fits = |w: &Weight| matches!(w, Weight::Int8(_)) == int8 && packed_dims(w).is_some_and(|(_, i, _)| i == din);
+    let int8 = match ws.first() {
+        Some((Weight::Int8(p), _)) => Some(p.kernel()),
+        _ => None,
+    };
+    let fits = |w: &Weight| {
+        let kernel = if let Weight::Int8(p) = w { Some(p.kernel()) } else { None };
+        kernel == int8 && packed_dims(w).is_some_and(|(_, i, _)| i == din)
+    };
     let dout = |w: &Weight| packed_dims(w).map_or(0, |(_, _, o)| o);
     let t = threads();
     let row_parts = split(n, 2 * t, PACKED_MIN_ROWS, 4).1;
@@ -562,12 +571,12 @@ pub fn linear_forward_shared(ys: &mut [&mut [f32]], x: &[f32], ws: &[(Weight, &[
                 }
             }
         };
-        if !int8 {
+        let Some(kernel) = int8 else {
             return run(None);
-        }
+        };
         QUANT_ROWS.with(|q| {
             let mut q = q.borrow_mut();
-            match q.quantize(xb, e - s, din) {
+            match q.quantize(xb, e - s, din, kernel) {
                 Ok(()) => run(Some(&q)),
                 // As in `packed_block`: refused scratch gives NaN, which sessions refuse.
                 Err(_) => {

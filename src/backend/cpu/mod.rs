@@ -483,6 +483,16 @@ impl Backend for CpuBackend {
         shape: AttentionShape,
     ) -> Result<()> {
         let len = shape.qkv_len();
+        if shape.int8 && !shape.keep_probs && shape.dropout.is_none() {
+            let mask_add = rd(mask_add, shape.b * shape.t, "mask_add")?;
+            return attention::attention_forward_int8(
+                wr(ctx, len, "ctx")?,
+                qkv(x, len)?,
+                mask_add,
+                shape,
+                self.kernels.i8,
+            );
+        }
         let probs = if shape.keep_probs { Some(wr(probs, shape.probs_len(), "probs")?) } else { None };
         let mask_add = rd(mask_add, shape.b * shape.t, "mask_add")?;
         attention::attention_forward(wr(ctx, len, "ctx")?, probs, qkv(x, len)?, mask_add, shape)

@@ -148,6 +148,12 @@ pub trait V16: Copy {
     /// # Safety
     /// `Self`'s target features must be available on this CPU.
     unsafe fn to_array(self) -> [f32; W];
+    /// Stores the first `n ≤ 16` lanes, integral values in −127..=127, as bytes
+    /// `(v as i8 as u8) ^ flip` (the int8 kernels' rows: [`super::int8`]).
+    ///
+    /// # Safety
+    /// `Self`'s target features must be available on this CPU, and `p..p+n` writable.
+    unsafe fn store_bytes(self, p: *mut u8, n: usize, flip: u8);
 }
 
 /// Sum of the 16 lanes in a fixed tree: lane i += lane i+8, then +4, +2, +1.
@@ -279,6 +285,13 @@ impl V16 for Scalar {
     unsafe fn to_array(self) -> [f32; W] {
         self.0
     }
+    #[inline(always)]
+    unsafe fn store_bytes(self, p: *mut u8, n: usize, flip: u8) {
+        for i in 0..n.min(W) {
+            // SAFETY: `i < n` and `p..p+n` is writable (the `V16::store_bytes` contract).
+            unsafe { *p.add(i) = (self.0[i] as i8 as u8) ^ flip };
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -395,6 +408,21 @@ mod x86 {
             // SAFETY: AVX-512F is available (the `V16` contract); `__m512` and `[f32; 16]` are
             // both 64 bytes of plain `f32` data, so the transmute is a bit copy.
             unsafe { std::mem::transmute(self.0) }
+        }
+        #[inline(always)]
+        unsafe fn store_bytes(self, p: *mut u8, n: usize, flip: u8) {
+            // SAFETY: AVX-512F is available (the `V16` contract); the store writes 16 bytes only
+            // when n = 16, else the first n through a copy, within `p..p+n` (writable by contract).
+            unsafe {
+                let b = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(self.0));
+                let b = _mm_xor_si128(b, _mm_set1_epi8(flip as i8));
+                if n >= W {
+                    _mm_storeu_si128(p.cast(), b);
+                } else {
+                    let a: [u8; W] = std::mem::transmute(b);
+                    std::ptr::copy_nonoverlapping(a.as_ptr(), p, n);
+                }
+            }
         }
     }
 
@@ -542,6 +570,24 @@ mod x86 {
             // fields in 64 bytes (no padding), all initialised `f32` data, and every bit pattern
             // is a valid `[f32; 16]`, so the transmute is a plain bit copy.
             unsafe { std::mem::transmute((self.0, self.1)) }
+        }
+        #[inline(always)]
+        unsafe fn store_bytes(self, p: *mut u8, n: usize, flip: u8) {
+            // SAFETY: AVX2 is available (the `V16` contract); the store writes 16 bytes only
+            // when n = 16, else the first n through a copy, within `p..p+n` (writable by contract).
+            unsafe {
+                let (lo, hi) = (_mm256_cvtps_epi32(self.0), _mm256_cvtps_epi32(self.1));
+                // Saturating packs keep lane order within each 128-bit half: 0-3, 4-7, then 8-15.
+                let l = _mm_packs_epi32(_mm256_castsi256_si128(lo), _mm256_extracti128_si256::<1>(lo));
+                let h = _mm_packs_epi32(_mm256_castsi256_si128(hi), _mm256_extracti128_si256::<1>(hi));
+                let b = _mm_xor_si128(_mm_packs_epi16(l, h), _mm_set1_epi8(flip as i8));
+                if n >= W {
+                    _mm_storeu_si128(p.cast(), b);
+                } else {
+                    let a: [u8; W] = std::mem::transmute(b);
+                    std::ptr::copy_nonoverlapping(a.as_ptr(), p, n);
+                }
+            }
         }
     }
 }
@@ -1044,6 +1090,116 @@ dispatch!(
 /// # Safety
 /// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
 #[inline(always)]
+unsafe fn softmax_levels_imp<V: V16>(row: &mut [f32], scale: f32, mask: &[f32], out: &mut [u8], flip: u8) -> f32 {
+    // SAFETY: `V`'s target features are available (this function's contract). Every `ld`/`st`/
+    // `store_bytes` covers elements i..i+c with i < n and c = min(16, n − i), where n is the
+    // shortest of the three slices, so it stays inside them.
+    unsafe {
+        let n = row.len().min(mask.len()).min(out.len());
+        let (p, m, o) = (row.as_mut_ptr(), mask.as_ptr(), out.as_mut_ptr());
+        let s = V::splat(scale);
+        // s = x·scale + mask and its maximum, as the softmax computes them.
+        let mut mx = V::splat(f32::NEG_INFINITY);
+        let mut i = 0;
+        while i < n {
+            let c = (n - i).min(W);
+            let v = ld::<V>(p.add(i), c, 0.0).fma(s, ld(m.add(i), c, f32::NEG_INFINITY));
+            st(v, p.add(i), c);
+            mx = mx.max(v);
+            i += W;
+        }
+        let max = V::splat(hmax(mx));
+        // Levels round(127·e^(s − max)) and their sum (exact: integers below 2^24); a NaN lane
+        // stores 0 but keeps the sum NaN.
+        let (levels, zero) = (V::splat(LEVELS), V::splat(0.0));
+        let mut acc = V::splat(0.0);
+        let mut i = 0;
+        while i < n {
+            let c = (n - i).min(W);
+            let r = exp(ld::<V>(p.add(i), c, f32::NEG_INFINITY).sub(max)).mul(levels).round();
+            acc = acc.add(r);
+            V::sel_ge(r, r, r, zero).store_bytes(o.add(i), c, flip);
+            i += W;
+        }
+        hsum(acc)
+    }
+}
+dispatch!(
+    /// Attention's probabilities as int8 levels: `row = row·scale + mask` in place (mask 0 or
+    /// `f32::MIN`), then `out[j] = round(127·e^(row[j] − max))` as bytes `^ flip`, the largest
+    /// exactly 127: the softmax's numerators, quantized against their largest without a pass for
+    /// it. Returns the levels' sum (≥ 127; NaN for a row with a NaN), which normalizes them.
+    pub fn softmax_levels(row: &mut [f32], scale: f32, mask: &[f32], out: &mut [u8], flip: u8) -> f32 => softmax_levels_imp
+);
+
+/// Levels of [`softmax_levels`]: the int8 maximum.
+const LEVELS: f32 = 127.0;
+
+/// # Safety
+/// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
+#[inline(always)]
+unsafe fn quant_cols_imp<V: V16>(x: &[f32], stride: usize, skip: &[f32], out: &mut [u8], scale: &mut [f32]) {
+    // SAFETY: `V`'s target features are available (this function's contract). With cols =
+    // scale.len() and rows = out.len() / cols, every load reads x[r·stride + c0..+c] with c0 + c ≤
+    // cols ≤ stride and r < rows, inside x (asserted), and every store writes out[r·cols + c0..+c].
+    unsafe {
+        let cols = scale.len();
+        let rows = out.len().checked_div(cols).unwrap_or(0);
+        assert!(rows == 0 || (cols <= stride && (rows - 1) * stride + cols <= x.len()), "quant_cols: x too short");
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let (zero, lo, hi) = (V::splat(0.0), V::splat(-127.0), V::splat(127.0));
+        let left_out = |r: usize| skip.get(r).is_some_and(|&m| m != 0.0);
+        let mut c0 = 0;
+        while c0 < cols {
+            let c = (cols - c0).min(W);
+            // Per column: the largest magnitude, and whether any value is NaN or infinite
+            // (v·0 is NaN exactly then, and a sum keeps it).
+            let (mut amax, mut bad) = (zero, zero);
+            for r in (0..rows).filter(|&r| !left_out(r)) {
+                let v = ld::<V>(xp.add(r * stride + c0), c, 0.0);
+                amax = amax.max(v.max(zero.sub(v)));
+                bad = bad.add(v.mul(zero));
+            }
+            // The row quantizer's rule per column (RowScale): 0 → scale 0, non-finite → NaN.
+            let (amax, bad) = (amax.to_array(), bad.to_array());
+            let mut inv = [0.0f32; W];
+            for j in 0..c {
+                (inv[j], scale[c0 + j]) = if bad[j].is_nan() {
+                    (0.0, f32::NAN)
+                } else if amax[j] == 0.0 {
+                    (0.0, 0.0)
+                } else {
+                    (127.0 / amax[j], amax[j] / 127.0)
+                };
+            }
+            let inv = V::load(inv.as_ptr());
+            for r in 0..rows {
+                if left_out(r) {
+                    zero.store_bytes(op.add(r * cols + c0), c, 0);
+                    continue;
+                }
+                let q = ld::<V>(xp.add(r * stride + c0), c, 0.0).mul(inv);
+                // NaN (0·∞) → 0; clamping before rounding equals clamping after (integer bounds).
+                let q = V::sel_ge(q, q, q, zero).max(lo).min(hi).round();
+                q.store_bytes(op.add(r * cols + c0), c, 0);
+            }
+            c0 += W;
+        }
+    }
+}
+dispatch!(
+    /// Quantizes each column of `x` (`[rows, cols]` at row stride `stride`, cols = `scale.len()`,
+    /// rows = `out.len() / cols`) symmetrically, as the int8 row quantizer does a row: signed
+    /// bytes to `out` (`[rows, cols]`, row-major), `scale[c] = max_r |x[r, c]| / 127` (0 for a
+    /// zero column, NaN for one with a NaN or infinity, whose bytes are 0). Rows r with
+    /// `skip[r] != 0` (attention's padded keys; `skip` may be shorter, even empty) are left out:
+    /// bytes 0, and no part of any scale, so they cannot change the other rows' bytes.
+    pub fn quant_cols(x: &[f32], stride: usize, skip: &[f32], out: &mut [u8], scale: &mut [f32]) => quant_cols_imp
+);
+
+/// # Safety
+/// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
+#[inline(always)]
 unsafe fn softmax_backward_imp<V: V16>(ds: &mut [f32], p: &[f32]) {
     // SAFETY: `V`'s target features are available (this function's contract). Every `ld`/`st`
     // covers elements i..i+c with i < n and c = min(16, n − i), where n is
@@ -1317,8 +1473,9 @@ pub mod with {
         gelu_forward_imp::dispatch as gelu_forward, layer_norm_backward_row_imp::dispatch as layer_norm_backward_row,
         layer_norm_row_imp::dispatch as layer_norm_row, ln_param_grad_row_imp::dispatch as ln_param_grad_row,
         ln_param_grads_imp::dispatch as ln_param_grads, max_imp::dispatch as max,
-        scaled_exp_inplace_imp::dispatch as scaled_exp_inplace, softmax_backward_imp::dispatch as softmax_backward,
-        softmax_imp::dispatch as softmax_scaled_masked, sum_exp_imp::dispatch as sum_exp,
+        quant_cols_imp::dispatch as quant_cols, scaled_exp_inplace_imp::dispatch as scaled_exp_inplace,
+        softmax_backward_imp::dispatch as softmax_backward, softmax_imp::dispatch as softmax_scaled_masked,
+        softmax_levels_imp::dispatch as softmax_levels, sum_exp_imp::dispatch as sum_exp,
     };
 }
 

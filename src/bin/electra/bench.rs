@@ -465,7 +465,7 @@ fn bench_gemm_int8(a: &BenchArgs) -> Result<()> {
                 y.par_chunks_mut(block * dout).zip(&mut scratch).enumerate().try_for_each(|(b, (yb, q))| {
                     let r0 = b * block;
                     let nr = yb.len() / dout;
-                    q.quantize(&x[r0 * din..(r0 + nr) * din], nr, din)?;
+                    q.quantize(&x[r0 * din..(r0 + nr) * din], nr, din, packed.kernel())?;
                     int8::matmul(yb, dout, q, 0..nr, &packed, 0..dout);
                     Ok::<(), Error>(())
                 })
