@@ -1,7 +1,10 @@
 //! int8 models: dynamic quantization, as ONNX Runtime's `quantize_dynamic` and llama.cpp's Q8
 //! do. Every encoder and head Linear weight becomes symmetric int8 per output channel with an f32
 //! scale ([`crate::backend::cpu::int8`] defines the arithmetic); activations are quantized per
-//! row on the fly inside the kernel; bias, residual, LayerNorm, softmax and GELU stay f32. The
+//! row on the fly inside the kernel. Attention's two products run in int8 too (queries and keys
+//! per row and head, values per column and head, the softmax's numerators as levels 0..=127 per
+//! row: `attention_forward_int8` in the CPU backend); bias, residual, LayerNorm, the softmax
+//! itself and GELU stay f32. The
 //! word embedding table is int8 per row too (the largest tensor of a small model: in f32 it
 //! would keep an int8 ELECTRA-Small at 48% of the f32 file instead of 25%); a lookup
 //! dequantizes its row. Per row of the table is per output channel of the generator's tied

@@ -356,6 +356,31 @@ pub struct Activated<B> {
     pub f: Activation,
 }
 
+/// BERT's feed-forward block: the intermediate Linear (its activation is the scratch's `f`) and
+/// the output Linear + residual + LayerNorm.
+#[derive(Clone, Copy)]
+pub struct FeedForward<'a> {
+    /// `[I, H]`.
+    pub inter: &'a Linear,
+    /// `[H, I]`, then the LayerNorm.
+    pub out: &'a PostLn,
+}
+
+/// [`Backend::feed_forward`]'s default: the two calls one after the other.
+pub fn feed_forward_unfused<B: Backend + ?Sized>(
+    be: &B,
+    y: ResidualLn,
+    x: &Buf,
+    w: &Weights,
+    block: FeedForward,
+    scratch: Activated<&mut Buf>,
+    n: usize,
+) -> Result<()> {
+    let act = scratch.act;
+    be.linear_act(Activated { pre: scratch.pre, act: &mut *act, f: scratch.f }, x, w, block.inter, n)?;
+    be.linear_residual_layer_norm(y, act, x, w, block.out, n)
+}
+
 /// Queries, keys and values `[N, H]` (head h in columns h·HD..(h+1)·HD), or their gradients.
 #[derive(Clone, Copy)]
 pub struct Qkv<B> {
@@ -542,6 +567,23 @@ pub trait Backend: Send + Sync {
         block: &PostLn,
         n: usize,
     ) -> Result<()>;
+    /// BERT's feed-forward block in inference (no dropout, nothing kept for a backward):
+    /// `y.out = LayerNorm(f(x·W₁ᵀ + b₁)·W₂ᵀ + b₂ + x)`, `y.sum` the LayerNorm's input. By default
+    /// [`Backend::linear_act`] into `scratch` (`[N, I]` each), then
+    /// [`Backend::linear_residual_layer_norm`]; a backend may instead run both products per block
+    /// of rows while the block's `[rows, I]` stays in cache (the CPU does for prepacked weights:
+    /// the same bits, `scratch` unwritten).
+    fn feed_forward(
+        &self,
+        y: ResidualLn,
+        x: &Buf,
+        w: &Weights,
+        block: FeedForward,
+        scratch: Activated<&mut Buf>,
+        n: usize,
+    ) -> Result<()> {
+        feed_forward_unfused(self, y, x, w, block, scratch, n)
+    }
     /// Linear backward: `dW += dyᵀ·x`, `db += Σ dy` into `p`; `dx = dy·W` per `dx`.
     fn linear_backward(
         &self,

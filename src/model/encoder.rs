@@ -6,8 +6,8 @@
 use super::registrar::{EncoderLayer, Registrar};
 use super::Backprop;
 use crate::backend::{
-    Activated, Activation, AttentionSaved, AttentionShape, Backend, Buf, Dropout, InputGrad, KeystreamAt, LnSaved,
-    LnStats, Qkv, ResidualLn, Tokens, Weights,
+    Activated, Activation, AttentionSaved, AttentionShape, Backend, Buf, Dropout, FeedForward, InputGrad, KeystreamAt,
+    LnSaved, LnStats, Qkv, ResidualLn, Tokens, Weights,
 };
 use crate::batch::Batch;
 use crate::config::ElectraConfig;
@@ -381,7 +381,7 @@ impl Encoder {
         let tokens = Tokens { ids: &acts.ids, types: acts.types.as_ref(), b, t };
         be.embedding(&mut acts.emb_sum, tokens, w, &self.emb)?;
         be.layer_norm(&mut acts.emb_out, &mut acts.emb_ln, &acts.emb_sum, w.flat, &self.emb.ln, n)?;
-        let drop = acts.dropout;
+        let (drop, keep_all) = (acts.dropout, acts.keep_all);
         if let Some(d) = drop.embeddings() {
             be.dropout(&mut acts.emb_out, n * self.emb_dim, d)?;
         }
@@ -414,12 +414,21 @@ impl Encoder {
             // x1 = LN1(drop(dense_o(ctx)) + x), fused per row block without dropout.
             let y = ResidualLn { sum: &mut la.ln1_in, out: x1, stats: &mut la.ln1 };
             residual_block(be, y, (ctx, x), w, (&ly.attn_out(), n), drop.attention_output(l))?;
-            // ff_act = act(dense_inter(x1)), bias and activation fused.
-            let y = Activated { pre: &mut la.ff_pre, act: &mut *ff_act, f: self.act };
-            be.linear_act(y, x1, w, &ly.inter, n)?;
-            // out = LN2(drop(dense_out(ff_act)) + x1).
+            let scratch = Activated { pre: &mut la.ff_pre, act: &mut *ff_act, f: self.act };
             let y = ResidualLn { sum: &mut la.ln2_in, out, stats: &mut la.ln2 };
-            residual_block(be, y, (ff_act, x1), w, (&ly.ffn_out(), n), drop.ffn_output(l))?;
+            let ffn_out = ly.ffn_out();
+            match drop.ffn_output(l) {
+                // Inference: the block in one call (a backend may fuse its two products).
+                None if !keep_all => {
+                    be.feed_forward(y, x1, w, FeedForward { inter: &ly.inter, out: &ffn_out }, scratch, n)?
+                }
+                drop => {
+                    // ff_act = act(dense_inter(x1)), bias and activation fused; kept for the backward.
+                    be.linear_act(scratch, x1, w, &ly.inter, n)?;
+                    // out = LN2(drop(dense_out(ff_act)) + x1).
+                    residual_block(be, y, (ff_act, x1), w, (&ffn_out, n), drop)?;
+                }
+            }
         }
         Ok(())
     }

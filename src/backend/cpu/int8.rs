@@ -46,7 +46,7 @@ fn oom(what: &str, bytes: usize) -> Error {
 }
 
 /// Grows `v` to `len` elements of `fill` (never shrinks), failing cleanly when memory runs out.
-fn grow<T: Copy>(v: &mut Vec<T>, len: usize, fill: T, what: &str) -> Result<()> {
+pub(super) fn grow<T: Copy>(v: &mut Vec<T>, len: usize, fill: T, what: &str) -> Result<()> {
     if v.len() < len {
         v.try_reserve_exact(len - v.len()).map_err(|_| oom(what, len.saturating_mul(size_of::<T>())))?;
         v.resize(len, fill);

@@ -640,6 +640,85 @@ pub fn linear_residual_layer_norm_forward<'w>(
     });
 }
 
+/// Rows per block of the fused feed-forward: the block's `[rows, I]` pre-activation and
+/// activation (2 × 128 KiB at I = 1024) stay in L2 beside the two int8 weights.
+const FF_ROWS: usize = 32;
+
+thread_local! {
+    /// Per-thread room for a fused feed-forward block's pre-activation and activation.
+    static FF_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether [`feed_forward`] runs for these weights and `n` rows: both prepacked alike, and
+/// enough rows to share out by row blocks (else the separate calls split columns instead).
+pub fn feed_forward_fits(w1: &Weight, w2: &Weight, n: usize, (h, i): (usize, usize)) -> bool {
+    let alike = matches!((w1, w2), (Weight::Packed(_), Weight::Packed(_)) | (Weight::Int8(_), Weight::Int8(_)));
+    let dims = packed_dims(w1).is_some_and(|(_, d, o)| (d, o) == (h, i))
+        && packed_dims(w2).is_some_and(|(_, d, o)| (d, o) == (i, h));
+    let t = threads();
+    let small = 2 * n * h * i < PAR_MIN_MACS || t == 1;
+    alike && dims && (small || split(n, 2 * t, PACKED_MIN_ROWS, 4).1 > 1)
+}
+
+/// BERT's feed-forward block in inference, fused: per block of [`FF_ROWS`] rows,
+/// `pre = x·W₁ᵀ + b₁`, `act = f(pre)` in a per-thread scratch, then `sum = act·W₂ᵀ + b₂ +
+/// residual` and `post.out = LayerNorm(sum)`, so the `[N, I]` intermediate never leaves the
+/// cache. Every element is computed as [`linear_act_forward`] then
+/// [`linear_residual_layer_norm_forward`] compute it (row blocks are complete over the inner
+/// dimension), so the bits are theirs. Callers check [`feed_forward_fits`] first.
+pub fn feed_forward<'w>(
+    sum: &mut [f32],
+    x: &[f32],
+    (w1, b1, f): (Weight<'w>, &[f32], Activation),
+    (w2, b2): (Weight<'w>, &[f32]),
+    post: ResidualNorm,
+    (n, h, i): (usize, usize, usize),
+) {
+    let LnParams { g, b: beta, eps } = post.ln;
+    let (sums, outs) = (RowsMut::new(sum, n, h), RowsMut::new(post.out, n, h));
+    let (mean, rstd) = (RowsMut::new(post.stats.mean, n, 1), RowsMut::new(post.stats.rstd, n, 1));
+    let (x, residual) = (&x[..n * h], &post.residual[..n * h]);
+    let small = 2 * n * h * i < PAR_MIN_MACS || threads() == 1;
+    let parts = if small { 1 } else { 2 * threads() };
+    for_ranges(n, parts, PACKED_MIN_ROWS, 4, |s, e| {
+        FF_SCRATCH.with(|cell| {
+            let mut room = cell.borrow_mut();
+            let block = FF_ROWS.min(e - s) * i;
+            if super::int8::grow(&mut room, 2 * block, 0.0, "feed-forward scratch").is_err() {
+                // As in `packed_block`: refused scratch gives NaN, which sessions refuse.
+                // SAFETY: rows s..e are this task's alone (for_ranges hands out disjoint ranges).
+                unsafe { outs.get(s, e) }.fill(f32::NAN);
+                return;
+            }
+            let (pre, act) = room[..2 * block].split_at_mut(block);
+            for r0 in (s..e).step_by(FF_ROWS) {
+                let r1 = (r0 + FF_ROWS).min(e);
+                let (pre, act) = (&mut pre[..(r1 - r0) * i], &mut act[..(r1 - r0) * i]);
+                packed_block(pre, i, x, w1, h, (r0..r1, 0..i), None);
+                if f == Activation::Gelu {
+                    simd::bias_gelu(pre, act, b1);
+                } else {
+                    for (p, a) in pre.chunks_exact_mut(i).zip(act.chunks_exact_mut(i)) {
+                        simd::add_assign(p, b1);
+                        super::activation::activation_serial(a, p, f);
+                    }
+                }
+                // SAFETY: rows r0..r1 ⊂ s..e of `sum` are this task's alone, as are those rows of
+                // `out`, `mean` and `rstd` below.
+                let yb = unsafe { sums.get(r0, r1) };
+                packed_block(yb, h, act, w2, i, (0..r1 - r0, 0..h), None);
+                for (r, row) in (r0..r1).zip(yb.chunks_exact_mut(h)) {
+                    // SAFETY: as above (row r of this task's block).
+                    let (o, mu, rs) = unsafe { (outs.get(r, r + 1), mean.span(r, r + 1), rstd.span(r, r + 1)) };
+                    simd::add_assign(row, b2);
+                    simd::add_assign(row, &residual[r * h..(r + 1) * h]);
+                    (mu[0], rs[0]) = simd::layer_norm_row(o, row, g, beta, eps);
+                }
+            }
+        })
+    });
+}
+
 /// `db += Σ_rows dy` over `[n, dout]`, columns split over the pool; each column is summed over
 /// rows in order, as on one thread.
 pub fn bias_grad(db: &mut [f32], dy: &[f32], n: usize, dout: usize) {
@@ -768,6 +847,68 @@ mod tests {
     /// Query, key and value in one pass give each separate Linear's bits, for f32 panels and
     /// int8, at row counts below, at and above the row split, on 1 and 3 threads; unpacked or
     /// mixed weights are declined.
+    #[test]
+    fn fused_feed_forward_equals_the_two_calls() {
+        let (h, i) = (40, 96);
+        let wave = |len: usize, k: f32| (0..len).map(|j| (j as f32 * k).sin() * 0.3).collect::<Vec<f32>>();
+        let (w1, w2, b1, b2) = (wave(i * h, 0.013), wave(h * i, 0.029), wave(i, 0.3), wave(h, 0.7));
+        let (g, beta) = (wave(h, 0.11).iter().map(|v| 1.0 + v).collect::<Vec<_>>(), wave(h, 0.5));
+        let (p1, p2) = (PackedF32::new(&w1, i, h).unwrap(), PackedF32::new(&w2, h, i).unwrap());
+        let q = |w: &[f32], o: usize, d: usize| {
+            PackedI8::new(&crate::layers::int8::quantize_weight(w, o, d).unwrap()).unwrap()
+        };
+        let (q1, q2) = (q(&w1, i, h), q(&w2, h, i));
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            for n in [1usize, 7, 32, 33, 100, 300] {
+                let x = wave(n * h, 0.07);
+                for (ws, f) in [
+                    ((Weight::Packed(&p1), Weight::Packed(&p2)), Activation::Gelu),
+                    ((Weight::Int8(&q1), Weight::Int8(&q2)), Activation::Gelu),
+                    ((Weight::Int8(&q1), Weight::Int8(&q2)), Activation::Relu),
+                ] {
+                    let run = |fused: bool| {
+                        let (mut sum, mut out, mut mean, mut rstd) =
+                            (vec![0.0; n * h], vec![0.0; n * h], vec![0.0; n], vec![0.0; n]);
+                        let (mut pre, mut act) = (vec![0.0; n * i], vec![0.0; n * i]);
+                        pool.install(|| {
+                            let post = ResidualNorm {
+                                residual: &x,
+                                ln: LnParams { g: &g, b: &beta, eps: 1e-12 },
+                                out: &mut out,
+                                stats: LnStats { mean: &mut mean, rstd: &mut rstd },
+                            };
+                            if fused && feed_forward_fits(&ws.0, &ws.1, n, (h, i)) {
+                                feed_forward(&mut sum, &x, (ws.0, &b1, f), (ws.1, &b2), post, (n, h, i));
+                            } else {
+                                let y = Activated { pre: &mut pre[..], act: &mut act[..], f };
+                                linear_act_forward(y, &x, ws.0, &b1, LinearShape { n, din: h, dout: i });
+                                linear_residual_layer_norm_forward(
+                                    &mut sum,
+                                    &act,
+                                    ws.1,
+                                    &b2,
+                                    post,
+                                    LinearShape { n, din: i, dout: h },
+                                );
+                            }
+                        });
+                        [sum, out, mean, rstd]
+                    };
+                    assert_eq!(run(true), run(false), "n {n}, {f:?}, {threads} threads");
+                }
+            }
+            // Unlike weights, or unpacked ones, do not fuse.
+            pool.install(|| {
+                assert!(!feed_forward_fits(&Weight::Packed(&p1), &Weight::Int8(&q2), 64, (h, i)));
+                assert!(!feed_forward_fits(&Weight::OutIn(&w1), &Weight::OutIn(&w2), 64, (h, i)));
+                assert!(!feed_forward_fits(&Weight::Int8(&q1), &Weight::Int8(&q2), 64, (h, i + 1)));
+            });
+        }
+        // Fused where it applies: one thread always, and enough rows on three.
+        assert!(feed_forward_fits(&Weight::Int8(&q1), &Weight::Int8(&q2), 5, (h, i)));
+    }
+
     #[test]
     fn shared_input_products_equal_separate_linears() {
         let (din, outs) = (96, [64usize, 48, 80]);

@@ -30,8 +30,8 @@ pub mod simd;
 
 use super::{
     Activated, Activation, AdamState, AdamStep, AdamTensor, AttentionSaved, AttentionShape, Backend, Buf, Device,
-    Dropout, InferenceWeights, InputGrad, KeystreamAt, LnSaved, LnStats, LossScale, LossSum, Mem, ParamGrads, Prepared,
-    Qkv, ResidualLn, RowGroups, Tokens, Weights,
+    Dropout, FeedForward, InferenceWeights, InputGrad, KeystreamAt, LnSaved, LnStats, LossScale, LossSum, Mem,
+    ParamGrads, Prepared, Qkv, ResidualLn, RowGroups, Tokens, Weights,
 };
 use crate::error::{Error, Result};
 use crate::layers::int8::QuantizedWeights;
@@ -384,6 +384,32 @@ impl Backend for CpuBackend {
         };
         let x = rd(x, n * lin.din, "linear x")?;
         matmul::linear_residual_layer_norm_forward(wr(y.sum, len, "sum")?, x, wt, b, post, shape(lin, n));
+        Ok(())
+    }
+
+    fn feed_forward(
+        &self,
+        y: ResidualLn,
+        x: &Buf,
+        w: &Weights,
+        block: FeedForward,
+        scratch: Activated<&mut Buf>,
+        n: usize,
+    ) -> Result<()> {
+        let (inter, out) = (block.inter, &block.out.dense);
+        let ((w1, b1), (w2, b2)) = (linear_weight(w, inter)?, linear_weight(w, out)?);
+        let (h, i) = (inter.din, inter.dout);
+        if !matmul::feed_forward_fits(&w1, &w2, n, (h, i)) {
+            return super::feed_forward_unfused(self, y, x, w, block, scratch, n);
+        }
+        let xs = rd(x, n * h, "feed-forward x")?;
+        let post = matmul::ResidualNorm {
+            residual: xs,
+            ln: ln_params(mem(w.flat, "weights")?, &block.out.ln)?,
+            out: wr(y.out, n * h, "out")?,
+            stats: stats_mut(y.stats, n)?,
+        };
+        matmul::feed_forward(wr(y.sum, n * h, "sum")?, xs, (w1, b1, scratch.f), (w2, b2), post, (n, h, i));
         Ok(())
     }
 
