@@ -78,8 +78,19 @@ fn row_kernels_match_scalar() {
                 with::bias_gelu(isa, &mut pre, &mut act, &b);
                 let mut rows = [x.clone(), x.clone()].concat();
                 with::add_rows(isa, &mut rows, &b);
-                let scalars = vec![mu, rs, with::max(isa, &x), with::sum_exp(isa, &x, 1.0)];
-                [out, dx, dg, db, sm, ds, pre, act, rows, scalars]
+                // The fused post-LN epilogue: the bits of the two adds and the LayerNorm.
+                let (mut fused, mut fout) = (x.clone(), vec![0.0f32; n]);
+                let (fmu, frs) = with::residual_layer_norm_row(isa, &mut fout, &mut fused, (&g, &b), (&b, &g, 1e-5));
+                let mut plain = x.clone();
+                with::add_assign(isa, &mut plain, &g);
+                with::add_assign(isa, &mut plain, &b);
+                let mut pout = vec![0.0f32; n];
+                let (pmu, prs) = with::layer_norm_row(isa, &mut pout, &plain, &b, &g, 1e-5);
+                same("residual_layer_norm_row sum", isa, n, &fused, &plain);
+                same("residual_layer_norm_row out", isa, n, &fout, &pout);
+                same("residual_layer_norm_row stats", isa, n, &[fmu, frs], &[pmu, prs]);
+                let scalars = vec![mu, rs, with::max(isa, &x), with::sum_exp(isa, &x, 1.0), fmu, frs];
+                [out, dx, dg, db, sm, ds, pre, act, rows, scalars, fout, fused]
             };
             let want = run(Isa::Scalar);
             let got = run(isa);

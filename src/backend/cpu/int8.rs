@@ -383,6 +383,25 @@ impl QuantRows {
         self.set_rows_with(n, din, k, |r, out| quant_row(isa, &x[r * ld..r * ld + din], out, flip))
     }
 
+    /// Quantizes `n` rows of `din` for `kernel` as they are produced: `produce(r, row)` writes
+    /// row r's values into `row` (the caller's scratch of `din`), which is quantized while it is
+    /// in L1, as [`Self::quantize`] would quantize it (a layer's output that only feeds an int8
+    /// product never goes to memory in f32).
+    pub fn quantize_produced(
+        &mut self,
+        (n, din): (usize, usize),
+        kernel: I8Kernel,
+        row: &mut [f32],
+        mut produce: impl FnMut(usize, &mut [f32]),
+    ) -> Result<()> {
+        let (isa, flip) = (super::simd::isa(), if kernel.unsigned_x() { 0x80 } else { 0 });
+        let row = &mut row[..din];
+        self.set_rows_with(n, din, kernel, |r, out| {
+            produce(r, row);
+            quant_row(isa, row, out, flip)
+        })
+    }
+
     /// Fills `n` rows of `din` for `kernel` with `row(r, bytes)`, which writes row r's `din`
     /// bytes in the kernel's form (`(q as u8) ^ 0x80` where [`I8Kernel::unsigned_x`], else
     /// `q as u8`, with q in −127..=127) and returns its scale: for callers that quantize as they

@@ -634,9 +634,8 @@ pub fn linear_residual_layer_norm_forward<'w>(
         // SAFETY: with `full_rows`, `linear_then` makes exactly one epilogue call per row r, so
         // row r of `out` and element r of `mean`/`rstd` are taken by one task only.
         let (o, mu, rs) = unsafe { (out.get(r, r + 1), mean.span(r, r + 1), rstd.span(r, r + 1)) };
-        simd::add_assign(row, b);
-        simd::add_assign(row, &residual[r * dout..(r + 1) * dout]);
-        (mu[0], rs[0]) = simd::layer_norm_row(o, row, g, beta, eps);
+        let add = (b, &residual[r * dout..(r + 1) * dout]);
+        (mu[0], rs[0]) = simd::residual_layer_norm_row(o, row, add, (g, beta, eps));
     });
 }
 
@@ -691,28 +690,48 @@ pub fn feed_forward<'w>(
                 return;
             }
             let (pre, act) = room[..2 * block].split_at_mut(block);
-            for r0 in (s..e).step_by(FF_ROWS) {
-                let r1 = (r0 + FF_ROWS).min(e);
-                let (pre, act) = (&mut pre[..(r1 - r0) * i], &mut act[..(r1 - r0) * i]);
-                packed_block(pre, i, x, w1, h, (r0..r1, 0..i), None);
+            let activate = |p: &mut [f32], a: &mut [f32]| {
                 if f == Activation::Gelu {
-                    simd::bias_gelu(pre, act, b1);
+                    simd::bias_gelu(p, a, b1);
                 } else {
-                    for (p, a) in pre.chunks_exact_mut(i).zip(act.chunks_exact_mut(i)) {
+                    for (p, a) in p.chunks_exact_mut(i).zip(a.chunks_exact_mut(i)) {
                         simd::add_assign(p, b1);
                         super::activation::activation_serial(a, p, f);
                     }
                 }
+            };
+            for r0 in (s..e).step_by(FF_ROWS) {
+                let r1 = (r0 + FF_ROWS).min(e);
+                let m = r1 - r0;
+                let (pre, act) = (&mut pre[..m * i], &mut act[..m * i]);
+                packed_block(pre, i, x, w1, h, (r0..r1, 0..i), None);
                 // SAFETY: rows r0..r1 ⊂ s..e of `sum` are this task's alone, as are those rows of
                 // `out`, `mean` and `rstd` below.
                 let yb = unsafe { sums.get(r0, r1) };
-                packed_block(yb, h, act, w2, i, (0..r1 - r0, 0..h), None);
+                if let Weight::Int8(q2) = w2 {
+                    // Each activation row quantized as it is made, in L1: the same bytes as
+                    // quantizing the block's rows afterwards.
+                    let done = QUANT_ROWS.with(|q| {
+                        let mut q = q.borrow_mut();
+                        let produce = |r: usize, a: &mut [f32]| activate(&mut pre[r * i..(r + 1) * i], a);
+                        let ok = q.quantize_produced((m, i), q2.kernel(), &mut act[..i], produce).is_ok();
+                        if ok {
+                            super::int8::matmul(yb, h, &q, 0..m, q2, 0..h);
+                        }
+                        ok
+                    });
+                    if !done {
+                        yb.fill(f32::NAN);
+                    }
+                } else {
+                    activate(pre, act);
+                    packed_block(yb, h, act, w2, i, (0..m, 0..h), None);
+                }
                 for (r, row) in (r0..r1).zip(yb.chunks_exact_mut(h)) {
                     // SAFETY: as above (row r of this task's block).
                     let (o, mu, rs) = unsafe { (outs.get(r, r + 1), mean.span(r, r + 1), rstd.span(r, r + 1)) };
-                    simd::add_assign(row, b2);
-                    simd::add_assign(row, &residual[r * h..(r + 1) * h]);
-                    (mu[0], rs[0]) = simd::layer_norm_row(o, row, g, beta, eps);
+                    let add = (b2, &residual[r * h..(r + 1) * h]);
+                    (mu[0], rs[0]) = simd::residual_layer_norm_row(o, row, add, (g, beta, eps));
                 }
             }
         })

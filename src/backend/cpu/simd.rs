@@ -674,6 +674,35 @@ pub unsafe fn exp<V: V16>(x: V) -> V {
 /// # Safety
 /// The vector type's target features must be available.
 ///
+/// e^x for x ≤ 0 as erf needs it: [`exp`]'s arithmetic, with arguments below −87 taken as −87
+/// and 2^n applied in one multiply (n ≥ −126 is a normal power of two, so the product rounds
+/// once, as exp's two exact halves do). Where the two differ (x < −87), erf's `1 − t·P(t)·e^x`
+/// rounds to exactly 1 either way (it does from x < −17 on), so erf's bits are unchanged; a
+/// third fewer operations than [`exp`] for the GELU of every feed-forward element.
+#[inline(always)]
+unsafe fn exp_for_erf<V: V16>(x: V) -> V {
+    // SAFETY: `V`'s target features are available (this function's contract); vector
+    // arithmetic on values only, no memory is accessed.
+    unsafe {
+        // NaN survives (max returns its second operand when either is NaN).
+        let x = V::splat(-87.0).max(x);
+        let n = x.mul(V::splat(std::f32::consts::LOG2_E)).round();
+        let r = n.fma(V::splat(-0.693_359_4), x);
+        let r = n.fma(V::splat(2.121_944_4e-4), r);
+        let mut p = V::splat(1.987_569_1e-4);
+        p = p.fma(r, V::splat(1.398_2e-3));
+        p = p.fma(r, V::splat(8.333_452e-3));
+        p = p.fma(r, V::splat(4.166_579_6e-2));
+        p = p.fma(r, V::splat(0.166_666_65));
+        p = p.fma(r, V::splat(0.5));
+        let y = p.fma(r.mul(r), r).add(V::splat(1.0));
+        y.mul(n.pow2i())
+    }
+}
+
+/// # Safety
+/// The vector type's target features must be available.
+///
 /// erf(x) by Abramowitz & Stegun 7.1.26, `1 − t·P(t)·e^(−x²)` with `t = 1/(1 + p|x|)`, to
 /// 1.5e-7 absolute — the formula of PyTorch's vectorized CPU `erf`, which its GELU uses. Tails
 /// go to exactly ±1 (GELU of large negative inputs is exactly 0, as in PyTorch).
@@ -692,7 +721,7 @@ pub unsafe fn erf<V: V16>(x: V) -> V {
         r = r.fma(t, V::splat(-0.284_496_72));
         r = r.fma(t, V::splat(0.254_829_6));
         r = r.mul(t);
-        let y = V::splat(1.0).sub(r.mul(exp(neg.mul(x))));
+        let y = V::splat(1.0).sub(r.mul(exp_for_erf(neg.mul(x))));
         V::sel_ge(x, zero, y, zero.sub(y))
     }
 }
@@ -1239,14 +1268,39 @@ unsafe fn layer_norm_row_imp<V: V16>(out: &mut [f32], x: &[f32], g: &[f32], b: &
     unsafe {
         let n = x.len();
         assert!(out.len() >= n && g.len() >= n && b.len() >= n, "layer_norm_row out of bounds");
-        let (o, xp, gp, bp) = (out.as_mut_ptr(), x.as_ptr(), g.as_ptr(), b.as_ptr());
         // Two-pass statistics; padding lanes add exactly 0 (0, then (mean − mean)²).
-        let mut acc = V::splat(0.0);
+        let (xp, mut acc) = (x.as_ptr(), V::splat(0.0));
         let mut i = 0;
         while i < n {
             acc = acc.add(ld(xp.add(i), (n - i).min(W), 0.0));
             i += W;
         }
+        layer_norm_finish(out, x, (g, b, eps), acc)
+    }
+}
+dispatch!(
+    /// One LayerNorm row: `out = (x − mean)·rstd·g + b`; returns (mean, rstd). Statistics are
+    /// two-pass (mean, then the mean of squared deviations).
+    pub fn layer_norm_row(out: &mut [f32], x: &[f32], g: &[f32], b: &[f32], eps: f64) -> (f32, f32) => layer_norm_row_imp
+);
+
+/// The LayerNorm of `x` after its first pass (`acc`: the 16 lane sums of x): the mean, the
+/// squared deviations, then `out`; returns (mean, rstd).
+///
+/// # Safety
+/// `V`'s target features must be available; `out`, `g`, `b` at least as long as `x`.
+#[inline(always)]
+unsafe fn layer_norm_finish<V: V16>(
+    out: &mut [f32],
+    x: &[f32],
+    (g, b, eps): (&[f32], &[f32], f64),
+    acc: V,
+) -> (f32, f32) {
+    // SAFETY: `V`'s target features are available and the slices long enough (this function's
+    // contract); every `ld`/`st` covers elements i..i+c with i < n = x.len(), c = min(16, n − i).
+    unsafe {
+        let n = x.len();
+        let (o, xp, gp, bp) = (out.as_mut_ptr(), x.as_ptr(), g.as_ptr(), b.as_ptr());
         let mean = hsum(acc) / n as f32;
         let mu = V::splat(mean);
         let mut acc = V::splat(0.0);
@@ -1269,10 +1323,47 @@ unsafe fn layer_norm_row_imp<V: V16>(out: &mut [f32], x: &[f32], g: &[f32], b: &
         (mean, rstd)
     }
 }
+
+/// # Safety
+/// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
+#[inline(always)]
+unsafe fn residual_layer_norm_row_imp<V: V16>(
+    out: &mut [f32],
+    x: &mut [f32],
+    (bias, residual): (&[f32], &[f32]),
+    (g, b, eps): (&[f32], &[f32], f64),
+) -> (f32, f32) {
+    // SAFETY: `V`'s target features are available (this function's contract). Every `ld`/`st`
+    // covers elements i..i+c with i < n and c = min(16, n − i), where n is `x.len()`, asserted on
+    // entry to be at most every other slice's length, so it stays inside them.
+    unsafe {
+        let n = x.len();
+        let fits = [out.len(), bias.len(), residual.len(), g.len(), b.len()].iter().all(|&l| l >= n);
+        assert!(fits, "residual_layer_norm_row out of bounds");
+        let (xp, bp, rp) = (x.as_mut_ptr(), bias.as_ptr(), residual.as_ptr());
+        // x = (x + bias) + residual, as two `add_assign`s would round it, summed as it goes.
+        let mut acc = V::splat(0.0);
+        let mut i = 0;
+        while i < n {
+            let c = (n - i).min(W);
+            let v = ld::<V>(xp.add(i), c, 0.0).add(ld(bp.add(i), c, 0.0)).add(ld(rp.add(i), c, 0.0));
+            st(v, xp.add(i), c);
+            acc = acc.add(v);
+            i += W;
+        }
+        layer_norm_finish(out, x, (g, b, eps), acc)
+    }
+}
 dispatch!(
-    /// One LayerNorm row: `out = (x − mean)·rstd·g + b`; returns (mean, rstd). Statistics are
-    /// two-pass (mean, then the mean of squared deviations).
-    pub fn layer_norm_row(out: &mut [f32], x: &[f32], g: &[f32], b: &[f32], eps: f64) -> (f32, f32) => layer_norm_row_imp
+    /// BERT's post-LN epilogue on one row in one pass less: `x = (x + bias) + residual`, then
+    /// `out = LayerNorm(x)`; returns (mean, rstd). The bits of `add_assign(x, bias)`,
+    /// `add_assign(x, residual)`, `layer_norm_row(out, x, ..)`.
+    pub fn residual_layer_norm_row(
+        out: &mut [f32],
+        x: &mut [f32],
+        add: (&[f32], &[f32]),
+        ln: (&[f32], &[f32], f64),
+    ) -> (f32, f32) => residual_layer_norm_row_imp
 );
 
 /// One LayerNorm row for [`layer_norm_backward_row`]: its output gradient, input, gain and
@@ -1473,9 +1564,10 @@ pub mod with {
         gelu_forward_imp::dispatch as gelu_forward, layer_norm_backward_row_imp::dispatch as layer_norm_backward_row,
         layer_norm_row_imp::dispatch as layer_norm_row, ln_param_grad_row_imp::dispatch as ln_param_grad_row,
         ln_param_grads_imp::dispatch as ln_param_grads, max_imp::dispatch as max,
-        quant_cols_imp::dispatch as quant_cols, scaled_exp_inplace_imp::dispatch as scaled_exp_inplace,
-        softmax_backward_imp::dispatch as softmax_backward, softmax_imp::dispatch as softmax_scaled_masked,
-        softmax_levels_imp::dispatch as softmax_levels, sum_exp_imp::dispatch as sum_exp,
+        quant_cols_imp::dispatch as quant_cols, residual_layer_norm_row_imp::dispatch as residual_layer_norm_row,
+        scaled_exp_inplace_imp::dispatch as scaled_exp_inplace, softmax_backward_imp::dispatch as softmax_backward,
+        softmax_imp::dispatch as softmax_scaled_masked, softmax_levels_imp::dispatch as softmax_levels,
+        sum_exp_imp::dispatch as sum_exp,
     };
 }
 
@@ -1498,6 +1590,29 @@ mod tests {
             worst_erf = worst_erf.max((r - libm::erf(y as f64)).abs());
         }
         assert!(worst_exp < 3e-7, "exp relative error {worst_exp}");
+        // erf's own e^x gives erf the bits of exp's: over a sweep, the extremes and NaN.
+        let old_erf = |y: f32| {
+            // SAFETY: the `Scalar` variant needs no target features, and this touches no memory.
+            unsafe {
+                let v = Scalar::splat(y);
+                let (zero, neg) = (Scalar::splat(0.0), Scalar::splat(0.0).sub(v));
+                let t = Scalar::splat(1.0).div(Scalar::splat(0.327_591_1).fma(v.max(neg), Scalar::splat(1.0)));
+                let mut r = Scalar::splat(1.061_405_4);
+                for c in [-1.453_152, 1.421_413_8, -0.284_496_72, 0.254_829_6] {
+                    r = r.fma(t, Scalar::splat(c));
+                }
+                let e = Scalar::splat(1.0).sub(r.mul(t).mul(exp(neg.mul(v))));
+                Scalar::sel_ge(v, zero, e, zero.sub(e)).0[0]
+            }
+        };
+        let sweep = (-400_000..=400_000).map(|i| i as f32 * 1e-4).chain([1e30, -1e30, 1e-30, f32::INFINITY, f32::MIN]);
+        for y in sweep.chain((0..2000).map(|i| f32::from_bits(0x3f00_0000 + i * 77_777))) {
+            // SAFETY: as above.
+            let new = unsafe { erf(Scalar::splat(y)).0[0] };
+            assert_eq!(new.to_bits(), old_erf(y).to_bits(), "erf({y})");
+        }
+        // SAFETY: as above.
+        assert!(unsafe { erf(Scalar::splat(f32::NAN)).0[0] }.is_nan());
         assert!(worst_erf < 5e-7, "erf absolute error {worst_erf}"); // 1.5e-7 formula + f32 rounding
         assert_eq!(expf(-200.0), 0.0);
         assert_eq!(expf(f32::NEG_INFINITY), 0.0);
