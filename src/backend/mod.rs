@@ -376,7 +376,9 @@ pub fn feed_forward_unfused<B: Backend + ?Sized>(
     scratch: Activated<&mut Buf>,
     n: usize,
 ) -> Result<()> {
-    let act = scratch.act;
+    let (act, len) = (scratch.act, n * block.inter.dout);
+    be.ensure(&mut *scratch.pre, len)?;
+    be.ensure(act, len)?;
     be.linear_act(Activated { pre: scratch.pre, act: &mut *act, f: scratch.f }, x, w, block.inter, n)?;
     be.linear_residual_layer_norm(y, act, x, w, block.out, n)
 }
@@ -569,7 +571,7 @@ pub trait Backend: Send + Sync {
     ) -> Result<()>;
     /// BERT's feed-forward block in inference (no dropout, nothing kept for a backward):
     /// `y.out = LayerNorm(f(x·W₁ᵀ + b₁)·W₂ᵀ + b₂ + x)`, `y.sum` the LayerNorm's input. By default
-    /// [`Backend::linear_act`] into `scratch` (`[N, I]` each), then
+    /// [`Backend::linear_act`] into `scratch` (grown to `[N, I]` each), then
     /// [`Backend::linear_residual_layer_norm`]; a backend may instead run both products per block
     /// of rows while the block's `[rows, I]` stays in cache (the CPU does for prepacked weights:
     /// the same bits, `scratch` unwritten).

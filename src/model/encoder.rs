@@ -283,7 +283,6 @@ impl EncoderActs {
             (&mut self.emb_ln.mean, n),
             (&mut self.emb_ln.rstd, n),
             (&mut self.emb_out, n * e),
-            (&mut self.ff_act, n * i),
         ] {
             be.ensure(v, len)?;
         }
@@ -296,6 +295,9 @@ impl EncoderActs {
         }
         if enc.layers.len() > 1 {
             be.ensure(&mut self.outs[1], n * h)?;
+        }
+        if self.keep_all {
+            be.ensure(&mut self.ff_act, n * i)?;
         }
         let want = if self.keep_all { enc.layers.len() } else { enc.layers.len().min(2) };
         // A backend that recomputes them in the backward needs none (and its attention works
@@ -319,7 +321,10 @@ impl EncoderActs {
             for v in [&mut la.ln1.mean, &mut la.ln1.rstd, &mut la.ln2.mean, &mut la.ln2.rstd] {
                 be.ensure(v, n)?;
             }
-            be.ensure(&mut la.ff_pre, n * i)?;
+            // Inference grows these only where its feed-forward is not fused (see `forward`).
+            if self.keep_all {
+                be.ensure(&mut la.ff_pre, n * i)?;
+            }
             be.ensure(&mut la.probs, if self.keep_probs { b * nh * t * t } else { 0 })?;
         }
         Ok(())
@@ -424,6 +429,8 @@ impl Encoder {
                 }
                 drop => {
                     // ff_act = act(dense_inter(x1)), bias and activation fused; kept for the backward.
+                    be.ensure(&mut *scratch.pre, n * self.inter)?;
+                    be.ensure(&mut *scratch.act, n * self.inter)?;
                     be.linear_act(scratch, x1, w, &ly.inter, n)?;
                     // out = LN2(drop(dense_out(ff_act)) + x1).
                     residual_block(be, y, (ff_act, x1), w, (&ffn_out, n), drop)?;

@@ -1116,6 +1116,29 @@ dispatch!(
     pub fn softmax_scaled_masked(row: &mut [f32], scale: f32, mask: &[f32]) => softmax_imp
 );
 
+/// e^x for x ≤ 0 to about 3e-6 relative, for int8 levels (where 127·e^x needs far less than
+/// [`exp`]'s 1 ulp): arguments below −16 (levels below 2e-5) taken as −16, a single-constant
+/// reduction and a degree-5 Taylor polynomial on |r| ≤ ln2/2. NaN stays NaN.
+///
+/// # Safety
+/// `V`'s target features must be available on this CPU.
+#[inline(always)]
+unsafe fn exp_for_levels<V: V16>(x: V) -> V {
+    // SAFETY: `V`'s target features are available (this function's contract); vector
+    // arithmetic on values only, no memory is accessed.
+    unsafe {
+        let x = V::splat(-16.0).max(x);
+        let n = x.mul(V::splat(std::f32::consts::LOG2_E)).round();
+        let r = n.fma(V::splat(-std::f32::consts::LN_2), x);
+        let mut p = V::splat(1.0 / 120.0);
+        p = p.fma(r, V::splat(1.0 / 24.0));
+        p = p.fma(r, V::splat(1.0 / 6.0));
+        p = p.fma(r, V::splat(0.5));
+        p = p.fma(r, V::splat(1.0));
+        p.fma(r, V::splat(1.0)).mul(n.pow2i())
+    }
+}
+
 /// # Safety
 /// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
 #[inline(always)]
@@ -1138,14 +1161,14 @@ unsafe fn softmax_levels_imp<V: V16>(row: &mut [f32], scale: f32, mask: &[f32], 
             i += W;
         }
         let max = V::splat(hmax(mx));
-        // Levels round(127·e^(s − max)) and their sum (exact: integers below 2^24); a NaN lane
-        // stores 0 but keeps the sum NaN.
+        // Levels round(127·e^(s − max)) (`exp_for_levels`) and their sum (exact: integers below
+        // 2^24); a NaN lane stores 0 but keeps the sum NaN.
         let (levels, zero) = (V::splat(LEVELS), V::splat(0.0));
         let mut acc = V::splat(0.0);
         let mut i = 0;
         while i < n {
             let c = (n - i).min(W);
-            let r = exp(ld::<V>(p.add(i), c, f32::NEG_INFINITY).sub(max)).mul(levels).round();
+            let r = exp_for_levels(ld::<V>(p.add(i), c, f32::NEG_INFINITY).sub(max)).mul(levels).round();
             acc = acc.add(r);
             V::sel_ge(r, r, r, zero).store_bytes(o.add(i), c, flip);
             i += W;
@@ -1155,9 +1178,10 @@ unsafe fn softmax_levels_imp<V: V16>(row: &mut [f32], scale: f32, mask: &[f32], 
 }
 dispatch!(
     /// Attention's probabilities as int8 levels: `row = row·scale + mask` in place (mask 0 or
-    /// `f32::MIN`), then `out[j] = round(127·e^(row[j] − max))` as bytes `^ flip`, the largest
-    /// exactly 127: the softmax's numerators, quantized against their largest without a pass for
-    /// it. Returns the levels' sum (≥ 127; NaN for a row with a NaN), which normalizes them.
+    /// `f32::MIN`), then `out[j] = round(127·e^(row[j] − max))` as bytes `^ flip` (e^ to ~3e-6,
+    /// enough for 127 levels), the largest exactly 127: the softmax's numerators, quantized
+    /// against their largest without a pass for it. Returns the levels' sum (≥ 127; NaN for a row
+    /// with a NaN), which normalizes them.
     pub fn softmax_levels(row: &mut [f32], scale: f32, mask: &[f32], out: &mut [u8], flip: u8) -> f32 => softmax_levels_imp
 );
 
