@@ -366,6 +366,25 @@ pub struct FeedForward<'a> {
     pub out: &'a PostLn,
 }
 
+/// [`Backend::self_attention`]'s default: the two calls one after the other.
+pub fn self_attention_unfused<B: Backend + ?Sized>(
+    be: &B,
+    (ctx, probs): (&mut Buf, &mut Buf),
+    qkv: Qkv<&mut Buf>,
+    x: &Buf,
+    w: &Weights,
+    (lin, mask_add): (Qkv<&Linear>, &Buf),
+    shape: AttentionShape,
+) -> Result<()> {
+    let (len, n) = (shape.qkv_len(), shape.b * shape.t);
+    let Qkv { q, k, v } = qkv;
+    for buf in [&mut *q, &mut *k, &mut *v] {
+        be.ensure(buf, len)?;
+    }
+    be.linear_qkv(Qkv { q: &mut *q, k: &mut *k, v: &mut *v }, x, w, lin, n)?;
+    be.attention(ctx, probs, Qkv { q, k, v }, mask_add, shape)
+}
+
 /// [`Backend::feed_forward`]'s default: the two calls one after the other.
 pub fn feed_forward_unfused<B: Backend + ?Sized>(
     be: &B,
@@ -647,6 +666,21 @@ pub trait Backend: Send + Sync {
         mask_add: &Buf,
         shape: AttentionShape,
     ) -> Result<()>;
+    /// Self-attention of one layer input: `x·W_{q,k,v}ᵀ + b` into `qkv` (grown to `[N, H]`
+    /// each), then [`Backend::attention`] into `ctx` (and `probs` as it says). A backend may instead run both per batch
+    /// row while its `[T, H]` queries, keys and values stay in cache (the CPU does for an int8
+    /// model's inference with enough batch rows to share out: the same bits, `qkv` unwritten).
+    fn self_attention(
+        &self,
+        (ctx, probs): (&mut Buf, &mut Buf),
+        qkv: Qkv<&mut Buf>,
+        x: &Buf,
+        w: &Weights,
+        (lin, mask_add): (Qkv<&Linear>, &Buf),
+        shape: AttentionShape,
+    ) -> Result<()> {
+        self_attention_unfused(self, (ctx, probs), qkv, x, w, (lin, mask_add), shape)
+    }
     /// Attention backward: assigns `dx` from `dctx`; `scratch` holds `[B, NH, T, T]` (when
     /// `shape.keep_probs`).
     fn attention_backward(

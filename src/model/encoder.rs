@@ -315,9 +315,12 @@ impl EncoderActs {
             for v in [&mut la.ln1_in, &mut la.ln2_in] {
                 be.ensure(v, n * h)?;
             }
-            for v in [&mut la.q, &mut la.k, &mut la.v, &mut la.ctx] {
-                be.ensure(v, own)?;
+            // Inference grows queries, keys and values only where its attention is not fused.
+            let qkv = if self.keep_all { own } else { 0 };
+            for v in [&mut la.q, &mut la.k, &mut la.v] {
+                be.ensure(v, qkv)?;
             }
+            be.ensure(&mut la.ctx, own)?;
             for v in [&mut la.ln1.mean, &mut la.ln1.rstd, &mut la.ln2.mean, &mut la.ln2.rstd] {
                 be.ensure(v, n)?;
             }
@@ -414,8 +417,8 @@ impl Encoder {
             let ly = &self.layers[l];
             let (q, k, v, ctx) = if *lean { (q, k, v, ctx) } else { (&mut la.q, &mut la.k, &mut la.v, &mut la.ctx) };
             let qkv = Qkv { q: &mut *q, k: &mut *k, v: &mut *v };
-            be.linear_qkv(qkv, x, w, Qkv { q: &ly.q, k: &ly.k, v: &ly.v }, n)?;
-            be.attention(ctx, &mut la.probs, Qkv { q, k, v }, mask_add, shape)?;
+            let lin = Qkv { q: &ly.q, k: &ly.k, v: &ly.v };
+            be.self_attention((&mut *ctx, &mut la.probs), qkv, x, w, (lin, mask_add), shape)?;
             // x1 = LN1(drop(dense_o(ctx)) + x), fused per row block without dropout.
             let y = ResidualLn { sum: &mut la.ln1_in, out: x1, stats: &mut la.ln1 };
             residual_block(be, y, (ctx, x), w, (&ly.attn_out(), n), drop.attention_output(l))?;

@@ -9,6 +9,7 @@
 
 use super::super::{AttentionShape, Qkv};
 use super::int8::{self, I8Kernel, PackedI8, QuantRows};
+use super::matmul::Weight;
 use super::matmul::{gemm_raw, raw};
 use super::par::RowsMut;
 use super::simd;
@@ -208,34 +209,114 @@ pub fn attention_forward_int8(
     let n = b * t * hidden;
     let (q, k, v, ctx) = (&q[..n], &k[..n], &v[..n], &mut ctx[..n]);
     let out = Shared(ctx.as_mut_ptr());
-    let scale = 1.0 / (hd as f32).sqrt();
-    let flip = if kernel.unsigned_x() { 0x80 } else { 0 };
     for_heads(b, nh, t * t, |bi, h, s| {
         let at = bi * t * hidden + h * hd;
         let mb = &mask_add[bi * t..(bi + 1) * t];
-        I8_HEAD.with(|cell| {
-            let mut cell = cell.borrow_mut();
-            let ops = match &mut *cell {
-                Some(o) if o.keys.kernel() == kernel => o,
-                slot => slot.insert(I8Head::new(kernel)),
-            };
-            ops.q.quantize_strided(&q[at..], t, hd, hidden, kernel)?;
-            ops.k.quantize_strided(&k[at..], t, hd, hidden, kernel)?;
-            ops.keys.set_rows(&ops.k)?;
-            // Padded keys' values out of the value scales (their levels are 0), so a text's
-            // outputs do not depend on its padding; all keys padded: every key counts, as in f32.
-            let skip = if mb.iter().all(|&m| m != 0.0) { &[][..] } else { mb };
-            ops.values.set_cols(&v[at..], (t, hd, hidden), skip, &mut ops.stage)?;
-            int8::matmul(s, t, &ops.q, 0..t, &ops.keys, 0..t);
-            ops.p.set_rows_with(t, t, kernel, |r, row| {
-                1.0 / simd::softmax_levels(&mut s[r * t..(r + 1) * t], scale, mb, row, flip)
-            })?;
-            // SAFETY: ctx covers rows bi·T..(bi+1)·T of width H (sliced to n above); this task
-            // writes only columns h·HD..(h+1)·HD of those rows (for_heads runs each pair once).
-            unsafe { int8::matmul_raw(kernel, out.get().add(at), hidden, &ops.p, 0..t, &ops.values, 0..hd) };
-            Ok(())
+        // SAFETY: ctx covers rows bi·T..(bi+1)·T of width H (sliced to n above); this task
+        // writes only columns h·HD..(h+1)·HD of those rows (for_heads runs each pair once).
+        with_i8_head(kernel, |ops| unsafe {
+            int8_head(ops, s, (&q[at..], &k[at..], &v[at..]), out.get().add(at), mb, shape)
         })
     })
+}
+
+/// Runs `f` on this thread's int8 head operands for `kernel`.
+fn with_i8_head(kernel: I8Kernel, f: impl FnOnce(&mut I8Head) -> Result<()>) -> Result<()> {
+    I8_HEAD.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let ops = match &mut *cell {
+            Some(o) if o.keys.kernel() == kernel => o,
+            slot => slot.insert(I8Head::new(kernel)),
+        };
+        f(ops)
+    })
+}
+
+/// One head of [`attention_forward_int8`]: `q`, `k`, `v` start at the head's first element of
+/// `T` rows `H = NH·HD` apart; the context goes to `out` likewise; `s` is `T·T` of scratch.
+///
+/// # Safety
+/// `out` must be valid for writes of `T` rows of `HD` at a stride of `H`, and no other thread may
+/// access those elements during the call.
+unsafe fn int8_head(
+    ops: &mut I8Head,
+    s: &mut [f32],
+    (q, k, v): (&[f32], &[f32], &[f32]),
+    out: *mut f32,
+    mb: &[f32],
+    shape: AttentionShape,
+) -> Result<()> {
+    let (t, hd, hidden) = (shape.t, shape.hd, shape.nh * shape.hd);
+    let kernel = ops.keys.kernel();
+    let (scale, flip) = (1.0 / (hd as f32).sqrt(), if kernel.unsigned_x() { 0x80 } else { 0 });
+    ops.q.quantize_strided(q, t, hd, hidden, kernel)?;
+    ops.k.quantize_strided(k, t, hd, hidden, kernel)?;
+    ops.keys.set_rows(&ops.k)?;
+    // Padded keys' values out of the value scales (their levels are 0), so a text's outputs do
+    // not depend on its padding; all keys padded: every key counts, as in f32.
+    let skip = if mb.iter().all(|&m| m != 0.0) { &[][..] } else { mb };
+    ops.values.set_cols(v, (t, hd, hidden), skip, &mut ops.stage)?;
+    int8::matmul(s, t, &ops.q, 0..t, &ops.keys, 0..t);
+    ops.p.set_rows_with(t, t, kernel, |r, row| {
+        1.0 / simd::softmax_levels(&mut s[r * t..(r + 1) * t], scale, mb, row, flip)
+    })?;
+    // SAFETY: this function's contract.
+    unsafe { int8::matmul_raw(kernel, out, hidden, &ops.p, 0..t, &ops.values, 0..hd) };
+    Ok(())
+}
+
+/// Whether [`self_attention_int8`] shares `b` batch rows out evenly enough over the pool.
+pub fn sequences_share_out(b: usize) -> bool {
+    let t = super::par::threads();
+    t == 1 || (b >= t && (b.is_multiple_of(t) || b >= 4 * t))
+}
+
+/// An int8 model's self-attention, fused per batch row: the row's `[T, H]` queries, keys and
+/// values (`x` quantized once for the three int8 Linears `ws`, weight and bias each) in a
+/// per-thread scratch, then [`attention_forward_int8`]'s heads on them while they are in cache;
+/// one task per batch row ([`sequences_share_out`] says when that balances). The same bits as
+/// `linear_forward_shared` then [`attention_forward_int8`].
+pub fn self_attention_int8(
+    ctx: &mut [f32],
+    x: &[f32],
+    ws: &[(Weight, &[f32]); 3],
+    mask_add: &[f32],
+    shape: AttentionShape,
+    din: usize,
+) -> Result<()> {
+    let AttentionShape { b, t, nh, hd, .. } = shape;
+    let hidden = nh * hd;
+    let kernel = match ws[0].0 {
+        Weight::Int8(p) => p.kernel(),
+        _ => return Err(Error::arg("self_attention_int8 takes int8 weights")),
+    };
+    let (ctx, x) = (&mut ctx[..b * t * hidden], &x[..b * t * din]);
+    let out = Shared(ctx.as_mut_ptr());
+    let failed = std::sync::Mutex::new(None);
+    super::par::for_each(b, |bi| {
+        let run = with_scratch(3 * t * hidden + t * t, |room| {
+            let (qkv, s) = room.split_at_mut(3 * t * hidden);
+            let (q, rest) = qkv.split_at_mut(t * hidden);
+            let (k, v) = rest.split_at_mut(t * hidden);
+            super::matmul::shared_rows(&mut [&mut *q, &mut *k, &mut *v], &x[bi * t * din..], ws, t, din);
+            let mb = &mask_add[bi * t..(bi + 1) * t];
+            with_i8_head(kernel, |ops| {
+                for h in 0..nh {
+                    let at = h * hd;
+                    // SAFETY: ctx holds rows bi·T..(bi+1)·T of width H; this task (batch row
+                    // bi, run once by for_each) writes columns h·HD..(h+1)·HD of those rows.
+                    let o = unsafe { out.get().add(bi * t * hidden + at) };
+                    // SAFETY: as just said.
+                    unsafe { int8_head(ops, &mut *s, (&q[at..], &k[at..], &v[at..]), o, mb, shape)? };
+                }
+                Ok(())
+            })
+        });
+        if let Err(e) = run.and_then(|r| r) {
+            failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+        }
+    });
+    failed.into_inner().unwrap_or_else(|p| p.into_inner()).map_or(Ok(()), Err)
 }
 
 /// What [`attention_backward`] reads of the forward besides Q, K, V.
@@ -387,6 +468,48 @@ mod tests {
             v[0] = f32::NAN;
             let got = run(int8::available()[0], Isa::detect(), 1, &v);
             assert!(got[0].is_nan(), "a NaN value must reach the context");
+        }
+    }
+
+    /// Self-attention fused per batch row gives the bits of the Q/K/V Linears then the int8
+    /// attention, on any thread count.
+    #[test]
+    fn fused_self_attention_equals_the_two_calls() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let (din, nh, hd) = (40, 2, 24);
+        let hidden = nh * hd;
+        let packed: Vec<(PackedI8, Vec<f32>)> = (0..3)
+            .map(|_| {
+                let w = random(&mut rng, hidden * din, 0.3);
+                let q = crate::layers::int8::quantize_weight(&w, hidden, din).unwrap();
+                (PackedI8::new(&q).unwrap(), random(&mut rng, hidden, 0.1))
+            })
+            .collect();
+        let ws: [(Weight, &[f32]); 3] = std::array::from_fn(|j| (Weight::Int8(&packed[j].0), &packed[j].1[..]));
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            for (b, t) in [(1, 9), (3, 17), (6, 32)] {
+                let n = b * t;
+                let x = random(&mut rng, n * din, 1.5);
+                let mask_add: Vec<f32> =
+                    (0..n).map(|i| if i % t >= t - 2 && i / t == 1 { f32::MIN } else { 0.0 }).collect();
+                let shape = AttentionShape { keep_probs: false, int8: true, ..AttentionShape::new(b, t, nh, hd) };
+                let kernel = packed[0].0.kernel();
+                let (mut want, mut got) = (vec![0.0f32; n * hidden], vec![1.0f32; n * hidden]);
+                pool.install(|| {
+                    let mut qkv: Vec<Vec<f32>> = (0..3).map(|_| vec![0.0f32; n * hidden]).collect();
+                    for (y, (w, bias)) in qkv.iter_mut().zip(&ws) {
+                        super::super::matmul::linear_forward(y, &x, *w, Some(bias), n, din, hidden);
+                    }
+                    let x3 = Qkv { q: &qkv[0][..], k: &qkv[1][..], v: &qkv[2][..] };
+                    attention_forward_int8(&mut want, x3, &mask_add, shape, kernel).unwrap();
+                    self_attention_int8(&mut got, &x, &ws, &mask_add, shape, din).unwrap();
+                });
+                assert!(
+                    got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "b {b} t {t}, {threads} threads"
+                );
+            }
         }
     }
 

@@ -558,37 +558,39 @@ pub fn linear_forward_shared(ys: &mut [&mut [f32]], x: &[f32], ws: &[(Weight, &[
     let outs: Vec<RowsMut> = ys.iter_mut().zip(ws).map(|(y, (w, _))| RowsMut::new(y, n, dout(w))).collect();
     let parts = if small { 1 } else { 2 * t };
     for_ranges(n, parts, PACKED_MIN_ROWS, 4, |s, e| {
-        let xb = &x[s * din..e * din];
-        let run = |xq: Option<&QuantRows>| {
-            for ((w, b), out) in ws.iter().zip(&outs) {
-                let d = dout(w);
-                // SAFETY: for_ranges hands each task its own disjoint row range s..e, and `outs`
-                // holds the only views of the outputs while the tasks run.
-                let yb = unsafe { out.get(s, e) };
-                packed_block(yb, d, xb, *w, din, (0..e - s, 0..d), xq);
-                for row in yb.chunks_exact_mut(d) {
-                    simd::add_assign(row, &b[..d]);
-                }
-            }
-        };
-        let Some(kernel) = int8 else {
-            return run(None);
-        };
-        QUANT_ROWS.with(|q| {
-            let mut q = q.borrow_mut();
-            match q.quantize(xb, e - s, din, kernel) {
-                Ok(()) => run(Some(&q)),
-                // As in `packed_block`: refused scratch gives NaN, which sessions refuse.
-                Err(_) => {
-                    for o in &outs {
-                        // SAFETY: as above, rows s..e of each output are this task's alone.
-                        unsafe { o.get(s, e) }.fill(f32::NAN);
-                    }
-                }
-            }
-        });
+        // SAFETY: for_ranges hands each task its own disjoint row range s..e, and `outs` holds
+        // the only views of the outputs while the tasks run.
+        let mut yb: Vec<&mut [f32]> = outs.iter().map(|o| unsafe { o.get(s, e) }).collect();
+        shared_rows(&mut yb, &x[s * din..e * din], ws, e - s, din);
     });
     true
+}
+
+/// One block of rows of [`linear_forward_shared`], on the calling thread: `ys[i] = x·Wᵢᵀ + bᵢ`
+/// for `x` `[rows, din]` and `ys[i]` `[rows, doutᵢ]`, the weights prepacked alike (checked by
+/// the caller); int8 weights quantize `x` once for all of them. Refused scratch gives NaN.
+pub fn shared_rows(ys: &mut [&mut [f32]], x: &[f32], ws: &[(Weight, &[f32])], rows: usize, din: usize) {
+    let run = |ys: &mut [&mut [f32]], xq: Option<&QuantRows>| {
+        for ((w, b), yb) in ws.iter().zip(ys.iter_mut()) {
+            let d = packed_dims(w).map_or(0, |(_, _, o)| o);
+            let yb = &mut yb[..rows * d];
+            packed_block(yb, d, x, *w, din, (0..rows, 0..d), xq);
+            for row in yb.chunks_exact_mut(d) {
+                simd::add_assign(row, &b[..d]);
+            }
+        }
+    };
+    let Some((Weight::Int8(first), _)) = ws.first() else {
+        return run(ys, None);
+    };
+    QUANT_ROWS.with(|q| {
+        let mut q = q.borrow_mut();
+        match q.quantize(&x[..rows * din], rows, din, first.kernel()) {
+            Ok(()) => run(ys, Some(&q)),
+            // As in `packed_block`: refused scratch gives NaN, which sessions refuse.
+            Err(_) => ys.iter_mut().for_each(|y| y.fill(f32::NAN)),
+        }
+    });
 }
 
 /// Linear + activation: `y.pre = x·Wᵀ + b`, `y.act = y.f(y.pre)` (both kept for the backward).

@@ -524,6 +524,29 @@ impl Backend for CpuBackend {
         attention::attention_forward(wr(ctx, len, "ctx")?, probs, qkv(x, len)?, mask_add, shape)
     }
 
+    fn self_attention(
+        &self,
+        (ctx, probs): (&mut Buf, &mut Buf),
+        qkv: Qkv<&mut Buf>,
+        x: &Buf,
+        w: &Weights,
+        (lin, mask_add): (Qkv<&Linear>, &Buf),
+        shape: AttentionShape,
+    ) -> Result<()> {
+        let ws = [linear_weight(w, lin.q)?, linear_weight(w, lin.k)?, linear_weight(w, lin.v)?];
+        let (din, hidden) = (lin.q.din, shape.nh * shape.hd);
+        let fits = ws.iter().zip([lin.q, lin.k, lin.v]).all(|((w, _), l)| {
+            matches!(w, Weight::Int8(p) if p.kernel() == self.kernels.i8) && l.din == din && l.dout == hidden
+        });
+        let inference = shape.int8 && !shape.keep_probs && shape.dropout.is_none();
+        if !(fits && inference && attention::sequences_share_out(shape.b)) {
+            return super::self_attention_unfused(self, (ctx, probs), qkv, x, w, (lin, mask_add), shape);
+        }
+        let n = shape.b * shape.t;
+        let (x, mask_add) = (rd(x, n * din, "x")?, rd(mask_add, n, "mask_add")?);
+        attention::self_attention_int8(wr(ctx, n * hidden, "ctx")?, x, &ws, mask_add, shape, din)
+    }
+
     fn attention_backward(
         &self,
         dx: Qkv<&mut Buf>,
