@@ -986,7 +986,7 @@ electra_status electra_model_load(const char *path, electra_model **out);
  * e.g. a config of 1 layer over a 2-layer file). `"quantize"` (`"f32"`, the default, or
  * `"int8"`): quantize an f32 model as it loads, as `electra quantize` does (every encoder and
  * head Linear weight and the word embeddings int8 per output channel; activations quantized per
- * row at run time; about 1.6-2x faster on the CPU, within ~1% of f32 outputs); an int8 model
+ * row at run time; about 2.2-2.6x faster on the CPU, within ~1% of f32 outputs); an int8 model
  * directory loads as int8 either way. Unknown keys are `ELECTRA_ERR_INVALID_ARGUMENT`.
  * On failure `*out` is NULL.
  *
