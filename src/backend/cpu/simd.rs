@@ -1070,18 +1070,16 @@ dispatch!(
     pub fn ln_param_grads(dg: &mut [f32], db: &mut [f32], rows: LnRows) => ln_param_grads_imp
 );
 
+/// The softmaxes' first pass: `s = x·scale + mask` in place over `n` elements at `p` (mask at
+/// `m`), and its maximum in every lane (padding lanes count as −∞).
+///
 /// # Safety
-/// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
+/// `V`'s target features must be available; `p..p+n` writable and `m..m+n` readable.
 #[inline(always)]
-unsafe fn softmax_imp<V: V16>(row: &mut [f32], scale: f32, mask: &[f32]) {
-    // SAFETY: `V`'s target features are available (this function's contract). Every `ld`/`st`
-    // covers elements i..i+c with i < n and c = min(16, n − i), where n is
-    // `min(row.len(), mask.len())`, so it stays inside the slices.
+unsafe fn scale_mask_max<V: V16>(p: *mut f32, m: *const f32, n: usize, scale: f32) -> V {
+    // SAFETY: this function's contract; every `ld`/`st` covers i..i+c with i < n, c = min(16, n − i).
     unsafe {
-        let n = row.len().min(mask.len());
-        let (p, m) = (row.as_mut_ptr(), mask.as_ptr());
         let s = V::splat(scale);
-        // s = x·scale + mask, and its maximum (padding lanes: −∞).
         let mut mx = V::splat(f32::NEG_INFINITY);
         let mut i = 0;
         while i < n {
@@ -1091,7 +1089,21 @@ unsafe fn softmax_imp<V: V16>(row: &mut [f32], scale: f32, mask: &[f32]) {
             mx = mx.max(v);
             i += W;
         }
-        let max = V::splat(hmax(mx));
+        V::splat(hmax(mx))
+    }
+}
+
+/// # Safety
+/// `V`'s target features must be available on this CPU (the `dispatch!` wrappers ensure it).
+#[inline(always)]
+unsafe fn softmax_imp<V: V16>(row: &mut [f32], scale: f32, mask: &[f32]) {
+    // SAFETY: `V`'s target features are available (this function's contract). Every `ld`/`st`
+    // covers elements i..i+c with i < n and c = min(16, n − i), where n is
+    // `min(row.len(), mask.len())`, so it stays inside the slices.
+    unsafe {
+        let n = row.len().min(mask.len());
+        let p = row.as_mut_ptr();
+        let max = scale_mask_max::<V>(p, mask.as_ptr(), n, scale);
         // e = exp(s − max) and Σe (padding lanes: exp(−∞) = 0).
         let mut acc = V::splat(0.0);
         let mut i = 0;
@@ -1148,19 +1160,8 @@ unsafe fn softmax_levels_imp<V: V16>(row: &mut [f32], scale: f32, mask: &[f32], 
     // shortest of the three slices, so it stays inside them.
     unsafe {
         let n = row.len().min(mask.len()).min(out.len());
-        let (p, m, o) = (row.as_mut_ptr(), mask.as_ptr(), out.as_mut_ptr());
-        let s = V::splat(scale);
-        // s = x·scale + mask and its maximum, as the softmax computes them.
-        let mut mx = V::splat(f32::NEG_INFINITY);
-        let mut i = 0;
-        while i < n {
-            let c = (n - i).min(W);
-            let v = ld::<V>(p.add(i), c, 0.0).fma(s, ld(m.add(i), c, f32::NEG_INFINITY));
-            st(v, p.add(i), c);
-            mx = mx.max(v);
-            i += W;
-        }
-        let max = V::splat(hmax(mx));
+        let (p, o) = (row.as_mut_ptr(), out.as_mut_ptr());
+        let max = scale_mask_max::<V>(p, mask.as_ptr(), n, scale);
         // Levels round(127·e^(s − max)) (`exp_for_levels`) and their sum (exact: integers below
         // 2^24); a NaN lane stores 0 but keeps the sum NaN.
         let (levels, zero) = (V::splat(LEVELS), V::splat(0.0));
