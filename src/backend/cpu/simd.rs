@@ -654,7 +654,22 @@ pub unsafe fn exp<V: V16>(x: V) -> V {
     // arithmetic on values only, no memory is accessed.
     unsafe {
         // Clamp so NaN survives (x86 min/max return the second operand when either is NaN).
-        let x = V::splat(88.72).min(V::splat(-105.0).max(x));
+        let (y, n) = exp_reduced(V::splat(88.72).min(V::splat(-105.0).max(x)));
+        let n1 = n.mul(V::splat(0.5)).floor();
+        let n2 = n.sub(n1);
+        y.mul(n1.pow2i()).mul(n2.pow2i())
+    }
+}
+
+/// [`exp`]'s reduction: x = n·ln2 + r, and e^r by its degree-6 polynomial; returns (e^r, n).
+///
+/// # Safety
+/// The vector type's target features must be available.
+#[inline(always)]
+unsafe fn exp_reduced<V: V16>(x: V) -> (V, V) {
+    // SAFETY: `V`'s target features are available (this function's contract); vector
+    // arithmetic on values only, no memory is accessed.
+    unsafe {
         let n = x.mul(V::splat(std::f32::consts::LOG2_E)).round();
         let r = n.fma(V::splat(-0.693_359_4), x);
         let r = n.fma(V::splat(2.121_944_4e-4), r);
@@ -664,10 +679,7 @@ pub unsafe fn exp<V: V16>(x: V) -> V {
         p = p.fma(r, V::splat(4.166_579_6e-2));
         p = p.fma(r, V::splat(0.166_666_65));
         p = p.fma(r, V::splat(0.5));
-        let y = p.fma(r.mul(r), r).add(V::splat(1.0));
-        let n1 = n.mul(V::splat(0.5)).floor();
-        let n2 = n.sub(n1);
-        y.mul(n1.pow2i()).mul(n2.pow2i())
+        (p.fma(r.mul(r), r).add(V::splat(1.0)), n)
     }
 }
 
@@ -685,17 +697,7 @@ unsafe fn exp_for_erf<V: V16>(x: V) -> V {
     // arithmetic on values only, no memory is accessed.
     unsafe {
         // NaN survives (max returns its second operand when either is NaN).
-        let x = V::splat(-87.0).max(x);
-        let n = x.mul(V::splat(std::f32::consts::LOG2_E)).round();
-        let r = n.fma(V::splat(-0.693_359_4), x);
-        let r = n.fma(V::splat(2.121_944_4e-4), r);
-        let mut p = V::splat(1.987_569_1e-4);
-        p = p.fma(r, V::splat(1.398_2e-3));
-        p = p.fma(r, V::splat(8.333_452e-3));
-        p = p.fma(r, V::splat(4.166_579_6e-2));
-        p = p.fma(r, V::splat(0.166_666_65));
-        p = p.fma(r, V::splat(0.5));
-        let y = p.fma(r.mul(r), r).add(V::splat(1.0));
+        let (y, n) = exp_reduced(V::splat(-87.0).max(x));
         y.mul(n.pow2i())
     }
 }
