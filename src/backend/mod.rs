@@ -667,9 +667,10 @@ pub trait Backend: Send + Sync {
         shape: AttentionShape,
     ) -> Result<()>;
     /// Self-attention of one layer input: `x·W_{q,k,v}ᵀ + b` into `qkv` (grown to `[N, H]`
-    /// each), then [`Backend::attention`] into `ctx` (and `probs` as it says). A backend may instead run both per batch
-    /// row while its `[T, H]` queries, keys and values stay in cache (the CPU does for an int8
-    /// model's inference with enough batch rows to share out: the same bits, `qkv` unwritten).
+    /// each), then [`Backend::attention`] into `ctx` (and `probs` as it says). A backend may
+    /// instead run both per batch row while its `[T, H]` queries, keys and values stay in cache
+    /// (the CPU does for an int8 model's inference with enough batch rows to share out: the same
+    /// bits, `qkv` unwritten).
     fn self_attention(
         &self,
         (ctx, probs): (&mut Buf, &mut Buf),

@@ -9,8 +9,7 @@
 
 use super::super::{AttentionShape, Qkv};
 use super::int8::{self, I8Kernel, PackedI8, QuantRows};
-use super::matmul::Weight;
-use super::matmul::{gemm_raw, raw};
+use super::matmul::{gemm_raw, raw, Weight};
 use super::par::RowsMut;
 use super::simd;
 use crate::error::{Error, Result};
@@ -248,7 +247,7 @@ unsafe fn int8_head(
 ) -> Result<()> {
     let (t, hd, hidden) = (shape.t, shape.hd, shape.nh * shape.hd);
     let kernel = ops.keys.kernel();
-    let (scale, flip) = (1.0 / (hd as f32).sqrt(), if kernel.unsigned_x() { 0x80 } else { 0 });
+    let (scale, flip) = (1.0 / (hd as f32).sqrt(), kernel.row_flip());
     ops.q.quantize_strided(q, t, hd, hidden, kernel)?;
     ops.k.quantize_strided(k, t, hd, hidden, kernel)?;
     ops.keys.set_rows(&ops.k)?;
@@ -546,7 +545,7 @@ mod tests {
         let mut ops = I8Head::new(kernel);
         let mut s = vec![0.0f32; t * t];
         let hidden = nh * hd;
-        let flip = if kernel.unsigned_x() { 0x80 } else { 0 };
+        let flip = kernel.row_flip();
         let heads = || (0..b * nh).map(|i| (i / nh) * t * hidden + (i % nh) * hd);
         let stage = |name: &str, f: &mut dyn FnMut(usize)| {
             let secs = time(&mut || heads().for_each(&mut *f));

@@ -150,7 +150,7 @@ impl PackedI8 {
         }
         self.scale[dout..panels * PANEL].fill(0.0);
         self.offset[dout..panels * PANEL].fill(0);
-        let flip = if rows.unsigned { 0x80 } else { 0 };
+        let flip = rows.flip;
         let flip4 = u32::from_ne_bytes([flip; KG]);
         for o in 0..dout {
             let (p, j) = (o / PANEL, o % PANEL);
@@ -271,8 +271,8 @@ pub struct QuantRows {
     din: usize,
     /// Row stride of `bytes`: `din` rounded up to a multiple of 4.
     kp: usize,
-    /// Whether the bytes are offset by +128 (for the kernels that read unsigned rows).
-    unsigned: bool,
+    /// The kernel's [`I8Kernel::row_flip`] the bytes were written with (0x80: offset by +128).
+    flip: u8,
 }
 
 /// How one row is quantized, from the bits of its largest magnitude.
@@ -379,7 +379,7 @@ impl QuantRows {
         if !fits {
             return Err(Error::Shape { what: "int8 activations".into(), expected: vec![n, din], got: vec![x.len()] });
         }
-        let flip = if k.unsigned_x() { 0x80 } else { 0 };
+        let flip = k.row_flip();
         self.set_rows_with(n, din, k, |r, out| quant_row(isa, &x[r * ld..r * ld + din], out, flip))
     }
 
@@ -394,7 +394,7 @@ impl QuantRows {
         row: &mut [f32],
         mut produce: impl FnMut(usize, &mut [f32]),
     ) -> Result<()> {
-        let (isa, flip) = (super::simd::isa(), if kernel.unsigned_x() { 0x80 } else { 0 });
+        let (isa, flip) = (super::simd::isa(), kernel.row_flip());
         let row = &mut row[..din];
         self.set_rows_with(n, din, kernel, |r, out| {
             produce(r, row);
@@ -420,10 +420,9 @@ impl QuantRows {
         let len = n.checked_mul(kp).ok_or_else(|| oom("int8 activations", usize::MAX))?;
         grow(&mut self.bytes, len, 0, "int8 activations")?;
         grow(&mut self.scale, n, 0.0, "int8 activation scales")?;
-        let unsigned = kernel.unsigned_x();
-        (self.n, self.din, self.kp, self.unsigned) = (n, din, kp, unsigned);
+        (self.n, self.din, self.kp, self.flip) = (n, din, kp, kernel.row_flip());
         // A zero in the kernel's form: the pad meets zero weights, but nothing may read stale bytes.
-        let zero = if unsigned { 0x80 } else { 0 };
+        let zero = self.flip;
         for (r, b) in self.bytes[..len].chunks_exact_mut(kp.max(1)).enumerate().take(n) {
             self.scale[r] = if din == 0 { 0.0 } else { row(r, &mut b[..din]) };
             if kp > din {
@@ -439,7 +438,7 @@ impl QuantRows {
     /// Row r's signed values (tests).
     #[cfg(test)]
     fn signed(&self, r: usize) -> Vec<i8> {
-        let flip = if self.unsigned { 0x80 } else { 0 };
+        let flip = self.flip;
         self.bytes[r * self.kp..r * self.kp + self.din].iter().map(|&b| (b ^ flip) as i8).collect()
     }
 
@@ -496,6 +495,16 @@ impl I8Kernel {
     /// Whether the kernel reads the +128 unsigned rows (and starts from the weight offsets).
     pub fn unsigned_x(self) -> bool {
         matches!(self, I8Kernel::AvxVnni | I8Kernel::Avx512Vnni)
+    }
+
+    /// What its rows' bytes are XORed with: 0x80 for the unsigned rows (`q ^ 0x80 = q + 128`),
+    /// else 0 (so a byte is `(q as u8) ^ row_flip()`, and `row_flip()` itself is a zero).
+    pub fn row_flip(self) -> u8 {
+        if self.unsigned_x() {
+            0x80
+        } else {
+            0
+        }
     }
 
     /// Vector width in bits (for caps; 0: scalar).
@@ -590,7 +599,7 @@ pub unsafe fn matmul_raw(
     }
     assert!(ldy >= cols.end, "int8 matmul: ldy {ldy} below the last column {}", cols.end);
     let (mr, mp) = k.tile();
-    assert_eq!(x.unsigned, k.unsigned_x(), "int8 matmul: rows quantized for another kernel than {k:?}");
+    assert_eq!(x.flip, k.row_flip(), "int8 matmul: rows quantized for another kernel than {k:?}");
     let xb: *const u8 = x.bytes.as_ptr();
     let kp = x.kp;
     // Columns in chunks whose packed weights stay in L2 while every row tile passes over them;

@@ -656,9 +656,12 @@ pub fn feed_forward_fits(w1: &Weight, w2: &Weight, n: usize, (h, i): (usize, usi
     let alike = matches!((w1, w2), (Weight::Packed(_), Weight::Packed(_)) | (Weight::Int8(_), Weight::Int8(_)));
     let dims = packed_dims(w1).is_some_and(|(_, d, o)| (d, o) == (h, i))
         && packed_dims(w2).is_some_and(|(_, d, o)| (d, o) == (i, h));
-    let t = threads();
-    let small = 2 * n * h * i < PAR_MIN_MACS || t == 1;
-    alike && dims && (small || split(n, 2 * t, PACKED_MIN_ROWS, 4).1 > 1)
+    alike && dims && (feed_forward_serial(n, h, i) || split(n, 2 * threads(), PACKED_MIN_ROWS, 4).1 > 1)
+}
+
+/// Whether a fused feed-forward of `n` rows runs as one task (too small to share, or one thread).
+fn feed_forward_serial(n: usize, h: usize, i: usize) -> bool {
+    2 * n * h * i < PAR_MIN_MACS || threads() == 1
 }
 
 /// BERT's feed-forward block in inference, fused: per block of [`FF_ROWS`] rows,
@@ -679,8 +682,7 @@ pub fn feed_forward<'w>(
     let (sums, outs) = (RowsMut::new(sum, n, h), RowsMut::new(post.out, n, h));
     let (mean, rstd) = (RowsMut::new(post.stats.mean, n, 1), RowsMut::new(post.stats.rstd, n, 1));
     let (x, residual) = (&x[..n * h], &post.residual[..n * h]);
-    let small = 2 * n * h * i < PAR_MIN_MACS || threads() == 1;
-    let parts = if small { 1 } else { 2 * threads() };
+    let parts = if feed_forward_serial(n, h, i) { 1 } else { 2 * threads() };
     for_ranges(n, parts, PACKED_MIN_ROWS, 4, |s, e| {
         FF_SCRATCH.with(|cell| {
             let mut room = cell.borrow_mut();
