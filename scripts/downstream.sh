@@ -29,7 +29,9 @@
 #   torch       the main job's recipe in HF PyTorch (scripts/reference_pretrain.py --save
 #               --label-smoothing 0.2 --rtd-head cls --untie-generator-output), when TORCH_PYTHON
 #               names a Python with torch and transformers; torch-tied, torch-plain and torch-bc
-#               as main-tied, main-plain and main-bc
+#               as main-tied, main-plain and main-bc (the table's torch rows were measured before
+#               the reference built examples and exempted weights from decay as ours do: add
+#               --packing chunks --decay-norms-and-biases to reproduce them)
 #   random-rt   random init with the vocabulary trained on RT's training sentences
 #   indomain    `electra pretrain --corpus` on RT's training sentences (labels removed), 600 steps
 #   indomain-plain  the same, tied, with HF's detection head
