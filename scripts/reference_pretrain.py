@@ -117,7 +117,8 @@ def main():
     ap.add_argument("--save", help="write the discriminator here (HF layout + vocab.txt)")
     ap.add_argument("--packing", choices=["original", "chunks"], default="original",
                     help="original: examples built as electra pretrain (and the original) builds them; "
-                         "chunks: 126-token slices across documents (this script before 2026-12-07)")
+                         "chunks: 126-token slices across documents (this script before 2026-12-07; "
+                         "masking now skips [UNK] as ours does, which the bundled corpus never yields)")
     ap.add_argument("--decay-norms-and-biases", action="store_true",
                     help="weight decay on LayerNorm and bias too (this script before 2026-12-07; "
                          "electra pretrain, as the original, exempts them)")
